@@ -1,0 +1,6 @@
+"""
+ikedtx: an IKEv2 daemon (RFC 7296) for Linux, a re-implementation of
+OpenBSD's iked(8) on Twisted.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""ikedtx.wire"""
