@@ -1,0 +1,77 @@
+# -*- test-case-name: tests.test_kernel_decoupled -*-
+"""
+The decoupled kernel: records what would be installed and installs nothing.
+
+This is iked's C{set decouple} (and its C{-n}-like dry runs), and the datapath
+of tests and demos that run without root. What it holds is what C{ikectl show
+sa} would show of the kernel.
+"""
+
+import os
+import struct
+
+from twisted.internet.defer import succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ikedtx.kernel.interfaces import IKernel
+
+
+@implementer(IKernel)
+class DecoupledKernel:
+    """
+    An L{IKernel} that only records.
+
+    @ivar sas: installed L{KernelSA}s keyed by C{(protocol, spi, destination)}.
+    @ivar flows: installed L{KernelFlow}s, in installation order.
+    @ivar log: every call, as C{(operation, argument)} tuples, in order.
+    """
+
+    name = "decoupled"
+    _log = Logger()
+
+    def __init__(self, randomBytes=os.urandom):
+        self._randomBytes = randomBytes
+        self._reserved = set()
+        self.sas = {}
+        self.flows = []
+        self.log = []
+
+    def allocateSpi(self, protocol, source, destination):
+        while True:
+            (spi,) = struct.unpack("!I", self._randomBytes(4))
+            # SPIs 0-255 are reserved by IANA (RFC 4303 2.1).
+            if spi > 255 and (protocol, spi) not in self._reserved:
+                self._reserved.add((protocol, spi))
+                self.log.append(("allocateSpi", spi))
+                return spi
+
+    def addSA(self, sa):
+        self.sas[(sa.protocol, sa.spi, sa.destination)] = sa
+        self.log.append(("addSA", sa))
+        self._log.debug("decoupled: would install SA {spi:08x} {src} -> {dst}", spi=sa.spi, src=sa.source, dst=sa.destination)
+        return succeed(None)
+
+    def deleteSA(self, sa):
+        self.sas.pop((sa.protocol, sa.spi, sa.destination), None)
+        self._reserved.discard((sa.protocol, sa.spi))
+        self.log.append(("deleteSA", sa))
+        return succeed(None)
+
+    def addFlow(self, flow):
+        self.flows.append(flow)
+        self.log.append(("addFlow", flow))
+        return succeed(None)
+
+    def deleteFlow(self, flow):
+        if flow in self.flows:
+            self.flows.remove(flow)
+        self.log.append(("deleteFlow", flow))
+        return succeed(None)
+
+    def flush(self):
+        self.sas.clear()
+        self.flows.clear()
+        self._reserved.clear()
+        self.log.append(("flush", None))
+        return succeed(None)

@@ -1,0 +1,110 @@
+# -*- test-case-name: tests.test_net_udp -*-
+"""
+UDP ports that know which local address a datagram arrived on and can choose
+the source address of a datagram they send (IP_PKTINFO / IPV6_PKTINFO).
+
+IKE needs both: NAT detection hashes the addresses the packet really carried
+(RFC 7296 2.23), and a reply must leave from the address the request came to,
+even when the daemon listens on the wildcard address of a multi-homed host.
+"""
+
+import socket
+import struct
+from errno import EAGAIN, ECONNREFUSED, EINTR, EWOULDBLOCK
+from ipaddress import ip_address
+
+from twisted.internet import udp
+from twisted.logger import Logger
+
+_IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+_IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+_CMSG_SPACE = socket.CMSG_SPACE(32)
+_IGNORED_READ_ERRORS = (EAGAIN, EWOULDBLOCK, EINTR, ECONNREFUSED)
+
+
+def _localFromAncillary(family, ancillary):
+    for level, kind, data in ancillary:
+        if family == socket.AF_INET and level == socket.IPPROTO_IP and kind == _IP_PKTINFO and len(data) >= 12:
+            return socket.inet_ntop(socket.AF_INET, data[8:12])
+        if family == socket.AF_INET6 and level == socket.IPPROTO_IPV6 and kind == _IPV6_PKTINFO and len(data) >= 20:
+            return socket.inet_ntop(socket.AF_INET6, data[:16])
+    return None
+
+
+def _sourceAncillary(family, source):
+    if source is None:
+        return []
+    packed = socket.inet_pton(family, str(source))
+    if family == socket.AF_INET:
+        return [(socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=I4s4s", 0, packed, b"\0" * 4))]
+    return [(socket.IPPROTO_IPV6, _IPV6_PKTINFO, packed + struct.pack("=I", 0))]
+
+
+class PacketInfoPort(udp.Port):
+    """
+    A UDP port whose protocol is told the local address of each datagram.
+
+    The protocol must have C{packetReceived(data, remote, local)}, where
+    C{remote} and C{local} are C{(host, port)} tuples; C{writeFrom} sends
+    from a chosen local address.
+
+    @ivar v6only: for an IPv6 port, whether to refuse IPv4-mapped traffic
+        (the daemon binds IPv4 separately).
+    """
+
+    _log = Logger()
+    v6only = True
+
+    def createInternetSocket(self):
+        skt = udp.Port.createInternetSocket(self)
+        if self.addressFamily == socket.AF_INET6:
+            skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if self.v6only else 0)
+            skt.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
+        else:
+            skt.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
+        return skt
+
+    def doRead(self):
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, ancillary, _flags, remote = self.socket.recvmsg(self.maxPacketSize, _CMSG_SPACE)
+            except OSError as e:
+                if e.args[0] in _IGNORED_READ_ERRORS:
+                    return
+                raise
+            read += len(data)
+            remote = remote[:2]
+            local = (_localFromAncillary(self.addressFamily, ancillary) or self.interface, self._realPortNumber)
+            try:
+                self.protocol.packetReceived(data, remote, local)
+            except BaseException:
+                # The protocol must not raise; if it does, one datagram is lost, not the port.
+                self._log.failure("unhandled error for a datagram from {remote}", remote=remote)
+
+    def writeFrom(self, datagram, remote, source=None):
+        """
+        Send C{datagram} to C{remote} (a C{(host, port)} tuple) from local
+        address C{source} (L{None}: let the kernel choose).
+        """
+        host, port = remote
+        address = (str(ip_address(host)), port)
+        try:
+            return self.socket.sendmsg([datagram], _sourceAncillary(self.addressFamily, source), 0, address)
+        except OSError as e:
+            if e.args[0] == EINTR:
+                return self.writeFrom(datagram, remote, source)
+            # A send error (no route, message too long) loses this datagram;
+            # IKE's retransmissions cover for it.
+            self._log.warn("sending {size} bytes to {remote} failed: {error}", size=len(datagram), remote=remote, error=e)
+            return None
+
+
+def listenUDPWithPacketInfo(reactor, port, protocol, interface="", maxPacketSize=65535):
+    """
+    Like C{reactor.listenUDP}, with a L{PacketInfoPort}.
+    """
+    p = PacketInfoPort(port, protocol, interface, maxPacketSize, reactor)
+    p.startListening()
+    return p
