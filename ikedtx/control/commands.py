@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.test_control -*-
+"""
+The AMP commands of the control socket (ikectl(8)'s requests).
+"""
+
+from twisted.protocols.amp import AmpList, Command, Integer, ListOf, Unicode
+
+
+class CommandFailed(Exception):
+    """
+    A control command could not be carried out; the message says why.
+    """
+
+
+_ERRORS = {CommandFailed: b"COMMAND_FAILED"}
+
+_CHILD = [
+    (b"protocol", Unicode()),
+    (b"spiIn", Unicode()),
+    (b"spiOut", Unicode()),
+    (b"mode", Unicode()),
+    (b"state", Unicode()),
+    (b"local", ListOf(Unicode())),
+    (b"remote", ListOf(Unicode())),
+    (b"proposal", Unicode()),
+]
+
+_IKESA = [
+    (b"spiI", Unicode()),
+    (b"spiR", Unicode()),
+    (b"initiator", Integer()),
+    (b"state", Unicode()),
+    (b"policy", Unicode()),
+    (b"local", Unicode()),
+    (b"remote", Unicode()),
+    (b"localId", Unicode()),
+    (b"peerId", Unicode()),
+    (b"proposal", Unicode()),
+    (b"natt", Integer()),
+    (b"children", AmpList(_CHILD)),
+]
+
+
+class ShowSA(Command):
+    """
+    ikectl show sa: every IKE SA with its Child SAs.
+    """
+
+    arguments = []
+    response = [(b"sas", AmpList(_IKESA))]
+    errors = _ERRORS
+
+
+class Initiate(Command):
+    """
+    Start the IKE SA of a policy now and wait until it is up (an ikedtx
+    extension; iked initiates active policies on its own).
+    """
+
+    arguments = [(b"policy", Unicode())]
+    response = [(b"spiI", Unicode()), (b"spiR", Unicode())]
+    errors = _ERRORS
+
+
+class Reload(Command):
+    """
+    ikectl reload: read the configuration file again.
+    """
+
+    arguments = []
+    response = []
+    errors = _ERRORS

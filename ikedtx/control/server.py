@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.test_control -*-
+"""
+The control socket: AMP responders for L{ikedtx.control.commands}.
+"""
+
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from ikedtx.control import commands as C
+from ikedtx.core.errors import NegotiationFailed
+
+
+def describeProposal(chosen):
+    if chosen is None:
+        return ""
+    from ikedtx.wire.constants import TransformType, nameOf, EncrId, PrfId, IntegId, DhId, EsnId
+
+    enums = {TransformType.ENCR: EncrId, TransformType.PRF: PrfId, TransformType.INTEG: IntegId,
+             TransformType.DH: DhId, TransformType.ESN: EsnId}
+    parts = []
+    for t in sorted(chosen.transforms.values()):
+        name = nameOf(enums.get(t.type, TransformType), t.id)
+        if t.keyLength:
+            name += "-%d" % (t.keyLength,)
+        parts.append(name)
+    return " ".join(parts)
+
+
+def describeIkeSA(ikesa):
+    return {
+        "spiI": ikesa.spiI.hex(),
+        "spiR": ikesa.spiR.hex(),
+        "initiator": int(ikesa.initiator),
+        "state": ikesa.state.name,
+        "policy": ikesa.policy.name if ikesa.policy else "",
+        "local": "%s:%d" % ikesa.local,
+        "remote": "%s:%d" % ikesa.remote,
+        "localId": str(ikesa.localId or ""),
+        "peerId": str(ikesa.peerId or ""),
+        "proposal": describeProposal(ikesa.proposal),
+        "natt": int(ikesa.nattEnabled),
+        "children": [
+            {
+                "protocol": "esp" if child.protocol == 3 else "ah",
+                "spiIn": "%08x" % child.spiIn,
+                "spiOut": "%08x" % (child.spiOut or 0),
+                "mode": child.mode,
+                "state": child.state.name,
+                "local": [str(ts) for ts in child.localTS],
+                "remote": [str(ts) for ts in child.remoteTS],
+                "proposal": describeProposal(child.proposal),
+            }
+            for child in ikesa.children
+        ],
+    }
+
+
+class ControlProtocol(amp.AMP):
+    """
+    One ikectl connection.
+    """
+
+    _log = Logger()
+
+    def __init__(self, service):
+        amp.AMP.__init__(self)
+        self.service = service
+
+    @C.ShowSA.responder
+    def showSA(self):
+        return {"sas": [describeIkeSA(sa) for sa in self.service.core.ikeSAs.values()]}
+
+    @C.Initiate.responder
+    def initiate(self, policy):
+        d = self.service.initiate(policy)
+
+        def done(ikesa):
+            return {"spiI": ikesa.spiI.hex(), "spiR": ikesa.spiR.hex()}
+
+        def failed(reason):
+            reason.trap(NegotiationFailed)
+            raise C.CommandFailed(reason.getErrorMessage())
+
+        return d.addCallbacks(done, failed)
+
+    @C.Reload.responder
+    def reload(self):
+        try:
+            self.service.reload()
+        except Exception as e:
+            raise C.CommandFailed(str(e))
+        return {}
+
+
+class ControlFactory(Factory):
+    def __init__(self, service):
+        self.service = service
+
+    def buildProtocol(self, addr):
+        return ControlProtocol(self.service)

@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+What the exchanges need of L{ikedtx.crypto}, in the terms of an IKE SA:
+transform lookups, the IKE SA and Child SA keys, the AUTH payloads.
+"""
+
+import hmac
+
+from twisted.logger import Logger
+
+from ikedtx.crypto import keymat
+from ikedtx.crypto import signature as S
+from ikedtx.crypto.encr import encryptionFor
+from ikedtx.crypto.errors import CryptoError
+from ikedtx.crypto.integ import integrityFor
+from ikedtx.crypto.kex import keyExchangeFor
+from ikedtx.crypto.prf import prfFor
+from ikedtx.crypto.sk import SKCipher
+from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, AuthMethod, DhId, IntegId, TransformType
+
+_log = Logger(namespace="ikedtx.core.cryptoglue")
+
+
+class SignatureRefused(Exception):
+    """
+    A peer's signature AUTH did not verify, or its method does not fit the
+    policy or the key.
+    """
+
+
+def keyExchangeMethod(group):
+    return keyExchangeFor(group)
+
+
+def isAead(encrId):
+    try:
+        return encryptionFor(encrId).aead
+    except CryptoError:
+        return False
+
+
+def isSupported(transform):
+    """
+    Whether we implement C{transform} (an L{ikedtx.core.proposals.Transform}).
+    """
+    try:
+        if transform.type == TransformType.ENCR:
+            return encryptionFor(transform.id).validKeyLength(transform.keyLength)
+        if transform.type == TransformType.PRF:
+            prfFor(transform.id)
+        elif transform.type == TransformType.INTEG:
+            if transform.id != IntegId.NONE:
+                integrityFor(transform.id)
+        elif transform.type == TransformType.DH or transform.type in ADDITIONAL_KE_TYPES:
+            if transform.id != DhId.NONE:
+                keyExchangeFor(transform.id)
+        return transform.keyLength is None or transform.type == TransformType.ENCR
+    except CryptoError:
+        return False
+
+
+def _prf(ikesa):
+    return prfFor(ikesa.proposal.prf.id)
+
+
+def deriveIkeKeys(core, ikesa, shared):
+    """
+    SKEYSEED and SK_* from IKE_SA_INIT (RFC 7296 2.14), and the SK ciphers.
+    """
+    prf = _prf(ikesa)
+    encr = ikesa.proposal.encryption
+    integ = ikesa.proposal.integrity
+    try:
+        seed = keymat.skeyseed(prf, ikesa.nonceI, ikesa.nonceR, shared)
+        ikesa.keys = keymat.ikeSAKeys(prf, seed, ikesa.nonceI, ikesa.nonceR, ikesa.spiI, ikesa.spiR,
+                                      encr.id, encr.keyLength, integ.id if integ else None)
+    finally:
+        _wipe(shared)
+    _wipe(seed)
+    ikesa.cipherOut, ikesa.cipherIn = SKCipher.pairForIKESA(
+        ikesa.keys, encr.id, encr.keyLength, integ.id if integ else None, ikesa.initiator, core.randomBytes)
+    if core.keyLog is not None:
+        core.keyLog(ikesa)
+
+
+def _wipe(value):
+    if isinstance(value, bytearray):
+        value[:] = bytes(len(value))
+
+
+def signedOctets(ikesa, ofInitiator, idBody):
+    """
+    RFC 7296 2.15: the octets the initiator (C{ofInitiator}) or the
+    responder signs or MACs.
+    """
+    prf = _prf(ikesa)
+    if ofInitiator:
+        return keymat.signedOctets(prf, ikesa.initRequest, ikesa.nonceR, ikesa.keys.skPi, idBody)
+    return keymat.signedOctets(prf, ikesa.initResponse, ikesa.nonceI, ikesa.keys.skPr, idBody)
+
+
+def pskAuth(ikesa, psk, octets):
+    return bytes(keymat.sharedKeyAuth(_prf(ikesa), psk, octets))
+
+
+_METHODS = {
+    "ecdsa256": AuthMethod.ECDSA_SHA256_P256,
+    "ecdsa384": AuthMethod.ECDSA_SHA384_P384,
+    "ecdsa521": AuthMethod.ECDSA_SHA512_P521,
+    "rsa": AuthMethod.RSA_SIG,
+    "rfc7427": AuthMethod.DIGITAL_SIGNATURE,
+}
+
+
+def signAuth(privateKey, policyMethod, octets, peerHashes):
+    """
+    Our signature AUTH: the method the policy names (iked's C{rsa},
+    C{ecdsa256}..., C{rfc7427}), or for the default C{signature} RFC 7427
+    when the peer announced hash algorithms and the key's own method
+    otherwise.
+
+    @return: C{(authMethod, authData)}.
+    """
+    method = _METHODS.get(policyMethod)
+    if method is None:
+        method = AuthMethod.DIGITAL_SIGNATURE if peerHashes else S.methodForKey(privateKey)
+    return method, S.sign(privateKey, method, octets, peerHashes=peerHashes)
+
+
+def verifyAuth(publicKey, policyMethod, method, data, octets):
+    """
+    Verify a peer's signature AUTH; the policy's method, when it names one,
+    must be the one used (C{rfc7427}: method 14 only).
+    """
+    wanted = _METHODS.get(policyMethod)
+    if wanted is not None and method != wanted:
+        raise SignatureRefused("peer used AUTH method %d, the policy requires %s" % (method, policyMethod))
+    try:
+        S.verify(publicKey, method, data, octets)
+    except CryptoError as e:
+        raise SignatureRefused(str(e))
+
+
+def deriveChildKeys(ikesa, child, shared, initiator, nonces=None):
+    """
+    RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
+    or the CREATE_CHILD_SA nonces, with the new shared secret under PFS.
+    """
+    if nonces is None:
+        nonces = getattr(child, "nonces", None) or (ikesa.nonceI, ikesa.nonceR)
+    encr = child.proposal.encryption
+    integ = child.proposal.integrity
+    secrets = (shared,) if shared else ()
+    keys = keymat.childSAKeys(_prf(ikesa), ikesa.keys.skD, nonces[0], nonces[1],
+                              encr.id if encr else None, encr.keyLength if encr else None,
+                              integ.id if integ else None, sharedSecrets=secrets)
+    _wipe(shared)
+    child.keyOut = keys.outbound(initiator)
+    child.keyIn = keys.inbound(initiator)
+    child.keymat = keys

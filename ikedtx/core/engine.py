@@ -1,0 +1,628 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+The sans-IO IKEv2 core.
+
+L{IKECore} holds every IKE SA of the daemon. It is fed datagrams (with the
+local and remote endpoints they travelled between), timer expiries and
+commands, and answers each call with a list of actions
+(L{ikedtx.core.actions}): datagrams to send, timers to arm, Child SAs to
+install, state changes. It never touches a reactor, so two cores can be
+pumped against each other with a fake clock.
+
+The engine owns the message ID window of each IKE SA (RFC 7296 2.2, window
+size 1), the retransmission of our requests (2.1), the response cache that
+answers a retransmitted request with the identical response (2.1), the
+COOKIE defence (2.6) and the dispatch of requests to the exchange handlers in
+L{ikedtx.core.exchanges}.
+"""
+
+import hashlib
+import hmac
+import os
+import struct
+import time
+from ipaddress import ip_address
+
+from twisted.logger import Logger
+
+from ikedtx.core import actions as A
+from ikedtx.core import exchanges as X
+from ikedtx.core.errors import (
+    LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
+from ikedtx.core.policy import PolicyTable, peerAddressOf
+from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
+from ikedtx.core.settings import NATT_ONLY, CoreSettings
+from ikedtx.crypto.errors import IntegrityError
+from ikedtx.wire import payloads as P
+from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, PayloadType, nameOf
+from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
+from ikedtx.wire.fragments import Reassembler, fragmentMessage
+from ikedtx.wire.message import Message
+
+_ZERO_SPI = b"\x00" * 8
+_COOKIE_VERSION = b"\x00\x00\x00\x01"
+
+
+class IKECore:
+    """
+    All IKE SAs of one daemon, as a sans-IO state machine.
+
+    @ivar config: the L{ikedtx.config.model.Config} in force.
+    @ivar policies: its L{PolicyTable}.
+    @ivar credentials: the L{ikedtx.auth.store.CredentialStore}.
+    @ivar settings: L{CoreSettings}.
+    @ivar ikeSAs: C{{localSpi: IKESA}} of every IKE SA past IKE_SA_INIT
+        (and our own half-open ones).
+    """
+
+    _log = Logger()
+
+    def __init__(self, config, credentials=None, settings=None, now=time.monotonic, randomBytes=os.urandom,
+                 spiAllocator=None, localAddressFor=None, resolved=None, keyLog=None):
+        self.config = config
+        self.policies = PolicyTable(config.policies, resolved)
+        self.credentials = credentials
+        self.settings = settings or CoreSettings()
+        self.now = now
+        self.randomBytes = randomBytes
+        self.spiAllocator = spiAllocator or self._randomSpi
+        self.localAddressFor = localAddressFor
+        self.keyLog = keyLog
+        self.ikeSAs = {}
+        self._halfOpen = {}
+        self._out = []
+        self._requests = 0
+        self._reqids = 0
+        self._cookieSecret = randomBytes(32)
+        self._previousCookieSecret = None
+
+    # Helpers for the exchanges
+
+    def _randomSpi(self, protocol, source, destination):
+        while True:
+            (spi,) = struct.unpack("!I", self.randomBytes(4))
+            if spi > 255:
+                return spi
+
+    def newIkeSpi(self):
+        while True:
+            spi = self.randomBytes(8)
+            if spi != _ZERO_SPI and spi not in self.ikeSAs:
+                return spi
+
+    def nextReqid(self):
+        self._reqids += 1
+        return self._reqids
+
+    def emit(self, action):
+        self._out.append(action)
+
+    def _drain(self):
+        out, self._out = self._out, []
+        return out
+
+    def _newRequestId(self):
+        self._requests += 1
+        return self._requests
+
+    # Commands
+
+    def initiate(self, policyName):
+        """
+        Start an IKE SA (with its first Child SA) for the policy
+        C{policyName}.
+
+        @return: C{(requestId, actions)}; a L{RequestDone} with that id
+            reports the outcome: the IKE SA, or a L{NegotiationFailed}.
+        """
+        requestId = self._newRequestId()
+        try:
+            self._initiate(policyName, requestId)
+        except NegotiationFailed as e:
+            self.emit(A.RequestDone(requestId, error=e))
+        return requestId, self._drain()
+
+    def _initiate(self, policyName, requestId):
+        policy = self.policies.byName(policyName)
+        if policy is None:
+            raise NegotiationFailed("no policy named %r" % (policyName,))
+        if self.settings.passive:
+            raise NegotiationFailed("passive mode: not initiating %r" % (policyName,))
+        peer = peerAddressOf(policy)
+        if isinstance(peer, str):
+            addresses = self.policies.resolved.get(peer)
+            peer = addresses[0] if addresses else None
+        if peer is None:
+            raise NegotiationFailed("policy %r has no single peer address to initiate to" % (policyName,))
+        local = self._localAddress(policy, peer)
+        nattOnly = self.settings.nattMode == NATT_ONLY
+        localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
+        remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
+        ikesa = IKESA(True, self.newIkeSpi(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        ikesa.nattEnabled = nattOnly
+        ikesa.requestId = requestId
+        self.ikeSAs[ikesa.localSpi] = ikesa
+        self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
+        self.queueTask(ikesa, X.InitTask())
+
+    def _localAddress(self, policy, peer):
+        local = policy.local
+        if local is not None and not isinstance(local, str):
+            from ipaddress import ip_network
+
+            network = ip_network(local, strict=False)
+            if network.num_addresses == 1:
+                return network.network_address
+        if isinstance(local, str) and self.policies.resolved.get(local):
+            return self.policies.resolved[local][0]
+        if self.localAddressFor is not None:
+            return ip_address(self.localAddressFor(str(peer)))
+        return ip_address("::1" if ip_address(peer).version == 6 else "127.0.0.1")
+
+    def startup(self):
+        """
+        Initiate every active policy (unless passive); the outcome of each
+        is only logged.
+        """
+        if not self.settings.passive:
+            for policy in self.policies.active():
+                requestId = self._newRequestId()
+                try:
+                    self._initiate(policy.name, requestId)
+                except NegotiationFailed as e:
+                    self._log.warn("{policy}: {error}", policy=policy.name, error=e)
+        return self._drain()
+
+    def createChildSA(self, ikesa):
+        """
+        Negotiate an additional Child SA for C{ikesa}'s policy with
+        CREATE_CHILD_SA (with PFS when the policy's childsa proposals have a
+        group).
+        """
+        requestId = self._newRequestId()
+        if not ikesa.isEstablished:
+            self.emit(A.RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikesa,))))
+        else:
+            self.queueTask(ikesa, X.CreateChildTask(requestId))
+        return requestId, self._drain()
+
+    def deleteChildSA(self, ikesa, child):
+        """
+        Delete C{child} with an INFORMATIONAL exchange.
+        """
+        requestId = self._newRequestId()
+        if child not in ikesa.children:
+            self.emit(A.RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
+        else:
+            self.queueTask(ikesa, X.DeleteChildTask(child, requestId))
+        return requestId, self._drain()
+
+    def deleteIkeSA(self, ikesa, reason="deleted by request"):
+        """
+        Delete C{ikesa} and its Child SAs with an INFORMATIONAL exchange.
+        """
+        requestId = self._newRequestId()
+        if ikesa.isEstablished:
+            ikesa.tasks = [t for t in ikesa.tasks if isinstance(t, X.DeleteIkeTask)]
+            self.queueTask(ikesa, X.DeleteIkeTask(requestId, reason))
+        else:
+            self.destroy(ikesa, reason)
+            self.emit(A.RequestDone(requestId, result=None))
+        return requestId, self._drain()
+
+    def checkLiveness(self, ikesa):
+        """
+        Send an empty INFORMATIONAL request (RFC 7296 1.4); the request
+        fails if the peer never answers, and the IKE SA is then deleted.
+        """
+        requestId = self._newRequestId()
+        self.queueTask(ikesa, X.LivenessTask(requestId))
+        return requestId, self._drain()
+
+    def shutdown(self):
+        """
+        Delete every IKE SA: established ones with a Delete sent once
+        (no retransmission: the daemon is going away), the rest silently.
+        """
+        for ikesa in list(self.ikeSAs.values()):
+            if ikesa.isEstablished and ikesa.window.pending is None:
+                try:
+                    self.sendRequest(ikesa, X.DeleteIkeTask(None, "shutdown"), retransmit=False)
+                except Exception:
+                    self._log.failure("sending a Delete for {ikesa}", ikesa=ikesa)
+            self.destroy(ikesa, "daemon shutting down")
+        return self._drain()
+
+    def findChild(self, spiIn):
+        for ikesa in self.ikeSAs.values():
+            for child in ikesa.children:
+                if child.spiIn == spiIn:
+                    return ikesa, child
+        return None, None
+
+    # Tasks and requests
+
+    def queueTask(self, ikesa, task):
+        ikesa.tasks.append(task)
+        self._nextTask(ikesa)
+
+    def _nextTask(self, ikesa):
+        if self.settings.passive or ikesa.window.pending is not None or not ikesa.tasks:
+            return
+        if ikesa.state in (IkeState.CLOSING, IkeState.CLOSED):
+            return
+        task = ikesa.tasks.pop(0)
+        try:
+            self.sendRequest(ikesa, task)
+        except NegotiationFailed as e:
+            task.failed(self, ikesa, e)
+            self._nextTask(ikesa)
+
+    def sendRequest(self, ikesa, task, retransmit=True):
+        """
+        Build C{task}'s request and send it with the next Message ID.
+        """
+        exchangeType, payloads = task.build(self, ikesa)
+        messageId = ikesa.window.nextRequestId
+        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=False)
+        task.sent(ikesa, datagrams)
+        if not retransmit:
+            self._sendAll(ikesa, datagrams)
+            return
+        ikesa.window.pending = PendingRequest(task, messageId, datagrams)
+        self._sendAll(ikesa, datagrams)
+        self.emit(A.SetTimer(("retransmit", ikesa.localSpi), self.settings.retransmit.timeout(0)))
+
+    def restartRequest(self, ikesa, task):
+        """
+        Send C{task} again from scratch with the same Message ID (IKE_SA_INIT
+        after a COOKIE or INVALID_KE_PAYLOAD).
+        """
+        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
+        ikesa.window.pending = None
+        self.sendRequest(ikesa, task)
+
+    def encode(self, ikesa, exchangeType, payloads, messageId, response):
+        """
+        The datagrams of one message of C{ikesa}: in the clear for
+        IKE_SA_INIT, else in an SK payload, fragmented (RFC 7383) when the
+        peer supports it and the message is too large.
+        """
+        flags = (HeaderFlag.INITIATOR if ikesa.initiator else 0) | (HeaderFlag.RESPONSE if response else 0)
+        if exchangeType == ExchangeType.IKE_SA_INIT:
+            message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, payloads=payloads)
+            return [message.encode()]
+        message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, encrypted=payloads)
+        data = message.encode(ikesa.cipherOut)
+        if ikesa.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
+            return fragmentMessage(message, ikesa.cipherOut, self.settings.fragmentSize)
+        return [data]
+
+    def _sendAll(self, ikesa, datagrams):
+        for data in datagrams:
+            self.emit(A.SendDatagram(data, ikesa.local, ikesa.remote))
+
+    def _sendResponse(self, ikesa, exchangeType, messageId, payloads):
+        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=True)
+        ikesa.window.lastResponse = (messageId, datagrams)
+        self._sendAll(ikesa, datagrams)
+        return datagrams
+
+    # Input
+
+    def datagramReceived(self, data, local, remote):
+        """
+        Handle one IKE message (without the non-ESP marker) that arrived on
+        C{local} from C{remote}.
+        """
+        try:
+            self._datagramReceived(bytes(data), tuple(local), tuple(remote))
+        except Exception:
+            # A peer can never make the core raise; a bug is logged and the
+            # message dropped, every SA stays as it was.
+            self._log.failure("internal error handling a message from {remote}", remote=remote)
+        return self._drain()
+
+    def _datagramReceived(self, data, local, remote):
+        try:
+            message = Message.decode(data)
+        except InvalidMajorVersion as e:
+            self._log.info("{remote}: {error}", remote=remote, error=e)
+            if e.header is not None and not e.header.isResponse and e.header.exchangeType == ExchangeType.IKE_SA_INIT:
+                self._answerUnauthenticated(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
+            return
+        except MalformedMessage as e:
+            self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
+            return
+        if message.exchangeType == ExchangeType.IKE_SA_INIT and not message.isResponse:
+            X.respondInit(self, message, data, local, remote)
+            return
+        ours = message.spiR if message.isInitiator else message.spiI
+        ikesa = self.ikeSAs.get(ours)
+        if ikesa is None:
+            self._log.debug("{remote}: message for unknown IKE SA {spi}", remote=remote, spi=ours.hex())
+            return
+        if message.isInitiator == ikesa.initiator:
+            self._log.info("{ikesa}: message with the wrong Initiator flag dropped", ikesa=ikesa)
+            return
+        if message.isResponse:
+            self._responseReceived(ikesa, message, data, local, remote)
+        else:
+            self._requestReceived(ikesa, message, data, local, remote)
+
+    def _answerUnauthenticated(self, header, local, remote, notifyType, notifyData):
+        """
+        RFC 7296 2.21.1: errors to an IKE_SA_INIT request are answered in
+        the clear, without keeping state.
+        """
+        message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
+                          payloads=[P.Notify(notifyType, data=notifyData)])
+        self.emit(A.SendDatagram(message.encode(), local, remote))
+
+    def _open(self, ikesa, message):
+        """
+        The inner payloads of a protected message, or L{None} when it is a
+        fragment of an incomplete message. Raises L{IntegrityError} or
+        L{MalformedMessage}.
+        """
+        if message.isFragment:
+            if ikesa.reassembler is None:
+                ikesa.reassembler = Reassembler()
+            return ikesa.reassembler.add(message, ikesa.cipherIn)
+        if ikesa.cipherIn is None:
+            raise MalformedMessage("protected message before keys exist")
+        return message.decrypt(ikesa.cipherIn)
+
+    def _requestReceived(self, ikesa, message, data, local, remote):
+        window = ikesa.window
+        if window.lastResponse is not None and message.messageId == window.lastResponse[0]:
+            if message.isFragment and message.fragmentNumber != 1:
+                return
+            self._log.debug("{ikesa}: retransmitted request {mid}, resending our response", ikesa=ikesa, mid=message.messageId)
+            self._sendAll(ikesa, window.lastResponse[1])
+            return
+        if message.messageId != window.nextPeerRequestId:
+            self._log.info("{ikesa}: request with Message ID {mid} dropped (expected {expected})",
+                           ikesa=ikesa, mid=message.messageId, expected=window.nextPeerRequestId)
+            return
+        try:
+            payloads = self._open(ikesa, message)
+        except IntegrityError as e:
+            self._log.info("{ikesa}: request {mid} failed its integrity check ({error}); dropped",
+                           ikesa=ikesa, mid=message.messageId, error=e)
+            return
+        except MalformedMessage as e:
+            self._log.info("{ikesa}: malformed request {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
+            if e.notify is not None and ikesa.cipherOut is not None:
+                window.nextPeerRequestId += 1
+                self._sendResponse(ikesa, message.exchangeType, message.messageId, [P.Notify(e.notify, data=e.notifyData)])
+                if ikesa.state == IkeState.SA_INIT and not ikesa.initiator:
+                    self.destroy(ikesa, "malformed IKE_AUTH")
+            return
+        if payloads is None:
+            return
+        window.nextPeerRequestId += 1
+        ikesa.lastActivity = self.now()
+        self._followPeer(ikesa, local, remote)
+        handler = X.RESPONDERS.get(message.exchangeType)
+        if handler is None:
+            self._log.info("{ikesa}: unsupported exchange {exchange}", ikesa=ikesa,
+                           exchange=nameOf(ExchangeType, message.exchangeType))
+            self._sendResponse(ikesa, message.exchangeType, message.messageId,
+                               [P.Notify(NotifyType.INVALID_SYNTAX)])
+            return
+        try:
+            critical = [p for p in payloads if getattr(p, "critical", False) and isinstance(p, P.UnknownPayload)]
+            if critical:
+                raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].type,),
+                                          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].type]))
+            answer = handler(self, ikesa, payloads)
+        except RemoteProtocolError as e:
+            self._log.info("{ikesa}: {exchange} request refused: {error}", ikesa=ikesa,
+                           exchange=nameOf(ExchangeType, message.exchangeType), error=e)
+            answer = [P.Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
+        if answer is not None:
+            self._sendResponse(ikesa, message.exchangeType, message.messageId, answer)
+        X.afterResponse(self, ikesa)
+
+    def _followPeer(self, ikesa, local, remote):
+        """
+        RFC 7296 2.23: behind a NAT the peer's address and port are those of
+        the last authenticated request.
+        """
+        if ikesa.natRemote and remote != ikesa.remote:
+            self._log.info("{ikesa}: peer moved to {remote}", ikesa=ikesa, remote=remote)
+            ikesa.remote = remote
+        if local[1] == self.settings.nattPort and ikesa.local[1] != local[1]:
+            ikesa.local = local
+            ikesa.nattEnabled = True
+
+    def _responseReceived(self, ikesa, message, data, local, remote):
+        pending = ikesa.window.pending
+        if pending is None or message.messageId != pending.messageId:
+            self._log.debug("{ikesa}: unexpected response {mid} dropped", ikesa=ikesa, mid=message.messageId)
+            return
+        if message.exchangeType != pending.task.exchangeType:
+            self._log.info("{ikesa}: response of the wrong exchange type dropped", ikesa=ikesa)
+            return
+        if message.exchangeType == ExchangeType.IKE_SA_INIT:
+            payloads = message.payloads
+        else:
+            try:
+                payloads = self._open(ikesa, message)
+            except IntegrityError as e:
+                self._log.info("{ikesa}: response {mid} failed its integrity check ({error}); dropped",
+                               ikesa=ikesa, mid=message.messageId, error=e)
+                return
+            except MalformedMessage as e:
+                self._log.info("{ikesa}: malformed response {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
+                self._requestFinished(ikesa)
+                pending.task.failed(self, ikesa, NegotiationFailed("malformed response: %s" % (e,)))
+                self._nextTask(ikesa)
+                return
+            if payloads is None:
+                return
+        ikesa.lastActivity = self.now()
+        self._requestFinished(ikesa)
+        task = pending.task
+        try:
+            task.process(self, ikesa, message, payloads, local, remote)
+        except NegotiationFailed as e:
+            task.failed(self, ikesa, e)
+        self._nextTask(ikesa)
+
+    def _requestFinished(self, ikesa):
+        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
+        ikesa.window.pending = None
+        ikesa.window.nextRequestId += 1
+
+    # Timers
+
+    def timerExpired(self, key):
+        """
+        The timer C{key} of a L{SetTimer} action has expired.
+        """
+        try:
+            kind, spi = key
+            handler = getattr(self, "_timer_" + kind)
+            handler(spi)
+        except Exception:
+            self._log.failure("internal error in timer {key}", key=key)
+        return self._drain()
+
+    def _timer_retransmit(self, spi):
+        ikesa = self.ikeSAs.get(spi)
+        if ikesa is None or ikesa.window.pending is None:
+            return
+        pending = ikesa.window.pending
+        pending.attempt += 1
+        delay = self.settings.retransmit.timeout(pending.attempt)
+        if delay is None:
+            self._log.info("{ikesa}: no answer to request {mid} after {n} transmissions",
+                           ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
+            error = PeerNotResponding("peer %s did not answer" % (ikesa.remote[0],))
+            ikesa.window.pending = None
+            pending.task.failed(self, ikesa, error)
+            self.destroy(ikesa, "peer not responding", error)
+            return
+        self._log.debug("{ikesa}: retransmitting request {mid} ({n})", ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
+        self._sendAll(ikesa, pending.datagrams)
+        self.emit(A.SetTimer(("retransmit", spi), delay))
+
+    def _timer_halfopen(self, spi):
+        ikesa = self.ikeSAs.get(spi)
+        if ikesa is not None and not ikesa.isEstablished:
+            self.destroy(ikesa, "half-open IKE SA timed out")
+
+    def _timer_keepalive(self, spi):
+        ikesa = self.ikeSAs.get(spi)
+        if ikesa is not None and ikesa.natLocal and ikesa.nattEnabled:
+            self.emit(A.SendNatKeepalive(ikesa.local, ikesa.remote))
+            self.emit(A.SetTimer(("keepalive", spi), self.settings.natKeepalive))
+
+    def _timer_cookiesecret(self, spi):
+        self._previousCookieSecret = self._cookieSecret
+        self._cookieSecret = self.randomBytes(32)
+
+    # Cookies (RFC 7296 2.6)
+
+    def halfOpenCount(self):
+        return len(self._halfOpen)
+
+    def cookieFor(self, nonceI, remoteHost, spiI, secret=None):
+        secret = self._cookieSecret if secret is None else secret
+        digest = hashlib.sha256(nonceI + ip_address(remoteHost).packed + spiI + secret).digest()
+        return _COOKIE_VERSION + digest
+
+    def cookieValid(self, cookie, nonceI, remoteHost, spiI):
+        for secret in (self._cookieSecret, self._previousCookieSecret):
+            if secret is not None and hmac.compare_digest(cookie, self.cookieFor(nonceI, remoteHost, spiI, secret)):
+                return True
+        return False
+
+    # SA bookkeeping
+
+    def registerResponderSA(self, ikesa, halfOpenKey):
+        self.ikeSAs[ikesa.localSpi] = ikesa
+        self._halfOpen[halfOpenKey] = ikesa
+        ikesa.halfOpenKey = halfOpenKey
+        self.emit(A.SetTimer(("halfopen", ikesa.localSpi), self.settings.halfOpenTimeout))
+
+    def halfOpen(self, key):
+        return self._halfOpen.get(key)
+
+    def established(self, ikesa):
+        """
+        Mark C{ikesa} VALID and tell the shell.
+        """
+        ikesa.state = IkeState.VALID
+        ikesa.established = self.now()
+        key = getattr(ikesa, "halfOpenKey", None)
+        if key is not None:
+            self._halfOpen.pop(key, None)
+            ikesa.halfOpenKey = None
+        self.emit(A.CancelTimer(("halfopen", ikesa.localSpi)))
+        if ikesa.natLocal and ikesa.nattEnabled and self.settings.natKeepalive:
+            self.emit(A.SetTimer(("keepalive", ikesa.localSpi), self.settings.natKeepalive))
+        self.emit(A.IkeSAUp(ikesa))
+        self._log.info("{ikesa}: established, peer {peer} ({auth})", ikesa=ikesa, peer=ikesa.peerId,
+                       auth=ikesa.policy.name)
+
+    def destroy(self, ikesa, reason, error=None):
+        """
+        Forget C{ikesa}: remove its Child SAs from the kernel, fail the
+        commands waiting on it, cancel its timers, wipe its keys.
+        """
+        if ikesa.state == IkeState.CLOSED:
+            return
+        wasUp = ikesa.isEstablished
+        ikesa.state = IkeState.CLOSED
+        ikesa.deleteReason = reason
+        self.ikeSAs.pop(ikesa.localSpi, None)
+        key = getattr(ikesa, "halfOpenKey", None)
+        if key is not None and self._halfOpen.get(key) is ikesa:
+            del self._halfOpen[key]
+        for kind in ("retransmit", "halfopen", "keepalive"):
+            self.emit(A.CancelTimer((kind, ikesa.localSpi)))
+        for child in list(ikesa.children):
+            if child.state == ChildState.INSTALLED:
+                self.emit(A.RemoveChildSA(ikesa, child))
+            child.state = ChildState.DELETED
+        error = error or SADeleted(reason)
+        for task in ikesa.tasks:
+            task.failed(self, ikesa, error)
+        ikesa.tasks = []
+        if ikesa.window.pending is not None:
+            ikesa.window.pending.task.failed(self, ikesa, error)
+            ikesa.window.pending = None
+        if ikesa.requestId is not None:
+            self.emit(A.RequestDone(ikesa.requestId, error=error))
+            ikesa.requestId = None
+        ikesa.wipe()
+        if wasUp or ikesa.initiator:
+            self.emit(A.IkeSADown(ikesa, reason))
+        self._log.info("{ikesa}: deleted ({reason})", ikesa=ikesa, reason=reason)
+
+    def installFailed(self, ikesa, child, error):
+        """
+        The shell could not install C{child}: delete it from the peer too.
+        """
+        if child in ikesa.children and ikesa.isEstablished:
+            child.state = ChildState.DELETED
+            self.queueTask(ikesa, X.DeleteChildTask(child, None))
+        return self._drain()
+
+    def reload(self, config, resolved=None):
+        """
+        Use C{config} from now on; IKE SAs whose policy disappeared are
+        deleted, the others keep running under the policy of the same name.
+        """
+        self.config = config
+        self.policies = PolicyTable(config.policies, resolved)
+        for ikesa in list(self.ikeSAs.values()):
+            policy = self.policies.byName(ikesa.policy.name)
+            if policy is None:
+                self.deleteIkeSA(ikesa, "policy removed by reload")
+            else:
+                ikesa.policy = policy
+        return self._drain()

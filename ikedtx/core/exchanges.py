@@ -1,0 +1,1040 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+The IKEv2 exchanges (RFC 7296 1.2-1.4): the tasks an initiator runs (each
+builds one request and processes its response) and the handlers that answer
+a peer's requests.
+
+A task is created for one side; the engine sends its request when the
+window is free and calls C{process} with the decrypted response, or
+C{failed} when the exchange could not complete. A responder handler returns
+the payloads of the response, or raises L{RemoteProtocolError} to answer
+with an error Notify.
+"""
+
+import hmac
+import socket
+import struct
+
+from twisted.logger import Logger
+
+from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
+from ikedtx.auth.ids import IKEIdentity
+from ikedtx.core import actions as A
+from ikedtx.core import cryptoglue as C
+from ikedtx.core.errors import (
+    AuthenticationFailed, NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
+from ikedtx.core.policy import selectorsOf
+from ikedtx.core.proposals import Offer, Transform, accept, select
+from ikedtx.core.sa import ChildSA, ChildState, IkeState
+from ikedtx.core.settings import NATT_DISABLED, NATT_ONLY
+from ikedtx.core.ts import TrafficSelector, isSubsetOf, narrow
+from ikedtx.crypto.errors import InvalidKeyExchange
+from ikedtx.wire import payloads as P
+from ikedtx.wire.constants import (
+    AuthMethod, CertEncoding, DhId, ExchangeType, HashAlgorithm, IpcompTransform, NotifyType, ProtocolId,
+    TrafficSelectorType, TransformType, isErrorNotify, nameOf)
+
+_log = Logger(namespace="ikedtx.core.exchanges")
+_ZERO_SPI = b"\x00" * 8
+_MIN_NONCE, _MAX_NONCE = 16, 256
+_OUR_HASHES = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2_512, HashAlgorithm.IDENTITY)
+
+
+# Payload access
+
+
+def _first(payloads, kind):
+    for p in payloads:
+        if isinstance(p, kind):
+            return p
+    return None
+
+
+def _all(payloads, kind):
+    return [p for p in payloads if isinstance(p, kind)]
+
+
+def _notify(payloads, notifyType):
+    for p in payloads:
+        if isinstance(p, P.Notify) and p.notifyType == notifyType:
+            return p
+    return None
+
+
+def _errorNotify(payloads):
+    for p in payloads:
+        if isinstance(p, P.Notify) and isErrorNotify(p.notifyType):
+            return p
+    return None
+
+
+def _require(payload, what):
+    if payload is None:
+        raise RemoteProtocolError("%s payload missing" % (what,), NotifyType.INVALID_SYNTAX)
+    return payload
+
+
+def _requireResponse(payload, what):
+    if payload is None:
+        raise NegotiationFailed("the response has no %s payload" % (what,))
+    return payload
+
+
+def _checkNonce(nonce):
+    if not _MIN_NONCE <= len(nonce.data) <= _MAX_NONCE:
+        raise RemoteProtocolError("nonce of %d bytes" % (len(nonce.data),), NotifyType.INVALID_SYNTAX)
+    return bytes(nonce.data)
+
+
+# Proposals between config, wire and core
+
+
+def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
+    """
+    The L{Offer}s of a policy's C{ikesa} or C{childsa} proposals, numbered
+    from 1.
+    """
+    offers = []
+    for number, proposal in enumerate(proposals, 1):
+        transforms = tuple(Transform(t.type, t.id, t.keyLength) for t in proposal.transforms)
+        offer = Offer(proposal.protocol, transforms, number, spi)
+        offers.append(offer if withKeyExchange else offer.withoutKeyExchange())
+    return offers
+
+
+def offersFromWire(sa):
+    return [
+        Offer(p.protocol, tuple(Transform(t.type, t.id, t.keyLength) for t in p.transforms), p.number, bytes(p.spi))
+        for p in sa.proposals
+    ]
+
+
+def saPayload(offers):
+    return P.SecurityAssociation([
+        P.Proposal(o.number, o.protocol, o.spi, [P.Transform(t.type, t.id, t.keyLength) for t in o.transforms])
+        for o in offers
+    ])
+
+
+def _supported(transform):
+    return C.isSupported(transform)
+
+
+# Traffic selectors between wire and core
+
+
+def tsFromWire(payload):
+    result = []
+    for s in payload.selectors:
+        if s.tsType not in (TrafficSelectorType.TS_IPV4_ADDR_RANGE, TrafficSelectorType.TS_IPV6_ADDR_RANGE):
+            continue
+        version = 4 if s.tsType == TrafficSelectorType.TS_IPV4_ADDR_RANGE else 6
+        result.append(TrafficSelector(version, s.startAddress, s.endAddress, s.ipProtocol, s.startPort, s.endPort))
+    return result
+
+
+def tsToWire(selectors):
+    return [
+        P.TrafficSelector(
+            TrafficSelectorType.TS_IPV4_ADDR_RANGE if ts.version == 4 else TrafficSelectorType.TS_IPV6_ADDR_RANGE,
+            ts.ipProtocol, ts.startPort, ts.endPort, ts.startAddress, ts.endAddress)
+        for ts in selectors
+    ]
+
+
+# NAT detection (RFC 7296 2.23)
+
+
+def natHash(spiI, spiR, host, port):
+    import hashlib
+    from ipaddress import ip_address
+
+    return hashlib.sha1(spiI + spiR + ip_address(host).packed + struct.pack("!H", port)).digest()
+
+
+def natPayloads(core, ikesa, spiR):
+    """
+    NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP for our side.
+    A policy with C{natt} (or iked -t) sends a source hash that cannot match,
+    so that both peers encapsulate ESP in UDP as if a NAT were present.
+    """
+    if core.settings.nattMode == NATT_DISABLED:
+        return []
+    if ikesa.policy.natt or core.settings.nattMode == NATT_ONLY:
+        source = core.randomBytes(20)
+    else:
+        source = natHash(ikesa.spiI, spiR, ikesa.local[0], ikesa.local[1])
+    destination = natHash(ikesa.spiI, spiR, ikesa.remote[0], ikesa.remote[1])
+    return [P.Notify(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
+            P.Notify(NotifyType.NAT_DETECTION_DESTINATION_IP, data=destination)]
+
+
+def detectNat(core, ikesa, payloads, spiR, local, remote):
+    """
+    Process the peer's NAT-D payloads: set C{natRemote} when its source hash
+    does not match the address we saw, C{natLocal} when its destination hash
+    does not match ours.
+
+    @return: whether the peer supports NAT-T (sent NAT-D payloads).
+    """
+    sources = [bytes(p.data) for p in _all(payloads, P.Notify) if p.notifyType == NotifyType.NAT_DETECTION_SOURCE_IP]
+    destinations = [bytes(p.data) for p in _all(payloads, P.Notify)
+                    if p.notifyType == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    if not sources or not destinations or core.settings.nattMode == NATT_DISABLED:
+        return False
+    theirs = natHash(ikesa.spiI, spiR, remote[0], remote[1])
+    ours = natHash(ikesa.spiI, spiR, local[0], local[1])
+    ikesa.natRemote = not any(hmac.compare_digest(theirs, s) for s in sources)
+    ikesa.natLocal = not any(hmac.compare_digest(ours, d) for d in destinations)
+    if ikesa.policy.natt or core.settings.nattMode == NATT_ONLY:
+        ikesa.natLocal = True
+    return True
+
+
+def _capabilities(ikesa, payloads):
+    if _notify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None:
+        ikesa.peerFragmentation = True
+    hashes = _notify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
+    if hashes is not None:
+        data = bytes(hashes.data)
+        ikesa.peerSignatureHashes = tuple(struct.unpack("!%dH" % (len(data) // 2,), data[: len(data) // 2 * 2]))
+    ikesa.certreqAuthorities = []
+    for certreq in _all(payloads, P.CertificateRequest):
+        if certreq.encoding == CertEncoding.X509_CERT_SIGNATURE:
+            data = bytes(certreq.data)
+            ikesa.certreqAuthorities.extend(data[i:i + 20] for i in range(0, len(data) - len(data) % 20, 20))
+
+
+def _commonPayloads(core, ikesa):
+    out = []
+    if core.config.settings.fragmentation:
+        out.append(P.Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    out.append(P.Notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=struct.pack("!%dH" % len(_OUR_HASHES), *_OUR_HASHES)))
+    if core.settings.vendorId:
+        out.append(P.VendorId(core.settings.vendorId))
+    return out
+
+
+def _usesCertificates(policy):
+    return policy.auth.method != "psk"
+
+
+def _certreqPayloads(core, ikesa):
+    if not _usesCertificates(ikesa.policy) or core.credentials is None:
+        return []
+    authorities = core.credentials.certificateRequestAuthorities()
+    return [P.CertificateRequest(CertEncoding.X509_CERT_SIGNATURE, b"".join(authorities))]
+
+
+# IKE_SA_INIT
+
+
+class Task:
+    """
+    An initiator task: one exchange we start.
+
+    @ivar requestId: the command waiting for it, or L{None}.
+    """
+
+    exchangeType = None
+    requestId = None
+
+    def build(self, core, ikesa):
+        raise NotImplementedError()
+
+    def sent(self, ikesa, datagrams):
+        pass
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        raise NotImplementedError()
+
+    def failed(self, core, ikesa, error):
+        if self.requestId is not None:
+            core.emit(A.RequestDone(self.requestId, error=error))
+            self.requestId = None
+
+    def succeeded(self, core, result):
+        if self.requestId is not None:
+            core.emit(A.RequestDone(self.requestId, result=result))
+            self.requestId = None
+
+
+class InitTask(Task):
+    """
+    IKE_SA_INIT as initiator (RFC 7296 1.2), with the COOKIE (2.6) and
+    INVALID_KE_PAYLOAD (1.2) retries.
+    """
+
+    exchangeType = ExchangeType.IKE_SA_INIT
+
+    def __init__(self):
+        self.group = None
+        self.restarts = 0
+
+    def build(self, core, ikesa):
+        offers = offersFromConfig(ikesa.policy.ikeProposals)
+        if self.group is None:
+            self.group = next(t.id for t in offers[0].transforms if t.type == TransformType.DH)
+        if ikesa.keyExchange is None or ikesa.keyExchange.method.transformId != self.group:
+            if ikesa.keyExchange is not None:
+                ikesa.keyExchange.wipe()
+            ikesa.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
+        if ikesa.nonceI is None:
+            ikesa.nonceI = core.randomBytes(core.settings.nonceSize)
+        self.offers = offers
+        payloads = []
+        if ikesa.cookie is not None:
+            payloads.append(P.Notify(NotifyType.COOKIE, data=ikesa.cookie))
+        payloads += [
+            saPayload(offers),
+            P.KeyExchange(self.group, ikesa.keyExchange.publicData),
+            P.Nonce(ikesa.nonceI),
+        ]
+        payloads += natPayloads(core, ikesa, _ZERO_SPI)
+        payloads += _commonPayloads(core, ikesa)
+        ikesa.state = IkeState.SA_INIT
+        return ExchangeType.IKE_SA_INIT, payloads
+
+    def sent(self, ikesa, datagrams):
+        ikesa.initRequest = datagrams[0]
+
+    def _restart(self, core, ikesa, why):
+        self.restarts += 1
+        if self.restarts > core.settings.maxInitRetries:
+            raise NegotiationFailed("IKE_SA_INIT restarted too often (%s)" % (why,))
+        _log.info("{ikesa}: restarting IKE_SA_INIT ({why})", ikesa=ikesa, why=why)
+        core.restartRequest(ikesa, self)
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        cookie = _notify(payloads, NotifyType.COOKIE)
+        if cookie is not None:
+            if not 1 <= len(cookie.data) <= 64:
+                raise NegotiationFailed("malformed COOKIE from the responder")
+            ikesa.cookie = bytes(cookie.data)
+            return self._restart(core, ikesa, "responder asked for a cookie")
+        invalidKe = _notify(payloads, NotifyType.INVALID_KE_PAYLOAD)
+        if invalidKe is not None:
+            group = invalidKe.group
+            offered = {t.id for o in self.offers for t in o.transforms if t.type == TransformType.DH}
+            if group not in offered or group == self.group:
+                raise NoProposalChosen("responder wants key exchange %s, which we did not offer" % (nameOf(DhId, group),),
+                                       NotifyType.INVALID_KE_PAYLOAD)
+            self.group = group
+            return self._restart(core, ikesa, "responder wants key exchange %s" % (nameOf(DhId, group),))
+        error = _errorNotify(payloads)
+        if error is not None:
+            kind = NoProposalChosen if error.notifyType == NotifyType.NO_PROPOSAL_CHOSEN else NegotiationFailed
+            raise kind("responder refused IKE_SA_INIT: %s" % (nameOf(NotifyType, error.notifyType),), error.notifyType)
+        sa = _requireResponse(_first(payloads, P.SecurityAssociation), "SA")
+        ke = _requireResponse(_first(payloads, P.KeyExchange), "KE")
+        nonce = _requireResponse(_first(payloads, P.Nonce), "Nonce")
+        answer = offersFromWire(sa)
+        if len(answer) != 1:
+            raise NoProposalChosen("responder answered with %d proposals" % (len(answer),))
+        chosen = accept(self.offers, answer[0], C.isAead)
+        if chosen is None or any(not _supported(t) for t in chosen.transforms.values()):
+            raise NoProposalChosen("responder chose a proposal we did not offer")
+        if ke.group != chosen.dhGroup or chosen.dhGroup != self.group:
+            raise NegotiationFailed("responder's KE group %d does not match" % (ke.group,))
+        if message.spiR == _ZERO_SPI:
+            raise NegotiationFailed("responder SPI is zero")
+        try:
+            ikesa.nonceR = _checkNonce(nonce)
+        except RemoteProtocolError as e:
+            raise NegotiationFailed(str(e))
+        ikesa.spiR = message.spiR
+        ikesa.proposal = chosen
+        ikesa.initResponse = message.raw
+        try:
+            shared = ikesa.keyExchange.complete(bytes(ke.data))
+        except InvalidKeyExchange as e:
+            raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
+        ikesa.keyExchange.wipe()
+        ikesa.keyExchange = None
+        C.deriveIkeKeys(core, ikesa, shared)
+        _capabilities(ikesa, payloads)
+        natSupported = detectNat(core, ikesa, payloads, ikesa.spiR, local, remote)
+        if natSupported and (ikesa.natLocal or ikesa.natRemote) and not ikesa.nattEnabled:
+            # RFC 7296 2.23: move to port 4500 once a NAT is detected.
+            ikesa.local = (ikesa.local[0], core.settings.nattPort)
+            ikesa.remote = (ikesa.remote[0], core.settings.peerNattPort)
+            ikesa.nattEnabled = True
+        ikesa.state = IkeState.AUTH_REQUEST
+        ikesa.tasks.insert(0, AuthTask(ikesa.requestId))
+        ikesa.requestId = None
+
+    def failed(self, core, ikesa, error):
+        if ikesa.requestId is not None:
+            core.emit(A.RequestDone(ikesa.requestId, error=error))
+            ikesa.requestId = None
+        core.destroy(ikesa, str(error), error)
+
+
+def respondInit(core, message, data, local, remote):
+    """
+    Answer an IKE_SA_INIT request (RFC 7296 1.2), or drop it.
+    """
+    if message.spiR != _ZERO_SPI or message.messageId != 0:
+        _log.info("{remote}: IKE_SA_INIT request with a responder SPI or Message ID; dropped", remote=remote)
+        return
+    key = (message.spiI, remote)
+    existing = core.halfOpen(key)
+    if existing is not None:
+        if existing.initRequest == data and existing.window.lastResponse is not None:
+            _log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
+            for datagram in existing.window.lastResponse[1]:
+                core.emit(A.SendDatagram(datagram, existing.local, existing.remote))
+            return
+        if existing.state != IkeState.SA_INIT:
+            return
+        core.destroy(existing, "initiator restarted IKE_SA_INIT")
+    payloads = message.payloads
+    policy = core.policies.lookup(local[0], remote[0])
+    if policy is None:
+        _log.info("{remote}: no policy for an IKE SA from {remote} to {local}; dropped", remote=remote, local=local)
+        return
+    nonce = _first(payloads, P.Nonce)
+    sa = _first(payloads, P.SecurityAssociation)
+    ke = _first(payloads, P.KeyExchange)
+
+    def refuse(notifyType, data=b"", why=""):
+        _log.info("{remote}: IKE_SA_INIT refused with {notify}{why}", remote=remote,
+                  notify=nameOf(NotifyType, notifyType), why=(": " + why) if why else "")
+        core._answerUnauthenticated(message, local, remote, notifyType, data)
+
+    if nonce is None or sa is None or ke is None:
+        return refuse(NotifyType.INVALID_SYNTAX, why="SA, KE or Nonce missing")
+    if not _MIN_NONCE <= len(nonce.data) <= _MAX_NONCE:
+        return refuse(NotifyType.INVALID_SYNTAX, why="nonce of %d bytes" % (len(nonce.data),))
+    nonceI = bytes(nonce.data)
+    if core.halfOpenCount() >= core.settings.cookieThreshold:
+        cookie = _notify(payloads, NotifyType.COOKIE)
+        if cookie is None or payloads[0] is not cookie or not core.cookieValid(bytes(cookie.data), nonceI, remote[0], message.spiI):
+            _log.info("{remote}: {n} half-open IKE SAs; asking for a cookie", remote=remote, n=core.halfOpenCount())
+            core._answerUnauthenticated(message, local, remote, NotifyType.COOKIE,
+                                        core.cookieFor(nonceI, remote[0], message.spiI))
+            return
+    offers = offersFromConfig(policy.ikeProposals)
+    chosen = select(offers, offersFromWire(sa), _supported, C.isAead)
+    if chosen is None:
+        return refuse(NotifyType.NO_PROPOSAL_CHOSEN, why="policy %s" % (policy.name,))
+    if ke.group != chosen.dhGroup:
+        return refuse(NotifyType.INVALID_KE_PAYLOAD, struct.pack("!H", chosen.dhGroup),
+                      "peer sent %s, we want %s" % (nameOf(DhId, ke.group), nameOf(DhId, chosen.dhGroup)))
+    ikesa = _newResponderSA(core, message, policy, local, remote)
+    try:
+        ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
+    except InvalidKeyExchange as e:
+        return refuse(NotifyType.INVALID_SYNTAX, why="invalid KE: %s" % (e,))
+    ikesa.proposal = chosen
+    ikesa.nonceI = nonceI
+    ikesa.nonceR = core.randomBytes(core.settings.nonceSize)
+    ikesa.initRequest = data
+    C.deriveIkeKeys(core, ikesa, shared)
+    _capabilities(ikesa, payloads)
+    detectNat(core, ikesa, payloads, _ZERO_SPI, local, remote)
+    if local[1] == core.settings.nattPort:
+        ikesa.nattEnabled = True
+    ikesa.state = IkeState.SA_INIT
+    answer = [saPayload([chosen.asOffer(b"")]), P.KeyExchange(chosen.dhGroup, ourKe), P.Nonce(ikesa.nonceR)]
+    answer += natPayloads(core, ikesa, ikesa.spiR)
+    answer += _certreqPayloads(core, ikesa)
+    answer += _commonPayloads(core, ikesa)
+    core.registerResponderSA(ikesa, key)
+    datagrams = core._sendResponse(ikesa, ExchangeType.IKE_SA_INIT, 0, answer)
+    ikesa.initResponse = datagrams[0]
+    ikesa.window.nextPeerRequestId = 1
+
+
+def _newResponderSA(core, message, policy, local, remote):
+    from ikedtx.core.sa import IKESA
+
+    return IKESA(False, message.spiI, core.newIkeSpi(), policy, local, remote, core.now())
+
+
+# Authentication (RFC 7296 2.15)
+
+
+def _idBody(idPayload):
+    return bytes([idPayload.idType]) + b"\x00\x00\x00" + bytes(idPayload.data)
+
+
+def _localIdentity(core, ikesa):
+    srcId = ikesa.policy.srcId
+    if srcId is not None:
+        return IKEIdentity.fromConfig(srcId.type, srcId.value)
+    if core.credentials is not None and _usesCertificates(ikesa.policy):
+        return None
+    return IKEIdentity.fqdn(socket.gethostname())
+
+
+def _buildAuth(core, ikesa, idPayload):
+    """
+    Our CERT and AUTH payloads for the identity in C{idPayload}.
+    """
+    policy = ikesa.policy
+    octets = C.signedOctets(ikesa, ikesa.initiator, _idBody(idPayload))
+    if policy.auth.method == "psk":
+        return [], P.Authentication(AuthMethod.SHARED_KEY_MIC, C.pskAuth(ikesa, policy.auth.psk, octets))
+    raise AssertionError("signature credentials are resolved before")
+
+
+def _localCredential(core, ikesa):
+    policy = ikesa.policy
+    if policy.auth.method == "psk":
+        return None
+    if core.credentials is None:
+        raise NegotiationFailed("policy %s needs a certificate or key, and there is no credential store" % (policy.name,))
+    srcId = _localIdentity(core, ikesa)
+    try:
+        return core.credentials.localCredential(srcId, policy.auth.method, getattr(ikesa, "certreqAuthorities", []))
+    except CredentialRefused as e:
+        raise NegotiationFailed("no usable local credential: %s" % (e,))
+
+
+def _ourAuthPayloads(core, ikesa, credential, idPayload):
+    policy = ikesa.policy
+    octets = C.signedOctets(ikesa, ikesa.initiator, _idBody(idPayload))
+    if credential is None:
+        return [P.Authentication(AuthMethod.SHARED_KEY_MIC, C.pskAuth(ikesa, policy.auth.psk, octets))]
+    method, data = C.signAuth(credential.privateKey, policy.auth.method, octets, ikesa.peerSignatureHashes)
+    certs = [P.Certificate(encoding, data_) for encoding, data_ in credential.certificatePayloads()]
+    return certs + [P.Authentication(method, data)]
+
+
+def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
+    """
+    Check the peer's identity and AUTH; raise L{AuthenticationFailed}.
+    """
+    policy = ikesa.policy
+    try:
+        peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
+    except ValueError as e:
+        raise AuthenticationFailed("malformed peer ID: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
+    if policy.dstId is not None and not peerId.matchesConfig(policy.dstId):
+        raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
+                                   NotifyType.AUTHENTICATION_FAILED)
+    octets = C.signedOctets(ikesa, not ikesa.initiator, _idBody(idPayload))
+    if policy.auth.method == "psk":
+        if authPayload.method != AuthMethod.SHARED_KEY_MIC:
+            raise AuthenticationFailed("peer used %s, the policy requires a pre-shared key" % (
+                nameOf(AuthMethod, authPayload.method),), NotifyType.AUTHENTICATION_FAILED)
+        expected = C.pskAuth(ikesa, policy.auth.psk, octets)
+        if not hmac.compare_digest(expected, bytes(authPayload.data)):
+            raise AuthenticationFailed("peer's pre-shared key AUTH does not verify", NotifyType.AUTHENTICATION_FAILED)
+    else:
+        if authPayload.method == AuthMethod.SHARED_KEY_MIC:
+            raise AuthenticationFailed("peer used a pre-shared key, the policy requires signatures",
+                                       NotifyType.AUTHENTICATION_FAILED)
+        if core.credentials is None:
+            raise AuthenticationFailed("no credential store to verify the peer", NotifyType.AUTHENTICATION_FAILED)
+        certificates = [(c.encoding, bytes(c.data)) for c in _all(payloads, P.Certificate)]
+        expected = None
+        if policy.dstId is not None:
+            expected = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+        try:
+            credential = core.credentials.verifyPeer(peerId, certificates, expected)
+            C.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data), octets)
+        except (CredentialRefused, C.SignatureRefused) as e:
+            raise AuthenticationFailed("peer %s: %s" % (peerId, e), NotifyType.AUTHENTICATION_FAILED)
+        ikesa.peerCredential = credential
+    ikesa.peerId = peerId
+
+
+class AuthTask(Task):
+    """
+    IKE_AUTH as initiator (RFC 7296 1.2), creating the first Child SA.
+    """
+
+    exchangeType = ExchangeType.IKE_AUTH
+
+    def __init__(self, requestId):
+        self.requestId = requestId
+        self.child = None
+
+    def build(self, core, ikesa):
+        policy = ikesa.policy
+        credential = _localCredential(core, ikesa)
+        localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
+        ikesa.localId = localId
+        idPayload = P.Identification(True, localId.idType, localId.data)
+        payloads = [idPayload]
+        auth = _ourAuthPayloads(core, ikesa, credential, idPayload)
+        payloads += auth[:-1]
+        payloads += _certreqPayloads(core, ikesa)
+        if policy.dstId is not None:
+            dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            payloads.append(P.Identification(False, dst.idType, dst.data))
+        payloads.append(auth[-1])
+        if not any(other is not ikesa and other.remote[0] == ikesa.remote[0] and other.isEstablished
+                   for other in core.ikeSAs.values()):
+            payloads.append(P.Notify(NotifyType.INITIAL_CONTACT))
+        self.child, childPayloads = _proposeChild(core, ikesa, withKeyExchange=False)
+        payloads += childPayloads
+        if core.config.settings.mobike:
+            payloads.append(P.Notify(NotifyType.MOBIKE_SUPPORTED))
+        return ExchangeType.IKE_AUTH, payloads
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        error = _notify(payloads, NotifyType.AUTHENTICATION_FAILED)
+        if error is not None:
+            raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
+        idr = _first(payloads, P.Identification)
+        auth = _first(payloads, P.Authentication)
+        if idr is None or auth is None:
+            other = _errorNotify(payloads)
+            raise NegotiationFailed("IKE_AUTH response without IDr/AUTH%s" % (
+                ": " + nameOf(NotifyType, other.notifyType) if other is not None else "",),
+                other.notifyType if other is not None else None)
+        try:
+            _verifyPeer(core, ikesa, idr, auth, payloads)
+        except AuthenticationFailed as e:
+            _log.warn("{ikesa}: {error}", ikesa=ikesa, error=e)
+            # RFC 7296 2.21.2: the initiator may report it in a separate
+            # INFORMATIONAL exchange, then the IKE SA is gone.
+            core.sendRequest(ikesa, InformTask([P.Notify(NotifyType.AUTHENTICATION_FAILED)]), retransmit=False)
+            raise
+        ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
+        core.established(ikesa)
+        try:
+            _completeChild(core, ikesa, self.child, payloads, shared=None)
+        except NegotiationFailed as e:
+            _log.warn("{ikesa}: IKE SA up, but its Child SA failed: {error}", ikesa=ikesa, error=e)
+            Task.failed(self, core, ikesa, e)
+            return
+        self.succeeded(core, ikesa)
+
+    def failed(self, core, ikesa, error):
+        Task.failed(self, core, ikesa, error)
+        if not ikesa.isEstablished:
+            core.destroy(ikesa, str(error), error)
+
+
+class InformTask(Task):
+    """
+    An INFORMATIONAL request carrying C{payloads}, sent once.
+    """
+
+    exchangeType = ExchangeType.INFORMATIONAL
+
+    def __init__(self, payloads):
+        self.payloads = payloads
+
+    def build(self, core, ikesa):
+        return ExchangeType.INFORMATIONAL, self.payloads
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        pass
+
+
+def respondAuth(core, ikesa, payloads):
+    """
+    Answer IKE_AUTH (RFC 7296 1.2): authenticate the peer, choose the policy
+    for its identity, authenticate ourselves and create the first Child SA.
+    """
+    if ikesa.initiator or ikesa.state != IkeState.SA_INIT:
+        raise RemoteProtocolError("IKE_AUTH in state %s" % (ikesa.state.name,), NotifyType.INVALID_SYNTAX)
+    idi = _first(payloads, P.Identification)
+    auth = _first(payloads, P.Authentication)
+    if idi is None or not idi.isInitiator:
+        ikesa.destroyAfterResponse = "IKE_AUTH without IDi"
+        raise RemoteProtocolError("IDi missing", NotifyType.INVALID_SYNTAX)
+    if auth is None:
+        ikesa.destroyAfterResponse = "EAP is not offered by this policy"
+        raise RemoteProtocolError("no AUTH payload (EAP) and the policy does not use EAP", NotifyType.AUTHENTICATION_FAILED)
+    try:
+        peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
+    except ValueError as e:
+        ikesa.destroyAfterResponse = "malformed IDi"
+        raise RemoteProtocolError("malformed IDi: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
+    policy = core.policies.lookup(ikesa.local[0], ikesa.remote[0], peerId)
+    if policy is None:
+        ikesa.destroyAfterResponse = "no policy for %s" % (peerId,)
+        raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
+    ikesa.policy = policy
+    try:
+        _verifyPeer(core, ikesa, idi, auth, payloads)
+        credential = _localCredential(core, ikesa)
+    except (AuthenticationFailed, NegotiationFailed) as e:
+        _log.warn("{ikesa}: authentication failed: {error}", ikesa=ikesa, error=e)
+        ikesa.destroyAfterResponse = str(e)
+        raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
+    localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
+    ikesa.localId = localId
+    idPayload = P.Identification(False, localId.idType, localId.data)
+    answer = [idPayload] + _ourAuthPayloads(core, ikesa, credential, idPayload)
+    ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
+    core.established(ikesa)
+    if _first(payloads, P.SecurityAssociation) is not None:
+        try:
+            answer += _respondChild(core, ikesa, payloads, withKeyExchange=False)
+        except RemoteProtocolError as e:
+            _log.warn("{ikesa}: IKE SA up, Child SA refused: {error}", ikesa=ikesa, error=e)
+            answer.append(P.Notify(e.notify, data=e.notifyData))
+    if core.config.settings.mobike and ikesa.peerMobike:
+        answer.append(P.Notify(NotifyType.MOBIKE_SUPPORTED))
+    return answer
+
+
+# Child SAs (RFC 7296 1.3, 2.9, 2.17)
+
+
+def _childProtocol(policy):
+    return policy.saProtocol
+
+
+def _proposeChild(core, ikesa, withKeyExchange, rekeying=None):
+    """
+    Our SA, TSi, TSr (and notifies) for a new Child SA of C{ikesa}'s policy.
+
+    @return: C{(child, payloads)}; C{child} holds what the response will
+        complete.
+    """
+    policy = ikesa.policy
+    protocol = _childProtocol(policy)
+    spiIn = core.spiAllocator(protocol, ikesa.remote[0], ikesa.local[0])
+    child = ChildSA(protocol, policy.mode, spiIn, core.nextReqid(), core.now())
+    child.rekeyOf = rekeying
+    child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), withKeyExchange)
+    child.localOffer = selectorsOf(policy, local=True)
+    child.remoteOffer = selectorsOf(policy, local=False)
+    payloads = [saPayload(child.offers), P.TrafficSelectors(True, tsToWire(child.localOffer)),
+                P.TrafficSelectors(False, tsToWire(child.remoteOffer))]
+    if policy.mode == "transport":
+        payloads.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
+    if policy.ipcomp:
+        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
+        payloads.append(P.Notify(NotifyType.IPCOMP_SUPPORTED, data=struct.pack("!HB", child.ipcompIn, IpcompTransform.DEFLATE)))
+    return child, payloads
+
+
+def _completeChild(core, ikesa, child, payloads, shared):
+    """
+    As initiator: check the responder's SA and TS payloads for C{child},
+    derive its keys and install it.
+    """
+    error = _errorNotify(payloads)
+    sa = _first(payloads, P.SecurityAssociation)
+    if sa is None:
+        if error is not None and error.notifyType == NotifyType.TS_UNACCEPTABLE:
+            raise TrafficSelectorsUnacceptable("responder refused our traffic selectors", error.notifyType)
+        if error is not None:
+            raise NoProposalChosen("responder refused the Child SA: %s" % (nameOf(NotifyType, error.notifyType),),
+                                   error.notifyType)
+        raise NegotiationFailed("response creates no Child SA")
+    answer = offersFromWire(sa)
+    if len(answer) != 1:
+        raise NoProposalChosen("responder answered with %d Child SA proposals" % (len(answer),))
+    offers = child.offers if shared is not None else [o.withoutKeyExchange() for o in child.offers]
+    peerAnswer = answer[0] if shared is not None else answer[0].withoutKeyExchange()
+    chosen = accept(offers, peerAnswer, C.isAead)
+    if chosen is None or len(peerAnswer.spi) != 4:
+        raise NoProposalChosen("responder chose a Child SA proposal we did not offer")
+    tsi, tsr = _trafficSelectors(payloads)
+    if not tsi or not tsr or not isSubsetOf(tsi, child.localOffer) or not isSubsetOf(tsr, child.remoteOffer):
+        raise TrafficSelectorsUnacceptable("responder's traffic selectors are not within ours")
+    transport = _notify(payloads, NotifyType.USE_TRANSPORT_MODE) is not None
+    if child.mode == "transport" and not transport:
+        raise NegotiationFailed("responder refused transport mode")
+    child.mode = "transport" if transport else "tunnel"
+    ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
+    if ipcomp is not None and child.ipcompIn is not None and len(ipcomp.data) >= 3:
+        child.ipcompOut = struct.unpack("!H", bytes(ipcomp.data[:2]))[0]
+    else:
+        child.ipcompIn = None
+    child.proposal = chosen
+    (child.spiOut,) = struct.unpack("!I", peerAnswer.spi)
+    child.localTS, child.remoteTS = tsi, tsr
+    C.deriveChildKeys(ikesa, child, shared, initiator=True)
+    _install(core, ikesa, child)
+
+
+def _trafficSelectors(payloads):
+    tsi = tsr = None
+    for p in _all(payloads, P.TrafficSelectors):
+        if p.isInitiator and tsi is None:
+            tsi = tsFromWire(p)
+        elif not p.isInitiator and tsr is None:
+            tsr = tsFromWire(p)
+    return tsi, tsr
+
+
+def _install(core, ikesa, child):
+    ikesa.children.append(child)
+    child.state = ChildState.INSTALLED
+    core.emit(A.InstallChildSA(ikesa, child))
+    _log.info("{ikesa}: Child SA {child} {local} === {remote}", ikesa=ikesa, child=child,
+              local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
+
+
+def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=None):
+    """
+    As responder: choose a proposal and narrow the traffic selectors for a
+    new Child SA, derive its keys and install it.
+
+    @return: our SA, TSi, TSr (and notifies) payloads.
+    """
+    policy = ikesa.policy
+    sa = _require(_first(payloads, P.SecurityAssociation), "SA")
+    peerTsi, peerTsr = _trafficSelectors(payloads)
+    if peerTsi is None or peerTsr is None:
+        raise RemoteProtocolError("TSi or TSr missing", NotifyType.INVALID_SYNTAX)
+    local = offersFromConfig(policy.childProposals, withKeyExchange=withKeyExchange)
+    peer = offersFromWire(sa)
+    if not withKeyExchange:
+        peer = [o.withoutKeyExchange() for o in peer]
+    chosen = select(local, peer, _supported, C.isAead)
+    if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSpi) != 4:
+        raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
+                                  NotifyType.NO_PROPOSAL_CHOSEN)
+    shared = None
+    ourKe = None
+    if withKeyExchange and chosen.dhGroup != DhId.NONE:
+        ke = _first(payloads, P.KeyExchange)
+        if ke is None or ke.group != chosen.dhGroup:
+            raise RemoteProtocolError("Child SA wants KE group %d" % (chosen.dhGroup,), NotifyType.INVALID_KE_PAYLOAD,
+                                      struct.pack("!H", chosen.dhGroup))
+        try:
+            ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
+        except InvalidKeyExchange as e:
+            raise RemoteProtocolError("invalid KE: %s" % (e,), NotifyType.INVALID_SYNTAX)
+    tsi = narrow(peerTsi, selectorsOf(policy, local=False))
+    tsr = narrow(peerTsr, selectorsOf(policy, local=True))
+    if not tsi or not tsr:
+        raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
+            ", ".join(map(str, peerTsi)), ", ".join(map(str, peerTsr)), policy.name), NotifyType.TS_UNACCEPTABLE)
+    transport = _notify(payloads, NotifyType.USE_TRANSPORT_MODE) is not None and policy.mode == "transport"
+    spiIn = core.spiAllocator(chosen.protocol, ikesa.remote[0], ikesa.local[0])
+    child = ChildSA(chosen.protocol, "transport" if transport else "tunnel", spiIn, core.nextReqid(), core.now())
+    child.rekeyOf = rekeying
+    child.proposal = chosen
+    (child.spiOut,) = struct.unpack("!I", chosen.peerSpi)
+    child.localTS, child.remoteTS = tsr, tsi
+    answer = [saPayload([chosen.asOffer(struct.pack("!I", spiIn))])]
+    if nonces is not None:
+        answer.append(P.Nonce(nonces[1]))
+        if ourKe is not None:
+            answer.append(P.KeyExchange(chosen.dhGroup, ourKe))
+    answer += [P.TrafficSelectors(True, tsToWire(tsi)), P.TrafficSelectors(False, tsToWire(tsr))]
+    if transport:
+        answer.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
+    ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
+    if ipcomp is not None and policy.ipcomp and len(ipcomp.data) >= 3 and ipcomp.data[2] == IpcompTransform.DEFLATE:
+        child.ipcompOut = struct.unpack("!H", bytes(ipcomp.data[:2]))[0]
+        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
+        answer.append(P.Notify(NotifyType.IPCOMP_SUPPORTED, data=struct.pack("!HB", child.ipcompIn, IpcompTransform.DEFLATE)))
+    C.deriveChildKeys(ikesa, child, shared, initiator=False, nonces=nonces)
+    _install(core, ikesa, child)
+    return answer
+
+
+class CreateChildTask(Task):
+    """
+    CREATE_CHILD_SA for an additional Child SA (RFC 7296 1.3.1), with a KE
+    payload when the policy's childsa proposals ask for PFS.
+    """
+
+    exchangeType = ExchangeType.CREATE_CHILD_SA
+
+    def __init__(self, requestId, rekeying=None):
+        self.requestId = requestId
+        self.rekeying = rekeying
+        self.group = None
+        self.keyExchange = None
+        self.restarts = 0
+
+    def build(self, core, ikesa):
+        if not ikesa.isEstablished:
+            raise NegotiationFailed("IKE SA is not established")
+        self.child, payloads = _proposeChild(core, ikesa, withKeyExchange=True, rekeying=self.rekeying)
+        if self.group is None:
+            groups = [t.id for t in self.child.offers[0].transforms if t.type == TransformType.DH]
+            self.group = groups[0] if groups else DhId.NONE
+        self.nonce = core.randomBytes(core.settings.nonceSize)
+        head = [payloads[0], P.Nonce(self.nonce)]
+        if self.group != DhId.NONE:
+            self.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
+            head.append(P.KeyExchange(self.group, self.keyExchange.publicData))
+        if self.rekeying is not None:
+            head.insert(0, P.Notify(NotifyType.REKEY_SA, protocol=self.rekeying.protocol,
+                                    spi=struct.pack("!I", self.rekeying.spiIn)))
+        return ExchangeType.CREATE_CHILD_SA, head + payloads[1:]
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        invalidKe = _notify(payloads, NotifyType.INVALID_KE_PAYLOAD)
+        if invalidKe is not None:
+            offered = {t.id for o in self.child.offers for t in o.transforms if t.type == TransformType.DH}
+            group = invalidKe.group
+            self.restarts += 1
+            if group in offered and group != self.group and self.restarts <= core.settings.maxInitRetries:
+                self.group = group
+                self._wipe()
+                ikesa.tasks.insert(0, self)
+                return
+            raise NoProposalChosen("responder wants Child SA group %s" % (nameOf(DhId, group),), NotifyType.INVALID_KE_PAYLOAD)
+        nonce = _first(payloads, P.Nonce)
+        if _errorNotify(payloads) is None and nonce is None:
+            raise NegotiationFailed("CREATE_CHILD_SA response without Nonce")
+        shared = b""
+        if nonce is not None:
+            try:
+                nonceR = _checkNonce(nonce)
+            except RemoteProtocolError as e:
+                raise NegotiationFailed(str(e))
+        if self.keyExchange is not None and _errorNotify(payloads) is None:
+            ke = _first(payloads, P.KeyExchange)
+            if ke is None or ke.group != self.group:
+                raise NegotiationFailed("CREATE_CHILD_SA response without our KE group")
+            try:
+                shared = self.keyExchange.complete(bytes(ke.data))
+            except InvalidKeyExchange as e:
+                raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
+        self._wipe()
+        self.child.nonces = (self.nonce, nonce and bytes(nonce.data))
+        _completeChild(core, ikesa, self.child, payloads, shared)
+        if self.child.proposal.dhGroup != self.group and not (self.group == DhId.NONE and self.child.proposal.dhGroup == DhId.NONE):
+            raise NegotiationFailed("responder chose another PFS group than our KE")
+        self.succeeded(core, self.child)
+
+    def _wipe(self):
+        if self.keyExchange is not None:
+            self.keyExchange.wipe()
+            self.keyExchange = None
+
+    def failed(self, core, ikesa, error):
+        self._wipe()
+        Task.failed(self, core, ikesa, error)
+
+
+def respondCreateChild(core, ikesa, payloads):
+    """
+    Answer CREATE_CHILD_SA: a new or rekeyed Child SA (RFC 7296 1.3.1,
+    1.3.3). Rekeying the IKE SA itself is refused for now.
+    """
+    if not ikesa.isEstablished:
+        raise RemoteProtocolError("CREATE_CHILD_SA before IKE_AUTH completed", NotifyType.INVALID_SYNTAX)
+    sa = _require(_first(payloads, P.SecurityAssociation), "SA")
+    if any(p.protocol == ProtocolId.IKE for p in sa.proposals):
+        raise RemoteProtocolError("IKE SA rekeying is not supported yet", NotifyType.NO_ADDITIONAL_SAS)
+    nonce = _require(_first(payloads, P.Nonce), "Nonce")
+    nonceI = _checkNonce(nonce)
+    rekeying = None
+    rekey = _notify(payloads, NotifyType.REKEY_SA)
+    if rekey is not None:
+        spi = struct.unpack("!I", bytes(rekey.spi))[0] if len(rekey.spi) == 4 else None
+        rekeying = next((c for c in ikesa.children if c.spiOut == spi and c.state == ChildState.INSTALLED), None)
+        if rekeying is None:
+            raise RemoteProtocolError("REKEY_SA for unknown Child SA", NotifyType.CHILD_SA_NOT_FOUND)
+    nonceR = core.randomBytes(core.settings.nonceSize)
+    return _respondChild(core, ikesa, payloads, withKeyExchange=True, rekeying=rekeying, nonces=(nonceI, nonceR))
+
+
+# INFORMATIONAL (RFC 7296 1.4)
+
+
+class DeleteChildTask(Task):
+    exchangeType = ExchangeType.INFORMATIONAL
+
+    def __init__(self, child, requestId):
+        self.child = child
+        self.requestId = requestId
+
+    def build(self, core, ikesa):
+        self.child.state = ChildState.DELETING
+        return ExchangeType.INFORMATIONAL, [P.Delete(self.child.protocol, [struct.pack("!I", self.child.spiIn)])]
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        _removeChild(core, ikesa, self.child)
+        self.succeeded(core, None)
+
+    def failed(self, core, ikesa, error):
+        _removeChild(core, ikesa, self.child)
+        Task.failed(self, core, ikesa, error)
+
+
+class DeleteIkeTask(Task):
+    exchangeType = ExchangeType.INFORMATIONAL
+
+    def __init__(self, requestId, reason):
+        self.requestId = requestId
+        self.reason = reason
+
+    def build(self, core, ikesa):
+        ikesa.state = IkeState.CLOSING
+        return ExchangeType.INFORMATIONAL, [P.Delete(ProtocolId.IKE, [])]
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        self.succeeded(core, None)
+        core.destroy(ikesa, self.reason)
+
+    def failed(self, core, ikesa, error):
+        Task.failed(self, core, ikesa, error)
+        core.destroy(ikesa, self.reason)
+
+
+class LivenessTask(Task):
+    exchangeType = ExchangeType.INFORMATIONAL
+
+    def __init__(self, requestId):
+        self.requestId = requestId
+
+    def build(self, core, ikesa):
+        return ExchangeType.INFORMATIONAL, []
+
+    def process(self, core, ikesa, message, payloads, local, remote):
+        self.succeeded(core, True)
+
+
+def _removeChild(core, ikesa, child):
+    if child in ikesa.children:
+        ikesa.children.remove(child)
+        if child.state in (ChildState.INSTALLED, ChildState.DELETING, ChildState.REKEYING):
+            core.emit(A.RemoveChildSA(ikesa, child))
+        child.state = ChildState.DELETED
+        child.wipe()
+
+
+def respondInformational(core, ikesa, payloads):
+    """
+    Answer INFORMATIONAL: Deletes of Child SAs (answered with ours) and of
+    the IKE SA (answered empty, then the IKE SA is gone), and liveness
+    checks.
+    """
+    answer = []
+    for delete in _all(payloads, P.Delete):
+        if delete.protocol == ProtocolId.IKE:
+            ikesa.destroyAfterResponse = "deleted by peer"
+            return []
+        ours = []
+        for spi in delete.spis:
+            if len(spi) != 4:
+                continue
+            (value,) = struct.unpack("!I", bytes(spi))
+            child = next((c for c in ikesa.children if c.spiOut == value and c.protocol == delete.protocol), None)
+            if child is None:
+                continue
+            if child.state != ChildState.DELETING:
+                ours.append(struct.pack("!I", child.spiIn))
+            _removeChild(core, ikesa, child)
+        if ours:
+            answer.append(P.Delete(delete.protocol, ours))
+    for notify in _all(payloads, P.Notify):
+        if isErrorNotify(notify.notifyType):
+            _log.warn("{ikesa}: peer reports {notify}", ikesa=ikesa, notify=nameOf(NotifyType, notify.notifyType))
+            if notify.notifyType == NotifyType.AUTHENTICATION_FAILED and not ikesa.isEstablished:
+                ikesa.destroyAfterResponse = "peer refused our authentication"
+    return answer
+
+
+def afterResponse(core, ikesa):
+    reason = getattr(ikesa, "destroyAfterResponse", None)
+    if reason:
+        ikesa.destroyAfterResponse = None
+        core.destroy(ikesa, reason)
+
+
+RESPONDERS = {
+    ExchangeType.IKE_AUTH: respondAuth,
+    ExchangeType.CREATE_CHILD_SA: respondCreateChild,
+    ExchangeType.INFORMATIONAL: respondInformational,
+}

@@ -1,0 +1,278 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+The state the core keeps per IKE SA and per Child SA.
+
+States mirror iked's IKEV2_STATE_*: an IKE SA moves INIT -> SA_INIT ->
+AUTH_REQUEST -> VALID -> CLOSING -> CLOSED (a responder skips AUTH_REQUEST;
+EAP adds EAP and EAP_VALID). Nothing here does I/O.
+"""
+
+from enum import IntEnum
+from ipaddress import ip_address
+
+from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
+from ikedtx.wire.constants import ProtocolId
+
+
+class IkeState(IntEnum):
+    INIT = 0
+    COOKIE = 1
+    SA_INIT = 2
+    EAP = 3
+    EAP_SUCCESS = 4
+    AUTH_REQUEST = 5
+    AUTH_SUCCESS = 6
+    VALID = 7
+    EAP_VALID = 8
+    CLOSING = 9
+    CLOSED = 10
+
+
+class ChildState(IntEnum):
+    LARVAL = 0
+    INSTALLED = 1
+    REKEYING = 2
+    DELETING = 3
+    DELETED = 4
+
+
+class ExchangeWindow:
+    """
+    Message ID bookkeeping of one IKE SA (RFC 7296 2.2, window size 1).
+
+    @ivar nextRequestId: the Message ID of our next request.
+    @ivar pending: our outstanding request, a L{PendingRequest}, or L{None}.
+    @ivar nextPeerRequestId: the Message ID the peer's next request must carry.
+    @ivar lastResponse: C{(messageId, [datagrams])} of our last response,
+        resent when the peer retransmits that request.
+    """
+
+    def __init__(self):
+        self.nextRequestId = 0
+        self.pending = None
+        self.nextPeerRequestId = 0
+        self.lastResponse = None
+
+
+class PendingRequest:
+    """
+    A request we sent and wait an answer for.
+
+    @ivar task: the initiator task that will process the response.
+    @ivar messageId: its Message ID.
+    @ivar datagrams: what was sent (one datagram, or fragments).
+    @ivar attempt: how many retransmissions so far.
+    """
+
+    def __init__(self, task, messageId, datagrams):
+        self.task = task
+        self.messageId = messageId
+        self.datagrams = datagrams
+        self.attempt = 0
+
+
+class IKESA:
+    """
+    One IKE SA.
+
+    @ivar initiator: whether we are the original initiator.
+    @ivar spiI: the initiator's SPI (8 bytes).
+    @ivar spiR: the responder's SPI (8 bytes; zeros until known).
+    @ivar state: an L{IkeState}.
+    @ivar policy: the L{ikedtx.config.model.Policy} it runs under.
+    @ivar local: our endpoint C{(host, port)}.
+    @ivar remote: the peer's endpoint C{(host, port)}.
+    @ivar natLocal: a NAT is in front of us (RFC 7296 2.23).
+    @ivar natRemote: a NAT is in front of the peer.
+    @ivar nattEnabled: IKE and ESP run over the NAT-T port.
+    @ivar proposal: the negotiated L{Chosen} IKE proposal.
+    @ivar nonceI: the initiator's nonce.
+    @ivar nonceR: the responder's nonce.
+    @ivar keys: the L{ikedtx.crypto.keymat} IKE SA keys.
+    @ivar cipherOut: the SK cipher we protect our messages with.
+    @ivar cipherIn: the SK cipher the peer's messages are opened with.
+    @ivar initRequest: the IKE_SA_INIT request as sent (for AUTH).
+    @ivar initResponse: the IKE_SA_INIT response as sent.
+    @ivar localId: the L{IKEIdentity} we authenticate as.
+    @ivar peerId: the L{IKEIdentity} the peer authenticated as.
+    @ivar children: our L{ChildSA}s.
+    @ivar window: its L{ExchangeWindow}.
+    @ivar tasks: initiator tasks queued behind the pending one.
+    @ivar requestId: the command that asked for this SA, if any.
+    @ivar peerFragmentation: the peer sent IKEV2_FRAGMENTATION_SUPPORTED.
+    @ivar peerSignatureHashes: the peer's SIGNATURE_HASH_ALGORITHMS.
+    @ivar created: when it was created (the core's clock).
+    @ivar established: when it became VALID, or L{None}.
+    """
+
+    def __init__(self, initiator, spiI, spiR, policy, local, remote, now):
+        self.initiator = initiator
+        self.spiI = spiI
+        self.spiR = spiR
+        self.state = IkeState.INIT
+        self.policy = policy
+        self.local = local
+        self.remote = remote
+        self.natLocal = False
+        self.natRemote = False
+        self.nattEnabled = False
+        self.proposal = None
+        self.nonceI = None
+        self.nonceR = None
+        self.keyExchange = None
+        self.keys = None
+        self.cipherOut = None
+        self.cipherIn = None
+        self.initRequest = None
+        self.initResponse = None
+        self.localId = None
+        self.peerId = None
+        self.peerCredential = None
+        self.children = []
+        self.window = ExchangeWindow()
+        self.tasks = []
+        self.requestId = None
+        self.peerFragmentation = False
+        self.peerSignatureHashes = ()
+        self.peerMobike = False
+        self.cookie = None
+        self.created = now
+        self.established = None
+        self.lastActivity = now
+        self.deleteReason = None
+        self.reassembler = None
+
+    @property
+    def localSpi(self):
+        return self.spiI if self.initiator else self.spiR
+
+    @property
+    def peerSpi(self):
+        return self.spiR if self.initiator else self.spiI
+
+    @property
+    def isEstablished(self):
+        return self.state in (IkeState.VALID, IkeState.EAP_VALID)
+
+    def __str__(self):
+        return "IKE SA %s/%s %s[%s]:%d <-> %s:%d" % (
+            self.spiI.hex(), self.spiR.hex(), "policy " + (self.policy.name if self.policy else "-"),
+            self.state.name, self.local[1] if self.local else 0, self.remote[0], self.remote[1])
+
+    def wipe(self):
+        """
+        Forget every key of this IKE SA.
+        """
+        if self.keys is not None:
+            self.keys.wipe()
+        if self.keyExchange is not None:
+            self.keyExchange.wipe()
+            self.keyExchange = None
+        for child in self.children:
+            child.wipe()
+
+
+class ChildSA:
+    """
+    One Child SA: a pair of IPsec SAs and the flows they protect.
+
+    @ivar protocol: L{ProtocolId} ESP or AH.
+    @ivar mode: C{"tunnel"} or C{"transport"}.
+    @ivar spiIn: the SPI we receive with (allocated by us), an C{int}.
+    @ivar spiOut: the SPI we send with (allocated by the peer), an C{int}.
+    @ivar proposal: the negotiated L{Chosen} proposal.
+    @ivar localTS: the negotiated selectors of our side.
+    @ivar remoteTS: the negotiated selectors of the peer's side.
+    @ivar keyIn: C{(encryptionKey, integrityKey)} for the inbound SA.
+    @ivar keyOut: C{(encryptionKey, integrityKey)} for the outbound SA.
+    @ivar ipcompIn: our IPcomp CPI, or L{None}.
+    @ivar ipcompOut: the peer's IPcomp CPI, or L{None}.
+    @ivar reqid: ties the SAs to their flows in the kernel.
+    """
+
+    def __init__(self, protocol, mode, spiIn, reqid, now):
+        self.protocol = protocol
+        self.mode = mode
+        self.spiIn = spiIn
+        self.spiOut = None
+        self.reqid = reqid
+        self.proposal = None
+        self.localTS = ()
+        self.remoteTS = ()
+        self.keyIn = None
+        self.keyOut = None
+        self.ipcompIn = None
+        self.ipcompOut = None
+        self.pfsGroup = 0
+        self.state = ChildState.LARVAL
+        self.created = now
+        self.rekeyOf = None
+
+    def __str__(self):
+        return "%s %08x/%s %s" % (
+            ProtocolId(self.protocol).name, self.spiIn, "%08x" % self.spiOut if self.spiOut is not None else "-", self.mode)
+
+    def wipe(self):
+        for keys in (self.keyIn, self.keyOut):
+            if keys is not None:
+                for key in keys:
+                    if isinstance(key, bytearray):
+                        key[:] = bytes(len(key))
+
+    def _selectors(self):
+        return tuple(
+            (
+                KernelSelector(l.startAddress, l.endAddress, l.ipProtocol or r.ipProtocol, l.startPort, l.endPort),
+                KernelSelector(r.startAddress, r.endAddress, l.ipProtocol or r.ipProtocol, r.startPort, r.endPort),
+            )
+            for l in self.localTS
+            for r in self.remoteTS
+            if l.version == r.version
+        )
+
+    def kernelSAs(self, ikesa):
+        """
+        The inbound and outbound L{KernelSA} of this Child SA.
+        """
+        local, remote = ip_address(ikesa.local[0]), ip_address(ikesa.remote[0])
+        encr = self.proposal.encryption
+        integ = self.proposal.integrity
+        encap = None
+        if ikesa.nattEnabled:
+            encap = (ikesa.local[1], ikesa.remote[1])
+        lifetime = getattr(ikesa.policy, "lifetime", None)
+        lifetimeBytes = getattr(ikesa.policy, "lifetimeBytes", None)
+        common = dict(
+            protocol=self.protocol,
+            mode=self.mode,
+            encryption=(encr.id, encr.keyLength) if encr is not None else None,
+            integrity=integ.id if integ is not None else None,
+            esn=self.proposal.esn,
+            reqid=self.reqid,
+            lifetimeSeconds=lifetime or None,
+            lifetimeBytes=lifetimeBytes or None,
+            selectors=self._selectors(),
+        )
+        inbound = KernelSA(
+            spi=self.spiIn, inbound=True, source=remote, destination=local,
+            encryptionKey=bytes(self.keyIn[0]), integrityKey=bytes(self.keyIn[1]),
+            encapsulation=(encap[1], encap[0]) if encap else None, **common)
+        outbound = KernelSA(
+            spi=self.spiOut, inbound=False, source=local, destination=remote,
+            encryptionKey=bytes(self.keyOut[0]), integrityKey=bytes(self.keyOut[1]),
+            encapsulation=encap, **common)
+        return [inbound, outbound]
+
+    def kernelFlows(self, ikesa):
+        """
+        The L{KernelFlow}s: outbound traffic from our selectors to the peer's,
+        and inbound (and forwarded, in tunnel mode) the other way.
+        """
+        local, remote = ip_address(ikesa.local[0]), ip_address(ikesa.remote[0])
+        flows = []
+        for ours, theirs in self._selectors():
+            flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid))
+            flows.append(KernelFlow(theirs, ours, "in", self.protocol, self.mode, remote, local, self.reqid))
+            if self.mode == "tunnel":
+                flows.append(KernelFlow(theirs, ours, "fwd", self.protocol, self.mode, remote, local, self.reqid))
+        return flows

@@ -1,0 +1,53 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+Run-time knobs of the core that do not come from iked.conf policies: ports,
+the NAT-T mode of the command line (-T, -t, -p), cookie thresholds, timers.
+"""
+
+from dataclasses import dataclass, field
+
+from ikedtx.core.retransmit import RetransmitSchedule
+from ikedtx.wire.constants import IKE_PORT, NATT_PORT
+
+NATT_NORMAL = "normal"  # negotiate NAT-T (RFC 7296 2.23)
+NATT_DISABLED = "disabled"  # iked -T: no NAT-D payloads, never port 4500
+NATT_ONLY = "only"  # iked -t / -p: everything on the NAT-T port
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """
+    @ivar ikePort: our IKE port (500).
+    @ivar nattPort: our NAT-T port (4500, or iked -p).
+    @ivar peerIkePort: the port peers listen for IKE on.
+    @ivar peerNattPort: the port peers listen for NAT-T on.
+    @ivar nattMode: L{NATT_NORMAL}, L{NATT_DISABLED} or L{NATT_ONLY}.
+    @ivar passive: iked -S / C{set passive}: never send a request.
+    @ivar cookieThreshold: half-open IKE SAs above which the responder
+        demands a COOKIE (RFC 7296 2.6).
+    @ivar halfOpenTimeout: seconds a responder keeps an IKE SA that has
+        not authenticated.
+    @ivar retransmit: the L{RetransmitSchedule} of our requests.
+    @ivar fragmentSize: the largest IKE message (bytes of UDP payload)
+        sent unfragmented when the peer supports RFC 7383.
+    @ivar nonceSize: bytes of our nonces.
+    @ivar natKeepalive: seconds between NAT keepalives when we are behind
+        a NAT (RFC 3948 4), 0 for none.
+    @ivar maxInitRetries: how many times IKE_SA_INIT is restarted for a
+        COOKIE or INVALID_KE_PAYLOAD before giving up.
+    """
+
+    ikePort: int = IKE_PORT
+    nattPort: int = NATT_PORT
+    peerIkePort: int = IKE_PORT
+    peerNattPort: int = NATT_PORT
+    nattMode: str = NATT_NORMAL
+    passive: bool = False
+    cookieThreshold: int = 64
+    halfOpenTimeout: float = 60.0
+    retransmit: RetransmitSchedule = field(default_factory=RetransmitSchedule)
+    fragmentSize: int = 1232
+    nonceSize: int = 32
+    natKeepalive: float = 20.0
+    maxInitRetries: int = 4
+    vendorId: bytes = b""

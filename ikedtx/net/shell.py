@@ -1,0 +1,220 @@
+# -*- test-case-name: tests.test_net_shell -*-
+"""
+The Twisted shell around the sans-IO core: datagrams in, actions out.
+
+L{IKEDatagramProtocol} sits on each UDP port (IKE on 500, NAT-T on 4500 with
+the RFC 3948 non-ESP marker); L{CoreRunner} feeds the core and carries out
+what it returns - sending datagrams, arming timers with C{callLater},
+installing Child SAs through an L{IKernel}, and firing the Deferreds of
+commands such as C{initiate}.
+"""
+
+import socket
+from ipaddress import ip_address
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ikedtx.core import actions as A
+from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
+
+
+class IKEDatagramProtocol:
+    """
+    The protocol of one UDP port.
+
+    @ivar natt: whether this is a NAT-T port, where IKE messages carry the
+        four-byte non-ESP marker and other datagrams are ESP in UDP or
+        keepalives (RFC 3948 2.2, 2.3).
+    """
+
+    _log = Logger()
+    transport = None
+
+    def __init__(self, runner, natt):
+        self.runner = runner
+        self.natt = natt
+
+    def makeConnection(self, transport):
+        self.transport = transport
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        pass
+
+    def packetReceived(self, data, remote, local):
+        try:
+            if self.natt:
+                if data == NAT_KEEPALIVE:
+                    return
+                if len(data) < 4:
+                    self._log.debug("dropped a {size}-byte datagram from {remote} on the NAT-T port", size=len(data), remote=remote)
+                    return
+                if data[:4] != NON_ESP_MARKER:
+                    self.runner.espReceived(data, remote, local)
+                    return
+                data = data[4:]
+            self.runner.datagramReceived(data, local, remote)
+        except Exception:
+            # Whatever a peer sends, no exception leaves datagramReceived.
+            self._log.failure("error handling a datagram from {remote}", remote=remote)
+
+
+class CoreRunner:
+    """
+    Runs an L{ikedtx.core.engine.IKECore} in a reactor.
+
+    @ivar core: the sans-IO core.
+    @ivar kernel: the L{IKernel} Child SAs are installed into.
+    @ivar ports: C{{(family, localPort): PacketInfoPort}}.
+    @ivar nattPorts: the local port numbers that are NAT-T ports.
+    """
+
+    _log = Logger()
+
+    def __init__(self, core, kernel, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.core = core
+        self.kernel = kernel
+        self.reactor = reactor
+        self.ports = {}
+        self.nattPorts = set()
+        self._timers = {}
+        self._requests = {}
+        self.espHandler = None
+
+    def addPort(self, port, natt):
+        family = port.addressFamily
+        self.ports[(family, port.getHost().port)] = port
+        if natt:
+            self.nattPorts.add(port.getHost().port)
+
+    # Input
+
+    def datagramReceived(self, data, local, remote):
+        self.execute(self.core.datagramReceived(data, local, remote))
+
+    def espReceived(self, data, remote, local):
+        if self.espHandler is not None:
+            self.espHandler(data, remote, local)
+
+    def initiate(self, policyName):
+        """
+        Start an IKE SA for C{policyName}; the Deferred fires with the IKE SA
+        once it and its first Child SA are up, or fails with a
+        L{ikedtx.core.errors.NegotiationFailed}.
+        """
+        requestId, actions = self.core.initiate(policyName)
+        d = Deferred()
+        self._requests[requestId] = d
+        self.execute(actions)
+        return d
+
+    def command(self, method, *args, **kwargs):
+        """
+        Run a core command that returns C{(requestId, actions)} and return a
+        Deferred for its outcome.
+        """
+        requestId, actions = method(*args, **kwargs)
+        d = Deferred()
+        self._requests[requestId] = d
+        self.execute(actions)
+        return d
+
+    def _timerExpired(self, key):
+        self._timers.pop(key, None)
+        self.execute(self.core.timerExpired(key))
+
+    # Output
+
+    def execute(self, actions):
+        for action in actions:
+            handler = getattr(self, "action_" + type(action).__name__, None)
+            if handler is None:
+                self._log.error("no handler for core action {action!r}", action=action)
+                continue
+            try:
+                handler(action)
+            except Exception:
+                self._log.failure("carrying out {action!r} failed", action=action)
+
+    def _portFor(self, local):
+        host, port = local
+        family = socket.AF_INET6 if ip_address(host).version == 6 else socket.AF_INET
+        return self.ports.get((family, port))
+
+    def action_SendDatagram(self, action):
+        port = self._portFor(action.local)
+        if port is None:
+            self._log.warn("no socket for local endpoint {local}; datagram to {remote} dropped", local=action.local, remote=action.remote)
+            return
+        data = action.data
+        if action.local[1] in self.nattPorts:
+            data = NON_ESP_MARKER + data
+        port.writeFrom(data, action.remote, action.local[0])
+
+    def action_SendNatKeepalive(self, action):
+        port = self._portFor(action.local)
+        if port is not None:
+            port.writeFrom(NAT_KEEPALIVE, action.remote, action.local[0])
+
+    def action_SetTimer(self, action):
+        old = self._timers.pop(action.key, None)
+        if old is not None and old.active():
+            old.cancel()
+        self._timers[action.key] = self.reactor.callLater(action.delay, self._timerExpired, action.key)
+
+    def action_CancelTimer(self, action):
+        call = self._timers.pop(action.key, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def action_InstallChildSA(self, action):
+        child, ikesa = action.child, action.ikesa
+        d = self._installAll(child.kernelSAs(ikesa), child.kernelFlows(ikesa))
+
+        def failed(reason):
+            self._log.error("installing Child SA {child} failed: {reason}", child=child, reason=reason.getErrorMessage())
+            self.execute(self.core.installFailed(ikesa, child, reason.value))
+
+        d.addErrback(failed)
+
+    def _installAll(self, sas, flows):
+        from twisted.internet.defer import gatherResults
+
+        ds = [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
+        return gatherResults(ds, consumeErrors=True)
+
+    def action_RemoveChildSA(self, action):
+        child, ikesa = action.child, action.ikesa
+        for sa in child.kernelSAs(ikesa):
+            self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
+        for flow in child.kernelFlows(ikesa):
+            self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
+
+    def action_IkeSAUp(self, action):
+        self._log.info("{ikesa}: established", ikesa=action.ikesa)
+
+    def action_IkeSADown(self, action):
+        self._log.info("{ikesa}: closed ({reason})", ikesa=action.ikesa, reason=action.reason)
+
+    def action_RequestDone(self, action):
+        d = self._requests.pop(action.requestId, None)
+        if d is None:
+            return
+        if action.error is not None:
+            d.errback(action.error)
+        else:
+            d.callback(action.result)
+
+    def stop(self):
+        """
+        Cancel every timer (the service is stopping).
+        """
+        for call in self._timers.values():
+            if call.active():
+                call.cancel()
+        self._timers.clear()

@@ -1,0 +1,163 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The daemon as a Twisted service: the UDP ports, the control socket, the
+configuration, the kernel provider and the core, started and stopped
+together.
+"""
+
+import os
+import socket
+from ipaddress import ip_address
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ikedtx.core.engine import IKECore
+from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
+from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
+from ikedtx.net.udp import listenUDPWithPacketInfo
+
+
+def sourceAddressFor(peer, port=500):
+    """
+    The local address the kernel would send from to reach C{peer}: a UDP
+    socket connected there (no packet is sent) knows it.
+    """
+    family = socket.AF_INET6 if ip_address(peer).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.connect((str(peer), port))
+        return s.getsockname()[0]
+
+
+def resolvePolicyNames(config):
+    """
+    Resolve the FQDNs that policies name as peer or local, once, at load
+    time (iked resolves them when it parses the configuration).
+    """
+    resolved = {}
+    for policy in config.policies:
+        for name in (policy.peer, policy.local):
+            if isinstance(name, str) and name not in resolved:
+                try:
+                    infos = socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+                except OSError:
+                    infos = []
+                resolved[name] = [ip_address(info[4][0]) for info in infos]
+    return resolved
+
+
+def makeKernel(name):
+    """
+    The L{IKernel} provider called C{name}.
+    """
+    if name == "decoupled":
+        from ikedtx.kernel.decoupled import DecoupledKernel
+
+        return DecoupledKernel()
+    raise ValueError("kernel provider %r is not available yet" % (name,))
+
+
+class IkedService(MultiService):
+    """
+    One ikedtx daemon.
+
+    @ivar config: the L{ikedtx.config.model.Config} in force.
+    @ivar core: the L{IKECore} (after start).
+    @ivar runner: the L{CoreRunner} (after start).
+    @ivar kernel: the L{IKernel} provider.
+    """
+
+    _log = Logger()
+
+    def __init__(self, config, options, reactor=None, credentials=None):
+        MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.config = config
+        self.options = options
+        self.credentials = credentials
+        self.core = None
+        self.runner = None
+        self.kernel = None
+        self._ports = []
+        self._control = None
+
+    def _settings(self):
+        o = self.options
+        if o.get("no-natt"):
+            mode = NATT_DISABLED
+        elif o.get("natt-only") or o.get("udpencap-port"):
+            mode = NATT_ONLY
+        else:
+            mode = NATT_NORMAL
+        ikePort = int(o.get("ike-port") or 500)
+        nattPort = int(o.get("udpencap-port") or o.get("natt-port") or 4500)
+        return CoreSettings(
+            ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
+            passive=bool(o.get("passive")) or self.config.settings.passive,
+            vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
+
+    def _listenAddresses(self):
+        listen = self.options.get("listen") or []
+        return list(listen) if listen else ["0.0.0.0", "::"]
+
+    def startService(self):
+        from ikedtx.auth.store import CredentialStore
+
+        settings = self._settings()
+        kernelName = self.options.get("kernel") or ("decoupled" if self.config.settings.decouple else "xfrm")
+        self.kernel = makeKernel(kernelName)
+        if self.credentials is None:
+            self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",
+                                               certPartialChain=self.config.settings.certPartialChain)
+        self.core = IKECore(
+            self.config, self.credentials, settings, now=self.reactor.seconds,
+            spiAllocator=self.kernel.allocateSpi, localAddressFor=sourceAddressFor,
+            resolved=resolvePolicyNames(self.config))
+        self.runner = CoreRunner(self.core, self.kernel, self.reactor)
+        ports = []
+        if settings.nattMode != NATT_ONLY:
+            ports.append((settings.ikePort, False))
+        if settings.nattMode != NATT_DISABLED:
+            ports.append((settings.nattPort, True))
+        for address in self._listenAddresses():
+            for number, natt in ports:
+                port = listenUDPWithPacketInfo(self.reactor, number, IKEDatagramProtocol(self.runner, natt), address)
+                self.runner.addPort(port, natt)
+                self._ports.append(port)
+                self._log.info("listening on {address} port {port}{natt}", address=address, port=port.getHost().port,
+                               natt=" (NAT-T)" if natt else "")
+        self._startControl()
+        self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
+        MultiService.startService(self)
+        self.reactor.callWhenRunning(lambda: self.runner.execute(self.core.startup()))
+
+    def _startControl(self):
+        path = self.options.get("socket")
+        if not path:
+            return
+        from ikedtx.control.server import ControlFactory
+
+        if os.path.exists(path):
+            os.unlink(path)
+        self._control = self.reactor.listenUNIX(path, ControlFactory(self), mode=0o600)
+        self._log.info("control socket {path}", path=path)
+
+    def initiate(self, policyName):
+        return self.runner.initiate(policyName)
+
+    def stopService(self):
+        MultiService.stopService(self)
+        if self.runner is not None:
+            self.runner.execute(self.core.shutdown())
+            self.runner.stop()
+        ds = [defer.maybeDeferred(p.stopListening) for p in self._ports]
+        self._ports = []
+        if self._control is not None:
+            ds.append(defer.maybeDeferred(self._control.stopListening))
+            self._control = None
+        if self.kernel is not None and self.kernel.name != "decoupled":
+            ds.append(self.kernel.flush())
+        return defer.gatherResults(ds, consumeErrors=True)
