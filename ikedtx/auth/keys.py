@@ -120,7 +120,7 @@ def publicKeyOf(key):
     """
     The public key of C{key}, which may already be one.
     """
-    if isinstance(key, _PRIVATE_TYPES):
+    if hasattr(key, "private_bytes"):
         return key.public_key()
     return key
 
