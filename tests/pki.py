@@ -259,10 +259,10 @@ class IkedTree:
     SUBDIRS = ("ca", "certs", "crls", "private", "pubkeys/ipv4", "pubkeys/ipv6", "pubkeys/fqdn", "pubkeys/ufqdn")
 
     def __init__(self, root):
-        self.root = root
+        self.root = os.path.abspath(root)
         for d in self.SUBDIRS:
-            os.makedirs(os.path.join(root, d), exist_ok=True)
-        os.chmod(os.path.join(root, "private"), 0o700)
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        os.chmod(os.path.join(self.root, "private"), 0o700)
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
