@@ -50,6 +50,23 @@ def opensslOneline(name):
         lib.X509_NAME_free(parsed)
 
 
+def _opensslName(name):
+    lib, ffi = Binding.lib, Binding.ffi
+    der = name.public_bytes()
+    buf = ffi.new("unsigned char[]", der)
+    pointer = ffi.new("unsigned char **", buf)
+    parsed = lib.d2i_X509_NAME(ffi.NULL, ffi.cast("const unsigned char **", pointer), len(der))
+    assert parsed != ffi.NULL
+    return ffi.gc(parsed, lib.X509_NAME_free)
+
+
+def opensslNamesEqual(a, b):
+    """
+    OpenSSL's X509_NAME_cmp(a, b) == 0, the reference for L{namesEqual}.
+    """
+    return Binding.lib.X509_NAME_cmp(_opensslName(a), _opensslName(b)) == 0
+
+
 class InferenceTests(SynchronousTestCase):
     """
     L{inferIdentity} is iked.conf's srcid/dstid type inference (iked.conf(5)
@@ -418,6 +435,37 @@ class MatchingTests(SynchronousTestCase):
         )
         self.assertTrue(namesEqual(a, b))
         self.assertFalse(namesEqual(a, pki.name(CN="a", O="b")))
+
+    def test_namesEqualLikeOpenSSL(self):
+        """
+        namesEqual agrees with OpenSSL's X509_NAME_cmp on case, white space,
+        string type, order and multi-valued variants.
+        """
+
+        def attr(oid, value, kind=_ASN1Type.UTF8String):
+            return x509.NameAttribute(oid, value, kind)
+
+        CN, O, C = NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.COUNTRY_NAME
+        names = [
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "Host Name")]),
+            x509.Name([attr(C, "de", _ASN1Type.PrintableString), attr(CN, "host name")]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "  host   NAME ", _ASN1Type.PrintableString)]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "host\tname")]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "hostname")]),
+            x509.Name([attr(CN, "Host Name"), attr(C, "DE", _ASN1Type.PrintableString)]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "h\u00f6st")]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "H\u00d6ST")]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "host name", _ASN1Type.BMPString)]),
+            x509.Name([attr(C, "DE", _ASN1Type.PrintableString), attr(CN, "Host Name"), attr(O, "x")]),
+            x509.Name([x509.RelativeDistinguishedName([attr(CN, "a"), attr(O, "b")])]),
+            x509.Name([x509.RelativeDistinguishedName([attr(O, "B"), attr(CN, "A")])]),
+            x509.Name([attr(CN, "a"), attr(O, "b")]),
+            x509.Name([attr(NameOID.EMAIL_ADDRESS, "A@B", _ASN1Type.IA5String)]),
+            x509.Name([attr(NameOID.EMAIL_ADDRESS, "a@b", _ASN1Type.IA5String)]),
+        ]
+        for a in names:
+            for b in names:
+                self.assertEqual(namesEqual(a, b), opensslNamesEqual(a, b), (a, b))
 
     def test_matches(self):
         self.assertTrue(IKEIdentity.fromFQDN("A").matches(IKEIdentity.fromFQDN("a")))

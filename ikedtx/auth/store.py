@@ -477,8 +477,6 @@ class CredentialStore:
         except InvalidKey as e:
             self._skip(path, str(e))
             return None
-        finally:
-            data = None
         self._log.info("loaded local {kind} key from {path}", kind=keys.describeKey(key), path=path)
         return key
 
