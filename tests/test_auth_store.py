@@ -6,6 +6,7 @@ ID/certificate matching, raw public keys), CERTREQ data.
 
 import hashlib
 import os
+import subprocess
 
 from cryptography.hazmat.primitives import serialization
 from twisted.logger import LogLevel, Logger, formatEvent
@@ -30,6 +31,7 @@ from ikedtx.auth.store import (
 )
 from ikedtx.wire.constants import AuthMethod, CertEncoding, IdType
 from tests import pki
+from tests.support import requireExecutable
 
 X509 = CertEncoding.X509_CERT_SIGNATURE
 NOW = pki.NOW
@@ -867,3 +869,44 @@ class HelperTests(SynchronousTestCase):
         self.assertTrue(certificateMatchesIdentity(cert, IKEIdentity.fromDN("/CN=x")))
         self.assertFalse(certificateMatchesIdentity(cert, IKEIdentity.null()))
         self.assertEqual(IdType.FQDN, subjectAltNameIdentities(cert)[0].idType)
+
+
+class OpenSSLToolTests(StoreTestMixin, SynchronousTestCase):
+    """
+    Files made by the openssl command line tool, as ikectl(8)'s CA commands
+    make them, load and verify.
+    """
+
+    def test_openSSLMadeTree(self):
+        openssl = requireExecutable("openssl", "apt-get install openssl")
+        work = os.path.abspath(self.mktemp())
+        os.makedirs(work)
+
+        def run(*args):
+            subprocess.run([openssl] + list(args), check=True, capture_output=True, cwd=work)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-subj", "/C=DE/O=ikectl/CN=VPN CA", "-days", "30")
+        run("genrsa", "-out", "host.key", "2048")
+        run("req", "-new", "-key", "host.key", "-out", "host.csr", "-subj", "/C=DE/O=ikectl/CN=10.1.2.3")
+        with open(os.path.join(work, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:10.1.2.3,DNS:vpn.example.com\n")
+        run("x509", "-req", "-in", "host.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "host.crt", "-days", "10", "-extfile", "san.ext")
+        for src, dst, mode in [
+            ("ca.crt", "ca/ca.crt", 0o644),
+            ("host.crt", "certs/10.1.2.3.crt", 0o644),
+            ("host.key", "private/local.key", 0o600),
+        ]:
+            with open(os.path.join(work, src), "rb") as f:
+                self.tree.write(dst, f.read(), mode)
+        s = self.makeStore()
+        self.assertEqual(s.loadErrors, [])
+        ident = IKEIdentity.fromAddress("10.1.2.3")
+        credential = s.localCredential(ident)
+        self.assertEqual(credential.certificate.subject.rfc4514_string(), "CN=10.1.2.3,O=ikectl,C=DE")
+        self.assertEqual(credential.keyDescription, "RSA-2048")
+        peer = s.verifyPeer(IKEIdentity.fromFQDN("vpn.example.com"), credential.certificatePayloads())
+        self.assertEqual(peer.certificate, credential.certificate)
+        peer = s.verifyPeer(IKEIdentity.fromDN("/C=DE/O=ikectl/CN=10.1.2.3"), credential.certificatePayloads())
+        self.assertEqual(len(peer.chain), 2)
