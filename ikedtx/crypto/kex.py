@@ -287,17 +287,20 @@ class MLKEMMethod:
         for the input checks, and for all operations if C{cryptographyClass}
         is None).
     @ivar cryptographyClass: cryptography's private key class for this size,
-        or None to use the pure-Python implementation.
+        or None to use the pure-Python implementation (then
+        C{cryptographyPublicClass}, its public key class, is None too).
     """
 
     kem = True
     sharedSecretSize = 32
 
-    def __init__(self, transformId, name, parameters, cryptographyClass=None):
+    def __init__(self, transformId, name, parameters, cryptographyClass=None,
+                 cryptographyPublicClass=None):
         self.transformId = transformId
         self.name = name
         self.parameters = parameters
         self.cryptographyClass = cryptographyClass
+        self._publicClass = cryptographyPublicClass
         self.initiatorDataSize = parameters.encapsulationKeySize
         self.responderDataSize = parameters.ciphertextSize
 
@@ -322,9 +325,8 @@ class MLKEMMethod:
             raise InvalidKeyExchange("%s: encapsulation key fails the modulus check" % (
                 self.name,))
         if self.cryptographyClass is not None:
-            publicKey = self.cryptographyClass.from_seed_bytes(bytes(64)).public_key()
             try:
-                publicKey = type(publicKey).from_public_bytes(ek)
+                publicKey = self._publicClass.from_public_bytes(ek)
                 secret, ciphertext = publicKey.encapsulate()
             except (ValueError, UnsupportedAlgorithm):
                 raise InvalidKeyExchange("%s: encapsulation key refused" % (self.name,))
@@ -381,9 +383,11 @@ KEY_EXCHANGE_METHODS[DhId.CURVE448] = XDHMethod(
 KEY_EXCHANGE_METHODS[DhId.ML_KEM_512] = MLKEMMethod(
     DhId.ML_KEM_512, "mlkem512", _mlkem.ML_KEM_512)
 KEY_EXCHANGE_METHODS[DhId.ML_KEM_768] = MLKEMMethod(
-    DhId.ML_KEM_768, "mlkem768", _mlkem.ML_KEM_768, _cryptographyMLKEM.MLKEM768PrivateKey)
+    DhId.ML_KEM_768, "mlkem768", _mlkem.ML_KEM_768, _cryptographyMLKEM.MLKEM768PrivateKey,
+    _cryptographyMLKEM.MLKEM768PublicKey)
 KEY_EXCHANGE_METHODS[DhId.ML_KEM_1024] = MLKEMMethod(
-    DhId.ML_KEM_1024, "mlkem1024", _mlkem.ML_KEM_1024, _cryptographyMLKEM.MLKEM1024PrivateKey)
+    DhId.ML_KEM_1024, "mlkem1024", _mlkem.ML_KEM_1024, _cryptographyMLKEM.MLKEM1024PrivateKey,
+    _cryptographyMLKEM.MLKEM1024PublicKey)
 
 del _dhId, _group, _name, _curve
 
