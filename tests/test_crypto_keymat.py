@@ -370,6 +370,19 @@ class AuthTests(SynchronousTestCase):
         self.assertEqual(octets, b"MSGNONCE" + stdhmac.new(
             b"P" * 32, b"\x02\x00\x00\x00id", hashlib.sha256).digest())
 
+    def test_intAuth(self):
+        """
+        RFC 9242 3.3.2: IntAuth links chain through the PRF and are
+        appended to the signed octets.
+        """
+        first = keymat.intermediateAuth(self.prf, b"P" * 32, b"", b"A1", b"P1")
+        self.assertEqual(first, stdhmac.new(b"P" * 32, b"A1P1", hashlib.sha256).digest())
+        second = keymat.intermediateAuth(self.prf, b"Q" * 32, first, b"A2")
+        self.assertEqual(second, stdhmac.new(b"Q" * 32, first + b"A2", hashlib.sha256).digest())
+        octets = keymat.signedOctets(self.prf, b"MSG", b"N", b"P" * 32, b"ID", intAuth=b"IA")
+        self.assertTrue(octets.endswith(b"IA"))
+        self.assertEqual(len(octets), 3 + 1 + 32 + 2)
+
     def test_sharedKey(self):
         """
         AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>),

@@ -405,6 +405,16 @@ class KeyTypeTests(SynchronousTestCase):
                           AuthMethod.DIGITAL_SIGNATURE, b"x", HashAlgorithm.SHA2_256)
 
 
+class AnnouncedTests(SynchronousTestCase):
+    def test_announced(self):
+        """
+        We announce SHA2-256/384/512 and Identity (RFC 7427 4, RFC 8420),
+        and accept by default exactly what we announce.
+        """
+        self.assertEqual(set(signature.ANNOUNCED_HASHES), set(signature.DEFAULT_ALLOWED_HASHES))
+        self.assertNotIn(HashAlgorithm.SHA1, signature.ANNOUNCED_HASHES)
+
+
 class ChooseTests(SynchronousTestCase):
     """
     chooseSignatureMethod() from our key and the peer's

@@ -249,7 +249,7 @@ def childSAKeys(prf, skD, ni, nr, encrId, keyLength, integId=None, sharedSecrets
     return keys
 
 
-def signedOctets(prf, realMessage, peerNonce, skP, idPayloadBody):
+def signedOctets(prf, realMessage, peerNonce, skP, idPayloadBody, intAuth=b""):
     """
     The octets an AUTH payload signs or MACs (RFC 7296 2.15):
 
@@ -259,10 +259,28 @@ def signedOctets(prf, realMessage, peerNonce, skP, idPayloadBody):
     C{realMessage} is our whole IKE_SA_INIT message (the first one we sent),
     C{peerNonce} the other side's nonce data, C{skP} our SK_pi or SK_pr (the
     signer's), C{idPayloadBody} our ID payload without its generic header
-    (ID Type, three reserved bytes, identification data).  For RFC 9370 the
-    IntAuth data is appended by the caller as RFC 9242 3.3.2 says.
+    (ID Type, three reserved bytes, identification data).  After
+    IKE_INTERMEDIATE exchanges (RFC 9242 3.3.2, used by RFC 9370) C{intAuth}
+    is IntAuth = IntAuth_iN | IntAuth_rN | IKE_AUTH_MID, appended last.
     """
-    return bytes(realMessage) + bytes(peerNonce) + prf.compute(skP, idPayloadBody)
+    return (bytes(realMessage) + bytes(peerNonce) + prf.compute(skP, idPayloadBody)
+            + bytes(intAuth))
+
+
+def intermediateAuth(prf, skP, previous, authenticatedPart, encryptedPart=b""):
+    """
+    One link of the RFC 9242 3.3.2 chain over the IKE_INTERMEDIATE messages
+    one side sent:
+
+        IntAuth_i1 = prf(SK_pi, IntAuth_i1_A [| IntAuth_i1_P])
+        IntAuth_iN = prf(SK_pi, IntAuth_i(N-1) | IntAuth_iN_A [| IntAuth_iN_P])
+
+    C{previous} is IntAuth_i(N-1) (empty for the first message); C{skP} is
+    the SK_pi or SK_pr in force for that message (it changes with each
+    RFC 9370 additional key exchange).  The wire layer cuts the _A and _P
+    parts out of the message as RFC 9242 3.3.2 describes.
+    """
+    return prf.compute(skP, bytes(previous) + bytes(authenticatedPart) + bytes(encryptedPart))
 
 
 def sharedKeyAuth(prf, sharedSecret, octets):

@@ -39,6 +39,10 @@ _HASHES = {
     HashAlgorithm.SHA2_512: hashes.SHA512,
 }
 
+# What we put in our SIGNATURE_HASH_ALGORITHMS notify (RFC 7427 4, RFC 8420).
+ANNOUNCED_HASHES = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2_512,
+                    HashAlgorithm.IDENTITY)
+
 DEFAULT_ALLOWED_HASHES = frozenset(
     [HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2_512,
      HashAlgorithm.IDENTITY])
