@@ -452,7 +452,7 @@ class WycheproofXDHTests(SynchronousTestCase):
     6, RFC 8031 2.3); valid vectors give their shared secret.
     """
 
-    def _vectors(self, curve, dhId, privateClass):
+    def _vectors(self, curve, dhId):
         method = kex.keyExchangeFor(dhId)
         refused = accepted = 0
         for t in load("wycheproof_kex")[curve]["tests"]:
@@ -470,10 +470,10 @@ class WycheproofXDHTests(SynchronousTestCase):
         self.assertTrue(refused >= 10 and accepted >= 3, (refused, accepted))
 
     def test_x25519(self):
-        self._vectors("x25519", DhId.CURVE25519, None)
+        self._vectors("x25519", DhId.CURVE25519)
 
     def test_x448(self):
-        self._vectors("x448", DhId.CURVE448, None)
+        self._vectors("x448", DhId.CURVE448)
 
 
 class WycheproofECDHTests(SynchronousTestCase):

@@ -103,7 +103,7 @@ class CipherVectorTests(SynchronousTestCase):
     ours: CBC and CTR encrypt front to back.
     """
 
-    def _prefix(self, fileName, encrId, ivFromVector):
+    def _prefix(self, fileName, encrId):
         for name, v in strongswan(fileName).items():
             key, iv, plain, expected = h(v["key"]), h(v["iv"]), h(v["plain"]), h(v["cipher"])
             keyLength = None if encrId == EncrId.TRIPLE_DES else 8 * (
@@ -119,20 +119,20 @@ class CipherVectorTests(SynchronousTestCase):
         """
         RFC 3602 section 4 AES-CBC test cases.
         """
-        self._prefix("aes_cbc", EncrId.AES_CBC, True)
+        self._prefix("aes_cbc", EncrId.AES_CBC)
 
     def test_rfc3686(self):
         """
         RFC 3686 section 6 AES-CTR test vectors; the counter block is nonce
         | IV | 00000001 as RFC 5930 2 specifies for IKEv2.
         """
-        self._prefix("aes_ctr", EncrId.AES_CTR, True)
+        self._prefix("aes_ctr", EncrId.AES_CTR)
 
     def test_3des(self):
         """
         3DES-CBC vectors from strongSwan's 3des_cbc.c.
         """
-        self._prefix("3des_cbc", EncrId.TRIPLE_DES, True)
+        self._prefix("3des_cbc", EncrId.TRIPLE_DES)
 
 
 class _SuiteMixin:
@@ -263,10 +263,8 @@ class PaddingTests(SynchronousTestCase):
         self.assertEqual(cipher.sealedLength(12), 8 + 13 + 16)
 
     def _sealRaw(self, cipher, aad, padded):
-        # Seal bytes that already include padding and a Pad Length byte:
-        # seal() adds one more Pad Length byte, which we strip by sealing
-        # padded[:-1] with a forced pad length.  Simplest: use the private
-        # helpers of the concrete class.
+        # Seal bytes that already end in padding and a Pad Length byte of
+        # our choosing, as another implementation might send them.
         cipher._pad = lambda plaintext: plaintext
         return cipher.seal(aad, padded)
 
