@@ -1,1 +1,15 @@
-"""ikedtx.crypto"""
+"""
+ikedtx.crypto: IKEv2 cryptography on pyca/cryptography.
+
+ - L{ikedtx.crypto.interfaces}: the zope Interfaces (IPseudoRandomFunction,
+   IIntegrityAlgorithm, IEncryptionAlgorithm, IKeyExchangeMethod,
+   IKeyExchange, ISKCipher).
+ - Registries keyed by IANA id: L{prf}, L{integ}, L{encr}, L{kex}; one
+   lookup over all of them in L{transforms}.
+ - L{keymat}: prf+, SKEYSEED (new, rekey, RFC 9370), SK_*, Child SA KEYMAT,
+   AUTH octets and shared-key AUTH.
+ - L{sk}: SK/SKF payload protection.
+ - L{signature}: AUTH signatures (RSA_SIG, RFC 4754 ECDSA, RFC 7427).
+ - L{mlkem}: pure-Python FIPS 203 (ML-KEM-512, absent from cryptography).
+ - L{errors}: the exception classes.
+"""
