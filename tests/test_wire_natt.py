@@ -64,3 +64,22 @@ class NattTests(SynchronousTestCase):
             e = self.assertRaises(ShortDatagram, classifyNattDatagram, data)
             self.assertIsNone(e.notify)
         self.assertRaises(ShortDatagram, stripNonEspMarker, b"\x00\x00")
+
+
+class NatDetectionHashTests(SynchronousTestCase):
+    def test_layout(self):
+        """
+        RFC 7296 2.23: SHA-1(SPIi | SPIr | IP address | port).
+        """
+        import hashlib
+
+        from ikedtx.wire.natt import natDetectionHash
+
+        self.assertEqual(
+            natDetectionHash(SPI_I, SPI_R, "192.0.2.1", 4500),
+            hashlib.sha1(SPI_I + SPI_R + b"\xc0\x00\x02\x01" + b"\x11\x94").digest(),
+        )
+        self.assertEqual(
+            natDetectionHash(SPI_I, bytes(8), "2001:db8::1", 500),
+            hashlib.sha1(SPI_I + bytes(8) + bytes.fromhex("20010db8" + "00" * 11 + "01") + b"\x01\xf4").digest(),
+        )

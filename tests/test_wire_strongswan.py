@@ -36,7 +36,7 @@ from ikedtx.wire.constants import (
 )
 from ikedtx.wire.fragments import Reassembler
 from ikedtx.wire.message import Message
-from ikedtx.wire.natt import NattKind, classifyNattDatagram
+from ikedtx.wire.natt import NattKind, classifyNattDatagram, natDetectionHash
 
 from .wirehelpers import CbcHmacCipher, IntegrityError, readPcap, udpPayloads
 
@@ -245,6 +245,30 @@ class StrongSwanCaptureTests(SynchronousTestCase):
         response = self.datagrams[1].message
         self.assertEqual(response.spiI, request.spiI)
         self.assertNotEqual(response.spiR, bytes(8))
+
+    def test_natDetection(self):
+        """
+        RFC 7296 2.23: NAT_DETECTION_DESTINATION_IP is SHA-1 of the SPIs and
+        the peer's address and port as the sender saw them: the initiator
+        hashed the responder's address, the responder the NAT's public
+        address.  (strongSwan's NAT_DETECTION_SOURCE_IP here is a random
+        address of its own, which is why both sides report a NAT.)
+        """
+        request = self.datagrams[0].message
+        self.assertEqual(
+            request.payloads[4].natDetectionHash,
+            natDetectionHash(request.spiI, request.spiR, "198.51.100.2", 500),
+        )
+        response = self.datagrams[1].message
+        self.assertEqual(
+            response.payloads[4].natDetectionHash,
+            natDetectionHash(response.spiI, response.spiR, "198.51.100.254", 500),
+        )
+        request6 = self.datagrams[26].message
+        self.assertEqual(
+            request6.payloads[4].natDetectionHash,
+            natDetectionHash(request6.spiI, request6.spiR, "2001:db8:b::2", 500),
+        )
 
     def test_ikeAuth(self):
         """

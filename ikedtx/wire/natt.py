@@ -10,6 +10,9 @@ A datagram on the NAT-T port is one of:
   - ESP in UDP: the first four octets are the (non-zero) SPI.
 """
 
+import hashlib
+import ipaddress
+import struct
 from enum import Enum
 
 from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
@@ -81,6 +84,18 @@ def classifyNattDatagram(data):
     return NattKind.ESP, view
 
 
+def natDetectionHash(spiI, spiR, address, port):
+    """
+    The NAT_DETECTION_SOURCE_IP / NAT_DETECTION_DESTINATION_IP data for an
+    address and port (RFC 7296 2.23): SHA-1 of the two SPIs, the address
+    (4 or 16 octets) and the port (2 octets), in network order.
+
+    @param address: an L{ipaddress} address or its text.
+    """
+    packed = ipaddress.ip_address(address).packed
+    return hashlib.sha1(spiI + spiR + packed + struct.pack("!H", port)).digest()
+
+
 __all__ = [
     "NAT_KEEPALIVE",
     "NON_ESP_MARKER",
@@ -89,5 +104,6 @@ __all__ = [
     "classifyNattDatagram",
     "isEspInUdp",
     "isNatKeepalive",
+    "natDetectionHash",
     "stripNonEspMarker",
 ]
