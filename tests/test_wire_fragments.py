@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ikedtx.wire import payloads as P
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, PayloadType
 from ikedtx.wire.errors import FragmentDropped, InvalidSyntax, WireEncodeError
-from ikedtx.wire.fragments import FRAGMENT_OVERHEAD, Reassembler, fragmentMessage
+from ikedtx.wire.fragments import FRAGMENT_OVERHEAD, Reassembler, fragmentMessage, ikeMessageRoom
 from ikedtx.wire.message import Message
 
 from .test_wire_message import SPI_I, SPI_R, authMessage
@@ -61,6 +61,14 @@ class FragmentMessageTests(SynchronousTestCase):
             self.assertEqual(Message.decode(data).encode(), data)
         # All but the last fragment are filled to the size.
         self.assertTrue(all(len(d) > 300 - 8 for d in fragments[:-1]))
+
+    def test_ikeMessageRoom(self):
+        """
+        The IKE message room of a datagram size: IP and UDP headers and the
+        non-ESP marker are subtracted.
+        """
+        self.assertEqual(ikeMessageRoom(1280, 6, True), 1280 - 40 - 8 - 4)
+        self.assertEqual(ikeMessageRoom(576, 4, False), 576 - 20 - 8)
 
     def test_roundTrip(self):
         """

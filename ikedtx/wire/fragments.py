@@ -19,6 +19,16 @@ FRAGMENT_OVERHEAD = IKE_HEADER_LENGTH + 4 + SKF_HEADER.size
 MAX_FRAGMENTS = 0xFFFF
 
 
+def ikeMessageRoom(datagramSize, ipVersion, nonEspMarker):
+    """
+    The largest IKE message that fits an IP datagram of C{datagramSize}
+    octets (RFC 7383 2.5.1 suggests 1280 for IPv6 and 576 for IPv4): minus
+    the IP header (20 or 40), the UDP header (8) and, on port 4500, the
+    non-ESP marker (4).  Pass the result to L{fragmentMessage}.
+    """
+    return datagramSize - (20 if ipVersion == 4 else 40) - 8 - (4 if nonEspMarker else 0)
+
+
 def _largestPiece(cipher, room):
     """
     The largest plaintext length whose sealed form fits C{room} octets.
@@ -43,7 +53,8 @@ def fragmentMessage(message, cipher, maxFragmentSize):
         unencrypted ones.
     @param cipher: the C{ISKCipher} of our direction.
     @param maxFragmentSize: the largest IKE message (UDP payload, not
-        counting a non-ESP marker) a fragment may be.
+        counting a non-ESP marker) a fragment may be; see
+        L{ikeMessageRoom}.
     @return: L{list} of L{bytes}, fragments 1..N; fragment 1's Next Payload
         is the first inner payload's type, the others' 0.
     @raise WireEncodeError: no encrypted payloads, unencrypted payloads,
