@@ -6,6 +6,7 @@ flipped, octets overwritten, truncated or extended - makes the decoder raise
 anything but L{MalformedMessage} or take long.
 """
 
+import ipaddress
 import time
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -56,8 +57,6 @@ def selectors(draw):
     if kind == "unknown":
         return P.UnknownTrafficSelector(draw(st.integers(11, 255)), draw(octets), draw(u8))
     address = ipv4 if kind == "v4" else ipv6
-    import ipaddress
-
     return P.TrafficSelector(
         ipaddress.ip_address(draw(address)),
         ipaddress.ip_address(draw(address)),

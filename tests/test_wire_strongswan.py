@@ -118,6 +118,7 @@ class Datagram:
     def __init__(self, source, destination, sourcePort, destinationPort, data):
         self.source = source
         self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
         self.data = data
         self.kind = None
         self.ike = None
@@ -136,7 +137,7 @@ class StrongSwanCaptureTests(SynchronousTestCase):
         self.datagrams = [Datagram(*d) for d in udpPayloads(readPcap(PCAP))]
         reassembler = Reassembler()
         for d in self.datagrams:
-            if 4500 in (d.sourcePort,):
+            if 4500 in (d.sourcePort, d.destinationPort):
                 d.kind, body = classifyNattDatagram(d.data)
             else:
                 d.kind, body = NattKind.IKE, d.data
