@@ -38,6 +38,7 @@ class ExchangeType(IntEnum):
     GSA_AUTH = 39
     GSA_REGISTRATION = 40
     GSA_REKEY = 41
+    GSA_INBAND_REKEY = 42
     IKE_INTERMEDIATE = 43
     IKE_FOLLOWUP_KE = 44
 
@@ -99,6 +100,8 @@ class TransformType(IntEnum):
     ADDKE5 = 10
     ADDKE6 = 11
     ADDKE7 = 12
+    KWA = 13  # Key Wrap Algorithm (G-IKEv2)
+    GCAUTH = 14  # Group Controller Authentication Method (G-IKEv2)
 
 
 ADDITIONAL_KE_TYPES = tuple(range(TransformType.ADDKE1, TransformType.ADDKE7 + 1))
@@ -137,6 +140,10 @@ class EncrId(IntEnum):
     AES_CCM_8_IIV = 29
     AES_GCM_16_IIV = 30
     CHACHA20_POLY1305_IIV = 31
+    KUZNYECHIK_MGM_KTREE = 32
+    MAGMA_MGM_KTREE = 33
+    KUZNYECHIK_MGM_MAC_KTREE = 34
+    MAGMA_MGM_MAC_KTREE = 35
 
 
 class PrfId(IntEnum):
@@ -148,6 +155,7 @@ class PrfId(IntEnum):
     HMAC_SHA2_384 = 6
     HMAC_SHA2_512 = 7
     AES128_CMAC = 8
+    HMAC_STREEBOG_512 = 9
 
 
 class IntegId(IntEnum):
@@ -194,6 +202,8 @@ class DhId(IntEnum):
     BRAINPOOL_512 = 30
     CURVE25519 = 31
     CURVE448 = 32
+    GOST3410_2012_256 = 33
+    GOST3410_2012_512 = 34
     ML_KEM_512 = 35
     ML_KEM_768 = 36
     ML_KEM_1024 = 37
@@ -256,6 +266,12 @@ class HashAlgorithm(IntEnum):
 
 
 class NotifyType(IntEnum):
+    """
+    Notify Message Types: the Error Types (1-8191; 8192-16383 private use)
+    and the Status Types (16384-40959; 40960-65535 private use) as
+    registered by IANA.
+    """
+
     # Error types (< 16384)
     UNSUPPORTED_CRITICAL_PAYLOAD = 1
     INVALID_IKE_SPI = 4
@@ -328,6 +344,7 @@ class NotifyType(IntEnum):
     PSK_CONFIRM = 16426
     ERX_SUPPORTED = 16427
     IFOM_CAPABILITY = 16428
+    GROUP_SENDER = 16429  # registered first as SENDER_REQUEST_ID
     SENDER_REQUEST_ID = 16429
     IKEV2_FRAGMENTATION_SUPPORTED = 16430
     SIGNATURE_HASH_ALGORITHMS = 16431
