@@ -66,7 +66,7 @@ class SelectTests(SynchronousTestCase):
         """
         A transform we do not implement is never chosen, even if configured.
         """
-        chosen = select([CBC], [CBC], isSupported=lambda t: t.id != DhId.MODP_2048)
+        chosen = select([CBC], [CBC], isSupported=lambda t, protocol: t.id != DhId.MODP_2048)
         self.assertEqual(chosen.dhGroup, DhId.ECP_256)
 
     def test_espEsnDefault(self):

@@ -12,11 +12,10 @@ from ikedtx.crypto import keymat
 from ikedtx.crypto import signature as S
 from ikedtx.crypto.encr import encryptionFor
 from ikedtx.crypto.errors import CryptoError
-from ikedtx.crypto.integ import integrityFor
 from ikedtx.crypto.kex import keyExchangeFor
 from ikedtx.crypto.prf import prfFor
 from ikedtx.crypto.sk import SKCipher
-from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, AuthMethod, DhId, IntegId, TransformType
+from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, AuthMethod, DhId, HashAlgorithm, IntegId, TransformType
 
 _log = Logger(namespace="ikedtx.core.cryptoglue")
 
@@ -39,22 +38,19 @@ def isAead(encrId):
         return False
 
 
-def isSupported(transform):
+def isSupported(transform, protocol=None):
     """
-    Whether we implement C{transform} (an L{ikedtx.core.proposals.Transform}).
+    Whether we implement C{transform} (an L{ikedtx.core.proposals.Transform})
+    for IKE (C{protocol} None) or ESP/AH.
     """
+    from ikedtx.crypto.transforms import isSupported as supported
+    from ikedtx.wire.constants import ProtocolId
+
+    if transform.type in (TransformType.INTEG, TransformType.DH) or transform.type in ADDITIONAL_KE_TYPES:
+        if transform.id == 0:
+            return True
     try:
-        if transform.type == TransformType.ENCR:
-            return encryptionFor(transform.id).validKeyLength(transform.keyLength)
-        if transform.type == TransformType.PRF:
-            prfFor(transform.id)
-        elif transform.type == TransformType.INTEG:
-            if transform.id != IntegId.NONE:
-                integrityFor(transform.id)
-        elif transform.type == TransformType.DH or transform.type in ADDITIONAL_KE_TYPES:
-            if transform.id != DhId.NONE:
-                keyExchangeFor(transform.id)
-        return transform.keyLength is None or transform.type == TransformType.ENCR
+        return supported(transform.type, transform.id, transform.keyLength, protocol or ProtocolId.IKE)
     except CryptoError:
         return False
 
@@ -121,10 +117,20 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
 
     @return: C{(authMethod, authData)}.
     """
-    method = _METHODS.get(policyMethod)
-    if method is None:
-        method = AuthMethod.DIGITAL_SIGNATURE if peerHashes else S.methodForKey(privateKey)
-    return method, S.sign(privateKey, method, octets, peerHashes=peerHashes)
+    wanted = _METHODS.get(policyMethod)
+    try:
+        if wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
+            method, hashAlgorithm = S.chooseSignatureMethod(privateKey, peerHashes)
+            if wanted == AuthMethod.DIGITAL_SIGNATURE and method != wanted:
+                # "rfc7427: only use RFC 7427 signatures", even to a peer
+                # that did not announce its hashes: SHA2-256 is mandatory
+                # to implement (RFC 8247).
+                method, hashAlgorithm = wanted, HashAlgorithm.SHA2_256
+        else:
+            method, hashAlgorithm = wanted, None
+        return method, S.sign(privateKey, method, octets, hashAlgorithm)
+    except CryptoError as e:
+        raise SignatureRefused("cannot sign with our key for policy method %s: %s" % (policyMethod, e))
 
 
 def verifyAuth(publicKey, policyMethod, method, data, octets):

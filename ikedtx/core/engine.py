@@ -58,7 +58,7 @@ class IKECore:
     _log = Logger()
 
     def __init__(self, config, credentials=None, settings=None, now=time.monotonic, randomBytes=os.urandom,
-                 spiAllocator=None, localAddressFor=None, resolved=None, keyLog=None):
+                 spiAllocator=None, localAddressFor=None, resolved=None, keyLog=None, wallClock=None):
         self.config = config
         self.policies = PolicyTable(config.policies, resolved)
         self.credentials = credentials
@@ -68,6 +68,9 @@ class IKECore:
         self.spiAllocator = spiAllocator or self._randomSpi
         self.localAddressFor = localAddressFor
         self.keyLog = keyLog
+        # Certificate validity is judged by wall-clock time (a datetime, or
+        # None for the real time); the monotonic clock above drives timers.
+        self.wallClock = wallClock or (lambda: None)
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -334,6 +337,7 @@ class IKECore:
         except MalformedMessage as e:
             self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
             return
+        message.rawData = data
         if message.exchangeType == ExchangeType.IKE_SA_INIT and not message.isResponse:
             X.respondInit(self, message, data, local, remote)
             return
@@ -368,7 +372,8 @@ class IKECore:
         if message.isFragment:
             if ikesa.reassembler is None:
                 ikesa.reassembler = Reassembler()
-            return ikesa.reassembler.add(message, ikesa.cipherIn)
+            whole = ikesa.reassembler.add(message, ikesa.cipherIn)
+            return None if whole is None else whole.encrypted
         if ikesa.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
         return message.decrypt(ikesa.cipherIn)
@@ -376,7 +381,7 @@ class IKECore:
     def _requestReceived(self, ikesa, message, data, local, remote):
         window = ikesa.window
         if window.lastResponse is not None and message.messageId == window.lastResponse[0]:
-            if message.isFragment and message.fragmentNumber != 1:
+            if message.isFragment and message.sealedPayload.fragmentNumber != 1:
                 return
             self._log.debug("{ikesa}: retransmitted request {mid}, resending our response", ikesa=ikesa, mid=message.messageId)
             self._sendAll(ikesa, window.lastResponse[1])
@@ -412,10 +417,10 @@ class IKECore:
                                [P.Notify(NotifyType.INVALID_SYNTAX)])
             return
         try:
-            critical = [p for p in payloads if getattr(p, "critical", False) and isinstance(p, P.UnknownPayload)]
+            critical = [p for p in payloads if p.critical and isinstance(p, P.UnknownPayload)]
             if critical:
-                raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].type,),
-                                          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].type]))
+                raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
+                                          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
             answer = handler(self, ikesa, payloads)
         except RemoteProtocolError as e:
             self._log.info("{ikesa}: {exchange} request refused: {error}", ikesa=ikesa,

@@ -12,13 +12,13 @@ with an error Notify.
 """
 
 import hmac
-import socket
 import struct
 
 from twisted.logger import Logger
 
 from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
-from ikedtx.auth.ids import IKEIdentity
+from ikedtx.auth.errors import CredentialError
+from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
 from ikedtx.core import actions as A
 from ikedtx.core import cryptoglue as C
 from ikedtx.core.errors import (
@@ -104,42 +104,34 @@ def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
 
 def offersFromWire(sa):
     return [
-        Offer(p.protocol, tuple(Transform(t.type, t.id, t.keyLength) for t in p.transforms), p.number, bytes(p.spi))
+        Offer(p.protocolId, tuple(Transform(t.transformType, t.transformId, t.keyLength) for t in p.transforms), p.number,
+              bytes(p.spi))
         for p in sa.proposals
     ]
 
 
 def saPayload(offers):
     return P.SecurityAssociation([
-        P.Proposal(o.number, o.protocol, o.spi, [P.Transform(t.type, t.id, t.keyLength) for t in o.transforms])
+        P.Proposal(o.number, o.protocol, [P.Transform(t.type, t.id, keyLength=t.keyLength) for t in o.transforms], o.spi)
         for o in offers
     ])
 
 
-def _supported(transform):
-    return C.isSupported(transform)
+def _supported(transform, protocol=None):
+    return C.isSupported(transform, protocol)
 
 
 # Traffic selectors between wire and core
 
 
 def tsFromWire(payload):
-    result = []
-    for s in payload.selectors:
-        if s.tsType not in (TrafficSelectorType.TS_IPV4_ADDR_RANGE, TrafficSelectorType.TS_IPV6_ADDR_RANGE):
-            continue
-        version = 4 if s.tsType == TrafficSelectorType.TS_IPV4_ADDR_RANGE else 6
-        result.append(TrafficSelector(version, s.startAddress, s.endAddress, s.ipProtocol, s.startPort, s.endPort))
-    return result
+    # Security labels and unknown selector types are not negotiated here.
+    return [TrafficSelector(s.startAddress.version, s.startAddress, s.endAddress, s.ipProtocol, s.startPort, s.endPort)
+            for s in payload.selectors if isinstance(s, P.TrafficSelector)]
 
 
 def tsToWire(selectors):
-    return [
-        P.TrafficSelector(
-            TrafficSelectorType.TS_IPV4_ADDR_RANGE if ts.version == 4 else TrafficSelectorType.TS_IPV6_ADDR_RANGE,
-            ts.ipProtocol, ts.startPort, ts.endPort, ts.startAddress, ts.endAddress)
-        for ts in selectors
-    ]
+    return [P.TrafficSelector(ts.startAddress, ts.endAddress, ts.ipProtocol, ts.startPort, ts.endPort) for ts in selectors]
 
 
 # NAT detection (RFC 7296 2.23)
@@ -211,7 +203,7 @@ def _commonPayloads(core, ikesa):
         out.append(P.Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
     out.append(P.Notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=struct.pack("!%dH" % len(_OUR_HASHES), *_OUR_HASHES)))
     if core.settings.vendorId:
-        out.append(P.VendorId(core.settings.vendorId))
+        out.append(P.VendorID(core.settings.vendorId))
     return out
 
 
@@ -332,7 +324,7 @@ class InitTask(Task):
         if len(answer) != 1:
             raise NoProposalChosen("responder answered with %d proposals" % (len(answer),))
         chosen = accept(self.offers, answer[0], C.isAead)
-        if chosen is None or any(not _supported(t) for t in chosen.transforms.values()):
+        if chosen is None or any(not _supported(t, ProtocolId.IKE) for t in chosen.transforms.values()):
             raise NoProposalChosen("responder chose a proposal we did not offer")
         if ke.group != chosen.dhGroup or chosen.dhGroup != self.group:
             raise NegotiationFailed("responder's KE group %d does not match" % (ke.group,))
@@ -344,7 +336,7 @@ class InitTask(Task):
             raise NegotiationFailed(str(e))
         ikesa.spiR = message.spiR
         ikesa.proposal = chosen
-        ikesa.initResponse = message.raw
+        ikesa.initResponse = bytes(message.rawData)
         try:
             shared = ikesa.keyExchange.complete(bytes(ke.data))
         except InvalidKeyExchange as e:
@@ -463,9 +455,9 @@ def _localIdentity(core, ikesa):
     srcId = ikesa.policy.srcId
     if srcId is not None:
         return IKEIdentity.fromConfig(srcId.type, srcId.value)
-    if core.credentials is not None and _usesCertificates(ikesa.policy):
-        return None
-    return IKEIdentity.fqdn(socket.gethostname())
+    # iked: without srcid, the local host name as an FQDN, with or without
+    # certificates.
+    return defaultLocalIdentity()
 
 
 def _buildAuth(core, ikesa, idPayload):
@@ -487,8 +479,9 @@ def _localCredential(core, ikesa):
         raise NegotiationFailed("policy %s needs a certificate or key, and there is no credential store" % (policy.name,))
     srcId = _localIdentity(core, ikesa)
     try:
-        return core.credentials.localCredential(srcId, policy.auth.method, getattr(ikesa, "certreqAuthorities", []))
-    except CredentialRefused as e:
+        return core.credentials.localCredential(srcId, policy.auth.method, getattr(ikesa, "certreqAuthorities", []),
+                                                now=core.wallClock())
+    except CredentialError as e:
         raise NegotiationFailed("no usable local credential: %s" % (e,))
 
 
@@ -511,7 +504,7 @@ def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
         peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
     except ValueError as e:
         raise AuthenticationFailed("malformed peer ID: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
-    if policy.dstId is not None and not peerId.matchesConfig(policy.dstId):
+    if policy.dstId is not None and not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
         raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
                                    NotifyType.AUTHENTICATION_FAILED)
     octets = C.signedOctets(ikesa, not ikesa.initiator, _idBody(idPayload))
@@ -533,7 +526,7 @@ def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
         if policy.dstId is not None:
             expected = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
         try:
-            credential = core.credentials.verifyPeer(peerId, certificates, expected)
+            credential = core.credentials.verifyPeer(peerId, certificates, expected, now=core.wallClock())
             C.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data), octets)
         except (CredentialRefused, C.SignatureRefused) as e:
             raise AuthenticationFailed("peer %s: %s" % (peerId, e), NotifyType.AUTHENTICATION_FAILED)
@@ -557,14 +550,14 @@ class AuthTask(Task):
         credential = _localCredential(core, ikesa)
         localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
         ikesa.localId = localId
-        idPayload = P.Identification(True, localId.idType, localId.data)
+        idPayload = P.IdentificationInitiator(localId.idType, localId.data)
         payloads = [idPayload]
         auth = _ourAuthPayloads(core, ikesa, credential, idPayload)
         payloads += auth[:-1]
         payloads += _certreqPayloads(core, ikesa)
         if policy.dstId is not None:
             dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
-            payloads.append(P.Identification(False, dst.idType, dst.data))
+            payloads.append(P.IdentificationResponder(dst.idType, dst.data))
         payloads.append(auth[-1])
         if not any(other is not ikesa and other.remote[0] == ikesa.remote[0] and other.isEstablished
                    for other in core.ikeSAs.values()):
@@ -579,7 +572,7 @@ class AuthTask(Task):
         error = _notify(payloads, NotifyType.AUTHENTICATION_FAILED)
         if error is not None:
             raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
-        idr = _first(payloads, P.Identification)
+        idr = _first(payloads, P.IdentificationResponder)
         auth = _first(payloads, P.Authentication)
         if idr is None or auth is None:
             other = _errorNotify(payloads)
@@ -634,9 +627,9 @@ def respondAuth(core, ikesa, payloads):
     """
     if ikesa.initiator or ikesa.state != IkeState.SA_INIT:
         raise RemoteProtocolError("IKE_AUTH in state %s" % (ikesa.state.name,), NotifyType.INVALID_SYNTAX)
-    idi = _first(payloads, P.Identification)
+    idi = _first(payloads, P.IdentificationInitiator)
     auth = _first(payloads, P.Authentication)
-    if idi is None or not idi.isInitiator:
+    if idi is None:
         ikesa.destroyAfterResponse = "IKE_AUTH without IDi"
         raise RemoteProtocolError("IDi missing", NotifyType.INVALID_SYNTAX)
     if auth is None:
@@ -661,7 +654,7 @@ def respondAuth(core, ikesa, payloads):
         raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
     localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
     ikesa.localId = localId
-    idPayload = P.Identification(False, localId.idType, localId.data)
+    idPayload = P.IdentificationResponder(localId.idType, localId.data)
     answer = [idPayload] + _ourAuthPayloads(core, ikesa, credential, idPayload)
     ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
     core.established(ikesa)
@@ -698,8 +691,8 @@ def _proposeChild(core, ikesa, withKeyExchange, rekeying=None):
     child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), withKeyExchange)
     child.localOffer = selectorsOf(policy, local=True)
     child.remoteOffer = selectorsOf(policy, local=False)
-    payloads = [saPayload(child.offers), P.TrafficSelectors(True, tsToWire(child.localOffer)),
-                P.TrafficSelectors(False, tsToWire(child.remoteOffer))]
+    payloads = [saPayload(child.offers), P.TrafficSelectorsInitiator(tsToWire(child.localOffer)),
+                P.TrafficSelectorsResponder(tsToWire(child.remoteOffer))]
     if policy.mode == "transport":
         payloads.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
     if policy.ipcomp:
@@ -750,13 +743,9 @@ def _completeChild(core, ikesa, child, payloads, shared):
 
 
 def _trafficSelectors(payloads):
-    tsi = tsr = None
-    for p in _all(payloads, P.TrafficSelectors):
-        if p.isInitiator and tsi is None:
-            tsi = tsFromWire(p)
-        elif not p.isInitiator and tsr is None:
-            tsr = tsFromWire(p)
-    return tsi, tsr
+    tsi = _first(payloads, P.TrafficSelectorsInitiator)
+    tsr = _first(payloads, P.TrafficSelectorsResponder)
+    return (tsFromWire(tsi) if tsi is not None else None), (tsFromWire(tsr) if tsr is not None else None)
 
 
 def _install(core, ikesa, child):
@@ -815,7 +804,7 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
         answer.append(P.Nonce(nonces[1]))
         if ourKe is not None:
             answer.append(P.KeyExchange(chosen.dhGroup, ourKe))
-    answer += [P.TrafficSelectors(True, tsToWire(tsi)), P.TrafficSelectors(False, tsToWire(tsr))]
+    answer += [P.TrafficSelectorsInitiator(tsToWire(tsi)), P.TrafficSelectorsResponder(tsToWire(tsr))]
     if transport:
         answer.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
     ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
@@ -856,7 +845,7 @@ class CreateChildTask(Task):
             self.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
             head.append(P.KeyExchange(self.group, self.keyExchange.publicData))
         if self.rekeying is not None:
-            head.insert(0, P.Notify(NotifyType.REKEY_SA, protocol=self.rekeying.protocol,
+            head.insert(0, P.Notify(NotifyType.REKEY_SA, protocolId=self.rekeying.protocol,
                                     spi=struct.pack("!I", self.rekeying.spiIn)))
         return ExchangeType.CREATE_CHILD_SA, head + payloads[1:]
 
@@ -914,7 +903,7 @@ def respondCreateChild(core, ikesa, payloads):
     if not ikesa.isEstablished:
         raise RemoteProtocolError("CREATE_CHILD_SA before IKE_AUTH completed", NotifyType.INVALID_SYNTAX)
     sa = _require(_first(payloads, P.SecurityAssociation), "SA")
-    if any(p.protocol == ProtocolId.IKE for p in sa.proposals):
+    if any(p.protocolId == ProtocolId.IKE for p in sa.proposals):
         raise RemoteProtocolError("IKE SA rekeying is not supported yet", NotifyType.NO_ADDITIONAL_SAS)
     nonce = _require(_first(payloads, P.Nonce), "Nonce")
     nonceI = _checkNonce(nonce)
@@ -1002,7 +991,7 @@ def respondInformational(core, ikesa, payloads):
     """
     answer = []
     for delete in _all(payloads, P.Delete):
-        if delete.protocol == ProtocolId.IKE:
+        if delete.protocolId == ProtocolId.IKE:
             ikesa.destroyAfterResponse = "deleted by peer"
             return []
         ours = []
@@ -1010,14 +999,14 @@ def respondInformational(core, ikesa, payloads):
             if len(spi) != 4:
                 continue
             (value,) = struct.unpack("!I", bytes(spi))
-            child = next((c for c in ikesa.children if c.spiOut == value and c.protocol == delete.protocol), None)
+            child = next((c for c in ikesa.children if c.spiOut == value and c.protocol == delete.protocolId), None)
             if child is None:
                 continue
             if child.state != ChildState.DELETING:
                 ours.append(struct.pack("!I", child.spiIn))
             _removeChild(core, ikesa, child)
         if ours:
-            answer.append(P.Delete(delete.protocol, ours))
+            answer.append(P.Delete(delete.protocolId, ours))
     for notify in _all(payloads, P.Notify):
         if isErrorNotify(notify.notifyType):
             _log.warn("{ikesa}: peer reports {notify}", ikesa=ikesa, notify=nameOf(NotifyType, notify.notifyType))

@@ -51,8 +51,11 @@ class PolicyTable:
             return False
         if not self._addressMatches(policy.local, local):
             return False
-        if peerId is not None and policy.dstId is not None and not peerId.matchesConfig(policy.dstId):
-            return False
+        if peerId is not None and policy.dstId is not None:
+            from ikedtx.auth.ids import IKEIdentity
+
+            if not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
+                return False
         return True
 
     def lookup(self, local, remote, peerId=None):
@@ -65,7 +68,7 @@ class PolicyTable:
         found = None
         default = None
         for policy in self.policies:
-            if policy.isDefault:
+            if policy.default:
                 default = policy
             if policy.skip:
                 continue
@@ -85,24 +88,15 @@ class PolicyTable:
 def selectorsOf(policy, local=True):
     """
     The traffic selectors of one side of a policy's flows: C{from} for our
-    side, C{to} for the peer's, deduplicated, in flow order.
+    side, C{to} for the peer's, deduplicated, in flow order. (The config
+    layer already expanded C{any} into one flow per address family.)
     """
     result = []
     for flow in policy.flows:
         selector = flow.src if local else flow.dst
-        network = selector.network
-        if network is None:
-            # "dynamic" (an address the peer assigns) and "any"
-            # (0.0.0.0/0 and ::/0) have no single network.
-            versions = (4, 6) if selector.any else ()
-            nets = [ip_network("0.0.0.0/0" if v == 4 else "::/0") for v in versions]
-        else:
-            nets = [network]
-        low, high = selector.ports if selector.ports else (0, 65535)
-        for net in nets:
-            ts = TrafficSelector.fromNetwork(net, flow.ipProtocol or 0, (low, high))
-            if ts not in result:
-                result.append(ts)
+        ts = TrafficSelector.fromNetwork(selector.network, flow.ipProtocol or 0, selector.portRange)
+        if ts not in result:
+            result.append(ts)
     return result
 
 

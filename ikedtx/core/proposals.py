@@ -162,7 +162,7 @@ def _match(local, peer, isSupported, isAeadCipher):
     for transformType in sorted(types):
         mine = local.ofType(transformType)
         for theirs in peer.ofType(transformType):
-            if theirs in mine and isSupported(theirs):
+            if theirs in mine and isSupported(theirs, peer.protocol):
                 chosen[transformType] = theirs
                 break
         else:
@@ -180,15 +180,16 @@ def _match(local, peer, isSupported, isAeadCipher):
     return Chosen(peer.protocol, peer.number, peer.spi, chosen, frozenset(peer.types()))
 
 
-def select(local, peer, isSupported=lambda t: True, isAeadCipher=lambda encrId: False):
+def select(local, peer, isSupported=lambda t, protocol: True, isAeadCipher=lambda encrId: False):
     """
     Choose, as responder, one of the C{peer}'s offers that one of our
     C{local} offers accepts.
 
     @param local: our L{Offer}s, in our order.
     @param peer: the peer's L{Offer}s, in its order.
-    @param isSupported: whether we implement a transform; a transform we do
-        not implement is never chosen.
+    @param isSupported: whether we implement a transform for a protocol
+        (C{isSupported(transform, protocol)}); a transform we do not
+        implement is never chosen.
     @param isAeadCipher: whether an ENCR id is a combined-mode cipher.
     @return: a L{Chosen}, or L{None} (NO_PROPOSAL_CHOSEN).
     """
