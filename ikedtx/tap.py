@@ -124,6 +124,10 @@ class Options(usage.Options):
 
     opt_V = opt_version
 
+    def parseArgs(self, *args):
+        if args:
+            raise usage.UsageError("unexpected arguments: %s" % (" ".join(args),))
+
     def postOptions(self):
         if self["no-natt"] and self["natt-only"]:
             raise usage.UsageError("-T and -t are mutually exclusive")
