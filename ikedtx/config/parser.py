@@ -350,7 +350,7 @@ class Parser:
                 return False
             self._look = None
             # A lexical error has already skipped the rest of its line.
-            if token.kind in ("\n", "ERROR"):
+            if token.kind == "\n" or (token.kind == "ERROR" and self.profile.lexErrorEndsLine):
                 self.errstatus -= 1
                 return True
 
@@ -847,7 +847,7 @@ class Parser:
             self.fail(str(e))
         for proposal in ikeProposals + childProposals:
             for t in proposal.ofType(TransformType.DH):
-                if t.id in xf.UNSUPPORTED_GROUPS and self.profile is xf.IKEDTX:
+                if t.id in xf.UNSUPPORTED_GROUPS and self.profile.refuseUnsupportedGroups:
                     self.fail(xf.UNSUPPORTED_GROUPS[DhId(t.id)])
 
         flows = {}

@@ -322,6 +322,12 @@ class Profile:
     @ivar nattKeyword: the C{natt} keyword exists (since OpenBSD 7.3).
     @ivar keepPortOnAny: C{from any port 22} keeps its port (iked drops
         it when it expands C{any} per address family, widening the flow).
+    @ivar refuseUnsupportedGroups: refuse the groups in
+        L{UNSUPPORTED_GROUPS} (iked computes them; ikedtx cannot).
+    @ivar lexErrorEndsLine: after a lexical error (an undefined macro, a
+        number too large) parsing resumes on the next line; iked's lexer
+        skips to the end of the line and then its parser skips to the end
+        of the next one, silently dropping that line.
     """
 
     name: str
@@ -332,6 +338,8 @@ class Profile:
     ahWithoutEncryption: bool = True
     nattKeyword: bool = True
     keepPortOnAny: bool = True
+    refuseUnsupportedGroups: bool = True
+    lexErrorEndsLine: bool = True
 
 
 IKEDTX = Profile("ikedtx")
@@ -349,6 +357,8 @@ IKED_LINUX = Profile(
     ahWithoutEncryption=False,
     nattKeyword=False,
     keepPortOnAny=False,
+    refuseUnsupportedGroups=False,
+    lexErrorEndsLine=False,
 )
 
 
