@@ -182,13 +182,24 @@ def makeService(options):
     Load the configuration and build the daemon's service.
 
     A configuration error is printed (every error, one per line) and ends
-    the process with status 1, without a traceback.
+    the process with status 1, without a traceback.  With C{-V}, or C{-n}
+    (C{twistd iked -n}), it prints what C{iked} prints and exits.
     """
+    if options["version"]:
+        sys.stderr.write("%s\n" % (versionString(),))
+        raise SystemExit(0)
     try:
         config = loadConfig(options["config"], options["defines"])
     except ConfigError as e:
         sys.stderr.write("%s\n" % (e,))
         raise SystemExit(1)
+    if options["configtest"]:
+        for warning in config.warnings:
+            sys.stderr.write("%s\n" % (warning,))
+        if options["verbose"]:
+            sys.stderr.write(renderConfig(config))
+        sys.stderr.write("configuration OK\n")
+        raise SystemExit(0)
     if options["kernel"] is None:
         options["kernel"] = "decoupled" if config.settings.decouple else "xfrm"
     try:

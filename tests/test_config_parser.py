@@ -234,7 +234,9 @@ class MacroTests(SynchronousTestCase):
         """
         A reserved word cannot be a macro name.
         """
-        self.assertEqual(errors('esp = "x"\n'), ['f: 1: syntax error at "esp"'])
+        self.assertEqual(errors('esp = "x"\n'), ['f: 1: syntax error at "esp": reserved word "esp" cannot be a macro name'])
+        self.assertEqual(errors('set = "x"\n'), ['f: 1: syntax error at "=": reserved word "set" cannot be a macro name'])
+        self.assertEqual(errors("esp\n"), ['f: 1: syntax error at "esp"'])
 
     def test_whitespaceInName(self):
         self.assertEqual(errors('"a b" = "x"\n'), ["f: 1: macro name cannot contain whitespace"])

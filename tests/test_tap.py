@@ -123,6 +123,20 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(e.code, 1)
         self.assertEqual(self.stderr.getvalue(), "%s: 1: syntax error at end of line\n" % (self.path,))
 
+    def test_versionAndConfigtest(self):
+        """
+        C{twistd iked -V} and C{twistd iked -n -v} print and exit, as iked.
+        """
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-V"))
+        self.assertEqual(e.code, 0)
+        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-n", "-v", "-f", self.path))
+        self.assertEqual(e.code, 0)
+        lines = self.stderr.getvalue().splitlines()
+        self.assertEqual(lines[0], "ikedtx 0.1.0")
+        self.assertTrue(lines[1].startswith('ikev2 "policy1" '))
+        self.assertEqual(lines[2:], ["configuration OK"])
+
     def test_startLogs(self):
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         service = tap.makeService(parse("-f", self.path))

@@ -84,6 +84,13 @@ _SIMPLE_SETS = {
 }
 
 
+_KEYWORD_KINDS = frozenset(KEYWORDS.values())
+
+
+def _reservedMacro(token):
+    return 'reserved word "%s" cannot be a macro name' % (token.text,)
+
+
 class _SyntaxError(Exception):
     """
     The token cannot continue any statement.
@@ -248,6 +255,8 @@ class Parser:
             name, value = splitDefine(define)
             self.lexer.define(name, value, persistent=True)
         self._look = None
+        self._first = None
+        self._shifted = 0
         self.errstatus = 0
         self.settings = {}
         self.users = []
@@ -283,6 +292,7 @@ class Parser:
     def advance(self):
         token = self.peek()
         self._look = None
+        self._shifted += 1
         if self.errstatus:
             self.errstatus -= 1
         return token
@@ -313,6 +323,8 @@ class Parser:
             try:
                 self.statement()
             except _SyntaxError as e:
+                if e.token.kind == "=" and self._shifted == 1 and self._first.kind in _KEYWORD_KINDS:
+                    e.detail = _reservedMacro(self._first)
                 if self.errstatus == 0:
                     token = e.token
                     if token.kind in ("ERROR", "EOF"):
@@ -355,7 +367,9 @@ class Parser:
                 return True
 
     def statement(self):
-        kind = self.peek().kind
+        self._first = self.peek()
+        self._shifted = 0
+        kind = self._first.kind
         if kind == "\n":
             self.advance()
             return
@@ -374,7 +388,15 @@ class Parser:
             self.advance()
             self.lexer.skipLine()
         else:
-            raise _SyntaxError(self.peek())
+            token = self.peek()
+            detail = None
+            if token.kind in _KEYWORD_KINDS:
+                # Look at what follows, to explain "esp = ...": the error
+                # recovery would skip this token without shifting it anyway.
+                self._look = None
+                if self.peek().kind == "=":
+                    detail = _reservedMacro(token)
+            raise _SyntaxError(token, detail)
         self.expect("\n")
 
     # -- statements
