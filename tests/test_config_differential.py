@@ -22,6 +22,7 @@ its C{_iked} user; the files must be mode 0600.
 
 import dataclasses
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -111,7 +112,9 @@ def ikedOutput(directory, name):
     """
     Run iked -n -v on C{name} in C{directory}.
 
-    @return: (status, printed lines, error lines, fatal messages)
+    @return: (status, printed lines, error lines, fatal messages): iked
+        stops at a fatal error; "invalid flow" is listed as C{None}, as it
+        only follows the error that explains it.
     """
     result = subprocess.run(
         [IKED, "-n", "-v", "-f", name], cwd=directory, capture_output=True, text=True, timeout=60
@@ -126,8 +129,8 @@ def ikedOutput(directory, name):
             errors.append(line)
             continue
         m = _FATAL.search(line)
-        if m and m.group(1) not in ("duplicate flow", "invalid flow"):
-            fatal.append(m.group(1))
+        if m and m.group(1) != "duplicate flow":
+            fatal.append(None if m.group(1) == "invalid flow" else m.group(1))
     return result.returncode, printed, errors, fatal
 
 
@@ -148,6 +151,48 @@ def oursOutput(directory, name, profile):
         return 0, renderConfig(config).splitlines(), [], config
     finally:
         os.chdir(cwd)
+
+
+def compareOutputs(name, status, printed, errors, fatal, oStatus, oPrinted, oErrors):
+    """
+    Compare iked's result on file C{name} with ikedtx's.
+
+    @return: L{None} if they agree, else a report.
+    """
+    def report(why):
+        return "%s: %s\n  iked (%d): %s\n  ours (%d): %s" % (
+            name,
+            why,
+            status,
+            "\n    ".join(printed + errors + ["FATAL %s" % (f,) for f in fatal]),
+            oStatus,
+            "\n    ".join(oPrinted + oErrors),
+        )
+
+    if name in OUTCOME_DIFFERENCES:
+        if (status == 0) == (oStatus == 0) and status >= 0:
+            return report("listed as differing (%s) but the outcome is the same" % (OUTCOME_DIFFERENCES[name],))
+        return None
+    if status < 0:
+        return report("iked crashed")
+    if (status == 0) != (oStatus == 0):
+        return report("accepted by one, refused by the other")
+    if status == 0:
+        if [normalizeOurs(line) for line in oPrinted] != printed:
+            return report("printed differently")
+        return None
+    ours = [normalizeOurs(line) for line in oErrors]
+    if fatal:
+        # iked stops at its first fatal error; ikedtx reports it and goes on.
+        if ours[: len(errors)] != errors:
+            return report("different errors before iked's fatal one")
+        for message in fatal:
+            if message is not None and not any(line.endswith(": " + message) for line in ours):
+                return report("fatal error %r not reported" % (message,))
+        return None
+    if ours != errors:
+        return report("different errors")
+    return None
 
 
 class DifferentialTests(SynchronousTestCase):
@@ -190,47 +235,11 @@ class DifferentialTests(SynchronousTestCase):
         for name in self.corpus():
             status, printed, errors, fatal = ikedOutput(self.dir, name)
             oStatus, oPrinted, oErrors, _ = oursOutput(self.dir, name, xf.IKED_LINUX)
-            problem = self._compare(name, status, printed, errors, fatal, oStatus, oPrinted, oErrors)
+            problem = compareOutputs(name, status, printed, errors, fatal, oStatus, oPrinted, oErrors)
             if problem:
                 failures.append(problem)
         if failures:
             self.fail("\n\n".join(failures))
-
-    def _compare(self, name, status, printed, errors, fatal, oStatus, oPrinted, oErrors):
-        def report(why):
-            return "%s: %s\n  iked (%d): %s\n  ours (%d): %s" % (
-                name,
-                why,
-                status,
-                "\n    ".join(printed + errors + ["FATAL " + f for f in fatal]),
-                oStatus,
-                "\n    ".join(oPrinted + oErrors),
-            )
-
-        if name in OUTCOME_DIFFERENCES:
-            if (status == 0) == (oStatus == 0) and status >= 0:
-                return report("listed as differing (%s) but the outcome is the same" % (OUTCOME_DIFFERENCES[name],))
-            return None
-        if status < 0:
-            return report("iked crashed")
-        if (status == 0) != (oStatus == 0):
-            return report("accepted by one, refused by the other")
-        if status == 0:
-            if [normalizeOurs(line) for line in oPrinted] != printed:
-                return report("printed differently")
-            return None
-        ours = [normalizeOurs(line) for line in oErrors]
-        if fatal:
-            # iked stops at its first fatal error; ikedtx reports it and goes on.
-            if ours[: len(errors)] != errors:
-                return report("different errors before iked's fatal one")
-            for message in fatal:
-                if not any(line.endswith(": " + message) for line in ours):
-                    return report("fatal error %r not reported" % (message,))
-            return None
-        if ours != errors:
-            return report("different errors")
-        return None
 
     def test_product(self):
         """
@@ -302,3 +311,58 @@ class DifferentialTests(SynchronousTestCase):
         status, printed, _, _ = ikedOutput(self.dir, "sha256.conf")
         self.assertEqual(status, 0)
         self.assertIn(" childsa enc aes-128 auth hmac-sha2-256 group none noesn ", printed[0])
+
+
+# Words for random files: iked.conf's vocabulary, less what leads to the
+# listed outcome differences (prefix lengths, negative numbers, lone ikesa).
+_WORDS = (
+    "ikev2 esp ah from to any dynamic peer local port proto { } , ( ) = quick skip default active passive "
+    "ipcomp tunnel transport inet inet6 rdomain childsa enc auth prf group esn noesn srcid dstid "
+    "ikelifetime lifetime bytes psk eap config request iface tag tap user set include 10.0.0.1 10.0.0.2 "
+    "192.0.2.1 2001:db8::1 tcp udp 22 80 300 5m 1h 2g aes-128 aes-256-gcm hmac-sha1 hmac-sha2-256 ecp256 "
+    "none curve25519 rsa ecdsa256 mschap-v2 \"x\" address name-server lo enc1 $m $undef # 0x1234 sa flow "
+    "ike mobike decouple ocsp tolerate maxage dpd_check_interval 30"
+).split(" ")
+
+
+class RandomFileTests(SynchronousTestCase):
+    """
+    Random statements, mostly broken, read by both: the same result and the
+    same errors on the same lines (bison's error recovery included).
+    """
+
+    def setUp(self):
+        requireExecutable(IKED, "apt-get install openiked")
+        requireRoot()
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+
+    def test_random(self):
+        rng = random.Random(7296)
+        failures, compared = [], 0
+        for _ in range(200):
+            lines = ['m = "10.0.0.9"']
+            for _ in range(rng.randint(1, 4)):
+                if rng.random() < 0.6:
+                    words = "ikev2 esp from 10.0.0.1 to 10.0.0.2".split()
+                    words += [rng.choice(_WORDS) for _ in range(rng.randint(0, 6))]
+                    if rng.random() < 0.5:
+                        words[rng.randrange(len(words))] = rng.choice(_WORDS)
+                else:
+                    words = [rng.choice(_WORDS) for _ in range(rng.randint(1, 6))]
+                lines.append(" ".join(words))
+            path = os.path.join(self.dir, "random.conf")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(path, 0o600)
+            status, printed, errors, fatal = ikedOutput(self.dir, "random.conf")
+            if status < 0:
+                continue  # iked crashed (an ikesa or childsa without transforms)
+            compared += 1
+            o = oursOutput(self.dir, "random.conf", xf.IKED_LINUX)
+            problem = compareOutputs("random.conf", status, printed, errors, fatal, o[0], o[1], o[2])
+            if problem:
+                failures.append("\n".join(lines) + "\n" + problem)
+        self.assertGreater(compared, 150)
+        if failures:
+            self.fail("\n\n".join(failures))

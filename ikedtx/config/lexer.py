@@ -28,7 +28,6 @@ reading the included file (L{Lexer.pushFile}) right after its name.
 
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 _START_EXPAND = "\x01"
 _DONE_EXPAND = "\x02"

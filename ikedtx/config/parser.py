@@ -46,7 +46,6 @@ from ikedtx.config.model import (
     Config,
     ConfigOption,
     Flow,
-    HostAddress,
     Identity,
     Policy,
     Selector,
@@ -325,15 +324,7 @@ class Parser:
             except _SyntaxError as e:
                 if e.token.kind == "=" and self._shifted == 1 and self._first.kind in _KEYWORD_KINDS:
                     e.detail = _reservedMacro(self._first)
-                if self.errstatus == 0:
-                    token = e.token
-                    if token.kind in ("ERROR", "EOF"):
-                        message = "syntax error"
-                    else:
-                        message = "syntax error at %s" % (token.describe(),)
-                    if e.detail:
-                        message += ": " + e.detail
-                    self.errors.append(ConfigProblem(token.filename, token.line, message))
+                self._syntaxError(e.token, e.detail)
                 if not self._recover():
                     break
             except _Abort:
@@ -350,6 +341,24 @@ class Parser:
             macros=dict(self.lexer.macros),
             warnings=tuple(self.warnings),
         )
+
+    def _syntaxError(self, token, detail=None):
+        """
+        Report a syntax error at C{token}, unless one was reported within
+        the last three tokens (bison's rule).
+
+        @return: the index of the report in L{errors}, or L{None}.
+        """
+        if self.errstatus != 0:
+            return None
+        if token.kind in ("ERROR", "EOF"):
+            message = "syntax error"
+        else:
+            message = "syntax error at %s" % (token.describe(),)
+        if detail:
+            message += ": " + detail
+        self.errors.append(ConfigProblem(token.filename, token.line, message))
+        return len(self.errors) - 1
 
     def _recover(self):
         """
@@ -389,14 +398,18 @@ class Parser:
             self.lexer.skipLine()
         else:
             token = self.peek()
-            detail = None
-            if token.kind in _KEYWORD_KINDS:
-                # Look at what follows, to explain "esp = ...": the error
-                # recovery would skip this token without shifting it anyway.
-                self._look = None
-                if self.peek().kind == "=":
-                    detail = _reservedMacro(token)
-            raise _SyntaxError(token, detail)
+            if token.kind not in _KEYWORD_KINDS:
+                raise _SyntaxError(token)
+            index = self._syntaxError(token)
+            # Look at what follows to explain "esp = ...": the error
+            # recovery skips this token without shifting it anyway.
+            self._look = None
+            if index is not None and self.peek().kind == "=":
+                problem = self.errors[index]
+                self.errors[index] = ConfigProblem(
+                    problem.filename, problem.line, "%s: %s" % (problem.message, _reservedMacro(token))
+                )
+            raise _Abort()
         self.expect("\n")
 
     # -- statements
@@ -614,10 +627,6 @@ class Parser:
                 spec.esn.append(xf.lookup(token.text, xf.ESN))
             else:
                 break
-        if spec.isEmpty():
-            if ike:
-                self.fail("ikesa needs at least one of auth, enc, prf, group")
-            self.fail("childsa needs at least one of auth, enc, group, esn, noesn")
         return spec
 
     def keySpec(self):
@@ -862,6 +871,11 @@ class Parser:
             if af is None and end is not None and end.family:
                 af = end.family
 
+        # (iked crashes on these.)
+        if any(spec.isEmpty() for spec in d.ikeSpecs):
+            self.fail("ikesa needs at least one of auth, enc, prf, group")
+        if any(spec.isEmpty() for spec in d.childSpecs):
+            self.fail("childsa needs at least one of auth, enc, group, esn, noesn")
         try:
             ikeProposals = xf.ikeProposals(d.ikeSpecs)
             childProposals = xf.childProposals(d.childSpecs, d.saProtocol, self.profile)
