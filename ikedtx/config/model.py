@@ -296,7 +296,7 @@ class Identity:
             return socket.inet_pton(socket.AF_INET6, self.value)
         if self.type == IdType.DER_ASN1_DN:
             return self.distinguishedName().public_bytes()
-        return self.value.encode("utf-8")
+        return self.value.encode("utf-8", "surrogateescape")
 
     def distinguishedName(self):
         """

@@ -236,9 +236,21 @@ class Parser:
     """
     Parses one configuration (and the files it includes).
 
+    Included files are opened as named, relative to the current directory
+    (as iked does), not to the including file.
+
     @ivar errors: the L{ConfigProblem}s found.
     @ivar warnings: problems that do not make the file invalid.
     @ivar profile: the L{xf.Profile} of defaults and quirks.
+    @ivar checkPermissions: refuse unsafe included files and key files.
+    @ivar lexer: the L{Lexer}.
+    @ivar errstatus: bison's error status: after an error 3, one less for
+        each token read since; a syntax error is reported only at 0.
+    @ivar settings: the C{set} options read so far (L{Settings} fields).
+    @ivar users: the L{User}s read so far.
+    @ivar policies: the L{Policy}s read so far.
+    @ivar position: the next statement position (users and policies).
+    @ivar policyCount: the ikev2 rules checked so far (for C{policyN}).
     """
 
     def __init__(self, defines=(), checkPermissions=True, profile=xf.IKEDTX):
