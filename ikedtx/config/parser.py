@@ -52,7 +52,7 @@ from ikedtx.config.model import (
     Settings,
     User,
 )
-from ikedtx.wire.constants import DhId, EapType, ProtocolId, TransformType
+from ikedtx.wire.constants import EapType, ProtocolId, TransformType
 
 ID_SIZE = 1024
 PSK_SIZE = 1024
@@ -896,7 +896,7 @@ class Parser:
         for proposal in ikeProposals + childProposals:
             for t in proposal.ofType(TransformType.DH):
                 if t.id in xf.UNSUPPORTED_GROUPS and self.profile.refuseUnsupportedGroups:
-                    self.fail(xf.UNSUPPORTED_GROUPS[DhId(t.id)])
+                    self.fail(xf.UNSUPPORTED_GROUPS[t.id])
 
         flows = {}
         for src, dst in zip(d.srcs, d.dsts):

@@ -56,6 +56,11 @@ class TransformName:
         return TransformSpec(self.type, self.id, self.keyLength)
 
 
+# OpenBSD iked's hybrid Streamlined NTRU Prime sntrup761 + X25519 key
+# exchange: a private-use transform id (RFC 7296 3.3.2), not in IANA's DhId.
+SNTRUP761X25519 = 1035
+
+
 def _table(transformType, rows):
     return tuple(TransformName(name, transformType, *rest) for name, *rest in rows)
 
@@ -163,7 +168,7 @@ GROUPS = _table(
         ("grp30", DhId.BRAINPOOL_512),
         ("curve25519", DhId.CURVE25519),
         ("grp31", DhId.CURVE25519),
-        ("sntrup761x25519", DhId.SNTRUP761X25519),
+        ("sntrup761x25519", SNTRUP761X25519),
     ],
 )
 
@@ -172,7 +177,7 @@ ESN = _table(TransformType.ESN, [("esn", EsnId.ESN), ("noesn", EsnId.NO_ESN)])
 # Key exchange methods iked.conf names but ikedtx cannot compute: a policy
 # that offers one is refused with this reason.
 UNSUPPORTED_GROUPS = {
-    DhId.SNTRUP761X25519: "sntrup761x25519 is not supported by ikedtx (no sntrup761 implementation)",
+    SNTRUP761X25519: "sntrup761x25519 is not supported by ikedtx (no sntrup761 implementation)",
 }
 
 # ikeauth names: iked reads "none" but refuses it; "signature" is the

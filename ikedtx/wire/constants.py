@@ -197,9 +197,6 @@ class DhId(IntEnum):
     ML_KEM_512 = 35
     ML_KEM_768 = 36
     ML_KEM_1024 = 37
-    # Private use (RFC 7296 3.3.2: 1024-65535): OpenBSD iked's hybrid
-    # Streamlined NTRU Prime sntrup761 + X25519 ("sntrup761x25519").
-    SNTRUP761X25519 = 1035
 
 
 class EsnId(IntEnum):
