@@ -11,7 +11,7 @@ L{ikedtx.config.model.Config} with every default applied, or raise
 L{ConfigError} listing every error of the file.
 """
 
-from ikedtx.config.errors import ConfigError, ConfigProblem
+from ikedtx.config.errors import ConfigError, ConfigProblem, UnsafeFileError
 from ikedtx.config.model import (
     Auth,
     Config,
@@ -26,7 +26,7 @@ from ikedtx.config.model import (
     TransformSpec,
     User,
 )
-from ikedtx.config.parser import Parser, readConfigFile, splitDefine, _UnsafeFile
+from ikedtx.config.parser import Parser, readConfigFile, splitDefine
 from ikedtx.config.printer import renderConfig
 
 __all__ = [
@@ -70,7 +70,7 @@ def loadConfig(path, defines=(), checkPermissions=True):
     _checkDefines(defines)
     try:
         data, identity = readConfigFile(path, checkPermissions)
-    except _UnsafeFile as e:
+    except UnsafeFileError as e:
         raise ConfigError([ConfigProblem(path, None, str(e))])
     except OSError as e:
         raise ConfigError([ConfigProblem(path, None, e.strerror or str(e))])

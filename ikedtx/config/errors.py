@@ -43,3 +43,10 @@ class ConfigError(Exception):
 
     def __str__(self):
         return "\n".join(str(e) for e in self.errors)
+
+
+class UnsafeFileError(Exception):
+    """
+    A file that may hold secrets is not owned by root or the running user,
+    or is group writable or accessible by others; the message says which.
+    """

@@ -39,7 +39,7 @@ from ipaddress import ip_network
 
 from ikedtx.config import hosts as _hosts
 from ikedtx.config import transforms as xf
-from ikedtx.config.errors import ConfigError, ConfigProblem
+from ikedtx.config.errors import ConfigError, ConfigProblem, UnsafeFileError
 from ikedtx.config.lexer import KEYWORDS, Lexer, fileIdentity
 from ikedtx.config.model import (
     Auth,
@@ -127,7 +127,7 @@ def readConfigFile(path, checkPermissions):
 
     @return: (bytes, identity)
     @raise OSError: it cannot be read.
-    @raise PermissionError: its permissions are unsafe (the message says
+    @raise UnsafeFileError: its permissions are unsafe (the message says
         which).
     """
     with open(path, "rb") as f:
@@ -135,12 +135,8 @@ def readConfigFile(path, checkPermissions):
         if checkPermissions:
             problem = secrecyProblem(st)
             if problem is not None:
-                raise _UnsafeFile(problem)
+                raise UnsafeFileError(problem)
         return f.read(), (st.st_dev, st.st_ino)
-
-
-class _UnsafeFile(Exception):
-    pass
 
 
 class _Host:
@@ -434,7 +430,7 @@ class Parser:
             self.fail("failed to include file %s (include loop)" % (name,))
         try:
             data, identity = readConfigFile(name, self.checkPermissions)
-        except _UnsafeFile as e:
+        except UnsafeFileError as e:
             self.fail("failed to include file %s (%s)" % (name, e))
         except OSError as e:
             self.fail("failed to include file %s (%s)" % (name, e.strerror or e))
@@ -665,7 +661,7 @@ class Parser:
     def _keyFile(self, path):
         try:
             data, _ = readConfigFile(path, self.checkPermissions)
-        except _UnsafeFile as e:
+        except UnsafeFileError as e:
             self.fail("%s: %s" % (path, e))
         except OSError as e:
             self.fail("open %s: %s" % (path, e.strerror or e))
