@@ -332,6 +332,12 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual((flow.src.port, flow.dst.port), (22, 8080))
         self.assertEqual(flow.src.portRange, (22, 22))
 
+    def test_portZero(self):
+        """
+        Port 0 means all ports, as in iked.
+        """
+        self.assertIsNone(policy("ikev2 esp proto tcp from 10.0.0.1 port 0 to 10.0.0.2").flows[0].src.port)
+
     def test_networks(self):
         p = policy("ikev2 esp from 10.1.1.5/24 to 10.2.0.0/16 peer 192.168.1.1")
         flow = p.flows[0]

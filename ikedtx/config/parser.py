@@ -608,8 +608,10 @@ class Parser:
         for entry in dst:
             if entry.srcNat is not None:
                 self.fail("no flow NAT support for destination network: %s" % (entry.text,))
-        src[0].port = srcPort
-        dst[0].port = dstPort
+        # iked gives the port to the first address of a list only; port 0
+        # is no port.
+        src[0].port = srcPort or None
+        dst[0].port = dstPort or None
         return src, dst
 
     def transforms(self, ike):
