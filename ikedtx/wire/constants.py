@@ -399,6 +399,7 @@ class ConfigurationAttribute(IntEnum):
     APPLICATION_VERSION = 7
     INTERNAL_IP6_ADDRESS = 8
     INTERNAL_IP6_DNS = 10
+    INTERNAL_IP6_NBNS = 11  # RFC 4306 only; reserved since RFC 7296, still used by iked
     INTERNAL_IP6_DHCP = 12
     INTERNAL_IP4_SUBNET = 13
     SUPPORTED_ATTRIBUTES = 14

@@ -1,0 +1,89 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+Console entry points: C{iked} (with iked(8)'s flags) and C{ikectl}.
+
+C{iked -n [-v]} checks the configuration in this process (no root
+needed) and prints what iked prints, on standard error as iked does: the
+configuration (with C{-v}) and C{configuration OK}, or the errors.  Without
+C{-n}, C{iked} runs the daemon through twistd: in the foreground logging to
+standard error with C{-d}, else daemonized logging to syslog.
+"""
+
+import sys
+
+from twisted.python import usage
+
+from ikedtx.config import ConfigError, loadConfig, renderConfig
+from ikedtx.tap import Options, versionString
+
+
+def runIked(argv, stdout=None, stderr=None, runDaemon=None):
+    """
+    Run C{iked} with arguments C{argv} (without the program name).
+
+    @param runDaemon: called with the twistd argument list to run the
+        daemon (default: twistd's C{run()}).
+    @return: the exit status.
+    """
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        stderr.write("iked: %s\n" % (e,))
+        stderr.write("usage: iked %s\n" % (Options.synopsis,))
+        return 1
+    if options["version"]:
+        stderr.write("%s\n" % (versionString(),))
+        return 0
+    if options["configtest"]:
+        return _configtest(options, stderr)
+    return _daemon(argv, options, runDaemon)
+
+
+def _configtest(options, stderr):
+    try:
+        config = loadConfig(options["config"], options["defines"])
+    except ConfigError as e:
+        stderr.write("%s\n" % (e,))
+        return 1
+    for warning in config.warnings:
+        stderr.write("%s\n" % (warning,))
+    if options["verbose"]:
+        stderr.write(renderConfig(config))
+    stderr.write("configuration OK\n")
+    return 0
+
+
+def _daemon(argv, options, runDaemon):
+    twistdArgv = ["twistd", "--pidfile="]
+    if options["debug"]:
+        twistdArgv += ["--nodaemon", "--logfile=/dev/stderr"]
+    else:
+        twistdArgv += ["--syslog", "--prefix=iked"]
+    twistdArgv += ["iked"] + list(argv)
+    if runDaemon is None:
+        from twisted.scripts.twistd import run
+
+        def runDaemon(args):
+            sys.argv = args
+            run()
+            return 0
+
+    return runDaemon(twistdArgv)
+
+
+def iked():
+    """
+    The C{iked} console script.
+    """
+    sys.exit(runIked(sys.argv[1:]))
+
+
+def ikectl():
+    """
+    The C{ikectl} console script (not implemented yet).
+    """
+    sys.stderr.write("ikectl: not implemented yet\n")
+    sys.exit(1)

@@ -1,0 +1,215 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+twistd's view of ikedtx: the command line options (iked(8)'s own, plus the
+ones tests and unprivileged users need) and L{makeService}.
+
+    twistd -n iked -f conf/iked.conf --listen 127.0.0.1 --ike-port 5000
+"""
+
+import ipaddress
+import sys
+
+from twisted.application import service
+from twisted.logger import Logger
+from twisted.python import usage
+
+import ikedtx
+from ikedtx.config import ConfigError, loadConfig, renderConfig, splitDefine
+
+DEFAULT_CONFIG = "/etc/iked.conf"
+DEFAULT_SOCKET = "/var/run/iked.sock"
+DEFAULT_ETC_DIR = "/etc/iked"
+KERNELS = ("decoupled", "xfrm", "userspace")
+
+
+def _port(value, what):
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError("%s is not a port number: %s" % (what, value))
+    if not 1 <= port <= 65535:
+        raise usage.UsageError("%s is out of range 1-65535: %s" % (what, value))
+    return port
+
+
+class Options(usage.Options):
+    """
+    iked(8)'s options: C{[-dnSTtVv6] [-D macro=value] [-f file]
+    [-p udpencap_port] [-s socket]}, and ikedtx's own.
+
+    After L{postOptions}: C{defines} is a list of C{"macro=value"};
+    C{verbose} a count; C{udpencap-port}, C{ike-port} and C{natt-port} are
+    ints; C{listen} a list of addresses (empty: all addresses of both
+    families); C{kernel} is L{None} until L{makeService} picks one.
+    """
+
+    synopsis = "[-dnSTtVv6] [-D macro=value] [-f file] [-p udpencap_port] [-s socket] [ikedtx options]"
+
+    optFlags = [
+        ["debug", "d", "Do not daemonize; log to stderr."],
+        ["configtest", "n", "Configtest mode: only check the configuration file."],
+        ["passive", "S", "Start in passive mode (as 'set passive')."],
+        ["no-natt", "T", "Disable NAT-Traversal; do not propose it to peers."],
+        ["natt-only", "t", "Enforce NAT-Traversal: only listen for NAT-T (UDP encapsulated) messages."],
+        ["ipv6", "6", "Do not block IPv6 (the default; accepted for compatibility)."],
+    ]
+
+    optParameters = [
+        ["config", "c", DEFAULT_CONFIG, "Read FILE as the configuration file (also -f FILE)."],
+        ["udpencap-port", "p", None, "Listen for NAT-T on this port, and use it in SAs (implies -t)."],
+        ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
+        ["ike-port", None, "500", "UDP port for IKE."],
+        ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
+        ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
+        [
+            "kernel",
+            None,
+            None,
+            "Where SAs go: decoupled, xfrm or userspace (default: decoupled with "
+            "'set decouple', else xfrm).",
+        ],
+    ]
+
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["defines"] = []
+        self["verbose"] = 0
+        self["listen"] = []
+        self["version"] = False
+
+    def opt_file(self, path):
+        """
+        Use FILE as the configuration file (as -c/--config).
+        """
+        self["config"] = path
+
+    opt_f = opt_file
+
+    def opt_define(self, definition):
+        """
+        Define a macro: -D macro=value (repeatable); it overrides the file's.
+        """
+        try:
+            splitDefine(definition)
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        self["defines"].append(definition)
+
+    opt_D = opt_define
+
+    def opt_verbose(self):
+        """
+        More verbose output (repeatable).
+        """
+        self["verbose"] += 1
+
+    opt_v = opt_verbose
+
+    def opt_listen(self, address):
+        """
+        Listen on this address (repeatable; default: all addresses of both
+        families).
+        """
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise usage.UsageError("--listen needs an IPv4 or IPv6 address, not %r" % (address,))
+        self["listen"].append(address)
+
+    def opt_version(self):
+        """
+        Show the version and exit.
+        """
+        self["version"] = True
+
+    opt_V = opt_version
+
+    def parseArgs(self, *args):
+        if args:
+            raise usage.UsageError("unexpected arguments: %s" % (" ".join(args),))
+
+    def postOptions(self):
+        if self["no-natt"] and self["natt-only"]:
+            raise usage.UsageError("-T and -t are mutually exclusive")
+        if self["no-natt"] and self["udpencap-port"] is not None:
+            raise usage.UsageError("-T and -p are mutually exclusive")
+        self["ike-port"] = _port(self["ike-port"], "--ike-port")
+        self["natt-port"] = _port(self["natt-port"], "--natt-port")
+        if self["udpencap-port"] is not None:
+            self["udpencap-port"] = _port(self["udpencap-port"], "-p")
+            self["natt-only"] = True
+            self["natt-port"] = self["udpencap-port"]
+        if self["kernel"] is not None and self["kernel"] not in KERNELS:
+            raise usage.UsageError("--kernel must be one of %s, not %r" % (", ".join(KERNELS), self["kernel"]))
+        if not self["config"]:
+            raise usage.UsageError("-f needs a file name")
+        if not self["socket"]:
+            raise usage.UsageError("-s needs a socket path")
+
+
+class ConfigOnlyService(service.MultiService):
+    """
+    Stands in for L{ikedtx.service.IkedService} until that exists: it only
+    logs the configuration it was given.
+
+    @ivar config: the L{ikedtx.config.Config}.
+    @ivar options: the L{Options}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, config, options):
+        service.MultiService.__init__(self)
+        self.config = config
+        self.options = options
+
+    def startService(self):
+        service.MultiService.startService(self)
+        self._log.info(
+            "loaded {path}: {policies} policies, {users} users (kernel: {kernel})",
+            path=self.options["config"],
+            policies=len(self.config.policies),
+            users=len(self.config.users),
+            kernel=self.options["kernel"],
+        )
+        for line in renderConfig(self.config).splitlines():
+            if not line.startswith("user "):
+                self._log.info("{line}", line=line)
+
+
+def makeService(options):
+    """
+    Load the configuration and build the daemon's service.
+
+    A configuration error is printed (every error, one per line) and ends
+    the process with status 1, without a traceback.  With C{-V}, or C{-n}
+    (C{twistd iked -n}), it prints what C{iked} prints and exits.
+    """
+    if options["version"]:
+        sys.stderr.write("%s\n" % (versionString(),))
+        raise SystemExit(0)
+    try:
+        config = loadConfig(options["config"], options["defines"])
+    except ConfigError as e:
+        sys.stderr.write("%s\n" % (e,))
+        raise SystemExit(1)
+    if options["configtest"]:
+        for warning in config.warnings:
+            sys.stderr.write("%s\n" % (warning,))
+        if options["verbose"]:
+            sys.stderr.write(renderConfig(config))
+        sys.stderr.write("configuration OK\n")
+        raise SystemExit(0)
+    if options["kernel"] is None:
+        options["kernel"] = "decoupled" if config.settings.decouple else "xfrm"
+    try:
+        from ikedtx.service import IkedService
+    except ModuleNotFoundError as e:
+        if e.name != "ikedtx.service":
+            raise
+        return ConfigOnlyService(config, options)
+    return IkedService(config, options)
+
+
+def versionString():
+    return "ikedtx %s" % (ikedtx.__version__,)

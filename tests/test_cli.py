@@ -1,0 +1,119 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+Tests for L{ikedtx.cli}: the C{iked} and C{ikectl} entry points, run in
+this process.
+"""
+
+import io
+import os
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from ikedtx import cli
+
+
+class IkedTests(SynchronousTestCase):
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        self.write('user "u" "p"\nikev2 "a" esp from 10.0.0.1 to $peer\n')
+
+    def write(self, text, mode=0o600):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, mode)
+
+    def iked(self, *argv, **kw):
+        out, err = io.StringIO(), io.StringIO()
+        status = cli.runIked(list(argv), out, err, **kw)
+        return status, out.getvalue(), err.getvalue()
+
+    def test_configtest(self):
+        """
+        C{iked -n} prints C{configuration OK} on stderr, like iked, and
+        exits 0.
+        """
+        self.assertEqual(self.iked("-n", "-D", "peer=10.0.0.2", "-f", self.path), (0, "", "configuration OK\n"))
+
+    def test_configtestVerbose(self):
+        """
+        C{iked -n -v} prints the configuration first.
+        """
+        status, out, err = self.iked("-n", "-v", "-D", "peer=10.0.0.2", "-f", self.path)
+        self.assertEqual((status, out), (0, ""))
+        lines = err.splitlines()
+        self.assertEqual(lines[0], 'user "u" "p"')
+        self.assertTrue(lines[1].startswith('ikev2 "a" passive tunnel esp inet from 10.0.0.1 to 10.0.0.2 '))
+        self.assertEqual(lines[2:], ["configuration OK"])
+
+    def test_errors(self):
+        """
+        Every error is printed, C{FILE: LINE: message}, and the status is 1.
+        """
+        self.write("bogus\n\nikev2 esp from 10.0.0.1 to $peer\n")
+        self.assertEqual(
+            self.iked("-n", "-f", self.path),
+            (1, "", "%s: 1: syntax error at end of line\n%s: 3: macro 'peer' not defined\n%s: 3: syntax error\n" % ((self.path,) * 3)),
+        )
+
+    def test_unsafe(self):
+        self.write("set passive\n", mode=0o644)
+        self.assertEqual(self.iked("-n", "-f", self.path), (1, "", "%s: group writable or world read/writable\n" % (self.path,)))
+
+    def test_warning(self):
+        self.write("set passive\n")
+        self.assertEqual(
+            self.iked("-n", "-f", self.path),
+            (0, "", "%s: no valid configuration rules found\nconfiguration OK\n" % (self.path,)),
+        )
+
+    def test_usage(self):
+        status, out, err = self.iked("-T", "-t")
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(err.splitlines()[0], "iked: -T and -t are mutually exclusive")
+        self.assertTrue(err.splitlines()[1].startswith("usage: iked [-dnSTtVv6]"))
+
+    def test_version(self):
+        self.assertEqual(self.iked("-V"), (0, "", "ikedtx 0.1.0\n"))
+
+    def test_daemon(self):
+        """
+        Without -n, iked runs twistd with the iked plugin: in the foreground
+        logging to stderr with -d, else daemonized with syslog.
+        """
+        calls = []
+
+        def runDaemon(args):
+            calls.append(args)
+            return 0
+
+        self.assertEqual(self.iked("-d", "-f", self.path, runDaemon=runDaemon)[0], 0)
+        self.assertEqual(self.iked("-f", self.path, runDaemon=runDaemon)[0], 0)
+        self.assertEqual(
+            calls,
+            [
+                ["twistd", "--pidfile=", "--nodaemon", "--logfile=/dev/stderr", "iked", "-d", "-f", self.path],
+                ["twistd", "--pidfile=", "--syslog", "--prefix=iked", "iked", "-f", self.path],
+            ],
+        )
+
+    def test_consoleScript(self):
+        """
+        The C{iked} console script exits with runIked's status.
+        """
+        self.patch(sys, "argv", ["iked", "-n", "-D", "peer=10.0.0.2", "-f", self.path])
+        self.patch(sys, "stderr", io.StringIO())
+        e = self.assertRaises(SystemExit, cli.iked)
+        self.assertEqual(e.code, 0)
+        self.assertEqual(sys.stderr.getvalue(), "configuration OK\n")
+
+
+class IkectlTests(SynchronousTestCase):
+    def test_notImplemented(self):
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        e = self.assertRaises(SystemExit, cli.ikectl)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(err.getvalue(), "ikectl: not implemented yet\n")

@@ -1,0 +1,145 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Tests for L{ikedtx.tap}: the twistd options and L{makeService}.
+"""
+
+import io
+import os
+import sys
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from ikedtx import tap
+
+
+def parse(*argv):
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self):
+        o = parse()
+        self.assertEqual(
+            (o["config"], o["socket"], o["defines"], o["verbose"], o["listen"], o["ike-port"], o["natt-port"]),
+            ("/etc/iked.conf", "/var/run/iked.sock", [], 0, [], 500, 4500),
+        )
+        self.assertEqual((o["etc-dir"], o["kernel"], o["udpencap-port"]), ("/etc/iked", None, None))
+        self.assertFalse(o["debug"] or o["configtest"] or o["passive"] or o["no-natt"] or o["natt-only"])
+
+    def test_ikedFlags(self):
+        o = parse("-d", "-n", "-S", "-t", "-6", "-v", "-v", "-D", "a=1", "-D", "b=2=3", "-f", "x.conf", "-s", "/tmp/s")
+        self.assertEqual(
+            (o["debug"], o["configtest"], o["passive"], o["natt-only"], o["ipv6"], o["verbose"]),
+            (True, True, True, True, True, 2),
+        )
+        self.assertEqual((o["defines"], o["config"], o["socket"]), (["a=1", "b=2=3"], "x.conf", "/tmp/s"))
+
+    def test_configSynonyms(self):
+        self.assertEqual(parse("-c", "a.conf")["config"], "a.conf")
+        self.assertEqual(parse("--config", "a.conf")["config"], "a.conf")
+        self.assertEqual(parse("--file", "a.conf")["config"], "a.conf")
+
+    def test_udpencapPort(self):
+        """
+        -p sets the NAT-T port and implies -t.
+        """
+        o = parse("-p", "4501")
+        self.assertEqual((o["udpencap-port"], o["natt-port"], o["natt-only"]), (4501, 4501, True))
+
+    def test_ikedtxOptions(self):
+        o = parse("--listen", "127.0.0.1", "--listen", "::1", "--ike-port", "5000", "--natt-port", "5001", "--etc-dir", "/tmp/e", "--kernel", "userspace")
+        self.assertEqual(
+            (o["listen"], o["ike-port"], o["natt-port"], o["etc-dir"], o["kernel"]),
+            (["127.0.0.1", "::1"], 5000, 5001, "/tmp/e", "userspace"),
+        )
+
+    def test_usageErrors(self):
+        """
+        Each invalid option or combination is a UsageError that says why.
+        """
+        for argv, message in [
+            (["-T", "-t"], "-T and -t are mutually exclusive"),
+            (["-T", "-p", "4500"], "-T and -p are mutually exclusive"),
+            (["-p", "0"], "-p is out of range 1-65535: 0"),
+            (["-p", "65536"], "-p is out of range 1-65535: 65536"),
+            (["-p", "x"], "-p is not a port number: x"),
+            (["--ike-port", "0"], "--ike-port is out of range 1-65535: 0"),
+            (["--natt-port", "abc"], "--natt-port is not a port number: abc"),
+            (["-D", "novalue"], "could not parse macro definition novalue (expected macro=value)"),
+            (["-D", "a b=c"], "could not parse macro definition a b=c (invalid macro name 'a b')"),
+            (["--listen", "localhost"], "--listen needs an IPv4 or IPv6 address, not 'localhost'"),
+            (["--kernel", "pfkey"], "--kernel must be one of decoupled, xfrm, userspace, not 'pfkey'"),
+            (["-f", ""], "-f needs a file name"),
+            (["-s", ""], "-s needs a socket path"),
+            (["extra"], "unexpected arguments: extra"),
+        ]:
+            e = self.assertRaises(usage.UsageError, parse, *argv)
+            self.assertEqual(str(e), message, argv)
+
+    def test_version(self):
+        self.assertTrue(parse("-V")["version"])
+        self.assertEqual(tap.versionString(), "ikedtx 0.1.0")
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, 0o600)
+
+    def test_service(self):
+        """
+        makeService loads the configuration and gives a MultiService; the
+        kernel follows 'set decouple' unless chosen.
+        """
+        self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        options = parse("-f", self.path)
+        service = tap.makeService(options)
+        self.assertIsInstance(service, MultiService)
+        self.assertEqual(len(service.config.policies), 1)
+        self.assertEqual(options["kernel"], "decoupled")
+        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        options = parse("-f", self.path)
+        tap.makeService(options)
+        self.assertEqual(options["kernel"], "xfrm")
+
+    def test_configError(self):
+        """
+        A configuration error is printed, without a traceback, and exits 1.
+        """
+        self.write("bogus\n")
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path))
+        self.assertEqual(e.code, 1)
+        self.assertEqual(self.stderr.getvalue(), "%s: 1: syntax error at end of line\n" % (self.path,))
+
+    def test_versionAndConfigtest(self):
+        """
+        C{twistd iked -V} and C{twistd iked -n -v} print and exit, as iked.
+        """
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-V"))
+        self.assertEqual(e.code, 0)
+        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-n", "-v", "-f", self.path))
+        self.assertEqual(e.code, 0)
+        lines = self.stderr.getvalue().splitlines()
+        self.assertEqual(lines[0], "ikedtx 0.1.0")
+        self.assertTrue(lines[1].startswith('ikev2 "policy1" '))
+        self.assertEqual(lines[2:], ["configuration OK"])
+
+    def test_startLogs(self):
+        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        service = tap.makeService(parse("-f", self.path))
+        if isinstance(service, tap.ConfigOnlyService):
+            service.startService()
+            service.stopService()
