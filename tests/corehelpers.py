@@ -45,7 +45,7 @@ class Host:
     @ivar events: every non-datagram, non-timer action, in order.
     """
 
-    def __init__(self, network, address, config, credentials=None, settings=None, seed=None):
+    def __init__(self, network, address, config, credentials=None, settings=None, seed=None, wallClock=None):
         self.network = network
         self.address = address
         self.clock = network.clock
@@ -53,7 +53,8 @@ class Host:
         self.core = IKECore(
             config, credentials, settings or CoreSettings(), now=self.clock.seconds,
             randomBytes=DeterministicRandom((seed or address).encode()),
-            spiAllocator=self.kernel.allocateSpi, localAddressFor=lambda peer: self.address)
+            spiAllocator=self.kernel.allocateSpi, localAddressFor=lambda peer: self.address,
+            wallClock=wallClock)
         self.timers = {}
         self.results = {}
         self.events = []
@@ -141,8 +142,10 @@ class Network:
         return it.
         """
         data, source, destination = self.inFlight.pop(0)
-        host = self.hosts[destination[0]]
         source = self.nat.get(source, source)
+        inside = {outside: inside for inside, outside in self.nat.items()}
+        destination = inside.get(destination, destination)
+        host = self.hosts[destination[0]]
         self.delivered.append((data, source, destination))
         host.receive(data, destination, source)
         if duplicate:

@@ -54,6 +54,8 @@ PROFILE_DIFFERENCES = {
     "silently widening the flow; ikedtx keeps the port",
     "refuseUnsupportedGroups": "ikedtx has no sntrup761 implementation, so it refuses "
     "sntrup761x25519 rather than offer what it cannot compute",
+    "ikeChaCha": "ikedtx also protects IKE with ChaCha20-Poly1305 (RFC 7634; strongSwan offers it), "
+    "which iked.conf(5) lists as ESP only",
     "lexErrorEndsLine": "after an undefined macro (or another lexical error) iked also drops the "
     "next line unread, hiding its errors; ikedtx goes on with the next line",
 }
@@ -73,6 +75,7 @@ PRODUCT_OUTCOMES = {
     "natt.conf": (True, "nattKeyword"),
     "rdomain.conf": (True, "rdomain"),
     "sntrup.conf": (False, "refuseUnsupportedGroups"),
+    "ike-chacha.conf": (True, "ikeChaCha"),
 }
 
 # Policy fields in which ikedtx's model may differ from the profile's, and why.

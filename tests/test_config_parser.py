@@ -612,8 +612,16 @@ class ProposalTests(SynchronousTestCase):
         """
         for name in ("aes-128-gcm-12", "aes-256-gcm-12"):
             self.assertEqual(errors("ikev2 esp %s childsa enc %s" % (H, name)), ["f: 1: %s not a valid transform" % (name,)])
-        for name in ("aes-128-ctr", "aes-192-gcm", "aes-128-gmac", "blowfish", "cast", "chacha20-poly1305", "null"):
+        for name in ("aes-128-ctr", "aes-192-gcm", "aes-128-gmac", "blowfish", "cast", "null"):
             self.assertEqual(errors("ikev2 esp %s ikesa enc %s" % (H, name)), ["f: 1: %s not a valid transform" % (name,)])
+
+    def test_ikeChaCha(self):
+        """
+        ikedtx extension: C{ikesa enc chacha20-poly1305} protects IKE with
+        RFC 7634's ChaCha20-Poly1305 (no Key Length attribute).
+        """
+        p = policy("ikev2 esp %s ikesa enc chacha20-poly1305 prf hmac-sha2-256 group ecp384" % (H,))
+        self.assertEqual(p.ikeProposals[0].ofType(T.ENCR), (TransformSpec(T.ENCR, EncrId.CHACHA20_POLY1305, None),))
 
     def test_proposalErrors(self):
         for text, message in [

@@ -618,7 +618,8 @@ class Parser:
         spec = xf.ProposalSpec()
         tables = {
             "AUTHXF": (spec.integrity, xf.INTEGRITY),
-            "ENCXF": (spec.encryption, xf.IKE_ENCRYPTION if ike else xf.ESP_ENCRYPTION),
+            "ENCXF": (spec.encryption, (xf.IKE_ENCRYPTION_EXTENDED if self.profile.ikeChaCha else xf.IKE_ENCRYPTION)
+                      if ike else xf.ESP_ENCRYPTION),
             "PRFXF": (spec.prf, xf.PRF),
             "GROUP": (spec.groups, xf.GROUPS),
         }

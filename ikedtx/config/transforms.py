@@ -102,6 +102,15 @@ IKE_ENCRYPTION = _table(
     ],
 )
 
+# ikedtx also protects IKE with ChaCha20-Poly1305 (RFC 7634), which iked.conf
+# names as ESP-only; L{Profile.ikeChaCha} says whether C{ikesa} accepts it.
+IKE_ENCRYPTION_EXTENDED = IKE_ENCRYPTION + _table(
+    TransformType.ENCR,
+    [
+        ("chacha20-poly1305", EncrId.CHACHA20_POLY1305, 32, None, True),
+    ],
+)
+
 # ChaCha20-Poly1305 goes without a Key Length attribute (RFC 7634 section 2);
 # iked sends 256 there.
 ESP_ENCRYPTION = _table(
@@ -240,7 +249,7 @@ def nameOf(spec, protocol):
     the same id (and the same key length, when the transform has one).
     """
     tables = {
-        TransformType.ENCR: IKE_ENCRYPTION if protocol == ProtocolId.IKE else ESP_ENCRYPTION,
+        TransformType.ENCR: IKE_ENCRYPTION_EXTENDED if protocol == ProtocolId.IKE else ESP_ENCRYPTION,
         TransformType.PRF: PRF,
         TransformType.INTEG: INTEGRITY,
         TransformType.DH: GROUPS,
@@ -329,6 +338,8 @@ class Profile:
         it when it expands C{any} per address family, widening the flow).
     @ivar refuseUnsupportedGroups: refuse the groups in
         L{UNSUPPORTED_GROUPS} (iked computes them; ikedtx cannot).
+    @ivar ikeChaCha: C{ikesa enc chacha20-poly1305} is accepted (an ikedtx
+        extension: iked.conf(5) lists it as ESP only).
     @ivar lexErrorEndsLine: after a lexical error (an undefined macro, a
         number too large) parsing resumes on the next line; iked's lexer
         skips to the end of the line and then its parser skips to the end
@@ -345,6 +356,7 @@ class Profile:
     keepPortOnAny: bool = True
     refuseUnsupportedGroups: bool = True
     lexErrorEndsLine: bool = True
+    ikeChaCha: bool = True
 
 
 IKEDTX = Profile("ikedtx")
@@ -364,6 +376,7 @@ IKED_LINUX = Profile(
     keepPortOnAny=False,
     refuseUnsupportedGroups=False,
     lexErrorEndsLine=False,
+    ikeChaCha=False,
 )
 
 

@@ -278,11 +278,14 @@ class IKECore:
 
     def restartRequest(self, ikesa, task):
         """
-        Send C{task} again from scratch with the same Message ID (IKE_SA_INIT
-        after a COOKIE or INVALID_KE_PAYLOAD).
+        Send IKE_SA_INIT C{task} again from scratch (after a COOKIE or
+        INVALID_KE_PAYLOAD, RFC 7296 1.2 and 2.6).
         """
         self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
         ikesa.window.pending = None
+        # The response that asked for the restart did not complete the
+        # exchange: the retry is the same Message ID (0 for IKE_SA_INIT).
+        ikesa.window.nextRequestId = 0
         self.sendRequest(ikesa, task)
 
     def encode(self, ikesa, exchangeType, payloads, messageId, response):
