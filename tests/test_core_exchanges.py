@@ -27,10 +27,11 @@ def initiatorConfig(extra="", psk='"secret"', flows="from 10.1.0.0/24 to 10.2.0.
         flows, A_ADDR, B_ADDR, extra, idText, psk))
 
 
-def responderConfig(extra="", psk='"secret"', flows="from 10.2.0.0/24 to 10.1.0.0/24", ids=True, settings=""):
+def responderConfig(extra="", psk='"secret"', flows="from 10.2.0.0/24 to 10.1.0.0/24", ids=True, settings="",
+                    peer=A_ADDR):
     idText = "srcid b.example dstid a.example" if ids else ""
     return parseConfig('%s\nikev2 "ba" passive esp %s local %s peer %s %s %s psk %s' % (
-        settings, flows, B_ADDR, A_ADDR, extra, idText, psk))
+        settings, flows, B_ADDR, peer, extra, idText, psk))
 
 
 class ExchangeTestCase(CoreTestCase):

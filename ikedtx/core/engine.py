@@ -583,7 +583,7 @@ class IKECore:
         """
         if ikesa.state == IkeState.CLOSED:
             return
-        wasUp = ikesa.isEstablished
+        wasUp = ikesa.established is not None
         ikesa.state = IkeState.CLOSED
         ikesa.deleteReason = reason
         self.ikeSAs.pop(ikesa.localSpi, None)

@@ -1010,7 +1010,9 @@ def respondInformational(core, ikesa, payloads):
     for notify in _all(payloads, P.Notify):
         if isErrorNotify(notify.notifyType):
             _log.warn("{ikesa}: peer reports {notify}", ikesa=ikesa, notify=nameOf(NotifyType, notify.notifyType))
-            if notify.notifyType == NotifyType.AUTHENTICATION_FAILED and not ikesa.isEstablished:
+            if notify.notifyType == NotifyType.AUTHENTICATION_FAILED:
+                # RFC 7296 2.21.2: the initiator could not verify us and
+                # reports it in its own INFORMATIONAL; the IKE SA is dead.
                 ikesa.destroyAfterResponse = "peer refused our authentication"
     return answer
 
