@@ -148,6 +148,21 @@ class IkedService(MultiService):
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
 
+    def reload(self):
+        """
+        ikectl reload: read the configuration file and the iked tree again.
+        A broken file changes nothing (the error is raised to the caller).
+        """
+        from ikedtx.config import loadConfig
+
+        path = self.options.get("config")
+        config = loadConfig(path, self.options.get("defines") or ())
+        self.config = config
+        if self.credentials is not None and hasattr(self.credentials, "reload"):
+            self.credentials.reload()
+        self.runner.execute(self.core.reload(config, resolvePolicyNames(config)))
+        self._log.info("reloaded {path}: {n} policies", path=path, n=len(config.policies))
+
     def stopService(self):
         MultiService.stopService(self)
         if self.runner is not None:

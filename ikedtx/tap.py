@@ -9,8 +9,6 @@ ones tests and unprivileged users need) and L{makeService}.
 import ipaddress
 import sys
 
-from twisted.application import service
-from twisted.logger import Logger
 from twisted.python import usage
 
 import ikedtx
@@ -147,36 +145,6 @@ class Options(usage.Options):
             raise usage.UsageError("-s needs a socket path")
 
 
-class ConfigOnlyService(service.MultiService):
-    """
-    Stands in for L{ikedtx.service.IkedService} until that exists: it only
-    logs the configuration it was given.
-
-    @ivar config: the L{ikedtx.config.Config}.
-    @ivar options: the L{Options}.
-    """
-
-    _log = Logger()
-
-    def __init__(self, config, options):
-        service.MultiService.__init__(self)
-        self.config = config
-        self.options = options
-
-    def startService(self):
-        service.MultiService.startService(self)
-        self._log.info(
-            "loaded {path}: {policies} policies, {users} users (kernel: {kernel})",
-            path=self.options["config"],
-            policies=len(self.config.policies),
-            users=len(self.config.users),
-            kernel=self.options["kernel"],
-        )
-        for line in renderConfig(self.config).splitlines():
-            if not line.startswith("user "):
-                self._log.info("{line}", line=line)
-
-
 def makeService(options):
     """
     Load the configuration and build the daemon's service.
@@ -202,12 +170,8 @@ def makeService(options):
         raise SystemExit(0)
     if options["kernel"] is None:
         options["kernel"] = "decoupled" if config.settings.decouple else "xfrm"
-    try:
-        from ikedtx.service import IkedService
-    except ModuleNotFoundError as e:
-        if e.name != "ikedtx.service":
-            raise
-        return ConfigOnlyService(config, options)
+    from ikedtx.service import IkedService
+
     return IkedService(config, options)
 
 

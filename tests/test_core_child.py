@@ -8,7 +8,7 @@ import struct
 
 from ikedtx.config import parseConfig
 from ikedtx.core import actions as A
-from ikedtx.core.errors import NegotiationFailed, NoProposalChosen, PeerNotResponding
+from ikedtx.core.errors import NoProposalChosen, PeerNotResponding
 from ikedtx.core.sa import IkeState
 from ikedtx.core.settings import NATT_DISABLED, NATT_ONLY, CoreSettings
 from ikedtx.wire import payloads as P

@@ -3,17 +3,13 @@ Tests for L{ikedtx.core.engine} and L{ikedtx.core.exchanges}: two in-memory
 cores pumped against each other, one datagram at a time, with a fake clock.
 """
 
-import struct
-
 from ikedtx.config import parseConfig
 from ikedtx.core import actions as A
 from ikedtx.core.errors import (
-    AuthenticationFailed, NegotiationFailed, NoProposalChosen, PeerNotResponding, SADeleted,
-    TrafficSelectorsUnacceptable)
+    AuthenticationFailed, NegotiationFailed, NoProposalChosen, PeerNotResponding, TrafficSelectorsUnacceptable)
 from ikedtx.core.sa import IkeState
-from ikedtx.core.settings import NATT_DISABLED, NATT_ONLY, CoreSettings
-from ikedtx.wire import payloads as P
-from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, PayloadType, ProtocolId
+from ikedtx.core.settings import CoreSettings
+from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, ProtocolId
 from ikedtx.wire.message import Message
 
 from tests.corehelpers import CoreTestCase, Host, Network

@@ -137,9 +137,17 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(lines[1].startswith('ikev2 "policy1" '))
         self.assertEqual(lines[2:], ["configuration OK"])
 
-    def test_startLogs(self):
+    def test_daemonService(self):
+        """
+        makeService builds the daemon with the loaded configuration; the
+        kernel provider follows C{set decouple} unless --kernel says.
+        """
+        from ikedtx.service import IkedService
+
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         service = tap.makeService(parse("-f", self.path))
-        if isinstance(service, tap.ConfigOnlyService):
-            service.startService()
-            service.stopService()
+        self.assertIsInstance(service, IkedService)
+        self.assertEqual(len(service.config.policies), 1)
+        self.assertEqual(service.options["kernel"], "xfrm")
+        self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        self.assertEqual(tap.makeService(parse("-f", self.path)).options["kernel"], "decoupled")

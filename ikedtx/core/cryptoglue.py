@@ -4,8 +4,6 @@ What the exchanges need of L{ikedtx.crypto}, in the terms of an IKE SA:
 transform lookups, the IKE SA and Child SA keys, the AUTH payloads.
 """
 
-import hmac
-
 from twisted.logger import Logger
 
 from ikedtx.crypto import keymat
@@ -15,7 +13,7 @@ from ikedtx.crypto.errors import CryptoError
 from ikedtx.crypto.kex import keyExchangeFor
 from ikedtx.crypto.prf import prfFor
 from ikedtx.crypto.sk import SKCipher
-from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, AuthMethod, DhId, HashAlgorithm, IntegId, TransformType
+from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, AuthMethod, HashAlgorithm, TransformType
 
 _log = Logger(namespace="ikedtx.core.cryptoglue")
 

@@ -34,7 +34,7 @@ from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire import payloads as P
-from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, PayloadType, nameOf
+from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
 from ikedtx.wire.message import Message
@@ -205,13 +205,19 @@ class IKECore:
         Delete C{ikesa} and its Child SAs with an INFORMATIONAL exchange.
         """
         requestId = self._newRequestId()
+        self._deleteIkeSA(ikesa, reason, requestId)
+        return requestId, self._drain()
+
+    def _deleteIkeSA(self, ikesa, reason, requestId=None):
         if ikesa.isEstablished:
-            ikesa.tasks = [t for t in ikesa.tasks if isinstance(t, X.DeleteIkeTask)]
+            for task in ikesa.tasks:
+                task.failed(self, ikesa, SADeleted(reason))
+            ikesa.tasks = []
             self.queueTask(ikesa, X.DeleteIkeTask(requestId, reason))
         else:
             self.destroy(ikesa, reason)
-            self.emit(A.RequestDone(requestId, result=None))
-        return requestId, self._drain()
+            if requestId is not None:
+                self.emit(A.RequestDone(requestId, result=None))
 
     def checkLiveness(self, ikesa):
         """
@@ -630,7 +636,7 @@ class IKECore:
         for ikesa in list(self.ikeSAs.values()):
             policy = self.policies.byName(ikesa.policy.name)
             if policy is None:
-                self.deleteIkeSA(ikesa, "policy removed by reload")
+                self._deleteIkeSA(ikesa, "policy removed by reload")
             else:
                 ikesa.policy = policy
         return self._drain()

@@ -32,7 +32,7 @@ from ikedtx.crypto.errors import InvalidKeyExchange
 from ikedtx.wire import payloads as P
 from ikedtx.wire.constants import (
     AuthMethod, CertEncoding, DhId, ExchangeType, HashAlgorithm, IpcompTransform, NotifyType, ProtocolId,
-    TrafficSelectorType, TransformType, isErrorNotify, nameOf)
+    TransformType, isErrorNotify, nameOf)
 
 _log = Logger(namespace="ikedtx.core.exchanges")
 _ZERO_SPI = b"\x00" * 8
@@ -865,6 +865,7 @@ class CreateChildTask(Task):
         if _errorNotify(payloads) is None and nonce is None:
             raise NegotiationFailed("CREATE_CHILD_SA response without Nonce")
         shared = b""
+        nonceR = None
         if nonce is not None:
             try:
                 nonceR = _checkNonce(nonce)
@@ -879,7 +880,7 @@ class CreateChildTask(Task):
             except InvalidKeyExchange as e:
                 raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
         self._wipe()
-        self.child.nonces = (self.nonce, nonce and bytes(nonce.data))
+        self.child.nonces = (self.nonce, nonceR)
         _completeChild(core, ikesa, self.child, payloads, shared)
         if self.child.proposal.dhGroup != self.group and not (self.group == DhId.NONE and self.child.proposal.dhGroup == DhId.NONE):
             raise NegotiationFailed("responder chose another PFS group than our KE")

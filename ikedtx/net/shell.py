@@ -15,7 +15,6 @@ from ipaddress import ip_address
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from ikedtx.core import actions as A
 from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 
 
