@@ -15,8 +15,8 @@ from twisted.internet import defer, protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.lab import (
-    Auth, CertificateAuthority, Child, Connection, LabMixin, ReportChannel, Secret, ikeDecryptionTable,
-    parseIkeKeys, parseShowSa, pskConnection, waitFor,
+    Auth, CertificateAuthority, Child, Connection, LabMixin, ReportChannel, Secret, ikeDecryptionTable, inThread,
+    parseIkeKeys, parseShowSa, pskConnection,
 )
 from tests.lab.vici import decode, encode
 
@@ -226,6 +226,36 @@ class NetworkTests(LabMixin, TestCase):
         yield echo.stop()
 
 
+    @defer.inlineCallbacks
+    def test_inProcessResponderHearsCharon(self):
+        """
+        The pattern for a daemon running in the test's reactor: its UDP port
+        500 is bound inside namespace C{a}, charon in C{b} initiates from a
+        thread (L{inThread}) so the reactor keeps running, and the IKE_SA_INIT
+        request arrives in the test's process.
+        """
+        a, b, link = self.network().pair()
+        requests = []
+
+        class Responder(protocol.DatagramProtocol):
+            def datagramReceived(self, data, address):
+                requests.append((data, address))
+
+        port = a.listenUDP(500, Responder(), interface=A)
+        self.addCleanup(port.stopListening)
+        charon = self.charon(b)
+        charon.addConnection(pskConnection("peer", B, A, proposals=[CHARON_IKE]))
+        charon.addSecret(Secret(PSK, ids=[A, B]))
+        charon.start()
+        ok, output = yield inThread(charon).initiate(ike="peer", timeout=1)
+        self.assertFalse(ok)
+        self.labAssert(requests, "no datagram reached the test's reactor:\n" + output)
+        data, address = requests[0]
+        self.assertEqual(address, (B, 500))
+        # IKE header: exchange type 34 (IKE_SA_INIT), flags: initiator
+        self.assertEqual((data[17], data[18], data[19]), (0x20, 34, 0x08))
+
+
 class CharonPairTests(LabMixin, TestCase):
     """
     Two charons, both with kernel-libipsec (ESP in user space).
@@ -395,7 +425,8 @@ class TsharkTests(LabMixin, TestCase):
         ok, output = left.initiate(ike="peer")
         self.labAssert(ok, "initiate failed:\n" + output)
         table = ikeDecryptionTable(left)
-        self.labAssertEqual(len(table), 1, "keys of one IKE SA in charon's log")
+        self.labAssertEqual(len(table), 1, "keys of one IKE SA in charon's log: SAs %r, keys for %r" % (
+            left.listSas(), sorted(left.ikeKeys())))
         capture.stop()
         rows = capture.fields(["isakmp.exchangetype", "isakmp.ispi", "isakmp.rspi", "isakmp.id.data.ipv4_addr"],
                               displayFilter="isakmp", ikeKeys=table)
@@ -423,3 +454,52 @@ class TsharkTests(LabMixin, TestCase):
         AES-GCM-16 (the salt is part of SK_e; no integrity transform).
         """
         self._exchange(["aes256gcm16-prfsha256-x25519"])
+
+
+class MoreInteropTests(LabMixin, TestCase):
+    """
+    Raw public keys and IPv6 between charon and openiked.
+    """
+
+    def setUp(self):
+        self.a, self.b, link = self.network().pair()
+
+    def test_rawPublicKeys(self):
+        """
+        Raw ECDSA public keys: charon trusts iked's local.pub, iked trusts
+        charon's key in pubkeys/ipv4/192.0.2.1.
+        """
+        from tests.lab import KeyPair
+
+        charonKey, ikedKey = KeyPair.generate("ecdsa-p256"), KeyPair.generate("ecdsa-p256")
+        charon = self.charon(self.a, libipsec=True)
+        charon.addConnection(Connection(
+            "peer", local_addrs=[A], remote_addrs=[B], proposals=[CHARON_IKE],
+            local=Auth("pubkey", id=A, pubkeys=[charonKey]), remote=Auth("pubkey", id=B, pubkeys=[ikedKey]),
+            children=[Child("net", local_ts=[A_INNER], remote_ts=[B_INNER], esp_proposals=[CHARON_ESP])]))
+        iked = self.openiked(self.b, ikedPolicy("passive", B, A, B_INNER, A_INNER, auth=""), localKey=ikedKey)
+        iked.addPeerPublicKey(A, charonKey)
+        charon.start()
+        iked.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "initiate failed:\n" + output)
+        sa = iked.waitForIkeSa(child=True)
+        self.assertEqual(sa["peerId"], "IPV4/" + A)
+
+    def test_ipv6(self):
+        """
+        PSK over IPv6 outer addresses (charon floats to port 4500 in
+        IKE_AUTH even without a NAT, as both announce MOBIKE/NAT-T).
+        """
+        a6, b6 = "2001:db8:1::1", "2001:db8:1::2"
+        charon = self.charon(self.a)
+        charon.addConnection(pskConnection("peer", a6, b6, proposals=[CHARON_IKE]))
+        charon.addSecret(Secret(PSK, ids=[a6, b6]))
+        iked = self.openiked(self.b, ikedPolicy("passive", b6, a6, "2001:db8:2::/64", "2001:db8:3::/64"))
+        charon.start()
+        iked.start()
+        ok, output = charon.initiate(ike="peer")
+        self.labAssert(ok, "initiate failed:\n" + output)
+        sa = iked.waitForIkeSa()
+        self.assertEqual((sa["peerAddress"], sa["localAddress"], sa["peerPort"]), (a6, b6, 4500))
+        self.assertEqual(sa["peerId"], "IPV6/" + a6)

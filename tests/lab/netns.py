@@ -21,13 +21,14 @@ import time
 
 from twisted.internet import defer, protocol
 
-from ._util import LabError, alive, run
+from ._util import LabError, alive, poll, run
 
 IP = "ip"
 CLONE_NEWNET = 0x40000000
 
 _counter = itertools.count(1)
 _libc = None
+_swept = False
 
 
 def _setns(fd):
@@ -405,6 +406,10 @@ class Network:
 
         support.requireRoot()
         support.requireExecutable(IP, "apt-get install iproute2")
+        global _swept
+        if not _swept:
+            _swept = True
+            sweepStale(self.prefix)
         self.namespaces = {}
         self.links = []
         self._run = next(_counter)
@@ -450,6 +455,12 @@ class Network:
             ns.ip("link", "set", interface, "up")
         link = Link(left, leftInterface, list(_listify(leftAddresses)), right, rightInterface, list(_listify(rightAddresses)))
         self.links.append(link)
+        # a veth end that is set up is not at once operationally up; until it
+        # is, IPv6 in particular drops what is sent through it
+        for ns, interface in ((left, leftInterface), (right, rightInterface)):
+            poll(lambda: "state UP" in ns.ip("-o", "link", "show", "dev", interface).stdout and
+                 "tentative" not in ns.ip("-o", "addr", "show", "dev", interface).stdout,
+                 5, what="%s up in %s" % (interface, ns.netns))
         return link
 
     # ---- ready-made topologies ----

@@ -93,7 +93,8 @@ class OpenIkedPeer:
         @param config: iked.conf text (L{setConfig}); may be set later.
         @param localKey: the key for private/local.key; by default a new
             ECDSA P-256 key (iked loads it even for PSK).
-        @param verbose: how many C{-v}.
+        @param verbose: how many C{-v}; at least 2, since L{start} waits
+            for iked's debug messages to know that start-up is complete.
         @param decouple: prepend C{set decouple} when the config lacks it
             (the shim cannot install SAs anyway).
         @param testCase: registers L{stop} as a cleanup.
@@ -102,6 +103,8 @@ class OpenIkedPeer:
 
         support.requireExecutable(IKED, "apt-get install openiked")
         support.requireExecutable(IKECTL, "apt-get install openiked")
+        if verbose < 2:
+            raise ValueError("OpenIkedPeer needs verbose >= 2 to see when iked has started")
         self.namespace = namespace
         self.directory = os.path.abspath(directory)
         self.name = name
@@ -232,12 +235,22 @@ class OpenIkedPeer:
         finally:
             out.close()
 
+        # The control socket appears before the ikev2 process has its whole
+        # configuration; an exchange that starts earlier is answered with
+        # empty traffic selectors or dropped ("sa_free: reload") when the
+        # rest arrives. The last message of start-up is the coupling mode
+        # (with set decouple) or the last "static" setting.
+        if re.search(r"^\s*set\s+decouple\b", self.config, re.M):
+            lastLine = "pfkey_couple: kernel coupled -> decoupled"
+        else:
+            lastLine = "config_getstatic: no stickyaddress" if "stickyaddress" not in self.config else "config_getstatic: stickyaddress"
+
         def ready():
             if self.process.poll() is not None:
                 raise LabError("iked %s exited with %s\n%s" % (self.name, self.process.returncode, self.report()))
-            return os.path.exists(self.socketPath)
+            return os.path.exists(self.socketPath) and lastLine in self.log()
 
-        poll(ready, timeout, what=lambda: "iked %s's control socket\n%s" % (self.name, self.report()))
+        poll(ready, timeout, what=lambda: "iked %s to start (%r in its log)\n%s" % (self.name, lastLine, self.report()))
         return self
 
     def ikectl(self, *args, check=True):

@@ -209,21 +209,24 @@ class ViciClient:
     def version(self):
         return self.request("version")
 
-    def listSas(self, ike=None, child=None, ikeId=None):
+    def listSas(self, ike=None, child=None, ikeId=None, noblock=False):
         """
-        C{list-sas}: a dict {IKE SA name: IKE SA dict} (several SAs of one
-        connection are merged into a list under the same name if needed:
-        see L{listSasList}).
+        C{list-sas}: a dict {IKE SA name: the first IKE SA of that name}; see
+        L{listSasList}.
         """
         result = {}
-        for sa in self.listSasList(ike=ike, child=child, ikeId=ikeId):
+        for sa in self.listSasList(ike=ike, child=child, ikeId=ikeId, noblock=noblock):
             result.setdefault(sa["name"], sa)
         return result
 
-    def listSasList(self, ike=None, child=None, ikeId=None):
+    def listSasList(self, ike=None, child=None, ikeId=None, noblock=False):
         """
         C{list-sas}: a list of IKE SA dicts, each with its C{"name"} added
         and C{"child-sas"} as a list of Child SA dicts.
+
+        @param noblock: skip IKE SAs that a charon thread is using right now
+            (they are silently left out: right after C{initiate} returns
+            the new SA may still be in use, so the default waits).
         """
         sas = []
 
@@ -235,7 +238,7 @@ class ViciClient:
 
         self.request(
             "list-sas",
-            {"noblock": "yes", "ike": ike, "child": child, "ike-id": ikeId},
+            {"noblock": "yes" if noblock else None, "ike": ike, "child": child, "ike-id": ikeId},
             events=["list-sa"],
             onEvent=onEvent,
         )
