@@ -409,6 +409,49 @@ class CharonOpenIkedTests(LabMixin, TestCase):
         self.labAssert("authentication of 'sun.example' with ECDSA" in output, "charon did not verify an ECDSA signature:\n" + output)
 
 
+    def _revoked(self, revokeMoon, revokeSun):
+        ca = CertificateAuthority("ikedtx lab CA", keyType="ecdsa-p256")
+        moon = ca.issue("moon", ips=[A], dns=["moon.example"])
+        sun = ca.issue("sun", ips=[B], dns=["sun.example"])
+        crl = ca.crl([c for c, revoked in ((moon, revokeMoon), (sun, revokeSun)) if revoked])
+        charon = self.charon(self.a, libipsec=True)
+        charon.addCA(ca.cert)
+        charon.addCRL(crl)
+        charon.addConnection(Connection(
+            "peer", local_addrs=[A], remote_addrs=[B], proposals=[CHARON_IKE],
+            local=Auth("pubkey", id="moon.example", certs=[moon]),
+            remote=Auth("pubkey", id="sun.example", cacerts=[ca.cert]),
+            children=[Child("net", local_ts=[A_INNER], remote_ts=[B_INNER], esp_proposals=[CHARON_ESP])]))
+        iked = self.openiked(self.b, ikedPolicy("passive", B, A, B_INNER, A_INNER, auth="", srcid="sun.example",
+                                                dstid="moon.example"))
+        iked.addCA(ca.cert)
+        iked.addCRL(crl)
+        iked.addCertificate(sun)
+        charon.start()
+        iked.start()
+        ok, output = charon.initiate(child="net", timeout=5)
+        self.assertFalse(ok, output)
+        self.assertEqual([sa for sa in iked.showSa() if sa["state"] == "ESTABLISHED"], [])
+        return charon, iked, output
+
+    def test_ikedRefusesRevokedCertificate(self):
+        """
+        A CRL from the PKI helper in iked's crls/ makes it refuse charon's
+        revoked certificate (AUTH_FAILED).
+        """
+        charon, iked, output = self._revoked(revokeMoon=True, revokeSun=False)
+        self.labAssert("/CN=moon certificate revoked" in iked.log(), "iked did not find moon revoked")
+        self.labAssert("AUTH_FAILED" in output, output)
+
+    def test_charonRefusesRevokedCertificate(self):
+        """
+        A CRL (DER) in charon's x509crl/ makes it refuse iked's revoked
+        certificate.
+        """
+        charon, iked, output = self._revoked(revokeMoon=False, revokeSun=True)
+        self.labAssert("certificate was revoked" in charon.log(), "charon did not find sun revoked:\n" + output)
+
+
 class TsharkTests(LabMixin, TestCase):
     """
     tshark sees the exchanges and, with the keys charon logs, decrypts

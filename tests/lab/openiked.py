@@ -245,12 +245,25 @@ class OpenIkedPeer:
         else:
             lastLine = "config_getstatic: no stickyaddress" if "stickyaddress" not in self.config else "config_getstatic: stickyaddress"
 
+        # Independently, the ca process loads ca/ and certs/ and then tells the
+        # ikev2 process which CAs to ask for; a peer that starts before that
+        # gets no CERTREQ, and charon then sends no certificate.
+        needCaHashes = bool(os.listdir(os.path.join(self.etc, "ca")))
+
+        def certreqReady(log):
+            for kind, length in re.findall(r"ikev2_dispatch_cert: updated local CERTREQ type (\S+) length (\d+)", log):
+                if not needCaHashes or int(length) > 0:
+                    return True
+            return False
+
         def ready():
             if self.process.poll() is not None:
                 raise LabError("iked %s exited with %s\n%s" % (self.name, self.process.returncode, self.report()))
-            return os.path.exists(self.socketPath) and lastLine in self.log()
+            log = self.log()
+            return os.path.exists(self.socketPath) and lastLine in log and certreqReady(log)
 
-        poll(ready, timeout, what=lambda: "iked %s to start (%r in its log)\n%s" % (self.name, lastLine, self.report()))
+        poll(ready, timeout, what=lambda: "iked %s to start (%r and a CERTREQ update in its log)\n%s" % (
+            self.name, lastLine, self.report()))
         return self
 
     def ikectl(self, *args, check=True):
