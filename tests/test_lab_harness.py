@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.lab import (
     Auth, CertificateAuthority, Child, Connection, LabMixin, ReportChannel, Secret, ikeDecryptionTable, inThread,
-    parseIkeKeys, parseShowSa, pskConnection, waitFor,
+    parseIkeKeys, parseShowSa, poll, pskConnection, waitFor,
 )
 from tests.lab.vici import decode, encode
 
@@ -302,11 +302,16 @@ class CharonPairTests(LabMixin, TestCase):
     def test_pskPingThroughEsp(self):
         """
         An IKE SA and a Child SA with PSK, then a ping between the inner
-        addresses passes through ESP-in-UDP in both directions.
+        addresses passes through ESP-in-UDP in both directions; terminating
+        the IKE SA removes it on both sides.
         """
         a, b, link = self.net.pair()
         left, right = self._pair(a, b, A, B)
         self._initiateAndPing(a, left, right, A, B)
+        ok, output = left.terminate(ike="peer")
+        self.labAssert(ok, "terminate failed:\n" + output)
+        self.assertEqual(left.listSas(), [])
+        poll(lambda: right.listSas() == [], 5, what=lambda: "the responder to delete its SAs\n" + self.labReport())
 
     def test_throughNat(self):
         """
