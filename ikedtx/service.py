@@ -5,6 +5,7 @@ configuration, the kernel provider and the core, started and stopped
 together.
 """
 
+import json
 import os
 import socket
 from ipaddress import ip_address
@@ -17,6 +18,7 @@ from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from ikedtx.net.udp import listenUDPWithPacketInfo
+from ikedtx.wire.constants import EncrId, IntegId, nameOf
 
 
 def sourceAddressFor(peer, port=500):
@@ -45,6 +47,32 @@ def resolvePolicyNames(config):
                     infos = []
                 resolved[name] = [ip_address(info[4][0]) for info in infos]
     return resolved
+
+
+def keyLogger(path, log):
+    """
+    A core C{keyLog} callback that appends one JSON object per IKE SA to
+    C{path}: its SPIs, transforms and SK_e/SK_a keys, for tshark's IKEv2
+    decryption table. For tests only; the keys are secrets.
+    """
+
+    def record(ikesa):
+        encr, integ = ikesa.proposal.encryption, ikesa.proposal.integrity
+        keys = ikesa.keys
+        entry = {
+            "spiI": ikesa.spiI.hex(), "spiR": ikesa.spiR.hex(),
+            "encryption": nameOf(EncrId, encr.id), "keyLength": encr.keyLength,
+            "integrity": nameOf(IntegId, integ.id) if integ is not None else None,
+            "sk_ei": bytes(keys.skEi).hex(), "sk_er": bytes(keys.skEr).hex(),
+            "sk_ai": bytes(keys.skAi).hex(), "sk_ar": bytes(keys.skAr).hex(),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        log.debug("IKE SA {spiI}/{spiR}: keys written to the key log {path}", spiI=entry["spiI"], spiR=entry["spiR"],
+                  path=path)
+
+    return record
 
 
 def makeKernel(name):
@@ -115,7 +143,8 @@ class IkedService(MultiService):
         self.core = IKECore(
             self.config, self.credentials, settings, now=self.reactor.seconds,
             spiAllocator=self.kernel.allocateSpi, localAddressFor=sourceAddressFor,
-            resolved=resolvePolicyNames(self.config))
+            resolved=resolvePolicyNames(self.config),
+            keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         ports = []
         if settings.nattMode != NATT_ONLY:

@@ -62,6 +62,39 @@ class Initiate(Command):
     errors = _ERRORS
 
 
+class CreateChildSA(Command):
+    """
+    Negotiate one more Child SA on the IKE SA whose initiator SPI is
+    C{spiI} (hex) with CREATE_CHILD_SA (an ikedtx extension).
+    """
+
+    arguments = [(b"spiI", Unicode())]
+    response = [(b"spiIn", Unicode()), (b"spiOut", Unicode())]
+    errors = _ERRORS
+
+
+class DeleteChildSA(Command):
+    """
+    Delete the Child SA whose inbound SPI is C{spiIn} (hex) with an
+    INFORMATIONAL exchange (an ikedtx extension).
+    """
+
+    arguments = [(b"spiIn", Unicode())]
+    response = []
+    errors = _ERRORS
+
+
+class DeleteIkeSA(Command):
+    """
+    Delete the IKE SA whose initiator SPI is C{spiI} (hex) and its Child SAs
+    (an ikedtx extension).
+    """
+
+    arguments = [(b"spiI", Unicode())]
+    response = []
+    errors = _ERRORS
+
+
 class Reload(Command):
     """
     ikectl reload: read the configuration file again.

@@ -8,7 +8,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from ikedtx.control import commands as C
-from ikedtx.core.errors import NegotiationFailed
+from ikedtx.core.errors import LocalProtocolError, NegotiationFailed
 
 
 def describeProposal(chosen):
@@ -83,6 +83,36 @@ class ControlProtocol(amp.AMP):
             raise C.CommandFailed(reason.getErrorMessage())
 
         return d.addCallbacks(done, failed)
+
+    def _ikesa(self, spiI):
+        for ikesa in self.service.core.ikeSAs.values():
+            if ikesa.spiI.hex() == spiI.lower():
+                return ikesa
+        raise C.CommandFailed("no IKE SA with initiator SPI %s" % (spiI,))
+
+    def _failed(self, reason):
+        reason.trap(NegotiationFailed, LocalProtocolError)
+        raise C.CommandFailed(reason.getErrorMessage())
+
+    @C.CreateChildSA.responder
+    def createChildSA(self, spiI):
+        ikesa = self._ikesa(spiI)
+        d = self.service.runner.command(self.service.core.createChildSA, ikesa)
+        return d.addCallbacks(lambda child: {"spiIn": "%08x" % child.spiIn, "spiOut": "%08x" % child.spiOut},
+                              self._failed)
+
+    @C.DeleteChildSA.responder
+    def deleteChildSA(self, spiIn):
+        ikesa, child = self.service.core.findChild(int(spiIn, 16))
+        if child is None:
+            raise C.CommandFailed("no Child SA with inbound SPI %s" % (spiIn,))
+        d = self.service.runner.command(self.service.core.deleteChildSA, ikesa, child)
+        return d.addCallbacks(lambda _: {}, self._failed)
+
+    @C.DeleteIkeSA.responder
+    def deleteIkeSA(self, spiI):
+        d = self.service.runner.command(self.service.core.deleteIkeSA, self._ikesa(spiI))
+        return d.addCallbacks(lambda _: {}, self._failed)
 
     @C.Reload.responder
     def reload(self):

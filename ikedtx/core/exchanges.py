@@ -201,7 +201,12 @@ def _commonPayloads(core, ikesa):
     out = []
     if core.config.settings.fragmentation:
         out.append(P.Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
-    out.append(P.Notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=struct.pack("!%dH" % len(_OUR_HASHES), *_OUR_HASHES)))
+    if ikesa.policy.auth.method in ("signature", "rfc7427"):
+        # RFC 7427 4: announce the hashes only where the policy takes
+        # DIGITAL_SIGNATURE; a peer then uses it for its AUTH, which an
+        # ecdsa256/rsa policy (as iked's) would refuse.
+        out.append(P.Notify(NotifyType.SIGNATURE_HASH_ALGORITHMS,
+                            data=struct.pack("!%dH" % len(_OUR_HASHES), *_OUR_HASHES)))
     if core.settings.vendorId:
         out.append(P.VendorID(core.settings.vendorId))
     return out

@@ -87,6 +87,17 @@ class LabMixin:
         return self._labRegister(OpenIkedPeer(namespace, self._labDirectory(name), config=config, name=name,
                                               testCase=self, **kwargs))
 
+    def ikedtx(self, namespace, config=None, name=None, **kwargs):
+        """
+        An L{IkedtxPeer} (our own daemon) in C{namespace}, not started,
+        stopped after the test.
+        """
+        from .ikedtx import IkedtxPeer
+
+        name = name or "ikedtx-" + namespace.name
+        return self._labRegister(IkedtxPeer(namespace, self._labDirectory(name), config=config, name=name,
+                                            testCase=self, **kwargs))
+
     def capture(self, namespace, interface, captureFilter=None, name="capture"):
         """
         A started L{TsharkCapture} on C{interface} in C{namespace}.
