@@ -56,10 +56,29 @@ def _configtest(options, stderr):
     return 0
 
 
+# The level iked -d logs at on stderr: info, or debug with -v.
+_stderrLevel = None
+
+
+def stderrObserver():
+    """
+    twistd's C{--logger} for C{iked -d}: log to standard error (as iked -d
+    does), at info level, or debug with C{-v}.
+    """
+    from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, textFileLogObserver
+
+    level = _stderrLevel or LogLevel.info
+    return FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
 def _daemon(argv, options, runDaemon):
+    global _stderrLevel
+    from twisted.logger import LogLevel
+
     twistdArgv = ["twistd", "--pidfile="]
     if options["debug"]:
-        twistdArgv += ["--nodaemon", "--logfile=/dev/stderr"]
+        _stderrLevel = LogLevel.debug if options["verbose"] else LogLevel.info
+        twistdArgv += ["--nodaemon", "--logger=ikedtx.cli.stderrObserver"]
     else:
         twistdArgv += ["--syslog", "--prefix=iked"]
     twistdArgv += ["iked"] + list(argv)

@@ -94,10 +94,25 @@ class IkedTests(SynchronousTestCase):
         self.assertEqual(
             calls,
             [
-                ["twistd", "--pidfile=", "--nodaemon", "--logfile=/dev/stderr", "iked", "-d", "-f", self.path],
+                ["twistd", "--pidfile=", "--nodaemon", "--logger=ikedtx.cli.stderrObserver", "iked", "-d", "-f", self.path],
                 ["twistd", "--pidfile=", "--syslog", "--prefix=iked", "iked", "-f", self.path],
             ],
         )
+
+    def test_stderrObserver(self):
+        """
+        C{iked -d} logs to standard error at info level, or debug with -v.
+        """
+        from twisted.logger import Logger, LogLevel
+
+        for verbose, expected in ((False, ["info"]), (True, ["debug", "info"])):
+            self.patch(cli, "_stderrLevel", LogLevel.debug if verbose else LogLevel.info)
+            self.patch(sys, "stderr", io.StringIO())
+            observer = cli.stderrObserver()
+            log = Logger(observer=observer)
+            log.debug("debug")
+            log.info("info")
+            self.assertEqual([line.split("] ")[-1] for line in sys.stderr.getvalue().splitlines() if line], expected)
 
     def test_consoleScript(self):
         """

@@ -288,11 +288,23 @@ class NatTests(ExchangeTestCase):
 
     def test_noNat(self):
         """
-        Without a NAT both stay on port 500 and nothing is encapsulated.
+        Without a NAT nothing is encapsulated; MOBIKE peers (the default)
+        still move IKE to port 4500 (RFC 4555 3.3).
         """
         a, b, ikesa = self.establish()
-        self.assertFalse(ikesa.natLocal or ikesa.natRemote or ikesa.nattEnabled)
+        self.assertFalse(ikesa.natLocal or ikesa.natRemote)
+        self.assertTrue(ikesa.nattEnabled)
+        self.assertEqual(self.network.delivered[2][2], (B_ADDR, 4500))
         self.assertTrue(all(sa.encapsulation is None for sa in a.kernel.sas.values()))
+        self.assertTrue(all(sa.encapsulation is None for sa in b.kernel.sas.values()))
+
+    def test_noNatNoMobike(self):
+        """
+        Without a NAT and without MOBIKE, IKE stays on port 500.
+        """
+        a, b, ikesa = self.establish(initiator=initiatorConfig(settings="set nomobike"))
+        self.assertFalse(ikesa.nattEnabled)
+        self.assertEqual(self.network.delivered[2][2], (B_ADDR, 500))
 
     def test_forced(self):
         """

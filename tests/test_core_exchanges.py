@@ -17,10 +17,10 @@ from tests.corehelpers import CoreTestCase, Host, Network
 A_ADDR, B_ADDR = "192.0.2.1", "192.0.2.2"
 
 
-def initiatorConfig(extra="", psk='"secret"', flows="from 10.1.0.0/24 to 10.2.0.0/24", ids=True):
+def initiatorConfig(extra="", psk='"secret"', flows="from 10.1.0.0/24 to 10.2.0.0/24", ids=True, settings=""):
     idText = "srcid a.example dstid b.example" if ids else ""
-    return parseConfig('ikev2 "ab" active esp %s local %s peer %s %s %s psk %s' % (
-        flows, A_ADDR, B_ADDR, extra, idText, psk))
+    return parseConfig('%s\nikev2 "ab" active esp %s local %s peer %s %s %s psk %s' % (
+        settings, flows, A_ADDR, B_ADDR, extra, idText, psk))
 
 
 def responderConfig(extra="", psk='"secret"', flows="from 10.2.0.0/24 to 10.1.0.0/24", ids=True, settings="",

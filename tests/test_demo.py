@@ -25,7 +25,8 @@ class DemoTests(SynchronousTestCase):
         self.assertEqual(status, 0, output)
         self.assertIn("iked-demo: both daemons agree on the IKE SA and its Child SA", output)
         self.assertIn("a: IKE SA", output)
-        self.assertIn("VALID policy demo, %s:10500 <-> %s:10500" % (local, remote), output)
+        # MOBIKE peers move IKE to the NAT-T port after IKE_SA_INIT (RFC 4555 3.3).
+        self.assertIn("VALID policy demo, %s:14500 <-> %s:14500" % (local, remote), output)
         self.assertIn("b:   Child SA esp tunnel", output)
         self.assertIn("10.1.0.0/24 === 10.2.0.0/24", output)
 

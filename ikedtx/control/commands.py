@@ -37,6 +37,7 @@ _IKESA = [
     (b"peerId", Unicode()),
     (b"proposal", Unicode()),
     (b"natt", Integer()),
+    (b"udpencap", Integer()),
     (b"children", AmpList(_CHILD)),
 ]
 

@@ -40,6 +40,7 @@ def describeIkeSA(ikesa):
         "peerId": str(ikesa.peerId or ""),
         "proposal": describeProposal(ikesa.proposal),
         "natt": int(ikesa.nattEnabled),
+        "udpencap": int(ikesa.encapsulateEsp),
         "children": [
             {
                 "protocol": "esp" if child.protocol == 3 else "ah",

@@ -310,14 +310,21 @@ class IKECore:
             return fragmentMessage(message, ikesa.cipherOut, self.settings.fragmentSize)
         return [data]
 
-    def _sendAll(self, ikesa, datagrams):
+    def _sendAll(self, ikesa, datagrams, local=None, remote=None):
+        local = local or ikesa.local
+        remote = remote or ikesa.remote
         for data in datagrams:
-            self.emit(A.SendDatagram(data, ikesa.local, ikesa.remote))
+            self.emit(A.SendDatagram(data, local, remote))
 
-    def _sendResponse(self, ikesa, exchangeType, messageId, payloads):
+    def _sendResponse(self, ikesa, exchangeType, messageId, payloads, local=None, remote=None):
+        """
+        Send a response (RFC 7296 2.11: to the address and port the request
+        came from, from the address and port it came to) and keep it for
+        retransmitted requests.
+        """
         datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=True)
         ikesa.window.lastResponse = (messageId, datagrams)
-        self._sendAll(ikesa, datagrams)
+        self._sendAll(ikesa, datagrams, local, remote)
         return datagrams
 
     # Input
@@ -393,7 +400,7 @@ class IKECore:
             if message.isFragment and message.sealedPayload.fragmentNumber != 1:
                 return
             self._log.debug("{ikesa}: retransmitted request {mid}, resending our response", ikesa=ikesa, mid=message.messageId)
-            self._sendAll(ikesa, window.lastResponse[1])
+            self._sendAll(ikesa, window.lastResponse[1], local, remote)
             return
         if message.messageId != window.nextPeerRequestId:
             self._log.info("{ikesa}: request with Message ID {mid} dropped (expected {expected})",
@@ -409,7 +416,8 @@ class IKECore:
             self._log.info("{ikesa}: malformed request {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
             if e.notify is not None and ikesa.cipherOut is not None:
                 window.nextPeerRequestId += 1
-                self._sendResponse(ikesa, message.exchangeType, message.messageId, [P.Notify(e.notify, data=e.notifyData)])
+                self._sendResponse(ikesa, message.exchangeType, message.messageId, [P.Notify(e.notify, data=e.notifyData)],
+                                   local, remote)
                 if ikesa.state == IkeState.SA_INIT and not ikesa.initiator:
                     self.destroy(ikesa, "malformed IKE_AUTH")
             return
@@ -423,7 +431,7 @@ class IKECore:
             self._log.info("{ikesa}: unsupported exchange {exchange}", ikesa=ikesa,
                            exchange=nameOf(ExchangeType, message.exchangeType))
             self._sendResponse(ikesa, message.exchangeType, message.messageId,
-                               [P.Notify(NotifyType.INVALID_SYNTAX)])
+                               [P.Notify(NotifyType.INVALID_SYNTAX)], local, remote)
             return
         try:
             critical = [p for p in payloads if p.critical and isinstance(p, P.UnknownPayload)]
@@ -436,20 +444,22 @@ class IKECore:
                            exchange=nameOf(ExchangeType, message.exchangeType), error=e)
             answer = [P.Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
         if answer is not None:
-            self._sendResponse(ikesa, message.exchangeType, message.messageId, answer)
+            self._sendResponse(ikesa, message.exchangeType, message.messageId, answer, local, remote)
         X.afterResponse(self, ikesa)
 
     def _followPeer(self, ikesa, local, remote):
         """
         RFC 7296 2.23: behind a NAT the peer's address and port are those of
-        the last authenticated request.
+        the last authenticated request; a peer that moved to the NAT-T port
+        (after detecting a NAT, or as MOBIKE peers do) is followed there.
         """
+        if local[1] == self.settings.nattPort and ikesa.local[1] != local[1]:
+            ikesa.local = local
+            ikesa.remote = remote
+            ikesa.nattEnabled = True
         if ikesa.natRemote and remote != ikesa.remote:
             self._log.info("{ikesa}: peer moved to {remote}", ikesa=ikesa, remote=remote)
             ikesa.remote = remote
-        if local[1] == self.settings.nattPort and ikesa.local[1] != local[1]:
-            ikesa.local = local
-            ikesa.nattEnabled = True
 
     def _responseReceived(self, ikesa, message, data, local, remote):
         pending = ikesa.window.pending

@@ -351,8 +351,11 @@ class InitTask(Task):
         C.deriveIkeKeys(core, ikesa, shared)
         _capabilities(ikesa, payloads)
         natSupported = detectNat(core, ikesa, payloads, ikesa.spiR, local, remote)
-        if natSupported and (ikesa.natLocal or ikesa.natRemote) and not ikesa.nattEnabled:
-            # RFC 7296 2.23: move to port 4500 once a NAT is detected.
+        # RFC 7296 2.23: move to port 4500 once a NAT is detected; RFC 4555
+        # 3.3: a MOBIKE initiator moves there in any case, so that a later
+        # NAT on its path does not need another change of ports.
+        float4500 = ikesa.natLocal or ikesa.natRemote or core.config.settings.mobike
+        if natSupported and float4500 and not ikesa.nattEnabled:
             ikesa.local = (ikesa.local[0], core.settings.nattPort)
             ikesa.remote = (ikesa.remote[0], core.settings.peerNattPort)
             ikesa.nattEnabled = True
@@ -380,7 +383,7 @@ def respondInit(core, message, data, local, remote):
         if existing.initRequest == data and existing.window.lastResponse is not None:
             _log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
             for datagram in existing.window.lastResponse[1]:
-                core.emit(A.SendDatagram(datagram, existing.local, existing.remote))
+                core.emit(A.SendDatagram(datagram, local, remote))
             return
         if existing.state != IkeState.SA_INIT:
             return
@@ -438,7 +441,7 @@ def respondInit(core, message, data, local, remote):
     answer += _certreqPayloads(core, ikesa)
     answer += _commonPayloads(core, ikesa)
     core.registerResponderSA(ikesa, key)
-    datagrams = core._sendResponse(ikesa, ExchangeType.IKE_SA_INIT, 0, answer)
+    datagrams = core._sendResponse(ikesa, ExchangeType.IKE_SA_INIT, 0, answer, local, remote)
     ikesa.initResponse = datagrams[0]
     ikesa.window.nextPeerRequestId = 1
 

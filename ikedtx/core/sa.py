@@ -84,7 +84,8 @@ class IKESA:
     @ivar remote: the peer's endpoint C{(host, port)}.
     @ivar natLocal: a NAT is in front of us (RFC 7296 2.23).
     @ivar natRemote: a NAT is in front of the peer.
-    @ivar nattEnabled: IKE and ESP run over the NAT-T port.
+    @ivar nattEnabled: IKE runs over the NAT-T port (after a NAT was
+        detected, or as MOBIKE peers do in any case).
     @ivar proposal: the negotiated L{Chosen} IKE proposal.
     @ivar nonceI: the initiator's nonce.
     @ivar nonceR: the responder's nonce.
@@ -149,6 +150,14 @@ class IKESA:
     @property
     def peerSpi(self):
         return self.spiR if self.initiator else self.spiI
+
+    @property
+    def encapsulateEsp(self):
+        """
+        ESP goes in UDP (RFC 3948): a NAT is in front of either peer, or
+        encapsulation is forced (C{natt}, iked -t, a peer faking its NAT-D).
+        """
+        return self.natLocal or self.natRemote
 
     @property
     def isEstablished(self):
@@ -238,7 +247,7 @@ class ChildSA:
         encr = self.proposal.encryption
         integ = self.proposal.integrity
         encap = None
-        if ikesa.nattEnabled:
+        if ikesa.encapsulateEsp:
             encap = (ikesa.local[1], ikesa.remote[1])
         lifetime = getattr(ikesa.policy, "lifetime", None)
         lifetimeBytes = getattr(ikesa.policy, "lifetimeBytes", None)
