@@ -82,6 +82,18 @@ class CertificateTests(SignatureTestCase):
         self.assertEqual([c.encoding for c in certs], [CertEncoding.X509_CERT_SIGNATURE])
         self.assertEqual(ikesa.peerCredential.certificate, self.certB)
 
+    def test_ecdsaMethods(self):
+        """
+        RFC 4754: ecdsa384 and ecdsa521 policies sign with methods 10 and
+        11 on P-384 and P-521 keys.
+        """
+        for kind, method, policy in (("p384", AuthMethod.ECDSA_SHA384_P384, "ecdsa384"),
+                                     ("p521", AuthMethod.ECDSA_SHA512_P521, "ecdsa521")):
+            requestId = self.negotiate(policy, policy, self.withCertificates(kind))
+            self.assertSucceeded(self.a, requestId)
+            self.assertEqual(self.authPayload(2)[0].method, method)
+            self.assertEqual(self.authPayload(3)[0].method, method)
+
     def test_rsaCertificates(self):
         """
         RSA-2048 certificates with the policy's rsa method (RSA_SIG, 1).

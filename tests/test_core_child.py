@@ -160,6 +160,24 @@ class DeleteTests(ExchangeTestCase):
         self.assertEqual(a.ikeSAs, [])
         self.assertEqual(a.kernel.sas, {})
 
+    def test_deleteLossOfEach(self):
+        """
+        A lost Delete request or response is recovered by retransmission;
+        the responder answers the retransmitted Delete from its cache.
+        """
+        for index in range(2):
+            a, b, ikesa = self.establish()
+            (child,) = ikesa.children
+            requestId = a.command(a.core.deleteChildSA, ikesa, child)
+            if index == 1:
+                self.network.deliverOne()
+            self.network.drop()
+            a.clock.advance(2)
+            self.network.pump()
+            self.assertSucceeded(a, requestId)
+            self.assertEqual((ikesa.children, b.ikeSAs[0].children), ([], []))
+            self.assertEqual((a.kernel.sas, b.kernel.sas), ({}, {}))
+
     def test_liveness(self):
         """
         RFC 7296 1.4: an empty INFORMATIONAL request is answered empty.

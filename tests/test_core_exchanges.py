@@ -110,6 +110,20 @@ class PreSharedKeyTests(ExchangeTestCase):
         self.assertEqual(len(a.eventsOf(A.IkeSAUp)), 1)
         self.assertEqual(len(b.eventsOf(A.IkeSAUp)), 1)
 
+    def test_vendorId(self):
+        """
+        iked.conf(5) "set vendorid" (the default): IKE_SA_INIT carries our
+        Vendor ID; "set novendorid" leaves it out.
+        """
+        from ikedtx.wire.constants import PayloadType
+
+        a, b, ikesa = self.establish(settingsA=CoreSettings(vendorId=b"ikedtx"))
+        request = Message.decode(self.network.delivered[0][0])
+        self.assertEqual([p.data for p in request.payloads if p.payloadType == PayloadType.VENDOR_ID], [b"ikedtx"])
+        a, b, ikesa = self.establish()
+        request = Message.decode(self.network.delivered[0][0])
+        self.assertEqual([p for p in request.payloads if p.payloadType == PayloadType.VENDOR_ID], [])
+
     def test_hexPsk(self):
         """
         A hex psk is the same secret as the string it encodes.
@@ -185,6 +199,16 @@ class PreSharedKeyTests(ExchangeTestCase):
         requestId = a.initiate("ab")
         self.assertFailedWith(a, requestId, NegotiationFailed)
         self.assertEqual(self.network.inFlight, [])
+
+    def test_passiveResponder(self):
+        """
+        iked.conf(5) "set passive": no packets are sent to peers, so an
+        IKE_SA_INIT is not answered and leaves no state.
+        """
+        a, b = self.makePair(settingsB=CoreSettings(passive=True))
+        a.initiate("ab")
+        self.network.deliverOne()
+        self.assertEqual((self.network.inFlight, b.ikeSAs), ([], []))
 
     def test_startupInitiatesActivePolicies(self):
         """

@@ -53,6 +53,9 @@ class IKECore:
     @ivar settings: L{CoreSettings}.
     @ivar ikeSAs: C{{localSpi: IKESA}} of every IKE SA past IKE_SA_INIT
         (and our own half-open ones).
+    @ivar passive: iked's passive mode (C{set passive}, C{-S}, C{ikectl
+        passive}): no packet is sent to peers and nothing is initiated; what
+        peers send is dropped.
     """
 
     _log = Logger()
@@ -71,6 +74,7 @@ class IKECore:
         # Certificate validity is judged by wall-clock time (a datetime, or
         # None for the real time); the monotonic clock above drives timers.
         self.wallClock = wallClock or (lambda: None)
+        self.passive = self.settings.passive
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -129,7 +133,7 @@ class IKECore:
         policy = self.policies.byName(policyName)
         if policy is None:
             raise NegotiationFailed("no policy named %r" % (policyName,))
-        if self.settings.passive:
+        if self.passive:
             raise NegotiationFailed("passive mode: not initiating %r" % (policyName,))
         peer = peerAddressOf(policy)
         if isinstance(peer, str):
@@ -167,7 +171,7 @@ class IKECore:
         Initiate every active policy (unless passive); the outcome of each
         is only logged.
         """
-        if not self.settings.passive:
+        if not self.passive:
             for policy in self.policies.active():
                 requestId = self._newRequestId()
                 try:
@@ -256,7 +260,7 @@ class IKECore:
         self._nextTask(ikesa)
 
     def _nextTask(self, ikesa):
-        if self.settings.passive or ikesa.window.pending is not None or not ikesa.tasks:
+        if self.passive or ikesa.window.pending is not None or not ikesa.tasks:
             return
         if ikesa.state in (IkeState.CLOSING, IkeState.CLOSED):
             return
@@ -334,6 +338,9 @@ class IKECore:
         Handle one IKE message (without the non-ESP marker) that arrived on
         C{local} from C{remote}.
         """
+        if self.passive:
+            self._log.debug("{remote}: passive mode, message dropped", remote=remote)
+            return []
         try:
             self._datagramReceived(bytes(data), tuple(local), tuple(remote))
         except Exception:
