@@ -75,15 +75,21 @@ def keyLogger(path, log):
     return record
 
 
+def _decoupled():
+    from ikedtx.kernel.decoupled import DecoupledKernel
+
+    return DecoupledKernel()
+
+
+#: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
+KERNEL_PROVIDERS = {"decoupled": _decoupled}
+
+
 def makeKernel(name):
     """
     The L{IKernel} provider called C{name}.
     """
-    if name == "decoupled":
-        from ikedtx.kernel.decoupled import DecoupledKernel
-
-        return DecoupledKernel()
-    raise ValueError("kernel provider %r is not available yet" % (name,))
+    return KERNEL_PROVIDERS[name]()
 
 
 class IkedService(MultiService):
@@ -135,8 +141,12 @@ class IkedService(MultiService):
         from ikedtx.auth.store import CredentialStore
 
         settings = self._settings()
-        kernelName = self.options.get("kernel") or ("decoupled" if self.config.settings.decouple else "xfrm")
+        kernelName = self.options.get("kernel") or "decoupled"
         self.kernel = makeKernel(kernelName)
+        wanted = self.options.get("kernelWanted")
+        if wanted and wanted != kernelName:
+            self._log.warn("the {wanted} kernel provider is not available yet: running decoupled, "
+                           "SAs and flows are recorded but NOT installed", wanted=wanted)
         if self.credentials is None:
             self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",
                                                certPartialChain=self.config.settings.certPartialChain)

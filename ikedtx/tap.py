@@ -170,9 +170,18 @@ def makeService(options):
             sys.stderr.write(renderConfig(config))
         sys.stderr.write("configuration OK\n")
         raise SystemExit(0)
+    from ikedtx.service import KERNEL_PROVIDERS, IkedService
+
     if options["kernel"] is None:
-        options["kernel"] = "decoupled" if config.settings.decouple else "xfrm"
-    from ikedtx.service import IkedService
+        wanted = "decoupled" if config.settings.decouple else "xfrm"
+        # Until the xfrm provider exists, a daemon without "set decouple"
+        # still runs: it records its SAs and says so loudly at start-up.
+        options["kernel"] = wanted if wanted in KERNEL_PROVIDERS else "decoupled"
+        options["kernelWanted"] = wanted
+    elif options["kernel"] not in KERNEL_PROVIDERS:
+        sys.stderr.write("iked: the %s kernel provider is not available yet; use --kernel decoupled "
+                         "(or 'set decouple')\n" % (options["kernel"],))
+        raise SystemExit(1)
 
     return IkedService(config, options)
 

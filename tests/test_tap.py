@@ -112,7 +112,19 @@ class MakeServiceTests(SynchronousTestCase):
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         options = parse("-f", self.path)
         tap.makeService(options)
-        self.assertEqual(options["kernel"], "xfrm")
+        # Without "set decouple" iked installs into the kernel; until the
+        # xfrm provider exists ikedtx runs decoupled and warns at start-up.
+        self.assertEqual((options["kernel"], options["kernelWanted"]), ("decoupled", "xfrm"))
+
+    def test_unavailableKernel(self):
+        """
+        Asking for a kernel provider that does not exist yet is a clear
+        error, not a traceback.
+        """
+        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path, "--kernel", "xfrm"))
+        self.assertEqual(e.code, 1)
+        self.assertIn("the xfrm kernel provider is not available yet", self.stderr.getvalue())
 
     def test_configError(self):
         """
@@ -148,6 +160,6 @@ class MakeServiceTests(SynchronousTestCase):
         service = tap.makeService(parse("-f", self.path))
         self.assertIsInstance(service, IkedService)
         self.assertEqual(len(service.config.policies), 1)
-        self.assertEqual(service.options["kernel"], "xfrm")
+        self.assertEqual(service.options["kernel"], "decoupled")
         self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         self.assertEqual(tap.makeService(parse("-f", self.path)).options["kernel"], "decoupled")

@@ -163,7 +163,10 @@ class IKECore:
         if isinstance(local, str) and self.policies.resolved.get(local):
             return self.policies.resolved[local][0]
         if self.localAddressFor is not None:
-            return ip_address(self.localAddressFor(str(peer)))
+            try:
+                return ip_address(self.localAddressFor(str(peer)))
+            except OSError as e:
+                raise NegotiationFailed("no local address to reach %s: %s" % (peer, e))
         return ip_address("::1" if ip_address(peer).version == 6 else "127.0.0.1")
 
     def startup(self):
