@@ -26,7 +26,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+def _confDirectory():
+    """
+    conf/ of a source checkout, or where C{pip install} put its files.
+    """
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+    installed = os.path.join(sys.prefix, "share", "ikedtx", "conf")
+    return source if os.path.exists(os.path.join(source, "demo-a.conf")) else installed
+
+
+CONF = _confDirectory()
 IKE_PORT, NATT_PORT = 10500, 14500
 NODES = {
     "a": {"id": "a.demo.example", "loopback": "127.0.0.1", "netns": "192.0.2.1"},
