@@ -284,6 +284,23 @@ class NegotiationTests(ExchangeTestCase):
         self.assertEqual(answer.payloads[0].data, demand.data)
         self.assertEqual(b.ikeSAs, [])
 
+    def test_cookieSecretRotates(self):
+        """
+        RFC 7296 2.6: the cookie secret changes every few minutes; a cookie
+        of the previous period is still accepted, an older one is not.
+        """
+        from ikedtx.core.engine import COOKIE_SECRET_LIFETIME
+
+        a, b = self.makePair(settingsB=CoreSettings(cookieThreshold=0))
+        b.execute(b.core.startup())
+        cookie = b.core.cookieFor(b"n" * 32, A_ADDR, b"s" * 8)
+        self.assertTrue(b.core.cookieValid(cookie, b"n" * 32, A_ADDR, b"s" * 8))
+        b.clock.advance(COOKIE_SECRET_LIFETIME)
+        self.assertTrue(b.core.cookieValid(cookie, b"n" * 32, A_ADDR, b"s" * 8))
+        self.assertNotEqual(b.core.cookieFor(b"n" * 32, A_ADDR, b"s" * 8), cookie)
+        b.clock.advance(COOKIE_SECRET_LIFETIME)
+        self.assertFalse(b.core.cookieValid(cookie, b"n" * 32, A_ADDR, b"s" * 8))
+
     def test_childNoProposal(self):
         """
         RFC 7296 1.2: a Child SA that cannot be agreed does not prevent the

@@ -41,6 +41,9 @@ from ikedtx.wire.message import Message
 
 _ZERO_SPI = b"\x00" * 8
 _COOKIE_VERSION = b"\x00\x00\x00\x01"
+# RFC 7296 2.6: the cookie secret changes periodically; the previous one
+# stays valid for one more period so that a cookie in flight still works.
+COOKIE_SECRET_LIFETIME = 300.0
 
 
 class IKECore:
@@ -172,8 +175,9 @@ class IKECore:
     def startup(self):
         """
         Initiate every active policy (unless passive); the outcome of each
-        is only logged.
+        is only logged. Also starts the rotation of the cookie secret.
         """
+        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
         if not self.passive:
             for policy in self.policies.active():
                 requestId = self._newRequestId()
@@ -557,6 +561,7 @@ class IKECore:
     def _timer_cookiesecret(self, spi):
         self._previousCookieSecret = self._cookieSecret
         self._cookieSecret = self.randomBytes(32)
+        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
 
     # Cookies (RFC 7296 2.6)
 
