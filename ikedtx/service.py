@@ -171,7 +171,11 @@ class IkedService(MultiService):
         self._startControl()
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
         MultiService.startService(self)
-        self.reactor.callWhenRunning(lambda: self.runner.execute(self.core.startup()))
+        self.reactor.callWhenRunning(self._startup)
+
+    def _startup(self):
+        if self.running:
+            self.runner.execute(self.core.startup())
 
     def _startControl(self):
         path = self.options.get("socket")

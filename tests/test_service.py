@@ -147,6 +147,51 @@ class DaemonPairTests(TestCase):
         return d.addCallback(stopped)
 
 
+class NattOptionTests(TestCase):
+    """
+    iked(8)'s -T, -t and -p decide which ports are bound and how the core
+    treats NAT-T.
+    """
+
+    def boundPorts(self, **extra):
+        from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY
+
+        ports = freePorts(2)
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", ports[0], ports[1], **extra))
+        service.startService()
+        self.addCleanup(service.stopService)
+        modes = {NATT_DISABLED: "disabled", NATT_NORMAL: "normal", NATT_ONLY: "only"}
+        bound = sorted(p.getHost().port for p in service._ports)
+        return ports, bound, modes[service.core.settings.nattMode], service
+
+    def test_default(self):
+        ports, bound, mode, service = self.boundPorts()
+        self.assertEqual((bound, mode), (sorted(ports), "normal"))
+
+    def test_noNatt(self):
+        """
+        -T: no NAT-T port, no NAT-D payloads.
+        """
+        ports, bound, mode, service = self.boundPorts(**{"no-natt": True})
+        self.assertEqual((bound, mode), ([ports[0]], "disabled"))
+
+    def test_nattOnly(self):
+        """
+        -t: only the NAT-T port.
+        """
+        ports, bound, mode, service = self.boundPorts(**{"natt-only": True})
+        self.assertEqual((bound, mode), ([ports[1]], "only"))
+
+    def test_udpencapPort(self):
+        """
+        -p PORT: NAT-T on PORT, and nothing else (it implies -t).
+        """
+        other = freePorts(1)[0]
+        ports, bound, mode, service = self.boundPorts(**{"udpencap-port": other})
+        self.assertEqual((bound, mode, service.core.settings.nattPort), ([other], "only", other))
+
+
 class TwistdTests(TestCase):
     def test_twistdRunsAndStops(self):
         """

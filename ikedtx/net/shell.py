@@ -84,6 +84,7 @@ class CoreRunner:
         self._timers = {}
         self._requests = {}
         self.espHandler = None
+        self.stopped = False
 
     def addPort(self, port, natt):
         family = port.addressFamily
@@ -161,6 +162,8 @@ class CoreRunner:
             port.writeFrom(NAT_KEEPALIVE, action.remote, action.local[0])
 
     def action_SetTimer(self, action):
+        if self.stopped:
+            return
         old = self._timers.pop(action.key, None)
         if old is not None and old.active():
             old.cancel()
@@ -211,8 +214,9 @@ class CoreRunner:
 
     def stop(self):
         """
-        Cancel every timer (the service is stopping).
+        Cancel every timer and arm no new one (the service is stopping).
         """
+        self.stopped = True
         for call in self._timers.values():
             if call.active():
                 call.cancel()
