@@ -6,7 +6,7 @@ tree, and every way the peer's credential can be refused.
 
 from ikedtx.auth.store import CredentialStore
 from ikedtx.config import parseConfig
-from ikedtx.core.errors import AuthenticationFailed
+from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed
 from ikedtx.core.sa import IkeState
 from ikedtx.wire.constants import AuthMethod, CertEncoding, PayloadType
 from ikedtx.wire.message import Message
@@ -172,6 +172,34 @@ class CertificateTests(SignatureTestCase):
         requestId = self.negotiate("ecdsa256", "rsa", (treeA, treeB))
         self.assertFailedWith(self.a, requestId, AuthenticationFailed)
         self.assertEqual(self.a.ikeSAs, [])
+
+
+class MissingCredentialTests(SignatureTestCase):
+    def test_initiatorWithoutKey(self):
+        """
+        An initiator with no private key fails its request with a clear
+        reason and sends no IKE_AUTH.
+        """
+        treeA, treeB = self.trees()
+        treeB.setLocalKey(pki.key("b-p256", "p256"))
+        requestId = self.negotiate("", "", (treeA, treeB))
+        error = self.assertFailedWith(self.a, requestId, NegotiationFailed)
+        self.assertIn("no usable local credential", str(error))
+        self.assertEqual(len(self.network.delivered), 2)
+        self.assertEqual(self.a.ikeSAs, [])
+
+    def test_responderWithoutKey(self):
+        """
+        A responder that cannot sign answers AUTHENTICATION_FAILED and keeps
+        nothing.
+        """
+        treeA, treeB = self.trees()
+        keyA = pki.key("a-p256", "p256")
+        treeA.setLocalKey(keyA)
+        treeB.addPubkey("fqdn", "a.example", keyA.public_key())
+        requestId = self.negotiate("", "", (treeA, treeB))
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual((self.a.ikeSAs, self.b.ikeSAs), ([], []))
 
 
 class RawPublicKeyTests(SignatureTestCase):

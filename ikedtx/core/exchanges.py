@@ -468,17 +468,6 @@ def _localIdentity(core, ikesa):
     return defaultLocalIdentity()
 
 
-def _buildAuth(core, ikesa, idPayload):
-    """
-    Our CERT and AUTH payloads for the identity in C{idPayload}.
-    """
-    policy = ikesa.policy
-    octets = C.signedOctets(ikesa, ikesa.initiator, _idBody(idPayload))
-    if policy.auth.method == "psk":
-        return [], P.Authentication(AuthMethod.SHARED_KEY_MIC, C.pskAuth(ikesa, policy.auth.psk, octets))
-    raise AssertionError("signature credentials are resolved before")
-
-
 def _localCredential(core, ikesa):
     policy = ikesa.policy
     if policy.auth.method == "psk":
@@ -498,7 +487,10 @@ def _ourAuthPayloads(core, ikesa, credential, idPayload):
     octets = C.signedOctets(ikesa, ikesa.initiator, _idBody(idPayload))
     if credential is None:
         return [P.Authentication(AuthMethod.SHARED_KEY_MIC, C.pskAuth(ikesa, policy.auth.psk, octets))]
-    method, data = C.signAuth(credential.privateKey, policy.auth.method, octets, ikesa.peerSignatureHashes)
+    try:
+        method, data = C.signAuth(credential.privateKey, policy.auth.method, octets, ikesa.peerSignatureHashes)
+    except C.SignatureRefused as e:
+        raise NegotiationFailed(str(e))
     certs = [P.Certificate(encoding, data_) for encoding, data_ in credential.certificatePayloads()]
     return certs + [P.Authentication(method, data)]
 
@@ -656,14 +648,16 @@ def respondAuth(core, ikesa, payloads):
     try:
         _verifyPeer(core, ikesa, idi, auth, payloads)
         credential = _localCredential(core, ikesa)
-    except (AuthenticationFailed, NegotiationFailed) as e:
+        localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
+        idPayload = P.IdentificationResponder(localId.idType, localId.data)
+        answer = [idPayload] + _ourAuthPayloads(core, ikesa, credential, idPayload)
+    except NegotiationFailed as e:
+        # AuthenticationFailed (the peer's fault) is a NegotiationFailed
+        # too; without our own credential we cannot authenticate either.
         _log.warn("{ikesa}: authentication failed: {error}", ikesa=ikesa, error=e)
         ikesa.destroyAfterResponse = str(e)
         raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
-    localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
     ikesa.localId = localId
-    idPayload = P.IdentificationResponder(localId.idType, localId.data)
-    answer = [idPayload] + _ourAuthPayloads(core, ikesa, credential, idPayload)
     ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
     core.established(ikesa)
     if _first(payloads, P.SecurityAssociation) is not None:
