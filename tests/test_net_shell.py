@@ -1,0 +1,183 @@
+"""
+Tests for L{ikedtx.net.shell} and L{ikedtx.net.udp}: the Twisted shell
+carries out the core's actions, frames NAT-T datagrams, and never lets a
+datagram's failure escape.
+"""
+
+import socket
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from ikedtx.core import actions as A
+from ikedtx.core.errors import NegotiationFailed
+from ikedtx.kernel.decoupled import DecoupledKernel
+from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
+from ikedtx.net.udp import listenUDPWithPacketInfo
+
+
+class FakePort:
+    def __init__(self, port, family=socket.AF_INET):
+        self.addressFamily = family
+        self._port = port
+        self.sent = []
+
+    def getHost(self):
+        return type("Host", (), {"port": self._port})()
+
+    def writeFrom(self, data, remote, source):
+        self.sent.append((data, remote, source))
+
+
+class FakeCore:
+    def __init__(self):
+        self.received = []
+        self.fail = False
+        self.answer = []
+
+    def datagramReceived(self, data, local, remote):
+        self.received.append((data, local, remote))
+        if self.fail:
+            raise RuntimeError("core bug")
+        return self.answer
+
+    def timerExpired(self, key):
+        self.received.append(("timer", key))
+        return []
+
+    def initiate(self, name):
+        return 7, []
+
+
+class ProtocolTests(SynchronousTestCase):
+    def setUp(self):
+        self.core = FakeCore()
+        self.runner = CoreRunner(self.core, DecoupledKernel(), task.Clock())
+        self.esp = []
+        self.runner.espHandler = lambda data, remote, local: self.esp.append(data)
+
+    def test_ikePort(self):
+        """
+        On the IKE port a datagram goes to the core as it is.
+        """
+        IKEDatagramProtocol(self.runner, natt=False).packetReceived(b"ike", ("192.0.2.2", 500), ("192.0.2.1", 500))
+        self.assertEqual(self.core.received, [(b"ike", ("192.0.2.1", 500), ("192.0.2.2", 500))])
+
+    def test_nattFraming(self):
+        """
+        RFC 3948 2.2/2.3: on the NAT-T port IKE comes after four zero bytes,
+        a single 0xFF is a keepalive, and anything else is ESP.
+        """
+        protocol = IKEDatagramProtocol(self.runner, natt=True)
+        protocol.packetReceived(b"\x00\x00\x00\x00ike", ("192.0.2.2", 4500), ("192.0.2.1", 4500))
+        protocol.packetReceived(b"\xff", ("192.0.2.2", 4500), ("192.0.2.1", 4500))
+        protocol.packetReceived(b"\x00\x01", ("192.0.2.2", 4500), ("192.0.2.1", 4500))
+        protocol.packetReceived(b"\x12\x34\x56\x78esp", ("192.0.2.2", 4500), ("192.0.2.1", 4500))
+        self.assertEqual([r[0] for r in self.core.received], [b"ike"])
+        self.assertEqual(self.esp, [b"\x12\x34\x56\x78esp"])
+
+    def test_nothingEscapes(self):
+        """
+        An exception while handling a datagram is logged, never raised.
+        """
+        self.core.fail = True
+        IKEDatagramProtocol(self.runner, natt=False).packetReceived(b"x", ("192.0.2.2", 500), ("192.0.2.1", 500))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class RunnerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.core = FakeCore()
+        self.kernel = DecoupledKernel()
+        self.runner = CoreRunner(self.core, self.kernel, self.clock)
+        self.ike, self.natt = FakePort(500), FakePort(4500)
+        self.runner.addPort(self.ike, natt=False)
+        self.runner.addPort(self.natt, natt=True)
+
+    def test_sendChoosesPortAndMarker(self):
+        """
+        A datagram leaves from the port of its local endpoint, with the
+        non-ESP marker on the NAT-T port, from the local address given.
+        """
+        self.runner.execute([A.SendDatagram(b"a", ("192.0.2.1", 500), ("192.0.2.2", 500)),
+                             A.SendDatagram(b"b", ("192.0.2.1", 4500), ("192.0.2.2", 4500)),
+                             A.SendNatKeepalive(("192.0.2.1", 4500), ("192.0.2.2", 4500))])
+        self.assertEqual(self.ike.sent, [(b"a", ("192.0.2.2", 500), "192.0.2.1")])
+        self.assertEqual(self.natt.sent, [(b"\x00\x00\x00\x00b", ("192.0.2.2", 4500), "192.0.2.1"),
+                                          (b"\xff", ("192.0.2.2", 4500), "192.0.2.1")])
+
+    def test_timers(self):
+        """
+        SetTimer arms (or re-arms) a callLater, CancelTimer cancels it.
+        """
+        self.runner.execute([A.SetTimer("k", 5), A.SetTimer("k", 10), A.SetTimer("j", 1), A.CancelTimer("j")])
+        self.clock.advance(5)
+        self.assertEqual(self.core.received, [])
+        self.clock.advance(5)
+        self.assertEqual(self.core.received, [("timer", "k")])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_requests(self):
+        """
+        initiate returns a Deferred that RequestDone fires or fails.
+        """
+        d = self.runner.initiate("x")
+        self.assertNoResult(d)
+        self.runner.execute([A.RequestDone(7, result="sa")])
+        self.assertEqual(self.successResultOf(d), "sa")
+        d = self.runner.initiate("x")
+        self.runner.execute([A.RequestDone(7, error=NegotiationFailed("no"))])
+        self.failureResultOf(d, NegotiationFailed)
+
+    def test_stop(self):
+        """
+        A stopped runner cancels its timers and arms no new one.
+        """
+        self.runner.execute([A.SetTimer("k", 5)])
+        self.runner.stop()
+        self.runner.execute([A.SetTimer("j", 5)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PacketInfoTests(TestCase):
+    def test_localAddress(self):
+        """
+        A wildcard port learns the address each datagram came to and
+        answers from it (IP_PKTINFO).
+        """
+        from twisted.internet import defer, reactor
+
+        received = defer.Deferred()
+
+        class Echo:
+            transport = None
+
+            def makeConnection(self, transport):
+                self.transport = transport
+
+            def doStart(self):
+                pass
+
+            def doStop(self):
+                pass
+
+            def packetReceived(self, data, remote, local):
+                if data == b"ping":
+                    self.transport.writeFrom(b"pong", remote, local[0])
+                else:
+                    received.callback((data, remote, local))
+
+        server = listenUDPWithPacketInfo(reactor, 0, Echo(), "0.0.0.0")
+        client = listenUDPWithPacketInfo(reactor, 0, Echo(), "127.0.0.2")
+        self.addCleanup(server.stopListening)
+        self.addCleanup(client.stopListening)
+        client.writeFrom(b"ping", ("127.0.0.3", server.getHost().port))
+
+        def check(result):
+            data, remote, local = result
+            self.assertEqual(data, b"pong")
+            self.assertEqual(remote, ("127.0.0.3", server.getHost().port))
+            self.assertEqual(local, ("127.0.0.2", client.getHost().port))
+
+        return received.addCallback(check)
