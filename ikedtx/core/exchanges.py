@@ -11,7 +11,9 @@ the payloads of the response, or raises L{RemoteProtocolError} to answer
 with an error Notify.
 """
 
+import hashlib
 import hmac
+import socket
 import struct
 
 from twisted.logger import Logger
@@ -23,7 +25,6 @@ from ikedtx.core import actions as A
 from ikedtx.core import cryptoglue as C
 from ikedtx.core.errors import (
     AuthenticationFailed, NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
-from ikedtx.core.policy import selectorsOf
 from ikedtx.core.proposals import Offer, Transform, accept, select
 from ikedtx.core.sa import ChildSA, ChildState, IkeState
 from ikedtx.core.settings import NATT_DISABLED, NATT_ONLY
@@ -138,10 +139,11 @@ def tsToWire(selectors):
 
 
 def natHash(spiI, spiR, host, port):
-    import hashlib
-    from ipaddress import ip_address
-
-    return hashlib.sha1(spiI + spiR + ip_address(host).packed + struct.pack("!H", port)).digest()
+    """
+    RFC 7296 2.23: SHA-1(SPIi | SPIr | IP | Port).
+    """
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    return hashlib.sha1(spiI + spiR + packed + struct.pack("!H", port)).digest()
 
 
 def natPayloads(core, ikesa, spiR):
@@ -691,8 +693,8 @@ def _proposeChild(core, ikesa, withKeyExchange, rekeying=None):
     child = ChildSA(protocol, policy.mode, spiIn, core.nextReqid(), core.now())
     child.rekeyOf = rekeying
     child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), withKeyExchange)
-    child.localOffer = selectorsOf(policy, local=True)
-    child.remoteOffer = selectorsOf(policy, local=False)
+    child.localOffer = core.policies.selectors(policy, local=True)
+    child.remoteOffer = core.policies.selectors(policy, local=False)
     payloads = [saPayload(child.offers), P.TrafficSelectorsInitiator(tsToWire(child.localOffer)),
                 P.TrafficSelectorsResponder(tsToWire(child.remoteOffer))]
     if policy.mode == "transport":
@@ -789,8 +791,8 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
             ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
         except InvalidKeyExchange as e:
             raise RemoteProtocolError("invalid KE: %s" % (e,), NotifyType.INVALID_SYNTAX)
-    tsi = narrow(peerTsi, selectorsOf(policy, local=False))
-    tsr = narrow(peerTsr, selectorsOf(policy, local=True))
+    tsi = narrow(peerTsi, core.policies.selectors(policy, local=False))
+    tsr = narrow(peerTsr, core.policies.selectors(policy, local=True))
     if not tsi or not tsr:
         raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
             ", ".join(map(str, peerTsi)), ", ".join(map(str, peerTsr)), policy.name), NotifyType.TS_UNACCEPTABLE)

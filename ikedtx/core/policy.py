@@ -29,34 +29,51 @@ class PolicyTable:
         self.policies = tuple(policies)
         self.resolved = dict(resolved or {})
         self._byName = {p.name: p for p in self.policies}
+        self._selectors = {}
+        # What each policy matches, worked out once: (policy, address
+        # family, peer addresses, local addresses, dstid).
+        self._matchers = [
+            (policy, {"inet": 4, "inet6": 6}.get(policy.af), self._addresses(policy.peer),
+             self._addresses(policy.local), self._identity(policy.dstId))
+            for policy in self.policies
+        ]
 
     def byName(self, name):
         return self._byName.get(name)
 
-    def _addressMatches(self, spec, address):
+    def selectors(self, policy, local=True):
+        """
+        L{selectorsOf} C{policy}, computed once per policy and side.
+        """
+        key = (id(policy), local)
+        result = self._selectors.get(key)
+        if result is None:
+            result = self._selectors[key] = tuple(selectorsOf(policy, local))
+        return result
+
+    def _addresses(self, spec):
+        """
+        What a peer or local spec matches: L{None} for any, else a tuple of
+        networks (an FQDN's resolved addresses as host networks).
+        """
         if spec is None:
-            return True
-        address = ip_address(address)
+            return None
         if isinstance(spec, str):
-            return address in self.resolved.get(spec, ())
-        network = ip_network(spec, strict=False)
-        return network.version == address.version and address in network
+            return tuple(ip_network(address) for address in self.resolved.get(spec, ()))
+        return (ip_network(spec, strict=False),)
 
-    def _matches(self, policy, local, remote, peerId):
-        if policy.af is not None:
-            want = 4 if policy.af == "inet" else 6
-            if ip_address(remote).version != want:
-                return False
-        if not self._addressMatches(policy.peer, remote):
-            return False
-        if not self._addressMatches(policy.local, local):
-            return False
-        if peerId is not None and policy.dstId is not None:
-            from ikedtx.auth.ids import IKEIdentity
+    @staticmethod
+    def _identity(dstId):
+        if dstId is None:
+            return None
+        from ikedtx.auth.ids import IKEIdentity
 
-            if not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
-                return False
-        return True
+        return IKEIdentity.fromConfig(dstId.type, dstId.value)
+
+    @staticmethod
+    def _within(address, networks):
+        return networks is None or any(
+            network.version == address.version and address in network for network in networks)
 
     def lookup(self, local, remote, peerId=None):
         """
@@ -65,17 +82,23 @@ class PolicyTable:
 
         @return: a policy, or L{None}.
         """
+        local, remote = ip_address(local), ip_address(remote)
         found = None
         default = None
-        for policy in self.policies:
+        for policy, version, peers, locals_, dstId in self._matchers:
             if policy.default:
                 default = policy
             if policy.skip:
                 continue
-            if self._matches(policy, local, remote, peerId):
-                found = policy
-                if policy.quick:
-                    break
+            if version is not None and remote.version != version:
+                continue
+            if not self._within(remote, peers) or not self._within(local, locals_):
+                continue
+            if peerId is not None and dstId is not None and not peerId.matches(dstId):
+                continue
+            found = policy
+            if policy.quick:
+                break
         return found if found is not None else default
 
     def active(self):
