@@ -419,6 +419,18 @@ class MLKEM512RoundTrip(_RoundTripMixin, SynchronousTestCase):
         second = self.method.respond(ek, FixedRandom(b"m" * 32))
         self.assertEqual(first, second)
 
+    def test_wipeZeroes(self):
+        """
+        wipe() overwrites the pure-Python decapsulation key (a bytearray)
+        with zeros before dropping it.
+        """
+        exchange = self.method.generate(counterRandom)
+        dk = exchange._private
+        self.assertIsInstance(dk, bytearray)
+        self.assertTrue(any(dk))
+        exchange.wipe()
+        self.assertEqual(dk, bytearray(len(dk)))
+
 
 class MLKEM768RoundTrip(_RoundTripMixin, SynchronousTestCase):
     dhId = DhId.ML_KEM_768

@@ -82,6 +82,9 @@ class _Exchange:
         return self._private
 
     def wipe(self):
+        # A private value held as a bytearray (the pure-Python methods') is
+        # zeroed, not only dropped; key objects of cryptography are dropped.
+        wipe(self._private)
         self._private = None
 
     def __repr__(self):
