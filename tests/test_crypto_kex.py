@@ -1,12 +1,17 @@
 """
-Tests for ikedtx.crypto.kex and ikedtx.crypto._modp: the key exchange
-methods, their known answers and their validation of peer values.
+Tests for ikedtx.crypto.kex, ikedtx.crypto._modp and
+ikedtx.crypto._weierstrass: the key exchange methods, their known answers
+and their validation of peer values.
 """
 
+import hashlib
+
+from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.crypto import kex
 from ikedtx.crypto._modp import MODP_GROUPS
+from ikedtx.crypto._weierstrass import BRAINPOOL_P224R1, ShortWeierstrassCurve
 from ikedtx.crypto.errors import CryptoError, InvalidKeyExchange, UnsupportedTransform
 from ikedtx.wire.constants import DhId
 from tests.cryptovectors import FixedRandom, counterRandom, h, load, strongswan
@@ -37,10 +42,6 @@ class KnownAnswerTests(SynchronousTestCase):
         ran = 0
         for name, v in vectors.items():
             dhId = _STRONGSWAN_METHODS[v["method"]]
-            if dhId == DhId.BRAINPOOL_224:
-                # cryptography has no brainpoolP224r1: group 27 is not offered.
-                self.assertRaises(UnsupportedTransform, kex.keyExchangeFor, dhId)
-                continue
             method = kex.keyExchangeFor(dhId)
             seed = h(v["seed"])
             half = len(seed) // 2
@@ -65,10 +66,10 @@ class KnownAnswerTests(SynchronousTestCase):
 
     def test_rfc6932Brainpool(self):
         """
-        RFC 6932 appendix A test vectors for brainpool groups 28-30
-        (group 27 is unsupported).
+        RFC 6932 appendix A test vectors for brainpool groups 27-30 (27 in
+        pure Python, 28-30 through cryptography).
         """
-        self._vectors("ecpbp", 3)
+        self._vectors("ecpbp", 4)
 
     def test_rfc5114Modp(self):
         """
@@ -374,6 +375,303 @@ class BrainpoolRoundTrip(_RoundTripMixin, SynchronousTestCase):
     dhId = DhId.BRAINPOOL_512
 
 
+# RFC 6932 appendix A.1, the 224-bit curve (brainpoolP224r1): (dA, x_qA,
+# y_qA, dB, x_qB, y_qB, x_Z, y_Z).  The same values are in strongSwan's
+# ecpbp.c (tests/vectors, "ecp224bp"), which test_rfc6932Brainpool runs.
+RFC6932_P224 = (
+    "7C4B7A2C 8A4BAD1F BB7D79CC 0955DB7C 6A4660CA 64CC4778 159B495E",
+    "B104A67A 6F6E85E1 4EC1825E 1539E8EC DBBF5849 22367DD8 8C6BDCF2",
+    "46D782E7 FDB5F60C D8404301 AC5949C5 8EDB26BC 68BA0769 5B750A94",
+    "63976D4A AE6CD0F6 DD18DEFE F55D9656 9D0507C0 3E74D648 6FFA28FB",
+    "2A97089A 9296147B 71B21A4B 574E1278 245B536F 14D8C2B9 D07A874E",
+    "9B900D7C 77A709A7 97276B8C A1BA61BB 95B546FC 29F862E4 4D59D25B",
+    "312DFD98 783F9FB7 7B970494 5A73BEB6 DCCBE3B6 5D0F967D CAB574EB",
+    "6F800811 D64114B1 C48C621A B3357CF9 3F496E42 38696A2A 012B3C98",
+)
+
+# RFC 5639 section 3.4, brainpoolP256r1: the same curve as cryptography's
+# BrainpoolP256R1, to check the pure-Python arithmetic against OpenSSL's.
+BRAINPOOL_P256R1 = ShortWeierstrassCurve(
+    "brainpoolP256r1",
+    p=0xA9FB57DBA1EEA9BC3E660A909D838D726E3BF623D52620282013481D1F6E5377,
+    a=0x7D5A0975FC2C3057EEF67530417AFFE7FB8055C126DC5C6CE94A4B44F330B5D9,
+    b=0x26DC5C6CE94A4B44F330B5D9BBD77CBF958416295CF7E1CE6BCCDC18FF8C07B6,
+    gx=0x8BD2AEB9CB7E57CB2C4B482FFC81B7AFB9DE27E1E3BD23C23A4453BD9ACE3262,
+    gy=0x547EF835C3DAC4FD97F8461A14611DC9C27745132DED8E545C1D54C72F046997,
+    order=0xA9FB57DBA1EEA9BC3E660A909D838D718C397AA3B561A6F7901E0E82974856A7,
+    cofactor=1)
+
+
+def _affineMultiply(curve, k, point):
+    """
+    Textbook double-and-add in affine coordinates with explicit cases for
+    the point at infinity (None), doubling and P + (-P): a reference for
+    the ladder, sharing none of its code.
+    """
+    p = curve.p
+
+    def add(P, Q):
+        if P is None:
+            return Q
+        if Q is None:
+            return P
+        (x1, y1), (x2, y2) = P, Q
+        if x1 == x2 and (y1 + y2) % p == 0:
+            return None
+        if P == Q:
+            slope = (3 * x1 * x1 + curve.a) * pow(2 * y1, -1, p) % p
+        else:
+            slope = (y2 - y1) * pow(x2 - x1, -1, p) % p
+        x3 = (slope * slope - x1 - x2) % p
+        return x3, (slope * (x1 - x3) - y1) % p
+
+    result = None
+    for bit in bin(k)[2:]:
+        result = add(result, result)
+        if bit == "1":
+            result = add(result, point)
+    return result
+
+
+def _scalars(label, count, size):
+    """
+    Deterministic pseudo-random scalars of C{size} bytes for the
+    cross-checks.
+    """
+    return [int.from_bytes(hashlib.shake_256(b"%s %d" % (label, i)).digest(size), "big")
+            for i in range(count)]
+
+
+class WeierstrassCurveTests(SynchronousTestCase):
+    """
+    ikedtx.crypto._weierstrass: the brainpoolP224r1 domain parameters of RFC
+    5639 section 3.3 and the ladder's arithmetic.
+    """
+
+    curve = BRAINPOOL_P224R1
+
+    def test_domainParameters(self):
+        """
+        RFC 5639 2.2 and 3.3: p and n are 224-bit primes, the curve is
+        non-singular, G is on it, n * G is the point at infinity, and with
+        cofactor 1 the number of points n is within the Hasse bound
+        |p + 1 - n| <= 2 sqrt(p).
+        """
+        c = self.curve
+        self.assertEqual((c.p.bit_length(), c.order.bit_length(), c.cofactor), (224, 224, 1))
+        self.assertEqual(c.coordinateSize, 28)
+        bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+        self.assertTrue(_isProbablePrime(c.p, bases))
+        self.assertTrue(_isProbablePrime(c.order, bases))
+        self.assertNotEqual((4 * c.a ** 3 + 27 * c.b ** 2) % c.p, 0)
+        self.assertTrue(c.contains(c.generator))
+        self.assertIsNone(c.multiply(c.order, c.generator))
+        self.assertLessEqual((c.p + 1 - c.order) ** 2, 4 * c.p)
+        # RFC 5639 2.2: p = 3 mod 4, and a is not -3 (a "random" curve).
+        self.assertEqual(c.p % 4, 3)
+        self.assertNotEqual(c.a, c.p - 3)
+
+    def test_rfc6932(self):
+        """
+        RFC 6932 appendix A.1: qA = dA * G, qB = dB * G and the whole shared
+        point Z = dA * qB = dB * qA, both coordinates.
+        """
+        dA, xA, yA, dB, xB, yB, xZ, yZ = (int("".join(v.split()), 16) for v in RFC6932_P224)
+        G = self.curve.generator
+        self.assertEqual(self.curve.multiply(dA, G), (xA, yA))
+        self.assertEqual(self.curve.multiply(dB, G), (xB, yB))
+        self.assertEqual(self.curve.multiply(dA, (xB, yB)), (xZ, yZ))
+        self.assertEqual(self.curve.multiply(dB, (xA, yA)), (xZ, yZ))
+
+    def test_smallAndEdgeScalars(self):
+        """
+        The ladder agrees with affine double-and-add for 0, 1, 2, 3, n - 1
+        (which gives -G) and n (the point at infinity), on both curves.
+        """
+        for c in (self.curve, BRAINPOOL_P256R1):
+            G = c.generator
+            for k in (0, 1, 2, 3, 4, 5, c.order - 2, c.order - 1, c.order):
+                self.assertEqual(c.multiply(k, G), _affineMultiply(c, k, G), (c, k))
+            self.assertEqual(c.multiply(c.order - 1, G), (G[0], c.p - G[1]))
+            self.assertIsNone(c.multiply(0, G))
+
+    def test_randomScalars(self):
+        """
+        The ladder agrees with affine double-and-add for pseudo-random
+        scalars, including from a point other than G.
+        """
+        c = self.curve
+        other = c.multiply(12345, c.generator)
+        for k in _scalars(b"p224", 4, 28):
+            self.assertEqual(c.multiply(k, c.generator), _affineMultiply(c, k, c.generator))
+            self.assertEqual(c.multiply(k, other), _affineMultiply(c, k, other))
+
+    def test_scalarRange(self):
+        """
+        The ladder runs over the bit length of n: a negative scalar or a
+        longer one is a programming error.
+        """
+        G = self.curve.generator
+        self.assertRaises(ValueError, self.curve.multiply, -1, G)
+        self.assertRaises(ValueError, self.curve.multiply, 1 << 224, G)
+        self.assertIsNotNone(self.curve.multiply((1 << 224) - 1, G))
+
+    def test_contains(self):
+        """
+        contains() wants each coordinate in [0, p - 1] and the equation.
+        """
+        c = self.curve
+        x, y = c.generator
+        self.assertFalse(c.contains((x, y + 1)))
+        self.assertFalse(c.contains((x, y + c.p)))
+        self.assertFalse(c.contains((x + c.p, y)))
+        self.assertFalse(c.contains((x, -y)))
+        self.assertTrue(c.contains((x, c.p - y)))
+        self.assertFalse(c.contains((0, 0)))
+
+
+class BrainpoolP256CrossCheckTests(SynchronousTestCase):
+    """
+    The pure-Python arithmetic on RFC 5639's brainpoolP256r1 against
+    cryptography (OpenSSL), which has that curve: public keys, ECDH shared
+    secrets and the whole IKEv2 method.
+    """
+
+    def test_publicKeysAndShared(self):
+        """
+        d * G equals cryptography's public key for d, and dA * qB its ECDH
+        x coordinate, for pseudo-random keys.
+        """
+        curve = BRAINPOOL_P256R1
+        keys = [k % (curve.order - 1) + 1 for k in _scalars(b"p256", 6, 40)]
+        for dA, dB in zip(keys[::2], keys[1::2]):
+            privateA = ec.derive_private_key(dA, ec.BrainpoolP256R1())
+            privateB = ec.derive_private_key(dB, ec.BrainpoolP256R1())
+            for d, private in ((dA, privateA), (dB, privateB)):
+                numbers = private.public_key().public_numbers()
+                self.assertEqual(curve.multiply(d, curve.generator), (numbers.x, numbers.y))
+            numbersB = privateB.public_key().public_numbers()
+            shared = privateA.exchange(ec.ECDH(), privateB.public_key())
+            self.assertEqual(curve.multiply(dA, (numbersB.x, numbersB.y))[0].to_bytes(32, "big"),
+                             shared)
+
+    def test_method(self):
+        """
+        A WeierstrassMethod on brainpoolP256r1 gives the same KE data and
+        shared secrets as group 28 through cryptography, from the same
+        random draws.
+        """
+        ours = kex.WeierstrassMethod(DhId.BRAINPOOL_256, "brainpool256-python",
+                                     BRAINPOOL_P256R1)
+        theirs = kex.keyExchangeFor(DhId.BRAINPOOL_256)
+        for i in range(2):
+            # Scalars already in [1, n - 1]: both methods take them as drawn.
+            seedI, seedR = ((d % (BRAINPOOL_P256R1.order - 1) + 1).to_bytes(32, "big")
+                            for d in _scalars(b"method %d" % (i,), 2, 40))
+            exchange = ours.generate(FixedRandom(seedI))
+            reference = theirs.generate(FixedRandom(seedI))
+            self.assertEqual(exchange.publicData, reference.publicData)
+            ourData, secret = ours.respond(reference.publicData, FixedRandom(seedR))
+            theirData, theirSecret = theirs.respond(exchange.publicData, FixedRandom(seedR))
+            self.assertEqual((ourData, secret), (theirData, theirSecret))
+            self.assertEqual(exchange.complete(theirData), reference.complete(ourData))
+
+
+class Brainpool224RoundTrip(_RoundTripMixin, SynchronousTestCase):
+    """
+    Group 27, brainpoolP224r1 (RFC 6954), in pure Python.
+    """
+
+    dhId = DhId.BRAINPOOL_224
+
+    def _refused(self, value):
+        exchange = self.method.generate(counterRandom)
+        self.assertRaises(InvalidKeyExchange, exchange.complete, value)
+        self.assertRaises(InvalidKeyExchange, self.method.respond, value, counterRandom)
+
+    def test_sizes(self):
+        """
+        RFC 6954 4 (as RFC 5903 7): KE data x | y of 28 bytes each, shared
+        secret the 28-byte x coordinate.
+        """
+        self.assertFalse(self.method.kem)
+        self.assertEqual((self.method.initiatorDataSize, self.method.responderDataSize,
+                          self.method.sharedSecretSize), (56, 56, 28))
+
+    def test_invalidPeerValues(self):
+        """
+        RFC 6954 4 and RFC 5903 7: the SEC 1 form with its 0x04 prefix, a
+        point off the curve, the all-zero value (the point at infinity has
+        no x | y form, and (0, 0) is not on the curve), and coordinates of p
+        or all ones are refused by both sides.
+        """
+        other = self.method.generate(counterRandom).publicData
+        p = BRAINPOOL_P224R1.p
+        self._refused(b"\x04" + other)
+        self._refused(b"\x04" + other[:-1])
+        self._refused(other[:-1] + bytes([other[-1] ^ 1]))
+        self._refused(bytes(56))
+        self._refused(p.to_bytes(28, "big") + other[28:])
+        self._refused(other[:28] + p.to_bytes(28, "big"))
+        self._refused(b"\xff" * 28 + other[28:])
+        self._refused(other[:28] + b"\xff" * 28)
+        self._refused(b"\xff" * 56)
+
+    def test_unreducedCoordinates(self):
+        """
+        RFC 5903 7 (each coordinate an element of the field): x + p or
+        y + p, which name a point on the curve modulo p, are refused.
+        """
+        c = BRAINPOOL_P224R1
+        limit = 1 << 224
+        foundX = foundY = False
+        for k in range(1, 60):
+            x, y = c.multiply(k, c.generator)
+            if x + c.p < limit:
+                self._refused((x + c.p).to_bytes(28, "big") + y.to_bytes(28, "big"))
+                foundX = True
+            if y + c.p < limit:
+                self._refused(x.to_bytes(28, "big") + (y + c.p).to_bytes(28, "big"))
+                foundY = True
+            if foundX and foundY:
+                break
+        self.assertTrue(foundX and foundY)
+
+    def test_scalarFromRandom(self):
+        """
+        The scalar takes 28 bytes from the source and is redrawn while it
+        is 0 or not below n; 1 gives G (RFC 5639 3.3).
+        """
+        source = FixedRandom(bytes(28), b"\xff" * 28,
+                             BRAINPOOL_P224R1.order.to_bytes(28, "big"), b"\x00" * 27 + b"\x01")
+        exchange = self.method.generate(source)
+        self.assertEqual(source.requests, [28, 28, 28, 28])
+        gx, gy = BRAINPOOL_P224R1.generator
+        self.assertEqual(exchange.publicData, gx.to_bytes(28, "big") + gy.to_bytes(28, "big"))
+
+    def test_sharedAtInfinity(self):
+        """
+        A shared point at infinity is refused.  With cofactor 1 and a scalar
+        in [1, n - 1] no valid peer value gives one, so the private scalar
+        is set to n here to reach the check.
+        """
+        exchange = self.method.generate(counterRandom)
+        peer = self.method.generate(counterRandom).publicData
+        exchange._private = bytearray(BRAINPOOL_P224R1.order.to_bytes(28, "big"))
+        self.assertRaises(InvalidKeyExchange, exchange.complete, peer)
+
+    def test_wipeZeroes(self):
+        """
+        The private scalar is a bytearray, which wipe() zeroes.
+        """
+        exchange = self.method.generate(counterRandom)
+        private = exchange._private
+        self.assertIsInstance(private, bytearray)
+        self.assertTrue(any(private))
+        exchange.wipe()
+        self.assertEqual(private, bytearray(28))
+
+
 class ECP192RoundTrip(_RoundTripMixin, SynchronousTestCase):
     dhId = DhId.ECP_192
 
@@ -418,6 +716,18 @@ class MLKEM512RoundTrip(_RoundTripMixin, SynchronousTestCase):
         first = self.method.respond(ek, FixedRandom(b"m" * 32))
         second = self.method.respond(ek, FixedRandom(b"m" * 32))
         self.assertEqual(first, second)
+
+    def test_wipeZeroes(self):
+        """
+        wipe() overwrites the pure-Python decapsulation key (a bytearray)
+        with zeros before dropping it.
+        """
+        exchange = self.method.generate(counterRandom)
+        dk = exchange._private
+        self.assertIsInstance(dk, bytearray)
+        self.assertTrue(any(dk))
+        exchange.wipe()
+        self.assertEqual(dk, bytearray(len(dk)))
 
 
 class MLKEM768RoundTrip(_RoundTripMixin, SynchronousTestCase):
@@ -511,14 +821,16 @@ class RegistryTests(SynchronousTestCase):
     """
 
     def test_unsupported(self):
-        for dhId in (DhId.NONE, DhId.BRAINPOOL_224, 1000, None):
+        for dhId in (DhId.NONE, DhId.GOST3410_2012_256, 1000, None):
             self.assertRaises(UnsupportedTransform, kex.keyExchangeFor, dhId)
 
     def test_all(self):
         """
-        Every DhId but NONE, group 27 (cryptography has no brainpoolP224r1)
-        and the GOST groups 33/34 (iked.conf(5) offers none of them, and
-        cryptography has no GOST) has a method.
+        Every DhId but NONE and the GOST groups 33/34 (iked.conf(5) offers
+        neither, and cryptography has no GOST) has a method; group 27
+        (brainpoolP224r1) is the pure-Python one.
         """
         missing = set(DhId) - set(kex.KEY_EXCHANGE_METHODS)
-        self.assertEqual(missing, {DhId.NONE, DhId.BRAINPOOL_224, DhId.GOST3410_2012_256, DhId.GOST3410_2012_512})
+        self.assertEqual(missing, {DhId.NONE, DhId.GOST3410_2012_256, DhId.GOST3410_2012_512})
+        self.assertIsInstance(kex.keyExchangeFor(27), kex.WeierstrassMethod)
+        self.assertEqual(kex.keyExchangeFor(DhId.BRAINPOOL_224).name, "brainpool224")

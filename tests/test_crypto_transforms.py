@@ -251,7 +251,7 @@ class RegistryTests(SynchronousTestCase):
             self.assertRaises(UnsupportedTransform, lookup, bad)
         self.assertRaises(UnsupportedTransform, transforms.transformFor, None, 1)
         self.assertRaises(LookupError, prf.prfFor, 99)
-        self.assertFalse(transforms.isSupported(TransformType.DH, DhId.BRAINPOOL_224))
+        self.assertFalse(transforms.isSupported(TransformType.DH, DhId.GOST3410_2012_256))
         self.assertFalse(transforms.isSupported(TransformType.DH, DhId.NONE))
         self.assertFalse(transforms.isSupported(99, 1))
         self.assertTrue(transforms.isSupported(TransformType.INTEG, IntegId.NONE))

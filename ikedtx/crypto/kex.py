@@ -16,8 +16,11 @@ L{InvalidKeyExchange}:
    RFC 5114 groups with small subgroups (RFC 6989 2.2).
  - ECP (RFC 5903, RFC 5114 groups 25 and 26, RFC 6954 brainpool): exactly
    x | y, no 0x04 prefix, each coordinate below the field prime and the
-   point on the curve (cryptography's point decoding checks both); the
-   shared secret is the x coordinate only (RFC 5903 7, RFC 6954 4).
+   point on the curve (cryptography's point decoding checks both, our own
+   code for group 27); the shared secret is the x coordinate only (RFC 5903
+   7, RFC 6954 4).  All these curves have cofactor 1, so a point on the
+   curve is in the prime-order group; group 27's code also refuses a shared
+   point at infinity, which a valid peer value cannot produce.
  - Curve25519/Curve448 (RFC 8031): exact length; an all-zero shared secret
    is refused (RFC 7748 6, RFC 8031 2.3).
  - ML-KEM (draft-ietf-ipsecme-ikev2-mlkem, FIPS 203): the initiator sends
@@ -31,6 +34,14 @@ group's C{exponentSize}, an ECP scalar of the curve's size (resampled until
 One exception: cryptography offers no ML-KEM encapsulation with caller-given
 randomness, so ML-KEM-768/1024 responders take theirs from OpenSSL; the
 pure-Python ML-KEM-512 takes it from C{random}.
+
+cryptography 50 has no brainpoolP224r1, so group 27 is computed in pure
+Python by L{ikedtx.crypto._weierstrass} (a Montgomery ladder with complete
+projective formulas, checked against RFC 6932's test vector and, on
+brainpoolP256r1, against cryptography).  Python's integer arithmetic is not
+constant-time, so that is best effort, as for ML-KEM-512; one key
+generation plus one shared secret takes about 5 ms (about 1 ms for group
+28 through cryptography).
 
 FFDH is deprecated in pyca/cryptography 50 (it warns on use); the MODP
 groups still use it, with the warning silenced here, because it computes in
@@ -46,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from zope.interface import implementer
 
-from ikedtx.crypto import mlkem as _mlkem
+from ikedtx.crypto import _weierstrass, mlkem as _mlkem
 from ikedtx.crypto._modp import MODP_GROUPS
 from ikedtx.crypto._util import defaultRandom, requireRandom, wipe
 from ikedtx.crypto.errors import CryptoError, InvalidKeyExchange, UnsupportedTransform
@@ -82,6 +93,9 @@ class _Exchange:
         return self._private
 
     def wipe(self):
+        # A private value held as a bytearray (the pure-Python methods') is
+        # zeroed, not only dropped; key objects of cryptography are dropped.
+        wipe(self._private)
         self._private = None
 
     def __repr__(self):
@@ -235,6 +249,70 @@ class ECPMethod(_DHMethod):
 
 
 @implementer(IKeyExchangeMethod)
+class WeierstrassMethod(_DHMethod):
+    """
+    An elliptic curve group over a prime field computed in pure Python by
+    L{ikedtx.crypto._weierstrass}, for the curve cryptography lacks
+    (brainpoolP224r1, group 27).  The KE data, the shared secret, the
+    scalar's draw and the checks of the peer's value are those of
+    L{ECPMethod}; the private scalar is kept as a bytearray, which wipe()
+    zeroes.
+
+    @ivar curve: the L{ikedtx.crypto._weierstrass.ShortWeierstrassCurve}
+        (prime order: only cofactor 1 is supported).
+    @ivar coordinateSize: bytes of one coordinate.
+    """
+
+    def __init__(self, transformId, name, curve):
+        if curve.cofactor != 1:
+            raise ValueError("only prime-order curves are supported")
+        self.transformId = transformId
+        self.name = name
+        self.curve = curve
+        self.coordinateSize = curve.coordinateSize
+        self.initiatorDataSize = self.responderDataSize = 2 * self.coordinateSize
+        self.sharedSecretSize = self.coordinateSize
+
+    def _newKey(self, random):
+        size = self.coordinateSize
+        order = self.curve.order
+        mask = (1 << order.bit_length()) - 1
+        # Rejection sampling, as in ECPMethod: no bias towards small scalars.
+        while True:
+            private = bytearray(requireRandom(random, size))
+            d = int.from_bytes(private, "big") & mask
+            if 1 <= d < order:
+                break
+            wipe(private)
+        private[:] = d.to_bytes(size, "big")
+        x, y = self.curve.multiply(d, self.curve.generator)
+        del d
+        return private, x.to_bytes(size, "big") + y.to_bytes(size, "big")
+
+    def _validate(self, peerData):
+        data = _checkLength(self, peerData, 2 * self.coordinateSize)
+        size = self.coordinateSize
+        point = int.from_bytes(data[:size], "big"), int.from_bytes(data[size:], "big")
+        # contains() also wants each coordinate below p; with cofactor 1
+        # every affine point on the curve is in the order-n group, and the
+        # point at infinity has no x | y form (b != 0, so (0, 0), the
+        # all-zero value, is not on the curve).
+        if not self.curve.contains(point):
+            raise InvalidKeyExchange("%s: not a point on the curve" % (self.name,))
+        return point
+
+    def _shared(self, private, peerData):
+        point = self._validate(peerData)
+        d = int.from_bytes(private, "big")
+        shared = self.curve.multiply(d, point)
+        del d
+        if shared is None:
+            raise InvalidKeyExchange("%s: shared secret is the point at infinity" % (
+                self.name,))
+        return bytearray(shared[0].to_bytes(self.coordinateSize, "big"))
+
+
+@implementer(IKeyExchangeMethod)
 class XDHMethod(_DHMethod):
     """
     Curve25519 or Curve448 (RFC 8031).
@@ -370,12 +448,14 @@ for _dhId, _name, _curve in (
         (DhId.ECP_521, "ecp521", ec.SECP521R1()),
         (DhId.ECP_192, "ecp192", ec.SECP192R1()),
         (DhId.ECP_224, "ecp224", ec.SECP224R1()),
-        # brainpoolP224r1 (group 27) is missing from cryptography.
         (DhId.BRAINPOOL_256, "brainpool256", ec.BrainpoolP256R1()),
         (DhId.BRAINPOOL_384, "brainpool384", ec.BrainpoolP384R1()),
         (DhId.BRAINPOOL_512, "brainpool512", ec.BrainpoolP512R1())):
     KEY_EXCHANGE_METHODS[_dhId] = ECPMethod(_dhId, _name, _curve)
 
+# cryptography has no brainpoolP224r1: group 27 is computed in Python.
+KEY_EXCHANGE_METHODS[DhId.BRAINPOOL_224] = WeierstrassMethod(
+    DhId.BRAINPOOL_224, "brainpool224", _weierstrass.BRAINPOOL_P224R1)
 KEY_EXCHANGE_METHODS[DhId.CURVE25519] = XDHMethod(
     DhId.CURVE25519, "curve25519", x25519.X25519PrivateKey, x25519.X25519PublicKey, 32)
 KEY_EXCHANGE_METHODS[DhId.CURVE448] = XDHMethod(
