@@ -90,16 +90,26 @@ def _checkNonce(nonce):
 # Proposals between config, wire and core
 
 
+_offerCache = {}
+
+
 def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
     """
     The L{Offer}s of a policy's C{ikesa} or C{childsa} proposals, numbered
-    from 1.
+    from 1 (kept, as they are asked for on every negotiation).
     """
+    key = (id(proposals), spi, withKeyExchange)
+    cached = _offerCache.get(key)
+    if cached is not None and cached[0] is proposals:
+        return cached[1]
+    if len(_offerCache) > 4096:
+        _offerCache.clear()
     offers = []
     for number, proposal in enumerate(proposals, 1):
         transforms = tuple(Transform(t.type, t.id, t.keyLength) for t in proposal.transforms)
         offer = Offer(proposal.protocol, transforms, number, spi)
         offers.append(offer if withKeyExchange else offer.withoutKeyExchange())
+    _offerCache[key] = (proposals, offers)
     return offers
 
 

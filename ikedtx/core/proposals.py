@@ -62,14 +62,23 @@ class Offer:
     number: int = 1
     spi: bytes = b""
 
+    def __post_init__(self):
+        byType = {}
+        for t in self.transforms:
+            byType.setdefault(t.type, []).append(t)
+        object.__setattr__(self, "_byType", byType)
+        object.__setattr__(self, "_types", frozenset(byType))
+
     def ofType(self, transformType):
-        found = [t for t in self.transforms if t.type == transformType]
-        if not found and transformType in _ABSENT_MEANS:
+        found = self._byType.get(transformType)
+        if found:
+            return found
+        if transformType in _ABSENT_MEANS:
             return [_ABSENT_MEANS[transformType]]
-        return found
+        return []
 
     def types(self):
-        return {t.type for t in self.transforms}
+        return self._types
 
     def withoutKeyExchange(self):
         """
@@ -151,8 +160,7 @@ def _isAead(isAeadCipher, transform):
 def _match(local, peer, isSupported, isAeadCipher):
     if local.protocol != peer.protocol:
         return None
-    types = (local.types() | peer.types())
-    types |= {t for t in _ABSENT_MEANS if t in local.types() or t in peer.types()}
+    types = set(local.types() | peer.types())
     for required in _REQUIRED.get(peer.protocol, ()):
         if required not in peer.types():
             return None
