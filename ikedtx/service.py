@@ -5,6 +5,7 @@ configuration, the kernel provider and the core, started and stopped
 together.
 """
 
+import gc
 import json
 import os
 import socket
@@ -171,6 +172,9 @@ class IkedService(MultiService):
         self._startControl()
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
         MultiService.startService(self)
+        # What start-up loaded (modules, configuration, certificates) lives
+        # as long as the daemon: keep it out of every later collection.
+        gc.freeze()
         self.reactor.callWhenRunning(self._startup)
 
     def _startup(self):

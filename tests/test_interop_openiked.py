@@ -160,7 +160,7 @@ class OpenIkedLifecycleTests(OpenIkedMixin, TestCase):
         spiIn, spiOut = ours.createChildSA(spiI)
         mine, theirs = self.assertSameSAs(ours, iked)
         self.assertEqual(len(mine["children"]), 2)
-        self.assertIn(spiIn.lstrip("0"), [c["spi"] for c in theirs["childSas"] if c["direction"] == "out"])
+        self.assertIn(spiIn, [c["spi"].zfill(8) for c in theirs["childSas"] if c["direction"] == "out"])
 
     def test_deleteChildFromIkedtx(self):
         ours, iked, spiI = self._established()

@@ -33,6 +33,7 @@ from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.crypto.errors import IntegrityError
+from ikedtx.kernel.interfaces import addressOf
 from ikedtx.wire import payloads as P
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
@@ -570,7 +571,7 @@ class IKECore:
 
     def cookieFor(self, nonceI, remoteHost, spiI, secret=None):
         secret = self._cookieSecret if secret is None else secret
-        digest = hashlib.sha256(nonceI + ip_address(remoteHost).packed + spiI + secret).digest()
+        digest = hashlib.sha256(nonceI + addressOf(remoteHost).packed + spiI + secret).digest()
         return _COOKIE_VERSION + digest
 
     def cookieValid(self, cookie, nonceI, remoteHost, spiI):
@@ -596,6 +597,8 @@ class IKECore:
         """
         ikesa.state = IkeState.VALID
         ikesa.established = self.now()
+        # The IKE_SA_INIT messages were kept for the AUTH payloads only.
+        ikesa.initRequest = ikesa.initResponse = None
         key = getattr(ikesa, "halfOpenKey", None)
         if key is not None:
             self._halfOpen.pop(key, None)

@@ -11,9 +11,10 @@ the peer's identity is known (IKE_AUTH) a policy with a C{dstid} must also
 match that identity.
 """
 
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_network
 
 from ikedtx.core.ts import TrafficSelector
+from ikedtx.kernel.interfaces import addressOf
 
 
 class PolicyTable:
@@ -82,7 +83,7 @@ class PolicyTable:
 
         @return: a policy, or L{None}.
         """
-        local, remote = ip_address(local), ip_address(remote)
+        local, remote = addressOf(local), addressOf(remote)
         found = None
         default = None
         for policy, version, peers, locals_, dstId in self._matchers:

@@ -8,9 +8,7 @@ EAP adds EAP and EAP_VALID). Nothing here does I/O.
 """
 
 from enum import IntEnum
-from ipaddress import ip_address
-
-from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
+from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector, addressOf
 from ikedtx.wire.constants import ProtocolId
 
 
@@ -243,7 +241,7 @@ class ChildSA:
         """
         The inbound and outbound L{KernelSA} of this Child SA.
         """
-        local, remote = ip_address(ikesa.local[0]), ip_address(ikesa.remote[0])
+        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
         encr = self.proposal.encryption
         integ = self.proposal.integrity
         encap = None
@@ -277,7 +275,7 @@ class ChildSA:
         The L{KernelFlow}s: outbound traffic from our selectors to the peer's,
         and inbound (and forwarded, in tunnel mode) the other way.
         """
-        local, remote = ip_address(ikesa.local[0]), ip_address(ikesa.remote[0])
+        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
         flows = []
         for ours, theirs in self._selectors():
             flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid))

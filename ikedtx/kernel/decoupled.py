@@ -9,6 +9,7 @@ sa} would show of the kernel.
 
 import os
 import struct
+from collections import deque
 
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
@@ -24,7 +25,7 @@ class DecoupledKernel:
 
     @ivar sas: installed L{KernelSA}s keyed by C{(protocol, spi, destination)}.
     @ivar flows: installed L{KernelFlow}s, in installation order.
-    @ivar log: every call, as C{(operation, argument)} tuples, in order.
+    @ivar log: the latest calls, as C{(operation, argument)} tuples, in order.
     """
 
     name = "decoupled"
@@ -35,7 +36,9 @@ class DecoupledKernel:
         self._reserved = set()
         self.sas = {}
         self.flows = []
-        self.log = []
+        # The most recent calls, for tests and ikectl; bounded, since a
+        # daemon runs for months.
+        self.log = deque(maxlen=10000)
 
     def allocateSpi(self, protocol, source, destination):
         while True:

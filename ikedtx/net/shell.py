@@ -10,7 +10,6 @@ commands such as C{initiate}.
 """
 
 import socket
-from ipaddress import ip_address
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -143,7 +142,7 @@ class CoreRunner:
 
     def _portFor(self, local):
         host, port = local
-        family = socket.AF_INET6 if ip_address(host).version == 6 else socket.AF_INET
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         return self.ports.get((family, port))
 
     def action_SendDatagram(self, action):
