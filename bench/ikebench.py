@@ -280,6 +280,31 @@ def ikedtxResponderConfig(suite):
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
+#: the same, with the time spent in Python's garbage collector written to
+#: the file named by IKEBENCH_GC_STATS when SIGUSR2 arrives (--gc-stats)
+TWISTD_GC = """
+import gc, json, os, signal, sys, time
+_gc = {"count": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "collected": [0, 0, 0]}
+_start = [0.0]
+def _callback(phase, info):
+    if phase == "start":
+        _start[0] = time.process_time()
+    else:
+        g = info["generation"]
+        _gc["count"][g] += 1
+        _gc["seconds"][g] += time.process_time() - _start[0]
+        _gc["collected"][g] += info["collected"]
+gc.callbacks.append(_callback)
+def _dump(signum, frame):
+    with open(os.environ["IKEBENCH_GC_STATS"] + ".tmp", "w") as f:
+        json.dump(dict(_gc, objects=len(gc.get_objects())), f)
+    os.rename(os.environ["IKEBENCH_GC_STATS"] + ".tmp", os.environ["IKEBENCH_GC_STATS"])
+signal.signal(signal.SIGUSR2, _dump)
+from twisted.scripts.twistd import run
+sys.argv[0] = "twistd"
+run()
+"""
+
 
 class IkedtxResponder:
     """
@@ -289,8 +314,10 @@ class IkedtxResponder:
 
     name = "ikedtx"
 
-    def __init__(self, namespace, directory, suite, credentials):
+    def __init__(self, namespace, directory, suite, credentials, gcStats=False):
         self.namespace = namespace
+        self.gcStats = gcStats
+        self.gcPath = os.path.join(directory, "gc.json")
         self.directory = directory
         self.suite = suite
         self.credentials = credentials
@@ -313,10 +340,10 @@ class IkedtxResponder:
         # file rotates at 1 MB, and rotating "/dev/stderr" renames the
         # machine's /dev/stderr link and leaves regular files in /dev.
         argv = list(argvPrefix) + [
-            sys.executable, "-c", TWISTD, "--pidfile=", "--nodaemon", "--logfile=-", "iked",
+            sys.executable, "-c", TWISTD_GC if self.gcStats else TWISTD, "--pidfile=", "--nodaemon", "--logfile=-", "iked",
             "-d", "-f", conf, "--listen", RESP_ADDRESS, "--kernel", "decoupled", "--etc-dir", etc,
             "-s", self.socketPath]
-        env = dict(os.environ, PYTHONPATH=ROOT)
+        env = dict(os.environ, PYTHONPATH=ROOT, IKEBENCH_GC_STATS=self.gcPath)
         log = open(self.logPath, "wb")
         try:
             self.process = subprocess.Popen(self.namespace.execArgv(argv), stdin=subprocess.DEVNULL, stdout=log,
@@ -340,6 +367,24 @@ class IkedtxResponder:
     def log(self):
         with open(self.logPath, errors="replace") as f:
             return f.read()
+
+    def gcSnapshot(self, timeout=5.0):
+        """
+        The garbage collector's counters ({"count", "seconds", "collected"}
+        per generation, "objects"), or None without --gc-stats.
+        """
+        if not self.gcStats:
+            return None
+        if os.path.exists(self.gcPath):
+            os.unlink(self.gcPath)
+        self.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.gcPath):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
+        with open(self.gcPath) as f:
+            return json.load(f)
 
     def established(self):
         """
@@ -604,7 +649,7 @@ class Generator:
 
 
 def measure(network, namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
-            charonLog=1, ids=100):
+            charonLog=1, ids=100, gcStats=False):
     """
     Start a fresh responder, establish SAs up to each of C{counts}, and
     return one result dict per count.
@@ -613,7 +658,7 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
     directory = tempfile.mkdtemp(prefix="%s-%s-" % (suite.name, responderName), dir=workdir)
     credentials = Credentials(suite.keyType, ids) if suite.keyType else None
     if responderName == "ikedtx":
-        responder = IkedtxResponder(resp, directory, suite, credentials)
+        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats)
     elif responderName == "charon":
         responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog)
     elif responderName == "charon-netlink":
@@ -630,17 +675,16 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
             pin(pid, {pinCpus[1]})
         waitIdle(pid)
         baseRss = rssKilobytes(pid)
-        baseCpu = cpuSeconds(pid)
         generator = Generator(gen, directory, suite, credentials, window, ids,
                               cpu=pinCpus[0] if pinCpus is not None else None,
                               acceptChildless=responderName == "charon-netlink")
-        genCpu0 = cpuSeconds(generator.pid)
         if profile is not None:
             profiler = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", profile[1],
                                          "--output", profile[0], "--nonblocking"],
                                         stdout=subprocess.DEVNULL, stderr=open(profile[0] + ".err", "wb"))
             time.sleep(1.0)
-        elapsed = cpu = genCpu = busy = 0.0
+        elapsed = cpu = genCpu = busy = gcSeconds = 0.0
+        gcCounts = [0, 0, 0]
         previous = None
         for count in counts:
             if previous is not None and count <= previous["held"]:
@@ -648,10 +692,22 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
             cpuBefore = cpuSeconds(pid)
             genBefore = cpuSeconds(generator.pid)
             busyBefore = machineBusySeconds()
+            gcBefore = responder.gcSnapshot() if gcStats else None
             timeout = 60 + 0.1 * (count - (previous["held"] if previous else 0))
             done = generator.run(count, timeout)
             cpuAfter = cpuSeconds(pid)
             genAfter = cpuSeconds(generator.pid)
+            gcAfter = responder.gcSnapshot() if gcStats else None
+            if gcBefore and gcAfter:
+                gcSeconds += sum(gcAfter["seconds"]) - sum(gcBefore["seconds"])
+                for g in range(3):
+                    gcCounts[g] += gcAfter["count"][g] - gcBefore["count"][g]
+            last = count == counts[-1] or done["why"] != "done"
+            if profiler is not None and last:
+                # the profile covers establishing the SAs, not the checks below
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(60)
+                profiler = None
             busy += machineBusySeconds() - busyBefore
             elapsed += done["elapsed"]
             cpu += cpuAfter - cpuBefore
@@ -664,7 +720,6 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
             # Counting Child SAs through charon's vici (list-sas) or asking
             # ikedtx's control socket makes the responder allocate: only
             # after the last step, whose memory has been read already.
-            last = count == counts[-1] or done["why"] != "done"
             verifiedChildren = responder.childCount() if last or responder.name == "ikedtx" else None
             control = responder.showSaCount() if last and hasattr(responder, "showSaCount") else None
             row = {
@@ -687,6 +742,9 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
                 "otherUtil": max(0.0, busy - cpu - genCpu) / elapsed if elapsed else None,
                 "latencyMs": done["latencies"], "errors": done.get("errors", {}),
                 "threads": threadCount(pid), "childless": done.get("childless", 0),
+                "profiled": profile is not None,
+                "gcShare": gcSeconds / cpu if gcStats and cpu else None,
+                "gcCollections": list(gcCounts) if gcStats else None,
             }
             rows.append(row)
             log("  %s %-16s %6d SAs held (responder: %s IKE, %s Child SAs%s) in %.1f s: %.0f SAs/s, %.2f ms CPU/SA, %.1f KB/SA; "
@@ -695,14 +753,12 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
                     "" if control is None else "; control socket ShowSA: %s" % (control,), elapsed, row["rate"], row["cpuMsPerSa"] or 0,
                     row["kbPerSa"] or 0, row["genCpuMsPerSa"] or 0, 100 * (row["genUtil"] or 0),
                     "" if done["why"] == "done" else " [%s: %s]" % (done["why"], done.get("errors"))))
+            if row["gcShare"] is not None:
+                log("    garbage collector: %.1f%% of the responder's CPU; collections per generation %s" % (
+                    100 * row["gcShare"], row["gcCollections"]))
             previous = row
             if done["why"] != "done":
                 break
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait(60)
-            profiler = None
-        del genCpu0, baseCpu
         return rows, responder, directory
     finally:
         if profiler is not None and profiler.poll() is None:
@@ -734,6 +790,8 @@ COLUMNS = [
 
 def cell(row, key, fmt):
     value = row.get(key)
+    if key == "responder" and row.get("profiled"):
+        return value + " (py-spy)"
     if key == "latencyMs":
         if not value or value[0] is None:
             return "-"
@@ -830,6 +888,9 @@ def parseArgs(argv):
                         help="before each measurement wait up to this many seconds for the machine to be idle "
                              "(0: do not wait)")
     parser.add_argument("--charon-log", type=int, default=1, help="charon's file log level (default 1, its default)")
+    parser.add_argument("--gc-stats", action="store_true",
+                        help="measure the time the ikedtx responder spends in Python's garbage collector (gc "
+                             "callbacks: costs a little CPU itself)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (configs, logs)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -884,7 +945,7 @@ def run(args, out=sys.stdout):
                         result, responder, directory = measure(
                             network, (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
                             log, profile if attempt == 0 else None, args.charon_log,
-                            args.cert_ids if suite.keyType else args.ids)
+                            args.cert_ids if suite.keyType else args.ids, args.gc_stats)
                     except Exception as e:
                         log("  %s %s failed: %s" % (responderName, suite.name, e))
                         result = [{"suite": suite.name, "responder": responderName, "held": 0, "error": str(e)}]

@@ -89,6 +89,35 @@ def bucket(stacks, rules):
     return counts
 
 
+#: where the responder's time goes, by the innermost frame that matches
+#: (frames of libraries not named here, such as cryptography's, count for
+#: the ikedtx module that called them)
+AREAS = [
+    ("logging (twisted.logger)", "twisted/logger/"),
+    ("ipaddress objects", "ipaddress.py"),
+    ("control socket (AMP)", "twisted/protocols/amp.py"),
+    ("key exchange (crypto/kex.py)", "ikedtx/crypto/kex.py"),
+    ("signatures (crypto/signature.py)", "ikedtx/crypto/signature.py"),
+    ("certificates (auth/store.py)", "ikedtx/auth/store.py"),
+    ("PRF and keymat (crypto/prf.py, keymat.py)", "ikedtx/crypto/keymat.py"),
+    ("PRF and keymat (crypto/prf.py, keymat.py)", "ikedtx/crypto/prf.py"),
+    ("SK encryption (crypto/sk.py)", "ikedtx/crypto/sk.py"),
+    ("key derivation glue (core/cryptoglue.py)", "ikedtx/core/cryptoglue.py"),
+    ("proposals (core/proposals.py)", "ikedtx/core/proposals.py"),
+    ("traffic selectors (core/ts.py)", "ikedtx/core/ts.py"),
+    ("policy lookup (core/policy.py)", "ikedtx/core/policy.py"),
+    ("IDs (auth/ids.py)", "ikedtx/auth/ids.py"),
+    ("wire codec (wire/)", "ikedtx/wire/"),
+    ("kernel provider (kernel/)", "ikedtx/kernel/"),
+    ("SA objects (core/sa.py)", "ikedtx/core/sa.py"),
+    ("exchanges (core/exchanges.py, own code)", "ikedtx/core/exchanges.py"),
+    ("engine (core/engine.py, own code)", "ikedtx/core/engine.py"),
+    ("shell (net/shell.py)", "ikedtx/net/shell.py"),
+    ("UDP I/O (net/udp.py)", "ikedtx/net/udp.py"),
+    ("reactor (Twisted)", "twisted/internet/"),
+]
+
+
 def render(total, inclusive, selfTime, markdown=False):
     lines = []
     if markdown:
@@ -116,6 +145,15 @@ def main(argv=None):
         print("no samples in %s" % (args.profile,))
         return 1
     print(render(*summarise(stacks, args.top), markdown=args.markdown))
+    total = sum(n for _, n in stacks)
+    areas = bucket(stacks, AREAS)
+    print()
+    if args.markdown:
+        print("| share | area |\n|---:|---|")
+    else:
+        print("by area:")
+    for label, n in areas.most_common():
+        print(("| %.1f%% | %s |" if args.markdown else "  %5.1f%%  %s") % (100.0 * n / total, label))
     return 0
 
 
