@@ -295,9 +295,19 @@ def _callback(phase, info):
         _gc["seconds"][g] += time.process_time() - _start[0]
         _gc["collected"][g] += info["collected"]
 gc.callbacks.append(_callback)
+if os.environ.get("IKEBENCH_TRACEMALLOC"):
+    import tracemalloc
+    tracemalloc.start()
 def _dump(signum, frame):
+    stats = dict(_gc, objects=len(gc.get_objects()))
+    if os.environ.get("IKEBENCH_TRACEMALLOC"):
+        import tracemalloc
+        snapshot = tracemalloc.take_snapshot()
+        top = snapshot.statistics("lineno")
+        stats["tracemalloc"] = [[str(s.traceback[0]), s.size, s.count] for s in top[:40]]
+        stats["traced"] = sum(s.size for s in top)
     with open(os.environ["IKEBENCH_GC_STATS"] + ".tmp", "w") as f:
-        json.dump(dict(_gc, objects=len(gc.get_objects())), f)
+        json.dump(stats, f)
     os.rename(os.environ["IKEBENCH_GC_STATS"] + ".tmp", os.environ["IKEBENCH_GC_STATS"])
 signal.signal(signal.SIGUSR2, _dump)
 from twisted.scripts.twistd import run
@@ -314,9 +324,10 @@ class IkedtxResponder:
 
     name = "ikedtx"
 
-    def __init__(self, namespace, directory, suite, credentials, gcStats=False):
+    def __init__(self, namespace, directory, suite, credentials, gcStats=False, tracemalloc=False):
         self.namespace = namespace
-        self.gcStats = gcStats
+        self.gcStats = gcStats or tracemalloc
+        self.tracemalloc = tracemalloc
         self.gcPath = os.path.join(directory, "gc.json")
         self.directory = directory
         self.suite = suite
@@ -344,6 +355,8 @@ class IkedtxResponder:
             "-d", "-f", conf, "--listen", RESP_ADDRESS, "--kernel", "decoupled", "--etc-dir", etc,
             "-s", self.socketPath]
         env = dict(os.environ, PYTHONPATH=ROOT, IKEBENCH_GC_STATS=self.gcPath)
+        if self.tracemalloc:
+            env["IKEBENCH_TRACEMALLOC"] = "1"
         log = open(self.logPath, "wb")
         try:
             self.process = subprocess.Popen(self.namespace.execArgv(argv), stdin=subprocess.DEVNULL, stdout=log,
@@ -450,23 +463,27 @@ class CharonResponder:
     fails to install on this kernel (no ESP) and only the IKE SA stays.
     """
 
-    def __init__(self, namespace, directory, suite, credentials, libipsec=True, threads=16, logLevel=1):
+    def __init__(self, namespace, directory, suite, credentials, libipsec=True, threads=16, logLevel=1, extra=None):
         self.name = "charon" if libipsec else "charon-netlink"
+        self.extra = dict(extra or {})
         self.namespace = namespace
         self.suite = suite
         self.libipsec = libipsec
         self.threads = threads
         plugins = (["kernel-libipsec"] if libipsec else []) + CHARON_PLUGINS
+        settings = self.settings()
+        settings.update(self.extra)
         self.peer = _BenchCharon(namespace, directory, name="charon-bench", libipsec=libipsec, plugins=plugins,
-                                 settings=self.settings())
+                                 settings=settings)
         self.peer.logLevels = {"default": logLevel}
         self._configure(credentials)
 
     def describe(self):
-        return "charon %s (%d threads, %s)" % (
-            charonVersion(), self.threads,
+        return "charon %s (%d threads, log level %s, %s)%s" % (
+            charonVersion(), self.threads, self.peer.logLevels["default"],
             "kernel-libipsec: Child SAs in user space" if self.libipsec else
-            "kernel-netlink only: Child SAs fail to install, IKE SAs kept")
+            "kernel-netlink only: Child SAs fail to install, IKE SAs kept",
+            "".join("; charon.%s = %s" % item for item in sorted(self.extra.items())))
 
     def settings(self):
         return {
@@ -648,8 +665,14 @@ class Generator:
 # ---- one measurement ----
 
 
+def _tracemallocGrowth(before, after):
+    old = {where: size for where, size, count in before["tracemalloc"]}
+    grown = [(where, size - old.get(where, 0)) for where, size, count in after["tracemalloc"]]
+    return sorted(grown, key=lambda item: -item[1])
+
+
 def measure(network, namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
-            charonLog=1, ids=100, gcStats=False):
+            charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None):
     """
     Start a fresh responder, establish SAs up to each of C{counts}, and
     return one result dict per count.
@@ -658,11 +681,14 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
     directory = tempfile.mkdtemp(prefix="%s-%s-" % (suite.name, responderName), dir=workdir)
     credentials = Credentials(suite.keyType, ids) if suite.keyType else None
     if responderName == "ikedtx":
-        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats)
+        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats, tracemalloc=tracemalloc)
+        gcStats = gcStats or tracemalloc
     elif responderName == "charon":
-        responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog)
+        responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog,
+                                    extra=charonSettings)
     elif responderName == "charon-netlink":
-        responder = CharonResponder(resp, directory, suite, credentials, libipsec=False, logLevel=charonLog)
+        responder = CharonResponder(resp, directory, suite, credentials, libipsec=False, logLevel=charonLog,
+                                    extra=charonSettings)
     else:
         raise ValueError(responderName)
     generator = None
@@ -698,6 +724,13 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
             cpuAfter = cpuSeconds(pid)
             genAfter = cpuSeconds(generator.pid)
             gcAfter = responder.gcSnapshot() if gcStats else None
+            if tracemalloc and gcAfter and gcBefore and "tracemalloc" in gcAfter:
+                grown = _tracemallocGrowth(gcBefore, gcAfter)
+                log("    tracemalloc: %.1f KB traced per SA; the lines that grew most (KB per SA):" % (
+                    (gcAfter["traced"] - gcBefore["traced"]) / 1024.0 / max(1, done["established"] - (
+                        previous["held"] if previous else 0)),))
+                for where, size in grown[:20]:
+                    log("      %7.2f  %s" % (size / 1024.0 / max(1, done["established"]), where))
             if gcBefore and gcAfter:
                 gcSeconds += sum(gcAfter["seconds"]) - sum(gcBefore["seconds"])
                 for g in range(3):
@@ -891,9 +924,20 @@ def parseArgs(argv):
     parser.add_argument("--gc-stats", action="store_true",
                         help="measure the time the ikedtx responder spends in Python's garbage collector (gc "
                              "callbacks: costs a little CPU itself)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace the ikedtx responder's allocations (slow) and print the source lines whose "
+                             "memory grew most per SA")
+    parser.add_argument("--charon-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra charon.KEY = VALUE for strongswan.conf (repeatable); such rows are marked *")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (configs, logs)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    args.charonSettings = {}
+    for item in args.charon_set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error("--charon-set wants KEY=VALUE, not %r" % (item,))
+        args.charonSettings[key.strip()] = value.strip()
     args.counts = sorted(int(n) for n in args.sas.split(",") if n)
     args.suiteList = [s for s in args.suites.split(",") if s]
     args.responderList = [r for r in args.responders.split(",") if r]
@@ -945,13 +989,16 @@ def run(args, out=sys.stdout):
                         result, responder, directory = measure(
                             network, (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
                             log, profile if attempt == 0 else None, args.charon_log,
-                            args.cert_ids if suite.keyType else args.ids, args.gc_stats)
+                            args.cert_ids if suite.keyType else args.ids, args.gc_stats, args.tracemalloc,
+                            args.charonSettings)
                     except Exception as e:
                         log("  %s %s failed: %s" % (responderName, suite.name, e))
                         result = [{"suite": suite.name, "responder": responderName, "held": 0, "error": str(e)}]
                         responder = None
                     for row in result:
                         row["responderDescription"] = responder.describe() if responder else ""
+                        if responderName.startswith("charon") and (args.charonSettings or args.charon_log != 1):
+                            row["responder"] += "*"
                         row["attempts"] = args.repeat
                     # keep the complete run that other jobs on the machine disturbed least
                     score = (any("error" in r or r.get("why") != "done" for r in result),
