@@ -726,11 +726,11 @@ def measure(network, namespaces, workdir, suite, responderName, counts, window, 
             gcAfter = responder.gcSnapshot() if gcStats else None
             if tracemalloc and gcAfter and gcBefore and "tracemalloc" in gcAfter:
                 grown = _tracemallocGrowth(gcBefore, gcAfter)
+                new = max(1, done["established"] - (previous["held"] if previous else 0))
                 log("    tracemalloc: %.1f KB traced per SA; the lines that grew most (KB per SA):" % (
-                    (gcAfter["traced"] - gcBefore["traced"]) / 1024.0 / max(1, done["established"] - (
-                        previous["held"] if previous else 0)),))
+                    (gcAfter["traced"] - gcBefore["traced"]) / 1024.0 / new,))
                 for where, size in grown[:20]:
-                    log("      %7.2f  %s" % (size / 1024.0 / max(1, done["established"]), where))
+                    log("      %7.2f  %s" % (size / 1024.0 / new, where))
             if gcBefore and gcAfter:
                 gcSeconds += sum(gcAfter["seconds"]) - sum(gcBefore["seconds"])
                 for g in range(3):
@@ -912,8 +912,8 @@ def parseArgs(argv):
     parser.add_argument("--output", default=None, help="also write the results as Markdown to this file")
     parser.add_argument("--json", default=None, help="also write the raw results as JSON to this file")
     parser.add_argument("--profile", default=None,
-                        help="record a py-spy profile of the ikedtx responder to this file (speedscope/raw/flamegraph "
-                             "by extension .json/.txt/.svg)")
+                        help="record a py-spy profile (pip install py-spy) of the first ikedtx responder to this "
+                             "file: speedscope/raw/flamegraph by extension .json/.txt/.svg")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each suite and responder this many times and keep the run that other load on "
                              "the machine disturbed least")
