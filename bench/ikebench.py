@@ -23,8 +23,17 @@ count of established IKE SAs in the responder (charon: vici "stats"; ikedtx:
 its log). Nothing is asserted about speed: the figures are printed and,
 with --output, written as Markdown.
 
+Responders: "ikedtx"; "charon" (strongSwan with kernel-libipsec, so that
+its Child SAs are installed, in user space, and kept: this kernel has no
+ESP); "charon-netlink" (kernel-netlink only: Child SAs fail to install and
+charon keeps the IKE SA; a reference for charon's IKE work alone). The SAs
+are spread over --ids initiator identities (--cert-ids for certificate
+suites). --profile, --gc-stats and --tracemalloc look inside the ikedtx
+responder. bench/results-*.md explains the method, its unfairness and the
+figures measured.
+
 Needs root (namespaces), strongSwan 5.9 (charon with the kernel-libipsec
-plugin, swanctl) for the charon rows.
+plugin, swanctl) for the charon rows, py-spy for --profile.
 """
 
 import argparse
@@ -44,13 +53,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tests.lab.charon import Auth, CharonPeer, Child, Connection, Secret  # noqa: E402
+
 LOADGEN = os.path.join(ROOT, "bench", "loadgen.py")
 GEN_ADDRESS = "192.0.2.1"
 RESP_ADDRESS = "192.0.2.2"
 GEN_NET = "10.1.0.0/24"
 RESP_NET = "10.2.0.0/24"
 RESP_INNER = "10.2.0.1/32"
-GEN_ID = "gen.bench.example"
 RESP_ID = "resp.bench.example"
 PSK = "ikebench pre-shared key"
 
@@ -473,7 +483,7 @@ class CharonResponder:
         plugins = (["kernel-libipsec"] if libipsec else []) + CHARON_PLUGINS
         settings = self.settings()
         settings.update(self.extra)
-        self.peer = _BenchCharon(namespace, directory, name="charon-bench", libipsec=libipsec, plugins=plugins,
+        self.peer = BenchCharon(namespace, directory, name="charon-bench", libipsec=libipsec, plugins=plugins,
                                  settings=settings)
         self.peer.logLevels = {"default": logLevel}
         self._configure(credentials)
@@ -503,8 +513,6 @@ class CharonResponder:
         }
 
     def _configure(self, credentials):
-        from tests.lab.charon import Auth, Child, Connection, Secret
-
         suite = self.suite
         if suite.auth == "psk":
             local = Auth("psk", id=RESP_ID)
@@ -559,22 +567,17 @@ class CharonResponder:
             self.peer.process.wait(10)
 
 
-def _BenchCharon(*args, **kwargs):
-    from tests.lab.charon import CharonPeer
+class BenchCharon(CharonPeer):
+    """
+    The harness's charon with the benchmark's strongswan.conf: no routes
+    (the settings say so), the file log not flushed line by line.
+    """
 
-    class BenchCharon(CharonPeer):
-        """
-        The harness's charon with the benchmark's strongswan.conf: no
-        routes, charon's default log level (1) to a file, load settings.
-        """
-
-        def strongswanConf(self):
-            text = CharonPeer.strongswanConf(self)
-            text = text.replace("    install_routes = yes\n", "")
-            text = text.replace("            flush_line = yes\n", "")
-            return text
-
-    return BenchCharon(*args, **kwargs)
+    def strongswanConf(self):
+        text = CharonPeer.strongswanConf(self)
+        text = text.replace("    install_routes = yes\n", "")
+        text = text.replace("            flush_line = yes\n", "")
+        return text
 
 
 _charonVersion = None
@@ -671,7 +674,7 @@ def _tracemallocGrowth(before, after):
     return sorted(grown, key=lambda item: -item[1])
 
 
-def measure(network, namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
+def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
             charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None):
     """
     Start a fresh responder, establish SAs up to each of C{counts}, and
@@ -987,7 +990,7 @@ def run(args, out=sys.stdout):
                         waitForQuietMachine(args.quiet_wait, log)
                     try:
                         result, responder, directory = measure(
-                            network, (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
+                            (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
                             log, profile if attempt == 0 else None, args.charon_log,
                             args.cert_ids if suite.keyType else args.ids, args.gc_stats, args.tracemalloc,
                             args.charonSettings)
