@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.test_bench -*-
+"""
+The benchmark of bench/ikebench.py: its profile summary and table in
+memory, and a smoke run against an ikedtx responder in network namespaces
+(no timing is asserted, only that every SA asked for is held).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from bench import ikebench, profsummary
+from tests.support import requireExecutable, requireRoot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ProfileSummaryTests(SynchronousTestCase):
+    STACKS = [
+        (["main (bench/x.py)", "respondInit (ikedtx/core/exchanges.py)", "respond (ikedtx/crypto/kex.py)",
+          "derive (cryptography/hazmat/x.py)"], 6),
+        (["main (bench/x.py)", "respondInit (ikedtx/core/exchanges.py)", "info (twisted/logger/_logger.py)"], 3),
+        (["main (bench/x.py)"], 1),
+    ]
+
+    def test_frameName(self):
+        """
+        Frames lose their line number and the interpreter's path prefix, so
+        that one function is one entry.
+        """
+        self.assertEqual(
+            profsummary.frameName("respond (/work/x/ikedtx/crypto/kex.py:42)"), "respond (x/ikedtx/crypto/kex.py)")
+        self.assertEqual(
+            profsummary.frameName("emit (/usr/lib/python3.11/site-packages/twisted/logger/_logger.py:7)"),
+            "emit (twisted/logger/_logger.py)")
+
+    def test_summarise(self):
+        """
+        Inclusive shares count a function once per sample; self shares go to
+        the innermost frame.
+        """
+        total, inclusive, selfTime = profsummary.summarise(self.STACKS)
+        self.assertEqual(total, 10)
+        self.assertEqual(dict(inclusive)["main (bench/x.py)"], 10)
+        self.assertEqual(dict(inclusive)["respondInit (ikedtx/core/exchanges.py)"], 9)
+        self.assertEqual(selfTime[0], ("derive (cryptography/hazmat/x.py)", 6))
+
+    def test_bucket(self):
+        """
+        A library frame that no area names counts for the ikedtx module that
+        called it; unmatched stacks are "other".
+        """
+        areas = profsummary.bucket(self.STACKS, profsummary.AREAS)
+        self.assertEqual(areas["key exchange (crypto/kex.py)"], 6)
+        self.assertEqual(areas["logging (twisted.logger)"], 3)
+        self.assertEqual(areas["other"], 1)
+
+
+class TableTests(SynchronousTestCase):
+    def test_missingValues(self):
+        """
+        A row without figures (a failed run) prints dashes, not an error.
+        """
+        text = ikebench.table([{"suite": "psk-ecp256", "responder": "ikedtx", "held": 0}])
+        self.assertIn("psk-ecp256", text)
+        self.assertIn(" - ", text)
+
+    def test_markdown(self):
+        row = {"suite": "psk-ecp256", "responder": "charon", "held": 10, "rate": 100.0, "cpuMsPerSa": 1.234,
+               "respUtil": 0.5, "latencyMs": [10.0, 20.0, 30.0]}
+        text = ikebench.table([row], markdown=True)
+        self.assertIn("| psk-ecp256 | charon | 10 | 100 | 1.23 |", text)
+        self.assertIn("50%", text)
+        self.assertIn("10/30", text)
+
+    def test_generatorConfig(self):
+        """
+        The generator gets one policy per identity, each with its own srcid.
+        """
+        text = ikebench.generatorConfig(ikebench.SUITES["psk-x25519"], 3)
+        self.assertEqual(text.count("ikev2 "), 3)
+        self.assertIn("srcid gen2.bench.example dstid resp.bench.example", text)
+        self.assertIn("group curve25519", text)
+
+
+class SmokeTests(SynchronousTestCase):
+    def test_ikedtxResponder(self):
+        """
+        Twenty IKE SAs (with their Child SAs) against an ikedtx responder:
+        the generator holds them all and the responder reports all of them.
+        """
+        requireRoot()
+        requireExecutable("ip", "apt-get install iproute2")
+        output = os.path.abspath(self.mktemp())
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "bench", "ikebench.py"), "--sas", "20", "--suites", "psk-ecp256",
+             "--responders", "ikedtx", "--window", "8", "--quiet-wait", "0", "--no-pin", "--json", output],
+            capture_output=True, text=True, timeout=120, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(output) as f:
+            rows = json.load(f)
+        self.assertEqual(len(rows), 1, rows)
+        row = rows[0]
+        self.assertEqual((row["why"], row["held"], row["verified"], row["verifiedChildren"], row["controlShowSA"]),
+                         ("done", 20, 20, 20, 20), result.stdout)
+        self.assertIn("psk-ecp256", result.stdout)
