@@ -351,6 +351,7 @@ class CredentialStore:
         self.privateKey = self._loadPrivateKey()
         self.localPublicKey = self._loadLocalPublicKey()
         self.trustedPublicKeys = self._loadPublicKeys()
+        self._verification = None
         self._log.info(
             "{root}: {cas} CA certificate(s), {certs} certificate(s), {crls} CRL(s), "
             "{pubkeys} trusted public key(s), local key {key}",
@@ -752,17 +753,20 @@ class CredentialStore:
         chain = self._verifyChain(leaf, intermediates, now)
         return PeerCredential(peerId, publicKey, leaf, chain, "certificate")
 
-    def _verifyChain(self, leaf, intermediates, now):
+    def _verificationStore(self):
+        """
+        The pyOpenSSL store of ca/ and crls/ and the certificates of certs/
+        as pyOpenSSL objects, built once per reload (and per
+        cert_partial_chain setting) rather than per verification.
+        """
+        cached = getattr(self, "_verification", None)
+        if cached is not None and cached[0] == self.certPartialChain:
+            return cached[1], cached[2]
         store = crypto.X509Store()
-        try:
-            for c in self.trustedCertificates:
-                store.add_cert(crypto.X509.from_cryptography(c))
-            for crl in self.crls:
-                store.add_crl(crl)
-            untrusted = [crypto.X509.from_cryptography(c) for c in intermediates + self.certificates]
-            peer = crypto.X509.from_cryptography(leaf)
-        except crypto.Error as e:
-            raise AuthenticationFailed("certificate %s: cannot be verified (%s)" % (_describe(leaf), e))
+        for c in self.trustedCertificates:
+            store.add_cert(crypto.X509.from_cryptography(c))
+        for crl in self.crls:
+            store.add_crl(crl)
         flags = 0
         if self.crls:
             flags |= crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL
@@ -770,8 +774,19 @@ class CredentialStore:
             flags |= crypto.X509StoreFlags.PARTIAL_CHAIN
         if flags:
             store.set_flags(flags)
-        if now is not None:
-            store.set_time(now)
+        local = [crypto.X509.from_cryptography(c) for c in self.certificates]
+        self._verification = (self.certPartialChain, store, local)
+        return store, local
+
+    def _verifyChain(self, leaf, intermediates, now):
+        try:
+            store, local = self._verificationStore()
+            untrusted = [crypto.X509.from_cryptography(c) for c in intermediates] + local
+            peer = crypto.X509.from_cryptography(leaf)
+        except crypto.Error as e:
+            raise AuthenticationFailed("certificate %s: cannot be verified (%s)" % (_describe(leaf), e))
+        # The store is shared: every verification sets its own time.
+        store.set_time(now or datetime.datetime.now(datetime.timezone.utc))
         context = crypto.X509StoreContext(store, peer, untrusted)
         try:
             verified = context.get_verified_chain()

@@ -6,6 +6,7 @@ The Python client of the control socket (what ikectl uses).
     d.addCallback(lambda client: client.showSA())
 """
 
+from twisted.internet import defer
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.protocols import amp
 
@@ -22,11 +23,18 @@ class ControlClient:
     def __init__(self, protocol):
         self.protocol = protocol
 
+    @defer.inlineCallbacks
     def showSA(self):
         """
-        Fire with a list of dicts, one per IKE SA (see L{C.ShowSA}).
+        Fire with a list of dicts, one per IKE SA (see L{C.ShowSA}), asked
+        for a page at a time.
         """
-        return self.protocol.callRemote(C.ShowSA).addCallback(lambda r: r["sas"])
+        sas = []
+        while True:
+            response = yield self.protocol.callRemote(C.ShowSA, offset=len(sas), limit=C.SHOW_SA_PAGE)
+            sas.extend(response["sas"])
+            if not response["sas"] or len(sas) >= response["total"]:
+                return sas
 
     def initiate(self, policy):
         """

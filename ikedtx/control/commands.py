@@ -42,13 +42,18 @@ _IKESA = [
 ]
 
 
+# An AMP value holds at most 65,535 bytes: SAs are listed a page at a time.
+SHOW_SA_PAGE = 50
+
+
 class ShowSA(Command):
     """
-    ikectl show sa: every IKE SA with its Child SAs.
+    ikectl show sa: the IKE SAs with their Child SAs, C{limit} of them
+    from C{offset} on (in a stable order), and how many there are in all.
     """
 
-    arguments = []
-    response = [(b"sas", AmpList(_IKESA))]
+    arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True))]
+    response = [(b"sas", AmpList(_IKESA)), (b"total", Integer())]
     errors = _ERRORS
 
 

@@ -69,8 +69,11 @@ class ControlProtocol(amp.AMP):
         self.service = service
 
     @C.ShowSA.responder
-    def showSA(self):
-        return {"sas": [describeIkeSA(sa) for sa in self.service.core.ikeSAs.values()]}
+    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE):
+        limit = max(1, min(limit, C.SHOW_SA_PAGE))
+        sas = list(self.service.core.ikeSAs.values())
+        page = sas[max(0, offset):max(0, offset) + limit]
+        return {"sas": [describeIkeSA(sa) for sa in page], "total": len(sas)}
 
     @C.Initiate.responder
     def initiate(self, policy):

@@ -68,4 +68,18 @@ def callRemote(path, command, timeout=30.0, **arguments):
     return command.parseResponse(answer, None)
 
 
-__all__ = ["ControlError", "callRemote", "CommandFailed"]
+def showSA(path, timeout=30.0):
+    """
+    Every IKE SA of the daemon at C{path}, asked for a page at a time.
+    """
+    from ikedtx.control.commands import SHOW_SA_PAGE, ShowSA
+
+    sas = []
+    while True:
+        response = callRemote(path, ShowSA, timeout=timeout, offset=len(sas), limit=SHOW_SA_PAGE)
+        sas.extend(response["sas"])
+        if not response["sas"] or len(sas) >= response["total"]:
+            return sas
+
+
+__all__ = ["ControlError", "callRemote", "showSA", "CommandFailed"]

@@ -197,10 +197,11 @@ class CoreRunner:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
     def action_IkeSAUp(self, action):
-        self._log.info("{ikesa}: established", ikesa=action.ikesa)
+        # The core logs the state change; this is the hook for monitoring.
+        pass
 
     def action_IkeSADown(self, action):
-        self._log.info("{ikesa}: closed ({reason})", ikesa=action.ikesa, reason=action.reason)
+        pass
 
     def action_RequestDone(self, action):
         d = self._requests.pop(action.requestId, None)

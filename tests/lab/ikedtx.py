@@ -168,9 +168,9 @@ class IkedtxPeer:
         """
         Every IKE SA the daemon holds (dicts of L{ikedtx.control.commands.ShowSA}).
         """
-        from ikedtx.control.commands import ShowSA
+        from ikedtx.control.sync import showSA
 
-        return self.call(ShowSA)["sas"]
+        return showSA(self.socketPath)
 
     def waitForIkeSa(self, state="VALID", timeout=10.0, child=False):
         def found():
