@@ -347,7 +347,7 @@ class IkedtxResponder:
         self.socketPath = os.path.join(directory, "iked.sock")
 
     def describe(self):
-        return "ikedtx (twistd --nodaemon --logfile=- iked -d ..., as `iked -d`; --kernel decoupled; log to a file)"
+        return "ikedtx (twistd --nodaemon --logger=ikedtx.cli.stderrObserver iked -d ..., as `iked -d`; --kernel decoupled; log to a file)"
 
     def start(self, argvPrefix=()):
         conf = os.path.join(self.directory, "iked.conf")
@@ -355,13 +355,11 @@ class IkedtxResponder:
         etc = ikedTree(os.path.join(self.directory, "etc"),
                        [self.credentials.resp] if self.credentials else None,
                        self.credentials.ca if self.credentials else None)
-        # What `iked -d ARGS` runs (ikedtx.cli._daemon: twistd --nodaemon
-        # ... iked ARGS), except that twistd logs to its standard output
-        # (--logfile=-) instead of to the path /dev/stderr: twistd's log
-        # file rotates at 1 MB, and rotating "/dev/stderr" renames the
-        # machine's /dev/stderr link and leaves regular files in /dev.
+        # What `iked -d ARGS` runs (ikedtx.cli._daemon): twistd --nodaemon
+        # with the level-filtered stderr logger (info; -v for debug).
         argv = list(argvPrefix) + [
-            sys.executable, "-c", TWISTD_GC if self.gcStats else TWISTD, "--pidfile=", "--nodaemon", "--logfile=-", "iked",
+            sys.executable, "-c", TWISTD_GC if self.gcStats else TWISTD, "--pidfile=", "--nodaemon",
+            "--logger=ikedtx.cli.stderrObserver", "iked",
             "-d", "-f", conf, "--listen", RESP_ADDRESS, "--kernel", "decoupled", "--etc-dir", etc,
             "-s", self.socketPath]
         env = dict(os.environ, PYTHONPATH=ROOT, IKEBENCH_GC_STATS=self.gcPath)

@@ -261,7 +261,8 @@ class CharonLifecycleTests(CharonMixin, TestCase):
     def test_deleteIkeSAFromCharon(self):
         ours, charon, spiI = self._established()
         charon.terminate(ike="peer")
-        ours.waitForIkeSa  # noqa: the Delete is processed before terminate returns
+        # charon's terminate returns once its Delete was answered, so ikedtx
+        # has processed it.
         self.assertEqual(ours.showSa(), [])
         self.assertEqual(charon.listSas(), [])
 
@@ -274,7 +275,6 @@ class CharonNatTests(CharonMixin, TestCase):
         ESP is UDP-encapsulated.
         """
         self.a, nat, self.b = self.network().natted(ports="20000-20099")
-        credentials = Credentials("psk")
         charon = self.charon(self.b, libipsec=True)
         charon.addSecret(Secret(PSK, ids=[A, "198.51.100.2"]))
         charon.addConnection(Connection(
@@ -387,7 +387,7 @@ class CharonTsharkTests(CharonMixin, TestCase):
         self.hosts()
         credentials = Credentials("psk")
         charonIke, oursIke, encr, group = CHARON_IKE[ike]
-        charon = self.startCharon(credentials, ike=charonIke)
+        self.startCharon(credentials, ike=charonIke)
         ours = self.startIkedtx(ikedtxPolicy(credentials, ike=oursIke, child=IKEDTX_CHILD))
         ours.start()
         capture = self.capture(self.a, "to-b")

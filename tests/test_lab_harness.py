@@ -8,7 +8,6 @@ process in a namespace reporting back to the test's reactor.
 """
 
 import ipaddress
-import time
 
 from cryptography import x509
 from twisted.internet import defer, protocol

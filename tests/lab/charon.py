@@ -21,7 +21,6 @@ file path is compiled in), with its own strongswan.conf
 
 import os
 import re
-import shutil
 
 from ._util import LabError, poll, readText, run, socketPath, stopProcess, writeFile
 from .vici import ViciClient
