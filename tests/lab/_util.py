@@ -191,6 +191,20 @@ _socketCounter = itertools.count(1)
 MAX_SOCKET_PATH = 100
 
 
+IKED_TREE = ("ca", "certs", "crls", "private", "pubkeys/ipv4", "pubkeys/ipv6", "pubkeys/fqdn", "pubkeys/ufqdn")
+
+
+def makeIkedTree(etc):
+    """
+    An empty /etc/iked layout under C{etc} (private/ mode 0700), as both
+    iked and ikedtx read it.
+    """
+    for d in IKED_TREE:
+        os.makedirs(os.path.join(etc, d), exist_ok=True)
+    os.chmod(os.path.join(etc, "private"), 0o700)
+    return etc
+
+
 def socketPath(directory, name):
     """
     A path for UNIX socket C{name}: inside C{directory} if that is short

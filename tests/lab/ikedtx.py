@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from ._util import LabError, poll, readText, socketPath, stopProcess, writeFile
+from ._util import LabError, makeIkedTree, poll, readText, socketPath, stopProcess, writeFile
 from .tshark import ENCRYPTION, INTEGRITY, IkeSaKeys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,9 +43,7 @@ class IkedtxPeer:
         self.etc = os.path.join(self.directory, "etc")
         self.socketPath = socketPath(self.directory, "ikedtx.sock")
         self.keyLogPath = os.path.join(self.directory, "keys.jsonl")
-        for d in ("ca", "certs", "crls", "private", "pubkeys/ipv4", "pubkeys/ipv6", "pubkeys/fqdn", "pubkeys/ufqdn"):
-            os.makedirs(os.path.join(self.etc, d), exist_ok=True)
-        os.chmod(os.path.join(self.etc, "private"), 0o700)
+        makeIkedTree(self.etc)
         self._files = 0
         if config is not None:
             self.setConfig(config)

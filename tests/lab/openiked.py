@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 
-from ._util import LabError, poll, readText, run, socketPath, stopProcess, writeFile
+from ._util import LabError, makeIkedTree, poll, readText, run, socketPath, stopProcess, writeFile
 from .pki import KeyPair
 
 IKED = "/usr/sbin/iked"
@@ -115,9 +115,7 @@ class OpenIkedPeer:
         self.config = None
         self.etc = os.path.join(self.directory, "etc")
         self.socketPath = socketPath(self.directory, "iked.sock")
-        for d in ("ca", "certs", "crls", "private", "pubkeys/ipv4", "pubkeys/ipv6", "pubkeys/fqdn", "pubkeys/ufqdn"):
-            os.makedirs(os.path.join(self.etc, d), exist_ok=True)
-        os.chmod(os.path.join(self.etc, "private"), 0o700)
+        makeIkedTree(self.etc)
         self.setLocalKey(localKey or KeyPair.generate("ecdsa-p256"))
         self._files = 0
         if config is not None:
