@@ -19,8 +19,9 @@ import struct
 from twisted.logger import Logger
 
 from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
-from ikedtx.auth.errors import CredentialError
+from ikedtx.auth.errors import CredentialError, MalformedCertificateRequest
 from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
+from ikedtx.auth.store import parseCertificateRequest
 from ikedtx.core import actions as A
 from ikedtx.core import cryptoglue as C
 from ikedtx.core.errors import (
@@ -169,8 +170,7 @@ def natPayloads(core, ikesa, spiR):
     else:
         source = natHash(ikesa.spiI, spiR, ikesa.local[0], ikesa.local[1])
     destination = natHash(ikesa.spiI, spiR, ikesa.remote[0], ikesa.remote[1])
-    return [P.Notify(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
-            P.Notify(NotifyType.NAT_DETECTION_DESTINATION_IP, data=destination)]
+    return [P.Notify.natDetectionSourceIP(source), P.Notify.natDetectionDestinationIP(destination)]
 
 
 def detectNat(core, ikesa, payloads, spiR, local, remote):
@@ -200,25 +200,26 @@ def _capabilities(ikesa, payloads):
         ikesa.peerFragmentation = True
     hashes = _notify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if hashes is not None:
-        data = bytes(hashes.data)
-        ikesa.peerSignatureHashes = tuple(struct.unpack("!%dH" % (len(data) // 2,), data[: len(data) // 2 * 2]))
+        ikesa.peerSignatureHashes = tuple(hashes.hashAlgorithms)
     ikesa.certreqAuthorities = []
     for certreq in _all(payloads, P.CertificateRequest):
         if certreq.encoding == CertEncoding.X509_CERT_SIGNATURE:
-            data = bytes(certreq.data)
-            ikesa.certreqAuthorities.extend(data[i:i + 20] for i in range(0, len(data) - len(data) % 20, 20))
+            try:
+                ikesa.certreqAuthorities.extend(parseCertificateRequest(certreq.data))
+            except MalformedCertificateRequest as e:
+                # Only a hint for choosing our certificate: ignored.
+                _log.info("{ikesa}: {error}", ikesa=ikesa, error=e)
 
 
 def _commonPayloads(core, ikesa):
     out = []
     if core.config.settings.fragmentation:
-        out.append(P.Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        out.append(P.Notify.fragmentationSupported())
     if ikesa.policy.auth.method in ("signature", "rfc7427"):
         # RFC 7427 4: announce the hashes only where the policy takes
         # DIGITAL_SIGNATURE; a peer then uses it for its AUTH, which an
         # ecdsa256/rsa policy (as iked's) would refuse.
-        out.append(P.Notify(NotifyType.SIGNATURE_HASH_ALGORITHMS,
-                            data=struct.pack("!%dH" % len(_OUR_HASHES), *_OUR_HASHES)))
+        out.append(P.Notify.signatureHashAlgorithms(_OUR_HASHES))
     if core.settings.vendorId:
         out.append(P.VendorID(core.settings.vendorId))
     return out
@@ -293,7 +294,7 @@ class InitTask(Task):
         self.offers = offers
         payloads = []
         if ikesa.cookie is not None:
-            payloads.append(P.Notify(NotifyType.COOKIE, data=ikesa.cookie))
+            payloads.append(P.Notify.cookie(ikesa.cookie))
         payloads += [
             saPayload(offers),
             P.KeyExchange(self.group, ikesa.keyExchange.publicData),
@@ -431,7 +432,7 @@ def respondInit(core, message, data, local, remote):
     if chosen is None:
         return refuse(NotifyType.NO_PROPOSAL_CHOSEN, why="policy %s" % (policy.name,))
     if ke.group != chosen.dhGroup:
-        return refuse(NotifyType.INVALID_KE_PAYLOAD, struct.pack("!H", chosen.dhGroup),
+        return refuse(NotifyType.INVALID_KE_PAYLOAD, P.Notify.invalidKePayload(chosen.dhGroup).data,
                       "peer sent %s, we want %s" % (nameOf(DhId, ke.group), nameOf(DhId, chosen.dhGroup)))
     ikesa = _newResponderSA(core, message, policy, local, remote)
     try:
@@ -711,7 +712,7 @@ def _proposeChild(core, ikesa, withKeyExchange, rekeying=None):
         payloads.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
     if policy.ipcomp:
         child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
-        payloads.append(P.Notify(NotifyType.IPCOMP_SUPPORTED, data=struct.pack("!HB", child.ipcompIn, IpcompTransform.DEFLATE)))
+        payloads.append(P.Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
     return child, payloads
 
 
@@ -745,8 +746,9 @@ def _completeChild(core, ikesa, child, payloads, shared):
         raise NegotiationFailed("responder refused transport mode")
     child.mode = "transport" if transport else "tunnel"
     ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
-    if ipcomp is not None and child.ipcompIn is not None and len(ipcomp.data) >= 3:
-        child.ipcompOut = struct.unpack("!H", bytes(ipcomp.data[:2]))[0]
+    # The decoder guarantees an IPCOMP_SUPPORTED has its CPI and transform.
+    if ipcomp is not None and child.ipcompIn is not None and ipcomp.ipcompTransform == IpcompTransform.DEFLATE:
+        child.ipcompOut = ipcomp.cpi
     else:
         child.ipcompIn = None
     child.proposal = chosen
@@ -796,7 +798,7 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
         ke = _first(payloads, P.KeyExchange)
         if ke is None or ke.group != chosen.dhGroup:
             raise RemoteProtocolError("Child SA wants KE group %d" % (chosen.dhGroup,), NotifyType.INVALID_KE_PAYLOAD,
-                                      struct.pack("!H", chosen.dhGroup))
+                                      P.Notify.invalidKePayload(chosen.dhGroup).data)
         try:
             ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
         except InvalidKeyExchange as e:
@@ -822,10 +824,10 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
     if transport:
         answer.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
     ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
-    if ipcomp is not None and policy.ipcomp and len(ipcomp.data) >= 3 and ipcomp.data[2] == IpcompTransform.DEFLATE:
-        child.ipcompOut = struct.unpack("!H", bytes(ipcomp.data[:2]))[0]
+    if ipcomp is not None and policy.ipcomp and ipcomp.ipcompTransform == IpcompTransform.DEFLATE:
+        child.ipcompOut = ipcomp.cpi
         child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
-        answer.append(P.Notify(NotifyType.IPCOMP_SUPPORTED, data=struct.pack("!HB", child.ipcompIn, IpcompTransform.DEFLATE)))
+        answer.append(P.Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
     C.deriveChildKeys(ikesa, child, shared, initiator=False, nonces=nonces)
     _install(core, ikesa, child)
     return answer
@@ -859,8 +861,7 @@ class CreateChildTask(Task):
             self.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
             head.append(P.KeyExchange(self.group, self.keyExchange.publicData))
         if self.rekeying is not None:
-            head.insert(0, P.Notify(NotifyType.REKEY_SA, protocolId=self.rekeying.protocol,
-                                    spi=struct.pack("!I", self.rekeying.spiIn)))
+            head.insert(0, P.Notify.rekeySa(self.rekeying.protocol, struct.pack("!I", self.rekeying.spiIn)))
         return ExchangeType.CREATE_CHILD_SA, head + payloads[1:]
 
     def process(self, core, ikesa, message, payloads, local, remote):
