@@ -53,7 +53,7 @@ class Host:
         self.core = IKECore(
             config, credentials, settings or CoreSettings(), now=self.clock.seconds,
             randomBytes=DeterministicRandom((seed or address).encode()),
-            spiAllocator=self.kernel.allocateSpi, localAddressFor=lambda peer: self.address,
+            spiAllocator=self.kernel.reserveSpi, localAddressFor=lambda peer: self.address,
             wallClock=wallClock)
         self.timers = {}
         self.results = {}

@@ -3,13 +3,14 @@ Tests for L{ikedtx.kernel.decoupled}: the provider that records what would
 be installed (iked.conf "set decouple").
 """
 
+from dataclasses import replace
 from ipaddress import ip_address
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from ikedtx.kernel.decoupled import DecoupledKernel
-from ikedtx.kernel.interfaces import IKernel, KernelFlow, KernelSA, KernelSelector
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelFlow, KernelSA, KernelSAUsage, KernelSelector
 from ikedtx.wire.constants import EncrId, ProtocolId
 
 from tests.corehelpers import DeterministicRandom
@@ -30,7 +31,7 @@ class DecoupledKernelTests(SynchronousTestCase):
         SPIs are above the IANA-reserved 0-255 and never handed out twice.
         """
         kernel = DecoupledKernel(DeterministicRandom(b"spi"))
-        spis = [kernel.allocateSpi(ProtocolId.ESP, "192.0.2.2", "192.0.2.1") for _ in range(500)]
+        spis = [self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, "192.0.2.2", "192.0.2.1")) for _ in range(500)]
         self.assertEqual(len(set(spis)), 500)
         self.assertTrue(all(255 < s < 2 ** 32 for s in spis))
 
@@ -54,6 +55,32 @@ class DecoupledKernelTests(SynchronousTestCase):
         self.successResultOf(kernel.flush())
         self.assertEqual(kernel.sas, {})
         self.assertEqual([op for op, _ in kernel.log], ["addSA", "addFlow", "deleteSA", "deleteFlow", "addSA", "flush"])
+
+    def test_updateAndQuery(self):
+        """
+        An installed SA can be replaced (MOBIKE moves its addresses) and
+        queried (a recording datapath counts nothing); both fail with a
+        KernelError for an SA that is not installed.
+        """
+        kernel = DecoupledKernel()
+        old = sa(0x1000)
+        new = replace(old, destination=ip_address("198.51.100.1"))
+        self.successResultOf(kernel.addSA(old))
+        self.successResultOf(kernel.updateSA(old, new))
+        self.assertEqual(list(kernel.sas.values()), [new])
+        self.assertEqual(self.successResultOf(kernel.querySA(new)), KernelSAUsage(0, 0))
+        self.failureResultOf(kernel.querySA(old), KernelError)
+        self.failureResultOf(kernel.updateSA(old, new), KernelError)
+
+    def test_eventReceiver(self):
+        """
+        The receiver given to setEventReceiver is kept for the datapath's
+        events.
+        """
+        kernel = DecoupledKernel()
+        receiver = object()
+        kernel.setEventReceiver(receiver)
+        self.assertIs(kernel.events, receiver)
 
     def test_keysNotInRepr(self):
         """

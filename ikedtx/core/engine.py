@@ -33,7 +33,7 @@ from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.crypto.errors import IntegrityError
-from ikedtx.kernel.interfaces import addressOf
+from ikedtx.addresses import addressOf
 from ikedtx.wire import payloads as P
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage

@@ -14,7 +14,7 @@ match that identity.
 from ipaddress import ip_network
 
 from ikedtx.core.ts import TrafficSelector
-from ikedtx.kernel.interfaces import addressOf
+from ikedtx.addresses import addressOf
 
 
 class PolicyTable:

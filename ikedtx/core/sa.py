@@ -8,7 +8,8 @@ EAP adds EAP and EAP_VALID). Nothing here does I/O.
 """
 
 from enum import IntEnum
-from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector, addressOf
+from ikedtx.addresses import addressOf
+from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
 from ikedtx.wire.constants import ProtocolId
 
 

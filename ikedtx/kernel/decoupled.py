@@ -11,11 +11,11 @@ import os
 import struct
 from collections import deque
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ikedtx.kernel.interfaces import IKernel
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage
 
 
 @implementer(IKernel)
@@ -26,6 +26,8 @@ class DecoupledKernel:
     @ivar sas: installed L{KernelSA}s keyed by C{(protocol, spi, destination)}.
     @ivar flows: installed L{KernelFlow}s, in installation order.
     @ivar log: the latest calls, as C{(operation, argument)} tuples, in order.
+    @ivar events: the L{IDatapathEvents} receiver (this provider has no
+        datapath of its own, so it raises no event; tests call the receiver).
     """
 
     name = "decoupled"
@@ -39,8 +41,18 @@ class DecoupledKernel:
         # The most recent calls, for tests and ikectl; bounded, since a
         # daemon runs for months.
         self.log = deque(maxlen=10000)
+        self.events = None
+
+    def setEventReceiver(self, receiver):
+        self.events = receiver
 
     def allocateSpi(self, protocol, source, destination):
+        return succeed(self.reserveSpi(protocol, source, destination))
+
+    def reserveSpi(self, protocol, source, destination):
+        """
+        L{allocateSpi}, answered at once.
+        """
         while True:
             (spi,) = struct.unpack("!I", self._randomBytes(4))
             # SPIs 0-255 are reserved by IANA (RFC 4303 2.1).
@@ -54,6 +66,19 @@ class DecoupledKernel:
         self.log.append(("addSA", sa))
         self._log.debug("decoupled: would install SA {spi:08x} {src} -> {dst}", spi=sa.spi, src=sa.source, dst=sa.destination)
         return succeed(None)
+
+    def updateSA(self, old, new):
+        if self.sas.pop((old.protocol, old.spi, old.destination), None) is None:
+            return fail(KernelError("update of SA %08x: no such SA" % (old.spi,)))
+        self.sas[(new.protocol, new.spi, new.destination)] = new
+        self.log.append(("updateSA", new))
+        return succeed(None)
+
+    def querySA(self, sa):
+        if (sa.protocol, sa.spi, sa.destination) not in self.sas:
+            return fail(KernelError("query of SA %08x: no such SA" % (sa.spi,)))
+        # Nothing passes through a recording datapath.
+        return succeed(KernelSAUsage())
 
     def deleteSA(self, sa):
         self.sas.pop((sa.protocol, sa.spi, sa.destination), None)

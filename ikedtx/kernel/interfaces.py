@@ -1,18 +1,21 @@
 # -*- test-case-name: tests.test_kernel_decoupled -*-
 """
-The one interface between the IKE daemon and an IPsec datapath.
+The one interface between the IKE daemon and an IPsec datapath, both ways.
 
 The core decides what to install; a provider of L{IKernel} installs it: the
 Linux XFRM provider (netlink), the user-space ESP provider (TUN), or the
-decoupled provider that only records (C{set decouple}, or hosts without a
-datapath). Installs and removals return Deferreds because a provider may be
-asynchronous; SPI allocation is synchronous because the core needs the SPI to
-build the message it is about to send.
+decoupled provider that only records (C{set decouple}, or tests). Every
+operation returns a Deferred, SPI allocation included, because a provider
+may have to ask the kernel. What the datapath notices on its own (a packet
+that matches a flow with no SA, an SA whose soft or hard lifetime ran out,
+a local address that came or went) goes the other way, to the
+L{IDatapathEvents} provider the daemon gives with L{IKernel.setEventReceiver}.
+
+The records here are plain values: the core builds them from its Child SAs
+and hands them over; a provider keeps no reference to core objects.
 """
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from ipaddress import ip_address
 from typing import Optional, Tuple
 
 from zope.interface import Attribute, Interface
@@ -37,7 +40,7 @@ class KernelSA:
     """
     One unidirectional IPsec SA.
 
-    @ivar spi: the SPI, as an integer (ESP/AH 32 bits, IPcomp CPI 16 bits).
+    @ivar spi: the SPI, as an integer (32 bits).
     @ivar protocol: L{ikedtx.wire.constants.ProtocolId} ESP or AH.
     @ivar inbound: C{True} for the SA we receive with.
     @ivar source: outer source address.
@@ -53,6 +56,12 @@ class KernelSA:
     @ivar reqid: ties the two SAs of a Child SA to its flows.
     @ivar lifetimeSeconds: hard lifetime; L{None} for none.
     @ivar lifetimeBytes: hard byte limit; L{None} for none.
+    @ivar softLifetimeSeconds: when the datapath reports a soft expire
+        (L{IDatapathEvents.expired} with C{hard=False}); L{None} for none.
+    @ivar softLifetimeBytes: the byte count of the soft expire.
+    @ivar replayWindow: the anti-replay window in packets (0: none).
+    @ivar ipcompCpi: the CPI of the IPcomp SA (RFC 3173, DEFLATE) that goes
+        with this SA in the same direction, or L{None}.
     @ivar selectors: C{(local, remote)} tuples of L{KernelSelector}.
     """
 
@@ -71,6 +80,10 @@ class KernelSA:
     reqid: int = 0
     lifetimeSeconds: Optional[int] = None
     lifetimeBytes: Optional[int] = None
+    softLifetimeSeconds: Optional[int] = None
+    softLifetimeBytes: Optional[int] = None
+    replayWindow: int = 32
+    ipcompCpi: Optional[int] = None
     selectors: tuple = ()
 
 
@@ -81,6 +94,8 @@ class KernelFlow:
     SAs with C{reqid} between C{localAddress} and C{peerAddress}.
 
     @ivar direction: C{"in"}, C{"out"} or C{"fwd"}.
+    @ivar ipcomp: the flow's packets are compressed (an IPcomp SA goes with
+        the ESP or AH SA).
     """
 
     source: KernelSelector
@@ -91,6 +106,60 @@ class KernelFlow:
     localAddress: object
     peerAddress: object
     reqid: int = 0
+    ipcomp: bool = False
+
+
+@dataclass(frozen=True)
+class KernelSAUsage:
+    """
+    What the datapath counted for one SA (L{IKernel.querySA}).
+
+    @ivar bytes: payload bytes protected or accepted.
+    @ivar packets: packets protected or accepted.
+    @ivar installed: when the SA was installed (seconds, the provider's
+        clock: wall-clock seconds for XFRM).
+    @ivar lastUsed: when a packet last used it, or L{None} if none has.
+    """
+
+    bytes: int = 0
+    packets: int = 0
+    installed: Optional[float] = None
+    lastUsed: Optional[float] = None
+
+
+class KernelError(Exception):
+    """
+    The datapath refused an operation; the message says which SA or flow
+    and the datapath's own reason (for XFRM, the netlink error).
+    """
+
+
+class IDatapathEvents(Interface):
+    """
+    What a datapath tells the daemon (the core turns each into work: an
+    acquire starts a negotiation, a soft expire a rekey, a hard expire a
+    delete).
+    """
+
+    def acquire(reqid, source, destination):
+        """
+        A packet matched the outbound flow with C{reqid} and there is no SA
+        for it yet; C{source} and C{destination} are L{KernelSelector}s of
+        that packet (single addresses, and ports where the flow has them).
+        """
+
+    def expired(protocol, spi, destination, hard):
+        """
+        The SA C{(protocol, spi, destination)} reached its soft (C{hard}
+        false) or hard lifetime; after a hard expire the datapath has
+        removed it.
+        """
+
+    def addressChanged(address, added):
+        """
+        The local address C{address} was added to (C{added} true) or removed
+        from an interface of this host (MOBIKE, RFC 4555 3.8).
+        """
 
 
 class IKernel(Interface):
@@ -100,21 +169,41 @@ class IKernel(Interface):
 
     name = Attribute("A short name for logs and ikectl: 'xfrm', 'userspace', 'decoupled'.")
 
+    def setEventReceiver(receiver):
+        """
+        Deliver datapath events to the L{IDatapathEvents} provider
+        C{receiver} from now on (L{None}: drop them).
+        """
+
     def allocateSpi(protocol, source, destination):
         """
         Reserve an inbound SPI for C{protocol} on SAs from C{source} to
-        C{destination}, and return it (an C{int}).
+        C{destination}; return a Deferred that fires with it (an C{int}),
+        or fails with L{KernelError}.
         """
 
     def addSA(sa):
         """
         Install the L{KernelSA} C{sa}; return a Deferred that fires when it
-        is in place or fails.
+        is in place or fails with L{KernelError}.
+        """
+
+    def updateSA(old, new):
+        """
+        Replace the installed L{KernelSA} C{old} by C{new}, which differs in
+        its addresses or encapsulation (MOBIKE, NAT mapping changes); return
+        a Deferred.
         """
 
     def deleteSA(sa):
         """
         Remove the L{KernelSA} C{sa}; return a Deferred.
+        """
+
+    def querySA(sa):
+        """
+        Return a Deferred that fires with the L{KernelSAUsage} of the
+        installed L{KernelSA} C{sa}.
         """
 
     def addFlow(flow):
@@ -131,17 +220,3 @@ class IKernel(Interface):
         """
         Remove every SA and flow this daemon installed; return a Deferred.
         """
-
-
-@lru_cache(maxsize=4096)
-def _parse(text):
-    return ip_address(text)
-
-
-def addressOf(value):
-    """
-    Normalise an address given as a string or an ipaddress object; the
-    daemon sees few distinct addresses, so parsed strings are remembered
-    (ipaddress parsing showed in the per-message profile).
-    """
-    return _parse(value) if isinstance(value, str) else value
