@@ -34,7 +34,6 @@ and a syntax error within the next three tokens is not reported again.
 """
 
 import os
-import stat
 from ipaddress import ip_network
 
 from ikedtx.config import hosts as _hosts
@@ -52,6 +51,7 @@ from ikedtx.config.model import (
     Settings,
     User,
 )
+from ikedtx.files import CONFIG_FILE, secrecyProblem
 from ikedtx.wire.constants import EapType, ProtocolId, TransformType
 
 ID_SIZE = 1024
@@ -107,23 +107,10 @@ class _Abort(Exception):
     """
 
 
-def secrecyProblem(st):
-    """
-    iked's check_file_secrecy(): why a file holding secrets is unsafe, or
-    L{None}.  It must belong to root or to the running user and must not be
-    group writable or executable, nor accessible by others.
-    """
-    if st.st_uid != 0 and st.st_uid != os.getuid():
-        return "owner not root or current user"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO):
-        return "group writable or world read/writable"
-    return None
-
-
 def readConfigFile(path, checkPermissions):
     """
     Read a configuration (or key) file, refusing it when its permissions are
-    unsafe.
+    unsafe (L{ikedtx.files.CONFIG_FILE}).
 
     @return: (bytes, identity)
     @raise OSError: it cannot be read.
@@ -133,7 +120,7 @@ def readConfigFile(path, checkPermissions):
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if checkPermissions:
-            problem = secrecyProblem(st)
+            problem = secrecyProblem(st, CONFIG_FILE)
             if problem is not None:
                 raise UnsafeFileError(problem)
         return f.read(), (st.st_dev, st.st_ino)
