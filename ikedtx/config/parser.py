@@ -36,6 +36,7 @@ and a syntax error within the next three tokens is not reported again.
 import os
 from ipaddress import ip_network
 
+from ikedtx.auth.errors import InvalidDN
 from ikedtx.config import hosts as _hosts
 from ikedtx.config import transforms as xf
 from ikedtx.config.errors import ConfigError, ConfigProblem, UnsafeFileError
@@ -842,8 +843,8 @@ class Parser:
             if identity.type == identity.type.DER_ASN1_DN:
                 try:
                     identity.data()
-                except ValueError as e:
-                    self.fail("%s: invalid ASN1_DN %s (%s)" % (label, text, e))
+                except InvalidDN as e:
+                    self.fail("%s: invalid ASN1_DN %s (%s)" % (label, text, e.reason))
             ids.append(identity)
 
         if d.local is not None and d.peer is not None:
