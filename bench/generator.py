@@ -13,7 +13,7 @@ import time
 
 from bench import ROOT
 from bench.suites import GEN_ADDRESS, generatorConfig, ikedTree
-from tests.lab._util import writeFile
+from ikedtx.testing.lab._util import writeFile
 
 
 LOADGEN = os.path.join(ROOT, "bench", "loadgen.py")

@@ -7,7 +7,7 @@ ikedtx and for strongSwan's charon as responder, side by side on one machine.
     sudo python3 bench/ikebench.py [--sas 1000,10000] [--suites psk-ecp256,...]
                                    [--responders ikedtx,charon] [--window 32]
 
-Topology: two network namespaces joined by a veth pair (tests.lab.Network).
+Topology: two network namespaces joined by a veth pair (ikedtx.testing.lab.Network).
 The responder under test runs alone in "resp" (192.0.2.2) as its own
 process; the load generator (bench/loadgen.py: ikedtx's IKECore as
 initiator, W negotiations in flight) runs in "gen" (192.0.2.1). Each IKE SA
@@ -53,7 +53,7 @@ from bench.measure import measure  # noqa: E402
 from bench.proc import waitForQuietMachine  # noqa: E402
 from bench.report import markdown, table  # noqa: E402
 from bench.suites import GEN_ADDRESS, RESPONDERS, RESP_ADDRESS, SUITES  # noqa: E402
-from tests.lab.netns import Network  # noqa: E402
+from ikedtx.testing.lab.netns import Network  # noqa: E402
 
 
 def parseArgs(argv):

@@ -24,8 +24,8 @@ from bench.suites import (
     ikedTree,
     ikedtxResponderConfig,
 )
-from tests.lab._util import writeFile
-from tests.lab.charon import Auth, CharonPeer, Child, Connection, Secret
+from ikedtx.testing.lab._util import writeFile
+from ikedtx.testing.lab.charon import Auth, CharonPeer, Child, Connection, Secret
 
 
 CHARON_PLUGINS = (

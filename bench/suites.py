@@ -7,7 +7,7 @@ generator and of an ikedtx responder.
 
 import os
 
-from tests.lab._util import makeIkedTree, writeFile
+from ikedtx.testing.lab._util import makeIkedTree, writeFile
 
 
 GEN_ADDRESS = "192.0.2.1"
@@ -25,7 +25,7 @@ class Suite:
     use. The Child SA is always AES-256-GCM (ESP, tunnel mode).
 
     @ivar auth: C{"psk"} or iked.conf's certificate method keyword.
-    @ivar keyType: the certificates' key type (tests.lab.pki), or None.
+    @ivar keyType: the certificates' key type (ikedtx.testing.lab.pki), or None.
     @ivar group: iked.conf's group keyword; C{charonGroup} strongSwan's.
     """
 
@@ -72,7 +72,7 @@ class Credentials:
     """
 
     def __init__(self, keyType, ids):
-        from tests.lab.pki import CertificateAuthority, KeyPair
+        from ikedtx.testing.lab.pki import CertificateAuthority, KeyPair
 
         self.ca = CertificateAuthority("ikebench CA " + keyType, keyType=keyType)
         key = KeyPair.generate(keyType)
