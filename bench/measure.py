@@ -41,6 +41,9 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                                     extra=charonSettings)
     else:
         raise ValueError(responderName)
+    if responderName != "ikedtx":
+        # --gc-stats and --tracemalloc look inside the ikedtx responder only
+        gcStats = tracemalloc = False
     generator = None
     profiler = None
     rows = []
