@@ -5,7 +5,7 @@ ikedtx daemon on host "a" (192.0.2.1, inner 10.1.0.1) and a real peer on host
 and checks that both sides see the same SAs.
 """
 
-from tests.lab import CertificateAuthority, KeyPair, LabMixin
+from ikedtx.testing.lab import CertificateAuthority, KeyPair, LabMixin
 
 A, B = "192.0.2.1", "192.0.2.2"
 A_INNER, B_INNER = "10.1.0.1", "10.2.0.1"

@@ -7,7 +7,7 @@ written into a temporary directory.
 Key generation is the slow part (RSA especially), so keys are cached per
 process by a name; certificates are cheap and made fresh by each test.
 
-(The lab engineer keeps a similar helper in tests/lab/; this one is the
+(The lab engineer keeps a similar helper in ikedtx/testing/lab/; this one is the
 auth layer's and will be merged later.)
 """
 

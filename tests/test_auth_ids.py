@@ -15,11 +15,12 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ikedtx.auth.errors import InvalidIdentity
+from ikedtx.auth.errors import InvalidDN, InvalidIdentity
 from ikedtx.auth.ids import (
     IKEIdentity,
     defaultLocalIdentity,
     inferIdentity,
+    inferIdType,
     namesEqual,
     parseDN,
     renderDN,
@@ -114,6 +115,35 @@ class InferenceTests(SynchronousTestCase):
 
     def test_notText(self):
         self.assertRaises(InvalidIdentity, inferIdentity, b"host")
+
+    def test_typeOnly(self):
+        """
+        L{inferIdType} gives the type alone, without validating the text for
+        it (the configuration keeps the text and checks a DN later), and it is
+        the type L{inferIdentity} builds.
+        """
+        self.assertEqual(inferIdType("/CN"), IdType.DER_ASN1_DN)
+        self.assertEqual(inferIdType("h\u00f6st name"), IdType.FQDN)
+        self.assertEqual(inferIdType("a@b c"), IdType.RFC822_ADDR)
+        for text in ["/C=DE/CN=host", "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1", "reyk@example.com", "host", "1.2.3", "fe80::1%eth0"]:
+            self.assertEqual(inferIdType(text), inferIdentity(text).idType, text)
+
+    def test_addressesAsInetPton(self):
+        """
+        An address is what inet_pton(3) takes, as in iked's get_id_type.
+        """
+        import socket
+
+        for text in ["192.0.2.1", "0.0.0.0", "192.0.2.01", "192.0.2", "192.0.2.1.", " 192.0.2.1", "::", "::1", "1::", "::ffff:192.0.2.1", "2001:db8::1::", "2001:db8:0:0:0:0:0:0:1", "fe80::1%1", "2001:DB8::A"]:
+            expected = IdType.FQDN
+            for family, idType in ((socket.AF_INET, IdType.IPV4_ADDR), (socket.AF_INET6, IdType.IPV6_ADDR)):
+                try:
+                    socket.inet_pton(family, text)
+                except OSError:
+                    continue
+                expected = idType
+                break
+            self.assertEqual(inferIdType(text), expected, text)
 
 
 class ConstructorTests(SynchronousTestCase):
@@ -325,6 +355,23 @@ class DNTests(SynchronousTestCase):
             "",
         ]:
             self.assertRaises(InvalidIdentity, parseDN, text)
+
+    def test_parseErrorReason(self):
+        """
+        A DN that does not parse raises L{InvalidDN}, whose C{reason} names
+        the problem without the text (the configuration's messages use it).
+        """
+        for text, reason in [
+            ("C=DE", "leading '/' missing"),
+            ("/C", "missing value"),
+            ("/C=", "empty type or value"),
+            ("/XX=y", "unknown attribute type 'XX'"),
+            ("/", "no attribute"),
+            ("/CN=x\\", "'\\' at end"),
+        ]:
+            e = self.assertRaises(InvalidDN, parseDN, text)
+            self.assertEqual((e.reason, e.text), (reason, text))
+            self.assertEqual(str(e), "%s in DN %r" % (reason, text))
 
     def test_stringTypes(self):
         """

@@ -12,7 +12,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import ikebench, profsummary
+from bench import profsummary, report, suites
 from tests.support import requireExecutable, requireRoot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,14 +64,14 @@ class TableTests(SynchronousTestCase):
         """
         A row without figures (a failed run) prints dashes, not an error.
         """
-        text = ikebench.table([{"suite": "psk-ecp256", "responder": "ikedtx", "held": 0}])
+        text = report.table([{"suite": "psk-ecp256", "responder": "ikedtx", "held": 0}])
         self.assertIn("psk-ecp256", text)
         self.assertIn(" - ", text)
 
     def test_markdown(self):
         row = {"suite": "psk-ecp256", "responder": "charon", "held": 10, "rate": 100.0, "cpuMsPerSa": 1.234,
                "respUtil": 0.5, "latencyMs": [10.0, 20.0, 30.0]}
-        text = ikebench.table([row], markdown=True)
+        text = report.table([row], markdown=True)
         self.assertIn("| psk-ecp256 | charon | 10 | 100 | 1.23 |", text)
         self.assertIn("50%", text)
         self.assertIn("10/30", text)
@@ -80,7 +80,7 @@ class TableTests(SynchronousTestCase):
         """
         The generator gets one policy per identity, each with its own srcid.
         """
-        text = ikebench.generatorConfig(ikebench.SUITES["psk-x25519"], 3)
+        text = suites.generatorConfig(suites.SUITES["psk-x25519"], 3)
         self.assertEqual(text.count("ikev2 "), 3)
         self.assertIn("srcid gen2.bench.example dstid resp.bench.example", text)
         self.assertIn("group curve25519", text)

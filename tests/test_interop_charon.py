@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from ikedtx.control.sync import ControlError
 
 from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, InteropMixin, ikedtxPolicy
-from tests.lab import Auth, Child, Connection, Secret
+from ikedtx.testing.lab import Auth, Child, Connection, Secret
 
 CHARON_IKE = {
     "gcm-x25519": ("aes128gcm16-prfsha256-x25519", "ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519",

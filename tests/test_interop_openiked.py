@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from ikedtx.control.sync import ControlError
 
 from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, InteropMixin, ikedtxPolicy
-from tests.lab import KeyPair
+from ikedtx.testing.lab import KeyPair
 
 CHILDSA = "childsa enc aes-256 auth hmac-sha2-384"
 IKESA = {
@@ -176,7 +176,7 @@ class OpenIkedLifecycleTests(OpenIkedMixin, TestCase):
         """
         ours, iked, spiI = self._established()
         iked.ikectl("reset", "sa")
-        from tests.lab import poll
+        from ikedtx.testing.lab import poll
 
         poll(lambda: ours.showSa() == [], 10, what="ikedtx to drop the IKE SA iked deleted\n" + ours.report())
         self.assertEqual([sa for sa in iked.showSa() if sa["state"] == "ESTABLISHED"], [])
@@ -228,7 +228,7 @@ class OpenIkedFailureTests(OpenIkedMixin, TestCase):
         credentials.installIkedtx(ours)
         ours.start()
         iked = self.startOpenIked(credentials, mode="active")
-        from tests.lab import poll
+        from ikedtx.testing.lab import poll
 
         poll(lambda: "no policy for peer FQDN/sun.example" in ours.log(), 20, what="ikedtx refusing iked's identity")
         self.assertEqual(ours.showSa(), [])

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_lab_harness -*-
 """
-The lab harness (L{tests.lab}) itself: its parsers and PKI without root, and
+The lab harness (L{ikedtx.testing.lab}) itself: its parsers and PKI without root, and
 real daemons in network namespaces - two charons with ESP in user space,
 charon and openiked both ways with PSK and with ECDSA certificates, a NAT
 box, tshark decrypting IKE_AUTH with charon's logged keys, and a Python
@@ -13,11 +13,11 @@ from cryptography import x509
 from twisted.internet import defer, protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.lab import (
+from ikedtx.testing.lab import (
     Auth, CertificateAuthority, Child, Connection, LabMixin, ReportChannel, Secret, ikeDecryptionTable, inThread,
     parseIkeKeys, parseShowSa, poll, pskConnection, waitFor,
 )
-from tests.lab.vici import decode, encode
+from ikedtx.testing.lab.vici import decode, encode
 
 PSK = "lab-psk-0123456789"
 A, B = "192.0.2.1", "192.0.2.2"
@@ -202,7 +202,7 @@ class NetworkTests(LabMixin, TestCase):
         a, b, link = net.pair()
         channel = ReportChannel(self.mktemp() + ".sock", self)
         # its own mount namespace and /run, as a daemon under test would want
-        echo = b.spawnPython("tests.lab.udpecho", [B, "7777"], env=channel.env(),
+        echo = b.spawnPython("ikedtx.testing.lab.udpecho", [B, "7777"], env=channel.env(),
                              mountNamespace="mount -t tmpfs tmpfs /run")
         self.addCleanup(echo.stop)
         try:
@@ -519,7 +519,7 @@ class MoreInteropTests(LabMixin, TestCase):
         Raw ECDSA public keys: charon trusts iked's local.pub, iked trusts
         charon's key in pubkeys/ipv4/192.0.2.1.
         """
-        from tests.lab import KeyPair
+        from ikedtx.testing.lab import KeyPair
 
         charonKey, ikedKey = KeyPair.generate("ecdsa-p256"), KeyPair.generate("ecdsa-p256")
         charon = self.charon(self.a, libipsec=True)

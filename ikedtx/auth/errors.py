@@ -72,6 +72,21 @@ class InvalidIdentity(ValueError):
     """
 
 
+class InvalidDN(InvalidIdentity):
+    """
+    Text that is not a distinguished name in iked's C{/type=value/...}
+    syntax.
+
+    @ivar reason: what is wrong, without the text (C{"missing value"}).
+    @ivar text: the text.
+    """
+
+    def __init__(self, reason, text):
+        InvalidIdentity.__init__(self, "%s in DN %r" % (reason, text))
+        self.reason = reason
+        self.text = text
+
+
 class InvalidKey(ValueError):
     """
     Key material that does not parse (or is of an unsupported type).

@@ -57,7 +57,7 @@ from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from ikedtx.auth.errors import InvalidIdentity
+from ikedtx.auth.errors import InvalidDN, InvalidIdentity
 from ikedtx.wire.constants import IdType
 
 MAX_ID_LENGTH = 1024
@@ -239,7 +239,7 @@ def _unescape(text, start, marker):
         if c == "\\":
             i += 1
             if i == len(text):
-                raise InvalidIdentity("'\\' at end of DN %r" % (text,))
+                raise InvalidDN("'\\' at end", text)
             c = text[i]
         out.append(c)
         i += 1
@@ -257,40 +257,44 @@ def parseDN(text):
     serialNumber and dnQualifier, IA5String for emailAddress and DC,
     UTF8String otherwise.
 
-    @raise InvalidIdentity: no leading '/', an empty type or value, a missing
+    This is the one DN parser: the configuration's srcid/dstid
+    (L{ikedtx.config.model.Identity}) uses it too.
+
+    @raise InvalidDN: no leading '/', an empty type or value, a missing
         '=', an unknown type, or a value the attribute does not allow (C
-        must be two letters).
+        must be two letters); its C{reason} says which.
+    @raise InvalidIdentity: C{text} is not a L{str}.
     """
     if not isinstance(text, str):
         raise InvalidIdentity("DN must be text, not %r" % (type(text).__name__,))
     if not text.startswith("/"):
-        raise InvalidIdentity("leading '/' missing in DN %r" % (text,))
+        raise InvalidDN("leading '/' missing", text)
     attributes = []
     i = 1
     while i < len(text):
         attrType, i, found = _unescape(text, i, "=")
         if not found:
-            raise InvalidIdentity("missing '=' after %r in DN %r" % (attrType, text))
+            raise InvalidDN("missing value", text)
         value, i, _ = _unescape(text, i, "/")
         if not attrType or not value:
-            raise InvalidIdentity("empty type or value in DN %r" % (text,))
+            raise InvalidDN("empty type or value", text)
         oid = _OIDS_BY_NAME.get(attrType)
         if oid is None:
             try:
                 oid = ObjectIdentifier(attrType)
             except ValueError:
-                raise InvalidIdentity("unknown attribute type %r in DN %r" % (attrType, text))
+                raise InvalidDN("unknown attribute type %r" % (attrType,), text)
         try:
             attributes.append(x509.RelativeDistinguishedName([x509.NameAttribute(oid, value)]))
         except ValueError as e:
-            raise InvalidIdentity("bad value for %s in DN %r: %s" % (attrType, text, e))
+            raise InvalidDN("bad value for %s (%s)" % (attrType, e), text)
     if not attributes:
-        raise InvalidIdentity("empty DN %r" % (text,))
+        raise InvalidDN("no attribute", text)
     name = x509.Name(attributes)
     try:
         name.public_bytes()
     except ValueError as e:
-        raise InvalidIdentity("DN %r cannot be encoded: %s" % (text, e))
+        raise InvalidDN("cannot be encoded (%s)" % (e,), text)
     return name
 
 
@@ -561,27 +565,43 @@ def _ascii(text, what):
         raise InvalidIdentity("%s must be ASCII text: %r" % (what, text))
 
 
-def inferIdentity(text):
+def inferIdType(text):
     """
-    The identity iked.conf means by a srcid/dstid C{text} without a type
-    (iked's parse.y get_id_type): C{"/..."} is ASN1_DN; an IPv4 literal
-    IPV4; an IPv6 literal IPV6; text containing '@' UFQDN; anything else
-    FQDN.
-
-    @raise InvalidIdentity: the text is not valid for the inferred type.
+    iked's get_id_type(): the ID type an iked.conf srcid/dstid C{text}
+    without a type stands for.  C{"/..."} is ASN1_DN; an IPv4 literal IPV4;
+    an IPv6 literal (without zone index) IPV6; text containing '@' UFQDN;
+    anything else FQDN.  Whether the text is valid for that type is not
+    checked here (see L{inferIdentity}).
     """
-    if not isinstance(text, str):
-        raise InvalidIdentity("ID must be text, not %r" % (type(text).__name__,))
     if text.startswith("/"):
-        return IKEIdentity.fromDN(text)
-    if "%" not in text and "/" not in text:
+        return IdType.DER_ASN1_DN
+    if "%" not in text:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
             pass
         else:
-            return IKEIdentity.fromAddress(address)
+            return IdType.IPV4_ADDR if address.version == 4 else IdType.IPV6_ADDR
     if "@" in text:
+        return IdType.RFC822_ADDR
+    return IdType.FQDN
+
+
+def inferIdentity(text):
+    """
+    The identity iked.conf means by a srcid/dstid C{text} without a type
+    (L{inferIdType}).
+
+    @raise InvalidIdentity: the text is not valid for the inferred type.
+    """
+    if not isinstance(text, str):
+        raise InvalidIdentity("ID must be text, not %r" % (type(text).__name__,))
+    idType = inferIdType(text)
+    if idType == IdType.DER_ASN1_DN:
+        return IKEIdentity.fromDN(text)
+    if idType in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        return IKEIdentity.fromAddress(text)
+    if idType == IdType.RFC822_ADDR:
         return IKEIdentity.fromUFQDN(text)
     return IKEIdentity.fromFQDN(text)
 

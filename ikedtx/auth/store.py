@@ -70,7 +70,6 @@ import datetime
 import hashlib
 import os
 import socket
-import stat
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -90,6 +89,7 @@ from ikedtx.auth.errors import (
     UnsupportedCertificateEncoding,
 )
 from ikedtx.auth.ids import PUBKEY_DIRECTORIES, IKEIdentity, defaultLocalIdentity, namesEqual, renderDN
+from ikedtx.files import PRIVATE_KEY, secrecyProblem
 from ikedtx.wire.constants import CertEncoding, IdType
 
 SHA1_LENGTH = 20
@@ -457,18 +457,9 @@ class CredentialStore:
         except OSError as e:
             self._skip(path, "cannot stat (%s)" % (e.strerror or e,))
             return None
-        if not stat.S_ISREG(st.st_mode):
-            self._skip(path, "not a regular file")
-            return None
-        if st.st_mode & 0o077:
-            self._skip(
-                path,
-                "private key is accessible by group or others (mode %04o); chmod 600 it"
-                % (stat.S_IMODE(st.st_mode),),
-            )
-            return None
-        if st.st_uid not in (0, os.geteuid()):
-            self._skip(path, "private key is owned by uid %d, neither root nor us" % (st.st_uid,))
+        problem = secrecyProblem(st, PRIVATE_KEY)
+        if problem is not None:
+            self._skip(path, problem)
             return None
         data = self._read(path)
         if data is None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config_hosts -*-
+# -*- test-case-name: tests.test_config_parser -*-
 """
 Names in iked.conf that the system resolves when the file is read: host
 addresses (interface names, numeric addresses, host names), ports

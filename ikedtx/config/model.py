@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_network
 from types import MappingProxyType
 from typing import Mapping, Optional, Tuple, Union
 
+from ikedtx.auth.ids import inferIdType, parseDN
 from ikedtx.wire.constants import (
     AuthMethod,
     ConfigurationAttribute,
@@ -163,99 +164,16 @@ class HostAddress:
         return ip_network((self.address, self.prefixLength), strict=False)
 
 
-_ASN1_DN_TYPES = {}
-
-
-def _dnAttributeOid(name):
-    """
-    Map an OpenSSL attribute name (short or long, any case for the long one)
-    or a dotted OID to an ObjectIdentifier, as X509_NAME_add_entry_by_txt does.
-    """
-    from cryptography.x509 import ObjectIdentifier
-    from cryptography.x509.oid import NameOID
-
-    if not _ASN1_DN_TYPES:
-        for short, long, oid in [
-            ("CN", "commonName", NameOID.COMMON_NAME),
-            ("C", "countryName", NameOID.COUNTRY_NAME),
-            ("L", "localityName", NameOID.LOCALITY_NAME),
-            ("ST", "stateOrProvinceName", NameOID.STATE_OR_PROVINCE_NAME),
-            ("street", "streetAddress", NameOID.STREET_ADDRESS),
-            ("O", "organizationName", NameOID.ORGANIZATION_NAME),
-            ("OU", "organizationalUnitName", NameOID.ORGANIZATIONAL_UNIT_NAME),
-            ("serialNumber", "serialNumber", NameOID.SERIAL_NUMBER),
-            ("SN", "surname", NameOID.SURNAME),
-            ("GN", "givenName", NameOID.GIVEN_NAME),
-            ("title", "title", NameOID.TITLE),
-            ("initials", "initials", NameOID.INITIALS),
-            ("generationQualifier", "generationQualifier", NameOID.GENERATION_QUALIFIER),
-            ("dnQualifier", "dnQualifier", NameOID.DN_QUALIFIER),
-            ("pseudonym", "pseudonym", NameOID.PSEUDONYM),
-            ("UID", "userId", NameOID.USER_ID),
-            ("DC", "domainComponent", NameOID.DOMAIN_COMPONENT),
-            ("emailAddress", "emailAddress", NameOID.EMAIL_ADDRESS),
-            ("postalCode", "postalCode", NameOID.POSTAL_CODE),
-            ("businessCategory", "businessCategory", NameOID.BUSINESS_CATEGORY),
-            ("name", "name", ObjectIdentifier("2.5.4.41")),
-        ]:
-            _ASN1_DN_TYPES[short] = oid
-            _ASN1_DN_TYPES[long.lower()] = oid
-    if name in _ASN1_DN_TYPES:
-        return _ASN1_DN_TYPES[name]
-    if name.lower() in _ASN1_DN_TYPES:
-        return _ASN1_DN_TYPES[name.lower()]
-    if all(part.isdigit() for part in name.split(".")) and name.count(".") >= 1:
-        return ObjectIdentifier(name)
-    raise ValueError("unknown attribute type %r" % (name,))
-
-
-def _splitEscaped(text, marker):
-    """
-    Read C{text} up to an unescaped C{marker}; a backslash escapes the next
-    character.  Return the unescaped part and the rest after the marker.
-    """
-    out = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == marker:
-            return "".join(out), text[i + 1 :]
-        if c == "\\":
-            i += 1
-            if i == len(text):
-                raise ValueError("'\\' at end of string")
-            c = text[i]
-        out.append(c)
-        i += 1
-    return "".join(out), ""
-
-
 def parseDistinguishedName(text):
     """
     Parse an iked ASN1_DN ID, C{/type0=value0/type1=value1...} (a backslash
     escapes the next character), into a L{cryptography.x509.Name} with one
-    attribute per RDN, in the written order.
+    attribute per RDN, in the written order: L{ikedtx.auth.ids.parseDN}.
 
-    @raise ValueError: if C{text} is not such a name.
+    @raise ikedtx.auth.errors.InvalidDN: (a L{ValueError}) if C{text} is not
+        such a name.
     """
-    from cryptography import x509
-
-    if not text.startswith("/"):
-        raise ValueError("leading '/' missing")
-    rest = text[1:]
-    attributes = []
-    while rest:
-        kind, rest = _splitEscaped(rest, "=")
-        if not rest:
-            raise ValueError("missing value")
-        value, rest = _splitEscaped(rest, "/")
-        if not kind or not value:
-            raise ValueError("empty type or value")
-        oid = _dnAttributeOid(kind)
-        attributes.append(x509.RelativeDistinguishedName([x509.NameAttribute(oid, value)]))
-    if not attributes:
-        raise ValueError("empty name")
-    return x509.Name(attributes)
+    return parseDN(text)
 
 
 @dataclass(frozen=True)
@@ -315,25 +233,6 @@ class Identity:
             IdType.DER_ASN1_DN: "ASN1_DN",
         }
         return "%s/%s" % (names.get(self.type, self.type.name), self.value)
-
-
-def inferIdType(text):
-    """
-    iked's get_id_type(): the ID type of an srcid/dstid string.
-    """
-    import socket
-
-    if text.startswith("/"):
-        return IdType.DER_ASN1_DN
-    for family, idType in ((socket.AF_INET, IdType.IPV4_ADDR), (socket.AF_INET6, IdType.IPV6_ADDR)):
-        try:
-            socket.inet_pton(family, text)
-        except (OSError, ValueError):
-            continue
-        return idType
-    if "@" in text:
-        return IdType.RFC822_ADDR
-    return IdType.FQDN
 
 
 AUTH_METHODS = ("psk", "rsa", "ecdsa256", "ecdsa384", "ecdsa521", "rfc7427", "signature", "eap")

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config_transforms -*-
+# -*- test-case-name: tests.test_config_parser,tests.test_config_differential -*-
 """
 The names of iked.conf(5)'s CRYPTO TRANSFORMS, and how a policy's C{ikesa}
 and C{childsa} keywords become proposals.

@@ -1,1 +1,2 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
 """ikedtx.core"""

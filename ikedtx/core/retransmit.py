@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_core_taskmanager -*-
+# -*- test-case-name: tests.test_core_exchanges -*-
 """
 The retransmission schedule of requests (RFC 7296 2.1) as a pure function
 of the attempt number.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_crypto_transforms -*-
 """
 ikedtx.crypto: IKEv2 cryptography on pyca/cryptography.
 

@@ -1,1 +1,2 @@
+# -*- test-case-name: tests.test_net_shell -*-
 """ikedtx.net"""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_net_udp -*-
+# -*- test-case-name: tests.test_net_shell -*-
 """
 UDP ports that know which local address a datagram arrived on and can choose
 the source address of a datagram they send (IP_PKTINFO / IPV6_PKTINFO).

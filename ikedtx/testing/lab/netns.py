@@ -21,7 +21,7 @@ import time
 
 from twisted.internet import defer, protocol
 
-from ._util import LabError, alive, poll, run
+from ._util import ROOT, LabError, alive, poll, run
 
 IP = "ip"
 CLONE_NEWNET = 0x40000000
@@ -290,8 +290,7 @@ class Namespace:
         import sys
 
         environment = dict(os.environ) if env is None else dict(env)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        environment["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [environment.get("PYTHONPATH")] if p])
+        environment["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [environment.get("PYTHONPATH")] if p])
         environment.setdefault("PYTHONUNBUFFERED", "1")
         process = LabProcess(name or module, reactor=reactor)
         self.spawnProcess(

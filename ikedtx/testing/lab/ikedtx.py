@@ -16,10 +16,8 @@ import json
 import os
 import sys
 
-from ._util import LabError, makeIkedTree, poll, readText, socketPath, stopProcess, writeFile
+from ._util import ROOT, LabError, makeIkedTree, poll, readText, socketPath, stopProcess, writeFile
 from .tshark import ENCRYPTION, INTEGRITY, IkeSaKeys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class IkedtxPeer:

@@ -2,7 +2,7 @@
 """
 A tiny Twisted UDP echo server, run by the harness's own tests inside a
 namespace with L{netns.Namespace.spawnPython} to show how a daemon under
-test runs there and reports back: C{python -m tests.lab.udpecho ADDRESS PORT}.
+test runs there and reports back: C{python -m ikedtx.testing.lab.udpecho ADDRESS PORT}.
 """
 
 import sys

@@ -16,6 +16,11 @@ import time
 from twisted.internet import defer, task, threads
 
 
+#: the directory that holds the ikedtx package (a checkout's root): the
+#: PYTHONPATH and working directory of the daemons and helpers the lab starts
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
 class LabError(AssertionError):
     """
     Something in the lab (a namespace, a peer daemon, a capture) did not

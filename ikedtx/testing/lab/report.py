@@ -12,12 +12,12 @@ with anything else: C{{"event": NAME, ...}}).
 Test side::
 
     channel = ReportChannel(self.mktemp() + ".sock", self)
-    proc = ns.spawnPython("tests.lab.examples.udpecho", env=channel.env())
+    proc = ns.spawnPython("ikedtx.testing.lab.udpecho", env=channel.env())
     ready = yield channel.expect("listening", timeout=5)
 
 Child side::
 
-    from tests.lab.report import report
+    from ikedtx.testing.lab.report import report
     report("listening", port=500)
 """
 

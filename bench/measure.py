@@ -1,0 +1,150 @@
+# -*- test-case-name: tests.test_bench -*-
+"""
+One measurement: a fresh responder, the generator establishing SAs up
+to each count, and the figures read at each step.
+"""
+
+import tempfile
+import time
+
+from bench.generator import Generator
+from bench.introspect import startProfiler, stopProfiler, tracemallocGrowth
+from bench.proc import (
+    cpuSeconds,
+    machineBusySeconds,
+    pin,
+    rssKilobytes,
+    threadCount,
+    waitIdle,
+)
+from bench.responders import CharonResponder, IkedtxResponder
+from bench.suites import Credentials
+
+
+def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
+            charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None):
+    """
+    Start a fresh responder, establish SAs up to each of C{counts}, and
+    return one result dict per count.
+    """
+    gen, resp = namespaces
+    directory = tempfile.mkdtemp(prefix="%s-%s-" % (suite.name, responderName), dir=workdir)
+    credentials = Credentials(suite.keyType, ids) if suite.keyType else None
+    if responderName == "ikedtx":
+        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats, tracemalloc=tracemalloc)
+        gcStats = gcStats or tracemalloc
+    elif responderName == "charon":
+        responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog,
+                                    extra=charonSettings)
+    elif responderName == "charon-netlink":
+        responder = CharonResponder(resp, directory, suite, credentials, libipsec=False, logLevel=charonLog,
+                                    extra=charonSettings)
+    else:
+        raise ValueError(responderName)
+    if responderName != "ikedtx":
+        # --gc-stats and --tracemalloc look inside the ikedtx responder only
+        gcStats = tracemalloc = False
+    generator = None
+    profiler = None
+    rows = []
+    try:
+        responder.start()
+        pid = responder.pid
+        if pinCpus is not None:
+            pin(pid, {pinCpus[1]})
+        waitIdle(pid)
+        baseRss = rssKilobytes(pid)
+        generator = Generator(gen, directory, suite, credentials, window, ids,
+                              cpu=pinCpus[0] if pinCpus is not None else None,
+                              acceptChildless=responderName == "charon-netlink")
+        if profile is not None:
+            profiler = startProfiler(pid, profile)
+        elapsed = cpu = genCpu = busy = gcSeconds = 0.0
+        gcCounts = [0, 0, 0]
+        previous = None
+        for count in counts:
+            if previous is not None and count <= previous["held"]:
+                continue
+            cpuBefore = cpuSeconds(pid)
+            genBefore = cpuSeconds(generator.pid)
+            busyBefore = machineBusySeconds()
+            gcBefore = responder.gcSnapshot() if gcStats else None
+            timeout = 60 + 0.1 * (count - (previous["held"] if previous else 0))
+            done = generator.run(count, timeout)
+            cpuAfter = cpuSeconds(pid)
+            genAfter = cpuSeconds(generator.pid)
+            gcAfter = responder.gcSnapshot() if gcStats else None
+            if tracemalloc and gcAfter and gcBefore and "tracemalloc" in gcAfter:
+                grown = tracemallocGrowth(gcBefore, gcAfter)
+                new = max(1, done["established"] - (previous["held"] if previous else 0))
+                log("    tracemalloc: %.1f KB traced per SA; the lines that grew most (KB per SA):" % (
+                    (gcAfter["traced"] - gcBefore["traced"]) / 1024.0 / new,))
+                for where, size in grown[:20]:
+                    log("      %7.2f  %s" % (size / 1024.0 / new, where))
+            if gcBefore and gcAfter:
+                gcSeconds += sum(gcAfter["seconds"]) - sum(gcBefore["seconds"])
+                for g in range(3):
+                    gcCounts[g] += gcAfter["count"][g] - gcBefore["count"][g]
+            last = count == counts[-1] or done["why"] != "done"
+            if profiler is not None and last:
+                # the profile covers establishing the SAs, not the checks below
+                stopProfiler(profiler)
+                profiler = None
+            busy += machineBusySeconds() - busyBefore
+            elapsed += done["elapsed"]
+            cpu += cpuAfter - cpuBefore
+            genCpu += genAfter - genBefore
+            # all SAs held: let the responder settle, then read its memory
+            time.sleep(0.5)
+            rss = rssKilobytes(pid)
+            held = done["established"]
+            verified = responder.established()
+            # Counting Child SAs through charon's vici (list-sas) or asking
+            # ikedtx's control socket makes the responder allocate: only
+            # after the last step, whose memory has been read already.
+            verifiedChildren = responder.childCount() if last or responder.name == "ikedtx" else None
+            control = responder.showSaCount() if last and hasattr(responder, "showSaCount") else None
+            row = {
+                "suite": suite.name, "responder": responderName, "target": count, "held": held,
+                "verified": verified, "verifiedChildren": verifiedChildren, "controlShowSA": control,
+                "failed": done["failed"], "why": done["why"],
+                "elapsed": elapsed, "rate": held / elapsed if elapsed else 0.0,
+                "cpuMsPerSa": 1000.0 * cpu / held if held else None,
+                "respUtil": cpu / elapsed if elapsed else None,
+                # the rate one core could sustain if only the responder's CPU limited it
+                "perCore": held / cpu if cpu else None,
+                "rssKb": rss, "baseRssKb": baseRss,
+                "kbPerSa": (rss - baseRss) / held if held else None,
+                "marginalKbPerSa": ((rss - previous["rssKb"]) / (held - previous["held"])
+                                    if previous and held > previous["held"] else None),
+                "genCpuMsPerSa": 1000.0 * genCpu / held if held else None,
+                "genUtil": genCpu / elapsed if elapsed else None,
+                # everything else the machine ran meanwhile (other users' jobs,
+                # the kernel's share of our packets not charged to either process)
+                "otherUtil": max(0.0, busy - cpu - genCpu) / elapsed if elapsed else None,
+                "latencyMs": done["latencies"], "errors": done.get("errors", {}),
+                "threads": threadCount(pid), "childless": done.get("childless", 0),
+                "profiled": profile is not None,
+                "gcShare": gcSeconds / cpu if gcStats and cpu else None,
+                "gcCollections": list(gcCounts) if gcStats else None,
+            }
+            rows.append(row)
+            log("  %s %-16s %6d SAs held (responder: %s IKE, %s Child SAs%s) in %.1f s: %.0f SAs/s, %.2f ms CPU/SA, %.1f KB/SA; "
+                "generator %.2f ms CPU/SA (%.0f%% of a core)%s" % (
+                    responderName, suite.name, held, verified, verifiedChildren,
+                    "" if control is None else "; control socket ShowSA: %s" % (control,), elapsed, row["rate"], row["cpuMsPerSa"] or 0,
+                    row["kbPerSa"] or 0, row["genCpuMsPerSa"] or 0, 100 * (row["genUtil"] or 0),
+                    "" if done["why"] == "done" else " [%s: %s]" % (done["why"], done.get("errors"))))
+            if row["gcShare"] is not None:
+                log("    garbage collector: %.1f%% of the responder's CPU; collections per generation %s" % (
+                    100 * row["gcShare"], row["gcCollections"]))
+            previous = row
+            if done["why"] != "done":
+                break
+        return rows, responder, directory
+    finally:
+        if profiler is not None and profiler.poll() is None:
+            profiler.kill()
+        if generator is not None:
+            generator.stop()
+        responder.stop()

@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.test_bench -*-
+"""
+What the benchmark reads in /proc: the CPU time and RSS of a process,
+the machine's busy time, threads, CPU affinity.
+"""
+
+import os
+import time
+
+
+def cpuSeconds(pid):
+    """
+    utime + stime of every thread of process C{pid}, in seconds.
+    """
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rssKilobytes(pid):
+    with open("/proc/%d/status" % (pid,)) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for %d" % (pid,))
+
+
+def machineBusySeconds():
+    """
+    CPU seconds all CPUs spent busy (not idle, not waiting for I/O) since
+    boot, from /proc/stat.
+    """
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def waitForQuietMachine(maxWait, log, threshold=0.25, interval=1.0):
+    """
+    Wait (at most C{maxWait} seconds) until the machine is nearly idle
+    (less than C{threshold} of a core busy over two C{interval}s in a
+    row): the benchmark shares its two cores with whatever else runs.
+
+    @return: the load seen last, in cores.
+    """
+    deadline = time.monotonic() + maxWait
+    quiet = 0
+    load = 0.0
+    while True:
+        before = machineBusySeconds()
+        time.sleep(interval)
+        load = (machineBusySeconds() - before) / interval
+        quiet = quiet + 1 if load < threshold else 0
+        if quiet >= 2:
+            return load
+        if time.monotonic() >= deadline:
+            log("  the machine stays busy (%.2f cores used by others); measuring anyway" % (load,))
+            return load
+
+
+def threadCount(pid):
+    return len(os.listdir("/proc/%d/task" % (pid,)))
+
+
+def pin(pid, cpus):
+    """
+    Set the CPU affinity of every thread of C{pid} (threads made later
+    inherit it from their creator).
+    """
+    for tid in os.listdir("/proc/%d/task" % (pid,)):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+def waitIdle(pid, quiet=0.3, timeout=10.0):
+    """
+    Wait until process C{pid} used no CPU for C{quiet} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    last = cpuSeconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpuSeconds(pid)
+        if now == last:
+            return
+        last = now
