@@ -11,7 +11,8 @@ them one at a time and checks each step.
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from ikedtx.core import actions as A
+from ikedtx.core.actions import (
+    CancelTimer, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -62,28 +63,28 @@ class Host:
 
     def execute(self, actions):
         for action in actions:
-            if isinstance(action, A.SendDatagram):
+            if isinstance(action, SendDatagram):
                 self.network.inFlight.append((action.data, action.local, action.remote))
-            elif isinstance(action, A.SendNatKeepalive):
+            elif isinstance(action, SendNatKeepalive):
                 self.events.append(action)
-            elif isinstance(action, A.SetTimer):
+            elif isinstance(action, SetTimer):
                 self._cancel(action.key)
                 self.timers[action.key] = self.clock.callLater(action.delay, self._expired, action.key)
-            elif isinstance(action, A.CancelTimer):
+            elif isinstance(action, CancelTimer):
                 self._cancel(action.key)
-            elif isinstance(action, A.RequestDone):
+            elif isinstance(action, RequestDone):
                 self.results[action.requestId] = action
                 self.events.append(action)
-            elif isinstance(action, A.InstallChildSA):
-                for sa in action.child.kernelSAs(action.ikesa):
+            elif isinstance(action, InstallChildSA):
+                for sa in action.child.kernelSAs(action.ikeSA):
                     self.kernel.addSA(sa)
-                for flow in action.child.kernelFlows(action.ikesa):
+                for flow in action.child.kernelFlows(action.ikeSA):
                     self.kernel.addFlow(flow)
                 self.events.append(action)
-            elif isinstance(action, A.RemoveChildSA):
-                for sa in action.child.kernelSAs(action.ikesa):
+            elif isinstance(action, RemoveChildSA):
+                for sa in action.child.kernelSAs(action.ikeSA):
                     self.kernel.deleteSA(sa)
-                for flow in action.child.kernelFlows(action.ikesa):
+                for flow in action.child.kernelFlows(action.ikeSA):
                     self.kernel.deleteFlow(flow)
                 self.events.append(action)
             else:

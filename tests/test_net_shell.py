@@ -9,7 +9,7 @@ import socket
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.core import actions as A
+from ikedtx.core.actions import CancelTimer, RequestDone, SendDatagram, SendNatKeepalive, SetTimer
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
@@ -100,9 +100,9 @@ class RunnerTests(SynchronousTestCase):
         A datagram leaves from the port of its local endpoint, with the
         non-ESP marker on the NAT-T port, from the local address given.
         """
-        self.runner.execute([A.SendDatagram(b"a", ("192.0.2.1", 500), ("192.0.2.2", 500)),
-                             A.SendDatagram(b"b", ("192.0.2.1", 4500), ("192.0.2.2", 4500)),
-                             A.SendNatKeepalive(("192.0.2.1", 4500), ("192.0.2.2", 4500))])
+        self.runner.execute([SendDatagram(b"a", ("192.0.2.1", 500), ("192.0.2.2", 500)),
+                             SendDatagram(b"b", ("192.0.2.1", 4500), ("192.0.2.2", 4500)),
+                             SendNatKeepalive(("192.0.2.1", 4500), ("192.0.2.2", 4500))])
         self.assertEqual(self.ike.sent, [(b"a", ("192.0.2.2", 500), "192.0.2.1")])
         self.assertEqual(self.natt.sent, [(b"\x00\x00\x00\x00b", ("192.0.2.2", 4500), "192.0.2.1"),
                                           (b"\xff", ("192.0.2.2", 4500), "192.0.2.1")])
@@ -111,7 +111,7 @@ class RunnerTests(SynchronousTestCase):
         """
         SetTimer arms (or re-arms) a callLater, CancelTimer cancels it.
         """
-        self.runner.execute([A.SetTimer("k", 5), A.SetTimer("k", 10), A.SetTimer("j", 1), A.CancelTimer("j")])
+        self.runner.execute([SetTimer("k", 5), SetTimer("k", 10), SetTimer("j", 1), CancelTimer("j")])
         self.clock.advance(5)
         self.assertEqual(self.core.received, [])
         self.clock.advance(5)
@@ -124,19 +124,19 @@ class RunnerTests(SynchronousTestCase):
         """
         d = self.runner.initiate("x")
         self.assertNoResult(d)
-        self.runner.execute([A.RequestDone(7, result="sa")])
+        self.runner.execute([RequestDone(7, result="sa")])
         self.assertEqual(self.successResultOf(d), "sa")
         d = self.runner.initiate("x")
-        self.runner.execute([A.RequestDone(7, error=NegotiationFailed("no"))])
+        self.runner.execute([RequestDone(7, error=NegotiationFailed("no"))])
         self.failureResultOf(d, NegotiationFailed)
 
     def test_stop(self):
         """
         A stopped runner cancels its timers and arms no new one.
         """
-        self.runner.execute([A.SetTimer("k", 5)])
+        self.runner.execute([SetTimer("k", 5)])
         self.runner.stop()
-        self.runner.execute([A.SetTimer("j", 5)])
+        self.runner.execute([SetTimer("j", 5)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 

@@ -44,16 +44,16 @@ class CancelTimer:
 class InstallChildSA:
     """
     Install both directions and the flows of C{child} (a L{ChildSA}) of
-    C{ikesa}; the shell reports failure with C{IKECore.installFailed}.
+    C{ikeSA}; the shell reports failure with C{IKECore.installFailed}.
     """
 
-    ikesa: Any
+    ikeSA: Any
     child: Any
 
 
 @dataclass(frozen=True)
 class RemoveChildSA:
-    ikesa: Any
+    ikeSA: Any
     child: Any
 
 
@@ -68,21 +68,21 @@ class SendNatKeepalive:
 
 
 @dataclass(frozen=True)
-class IkeSAUp:
+class IKESAUp:
     """
-    C{ikesa} is established (both AUTHs verified).
+    C{ikeSA} is established (both AUTHs verified).
     """
 
-    ikesa: Any
+    ikeSA: Any
 
 
 @dataclass(frozen=True)
-class IkeSADown:
+class IKESADown:
     """
-    C{ikesa} is gone; C{reason} says why.
+    C{ikeSA} is gone; C{reason} says why.
     """
 
-    ikesa: Any
+    ikeSA: Any
     reason: str
 
 

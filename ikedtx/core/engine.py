@@ -25,16 +25,17 @@ from ipaddress import ip_address
 
 from twisted.logger import Logger
 
-from ikedtx.core import actions as A
+from ikedtx.core.actions import (
+    CancelTimer, IKESADown, IKESAUp, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
 from ikedtx.core import exchanges as X
 from ikedtx.core.errors import (
     LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
 from ikedtx.core.policy import PolicyTable, peerAddressOf
-from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
+from ikedtx.core.sa import IKESA, ChildState, IKEState, PendingRequest
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.addresses import addressOf
-from ikedtx.wire import payloads as P
+from ikedtx.wire.payloads import Notify, UnknownPayload
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
@@ -55,7 +56,7 @@ class IKECore:
     @ivar policies: its L{PolicyTable}.
     @ivar credentials: the L{ikedtx.auth.store.CredentialStore}.
     @ivar settings: L{CoreSettings}.
-    @ivar ikeSAs: C{{localSpi: IKESA}} of every IKE SA past IKE_SA_INIT
+    @ivar ikeSAs: C{{localSPI: IKESA}} of every IKE SA past IKE_SA_INIT
         (and our own half-open ones).
     @ivar passive: iked's passive mode (C{set passive}, C{-S}, C{ikectl
         passive}): no packet is sent to peers and nothing is initiated; what
@@ -72,7 +73,7 @@ class IKECore:
         self.settings = settings or CoreSettings()
         self.now = now
         self.randomBytes = randomBytes
-        self.spiAllocator = spiAllocator or self._randomSpi
+        self.spiAllocator = spiAllocator or self._randomSPI
         self.localAddressFor = localAddressFor
         self.keyLog = keyLog
         # Certificate validity is judged by wall-clock time (a datetime, or
@@ -89,13 +90,13 @@ class IKECore:
 
     # Helpers for the exchanges
 
-    def _randomSpi(self, protocol, source, destination):
+    def _randomSPI(self, protocol, source, destination):
         while True:
             (spi,) = struct.unpack("!I", self.randomBytes(4))
             if spi > 255:
                 return spi
 
-    def newIkeSpi(self):
+    def newIKESPI(self):
         while True:
             spi = self.randomBytes(8)
             if spi != _ZERO_SPI and spi not in self.ikeSAs:
@@ -130,7 +131,7 @@ class IKECore:
         try:
             self._initiate(policyName, requestId)
         except NegotiationFailed as e:
-            self.emit(A.RequestDone(requestId, error=e))
+            self.emit(RequestDone(requestId, error=e))
         return requestId, self._drain()
 
     def _initiate(self, policyName, requestId):
@@ -149,12 +150,12 @@ class IKECore:
         nattOnly = self.settings.nattMode == NATT_ONLY
         localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
         remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
-        ikesa = IKESA(True, self.newIkeSpi(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
-        ikesa.nattEnabled = nattOnly
-        ikesa.requestId = requestId
-        self.ikeSAs[ikesa.localSpi] = ikesa
+        ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        ikeSA.nattEnabled = nattOnly
+        ikeSA.requestId = requestId
+        self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
-        self.queueTask(ikesa, X.InitTask())
+        self.queueTask(ikeSA, X.InitTask())
 
     def _localAddress(self, policy, peer):
         local = policy.local
@@ -178,7 +179,7 @@ class IKECore:
         Initiate every active policy (unless passive); the outcome of each
         is only logged. Also starts the rotation of the cookie secret.
         """
-        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
+        self.emit(SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
         if not self.passive:
             for policy in self.policies.active():
                 requestId = self._newRequestId()
@@ -188,56 +189,56 @@ class IKECore:
                     self._log.warn("{policy}: {error}", policy=policy.name, error=e)
         return self._drain()
 
-    def createChildSA(self, ikesa):
+    def createChildSA(self, ikeSA):
         """
-        Negotiate an additional Child SA for C{ikesa}'s policy with
+        Negotiate an additional Child SA for C{ikeSA}'s policy with
         CREATE_CHILD_SA (with PFS when the policy's childsa proposals have a
         group).
         """
         requestId = self._newRequestId()
-        if not ikesa.isEstablished:
-            self.emit(A.RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikesa,))))
+        if not ikeSA.isEstablished:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikeSA,))))
         else:
-            self.queueTask(ikesa, X.CreateChildTask(requestId))
+            self.queueTask(ikeSA, X.CreateChildTask(requestId))
         return requestId, self._drain()
 
-    def deleteChildSA(self, ikesa, child):
+    def deleteChildSA(self, ikeSA, child):
         """
         Delete C{child} with an INFORMATIONAL exchange.
         """
         requestId = self._newRequestId()
-        if child not in ikesa.children:
-            self.emit(A.RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
+        if child not in ikeSA.children:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
         else:
-            self.queueTask(ikesa, X.DeleteChildTask(child, requestId))
+            self.queueTask(ikeSA, X.DeleteChildTask(child, requestId))
         return requestId, self._drain()
 
-    def deleteIkeSA(self, ikesa, reason="deleted by request"):
+    def deleteIKESA(self, ikeSA, reason="deleted by request"):
         """
-        Delete C{ikesa} and its Child SAs with an INFORMATIONAL exchange.
+        Delete C{ikeSA} and its Child SAs with an INFORMATIONAL exchange.
         """
         requestId = self._newRequestId()
-        self._deleteIkeSA(ikesa, reason, requestId)
+        self._deleteIKESA(ikeSA, reason, requestId)
         return requestId, self._drain()
 
-    def _deleteIkeSA(self, ikesa, reason, requestId=None):
-        if ikesa.isEstablished:
-            for task in ikesa.tasks:
-                task.failed(self, ikesa, SADeleted(reason))
-            ikesa.tasks = []
-            self.queueTask(ikesa, X.DeleteIkeTask(requestId, reason))
+    def _deleteIKESA(self, ikeSA, reason, requestId=None):
+        if ikeSA.isEstablished:
+            for task in ikeSA.tasks:
+                task.failed(self, ikeSA, SADeleted(reason))
+            ikeSA.tasks = []
+            self.queueTask(ikeSA, X.DeleteIKETask(requestId, reason))
         else:
-            self.destroy(ikesa, reason)
+            self.destroy(ikeSA, reason)
             if requestId is not None:
-                self.emit(A.RequestDone(requestId, result=None))
+                self.emit(RequestDone(requestId, result=None))
 
-    def checkLiveness(self, ikesa):
+    def checkLiveness(self, ikeSA):
         """
         Send an empty INFORMATIONAL request (RFC 7296 1.4); the request
         fails if the peer never answers, and the IKE SA is then deleted.
         """
         requestId = self._newRequestId()
-        self.queueTask(ikesa, X.LivenessTask(requestId))
+        self.queueTask(ikeSA, X.LivenessTask(requestId))
         return requestId, self._drain()
 
     def shutdown(self):
@@ -245,98 +246,98 @@ class IKECore:
         Delete every IKE SA: established ones with a Delete sent once
         (no retransmission: the daemon is going away), the rest silently.
         """
-        for ikesa in list(self.ikeSAs.values()):
-            if ikesa.isEstablished and ikesa.window.pending is None:
+        for ikeSA in list(self.ikeSAs.values()):
+            if ikeSA.isEstablished and ikeSA.window.pending is None:
                 try:
-                    self.sendRequest(ikesa, X.DeleteIkeTask(None, "shutdown"), retransmit=False)
+                    self.sendRequest(ikeSA, X.DeleteIKETask(None, "shutdown"), retransmit=False)
                 except Exception:
-                    self._log.failure("sending a Delete for {ikesa}", ikesa=ikesa)
-            self.destroy(ikesa, "daemon shutting down")
+                    self._log.failure("sending a Delete for {ikeSA}", ikeSA=ikeSA)
+            self.destroy(ikeSA, "daemon shutting down")
         return self._drain()
 
     def findChild(self, spiIn):
-        for ikesa in self.ikeSAs.values():
-            for child in ikesa.children:
+        for ikeSA in self.ikeSAs.values():
+            for child in ikeSA.children:
                 if child.spiIn == spiIn:
-                    return ikesa, child
+                    return ikeSA, child
         return None, None
 
     # Tasks and requests
 
-    def queueTask(self, ikesa, task):
-        ikesa.tasks.append(task)
-        self._nextTask(ikesa)
+    def queueTask(self, ikeSA, task):
+        ikeSA.tasks.append(task)
+        self._nextTask(ikeSA)
 
-    def _nextTask(self, ikesa):
-        if self.passive or ikesa.window.pending is not None or not ikesa.tasks:
+    def _nextTask(self, ikeSA):
+        if self.passive or ikeSA.window.pending is not None or not ikeSA.tasks:
             return
-        if ikesa.state in (IkeState.CLOSING, IkeState.CLOSED):
+        if ikeSA.state in (IKEState.CLOSING, IKEState.CLOSED):
             return
-        task = ikesa.tasks.pop(0)
+        task = ikeSA.tasks.pop(0)
         try:
-            self.sendRequest(ikesa, task)
+            self.sendRequest(ikeSA, task)
         except NegotiationFailed as e:
-            task.failed(self, ikesa, e)
-            self._nextTask(ikesa)
+            task.failed(self, ikeSA, e)
+            self._nextTask(ikeSA)
 
-    def sendRequest(self, ikesa, task, retransmit=True):
+    def sendRequest(self, ikeSA, task, retransmit=True):
         """
         Build C{task}'s request and send it with the next Message ID.
         """
-        exchangeType, payloads = task.build(self, ikesa)
-        messageId = ikesa.window.nextRequestId
-        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=False)
-        task.sent(ikesa, datagrams)
+        exchangeType, payloads = task.build(self, ikeSA)
+        messageId = ikeSA.window.nextRequestId
+        datagrams = self.encode(ikeSA, exchangeType, payloads, messageId, response=False)
+        task.sent(ikeSA, datagrams)
         if not retransmit:
-            self._sendAll(ikesa, datagrams)
+            self._sendAll(ikeSA, datagrams)
             return
-        ikesa.window.pending = PendingRequest(task, messageId, datagrams)
-        self._sendAll(ikesa, datagrams)
-        self.emit(A.SetTimer(("retransmit", ikesa.localSpi), self.settings.retransmit.timeout(0)))
+        ikeSA.window.pending = PendingRequest(task, messageId, datagrams)
+        self._sendAll(ikeSA, datagrams)
+        self.emit(SetTimer(("retransmit", ikeSA.localSPI), self.settings.retransmit.timeout(0)))
 
-    def restartRequest(self, ikesa, task):
+    def restartRequest(self, ikeSA, task):
         """
         Send IKE_SA_INIT C{task} again from scratch (after a COOKIE or
         INVALID_KE_PAYLOAD, RFC 7296 1.2 and 2.6).
         """
-        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
-        ikesa.window.pending = None
+        self.emit(CancelTimer(("retransmit", ikeSA.localSPI)))
+        ikeSA.window.pending = None
         # The response that asked for the restart did not complete the
         # exchange: the retry is the same Message ID (0 for IKE_SA_INIT).
-        ikesa.window.nextRequestId = 0
-        self.sendRequest(ikesa, task)
+        ikeSA.window.nextRequestId = 0
+        self.sendRequest(ikeSA, task)
 
-    def encode(self, ikesa, exchangeType, payloads, messageId, response):
+    def encode(self, ikeSA, exchangeType, payloads, messageId, response):
         """
-        The datagrams of one message of C{ikesa}: in the clear for
+        The datagrams of one message of C{ikeSA}: in the clear for
         IKE_SA_INIT, else in an SK payload, fragmented (RFC 7383) when the
         peer supports it and the message is too large.
         """
-        flags = (HeaderFlag.INITIATOR if ikesa.initiator else 0) | (HeaderFlag.RESPONSE if response else 0)
+        flags = (HeaderFlag.INITIATOR if ikeSA.initiator else 0) | (HeaderFlag.RESPONSE if response else 0)
         if exchangeType == ExchangeType.IKE_SA_INIT:
-            message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, payloads=payloads)
+            message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, payloads=payloads)
             return [message.encode()]
-        message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, encrypted=payloads)
-        data = message.encode(ikesa.cipherOut)
-        if ikesa.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
-            return fragmentMessage(message, ikesa.cipherOut, self.settings.fragmentSize)
+        message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, encrypted=payloads)
+        data = message.encode(ikeSA.cipherOut)
+        if ikeSA.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
+            return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
         return [data]
 
-    def _sendAll(self, ikesa, datagrams, local=None, remote=None):
-        local = local or ikesa.local
-        remote = remote or ikesa.remote
+    def _sendAll(self, ikeSA, datagrams, local=None, remote=None):
+        local = local or ikeSA.local
+        remote = remote or ikeSA.remote
         for data in datagrams:
-            self.emit(A.SendDatagram(data, local, remote))
+            self.emit(SendDatagram(data, local, remote))
 
-    def _sendResponse(self, ikesa, exchangeType, messageId, payloads, local=None, remote=None):
+    def _sendResponse(self, ikeSA, exchangeType, messageId, payloads, local=None, remote=None):
         """
         Send a response (RFC 7296 2.11: to the address and port the request
         came from, from the address and port it came to) and keep it for
         retransmitted requests.
         """
-        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=True)
-        ikesa.window.lastResponse = (messageId, datagrams)
-        self._sendAll(ikesa, datagrams, local, remote)
+        datagrams = self.encode(ikeSA, exchangeType, payloads, messageId, response=True)
+        ikeSA.window.lastResponse = (messageId, datagrams)
+        self._sendAll(ikeSA, datagrams, local, remote)
         return datagrams
 
     # Input
@@ -373,17 +374,17 @@ class IKECore:
             X.respondInit(self, message, data, local, remote)
             return
         ours = message.spiR if message.isInitiator else message.spiI
-        ikesa = self.ikeSAs.get(ours)
-        if ikesa is None:
+        ikeSA = self.ikeSAs.get(ours)
+        if ikeSA is None:
             self._log.debug("{remote}: message for unknown IKE SA {spi}", remote=remote, spi=ours.hex())
             return
-        if message.isInitiator == ikesa.initiator:
-            self._log.info("{ikesa}: message with the wrong Initiator flag dropped", ikesa=ikesa)
+        if message.isInitiator == ikeSA.initiator:
+            self._log.info("{ikeSA}: message with the wrong Initiator flag dropped", ikeSA=ikeSA)
             return
         if message.isResponse:
-            self._responseReceived(ikesa, message, data, local, remote)
+            self._responseReceived(ikeSA, message, data, local, remote)
         else:
-            self._requestReceived(ikesa, message, data, local, remote)
+            self._requestReceived(ikeSA, message, data, local, remote)
 
     def _answerUnauthenticated(self, header, local, remote, notifyType, notifyData):
         """
@@ -391,129 +392,129 @@ class IKECore:
         the clear, without keeping state.
         """
         message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
-                          payloads=[P.Notify(notifyType, data=notifyData)])
-        self.emit(A.SendDatagram(message.encode(), local, remote))
+                          payloads=[Notify(notifyType, data=notifyData)])
+        self.emit(SendDatagram(message.encode(), local, remote))
 
-    def _open(self, ikesa, message):
+    def _open(self, ikeSA, message):
         """
         The inner payloads of a protected message, or L{None} when it is a
         fragment of an incomplete message. Raises L{IntegrityError} or
         L{MalformedMessage}.
         """
         if message.isFragment:
-            if ikesa.reassembler is None:
-                ikesa.reassembler = Reassembler()
-            whole = ikesa.reassembler.add(message, ikesa.cipherIn)
+            if ikeSA.reassembler is None:
+                ikeSA.reassembler = Reassembler()
+            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
             return None if whole is None else whole.encrypted
-        if ikesa.cipherIn is None:
+        if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
-        return message.decrypt(ikesa.cipherIn)
+        return message.decrypt(ikeSA.cipherIn)
 
-    def _requestReceived(self, ikesa, message, data, local, remote):
-        window = ikesa.window
+    def _requestReceived(self, ikeSA, message, data, local, remote):
+        window = ikeSA.window
         if window.lastResponse is not None and message.messageId == window.lastResponse[0]:
             if message.isFragment and message.sealedPayload.fragmentNumber != 1:
                 return
-            self._log.debug("{ikesa}: retransmitted request {mid}, resending our response", ikesa=ikesa, mid=message.messageId)
-            self._sendAll(ikesa, window.lastResponse[1], local, remote)
+            self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=ikeSA, mid=message.messageId)
+            self._sendAll(ikeSA, window.lastResponse[1], local, remote)
             return
         if message.messageId != window.nextPeerRequestId:
-            self._log.info("{ikesa}: request with Message ID {mid} dropped (expected {expected})",
-                           ikesa=ikesa, mid=message.messageId, expected=window.nextPeerRequestId)
+            self._log.info("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
+                           ikeSA=ikeSA, mid=message.messageId, expected=window.nextPeerRequestId)
             return
         try:
-            payloads = self._open(ikesa, message)
+            payloads = self._open(ikeSA, message)
         except IntegrityError as e:
-            self._log.info("{ikesa}: request {mid} failed its integrity check ({error}); dropped",
-                           ikesa=ikesa, mid=message.messageId, error=e)
+            self._log.info("{ikeSA}: request {mid} failed its integrity check ({error}); dropped",
+                           ikeSA=ikeSA, mid=message.messageId, error=e)
             return
         except MalformedMessage as e:
-            self._log.info("{ikesa}: malformed request {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
-            if e.notify is not None and ikesa.cipherOut is not None:
+            self._log.info("{ikeSA}: malformed request {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
+            if e.notify is not None and ikeSA.cipherOut is not None:
                 window.nextPeerRequestId += 1
-                self._sendResponse(ikesa, message.exchangeType, message.messageId, [P.Notify(e.notify, data=e.notifyData)],
+                self._sendResponse(ikeSA, message.exchangeType, message.messageId, [Notify(e.notify, data=e.notifyData)],
                                    local, remote)
-                if ikesa.state == IkeState.SA_INIT and not ikesa.initiator:
-                    self.destroy(ikesa, "malformed IKE_AUTH")
+                if ikeSA.state == IKEState.SA_INIT and not ikeSA.initiator:
+                    self.destroy(ikeSA, "malformed IKE_AUTH")
             return
         if payloads is None:
             return
         window.nextPeerRequestId += 1
-        ikesa.lastActivity = self.now()
-        self._followPeer(ikesa, local, remote)
+        ikeSA.lastActivity = self.now()
+        self._followPeer(ikeSA, local, remote)
         handler = X.RESPONDERS.get(message.exchangeType)
         if handler is None:
-            self._log.info("{ikesa}: unsupported exchange {exchange}", ikesa=ikesa,
+            self._log.info("{ikeSA}: unsupported exchange {exchange}", ikeSA=ikeSA,
                            exchange=nameOf(ExchangeType, message.exchangeType))
-            self._sendResponse(ikesa, message.exchangeType, message.messageId,
-                               [P.Notify(NotifyType.INVALID_SYNTAX)], local, remote)
+            self._sendResponse(ikeSA, message.exchangeType, message.messageId,
+                               [Notify(NotifyType.INVALID_SYNTAX)], local, remote)
             return
         try:
-            critical = [p for p in payloads if p.critical and isinstance(p, P.UnknownPayload)]
+            critical = [p for p in payloads if p.critical and isinstance(p, UnknownPayload)]
             if critical:
                 raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
                                           NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
-            answer = handler(self, ikesa, payloads)
+            answer = handler(self, ikeSA, payloads)
         except RemoteProtocolError as e:
-            self._log.info("{ikesa}: {exchange} request refused: {error}", ikesa=ikesa,
+            self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
                            exchange=nameOf(ExchangeType, message.exchangeType), error=e)
-            answer = [P.Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
+            answer = [Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
         if answer is not None:
-            self._sendResponse(ikesa, message.exchangeType, message.messageId, answer, local, remote)
-        X.afterResponse(self, ikesa)
+            self._sendResponse(ikeSA, message.exchangeType, message.messageId, answer, local, remote)
+        X.afterResponse(self, ikeSA)
 
-    def _followPeer(self, ikesa, local, remote):
+    def _followPeer(self, ikeSA, local, remote):
         """
         RFC 7296 2.23: behind a NAT the peer's address and port are those of
         the last authenticated request; a peer that moved to the NAT-T port
         (after detecting a NAT, or as MOBIKE peers do) is followed there.
         """
-        if local[1] == self.settings.nattPort and ikesa.local[1] != local[1]:
-            ikesa.local = local
-            ikesa.remote = remote
-            ikesa.nattEnabled = True
-        if ikesa.natRemote and remote != ikesa.remote:
-            self._log.info("{ikesa}: peer moved to {remote}", ikesa=ikesa, remote=remote)
-            ikesa.remote = remote
+        if local[1] == self.settings.nattPort and ikeSA.local[1] != local[1]:
+            ikeSA.local = local
+            ikeSA.remote = remote
+            ikeSA.nattEnabled = True
+        if ikeSA.natRemote and remote != ikeSA.remote:
+            self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
+            ikeSA.remote = remote
 
-    def _responseReceived(self, ikesa, message, data, local, remote):
-        pending = ikesa.window.pending
+    def _responseReceived(self, ikeSA, message, data, local, remote):
+        pending = ikeSA.window.pending
         if pending is None or message.messageId != pending.messageId:
-            self._log.debug("{ikesa}: unexpected response {mid} dropped", ikesa=ikesa, mid=message.messageId)
+            self._log.debug("{ikeSA}: unexpected response {mid} dropped", ikeSA=ikeSA, mid=message.messageId)
             return
         if message.exchangeType != pending.task.exchangeType:
-            self._log.info("{ikesa}: response of the wrong exchange type dropped", ikesa=ikesa)
+            self._log.info("{ikeSA}: response of the wrong exchange type dropped", ikeSA=ikeSA)
             return
         if message.exchangeType == ExchangeType.IKE_SA_INIT:
             payloads = message.payloads
         else:
             try:
-                payloads = self._open(ikesa, message)
+                payloads = self._open(ikeSA, message)
             except IntegrityError as e:
-                self._log.info("{ikesa}: response {mid} failed its integrity check ({error}); dropped",
-                               ikesa=ikesa, mid=message.messageId, error=e)
+                self._log.info("{ikeSA}: response {mid} failed its integrity check ({error}); dropped",
+                               ikeSA=ikeSA, mid=message.messageId, error=e)
                 return
             except MalformedMessage as e:
-                self._log.info("{ikesa}: malformed response {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
-                self._requestFinished(ikesa)
-                pending.task.failed(self, ikesa, NegotiationFailed("malformed response: %s" % (e,)))
-                self._nextTask(ikesa)
+                self._log.info("{ikeSA}: malformed response {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
+                self._requestFinished(ikeSA)
+                pending.task.failed(self, ikeSA, NegotiationFailed("malformed response: %s" % (e,)))
+                self._nextTask(ikeSA)
                 return
             if payloads is None:
                 return
-        ikesa.lastActivity = self.now()
-        self._requestFinished(ikesa)
+        ikeSA.lastActivity = self.now()
+        self._requestFinished(ikeSA)
         task = pending.task
         try:
-            task.process(self, ikesa, message, payloads, local, remote)
+            task.process(self, ikeSA, message, payloads, local, remote)
         except NegotiationFailed as e:
-            task.failed(self, ikesa, e)
-        self._nextTask(ikesa)
+            task.failed(self, ikeSA, e)
+        self._nextTask(ikeSA)
 
-    def _requestFinished(self, ikesa):
-        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
-        ikesa.window.pending = None
-        ikesa.window.nextRequestId += 1
+    def _requestFinished(self, ikeSA):
+        self.emit(CancelTimer(("retransmit", ikeSA.localSPI)))
+        ikeSA.window.pending = None
+        ikeSA.window.nextRequestId += 1
 
     # Timers
 
@@ -530,39 +531,39 @@ class IKECore:
         return self._drain()
 
     def _timer_retransmit(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is None or ikesa.window.pending is None:
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is None or ikeSA.window.pending is None:
             return
-        pending = ikesa.window.pending
+        pending = ikeSA.window.pending
         pending.attempt += 1
         delay = self.settings.retransmit.timeout(pending.attempt)
         if delay is None:
-            self._log.info("{ikesa}: no answer to request {mid} after {n} transmissions",
-                           ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
-            error = PeerNotResponding("peer %s did not answer" % (ikesa.remote[0],))
-            ikesa.window.pending = None
-            pending.task.failed(self, ikesa, error)
-            self.destroy(ikesa, "peer not responding", error)
+            self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
+                           ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
+            error = PeerNotResponding("peer %s did not answer" % (ikeSA.remote[0],))
+            ikeSA.window.pending = None
+            pending.task.failed(self, ikeSA, error)
+            self.destroy(ikeSA, "peer not responding", error)
             return
-        self._log.debug("{ikesa}: retransmitting request {mid} ({n})", ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
-        self._sendAll(ikesa, pending.datagrams)
-        self.emit(A.SetTimer(("retransmit", spi), delay))
+        self._log.debug("{ikeSA}: retransmitting request {mid} ({n})", ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
+        self._sendAll(ikeSA, pending.datagrams)
+        self.emit(SetTimer(("retransmit", spi), delay))
 
     def _timer_halfopen(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is not None and not ikesa.isEstablished:
-            self.destroy(ikesa, "half-open IKE SA timed out")
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and not ikeSA.isEstablished:
+            self.destroy(ikeSA, "half-open IKE SA timed out")
 
     def _timer_keepalive(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is not None and ikesa.natLocal and ikesa.nattEnabled:
-            self.emit(A.SendNatKeepalive(ikesa.local, ikesa.remote))
-            self.emit(A.SetTimer(("keepalive", spi), self.settings.natKeepalive))
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.natLocal and ikeSA.nattEnabled:
+            self.emit(SendNatKeepalive(ikeSA.local, ikeSA.remote))
+            self.emit(SetTimer(("keepalive", spi), self.settings.natKeepalive))
 
     def _timer_cookiesecret(self, spi):
         self._previousCookieSecret = self._cookieSecret
         self._cookieSecret = self.randomBytes(32)
-        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
+        self.emit(SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
 
     # Cookies (RFC 7296 2.6)
 
@@ -582,76 +583,76 @@ class IKECore:
 
     # SA bookkeeping
 
-    def registerResponderSA(self, ikesa, halfOpenKey):
-        self.ikeSAs[ikesa.localSpi] = ikesa
-        self._halfOpen[halfOpenKey] = ikesa
-        ikesa.halfOpenKey = halfOpenKey
-        self.emit(A.SetTimer(("halfopen", ikesa.localSpi), self.settings.halfOpenTimeout))
+    def registerResponderSA(self, ikeSA, halfOpenKey):
+        self.ikeSAs[ikeSA.localSPI] = ikeSA
+        self._halfOpen[halfOpenKey] = ikeSA
+        ikeSA.halfOpenKey = halfOpenKey
+        self.emit(SetTimer(("halfopen", ikeSA.localSPI), self.settings.halfOpenTimeout))
 
     def halfOpen(self, key):
         return self._halfOpen.get(key)
 
-    def established(self, ikesa):
+    def established(self, ikeSA):
         """
-        Mark C{ikesa} VALID and tell the shell.
+        Mark C{ikeSA} VALID and tell the shell.
         """
-        ikesa.state = IkeState.VALID
-        ikesa.established = self.now()
+        ikeSA.state = IKEState.VALID
+        ikeSA.established = self.now()
         # The IKE_SA_INIT messages were kept for the AUTH payloads only.
-        ikesa.initRequest = ikesa.initResponse = None
-        key = getattr(ikesa, "halfOpenKey", None)
+        ikeSA.initRequest = ikeSA.initResponse = None
+        key = getattr(ikeSA, "halfOpenKey", None)
         if key is not None:
             self._halfOpen.pop(key, None)
-            ikesa.halfOpenKey = None
-        self.emit(A.CancelTimer(("halfopen", ikesa.localSpi)))
-        if ikesa.natLocal and ikesa.nattEnabled and self.settings.natKeepalive:
-            self.emit(A.SetTimer(("keepalive", ikesa.localSpi), self.settings.natKeepalive))
-        self.emit(A.IkeSAUp(ikesa))
-        self._log.info("{ikesa}: established, peer {peer} ({auth})", ikesa=ikesa, peer=ikesa.peerId,
-                       auth=ikesa.policy.name)
+            ikeSA.halfOpenKey = None
+        self.emit(CancelTimer(("halfopen", ikeSA.localSPI)))
+        if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
+            self.emit(SetTimer(("keepalive", ikeSA.localSPI), self.settings.natKeepalive))
+        self.emit(IKESAUp(ikeSA))
+        self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
+                       auth=ikeSA.policy.name)
 
-    def destroy(self, ikesa, reason, error=None):
+    def destroy(self, ikeSA, reason, error=None):
         """
-        Forget C{ikesa}: remove its Child SAs from the kernel, fail the
+        Forget C{ikeSA}: remove its Child SAs from the kernel, fail the
         commands waiting on it, cancel its timers, wipe its keys.
         """
-        if ikesa.state == IkeState.CLOSED:
+        if ikeSA.state == IKEState.CLOSED:
             return
-        wasUp = ikesa.established is not None
-        ikesa.state = IkeState.CLOSED
-        ikesa.deleteReason = reason
-        self.ikeSAs.pop(ikesa.localSpi, None)
-        key = getattr(ikesa, "halfOpenKey", None)
-        if key is not None and self._halfOpen.get(key) is ikesa:
+        wasUp = ikeSA.established is not None
+        ikeSA.state = IKEState.CLOSED
+        ikeSA.deleteReason = reason
+        self.ikeSAs.pop(ikeSA.localSPI, None)
+        key = getattr(ikeSA, "halfOpenKey", None)
+        if key is not None and self._halfOpen.get(key) is ikeSA:
             del self._halfOpen[key]
         for kind in ("retransmit", "halfopen", "keepalive"):
-            self.emit(A.CancelTimer((kind, ikesa.localSpi)))
-        for child in list(ikesa.children):
+            self.emit(CancelTimer((kind, ikeSA.localSPI)))
+        for child in list(ikeSA.children):
             if child.state == ChildState.INSTALLED:
-                self.emit(A.RemoveChildSA(ikesa, child))
+                self.emit(RemoveChildSA(ikeSA, child))
             child.state = ChildState.DELETED
         error = error or SADeleted(reason)
-        for task in ikesa.tasks:
-            task.failed(self, ikesa, error)
-        ikesa.tasks = []
-        if ikesa.window.pending is not None:
-            ikesa.window.pending.task.failed(self, ikesa, error)
-            ikesa.window.pending = None
-        if ikesa.requestId is not None:
-            self.emit(A.RequestDone(ikesa.requestId, error=error))
-            ikesa.requestId = None
-        ikesa.wipe()
-        if wasUp or ikesa.initiator:
-            self.emit(A.IkeSADown(ikesa, reason))
-        self._log.info("{ikesa}: deleted ({reason})", ikesa=ikesa, reason=reason)
+        for task in ikeSA.tasks:
+            task.failed(self, ikeSA, error)
+        ikeSA.tasks = []
+        if ikeSA.window.pending is not None:
+            ikeSA.window.pending.task.failed(self, ikeSA, error)
+            ikeSA.window.pending = None
+        if ikeSA.requestId is not None:
+            self.emit(RequestDone(ikeSA.requestId, error=error))
+            ikeSA.requestId = None
+        ikeSA.wipe()
+        if wasUp or ikeSA.initiator:
+            self.emit(IKESADown(ikeSA, reason))
+        self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
 
-    def installFailed(self, ikesa, child, error):
+    def installFailed(self, ikeSA, child, error):
         """
         The shell could not install C{child}: delete it from the peer too.
         """
-        if child in ikesa.children and ikesa.isEstablished:
+        if child in ikeSA.children and ikeSA.isEstablished:
             child.state = ChildState.DELETED
-            self.queueTask(ikesa, X.DeleteChildTask(child, None))
+            self.queueTask(ikeSA, X.DeleteChildTask(child, None))
         return self._drain()
 
     def reload(self, config, resolved=None):
@@ -661,10 +662,10 @@ class IKECore:
         """
         self.config = config
         self.policies = PolicyTable(config.policies, resolved)
-        for ikesa in list(self.ikeSAs.values()):
-            policy = self.policies.byName(ikesa.policy.name)
+        for ikeSA in list(self.ikeSAs.values()):
+            policy = self.policies.byName(ikeSA.policy.name)
             if policy is None:
-                self._deleteIkeSA(ikesa, "policy removed by reload")
+                self._deleteIKESA(ikeSA, "policy removed by reload")
             else:
-                ikesa.policy = policy
+                ikeSA.policy = policy
         return self._drain()

@@ -22,16 +22,17 @@ from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
 from ikedtx.auth.errors import CredentialError, MalformedCertificateRequest
 from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
 from ikedtx.auth.store import parseCertificateRequest
-from ikedtx.core import actions as A
-from ikedtx.core import cryptoglue as C
+from ikedtx.core.actions import InstallChildSA, RemoveChildSA, RequestDone, SendDatagram
+from ikedtx.core import cryptoglue
 from ikedtx.core.errors import (
     AuthenticationFailed, NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
 from ikedtx.core.proposals import Offer, Transform, accept, select
-from ikedtx.core.sa import ChildSA, ChildState, IkeState
+from ikedtx.core.sa import ChildSA, ChildState, IKEState
 from ikedtx.core.settings import NATT_DISABLED, NATT_ONLY
 from ikedtx.core.ts import TrafficSelector, isSubsetOf, narrow
 from ikedtx.crypto.errors import InvalidKeyExchange
-from ikedtx.wire import payloads as P
+from ikedtx.wire.payloads import (
+    Authentication, Certificate, CertificateRequest, Delete, IdentificationInitiator, IdentificationResponder, KeyExchange, Nonce, Notify, Proposal, SecurityAssociation, TrafficSelector as WireTrafficSelector, TrafficSelectorsInitiator, TrafficSelectorsResponder, Transform as WireTransform, VendorID)
 from ikedtx.wire.constants import (
     AuthMethod, CertEncoding, DhId, ExchangeType, HashAlgorithm, IpcompTransform, NotifyType, ProtocolId,
     TransformType, isErrorNotify, nameOf)
@@ -58,14 +59,14 @@ def _all(payloads, kind):
 
 def _notify(payloads, notifyType):
     for p in payloads:
-        if isinstance(p, P.Notify) and p.notifyType == notifyType:
+        if isinstance(p, Notify) and p.notifyType == notifyType:
             return p
     return None
 
 
 def _errorNotify(payloads):
     for p in payloads:
-        if isinstance(p, P.Notify) and isErrorNotify(p.notifyType):
+        if isinstance(p, Notify) and isErrorNotify(p.notifyType):
             return p
     return None
 
@@ -96,7 +97,7 @@ _offerCache = {}
 
 def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
     """
-    The L{Offer}s of a policy's C{ikesa} or C{childsa} proposals, numbered
+    The L{Offer}s of a policy's C{ikeSA} or C{childsa} proposals, numbered
     from 1 (kept, as they are asked for on every negotiation).
     """
     key = (id(proposals), spi, withKeyExchange)
@@ -123,14 +124,14 @@ def offersFromWire(sa):
 
 
 def saPayload(offers):
-    return P.SecurityAssociation([
-        P.Proposal(o.number, o.protocol, [P.Transform(t.type, t.id, keyLength=t.keyLength) for t in o.transforms], o.spi)
+    return SecurityAssociation([
+        Proposal(o.number, o.protocol, [WireTransform(t.type, t.id, keyLength=t.keyLength) for t in o.transforms], o.spi)
         for o in offers
     ])
 
 
 def _supported(transform, protocol=None):
-    return C.isSupported(transform, protocol)
+    return cryptoglue.isSupported(transform, protocol)
 
 
 # Traffic selectors between wire and core
@@ -139,11 +140,11 @@ def _supported(transform, protocol=None):
 def tsFromWire(payload):
     # Security labels and unknown selector types are not negotiated here.
     return [TrafficSelector(s.startAddress.version, s.startAddress, s.endAddress, s.ipProtocol, s.startPort, s.endPort)
-            for s in payload.selectors if isinstance(s, P.TrafficSelector)]
+            for s in payload.selectors if isinstance(s, WireTrafficSelector)]
 
 
 def tsToWire(selectors):
-    return [P.TrafficSelector(ts.startAddress, ts.endAddress, ts.ipProtocol, ts.startPort, ts.endPort) for ts in selectors]
+    return [WireTrafficSelector(ts.startAddress, ts.endAddress, ts.ipProtocol, ts.startPort, ts.endPort) for ts in selectors]
 
 
 # NAT detection (RFC 7296 2.23)
@@ -157,7 +158,7 @@ def natHash(spiI, spiR, host, port):
     return hashlib.sha1(spiI + spiR + packed + struct.pack("!H", port)).digest()
 
 
-def natPayloads(core, ikesa, spiR):
+def natPayloads(core, ikeSA, spiR):
     """
     NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP for our side.
     A policy with C{natt} (or iked -t) sends a source hash that cannot match,
@@ -165,15 +166,15 @@ def natPayloads(core, ikesa, spiR):
     """
     if core.settings.nattMode == NATT_DISABLED:
         return []
-    if ikesa.policy.natt or core.settings.nattMode == NATT_ONLY:
+    if ikeSA.policy.natt or core.settings.nattMode == NATT_ONLY:
         source = core.randomBytes(20)
     else:
-        source = natHash(ikesa.spiI, spiR, ikesa.local[0], ikesa.local[1])
-    destination = natHash(ikesa.spiI, spiR, ikesa.remote[0], ikesa.remote[1])
-    return [P.Notify.natDetectionSourceIP(source), P.Notify.natDetectionDestinationIP(destination)]
+        source = natHash(ikeSA.spiI, spiR, ikeSA.local[0], ikeSA.local[1])
+    destination = natHash(ikeSA.spiI, spiR, ikeSA.remote[0], ikeSA.remote[1])
+    return [Notify.natDetectionSourceIP(source), Notify.natDetectionDestinationIP(destination)]
 
 
-def detectNat(core, ikesa, payloads, spiR, local, remote):
+def detectNat(core, ikeSA, payloads, spiR, local, remote):
     """
     Process the peer's NAT-D payloads: set C{natRemote} when its source hash
     does not match the address we saw, C{natLocal} when its destination hash
@@ -181,47 +182,47 @@ def detectNat(core, ikesa, payloads, spiR, local, remote):
 
     @return: whether the peer supports NAT-T (sent NAT-D payloads).
     """
-    sources = [bytes(p.data) for p in _all(payloads, P.Notify) if p.notifyType == NotifyType.NAT_DETECTION_SOURCE_IP]
-    destinations = [bytes(p.data) for p in _all(payloads, P.Notify)
+    sources = [bytes(p.data) for p in _all(payloads, Notify) if p.notifyType == NotifyType.NAT_DETECTION_SOURCE_IP]
+    destinations = [bytes(p.data) for p in _all(payloads, Notify)
                     if p.notifyType == NotifyType.NAT_DETECTION_DESTINATION_IP]
     if not sources or not destinations or core.settings.nattMode == NATT_DISABLED:
         return False
-    theirs = natHash(ikesa.spiI, spiR, remote[0], remote[1])
-    ours = natHash(ikesa.spiI, spiR, local[0], local[1])
-    ikesa.natRemote = not any(hmac.compare_digest(theirs, s) for s in sources)
-    ikesa.natLocal = not any(hmac.compare_digest(ours, d) for d in destinations)
-    if ikesa.policy.natt or core.settings.nattMode == NATT_ONLY:
-        ikesa.natLocal = True
+    theirs = natHash(ikeSA.spiI, spiR, remote[0], remote[1])
+    ours = natHash(ikeSA.spiI, spiR, local[0], local[1])
+    ikeSA.natRemote = not any(hmac.compare_digest(theirs, s) for s in sources)
+    ikeSA.natLocal = not any(hmac.compare_digest(ours, d) for d in destinations)
+    if ikeSA.policy.natt or core.settings.nattMode == NATT_ONLY:
+        ikeSA.natLocal = True
     return True
 
 
-def _capabilities(ikesa, payloads):
+def _capabilities(ikeSA, payloads):
     if _notify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None:
-        ikesa.peerFragmentation = True
+        ikeSA.peerFragmentation = True
     hashes = _notify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if hashes is not None:
-        ikesa.peerSignatureHashes = tuple(hashes.hashAlgorithms)
-    ikesa.certreqAuthorities = []
-    for certreq in _all(payloads, P.CertificateRequest):
+        ikeSA.peerSignatureHashes = tuple(hashes.hashAlgorithms)
+    ikeSA.certreqAuthorities = []
+    for certreq in _all(payloads, CertificateRequest):
         if certreq.encoding == CertEncoding.X509_CERT_SIGNATURE:
             try:
-                ikesa.certreqAuthorities.extend(parseCertificateRequest(certreq.data))
+                ikeSA.certreqAuthorities.extend(parseCertificateRequest(certreq.data))
             except MalformedCertificateRequest as e:
                 # Only a hint for choosing our certificate: ignored.
-                _log.info("{ikesa}: {error}", ikesa=ikesa, error=e)
+                _log.info("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
 
 
-def _commonPayloads(core, ikesa):
+def _commonPayloads(core, ikeSA):
     out = []
     if core.config.settings.fragmentation:
-        out.append(P.Notify.fragmentationSupported())
-    if ikesa.policy.auth.method in ("signature", "rfc7427"):
+        out.append(Notify.fragmentationSupported())
+    if ikeSA.policy.auth.method in ("signature", "rfc7427"):
         # RFC 7427 4: announce the hashes only where the policy takes
         # DIGITAL_SIGNATURE; a peer then uses it for its AUTH, which an
         # ecdsa256/rsa policy (as iked's) would refuse.
-        out.append(P.Notify.signatureHashAlgorithms(_OUR_HASHES))
+        out.append(Notify.signatureHashAlgorithms(_OUR_HASHES))
     if core.settings.vendorId:
-        out.append(P.VendorID(core.settings.vendorId))
+        out.append(VendorID(core.settings.vendorId))
     return out
 
 
@@ -229,11 +230,11 @@ def _usesCertificates(policy):
     return policy.auth.method != "psk"
 
 
-def _certreqPayloads(core, ikesa):
-    if not _usesCertificates(ikesa.policy) or core.credentials is None:
+def _certreqPayloads(core, ikeSA):
+    if not _usesCertificates(ikeSA.policy) or core.credentials is None:
         return []
     authorities = core.credentials.certificateRequestAuthorities()
-    return [P.CertificateRequest(CertEncoding.X509_CERT_SIGNATURE, b"".join(authorities))]
+    return [CertificateRequest(CertEncoding.X509_CERT_SIGNATURE, b"".join(authorities))]
 
 
 # IKE_SA_INIT
@@ -249,23 +250,23 @@ class Task:
     exchangeType = None
     requestId = None
 
-    def build(self, core, ikesa):
+    def build(self, core, ikeSA):
         raise NotImplementedError()
 
-    def sent(self, ikesa, datagrams):
+    def sent(self, ikeSA, datagrams):
         pass
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         raise NotImplementedError()
 
-    def failed(self, core, ikesa, error):
+    def failed(self, core, ikeSA, error):
         if self.requestId is not None:
-            core.emit(A.RequestDone(self.requestId, error=error))
+            core.emit(RequestDone(self.requestId, error=error))
             self.requestId = None
 
     def succeeded(self, core, result):
         if self.requestId is not None:
-            core.emit(A.RequestDone(self.requestId, result=result))
+            core.emit(RequestDone(self.requestId, result=result))
             self.requestId = None
 
 
@@ -281,47 +282,47 @@ class InitTask(Task):
         self.group = None
         self.restarts = 0
 
-    def build(self, core, ikesa):
-        offers = offersFromConfig(ikesa.policy.ikeProposals)
+    def build(self, core, ikeSA):
+        offers = offersFromConfig(ikeSA.policy.ikeProposals)
         if self.group is None:
             self.group = next(t.id for t in offers[0].transforms if t.type == TransformType.DH)
-        if ikesa.keyExchange is None or ikesa.keyExchange.method.transformId != self.group:
-            if ikesa.keyExchange is not None:
-                ikesa.keyExchange.wipe()
-            ikesa.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
-        if ikesa.nonceI is None:
-            ikesa.nonceI = core.randomBytes(core.settings.nonceSize)
+        if ikeSA.keyExchange is None or ikeSA.keyExchange.method.transformId != self.group:
+            if ikeSA.keyExchange is not None:
+                ikeSA.keyExchange.wipe()
+            ikeSA.keyExchange = cryptoglue.keyExchangeMethod(self.group).generate(core.randomBytes)
+        if ikeSA.nonceI is None:
+            ikeSA.nonceI = core.randomBytes(core.settings.nonceSize)
         self.offers = offers
         payloads = []
-        if ikesa.cookie is not None:
-            payloads.append(P.Notify.cookie(ikesa.cookie))
+        if ikeSA.cookie is not None:
+            payloads.append(Notify.cookie(ikeSA.cookie))
         payloads += [
             saPayload(offers),
-            P.KeyExchange(self.group, ikesa.keyExchange.publicData),
-            P.Nonce(ikesa.nonceI),
+            KeyExchange(self.group, ikeSA.keyExchange.publicData),
+            Nonce(ikeSA.nonceI),
         ]
-        payloads += natPayloads(core, ikesa, _ZERO_SPI)
-        payloads += _commonPayloads(core, ikesa)
-        ikesa.state = IkeState.SA_INIT
+        payloads += natPayloads(core, ikeSA, _ZERO_SPI)
+        payloads += _commonPayloads(core, ikeSA)
+        ikeSA.state = IKEState.SA_INIT
         return ExchangeType.IKE_SA_INIT, payloads
 
-    def sent(self, ikesa, datagrams):
-        ikesa.initRequest = datagrams[0]
+    def sent(self, ikeSA, datagrams):
+        ikeSA.initRequest = datagrams[0]
 
-    def _restart(self, core, ikesa, why):
+    def _restart(self, core, ikeSA, why):
         self.restarts += 1
         if self.restarts > core.settings.maxInitRetries:
             raise NegotiationFailed("IKE_SA_INIT restarted too often (%s)" % (why,))
-        _log.info("{ikesa}: restarting IKE_SA_INIT ({why})", ikesa=ikesa, why=why)
-        core.restartRequest(ikesa, self)
+        _log.info("{ikeSA}: restarting IKE_SA_INIT ({why})", ikeSA=ikeSA, why=why)
+        core.restartRequest(ikeSA, self)
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         cookie = _notify(payloads, NotifyType.COOKIE)
         if cookie is not None:
             if not 1 <= len(cookie.data) <= 64:
                 raise NegotiationFailed("malformed COOKIE from the responder")
-            ikesa.cookie = bytes(cookie.data)
-            return self._restart(core, ikesa, "responder asked for a cookie")
+            ikeSA.cookie = bytes(cookie.data)
+            return self._restart(core, ikeSA, "responder asked for a cookie")
         invalidKe = _notify(payloads, NotifyType.INVALID_KE_PAYLOAD)
         if invalidKe is not None:
             group = invalidKe.group
@@ -330,18 +331,18 @@ class InitTask(Task):
                 raise NoProposalChosen("responder wants key exchange %s, which we did not offer" % (nameOf(DhId, group),),
                                        NotifyType.INVALID_KE_PAYLOAD)
             self.group = group
-            return self._restart(core, ikesa, "responder wants key exchange %s" % (nameOf(DhId, group),))
+            return self._restart(core, ikeSA, "responder wants key exchange %s" % (nameOf(DhId, group),))
         error = _errorNotify(payloads)
         if error is not None:
             kind = NoProposalChosen if error.notifyType == NotifyType.NO_PROPOSAL_CHOSEN else NegotiationFailed
             raise kind("responder refused IKE_SA_INIT: %s" % (nameOf(NotifyType, error.notifyType),), error.notifyType)
-        sa = _requireResponse(_first(payloads, P.SecurityAssociation), "SA")
-        ke = _requireResponse(_first(payloads, P.KeyExchange), "KE")
-        nonce = _requireResponse(_first(payloads, P.Nonce), "Nonce")
+        sa = _requireResponse(_first(payloads, SecurityAssociation), "SA")
+        ke = _requireResponse(_first(payloads, KeyExchange), "KE")
+        nonce = _requireResponse(_first(payloads, Nonce), "Nonce")
         answer = offersFromWire(sa)
         if len(answer) != 1:
             raise NoProposalChosen("responder answered with %d proposals" % (len(answer),))
-        chosen = accept(self.offers, answer[0], C.isAead)
+        chosen = accept(self.offers, answer[0], cryptoglue.isAead)
         if chosen is None or any(not _supported(t, ProtocolId.IKE) for t in chosen.transforms.values()):
             raise NoProposalChosen("responder chose a proposal we did not offer")
         if ke.group != chosen.dhGroup or chosen.dhGroup != self.group:
@@ -349,38 +350,38 @@ class InitTask(Task):
         if message.spiR == _ZERO_SPI:
             raise NegotiationFailed("responder SPI is zero")
         try:
-            ikesa.nonceR = _checkNonce(nonce)
+            ikeSA.nonceR = _checkNonce(nonce)
         except RemoteProtocolError as e:
             raise NegotiationFailed(str(e))
-        ikesa.spiR = message.spiR
-        ikesa.proposal = chosen
-        ikesa.initResponse = bytes(message.rawData)
+        ikeSA.spiR = message.spiR
+        ikeSA.proposal = chosen
+        ikeSA.initResponse = bytes(message.rawData)
         try:
-            shared = ikesa.keyExchange.complete(bytes(ke.data))
+            shared = ikeSA.keyExchange.complete(bytes(ke.data))
         except InvalidKeyExchange as e:
             raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
-        ikesa.keyExchange.wipe()
-        ikesa.keyExchange = None
-        C.deriveIkeKeys(core, ikesa, shared)
-        _capabilities(ikesa, payloads)
-        natSupported = detectNat(core, ikesa, payloads, ikesa.spiR, local, remote)
+        ikeSA.keyExchange.wipe()
+        ikeSA.keyExchange = None
+        cryptoglue.deriveIKEKeys(core, ikeSA, shared)
+        _capabilities(ikeSA, payloads)
+        natSupported = detectNat(core, ikeSA, payloads, ikeSA.spiR, local, remote)
         # RFC 7296 2.23: move to port 4500 once a NAT is detected; RFC 4555
         # 3.3: a MOBIKE initiator moves there in any case, so that a later
         # NAT on its path does not need another change of ports.
-        float4500 = ikesa.natLocal or ikesa.natRemote or core.config.settings.mobike
-        if natSupported and float4500 and not ikesa.nattEnabled:
-            ikesa.local = (ikesa.local[0], core.settings.nattPort)
-            ikesa.remote = (ikesa.remote[0], core.settings.peerNattPort)
-            ikesa.nattEnabled = True
-        ikesa.state = IkeState.AUTH_REQUEST
-        ikesa.tasks.insert(0, AuthTask(ikesa.requestId))
-        ikesa.requestId = None
+        float4500 = ikeSA.natLocal or ikeSA.natRemote or core.config.settings.mobike
+        if natSupported and float4500 and not ikeSA.nattEnabled:
+            ikeSA.local = (ikeSA.local[0], core.settings.nattPort)
+            ikeSA.remote = (ikeSA.remote[0], core.settings.peerNattPort)
+            ikeSA.nattEnabled = True
+        ikeSA.state = IKEState.AUTH_REQUEST
+        ikeSA.tasks.insert(0, AuthTask(ikeSA.requestId))
+        ikeSA.requestId = None
 
-    def failed(self, core, ikesa, error):
-        if ikesa.requestId is not None:
-            core.emit(A.RequestDone(ikesa.requestId, error=error))
-            ikesa.requestId = None
-        core.destroy(ikesa, str(error), error)
+    def failed(self, core, ikeSA, error):
+        if ikeSA.requestId is not None:
+            core.emit(RequestDone(ikeSA.requestId, error=error))
+            ikeSA.requestId = None
+        core.destroy(ikeSA, str(error), error)
 
 
 def respondInit(core, message, data, local, remote):
@@ -396,9 +397,9 @@ def respondInit(core, message, data, local, remote):
         if existing.initRequest == data and existing.window.lastResponse is not None:
             _log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
             for datagram in existing.window.lastResponse[1]:
-                core.emit(A.SendDatagram(datagram, local, remote))
+                core.emit(SendDatagram(datagram, local, remote))
             return
-        if existing.state != IkeState.SA_INIT:
+        if existing.state != IKEState.SA_INIT:
             return
         core.destroy(existing, "initiator restarted IKE_SA_INIT")
     payloads = message.payloads
@@ -406,9 +407,9 @@ def respondInit(core, message, data, local, remote):
     if policy is None:
         _log.info("{remote}: no policy for an IKE SA from {remote} to {local}; dropped", remote=remote, local=local)
         return
-    nonce = _first(payloads, P.Nonce)
-    sa = _first(payloads, P.SecurityAssociation)
-    ke = _first(payloads, P.KeyExchange)
+    nonce = _first(payloads, Nonce)
+    sa = _first(payloads, SecurityAssociation)
+    ke = _first(payloads, KeyExchange)
 
     def refuse(notifyType, data=b"", why=""):
         _log.info("{remote}: IKE_SA_INIT refused with {notify}{why}", remote=remote,
@@ -428,41 +429,41 @@ def respondInit(core, message, data, local, remote):
                                         core.cookieFor(nonceI, remote[0], message.spiI))
             return
     offers = offersFromConfig(policy.ikeProposals)
-    chosen = select(offers, offersFromWire(sa), _supported, C.isAead)
+    chosen = select(offers, offersFromWire(sa), _supported, cryptoglue.isAead)
     if chosen is None:
         return refuse(NotifyType.NO_PROPOSAL_CHOSEN, why="policy %s" % (policy.name,))
     if ke.group != chosen.dhGroup:
-        return refuse(NotifyType.INVALID_KE_PAYLOAD, P.Notify.invalidKePayload(chosen.dhGroup).data,
+        return refuse(NotifyType.INVALID_KE_PAYLOAD, Notify.invalidKePayload(chosen.dhGroup).data,
                       "peer sent %s, we want %s" % (nameOf(DhId, ke.group), nameOf(DhId, chosen.dhGroup)))
-    ikesa = _newResponderSA(core, message, policy, local, remote)
+    ikeSA = _newResponderSA(core, message, policy, local, remote)
     try:
-        ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
+        ourKe, shared = cryptoglue.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
     except InvalidKeyExchange as e:
         return refuse(NotifyType.INVALID_SYNTAX, why="invalid KE: %s" % (e,))
-    ikesa.proposal = chosen
-    ikesa.nonceI = nonceI
-    ikesa.nonceR = core.randomBytes(core.settings.nonceSize)
-    ikesa.initRequest = data
-    C.deriveIkeKeys(core, ikesa, shared)
-    _capabilities(ikesa, payloads)
-    detectNat(core, ikesa, payloads, _ZERO_SPI, local, remote)
+    ikeSA.proposal = chosen
+    ikeSA.nonceI = nonceI
+    ikeSA.nonceR = core.randomBytes(core.settings.nonceSize)
+    ikeSA.initRequest = data
+    cryptoglue.deriveIKEKeys(core, ikeSA, shared)
+    _capabilities(ikeSA, payloads)
+    detectNat(core, ikeSA, payloads, _ZERO_SPI, local, remote)
     if local[1] == core.settings.nattPort:
-        ikesa.nattEnabled = True
-    ikesa.state = IkeState.SA_INIT
-    answer = [saPayload([chosen.asOffer(b"")]), P.KeyExchange(chosen.dhGroup, ourKe), P.Nonce(ikesa.nonceR)]
-    answer += natPayloads(core, ikesa, ikesa.spiR)
-    answer += _certreqPayloads(core, ikesa)
-    answer += _commonPayloads(core, ikesa)
-    core.registerResponderSA(ikesa, key)
-    datagrams = core._sendResponse(ikesa, ExchangeType.IKE_SA_INIT, 0, answer, local, remote)
-    ikesa.initResponse = datagrams[0]
-    ikesa.window.nextPeerRequestId = 1
+        ikeSA.nattEnabled = True
+    ikeSA.state = IKEState.SA_INIT
+    answer = [saPayload([chosen.asOffer(b"")]), KeyExchange(chosen.dhGroup, ourKe), Nonce(ikeSA.nonceR)]
+    answer += natPayloads(core, ikeSA, ikeSA.spiR)
+    answer += _certreqPayloads(core, ikeSA)
+    answer += _commonPayloads(core, ikeSA)
+    core.registerResponderSA(ikeSA, key)
+    datagrams = core._sendResponse(ikeSA, ExchangeType.IKE_SA_INIT, 0, answer, local, remote)
+    ikeSA.initResponse = datagrams[0]
+    ikeSA.window.nextPeerRequestId = 1
 
 
 def _newResponderSA(core, message, policy, local, remote):
     from ikedtx.core.sa import IKESA
 
-    return IKESA(False, message.spiI, core.newIkeSpi(), policy, local, remote, core.now())
+    return IKESA(False, message.spiI, core.newIKESPI(), policy, local, remote, core.now())
 
 
 # Authentication (RFC 7296 2.15)
@@ -472,8 +473,8 @@ def _idBody(idPayload):
     return bytes([idPayload.idType]) + b"\x00\x00\x00" + bytes(idPayload.data)
 
 
-def _localIdentity(core, ikesa):
-    srcId = ikesa.policy.srcId
+def _localIdentity(core, ikeSA):
+    srcId = ikeSA.policy.srcId
     if srcId is not None:
         return IKEIdentity.fromConfig(srcId.type, srcId.value)
     # iked: without srcid, the local host name as an FQDN, with or without
@@ -481,38 +482,38 @@ def _localIdentity(core, ikesa):
     return defaultLocalIdentity()
 
 
-def _localCredential(core, ikesa):
-    policy = ikesa.policy
+def _localCredential(core, ikeSA):
+    policy = ikeSA.policy
     if policy.auth.method == "psk":
         return None
     if core.credentials is None:
         raise NegotiationFailed("policy %s needs a certificate or key, and there is no credential store" % (policy.name,))
-    srcId = _localIdentity(core, ikesa)
+    srcId = _localIdentity(core, ikeSA)
     try:
-        return core.credentials.localCredential(srcId, policy.auth.method, getattr(ikesa, "certreqAuthorities", []),
+        return core.credentials.localCredential(srcId, policy.auth.method, getattr(ikeSA, "certreqAuthorities", []),
                                                 now=core.wallClock())
     except CredentialError as e:
         raise NegotiationFailed("no usable local credential: %s" % (e,))
 
 
-def _ourAuthPayloads(core, ikesa, credential, idPayload):
-    policy = ikesa.policy
-    octets = C.signedOctets(ikesa, ikesa.initiator, _idBody(idPayload))
+def _ourAuthPayloads(core, ikeSA, credential, idPayload):
+    policy = ikeSA.policy
+    octets = cryptoglue.signedOctets(ikeSA, ikeSA.initiator, _idBody(idPayload))
     if credential is None:
-        return [P.Authentication(AuthMethod.SHARED_KEY_MIC, C.pskAuth(ikesa, policy.auth.psk, octets))]
+        return [Authentication(AuthMethod.SHARED_KEY_MIC, cryptoglue.pskAuth(ikeSA, policy.auth.psk, octets))]
     try:
-        method, data = C.signAuth(credential.privateKey, policy.auth.method, octets, ikesa.peerSignatureHashes)
-    except C.SignatureRefused as e:
+        method, data = cryptoglue.signAuth(credential.privateKey, policy.auth.method, octets, ikeSA.peerSignatureHashes)
+    except cryptoglue.SignatureRefused as e:
         raise NegotiationFailed(str(e))
-    certs = [P.Certificate(encoding, data_) for encoding, data_ in credential.certificatePayloads()]
-    return certs + [P.Authentication(method, data)]
+    certs = [Certificate(encoding, data_) for encoding, data_ in credential.certificatePayloads()]
+    return certs + [Authentication(method, data)]
 
 
-def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
+def _verifyPeer(core, ikeSA, idPayload, authPayload, payloads):
     """
     Check the peer's identity and AUTH; raise L{AuthenticationFailed}.
     """
-    policy = ikesa.policy
+    policy = ikeSA.policy
     try:
         peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
     except ValueError as e:
@@ -520,12 +521,12 @@ def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
     if policy.dstId is not None and not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
         raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
                                    NotifyType.AUTHENTICATION_FAILED)
-    octets = C.signedOctets(ikesa, not ikesa.initiator, _idBody(idPayload))
+    octets = cryptoglue.signedOctets(ikeSA, not ikeSA.initiator, _idBody(idPayload))
     if policy.auth.method == "psk":
         if authPayload.method != AuthMethod.SHARED_KEY_MIC:
             raise AuthenticationFailed("peer used %s, the policy requires a pre-shared key" % (
                 nameOf(AuthMethod, authPayload.method),), NotifyType.AUTHENTICATION_FAILED)
-        expected = C.pskAuth(ikesa, policy.auth.psk, octets)
+        expected = cryptoglue.pskAuth(ikeSA, policy.auth.psk, octets)
         if not hmac.compare_digest(expected, bytes(authPayload.data)):
             raise AuthenticationFailed("peer's pre-shared key AUTH does not verify", NotifyType.AUTHENTICATION_FAILED)
     else:
@@ -534,17 +535,17 @@ def _verifyPeer(core, ikesa, idPayload, authPayload, payloads):
                                        NotifyType.AUTHENTICATION_FAILED)
         if core.credentials is None:
             raise AuthenticationFailed("no credential store to verify the peer", NotifyType.AUTHENTICATION_FAILED)
-        certificates = [(c.encoding, bytes(c.data)) for c in _all(payloads, P.Certificate)]
+        certificates = [(c.encoding, bytes(c.data)) for c in _all(payloads, Certificate)]
         expected = None
         if policy.dstId is not None:
             expected = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
         try:
             credential = core.credentials.verifyPeer(peerId, certificates, expected, now=core.wallClock())
-            C.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data), octets)
-        except (CredentialRefused, C.SignatureRefused) as e:
+            cryptoglue.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data), octets)
+        except (CredentialRefused, cryptoglue.SignatureRefused) as e:
             raise AuthenticationFailed("peer %s: %s" % (peerId, e), NotifyType.AUTHENTICATION_FAILED)
-        ikesa.peerCredential = credential
-    ikesa.peerId = peerId
+        ikeSA.peerCredential = credential
+    ikeSA.peerId = peerId
 
 
 class AuthTask(Task):
@@ -558,62 +559,62 @@ class AuthTask(Task):
         self.requestId = requestId
         self.child = None
 
-    def build(self, core, ikesa):
-        policy = ikesa.policy
-        credential = _localCredential(core, ikesa)
-        localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
-        ikesa.localId = localId
-        idPayload = P.IdentificationInitiator(localId.idType, localId.data)
+    def build(self, core, ikeSA):
+        policy = ikeSA.policy
+        credential = _localCredential(core, ikeSA)
+        localId = credential.identity if credential is not None else _localIdentity(core, ikeSA)
+        ikeSA.localId = localId
+        idPayload = IdentificationInitiator(localId.idType, localId.data)
         payloads = [idPayload]
-        auth = _ourAuthPayloads(core, ikesa, credential, idPayload)
+        auth = _ourAuthPayloads(core, ikeSA, credential, idPayload)
         payloads += auth[:-1]
-        payloads += _certreqPayloads(core, ikesa)
+        payloads += _certreqPayloads(core, ikeSA)
         if policy.dstId is not None:
             dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
-            payloads.append(P.IdentificationResponder(dst.idType, dst.data))
+            payloads.append(IdentificationResponder(dst.idType, dst.data))
         payloads.append(auth[-1])
-        if not any(other is not ikesa and other.remote[0] == ikesa.remote[0] and other.isEstablished
+        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.isEstablished
                    for other in core.ikeSAs.values()):
-            payloads.append(P.Notify(NotifyType.INITIAL_CONTACT))
-        self.child, childPayloads = _proposeChild(core, ikesa, withKeyExchange=False)
+            payloads.append(Notify(NotifyType.INITIAL_CONTACT))
+        self.child, childPayloads = _proposeChild(core, ikeSA, withKeyExchange=False)
         payloads += childPayloads
         if core.config.settings.mobike:
-            payloads.append(P.Notify(NotifyType.MOBIKE_SUPPORTED))
+            payloads.append(Notify(NotifyType.MOBIKE_SUPPORTED))
         return ExchangeType.IKE_AUTH, payloads
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         error = _notify(payloads, NotifyType.AUTHENTICATION_FAILED)
         if error is not None:
             raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
-        idr = _first(payloads, P.IdentificationResponder)
-        auth = _first(payloads, P.Authentication)
+        idr = _first(payloads, IdentificationResponder)
+        auth = _first(payloads, Authentication)
         if idr is None or auth is None:
             other = _errorNotify(payloads)
             raise NegotiationFailed("IKE_AUTH response without IDr/AUTH%s" % (
                 ": " + nameOf(NotifyType, other.notifyType) if other is not None else "",),
                 other.notifyType if other is not None else None)
         try:
-            _verifyPeer(core, ikesa, idr, auth, payloads)
+            _verifyPeer(core, ikeSA, idr, auth, payloads)
         except AuthenticationFailed as e:
-            _log.warn("{ikesa}: {error}", ikesa=ikesa, error=e)
+            _log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
             # RFC 7296 2.21.2: the initiator may report it in a separate
             # INFORMATIONAL exchange, then the IKE SA is gone.
-            core.sendRequest(ikesa, InformTask([P.Notify(NotifyType.AUTHENTICATION_FAILED)]), retransmit=False)
+            core.sendRequest(ikeSA, InformTask([Notify(NotifyType.AUTHENTICATION_FAILED)]), retransmit=False)
             raise
-        ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
-        core.established(ikesa)
+        ikeSA.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
+        core.established(ikeSA)
         try:
-            _completeChild(core, ikesa, self.child, payloads, shared=None)
+            _completeChild(core, ikeSA, self.child, payloads, shared=None)
         except NegotiationFailed as e:
-            _log.warn("{ikesa}: IKE SA up, but its Child SA failed: {error}", ikesa=ikesa, error=e)
-            Task.failed(self, core, ikesa, e)
+            _log.warn("{ikeSA}: IKE SA up, but its Child SA failed: {error}", ikeSA=ikeSA, error=e)
+            Task.failed(self, core, ikeSA, e)
             return
-        self.succeeded(core, ikesa)
+        self.succeeded(core, ikeSA)
 
-    def failed(self, core, ikesa, error):
-        Task.failed(self, core, ikesa, error)
-        if not ikesa.isEstablished:
-            core.destroy(ikesa, str(error), error)
+    def failed(self, core, ikeSA, error):
+        Task.failed(self, core, ikeSA, error)
+        if not ikeSA.isEstablished:
+            core.destroy(ikeSA, str(error), error)
 
 
 class InformTask(Task):
@@ -626,61 +627,61 @@ class InformTask(Task):
     def __init__(self, payloads):
         self.payloads = payloads
 
-    def build(self, core, ikesa):
+    def build(self, core, ikeSA):
         return ExchangeType.INFORMATIONAL, self.payloads
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         pass
 
 
-def respondAuth(core, ikesa, payloads):
+def respondAuth(core, ikeSA, payloads):
     """
     Answer IKE_AUTH (RFC 7296 1.2): authenticate the peer, choose the policy
     for its identity, authenticate ourselves and create the first Child SA.
     """
-    if ikesa.initiator or ikesa.state != IkeState.SA_INIT:
-        raise RemoteProtocolError("IKE_AUTH in state %s" % (ikesa.state.name,), NotifyType.INVALID_SYNTAX)
-    idi = _first(payloads, P.IdentificationInitiator)
-    auth = _first(payloads, P.Authentication)
+    if ikeSA.initiator or ikeSA.state != IKEState.SA_INIT:
+        raise RemoteProtocolError("IKE_AUTH in state %s" % (ikeSA.state.name,), NotifyType.INVALID_SYNTAX)
+    idi = _first(payloads, IdentificationInitiator)
+    auth = _first(payloads, Authentication)
     if idi is None:
-        ikesa.destroyAfterResponse = "IKE_AUTH without IDi"
+        ikeSA.destroyAfterResponse = "IKE_AUTH without IDi"
         raise RemoteProtocolError("IDi missing", NotifyType.INVALID_SYNTAX)
     if auth is None:
-        ikesa.destroyAfterResponse = "EAP is not offered by this policy"
+        ikeSA.destroyAfterResponse = "EAP is not offered by this policy"
         raise RemoteProtocolError("no AUTH payload (EAP) and the policy does not use EAP", NotifyType.AUTHENTICATION_FAILED)
     try:
         peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
     except ValueError as e:
-        ikesa.destroyAfterResponse = "malformed IDi"
+        ikeSA.destroyAfterResponse = "malformed IDi"
         raise RemoteProtocolError("malformed IDi: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
-    policy = core.policies.lookup(ikesa.local[0], ikesa.remote[0], peerId)
+    policy = core.policies.lookup(ikeSA.local[0], ikeSA.remote[0], peerId)
     if policy is None:
-        ikesa.destroyAfterResponse = "no policy for %s" % (peerId,)
+        ikeSA.destroyAfterResponse = "no policy for %s" % (peerId,)
         raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
-    ikesa.policy = policy
+    ikeSA.policy = policy
     try:
-        _verifyPeer(core, ikesa, idi, auth, payloads)
-        credential = _localCredential(core, ikesa)
-        localId = credential.identity if credential is not None else _localIdentity(core, ikesa)
-        idPayload = P.IdentificationResponder(localId.idType, localId.data)
-        answer = [idPayload] + _ourAuthPayloads(core, ikesa, credential, idPayload)
+        _verifyPeer(core, ikeSA, idi, auth, payloads)
+        credential = _localCredential(core, ikeSA)
+        localId = credential.identity if credential is not None else _localIdentity(core, ikeSA)
+        idPayload = IdentificationResponder(localId.idType, localId.data)
+        answer = [idPayload] + _ourAuthPayloads(core, ikeSA, credential, idPayload)
     except NegotiationFailed as e:
         # AuthenticationFailed (the peer's fault) is a NegotiationFailed
         # too; without our own credential we cannot authenticate either.
-        _log.warn("{ikesa}: authentication failed: {error}", ikesa=ikesa, error=e)
-        ikesa.destroyAfterResponse = str(e)
+        _log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
+        ikeSA.destroyAfterResponse = str(e)
         raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
-    ikesa.localId = localId
-    ikesa.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
-    core.established(ikesa)
-    if _first(payloads, P.SecurityAssociation) is not None:
+    ikeSA.localId = localId
+    ikeSA.peerMobike = _notify(payloads, NotifyType.MOBIKE_SUPPORTED) is not None
+    core.established(ikeSA)
+    if _first(payloads, SecurityAssociation) is not None:
         try:
-            answer += _respondChild(core, ikesa, payloads, withKeyExchange=False)
+            answer += _respondChild(core, ikeSA, payloads, withKeyExchange=False)
         except RemoteProtocolError as e:
-            _log.warn("{ikesa}: IKE SA up, Child SA refused: {error}", ikesa=ikesa, error=e)
-            answer.append(P.Notify(e.notify, data=e.notifyData))
-    if core.config.settings.mobike and ikesa.peerMobike:
-        answer.append(P.Notify(NotifyType.MOBIKE_SUPPORTED))
+            _log.warn("{ikeSA}: IKE SA up, Child SA refused: {error}", ikeSA=ikeSA, error=e)
+            answer.append(Notify(e.notify, data=e.notifyData))
+    if core.config.settings.mobike and ikeSA.peerMobike:
+        answer.append(Notify(NotifyType.MOBIKE_SUPPORTED))
     return answer
 
 
@@ -691,38 +692,38 @@ def _childProtocol(policy):
     return policy.saProtocol
 
 
-def _proposeChild(core, ikesa, withKeyExchange, rekeying=None):
+def _proposeChild(core, ikeSA, withKeyExchange, rekeying=None):
     """
-    Our SA, TSi, TSr (and notifies) for a new Child SA of C{ikesa}'s policy.
+    Our SA, TSi, TSr (and notifies) for a new Child SA of C{ikeSA}'s policy.
 
     @return: C{(child, payloads)}; C{child} holds what the response will
         complete.
     """
-    policy = ikesa.policy
+    policy = ikeSA.policy
     protocol = _childProtocol(policy)
-    spiIn = core.spiAllocator(protocol, ikesa.remote[0], ikesa.local[0])
+    spiIn = core.spiAllocator(protocol, ikeSA.remote[0], ikeSA.local[0])
     child = ChildSA(protocol, policy.mode, spiIn, core.nextReqid(), core.now())
     child.rekeyOf = rekeying
     child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), withKeyExchange)
     child.localOffer = core.policies.selectors(policy, local=True)
     child.remoteOffer = core.policies.selectors(policy, local=False)
-    payloads = [saPayload(child.offers), P.TrafficSelectorsInitiator(tsToWire(child.localOffer)),
-                P.TrafficSelectorsResponder(tsToWire(child.remoteOffer))]
+    payloads = [saPayload(child.offers), TrafficSelectorsInitiator(tsToWire(child.localOffer)),
+                TrafficSelectorsResponder(tsToWire(child.remoteOffer))]
     if policy.mode == "transport":
-        payloads.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
+        payloads.append(Notify(NotifyType.USE_TRANSPORT_MODE))
     if policy.ipcomp:
-        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
-        payloads.append(P.Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
+        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0]) & 0xFFFF or 0x100
+        payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
     return child, payloads
 
 
-def _completeChild(core, ikesa, child, payloads, shared):
+def _completeChild(core, ikeSA, child, payloads, shared):
     """
     As initiator: check the responder's SA and TS payloads for C{child},
     derive its keys and install it.
     """
     error = _errorNotify(payloads)
-    sa = _first(payloads, P.SecurityAssociation)
+    sa = _first(payloads, SecurityAssociation)
     if sa is None:
         if error is not None and error.notifyType == NotifyType.TS_UNACCEPTABLE:
             raise TrafficSelectorsUnacceptable("responder refused our traffic selectors", error.notifyType)
@@ -735,7 +736,7 @@ def _completeChild(core, ikesa, child, payloads, shared):
         raise NoProposalChosen("responder answered with %d Child SA proposals" % (len(answer),))
     offers = child.offers if shared is not None else [o.withoutKeyExchange() for o in child.offers]
     peerAnswer = answer[0] if shared is not None else answer[0].withoutKeyExchange()
-    chosen = accept(offers, peerAnswer, C.isAead)
+    chosen = accept(offers, peerAnswer, cryptoglue.isAead)
     if chosen is None or len(peerAnswer.spi) != 4:
         raise NoProposalChosen("responder chose a Child SA proposal we did not offer")
     tsi, tsr = _trafficSelectors(payloads)
@@ -754,33 +755,33 @@ def _completeChild(core, ikesa, child, payloads, shared):
     child.proposal = chosen
     (child.spiOut,) = struct.unpack("!I", peerAnswer.spi)
     child.localTS, child.remoteTS = tsi, tsr
-    C.deriveChildKeys(ikesa, child, shared, initiator=True)
-    _install(core, ikesa, child)
+    cryptoglue.deriveChildKeys(ikeSA, child, shared, initiator=True)
+    _install(core, ikeSA, child)
 
 
 def _trafficSelectors(payloads):
-    tsi = _first(payloads, P.TrafficSelectorsInitiator)
-    tsr = _first(payloads, P.TrafficSelectorsResponder)
+    tsi = _first(payloads, TrafficSelectorsInitiator)
+    tsr = _first(payloads, TrafficSelectorsResponder)
     return (tsFromWire(tsi) if tsi is not None else None), (tsFromWire(tsr) if tsr is not None else None)
 
 
-def _install(core, ikesa, child):
-    ikesa.children.append(child)
+def _install(core, ikeSA, child):
+    ikeSA.children.append(child)
     child.state = ChildState.INSTALLED
-    core.emit(A.InstallChildSA(ikesa, child))
-    _log.info("{ikesa}: Child SA {child} {local} === {remote}", ikesa=ikesa, child=child,
+    core.emit(InstallChildSA(ikeSA, child))
+    _log.info("{ikeSA}: Child SA {child} {local} === {remote}", ikeSA=ikeSA, child=child,
               local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
 
 
-def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=None):
+def _respondChild(core, ikeSA, payloads, withKeyExchange, rekeying=None, nonces=None):
     """
     As responder: choose a proposal and narrow the traffic selectors for a
     new Child SA, derive its keys and install it.
 
     @return: our SA, TSi, TSr (and notifies) payloads.
     """
-    policy = ikesa.policy
-    sa = _require(_first(payloads, P.SecurityAssociation), "SA")
+    policy = ikeSA.policy
+    sa = _require(_first(payloads, SecurityAssociation), "SA")
     peerTsi, peerTsr = _trafficSelectors(payloads)
     if peerTsi is None or peerTsr is None:
         raise RemoteProtocolError("TSi or TSr missing", NotifyType.INVALID_SYNTAX)
@@ -788,19 +789,19 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
     peer = offersFromWire(sa)
     if not withKeyExchange:
         peer = [o.withoutKeyExchange() for o in peer]
-    chosen = select(local, peer, _supported, C.isAead)
-    if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSpi) != 4:
+    chosen = select(local, peer, _supported, cryptoglue.isAead)
+    if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSPI) != 4:
         raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
                                   NotifyType.NO_PROPOSAL_CHOSEN)
     shared = None
     ourKe = None
     if withKeyExchange and chosen.dhGroup != DhId.NONE:
-        ke = _first(payloads, P.KeyExchange)
+        ke = _first(payloads, KeyExchange)
         if ke is None or ke.group != chosen.dhGroup:
             raise RemoteProtocolError("Child SA wants KE group %d" % (chosen.dhGroup,), NotifyType.INVALID_KE_PAYLOAD,
-                                      P.Notify.invalidKePayload(chosen.dhGroup).data)
+                                      Notify.invalidKePayload(chosen.dhGroup).data)
         try:
-            ourKe, shared = C.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
+            ourKe, shared = cryptoglue.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
         except InvalidKeyExchange as e:
             raise RemoteProtocolError("invalid KE: %s" % (e,), NotifyType.INVALID_SYNTAX)
     tsi = narrow(peerTsi, core.policies.selectors(policy, local=False))
@@ -809,27 +810,27 @@ def _respondChild(core, ikesa, payloads, withKeyExchange, rekeying=None, nonces=
         raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
             ", ".join(map(str, peerTsi)), ", ".join(map(str, peerTsr)), policy.name), NotifyType.TS_UNACCEPTABLE)
     transport = _notify(payloads, NotifyType.USE_TRANSPORT_MODE) is not None and policy.mode == "transport"
-    spiIn = core.spiAllocator(chosen.protocol, ikesa.remote[0], ikesa.local[0])
+    spiIn = core.spiAllocator(chosen.protocol, ikeSA.remote[0], ikeSA.local[0])
     child = ChildSA(chosen.protocol, "transport" if transport else "tunnel", spiIn, core.nextReqid(), core.now())
     child.rekeyOf = rekeying
     child.proposal = chosen
-    (child.spiOut,) = struct.unpack("!I", chosen.peerSpi)
+    (child.spiOut,) = struct.unpack("!I", chosen.peerSPI)
     child.localTS, child.remoteTS = tsr, tsi
     answer = [saPayload([chosen.asOffer(struct.pack("!I", spiIn))])]
     if nonces is not None:
-        answer.append(P.Nonce(nonces[1]))
+        answer.append(Nonce(nonces[1]))
         if ourKe is not None:
-            answer.append(P.KeyExchange(chosen.dhGroup, ourKe))
-    answer += [P.TrafficSelectorsInitiator(tsToWire(tsi)), P.TrafficSelectorsResponder(tsToWire(tsr))]
+            answer.append(KeyExchange(chosen.dhGroup, ourKe))
+    answer += [TrafficSelectorsInitiator(tsToWire(tsi)), TrafficSelectorsResponder(tsToWire(tsr))]
     if transport:
-        answer.append(P.Notify(NotifyType.USE_TRANSPORT_MODE))
+        answer.append(Notify(NotifyType.USE_TRANSPORT_MODE))
     ipcomp = _notify(payloads, NotifyType.IPCOMP_SUPPORTED)
     if ipcomp is not None and policy.ipcomp and ipcomp.ipcompTransform == IpcompTransform.DEFLATE:
         child.ipcompOut = ipcomp.cpi
-        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikesa.remote[0], ikesa.local[0]) & 0xFFFF or 0x100
-        answer.append(P.Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
-    C.deriveChildKeys(ikesa, child, shared, initiator=False, nonces=nonces)
-    _install(core, ikesa, child)
+        child.ipcompIn = core.spiAllocator(ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0]) & 0xFFFF or 0x100
+        answer.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
+    cryptoglue.deriveChildKeys(ikeSA, child, shared, initiator=False, nonces=nonces)
+    _install(core, ikeSA, child)
     return answer
 
 
@@ -848,23 +849,23 @@ class CreateChildTask(Task):
         self.keyExchange = None
         self.restarts = 0
 
-    def build(self, core, ikesa):
-        if not ikesa.isEstablished:
+    def build(self, core, ikeSA):
+        if not ikeSA.isEstablished:
             raise NegotiationFailed("IKE SA is not established")
-        self.child, payloads = _proposeChild(core, ikesa, withKeyExchange=True, rekeying=self.rekeying)
+        self.child, payloads = _proposeChild(core, ikeSA, withKeyExchange=True, rekeying=self.rekeying)
         if self.group is None:
             groups = [t.id for t in self.child.offers[0].transforms if t.type == TransformType.DH]
             self.group = groups[0] if groups else DhId.NONE
         self.nonce = core.randomBytes(core.settings.nonceSize)
-        head = [payloads[0], P.Nonce(self.nonce)]
+        head = [payloads[0], Nonce(self.nonce)]
         if self.group != DhId.NONE:
-            self.keyExchange = C.keyExchangeMethod(self.group).generate(core.randomBytes)
-            head.append(P.KeyExchange(self.group, self.keyExchange.publicData))
+            self.keyExchange = cryptoglue.keyExchangeMethod(self.group).generate(core.randomBytes)
+            head.append(KeyExchange(self.group, self.keyExchange.publicData))
         if self.rekeying is not None:
-            head.insert(0, P.Notify.rekeySa(self.rekeying.protocol, struct.pack("!I", self.rekeying.spiIn)))
+            head.insert(0, Notify.rekeySa(self.rekeying.protocol, struct.pack("!I", self.rekeying.spiIn)))
         return ExchangeType.CREATE_CHILD_SA, head + payloads[1:]
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         invalidKe = _notify(payloads, NotifyType.INVALID_KE_PAYLOAD)
         if invalidKe is not None:
             offered = {t.id for o in self.child.offers for t in o.transforms if t.type == TransformType.DH}
@@ -873,10 +874,10 @@ class CreateChildTask(Task):
             if group in offered and group != self.group and self.restarts <= core.settings.maxInitRetries:
                 self.group = group
                 self._wipe()
-                ikesa.tasks.insert(0, self)
+                ikeSA.tasks.insert(0, self)
                 return
             raise NoProposalChosen("responder wants Child SA group %s" % (nameOf(DhId, group),), NotifyType.INVALID_KE_PAYLOAD)
-        nonce = _first(payloads, P.Nonce)
+        nonce = _first(payloads, Nonce)
         if _errorNotify(payloads) is None and nonce is None:
             raise NegotiationFailed("CREATE_CHILD_SA response without Nonce")
         shared = b""
@@ -887,7 +888,7 @@ class CreateChildTask(Task):
             except RemoteProtocolError as e:
                 raise NegotiationFailed(str(e))
         if self.keyExchange is not None and _errorNotify(payloads) is None:
-            ke = _first(payloads, P.KeyExchange)
+            ke = _first(payloads, KeyExchange)
             if ke is None or ke.group != self.group:
                 raise NegotiationFailed("CREATE_CHILD_SA response without our KE group")
             try:
@@ -896,7 +897,7 @@ class CreateChildTask(Task):
                 raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
         self._wipe()
         self.child.nonces = (self.nonce, nonceR)
-        _completeChild(core, ikesa, self.child, payloads, shared)
+        _completeChild(core, ikeSA, self.child, payloads, shared)
         if self.child.proposal.dhGroup != self.group and not (self.group == DhId.NONE and self.child.proposal.dhGroup == DhId.NONE):
             raise NegotiationFailed("responder chose another PFS group than our KE")
         self.succeeded(core, self.child)
@@ -906,32 +907,32 @@ class CreateChildTask(Task):
             self.keyExchange.wipe()
             self.keyExchange = None
 
-    def failed(self, core, ikesa, error):
+    def failed(self, core, ikeSA, error):
         self._wipe()
-        Task.failed(self, core, ikesa, error)
+        Task.failed(self, core, ikeSA, error)
 
 
-def respondCreateChild(core, ikesa, payloads):
+def respondCreateChild(core, ikeSA, payloads):
     """
     Answer CREATE_CHILD_SA: a new or rekeyed Child SA (RFC 7296 1.3.1,
     1.3.3). Rekeying the IKE SA itself is refused for now.
     """
-    if not ikesa.isEstablished:
+    if not ikeSA.isEstablished:
         raise RemoteProtocolError("CREATE_CHILD_SA before IKE_AUTH completed", NotifyType.INVALID_SYNTAX)
-    sa = _require(_first(payloads, P.SecurityAssociation), "SA")
+    sa = _require(_first(payloads, SecurityAssociation), "SA")
     if any(p.protocolId == ProtocolId.IKE for p in sa.proposals):
         raise RemoteProtocolError("IKE SA rekeying is not supported yet", NotifyType.NO_ADDITIONAL_SAS)
-    nonce = _require(_first(payloads, P.Nonce), "Nonce")
+    nonce = _require(_first(payloads, Nonce), "Nonce")
     nonceI = _checkNonce(nonce)
     rekeying = None
     rekey = _notify(payloads, NotifyType.REKEY_SA)
     if rekey is not None:
         spi = struct.unpack("!I", bytes(rekey.spi))[0] if len(rekey.spi) == 4 else None
-        rekeying = next((c for c in ikesa.children if c.spiOut == spi and c.state == ChildState.INSTALLED), None)
+        rekeying = next((c for c in ikeSA.children if c.spiOut == spi and c.state == ChildState.INSTALLED), None)
         if rekeying is None:
             raise RemoteProtocolError("REKEY_SA for unknown Child SA", NotifyType.CHILD_SA_NOT_FOUND)
     nonceR = core.randomBytes(core.settings.nonceSize)
-    return _respondChild(core, ikesa, payloads, withKeyExchange=True, rekeying=rekeying, nonces=(nonceI, nonceR))
+    return _respondChild(core, ikeSA, payloads, withKeyExchange=True, rekeying=rekeying, nonces=(nonceI, nonceR))
 
 
 # INFORMATIONAL (RFC 7296 1.4)
@@ -944,37 +945,37 @@ class DeleteChildTask(Task):
         self.child = child
         self.requestId = requestId
 
-    def build(self, core, ikesa):
+    def build(self, core, ikeSA):
         self.child.state = ChildState.DELETING
-        return ExchangeType.INFORMATIONAL, [P.Delete(self.child.protocol, [struct.pack("!I", self.child.spiIn)])]
+        return ExchangeType.INFORMATIONAL, [Delete(self.child.protocol, [struct.pack("!I", self.child.spiIn)])]
 
-    def process(self, core, ikesa, message, payloads, local, remote):
-        _removeChild(core, ikesa, self.child)
+    def process(self, core, ikeSA, message, payloads, local, remote):
+        _removeChild(core, ikeSA, self.child)
         self.succeeded(core, None)
 
-    def failed(self, core, ikesa, error):
-        _removeChild(core, ikesa, self.child)
-        Task.failed(self, core, ikesa, error)
+    def failed(self, core, ikeSA, error):
+        _removeChild(core, ikeSA, self.child)
+        Task.failed(self, core, ikeSA, error)
 
 
-class DeleteIkeTask(Task):
+class DeleteIKETask(Task):
     exchangeType = ExchangeType.INFORMATIONAL
 
     def __init__(self, requestId, reason):
         self.requestId = requestId
         self.reason = reason
 
-    def build(self, core, ikesa):
-        ikesa.state = IkeState.CLOSING
-        return ExchangeType.INFORMATIONAL, [P.Delete(ProtocolId.IKE, [])]
+    def build(self, core, ikeSA):
+        ikeSA.state = IKEState.CLOSING
+        return ExchangeType.INFORMATIONAL, [Delete(ProtocolId.IKE, [])]
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         self.succeeded(core, None)
-        core.destroy(ikesa, self.reason)
+        core.destroy(ikeSA, self.reason)
 
-    def failed(self, core, ikesa, error):
-        Task.failed(self, core, ikesa, error)
-        core.destroy(ikesa, self.reason)
+    def failed(self, core, ikeSA, error):
+        Task.failed(self, core, ikeSA, error)
+        core.destroy(ikeSA, self.reason)
 
 
 class LivenessTask(Task):
@@ -983,61 +984,61 @@ class LivenessTask(Task):
     def __init__(self, requestId):
         self.requestId = requestId
 
-    def build(self, core, ikesa):
+    def build(self, core, ikeSA):
         return ExchangeType.INFORMATIONAL, []
 
-    def process(self, core, ikesa, message, payloads, local, remote):
+    def process(self, core, ikeSA, message, payloads, local, remote):
         self.succeeded(core, True)
 
 
-def _removeChild(core, ikesa, child):
-    if child in ikesa.children:
-        ikesa.children.remove(child)
+def _removeChild(core, ikeSA, child):
+    if child in ikeSA.children:
+        ikeSA.children.remove(child)
         if child.state in (ChildState.INSTALLED, ChildState.DELETING, ChildState.REKEYING):
-            core.emit(A.RemoveChildSA(ikesa, child))
+            core.emit(RemoveChildSA(ikeSA, child))
         child.state = ChildState.DELETED
         child.wipe()
 
 
-def respondInformational(core, ikesa, payloads):
+def respondInformational(core, ikeSA, payloads):
     """
     Answer INFORMATIONAL: Deletes of Child SAs (answered with ours) and of
     the IKE SA (answered empty, then the IKE SA is gone), and liveness
     checks.
     """
     answer = []
-    for delete in _all(payloads, P.Delete):
+    for delete in _all(payloads, Delete):
         if delete.protocolId == ProtocolId.IKE:
-            ikesa.destroyAfterResponse = "deleted by peer"
+            ikeSA.destroyAfterResponse = "deleted by peer"
             return []
         ours = []
         for spi in delete.spis:
             if len(spi) != 4:
                 continue
             (value,) = struct.unpack("!I", bytes(spi))
-            child = next((c for c in ikesa.children if c.spiOut == value and c.protocol == delete.protocolId), None)
+            child = next((c for c in ikeSA.children if c.spiOut == value and c.protocol == delete.protocolId), None)
             if child is None:
                 continue
             if child.state != ChildState.DELETING:
                 ours.append(struct.pack("!I", child.spiIn))
-            _removeChild(core, ikesa, child)
+            _removeChild(core, ikeSA, child)
         if ours:
-            answer.append(P.Delete(delete.protocolId, ours))
-    for notify in _all(payloads, P.Notify):
+            answer.append(Delete(delete.protocolId, ours))
+    for notify in _all(payloads, Notify):
         if isErrorNotify(notify.notifyType):
-            _log.warn("{ikesa}: peer reports {notify}", ikesa=ikesa, notify=nameOf(NotifyType, notify.notifyType))
+            _log.warn("{ikeSA}: peer reports {notify}", ikeSA=ikeSA, notify=nameOf(NotifyType, notify.notifyType))
             if notify.notifyType == NotifyType.AUTHENTICATION_FAILED:
                 # RFC 7296 2.21.2: the initiator could not verify us and
                 # reports it in its own INFORMATIONAL; the IKE SA is dead.
-                ikesa.destroyAfterResponse = "peer refused our authentication"
+                ikeSA.destroyAfterResponse = "peer refused our authentication"
     return answer
 
 
-def afterResponse(core, ikesa):
-    reason = getattr(ikesa, "destroyAfterResponse", None)
+def afterResponse(core, ikeSA):
+    reason = getattr(ikeSA, "destroyAfterResponse", None)
     if reason:
-        ikesa.destroyAfterResponse = None
-        core.destroy(ikesa, reason)
+        ikeSA.destroyAfterResponse = None
+        core.destroy(ikeSA, reason)
 
 
 RESPONDERS = {

@@ -13,7 +13,7 @@ from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
 from ikedtx.wire.constants import ProtocolId
 
 
-class IkeState(IntEnum):
+class IKEState(IntEnum):
     INIT = 0
     COOKIE = 1
     SA_INIT = 2
@@ -77,7 +77,7 @@ class IKESA:
     @ivar initiator: whether we are the original initiator.
     @ivar spiI: the initiator's SPI (8 bytes).
     @ivar spiR: the responder's SPI (8 bytes; zeros until known).
-    @ivar state: an L{IkeState}.
+    @ivar state: an L{IKEState}.
     @ivar policy: the L{ikedtx.config.model.Policy} it runs under.
     @ivar local: our endpoint C{(host, port)}.
     @ivar remote: the peer's endpoint C{(host, port)}.
@@ -109,7 +109,7 @@ class IKESA:
         self.initiator = initiator
         self.spiI = spiI
         self.spiR = spiR
-        self.state = IkeState.INIT
+        self.state = IKEState.INIT
         self.policy = policy
         self.local = local
         self.remote = remote
@@ -143,11 +143,11 @@ class IKESA:
         self.reassembler = None
 
     @property
-    def localSpi(self):
+    def localSPI(self):
         return self.spiI if self.initiator else self.spiR
 
     @property
-    def peerSpi(self):
+    def peerSPI(self):
         return self.spiR if self.initiator else self.spiI
 
     @property
@@ -160,7 +160,7 @@ class IKESA:
 
     @property
     def isEstablished(self):
-        return self.state in (IkeState.VALID, IkeState.EAP_VALID)
+        return self.state in (IKEState.VALID, IKEState.EAP_VALID)
 
     def __str__(self):
         return "IKE SA %s/%s %s[%s]:%d <-> %s:%d" % (
@@ -238,18 +238,18 @@ class ChildSA:
             if l.version == r.version
         )
 
-    def kernelSAs(self, ikesa):
+    def kernelSAs(self, ikeSA):
         """
         The inbound and outbound L{KernelSA} of this Child SA.
         """
-        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
+        local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         encr = self.proposal.encryption
         integ = self.proposal.integrity
         encap = None
-        if ikesa.encapsulateEsp:
-            encap = (ikesa.local[1], ikesa.remote[1])
-        lifetime = getattr(ikesa.policy, "lifetime", None)
-        lifetimeBytes = getattr(ikesa.policy, "lifetimeBytes", None)
+        if ikeSA.encapsulateEsp:
+            encap = (ikeSA.local[1], ikeSA.remote[1])
+        lifetime = getattr(ikeSA.policy, "lifetime", None)
+        lifetimeBytes = getattr(ikeSA.policy, "lifetimeBytes", None)
         common = dict(
             protocol=self.protocol,
             mode=self.mode,
@@ -271,12 +271,12 @@ class ChildSA:
             encapsulation=encap, **common)
         return [inbound, outbound]
 
-    def kernelFlows(self, ikesa):
+    def kernelFlows(self, ikeSA):
         """
         The L{KernelFlow}s: outbound traffic from our selectors to the peer's,
         and inbound (and forwarded, in tunnel mode) the other way.
         """
-        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
+        local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         flows = []
         for ours, theirs in self._selectors():
             flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid))

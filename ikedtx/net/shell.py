@@ -174,12 +174,12 @@ class CoreRunner:
             call.cancel()
 
     def action_InstallChildSA(self, action):
-        child, ikesa = action.child, action.ikesa
-        d = self._installAll(child.kernelSAs(ikesa), child.kernelFlows(ikesa))
+        child, ikeSA = action.child, action.ikeSA
+        d = self._installAll(child.kernelSAs(ikeSA), child.kernelFlows(ikeSA))
 
         def failed(reason):
             self._log.error("installing Child SA {child} failed: {reason}", child=child, reason=reason.getErrorMessage())
-            self.execute(self.core.installFailed(ikesa, child, reason.value))
+            self.execute(self.core.installFailed(ikeSA, child, reason.value))
 
         d.addErrback(failed)
 
@@ -190,10 +190,10 @@ class CoreRunner:
         return gatherResults(ds, consumeErrors=True)
 
     def action_RemoveChildSA(self, action):
-        child, ikesa = action.child, action.ikesa
-        for sa in child.kernelSAs(ikesa):
+        child, ikeSA = action.child, action.ikeSA
+        for sa in child.kernelSAs(ikeSA):
             self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
-        for flow in child.kernelFlows(ikesa):
+        for flow in child.kernelFlows(ikeSA):
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
     def action_IkeSAUp(self, action):
