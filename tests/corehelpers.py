@@ -12,7 +12,7 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.core.actions import (
-    CancelTimer, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
+    AllocateSpi, CancelTimer, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -54,7 +54,7 @@ class Host:
         self.core = IKECore(
             config, credentials, settings or CoreSettings(), now=self.clock.seconds,
             randomBytes=DeterministicRandom((seed or address).encode()),
-            spiAllocator=self.kernel.reserveSpi, localAddressFor=lambda peer: self.address,
+            localAddressFor=lambda peer: self.address,
             wallClock=wallClock)
         self.timers = {}
         self.results = {}
@@ -75,16 +75,21 @@ class Host:
             elif isinstance(action, RequestDone):
                 self.results[action.requestId] = action
                 self.events.append(action)
+            elif isinstance(action, AllocateSpi):
+                self.kernel.allocateSpi(action.protocol, action.source, action.destination).addCallbacks(
+                    lambda spi, token=action.token: self.execute(self.core.spiAllocated(token, spi)),
+                    lambda failure, token=action.token: self.execute(self.core.spiAllocationFailed(token, failure.value)))
             elif isinstance(action, InstallChildSA):
-                for sa in action.child.kernelSAs(action.ikeSA):
+                for sa in action.sas:
                     self.kernel.addSA(sa)
-                for flow in action.child.kernelFlows(action.ikeSA):
+                for flow in action.flows:
                     self.kernel.addFlow(flow)
                 self.events.append(action)
+                self.execute(self.core.childInstalled(action.reqid))
             elif isinstance(action, RemoveChildSA):
-                for sa in action.child.kernelSAs(action.ikeSA):
+                for sa in action.sas:
                     self.kernel.deleteSA(sa)
-                for flow in action.child.kernelFlows(action.ikeSA):
+                for flow in action.flows:
                     self.kernel.deleteFlow(flow)
                 self.events.append(action)
             else:

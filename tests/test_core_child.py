@@ -252,8 +252,7 @@ class HostileInputTests(ExchangeTestCase):
         RFC 7296 2.2: a request outside the window is dropped.
         """
         a, b, ikeSA = self.establish()
-        window = ikeSA.window
-        window.nextRequestId = 7
+        ikeSA.taskManager.nextRequestId = 7
         requestId = a.command(a.core.checkLiveness, ikeSA)
         self.network.deliverOne()
         self.assertEqual(self.network.inFlight, [])
@@ -266,11 +265,9 @@ class HostileInputTests(ExchangeTestCase):
         """
         a, b, ikeSA = self.establish()
         task_payloads = [UnknownPayload(200, b"x", critical=True)]
-        from ikedtx.core.exchanges import InformTask
+        from ikedtx.core.tasks.inform import InformTask
 
-        a.execute([])
-        a.core.queueTask(ikeSA, InformTask(task_payloads))
-        a.execute(a.core._drain())
+        a.execute(a.core.queueTask(ikeSA, InformTask(True, task_payloads)))
         self.network.pump()
         answer = Message.decode(self.network.delivered[-1][0]).decrypt(ikeSA.cipherIn)
         self.assertEqual([(p.notifyType, p.data) for p in answer], [(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, b"\xc8")])

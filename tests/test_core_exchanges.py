@@ -275,9 +275,8 @@ class NegotiationTests(ExchangeTestCase):
         (ikeSAA,) = a.ikeSAs
         demand = Message.decode(self.network.inFlight[0][0]).payloads[0]
         ikeSAA.cookie = bytes(demand.data[:-1]) + bytes([demand.data[-1] ^ 1])
-        task = ikeSAA.window.pending.task
         self.network.inFlight.clear()
-        a.execute(a.core.restartRequest(ikeSAA, task) or a.core._drain())
+        a.execute(a.core.restartExchange(ikeSAA))
         self.network.deliverOne()
         answer = Message.decode(self.network.inFlight[0][0])
         self.assertEqual([p.notifyType for p in answer.payloads], [NotifyType.COOKIE])

@@ -151,7 +151,7 @@ def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     or the CREATE_CHILD_SA nonces, with the new shared secret under PFS.
     """
     if nonces is None:
-        nonces = getattr(child, "nonces", None) or (ikeSA.nonceI, ikeSA.nonceR)
+        nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)
     encr = child.proposal.encryption
     integ = child.proposal.integrity
     secrets = (shared,) if shared else ()

@@ -3,17 +3,16 @@
 The sans-IO IKEv2 core.
 
 L{IKECore} holds every IKE SA of the daemon. It is fed datagrams (with the
-local and remote endpoints they travelled between), timer expiries and
-commands, and answers each call with a list of actions
-(L{ikedtx.core.actions}): datagrams to send, timers to arm, Child SAs to
-install, state changes. It never touches a reactor, so two cores can be
-pumped against each other with a fake clock.
+local and remote endpoints they travelled between), timer expiries,
+datapath answers and events, and commands, and answers each call with a
+list of actions (L{ikedtx.core.actions}): datagrams to send, timers to arm,
+SPIs to allocate, Child SAs to install, state changes. It never touches a
+reactor, so two cores can be pumped against each other with a fake clock.
 
-The engine owns the message ID window of each IKE SA (RFC 7296 2.2, window
-size 1), the retransmission of our requests (2.1), the response cache that
-answers a retransmitted request with the identical response (2.1), the
-COOKIE defence (2.6) and the dispatch of requests to the exchange handlers in
-L{ikedtx.core.exchanges}.
+The engine owns the SA registry, the COOKIE defence (RFC 7296 2.6) and the
+dispatch: a datagram goes to its IKE SA's L{TaskManager} (Message IDs,
+retransmissions, the response cache), which runs the tasks of
+L{ikedtx.core.tasks}. Timers are L{TimerKey}s dispatched by kind.
 """
 
 import hashlib
@@ -21,25 +20,32 @@ import hmac
 import os
 import struct
 import time
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger
 
-from ikedtx.core.actions import (
-    CancelTimer, IKESADown, IKESAUp, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
-from ikedtx.core import exchanges as X
-from ikedtx.core.errors import (
-    LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
-from ikedtx.core.policy import PolicyTable, peerAddressOf
-from ikedtx.core.sa import IKESA, ChildState, IKEState, PendingRequest
-from ikedtx.core.settings import NATT_ONLY, CoreSettings
-from ikedtx.crypto.errors import IntegrityError
 from ikedtx.addresses import addressOf
-from ikedtx.wire.payloads import Notify, UnknownPayload
+from ikedtx.core.actions import (
+    AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
+    SendNatKeepalive, SetTimer)
+from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
+from ikedtx.core.policy import PolicyTable, peerAddressOf
+from ikedtx.core.sa import IKESA
+from ikedtx.core.settings import NATT_ONLY, CoreSettings
+from ikedtx.core.states import ChildEvent, ChildState, IKEEvent, IKEState
+from ikedtx.core.taskmanager import TaskManager, requestHash
+from ikedtx.core.tasks import registry
+from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
+from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
+from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.core.tasks.liveness import LivenessTask
+from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
+from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
 from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Notify, UnknownPayload
 
 _ZERO_SPI = b"\x00" * 8
 _COOKIE_VERSION = b"\x00\x00\x00\x01"
@@ -66,14 +72,13 @@ class IKECore:
     _log = Logger()
 
     def __init__(self, config, credentials=None, settings=None, now=time.monotonic, randomBytes=os.urandom,
-                 spiAllocator=None, localAddressFor=None, resolved=None, keyLog=None, wallClock=None):
+                 localAddressFor=None, resolved=None, keyLog=None, wallClock=None):
         self.config = config
         self.policies = PolicyTable(config.policies, resolved)
         self.credentials = credentials
         self.settings = settings or CoreSettings()
         self.now = now
         self.randomBytes = randomBytes
-        self.spiAllocator = spiAllocator or self._randomSPI
         self.localAddressFor = localAddressFor
         self.keyLog = keyLog
         # Certificate validity is judged by wall-clock time (a datetime, or
@@ -85,16 +90,14 @@ class IKECore:
         self._out = []
         self._requests = 0
         self._reqids = 0
+        self._spiTokens = 0
+        self._spiRequests = {}
+        self._children = {}
+        self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
 
-    # Helpers for the exchanges
-
-    def _randomSPI(self, protocol, source, destination):
-        while True:
-            (spi,) = struct.unpack("!I", self.randomBytes(4))
-            if spi > 255:
-                return spi
+    # Services for the tasks and the task managers
 
     def newIKESPI(self):
         while True:
@@ -117,195 +120,23 @@ class IKECore:
         self._requests += 1
         return self._requests
 
-    # Commands
-
-    def initiate(self, policyName):
+    def responderTasks(self, ikeSA, exchangeType):
         """
-        Start an IKE SA (with its first Child SA) for the policy
-        C{policyName}.
-
-        @return: C{(requestId, actions)}; a L{RequestDone} with that id
-            reports the outcome: the IKE SA, or a L{NegotiationFailed}.
+        The responder tasks for a request of C{exchangeType}, or L{None}.
         """
-        requestId = self._newRequestId()
-        try:
-            self._initiate(policyName, requestId)
-        except NegotiationFailed as e:
-            self.emit(RequestDone(requestId, error=e))
-        return requestId, self._drain()
+        return registry.responderTasks(exchangeType)
 
-    def _initiate(self, policyName, requestId):
-        policy = self.policies.byName(policyName)
-        if policy is None:
-            raise NegotiationFailed("no policy named %r" % (policyName,))
-        if self.passive:
-            raise NegotiationFailed("passive mode: not initiating %r" % (policyName,))
-        peer = peerAddressOf(policy)
-        if isinstance(peer, str):
-            addresses = self.policies.resolved.get(peer)
-            peer = addresses[0] if addresses else None
-        if peer is None:
-            raise NegotiationFailed("policy %r has no single peer address to initiate to" % (policyName,))
-        local = self._localAddress(policy, peer)
-        nattOnly = self.settings.nattMode == NATT_ONLY
-        localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
-        remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
-        ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
-        ikeSA.nattEnabled = nattOnly
-        ikeSA.requestId = requestId
-        self.ikeSAs[ikeSA.localSPI] = ikeSA
-        self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
-        self.queueTask(ikeSA, X.InitTask())
+    def allocateSPI(self, task, ikeSA, protocol, source, destination):
+        """
+        Ask the shell for an inbound SPI on behalf of C{task}.
 
-    def _localAddress(self, policy, peer):
-        local = policy.local
-        if local is not None and not isinstance(local, str):
-            from ipaddress import ip_network
-
-            network = ip_network(local, strict=False)
-            if network.num_addresses == 1:
-                return network.network_address
-        if isinstance(local, str) and self.policies.resolved.get(local):
-            return self.policies.resolved[local][0]
-        if self.localAddressFor is not None:
-            try:
-                return ip_address(self.localAddressFor(str(peer)))
-            except OSError as e:
-                raise NegotiationFailed("no local address to reach %s: %s" % (peer, e))
-        return ip_address("::1" if ip_address(peer).version == 6 else "127.0.0.1")
-
-    def startup(self):
+        @return: the token L{spiAllocated} will name.
         """
-        Initiate every active policy (unless passive); the outcome of each
-        is only logged. Also starts the rotation of the cookie secret.
-        """
-        self.emit(SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
-        if not self.passive:
-            for policy in self.policies.active():
-                requestId = self._newRequestId()
-                try:
-                    self._initiate(policy.name, requestId)
-                except NegotiationFailed as e:
-                    self._log.warn("{policy}: {error}", policy=policy.name, error=e)
-        return self._drain()
-
-    def createChildSA(self, ikeSA):
-        """
-        Negotiate an additional Child SA for C{ikeSA}'s policy with
-        CREATE_CHILD_SA (with PFS when the policy's childsa proposals have a
-        group).
-        """
-        requestId = self._newRequestId()
-        if not ikeSA.isEstablished:
-            self.emit(RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikeSA,))))
-        else:
-            self.queueTask(ikeSA, X.CreateChildTask(requestId))
-        return requestId, self._drain()
-
-    def deleteChildSA(self, ikeSA, child):
-        """
-        Delete C{child} with an INFORMATIONAL exchange.
-        """
-        requestId = self._newRequestId()
-        if child not in ikeSA.children:
-            self.emit(RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
-        else:
-            self.queueTask(ikeSA, X.DeleteChildTask(child, requestId))
-        return requestId, self._drain()
-
-    def deleteIKESA(self, ikeSA, reason="deleted by request"):
-        """
-        Delete C{ikeSA} and its Child SAs with an INFORMATIONAL exchange.
-        """
-        requestId = self._newRequestId()
-        self._deleteIKESA(ikeSA, reason, requestId)
-        return requestId, self._drain()
-
-    def _deleteIKESA(self, ikeSA, reason, requestId=None):
-        if ikeSA.isEstablished:
-            for task in ikeSA.tasks:
-                task.failed(self, ikeSA, SADeleted(reason))
-            ikeSA.tasks = []
-            self.queueTask(ikeSA, X.DeleteIKETask(requestId, reason))
-        else:
-            self.destroy(ikeSA, reason)
-            if requestId is not None:
-                self.emit(RequestDone(requestId, result=None))
-
-    def checkLiveness(self, ikeSA):
-        """
-        Send an empty INFORMATIONAL request (RFC 7296 1.4); the request
-        fails if the peer never answers, and the IKE SA is then deleted.
-        """
-        requestId = self._newRequestId()
-        self.queueTask(ikeSA, X.LivenessTask(requestId))
-        return requestId, self._drain()
-
-    def shutdown(self):
-        """
-        Delete every IKE SA: established ones with a Delete sent once
-        (no retransmission: the daemon is going away), the rest silently.
-        """
-        for ikeSA in list(self.ikeSAs.values()):
-            if ikeSA.isEstablished and ikeSA.window.pending is None:
-                try:
-                    self.sendRequest(ikeSA, X.DeleteIKETask(None, "shutdown"), retransmit=False)
-                except Exception:
-                    self._log.failure("sending a Delete for {ikeSA}", ikeSA=ikeSA)
-            self.destroy(ikeSA, "daemon shutting down")
-        return self._drain()
-
-    def findChild(self, spiIn):
-        for ikeSA in self.ikeSAs.values():
-            for child in ikeSA.children:
-                if child.spiIn == spiIn:
-                    return ikeSA, child
-        return None, None
-
-    # Tasks and requests
-
-    def queueTask(self, ikeSA, task):
-        ikeSA.tasks.append(task)
-        self._nextTask(ikeSA)
-
-    def _nextTask(self, ikeSA):
-        if self.passive or ikeSA.window.pending is not None or not ikeSA.tasks:
-            return
-        if ikeSA.state in (IKEState.CLOSING, IKEState.CLOSED):
-            return
-        task = ikeSA.tasks.pop(0)
-        try:
-            self.sendRequest(ikeSA, task)
-        except NegotiationFailed as e:
-            task.failed(self, ikeSA, e)
-            self._nextTask(ikeSA)
-
-    def sendRequest(self, ikeSA, task, retransmit=True):
-        """
-        Build C{task}'s request and send it with the next Message ID.
-        """
-        exchangeType, payloads = task.build(self, ikeSA)
-        messageId = ikeSA.window.nextRequestId
-        datagrams = self.encode(ikeSA, exchangeType, payloads, messageId, response=False)
-        task.sent(ikeSA, datagrams)
-        if not retransmit:
-            self._sendAll(ikeSA, datagrams)
-            return
-        ikeSA.window.pending = PendingRequest(task, messageId, datagrams)
-        self._sendAll(ikeSA, datagrams)
-        self.emit(SetTimer(("retransmit", ikeSA.localSPI), self.settings.retransmit.timeout(0)))
-
-    def restartRequest(self, ikeSA, task):
-        """
-        Send IKE_SA_INIT C{task} again from scratch (after a COOKIE or
-        INVALID_KE_PAYLOAD, RFC 7296 1.2 and 2.6).
-        """
-        self.emit(CancelTimer(("retransmit", ikeSA.localSPI)))
-        ikeSA.window.pending = None
-        # The response that asked for the restart did not complete the
-        # exchange: the retry is the same Message ID (0 for IKE_SA_INIT).
-        ikeSA.window.nextRequestId = 0
-        self.sendRequest(ikeSA, task)
+        self._spiTokens += 1
+        token = self._spiTokens
+        self._spiRequests[token] = (ikeSA, task)
+        self.emit(AllocateSpi(token, protocol, source, destination))
+        return token
 
     def encode(self, ikeSA, exchangeType, payloads, messageId, response):
         """
@@ -323,24 +154,190 @@ class IKECore:
             return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
         return [data]
 
-    def _sendAll(self, ikeSA, datagrams, local=None, remote=None):
+    def sendAll(self, ikeSA, datagrams, local=None, remote=None):
         local = local or ikeSA.local
         remote = remote or ikeSA.remote
         for data in datagrams:
             self.emit(SendDatagram(data, local, remote))
 
-    def _sendResponse(self, ikeSA, exchangeType, messageId, payloads, local=None, remote=None):
+    def answerInClear(self, header, local, remote, notifyType, notifyData):
         """
-        Send a response (RFC 7296 2.11: to the address and port the request
-        came from, from the address and port it came to) and keep it for
-        retransmitted requests.
+        RFC 7296 2.21.1: errors to an IKE_SA_INIT request are answered in
+        the clear, without keeping state.
         """
-        datagrams = self.encode(ikeSA, exchangeType, payloads, messageId, response=True)
-        ikeSA.window.lastResponse = (messageId, datagrams)
-        self._sendAll(ikeSA, datagrams, local, remote)
-        return datagrams
+        message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
+                          payloads=[Notify(notifyType, data=notifyData)])
+        self.emit(SendDatagram(message.encode(), local, remote))
 
-    # Input
+    # Commands
+
+    def initiate(self, policyName):
+        """
+        Start an IKE SA (with its first Child SA) for the policy
+        C{policyName}.
+
+        @return: C{(requestId, actions)}; a L{RequestDone} with that id
+            reports the outcome: the IKE SA once its first Child SA is
+            installed, or a L{NegotiationFailed}.
+        """
+        requestId = self._newRequestId()
+        try:
+            self._initiate(policyName, requestId)
+        except NegotiationFailed as e:
+            self.emit(RequestDone(requestId, error=e))
+        return requestId, self._drain()
+
+    def _initiate(self, policyName, requestId, keepUp=False):
+        policy = self.policies.byName(policyName)
+        if policy is None:
+            raise NegotiationFailed("no policy named %r" % (policyName,))
+        if self.passive:
+            raise NegotiationFailed("passive mode: not initiating %r" % (policyName,))
+        peer = peerAddressOf(policy)
+        if isinstance(peer, str):
+            addresses = self.policies.resolved.get(peer)
+            peer = addresses[0] if addresses else None
+        if peer is None:
+            raise NegotiationFailed("policy %r has no single peer address to initiate to" % (policyName,))
+        local = self._localAddress(policy, peer)
+        nattOnly = self.settings.nattMode == NATT_ONLY
+        localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
+        remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
+        ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        ikeSA.taskManager = TaskManager(self, ikeSA)
+        ikeSA.nattEnabled = nattOnly
+        ikeSA.keepUp = keepUp
+        self.ikeSAs[ikeSA.localSPI] = ikeSA
+        self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
+        ikeSA.taskManager.queueExchange(registry.establishTasks(requestId))
+        return ikeSA
+
+    def _localAddress(self, policy, peer):
+        local = policy.local
+        if local is not None and not isinstance(local, str):
+            network = ip_network(local, strict=False)
+            if network.num_addresses == 1:
+                return network.network_address
+        if isinstance(local, str) and self.policies.resolved.get(local):
+            return self.policies.resolved[local][0]
+        if self.localAddressFor is not None:
+            try:
+                return ip_address(self.localAddressFor(str(peer)))
+            except OSError as e:
+                raise NegotiationFailed("no local address to reach %s: %s" % (peer, e))
+        return ip_address("::1" if ip_address(peer).version == 6 else "127.0.0.1")
+
+    def startup(self):
+        """
+        Initiate every active policy (unless passive), kept up from then on
+        (L{_timer_reinitiate}); the outcome of each is only logged. Also
+        starts the rotation of the cookie secret.
+        """
+        self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
+        if not self.passive:
+            for policy in self.policies.active():
+                self._initiateActive(policy.name)
+        return self._drain()
+
+    def _initiateActive(self, policyName):
+        try:
+            self._initiate(policyName, None, keepUp=True)
+        except NegotiationFailed as e:
+            self._log.warn("{policy}: {error}", policy=policyName, error=e)
+            self._scheduleReinitiation(policyName)
+
+    def createChildSA(self, ikeSA):
+        """
+        Negotiate an additional Child SA for C{ikeSA}'s policy with
+        CREATE_CHILD_SA (with PFS when the policy's childsa proposals have a
+        group); it succeeds with the L{ChildSA} once installed.
+        """
+        requestId = self._newRequestId()
+        if not ikeSA.isEstablished:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikeSA,))))
+        else:
+            ikeSA.taskManager.queueExchange([ChildCreateTask(True, requestId)])
+        return requestId, self._drain()
+
+    def deleteChildSA(self, ikeSA, child):
+        """
+        Delete C{child} with an INFORMATIONAL exchange.
+        """
+        requestId = self._newRequestId()
+        if child not in ikeSA.children:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
+        else:
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child, requestId)])
+        return requestId, self._drain()
+
+    def deleteIKESA(self, ikeSA, reason="deleted by request"):
+        """
+        Delete C{ikeSA} and its Child SAs with an INFORMATIONAL exchange.
+        """
+        requestId = self._newRequestId()
+        ikeSA.keepUp = False
+        self._deleteIKESA(ikeSA, reason, requestId)
+        return requestId, self._drain()
+
+    def _deleteIKESA(self, ikeSA, reason, requestId=None):
+        if ikeSA.isEstablished:
+            ikeSA.taskManager.failAll(SADeleted(reason))
+            ikeSA.taskManager.queueExchange([IKEDeleteTask(True, requestId, reason)])
+        else:
+            self.destroy(ikeSA, reason)
+            if requestId is not None:
+                self.emit(RequestDone(requestId, result=None))
+
+    def checkLiveness(self, ikeSA):
+        """
+        Send an empty INFORMATIONAL request (RFC 7296 1.4); the request
+        fails if the peer never answers, and the IKE SA is then deleted.
+        """
+        requestId = self._newRequestId()
+        ikeSA.taskManager.queueExchange([LivenessTask(True, requestId)])
+        return requestId, self._drain()
+
+    def queueTask(self, ikeSA, task):
+        """
+        Queue the initiator C{task} as an exchange of its own on C{ikeSA}.
+        """
+        ikeSA.taskManager.queueExchange([task])
+        return self._drain()
+
+    def restartExchange(self, ikeSA):
+        """
+        Send the pending round of C{ikeSA} again from scratch, with the same
+        Message ID (what a COOKIE or INVALID_KE_PAYLOAD answer does).
+        """
+        ikeSA.taskManager.retry()
+        return self._drain()
+
+    def shutdown(self):
+        """
+        Delete every IKE SA: established ones with a Delete sent once
+        (no retransmission: the daemon is going away), the rest silently.
+        """
+        for ikeSA in list(self.ikeSAs.values()):
+            ikeSA.keepUp = False
+            if ikeSA.isEstablished and ikeSA.taskManager.pending is None:
+                try:
+                    ikeSA.taskManager.sendOnce([IKEDeleteTask(True, None, "shutdown")])
+                except Exception:
+                    self._log.failure("sending a Delete for {ikeSA}", ikeSA=ikeSA)
+            self.destroy(ikeSA, "daemon shutting down")
+        for policyName in list(self._reinitiateAttempts):
+            self.emit(CancelTimer(TimerKey.reinitiate(policyName)))
+        self._reinitiateAttempts.clear()
+        return self._drain()
+
+    def findChild(self, spiIn):
+        for ikeSA in self.ikeSAs.values():
+            for child in ikeSA.children:
+                if child.spiIn == spiIn:
+                    return ikeSA, child
+        return None, None
+
+    # Input: datagrams
 
     def datagramReceived(self, data, local, remote):
         """
@@ -364,14 +361,14 @@ class IKECore:
         except InvalidMajorVersion as e:
             self._log.info("{remote}: {error}", remote=remote, error=e)
             if e.header is not None and not e.header.isResponse and e.header.exchangeType == ExchangeType.IKE_SA_INIT:
-                self._answerUnauthenticated(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
+                self.answerInClear(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
             return
         except MalformedMessage as e:
             self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
             return
         message.rawData = data
         if message.exchangeType == ExchangeType.IKE_SA_INIT and not message.isResponse:
-            X.respondInit(self, message, data, local, remote)
+            self._initRequestReceived(message, data, local, remote)
             return
         ours = message.spiR if message.isInitiator else message.spiI
         ikeSA = self.ikeSAs.get(ours)
@@ -382,18 +379,45 @@ class IKECore:
             self._log.info("{ikeSA}: message with the wrong Initiator flag dropped", ikeSA=ikeSA)
             return
         if message.isResponse:
-            self._responseReceived(ikeSA, message, data, local, remote)
+            self._responseReceived(ikeSA, message, local, remote)
         else:
-            self._requestReceived(ikeSA, message, data, local, remote)
+            self._requestReceived(ikeSA, message, local, remote)
 
-    def _answerUnauthenticated(self, header, local, remote, notifyType, notifyData):
+    def _initRequestReceived(self, message, data, local, remote):
         """
-        RFC 7296 2.21.1: errors to an IKE_SA_INIT request are answered in
-        the clear, without keeping state.
+        An IKE_SA_INIT request (RFC 7296 1.2): answered from the cache if
+        retransmitted, refused in the clear, or a new responder IKE SA.
         """
-        message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
-                          payloads=[Notify(notifyType, data=notifyData)])
-        self.emit(SendDatagram(message.encode(), local, remote))
+        if message.spiR != _ZERO_SPI or message.messageId != 0:
+            self._log.info("{remote}: IKE_SA_INIT request with a responder SPI or Message ID; dropped", remote=remote)
+            return
+        key = (message.spiI, remote)
+        existing = self._halfOpen.get(key)
+        hashValue = requestHash(data)
+        if existing is not None:
+            last = existing.taskManager.lastResponse
+            if last is not None and hmac.compare_digest(last.requestHash, hashValue):
+                self._log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
+                self.sendAll(existing, last.datagrams, local, remote)
+                return
+            if existing.state != IKEState.SA_INIT:
+                return
+            self.destroy(existing, "initiator restarted IKE_SA_INIT")
+        try:
+            screened = screenRequest(self, message, local, remote)
+        except Refusal as e:
+            if e.notifyType is None:
+                self._log.info("{remote}: {why}; dropped", remote=remote, why=e)
+            else:
+                self._log.info("{remote}: IKE_SA_INIT refused with {notify}: {why}", remote=remote,
+                               notify=nameOf(NotifyType, e.notifyType), why=e)
+                self.answerInClear(message, local, remote, e.notifyType, e.data)
+            return
+        ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
+        ikeSA.taskManager = TaskManager(self, ikeSA)
+        self._registerResponderSA(ikeSA, key)
+        ikeSA.taskManager.handleRequest(message, hashValue, message.payloads, local, remote,
+                                        tasks=registry.initResponderTasks(screened))
 
     def _open(self, ikeSA, message):
         """
@@ -410,17 +434,9 @@ class IKECore:
             raise MalformedMessage("protected message before keys exist")
         return message.decrypt(ikeSA.cipherIn)
 
-    def _requestReceived(self, ikeSA, message, data, local, remote):
-        window = ikeSA.window
-        if window.lastResponse is not None and message.messageId == window.lastResponse[0]:
-            if message.isFragment and message.sealedPayload.fragmentNumber != 1:
-                return
-            self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=ikeSA, mid=message.messageId)
-            self._sendAll(ikeSA, window.lastResponse[1], local, remote)
-            return
-        if message.messageId != window.nextPeerRequestId:
-            self._log.info("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
-                           ikeSA=ikeSA, mid=message.messageId, expected=window.nextPeerRequestId)
+    def _requestReceived(self, ikeSA, message, local, remote):
+        manager = ikeSA.taskManager
+        if manager.requestReceived(message, local, remote) != "new":
             return
         try:
             payloads = self._open(ikeSA, message)
@@ -431,37 +447,24 @@ class IKECore:
         except MalformedMessage as e:
             self._log.info("{ikeSA}: malformed request {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
             if e.notify is not None and ikeSA.cipherOut is not None:
-                window.nextPeerRequestId += 1
-                self._sendResponse(ikeSA, message.exchangeType, message.messageId, [Notify(e.notify, data=e.notifyData)],
-                                   local, remote)
+                manager.answerError(message, manager.hashOf(message), Notify(e.notify, data=e.notifyData), local, remote)
                 if ikeSA.state == IKEState.SA_INIT and not ikeSA.initiator:
                     self.destroy(ikeSA, "malformed IKE_AUTH")
             return
         if payloads is None:
             return
-        window.nextPeerRequestId += 1
+        hashValue = manager.hashOf(message)
         ikeSA.lastActivity = self.now()
         self._followPeer(ikeSA, local, remote)
-        handler = X.RESPONDERS.get(message.exchangeType)
-        if handler is None:
-            self._log.info("{ikeSA}: unsupported exchange {exchange}", ikeSA=ikeSA,
-                           exchange=nameOf(ExchangeType, message.exchangeType))
-            self._sendResponse(ikeSA, message.exchangeType, message.messageId,
-                               [Notify(NotifyType.INVALID_SYNTAX)], local, remote)
-            return
-        try:
-            critical = [p for p in payloads if p.critical and isinstance(p, UnknownPayload)]
-            if critical:
-                raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
-                                          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
-            answer = handler(self, ikeSA, payloads)
-        except RemoteProtocolError as e:
+        critical = [p for p in payloads if p.critical and isinstance(p, UnknownPayload)]
+        if critical:
+            error = RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
+                                        NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
             self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
-                           exchange=nameOf(ExchangeType, message.exchangeType), error=e)
-            answer = [Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
-        if answer is not None:
-            self._sendResponse(ikeSA, message.exchangeType, message.messageId, answer, local, remote)
-        X.afterResponse(self, ikeSA)
+                           exchange=nameOf(ExchangeType, message.exchangeType), error=error)
+            manager.answerError(message, hashValue, Notify(error.notify, data=error.notifyData), local, remote)
+            return
+        manager.handleRequest(message, hashValue, payloads, local, remote)
 
     def _followPeer(self, ikeSA, local, remote):
         """
@@ -477,12 +480,13 @@ class IKECore:
             self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
             ikeSA.remote = remote
 
-    def _responseReceived(self, ikeSA, message, data, local, remote):
-        pending = ikeSA.window.pending
+    def _responseReceived(self, ikeSA, message, local, remote):
+        manager = ikeSA.taskManager
+        pending = manager.pending
         if pending is None or message.messageId != pending.messageId:
             self._log.debug("{ikeSA}: unexpected response {mid} dropped", ikeSA=ikeSA, mid=message.messageId)
             return
-        if message.exchangeType != pending.task.exchangeType:
+        if message.exchangeType != pending.exchangeType:
             self._log.info("{ikeSA}: response of the wrong exchange type dropped", ikeSA=ikeSA)
             return
         if message.exchangeType == ExchangeType.IKE_SA_INIT:
@@ -496,58 +500,198 @@ class IKECore:
                 return
             except MalformedMessage as e:
                 self._log.info("{ikeSA}: malformed response {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
-                self._requestFinished(ikeSA)
-                pending.task.failed(self, ikeSA, NegotiationFailed("malformed response: %s" % (e,)))
-                self._nextTask(ikeSA)
+                manager.malformedResponse(e)
                 return
             if payloads is None:
                 return
         ikeSA.lastActivity = self.now()
-        self._requestFinished(ikeSA)
-        task = pending.task
-        try:
-            task.process(self, ikeSA, message, payloads, local, remote)
-        except NegotiationFailed as e:
-            task.failed(self, ikeSA, e)
-        self._nextTask(ikeSA)
+        manager.responseReceived(message, payloads, local, remote)
 
-    def _requestFinished(self, ikeSA):
-        self.emit(CancelTimer(("retransmit", ikeSA.localSPI)))
-        ikeSA.window.pending = None
-        ikeSA.window.nextRequestId += 1
+    # Input: the datapath
+
+    def spiAllocated(self, token, spi):
+        """
+        The SPI of the L{AllocateSpi} C{token} is C{spi}.
+        """
+        request = self._spiRequests.pop(token, None)
+        if request is None:
+            self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            return self._drain()
+        ikeSA, task = request
+        if ikeSA.state == IKEState.CLOSED:
+            # The datapath releases it with the SAs it never got.
+            return self._drain()
+        try:
+            task.spiAllocated(token, spi)
+            ikeSA.taskManager.resume()
+        except Exception:
+            self._log.failure("internal error going on after an SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def spiAllocationFailed(self, token, error):
+        """
+        The datapath could not allocate the SPI of the L{AllocateSpi}
+        C{token}: the task that asked fails (as initiator) or refuses its
+        part of the exchange (as responder).
+        """
+        request = self._spiRequests.pop(token, None)
+        if request is None:
+            return self._drain()
+        ikeSA, task = request
+        self._log.warn("{ikeSA}: no SPI from the datapath: {error}", ikeSA=ikeSA, error=error)
+        if ikeSA.state != IKEState.CLOSED:
+            try:
+                task.spiAllocationFailed(token, error)
+                ikeSA.taskManager.resume()
+            except Exception:
+                self._log.failure("internal error after a failed SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def installChild(self, ikeSA, child, task):
+        """
+        Hand C{child}'s SAs and flows to the datapath; C{task} (or L{None})
+        hears when the install is confirmed (L{childInstalled}).
+        """
+        child.handle(ChildEvent.INSTALL)
+        ikeSA.children.append(child)
+        records = (tuple(child.kernelSAs(ikeSA)), tuple(child.kernelFlows(ikeSA)))
+        child.kernelRecords = records
+        self._children[child.reqid] = (ikeSA, child, task)
+        self.emit(InstallChildSA(child.reqid, records[0], records[1]))
+        self._log.info("{ikeSA}: Child SA {child} {local} === {remote}", ikeSA=ikeSA, child=child,
+                       local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
+
+    def childInstalled(self, reqid):
+        """
+        The datapath installed the Child SA C{reqid} of an L{InstallChildSA}.
+        """
+        entry = self._children.get(reqid)
+        if entry is None:
+            return self._drain()
+        ikeSA, child, task = entry
+        self._children[reqid] = (ikeSA, child, None)
+        if child.state != ChildState.INSTALLING:
+            # Deleted while the datapath was at work.
+            return self._drain()
+        child.handle(ChildEvent.INSTALLED)
+        self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
+        if task is not None:
+            task.childUp(self, ikeSA, child)
+        return self._drain()
+
+    def installFailed(self, reqid, error):
+        """
+        The datapath could not install the Child SA C{reqid}: delete it from
+        the peer too, and fail the command waiting for it.
+        """
+        entry = self._children.get(reqid)
+        if entry is None:
+            return self._drain()
+        ikeSA, child, task = entry
+        self._children[reqid] = (ikeSA, child, None)
+        self._log.warn("{ikeSA}: installing Child SA {child} failed: {error}", ikeSA=ikeSA, child=child, error=error)
+        if task is not None:
+            task.reportFailure(self, NegotiationFailed("installing the Child SA failed: %s" % (error,)))
+        if child in ikeSA.children and ikeSA.isEstablished and child.can(ChildEvent.DELETE):
+            child.handle(ChildEvent.DELETE)
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child)])
+        return self._drain()
+
+    def removeChild(self, ikeSA, child):
+        """
+        Forget C{child}: out of the datapath (if handed to it), keys wiped.
+        """
+        if child in ikeSA.children:
+            ikeSA.children.remove(child)
+        if child.state == ChildState.DELETED:
+            return
+        if child.kernelRecords is not None:
+            self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
+        child.handle(ChildEvent.REMOVE)
+        self._children.pop(child.reqid, None)
+        for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
+            self.emit(CancelTimer(key))
+        child.wipe()
+
+    def acquire(self, reqid, source, destination):
+        """
+        The datapath saw a packet for a flow with no SA (L{IDatapathEvents}):
+        initiate the policy that owns that flow, unless its IKE SA is up or
+        on its way.
+        """
+        try:
+            policy = self._policyForFlow(reqid, source, destination)
+            if policy is None:
+                self._log.info("acquire for {source} -> {destination}: no policy", source=source, destination=destination)
+            elif self._ikeSAOf(policy.name) is None:
+                self._log.info("{policy}: acquire for {source} -> {destination}", policy=policy.name,
+                               source=source.startAddress, destination=destination.startAddress)
+                self._initiate(policy.name, None)
+        except NegotiationFailed as e:
+            self._log.warn("acquire: {error}", error=e)
+        return self._drain()
+
+    def _policyForFlow(self, reqid, source, destination):
+        entry = self._children.get(reqid)
+        if entry is not None:
+            return entry[0].policy
+        for policy in self.policies.policies:
+            if policy.peer is None:
+                continue
+            ours = self.policies.selectors(policy, local=True)
+            theirs = self.policies.selectors(policy, local=False)
+            if _covers(ours, source.startAddress) and _covers(theirs, destination.startAddress):
+                return policy
+        return None
+
+    def _ikeSAOf(self, policyName):
+        for ikeSA in self.ikeSAs.values():
+            if ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED):
+                return ikeSA
+        return None
+
+    def expired(self, protocol, spi, destination, hard):
+        """
+        The datapath reports a Child SA's SA at its soft or hard lifetime.
+        """
+        for ikeSA in list(self.ikeSAs.values()):
+            for child in ikeSA.children:
+                if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
+                    kind = TimerKey.childHard if hard else TimerKey.childSoft
+                    self._dispatchTimer(kind(ikeSA.localSPI, child.reqid))
+                    return self._drain()
+        self._log.debug("expire of unknown SA {spi:08x}", spi=spi)
+        return self._drain()
+
+    def addressChanged(self, address, added):
+        """
+        A local address came or went. MOBIKE (RFC 4555 3.8) will move the IKE
+        SAs of a lost address here; for now it is only logged.
+        """
+        self._log.info("local address {address} {what}", address=address, what="added" if added else "removed")
+        return self._drain()
 
     # Timers
 
     def timerExpired(self, key):
         """
-        The timer C{key} of a L{SetTimer} action has expired.
+        The timer C{key} (a L{TimerKey}) of a L{SetTimer} action has expired.
         """
+        self._dispatchTimer(key)
+        return self._drain()
+
+    def _dispatchTimer(self, key):
         try:
-            kind, spi = key
+            kind, subject = key
             handler = getattr(self, "_timer_" + kind)
-            handler(spi)
+            handler(subject)
         except Exception:
             self._log.failure("internal error in timer {key}", key=key)
-        return self._drain()
 
     def _timer_retransmit(self, spi):
         ikeSA = self.ikeSAs.get(spi)
-        if ikeSA is None or ikeSA.window.pending is None:
-            return
-        pending = ikeSA.window.pending
-        pending.attempt += 1
-        delay = self.settings.retransmit.timeout(pending.attempt)
-        if delay is None:
-            self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
-                           ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
-            error = PeerNotResponding("peer %s did not answer" % (ikeSA.remote[0],))
-            ikeSA.window.pending = None
-            pending.task.failed(self, ikeSA, error)
-            self.destroy(ikeSA, "peer not responding", error)
-            return
-        self._log.debug("{ikeSA}: retransmitting request {mid} ({n})", ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
-        self._sendAll(ikeSA, pending.datagrams)
-        self.emit(SetTimer(("retransmit", spi), delay))
+        if ikeSA is not None:
+            ikeSA.taskManager.retransmit()
 
     def _timer_halfopen(self, spi):
         ikeSA = self.ikeSAs.get(spi)
@@ -558,12 +702,74 @@ class IKECore:
         ikeSA = self.ikeSAs.get(spi)
         if ikeSA is not None and ikeSA.natLocal and ikeSA.nattEnabled:
             self.emit(SendNatKeepalive(ikeSA.local, ikeSA.remote))
-            self.emit(SetTimer(("keepalive", spi), self.settings.natKeepalive))
+            self.emit(SetTimer(TimerKey.keepalive(spi), self.settings.natKeepalive))
 
-    def _timer_cookiesecret(self, spi):
+    def _timer_cookiesecret(self, subject):
         self._previousCookieSecret = self._cookieSecret
         self._cookieSecret = self.randomBytes(32)
-        self.emit(SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
+        self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
+
+    def _childOf(self, subject):
+        spi, reqid = subject
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is None:
+            return None, None
+        return ikeSA, next((c for c in ikeSA.children if c.reqid == reqid), None)
+
+    def _timer_childsoft(self, subject):
+        # Rekeying as initiator is the lifecycle work's: until then the
+        # Child SA runs to its hard lifetime.
+        ikeSA, child = self._childOf(subject)
+        if child is not None:
+            self._log.info("{ikeSA}: Child SA {child} reached its soft lifetime", ikeSA=ikeSA, child=child)
+
+    def _timer_childhard(self, subject):
+        ikeSA, child = self._childOf(subject)
+        if child is None:
+            return
+        self._log.info("{ikeSA}: Child SA {child} reached its hard lifetime; deleting it", ikeSA=ikeSA, child=child)
+        if ikeSA.isEstablished and child.can(ChildEvent.DELETE):
+            child.handle(ChildEvent.DELETE)
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child)])
+        else:
+            self.removeChild(ikeSA, child)
+
+    def _timer_ikerekey(self, spi):
+        # IKE SA rekeying is the lifecycle work's; the SA lives on until its
+        # lifetime.
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            self._log.info("{ikeSA}: IKE SA reached its rekey time", ikeSA=ikeSA)
+
+    def _timer_ikelifetime(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            self._deleteIKESA(ikeSA, "IKE SA lifetime expired")
+
+    def _timer_dpd(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.isEstablished:
+            ikeSA.taskManager.queueExchange([LivenessTask(True)])
+
+    def _timer_reinitiate(self, policyName):
+        policy = self.policies.byName(policyName)
+        if policy is None or not policy.active or self.passive or self._ikeSAOf(policyName) is not None:
+            self._reinitiateAttempts.pop(policyName, None)
+            return
+        self._log.info("{policy}: initiating again", policy=policyName)
+        self._initiateActive(policyName)
+
+    def _scheduleReinitiation(self, policyName):
+        """
+        Initiate the active policy C{policyName} again after the backoff of
+        its failed attempts so far.
+        """
+        attempt = self._reinitiateAttempts.get(policyName, 0)
+        self._reinitiateAttempts[policyName] = attempt + 1
+        (value,) = struct.unpack("!I", self.randomBytes(4))
+        delay = self.settings.reinitiate.delay(attempt, value / 2.0 ** 32)
+        self._log.info("{policy}: initiating again in {delay:.1f}s", policy=policyName, delay=delay)
+        self.emit(SetTimer(TimerKey.reinitiate(policyName), delay))
 
     # Cookies (RFC 7296 2.6)
 
@@ -583,31 +789,29 @@ class IKECore:
 
     # SA bookkeeping
 
-    def registerResponderSA(self, ikeSA, halfOpenKey):
+    def _registerResponderSA(self, ikeSA, halfOpenKey):
         self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._halfOpen[halfOpenKey] = ikeSA
         ikeSA.halfOpenKey = halfOpenKey
-        self.emit(SetTimer(("halfopen", ikeSA.localSPI), self.settings.halfOpenTimeout))
-
-    def halfOpen(self, key):
-        return self._halfOpen.get(key)
+        self.emit(SetTimer(TimerKey.halfOpen(ikeSA.localSPI), self.settings.halfOpenTimeout))
 
     def established(self, ikeSA):
         """
         Mark C{ikeSA} VALID and tell the shell.
         """
-        ikeSA.state = IKEState.VALID
+        ikeSA.handle(IKEEvent.AUTHENTICATED)
         ikeSA.established = self.now()
         # The IKE_SA_INIT messages were kept for the AUTH payloads only.
         ikeSA.initRequest = ikeSA.initResponse = None
-        key = getattr(ikeSA, "halfOpenKey", None)
-        if key is not None:
-            self._halfOpen.pop(key, None)
+        if ikeSA.halfOpenKey is not None:
+            self._halfOpen.pop(ikeSA.halfOpenKey, None)
             ikeSA.halfOpenKey = None
-        self.emit(CancelTimer(("halfopen", ikeSA.localSPI)))
+        self.emit(CancelTimer(TimerKey.halfOpen(ikeSA.localSPI)))
         if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
-            self.emit(SetTimer(("keepalive", ikeSA.localSPI), self.settings.natKeepalive))
-        self.emit(IKESAUp(ikeSA))
+            self.emit(SetTimer(TimerKey.keepalive(ikeSA.localSPI), self.settings.natKeepalive))
+        if ikeSA.keepUp:
+            self._reinitiateAttempts.pop(ikeSA.policy.name, None)
+        self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
 
@@ -619,41 +823,25 @@ class IKECore:
         if ikeSA.state == IKEState.CLOSED:
             return
         wasUp = ikeSA.established is not None
-        ikeSA.state = IKEState.CLOSED
+        ikeSA.handle(IKEEvent.CLOSE)
         ikeSA.deleteReason = reason
         self.ikeSAs.pop(ikeSA.localSPI, None)
-        key = getattr(ikeSA, "halfOpenKey", None)
-        if key is not None and self._halfOpen.get(key) is ikeSA:
-            del self._halfOpen[key]
-        for kind in ("retransmit", "halfopen", "keepalive"):
-            self.emit(CancelTimer((kind, ikeSA.localSPI)))
+        if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
+            del self._halfOpen[ikeSA.halfOpenKey]
+        for kind in IKE_SA_KINDS:
+            self.emit(CancelTimer(TimerKey(kind, ikeSA.localSPI)))
         for child in list(ikeSA.children):
-            if child.state == ChildState.INSTALLED:
-                self.emit(RemoveChildSA(ikeSA, child))
-            child.state = ChildState.DELETED
-        error = error or SADeleted(reason)
-        for task in ikeSA.tasks:
-            task.failed(self, ikeSA, error)
-        ikeSA.tasks = []
-        if ikeSA.window.pending is not None:
-            ikeSA.window.pending.task.failed(self, ikeSA, error)
-            ikeSA.window.pending = None
-        if ikeSA.requestId is not None:
-            self.emit(RequestDone(ikeSA.requestId, error=error))
-            ikeSA.requestId = None
+            self.removeChild(ikeSA, child)
+        for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
+            del self._spiRequests[token]
+        ikeSA.taskManager.failAll(error or SADeleted(reason))
         ikeSA.wipe()
         if wasUp or ikeSA.initiator:
-            self.emit(IKESADown(ikeSA, reason))
+            self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
+                                reason, wasUp))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
-
-    def installFailed(self, ikeSA, child, error):
-        """
-        The shell could not install C{child}: delete it from the peer too.
-        """
-        if child in ikeSA.children and ikeSA.isEstablished:
-            child.state = ChildState.DELETED
-            self.queueTask(ikeSA, X.DeleteChildTask(child, None))
-        return self._drain()
+        if ikeSA.keepUp and not self.passive:
+            self._scheduleReinitiation(ikeSA.policy.name)
 
     def reload(self, config, resolved=None):
         """
@@ -665,7 +853,13 @@ class IKECore:
         for ikeSA in list(self.ikeSAs.values()):
             policy = self.policies.byName(ikeSA.policy.name)
             if policy is None:
+                ikeSA.keepUp = False
                 self._deleteIKESA(ikeSA, "policy removed by reload")
             else:
                 ikeSA.policy = policy
         return self._drain()
+
+
+def _covers(selectors, address):
+    return any(ts.startAddress.version == address.version and ts.startAddress <= address <= ts.endAddress
+               for ts in selectors)
