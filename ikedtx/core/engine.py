@@ -608,7 +608,10 @@ class IKECore:
         if child.kernelRecords is not None:
             self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
         child.handle(ChildEvent.REMOVE)
-        self._children.pop(child.reqid, None)
+        entry = self._children.pop(child.reqid, None)
+        if entry is not None and entry[2] is not None:
+            # Gone before the datapath confirmed it.
+            entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
         for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
             self.emit(CancelTimer(key))
         child.wipe()

@@ -139,6 +139,8 @@ class TaskManager:
         self.queue = []
         self._sequence = 0
         self._firstFragments = {}
+        # While tasks process a response, what they queue waits for the end.
+        self._processing = False
 
     # Initiator
 
@@ -170,7 +172,7 @@ class TaskManager:
         queued exchange's.
         """
         core = self.core
-        if core.passive or self.pending is not None or not self.ikeSA.canSend:
+        if core.passive or self.pending is not None or self._processing or not self.ikeSA.canSend:
             return
         if not self.active:
             if not self.queue:
@@ -256,6 +258,7 @@ class TaskManager:
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
         self.pending = None
         self.nextRequestId += 1
+        self._processing = True
         try:
             for task in pending.tasks:
                 status = task.processI(core, ikeSA, message, payloads, local, remote)
@@ -265,9 +268,12 @@ class TaskManager:
                     return
                 task.status = status
         except NegotiationFailed as e:
+            self._processing = False
             self._fail(e)
             self.initiate()
             return
+        finally:
+            self._processing = False
         self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
         for task in pending.tasks:
             if task.status == DONE:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_core_timers -*-
+# -*- test-case-name: tests.test_core_async -*-
 """
 The core's timers as data: typed keys, and the pure schedules behind them.
 
