@@ -50,9 +50,8 @@ class SlowHost(Host):
     def allocateAll(self):
         while self.allocations:
             action = self.allocations.pop(0)
-            spi = self.kernel.reserveSpi(action.protocol, action.source, action.destination) \
-                if hasattr(self.kernel, "reserveSpi") else 0x1000 + action.token
-            self.execute(self.core.spiAllocated(action.token, spi))
+            d = self.kernel.allocateSpi(action.protocol, action.source, action.destination)
+            d.addCallback(lambda spi, token=action.token: self.execute(self.core.spiAllocated(token, spi)))
 
 
 class AsyncTestCase(ExchangeTestCase):
