@@ -6,9 +6,8 @@ expired), the PFS check of a CREATE_CHILD_SA initiator, and the
 re-initiation of active policies with backoff.
 """
 
-import struct
 
-from ikedtx.core.actions import AllocateSpi, InstallChildSA, RemoveChildSA, RequestDone
+from ikedtx.core.actions import AllocateSpi, InstallChildSA, RemoveChildSA
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.core.settings import CoreSettings
 from ikedtx.core.states import ChildState, IKEState

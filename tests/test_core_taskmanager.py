@@ -5,7 +5,6 @@ request's hash, the Message ID window, the retransmission schedule and
 its give-up, and the priorities of queued exchanges (RFC 7296 2.1, 2.2).
 """
 
-from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.core.errors import PeerNotResponding
 from ikedtx.core.retransmit import RetransmitSchedule

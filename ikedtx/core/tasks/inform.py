@@ -8,7 +8,7 @@ ends the IKE SA once answered.
 
 from twisted.logger import Logger
 
-from ikedtx.core.tasks import DONE, Task
+from ikedtx.core.tasks import Task
 from ikedtx.core.tasks.common import allOf
 from ikedtx.wire.constants import ExchangeType, NotifyType, isErrorNotify, nameOf
 from ikedtx.wire.payloads import Notify
