@@ -44,7 +44,7 @@ from zope.interface import implementer  # noqa: E402
 from ikedtx.auth.store import CredentialStore  # noqa: E402
 from ikedtx.config import loadConfig  # noqa: E402
 from ikedtx.core.engine import IKECore  # noqa: E402
-from ikedtx.core.sa import ChildState  # noqa: E402
+from ikedtx.core.states import ChildState  # noqa: E402
 from ikedtx.core.settings import CoreSettings  # noqa: E402
 from ikedtx.kernel.interfaces import IKernel  # noqa: E402
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol  # noqa: E402
@@ -83,11 +83,14 @@ class NullKernel:
 
     name = "null"
 
+    def setEventReceiver(self, receiver):
+        pass
+
     def allocateSpi(self, protocol, source, destination):
         while True:
             (spi,) = struct.unpack("!I", os.urandom(4))
             if spi > 255:
-                return spi
+                return succeed(spi)
 
     def addSA(self, sa):
         return succeed(None)
@@ -113,11 +116,11 @@ class CountingRunner(CoreRunner):
 
     up = 0
 
-    def action_IkeSAUp(self, action):
+    def action_IKESAUp(self, action):
         self.up += 1
 
-    def action_IkeSADown(self, action):
-        if action.ikesa.established is not None:
+    def action_IKESADown(self, action):
+        if action.established:
             self.up -= 1
 
 
@@ -279,7 +282,7 @@ def main(argv=None):
     credentials = CredentialStore(args.etc_dir)
     kernel = NullKernel()
     settings = CoreSettings()
-    core = IKECore(config, credentials, settings, now=reactor.seconds, spiAllocator=kernel.allocateSpi,
+    core = IKECore(config, credentials, settings, now=reactor.seconds,
                    localAddressFor=lambda peer: args.listen)
     runner = CountingRunner(core, kernel, reactor)
     for number, natt in ((settings.ikePort, False), (settings.nattPort, True)):

@@ -137,7 +137,7 @@ class IkedtxResponder:
         count = 0
         with open(self.logPath, errors="replace") as f:
             for line in f:
-                if "exchanges#info" in line and ": Child SA ESP " in line:
+                if "#info" in line and ": Child SA ESP " in line:
                     count += 1
         return count
 

@@ -153,7 +153,7 @@ class IkedService(MultiService):
                                                certPartialChain=self.config.settings.certPartialChain)
         self.core = IKECore(
             self.config, self.credentials, settings, now=self.reactor.seconds,
-            spiAllocator=self.kernel.reserveSpi, localAddressFor=sourceAddressFor,
+            localAddressFor=sourceAddressFor,
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)

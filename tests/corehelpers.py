@@ -11,7 +11,8 @@ them one at a time and checks each step.
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from ikedtx.core import actions as A
+from ikedtx.core.actions import (
+    AllocateSpi, CancelTimer, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -53,7 +54,7 @@ class Host:
         self.core = IKECore(
             config, credentials, settings or CoreSettings(), now=self.clock.seconds,
             randomBytes=DeterministicRandom((seed or address).encode()),
-            spiAllocator=self.kernel.reserveSpi, localAddressFor=lambda peer: self.address,
+            localAddressFor=lambda peer: self.address,
             wallClock=wallClock)
         self.timers = {}
         self.results = {}
@@ -62,28 +63,33 @@ class Host:
 
     def execute(self, actions):
         for action in actions:
-            if isinstance(action, A.SendDatagram):
+            if isinstance(action, SendDatagram):
                 self.network.inFlight.append((action.data, action.local, action.remote))
-            elif isinstance(action, A.SendNatKeepalive):
+            elif isinstance(action, SendNatKeepalive):
                 self.events.append(action)
-            elif isinstance(action, A.SetTimer):
+            elif isinstance(action, SetTimer):
                 self._cancel(action.key)
                 self.timers[action.key] = self.clock.callLater(action.delay, self._expired, action.key)
-            elif isinstance(action, A.CancelTimer):
+            elif isinstance(action, CancelTimer):
                 self._cancel(action.key)
-            elif isinstance(action, A.RequestDone):
+            elif isinstance(action, RequestDone):
                 self.results[action.requestId] = action
                 self.events.append(action)
-            elif isinstance(action, A.InstallChildSA):
-                for sa in action.child.kernelSAs(action.ikesa):
+            elif isinstance(action, AllocateSpi):
+                self.kernel.allocateSpi(action.protocol, action.source, action.destination).addCallbacks(
+                    lambda spi, token=action.token: self.execute(self.core.spiAllocated(token, spi)),
+                    lambda failure, token=action.token: self.execute(self.core.spiAllocationFailed(token, failure.value)))
+            elif isinstance(action, InstallChildSA):
+                for sa in action.sas:
                     self.kernel.addSA(sa)
-                for flow in action.child.kernelFlows(action.ikesa):
+                for flow in action.flows:
                     self.kernel.addFlow(flow)
                 self.events.append(action)
-            elif isinstance(action, A.RemoveChildSA):
-                for sa in action.child.kernelSAs(action.ikesa):
+                self.execute(self.core.childInstalled(action.reqid))
+            elif isinstance(action, RemoveChildSA):
+                for sa in action.sas:
                     self.kernel.deleteSA(sa)
-                for flow in action.child.kernelFlows(action.ikesa):
+                for flow in action.flows:
                     self.kernel.deleteFlow(flow)
                 self.events.append(action)
             else:

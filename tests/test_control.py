@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from ikedtx.control import sync
 from ikedtx.control.client import connectControl
 from ikedtx.control.server import ControlFactory
-from ikedtx.core.sa import IKESA, IkeState
+from ikedtx.core.sa import IKESA, IKEState
 
 
 def fakeService(count):
@@ -21,8 +21,8 @@ def fakeService(count):
     for i in range(count):
         sa = IKESA(True, i.to_bytes(8, "big"), (i + 1).to_bytes(8, "big"), policy, ("192.0.2.1", 500),
                    ("192.0.2.2", 500), 0)
-        sa.state = IkeState.VALID
-        sas[sa.localSpi] = sa
+        sa.state = IKEState.VALID
+        sas[sa.localSPI] = sa
     core = SimpleNamespace(ikeSAs=sas)
     return SimpleNamespace(core=core, reload=lambda: (_ for _ in ()).throw(ValueError("f: 1: syntax error")))
 

@@ -7,7 +7,7 @@ tree, and every way the peer's credential can be refused.
 from ikedtx.auth.store import CredentialStore
 from ikedtx.config import parseConfig
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed
-from ikedtx.core.sa import IkeState
+from ikedtx.core.sa import IKEState
 from ikedtx.wire.constants import AuthMethod, CertEncoding, PayloadType
 from ikedtx.wire.message import Message
 
@@ -62,8 +62,8 @@ class SignatureTestCase(ExchangeTestCase):
         The AUTH payload of delivered message C{index} (an IKE_AUTH).
         """
         message = Message.decode(self.network.delivered[index][0])
-        ikesa = (self.b if index == 2 else self.a).ikeSAs[0]
-        inner = message.decrypt(ikesa.cipherIn)
+        ikeSA = (self.b if index == 2 else self.a).ikeSAs[0]
+        inner = message.decrypt(ikeSA.cipherIn)
         return [p for p in inner if p.payloadType == PayloadType.AUTH][0], inner
 
 
@@ -74,13 +74,13 @@ class CertificateTests(SignatureTestCase):
         method (RFC 4754, method 9); each side sends its certificate.
         """
         requestId = self.negotiate("ecdsa256", "ecdsa256", self.withCertificates("p256"))
-        ikesa = self.assertSucceeded(self.a, requestId)
+        ikeSA = self.assertSucceeded(self.a, requestId)
         self.assertChildKeysMatch(self.a, self.b)
         auth, inner = self.authPayload(2)
         self.assertEqual(auth.method, AuthMethod.ECDSA_SHA256_P256)
         certs = [p for p in inner if p.payloadType == PayloadType.CERT]
         self.assertEqual([c.encoding for c in certs], [CertEncoding.X509_CERT_SIGNATURE])
-        self.assertEqual(ikesa.peerCredential.certificate, self.certB)
+        self.assertEqual(ikeSA.peerCredential.certificate, self.certB)
 
     def test_ecdsaMethods(self):
         """
@@ -215,9 +215,9 @@ class RawPublicKeyTests(SignatureTestCase):
         treeA.addPubkey("fqdn", "b.example", keyB.public_key())
         treeB.addPubkey("fqdn", "a.example", keyA.public_key())
         requestId = self.negotiate("", "", (treeA, treeB))
-        ikesa = self.assertSucceeded(self.a, requestId)
-        self.assertEqual(ikesa.peerCredential.certificate, None)
-        self.assertEqual(self.b.ikeSAs[0].state, IkeState.VALID)
+        ikeSA = self.assertSucceeded(self.a, requestId)
+        self.assertEqual(ikeSA.peerCredential.certificate, None)
+        self.assertEqual(self.b.ikeSAs[0].state, IKEState.VALID)
 
     def test_unknownKey(self):
         """

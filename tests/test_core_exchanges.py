@@ -1,13 +1,13 @@
 """
-Tests for L{ikedtx.core.engine} and L{ikedtx.core.exchanges}: two in-memory
+Tests for L{ikedtx.core.engine} and the exchange tasks (L{ikedtx.core.tasks}): two in-memory
 cores pumped against each other, one datagram at a time, with a fake clock.
 """
 
 from ikedtx.config import parseConfig
-from ikedtx.core import actions as A
+from ikedtx.core.actions import IKESAUp, InstallChildSA
 from ikedtx.core.errors import (
     AuthenticationFailed, NegotiationFailed, NoProposalChosen, PeerNotResponding, TrafficSelectorsUnacceptable)
-from ikedtx.core.sa import IkeState
+from ikedtx.core.sa import IKEState
 from ikedtx.core.settings import CoreSettings
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, ProtocolId
 from ikedtx.wire.message import Message
@@ -45,8 +45,8 @@ class ExchangeTestCase(CoreTestCase):
         a, b = self.makePair(**kw)
         requestId = a.initiate("ab")
         self.network.pump()
-        ikesa = self.assertSucceeded(a, requestId)
-        return a, b, ikesa
+        ikeSA = self.assertSucceeded(a, requestId)
+        return a, b, ikeSA
 
     def exchangeTypes(self):
         return [(Message.decode(d).exchangeType, Message.decode(d).isResponse) for d, _, _ in self.network.delivered]
@@ -69,29 +69,29 @@ class PreSharedKeyTests(ExchangeTestCase):
         """
         a, b = self.makePair()
         requestId = a.initiate("ab")
-        (ikesaA,) = a.ikeSAs
-        self.assertEqual(ikesaA.state, IkeState.SA_INIT)
+        (ikeSAA,) = a.ikeSAs
+        self.assertEqual(ikeSAA.state, IKEState.SA_INIT)
         self.assertEqual(len(self.network.inFlight), 1)
 
         self.network.deliverOne()  # IKE_SA_INIT request
-        (ikesaB,) = b.ikeSAs
-        self.assertEqual(ikesaB.state, IkeState.SA_INIT)
-        self.assertFalse(ikesaB.initiator)
+        (ikeSAB,) = b.ikeSAs
+        self.assertEqual(ikeSAB.state, IKEState.SA_INIT)
+        self.assertFalse(ikeSAB.initiator)
 
         self.network.deliverOne()  # IKE_SA_INIT response
-        self.assertEqual(ikesaA.state, IkeState.AUTH_REQUEST)
-        self.assertEqual(ikesaA.spiR, ikesaB.spiR)
-        self.assertEqual(bytes(ikesaA.keys.skD), bytes(ikesaB.keys.skD))
+        self.assertEqual(ikeSAA.state, IKEState.AUTH_REQUEST)
+        self.assertEqual(ikeSAA.spiR, ikeSAB.spiR)
+        self.assertEqual(bytes(ikeSAA.keys.skD), bytes(ikeSAB.keys.skD))
 
         self.network.deliverOne()  # IKE_AUTH request
-        self.assertEqual(ikesaB.state, IkeState.VALID)
-        self.assertEqual(str(ikesaB.peerId), "FQDN/a.example")
+        self.assertEqual(ikeSAB.state, IKEState.VALID)
+        self.assertEqual(str(ikeSAB.peerId), "FQDN/a.example")
         self.assertNotIn(requestId, a.results)
 
         self.network.deliverOne()  # IKE_AUTH response
-        self.assertEqual(ikesaA.state, IkeState.VALID)
-        self.assertEqual(str(ikesaA.peerId), "FQDN/b.example")
-        self.assertIs(self.assertSucceeded(a, requestId), ikesaA)
+        self.assertEqual(ikeSAA.state, IKEState.VALID)
+        self.assertEqual(str(ikeSAA.peerId), "FQDN/b.example")
+        self.assertIs(self.assertSucceeded(a, requestId), ikeSAA)
         self.assertEqual(self.network.inFlight, [])
         self.assertEqual(self.exchangeTypes(), [
             (ExchangeType.IKE_SA_INIT, False), (ExchangeType.IKE_SA_INIT, True),
@@ -107,8 +107,8 @@ class PreSharedKeyTests(ExchangeTestCase):
         outbound = [sa for sa in a.kernel.sas.values() if not sa.inbound][0]
         self.assertEqual((inbound.spi, inbound.encryptionKey), (outbound.spi, outbound.encryptionKey))
         self.assertEqual([f.direction for f in a.kernel.flows], ["out", "in", "fwd"])
-        self.assertEqual(len(a.eventsOf(A.IkeSAUp)), 1)
-        self.assertEqual(len(b.eventsOf(A.IkeSAUp)), 1)
+        self.assertEqual(len(a.eventsOf(IKESAUp)), 1)
+        self.assertEqual(len(b.eventsOf(IKESAUp)), 1)
 
     def test_vendorId(self):
         """
@@ -117,10 +117,10 @@ class PreSharedKeyTests(ExchangeTestCase):
         """
         from ikedtx.wire.constants import PayloadType
 
-        a, b, ikesa = self.establish(settingsA=CoreSettings(vendorId=b"ikedtx"))
+        a, b, ikeSA = self.establish(settingsA=CoreSettings(vendorId=b"ikedtx"))
         request = Message.decode(self.network.delivered[0][0])
         self.assertEqual([p.data for p in request.payloads if p.payloadType == PayloadType.VENDOR_ID], [b"ikedtx"])
-        a, b, ikesa = self.establish()
+        a, b, ikeSA = self.establish()
         request = Message.decode(self.network.delivered[0][0])
         self.assertEqual([p for p in request.payloads if p.payloadType == PayloadType.VENDOR_ID], [])
 
@@ -218,8 +218,8 @@ class PreSharedKeyTests(ExchangeTestCase):
         a.execute(a.core.startup())
         b.execute(b.core.startup())
         self.network.pump()
-        self.assertEqual([sa.state for sa in a.ikeSAs], [IkeState.VALID])
-        self.assertEqual([sa.state for sa in b.ikeSAs], [IkeState.VALID])
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID])
 
 
 class NegotiationTests(ExchangeTestCase):
@@ -242,10 +242,10 @@ class NegotiationTests(ExchangeTestCase):
         RFC 7296 1.2: the responder asks for another group with
         INVALID_KE_PAYLOAD and the initiator retries with it.
         """
-        a, b, ikesa = self.establish(
+        a, b, ikeSA = self.establish(
             initiator=initiatorConfig(extra="ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 group ecp256"),
             responder=responderConfig(extra="ikesa enc aes-128-gcm prf hmac-sha2-256 group ecp256"))
-        self.assertEqual(ikesa.proposal.dhGroup, DhId.ECP_256)
+        self.assertEqual(ikeSA.proposal.dhGroup, DhId.ECP_256)
         first = Message.decode(self.network.delivered[1][0])
         self.assertEqual([p.notifyType for p in first.payloads], [NotifyType.INVALID_KE_PAYLOAD])
         self.assertEqual(first.payloads[0].group, DhId.ECP_256)
@@ -256,7 +256,7 @@ class NegotiationTests(ExchangeTestCase):
         RFC 7296 2.6: past the half-open threshold the responder demands a
         COOKIE; the initiator repeats IKE_SA_INIT with it first.
         """
-        a, b, ikesa = self.establish(settingsB=CoreSettings(cookieThreshold=0))
+        a, b, ikeSA = self.establish(settingsB=CoreSettings(cookieThreshold=0))
         answer = Message.decode(self.network.delivered[1][0])
         self.assertEqual([p.notifyType for p in answer.payloads], [NotifyType.COOKIE])
         retry = Message.decode(self.network.delivered[2][0])
@@ -272,12 +272,11 @@ class NegotiationTests(ExchangeTestCase):
         a, b = self.makePair(settingsB=CoreSettings(cookieThreshold=0))
         a.initiate("ab")
         self.network.deliverOne()
-        (ikesaA,) = a.ikeSAs
+        (ikeSAA,) = a.ikeSAs
         demand = Message.decode(self.network.inFlight[0][0]).payloads[0]
-        ikesaA.cookie = bytes(demand.data[:-1]) + bytes([demand.data[-1] ^ 1])
-        task = ikesaA.window.pending.task
+        ikeSAA.cookie = bytes(demand.data[:-1]) + bytes([demand.data[-1] ^ 1])
         self.network.inFlight.clear()
-        a.execute(a.core.restartRequest(ikesaA, task) or a.core._drain())
+        a.execute(a.core.restartExchange(ikeSAA))
         self.network.deliverOne()
         answer = Message.decode(self.network.inFlight[0][0])
         self.assertEqual([p.notifyType for p in answer.payloads], [NotifyType.COOKIE])
@@ -311,8 +310,8 @@ class NegotiationTests(ExchangeTestCase):
         requestId = a.initiate("ab")
         self.network.pump()
         self.assertFailedWith(a, requestId, NoProposalChosen)
-        self.assertEqual([sa.state for sa in a.ikeSAs], [IkeState.VALID])
-        self.assertEqual([sa.state for sa in b.ikeSAs], [IkeState.VALID])
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID])
         self.assertEqual((a.ikeSAs[0].children, b.ikeSAs[0].children), ([], []))
 
     def test_tsUnacceptable(self):
@@ -331,9 +330,9 @@ class NegotiationTests(ExchangeTestCase):
         RFC 7296 2.9: the responder narrows to its policy and the initiator
         accepts the subset.
         """
-        a, b, ikesa = self.establish(initiator=initiatorConfig(flows="from 10.1.0.0/16 to 10.2.0.0/16"),
+        a, b, ikeSA = self.establish(initiator=initiatorConfig(flows="from 10.1.0.0/16 to 10.2.0.0/16"),
                                      responder=responderConfig(flows="from 10.2.3.0/24 to 10.1.0.0/24"))
-        (child,) = ikesa.children
+        (child,) = ikeSA.children
         self.assertEqual([str(ts) for ts in child.localTS], ["10.1.0.0/24"])
         self.assertEqual([str(ts) for ts in child.remoteTS], ["10.2.3.0/24"])
 
@@ -342,7 +341,7 @@ class NegotiationTests(ExchangeTestCase):
         RFC 7296 1.3.1: USE_TRANSPORT_MODE from both sides gives transport
         mode, without forwarding flows.
         """
-        a, b, ikesa = self.establish(
+        a, b, ikeSA = self.establish(
             initiator=parseConfig('ikev2 "ab" active transport esp from %s to %s psk "secret"' % (A_ADDR, B_ADDR)),
             responder=parseConfig('ikev2 "ba" transport esp from %s to %s psk "secret"' % (B_ADDR, A_ADDR)))
         childA, childB = self.assertChildKeysMatch(a, b)
@@ -353,7 +352,7 @@ class NegotiationTests(ExchangeTestCase):
         """
         An AH Child SA carries integrity only.
         """
-        a, b, ikesa = self.establish(initiator=parseConfig(
+        a, b, ikeSA = self.establish(initiator=parseConfig(
             'ikev2 "ab" active ah from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s psk "secret"' % (A_ADDR, B_ADDR)),
             responder=parseConfig('ikev2 "ba" ah from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s psk "secret"'
                                   % (B_ADDR, A_ADDR)))
@@ -366,13 +365,13 @@ class NegotiationTests(ExchangeTestCase):
         """
         The IKE proposal the interop tests use agree in memory too.
         """
-        for ikesa in ["enc aes-128-gcm prf hmac-sha2-256 group curve25519",
+        for ikeSA in ["enc aes-128-gcm prf hmac-sha2-256 group curve25519",
                       "enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
                       "enc chacha20-poly1305 prf hmac-sha2-384 group ecp384",
                       "enc 3des auth hmac-sha1 prf hmac-sha1 group modp1024",
                       "enc aes-192 auth hmac-sha2-512 prf hmac-sha2-512 group ecp521",
                       "enc aes-256-gcm-12 prf hmac-sha2-384 group brainpool256"]:
-            config = "ikesa " + ikesa
+            config = "ikesa " + ikeSA
             a, b, sa = self.establish(initiator=initiatorConfig(extra=config), responder=responderConfig(extra=config))
             self.assertChildKeysMatch(a, b)
 
@@ -409,8 +408,8 @@ class LossTests(ExchangeTestCase):
             a, b, requestId = self._exchange(drop=index)
             self.assertSucceeded(a, requestId)
             self.assertChildKeysMatch(a, b)
-            self.assertEqual(len(b.eventsOf(A.InstallChildSA)), 1)
-            self.assertEqual(len(b.eventsOf(A.IkeSAUp)), 1)
+            self.assertEqual(len(b.eventsOf(InstallChildSA)), 1)
+            self.assertEqual(len(b.eventsOf(IKESAUp)), 1)
 
     def test_cachedResponseIdentical(self):
         """
@@ -426,7 +425,7 @@ class LossTests(ExchangeTestCase):
         first = self.network.inFlight[0][0]
         b.receive(request[0], request[2], request[1])
         self.assertEqual(self.network.inFlight[1][0], first)
-        self.assertEqual(len(b.eventsOf(A.InstallChildSA)), 1)
+        self.assertEqual(len(b.eventsOf(InstallChildSA)), 1)
 
     def test_duplicationOfEach(self):
         """
@@ -438,8 +437,8 @@ class LossTests(ExchangeTestCase):
             self.assertChildKeysMatch(a, b)
             self.assertEqual(len(a.ikeSAs), 1)
             self.assertEqual(len(b.ikeSAs), 1)
-            self.assertEqual(len(a.eventsOf(A.InstallChildSA)), 1)
-            self.assertEqual(len(b.eventsOf(A.InstallChildSA)), 1)
+            self.assertEqual(len(a.eventsOf(InstallChildSA)), 1)
+            self.assertEqual(len(b.eventsOf(InstallChildSA)), 1)
 
     def test_giveUp(self):
         """

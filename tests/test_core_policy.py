@@ -138,7 +138,7 @@ class ResponderPolicyTests(ExchangeTestCase):
             'ikev2 "alice" esp from 10.2.0.0/24 to 10.1.0.0/24 peer any srcid b.example dstid alice.example psk "a-psk"\n'
             'ikev2 "bob" esp from 10.2.0.0/24 to 10.1.0.0/24 peer any srcid b.example dstid a.example psk "secret"\n'
             'ikev2 "carol" esp from 10.2.0.0/24 to 10.1.0.0/24 peer any srcid b.example dstid carol.example psk "c"\n')
-        a, b, ikesa = self.establish(responder=responder)
+        a, b, ikeSA = self.establish(responder=responder)
         self.assertEqual(b.ikeSAs[0].policy.name, "bob")
 
     def test_ipcomp(self):
@@ -146,7 +146,7 @@ class ResponderPolicyTests(ExchangeTestCase):
         RFC 7296 2.22: with ipcomp on both sides, IPCOMP_SUPPORTED carries
         each side's CPI and DEFLATE.
         """
-        a, b, ikesa = self.establish(initiator=parseConfig(
+        a, b, ikeSA = self.establish(initiator=parseConfig(
             'ikev2 "ab" active ipcomp esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s psk "secret"' % (A_ADDR, B_ADDR)),
             responder=parseConfig('ikev2 "ba" ipcomp esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s psk "secret"'
                                   % (B_ADDR, A_ADDR)))
@@ -158,7 +158,7 @@ class ResponderPolicyTests(ExchangeTestCase):
         """
         Without ipcomp on the responder, no CPI is kept.
         """
-        a, b, ikesa = self.establish(initiator=parseConfig(
+        a, b, ikeSA = self.establish(initiator=parseConfig(
             'ikev2 "ab" active ipcomp esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s psk "secret"'
             % (A_ADDR, B_ADDR)),
             responder=parseConfig('ikev2 "ba" esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s psk "secret"'

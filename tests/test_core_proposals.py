@@ -78,7 +78,7 @@ class SelectTests(SynchronousTestCase):
         peer = esp((E, EncrId.AES_GCM_16, 128))
         chosen = select([local], [peer], isAeadCipher=isAead)
         self.assertFalse(chosen.esn)
-        self.assertEqual(chosen.peerSpi, b"\x00\x00\x10\x00")
+        self.assertEqual(chosen.peerSPI, b"\x00\x00\x10\x00")
         answer = chosen.asOffer(b"\x00\x00\x20\x00")
         self.assertEqual(answer.transforms, (Transform(E, EncrId.AES_GCM_16, 128),))
         self.assertEqual(answer.spi, b"\x00\x00\x20\x00")

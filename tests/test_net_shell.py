@@ -9,7 +9,7 @@ import socket
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.core import actions as A
+from ikedtx.core.actions import CancelTimer, RequestDone, SendDatagram, SendNatKeepalive, SetTimer
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
@@ -100,9 +100,9 @@ class RunnerTests(SynchronousTestCase):
         A datagram leaves from the port of its local endpoint, with the
         non-ESP marker on the NAT-T port, from the local address given.
         """
-        self.runner.execute([A.SendDatagram(b"a", ("192.0.2.1", 500), ("192.0.2.2", 500)),
-                             A.SendDatagram(b"b", ("192.0.2.1", 4500), ("192.0.2.2", 4500)),
-                             A.SendNatKeepalive(("192.0.2.1", 4500), ("192.0.2.2", 4500))])
+        self.runner.execute([SendDatagram(b"a", ("192.0.2.1", 500), ("192.0.2.2", 500)),
+                             SendDatagram(b"b", ("192.0.2.1", 4500), ("192.0.2.2", 4500)),
+                             SendNatKeepalive(("192.0.2.1", 4500), ("192.0.2.2", 4500))])
         self.assertEqual(self.ike.sent, [(b"a", ("192.0.2.2", 500), "192.0.2.1")])
         self.assertEqual(self.natt.sent, [(b"\x00\x00\x00\x00b", ("192.0.2.2", 4500), "192.0.2.1"),
                                           (b"\xff", ("192.0.2.2", 4500), "192.0.2.1")])
@@ -111,7 +111,7 @@ class RunnerTests(SynchronousTestCase):
         """
         SetTimer arms (or re-arms) a callLater, CancelTimer cancels it.
         """
-        self.runner.execute([A.SetTimer("k", 5), A.SetTimer("k", 10), A.SetTimer("j", 1), A.CancelTimer("j")])
+        self.runner.execute([SetTimer("k", 5), SetTimer("k", 10), SetTimer("j", 1), CancelTimer("j")])
         self.clock.advance(5)
         self.assertEqual(self.core.received, [])
         self.clock.advance(5)
@@ -124,19 +124,19 @@ class RunnerTests(SynchronousTestCase):
         """
         d = self.runner.initiate("x")
         self.assertNoResult(d)
-        self.runner.execute([A.RequestDone(7, result="sa")])
+        self.runner.execute([RequestDone(7, result="sa")])
         self.assertEqual(self.successResultOf(d), "sa")
         d = self.runner.initiate("x")
-        self.runner.execute([A.RequestDone(7, error=NegotiationFailed("no"))])
+        self.runner.execute([RequestDone(7, error=NegotiationFailed("no"))])
         self.failureResultOf(d, NegotiationFailed)
 
     def test_stop(self):
         """
         A stopped runner cancels its timers and arms no new one.
         """
-        self.runner.execute([A.SetTimer("k", 5)])
+        self.runner.execute([SetTimer("k", 5)])
         self.runner.stop()
-        self.runner.execute([A.SetTimer("j", 5)])
+        self.runner.execute([SetTimer("j", 5)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
@@ -181,3 +181,143 @@ class PacketInfoTests(TestCase):
             self.assertEqual(local, ("127.0.0.2", client.getHost().port))
 
         return received.addCallback(check)
+
+
+class MemoryUDP:
+    """
+    An in-memory UDP network: ports by C{(host, port)}, each datagram
+    delivered one millisecond later through the clock (or dropped).
+
+    @ivar sent: every C{(data, source, destination)} written, in order.
+    @ivar dropNext: how many of the next datagrams are lost.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.protocols = {}
+        self.sent = []
+        self.dropNext = 0
+
+    def port(self, host, number, protocol):
+        self.protocols[(host, number)] = protocol
+        return MemoryPort(self, host, number)
+
+    def send(self, data, source, destination):
+        self.sent.append((data, source, destination))
+        if self.dropNext:
+            self.dropNext -= 1
+            return
+        protocol = self.protocols.get(destination)
+        if protocol is not None:
+            self.clock.callLater(0.001, protocol.packetReceived, data, source, destination)
+
+
+class MemoryPort:
+    """
+    The L{PacketInfoPort} side the runner uses: C{addressFamily},
+    C{getHost().port} and C{writeFrom}.
+    """
+
+    def __init__(self, network, host, number):
+        self.network = network
+        self.host = host
+        self.number = number
+        self.addressFamily = socket.AF_INET
+
+    def getHost(self):
+        return type("Host", (), {"port": self.number})()
+
+    def writeFrom(self, data, remote, source):
+        self.network.send(bytes(data), (source or self.host, self.number), tuple(remote))
+
+
+class CoreRunnerPairTests(SynchronousTestCase):
+    """
+    Two real L{CoreRunner}s with real cores over L{MemoryUDP}, their timers
+    on one L{task.Clock}.
+    """
+
+    def setUp(self):
+        from ikedtx.core.engine import IKECore
+        from tests.corehelpers import DeterministicRandom
+        from tests.test_core_exchanges import A_ADDR, B_ADDR, initiatorConfig, responderConfig
+
+        self.clock = task.Clock()
+        self.udp = MemoryUDP(self.clock)
+        self.runners = {}
+        for address, config in ((A_ADDR, initiatorConfig()), (B_ADDR, responderConfig())):
+            kernel = DecoupledKernel(randomBytes=DeterministicRandom(address.encode() + b"kernel"))
+            core = IKECore(config, now=self.clock.seconds, randomBytes=DeterministicRandom(address.encode()),
+                           localAddressFor=lambda peer, address=address: address)
+            runner = CoreRunner(core, kernel, self.clock)
+            for number, natt in ((500, False), (4500, True)):
+                runner.addPort(self.udp.port(address, number, IKEDatagramProtocol(runner, natt)), natt)
+            self.runners[address] = runner
+        self.a, self.b = self.runners[A_ADDR], self.runners[B_ADDR]
+
+    def advance(self, seconds):
+        for _ in range(int(seconds * 1000)):
+            self.clock.advance(0.001)
+
+    def test_negotiation(self):
+        """
+        initiate's Deferred fires with the IKE SA once the Child SA is in
+        both kernels; IKE moved to the NAT-T port with the non-ESP marker
+        (RFC 3948 2.2), as MOBIKE-capable initiators do.
+        """
+        d = self.a.initiate("ab")
+        self.assertNoResult(d)
+        self.advance(0.1)
+        ikeSA = self.successResultOf(d)
+        self.assertTrue(ikeSA.isEstablished)
+        self.assertEqual((len(self.a.kernel.sas), len(self.b.kernel.sas)), (2, 2))
+        (child,) = ikeSA.children
+        self.assertIn((child.protocol, child.spiIn, child.kernelRecords[0][0].destination), self.a.kernel.sas)
+        ports = [(source[1], data[:4] == b"\x00" * 4) for data, source, _ in self.udp.sent]
+        self.assertEqual(ports[:2], [(500, False), (500, False)])
+        self.assertTrue(all(marked for port, marked in ports[2:] if port == 4500))
+
+    def test_retransmitThroughCallLater(self):
+        """
+        A lost request is sent again when the retransmission timer, armed
+        with callLater on the clock, fires (RFC 7296 2.1).
+        """
+        self.udp.dropNext = 1
+        d = self.a.initiate("ab")
+        self.advance(1.0)
+        self.assertNoResult(d)
+        self.assertEqual(len(self.udp.sent), 1)
+        self.advance(1.1)
+        self.assertTrue(self.successResultOf(d).isEstablished)
+        self.assertEqual(self.udp.sent[0], self.udp.sent[1])
+
+    def test_datapathEvents(self):
+        """
+        The runner is the kernel's event receiver: a hard expire reaching
+        it deletes the Child SA in both daemons.
+        """
+        d = self.a.initiate("ab")
+        self.advance(0.1)
+        ikeSA = self.successResultOf(d)
+        self.assertIs(self.a.kernel.events, self.a)
+        (child,) = ikeSA.children
+        self.a.kernel.events.expired(child.protocol, child.spiIn, child.kernelRecords[0][0].destination, True)
+        self.advance(0.1)
+        self.assertEqual((self.a.kernel.sas, self.b.kernel.sas), ({}, {}))
+        self.assertEqual(ikeSA.children, [])
+
+    def test_installFailure(self):
+        """
+        A kernel that refuses the install: the initiate Deferred fails and
+        the Child SA is deleted with the peer.
+        """
+        from twisted.internet.defer import fail
+
+        from ikedtx.kernel.interfaces import KernelError
+
+        self.a.kernel.addSA = lambda sa: fail(KernelError("EINVAL"))
+        d = self.a.initiate("ab")
+        self.advance(0.1)
+        self.failureResultOf(d, NegotiationFailed)
+        self.assertEqual(self.b.kernel.sas, {})
+        self.assertEqual([sa.children for sa in self.b.core.ikeSAs.values()], [[]])

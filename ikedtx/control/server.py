@@ -115,7 +115,7 @@ class ControlProtocol(amp.AMP):
 
     @C.DeleteIkeSA.responder
     def deleteIkeSA(self, spiI):
-        d = self.service.runner.command(self.service.core.deleteIkeSA, self._ikesa(spiI))
+        d = self.service.runner.command(self.service.core.deleteIKESA, self._ikesa(spiI))
         return d.addCallbacks(lambda _: {}, self._failed)
 
     @C.Reload.responder

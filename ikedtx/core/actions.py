@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_core_exchanges -*-
+# -*- test-case-name: tests.test_core_async -*-
 """
 What the sans-IO core asks its shell to do.
 
@@ -41,20 +41,43 @@ class CancelTimer:
 
 
 @dataclass(frozen=True)
-class InstallChildSA:
+class AllocateSpi:
     """
-    Install both directions and the flows of C{child} (a L{ChildSA}) of
-    C{ikesa}; the shell reports failure with C{IKECore.installFailed}.
+    Reserve an inbound SPI for C{protocol} on SAs from C{source} to
+    C{destination} (L{IKernel.allocateSpi}); answer with
+    C{IKECore.spiAllocated(token, spi)} or C{IKECore.spiAllocationFailed(token,
+    error)}.
     """
 
-    ikesa: Any
-    child: Any
+    token: int
+    protocol: int
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class InstallChildSA:
+    """
+    Install the L{KernelSA}s C{sas} (inbound first) and the L{KernelFlow}s
+    C{flows} of the Child SA C{reqid}; answer with
+    C{IKECore.childInstalled(reqid)} or C{IKECore.installFailed(reqid, error)}.
+    """
+
+    reqid: int
+    sas: Tuple[Any, ...]
+    flows: Tuple[Any, ...]
 
 
 @dataclass(frozen=True)
 class RemoveChildSA:
-    ikesa: Any
-    child: Any
+    """
+    Remove the L{KernelSA}s and L{KernelFlow}s of the Child SA C{reqid}
+    (those its L{InstallChildSA} carried).
+    """
+
+    reqid: int
+    sas: Tuple[Any, ...]
+    flows: Tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -68,22 +91,39 @@ class SendNatKeepalive:
 
 
 @dataclass(frozen=True)
-class IkeSAUp:
+class IKESAUp:
     """
-    C{ikesa} is established (both AUTHs verified).
+    An IKE SA is established (both AUTHs verified).
+
+    @ivar spiI: the initiator's SPI.
+    @ivar spiR: the responder's SPI.
+    @ivar policy: the name of its policy.
+    @ivar local: our endpoint C{(host, port)}.
+    @ivar remote: the peer's endpoint.
+    @ivar peerId: the peer's identity, as text.
     """
 
-    ikesa: Any
+    spiI: bytes
+    spiR: bytes
+    policy: str
+    local: Tuple[str, int]
+    remote: Tuple[str, int]
+    peerId: str
 
 
 @dataclass(frozen=True)
-class IkeSADown:
+class IKESADown:
     """
-    C{ikesa} is gone; C{reason} says why.
+    An IKE SA is gone; C{reason} says why, C{established} whether it had
+    been up.
     """
 
-    ikesa: Any
+    spiI: bytes
+    spiR: bytes
+    policy: str
+    remote: Tuple[str, int]
     reason: str
+    established: bool
 
 
 @dataclass(frozen=True)

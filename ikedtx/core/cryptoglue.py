@@ -7,7 +7,7 @@ transform lookups, the IKE SA and Child SA keys, the AUTH payloads.
 from twisted.logger import Logger
 
 from ikedtx.crypto import keymat
-from ikedtx.crypto import signature as S
+from ikedtx.crypto import signature
 from ikedtx.crypto.encr import encryptionFor
 from ikedtx.crypto.errors import CryptoError
 from ikedtx.crypto.kex import keyExchangeFor
@@ -53,28 +53,28 @@ def isSupported(transform, protocol=None):
         return False
 
 
-def _prf(ikesa):
-    return prfFor(ikesa.proposal.prf.id)
+def _prf(ikeSA):
+    return prfFor(ikeSA.proposal.prf.id)
 
 
-def deriveIkeKeys(core, ikesa, shared):
+def deriveIKEKeys(core, ikeSA, shared):
     """
     SKEYSEED and SK_* from IKE_SA_INIT (RFC 7296 2.14), and the SK ciphers.
     """
-    prf = _prf(ikesa)
-    encr = ikesa.proposal.encryption
-    integ = ikesa.proposal.integrity
+    prf = _prf(ikeSA)
+    encr = ikeSA.proposal.encryption
+    integ = ikeSA.proposal.integrity
     try:
-        seed = keymat.skeyseed(prf, ikesa.nonceI, ikesa.nonceR, shared)
-        ikesa.keys = keymat.ikeSAKeys(prf, seed, ikesa.nonceI, ikesa.nonceR, ikesa.spiI, ikesa.spiR,
+        seed = keymat.skeyseed(prf, ikeSA.nonceI, ikeSA.nonceR, shared)
+        ikeSA.keys = keymat.ikeSAKeys(prf, seed, ikeSA.nonceI, ikeSA.nonceR, ikeSA.spiI, ikeSA.spiR,
                                       encr.id, encr.keyLength, integ.id if integ else None)
     finally:
         _wipe(shared)
     _wipe(seed)
-    ikesa.cipherOut, ikesa.cipherIn = SKCipher.pairForIKESA(
-        ikesa.keys, encr.id, encr.keyLength, integ.id if integ else None, ikesa.initiator, core.randomBytes)
+    ikeSA.cipherOut, ikeSA.cipherIn = SKCipher.pairForIKESA(
+        ikeSA.keys, encr.id, encr.keyLength, integ.id if integ else None, ikeSA.initiator, core.randomBytes)
     if core.keyLog is not None:
-        core.keyLog(ikesa)
+        core.keyLog(ikeSA)
 
 
 def _wipe(value):
@@ -82,19 +82,19 @@ def _wipe(value):
         value[:] = bytes(len(value))
 
 
-def signedOctets(ikesa, ofInitiator, idBody):
+def signedOctets(ikeSA, ofInitiator, idBody):
     """
     RFC 7296 2.15: the octets the initiator (C{ofInitiator}) or the
     responder signs or MACs.
     """
-    prf = _prf(ikesa)
+    prf = _prf(ikeSA)
     if ofInitiator:
-        return keymat.signedOctets(prf, ikesa.initRequest, ikesa.nonceR, ikesa.keys.skPi, idBody)
-    return keymat.signedOctets(prf, ikesa.initResponse, ikesa.nonceI, ikesa.keys.skPr, idBody)
+        return keymat.signedOctets(prf, ikeSA.initRequest, ikeSA.nonceR, ikeSA.keys.skPi, idBody)
+    return keymat.signedOctets(prf, ikeSA.initResponse, ikeSA.nonceI, ikeSA.keys.skPr, idBody)
 
 
-def pskAuth(ikesa, psk, octets):
-    return bytes(keymat.sharedKeyAuth(_prf(ikesa), psk, octets))
+def pskAuth(ikeSA, psk, octets):
+    return bytes(keymat.sharedKeyAuth(_prf(ikeSA), psk, octets))
 
 
 _METHODS = {
@@ -118,7 +118,7 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
     wanted = _METHODS.get(policyMethod)
     try:
         if wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
-            method, hashAlgorithm = S.chooseSignatureMethod(privateKey, peerHashes)
+            method, hashAlgorithm = signature.chooseSignatureMethod(privateKey, peerHashes)
             if wanted == AuthMethod.DIGITAL_SIGNATURE and method != wanted:
                 # "rfc7427: only use RFC 7427 signatures", even to a peer
                 # that did not announce its hashes: SHA2-256 is mandatory
@@ -126,7 +126,7 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
                 method, hashAlgorithm = wanted, HashAlgorithm.SHA2_256
         else:
             method, hashAlgorithm = wanted, None
-        return method, S.sign(privateKey, method, octets, hashAlgorithm)
+        return method, signature.sign(privateKey, method, octets, hashAlgorithm)
     except CryptoError as e:
         raise SignatureRefused("cannot sign with our key for policy method %s: %s" % (policyMethod, e))
 
@@ -140,22 +140,22 @@ def verifyAuth(publicKey, policyMethod, method, data, octets):
     if wanted is not None and method != wanted:
         raise SignatureRefused("peer used AUTH method %d, the policy requires %s" % (method, policyMethod))
     try:
-        S.verify(publicKey, method, data, octets)
+        signature.verify(publicKey, method, data, octets)
     except CryptoError as e:
         raise SignatureRefused(str(e))
 
 
-def deriveChildKeys(ikesa, child, shared, initiator, nonces=None):
+def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     """
     RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
     or the CREATE_CHILD_SA nonces, with the new shared secret under PFS.
     """
     if nonces is None:
-        nonces = getattr(child, "nonces", None) or (ikesa.nonceI, ikesa.nonceR)
+        nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)
     encr = child.proposal.encryption
     integ = child.proposal.integrity
     secrets = (shared,) if shared else ()
-    keys = keymat.childSAKeys(_prf(ikesa), ikesa.keys.skD, nonces[0], nonces[1],
+    keys = keymat.childSAKeys(_prf(ikeSA), ikeSA.keys.skD, nonces[0], nonces[1],
                               encr.id if encr else None, encr.keyLength if encr else None,
                               integ.id if integ else None, sharedSecrets=secrets)
     _wipe(shared)

@@ -3,17 +3,16 @@
 The sans-IO IKEv2 core.
 
 L{IKECore} holds every IKE SA of the daemon. It is fed datagrams (with the
-local and remote endpoints they travelled between), timer expiries and
-commands, and answers each call with a list of actions
-(L{ikedtx.core.actions}): datagrams to send, timers to arm, Child SAs to
-install, state changes. It never touches a reactor, so two cores can be
-pumped against each other with a fake clock.
+local and remote endpoints they travelled between), timer expiries,
+datapath answers and events, and commands, and answers each call with a
+list of actions (L{ikedtx.core.actions}): datagrams to send, timers to arm,
+SPIs to allocate, Child SAs to install, state changes. It never touches a
+reactor, so two cores can be pumped against each other with a fake clock.
 
-The engine owns the message ID window of each IKE SA (RFC 7296 2.2, window
-size 1), the retransmission of our requests (2.1), the response cache that
-answers a retransmitted request with the identical response (2.1), the
-COOKIE defence (2.6) and the dispatch of requests to the exchange handlers in
-L{ikedtx.core.exchanges}.
+The engine owns the SA registry, the COOKIE defence (RFC 7296 2.6) and the
+dispatch: a datagram goes to its IKE SA's L{TaskManager} (Message IDs,
+retransmissions, the response cache), which runs the tasks of
+L{ikedtx.core.tasks}. Timers are L{TimerKey}s dispatched by kind.
 """
 
 import hashlib
@@ -21,24 +20,32 @@ import hmac
 import os
 import struct
 import time
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger
 
-from ikedtx.core import actions as A
-from ikedtx.core import exchanges as X
-from ikedtx.core.errors import (
-    LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
-from ikedtx.core.policy import PolicyTable, peerAddressOf
-from ikedtx.core.sa import IKESA, ChildState, IkeState, PendingRequest
-from ikedtx.core.settings import NATT_ONLY, CoreSettings
-from ikedtx.crypto.errors import IntegrityError
 from ikedtx.addresses import addressOf
-from ikedtx.wire import payloads as P
+from ikedtx.core.actions import (
+    AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
+    SendNatKeepalive, SetTimer)
+from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
+from ikedtx.core.policy import PolicyTable, peerAddressOf
+from ikedtx.core.sa import IKESA
+from ikedtx.core.settings import NATT_ONLY, CoreSettings
+from ikedtx.core.states import ChildEvent, ChildState, IKEEvent, IKEState
+from ikedtx.core.taskmanager import TaskManager, requestHash
+from ikedtx.core.tasks import registry
+from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
+from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
+from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.core.tasks.liveness import LivenessTask
+from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
+from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
 from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Notify, UnknownPayload
 
 _ZERO_SPI = b"\x00" * 8
 _COOKIE_VERSION = b"\x00\x00\x00\x01"
@@ -55,7 +62,7 @@ class IKECore:
     @ivar policies: its L{PolicyTable}.
     @ivar credentials: the L{ikedtx.auth.store.CredentialStore}.
     @ivar settings: L{CoreSettings}.
-    @ivar ikeSAs: C{{localSpi: IKESA}} of every IKE SA past IKE_SA_INIT
+    @ivar ikeSAs: C{{localSPI: IKESA}} of every IKE SA past IKE_SA_INIT
         (and our own half-open ones).
     @ivar passive: iked's passive mode (C{set passive}, C{-S}, C{ikectl
         passive}): no packet is sent to peers and nothing is initiated; what
@@ -65,14 +72,13 @@ class IKECore:
     _log = Logger()
 
     def __init__(self, config, credentials=None, settings=None, now=time.monotonic, randomBytes=os.urandom,
-                 spiAllocator=None, localAddressFor=None, resolved=None, keyLog=None, wallClock=None):
+                 localAddressFor=None, resolved=None, keyLog=None, wallClock=None):
         self.config = config
         self.policies = PolicyTable(config.policies, resolved)
         self.credentials = credentials
         self.settings = settings or CoreSettings()
         self.now = now
         self.randomBytes = randomBytes
-        self.spiAllocator = spiAllocator or self._randomSpi
         self.localAddressFor = localAddressFor
         self.keyLog = keyLog
         # Certificate validity is judged by wall-clock time (a datetime, or
@@ -84,18 +90,16 @@ class IKECore:
         self._out = []
         self._requests = 0
         self._reqids = 0
+        self._spiTokens = 0
+        self._spiRequests = {}
+        self._children = {}
+        self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
 
-    # Helpers for the exchanges
+    # Services for the tasks and the task managers
 
-    def _randomSpi(self, protocol, source, destination):
-        while True:
-            (spi,) = struct.unpack("!I", self.randomBytes(4))
-            if spi > 255:
-                return spi
-
-    def newIkeSpi(self):
+    def newIKESPI(self):
         while True:
             spi = self.randomBytes(8)
             if spi != _ZERO_SPI and spi not in self.ikeSAs:
@@ -116,6 +120,55 @@ class IKECore:
         self._requests += 1
         return self._requests
 
+    def responderTasks(self, ikeSA, exchangeType):
+        """
+        The responder tasks for a request of C{exchangeType}, or L{None}.
+        """
+        return registry.responderTasks(exchangeType)
+
+    def allocateSPI(self, task, ikeSA, protocol, source, destination):
+        """
+        Ask the shell for an inbound SPI on behalf of C{task}.
+
+        @return: the token L{spiAllocated} will name.
+        """
+        self._spiTokens += 1
+        token = self._spiTokens
+        self._spiRequests[token] = (ikeSA, task)
+        self.emit(AllocateSpi(token, protocol, source, destination))
+        return token
+
+    def encode(self, ikeSA, exchangeType, payloads, messageId, response):
+        """
+        The datagrams of one message of C{ikeSA}: in the clear for
+        IKE_SA_INIT, else in an SK payload, fragmented (RFC 7383) when the
+        peer supports it and the message is too large.
+        """
+        flags = (HeaderFlag.INITIATOR if ikeSA.initiator else 0) | (HeaderFlag.RESPONSE if response else 0)
+        if exchangeType == ExchangeType.IKE_SA_INIT:
+            message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, payloads=payloads)
+            return [message.encode()]
+        message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, encrypted=payloads)
+        data = message.encode(ikeSA.cipherOut)
+        if ikeSA.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
+            return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
+        return [data]
+
+    def sendAll(self, ikeSA, datagrams, local=None, remote=None):
+        local = local or ikeSA.local
+        remote = remote or ikeSA.remote
+        for data in datagrams:
+            self.emit(SendDatagram(data, local, remote))
+
+    def answerInClear(self, header, local, remote, notifyType, notifyData):
+        """
+        RFC 7296 2.21.1: errors to an IKE_SA_INIT request are answered in
+        the clear, without keeping state.
+        """
+        message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
+                          payloads=[Notify(notifyType, data=notifyData)])
+        self.emit(SendDatagram(message.encode(), local, remote))
+
     # Commands
 
     def initiate(self, policyName):
@@ -124,16 +177,17 @@ class IKECore:
         C{policyName}.
 
         @return: C{(requestId, actions)}; a L{RequestDone} with that id
-            reports the outcome: the IKE SA, or a L{NegotiationFailed}.
+            reports the outcome: the IKE SA once its first Child SA is
+            installed, or a L{NegotiationFailed}.
         """
         requestId = self._newRequestId()
         try:
             self._initiate(policyName, requestId)
         except NegotiationFailed as e:
-            self.emit(A.RequestDone(requestId, error=e))
+            self.emit(RequestDone(requestId, error=e))
         return requestId, self._drain()
 
-    def _initiate(self, policyName, requestId):
+    def _initiate(self, policyName, requestId, keepUp=False):
         policy = self.policies.byName(policyName)
         if policy is None:
             raise NegotiationFailed("no policy named %r" % (policyName,))
@@ -149,18 +203,18 @@ class IKECore:
         nattOnly = self.settings.nattMode == NATT_ONLY
         localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
         remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
-        ikesa = IKESA(True, self.newIkeSpi(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
-        ikesa.nattEnabled = nattOnly
-        ikesa.requestId = requestId
-        self.ikeSAs[ikesa.localSpi] = ikesa
+        ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        ikeSA.taskManager = TaskManager(self, ikeSA)
+        ikeSA.nattEnabled = nattOnly
+        ikeSA.keepUp = keepUp
+        self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
-        self.queueTask(ikesa, X.InitTask())
+        ikeSA.taskManager.queueExchange(registry.establishTasks(requestId))
+        return ikeSA
 
     def _localAddress(self, policy, peer):
         local = policy.local
         if local is not None and not isinstance(local, str):
-            from ipaddress import ip_network
-
             network = ip_network(local, strict=False)
             if network.num_addresses == 1:
                 return network.network_address
@@ -175,171 +229,115 @@ class IKECore:
 
     def startup(self):
         """
-        Initiate every active policy (unless passive); the outcome of each
-        is only logged. Also starts the rotation of the cookie secret.
+        Initiate every active policy (unless passive), kept up from then on
+        (L{_timer_reinitiate}); the outcome of each is only logged. Also
+        starts the rotation of the cookie secret.
         """
-        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
+        self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
         if not self.passive:
             for policy in self.policies.active():
-                requestId = self._newRequestId()
-                try:
-                    self._initiate(policy.name, requestId)
-                except NegotiationFailed as e:
-                    self._log.warn("{policy}: {error}", policy=policy.name, error=e)
+                self._initiateActive(policy.name)
         return self._drain()
 
-    def createChildSA(self, ikesa):
+    def _initiateActive(self, policyName):
+        try:
+            self._initiate(policyName, None, keepUp=True)
+        except NegotiationFailed as e:
+            self._log.warn("{policy}: {error}", policy=policyName, error=e)
+            self._scheduleReinitiation(policyName)
+
+    def createChildSA(self, ikeSA):
         """
-        Negotiate an additional Child SA for C{ikesa}'s policy with
+        Negotiate an additional Child SA for C{ikeSA}'s policy with
         CREATE_CHILD_SA (with PFS when the policy's childsa proposals have a
-        group).
+        group); it succeeds with the L{ChildSA} once installed.
         """
         requestId = self._newRequestId()
-        if not ikesa.isEstablished:
-            self.emit(A.RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikesa,))))
+        if not ikeSA.isEstablished:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("%s is not established" % (ikeSA,))))
         else:
-            self.queueTask(ikesa, X.CreateChildTask(requestId))
+            ikeSA.taskManager.queueExchange([ChildCreateTask(True, requestId)])
         return requestId, self._drain()
 
-    def deleteChildSA(self, ikesa, child):
+    def deleteChildSA(self, ikeSA, child):
         """
         Delete C{child} with an INFORMATIONAL exchange.
         """
         requestId = self._newRequestId()
-        if child not in ikesa.children:
-            self.emit(A.RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
+        if child not in ikeSA.children:
+            self.emit(RequestDone(requestId, error=LocalProtocolError("no such Child SA")))
         else:
-            self.queueTask(ikesa, X.DeleteChildTask(child, requestId))
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child, requestId)])
         return requestId, self._drain()
 
-    def deleteIkeSA(self, ikesa, reason="deleted by request"):
+    def deleteIKESA(self, ikeSA, reason="deleted by request"):
         """
-        Delete C{ikesa} and its Child SAs with an INFORMATIONAL exchange.
+        Delete C{ikeSA} and its Child SAs with an INFORMATIONAL exchange.
         """
         requestId = self._newRequestId()
-        self._deleteIkeSA(ikesa, reason, requestId)
+        ikeSA.keepUp = False
+        self._deleteIKESA(ikeSA, reason, requestId)
         return requestId, self._drain()
 
-    def _deleteIkeSA(self, ikesa, reason, requestId=None):
-        if ikesa.isEstablished:
-            for task in ikesa.tasks:
-                task.failed(self, ikesa, SADeleted(reason))
-            ikesa.tasks = []
-            self.queueTask(ikesa, X.DeleteIkeTask(requestId, reason))
+    def _deleteIKESA(self, ikeSA, reason, requestId=None):
+        if ikeSA.isEstablished:
+            ikeSA.taskManager.failAll(SADeleted(reason))
+            ikeSA.taskManager.queueExchange([IKEDeleteTask(True, requestId, reason)])
         else:
-            self.destroy(ikesa, reason)
+            self.destroy(ikeSA, reason)
             if requestId is not None:
-                self.emit(A.RequestDone(requestId, result=None))
+                self.emit(RequestDone(requestId, result=None))
 
-    def checkLiveness(self, ikesa):
+    def checkLiveness(self, ikeSA):
         """
         Send an empty INFORMATIONAL request (RFC 7296 1.4); the request
         fails if the peer never answers, and the IKE SA is then deleted.
         """
         requestId = self._newRequestId()
-        self.queueTask(ikesa, X.LivenessTask(requestId))
+        ikeSA.taskManager.queueExchange([LivenessTask(True, requestId)])
         return requestId, self._drain()
+
+    def queueTask(self, ikeSA, task):
+        """
+        Queue the initiator C{task} as an exchange of its own on C{ikeSA}.
+        """
+        ikeSA.taskManager.queueExchange([task])
+        return self._drain()
+
+    def restartExchange(self, ikeSA):
+        """
+        Send the pending round of C{ikeSA} again from scratch, with the same
+        Message ID (what a COOKIE or INVALID_KE_PAYLOAD answer does).
+        """
+        ikeSA.taskManager.retry()
+        return self._drain()
 
     def shutdown(self):
         """
         Delete every IKE SA: established ones with a Delete sent once
         (no retransmission: the daemon is going away), the rest silently.
         """
-        for ikesa in list(self.ikeSAs.values()):
-            if ikesa.isEstablished and ikesa.window.pending is None:
+        for ikeSA in list(self.ikeSAs.values()):
+            ikeSA.keepUp = False
+            if ikeSA.isEstablished and ikeSA.taskManager.pending is None:
                 try:
-                    self.sendRequest(ikesa, X.DeleteIkeTask(None, "shutdown"), retransmit=False)
+                    ikeSA.taskManager.sendOnce([IKEDeleteTask(True, None, "shutdown")])
                 except Exception:
-                    self._log.failure("sending a Delete for {ikesa}", ikesa=ikesa)
-            self.destroy(ikesa, "daemon shutting down")
+                    self._log.failure("sending a Delete for {ikeSA}", ikeSA=ikeSA)
+            self.destroy(ikeSA, "daemon shutting down")
+        for policyName in list(self._reinitiateAttempts):
+            self.emit(CancelTimer(TimerKey.reinitiate(policyName)))
+        self._reinitiateAttempts.clear()
         return self._drain()
 
     def findChild(self, spiIn):
-        for ikesa in self.ikeSAs.values():
-            for child in ikesa.children:
+        for ikeSA in self.ikeSAs.values():
+            for child in ikeSA.children:
                 if child.spiIn == spiIn:
-                    return ikesa, child
+                    return ikeSA, child
         return None, None
 
-    # Tasks and requests
-
-    def queueTask(self, ikesa, task):
-        ikesa.tasks.append(task)
-        self._nextTask(ikesa)
-
-    def _nextTask(self, ikesa):
-        if self.passive or ikesa.window.pending is not None or not ikesa.tasks:
-            return
-        if ikesa.state in (IkeState.CLOSING, IkeState.CLOSED):
-            return
-        task = ikesa.tasks.pop(0)
-        try:
-            self.sendRequest(ikesa, task)
-        except NegotiationFailed as e:
-            task.failed(self, ikesa, e)
-            self._nextTask(ikesa)
-
-    def sendRequest(self, ikesa, task, retransmit=True):
-        """
-        Build C{task}'s request and send it with the next Message ID.
-        """
-        exchangeType, payloads = task.build(self, ikesa)
-        messageId = ikesa.window.nextRequestId
-        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=False)
-        task.sent(ikesa, datagrams)
-        if not retransmit:
-            self._sendAll(ikesa, datagrams)
-            return
-        ikesa.window.pending = PendingRequest(task, messageId, datagrams)
-        self._sendAll(ikesa, datagrams)
-        self.emit(A.SetTimer(("retransmit", ikesa.localSpi), self.settings.retransmit.timeout(0)))
-
-    def restartRequest(self, ikesa, task):
-        """
-        Send IKE_SA_INIT C{task} again from scratch (after a COOKIE or
-        INVALID_KE_PAYLOAD, RFC 7296 1.2 and 2.6).
-        """
-        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
-        ikesa.window.pending = None
-        # The response that asked for the restart did not complete the
-        # exchange: the retry is the same Message ID (0 for IKE_SA_INIT).
-        ikesa.window.nextRequestId = 0
-        self.sendRequest(ikesa, task)
-
-    def encode(self, ikesa, exchangeType, payloads, messageId, response):
-        """
-        The datagrams of one message of C{ikesa}: in the clear for
-        IKE_SA_INIT, else in an SK payload, fragmented (RFC 7383) when the
-        peer supports it and the message is too large.
-        """
-        flags = (HeaderFlag.INITIATOR if ikesa.initiator else 0) | (HeaderFlag.RESPONSE if response else 0)
-        if exchangeType == ExchangeType.IKE_SA_INIT:
-            message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, payloads=payloads)
-            return [message.encode()]
-        message = Message(ikesa.spiI, ikesa.spiR, exchangeType, flags, messageId, encrypted=payloads)
-        data = message.encode(ikesa.cipherOut)
-        if ikesa.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
-            return fragmentMessage(message, ikesa.cipherOut, self.settings.fragmentSize)
-        return [data]
-
-    def _sendAll(self, ikesa, datagrams, local=None, remote=None):
-        local = local or ikesa.local
-        remote = remote or ikesa.remote
-        for data in datagrams:
-            self.emit(A.SendDatagram(data, local, remote))
-
-    def _sendResponse(self, ikesa, exchangeType, messageId, payloads, local=None, remote=None):
-        """
-        Send a response (RFC 7296 2.11: to the address and port the request
-        came from, from the address and port it came to) and keep it for
-        retransmitted requests.
-        """
-        datagrams = self.encode(ikesa, exchangeType, payloads, messageId, response=True)
-        ikesa.window.lastResponse = (messageId, datagrams)
-        self._sendAll(ikesa, datagrams, local, remote)
-        return datagrams
-
-    # Input
+    # Input: datagrams
 
     def datagramReceived(self, data, local, remote):
         """
@@ -363,206 +361,418 @@ class IKECore:
         except InvalidMajorVersion as e:
             self._log.info("{remote}: {error}", remote=remote, error=e)
             if e.header is not None and not e.header.isResponse and e.header.exchangeType == ExchangeType.IKE_SA_INIT:
-                self._answerUnauthenticated(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
+                self.answerInClear(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
             return
         except MalformedMessage as e:
             self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
             return
         message.rawData = data
         if message.exchangeType == ExchangeType.IKE_SA_INIT and not message.isResponse:
-            X.respondInit(self, message, data, local, remote)
+            self._initRequestReceived(message, data, local, remote)
             return
         ours = message.spiR if message.isInitiator else message.spiI
-        ikesa = self.ikeSAs.get(ours)
-        if ikesa is None:
+        ikeSA = self.ikeSAs.get(ours)
+        if ikeSA is None:
             self._log.debug("{remote}: message for unknown IKE SA {spi}", remote=remote, spi=ours.hex())
             return
-        if message.isInitiator == ikesa.initiator:
-            self._log.info("{ikesa}: message with the wrong Initiator flag dropped", ikesa=ikesa)
+        if message.isInitiator == ikeSA.initiator:
+            self._log.info("{ikeSA}: message with the wrong Initiator flag dropped", ikeSA=ikeSA)
             return
         if message.isResponse:
-            self._responseReceived(ikesa, message, data, local, remote)
+            self._responseReceived(ikeSA, message, local, remote)
         else:
-            self._requestReceived(ikesa, message, data, local, remote)
+            self._requestReceived(ikeSA, message, local, remote)
 
-    def _answerUnauthenticated(self, header, local, remote, notifyType, notifyData):
+    def _initRequestReceived(self, message, data, local, remote):
         """
-        RFC 7296 2.21.1: errors to an IKE_SA_INIT request are answered in
-        the clear, without keeping state.
+        An IKE_SA_INIT request (RFC 7296 1.2): answered from the cache if
+        retransmitted, refused in the clear, or a new responder IKE SA.
         """
-        message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
-                          payloads=[P.Notify(notifyType, data=notifyData)])
-        self.emit(A.SendDatagram(message.encode(), local, remote))
+        if message.spiR != _ZERO_SPI or message.messageId != 0:
+            self._log.info("{remote}: IKE_SA_INIT request with a responder SPI or Message ID; dropped", remote=remote)
+            return
+        key = (message.spiI, remote)
+        existing = self._halfOpen.get(key)
+        hashValue = requestHash(data)
+        if existing is not None:
+            last = existing.taskManager.lastResponse
+            if last is not None and hmac.compare_digest(last.requestHash, hashValue):
+                self._log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
+                self.sendAll(existing, last.datagrams, local, remote)
+                return
+            if existing.state != IKEState.SA_INIT:
+                return
+            self.destroy(existing, "initiator restarted IKE_SA_INIT")
+        try:
+            screened = screenRequest(self, message, local, remote)
+        except Refusal as e:
+            if e.notifyType is None:
+                self._log.info("{remote}: {why}; dropped", remote=remote, why=e)
+            else:
+                self._log.info("{remote}: IKE_SA_INIT refused with {notify}: {why}", remote=remote,
+                               notify=nameOf(NotifyType, e.notifyType), why=e)
+                self.answerInClear(message, local, remote, e.notifyType, e.data)
+            return
+        ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
+        ikeSA.taskManager = TaskManager(self, ikeSA)
+        self._registerResponderSA(ikeSA, key)
+        ikeSA.taskManager.handleRequest(message, hashValue, message.payloads, local, remote,
+                                        tasks=registry.initResponderTasks(screened))
 
-    def _open(self, ikesa, message):
+    def _open(self, ikeSA, message):
         """
         The inner payloads of a protected message, or L{None} when it is a
         fragment of an incomplete message. Raises L{IntegrityError} or
         L{MalformedMessage}.
         """
         if message.isFragment:
-            if ikesa.reassembler is None:
-                ikesa.reassembler = Reassembler()
-            whole = ikesa.reassembler.add(message, ikesa.cipherIn)
+            if ikeSA.reassembler is None:
+                ikeSA.reassembler = Reassembler()
+            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
             return None if whole is None else whole.encrypted
-        if ikesa.cipherIn is None:
+        if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
-        return message.decrypt(ikesa.cipherIn)
+        return message.decrypt(ikeSA.cipherIn)
 
-    def _requestReceived(self, ikesa, message, data, local, remote):
-        window = ikesa.window
-        if window.lastResponse is not None and message.messageId == window.lastResponse[0]:
-            if message.isFragment and message.sealedPayload.fragmentNumber != 1:
-                return
-            self._log.debug("{ikesa}: retransmitted request {mid}, resending our response", ikesa=ikesa, mid=message.messageId)
-            self._sendAll(ikesa, window.lastResponse[1], local, remote)
-            return
-        if message.messageId != window.nextPeerRequestId:
-            self._log.info("{ikesa}: request with Message ID {mid} dropped (expected {expected})",
-                           ikesa=ikesa, mid=message.messageId, expected=window.nextPeerRequestId)
+    def _requestReceived(self, ikeSA, message, local, remote):
+        manager = ikeSA.taskManager
+        if manager.requestReceived(message, local, remote) != "new":
             return
         try:
-            payloads = self._open(ikesa, message)
+            payloads = self._open(ikeSA, message)
         except IntegrityError as e:
-            self._log.info("{ikesa}: request {mid} failed its integrity check ({error}); dropped",
-                           ikesa=ikesa, mid=message.messageId, error=e)
+            self._log.info("{ikeSA}: request {mid} failed its integrity check ({error}); dropped",
+                           ikeSA=ikeSA, mid=message.messageId, error=e)
             return
         except MalformedMessage as e:
-            self._log.info("{ikesa}: malformed request {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
-            if e.notify is not None and ikesa.cipherOut is not None:
-                window.nextPeerRequestId += 1
-                self._sendResponse(ikesa, message.exchangeType, message.messageId, [P.Notify(e.notify, data=e.notifyData)],
-                                   local, remote)
-                if ikesa.state == IkeState.SA_INIT and not ikesa.initiator:
-                    self.destroy(ikesa, "malformed IKE_AUTH")
+            self._log.info("{ikeSA}: malformed request {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
+            if e.notify is not None and ikeSA.cipherOut is not None:
+                manager.answerError(message, manager.hashOf(message), Notify(e.notify, data=e.notifyData), local, remote)
+                if ikeSA.state == IKEState.SA_INIT and not ikeSA.initiator:
+                    self.destroy(ikeSA, "malformed IKE_AUTH")
             return
         if payloads is None:
             return
-        window.nextPeerRequestId += 1
-        ikesa.lastActivity = self.now()
-        self._followPeer(ikesa, local, remote)
-        handler = X.RESPONDERS.get(message.exchangeType)
-        if handler is None:
-            self._log.info("{ikesa}: unsupported exchange {exchange}", ikesa=ikesa,
-                           exchange=nameOf(ExchangeType, message.exchangeType))
-            self._sendResponse(ikesa, message.exchangeType, message.messageId,
-                               [P.Notify(NotifyType.INVALID_SYNTAX)], local, remote)
+        hashValue = manager.hashOf(message)
+        ikeSA.lastActivity = self.now()
+        self._followPeer(ikeSA, local, remote)
+        critical = [p for p in payloads if p.critical and isinstance(p, UnknownPayload)]
+        if critical:
+            error = RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
+                                        NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
+            self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
+                           exchange=nameOf(ExchangeType, message.exchangeType), error=error)
+            manager.answerError(message, hashValue, Notify(error.notify, data=error.notifyData), local, remote)
             return
-        try:
-            critical = [p for p in payloads if p.critical and isinstance(p, P.UnknownPayload)]
-            if critical:
-                raise RemoteProtocolError("unsupported critical payload %d" % (critical[0].payloadType,),
-                                          NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([critical[0].payloadType]))
-            answer = handler(self, ikesa, payloads)
-        except RemoteProtocolError as e:
-            self._log.info("{ikesa}: {exchange} request refused: {error}", ikesa=ikesa,
-                           exchange=nameOf(ExchangeType, message.exchangeType), error=e)
-            answer = [P.Notify(e.notify, data=e.notifyData)] if e.notify is not None else []
-        if answer is not None:
-            self._sendResponse(ikesa, message.exchangeType, message.messageId, answer, local, remote)
-        X.afterResponse(self, ikesa)
+        manager.handleRequest(message, hashValue, payloads, local, remote)
 
-    def _followPeer(self, ikesa, local, remote):
+    def _followPeer(self, ikeSA, local, remote):
         """
         RFC 7296 2.23: behind a NAT the peer's address and port are those of
         the last authenticated request; a peer that moved to the NAT-T port
         (after detecting a NAT, or as MOBIKE peers do) is followed there.
         """
-        if local[1] == self.settings.nattPort and ikesa.local[1] != local[1]:
-            ikesa.local = local
-            ikesa.remote = remote
-            ikesa.nattEnabled = True
-        if ikesa.natRemote and remote != ikesa.remote:
-            self._log.info("{ikesa}: peer moved to {remote}", ikesa=ikesa, remote=remote)
-            ikesa.remote = remote
+        if local[1] == self.settings.nattPort and ikeSA.local[1] != local[1]:
+            ikeSA.local = local
+            ikeSA.remote = remote
+            ikeSA.nattEnabled = True
+        if ikeSA.natRemote and remote != ikeSA.remote:
+            self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
+            ikeSA.remote = remote
 
-    def _responseReceived(self, ikesa, message, data, local, remote):
-        pending = ikesa.window.pending
+    def _responseReceived(self, ikeSA, message, local, remote):
+        manager = ikeSA.taskManager
+        pending = manager.pending
         if pending is None or message.messageId != pending.messageId:
-            self._log.debug("{ikesa}: unexpected response {mid} dropped", ikesa=ikesa, mid=message.messageId)
+            self._log.debug("{ikeSA}: unexpected response {mid} dropped", ikeSA=ikeSA, mid=message.messageId)
             return
-        if message.exchangeType != pending.task.exchangeType:
-            self._log.info("{ikesa}: response of the wrong exchange type dropped", ikesa=ikesa)
+        if message.exchangeType != pending.exchangeType:
+            self._log.info("{ikeSA}: response of the wrong exchange type dropped", ikeSA=ikeSA)
             return
         if message.exchangeType == ExchangeType.IKE_SA_INIT:
             payloads = message.payloads
         else:
             try:
-                payloads = self._open(ikesa, message)
+                payloads = self._open(ikeSA, message)
             except IntegrityError as e:
-                self._log.info("{ikesa}: response {mid} failed its integrity check ({error}); dropped",
-                               ikesa=ikesa, mid=message.messageId, error=e)
+                self._log.info("{ikeSA}: response {mid} failed its integrity check ({error}); dropped",
+                               ikeSA=ikeSA, mid=message.messageId, error=e)
                 return
             except MalformedMessage as e:
-                self._log.info("{ikesa}: malformed response {mid}: {error}", ikesa=ikesa, mid=message.messageId, error=e)
-                self._requestFinished(ikesa)
-                pending.task.failed(self, ikesa, NegotiationFailed("malformed response: %s" % (e,)))
-                self._nextTask(ikesa)
+                self._log.info("{ikeSA}: malformed response {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
+                manager.malformedResponse(e)
                 return
             if payloads is None:
                 return
-        ikesa.lastActivity = self.now()
-        self._requestFinished(ikesa)
-        task = pending.task
-        try:
-            task.process(self, ikesa, message, payloads, local, remote)
-        except NegotiationFailed as e:
-            task.failed(self, ikesa, e)
-        self._nextTask(ikesa)
+        ikeSA.lastActivity = self.now()
+        manager.responseReceived(message, payloads, local, remote)
 
-    def _requestFinished(self, ikesa):
-        self.emit(A.CancelTimer(("retransmit", ikesa.localSpi)))
-        ikesa.window.pending = None
-        ikesa.window.nextRequestId += 1
+    # Input: the datapath
+
+    def spiAllocated(self, token, spi):
+        """
+        The SPI of the L{AllocateSpi} C{token} is C{spi}.
+        """
+        request = self._spiRequests.pop(token, None)
+        if request is None:
+            self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            return self._drain()
+        ikeSA, task = request
+        if ikeSA.state == IKEState.CLOSED:
+            # The datapath releases it with the SAs it never got.
+            return self._drain()
+        try:
+            task.spiAllocated(token, spi)
+            ikeSA.taskManager.resume()
+        except Exception:
+            self._log.failure("internal error going on after an SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def spiAllocationFailed(self, token, error):
+        """
+        The datapath could not allocate the SPI of the L{AllocateSpi}
+        C{token}: the task that asked fails (as initiator) or refuses its
+        part of the exchange (as responder).
+        """
+        request = self._spiRequests.pop(token, None)
+        if request is None:
+            return self._drain()
+        ikeSA, task = request
+        self._log.warn("{ikeSA}: no SPI from the datapath: {error}", ikeSA=ikeSA, error=error)
+        if ikeSA.state != IKEState.CLOSED:
+            try:
+                task.spiAllocationFailed(token, error)
+                ikeSA.taskManager.resume()
+            except Exception:
+                self._log.failure("internal error after a failed SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def installChild(self, ikeSA, child, task):
+        """
+        Hand C{child}'s SAs and flows to the datapath; C{task} (or L{None})
+        hears when the install is confirmed (L{childInstalled}).
+        """
+        child.handle(ChildEvent.INSTALL)
+        ikeSA.children.append(child)
+        records = (tuple(child.kernelSAs(ikeSA)), tuple(child.kernelFlows(ikeSA)))
+        child.kernelRecords = records
+        self._children[child.reqid] = (ikeSA, child, task)
+        self.emit(InstallChildSA(child.reqid, records[0], records[1]))
+        self._log.info("{ikeSA}: Child SA {child} {local} === {remote}", ikeSA=ikeSA, child=child,
+                       local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
+
+    def childInstalled(self, reqid):
+        """
+        The datapath installed the Child SA C{reqid} of an L{InstallChildSA}.
+        """
+        entry = self._children.get(reqid)
+        if entry is None:
+            return self._drain()
+        ikeSA, child, task = entry
+        self._children[reqid] = (ikeSA, child, None)
+        if child.state != ChildState.INSTALLING:
+            # Deleted while the datapath was at work.
+            return self._drain()
+        child.handle(ChildEvent.INSTALLED)
+        self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
+        if task is not None:
+            task.childUp(self, ikeSA, child)
+        return self._drain()
+
+    def installFailed(self, reqid, error):
+        """
+        The datapath could not install the Child SA C{reqid}: delete it from
+        the peer too, and fail the command waiting for it.
+        """
+        entry = self._children.get(reqid)
+        if entry is None:
+            return self._drain()
+        ikeSA, child, task = entry
+        self._children[reqid] = (ikeSA, child, None)
+        self._log.warn("{ikeSA}: installing Child SA {child} failed: {error}", ikeSA=ikeSA, child=child, error=error)
+        if task is not None:
+            task.reportFailure(self, NegotiationFailed("installing the Child SA failed: %s" % (error,)))
+        if child in ikeSA.children and ikeSA.isEstablished and child.can(ChildEvent.DELETE):
+            child.handle(ChildEvent.DELETE)
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child)])
+        return self._drain()
+
+    def removeChild(self, ikeSA, child):
+        """
+        Forget C{child}: out of the datapath (if handed to it), keys wiped.
+        """
+        if child in ikeSA.children:
+            ikeSA.children.remove(child)
+        if child.state == ChildState.DELETED:
+            return
+        if child.kernelRecords is not None:
+            self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
+        child.handle(ChildEvent.REMOVE)
+        entry = self._children.pop(child.reqid, None)
+        if entry is not None and entry[2] is not None:
+            # Gone before the datapath confirmed it.
+            entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
+        for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
+            self.emit(CancelTimer(key))
+        child.wipe()
+
+    def acquire(self, reqid, source, destination):
+        """
+        The datapath saw a packet for a flow with no SA (L{IDatapathEvents}):
+        initiate the policy that owns that flow, unless its IKE SA is up or
+        on its way.
+        """
+        try:
+            policy = self._policyForFlow(reqid, source, destination)
+            if policy is None:
+                self._log.info("acquire for {source} -> {destination}: no policy", source=source, destination=destination)
+            elif self._ikeSAOf(policy.name) is None:
+                self._log.info("{policy}: acquire for {source} -> {destination}", policy=policy.name,
+                               source=source.startAddress, destination=destination.startAddress)
+                self._initiate(policy.name, None)
+        except NegotiationFailed as e:
+            self._log.warn("acquire: {error}", error=e)
+        return self._drain()
+
+    def _policyForFlow(self, reqid, source, destination):
+        entry = self._children.get(reqid)
+        if entry is not None:
+            return entry[0].policy
+        for policy in self.policies.policies:
+            if policy.peer is None:
+                continue
+            ours = self.policies.selectors(policy, local=True)
+            theirs = self.policies.selectors(policy, local=False)
+            if _covers(ours, source.startAddress) and _covers(theirs, destination.startAddress):
+                return policy
+        return None
+
+    def _ikeSAOf(self, policyName):
+        for ikeSA in self.ikeSAs.values():
+            if ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED):
+                return ikeSA
+        return None
+
+    def expired(self, protocol, spi, destination, hard):
+        """
+        The datapath reports a Child SA's SA at its soft or hard lifetime.
+        """
+        for ikeSA in list(self.ikeSAs.values()):
+            for child in ikeSA.children:
+                if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
+                    kind = TimerKey.childHard if hard else TimerKey.childSoft
+                    self._dispatchTimer(kind(ikeSA.localSPI, child.reqid))
+                    return self._drain()
+        self._log.debug("expire of unknown SA {spi:08x}", spi=spi)
+        return self._drain()
+
+    def addressChanged(self, address, added):
+        """
+        A local address came or went. MOBIKE (RFC 4555 3.8) will move the IKE
+        SAs of a lost address here; for now it is only logged.
+        """
+        self._log.info("local address {address} {what}", address=address, what="added" if added else "removed")
+        return self._drain()
 
     # Timers
 
     def timerExpired(self, key):
         """
-        The timer C{key} of a L{SetTimer} action has expired.
+        The timer C{key} (a L{TimerKey}) of a L{SetTimer} action has expired.
         """
-        try:
-            kind, spi = key
-            handler = getattr(self, "_timer_" + kind)
-            handler(spi)
-        except Exception:
-            self._log.failure("internal error in timer {key}", key=key)
+        self._dispatchTimer(key)
         return self._drain()
 
+    def _dispatchTimer(self, key):
+        try:
+            kind, subject = key
+            handler = getattr(self, "_timer_" + kind)
+            handler(subject)
+        except Exception:
+            self._log.failure("internal error in timer {key}", key=key)
+
     def _timer_retransmit(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is None or ikesa.window.pending is None:
-            return
-        pending = ikesa.window.pending
-        pending.attempt += 1
-        delay = self.settings.retransmit.timeout(pending.attempt)
-        if delay is None:
-            self._log.info("{ikesa}: no answer to request {mid} after {n} transmissions",
-                           ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
-            error = PeerNotResponding("peer %s did not answer" % (ikesa.remote[0],))
-            ikesa.window.pending = None
-            pending.task.failed(self, ikesa, error)
-            self.destroy(ikesa, "peer not responding", error)
-            return
-        self._log.debug("{ikesa}: retransmitting request {mid} ({n})", ikesa=ikesa, mid=pending.messageId, n=pending.attempt)
-        self._sendAll(ikesa, pending.datagrams)
-        self.emit(A.SetTimer(("retransmit", spi), delay))
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            ikeSA.taskManager.retransmit()
 
     def _timer_halfopen(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is not None and not ikesa.isEstablished:
-            self.destroy(ikesa, "half-open IKE SA timed out")
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and not ikeSA.isEstablished:
+            self.destroy(ikeSA, "half-open IKE SA timed out")
 
     def _timer_keepalive(self, spi):
-        ikesa = self.ikeSAs.get(spi)
-        if ikesa is not None and ikesa.natLocal and ikesa.nattEnabled:
-            self.emit(A.SendNatKeepalive(ikesa.local, ikesa.remote))
-            self.emit(A.SetTimer(("keepalive", spi), self.settings.natKeepalive))
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.natLocal and ikeSA.nattEnabled:
+            self.emit(SendNatKeepalive(ikeSA.local, ikeSA.remote))
+            self.emit(SetTimer(TimerKey.keepalive(spi), self.settings.natKeepalive))
 
-    def _timer_cookiesecret(self, spi):
+    def _timer_cookiesecret(self, subject):
         self._previousCookieSecret = self._cookieSecret
         self._cookieSecret = self.randomBytes(32)
-        self.emit(A.SetTimer(("cookiesecret", None), COOKIE_SECRET_LIFETIME))
+        self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
+
+    def _childOf(self, subject):
+        spi, reqid = subject
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is None:
+            return None, None
+        return ikeSA, next((c for c in ikeSA.children if c.reqid == reqid), None)
+
+    def _timer_childsoft(self, subject):
+        # Rekeying as initiator is the lifecycle work's: until then the
+        # Child SA runs to its hard lifetime.
+        ikeSA, child = self._childOf(subject)
+        if child is not None:
+            self._log.info("{ikeSA}: Child SA {child} reached its soft lifetime", ikeSA=ikeSA, child=child)
+
+    def _timer_childhard(self, subject):
+        ikeSA, child = self._childOf(subject)
+        if child is None:
+            return
+        self._log.info("{ikeSA}: Child SA {child} reached its hard lifetime; deleting it", ikeSA=ikeSA, child=child)
+        if ikeSA.isEstablished and child.can(ChildEvent.DELETE):
+            child.handle(ChildEvent.DELETE)
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, child)])
+        else:
+            self.removeChild(ikeSA, child)
+
+    def _timer_ikerekey(self, spi):
+        # IKE SA rekeying is the lifecycle work's; the SA lives on until its
+        # lifetime.
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            self._log.info("{ikeSA}: IKE SA reached its rekey time", ikeSA=ikeSA)
+
+    def _timer_ikelifetime(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            self._deleteIKESA(ikeSA, "IKE SA lifetime expired")
+
+    def _timer_dpd(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.isEstablished:
+            ikeSA.taskManager.queueExchange([LivenessTask(True)])
+
+    def _timer_reinitiate(self, policyName):
+        policy = self.policies.byName(policyName)
+        if policy is None or not policy.active or self.passive or self._ikeSAOf(policyName) is not None:
+            self._reinitiateAttempts.pop(policyName, None)
+            return
+        self._log.info("{policy}: initiating again", policy=policyName)
+        self._initiateActive(policyName)
+
+    def _scheduleReinitiation(self, policyName):
+        """
+        Initiate the active policy C{policyName} again after the backoff of
+        its failed attempts so far.
+        """
+        attempt = self._reinitiateAttempts.get(policyName, 0)
+        self._reinitiateAttempts[policyName] = attempt + 1
+        (value,) = struct.unpack("!I", self.randomBytes(4))
+        delay = self.settings.reinitiate.delay(attempt, value / 2.0 ** 32)
+        self._log.info("{policy}: initiating again in {delay:.1f}s", policy=policyName, delay=delay)
+        self.emit(SetTimer(TimerKey.reinitiate(policyName), delay))
 
     # Cookies (RFC 7296 2.6)
 
@@ -582,77 +792,59 @@ class IKECore:
 
     # SA bookkeeping
 
-    def registerResponderSA(self, ikesa, halfOpenKey):
-        self.ikeSAs[ikesa.localSpi] = ikesa
-        self._halfOpen[halfOpenKey] = ikesa
-        ikesa.halfOpenKey = halfOpenKey
-        self.emit(A.SetTimer(("halfopen", ikesa.localSpi), self.settings.halfOpenTimeout))
+    def _registerResponderSA(self, ikeSA, halfOpenKey):
+        self.ikeSAs[ikeSA.localSPI] = ikeSA
+        self._halfOpen[halfOpenKey] = ikeSA
+        ikeSA.halfOpenKey = halfOpenKey
+        self.emit(SetTimer(TimerKey.halfOpen(ikeSA.localSPI), self.settings.halfOpenTimeout))
 
-    def halfOpen(self, key):
-        return self._halfOpen.get(key)
-
-    def established(self, ikesa):
+    def established(self, ikeSA):
         """
-        Mark C{ikesa} VALID and tell the shell.
+        Mark C{ikeSA} VALID and tell the shell.
         """
-        ikesa.state = IkeState.VALID
-        ikesa.established = self.now()
+        ikeSA.handle(IKEEvent.AUTHENTICATED)
+        ikeSA.established = self.now()
         # The IKE_SA_INIT messages were kept for the AUTH payloads only.
-        ikesa.initRequest = ikesa.initResponse = None
-        key = getattr(ikesa, "halfOpenKey", None)
-        if key is not None:
-            self._halfOpen.pop(key, None)
-            ikesa.halfOpenKey = None
-        self.emit(A.CancelTimer(("halfopen", ikesa.localSpi)))
-        if ikesa.natLocal and ikesa.nattEnabled and self.settings.natKeepalive:
-            self.emit(A.SetTimer(("keepalive", ikesa.localSpi), self.settings.natKeepalive))
-        self.emit(A.IkeSAUp(ikesa))
-        self._log.info("{ikesa}: established, peer {peer} ({auth})", ikesa=ikesa, peer=ikesa.peerId,
-                       auth=ikesa.policy.name)
+        ikeSA.initRequest = ikeSA.initResponse = None
+        if ikeSA.halfOpenKey is not None:
+            self._halfOpen.pop(ikeSA.halfOpenKey, None)
+            ikeSA.halfOpenKey = None
+        self.emit(CancelTimer(TimerKey.halfOpen(ikeSA.localSPI)))
+        if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
+            self.emit(SetTimer(TimerKey.keepalive(ikeSA.localSPI), self.settings.natKeepalive))
+        if ikeSA.keepUp:
+            self._reinitiateAttempts.pop(ikeSA.policy.name, None)
+        self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
+        self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
+                       auth=ikeSA.policy.name)
 
-    def destroy(self, ikesa, reason, error=None):
+    def destroy(self, ikeSA, reason, error=None):
         """
-        Forget C{ikesa}: remove its Child SAs from the kernel, fail the
+        Forget C{ikeSA}: remove its Child SAs from the kernel, fail the
         commands waiting on it, cancel its timers, wipe its keys.
         """
-        if ikesa.state == IkeState.CLOSED:
+        if ikeSA.state == IKEState.CLOSED:
             return
-        wasUp = ikesa.established is not None
-        ikesa.state = IkeState.CLOSED
-        ikesa.deleteReason = reason
-        self.ikeSAs.pop(ikesa.localSpi, None)
-        key = getattr(ikesa, "halfOpenKey", None)
-        if key is not None and self._halfOpen.get(key) is ikesa:
-            del self._halfOpen[key]
-        for kind in ("retransmit", "halfopen", "keepalive"):
-            self.emit(A.CancelTimer((kind, ikesa.localSpi)))
-        for child in list(ikesa.children):
-            if child.state == ChildState.INSTALLED:
-                self.emit(A.RemoveChildSA(ikesa, child))
-            child.state = ChildState.DELETED
-        error = error or SADeleted(reason)
-        for task in ikesa.tasks:
-            task.failed(self, ikesa, error)
-        ikesa.tasks = []
-        if ikesa.window.pending is not None:
-            ikesa.window.pending.task.failed(self, ikesa, error)
-            ikesa.window.pending = None
-        if ikesa.requestId is not None:
-            self.emit(A.RequestDone(ikesa.requestId, error=error))
-            ikesa.requestId = None
-        ikesa.wipe()
-        if wasUp or ikesa.initiator:
-            self.emit(A.IkeSADown(ikesa, reason))
-        self._log.info("{ikesa}: deleted ({reason})", ikesa=ikesa, reason=reason)
-
-    def installFailed(self, ikesa, child, error):
-        """
-        The shell could not install C{child}: delete it from the peer too.
-        """
-        if child in ikesa.children and ikesa.isEstablished:
-            child.state = ChildState.DELETED
-            self.queueTask(ikesa, X.DeleteChildTask(child, None))
-        return self._drain()
+        wasUp = ikeSA.established is not None
+        ikeSA.handle(IKEEvent.CLOSE)
+        ikeSA.deleteReason = reason
+        self.ikeSAs.pop(ikeSA.localSPI, None)
+        if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
+            del self._halfOpen[ikeSA.halfOpenKey]
+        for kind in IKE_SA_KINDS:
+            self.emit(CancelTimer(TimerKey(kind, ikeSA.localSPI)))
+        for child in list(ikeSA.children):
+            self.removeChild(ikeSA, child)
+        for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
+            del self._spiRequests[token]
+        ikeSA.taskManager.failAll(error or SADeleted(reason))
+        ikeSA.wipe()
+        if wasUp or ikeSA.initiator:
+            self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
+                                reason, wasUp))
+        self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
+        if ikeSA.keepUp and not self.passive:
+            self._scheduleReinitiation(ikeSA.policy.name)
 
     def reload(self, config, resolved=None):
         """
@@ -661,10 +853,16 @@ class IKECore:
         """
         self.config = config
         self.policies = PolicyTable(config.policies, resolved)
-        for ikesa in list(self.ikeSAs.values()):
-            policy = self.policies.byName(ikesa.policy.name)
+        for ikeSA in list(self.ikeSAs.values()):
+            policy = self.policies.byName(ikeSA.policy.name)
             if policy is None:
-                self._deleteIkeSA(ikesa, "policy removed by reload")
+                ikeSA.keepUp = False
+                self._deleteIKESA(ikeSA, "policy removed by reload")
             else:
-                ikesa.policy = policy
+                ikeSA.policy = policy
         return self._drain()
+
+
+def _covers(selectors, address):
+    return any(ts.startAddress.version == address.version and ts.startAddress <= address <= ts.endAddress
+               for ts in selectors)

@@ -99,13 +99,13 @@ class Chosen:
     The outcome of a negotiation: one transform per type.
 
     @ivar number: the number of the peer's proposal that was accepted.
-    @ivar peerSpi: the SPI the peer gave in that proposal.
+    @ivar peerSPI: the SPI the peer gave in that proposal.
     @ivar transforms: C{{type: Transform}}.
     """
 
     protocol: int
     number: int
-    peerSpi: bytes
+    peerSPI: bytes
     transforms: Dict[int, Transform] = field(default_factory=dict)
     explicitTypes: frozenset = frozenset()
 

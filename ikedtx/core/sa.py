@@ -1,83 +1,26 @@
-# -*- test-case-name: tests.test_core_exchanges -*-
+# -*- test-case-name: tests.test_core_states -*-
 """
 The state the core keeps per IKE SA and per Child SA.
 
-States mirror iked's IKEV2_STATE_*: an IKE SA moves INIT -> SA_INIT ->
-AUTH_REQUEST -> VALID -> CLOSING -> CLOSED (a responder skips AUTH_REQUEST;
-EAP adds EAP and EAP_VALID). Nothing here does I/O.
+Their states change only through the transition tables of
+L{ikedtx.core.states}. Every attribute is declared in C{__init__}. Nothing
+here does I/O.
 """
 
-from enum import IntEnum
 from ikedtx.addresses import addressOf
+from ikedtx.core.states import CHILD_TRANSITIONS, IKE_TRANSITIONS, ChildState, IKEState, StateMachine
 from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
 from ikedtx.wire.constants import ProtocolId
 
 
-class IkeState(IntEnum):
-    INIT = 0
-    COOKIE = 1
-    SA_INIT = 2
-    EAP = 3
-    EAP_SUCCESS = 4
-    AUTH_REQUEST = 5
-    AUTH_SUCCESS = 6
-    VALID = 7
-    EAP_VALID = 8
-    CLOSING = 9
-    CLOSED = 10
-
-
-class ChildState(IntEnum):
-    LARVAL = 0
-    INSTALLED = 1
-    REKEYING = 2
-    DELETING = 3
-    DELETED = 4
-
-
-class ExchangeWindow:
-    """
-    Message ID bookkeeping of one IKE SA (RFC 7296 2.2, window size 1).
-
-    @ivar nextRequestId: the Message ID of our next request.
-    @ivar pending: our outstanding request, a L{PendingRequest}, or L{None}.
-    @ivar nextPeerRequestId: the Message ID the peer's next request must carry.
-    @ivar lastResponse: C{(messageId, [datagrams])} of our last response,
-        resent when the peer retransmits that request.
-    """
-
-    def __init__(self):
-        self.nextRequestId = 0
-        self.pending = None
-        self.nextPeerRequestId = 0
-        self.lastResponse = None
-
-
-class PendingRequest:
-    """
-    A request we sent and wait an answer for.
-
-    @ivar task: the initiator task that will process the response.
-    @ivar messageId: its Message ID.
-    @ivar datagrams: what was sent (one datagram, or fragments).
-    @ivar attempt: how many retransmissions so far.
-    """
-
-    def __init__(self, task, messageId, datagrams):
-        self.task = task
-        self.messageId = messageId
-        self.datagrams = datagrams
-        self.attempt = 0
-
-
-class IKESA:
+class IKESA(StateMachine):
     """
     One IKE SA.
 
     @ivar initiator: whether we are the original initiator.
     @ivar spiI: the initiator's SPI (8 bytes).
     @ivar spiR: the responder's SPI (8 bytes; zeros until known).
-    @ivar state: an L{IkeState}.
+    @ivar state: an L{IKEState}.
     @ivar policy: the L{ikedtx.config.model.Policy} it runs under.
     @ivar local: our endpoint C{(host, port)}.
     @ivar remote: the peer's endpoint C{(host, port)}.
@@ -95,21 +38,35 @@ class IKESA:
     @ivar initResponse: the IKE_SA_INIT response as sent.
     @ivar localId: the L{IKEIdentity} we authenticate as.
     @ivar peerId: the L{IKEIdentity} the peer authenticated as.
+    @ivar peerCredential: the peer's verified credential (signatures).
     @ivar children: our L{ChildSA}s.
-    @ivar window: its L{ExchangeWindow}.
-    @ivar tasks: initiator tasks queued behind the pending one.
-    @ivar requestId: the command that asked for this SA, if any.
+    @ivar taskManager: its L{ikedtx.core.taskmanager.TaskManager} (message
+        IDs, the pending request, the response cache, queued tasks).
+    @ivar keyExchange: our key exchange in progress (IKE_SA_INIT).
     @ivar peerFragmentation: the peer sent IKEV2_FRAGMENTATION_SUPPORTED.
     @ivar peerSignatureHashes: the peer's SIGNATURE_HASH_ALGORITHMS.
+    @ivar peerMobike: the peer sent MOBIKE_SUPPORTED.
+    @ivar certreqAuthorities: the SHA-1 hashes of the authorities the peer
+        named in its CERTREQ payloads (a hint for our certificate).
+    @ivar cookie: the COOKIE the responder asked us to repeat (RFC 7296 2.6).
+    @ivar halfOpenKey: the key of a responder's half-open registration
+        C{(spiI, remote)}, until it is established.
+    @ivar keepUp: an active policy's IKE SA (started at start-up or by
+        re-initiation): when it fails or is deleted, it is initiated again.
     @ivar created: when it was created (the core's clock).
     @ivar established: when it became VALID, or L{None}.
+    @ivar lastActivity: when the peer last sent an authenticated message.
+    @ivar deleteReason: why it was deleted, once it is.
+    @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
     """
+
+    transitions = IKE_TRANSITIONS
 
     def __init__(self, initiator, spiI, spiR, policy, local, remote, now):
         self.initiator = initiator
         self.spiI = spiI
         self.spiR = spiR
-        self.state = IkeState.INIT
+        self.state = IKEState.INIT
         self.policy = policy
         self.local = local
         self.remote = remote
@@ -129,13 +86,14 @@ class IKESA:
         self.peerId = None
         self.peerCredential = None
         self.children = []
-        self.window = ExchangeWindow()
-        self.tasks = []
-        self.requestId = None
+        self.taskManager = None
         self.peerFragmentation = False
         self.peerSignatureHashes = ()
         self.peerMobike = False
+        self.certreqAuthorities = []
         self.cookie = None
+        self.halfOpenKey = None
+        self.keepUp = False
         self.created = now
         self.established = None
         self.lastActivity = now
@@ -143,11 +101,11 @@ class IKESA:
         self.reassembler = None
 
     @property
-    def localSpi(self):
+    def localSPI(self):
         return self.spiI if self.initiator else self.spiR
 
     @property
-    def peerSpi(self):
+    def peerSPI(self):
         return self.spiR if self.initiator else self.spiI
 
     @property
@@ -159,8 +117,15 @@ class IKESA:
         return self.natLocal or self.natRemote
 
     @property
+    def canSend(self):
+        """
+        Whether new requests may start (not once it is closing).
+        """
+        return self.state not in (IKEState.CLOSING, IKEState.CLOSED)
+
+    @property
     def isEstablished(self):
-        return self.state in (IkeState.VALID, IkeState.EAP_VALID)
+        return self.state == IKEState.VALID
 
     def __str__(self):
         return "IKE SA %s/%s %s[%s]:%d <-> %s:%d" % (
@@ -180,7 +145,7 @@ class IKESA:
             child.wipe()
 
 
-class ChildSA:
+class ChildSA(StateMachine):
     """
     One Child SA: a pair of IPsec SAs and the flows they protect.
 
@@ -195,8 +160,23 @@ class ChildSA:
     @ivar keyOut: C{(encryptionKey, integrityKey)} for the outbound SA.
     @ivar ipcompIn: our IPcomp CPI, or L{None}.
     @ivar ipcompOut: the peer's IPcomp CPI, or L{None}.
-    @ivar reqid: ties the SAs to their flows in the kernel.
+    @ivar reqid: ties the SAs to their flows in the kernel; unique in the
+        core, it names the Child SA in L{IKECore.childInstalled}.
+    @ivar pfsGroup: the key exchange of a CREATE_CHILD_SA (0: none).
+    @ivar state: a L{ChildState}.
+    @ivar created: when it was created (the core's clock).
+    @ivar rekeyOf: the L{ChildSA} this one rekeys, or L{None}.
+    @ivar offers: our L{Offer}s, while we initiate it.
+    @ivar localOffer: the selectors we proposed for our side.
+    @ivar remoteOffer: the selectors we proposed for the peer's side.
+    @ivar nonces: C{(nonceI, nonceR)} of its CREATE_CHILD_SA, or L{None}
+        when its keys come from the IKE SA's nonces (IKE_AUTH).
+    @ivar keymat: its L{ikedtx.crypto.keymat} Child SA keys.
+    @ivar kernelRecords: C{(sas, flows)}: the L{KernelSA}s and L{KernelFlow}s
+        handed to the datapath, kept to remove exactly those.
     """
+
+    transitions = CHILD_TRANSITIONS
 
     def __init__(self, protocol, mode, spiIn, reqid, now):
         self.protocol = protocol
@@ -215,6 +195,12 @@ class ChildSA:
         self.state = ChildState.LARVAL
         self.created = now
         self.rekeyOf = None
+        self.offers = ()
+        self.localOffer = ()
+        self.remoteOffer = ()
+        self.nonces = None
+        self.keymat = None
+        self.kernelRecords = None
 
     def __str__(self):
         return "%s %08x/%s %s" % (
@@ -238,18 +224,18 @@ class ChildSA:
             if l.version == r.version
         )
 
-    def kernelSAs(self, ikesa):
+    def kernelSAs(self, ikeSA):
         """
         The inbound and outbound L{KernelSA} of this Child SA.
         """
-        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
+        local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         encr = self.proposal.encryption
         integ = self.proposal.integrity
         encap = None
-        if ikesa.encapsulateEsp:
-            encap = (ikesa.local[1], ikesa.remote[1])
-        lifetime = getattr(ikesa.policy, "lifetime", None)
-        lifetimeBytes = getattr(ikesa.policy, "lifetimeBytes", None)
+        if ikeSA.encapsulateEsp:
+            encap = (ikeSA.local[1], ikeSA.remote[1])
+        lifetime = ikeSA.policy.lifetime
+        lifetimeBytes = ikeSA.policy.lifetimeBytes
         common = dict(
             protocol=self.protocol,
             mode=self.mode,
@@ -271,12 +257,12 @@ class ChildSA:
             encapsulation=encap, **common)
         return [inbound, outbound]
 
-    def kernelFlows(self, ikesa):
+    def kernelFlows(self, ikeSA):
         """
         The L{KernelFlow}s: outbound traffic from our selectors to the peer's,
         and inbound (and forwarded, in tunnel mode) the other way.
         """
-        local, remote = addressOf(ikesa.local[0]), addressOf(ikesa.remote[0])
+        local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         flows = []
         for ours, theirs in self._selectors():
             flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid))

@@ -7,6 +7,7 @@ the NAT-T mode of the command line (-T, -t, -p), cookie thresholds, timers.
 from dataclasses import dataclass, field
 
 from ikedtx.core.retransmit import RetransmitSchedule
+from ikedtx.core.timers import BackoffPolicy
 from ikedtx.wire.constants import IKE_PORT, NATT_PORT
 
 NATT_NORMAL = "normal"  # negotiate NAT-T (RFC 7296 2.23)
@@ -35,6 +36,9 @@ class CoreSettings:
         a NAT (RFC 3948 4), 0 for none.
     @ivar maxInitRetries: how many times IKE_SA_INIT is restarted for a
         COOKIE or INVALID_KE_PAYLOAD before giving up.
+    @ivar vendorId: our VENDOR_ID payload's data, empty for none.
+    @ivar reinitiate: the L{BackoffPolicy} of re-initiating an active
+        policy whose IKE SA failed or was deleted.
     """
 
     ikePort: int = IKE_PORT
@@ -50,4 +54,5 @@ class CoreSettings:
     nonceSize: int = 32
     natKeepalive: float = 20.0
     maxInitRetries: int = 4
+    reinitiate: BackoffPolicy = field(default_factory=BackoffPolicy)
     vendorId: bytes = b""

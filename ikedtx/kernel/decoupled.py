@@ -47,19 +47,14 @@ class DecoupledKernel:
         self.events = receiver
 
     def allocateSpi(self, protocol, source, destination):
-        return succeed(self.reserveSpi(protocol, source, destination))
-
-    def reserveSpi(self, protocol, source, destination):
-        """
-        L{allocateSpi}, answered at once.
-        """
+        # Answered at once: nothing to ask.
         while True:
             (spi,) = struct.unpack("!I", self._randomBytes(4))
             # SPIs 0-255 are reserved by IANA (RFC 4303 2.1).
             if spi > 255 and (protocol, spi) not in self._reserved:
                 self._reserved.add((protocol, spi))
                 self.log.append(("allocateSpi", spi))
-                return spi
+                return succeed(spi)
 
     def addSA(self, sa):
         self.sas[(sa.protocol, sa.spi, sa.destination)] = sa

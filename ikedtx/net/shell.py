@@ -11,10 +11,14 @@ commands such as C{initiate}.
 
 import socket
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
+from ikedtx.kernel.interfaces import IDatapathEvents
+from ikedtx.wire.constants import NAT_KEEPALIVE
+from ikedtx.wire.errors import ShortDatagram
+from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
 
 
 class IKEDatagramProtocol:
@@ -45,24 +49,28 @@ class IKEDatagramProtocol:
     def packetReceived(self, data, remote, local):
         try:
             if self.natt:
-                if data == NAT_KEEPALIVE:
-                    return
-                if len(data) < 4:
+                try:
+                    kind, payload = classifyNattDatagram(data)
+                except ShortDatagram:
                     self._log.debug("dropped a {size}-byte datagram from {remote} on the NAT-T port", size=len(data), remote=remote)
                     return
-                if data[:4] != NON_ESP_MARKER:
+                if kind == NattKind.KEEPALIVE:
+                    return
+                if kind == NattKind.ESP:
                     self.runner.espReceived(data, remote, local)
                     return
-                data = data[4:]
+                data = bytes(payload)
             self.runner.datagramReceived(data, local, remote)
         except Exception:
             # Whatever a peer sends, no exception leaves datagramReceived.
             self._log.failure("error handling a datagram from {remote}", remote=remote)
 
 
+@implementer(IDatapathEvents)
 class CoreRunner:
     """
-    Runs an L{ikedtx.core.engine.IKECore} in a reactor.
+    Runs an L{ikedtx.core.engine.IKECore} in a reactor, and receives the
+    datapath's events for it (it is the kernel's event receiver).
 
     @ivar core: the sans-IO core.
     @ivar kernel: the L{IKernel} Child SAs are installed into.
@@ -84,6 +92,7 @@ class CoreRunner:
         self._requests = {}
         self.espHandler = None
         self.stopped = False
+        kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
         family = port.addressFamily
@@ -123,6 +132,17 @@ class CoreRunner:
         self.execute(actions)
         return d
 
+    # Datapath events (IDatapathEvents)
+
+    def acquire(self, reqid, source, destination):
+        self.execute(self.core.acquire(reqid, source, destination))
+
+    def expired(self, protocol, spi, destination, hard):
+        self.execute(self.core.expired(protocol, spi, destination, hard))
+
+    def addressChanged(self, address, added):
+        self.execute(self.core.addressChanged(address, added))
+
     def _timerExpired(self, key):
         self._timers.pop(key, None)
         self.execute(self.core.timerExpired(key))
@@ -152,7 +172,7 @@ class CoreRunner:
             return
         data = action.data
         if action.local[1] in self.nattPorts:
-            data = NON_ESP_MARKER + data
+            data = addNonEspMarker(data)
         port.writeFrom(data, action.remote, action.local[0])
 
     def action_SendNatKeepalive(self, action):
@@ -173,34 +193,40 @@ class CoreRunner:
         if call is not None and call.active():
             call.cancel()
 
+    def action_AllocateSpi(self, action):
+        token = action.token
+        d = self.kernel.allocateSpi(action.protocol, action.source, action.destination)
+        d.addCallbacks(lambda spi: self.execute(self.core.spiAllocated(token, spi)),
+                       lambda reason: self.execute(self.core.spiAllocationFailed(token, reason.value)))
+        d.addErrback(lambda f: self._log.failure("after allocating an SPI", f))
+
     def action_InstallChildSA(self, action):
-        child, ikesa = action.child, action.ikesa
-        d = self._installAll(child.kernelSAs(ikesa), child.kernelFlows(ikesa))
+        reqid = action.reqid
+        ds = [self.kernel.addSA(sa) for sa in action.sas] + [self.kernel.addFlow(flow) for flow in action.flows]
+        d = gatherResults(ds, consumeErrors=True)
+
+        def installed(_):
+            self.execute(self.core.childInstalled(reqid))
 
         def failed(reason):
-            self._log.error("installing Child SA {child} failed: {reason}", child=child, reason=reason.getErrorMessage())
-            self.execute(self.core.installFailed(ikesa, child, reason.value))
+            error = reason.value.subFailure.value if hasattr(reason.value, "subFailure") else reason.value
+            self._log.error("installing Child SA {reqid} failed: {error}", reqid=reqid, error=error)
+            self.execute(self.core.installFailed(reqid, error))
 
-        d.addErrback(failed)
-
-    def _installAll(self, sas, flows):
-        from twisted.internet.defer import gatherResults
-
-        ds = [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
-        return gatherResults(ds, consumeErrors=True)
+        d.addCallbacks(installed, failed)
+        d.addErrback(lambda f: self._log.failure("after installing Child SA {reqid}", f, reqid=reqid))
 
     def action_RemoveChildSA(self, action):
-        child, ikesa = action.child, action.ikesa
-        for sa in child.kernelSAs(ikesa):
+        for sa in action.sas:
             self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
-        for flow in child.kernelFlows(ikesa):
+        for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
-    def action_IkeSAUp(self, action):
+    def action_IKESAUp(self, action):
         # The core logs the state change; this is the hook for monitoring.
         pass
 
-    def action_IkeSADown(self, action):
+    def action_IKESADown(self, action):
         pass
 
     def action_RequestDone(self, action):

@@ -1,0 +1,468 @@
+# -*- test-case-name: tests.test_core_taskmanager -*-
+"""
+The task manager of one IKE SA (after strongSwan's task_manager_v2.c, sans
+IO): who sends what, with which Message ID, and when.
+
+It owns:
+
+  - the Message ID windows (RFC 7296 2.2, window size 1 both ways);
+  - our pending request, its datagrams and its retransmissions (2.1), on the
+    schedule of L{ikedtx.core.retransmit}, a pure function of the attempt;
+  - the response cache: the datagrams of our last response with the hash
+    of the request they answer (SHA-256 of the request's datagram, or of
+    its first fragment when it came in fragments, RFC 7383), so that only
+    the same request retransmitted gets them again (2.1); another request
+    with the same Message ID does not;
+  - the queue of initiator exchanges, in priority order (L{PRIORITY_DELETE}
+    before L{PRIORITY_REKEY} before L{PRIORITY_LIVENESS} before
+    L{PRIORITY_OTHER}; first come, first served within a priority).
+
+An exchange is a list of tasks (L{ikedtx.core.tasks.Task}), all created for
+the same role. Each round, the lead task (the first one left) names the
+exchange type; the tasks that want that exchange type take part: as
+initiator each one adds its payloads to the request (C{buildI}) and reads
+the response (C{processI}); as responder each one reads the request
+(C{processR}) and adds its payloads to the response (C{buildR}). A task
+answers L{DONE}, L{MORE} (another round: IKE_INTERMEDIATE, EAP, multiple
+key exchanges) or, as initiator, L{RETRY} (send this round again with the
+same Message ID: a COOKIE or INVALID_KE_PAYLOAD to IKE_SA_INIT). A task
+that waits for the datapath (an SPI) says so with C{waiting}; the round
+is then built when it no longer waits.
+"""
+
+import hashlib
+
+from twisted.logger import Logger
+
+from ikedtx.core.actions import CancelTimer, SetTimer
+from ikedtx.core.errors import NegotiationFailed, PeerNotResponding, RemoteProtocolError
+from ikedtx.core.tasks import DONE, MORE, PRIORITY_DELETE, PRIORITY_LIVENESS, PRIORITY_OTHER, PRIORITY_REKEY, RETRY  # noqa: F401
+from ikedtx.core.timers import TimerKey
+from ikedtx.wire.constants import ExchangeType, NotifyType, nameOf
+from ikedtx.wire.payloads import Notify
+
+
+
+def requestHash(data):
+    """
+    The key of the response cache: SHA-256 of a request's datagram (its
+    first fragment's for a fragmented request).
+    """
+    return hashlib.sha256(bytes(data)).digest()
+
+
+class PendingRequest:
+    """
+    A request we sent and wait an answer for.
+
+    @ivar tasks: the tasks that built it and will process the response.
+    @ivar exchangeType: its exchange type.
+    @ivar messageId: its Message ID.
+    @ivar datagrams: what was sent (one datagram, or fragments).
+    @ivar attempt: how many retransmissions so far.
+    """
+
+    def __init__(self, tasks, exchangeType, messageId, datagrams):
+        self.tasks = tasks
+        self.exchangeType = exchangeType
+        self.messageId = messageId
+        self.datagrams = datagrams
+        self.attempt = 0
+
+
+class CachedResponse:
+    """
+    Our last response.
+
+    @ivar messageId: the Message ID of the request it answers.
+    @ivar requestHash: the L{requestHash} of that request.
+    @ivar datagrams: the response as sent.
+    """
+
+    def __init__(self, messageId, requestHash, datagrams):
+        self.messageId = messageId
+        self.requestHash = requestHash
+        self.datagrams = datagrams
+
+
+class _Queued:
+    def __init__(self, priority, sequence, tasks):
+        self.priority = priority
+        self.sequence = sequence
+        self.tasks = tasks
+
+
+class _Answering:
+    """
+    A peer's request we are answering (our responder tasks may wait for
+    the datapath before the response can be built).
+    """
+
+    def __init__(self, exchangeType, messageId, requestHash, local, remote):
+        self.exchangeType = exchangeType
+        self.messageId = messageId
+        self.requestHash = requestHash
+        self.local = local
+        self.remote = remote
+
+
+class TaskManager:
+    """
+    The exchanges of one IKE SA.
+
+    @ivar core: the L{IKECore} (its C{emit}, C{encode}, C{settings}).
+    @ivar ikeSA: the L{IKESA}.
+    @ivar nextRequestId: the Message ID of our next request.
+    @ivar pending: our outstanding L{PendingRequest}, or L{None}.
+    @ivar nextPeerRequestId: the Message ID the peer's next request carries.
+    @ivar lastResponse: our last L{CachedResponse}, or L{None}.
+    @ivar active: the initiator tasks of the exchange in progress.
+    @ivar responding: the responder tasks of the exchange in progress
+        (kept between rounds while some answer L{MORE}).
+    @ivar answering: the L{_Answering} request whose response waits for the
+        datapath, or L{None}.
+    @ivar queue: L{_Queued} exchanges not started yet.
+    """
+
+    _log = Logger()
+
+    def __init__(self, core, ikeSA):
+        self.core = core
+        self.ikeSA = ikeSA
+        self.nextRequestId = 0
+        self.pending = None
+        self.nextPeerRequestId = 0
+        self.lastResponse = None
+        self.active = []
+        self.responding = []
+        self.answering = None
+        self.queue = []
+        self._sequence = 0
+        self._firstFragments = {}
+        # While tasks process a response, what they queue waits for the end.
+        self._processing = False
+
+    # Initiator
+
+    def queueExchange(self, tasks, priority=None):
+        """
+        Queue an exchange made of C{tasks} (initiator tasks); start it when
+        the window is free and nothing of higher priority waits.
+        """
+        if priority is None:
+            priority = min(task.priority for task in tasks)
+        self._sequence += 1
+        self.queue.append(_Queued(priority, self._sequence, list(tasks)))
+        self.queue.sort(key=lambda q: (q.priority, q.sequence))
+        self.initiate()
+
+    def queuedTasks(self):
+        """
+        Every task queued or active, in the order they will run.
+        """
+        return list(self.active) + [task for queued in self.queue for task in queued.tasks]
+
+    @property
+    def busy(self):
+        return self.pending is not None or bool(self.active)
+
+    def initiate(self):
+        """
+        Start the next round: that of the active exchange, else the first
+        queued exchange's.
+        """
+        core = self.core
+        if core.passive or self.pending is not None or self._processing or not self.ikeSA.canSend:
+            return
+        if not self.active:
+            if not self.queue:
+                return
+            self.active = self.queue.pop(0).tasks
+        participants = self._participants(self.active)
+        try:
+            for task in participants:
+                if not task.prepared:
+                    task.prepared = True
+                    task.prepareI(core, self.ikeSA)
+        except NegotiationFailed as e:
+            self._fail(e)
+            return
+        if any(task.waiting for task in participants):
+            return
+        self._sendRound(participants, retransmit=True)
+
+    def _participants(self, tasks):
+        exchangeType = tasks[0].exchangeType
+        return [task for task in tasks if task.exchangeType == exchangeType]
+
+    def resume(self):
+        """
+        A task stopped waiting (an SPI was allocated): go on with the round
+        it waited in.
+        """
+        if self.answering is not None:
+            if not any(task.waiting for task in self.responding):
+                self._answer()
+        elif self.active and self.pending is None:
+            self.initiate()
+
+    def _sendRound(self, participants, retransmit):
+        core, ikeSA = self.core, self.ikeSA
+        exchangeType = participants[0].exchangeType
+        payloads = []
+        try:
+            for task in participants:
+                task.buildI(core, ikeSA, payloads)
+        except NegotiationFailed as e:
+            self._fail(e)
+            return
+        messageId = self.nextRequestId
+        datagrams = core.encode(ikeSA, exchangeType, payloads, messageId, response=False)
+        for task in participants:
+            task.sent(core, ikeSA, datagrams)
+        if retransmit:
+            self.pending = PendingRequest(participants, exchangeType, messageId, datagrams)
+        else:
+            self.nextRequestId += 1
+        core.sendAll(ikeSA, datagrams)
+        if retransmit:
+            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), core.settings.retransmit.timeout(0)))
+
+    def sendOnce(self, tasks):
+        """
+        Build and send the request of C{tasks} now, without waiting for the
+        window and without retransmitting it (a Delete at shutdown, the
+        AUTHENTICATION_FAILED of RFC 7296 2.21.2).
+        """
+        self._sendRound(self._participants(tasks), retransmit=False)
+
+    def retry(self):
+        """
+        Send the pending round again from scratch with the same Message ID
+        (IKE_SA_INIT after a COOKIE or INVALID_KE_PAYLOAD, RFC 7296 1.2, 2.6).
+        """
+        pending = self.pending
+        self.core.emit(CancelTimer(TimerKey.retransmit(self.ikeSA.localSPI)))
+        self.pending = None
+        tasks = pending.tasks if pending is not None else self._participants(self.active)
+        self._sendRound(tasks, retransmit=True)
+
+    def responseReceived(self, message, payloads, local, remote):
+        """
+        The response to our pending request, decrypted.
+        """
+        core, ikeSA = self.core, self.ikeSA
+        pending = self.pending
+        core.emit(CancelTimer(TimerKey.retransmit(ikeSA.localSPI)))
+        # The exchange is over: what the tasks send now (the
+        # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
+        self.pending = None
+        self.nextRequestId += 1
+        self._processing = True
+        try:
+            for task in pending.tasks:
+                status = task.processI(core, ikeSA, message, payloads, local, remote)
+                if status == RETRY:
+                    self.nextRequestId = pending.messageId
+                    self._sendRound(pending.tasks, retransmit=True)
+                    return
+                task.status = status
+        except NegotiationFailed as e:
+            self._processing = False
+            self._fail(e)
+            self.initiate()
+            return
+        finally:
+            self._processing = False
+        self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
+        for task in pending.tasks:
+            if task.status == DONE:
+                task.done(core, ikeSA)
+        self.initiate()
+
+    def malformedResponse(self, error):
+        """
+        The response to our pending request could not be decoded.
+        """
+        self.core.emit(CancelTimer(TimerKey.retransmit(self.ikeSA.localSPI)))
+        self.pending = None
+        self.nextRequestId += 1
+        self._fail(NegotiationFailed("malformed response: %s" % (error,)))
+        self.initiate()
+
+    def _fail(self, error):
+        """
+        The active exchange failed: every one of its tasks is told.
+        """
+        tasks, self.active = self.active, []
+        self.pending = None
+        # The commands waiting hear of it before the IKE SA goes away.
+        for task in tasks:
+            task.reportFailure(self.core, error)
+        for task in tasks:
+            task.failed(self.core, self.ikeSA, error)
+
+    def retransmit(self):
+        """
+        The retransmission timer fired: send the pending request again, or
+        give the peer up after the last attempt.
+        """
+        core, ikeSA = self.core, self.ikeSA
+        pending = self.pending
+        if pending is None:
+            return
+        pending.attempt += 1
+        delay = core.settings.retransmit.timeout(pending.attempt)
+        if delay is None:
+            self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
+                           ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
+            error = PeerNotResponding("peer %s did not answer" % (ikeSA.remote[0],))
+            self._fail(error)
+            core.destroy(ikeSA, "peer not responding", error)
+            return
+        self._log.debug("{ikeSA}: retransmitting request {mid} ({n})", ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
+        core.sendAll(ikeSA, pending.datagrams)
+        core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), delay))
+
+    def failAll(self, error):
+        """
+        The IKE SA is going away: every task, active or queued, fails.
+        """
+        tasks = self.queuedTasks()
+        self.active, self.queue, self.pending = [], [], None
+        self.responding, self.answering = [], None
+        for task in tasks:
+            task.failed(self.core, self.ikeSA, error)
+
+    # Responder
+
+    def requestReceived(self, message, local, remote):
+        """
+        Where a request of the peer stands with the window: C{"new"} (open
+        and answer it), C{"cached"} (a retransmission, answered from the
+        cache) or C{"drop"}.
+        """
+        messageId = message.messageId
+        if message.isFragment and message.sealedPayload.fragmentNumber == 1:
+            self._firstFragments = {messageId: requestHash(message.rawData)}
+        last = self.lastResponse
+        if last is not None and messageId == last.messageId:
+            if message.isFragment and message.sealedPayload.fragmentNumber != 1:
+                return "drop"
+            if requestHash(message.rawData) != last.requestHash:
+                self._log.info("{ikeSA}: another request with Message ID {mid} than the one answered; dropped",
+                               ikeSA=self.ikeSA, mid=messageId)
+                return "drop"
+            self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=self.ikeSA, mid=messageId)
+            self.core.sendAll(self.ikeSA, last.datagrams, local, remote)
+            return "cached"
+        if self.answering is not None and messageId == self.answering.messageId:
+            self._log.debug("{ikeSA}: request {mid} is still being answered", ikeSA=self.ikeSA, mid=messageId)
+            return "drop"
+        if messageId != self.nextPeerRequestId:
+            self._log.info("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
+                           ikeSA=self.ikeSA, mid=messageId, expected=self.nextPeerRequestId)
+            return "drop"
+        return "new"
+
+    def hashOf(self, message):
+        """
+        The L{requestHash} of a complete request C{message}.
+        """
+        if message.isFragment:
+            return self._firstFragments.pop(message.messageId, requestHash(message.rawData))
+        return requestHash(message.rawData)
+
+    def answerError(self, message, hashValue, notify, local, remote):
+        """
+        Answer the request C{message} with one error Notify (its payloads
+        could not be read, or its exchange type is unsupported).
+        """
+        self.nextPeerRequestId = message.messageId + 1
+        self.respond(message.exchangeType, message.messageId, hashValue, [notify], local, remote)
+
+    def respond(self, exchangeType, messageId, hashValue, payloads, local, remote):
+        """
+        Send a response (RFC 7296 2.11: to the address and port the request
+        came from, from the address and port it came to) and keep it for a
+        retransmission of that request.
+        """
+        datagrams = self.core.encode(self.ikeSA, exchangeType, payloads, messageId, response=True)
+        self.lastResponse = CachedResponse(messageId, hashValue, datagrams)
+        self.core.sendAll(self.ikeSA, datagrams, local, remote)
+        return datagrams
+
+    def handleRequest(self, message, hashValue, payloads, local, remote, tasks=None):
+        """
+        Answer a request that opened: the responder tasks of its exchange
+        type (or C{tasks}) read it, then (once none waits) build the
+        response.
+        """
+        core, ikeSA = self.core, self.ikeSA
+        self.nextPeerRequestId = message.messageId + 1
+        exchangeType = message.exchangeType
+        if tasks is None:
+            tasks = [task for task in self.responding if task.exchangeType == exchangeType]
+        if not tasks:
+            tasks = core.responderTasks(ikeSA, exchangeType)
+        if tasks is None:
+            self._log.info("{ikeSA}: unsupported exchange {exchange}", ikeSA=ikeSA, exchange=nameOf(ExchangeType, exchangeType))
+            self.respond(exchangeType, message.messageId, hashValue, [Notify(NotifyType.INVALID_SYNTAX)], local, remote)
+            return
+        self.responding = tasks
+        self.answering = _Answering(exchangeType, message.messageId, hashValue, local, remote)
+        for task in tasks:
+            task.refusal = None
+        for task in tasks:
+            try:
+                task.processR(core, ikeSA, message, payloads)
+            except RemoteProtocolError as e:
+                self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
+                               exchange=nameOf(ExchangeType, exchangeType), error=e)
+                task.refusal = e
+                if task.essential:
+                    break
+        if not any(task.waiting for task in tasks):
+            self._answer()
+
+    def _answer(self):
+        core, ikeSA = self.core, self.ikeSA
+        answering, self.answering = self.answering, None
+        tasks = self.responding
+        essential = next((task.refusal for task in tasks if task.essential and task.refusal is not None), None)
+        payloads = []
+        if essential is not None:
+            if essential.notify is not None:
+                payloads = [Notify(essential.notify, data=essential.notifyData)]
+            for task in tasks:
+                task.status = DONE
+        else:
+            for task in tasks:
+                if task.refusal is not None:
+                    if task.refusal.notify is not None:
+                        payloads.append(Notify(task.refusal.notify, data=task.refusal.notifyData))
+                    task.status = DONE
+                    continue
+                try:
+                    task.status = task.buildR(core, ikeSA, payloads)
+                except RemoteProtocolError as e:
+                    self._log.info("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
+                    if e.notify is not None:
+                        payloads.append(Notify(e.notify, data=e.notifyData))
+                    task.status = DONE
+        datagrams = self.respond(answering.exchangeType, answering.messageId, answering.requestHash, payloads,
+                                 answering.local, answering.remote)
+        for task in tasks:
+            task.sent(core, ikeSA, datagrams)
+        self.responding = [task for task in tasks if task.status == MORE]
+        reason = next((task.closeAfterResponse for task in tasks if task.closeAfterResponse), None)
+        if reason:
+            core.destroy(ikeSA, reason)
+            return
+        for task in tasks:
+            if task.status == DONE:
+                task.done(core, ikeSA)
+        # Our own requests may have waited for this one (RFC 7296 2.2:
+        # each side's window is independent, but an exchange we queued
+        # while answering starts now).
+        self.initiate()

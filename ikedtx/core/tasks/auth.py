@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_core_auth -*-
+"""
+The authentication task of IKE_AUTH (RFC 7296 2.15): our identity, our
+certificates and AUTH, and the verification of the peer's; a responder
+also chooses the policy for the peer's identity here. An initiator that
+cannot verify the responder reports AUTHENTICATION_FAILED in an
+INFORMATIONAL of its own (2.21.2, L{ikedtx.core.tasks.inform}).
+"""
+
+import hmac
+
+from twisted.logger import Logger
+
+from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
+from ikedtx.auth.errors import CredentialError
+from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
+from ikedtx.core import cryptoglue
+from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed, RemoteProtocolError
+from ikedtx.core.states import IKEState
+from ikedtx.core.tasks import DONE, Task
+from ikedtx.core.tasks.common import allOf, errorNotify, findNotify, first
+from ikedtx.wire.constants import AuthMethod, ExchangeType, NotifyType, nameOf
+from ikedtx.wire.payloads import (
+    Authentication, Certificate, IdentificationInitiator, IdentificationResponder)
+
+
+def idBody(idPayload):
+    return bytes([idPayload.idType]) + b"\x00\x00\x00" + bytes(idPayload.data)
+
+
+def localIdentity(core, ikeSA):
+    srcId = ikeSA.policy.srcId
+    if srcId is not None:
+        return IKEIdentity.fromConfig(srcId.type, srcId.value)
+    # iked: without srcid, the local host name as an FQDN, with or without
+    # certificates.
+    return defaultLocalIdentity()
+
+
+def localCredential(core, ikeSA):
+    policy = ikeSA.policy
+    if policy.auth.method == "psk":
+        return None
+    if core.credentials is None:
+        raise NegotiationFailed("policy %s needs a certificate or key, and there is no credential store" % (policy.name,))
+    srcId = localIdentity(core, ikeSA)
+    try:
+        return core.credentials.localCredential(srcId, policy.auth.method, ikeSA.certreqAuthorities, now=core.wallClock())
+    except CredentialError as e:
+        raise NegotiationFailed("no usable local credential: %s" % (e,))
+
+
+def ourAuthPayloads(core, ikeSA, credential, idPayload):
+    """
+    Our CERT payloads (if any) and our AUTH, last.
+    """
+    policy = ikeSA.policy
+    octets = cryptoglue.signedOctets(ikeSA, ikeSA.initiator, idBody(idPayload))
+    if credential is None:
+        return [Authentication(AuthMethod.SHARED_KEY_MIC, cryptoglue.pskAuth(ikeSA, policy.auth.psk, octets))]
+    try:
+        method, data = cryptoglue.signAuth(credential.privateKey, policy.auth.method, octets, ikeSA.peerSignatureHashes)
+    except cryptoglue.SignatureRefused as e:
+        raise NegotiationFailed(str(e))
+    certs = [Certificate(encoding, data_) for encoding, data_ in credential.certificatePayloads()]
+    return certs + [Authentication(method, data)]
+
+
+def verifyPeer(core, ikeSA, idPayload, authPayload, payloads):
+    """
+    Check the peer's identity and AUTH; raise L{AuthenticationFailed}.
+    """
+    policy = ikeSA.policy
+    try:
+        peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
+    except ValueError as e:
+        raise AuthenticationFailed("malformed peer ID: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
+    if policy.dstId is not None and not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
+        raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
+                                   NotifyType.AUTHENTICATION_FAILED)
+    octets = cryptoglue.signedOctets(ikeSA, not ikeSA.initiator, idBody(idPayload))
+    if policy.auth.method == "psk":
+        if authPayload.method != AuthMethod.SHARED_KEY_MIC:
+            raise AuthenticationFailed("peer used %s, the policy requires a pre-shared key" % (
+                nameOf(AuthMethod, authPayload.method),), NotifyType.AUTHENTICATION_FAILED)
+        expected = cryptoglue.pskAuth(ikeSA, policy.auth.psk, octets)
+        if not hmac.compare_digest(expected, bytes(authPayload.data)):
+            raise AuthenticationFailed("peer's pre-shared key AUTH does not verify", NotifyType.AUTHENTICATION_FAILED)
+    else:
+        if authPayload.method == AuthMethod.SHARED_KEY_MIC:
+            raise AuthenticationFailed("peer used a pre-shared key, the policy requires signatures",
+                                       NotifyType.AUTHENTICATION_FAILED)
+        if core.credentials is None:
+            raise AuthenticationFailed("no credential store to verify the peer", NotifyType.AUTHENTICATION_FAILED)
+        certificates = [(c.encoding, bytes(c.data)) for c in allOf(payloads, Certificate)]
+        expected = None
+        if policy.dstId is not None:
+            expected = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+        try:
+            credential = core.credentials.verifyPeer(peerId, certificates, expected, now=core.wallClock())
+            cryptoglue.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data),
+                                  octets)
+        except (CredentialRefused, cryptoglue.SignatureRefused) as e:
+            raise AuthenticationFailed("peer %s: %s" % (peerId, e), NotifyType.AUTHENTICATION_FAILED)
+        ikeSA.peerCredential = credential
+    ikeSA.peerId = peerId
+
+
+class AuthTask(Task):
+    """
+    IDi/IDr, CERT and AUTH of IKE_AUTH, both roles.
+
+    @ivar answer: as responder, our IDr, CERT and AUTH payloads.
+    """
+
+    exchangeType = ExchangeType.IKE_AUTH
+    _log = Logger()
+
+    def __init__(self, initiator):
+        Task.__init__(self, initiator)
+        self.answer = []
+
+    # Initiator
+
+    def buildI(self, core, ikeSA, payloads):
+        policy = ikeSA.policy
+        credential = localCredential(core, ikeSA)
+        localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
+        ikeSA.localId = localId
+        idPayload = IdentificationInitiator(localId.idType, localId.data)
+        auth = ourAuthPayloads(core, ikeSA, credential, idPayload)
+        payloads.append(idPayload)
+        payloads += auth[:-1]
+        if policy.dstId is not None:
+            dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            payloads.append(IdentificationResponder(dst.idType, dst.data))
+        payloads.append(auth[-1])
+
+    def processI(self, core, ikeSA, message, payloads, local, remote):
+        from ikedtx.core.tasks.inform import AuthenticationFailedTask
+
+        if findNotify(payloads, NotifyType.AUTHENTICATION_FAILED) is not None:
+            raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
+        idr = first(payloads, IdentificationResponder)
+        auth = first(payloads, Authentication)
+        if idr is None or auth is None:
+            other = errorNotify(payloads)
+            raise NegotiationFailed("IKE_AUTH response without IDr/AUTH%s" % (
+                ": " + nameOf(NotifyType, other.notifyType) if other is not None else "",),
+                other.notifyType if other is not None else None)
+        try:
+            verifyPeer(core, ikeSA, idr, auth, payloads)
+        except AuthenticationFailed as e:
+            self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
+            # RFC 7296 2.21.2: the initiator may report it in a separate
+            # INFORMATIONAL exchange, then the IKE SA is gone.
+            ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
+            raise
+        core.established(ikeSA)
+        return DONE
+
+    def failed(self, core, ikeSA, error):
+        Task.failed(self, core, ikeSA, error)
+        if not ikeSA.isEstablished:
+            core.destroy(ikeSA, str(error), error)
+
+    # Responder
+
+    def processR(self, core, ikeSA, message, payloads):
+        if ikeSA.initiator or ikeSA.state != IKEState.SA_INIT:
+            raise RemoteProtocolError("IKE_AUTH in state %s" % (ikeSA.state.name,), NotifyType.INVALID_SYNTAX)
+        idi = first(payloads, IdentificationInitiator)
+        auth = first(payloads, Authentication)
+        if idi is None:
+            self.closeAfterResponse = "IKE_AUTH without IDi"
+            raise RemoteProtocolError("IDi missing", NotifyType.INVALID_SYNTAX)
+        if auth is None:
+            self.closeAfterResponse = "EAP is not offered by this policy"
+            raise RemoteProtocolError("no AUTH payload (EAP) and the policy does not use EAP", NotifyType.AUTHENTICATION_FAILED)
+        try:
+            peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
+        except ValueError as e:
+            self.closeAfterResponse = "malformed IDi"
+            raise RemoteProtocolError("malformed IDi: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
+        policy = core.policies.lookup(ikeSA.local[0], ikeSA.remote[0], peerId)
+        if policy is None:
+            self.closeAfterResponse = "no policy for %s" % (peerId,)
+            raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
+        ikeSA.policy = policy
+        try:
+            verifyPeer(core, ikeSA, idi, auth, payloads)
+            credential = localCredential(core, ikeSA)
+            localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
+            idPayload = IdentificationResponder(localId.idType, localId.data)
+            self.answer = [idPayload] + ourAuthPayloads(core, ikeSA, credential, idPayload)
+        except NegotiationFailed as e:
+            # AuthenticationFailed (the peer's fault) is a NegotiationFailed
+            # too; without our own credential we cannot authenticate either.
+            self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
+            self.closeAfterResponse = str(e)
+            raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
+        ikeSA.localId = localId
+        core.established(ikeSA)
+
+    def buildR(self, core, ikeSA, payloads):
+        payloads += self.answer
+        return DONE

@@ -1,0 +1,57 @@
+# -*- test-case-name: tests.test_core_exchanges -*-
+"""
+The capabilities task of IKE_SA_INIT: IKEV2_FRAGMENTATION_SUPPORTED
+(RFC 7383 2.3), SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and our vendor ID,
+announced and learnt in both roles.
+"""
+
+from ikedtx.core.tasks import DONE, Task
+from ikedtx.core.tasks.common import findNotify
+from ikedtx.wire.constants import ExchangeType, HashAlgorithm, NotifyType
+from ikedtx.wire.payloads import Notify, VendorID
+
+OUR_HASHES = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2_512, HashAlgorithm.IDENTITY)
+
+
+def capabilityPayloads(core, ikeSA):
+    out = []
+    if core.config.settings.fragmentation:
+        out.append(Notify.fragmentationSupported())
+    if ikeSA.policy.auth.method in ("signature", "rfc7427"):
+        # RFC 7427 4: announce the hashes only where the policy takes
+        # DIGITAL_SIGNATURE; a peer then uses it for its AUTH, which an
+        # ecdsa256/rsa policy (as iked's) would refuse.
+        out.append(Notify.signatureHashAlgorithms(OUR_HASHES))
+    if core.settings.vendorId:
+        out.append(VendorID(core.settings.vendorId))
+    return out
+
+
+def learnCapabilities(ikeSA, payloads):
+    if findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None:
+        ikeSA.peerFragmentation = True
+    hashes = findNotify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
+    if hashes is not None:
+        ikeSA.peerSignatureHashes = tuple(hashes.hashAlgorithms)
+
+
+class CapabilitiesTask(Task):
+    """
+    Fragmentation, signature hashes and vendor ID in IKE_SA_INIT.
+    """
+
+    exchangeType = ExchangeType.IKE_SA_INIT
+
+    def buildI(self, core, ikeSA, payloads):
+        payloads += capabilityPayloads(core, ikeSA)
+
+    def processI(self, core, ikeSA, message, payloads, local, remote):
+        learnCapabilities(ikeSA, payloads)
+        return DONE
+
+    def processR(self, core, ikeSA, message, payloads):
+        learnCapabilities(ikeSA, payloads)
+
+    def buildR(self, core, ikeSA, payloads):
+        payloads += capabilityPayloads(core, ikeSA)
+        return DONE
