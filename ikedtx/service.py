@@ -3,22 +3,31 @@
 The daemon as a Twisted service: the UDP ports, the control socket, the
 configuration, the kernel provider and the core, started and stopped
 together.
+
+L{IkedService} is a L{MultiService}: it builds the core when it starts,
+then starts its children in order - one L{IKEPortService} per address and
+port, then the L{ControlSocketService} - and stops them in reverse order
+after the core has said goodbye to its peers.  A child that cannot start
+raises L{StartupError}, whose message is the one line the user sees.
 """
 
+import errno
 import gc
 import json
 import os
 import socket
+import stat
 from ipaddress import ip_address
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
-from ikedtx.net.udp import listenUDPWithPacketInfo
+from ikedtx.net.udp import checkUDPPort, listenUDPWithPacketInfo
 from ikedtx.wire.constants import EncrId, IntegId, nameOf
 
 
@@ -93,6 +102,159 @@ def makeKernel(name):
     return KERNEL_PROVIDERS[name]()
 
 
+class StartupError(Exception):
+    """
+    The daemon cannot start; the message is one line for the user
+    (C{cannot bind 127.0.0.1:500: Address already in use}).
+    """
+
+
+def _cannotBind(address, port, error):
+    reason = getattr(error, "socketError", error)
+    reason = getattr(reason, "strerror", None) or str(reason)
+    return StartupError("cannot bind %s:%d: %s" % (address, port, reason))
+
+
+class IKEPortService(Service):
+    """
+    One UDP port, IKE or NAT-T, on one local address, feeding the parent
+    L{IkedService}'s runner.
+
+    @ivar address: the local address (C{"0.0.0.0"}, C{"::"} or one address).
+    @ivar portNumber: the UDP port number.
+    @ivar natt: whether this is the NAT-T port (non-ESP marker, ESP in UDP).
+    @ivar port: the listening L{PacketInfoPort} while running, else L{None}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, address, portNumber, natt, reactor):
+        self.address = address
+        self.portNumber = portNumber
+        self.natt = natt
+        self.reactor = reactor
+        self.port = None
+        self.setName("%s port %s:%d" % ("NAT-T" if natt else "IKE", address, portNumber))
+
+    def check(self):
+        """
+        Before start-up (before twistd forks): fail now with
+        L{StartupError} if the port cannot be bound.
+        """
+        try:
+            checkUDPPort(self.reactor, self.portNumber, self.address)
+        except CannotListenError as e:
+            raise _cannotBind(self.address, self.portNumber, e)
+
+    def startService(self):
+        runner = self.parent.runner
+        try:
+            self.port = listenUDPWithPacketInfo(self.reactor, self.portNumber, IKEDatagramProtocol(runner, self.natt),
+                                                self.address)
+        except CannotListenError as e:
+            raise _cannotBind(self.address, self.portNumber, e)
+        Service.startService(self)
+        runner.addPort(self.port, self.natt)
+        self._log.info("listening on {address} port {port}{natt}", address=self.address, port=self.port.getHost().port,
+                       natt=" (NAT-T)" if self.natt else "")
+
+    def stopService(self):
+        Service.stopService(self)
+        port, self.port = self.port, None
+        if port is not None:
+            return defer.maybeDeferred(port.stopListening)
+
+
+# The longest path a sockaddr_un holds (108 bytes with the final NUL).
+_MAX_UNIX_PATH = 107
+
+
+def prepareSocketPath(path):
+    """
+    Make C{path} ready for a control socket to be bound there: a stale
+    socket (nobody accepts on it) is removed; a live one, a path that is
+    not a socket, a missing directory or a path too long for a socket is a
+    L{StartupError}.  A live socket is never removed.
+    """
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+        raise StartupError("control socket %s: path too long (at most %d bytes)" % (path, _MAX_UNIX_PATH))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StartupError("control socket %s: no directory %s" % (path, directory))
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StartupError("control socket %s: %s" % (path, e.strerror))
+    if not stat.S_ISSOCK(mode):
+        raise StartupError("control socket %s: exists and is not a socket" % (path,))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        # Nobody accepts there: what a daemon that died left behind.
+        os.unlink(path)
+        return
+    except OSError as e:
+        if e.errno == errno.EAGAIN:
+            # Its backlog is full: somebody is listening.
+            raise StartupError("control socket %s is in use by another iked" % (path,))
+        raise StartupError("control socket %s: %s" % (path, e.strerror or e))
+    finally:
+        probe.close()
+    raise StartupError("control socket %s is in use by another iked" % (path,))
+
+
+class ControlSocketService(Service):
+    """
+    The AMP control socket (C{/var/run/iked.sock}, C{-s}), mode 0600, for
+    the parent L{IkedService}.
+
+    @ivar path: the socket's path.
+    @ivar listening: the listening port while running, else L{None}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, path, reactor):
+        self.path = path
+        self.reactor = reactor
+        self.listening = None
+        self.setName("control socket")
+
+    def check(self):
+        """
+        Before start-up: fail now with L{StartupError} if the socket cannot
+        be bound at L{path} (a stale socket is removed).
+        """
+        prepareSocketPath(self.path)
+
+    def startService(self):
+        from ikedtx.control.server import ControlFactory
+
+        prepareSocketPath(self.path)
+        # Bind with a umask that leaves nobody else a moment to connect
+        # before listenUNIX's chmod.
+        umask = os.umask(0o177)
+        try:
+            self.listening = self.reactor.listenUNIX(self.path, ControlFactory(self.parent), mode=0o600)
+        except CannotListenError as e:
+            raise StartupError("control socket %s: %s" % (self.path, getattr(e.socketError, "strerror", None)
+                                                          or e.socketError))
+        finally:
+            os.umask(umask)
+        Service.startService(self)
+        self._log.info("control socket {path}", path=self.path)
+
+    def stopService(self):
+        Service.stopService(self)
+        listening, self.listening = self.listening, None
+        if listening is not None:
+            return defer.maybeDeferred(listening.stopListening)
+
+
 class IkedService(MultiService):
     """
     One ikedtx daemon.
@@ -116,8 +278,36 @@ class IkedService(MultiService):
         self.core = None
         self.runner = None
         self.kernel = None
-        self._ports = []
-        self._control = None
+        settings = self._settings()
+        ports = []
+        if settings.nattMode != NATT_ONLY:
+            ports.append((settings.ikePort, False))
+        if settings.nattMode != NATT_DISABLED:
+            ports.append((settings.nattPort, True))
+        for address in self._listenAddresses():
+            for number, natt in ports:
+                IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
+        if options.get("socket"):
+            ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
+
+    @property
+    def _ports(self):
+        """
+        The UDP ports listening now.
+        """
+        return [s.port for s in self if isinstance(s, IKEPortService) and s.port is not None]
+
+    def check(self):
+        """
+        Check, before start-up, what can be checked without starting: that
+        the ports can be bound and the control socket's path is usable.
+
+        @raise StartupError: one of them cannot.
+        """
+        for service in self:
+            check = getattr(service, "check", None)
+            if check is not None:
+                check()
 
     def _settings(self):
         o = self.options
@@ -157,21 +347,18 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
-        ports = []
-        if settings.nattMode != NATT_ONLY:
-            ports.append((settings.ikePort, False))
-        if settings.nattMode != NATT_DISABLED:
-            ports.append((settings.nattPort, True))
-        for address in self._listenAddresses():
-            for number, natt in ports:
-                port = listenUDPWithPacketInfo(self.reactor, number, IKEDatagramProtocol(self.runner, natt), address)
-                self.runner.addPort(port, natt)
-                self._ports.append(port)
-                self._log.info("listening on {address} port {port}{natt}", address=address, port=port.getHost().port,
-                               natt=" (NAT-T)" if natt else "")
-        self._startControl()
+        try:
+            MultiService.startService(self)
+        except BaseException:
+            # What did start stops again, so that a failed start leaves no
+            # port or socket behind.
+            self.running = 0
+            self.runner.stop()
+            for service in reversed(list(self)):
+                if service.running:
+                    service.stopService()
+            raise
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
-        MultiService.startService(self)
         # What start-up loaded (modules, configuration, certificates) lives
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
@@ -180,17 +367,6 @@ class IkedService(MultiService):
     def _startup(self):
         if self.running:
             self.runner.execute(self.core.startup())
-
-    def _startControl(self):
-        path = self.options.get("socket")
-        if not path:
-            return
-        from ikedtx.control.server import ControlFactory
-
-        if os.path.exists(path):
-            os.unlink(path)
-        self._control = self.reactor.listenUNIX(path, ControlFactory(self), mode=0o600)
-        self._log.info("control socket {path}", path=path)
 
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
@@ -211,15 +387,12 @@ class IkedService(MultiService):
         self._log.info("reloaded {path}: {n} policies", path=path, n=len(config.policies))
 
     def stopService(self):
-        MultiService.stopService(self)
+        Service.stopService(self)
+        # The core says goodbye to its peers while the ports are still open.
         if self.runner is not None:
             self.runner.execute(self.core.shutdown())
             self.runner.stop()
-        ds = [defer.maybeDeferred(p.stopListening) for p in self._ports]
-        self._ports = []
-        if self._control is not None:
-            ds.append(defer.maybeDeferred(self._control.stopListening))
-            self._control = None
+        ds = [MultiService.stopService(self)]
         if self.kernel is not None and self.kernel.name != "decoupled":
             ds.append(self.kernel.flush())
         return defer.gatherResults(ds, consumeErrors=True)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from ikedtx.config import parseConfig
@@ -231,3 +231,63 @@ class TwistdTests(TestCase):
         self.assertIn("Server Shut Down.", output)
         self.assertNotIn("Traceback", output)
         self.assertFalse(os.path.exists(sock))
+
+
+class ChildServiceTests(TestCase):
+    """
+    The UDP ports and the control socket are child services of
+    L{IkedService}, started in order after the core and stopped in
+    reverse order.
+    """
+
+    def test_children(self):
+        """
+        One child per address and port, IKE before NAT-T, then the control
+        socket; all run after start and none after stop.
+        """
+        from ikedtx.service import ControlSocketService, IKEPortService
+
+        ike, natt = freePorts(2)
+        sockPath = self.mktemp() + ".sock"
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", ike, natt, sockPath))
+        self.assertEqual([s.name for s in service],
+                         ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket"])
+        self.assertEqual([type(s) for s in service], [IKEPortService, IKEPortService, ControlSocketService])
+        service.startService()
+        self.assertEqual([s.running for s in service], [1, 1, 1])
+        self.assertEqual(sorted(service.runner.ports), sorted([(socket.AF_INET, ike), (socket.AF_INET, natt)]))
+        d = service.stopService()
+
+        def stopped(_):
+            self.assertEqual([s.running for s in service], [0, 0, 0])
+            self.assertFalse(os.path.exists(sockPath))
+
+        return d.addCallback(stopped)
+
+    def test_busyPortStopsStart(self):
+        """
+        A port another socket holds fails the start with a one-line
+        L{StartupError}; what had started is stopped again.
+        """
+        from ikedtx.service import StartupError
+
+        ike, natt = freePorts(2)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", natt))
+        self.addCleanup(busy.close)
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'), options("127.0.0.1", ike, natt))
+        self.assertEqual(str(self.assertRaises(StartupError, service.check)),
+                         "cannot bind 127.0.0.1:%d: Address already in use" % (natt,))
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertEqual(str(error), "cannot bind 127.0.0.1:%d: Address already in use" % (natt,))
+        self.assertFalse(service.running)
+        self.assertEqual(service._ports, [])
+
+        def released():
+            # A UDP port closes its socket on the reactor's next turn.
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", ike))
+            probe.close()
+
+        return task.deferLater(reactor, 0.01, released)
