@@ -291,3 +291,97 @@ class ChildServiceTests(TestCase):
             probe.close()
 
         return task.deferLater(reactor, 0.01, released)
+
+
+class ControlSocketTests(TestCase):
+    """
+    The control socket: mode 0600; a live daemon's socket is never taken
+    over; a stale one is replaced; a bad path is a one-line error.
+    """
+
+    def directory(self):
+        # Short enough for a sockaddr_un wherever trial runs.
+        path = os.path.join("/tmp", "ikx-sock-%d-%d" % (os.getpid(), id(self)))
+        os.makedirs(path)
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def service(self, path):
+        from ikedtx.service import ControlSocketService
+
+        parent = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                             options("127.0.0.1", 1, 2, None, **{"no-natt": True}))
+        child = ControlSocketService(path, reactor)
+        child.parent = parent
+        return child
+
+    def test_mode(self):
+        """
+        The socket is created mode 0600: only root (its owner) may drive
+        the daemon.
+        """
+        import stat
+
+        path = os.path.join(self.directory(), "iked.sock")
+        child = self.service(path)
+        child.startService()
+        self.addCleanup(child.stopService)
+        self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_liveSocketInUse(self):
+        """
+        A socket some process accepts on is another iked's: start-up fails
+        and the socket file stays.
+        """
+        from ikedtx.service import StartupError
+
+        path = os.path.join(self.directory(), "iked.sock")
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        live.bind(path)
+        live.listen(5)
+        self.addCleanup(live.close)
+        child = self.service(path)
+        for attempt in (child.check, child.startService):
+            error = self.assertRaises(StartupError, attempt)
+            self.assertEqual(str(error), "control socket %s is in use by another iked" % (path,))
+            self.assertTrue(os.path.exists(path))
+        self.assertFalse(child.running)
+
+    def test_staleSocketReplaced(self):
+        """
+        A socket file nobody accepts on (a daemon died) is removed and
+        bound again.
+        """
+        path = os.path.join(self.directory(), "iked.sock")
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dead.bind(path)
+        dead.close()
+        child = self.service(path)
+        child.startService()
+        self.addCleanup(child.stopService)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(probe.close)
+        probe.connect(path)
+
+    def test_badPaths(self):
+        """
+        A missing directory, a path too long for a socket and a file that
+        is not a socket are each one line, and nothing is removed.
+        """
+        from ikedtx.service import StartupError
+
+        directory = self.directory()
+        plain = os.path.join(directory, "file")
+        open(plain, "w").close()
+        long = os.path.join(directory, "x" * 120)
+        for path, message in [
+            (os.path.join(directory, "missing", "iked.sock"),
+             "control socket %s/missing/iked.sock: no directory %s/missing" % (directory, directory)),
+            (long, "control socket %s: path too long (at most 107 bytes)" % (long,)),
+            (plain, "control socket %s: exists and is not a socket" % (plain,)),
+        ]:
+            error = self.assertRaises(StartupError, self.service(path).startService)
+            self.assertEqual(str(error), message)
+            self.assertNotIn("\n", str(error))
+        self.assertTrue(os.path.exists(plain))
