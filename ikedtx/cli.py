@@ -28,6 +28,10 @@ def runIked(argv, stdout=None, stderr=None, runDaemon=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     options = Options()
+    # The file is read by _configtest here, or by twistd's own copy of the
+    # options (whose errors it prints as iked does, status 1).
+    options.loadConfiguration = False
+    options.checkStartup = False
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:

@@ -30,6 +30,13 @@ def _port(value, what):
     return port
 
 
+class ConfigurationError(usage.UsageError):
+    """
+    The configuration file cannot be used: the message is iked's, one
+    C{FILE: LINE: message} line per error.
+    """
+
+
 class Options(usage.Options):
     """
     iked(8)'s options: C{[-dnSTtVv6] [-D macro=value] [-f file]
@@ -69,6 +76,15 @@ class Options(usage.Options):
             "'set decouple', else xfrm).",
         ],
     ]
+
+    #: Whether L{postOptions} loads the configuration file (into
+    #: C{options["parsedConfig"]}); off for callers that only want the
+    #: options checked (C{iked} before it hands over to twistd).
+    loadConfiguration = True
+
+    #: Whether L{makeService} checks, before twistd forks, that the ports
+    #: can be bound and the control socket path used.
+    checkStartup = True
 
     def __init__(self):
         usage.Options.__init__(self)
@@ -145,24 +161,60 @@ class Options(usage.Options):
             raise usage.UsageError("-f needs a file name")
         if not self["socket"]:
             raise usage.UsageError("-s needs a socket path")
+        self["parsedConfig"] = None
+        if self.loadConfiguration and not self["version"]:
+            try:
+                self["parsedConfig"] = loadConfig(self["config"], self["defines"])
+            except ConfigError as e:
+                raise ConfigurationError(str(e))
+
+    def parseOptions(self, options=None):
+        """
+        Parse and check the options and load the configuration.
+
+        Under twistd (as its C{iked} subcommand), a broken configuration
+        is printed on standard error as iked prints it, one C{FILE: LINE:
+        message} per error, and the process exits with status 1: twistd
+        would print its whole usage first, on standard output.
+        """
+        try:
+            usage.Options.parseOptions(self, options)
+        except ConfigurationError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write("%s\n" % (e,))
+            sys.stderr.flush()
+            raise SystemExit(1)
+
+
+def _startupError(message):
+    sys.stderr.write("iked: %s\n" % (message,))
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 def makeService(options):
     """
-    Load the configuration and build the daemon's service.
+    Build the daemon's service from the configuration L{Options.postOptions}
+    loaded (or load it now, for options parsed without loading it), and
+    check what can be checked before twistd forks: the kernel provider,
+    the UDP ports and the control socket.
 
-    A configuration error is printed (every error, one per line) and ends
-    the process with status 1, without a traceback.  With C{-V}, or C{-n}
+    A configuration or start-up error is printed (every configuration
+    error, one per line; a start-up error as one line) and ends the
+    process with status 1, without a traceback.  With C{-V}, or C{-n}
     (C{twistd iked -n}), it prints what C{iked} prints and exits.
     """
     if options["version"]:
         sys.stderr.write("%s\n" % (versionString(),))
         raise SystemExit(0)
-    try:
-        config = loadConfig(options["config"], options["defines"])
-    except ConfigError as e:
-        sys.stderr.write("%s\n" % (e,))
-        raise SystemExit(1)
+    config = options.get("parsedConfig")
+    if config is None:
+        try:
+            config = loadConfig(options["config"], options["defines"])
+        except ConfigError as e:
+            sys.stderr.write("%s\n" % (e,))
+            raise SystemExit(1)
     if options["configtest"]:
         for warning in config.warnings:
             sys.stderr.write("%s\n" % (warning,))
@@ -170,7 +222,7 @@ def makeService(options):
             sys.stderr.write(renderConfig(config))
         sys.stderr.write("configuration OK\n")
         raise SystemExit(0)
-    from ikedtx.service import KERNEL_PROVIDERS, IkedService
+    from ikedtx.service import KERNEL_PROVIDERS, IkedService, StartupError
 
     if options["kernel"] is None:
         wanted = "decoupled" if config.settings.decouple else "xfrm"
@@ -179,11 +231,16 @@ def makeService(options):
         options["kernel"] = wanted if wanted in KERNEL_PROVIDERS else "decoupled"
         options["kernelWanted"] = wanted
     elif options["kernel"] not in KERNEL_PROVIDERS:
-        sys.stderr.write("iked: the %s kernel provider is not available yet; use --kernel decoupled "
-                         "(or 'set decouple')\n" % (options["kernel"],))
-        raise SystemExit(1)
+        _startupError("the %s kernel provider is not available yet; use --kernel decoupled "
+                      "(or 'set decouple')" % (options["kernel"],))
 
-    return IkedService(config, options)
+    service = IkedService(config, options)
+    if getattr(options, "checkStartup", True):
+        try:
+            service.check()
+        except StartupError as e:
+            _startupError(e)
+    return service
 
 
 def versionString():

@@ -16,6 +16,11 @@ from ikedtx import tap
 
 def parse(*argv):
     options = tap.Options()
+    # These tests are about the options and makeService's own handling of
+    # the file; loading in postOptions and the start-up checks (which bind
+    # ports 500 and 4500 by default) have their own tests.
+    options.loadConfiguration = False
+    options.checkStartup = False
     options.parseOptions(list(argv))
     return options
 
@@ -163,3 +168,69 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.options["kernel"], "decoupled")
         self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         self.assertEqual(tap.makeService(parse("-f", self.path)).options["kernel"], "decoupled")
+
+
+class PostOptionsConfigTests(SynchronousTestCase):
+    """
+    L{tap.Options.postOptions} loads and checks the configuration, so that
+    twistd reports a broken file before it starts anything, and
+    L{tap.makeService} builds the daemon from what it loaded.
+    """
+
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, 0o600)
+
+    def options(self, *argv):
+        options = tap.Options()
+        options.checkStartup = False
+        options.parseOptions(list(argv))
+        return options
+
+    def test_loaded(self):
+        """
+        The parsed L{Config} is in C{options["parsedConfig"]}, and
+        makeService uses it rather than reading the file again.
+        """
+        from ikedtx.config.model import Config
+
+        self.write('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n')
+        options = self.options("-f", self.path, "-D", "x=1")
+        self.assertIsInstance(options["parsedConfig"], Config)
+        self.assertEqual([p.name for p in options["parsedConfig"].policies], ["one"])
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
+        service = tap.makeService(options)
+        self.assertIs(service.config, options["parsedConfig"])
+
+    def test_errors(self):
+        """
+        A broken file is a L{usage.UsageError} (a L{tap.ConfigurationError})
+        whose message is iked's, every error on its own line.
+        """
+        self.write("bogus\n\nikev2 esp from 10.0.0.1 to $peer\n")
+        e = self.assertRaises(tap.ConfigurationError, self.options, "-f", self.path)
+        self.assertIsInstance(e, usage.UsageError)
+        self.assertEqual(str(e).splitlines(), ["%s: 1: syntax error at end of line" % (self.path,),
+                                               "%s: 3: macro 'peer' not defined" % (self.path,),
+                                               "%s: 3: syntax error" % (self.path,)])
+        self.assertEqual(self.options("-f", self.path, "-D", "peer=10.0.0.2", "-V")["parsedConfig"], None)
+
+    def test_underTwistd(self):
+        """
+        As twistd's C{iked} subcommand, the errors go to standard error and
+        the process exits 1 (twistd would print its usage on stdout first).
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        self.write("bogus\n")
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        e = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["-n", "iked", "-f", self.path])
+        self.assertEqual(e.code, 1)
+        self.assertEqual(stderr.getvalue(), "%s: 1: syntax error at end of line\n" % (self.path,))
