@@ -358,6 +358,8 @@ class IkedService(MultiService):
                 if service.running:
                     service.stopService()
             raise
+        for policy in self.config.policies:
+            self._log.debug("policy {name}", name=policy.name)
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
         # What start-up loaded (modules, configuration, certificates) lives
         # as long as the daemon: keep it out of every later collection.

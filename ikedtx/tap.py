@@ -14,6 +14,9 @@ from twisted.python import usage
 import ikedtx
 from ikedtx.config import ConfigError, loadConfig, renderConfig, splitDefine
 
+# How twistd's log observer is made for this process (see logObserver).
+_logSettings = {}
+
 DEFAULT_CONFIG = "/etc/iked.conf"
 DEFAULT_SOCKET = "/var/run/iked.sock"
 DEFAULT_ETC_DIR = "/etc/iked"
@@ -161,12 +164,38 @@ class Options(usage.Options):
             raise usage.UsageError("-f needs a file name")
         if not self["socket"]:
             raise usage.UsageError("-s needs a socket path")
+        self._chooseLogger()
         self["parsedConfig"] = None
         if self.loadConfiguration and not self["version"]:
             try:
                 self["parsedConfig"] = loadConfig(self["config"], self["defines"])
             except ConfigError as e:
                 raise ConfigurationError(str(e))
+
+    def _chooseLogger(self):
+        """
+        Under twistd, log as iked does: to standard error with C{-d}, else
+        where twistd's options say (the C{iked} script says syslog); at
+        info level, or debug with C{-v}.  A C{--logger} given to twistd is
+        left alone.
+        """
+        parent = getattr(self, "parent", None)
+        if parent is None or not isinstance(parent, usage.Options) or parent.get("logger"):
+            return
+        from twisted.logger import LogLevel
+
+        _logSettings.clear()
+        _logSettings["level"] = LogLevel.debug if self["verbose"] else LogLevel.info
+        if self["debug"]:
+            _logSettings["to"] = "stderr"
+        elif parent.get("syslog"):
+            _logSettings["to"] = "syslog"
+            _logSettings["prefix"] = parent.get("prefix") or "iked"
+        else:
+            _logSettings["to"] = "twistd"
+            _logSettings["twistdOptions"] = parent
+        # twistd imports the factory by name once every option is parsed.
+        parent["logger"] = "ikedtx.tap.logObserver"
 
     def parseOptions(self, options=None):
         """
@@ -241,6 +270,45 @@ def makeService(options):
         except StartupError as e:
             _startupError(e)
     return service
+
+
+def levelFiltered(observer, level):
+    """
+    C{observer}, given only the events at C{level} or above.
+    """
+    from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
+
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
+def logObserver():
+    """
+    twistd's C{--logger} for ikedtx, as L{Options} chose it: standard
+    error (C{-d}), syslog (facility daemon, C{iked}'s default) or what
+    twistd's own options say (a file, or stdout with C{-n}); at info level,
+    or debug with C{-v}, so that debug lines never reach syslog without
+    C{-v}.
+    """
+    from twisted.logger import LegacyLogObserverWrapper, LogLevel, textFileLogObserver
+
+    level = _logSettings.get("level", LogLevel.info)
+    to = _logSettings.get("to", "stderr")
+    if to == "syslog":
+        import syslog as _syslog
+
+        from twisted.python.syslog import SyslogObserver
+
+        observer = LegacyLogObserverWrapper(
+            SyslogObserver(_logSettings.get("prefix", "iked"), facility=_syslog.LOG_DAEMON).emit)
+    elif to == "twistd":
+        from twisted.scripts._twistd_unix import UnixAppLogger
+
+        # twistd's own choice (a log file with rotation on SIGUSR1, or
+        # stdout with -n), made the way twistd makes it.
+        observer = UnixAppLogger(_logSettings["twistdOptions"])._getLogObserver()
+    else:
+        observer = textFileLogObserver(sys.stderr)
+    return levelFiltered(observer, level)
 
 
 def versionString():

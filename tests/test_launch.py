@@ -141,3 +141,89 @@ class StartupErrorTests(TestCase):
         """
         self.assertOneError(["iked: the userspace kernel provider is not available yet; use --kernel decoupled "
                              "(or 'set decouple')"], **{"--kernel": "userspace"})
+
+
+class LogLevelTests(TestCase):
+    """
+    C{-d} and C{-v} mean the same in every launch path: with C{-d} the log
+    goes to standard error, else where twistd says (stdout with C{-n}; the
+    C{iked} script says syslog); info level, debug with C{-v}.
+    """
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ikx-log-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.config = os.path.join(self.dir, "iked.conf")
+        with open(self.config, "w") as f:
+            f.write('ikev2 "p" passive esp from 10.0.0.1 to 10.0.0.2\n')
+        os.chmod(self.config, 0o600)
+
+    def runDaemon(self, prefix, *flags):
+        """
+        Start the daemon, wait for its control socket, stop it with
+        SIGTERM; return its standard output and error.
+        """
+        import signal
+        import time
+
+        sock = os.path.join(self.dir, "iked.sock")
+        ike, natt = freePorts(2)
+        argv = [sys.executable, "-c"] + prefix + list(flags) + [
+            "-f", self.config, "-s", sock, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
+            "--etc-dir", self.dir, "--kernel", "decoupled"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(sock) and time.time() < deadline and process.poll() is None:
+                time.sleep(0.05)
+            started = os.path.exists(sock)
+            time.sleep(0.3)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        out, err = out.decode(), err.decode()
+        self.assertTrue(started, "no control socket:\nstdout: %s\nstderr: %s" % (out, err))
+        self.assertNotIn("Traceback", out + err)
+        return out, err
+
+    def assertLevels(self, text, debug):
+        self.assertIn("loaded 1 policies", text)
+        self.assertIn("listening on 127.0.0.1 port", text)
+        if debug:
+            self.assertIn("#debug] policy p", text)
+        else:
+            self.assertNotIn("#debug]", text)
+
+    def test_twistdNodaemon(self):
+        """
+        C{twistd -n iked}: twistd's stdout, info level.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"])
+        self.assertLevels(out, debug=False)
+        self.assertEqual(err, "")
+
+    def test_twistdNodaemonVerbose(self):
+        """
+        C{twistd -n iked -v}: debug too.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"], "-v")
+        self.assertLevels(out, debug=True)
+
+    def test_twistdDebug(self):
+        """
+        C{twistd -n iked -d}: standard error, info level.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"], "-d")
+        self.assertLevels(err, debug=False)
+        self.assertNotIn("loaded 1 policies", out)
+
+    def test_ikedDebug(self):
+        """
+        C{iked -d}: standard error, info level; C{iked -d -v}: debug too.
+        """
+        out, err = self.runDaemon([IKED], "-d")
+        self.assertLevels(err, debug=False)
+        out, err = self.runDaemon([IKED], "-d", "-v")
+        self.assertLevels(err, debug=True)

@@ -234,3 +234,76 @@ class PostOptionsConfigTests(SynchronousTestCase):
         e = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["-n", "iked", "-f", self.path])
         self.assertEqual(e.code, 1)
         self.assertEqual(stderr.getvalue(), "%s: 1: syntax error at end of line\n" % (self.path,))
+
+
+class LoggerTests(SynchronousTestCase):
+    """
+    Under twistd, L{tap.Options} picks the log observer iked would use:
+    syslog (facility daemon) or twistd's choice at info level, debug with
+    -v; standard error with -d.
+    """
+
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        with open(self.path, "w") as f:
+            f.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        os.chmod(self.path, 0o600)
+        self.patch(tap, "_logSettings", {})
+
+    def twistd(self, *argv):
+        from twisted.scripts.twistd import ServerOptions
+
+        options = ServerOptions()
+        options.parseOptions(list(argv[:-1]) + ["iked", "-f", self.path] + argv[-1])
+        return options
+
+    def syslogLines(self, *flags):
+        from twisted.logger import Logger
+        from twisted.python.syslog import SyslogObserver
+
+        opened, lines = [], []
+        self.patch(SyslogObserver, "openlog", staticmethod(lambda prefix, options, facility: opened.append((prefix, facility))))
+        self.patch(SyslogObserver, "syslog", staticmethod(lambda priority, line: lines.append(line)))
+        options = self.twistd("--syslog", "--prefix=iked", list(flags))
+        self.assertIs(options["logger"], tap.logObserver)
+        log = Logger(observer=options["logger"]())
+        log.debug("a debug line")
+        log.info("an info line")
+        return opened, [line.split("] ")[-1] for line in lines]
+
+    def test_syslog(self):
+        """
+        iked without -d logs to syslog, facility daemon, prefix iked, info
+        level: debug lines never reach syslog without -v.
+        """
+        import syslog
+
+        opened, lines = self.syslogLines()
+        self.assertEqual((opened, lines), ([("iked", syslog.LOG_DAEMON)], ["an info line"]))
+        opened, lines = self.syslogLines("-v")
+        self.assertEqual(lines, ["a debug line", "an info line"])
+
+    def test_debugToStderr(self):
+        """
+        -d: standard error, whatever twistd would have chosen.
+        """
+        from twisted.logger import Logger
+
+        options = self.twistd("-n", ["-d"])
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        log = Logger(observer=options["logger"]())
+        log.debug("a debug line")
+        log.info("an info line")
+        self.assertEqual([line.split("] ")[-1] for line in stderr.getvalue().splitlines()], ["an info line"])
+
+    def test_explicitLogger(self):
+        """
+        A --logger given to twistd is left alone.
+        """
+        from ikedtx import cli
+
+        options = self.twistd("-n", "--logger=ikedtx.cli.stderrObserver", [])
+        self.assertIs(options["logger"], cli.stderrObserver)
