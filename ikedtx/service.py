@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from ikedtx.config.hosts import resolvePolicyNames, resolvePolicyNamesLater
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
@@ -40,23 +41,6 @@ def sourceAddressFor(peer, port=500):
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.connect((str(peer), port))
         return s.getsockname()[0]
-
-
-def resolvePolicyNames(config):
-    """
-    Resolve the FQDNs that policies name as peer or local, once, at load
-    time (iked resolves them when it parses the configuration).
-    """
-    resolved = {}
-    for policy in config.policies:
-        for name in (policy.peer, policy.local):
-            if isinstance(name, str) and name not in resolved:
-                try:
-                    infos = socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
-                except OSError:
-                    infos = []
-                resolved[name] = [ip_address(info[4][0]) for info in infos]
-    return resolved
 
 
 def keyLogger(path, log):
@@ -255,6 +239,38 @@ class ControlSocketService(Service):
             return defer.maybeDeferred(listening.stopListening)
 
 
+class ReloadOnHangup(Service):
+    """
+    While running, SIGHUP makes the parent L{IkedService} reload its
+    configuration (as iked does).  The handler only hands the work to the
+    reactor, which reloads between events.
+
+    @ivar previous: the SIGHUP handler to put back when stopped.
+    """
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self.previous = None
+        self.setName("SIGHUP")
+
+    def _hangup(self, signum, frame):
+        self.reactor.callFromThread(self.parent.reloadOnSignal)
+
+    def startService(self):
+        import signal
+
+        self.previous = signal.signal(signal.SIGHUP, self._hangup)
+        Service.startService(self)
+
+    def stopService(self):
+        import signal
+
+        Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+            self.previous = None
+
+
 class IkedService(MultiService):
     """
     One ikedtx daemon.
@@ -289,6 +305,9 @@ class IkedService(MultiService):
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
         if options.get("socket"):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
+        if options.get("sighup", True):
+            ReloadOnHangup(self.reactor).setServiceParent(self)
+        self._reloadLock = defer.DeferredLock()
 
     @property
     def _ports(self):
@@ -373,20 +392,64 @@ class IkedService(MultiService):
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
 
+    def runInThread(self, f, *args):
+        """
+        Run the blocking C{f(*args)} in the reactor's thread pool; a
+        Deferred of its result.
+        """
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+
     def reload(self):
         """
-        ikectl reload: read the configuration file and the iked tree again.
-        A broken file changes nothing (the error is raised to the caller).
+        ikectl reload and SIGHUP: read the configuration file and the iked
+        tree again.  The file is parsed in a thread and the policies' host
+        names resolved through the reactor's resolver, so the daemon goes on
+        answering meanwhile; reloads run one at a time.
+
+        @return: a Deferred that fires once the new configuration is in
+            force, or fails with the L{ConfigError} of a broken file, which
+            changes nothing.
         """
+        return self._reloadLock.run(self._reload)
+
+    def _reload(self):
         from ikedtx.config import loadConfig
 
         path = self.options.get("config")
-        config = loadConfig(path, self.options.get("defines") or ())
-        self.config = config
-        if self.credentials is not None and hasattr(self.credentials, "reload"):
-            self.credentials.reload()
-        self.runner.execute(self.core.reload(config, resolvePolicyNames(config)))
-        self._log.info("reloaded {path}: {n} policies", path=path, n=len(config.policies))
+        d = self.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
+
+        def loaded(config):
+            resolving = resolvePolicyNamesLater(config, self.reactor.nameResolver)
+            return resolving.addCallback(lambda resolved: (config, resolved))
+
+        def apply(result):
+            config, resolved = result
+            self.config = config
+            if self.credentials is not None and hasattr(self.credentials, "reload"):
+                self.credentials.reload()
+            self.runner.execute(self.core.reload(config, resolved))
+            self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
+            return config
+
+        return d.addCallback(loaded).addCallback(apply)
+
+    def reloadOnSignal(self):
+        """
+        SIGHUP: reload; a broken file is logged, line by line, and the
+        daemon goes on with the configuration it has.
+        """
+        if not self.running:
+            return None
+        self._log.info("SIGHUP: reloading {path}", path=self.options.get("config"))
+
+        def failed(reason):
+            for line in str(reason.value).splitlines():
+                self._log.error("{line}", line=line)
+            self._log.error("reload failed: keeping the configuration in force")
+
+        return self.reload().addErrback(failed)
 
     def stopService(self):
         Service.stopService(self)

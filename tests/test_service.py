@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+from ipaddress import ip_address
+from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx.config import parseConfig
 from ikedtx.control.client import connectControl
@@ -115,13 +117,14 @@ class DaemonPairTests(TestCase):
         service = self.startDaemon(parseConfig(open(path).read()), "127.0.0.1", freePorts(2), configPath=path)
         with open(path, "w") as f:
             f.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
-        service.reload()
+        # reload() parses in a thread and resolves through the reactor: a
+        # Deferred.
+        yield service.reload()
         self.assertEqual([p.name for p in service.core.policies.policies], ["two"])
         with open(path, "w") as f:
             f.write("ikev2 bogus\n")
-        self.assertRaises(Exception, service.reload)
+        yield self.assertFailure(service.reload(), Exception)
         self.assertEqual([p.name for p in service.core.policies.policies], ["two"])
-        yield defer.succeed(None)
 
     def test_portsAndStop(self):
         """
@@ -243,24 +246,27 @@ class ChildServiceTests(TestCase):
     def test_children(self):
         """
         One child per address and port, IKE before NAT-T, then the control
-        socket; all run after start and none after stop.
+        socket and the SIGHUP handler; all run after start and none after
+        stop.
         """
-        from ikedtx.service import ControlSocketService, IKEPortService
+        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup
 
         ike, natt = freePorts(2)
         sockPath = self.mktemp() + ".sock"
         service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
                               options("127.0.0.1", ike, natt, sockPath))
         self.assertEqual([s.name for s in service],
-                         ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket"])
-        self.assertEqual([type(s) for s in service], [IKEPortService, IKEPortService, ControlSocketService])
+                         ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket",
+                          "SIGHUP"])
+        self.assertEqual([type(s) for s in service],
+                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup])
         service.startService()
-        self.assertEqual([s.running for s in service], [1, 1, 1])
+        self.assertEqual([s.running for s in service], [1, 1, 1, 1])
         self.assertEqual(sorted(service.runner.ports), sorted([(socket.AF_INET, ike), (socket.AF_INET, natt)]))
         d = service.stopService()
 
         def stopped(_):
-            self.assertEqual([s.running for s in service], [0, 0, 0])
+            self.assertEqual([s.running for s in service], [0, 0, 0, 0])
             self.assertFalse(os.path.exists(sockPath))
 
         return d.addCallback(stopped)
@@ -385,3 +391,81 @@ class ControlSocketTests(TestCase):
             self.assertEqual(str(error), message)
             self.assertNotIn("\n", str(error))
         self.assertTrue(os.path.exists(plain))
+
+
+class InMemoryReloadTests(SynchronousTestCase):
+    """
+    L{IkedService.reload} while the daemon runs: the file is parsed off the
+    reactor thread and the policies' names are resolved through the
+    reactor's resolver; nothing is applied until both are done.
+    """
+
+    def setUp(self):
+        from tests.test_config_hosts import FakeResolver
+
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        self.write('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n')
+        self.resolver = FakeResolver()
+        self.reactor = SimpleNamespace(nameResolver=self.resolver)
+        self.service = IkedService(parseConfig('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n'),
+                                   options("127.0.0.1", 1, 2, config=self.path), reactor=self.reactor)
+        self.inThread, self.reloaded, self.executed = [], [], []
+        self.service.runInThread = lambda f, *args: self.inThread.append(f) or defer.maybeDeferred(f, *args)
+        self.service.core = SimpleNamespace(reload=lambda config, resolved: self.reloaded.append((config, resolved))
+                                            or ["actions"])
+        self.service.runner = SimpleNamespace(execute=self.executed.append)
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, 0o600)
+
+    def test_reload(self):
+        """
+        The new file's policies are in force once its names resolve.
+        """
+        from ikedtx.config import loadConfig
+
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 peer localhost\n')
+        d = self.service.reload()
+        self.assertEqual(self.inThread, [loadConfig])
+        self.assertEqual([asked[0] for asked in self.resolver.asked], ["localhost"])
+        self.assertNoResult(d)
+        self.assertEqual((self.reloaded, [p.name for p in self.service.config.policies]), ([], ["one"]))
+        self.resolver.answer("localhost", "192.0.2.7")
+        config = self.successResultOf(d)
+        self.assertEqual([p.name for p in config.policies], ["two"])
+        self.assertIs(self.service.config, config)
+        self.assertEqual(self.reloaded, [(config, {"localhost": [ip_address("192.0.2.7")]})])
+        self.assertEqual(self.executed, [["actions"]])
+
+    def test_broken(self):
+        """
+        A broken file fails the Deferred with its errors and changes
+        nothing.
+        """
+        from ikedtx.config import ConfigError
+
+        self.write("ikev2 bogus\n")
+        failure = self.failureResultOf(self.service.reload(), ConfigError)
+        self.assertIn("%s: 1: syntax error" % (self.path,), str(failure.value))
+        self.assertEqual((self.reloaded, self.executed, [p.name for p in self.service.config.policies]),
+                         ([], [], ["one"]))
+
+    def test_oneAtATime(self):
+        """
+        A reload asked for while one is resolving waits for it.
+        """
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 peer localhost\n')
+        first = self.service.reload()
+        second = self.service.reload()
+        self.assertEqual(len(self.inThread), 1)
+        self.resolver.answer("localhost", "192.0.2.7")
+        self.successResultOf(first)
+        self.assertEqual(len(self.inThread), 2)
+        self.resolver.answer("localhost", "192.0.2.8")
+        self.successResultOf(second)
+        self.assertEqual([resolved["localhost"] for _, resolved in self.reloaded],
+                         [[ip_address("192.0.2.7")], [ip_address("192.0.2.8")]])
