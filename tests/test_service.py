@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from ipaddress import ip_address
 from types import SimpleNamespace
@@ -469,3 +470,109 @@ class InMemoryReloadTests(SynchronousTestCase):
         self.successResultOf(second)
         self.assertEqual([resolved["localhost"] for _, resolved in self.reloaded],
                          [[ip_address("192.0.2.7")], [ip_address("192.0.2.8")]])
+
+
+class HangupTests(SynchronousTestCase):
+    """
+    SIGHUP reloads the configuration, as it does iked's.
+    """
+
+    def test_handler(self):
+        """
+        While the service runs, SIGHUP hands C{reloadOnSignal} to the
+        reactor; once stopped, the previous handler is back.
+        """
+        from ikedtx.service import ReloadOnHangup
+
+        calls, received = [], []
+        previous = signal.signal(signal.SIGHUP, lambda *a: received.append("previous"))
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        child = ReloadOnHangup(SimpleNamespace(callFromThread=calls.append))
+        child.parent = SimpleNamespace(reloadOnSignal="reload")
+        child.startService()
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual((calls, received), (["reload"], []))
+        child.stopService()
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual((calls, received), (["reload"], ["previous"]))
+
+    def test_brokenFileLogged(self):
+        """
+        A broken file on SIGHUP is logged, each error on its own line, and
+        the configuration in force stays.
+        """
+        from twisted.logger import globalLogPublisher
+
+        tests = InMemoryReloadTests("test_reload")
+        tests.mktemp = self.mktemp
+        tests.setUp()
+        tests.service.running = 1
+        tests.write("ikev2 bogus\n\nbogus\n")
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.successResultOf(tests.service.reloadOnSignal())
+        from twisted.logger import formatEvent
+
+        errors = [formatEvent(e) for e in events if e["log_level"].name == "error"]
+        self.assertEqual(errors, ["%s: 1: syntax error at end of line" % (tests.path,), "%s: 3: syntax error at end of line" % (tests.path,),
+                                  "reload failed: keeping the configuration in force"])
+        self.assertEqual([p.name for p in tests.service.config.policies], ["one"])
+        self.flushLoggedErrors()
+
+
+class HangupDaemonTests(TestCase):
+    def test_sighup(self):
+        """
+        A real daemon (C{twistd -n iked -d}) whose file changed reloads it
+        on SIGHUP; a broken file is reported and the daemon goes on.
+        """
+        directory = tempfile.mkdtemp(prefix="ikx-hup-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        config = os.path.join(directory, "iked.conf")
+        log = os.path.join(directory, "log")
+
+        def write(text):
+            with open(config, "w") as f:
+                f.write(text)
+            os.chmod(config, 0o600)
+
+        def waitFor(text, timeout=30):
+            deadline = time.time() + timeout
+            while time.time() < deadline and process.poll() is None:
+                with open(log) as f:
+                    if text in f.read():
+                        return True
+                time.sleep(0.05)
+            return False
+
+        write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2\n')
+        sock = os.path.join(directory, "s")
+        ike, natt = freePorts(2)
+        with open(log, "w") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+                 "-n", "--pidfile=", "iked", "-d", "-f", config, "--listen", "127.0.0.1", "--ike-port", str(ike),
+                 "--natt-port", str(natt), "-s", sock, "--etc-dir", directory, "--kernel", "decoupled"],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            self.assertTrue(waitFor("loaded 1 policies"), open(log).read())
+            write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2\n'
+                  'ikev2 "two" passive esp from 10.0.0.3 to 10.0.0.4\n')
+            process.send_signal(signal.SIGHUP)
+            self.assertTrue(waitFor("reloaded %s: loaded 2 policies" % (config,)), open(log).read())
+            write("bogus\n")
+            process.send_signal(signal.SIGHUP)
+            self.assertTrue(waitFor("reload failed: keeping the configuration in force"), open(log).read())
+            self.assertIn("%s: 1: syntax error at end of line" % (config,), open(log).read())
+            self.assertIsNone(process.poll())
+            from ikedtx.control import sync
+
+            self.assertEqual(sync.showSA(sock), [])
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        output = open(log).read()
+        self.assertNotIn("Traceback", output)
+        self.assertIn("Server Shut Down.", output)
