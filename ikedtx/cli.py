@@ -6,7 +6,11 @@ C{iked -n [-v]} checks the configuration in this process (no root
 needed) and prints what iked prints, on standard error as iked does: the
 configuration (with C{-v}) and C{configuration OK}, or the errors.  Without
 C{-n}, C{iked} runs the daemon through twistd: in the foreground logging to
-standard error with C{-d}, else daemonized logging to syslog.
+standard error with C{-d}, else daemonized logging to syslog (facility
+daemon); at info level, debug with C{-v} (see L{ikedtx.tap.logObserver}).
+twistd's copy of the options reads the file and checks the ports and the
+control socket before it forks, so start-up errors reach the terminal as
+one line and status 1.
 """
 
 import sys
@@ -69,10 +73,11 @@ def stderrObserver():
     twistd's C{--logger} for C{iked -d}: log to standard error (as iked -d
     does), at info level, or debug with C{-v}.
     """
-    from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, textFileLogObserver
+    from twisted.logger import LogLevel, textFileLogObserver
 
-    level = _stderrLevel or LogLevel.info
-    return FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)])
+    from ikedtx.tap import levelFiltered
+
+    return levelFiltered(textFileLogObserver(sys.stderr), _stderrLevel or LogLevel.info)
 
 
 def _daemon(argv, options, runDaemon):
