@@ -319,10 +319,16 @@ class IkedService(MultiService):
     def check(self):
         """
         Check, before start-up, what can be checked without starting: that
-        the ports can be bound and the control socket's path is usable.
+        the kernel provider can be made, the ports bound and the control
+        socket's path used.
 
         @raise StartupError: one of them cannot.
         """
+        name = self.options.get("kernel") or "decoupled"
+        try:
+            makeKernel(name)
+        except Exception as e:
+            raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
         for service in self:
             check = getattr(service, "check", None)
             if check is not None:

@@ -576,3 +576,23 @@ class HangupDaemonTests(TestCase):
         output = open(log).read()
         self.assertNotIn("Traceback", output)
         self.assertIn("Server Shut Down.", output)
+
+
+class StartupCheckTests(SynchronousTestCase):
+    def test_unusableKernel(self):
+        """
+        A kernel provider that cannot be made (no netlink, no rights) is a
+        one-line L{StartupError} before anything starts.
+        """
+        import errno
+
+        from ikedtx import service as S
+
+        def broken():
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        self.patch(S, "KERNEL_PROVIDERS", dict(S.KERNEL_PROVIDERS, broken=broken))
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", 1, 2, kernel="broken"), reactor=SimpleNamespace())
+        error = self.assertRaises(S.StartupError, service.check)
+        self.assertEqual(str(error), "the broken kernel provider cannot be used: Operation not permitted")
