@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import stat
+import sys
 from ipaddress import ip_address
 
 from twisted.application.service import MultiService, Service
@@ -283,6 +284,13 @@ class IkedService(MultiService):
 
     _log = Logger()
 
+    #: Whether a L{StartupError} in L{startService} ends the process (status
+    #: 1, one line on standard error) rather than raise: twistd would print
+    #: a traceback.  L{ikedtx.tap.makeService} sets it; its own checks
+    #: catch these errors before twistd forks, this covers a port taken in
+    #: between.
+    exitOnStartupError = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -382,6 +390,12 @@ class IkedService(MultiService):
             for service in reversed(list(self)):
                 if service.running:
                     service.stopService()
+            error = sys.exc_info()[1]
+            if isinstance(error, StartupError) and self.exitOnStartupError:
+                self._log.critical("{error}", error=error)
+                sys.stderr.write("iked: %s\n" % (error,))
+                sys.stderr.flush()
+                raise SystemExit(1)
             raise
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)

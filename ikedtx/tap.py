@@ -264,6 +264,7 @@ def makeService(options):
                       "(or 'set decouple')" % (options["kernel"],))
 
     service = IkedService(config, options)
+    service.exitOnStartupError = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()

@@ -9,7 +9,8 @@ import sys
 
 from twisted.application.service import MultiService
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx import tap
 
@@ -307,3 +308,39 @@ class LoggerTests(SynchronousTestCase):
 
         options = self.twistd("-n", "--logger=ikedtx.cli.stderrObserver", [])
         self.assertIs(options["logger"], cli.stderrObserver)
+
+
+class StartupRaceTests(TestCase):
+    def test_portTakenAfterCheck(self):
+        """
+        A port taken between makeService's check and twistd's start of the
+        service still ends the process with one line and status 1, not a
+        traceback; nothing stays bound.
+        """
+        import socket
+
+        from tests.test_service import freePorts
+
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "iked.conf")
+        with open(path, "w") as f:
+            f.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        os.chmod(path, 0o600)
+        ike, natt = freePorts(2)
+        options = tap.Options()
+        options.parseOptions(["-f", path, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
+                              "-s", os.path.join(directory, "s"), "--etc-dir", directory])
+        service = tap.makeService(options)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", natt))
+        self.addCleanup(busy.close)
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(stderr.getvalue(), "iked: cannot bind 127.0.0.1:%d: Address already in use\n" % (natt,))
+        self.assertEqual((service.running, service._ports), (0, []))
+        # The IKE port that had started closes its socket on the reactor's
+        # next turn.
+        return task.deferLater(reactor, 0.01, lambda: None)
