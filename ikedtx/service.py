@@ -6,8 +6,9 @@ together.
 
 L{IkedService} is a L{MultiService}: it builds the core when it starts,
 then starts its children in order - one L{IKEPortService} per address and
-port, then the L{ControlSocketService} - and stops them in reverse order
-after the core has said goodbye to its peers.  A child that cannot start
+port, the L{ControlSocketService}, then L{ReloadOnHangup} (SIGHUP reloads
+the configuration) - and stops them in reverse order after the core has
+said goodbye to its peers.  A child that cannot start
 raises L{StartupError}, whose message is the one line the user sees.
 """
 
@@ -280,6 +281,8 @@ class IkedService(MultiService):
     @ivar core: the L{IKECore} (after start).
     @ivar runner: the L{CoreRunner} (after start).
     @ivar kernel: the L{IKernel} provider.
+    @ivar options: the L{ikedtx.tap.Options} (or a dict with its keys; a
+        false C{"sighup"} leaves SIGHUP alone).
     """
 
     _log = Logger()
@@ -302,14 +305,8 @@ class IkedService(MultiService):
         self.core = None
         self.runner = None
         self.kernel = None
-        settings = self._settings()
-        ports = []
-        if settings.nattMode != NATT_ONLY:
-            ports.append((settings.ikePort, False))
-        if settings.nattMode != NATT_DISABLED:
-            ports.append((settings.nattPort, True))
         for address in self._listenAddresses():
-            for number, natt in ports:
+            for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
         if options.get("socket"):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
@@ -356,6 +353,19 @@ class IkedService(MultiService):
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
+
+    def _portNumbers(self):
+        """
+        The UDP ports to listen on, as C{(number, natt)}: IKE unless -t or
+        -p, NAT-T unless -T (what L{_settings} tells the core).
+        """
+        o = self.options
+        ports = []
+        if not (o.get("natt-only") or o.get("udpencap-port")):
+            ports.append((int(o.get("ike-port") or 500), False))
+        if not o.get("no-natt"):
+            ports.append((int(o.get("udpencap-port") or o.get("natt-port") or 4500), True))
+        return ports
 
     def _listenAddresses(self):
         listen = self.options.get("listen") or []

@@ -1,8 +1,10 @@
 """
 Tests for L{ikedtx.service}: the daemon binds its UDP ports and control
 socket, two daemons negotiate over real loopback sockets in one reactor,
-C{reload} re-reads the file, and C{twistd -n iked -c FILE} runs and stops
-cleanly on SIGTERM.
+C{reload} re-reads the file (in memory, with a fake name resolver, and on
+SIGHUP in a real daemon), C{twistd -n iked -c FILE} runs and stops cleanly
+on SIGTERM; the ports, the control socket and the SIGHUP handler are child
+services, and what cannot start is a one-line L{StartupError}.
 """
 
 import os
@@ -394,11 +396,11 @@ class ControlSocketTests(TestCase):
         self.assertTrue(os.path.exists(plain))
 
 
-class InMemoryReloadTests(SynchronousTestCase):
+class MemoryServiceMixin:
     """
-    L{IkedService.reload} while the daemon runs: the file is parsed off the
-    reactor thread and the policies' names are resolved through the
-    reactor's resolver; nothing is applied until both are done.
+    An L{IkedService} in memory for reload tests: its core and runner
+    record what they are given, its thread runs the call at once, and its
+    reactor's name resolver answers when the test says.
     """
 
     def setUp(self):
@@ -422,6 +424,14 @@ class InMemoryReloadTests(SynchronousTestCase):
         with open(self.path, "w") as f:
             f.write(text)
         os.chmod(self.path, 0o600)
+
+
+class InMemoryReloadTests(MemoryServiceMixin, SynchronousTestCase):
+    """
+    L{IkedService.reload} while the daemon runs: the file is parsed off the
+    reactor thread and the policies' names are resolved through the
+    reactor's resolver; nothing is applied until both are done.
+    """
 
     def test_reload(self):
         """
@@ -496,29 +506,33 @@ class HangupTests(SynchronousTestCase):
         os.kill(os.getpid(), signal.SIGHUP)
         self.assertEqual((calls, received), (["reload"], ["previous"]))
 
+class HangupReloadTests(MemoryServiceMixin, SynchronousTestCase):
     def test_brokenFileLogged(self):
         """
         A broken file on SIGHUP is logged, each error on its own line, and
         the configuration in force stays.
         """
-        from twisted.logger import globalLogPublisher
+        from twisted.logger import formatEvent, globalLogPublisher
 
-        tests = InMemoryReloadTests("test_reload")
-        tests.mktemp = self.mktemp
-        tests.setUp()
-        tests.service.running = 1
-        tests.write("ikev2 bogus\n\nbogus\n")
+        self.service.running = 1
+        self.write("ikev2 bogus\n\nbogus\n")
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        self.successResultOf(tests.service.reloadOnSignal())
-        from twisted.logger import formatEvent
-
+        self.successResultOf(self.service.reloadOnSignal())
         errors = [formatEvent(e) for e in events if e["log_level"].name == "error"]
-        self.assertEqual(errors, ["%s: 1: syntax error at end of line" % (tests.path,), "%s: 3: syntax error at end of line" % (tests.path,),
+        self.assertEqual(errors, ["%s: 1: syntax error at end of line" % (self.path,),
+                                  "%s: 3: syntax error at end of line" % (self.path,),
                                   "reload failed: keeping the configuration in force"])
-        self.assertEqual([p.name for p in tests.service.config.policies], ["one"])
-        self.flushLoggedErrors()
+        self.assertEqual([p.name for p in self.service.config.policies], ["one"])
+
+    def test_notRunning(self):
+        """
+        A SIGHUP that arrives as the daemon stops does nothing.
+        """
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
+        self.assertIsNone(self.service.reloadOnSignal())
+        self.assertEqual(self.inThread, [])
 
 
 class HangupDaemonTests(TestCase):
