@@ -565,7 +565,8 @@ class HangupDaemonTests(TestCase):
         ike, natt = freePorts(2)
         with open(log, "w") as output:
             process = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+                [sys.executable, "-c",
+                 "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
                  "-n", "--pidfile=", "iked", "-d", "-f", config, "--listen", "127.0.0.1", "--ike-port", str(ike),
                  "--natt-port", str(natt), "-s", sock, "--etc-dir", directory, "--kernel", "decoupled"],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)

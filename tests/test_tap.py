@@ -265,7 +265,8 @@ class LoggerTests(SynchronousTestCase):
         from twisted.python.syslog import SyslogObserver
 
         opened, lines = [], []
-        self.patch(SyslogObserver, "openlog", staticmethod(lambda prefix, options, facility: opened.append((prefix, facility))))
+        self.patch(SyslogObserver, "openlog",
+                   staticmethod(lambda prefix, options, facility: opened.append((prefix, facility))))
         self.patch(SyslogObserver, "syslog", staticmethod(lambda priority, line: lines.append(line)))
         options = self.twistd("--syslog", "--prefix=iked", list(flags))
         self.assertIs(options["logger"], tap.logObserver)
