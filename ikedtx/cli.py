@@ -6,7 +6,11 @@ C{iked -n [-v]} checks the configuration in this process (no root
 needed) and prints what iked prints, on standard error as iked does: the
 configuration (with C{-v}) and C{configuration OK}, or the errors.  Without
 C{-n}, C{iked} runs the daemon through twistd: in the foreground logging to
-standard error with C{-d}, else daemonized logging to syslog.
+standard error with C{-d}, else daemonized logging to syslog (facility
+daemon); at info level, debug with C{-v} (see L{ikedtx.tap.logObserver}).
+twistd's copy of the options reads the file and checks the ports and the
+control socket before it forks, so start-up errors reach the terminal as
+one line and status 1.
 """
 
 import sys
@@ -28,6 +32,10 @@ def runIked(argv, stdout=None, stderr=None, runDaemon=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     options = Options()
+    # The file is read by _configtest here, or by twistd's own copy of the
+    # options (whose errors it prints as iked does, status 1).
+    options.loadConfiguration = False
+    options.checkStartup = False
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
@@ -65,10 +73,11 @@ def stderrObserver():
     twistd's C{--logger} for C{iked -d}: log to standard error (as iked -d
     does), at info level, or debug with C{-v}.
     """
-    from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, textFileLogObserver
+    from twisted.logger import LogLevel, textFileLogObserver
 
-    level = _stderrLevel or LogLevel.info
-    return FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)])
+    from ikedtx.tap import levelFiltered
+
+    return levelFiltered(textFileLogObserver(sys.stderr), _stderrLevel or LogLevel.info)
 
 
 def _daemon(argv, options, runDaemon):

@@ -3,22 +3,34 @@
 The daemon as a Twisted service: the UDP ports, the control socket, the
 configuration, the kernel provider and the core, started and stopped
 together.
+
+L{IkedService} is a L{MultiService}: it builds the core when it starts,
+then starts its children in order - one L{IKEPortService} per address and
+port, the L{ControlSocketService}, then L{ReloadOnHangup} (SIGHUP reloads
+the configuration) - and stops them in reverse order after the core has
+said goodbye to its peers.  A child that cannot start
+raises L{StartupError}, whose message is the one line the user sees.
 """
 
+import errno
 import gc
 import json
 import os
 import socket
+import stat
+import sys
 from ipaddress import ip_address
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from ikedtx.config.hosts import resolvePolicyNames, resolvePolicyNamesLater
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
-from ikedtx.net.udp import listenUDPWithPacketInfo
+from ikedtx.net.udp import checkUDPPort, listenUDPWithPacketInfo
 from ikedtx.wire.constants import EncrId, IntegId, nameOf
 
 
@@ -31,23 +43,6 @@ def sourceAddressFor(peer, port=500):
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.connect((str(peer), port))
         return s.getsockname()[0]
-
-
-def resolvePolicyNames(config):
-    """
-    Resolve the FQDNs that policies name as peer or local, once, at load
-    time (iked resolves them when it parses the configuration).
-    """
-    resolved = {}
-    for policy in config.policies:
-        for name in (policy.peer, policy.local):
-            if isinstance(name, str) and name not in resolved:
-                try:
-                    infos = socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
-                except OSError:
-                    infos = []
-                resolved[name] = [ip_address(info[4][0]) for info in infos]
-    return resolved
 
 
 def keyLogger(path, log):
@@ -93,6 +88,191 @@ def makeKernel(name):
     return KERNEL_PROVIDERS[name]()
 
 
+class StartupError(Exception):
+    """
+    The daemon cannot start; the message is one line for the user
+    (C{cannot bind 127.0.0.1:500: Address already in use}).
+    """
+
+
+def _cannotBind(address, port, error):
+    reason = getattr(error, "socketError", error)
+    reason = getattr(reason, "strerror", None) or str(reason)
+    return StartupError("cannot bind %s:%d: %s" % (address, port, reason))
+
+
+class IKEPortService(Service):
+    """
+    One UDP port, IKE or NAT-T, on one local address, feeding the parent
+    L{IkedService}'s runner.
+
+    @ivar address: the local address (C{"0.0.0.0"}, C{"::"} or one address).
+    @ivar portNumber: the UDP port number.
+    @ivar natt: whether this is the NAT-T port (non-ESP marker, ESP in UDP).
+    @ivar port: the listening L{PacketInfoPort} while running, else L{None}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, address, portNumber, natt, reactor):
+        self.address = address
+        self.portNumber = portNumber
+        self.natt = natt
+        self.reactor = reactor
+        self.port = None
+        self.setName("%s port %s:%d" % ("NAT-T" if natt else "IKE", address, portNumber))
+
+    def check(self):
+        """
+        Before start-up (before twistd forks): fail now with
+        L{StartupError} if the port cannot be bound.
+        """
+        try:
+            checkUDPPort(self.reactor, self.portNumber, self.address)
+        except CannotListenError as e:
+            raise _cannotBind(self.address, self.portNumber, e)
+
+    def startService(self):
+        runner = self.parent.runner
+        try:
+            self.port = listenUDPWithPacketInfo(self.reactor, self.portNumber, IKEDatagramProtocol(runner, self.natt),
+                                                self.address)
+        except CannotListenError as e:
+            raise _cannotBind(self.address, self.portNumber, e)
+        Service.startService(self)
+        runner.addPort(self.port, self.natt)
+        self._log.info("listening on {address} port {port}{natt}", address=self.address, port=self.port.getHost().port,
+                       natt=" (NAT-T)" if self.natt else "")
+
+    def stopService(self):
+        Service.stopService(self)
+        port, self.port = self.port, None
+        if port is not None:
+            return defer.maybeDeferred(port.stopListening)
+
+
+# The longest path a sockaddr_un holds (108 bytes with the final NUL).
+_MAX_UNIX_PATH = 107
+
+
+def prepareSocketPath(path):
+    """
+    Make C{path} ready for a control socket to be bound there: a stale
+    socket (nobody accepts on it) is removed; a live one, a path that is
+    not a socket, a missing directory or a path too long for a socket is a
+    L{StartupError}.  A live socket is never removed.
+    """
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+        raise StartupError("control socket %s: path too long (at most %d bytes)" % (path, _MAX_UNIX_PATH))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StartupError("control socket %s: no directory %s" % (path, directory))
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StartupError("control socket %s: %s" % (path, e.strerror))
+    if not stat.S_ISSOCK(mode):
+        raise StartupError("control socket %s: exists and is not a socket" % (path,))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        # Nobody accepts there: what a daemon that died left behind.
+        os.unlink(path)
+        return
+    except OSError as e:
+        if e.errno == errno.EAGAIN:
+            # Its backlog is full: somebody is listening.
+            raise StartupError("control socket %s is in use by another iked" % (path,))
+        raise StartupError("control socket %s: %s" % (path, e.strerror or e))
+    finally:
+        probe.close()
+    raise StartupError("control socket %s is in use by another iked" % (path,))
+
+
+class ControlSocketService(Service):
+    """
+    The AMP control socket (C{/var/run/iked.sock}, C{-s}), mode 0600, for
+    the parent L{IkedService}.
+
+    @ivar path: the socket's path.
+    @ivar listening: the listening port while running, else L{None}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, path, reactor):
+        self.path = path
+        self.reactor = reactor
+        self.listening = None
+        self.setName("control socket")
+
+    def check(self):
+        """
+        Before start-up: fail now with L{StartupError} if the socket cannot
+        be bound at L{path} (a stale socket is removed).
+        """
+        prepareSocketPath(self.path)
+
+    def startService(self):
+        from ikedtx.control.server import ControlFactory
+
+        prepareSocketPath(self.path)
+        # Bind with a umask that leaves nobody else a moment to connect
+        # before listenUNIX's chmod.
+        umask = os.umask(0o177)
+        try:
+            self.listening = self.reactor.listenUNIX(self.path, ControlFactory(self.parent), mode=0o600)
+        except CannotListenError as e:
+            raise StartupError("control socket %s: %s" % (self.path, getattr(e.socketError, "strerror", None)
+                                                          or e.socketError))
+        finally:
+            os.umask(umask)
+        Service.startService(self)
+        self._log.info("control socket {path}", path=self.path)
+
+    def stopService(self):
+        Service.stopService(self)
+        listening, self.listening = self.listening, None
+        if listening is not None:
+            return defer.maybeDeferred(listening.stopListening)
+
+
+class ReloadOnHangup(Service):
+    """
+    While running, SIGHUP makes the parent L{IkedService} reload its
+    configuration (as iked does).  The handler only hands the work to the
+    reactor, which reloads between events.
+
+    @ivar previous: the SIGHUP handler to put back when stopped.
+    """
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self.previous = None
+        self.setName("SIGHUP")
+
+    def _hangup(self, signum, frame):
+        self.reactor.callFromThread(self.parent.reloadOnSignal)
+
+    def startService(self):
+        import signal
+
+        self.previous = signal.signal(signal.SIGHUP, self._hangup)
+        Service.startService(self)
+
+    def stopService(self):
+        import signal
+
+        Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+            self.previous = None
+
+
 class IkedService(MultiService):
     """
     One ikedtx daemon.
@@ -101,9 +281,18 @@ class IkedService(MultiService):
     @ivar core: the L{IKECore} (after start).
     @ivar runner: the L{CoreRunner} (after start).
     @ivar kernel: the L{IKernel} provider.
+    @ivar options: the L{ikedtx.tap.Options} (or a dict with its keys; a
+        false C{"sighup"} leaves SIGHUP alone).
     """
 
     _log = Logger()
+
+    #: Whether a L{StartupError} in L{startService} ends the process (status
+    #: 1, one line on standard error) rather than raise: twistd would print
+    #: a traceback.  L{ikedtx.tap.makeService} sets it; its own checks
+    #: catch these errors before twistd forks, this covers a port taken in
+    #: between.
+    exitOnStartupError = False
 
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
@@ -116,8 +305,39 @@ class IkedService(MultiService):
         self.core = None
         self.runner = None
         self.kernel = None
-        self._ports = []
-        self._control = None
+        for address in self._listenAddresses():
+            for number, natt in self._portNumbers():
+                IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
+        if options.get("socket"):
+            ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
+        if options.get("sighup", True):
+            ReloadOnHangup(self.reactor).setServiceParent(self)
+        self._reloadLock = defer.DeferredLock()
+
+    @property
+    def _ports(self):
+        """
+        The UDP ports listening now.
+        """
+        return [s.port for s in self if isinstance(s, IKEPortService) and s.port is not None]
+
+    def check(self):
+        """
+        Check, before start-up, what can be checked without starting: that
+        the kernel provider can be made, the ports bound and the control
+        socket's path used.
+
+        @raise StartupError: one of them cannot.
+        """
+        name = self.options.get("kernel") or "decoupled"
+        try:
+            makeKernel(name)
+        except Exception as e:
+            raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+        for service in self:
+            check = getattr(service, "check", None)
+            if check is not None:
+                check()
 
     def _settings(self):
         o = self.options
@@ -133,6 +353,19 @@ class IkedService(MultiService):
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
+
+    def _portNumbers(self):
+        """
+        The UDP ports to listen on, as C{(number, natt)}: IKE unless -t or
+        -p, NAT-T unless -T (what L{_settings} tells the core).
+        """
+        o = self.options
+        ports = []
+        if not (o.get("natt-only") or o.get("udpencap-port")):
+            ports.append((int(o.get("ike-port") or 500), False))
+        if not o.get("no-natt"):
+            ports.append((int(o.get("udpencap-port") or o.get("natt-port") or 4500), True))
+        return ports
 
     def _listenAddresses(self):
         listen = self.options.get("listen") or []
@@ -157,21 +390,26 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
-        ports = []
-        if settings.nattMode != NATT_ONLY:
-            ports.append((settings.ikePort, False))
-        if settings.nattMode != NATT_DISABLED:
-            ports.append((settings.nattPort, True))
-        for address in self._listenAddresses():
-            for number, natt in ports:
-                port = listenUDPWithPacketInfo(self.reactor, number, IKEDatagramProtocol(self.runner, natt), address)
-                self.runner.addPort(port, natt)
-                self._ports.append(port)
-                self._log.info("listening on {address} port {port}{natt}", address=address, port=port.getHost().port,
-                               natt=" (NAT-T)" if natt else "")
-        self._startControl()
+        try:
+            MultiService.startService(self)
+        except BaseException:
+            # What did start stops again, so that a failed start leaves no
+            # port or socket behind.
+            self.running = 0
+            self.runner.stop()
+            for service in reversed(list(self)):
+                if service.running:
+                    service.stopService()
+            error = sys.exc_info()[1]
+            if isinstance(error, StartupError) and self.exitOnStartupError:
+                self._log.critical("{error}", error=error)
+                sys.stderr.write("iked: %s\n" % (error,))
+                sys.stderr.flush()
+                raise SystemExit(1)
+            raise
+        for policy in self.config.policies:
+            self._log.debug("policy {name}", name=policy.name)
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
-        MultiService.startService(self)
         # What start-up loaded (modules, configuration, certificates) lives
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
@@ -181,45 +419,75 @@ class IkedService(MultiService):
         if self.running:
             self.runner.execute(self.core.startup())
 
-    def _startControl(self):
-        path = self.options.get("socket")
-        if not path:
-            return
-        from ikedtx.control.server import ControlFactory
-
-        if os.path.exists(path):
-            os.unlink(path)
-        self._control = self.reactor.listenUNIX(path, ControlFactory(self), mode=0o600)
-        self._log.info("control socket {path}", path=path)
-
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
 
+    def runInThread(self, f, *args):
+        """
+        Run the blocking C{f(*args)} in the reactor's thread pool; a
+        Deferred of its result.
+        """
+        from twisted.internet.threads import deferToThreadPool
+
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+
     def reload(self):
         """
-        ikectl reload: read the configuration file and the iked tree again.
-        A broken file changes nothing (the error is raised to the caller).
+        ikectl reload and SIGHUP: read the configuration file and the iked
+        tree again.  The file is parsed in a thread and the policies' host
+        names resolved through the reactor's resolver, so the daemon goes on
+        answering meanwhile; reloads run one at a time.
+
+        @return: a Deferred that fires once the new configuration is in
+            force, or fails with the L{ConfigError} of a broken file, which
+            changes nothing.
         """
+        return self._reloadLock.run(self._reload)
+
+    def _reload(self):
         from ikedtx.config import loadConfig
 
         path = self.options.get("config")
-        config = loadConfig(path, self.options.get("defines") or ())
-        self.config = config
-        if self.credentials is not None and hasattr(self.credentials, "reload"):
-            self.credentials.reload()
-        self.runner.execute(self.core.reload(config, resolvePolicyNames(config)))
-        self._log.info("reloaded {path}: {n} policies", path=path, n=len(config.policies))
+        d = self.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
+
+        def loaded(config):
+            resolving = resolvePolicyNamesLater(config, self.reactor.nameResolver)
+            return resolving.addCallback(lambda resolved: (config, resolved))
+
+        def apply(result):
+            config, resolved = result
+            self.config = config
+            if self.credentials is not None and hasattr(self.credentials, "reload"):
+                self.credentials.reload()
+            self.runner.execute(self.core.reload(config, resolved))
+            self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
+            return config
+
+        return d.addCallback(loaded).addCallback(apply)
+
+    def reloadOnSignal(self):
+        """
+        SIGHUP: reload; a broken file is logged, line by line, and the
+        daemon goes on with the configuration it has.
+        """
+        if not self.running:
+            return None
+        self._log.info("SIGHUP: reloading {path}", path=self.options.get("config"))
+
+        def failed(reason):
+            for line in str(reason.value).splitlines():
+                self._log.error("{line}", line=line)
+            self._log.error("reload failed: keeping the configuration in force")
+
+        return self.reload().addErrback(failed)
 
     def stopService(self):
-        MultiService.stopService(self)
+        Service.stopService(self)
+        # The core says goodbye to its peers while the ports are still open.
         if self.runner is not None:
             self.runner.execute(self.core.shutdown())
             self.runner.stop()
-        ds = [defer.maybeDeferred(p.stopListening) for p in self._ports]
-        self._ports = []
-        if self._control is not None:
-            ds.append(defer.maybeDeferred(self._control.stopListening))
-            self._control = None
+        ds = [MultiService.stopService(self)]
         if self.kernel is not None and self.kernel.name != "decoupled":
             ds.append(self.kernel.flush())
         return defer.gatherResults(ds, consumeErrors=True)

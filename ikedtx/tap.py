@@ -14,6 +14,9 @@ from twisted.python import usage
 import ikedtx
 from ikedtx.config import ConfigError, loadConfig, renderConfig, splitDefine
 
+# How twistd's log observer is made for this process (see logObserver).
+_logSettings = {}
+
 DEFAULT_CONFIG = "/etc/iked.conf"
 DEFAULT_SOCKET = "/var/run/iked.sock"
 DEFAULT_ETC_DIR = "/etc/iked"
@@ -28,6 +31,13 @@ def _port(value, what):
     if not 1 <= port <= 65535:
         raise usage.UsageError("%s is out of range 1-65535: %s" % (what, value))
     return port
+
+
+class ConfigurationError(usage.UsageError):
+    """
+    The configuration file cannot be used: the message is iked's, one
+    C{FILE: LINE: message} line per error.
+    """
 
 
 class Options(usage.Options):
@@ -69,6 +79,15 @@ class Options(usage.Options):
             "'set decouple', else xfrm).",
         ],
     ]
+
+    #: Whether L{postOptions} loads the configuration file (into
+    #: C{options["parsedConfig"]}); off for callers that only want the
+    #: options checked (C{iked} before it hands over to twistd).
+    loadConfiguration = True
+
+    #: Whether L{makeService} checks, before twistd forks, that the ports
+    #: can be bound and the control socket path used.
+    checkStartup = True
 
     def __init__(self):
         usage.Options.__init__(self)
@@ -145,24 +164,86 @@ class Options(usage.Options):
             raise usage.UsageError("-f needs a file name")
         if not self["socket"]:
             raise usage.UsageError("-s needs a socket path")
+        self._chooseLogger()
+        self["parsedConfig"] = None
+        if self.loadConfiguration and not self["version"]:
+            try:
+                self["parsedConfig"] = loadConfig(self["config"], self["defines"])
+            except ConfigError as e:
+                raise ConfigurationError(str(e))
+
+    def _chooseLogger(self):
+        """
+        Under twistd, log as iked does: to standard error with C{-d}, else
+        where twistd's options say (the C{iked} script says syslog); at
+        info level, or debug with C{-v}.  A C{--logger} given to twistd is
+        left alone.
+        """
+        parent = getattr(self, "parent", None)
+        if parent is None or not isinstance(parent, usage.Options) or parent.get("logger"):
+            return
+        from twisted.logger import LogLevel
+
+        _logSettings.clear()
+        _logSettings["level"] = LogLevel.debug if self["verbose"] else LogLevel.info
+        if self["debug"]:
+            _logSettings["to"] = "stderr"
+        elif parent.get("syslog"):
+            _logSettings["to"] = "syslog"
+            _logSettings["prefix"] = parent.get("prefix") or "iked"
+        else:
+            _logSettings["to"] = "twistd"
+            _logSettings["twistdOptions"] = parent
+        # twistd imports the factory by name once every option is parsed.
+        parent["logger"] = "ikedtx.tap.logObserver"
+
+    def parseOptions(self, options=None):
+        """
+        Parse and check the options and load the configuration.
+
+        Under twistd (as its C{iked} subcommand), a broken configuration
+        is printed on standard error as iked prints it, one C{FILE: LINE:
+        message} per error, and the process exits with status 1: twistd
+        would print its whole usage first, on standard output.
+        """
+        try:
+            usage.Options.parseOptions(self, options)
+        except ConfigurationError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write("%s\n" % (e,))
+            sys.stderr.flush()
+            raise SystemExit(1)
+
+
+def _startupError(message):
+    sys.stderr.write("iked: %s\n" % (message,))
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 def makeService(options):
     """
-    Load the configuration and build the daemon's service.
+    Build the daemon's service from the configuration L{Options.postOptions}
+    loaded (or load it now, for options parsed without loading it), and
+    check what can be checked before twistd forks: the kernel provider,
+    the UDP ports and the control socket.
 
-    A configuration error is printed (every error, one per line) and ends
-    the process with status 1, without a traceback.  With C{-V}, or C{-n}
+    A configuration or start-up error is printed (every configuration
+    error, one per line; a start-up error as one line) and ends the
+    process with status 1, without a traceback.  With C{-V}, or C{-n}
     (C{twistd iked -n}), it prints what C{iked} prints and exits.
     """
     if options["version"]:
         sys.stderr.write("%s\n" % (versionString(),))
         raise SystemExit(0)
-    try:
-        config = loadConfig(options["config"], options["defines"])
-    except ConfigError as e:
-        sys.stderr.write("%s\n" % (e,))
-        raise SystemExit(1)
+    config = options.get("parsedConfig")
+    if config is None:
+        try:
+            config = loadConfig(options["config"], options["defines"])
+        except ConfigError as e:
+            sys.stderr.write("%s\n" % (e,))
+            raise SystemExit(1)
     if options["configtest"]:
         for warning in config.warnings:
             sys.stderr.write("%s\n" % (warning,))
@@ -170,7 +251,7 @@ def makeService(options):
             sys.stderr.write(renderConfig(config))
         sys.stderr.write("configuration OK\n")
         raise SystemExit(0)
-    from ikedtx.service import KERNEL_PROVIDERS, IkedService
+    from ikedtx.service import KERNEL_PROVIDERS, IkedService, StartupError
 
     if options["kernel"] is None:
         wanted = "decoupled" if config.settings.decouple else "xfrm"
@@ -179,11 +260,56 @@ def makeService(options):
         options["kernel"] = wanted if wanted in KERNEL_PROVIDERS else "decoupled"
         options["kernelWanted"] = wanted
     elif options["kernel"] not in KERNEL_PROVIDERS:
-        sys.stderr.write("iked: the %s kernel provider is not available yet; use --kernel decoupled "
-                         "(or 'set decouple')\n" % (options["kernel"],))
-        raise SystemExit(1)
+        _startupError("the %s kernel provider is not available yet; use --kernel decoupled "
+                      "(or 'set decouple')" % (options["kernel"],))
 
-    return IkedService(config, options)
+    service = IkedService(config, options)
+    service.exitOnStartupError = True
+    if getattr(options, "checkStartup", True):
+        try:
+            service.check()
+        except StartupError as e:
+            _startupError(e)
+    return service
+
+
+def levelFiltered(observer, level):
+    """
+    C{observer}, given only the events at C{level} or above.
+    """
+    from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
+
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
+def logObserver():
+    """
+    twistd's C{--logger} for ikedtx, as L{Options} chose it: standard
+    error (C{-d}), syslog (facility daemon, C{iked}'s default) or what
+    twistd's own options say (a file, or stdout with C{-n}); at info level,
+    or debug with C{-v}, so that debug lines never reach syslog without
+    C{-v}.
+    """
+    from twisted.logger import LegacyLogObserverWrapper, LogLevel, textFileLogObserver
+
+    level = _logSettings.get("level", LogLevel.info)
+    to = _logSettings.get("to", "stderr")
+    if to == "syslog":
+        import syslog as _syslog
+
+        from twisted.python.syslog import SyslogObserver
+
+        observer = LegacyLogObserverWrapper(
+            SyslogObserver(_logSettings.get("prefix", "iked"), facility=_syslog.LOG_DAEMON).emit)
+    elif to == "twistd":
+        from twisted.scripts._twistd_unix import UnixAppLogger
+
+        # twistd's own choice (a log file with rotation on SIGUSR1, or
+        # stdout with -n), made the way twistd makes it.
+        observer = UnixAppLogger(_logSettings["twistdOptions"])._getLogObserver()
+    else:
+        observer = textFileLogObserver(sys.stderr)
+    return levelFiltered(observer, level)
 
 
 def versionString():

@@ -7,9 +7,9 @@ import os
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.control import sync
+from ikedtx.control import commands, sync
 from ikedtx.control.client import connectControl
 from ikedtx.control.server import ControlFactory
 from ikedtx.core.sa import IKESA, IKEState
@@ -68,3 +68,43 @@ class ControlSocketTests(TestCase):
         from ikedtx.control.commands import ShowSA
 
         self.assertRaises(sync.ControlError, sync.callRemote, "/nonexistent/ikedtx.sock", ShowSA)
+
+
+class PagingTests(SynchronousTestCase):
+    """
+    L{commands.showSAPages}: the one paging loop both clients drive.
+    """
+
+    def drive(self, answers, pageSize=2):
+        pages = commands.showSAPages(pageSize)
+        requests = [next(pages)]
+        for answer in answers:
+            try:
+                requests.append(pages.send(answer))
+            except StopIteration as done:
+                return requests, done.value
+        self.fail("the pages did not end: %r" % (requests,))
+
+    def test_pages(self):
+        """
+        Each request starts where the last page ended; the loop ends when
+        C{total} SAs have come.
+        """
+        requests, sas = self.drive([{"sas": [1, 2], "total": 5}, {"sas": [3, 4], "total": 5},
+                                    {"sas": [5], "total": 5}])
+        self.assertEqual(requests, [{"offset": 0, "limit": 2}, {"offset": 2, "limit": 2}, {"offset": 4, "limit": 2}])
+        self.assertEqual(sas, [1, 2, 3, 4, 5])
+
+    def test_shrinking(self):
+        """
+        SAs deleted while paging: an empty page ends the loop with what
+        came.
+        """
+        requests, sas = self.drive([{"sas": [1, 2], "total": 5}, {"sas": [], "total": 1}])
+        self.assertEqual((len(requests), sas), (2, [1, 2]))
+
+    def test_defaultPage(self):
+        """
+        By default a page is L{commands.SHOW_SA_PAGE} SAs.
+        """
+        self.assertEqual(next(commands.showSAPages()), {"offset": 0, "limit": commands.SHOW_SA_PAGE})

@@ -1,8 +1,10 @@
 """
 Tests for L{ikedtx.service}: the daemon binds its UDP ports and control
 socket, two daemons negotiate over real loopback sockets in one reactor,
-C{reload} re-reads the file, and C{twistd -n iked -c FILE} runs and stops
-cleanly on SIGTERM.
+C{reload} re-reads the file (in memory, with a fake name resolver, and on
+SIGHUP in a real daemon), C{twistd -n iked -c FILE} runs and stops cleanly
+on SIGTERM; the ports, the control socket and the SIGHUP handler are child
+services, and what cannot start is a one-line L{StartupError}.
 """
 
 import os
@@ -11,10 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from ipaddress import ip_address
+from types import SimpleNamespace
 
-from twisted.internet import defer
-from twisted.trial.unittest import TestCase
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx.config import parseConfig
 from ikedtx.control.client import connectControl
@@ -115,13 +120,14 @@ class DaemonPairTests(TestCase):
         service = self.startDaemon(parseConfig(open(path).read()), "127.0.0.1", freePorts(2), configPath=path)
         with open(path, "w") as f:
             f.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
-        service.reload()
+        # reload() parses in a thread and resolves through the reactor: a
+        # Deferred.
+        yield service.reload()
         self.assertEqual([p.name for p in service.core.policies.policies], ["two"])
         with open(path, "w") as f:
             f.write("ikev2 bogus\n")
-        self.assertRaises(Exception, service.reload)
+        yield self.assertFailure(service.reload(), Exception)
         self.assertEqual([p.name for p in service.core.policies.policies], ["two"])
-        yield defer.succeed(None)
 
     def test_portsAndStop(self):
         """
@@ -231,3 +237,377 @@ class TwistdTests(TestCase):
         self.assertIn("Server Shut Down.", output)
         self.assertNotIn("Traceback", output)
         self.assertFalse(os.path.exists(sock))
+
+
+class ChildServiceTests(TestCase):
+    """
+    The UDP ports and the control socket are child services of
+    L{IkedService}, started in order after the core and stopped in
+    reverse order.
+    """
+
+    def test_children(self):
+        """
+        One child per address and port, IKE before NAT-T, then the control
+        socket and the SIGHUP handler; all run after start and none after
+        stop.
+        """
+        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup
+
+        ike, natt = freePorts(2)
+        sockPath = self.mktemp() + ".sock"
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", ike, natt, sockPath))
+        self.assertEqual([s.name for s in service],
+                         ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket",
+                          "SIGHUP"])
+        self.assertEqual([type(s) for s in service],
+                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup])
+        service.startService()
+        self.assertEqual([s.running for s in service], [1, 1, 1, 1])
+        self.assertEqual(sorted(service.runner.ports), sorted([(socket.AF_INET, ike), (socket.AF_INET, natt)]))
+        d = service.stopService()
+
+        def stopped(_):
+            self.assertEqual([s.running for s in service], [0, 0, 0, 0])
+            self.assertFalse(os.path.exists(sockPath))
+
+        return d.addCallback(stopped)
+
+    def test_busyPortStopsStart(self):
+        """
+        A port another socket holds fails the start with a one-line
+        L{StartupError}; what had started is stopped again.
+        """
+        from ikedtx.service import StartupError
+
+        ike, natt = freePorts(2)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", natt))
+        self.addCleanup(busy.close)
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'), options("127.0.0.1", ike, natt))
+        self.assertEqual(str(self.assertRaises(StartupError, service.check)),
+                         "cannot bind 127.0.0.1:%d: Address already in use" % (natt,))
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertEqual(str(error), "cannot bind 127.0.0.1:%d: Address already in use" % (natt,))
+        self.assertFalse(service.running)
+        self.assertEqual(service._ports, [])
+
+        def released():
+            # A UDP port closes its socket on the reactor's next turn.
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", ike))
+            probe.close()
+
+        return task.deferLater(reactor, 0.01, released)
+
+
+class ControlSocketTests(TestCase):
+    """
+    The control socket: mode 0600; a live daemon's socket is never taken
+    over; a stale one is replaced; a bad path is a one-line error.
+    """
+
+    def directory(self):
+        # Short enough for a sockaddr_un wherever trial runs.
+        path = os.path.join("/tmp", "ikx-sock-%d-%d" % (os.getpid(), id(self)))
+        os.makedirs(path)
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def service(self, path):
+        from ikedtx.service import ControlSocketService
+
+        parent = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                             options("127.0.0.1", 1, 2, None, **{"no-natt": True}))
+        child = ControlSocketService(path, reactor)
+        child.parent = parent
+        return child
+
+    def test_mode(self):
+        """
+        The socket is created mode 0600: only root (its owner) may drive
+        the daemon.
+        """
+        import stat
+
+        path = os.path.join(self.directory(), "iked.sock")
+        child = self.service(path)
+        child.startService()
+        self.addCleanup(child.stopService)
+        self.assertTrue(stat.S_ISSOCK(os.stat(path).st_mode))
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_liveSocketInUse(self):
+        """
+        A socket some process accepts on is another iked's: start-up fails
+        and the socket file stays.
+        """
+        from ikedtx.service import StartupError
+
+        path = os.path.join(self.directory(), "iked.sock")
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        live.bind(path)
+        live.listen(5)
+        self.addCleanup(live.close)
+        child = self.service(path)
+        for attempt in (child.check, child.startService):
+            error = self.assertRaises(StartupError, attempt)
+            self.assertEqual(str(error), "control socket %s is in use by another iked" % (path,))
+            self.assertTrue(os.path.exists(path))
+        self.assertFalse(child.running)
+
+    def test_staleSocketReplaced(self):
+        """
+        A socket file nobody accepts on (a daemon died) is removed and
+        bound again.
+        """
+        path = os.path.join(self.directory(), "iked.sock")
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dead.bind(path)
+        dead.close()
+        child = self.service(path)
+        child.startService()
+        self.addCleanup(child.stopService)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(probe.close)
+        probe.connect(path)
+
+    def test_badPaths(self):
+        """
+        A missing directory, a path too long for a socket and a file that
+        is not a socket are each one line, and nothing is removed.
+        """
+        from ikedtx.service import StartupError
+
+        directory = self.directory()
+        plain = os.path.join(directory, "file")
+        open(plain, "w").close()
+        long = os.path.join(directory, "x" * 120)
+        for path, message in [
+            (os.path.join(directory, "missing", "iked.sock"),
+             "control socket %s/missing/iked.sock: no directory %s/missing" % (directory, directory)),
+            (long, "control socket %s: path too long (at most 107 bytes)" % (long,)),
+            (plain, "control socket %s: exists and is not a socket" % (plain,)),
+        ]:
+            error = self.assertRaises(StartupError, self.service(path).startService)
+            self.assertEqual(str(error), message)
+            self.assertNotIn("\n", str(error))
+        self.assertTrue(os.path.exists(plain))
+
+
+class MemoryServiceMixin:
+    """
+    An L{IkedService} in memory for reload tests: its core and runner
+    record what they are given, its thread runs the call at once, and its
+    reactor's name resolver answers when the test says.
+    """
+
+    def setUp(self):
+        from tests.test_config_hosts import FakeResolver
+
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        self.write('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n')
+        self.resolver = FakeResolver()
+        self.reactor = SimpleNamespace(nameResolver=self.resolver)
+        self.service = IkedService(parseConfig('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n'),
+                                   options("127.0.0.1", 1, 2, config=self.path), reactor=self.reactor)
+        self.inThread, self.reloaded, self.executed = [], [], []
+        self.service.runInThread = lambda f, *args: self.inThread.append(f) or defer.maybeDeferred(f, *args)
+        self.service.core = SimpleNamespace(reload=lambda config, resolved: self.reloaded.append((config, resolved))
+                                            or ["actions"])
+        self.service.runner = SimpleNamespace(execute=self.executed.append)
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, 0o600)
+
+
+class InMemoryReloadTests(MemoryServiceMixin, SynchronousTestCase):
+    """
+    L{IkedService.reload} while the daemon runs: the file is parsed off the
+    reactor thread and the policies' names are resolved through the
+    reactor's resolver; nothing is applied until both are done.
+    """
+
+    def test_reload(self):
+        """
+        The new file's policies are in force once its names resolve.
+        """
+        from ikedtx.config import loadConfig
+
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 peer localhost\n')
+        d = self.service.reload()
+        self.assertEqual(self.inThread, [loadConfig])
+        self.assertEqual([asked[0] for asked in self.resolver.asked], ["localhost"])
+        self.assertNoResult(d)
+        self.assertEqual((self.reloaded, [p.name for p in self.service.config.policies]), ([], ["one"]))
+        self.resolver.answer("localhost", "192.0.2.7")
+        config = self.successResultOf(d)
+        self.assertEqual([p.name for p in config.policies], ["two"])
+        self.assertIs(self.service.config, config)
+        self.assertEqual(self.reloaded, [(config, {"localhost": [ip_address("192.0.2.7")]})])
+        self.assertEqual(self.executed, [["actions"]])
+
+    def test_broken(self):
+        """
+        A broken file fails the Deferred with its errors and changes
+        nothing.
+        """
+        from ikedtx.config import ConfigError
+
+        self.write("ikev2 bogus\n")
+        failure = self.failureResultOf(self.service.reload(), ConfigError)
+        self.assertIn("%s: 1: syntax error" % (self.path,), str(failure.value))
+        self.assertEqual((self.reloaded, self.executed, [p.name for p in self.service.config.policies]),
+                         ([], [], ["one"]))
+
+    def test_oneAtATime(self):
+        """
+        A reload asked for while one is resolving waits for it.
+        """
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 peer localhost\n')
+        first = self.service.reload()
+        second = self.service.reload()
+        self.assertEqual(len(self.inThread), 1)
+        self.resolver.answer("localhost", "192.0.2.7")
+        self.successResultOf(first)
+        self.assertEqual(len(self.inThread), 2)
+        self.resolver.answer("localhost", "192.0.2.8")
+        self.successResultOf(second)
+        self.assertEqual([resolved["localhost"] for _, resolved in self.reloaded],
+                         [[ip_address("192.0.2.7")], [ip_address("192.0.2.8")]])
+
+
+class HangupTests(SynchronousTestCase):
+    """
+    SIGHUP reloads the configuration, as it does iked's.
+    """
+
+    def test_handler(self):
+        """
+        While the service runs, SIGHUP hands C{reloadOnSignal} to the
+        reactor; once stopped, the previous handler is back.
+        """
+        from ikedtx.service import ReloadOnHangup
+
+        calls, received = [], []
+        previous = signal.signal(signal.SIGHUP, lambda *a: received.append("previous"))
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        child = ReloadOnHangup(SimpleNamespace(callFromThread=calls.append))
+        child.parent = SimpleNamespace(reloadOnSignal="reload")
+        child.startService()
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual((calls, received), (["reload"], []))
+        child.stopService()
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual((calls, received), (["reload"], ["previous"]))
+
+class HangupReloadTests(MemoryServiceMixin, SynchronousTestCase):
+    def test_brokenFileLogged(self):
+        """
+        A broken file on SIGHUP is logged, each error on its own line, and
+        the configuration in force stays.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        self.service.running = 1
+        self.write("ikev2 bogus\n\nbogus\n")
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.successResultOf(self.service.reloadOnSignal())
+        errors = [formatEvent(e) for e in events if e["log_level"].name == "error"]
+        self.assertEqual(errors, ["%s: 1: syntax error at end of line" % (self.path,),
+                                  "%s: 3: syntax error at end of line" % (self.path,),
+                                  "reload failed: keeping the configuration in force"])
+        self.assertEqual([p.name for p in self.service.config.policies], ["one"])
+
+    def test_notRunning(self):
+        """
+        A SIGHUP that arrives as the daemon stops does nothing.
+        """
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
+        self.assertIsNone(self.service.reloadOnSignal())
+        self.assertEqual(self.inThread, [])
+
+
+class HangupDaemonTests(TestCase):
+    def test_sighup(self):
+        """
+        A real daemon (C{twistd -n iked -d}) whose file changed reloads it
+        on SIGHUP; a broken file is reported and the daemon goes on.
+        """
+        directory = tempfile.mkdtemp(prefix="ikx-hup-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        config = os.path.join(directory, "iked.conf")
+        log = os.path.join(directory, "log")
+
+        def write(text):
+            with open(config, "w") as f:
+                f.write(text)
+            os.chmod(config, 0o600)
+
+        def waitFor(text, timeout=30):
+            deadline = time.time() + timeout
+            while time.time() < deadline and process.poll() is None:
+                with open(log) as f:
+                    if text in f.read():
+                        return True
+                time.sleep(0.05)
+            return False
+
+        write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2\n')
+        sock = os.path.join(directory, "s")
+        ike, natt = freePorts(2)
+        with open(log, "w") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+                 "-n", "--pidfile=", "iked", "-d", "-f", config, "--listen", "127.0.0.1", "--ike-port", str(ike),
+                 "--natt-port", str(natt), "-s", sock, "--etc-dir", directory, "--kernel", "decoupled"],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            self.assertTrue(waitFor("loaded 1 policies"), open(log).read())
+            write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2\n'
+                  'ikev2 "two" passive esp from 10.0.0.3 to 10.0.0.4\n')
+            process.send_signal(signal.SIGHUP)
+            self.assertTrue(waitFor("reloaded %s: loaded 2 policies" % (config,)), open(log).read())
+            write("bogus\n")
+            process.send_signal(signal.SIGHUP)
+            self.assertTrue(waitFor("reload failed: keeping the configuration in force"), open(log).read())
+            self.assertIn("%s: 1: syntax error at end of line" % (config,), open(log).read())
+            self.assertIsNone(process.poll())
+            from ikedtx.control import sync
+
+            self.assertEqual(sync.showSA(sock), [])
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        output = open(log).read()
+        self.assertNotIn("Traceback", output)
+        self.assertIn("Server Shut Down.", output)
+
+
+class StartupCheckTests(SynchronousTestCase):
+    def test_unusableKernel(self):
+        """
+        A kernel provider that cannot be made (no netlink, no rights) is a
+        one-line L{StartupError} before anything starts.
+        """
+        import errno
+
+        from ikedtx import service as S
+
+        def broken():
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        self.patch(S, "KERNEL_PROVIDERS", dict(S.KERNEL_PROVIDERS, broken=broken))
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", 1, 2, kernel="broken"), reactor=SimpleNamespace())
+        error = self.assertRaises(S.StartupError, service.check)
+        self.assertEqual(str(error), "the broken kernel provider cannot be used: Operation not permitted")

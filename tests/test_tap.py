@@ -9,13 +9,19 @@ import sys
 
 from twisted.application.service import MultiService
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor, task
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx import tap
 
 
 def parse(*argv):
     options = tap.Options()
+    # These tests are about the options and makeService's own handling of
+    # the file; loading in postOptions and the start-up checks (which bind
+    # ports 500 and 4500 by default) have their own tests.
+    options.loadConfiguration = False
+    options.checkStartup = False
     options.parseOptions(list(argv))
     return options
 
@@ -163,3 +169,179 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.options["kernel"], "decoupled")
         self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         self.assertEqual(tap.makeService(parse("-f", self.path)).options["kernel"], "decoupled")
+
+
+class PostOptionsConfigTests(SynchronousTestCase):
+    """
+    L{tap.Options.postOptions} loads and checks the configuration, so that
+    twistd reports a broken file before it starts anything, and
+    L{tap.makeService} builds the daemon from what it loaded.
+    """
+
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+
+    def write(self, text):
+        with open(self.path, "w") as f:
+            f.write(text)
+        os.chmod(self.path, 0o600)
+
+    def options(self, *argv):
+        options = tap.Options()
+        options.checkStartup = False
+        options.parseOptions(list(argv))
+        return options
+
+    def test_loaded(self):
+        """
+        The parsed L{Config} is in C{options["parsedConfig"]}, and
+        makeService uses it rather than reading the file again.
+        """
+        from ikedtx.config.model import Config
+
+        self.write('ikev2 "one" esp from 10.0.0.1 to 10.0.0.2\n')
+        options = self.options("-f", self.path, "-D", "x=1")
+        self.assertIsInstance(options["parsedConfig"], Config)
+        self.assertEqual([p.name for p in options["parsedConfig"].policies], ["one"])
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2\n')
+        service = tap.makeService(options)
+        self.assertIs(service.config, options["parsedConfig"])
+
+    def test_errors(self):
+        """
+        A broken file is a L{usage.UsageError} (a L{tap.ConfigurationError})
+        whose message is iked's, every error on its own line.
+        """
+        self.write("bogus\n\nikev2 esp from 10.0.0.1 to $peer\n")
+        e = self.assertRaises(tap.ConfigurationError, self.options, "-f", self.path)
+        self.assertIsInstance(e, usage.UsageError)
+        self.assertEqual(str(e).splitlines(), ["%s: 1: syntax error at end of line" % (self.path,),
+                                               "%s: 3: macro 'peer' not defined" % (self.path,),
+                                               "%s: 3: syntax error" % (self.path,)])
+        self.assertEqual(self.options("-f", self.path, "-D", "peer=10.0.0.2", "-V")["parsedConfig"], None)
+
+    def test_underTwistd(self):
+        """
+        As twistd's C{iked} subcommand, the errors go to standard error and
+        the process exits 1 (twistd would print its usage on stdout first).
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        self.write("bogus\n")
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        e = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["-n", "iked", "-f", self.path])
+        self.assertEqual(e.code, 1)
+        self.assertEqual(stderr.getvalue(), "%s: 1: syntax error at end of line\n" % (self.path,))
+
+
+class LoggerTests(SynchronousTestCase):
+    """
+    Under twistd, L{tap.Options} picks the log observer iked would use:
+    syslog (facility daemon) or twistd's choice at info level, debug with
+    -v; standard error with -d.
+    """
+
+    def setUp(self):
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "iked.conf")
+        with open(self.path, "w") as f:
+            f.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        os.chmod(self.path, 0o600)
+        self.patch(tap, "_logSettings", {})
+
+    def twistd(self, *argv):
+        from twisted.scripts.twistd import ServerOptions
+
+        options = ServerOptions()
+        options.parseOptions(list(argv[:-1]) + ["iked", "-f", self.path] + argv[-1])
+        return options
+
+    def syslogLines(self, *flags):
+        from twisted.logger import Logger
+        from twisted.python.syslog import SyslogObserver
+
+        opened, lines = [], []
+        self.patch(SyslogObserver, "openlog",
+                   staticmethod(lambda prefix, options, facility: opened.append((prefix, facility))))
+        self.patch(SyslogObserver, "syslog", staticmethod(lambda priority, line: lines.append(line)))
+        options = self.twistd("--syslog", "--prefix=iked", list(flags))
+        self.assertIs(options["logger"], tap.logObserver)
+        log = Logger(observer=options["logger"]())
+        log.debug("a debug line")
+        log.info("an info line")
+        return opened, [line.split("] ")[-1] for line in lines]
+
+    def test_syslog(self):
+        """
+        iked without -d logs to syslog, facility daemon, prefix iked, info
+        level: debug lines never reach syslog without -v.
+        """
+        import syslog
+
+        opened, lines = self.syslogLines()
+        self.assertEqual((opened, lines), ([("iked", syslog.LOG_DAEMON)], ["an info line"]))
+        opened, lines = self.syslogLines("-v")
+        self.assertEqual(lines, ["a debug line", "an info line"])
+
+    def test_debugToStderr(self):
+        """
+        -d: standard error, whatever twistd would have chosen.
+        """
+        from twisted.logger import Logger
+
+        options = self.twistd("-n", ["-d"])
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        log = Logger(observer=options["logger"]())
+        log.debug("a debug line")
+        log.info("an info line")
+        self.assertEqual([line.split("] ")[-1] for line in stderr.getvalue().splitlines()], ["an info line"])
+
+    def test_explicitLogger(self):
+        """
+        A --logger given to twistd is left alone.
+        """
+        from ikedtx import cli
+
+        options = self.twistd("-n", "--logger=ikedtx.cli.stderrObserver", [])
+        self.assertIs(options["logger"], cli.stderrObserver)
+
+
+class StartupRaceTests(TestCase):
+    def test_portTakenAfterCheck(self):
+        """
+        A port taken between makeService's check and twistd's start of the
+        service still ends the process with one line and status 1, not a
+        traceback; nothing stays bound.
+        """
+        import socket
+
+        from tests.test_service import freePorts
+
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "iked.conf")
+        with open(path, "w") as f:
+            f.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        os.chmod(path, 0o600)
+        ike, natt = freePorts(2)
+        options = tap.Options()
+        options.parseOptions(["-f", path, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
+                              "-s", os.path.join(directory, "s"), "--etc-dir", directory])
+        service = tap.makeService(options)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", natt))
+        self.addCleanup(busy.close)
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        e = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(stderr.getvalue(), "iked: cannot bind 127.0.0.1:%d: Address already in use\n" % (natt,))
+        self.assertEqual((service.running, service._ports), (0, []))
+        # The IKE port that had started closes its socket on the reactor's
+        # next turn.
+        return task.deferLater(reactor, 0.01, lambda: None)

@@ -6,6 +6,12 @@ addresses (interface names, numeric addresses, host names), ports
 
 Each lookup goes through the same C library call iked makes, with the same
 flags, so that a name means the same thing to both.
+
+This is ikedtx's one name resolver.  L{lookupName} blocks (getaddrinfo): it
+is for start-up, before the reactor runs, and for the parser, which a
+reload runs in a thread.  Once the daemon runs, host names are resolved
+with L{resolveNamesLater} through the reactor's L{IHostnameResolver}
+(twisted's getaddrinfo in a thread pool), so the reactor never blocks.
 """
 
 import ctypes
@@ -13,6 +19,10 @@ import ctypes.util
 import re
 import socket
 from ipaddress import ip_address
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IResolutionReceiver
+from zope.interface import implementer
 
 from ikedtx.config.model import HostAddress
 
@@ -116,6 +126,93 @@ def _hostFromInterface(name):
     return found
 
 
+def lookupName(name, socktype=socket.SOCK_DGRAM, flags=0):
+    """
+    Every IPv4 and IPv6 address getaddrinfo() gives host C{name}, in its
+    order; empty if it does not resolve.  This blocks: use
+    it at start-up or off the reactor thread (see L{resolveNamesLater}).
+    """
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socktype, 0, flags)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return []
+    found = []
+    for info in infos:
+        if info[0] in (socket.AF_INET, socket.AF_INET6):
+            found.append(_addressOf(info))
+    return found
+
+
+@implementer(IResolutionReceiver)
+class _Addresses:
+    """
+    Collects what an L{IHostnameResolver} finds for one name.
+
+    @ivar deferred: fires with the list of addresses when it is complete.
+    """
+
+    def __init__(self):
+        self.found = []
+        self.deferred = defer.Deferred()
+
+    def resolutionBegan(self, resolution):
+        pass
+
+    def addressResolved(self, address):
+        self.found.append(ip_address(address.host))
+
+    def resolutionComplete(self):
+        self.deferred.callback(self.found)
+
+
+def resolveNamesLater(resolver, names):
+    """
+    Resolve host C{names} without blocking, through C{resolver} (an
+    L{IHostnameResolver}: C{reactor.nameResolver}).
+
+    @return: a Deferred firing with a dict name -> list of addresses (an
+        empty list for a name that does not resolve).
+    """
+    names = list(dict.fromkeys(names))
+    lookups = []
+    for name in names:
+        receiver = _Addresses()
+        resolver.resolveHostName(receiver, name, 0, None, "UDP")
+        lookups.append(receiver.deferred)
+    d = defer.gatherResults(lookups)
+    d.addCallback(lambda results: dict(zip(names, results)))
+    return d
+
+
+def policyNames(config):
+    """
+    The host names that C{config}'s policies give as peer or local (which
+    the core matches by the addresses they resolve to).
+    """
+    names = []
+    for policy in config.policies:
+        for name in (policy.peer, policy.local):
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    return names
+
+
+def resolvePolicyNames(config):
+    """
+    Resolve the names of L{policyNames}, once, when the configuration is
+    loaded (as iked does when it parses it).  This blocks: at start-up only.
+    """
+    return {name: lookupName(name) for name in policyNames(config)}
+
+
+def resolvePolicyNamesLater(config, resolver):
+    """
+    L{resolvePolicyNames} without blocking, through C{resolver} (an
+    L{IHostnameResolver}), for a configuration loaded while the daemon runs.
+    """
+    return resolveNamesLater(resolver, policyNames(config))
+
+
 def _numericAddress(text):
     try:
         infos = socket.getaddrinfo(text, None, socket.AF_UNSPEC, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
@@ -175,15 +272,8 @@ def resolveHost(text):
         if prefix > address.max_prefixlen:
             raise HostError("netmask is too large for an IPv%d address: /%d" % (address.version, prefix))
         return [HostAddress(address, prefix, True)]
-    try:
-        infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)
-    except (socket.gaierror, UnicodeError, ValueError):
-        infos = []
     found = []
-    for info in infos:
-        if info[0] not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        address = _addressOf(info)
+    for address in lookupName(name, socket.SOCK_STREAM, socket.AI_ADDRCONFIG):
         if address.version == 6:
             if prefix is not None:
                 raise HostError("cannot apply netmask on non-IPv4 address %s" % (address,))

@@ -29,12 +29,14 @@ class ControlClient:
         Fire with a list of dicts, one per IKE SA (see L{C.ShowSA}), asked
         for a page at a time.
         """
-        sas = []
+        pages = C.showSAPages()
+        request = next(pages)
         while True:
-            response = yield self.protocol.callRemote(C.ShowSA, offset=len(sas), limit=C.SHOW_SA_PAGE)
-            sas.extend(response["sas"])
-            if not response["sas"] or len(sas) >= response["total"]:
-                return sas
+            response = yield self.protocol.callRemote(C.ShowSA, **request)
+            try:
+                request = pages.send(response)
+            except StopIteration as done:
+                return done.value
 
     def initiate(self, policy):
         """

@@ -46,6 +46,32 @@ _IKESA = [
 SHOW_SA_PAGE = 50
 
 
+def showSAPages(pageSize=SHOW_SA_PAGE):
+    """
+    The paging of C{show sa}, for any client: a generator that yields the
+    arguments of each L{ShowSA} request (C{offset} and C{limit}), is sent
+    each response, and returns every SA once the daemon has listed them
+    all (or answers an empty page, should SAs go away meanwhile).
+
+    A client drives it::
+
+        pages = showSAPages()
+        request = next(pages)
+        while True:
+            response = callRemote(ShowSA, **request)
+            try:
+                request = pages.send(response)
+            except StopIteration as done:
+                return done.value
+    """
+    sas = []
+    while True:
+        response = yield {"offset": len(sas), "limit": pageSize}
+        sas.extend(response["sas"])
+        if not response["sas"] or len(sas) >= response["total"]:
+            return sas
+
+
 class ShowSA(Command):
     """
     ikectl show sa: the IKE SAs with their Child SAs, C{limit} of them

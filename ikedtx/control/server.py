@@ -3,6 +3,7 @@
 The control socket: AMP responders for L{ikedtx.control.commands}.
 """
 
+from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -120,11 +121,10 @@ class ControlProtocol(amp.AMP):
 
     @C.Reload.responder
     def reload(self):
-        try:
-            self.service.reload()
-        except Exception as e:
-            raise C.CommandFailed(str(e))
-        return {}
+        def failed(reason):
+            raise C.CommandFailed(reason.getErrorMessage())
+
+        return defer.maybeDeferred(self.service.reload).addCallbacks(lambda _: {}, failed)
 
 
 class ControlFactory(Factory):

@@ -72,14 +72,16 @@ def showSA(path, timeout=30.0):
     """
     Every IKE SA of the daemon at C{path}, asked for a page at a time.
     """
-    from ikedtx.control.commands import SHOW_SA_PAGE, ShowSA
+    from ikedtx.control.commands import ShowSA, showSAPages
 
-    sas = []
+    pages = showSAPages()
+    request = next(pages)
     while True:
-        response = callRemote(path, ShowSA, timeout=timeout, offset=len(sas), limit=SHOW_SA_PAGE)
-        sas.extend(response["sas"])
-        if not response["sas"] or len(sas) >= response["total"]:
-            return sas
+        response = callRemote(path, ShowSA, timeout=timeout, **request)
+        try:
+            request = pages.send(response)
+        except StopIteration as done:
+            return done.value
 
 
 __all__ = ["ControlError", "callRemote", "showSA", "CommandFailed"]

@@ -14,6 +14,7 @@ from errno import EAGAIN, ECONNREFUSED, EINTR, EWOULDBLOCK
 from ipaddress import ip_address
 
 from twisted.internet import udp
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 _IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
@@ -108,3 +109,20 @@ def listenUDPWithPacketInfo(reactor, port, protocol, interface="", maxPacketSize
     p = PacketInfoPort(port, protocol, interface, maxPacketSize, reactor)
     p.startListening()
     return p
+
+
+def checkUDPPort(reactor, port, interface=""):
+    """
+    Whether a L{PacketInfoPort} could listen on C{interface}, C{port} now:
+    bind a socket made the same way and close it again.
+
+    @raise CannotListenError: it could not.
+    """
+    probe = PacketInfoPort(port, None, interface, reactor=reactor)
+    skt = probe.createInternetSocket()
+    try:
+        skt.bind((interface, port))
+    except OSError as e:
+        raise CannotListenError(interface, port, e)
+    finally:
+        skt.close()

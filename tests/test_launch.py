@@ -1,0 +1,229 @@
+# -*- test-case-name: tests.test_launch -*-
+"""
+Start-up errors in every way of launching the daemon - the C{iked}
+console script, C{twistd -n iked} and C{twistd iked} (daemonized) - run
+as subprocesses: each is one line on standard error (all of iked's
+C{FILE: LINE: message} lines for a configuration) and exit status 1,
+never a traceback.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+from twisted.trial.unittest import TestCase
+
+from tests.test_service import freePorts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+IKED = "import sys; from ikedtx.cli import iked; sys.argv[0] = 'iked'; iked()"
+
+
+class Launcher:
+    """
+    How to launch the daemon one way, with iked's arguments C{argv}.
+    """
+
+    def __init__(self, name, prefix):
+        self.name = name
+        self.prefix = prefix
+
+    def run(self, directory, argv, timeout=60):
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        process = subprocess.run([sys.executable, "-c"] + self.prefix(directory) + argv, cwd=ROOT, env=env,
+                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        return process.returncode, process.stdout.decode(), process.stderr.decode()
+
+
+LAUNCHERS = [
+    Launcher("iked -d", lambda d: [IKED, "-d"]),
+    Launcher("iked", lambda d: [IKED]),
+    Launcher("twistd -n iked", lambda d: [TWISTD, "-n", "--pidfile=", "iked"]),
+    Launcher("twistd iked", lambda d: [TWISTD, "--pidfile=%s" % (os.path.join(d, "twistd.pid"),),
+                                       "--logfile=%s" % (os.path.join(d, "twistd.log"),), "iked"]),
+]
+
+
+class StartupErrorTests(TestCase):
+    """
+    Each start-up error, each launcher.
+    """
+
+    def setUp(self):
+        # Short: the control socket's path must fit a sockaddr_un.
+        self.dir = tempfile.mkdtemp(prefix="ikx-launch-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.config = os.path.join(self.dir, "iked.conf")
+        self.write("ikev2 \"p\" passive esp from 10.0.0.1 to 10.0.0.2\n")
+        self.socket = os.path.join(self.dir, "iked.sock")
+        self.ike, self.natt = freePorts(2)
+
+    def write(self, text, mode=0o600):
+        with open(self.config, "w") as f:
+            f.write(text)
+        os.chmod(self.config, mode)
+
+    def argv(self, **replace):
+        args = {"-f": self.config, "-s": self.socket, "--ike-port": str(self.ike), "--natt-port": str(self.natt),
+                "--listen": "127.0.0.1", "--etc-dir": self.dir, "--kernel": "decoupled"}
+        args.update(replace)
+        argv = []
+        for option, value in args.items():
+            argv += [option, value]
+        return argv
+
+    def assertOneError(self, expected, **replace):
+        """
+        Every launcher exits 1 with C{expected} (a list of lines) on
+        standard error, nothing else there and no traceback anywhere.
+        """
+        for launcher in LAUNCHERS:
+            status, out, err = launcher.run(self.dir, self.argv(**replace))
+            where = "%s:\nstdout: %s\nstderr: %s" % (launcher.name, out, err)
+            self.assertEqual((status, err.splitlines()), (1, expected), where)
+            self.assertNotIn("Traceback", out + err, where)
+            self.assertFalse(os.path.exists(os.path.join(self.dir, "twistd.pid")), where)
+
+    def test_busyPort(self):
+        """
+        A UDP port another socket holds.
+        """
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", self.natt))
+        self.addCleanup(busy.close)
+        self.assertOneError(["iked: cannot bind 127.0.0.1:%d: Address already in use" % (self.natt,)])
+
+    def test_socketInUse(self):
+        """
+        A control socket a live process accepts on is left alone.
+        """
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        live.bind(self.socket)
+        live.listen(16)
+        self.addCleanup(live.close)
+        self.assertOneError(["iked: control socket %s is in use by another iked" % (self.socket,)])
+        self.assertTrue(os.path.exists(self.socket))
+
+    def test_badSocketPath(self):
+        """
+        A control socket in a directory that does not exist.
+        """
+        path = os.path.join(self.dir, "none", "iked.sock")
+        self.assertOneError(["iked: control socket %s: no directory %s" % (path, os.path.dirname(path))],
+                            **{"-s": path})
+
+    def test_brokenConfiguration(self):
+        """
+        Every error of the file, as iked prints them.
+        """
+        self.write("bogus\n\nikev2 esp from 10.0.0.1 to $peer\n")
+        self.assertOneError(["%s: 1: syntax error at end of line" % (self.config,),
+                             "%s: 3: macro 'peer' not defined" % (self.config,),
+                             "%s: 3: syntax error" % (self.config,)])
+
+    def test_unreadableConfiguration(self):
+        """
+        A missing file, and one others may read.
+        """
+        missing = os.path.join(self.dir, "missing.conf")
+        self.assertOneError(["%s: No such file or directory" % (missing,)], **{"-f": missing})
+        self.write("set passive\n", mode=0o644)
+        self.assertOneError(["%s: group writable or world read/writable" % (self.config,)])
+
+    def test_unusableKernel(self):
+        """
+        A kernel provider this ikedtx does not have.
+        """
+        self.assertOneError(["iked: the userspace kernel provider is not available yet; use --kernel decoupled "
+                             "(or 'set decouple')"], **{"--kernel": "userspace"})
+
+
+class LogLevelTests(TestCase):
+    """
+    C{-d} and C{-v} mean the same in every launch path: with C{-d} the log
+    goes to standard error, else where twistd says (stdout with C{-n}; the
+    C{iked} script says syslog); info level, debug with C{-v}.
+    """
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ikx-log-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.config = os.path.join(self.dir, "iked.conf")
+        with open(self.config, "w") as f:
+            f.write('ikev2 "p" passive esp from 10.0.0.1 to 10.0.0.2\n')
+        os.chmod(self.config, 0o600)
+
+    def runDaemon(self, prefix, *flags):
+        """
+        Start the daemon, wait for its control socket, stop it with
+        SIGTERM; return its standard output and error.
+        """
+        import signal
+        import time
+
+        sock = os.path.join(self.dir, "iked.sock")
+        ike, natt = freePorts(2)
+        argv = [sys.executable, "-c"] + prefix + list(flags) + [
+            "-f", self.config, "-s", sock, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
+            "--etc-dir", self.dir, "--kernel", "decoupled"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(sock) and time.time() < deadline and process.poll() is None:
+                time.sleep(0.05)
+            started = os.path.exists(sock)
+            time.sleep(0.3)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        out, err = out.decode(), err.decode()
+        self.assertTrue(started, "no control socket:\nstdout: %s\nstderr: %s" % (out, err))
+        self.assertNotIn("Traceback", out + err)
+        return out, err
+
+    def assertLevels(self, text, debug):
+        self.assertIn("loaded 1 policies", text)
+        self.assertIn("listening on 127.0.0.1 port", text)
+        if debug:
+            self.assertIn("#debug] policy p", text)
+        else:
+            self.assertNotIn("#debug]", text)
+
+    def test_twistdNodaemon(self):
+        """
+        C{twistd -n iked}: twistd's stdout, info level.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"])
+        self.assertLevels(out, debug=False)
+        self.assertEqual(err, "")
+
+    def test_twistdNodaemonVerbose(self):
+        """
+        C{twistd -n iked -v}: debug too.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"], "-v")
+        self.assertLevels(out, debug=True)
+
+    def test_twistdDebug(self):
+        """
+        C{twistd -n iked -d}: standard error, info level.
+        """
+        out, err = self.runDaemon([TWISTD, "-n", "--pidfile=", "iked"], "-d")
+        self.assertLevels(err, debug=False)
+        self.assertNotIn("loaded 1 policies", out)
+
+    def test_ikedDebug(self):
+        """
+        C{iked -d}: standard error, info level; C{iked -d -v}: debug too.
+        """
+        out, err = self.runDaemon([IKED], "-d")
+        self.assertLevels(err, debug=False)
+        out, err = self.runDaemon([IKED], "-d", "-v")
+        self.assertLevels(err, debug=True)
