@@ -11,5 +11,7 @@ ikedtx.crypto: IKEv2 cryptography on pyca/cryptography.
  - L{sk}: SK/SKF payload protection.
  - L{signature}: AUTH signatures (RSA_SIG, RFC 4754 ECDSA, RFC 7427).
  - L{mlkem}: pure-Python FIPS 203 (ML-KEM-512, absent from cryptography).
+ - L{sntrup}: OpenBSD iked's hybrid sntrup761x25519 (id 1035), on the
+   optional compiled pqcrypto binding.
  - L{errors}: the exception classes.
 """

@@ -27,6 +27,11 @@ L{InvalidKeyExchange}:
    the encapsulation key, the responder the ciphertext; the key gets the
    length and modulus checks of FIPS 203 7.2, the ciphertext the length
    check of 7.3.
+ - sntrup761x25519 (OpenBSD iked's private-use id 1035): exact lengths of
+   both parts, the X25519 checks above; see L{ikedtx.crypto.sntrup}.  It
+   is registered only when the optional compiled binding is installed;
+   otherwise keyExchangeFor(1035) raises L{UnsupportedTransform} saying
+   what to install.
 
 Private values come from the C{random} callable: a MODP exponent of the
 group's C{exponentSize}, an ECP scalar of the curve's size (resampled until
@@ -57,7 +62,7 @@ from cryptography.hazmat.primitives.asymmetric import x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from zope.interface import implementer
 
-from ikedtx.crypto import _weierstrass, mlkem as _mlkem
+from ikedtx.crypto import _weierstrass, mlkem as _mlkem, sntrup as _sntrup
 from ikedtx.crypto._modp import MODP_GROUPS
 from ikedtx.crypto._util import defaultRandom, requireRandom, wipe
 from ikedtx.crypto.errors import CryptoError, InvalidKeyExchange, UnsupportedTransform
@@ -469,6 +474,11 @@ KEY_EXCHANGE_METHODS[DhId.ML_KEM_1024] = MLKEMMethod(
     DhId.ML_KEM_1024, "mlkem1024", _mlkem.ML_KEM_1024, _cryptographyMLKEM.MLKEM1024PrivateKey,
     _cryptographyMLKEM.MLKEM1024PublicKey)
 
+# OpenBSD iked's hybrid sntrup761x25519 (private-use id 1035), when the
+# optional compiled sntrup761 binding is installed.
+if _sntrup.AVAILABLE:
+    KEY_EXCHANGE_METHODS[_sntrup.SNTRUP761X25519] = _sntrup.SntrupX25519Method()
+
 del _dhId, _group, _name, _curve
 
 
@@ -480,4 +490,6 @@ def keyExchangeFor(dhId):
     try:
         return KEY_EXCHANGE_METHODS[dhId]
     except (KeyError, TypeError):
+        if dhId == _sntrup.SNTRUP761X25519:
+            raise UnsupportedTransform(_sntrup.MISSING_REASON)
         raise UnsupportedTransform("no key exchange method with id %r" % (dhId,))
