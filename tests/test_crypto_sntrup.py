@@ -5,6 +5,8 @@ id 1035) as a key exchange method: the KE data layout, the shared secret
 malformed input, and what happens without the optional binding.
 """
 
+import hashlib
+
 from cryptography.hazmat.primitives.asymmetric import x25519
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -91,8 +93,6 @@ class SntrupX25519Tests(SynchronousTestCase):
         with the RFC 7748 keys on both sides, decapsulating the responder's
         ciphertext with the binding and hashing gives both sides' secret.
         """
-        import hashlib
-
         binding = sntrup._sntrup761
         exchange = self.method.generate(FixedRandom(ALICE_PRIVATE))
         ourData, secret = self.method.respond(exchange.publicData, FixedRandom(BOB_PRIVATE))
@@ -239,7 +239,19 @@ class BindingMissingTests(SynchronousTestCase):
                 calls.append("keygen")
                 return b"P" * 1158, b"S" * 1763
 
+            def encaps(self, publicKey):
+                calls.append(("encaps", publicKey))
+                return b"C" * 1039, b"K" * 32
+
+            def decaps(self, secretKey, ciphertext):
+                calls.append(("decaps", secretKey, ciphertext))
+                return b"K" * 32
+
         method = sntrup.SntrupX25519Method(Binding())
         exchange = method.generate(FixedRandom(ALICE_PRIVATE))
-        self.assertEqual(calls, ["keygen"])
         self.assertEqual(exchange.publicData, b"P" * 1158 + ALICE_PUBLIC)
+        ourData, secret = method.respond(exchange.publicData, FixedRandom(BOB_PRIVATE))
+        self.assertEqual(ourData, b"C" * 1039 + BOB_PUBLIC)
+        self.assertEqual(exchange.complete(ourData), secret)
+        self.assertEqual(calls, ["keygen", ("encaps", b"P" * 1158), ("decaps", b"S" * 1763, b"C" * 1039)])
+        self.assertEqual(bytes(secret), hashlib.sha512(b"K" * 32 + X25519_SHARED).digest())

@@ -121,7 +121,7 @@ class SntrupX25519Exchange:
         ciphertext, peerX25519 = data[:CIPHERTEXT_SIZE], data[CIPHERTEXT_SIZE:]
         xShared = _x25519(self._x25519, peerX25519, self.method.name)
         try:
-            kemKey = bytearray(_sntrup761.decaps(bytes(self._secretKey), ciphertext))
+            kemKey = bytearray(self.method._binding.decaps(bytes(self._secretKey), ciphertext))
         except (ValueError, TypeError):
             wipe(xShared)
             raise InvalidKeyExchange("%s: ciphertext refused" % (self.method.name,))
