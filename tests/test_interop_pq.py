@@ -9,7 +9,8 @@ openiked 7.2 (OpenBSD iked) with iked's hybrid C{sntrup761x25519}
    64 bytes.
  - IKE_SA_INIT carries the 1190- and 1071-byte KE payloads in single,
    unfragmented datagrams over the veth link (RFC 7383 2.5: IKE_SA_INIT is
-   never fragmented; here no IP fragment either), as a capture shows.
+   never fragmented; here no IP fragment either), as a capture shows, over
+   IPv4 and over IPv6 (40 bytes more of header, still below the link MTU).
  - A second Child SA with C{childsa group sntrup761x25519} (PFS) through
    CREATE_CHILD_SA, which ikedtx initiates (iked 7.2 only initiates
    CREATE_CHILD_SA to rekey).
@@ -19,7 +20,7 @@ import re
 
 from twisted.trial.unittest import TestCase
 
-from tests.interop import Credentials, InteropMixin, ikedtxPolicy
+from tests.interop import PSK, Credentials, InteropMixin, ikedtxPolicy
 from tests.lab import KeyPair
 from tests.support import missing
 from tests.test_interop_openiked import CHILDSA, ikedPolicy
@@ -149,3 +150,34 @@ class SntrupX25519Tests(InteropMixin, TestCase):
         self.assertRegex(second["proposal"], _SNTRUP_NAME)
         log = iked.log()
         self.labAssert(re.search(r"CREATE_CHILD_SA", log), "no CREATE_CHILD_SA in iked's log:\n" + iked.report())
+
+    def test_ipv6(self):
+        """
+        The same exchange between IPv6 addresses: the 1190-byte KEi still
+        travels in one unfragmented IPv6 datagram (no Fragment header) and
+        the IKE SA authenticates.
+        """
+        self.hosts()
+        a6, b6 = "2001:db8:1::1", "2001:db8:1::2"
+        policy = ('ikev2 "peer" %%s esp from fd00:1::1 to fd00:2::1 local %%s peer %%s %s %s '
+                  'srcid %%s dstid %%s psk "%s"\n' % (IKESA, CHILDSA, PSK))
+        iked = self.openiked(self.b, policy.replace("from fd00:1::1 to fd00:2::1", "from fd00:2::1 to fd00:1::1")
+                             % ("passive", b6, a6, b6, a6), localKey=KeyPair.generate("ecdsa-p256"), verbose=4)
+        iked.start()
+        ours = self.ikedtx(self.a, policy % ("passive", a6, b6, a6, b6),
+                           extraArgs=["--kernel", "decoupled", "--listen", a6])
+        ours.start()
+        capture = self.capture(self.a, "to-b")
+        ours.initiate("peer")
+        capture.stop()
+        mine, theirs = self.sameSAs(ours, iked)
+        self.assertRegex(mine["proposal"], _SNTRUP_NAME)
+        self.assertIkedSecret(iked)
+        rows = capture.fields(["frame.len", "ipv6.nxt", "isakmp.key_exchange.dh_group", "isakmp.length"],
+                              displayFilter="isakmp.exchangetype == 34")
+        self.labAssertEqual(len(rows), 2, "IKE_SA_INIT request and response:\n" + capture.summary())
+        for row in rows:
+            self.assertEqual(row["ipv6.nxt"], "17", row)
+            self.assertEqual(row["isakmp.key_exchange.dh_group"], "1035", row)
+            self.assertLessEqual(int(row["frame.len"]), 1514, row)
+        self.assertGreater(int(rows[0]["isakmp.length"]), 1190)
