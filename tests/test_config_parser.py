@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ikedtx.config import ConfigError, Identity, parseConfig
 from ikedtx.config.model import HostAddress, Proposal, Selector, TransformSpec
 from ikedtx.config.parser import splitDefine
+from ikedtx.config import transforms as xf
 from ikedtx.config.transforms import DEFAULT_ESP, DEFAULT_ESP_AEAD, DEFAULT_IKE, DEFAULT_IKE_AEAD
 from ikedtx.wire.constants import (
     ConfigurationAttribute as CA,
@@ -632,9 +633,34 @@ class ProposalTests(SynchronousTestCase):
             ("ikesa enc nope", "nope not a valid transform"),
             ("ikesa childsa enc aes-128", "ikesa needs at least one of auth, enc, prf, group"),
             ("childsa", "childsa needs at least one of auth, enc, group, esn, noesn"),
-            ("ikesa group sntrup761x25519", "sntrup761x25519 is not supported by ikedtx (no sntrup761 implementation)"),
         ]:
             self.assertEqual(errors("ikev2 esp %s %s" % (H, text)), ["f: 1: " + message], text)
+
+    def test_sntrupWithoutBinding(self):
+        """
+        Without the optional sntrup761 binding, C{group sntrup761x25519} is
+        refused in ikesa and childsa, saying what to install.
+        """
+        from ikedtx.crypto import sntrup
+
+        self.patch(xf, "UNSUPPORTED_GROUPS", {xf.SNTRUP761X25519: sntrup.MISSING_REASON})
+        for text in ("ikesa group sntrup761x25519", "childsa enc aes-256 group sntrup761x25519"):
+            self.assertEqual(errors("ikev2 esp %s %s" % (H, text)), ["f: 1: " + sntrup.MISSING_REASON], text)
+
+    def test_sntrupWithBinding(self):
+        """
+        With the binding, C{group sntrup761x25519} offers iked's private-use
+        transform id 1035.
+        """
+        from ikedtx.crypto import sntrup
+
+        if not sntrup.AVAILABLE:
+            from tests.support import missing
+
+            missing("the sntrup761 binding is not installed (pip install 'ikedtx[pq]')")
+        p = policy("ikev2 esp %s ikesa enc aes-256 group sntrup761x25519 childsa enc aes-256 group sntrup761x25519" % (H,))
+        self.assertEqual(p.ikeProposals[0].ofType(T.DH), (TransformSpec(T.DH, 1035),))
+        self.assertEqual(p.childProposals[0].ofType(T.DH), (TransformSpec(T.DH, 1035),))
 
     def test_childGroupNone(self):
         p = policy("ikev2 esp %s childsa enc aes-256 group none" % (H,))

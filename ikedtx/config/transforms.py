@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ikedtx.config.model import Proposal, TransformSpec
+from ikedtx.crypto import sntrup as _sntrup
 from ikedtx.wire.constants import (
     ConfigurationAttribute as CA,
     DhId,
@@ -58,7 +59,7 @@ class TransformName:
 
 # OpenBSD iked's hybrid Streamlined NTRU Prime sntrup761 + X25519 key
 # exchange: a private-use transform id (RFC 7296 3.3.2), not in IANA's DhId.
-SNTRUP761X25519 = 1035
+SNTRUP761X25519 = _sntrup.SNTRUP761X25519
 
 
 def _table(transformType, rows):
@@ -184,10 +185,9 @@ GROUPS = _table(
 ESN = _table(TransformType.ESN, [("esn", EsnId.ESN), ("noesn", EsnId.NO_ESN)])
 
 # Key exchange methods iked.conf names but ikedtx cannot compute: a policy
-# that offers one is refused with this reason.
-UNSUPPORTED_GROUPS = {
-    SNTRUP761X25519: "sntrup761x25519 is not supported by ikedtx (no sntrup761 implementation)",
-}
+# that offers one is refused with this reason.  sntrup761x25519 is computed
+# only with the optional compiled binding (ikedtx[pq]).
+UNSUPPORTED_GROUPS = {} if _sntrup.AVAILABLE else {SNTRUP761X25519: _sntrup.MISSING_REASON}
 
 # ikeauth names: iked reads "none" but refuses it; "signature" is the
 # default (any signature method).

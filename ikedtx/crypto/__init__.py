@@ -11,6 +11,10 @@ ikedtx.crypto: IKEv2 cryptography on pyca/cryptography.
    AUTH octets and shared-key AUTH.
  - L{sk}: SK/SKF payload protection.
  - L{signature}: AUTH signatures (RSA_SIG, RFC 4754 ECDSA, RFC 7427).
- - L{mlkem}: pure-Python FIPS 203 (ML-KEM-512, absent from cryptography).
+ - L{mlkem}: ML-KEM (FIPS 203) parameter sets and the check of a peer's
+   encapsulation key; the ML-KEM-768/1024 operations are cryptography's,
+   ML-KEM-512 is refused.
+ - L{sntrup}: OpenBSD iked's hybrid sntrup761x25519 (id 1035), on the
+   optional compiled pqcrypto binding.
  - L{errors}: the exception classes.
 """

@@ -23,7 +23,7 @@ That is the pattern of a constant-time implementation, not a guarantee of
 one: Python's integer arithmetic (multiplication, reduction, the inversion
 by Fermat's little theorem at the end) takes time that depends on the
 values, and Python ints holding the scalar cannot be wiped.  It is best
-effort, like L{ikedtx.crypto.mlkem}; ikedtx uses it only for group 27.
+effort; ikedtx uses it only for group 27.
 """
 
 

@@ -27,19 +27,25 @@ L{InvalidKeyExchange}:
    the encapsulation key, the responder the ciphertext; the key gets the
    length and modulus checks of FIPS 203 7.2, the ciphertext the length
    check of 7.3.
+ - sntrup761x25519 (OpenBSD iked's private-use id 1035): exact lengths of
+   both parts, the X25519 checks above; see L{ikedtx.crypto.sntrup}.  It
+   is registered only when the optional compiled binding is installed;
+   otherwise keyExchangeFor(1035) raises L{UnsupportedTransform} saying
+   what to install.
 
 Private values come from the C{random} callable: a MODP exponent of the
 group's C{exponentSize}, an ECP scalar of the curve's size (resampled until
 1 <= d < n), the X25519/X448 scalar, and the 64-byte ML-KEM seed d | z.
 One exception: cryptography offers no ML-KEM encapsulation with caller-given
-randomness, so ML-KEM-768/1024 responders take theirs from OpenSSL; the
-pure-Python ML-KEM-512 takes it from C{random}.
+randomness, so ML-KEM-768/1024 responders take theirs from OpenSSL.
+ML-KEM-512 (DhId 35) is refused: cryptography does not offer it and ikedtx
+does no secret ML-KEM arithmetic in Python (L{UNSUPPORTED_METHODS}).
 
 cryptography 50 has no brainpoolP224r1, so group 27 is computed in pure
 Python by L{ikedtx.crypto._weierstrass} (a Montgomery ladder with complete
 projective formulas, checked against RFC 6932's test vector and, on
 brainpoolP256r1, against cryptography).  Python's integer arithmetic is not
-constant-time, so that is best effort, as for ML-KEM-512; one key
+constant-time, so that is best effort; one key
 generation plus one shared secret takes about 5 ms (about 1 ms for group
 28 through cryptography).
 
@@ -57,7 +63,7 @@ from cryptography.hazmat.primitives.asymmetric import x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from zope.interface import implementer
 
-from ikedtx.crypto import _weierstrass, mlkem as _mlkem
+from ikedtx.crypto import _weierstrass, mlkem as _mlkem, sntrup as _sntrup
 from ikedtx.crypto._modp import MODP_GROUPS
 from ikedtx.crypto._util import defaultRandom, requireRandom, wipe
 from ikedtx.crypto.errors import CryptoError, InvalidKeyExchange, UnsupportedTransform
@@ -359,21 +365,20 @@ class MLKEMMethod:
     """
     ML-KEM as an IKEv2 key exchange (draft-ietf-ipsecme-ikev2-mlkem): the
     initiator's KE data is the encapsulation key, the responder's the
-    ciphertext, the shared secret the 32-byte K.
+    ciphertext, the shared secret the 32-byte K.  All ML-KEM arithmetic is
+    pyca/cryptography's (OpenSSL); this class only checks lengths and the
+    modulus of the peer's (public) encapsulation key.
 
-    @ivar parameters: the L{ikedtx.crypto.mlkem.MLKEM} parameter set (used
-        for the input checks, and for all operations if C{cryptographyClass}
-        is None).
-    @ivar cryptographyClass: cryptography's private key class for this size,
-        or None to use the pure-Python implementation (then
-        C{cryptographyPublicClass}, its public key class, is None too).
+    @ivar parameters: the L{ikedtx.crypto.mlkem.MLKEMParameters} (sizes and
+        the FIPS 203 7.2 input check).
+    @ivar cryptographyClass: cryptography's private key class for this size.
     """
 
     kem = True
     sharedSecretSize = 32
 
-    def __init__(self, transformId, name, parameters, cryptographyClass=None,
-                 cryptographyPublicClass=None):
+    def __init__(self, transformId, name, parameters, cryptographyClass,
+                 cryptographyPublicClass):
         self.transformId = transformId
         self.name = name
         self.parameters = parameters
@@ -385,15 +390,10 @@ class MLKEMMethod:
     def generate(self, random=defaultRandom):
         seed = bytearray(requireRandom(random, 64))
         try:
-            if self.cryptographyClass is not None:
-                private = self.cryptographyClass.from_seed_bytes(bytes(seed))
-                ek = private.public_key().public_bytes_raw()
-            else:
-                ek, dk = self.parameters.keyGen(seed[:32], seed[32:])
-                private = bytearray(dk)
+            private = self.cryptographyClass.from_seed_bytes(bytes(seed))
         finally:
             wipe(seed)
-        exchange = _KEMExchange(self, ek)
+        exchange = _KEMExchange(self, private.public_key().public_bytes_raw())
         exchange._private = private
         return exchange
 
@@ -402,31 +402,29 @@ class MLKEMMethod:
         if not self.parameters.checkEncapsulationKey(ek):
             raise InvalidKeyExchange("%s: encapsulation key fails the modulus check" % (
                 self.name,))
-        if self.cryptographyClass is not None:
-            try:
-                publicKey = self._publicClass.from_public_bytes(ek)
-                secret, ciphertext = publicKey.encapsulate()
-            except (ValueError, UnsupportedAlgorithm):
-                raise InvalidKeyExchange("%s: encapsulation key refused" % (self.name,))
-        else:
-            m = bytearray(requireRandom(random, 32))
-            try:
-                secret, ciphertext = self.parameters.encaps(ek, m)
-            finally:
-                wipe(m)
+        try:
+            publicKey = self._publicClass.from_public_bytes(ek)
+            secret, ciphertext = publicKey.encapsulate()
+        except (ValueError, UnsupportedAlgorithm):
+            raise InvalidKeyExchange("%s: encapsulation key refused" % (self.name,))
         return ciphertext, bytearray(secret)
 
     def _decapsulate(self, private, peerData):
         ciphertext = _checkLength(self, peerData, self.responderDataSize)
         try:
-            if self.cryptographyClass is not None:
-                return bytearray(private.decapsulate(ciphertext))
-            return bytearray(self.parameters.decaps(bytes(private), ciphertext))
+            return bytearray(private.decapsulate(ciphertext))
         except ValueError:
             raise InvalidKeyExchange("%s: ciphertext refused" % (self.name,))
 
     def __repr__(self):
         return "<KeyExchangeMethod %s>" % (self.name,)
+
+
+# Methods with an IANA id that ikedtx refuses, and why.
+UNSUPPORTED_METHODS = {
+    DhId.ML_KEM_512: "mlkem512 is not supported: pyca/cryptography offers ML-KEM-768 and "
+                     "ML-KEM-1024 only, and ikedtx does no ML-KEM arithmetic in Python",
+}
 
 
 _MODP_NAMES = {
@@ -460,14 +458,17 @@ KEY_EXCHANGE_METHODS[DhId.CURVE25519] = XDHMethod(
     DhId.CURVE25519, "curve25519", x25519.X25519PrivateKey, x25519.X25519PublicKey, 32)
 KEY_EXCHANGE_METHODS[DhId.CURVE448] = XDHMethod(
     DhId.CURVE448, "curve448", x448.X448PrivateKey, x448.X448PublicKey, 56)
-KEY_EXCHANGE_METHODS[DhId.ML_KEM_512] = MLKEMMethod(
-    DhId.ML_KEM_512, "mlkem512", _mlkem.ML_KEM_512)
 KEY_EXCHANGE_METHODS[DhId.ML_KEM_768] = MLKEMMethod(
     DhId.ML_KEM_768, "mlkem768", _mlkem.ML_KEM_768, _cryptographyMLKEM.MLKEM768PrivateKey,
     _cryptographyMLKEM.MLKEM768PublicKey)
 KEY_EXCHANGE_METHODS[DhId.ML_KEM_1024] = MLKEMMethod(
     DhId.ML_KEM_1024, "mlkem1024", _mlkem.ML_KEM_1024, _cryptographyMLKEM.MLKEM1024PrivateKey,
     _cryptographyMLKEM.MLKEM1024PublicKey)
+
+# OpenBSD iked's hybrid sntrup761x25519 (private-use id 1035), when the
+# optional compiled sntrup761 binding is installed.
+if _sntrup.AVAILABLE:
+    KEY_EXCHANGE_METHODS[_sntrup.SNTRUP761X25519] = _sntrup.SntrupX25519Method()
 
 del _dhId, _group, _name, _curve
 
@@ -480,4 +481,8 @@ def keyExchangeFor(dhId):
     try:
         return KEY_EXCHANGE_METHODS[dhId]
     except (KeyError, TypeError):
+        if dhId == _sntrup.SNTRUP761X25519:
+            raise UnsupportedTransform(_sntrup.MISSING_REASON)
+        if dhId in UNSUPPORTED_METHODS:
+            raise UnsupportedTransform(UNSUPPORTED_METHODS[dhId])
         raise UnsupportedTransform("no key exchange method with id %r" % (dhId,))
