@@ -21,7 +21,7 @@ import re
 from twisted.trial.unittest import TestCase
 
 from tests.interop import PSK, Credentials, InteropMixin, ikedtxPolicy
-from tests.lab import KeyPair
+from ikedtx.testing.lab import KeyPair
 from tests.support import missing
 from tests.test_interop_openiked import CHILDSA, ikedPolicy
 
