@@ -197,3 +197,53 @@ class CharonTests(PKIRoundTripMixin, TestCase):
         self.assertFalse(ok)
         self.labAssert("certificate was revoked" in output or "certificate was revoked" in charon.log(),
                        "charon did not refuse moon's revoked certificate:\n" + output)
+
+
+OPENIKED_CHILD = "childsa enc aes-256 auth hmac-sha2-384"
+
+
+class OpenIkedTests(PKIRoundTripMixin, TestCase):
+    """
+    ikedtx (moon) and openiked 7.2 (sun, with the lab's PF_KEY shim), both
+    with certificates from C{ikectl ca} installed into their iked trees.
+    """
+
+    def startPair(self):
+        self.hosts()
+        self.setUpCA()
+        self.ikectl("ca vpn certificate %s create" % (A_FQDN,))
+        self.ikectl("ca vpn certificate %s create" % (B_FQDN,))
+        ikedPolicy = policy(B, A, B_INNER, A_INNER, B_FQDN, A_FQDN).replace(CHILD, OPENIKED_CHILD)
+        iked = self.openiked(self.b, ikedPolicy)
+        self.installInto(iked, B_FQDN)
+        iked.start()
+        ours = self.startIkedtx(policy(A, B, A_INNER, B_INNER, A_FQDN, B_FQDN).replace(CHILD, OPENIKED_CHILD))
+        self.installInto(ours, A_FQDN)
+        ours.start()
+        return ours, iked
+
+    def negotiate(self, ours, iked):
+        spiI, spiR = ours.initiate("peer")
+        sas = [sa for sa in iked.showSa() if sa["state"] == "ESTABLISHED"]
+        self.labAssertEqual(len(sas), 1, "iked should hold one IKE SA:\n%s" % (iked.showSaText(),))
+        self.assertEqual(sas[0]["peerId"], "FQDN/" + A_FQDN)
+        self.assertEqual(self.ourOnlySa(ours)["peerId"], "FQDN/" + B_FQDN)
+        ours.deleteIkeSA(spiI)
+
+    def test_ikedtxRefusesRevokedOpenIked(self):
+        ours, iked = self.startPair()
+        self.negotiate(ours, iked)
+        self.ikectl("ca vpn certificate %s revoke" % (B_FQDN,))
+        self.refreshCRL(ours)
+        self.assertRaises(ControlError, ours.initiate, "peer")
+        self.labAssert("certificate revoked" in ours.log(), "ikedtx did not refuse iked's revoked certificate")
+
+    def test_openIkedRefusesRevokedIkedtx(self):
+        ours, iked = self.startPair()
+        self.negotiate(ours, iked)
+        self.ikectl("ca vpn certificate %s revoke" % (A_FQDN,))
+        self.ikectl("ca vpn install " + iked.etc)
+        iked.stop()
+        iked.start()
+        self.assertRaises(ControlError, ours.initiate, "peer")
+        self.labAssert("certificate revoked" in iked.log(), "iked did not refuse our revoked certificate")
