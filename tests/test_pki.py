@@ -7,7 +7,6 @@ refuse it once revoked.
 """
 
 import datetime
-import io
 import ipaddress
 import os
 import stat

@@ -726,8 +726,7 @@ class CertificateAuthority:
         self._requireExists()
         makeIkedTree(etcDir)
         written = [os.path.join(etcDir, "ca", "ca.crt")]
-        shutil.copyfile(self.certificatePath, written[0])
-        os.chmod(written[0], 0o644)
+        writeFile(written[0], _pem(self.certificate()))
         if os.path.exists(self.crlPath):
             written.append(os.path.join(etcDir, "crls", "ca.crl"))
             writeFile(written[1], _pem(self.crl()))

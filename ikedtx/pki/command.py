@@ -39,7 +39,8 @@ from ikedtx.pki.ca import (
     CertificateAuthority,
 )
 
-# For ikectl's usage message.
+# The grammar, for ikectl's usage message (runCa itself prints one line
+# per error).
 USAGE = """usage: ikectl ca NAME create [password PASSWORD] [keytype TYPE]
        ikectl ca NAME delete | install [PATH] | export [peer PEER] [password PASSWORD]
        ikectl ca NAME certificate HOST create [server | client | ocsp] [keytype TYPE]
@@ -75,6 +76,8 @@ def _keyword(word, choices):
 class _Arguments:
     """
     The words of a command line, consumed from the left.
+
+    @ivar words: the words not consumed yet.
     """
 
     def __init__(self, words):
@@ -123,6 +126,18 @@ def _keyType(options):
 
 
 class _Runner:
+    """
+    Carries out one parsed command on L{CertificateAuthority}.
+
+    @ivar stdout: where messages go.
+    @ivar sslDir: the directory of the CAs.
+    @ivar etcDir: the iked tree for C{install} without a PATH.
+    @ivar exportDir: where exports go, or C{None} for the current
+        directory.
+    @ivar now: the clock handed to L{CertificateAuthority}, or C{None}.
+    @ivar hostname: what C{local} stands for, or C{None}.
+    """
+
     def __init__(self, stdout, sslDir, etcDir, exportDir, now, hostname):
         self.stdout = stdout
         self.sslDir = sslDir
