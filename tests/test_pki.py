@@ -157,6 +157,22 @@ class CreateTests(CATestMixin, SynchronousTestCase):
         cert = self.issue(ca, "192.0.2.1")
         cert.verify_directly_issued_by(ca.certificate())
 
+    def test_passwordLost(self):
+        """
+        Without ikeca.passwd (or with an empty one) an encrypted CA key
+        cannot be read: one clear error, no certificate.
+        """
+        ca = self.makeCA(password="s3cret")
+        os.unlink(ca.passwordPath)
+        error = self.assertRaises(CAError, self.issue, ca, "192.0.2.1")
+        self.assertTrue(str(error).startswith("cannot read the key of CA 'vpn': "), str(error))
+        self.assertEqual(len(str(error).splitlines()), 1)
+        with open(ca.passwordPath, "wb"):
+            pass
+        self.assertRaises(CAError, self.issue, ca, "192.0.2.1")
+        self.assertEqual(ca.hosts(), [])
+        self.assertFalse(ca.hasKey("192.0.2.1"))
+
     def test_ecdsa(self):
         """
         C{keytype ecdsa384} makes an EC CA key on P-384.

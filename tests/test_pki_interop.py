@@ -10,6 +10,7 @@ is revoked, the new CRL installed, and its next negotiation is refused.
 
 import io
 import os
+import tarfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -97,6 +98,12 @@ class IkedtxPairTests(PKIRoundTripMixin, TestCase):
     """
 
     def test_negotiateThenRevoke(self):
+        """
+        moon's tree comes from C{install}, sun's from unpacking C{ca vpn
+        certificate sun.example export} as ikectl(8)'s EXAMPLES do (C{tar
+        -C /etc/iked -xzpf}); they negotiate, then sun is revoked and moon
+        refuses its next negotiation.
+        """
         self.hosts()
         self.setUpCA()
         self.ikectl("ca vpn certificate %s create" % (A_FQDN,))
@@ -106,7 +113,10 @@ class IkedtxPairTests(PKIRoundTripMixin, TestCase):
         sun = self.ikedtx(self.b, policy(B, A, B_INNER, A_INNER, B_FQDN, A_FQDN), name="sun",
                           extraArgs=["--kernel", "decoupled", "--listen", B])
         self.installInto(moon, A_FQDN)
-        self.installInto(sun, B_FQDN)
+        out = self.ikectl("ca vpn certificate %s export peer %s password exportpw" % (B_FQDN, A))
+        self.assertEqual(out, "exported files in %s\n" % (os.path.join(self.sslDir, B_FQDN + ".tgz"),))
+        with tarfile.open(os.path.join(self.sslDir, B_FQDN + ".tgz")) as archive:
+            archive.extractall(sun.etc, filter="data")
         moon.start()
         sun.start()
 

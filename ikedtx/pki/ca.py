@@ -424,7 +424,8 @@ class CertificateAuthority:
         password = None
         if os.path.exists(self.passwordPath):
             with open(self.passwordPath, "rb") as f:
-                password = f.read().splitlines()[0]
+                lines = f.read().splitlines()
+            password = lines[0] if lines else None
         try:
             with open(self.keyPath, "rb") as f:
                 return serialization.load_pem_private_key(f.read(), password)
@@ -572,6 +573,8 @@ class CertificateAuthority:
 
         @param usage: C{None} (server and client), C{"server"},
             C{"client"} or C{"ocsp"}.
+        @param keyType: the type of a new key; an existing key of HOST is
+            reused whatever its type, as ikectl does.
         @raise CAError: C{host} has a valid certificate already, or is not
             an address, host name or user@host.
         """
@@ -582,10 +585,10 @@ class CertificateAuthority:
         path = self.hostCertificatePath(host)
         if os.path.exists(path) and self.status(self.hostCertificate(host)) != "revoked":
             raise CAError("certificate for '%s' already exists in CA '%s'" % (host, self.name))
-        self.createKey(host, keyType)
-        hostKey = self.hostKey(host)
         caCertificate = self.certificate()
         caKey = self._key()
+        self.createKey(host, keyType)
+        hostKey = self.hostKey(host)
         serial = self._readCounter(self.serialPath)
         now = self._now()
         public = hostKey.public_key()
