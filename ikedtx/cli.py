@@ -109,9 +109,31 @@ def iked():
     sys.exit(runIked(sys.argv[1:]))
 
 
+def runIkectl(argv, stdout, stderr, **caOptions):
+    """
+    Run one C{ikectl} command line (the words after C{ikectl}).  The
+    certificate authority commands (C{ca ...}, C{show ca ...}) run here,
+    in this process, as ikectl(8) runs them; the commands that talk to a
+    running daemon are not implemented yet.
+
+    @param caOptions: passed to L{ikedtx.pki.command.runCa} (directories,
+        for tests).
+    @return: the exit status.
+    """
+    from ikedtx.pki.command import USAGE, runCa
+
+    words = list(argv)
+    if not words:
+        stderr.write(USAGE)
+        return 1
+    if words[0] == "ca" or words[:2] == ["show", "ca"]:
+        return runCa(words, stdout, stderr, **caOptions)
+    stderr.write("ikectl: %s: only the ca commands are implemented yet\n" % (" ".join(words),))
+    return 1
+
+
 def ikectl():
     """
-    The C{ikectl} console script (not implemented yet).
+    The C{ikectl} console script.
     """
-    sys.stderr.write("ikectl: not implemented yet\n")
-    sys.exit(1)
+    sys.exit(runIkectl(sys.argv[1:], sys.stdout, sys.stderr))

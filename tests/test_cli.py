@@ -126,9 +126,52 @@ class IkedTests(SynchronousTestCase):
 
 
 class IkectlTests(SynchronousTestCase):
-    def test_notImplemented(self):
+    def ikectl(self, *argv, **kw):
+        out, err = io.StringIO(), io.StringIO()
+        status = cli.runIkectl(list(argv), out, err, **kw)
+        return status, out.getvalue(), err.getvalue()
+
+    def test_daemonCommandsNotImplemented(self):
+        """
+        A command for the running daemon fails with one line and status 1
+        (the control socket comes with the ikectl issue).
+        """
+        self.assertEqual(self.ikectl("show", "sa"),
+                         (1, "", "ikectl: show sa: only the ca commands are implemented yet\n"))
+
+    def test_noCommand(self):
+        status, out, err = self.ikectl()
+        self.assertEqual(status, 1)
+        self.assertIn("ikectl ca NAME create", err)
+
+    def test_caCommands(self):
+        """
+        C{ikectl ca NAME create} and C{show ca NAME certificates} reach the
+        certificate authority.
+        """
+        ssl = self.mktemp()
+        os.makedirs(ssl)
+        status, out, err = self.ikectl("ca", "vpn", "create", sslDir=ssl)
+        self.assertEqual((status, err), (0, ""))
+        self.assertTrue(os.path.exists(os.path.join(ssl, "vpn", "ca.crt")))
+        status, out, err = self.ikectl("ca", "vpn", "certificate", "gw.example", "create", sslDir=ssl)
+        self.assertEqual((status, err), (0, ""))
+        status, out, err = self.ikectl("show", "ca", "vpn", "certificates", sslDir=ssl)
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn("gw.example", out)
+
+    def test_caError(self):
+        ssl = self.mktemp()
+        os.makedirs(ssl)
+        status, out, err = self.ikectl("ca", "nosuch", "delete", sslDir=ssl)
+        self.assertEqual(status, 1)
+        self.assertTrue(err.startswith("ikectl: "), err)
+        self.assertEqual(err.count("\n"), 1)
+
+    def test_consoleScript(self):
         err = io.StringIO()
         self.patch(sys, "stderr", err)
+        self.patch(sys, "argv", ["ikectl", "reload"])
         e = self.assertRaises(SystemExit, cli.ikectl)
         self.assertEqual(e.code, 1)
-        self.assertEqual(err.getvalue(), "ikectl: not implemented yet\n")
+        self.assertEqual(err.getvalue(), "ikectl: reload: only the ca commands are implemented yet\n")

@@ -22,7 +22,7 @@ from ikedtx.pki.ca import CertificateAuthority
 from ikedtx.pki.command import runCa
 
 from tests.interop import A, A_FQDN, A_INNER, B, B_FQDN, B_INNER, InteropMixin
-from tests.lab import CRL, Auth, Certificate, Child, Connection, KeyPair
+from ikedtx.testing.lab import CRL, Auth, Certificate, Child, Connection, KeyPair
 
 IKE = "ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519"
 CHILD = "childsa enc aes-128-gcm"
