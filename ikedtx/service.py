@@ -82,8 +82,14 @@ def _decoupled():
     return DecoupledKernel()
 
 
+def _xfrm():
+    from ikedtx.kernel.xfrm import XfrmKernel
+
+    return XfrmKernel()
+
+
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
-KERNEL_PROVIDERS = {"decoupled": _decoupled}
+KERNEL_PROVIDERS = {"decoupled": _decoupled, "xfrm": _xfrm}
 
 
 def makeKernel(name):
@@ -146,7 +152,7 @@ class IkedService(MultiService):
         self.kernel = makeKernel(kernelName)
         wanted = self.options.get("kernelWanted")
         if wanted and wanted != kernelName:
-            self._log.warn("the {wanted} kernel provider is not available yet: running decoupled, "
+            self._log.warn("no 'set decouple' but no --kernel {wanted} either: running decoupled, "
                            "SAs and flows are recorded but NOT installed", wanted=wanted)
         if self.credentials is None:
             self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",
@@ -165,6 +171,12 @@ class IkedService(MultiService):
         for address in self._listenAddresses():
             for number, natt in ports:
                 port = listenUDPWithPacketInfo(self.reactor, number, IKEDatagramProtocol(self.runner, natt), address)
+                if self.kernel.name == "xfrm":
+                    from ikedtx.kernel.xfrm import bypassSocket, enableEspInUdp
+
+                    bypassSocket(port.socket)
+                    if natt:
+                        enableEspInUdp(port.socket)
                 self.runner.addPort(port, natt)
                 self._ports.append(port)
                 self._log.info("listening on {address} port {port}{natt}", address=address, port=port.getHost().port,

@@ -110,7 +110,7 @@ class EncodingTests(SynchronousTestCase):
             selector()
             + struct.pack(ID, a2, be32(0xC0FFEE01), 50)
             + a1
-            + struct.pack(LIFETIME_CFG, INF, INF, INF, INF, INF, 3600, INF, INF)
+            + struct.pack(LIFETIME_CFG, INF, INF, INF, INF, 0, 3600, 0, 0)
             + struct.pack(LIFETIME_CUR, 0, 0, 0, 0)
             + struct.pack("@3I", 0, 0, 0)
             + struct.pack("@IIHBBB7x", 0, 0x69000001, 2, 1, 0, 160)
@@ -168,7 +168,7 @@ class EncodingTests(SynchronousTestCase):
         data = self.encode(msg, m.XFRM_MSG_NEWPOLICY)
         body = (
             selector(daddr=n2, saddr=n1, dport=443, dmask=0xFFFF, family=2, plend=24, plens=16, proto=6)
-            + struct.pack(LIFETIME_CFG, *[INF] * 8)
+            + struct.pack(LIFETIME_CFG, INF, INF, INF, INF, 0, 0, 0, 0)
             + struct.pack(LIFETIME_CUR, 0, 0, 0, 0)
             + struct.pack("@IIBBBB4x", 1000, 0, 1, 0, 0, 0)
         )
@@ -228,7 +228,7 @@ class DecodingTests(SynchronousTestCase):
         """
         a = bytes([192, 0, 2, 1]) + b"\0" * 12
         state = (selector() + struct.pack(ID, a, be32(0xABCD0001), 50) + a
-                 + struct.pack(LIFETIME_CFG, *[INF] * 8) + struct.pack(LIFETIME_CUR, 10, 2, 0, 0)
+                 + struct.pack(LIFETIME_CFG, INF, INF, INF, INF, 0, 0, 0, 0) + struct.pack(LIFETIME_CUR, 10, 2, 0, 0)
                  + struct.pack("@3I", 0, 0, 0) + struct.pack("@IIHBBB7x", 0, 0x69000003, 2, 1, 32, 0))
         body = state + struct.pack("@B7x", 1)
         data = struct.pack("=IHHII", 16 + len(body), m.XFRM_MSG_EXPIRE, 0, 0, 0) + body
@@ -243,7 +243,7 @@ class DecodingTests(SynchronousTestCase):
         (XFRMA_TMPL) with their reqid.
         """
         a1, a2 = bytes([10, 1, 0, 1]) + b"\0" * 12, bytes([10, 2, 0, 1]) + b"\0" * 12
-        policy = (selector() + struct.pack(LIFETIME_CFG, *[INF] * 8) + struct.pack(LIFETIME_CUR, 0, 0, 0, 0)
+        policy = (selector() + struct.pack(LIFETIME_CFG, INF, INF, INF, INF, 0, 0, 0, 0) + struct.pack(LIFETIME_CUR, 0, 0, 0, 0)
                   + struct.pack("@IIBBBB4x", 0, 8, 1, 0, 0, 0))
         body = (struct.pack(ID, a2, 0, 50) + a1
                 + selector(daddr=a2, saddr=a1, family=2, plend=32, plens=32, proto=1)

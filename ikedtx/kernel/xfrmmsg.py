@@ -140,14 +140,17 @@ def _prefixed(prefix, fields):
 def _defaults(fields):
     """
     Explicit defaults: zero bytes for byte strings, 0 for numbers, and the
-    kernel's "no limit" for lifetime limits.
+    kernel's "no limit" for lifetimes.
     """
     out = {}
     for name, fmt in fields:
         if fmt.endswith("s"):
             out[name] = b"\0" * int(fmt[:-1] or 0)
         elif not fmt.endswith("x"):
-            out[name] = XFRM_INF if name.startswith("lft_") else 0
+            # Byte and packet limits: XFRM_INF is none. Seconds: 0 is none
+            # (the kernel adds them to the install time as signed values:
+            # XFRM_INF there would be -1, an SA that expires at once).
+            out[name] = XFRM_INF if name.startswith("lft_") and name.endswith("_limit") else 0
     return out
 
 
@@ -446,16 +449,20 @@ class user_expire(xfrm_msg):
     defaults = _defaults(fields)
 
 
-#: What arrives on an XFRM socket, by message type (pyroute2's marshal map).
+#: What arrives on an XFRM socket, by message type (pyroute2's marshal map):
+#: the kernel answers GETSA and ALLOCSPI with NEWSA messages and GETPOLICY
+#: with NEWPOLICY; the other types arrive only as the request an error
+#: message quotes.
 MESSAGE_CLASSES = {
     XFRM_MSG_NEWSA: usersa_info,
     XFRM_MSG_UPDSA: usersa_info,
     XFRM_MSG_DELSA: usersa_id,
-    XFRM_MSG_GETSA: usersa_info,
+    XFRM_MSG_GETSA: usersa_id,
+    XFRM_MSG_ALLOCSPI: userspi_info,
     XFRM_MSG_NEWPOLICY: userpolicy_info,
     XFRM_MSG_UPDPOLICY: userpolicy_info,
     XFRM_MSG_DELPOLICY: userpolicy_id,
-    XFRM_MSG_GETPOLICY: userpolicy_info,
+    XFRM_MSG_GETPOLICY: userpolicy_id,
     XFRM_MSG_ACQUIRE: user_acquire,
     XFRM_MSG_EXPIRE: user_expire,
     XFRM_MSG_FLUSHSA: usersa_flush,
