@@ -146,6 +146,29 @@ class EncodingTests(SynchronousTestCase):
         self.assertEqual((crypt["alg_name"].rstrip(b"\0"), crypt["key"]), (b"cbc(aes)", b"e" * 16))
         self.assertEqual((auth["alg_trunc_len"], auth["key"]), (128, b"a" * 32))
 
+    def test_unalignedKey(self):
+        """
+        A key whose length is not a multiple of 4 (AES-192-GCM: 24 + 4 bytes
+        is aligned, a 17-byte key plus salt is not) is padded to 4 bytes
+        after the attribute, outside its length, so the next attribute
+        starts aligned.
+        """
+        key = bytes(range(21))
+        msg = m.usersa_info()
+        msg["attrs"] = [
+            ("XFRMA_ALG_AEAD", {"alg_name": b"rfc4106(gcm(aes))", "alg_key_len": 168, "alg_icv_len": 128, "key": key}),
+            ("XFRMA_SRCADDR", {"addr": b"\x01" * 16}),
+        ]
+        data = self.encode(msg, m.XFRM_MSG_NEWSA)
+        attrs = (struct.pack("=HH", 97, 18) + b"rfc4106(gcm(aes))".ljust(64, b"\0") + struct.pack("=II", 168, 128)
+                 + key + b"\0\0\0" + nla(13, b"\x01" * 16))
+        self.assertEqual(data[16 + 224:], attrs)
+        self.assertEqual(struct.unpack_from("=I", data)[0], len(data))
+        decoded = m.usersa_info(data)
+        decoded.decode()
+        self.assertEqual(decoded.get_attr("XFRMA_ALG_AEAD")["key"], key)
+        self.assertEqual(decoded.get_attr("XFRMA_SRCADDR")["addr"], b"\x01" * 16)
+
     def test_newpolicy(self):
         """
         XFRM_MSG_NEWPOLICY: xfrm_userpolicy_info then XFRMA_TMPL holding two

@@ -242,6 +242,22 @@ NLA_MAP = (
 )
 
 
+def _appendPadded(attribute, offset, diff, tail):
+    """
+    Append C{tail} (a key, a bitmap) after the fixed fields of
+    C{attribute}, then pad the attribute to 4 bytes as netlink wants; the
+    padding is not part of the attribute's length.
+    """
+    # pyroute2 pads the fixed fields (diff); the tail goes where they end.
+    offset -= diff
+    del attribute.data[offset:]
+    attribute.data.extend(tail)
+    offset += len(tail)
+    pad = (4 - (offset - attribute.offset) % 4) % 4
+    attribute.data.extend(b"\0" * pad)
+    return offset + pad, pad
+
+
 class _algo(nla):
     """
     A C{struct xfrm_algo*}: a name, lengths and the key after them
@@ -251,9 +267,7 @@ class _algo(nla):
 
     def ft_encode(self, offset):
         offset, diff = nla.ft_encode(self, offset)
-        key = bytes(self.get("key") or b"")
-        self.data.extend(key)
-        return offset + len(key), diff
+        return _appendPadded(self, offset, diff, bytes(self.get("key") or b""))
 
     def ft_decode(self, offset):
         nla.ft_decode(self, offset)
@@ -333,9 +347,7 @@ class xfrm_replay_state_esn(nla):
 
     def ft_encode(self, offset):
         offset, diff = nla.ft_encode(self, offset)
-        bitmap = b"\0" * (4 * (self.get("bmp_len") or 0))
-        self.data.extend(bitmap)
-        return offset + len(bitmap), diff
+        return _appendPadded(self, offset, diff, b"\0" * (4 * (self.get("bmp_len") or 0)))
 
 
 def _size(fmt):
