@@ -287,8 +287,10 @@ def saMessage(sa, mode=None):
     msg["reqid"] = kernelReqid(sa.reqid)
     msg["mode"] = m.XFRM_MODE_TUNNEL if mode == "tunnel" else m.XFRM_MODE_TRANSPORT
     flags = 0
-    if mode == "tunnel":
-        # The inner family may differ from the outer one.
+    if sa.mode == "tunnel":
+        # The inner family may differ from the outer one; an ESP SA inside
+        # an IPcomp tunnel matches the inner packets too, so its selector
+        # is also left open.
         flags |= m.XFRM_STATE_AF_UNSPEC
     else:
         msg["sel_family"] = family
@@ -487,6 +489,8 @@ class XfrmKernel:
     @ivar allocated: SPIs given out by the kernel (larval SAs) and not yet
         installed: C{(IP protocol, spi, destination)}.
     @ivar events: the L{IDatapathEvents} receiver.
+    @ivar leftoversRemoved: how many SAs and policies of an earlier ikedtx
+        were removed at start.
     """
 
     name = "xfrm"
@@ -508,8 +512,7 @@ class XfrmKernel:
         self.allocated = set()
         self.events = None
         self._reader = None
-        if cleanup:
-            self.removeLeftovers()
+        self.leftoversRemoved = self.removeLeftovers() if cleanup else 0
         if eventSocket is not None or channel is None:
             if reactor is None:
                 from twisted.internet import reactor
