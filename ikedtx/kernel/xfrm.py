@@ -26,8 +26,7 @@ socket decapsulate ESP in UDP (RFC 3948).
 import errno
 import os
 import socket
-import struct
-from ipaddress import ip_address, ip_network, summarize_address_range
+from ipaddress import ip_address, summarize_address_range
 
 from twisted.internet.defer import fail, succeed
 from twisted.logger import Logger

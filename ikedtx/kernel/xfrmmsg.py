@@ -17,6 +17,8 @@ C{xfrm_userpolicy_info} 168, C{xfrm_user_tmpl} 64, C{xfrm_user_acquire} 280,
 C{xfrm_user_expire} 232.
 """
 
+import struct
+
 from pyroute2.netlink import NETLINK_XFRM, nla, nlmsg
 
 __all__ = ["NETLINK_XFRM"]
@@ -351,8 +353,6 @@ class xfrm_replay_state_esn(nla):
 
 
 def _size(fmt):
-    import struct
-
     return struct.calcsize("=" + fmt) if fmt[0] not in "<>=!@" else struct.calcsize(fmt)
 
 
