@@ -77,8 +77,14 @@ def _decoupled():
     return DecoupledKernel()
 
 
+def _xfrm():
+    from ikedtx.kernel.xfrm import XfrmKernel
+
+    return XfrmKernel()
+
+
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
-KERNEL_PROVIDERS = {"decoupled": _decoupled}
+KERNEL_PROVIDERS = {"decoupled": _decoupled, "xfrm": _xfrm}
 
 
 def makeKernel(name):
@@ -140,6 +146,14 @@ class IKEPortService(Service):
         except CannotListenError as e:
             raise _cannotBind(self.address, self.portNumber, e)
         Service.startService(self)
+        if self.parent.kernel.name == "xfrm":
+            # IKE itself must pass the kernel's policies unprotected, and
+            # the NAT-T port takes ESP in UDP for the kernel (RFC 3948).
+            from ikedtx.kernel.xfrm import bypassSocket, enableEspInUdp
+
+            bypassSocket(self.port.socket)
+            if self.natt:
+                enableEspInUdp(self.port.socket)
         runner.addPort(self.port, self.natt)
         self._log.info("listening on {address} port {port}{natt}", address=self.address, port=self.port.getHost().port,
                        natt=" (NAT-T)" if self.natt else "")
@@ -379,7 +393,7 @@ class IkedService(MultiService):
         self.kernel = makeKernel(kernelName)
         wanted = self.options.get("kernelWanted")
         if wanted and wanted != kernelName:
-            self._log.warn("the {wanted} kernel provider is not available yet: running decoupled, "
+            self._log.warn("no 'set decouple' but no --kernel {wanted} either: running decoupled, "
                            "SAs and flows are recorded but NOT installed", wanted=wanted)
         if self.credentials is None:
             self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",

@@ -118,8 +118,8 @@ class MakeServiceTests(SynchronousTestCase):
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         options = parse("-f", self.path)
         tap.makeService(options)
-        # Without "set decouple" iked installs into the kernel; until the
-        # xfrm provider exists ikedtx runs decoupled and warns at start-up.
+        # Without "set decouple" iked installs into the kernel; ikedtx does
+        # so with --kernel xfrm, and otherwise runs decoupled and warns.
         self.assertEqual((options["kernel"], options["kernelWanted"]), ("decoupled", "xfrm"))
 
     def test_unavailableKernel(self):
@@ -128,9 +128,9 @@ class MakeServiceTests(SynchronousTestCase):
         error, not a traceback.
         """
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
-        e = self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path, "--kernel", "xfrm"))
+        e = self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path, "--kernel", "userspace"))
         self.assertEqual(e.code, 1)
-        self.assertIn("the xfrm kernel provider is not available yet", self.stderr.getvalue())
+        self.assertIn("the userspace kernel provider is not available yet", self.stderr.getvalue())
 
     def test_configError(self):
         """
