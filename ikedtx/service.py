@@ -82,8 +82,14 @@ def _decoupled():
     return DecoupledKernel()
 
 
+def _userspace():
+    from ikedtx.kernel.userspace import UserspaceKernel
+
+    return UserspaceKernel()
+
+
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
-KERNEL_PROVIDERS = {"decoupled": _decoupled}
+KERNEL_PROVIDERS = {"decoupled": _decoupled, "userspace": _userspace}
 
 
 def makeKernel(name):
@@ -157,6 +163,12 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
+        if self.kernel.name == "userspace":
+            # ESP in UDP shares the NAT-T sockets (RFC 3948).
+            self.runner.espHandler = self.kernel.espReceived
+            self.kernel.sendUdp = self.runner.sendEsp
+            if self.options.get("keylog"):
+                self.kernel.startDump(self.options["keylog"] + ".esp.json")
         ports = []
         if settings.nattMode != NATT_ONLY:
             ports.append((settings.ikePort, False))

@@ -367,6 +367,7 @@ class UserspaceKernel:
         self._reader = None
         self._wantRawEsp = rawEsp
         self._raw = {}
+        self._dump = None
 
     # Device and sockets
 
@@ -396,6 +397,8 @@ class UserspaceKernel:
         """
         Stop reading and close the device and raw sockets.
         """
+        if self._dump is not None and self._dump.running:
+            self._dump.stop()
         if self._reader is not None:
             self.reactor.removeReader(self._reader)
             self._reader = None
@@ -598,6 +601,39 @@ class UserspaceKernel:
         return succeed(None)
 
     # Counters
+
+    def startDump(self, path, interval=0.5):
+        """
+        For tests and debugging: every C{interval} seconds, write the
+        installed SAs (keys included: the file is a secret, mode 0600),
+        their counters and the drop counts to C{path} as JSON.
+        """
+        from twisted.internet.task import LoopingCall
+
+        self._dump = LoopingCall(self._writeDump, path)
+        self._dump.clock = self.reactor
+        self._dump.start(interval, now=True).addErrback(
+            lambda f: self._log.failure("userspace: writing {path} failed", f, path=path))
+
+    def _writeDump(self, path):
+        import json
+
+        sas = []
+        for entry in self._sas.values():
+            sa = entry.sa
+            sas.append({
+                "spi": "%08x" % (sa.spi,), "inbound": sa.inbound, "source": str(sa.source),
+                "destination": str(sa.destination), "encryption": sa.encryption[0], "keyLength": sa.encryption[1],
+                "encryptionKey": bytes(sa.encryptionKey).hex(), "integrity": sa.integrity,
+                "integrityKey": bytes(sa.integrityKey).hex(), "encapsulation": sa.encapsulation, "reqid": sa.reqid,
+                "bytes": entry.bytes, "packets": entry.packets, "seq": entry.codec.seq,
+            })
+        text = json.dumps({"sas": sas, "drops": dict(self.dropCounts())})
+        temporary = path + ".tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
 
     def dropCounts(self):
         """
