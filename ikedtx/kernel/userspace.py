@@ -140,6 +140,7 @@ class TunDevice:
             fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", self.name.encode("ascii"), IFF_TUN | IFF_NO_PI))
             from pyroute2 import IPRoute
 
+            self._noLinkLocal()
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=self.name)[0]
                 ipr.link("set", index=index, mtu=self.mtu, state="up")
@@ -148,6 +149,16 @@ class TunDevice:
             raise
         self.fd = fd
         return fd
+
+    def _noLinkLocal(self):
+        # Without an IPv6 link-local address the host sends no router
+        # solicitations or MLD reports into the tunnel; routes through the
+        # device still work.
+        try:
+            with open("/proc/sys/net/ipv6/conf/%s/addr_gen_mode" % (self.name,), "w") as f:
+                f.write("1")
+        except OSError as e:
+            self._log.debug("{name}: addr_gen_mode not set: {error}", name=self.name, error=e)
 
     def read(self):
         try:
@@ -625,7 +636,8 @@ class UserspaceKernel:
                 "spi": "%08x" % (sa.spi,), "inbound": sa.inbound, "source": str(sa.source),
                 "destination": str(sa.destination), "encryption": sa.encryption[0], "keyLength": sa.encryption[1],
                 "encryptionKey": bytes(sa.encryptionKey).hex(), "integrity": sa.integrity,
-                "integrityKey": bytes(sa.integrityKey).hex(), "encapsulation": sa.encapsulation, "reqid": sa.reqid,
+                "integrityKey": bytes(sa.integrityKey).hex(), "esn": sa.esn, "encapsulation": sa.encapsulation,
+                "reqid": sa.reqid,
                 "bytes": entry.bytes, "packets": entry.packets, "seq": entry.codec.seq,
             })
         text = json.dumps({"sas": sas, "drops": dict(self.dropCounts())})
