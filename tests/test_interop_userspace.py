@@ -259,3 +259,25 @@ class IkedtxPairTests(UserspaceMixin, TestCase):
         ours, theirs, capture = self._pair(esn=True)
         self.labAssert(not any(sa["encapsulation"] for sa in espDump(ours)["sas"]), repr(espDump(ours)))
         self.labAssert(capture.fields(["esp.spi"], displayFilter="ip.proto == 50"), "no raw ESP captured")
+
+    def test_ipv6Inner(self):
+        """
+        IPv6 inner traffic (fd00:1::1 <-> fd00:2::1 on C{lo}) through IPv4
+        outer addresses, ESP in UDP: the route to the remote /128 goes
+        through the TUN device with the local inner address as source.
+        """
+        self.hosts()
+        self.a.addLoopbackAddress("fd00:1::1/128")
+        self.b.addLoopbackAddress("fd00:2::1/128")
+        policy = 'ikev2 "peer" passive natt esp from %s to %s local %s peer %s %s srcid %s dstid %s psk "%s"\n'
+        ours = self.startOurs(self.a, policy % ("fd00:1::1", "fd00:2::1", A, B, ESP["gcm"][1], A, B, PSK), A)
+        theirs = self.startOurs(self.b, policy % ("fd00:2::1", "fd00:1::1", B, A, ESP["gcm"][1], B, A, PSK), B)
+        ours.initiate("peer")
+        routes = self.a.ip("-6", "route", "show", "dev", "ipsec0").stdout
+        self.labAssert("fd00:2::1 " in routes and "src fd00:1::1" in routes, routes)
+        self.assertPings([(self.a, "fd00:1::1", "fd00:2::1"), (self.b, "fd00:2::1", "fd00:1::1")])
+        for daemon in (ours, theirs):
+            dump = self.waitForDump(daemon, lambda d: sum(sa["packets"] for sa in d["sas"]) >= 12, "12 packets")
+            # ICMPv6 echoes of 56 data octets: 40 + 8 + 56.
+            self.labAssertEqual(sorted((sa["packets"], sa["bytes"]) for sa in dump["sas"]), [(6, 6 * 104)] * 2)
+            self.labAssertEqual(dump["drops"], {})

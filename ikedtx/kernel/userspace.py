@@ -573,6 +573,8 @@ class UserspaceKernel:
             route = (network, source)
             if self._routeUsers[route] == 0:
                 self.routes.addRoute(network, self.device.name, source)
+                self._log.info("userspace: {network} routed through {device} (source {source})", network=network,
+                               device=self.device.name, source=source)
             self._routeUsers[route] += 1
             entry.routes.append(route)
 
