@@ -492,6 +492,28 @@ class UserspaceKernelTests(SynchronousTestCase):
         pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
         self.assertEqual(pair.b.drops, {"tun-full": 1})
 
+    def test_deviceFailure(self):
+        """
+        A TUN device that cannot be opened fails addSA and addFlow with
+        L{KernelError}; once it can, the next call opens it.
+        """
+
+        class Broken(FakeTun):
+            def open(self):
+                if not self.opened:
+                    self.opened = -1
+                    raise PermissionError("Operation not permitted")
+                return FakeTun.open(self)
+
+        device = Broken()
+        kernel = UserspaceKernel(reactor=task.Clock(), device=device, routes=FakeRoutes(), rawEsp=False)
+        (_, outA), _ = childSAs()
+        failure = self.failureResultOf(kernel.addSA(outA), KernelError)
+        self.assertIn("Operation not permitted", str(failure.value))
+        self.failureResultOf(kernel.querySA(outA), KernelError)
+        self.successResultOf(kernel.addSA(outA))
+        self.assertEqual(device.opened, 0)
+
     def test_garbageNeverRaises(self):
         """
         Nothing from the device or the network raises out of the provider.

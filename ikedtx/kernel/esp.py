@@ -16,7 +16,6 @@ for anything a peer sends.
 """
 
 import hmac as _hmac
-import os
 import struct
 from collections import Counter
 
@@ -47,6 +46,7 @@ NEXT_HEADER_NONE = 59
 _SPI_SEQ = struct.Struct("!II")
 _SEQ_HIGH = struct.Struct("!I")
 _IV64 = struct.Struct("!Q")
+_NONCE_PAD = bytes(8)
 
 #: integrity id -> (hashlib name, key length, truncated ICV length)
 INTEGRITY = {
@@ -162,14 +162,13 @@ class EspSA:
     _log = Logger()
 
     def __init__(self, spi, encryption, keyLength, encryptionKey, integrity, integrityKey, esn=False,
-                 replayWindow=128, randomBytes=os.urandom):
+                 replayWindow=128):
         self.spi = spi
         self.esn = esn
         self.seq = 0
         self.window = ReplayWindow(replayWindow)
         self.drops = Counter()
         self.exhausted = False
-        self._randomBytes = randomBytes
         self._spiBytes = struct.pack("!I", spi)
         self._maxSeq = 0xFFFFFFFFFFFFFFFF if esn else 0xFFFFFFFF
         key = bytes(encryptionKey)
@@ -195,7 +194,16 @@ class EspSA:
             if encryption == EncrId.AES_CBC:
                 if len(key) not in (16, 24, 32) or (keyLength and keyLength != 8 * len(key)):
                     raise EspError("AES-CBC: %d octets of key" % (len(key),))
+                # One CBC context each way for the SA's life, chained across
+                # packets (cryptography fixes the IV of a context): a packet
+                # is sealed by feeding a nonce block before it, whose output
+                # E_K(nonce ^ previous block) is the packet's IV, which is
+                # unpredictable without the key (NIST SP 800-38A appendix C);
+                # it is opened by feeding its IV before its blocks and
+                # dropping the first output block.
                 self._cbc = algorithms.AES(key)
+                self._cbcEncryptor = Cipher(self._cbc, modes.CBC(bytes(16))).encryptor()
+                self._cbcDecryptor = Cipher(self._cbc, modes.CBC(bytes(16))).decryptor()
                 self._ivLength, self._align = 16, 16
             else:
                 self._ivLength, self._align = 0, 4
@@ -204,7 +212,7 @@ class EspSA:
         self.overhead = 8 + self._ivLength + 2 + self._icvLength + self._align - 1
 
     @classmethod
-    def fromKernelSA(cls, sa, replayWindow=128, randomBytes=os.urandom):
+    def fromKernelSA(cls, sa, replayWindow=128):
         """
         The codec for the L{ikedtx.kernel.interfaces.KernelSA} C{sa}.
         """
@@ -212,7 +220,7 @@ class EspSA:
             raise EspError("AH is not supported")
         encr, keyLength = sa.encryption
         return cls(sa.spi, encr, keyLength, sa.encryptionKey, sa.integrity, sa.integrityKey, esn=sa.esn,
-                   replayWindow=replayWindow if sa.replayWindow else 0, randomBytes=randomBytes)
+                   replayWindow=replayWindow if sa.replayWindow else 0)
 
     # Outbound
 
@@ -242,9 +250,7 @@ class EspSA:
             aad = self._spiBytes + _SEQ_HIGH.pack(seq >> 32) + header[4:] if self.esn else header
             return header + iv + self._aead.encrypt(self._salt + iv, payload + trailer, aad)
         if self._cbc is not None:
-            iv = self._randomBytes(16)
-            encryptor = Cipher(self._cbc, modes.CBC(iv)).encryptor()
-            body = iv + encryptor.update(payload + trailer) + encryptor.finalize()
+            body = self._cbcEncryptor.update(_NONCE_PAD + _IV64.pack(seq) + payload + trailer)
         else:
             body = payload + trailer
         signed = header + body
@@ -298,8 +304,7 @@ class EspSA:
                 encrypted = signed[8 + ivLength:]
                 if not encrypted or len(encrypted) % 16:
                     return self._drop(TRUNCATED, seq)
-                decryptor = Cipher(self._cbc, modes.CBC(signed[8:8 + ivLength])).decryptor()
-                plain = decryptor.update(encrypted) + decryptor.finalize()
+                plain = self._cbcDecryptor.update(signed[8:])[16:]
             else:
                 plain = signed[8:]
         padLength, nextHeader = plain[-2], plain[-1]

@@ -385,8 +385,8 @@ class UserspaceKernel:
     def _open(self):
         if self._opened:
             return
-        self._opened = True
         fd = self.device.open()
+        self._opened = True
         if fd is not None:
             self._reader = _FileDescriptorReader(fd, self._tunReadable, "tun " + self.device.name)
             self.reactor.addReader(self._reader)
@@ -424,7 +424,11 @@ class UserspaceKernel:
     def _tunReadable(self):
         # Bounded, so that a flood on the device leaves time for IKE.
         for _ in range(256):
-            packet = self.device.read()
+            try:
+                packet = self.device.read()
+            except OSError as e:
+                self._log.error("userspace: reading {device} failed: {error}", device=self.device.name, error=e)
+                return
             if packet is None:
                 return
             self.packetFromTun(packet)
@@ -474,8 +478,7 @@ class UserspaceKernel:
         if key in self._sas:
             return fail(KernelError("SA %08x to %s: already installed" % (sa.spi, sa.destination)))
         try:
-            codec = EspSA.fromKernelSA(sa, replayWindow=max(self.replayWindow, sa.replayWindow),
-                                       randomBytes=self._randomBytes)
+            codec = EspSA.fromKernelSA(sa, replayWindow=max(self.replayWindow, sa.replayWindow))
         except EspError as e:
             return fail(KernelError("SA %08x: %s" % (sa.spi, e)))
         try:
