@@ -461,7 +461,8 @@ class TsharkCrossCheckTests(SynchronousTestCase):
             key = os.urandom(keyLength)
             integKey = os.urandom(integLength)
             sa = EspSA(spi, encr, bits, key, integ, integKey)
-            rows.append(espSaRow(spi, self.TSHARK_ENCRYPTION[encr], key, self.TSHARK_INTEGRITY.get(integ, "NULL"), integKey))
+            rows.append(espSaRow(spi, self.TSHARK_ENCRYPTION[encr], key, self.TSHARK_INTEGRITY.get(integ, "NULL"),
+                                 integKey))
             for n in (0, 1, 15, 16, 17):
                 inner = ipv4([10, 1, 0, 1], [10, 2, 0, 1], 17,
                              struct.pack("!HHHH", 1234, 5678, 8 + n + 5, 0) + b"hello" + bytes(n))

@@ -274,7 +274,8 @@ class EspSA:
 
     def _drop(self, reason, seq=None):
         self.drops[reason] += 1
-        self._log.debug("ESP SA {spi:08x}: dropped a packet ({reason}, seq {seq})", spi=self.spi, reason=reason, seq=seq)
+        self._log.debug("ESP SA {spi:08x}: dropped a packet ({reason}, seq {seq})", spi=self.spi, reason=reason,
+                        seq=seq)
         return None
 
     def _open(self, packet):

@@ -675,7 +675,8 @@ class UserspaceKernel:
             entry.softDone = True
         else:
             self._remove(entry)
-        self._log.info("userspace: SA {spi:08x} reached its {kind} lifetime", spi=sa.spi, kind="hard" if hard else "soft")
+        self._log.info("userspace: SA {spi:08x} reached its {kind} lifetime", spi=sa.spi,
+                       kind="hard" if hard else "soft")
         if self.events is not None:
             try:
                 self.events.expired(sa.protocol, sa.spi, sa.destination, hard)
