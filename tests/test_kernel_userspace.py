@@ -475,6 +475,23 @@ class UserspaceKernelTests(SynchronousTestCase):
         self.assertEqual(pair.a.dropCounts(), {esp.SEQUENCE_OVERFLOW: 1})
         self.assertEqual(pair.wire, [])
 
+    def test_sequenceSoftExpire(self):
+        """
+        A sixteenth of the sequence space before its end the SA soft-expires
+        (so that the daemon rekeys in time), once.
+        """
+        pair = Pair(self)
+        pair.install()
+        codec = pair.a._outbound[7][-1].codec
+        self.assertEqual(codec.softSeq, 0xFFFFFFFF - 0x0FFFFFFF)
+        codec.seq = codec.softSeq - 2
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(pair.eventsA.calls, [])
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(pair.eventsA.calls, [("expired", ProtocolId.ESP, 0x1000AB, B, False)])
+        self.assertEqual(len(pair.wire), 3)
+
     def test_noTransport(self):
         """
         An SA without UDP encapsulation needs the raw ESP socket; without

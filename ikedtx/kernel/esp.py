@@ -157,6 +157,8 @@ class EspSA:
     @ivar drops: a C{Counter} of drop reasons.
     @ivar exhausted: the sequence number space is used up (RFC 4303 3.3.3:
         the SA must be rekeyed; no more packets are sealed).
+    @ivar softSeq: the sequence number at which the SA should be rekeyed:
+        a sixteenth of the space before the end.
     """
 
     _log = Logger()
@@ -171,6 +173,7 @@ class EspSA:
         self.exhausted = False
         self._spiBytes = struct.pack("!I", spi)
         self._maxSeq = 0xFFFFFFFFFFFFFFFF if esn else 0xFFFFFFFF
+        self.softSeq = self._maxSeq - (self._maxSeq >> 4)
         key = bytes(encryptionKey)
         self._aead = None
         self._cbc = None

@@ -735,6 +735,9 @@ class UserspaceKernel:
             return None
         self._send(installed, data)
         self._count(installed, len(packet))
+        if installed.codec.seq == installed.codec.softSeq:
+            # Time to rekey, before the counter runs out.
+            self._expire(installed, False)
 
     def _send(self, entry, data):
         if entry.sa.encapsulation is not None:
