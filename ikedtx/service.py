@@ -83,8 +83,14 @@ def _xfrm():
     return XfrmKernel()
 
 
+def _userspace():
+    from ikedtx.kernel.userspace import UserspaceKernel
+
+    return UserspaceKernel()
+
+
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
-KERNEL_PROVIDERS = {"decoupled": _decoupled, "xfrm": _xfrm}
+KERNEL_PROVIDERS = {"decoupled": _decoupled, "xfrm": _xfrm, "userspace": _userspace}
 
 
 def makeKernel(name):
@@ -404,6 +410,12 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
+        if self.kernel.name == "userspace":
+            # ESP in UDP shares the NAT-T sockets (RFC 3948).
+            self.runner.espHandler = self.kernel.espReceived
+            self.kernel.sendUdp = self.runner.sendEsp
+            if self.options.get("keylog"):
+                self.kernel.startDump(self.options["keylog"] + ".esp.json")
         try:
             MultiService.startService(self)
         except BaseException:

@@ -251,7 +251,7 @@ def makeService(options):
             sys.stderr.write(renderConfig(config))
         sys.stderr.write("configuration OK\n")
         raise SystemExit(0)
-    from ikedtx.service import KERNEL_PROVIDERS, IkedService, StartupError
+    from ikedtx.service import IkedService, StartupError
 
     if options["kernel"] is None:
         wanted = "decoupled" if config.settings.decouple else "xfrm"
@@ -261,9 +261,6 @@ def makeService(options):
         # says so loudly at start-up.
         options["kernel"] = "decoupled"
         options["kernelWanted"] = wanted
-    elif options["kernel"] not in KERNEL_PROVIDERS:
-        _startupError("the %s kernel provider is not available yet; use --kernel decoupled "
-                      "(or 'set decouple')" % (options["kernel"],))
 
     service = IkedService(config, options)
     service.exitOnStartupError = True

@@ -135,13 +135,6 @@ class StartupErrorTests(TestCase):
         self.write("set passive\n", mode=0o644)
         self.assertOneError(["%s: group writable or world read/writable" % (self.config,)])
 
-    def test_unusableKernel(self):
-        """
-        A kernel provider this ikedtx does not have.
-        """
-        self.assertOneError(["iked: the userspace kernel provider is not available yet; use --kernel decoupled "
-                             "(or 'set decouple')"], **{"--kernel": "userspace"})
-
 
 class LogLevelTests(TestCase):
     """

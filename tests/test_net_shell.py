@@ -107,6 +107,16 @@ class RunnerTests(SynchronousTestCase):
         self.assertEqual(self.natt.sent, [(b"\x00\x00\x00\x00b", ("192.0.2.2", 4500), "192.0.2.1"),
                                           (b"\xff", ("192.0.2.2", 4500), "192.0.2.1")])
 
+    def test_sendEsp(self):
+        """
+        ESP in UDP leaves from the NAT-T port of its local endpoint without
+        the non-ESP marker (RFC 3948 2.1); with no such port it is dropped.
+        """
+        self.runner.sendEsp(b"\x12\x34\x56\x78esp", ("192.0.2.1", 4500), ("192.0.2.2", 4500))
+        self.runner.sendEsp(b"esp", ("192.0.2.1", 4501), ("192.0.2.2", 4500))
+        self.assertEqual(self.natt.sent, [(b"\x12\x34\x56\x78esp", ("192.0.2.2", 4500), "192.0.2.1")])
+        self.assertEqual(self.ike.sent, [])
+
     def test_timers(self):
         """
         SetTimer arms (or re-arms) a callLater, CancelTimer cancels it.

@@ -19,6 +19,7 @@ from ipaddress import ip_address
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx.config import parseConfig
@@ -62,10 +63,11 @@ class DaemonPairTests(TestCase):
         self.addCleanup(service.stopService)
         return service
 
-    def configs(self, psk='"secret"'):
-        a = parseConfig('ikev2 "ab" esp from 10.1.0.0/24 to 10.2.0.0/24 local 127.0.0.1 peer 127.0.0.2 '
+    def configs(self, psk='"secret"', natt=False):
+        natt = "natt " if natt else ""
+        a = parseConfig('ikev2 "ab" ' + natt + 'esp from 10.1.0.0/24 to 10.2.0.0/24 local 127.0.0.1 peer 127.0.0.2 '
                         'srcid a.example dstid b.example psk "secret"')
-        b = parseConfig('ikev2 "ba" esp from 10.2.0.0/24 to 10.1.0.0/24 local 127.0.0.2 peer 127.0.0.1 '
+        b = parseConfig('ikev2 "ba" ' + natt + 'esp from 10.2.0.0/24 to 10.1.0.0/24 local 127.0.0.2 peer 127.0.0.1 '
                         'srcid b.example dstid a.example psk %s' % (psk,))
         return a, b
 
@@ -92,6 +94,47 @@ class DaemonPairTests(TestCase):
         client.close()
         self.assertEqual([(sa["spiI"], sa["state"], sa["peerId"]) for sa in sas],
                          [(ikesa.spiI.hex(), "VALID", "FQDN/b.example")])
+
+    @defer.inlineCallbacks
+    def test_userspaceKernel(self):
+        """
+        With C{--kernel userspace} the Child SA goes into the user-space
+        datapath, and ESP in UDP travels between the daemons' NAT-T sockets
+        (RFC 3948; C{natt} forces it): a packet routed into one daemon's
+        device comes out of the other's. The devices and route tables are
+        in memory.
+        """
+        from ikedtx import service as serviceModule
+        from ikedtx.kernel.userspace import UserspaceKernel
+
+        from tests.test_kernel_userspace import FakeRoutes, FakeTun, udp
+
+        made = []
+
+        def userspace():
+            made.append(UserspaceKernel(device=FakeTun(), routes=FakeRoutes(["10.1.0.1", "10.2.0.1"]), rawEsp=False))
+            return made[-1]
+
+        self.patch(serviceModule, "KERNEL_PROVIDERS", dict(serviceModule.KERNEL_PROVIDERS, userspace=userspace))
+        ports = freePorts(2)
+        configA, configB = self.configs(natt=True)
+        a = IkedService(configA, options("127.0.0.1", ports[0], ports[1], kernel="userspace"))
+        b = IkedService(configB, options("127.0.0.2", ports[0], ports[1], kernel="userspace"))
+        for service in (a, b):
+            service.startService()
+            self.addCleanup(service.stopService)
+        self.assertEqual([a.kernel, b.kernel], made)
+        ikesa = yield a.initiate("ab")
+        packet = udp("10.1.0.1", "10.2.0.1")
+        a.kernel.packetFromTun(packet)
+        deadline = time.time() + 5
+        while not b.kernel.device.written and time.time() < deadline:
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(b.kernel.device.written, [packet])
+        (outbound,) = [sa for sa in ikesa.children[0].kernelSAs(ikesa) if not sa.inbound]
+        usage = yield a.kernel.querySA(outbound)
+        self.assertEqual((usage.packets, usage.bytes), (1, len(packet)))
+        self.assertEqual(outbound.encapsulation, (ports[1], ports[1]))
 
     @defer.inlineCallbacks
     def test_authenticationFailure(self):

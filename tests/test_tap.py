@@ -122,16 +122,6 @@ class MakeServiceTests(SynchronousTestCase):
         # so with --kernel xfrm, and otherwise runs decoupled and warns.
         self.assertEqual((options["kernel"], options["kernelWanted"]), ("decoupled", "xfrm"))
 
-    def test_unavailableKernel(self):
-        """
-        Asking for a kernel provider that does not exist yet is a clear
-        error, not a traceback.
-        """
-        self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
-        e = self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path, "--kernel", "userspace"))
-        self.assertEqual(e.code, 1)
-        self.assertIn("the userspace kernel provider is not available yet", self.stderr.getvalue())
-
     def test_configError(self):
         """
         A configuration error is printed, without a traceback, and exits 1.

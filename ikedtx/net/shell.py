@@ -175,6 +175,17 @@ class CoreRunner:
             data = addNonEspMarker(data)
         port.writeFrom(data, action.remote, action.local[0])
 
+    def sendEsp(self, data, local, remote):
+        """
+        Send an ESP-in-UDP datagram (RFC 3948: no marker) from the NAT-T
+        socket of C{local} (C{(host, port)}) to C{remote}.
+        """
+        port = self._portFor(local)
+        if port is None:
+            self._log.debug("no socket for local endpoint {local}; ESP to {remote} dropped", local=local, remote=remote)
+            return
+        port.writeFrom(data, remote, local[0])
+
     def action_SendNatKeepalive(self, action):
         port = self._portFor(action.local)
         if port is not None:

@@ -94,7 +94,7 @@ def decryptionOptions(ikeKeys=(), espSas=()):
     for row in espSas:
         args += ["-o", "uat:esp_sa:" + row]
     if espSas:
-        args += ["-o", "esp.enable_encryption_decode:TRUE"]
+        args += ["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"]
     return args
 
 

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+# -*- test-case-name: tests.test_bench -*-
+"""
+espbench: TCP throughput through user-space ESP tunnels, ikedtx's datapath
+(C{--kernel userspace}) next to strongSwan's kernel-libipsec, on one
+machine.
+
+    sudo python3 bench/espbench.py [--seconds 5] [--esp gcm,cbc]
+                                   [--pairs ikedtx-charon,charon-charon,ikedtx-ikedtx]
+                                   [--output FILE.md]
+
+Topology: two network namespaces joined by a veth pair (tests.lab.Network:
+a = 192.0.2.1 with 10.1.0.1 on lo, b = 192.0.2.2 with 10.2.0.1 on lo). For
+each pair of daemons and ESP proposal a fresh pair is started, one PSK
+tunnel 10.1.0.1 <-> 10.2.0.1 is set up (ESP in UDP on 4500: libipsec
+always encapsulates, ikedtx is told C{natt}), and iperf3 runs one TCP
+stream from a to b for --seconds, then the reverse (-R). The figures are
+iperf3's received bits per second; the CPU seconds used by each daemon
+during the runs come from /proc/PID/stat. Nothing is asserted: the
+machine is shared and has two cores, so the figures are indications.
+
+Needs root, iperf3 (apt-get install iperf3), strongSwan 5.9 with the
+kernel-libipsec plugin.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+A, B = "192.0.2.1", "192.0.2.2"
+A_INNER, B_INNER = "10.1.0.1", "10.2.0.1"
+PSK = "espbench-psk-0123456789"
+
+#: name -> (charon ESP proposal, ikedtx childsa transforms)
+ESP = {
+    "gcm": ("aes128gcm16", "childsa enc aes-128-gcm noesn"),
+    "cbc": ("aes256-sha256", "childsa enc aes-256 auth hmac-sha2-256 noesn"),
+    "chacha": ("chacha20poly1305", "childsa enc chacha20-poly1305 noesn"),
+}
+PAIRS = ("ikedtx-charon", "charon-charon", "ikedtx-ikedtx")
+IKE = ("aes128gcm16-prfsha256-x25519", "ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519")
+
+
+def cpuSeconds(pid):
+    """
+    utime + stime of process C{pid}, in seconds.
+    """
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ikedtxConfig(local, peer, ours, theirs, esp, passive):
+    return ('ikev2 "peer" %s natt esp from %s to %s local %s peer %s %s %s srcid %s dstid %s psk "%s"\n' % (
+        "passive" if passive else "active", ours, theirs, local, peer, IKE[1], ESP[esp][1], local, peer, PSK))
+
+
+def startCharon(directory, namespace, name, local, peer, ours, theirs, esp):
+    from tests.lab import CharonPeer, Secret, pskConnection
+
+    charon = CharonPeer(namespace, os.path.join(directory, name), name=name, libipsec=True,
+                        logLevels={"ike": 1, "knl": 1, "chd": 1, "cfg": 1})
+    charon.addConnection(pskConnection("peer", local, peer, [ours + "/32"], [theirs + "/32"], proposals=[IKE[0]],
+                                       espProposals=[ESP[esp][0]]))
+    charon.addSecret(Secret(PSK, ids=[local, peer]))
+    charon.start()
+    return charon
+
+
+def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive):
+    from tests.lab.ikedtx import IkedtxPeer
+
+    peerObject = IkedtxPeer(namespace, os.path.join(directory, name), ikedtxConfig(local, peer, ours, theirs, esp,
+                                                                                    passive),
+                            name=name, extraArgs=["--kernel", "userspace", "--listen", local])
+    return peerObject.start()
+
+
+def iperf(a, b, seconds, reverse):
+    """
+    One iperf3 TCP run from a to b (b to a with C{reverse}); received bits
+    per second.
+    """
+    server = b.popen(["iperf3", "-s", "-1", "-B", B_INNER], stdout=open(os.devnull, "wb"),
+                     stderr=open(os.devnull, "wb"))
+    try:
+        time.sleep(0.3)
+        argv = ["iperf3", "-c", B_INNER, "-B", A_INNER, "-t", str(seconds), "-J"] + (["-R"] if reverse else [])
+        result = a.run(argv, check=False, timeout=seconds + 30)
+        if result.returncode != 0:
+            raise RuntimeError("iperf3 failed: %s%s" % (result.stdout[-2000:], result.stderr))
+        return json.loads(result.stdout)["end"]["sum_received"]["bits_per_second"]
+    finally:
+        try:
+            server.wait(timeout=5)
+        except Exception:
+            server.kill()
+
+
+def runOne(pairName, esp, seconds):
+    """
+    Throughput both ways and CPU seconds of each daemon for one pair of
+    daemons and one ESP proposal.
+    """
+    from tests.lab import Network, poll
+
+    directory = tempfile.mkdtemp(prefix="espbench-")
+    network = Network()
+    peers = []
+    try:
+        a, b, _ = network.pair()
+        left, right = pairName.split("-")
+        if left == "charon":
+            peers.append(startCharon(directory, a, "a", A, B, A_INNER, B_INNER, esp))
+        else:
+            peers.append(startIkedtx(directory, a, "a", A, B, A_INNER, B_INNER, esp, passive=True))
+        if right == "charon":
+            peers.append(startCharon(directory, b, "b", B, A, B_INNER, A_INNER, esp))
+        else:
+            peers.append(startIkedtx(directory, b, "b", B, A, B_INNER, A_INNER, esp, passive=True))
+        first = peers[0]
+        if left == "charon":
+            ok, output = first.initiate(child="net")
+            if not ok:
+                raise RuntimeError("charon initiate failed:\n" + output)
+        else:
+            first.initiate("peer")
+        poll(lambda: a.run(["ping", "-c", "1", "-W", "1", "-I", A_INNER, B_INNER], check=False).returncode == 0,
+             10.0, interval=0.2, what="the tunnel to carry a ping")
+        pids = [p.process.pid for p in peers]
+        before = [cpuSeconds(pid) for pid in pids]
+        forward = iperf(a, b, seconds, reverse=False)
+        backward = iperf(a, b, seconds, reverse=True)
+        after = [cpuSeconds(pid) for pid in pids]
+        return {"pair": pairName, "esp": esp, "forward": forward, "reverse": backward,
+                "cpu": [round(y - x, 2) for x, y in zip(before, after)], "seconds": seconds}
+    finally:
+        for p in peers:
+            p.stop()
+        network.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def table(rows):
+    lines = ["| daemons (a-b) | ESP | a->b Mbit/s | b->a Mbit/s | CPU s a / b (2 runs) |",
+             "|---|---|---:|---:|---|"]
+    for row in rows:
+        if "error" in row:
+            lines.append("| %s | %s | failed: %s | | |" % (row["pair"], row["esp"], row["error"].splitlines()[0]))
+            continue
+        lines.append("| %s | %s | %.1f | %.1f | %s / %s |" % (
+            row["pair"], row["esp"], row["forward"] / 1e6, row["reverse"] / 1e6, row["cpu"][0], row["cpu"][1]))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="espbench", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--esp", default="gcm,cbc")
+    parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument("--output")
+    args = parser.parse_args(argv)
+    if shutil.which("iperf3") is None:
+        parser.error("iperf3 is missing (apt-get install iperf3)")
+    rows = []
+    for pairName in args.pairs.split(","):
+        for esp in args.esp.split(","):
+            try:
+                row = runOne(pairName, esp, args.seconds)
+            except Exception as e:
+                row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
+            rows.append(row)
+            sys.stdout.write(json.dumps(row) + "\n")
+            sys.stdout.flush()
+    text = table(rows)
+    sys.stdout.write(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
