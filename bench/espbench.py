@@ -9,7 +9,7 @@ machine.
                                    [--pairs ikedtx-charon,charon-charon,ikedtx-ikedtx]
                                    [--output FILE.md]
 
-Topology: two network namespaces joined by a veth pair (tests.lab.Network:
+Topology: two network namespaces joined by a veth pair (ikedtx.testing.lab.Network:
 a = 192.0.2.1 with 10.1.0.1 on lo, b = 192.0.2.2 with 10.2.0.1 on lo). For
 each pair of daemons and ESP proposal a fresh pair is started, one PSK
 tunnel 10.1.0.1 <-> 10.2.0.1 is set up (ESP in UDP on 4500: libipsec
@@ -64,7 +64,7 @@ def ikedtxConfig(local, peer, ours, theirs, esp, passive):
 
 
 def startCharon(directory, namespace, name, local, peer, ours, theirs, esp):
-    from tests.lab import CharonPeer, Secret, pskConnection
+    from ikedtx.testing.lab import CharonPeer, Secret, pskConnection
 
     charon = CharonPeer(namespace, os.path.join(directory, name), name=name, libipsec=True,
                         logLevels={"ike": 1, "knl": 1, "chd": 1, "cfg": 1})
@@ -76,7 +76,7 @@ def startCharon(directory, namespace, name, local, peer, ours, theirs, esp):
 
 
 def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive):
-    from tests.lab.ikedtx import IkedtxPeer
+    from ikedtx.testing.lab.ikedtx import IkedtxPeer
 
     peerObject = IkedtxPeer(namespace, os.path.join(directory, name), ikedtxConfig(local, peer, ours, theirs, esp,
                                                                                     passive),
@@ -110,7 +110,7 @@ def runOne(pairName, esp, seconds):
     Throughput both ways and CPU seconds of each daemon for one pair of
     daemons and one ESP proposal.
     """
-    from tests.lab import Network, poll
+    from ikedtx.testing.lab import Network, poll
 
     directory = tempfile.mkdtemp(prefix="espbench-")
     network = Network()

@@ -21,8 +21,8 @@ from ikedtx.kernel.esp import EspSA
 from ikedtx.wire.constants import EncrId, IntegId
 
 from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, ikedtxPolicy
-from tests.lab import poll
-from tests.lab._util import readText
+from ikedtx.testing.lab import poll
+from ikedtx.testing.lab._util import readText
 from tests.test_interop_charon import CharonMixin
 from tests.test_kernel_esp import ipv4
 
