@@ -30,6 +30,7 @@ from ikedtx.core.actions import (
     SendNatKeepalive, SetTimer)
 from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
 from ikedtx.core.policy import PolicyTable, peerAddressOf
+from ikedtx.core import screening
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.core.states import ChildEvent, ChildState, IKEEvent, IKEState
@@ -96,6 +97,7 @@ class IKECore:
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
+        self._quietDrops = screening.QuietDrops(now)
 
     # Services for the tasks and the task managers
 
@@ -365,6 +367,9 @@ class IKECore:
             return
         except MalformedMessage as e:
             self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
+            answer = screening.clearAnswerTo(e)
+            if answer is not None:
+                self.answerInClear(e.header, local, remote, *answer)
             return
         message.rawData = data
         if message.exchangeType == ExchangeType.IKE_SA_INIT and not message.isResponse:
@@ -378,6 +383,10 @@ class IKECore:
         if message.isInitiator == ikeSA.initiator:
             self._log.info("{ikeSA}: message with the wrong Initiator flag dropped", ikeSA=ikeSA)
             return
+        why = screening.protectedRefusal(self, ikeSA, message)
+        if why is not None:
+            self._quietDrops.drop(remote, why)
+            return
         if message.isResponse:
             self._responseReceived(ikeSA, message, local, remote)
         else:
@@ -388,8 +397,9 @@ class IKECore:
         An IKE_SA_INIT request (RFC 7296 1.2): answered from the cache if
         retransmitted, refused in the clear, or a new responder IKE SA.
         """
-        if message.spiR != _ZERO_SPI or message.messageId != 0:
-            self._log.info("{remote}: IKE_SA_INIT request with a responder SPI or Message ID; dropped", remote=remote)
+        why = screening.initRequestRefusal(message)
+        if why is not None:
+            self._quietDrops.drop(remote, why)
             return
         key = (message.spiI, remote)
         existing = self._halfOpen.get(key)

@@ -33,6 +33,24 @@ from ikedtx.wire.payloads import (
     KeyExchange, Nonce, Notify, SecurityAssociation, TrafficSelectorsInitiator, TrafficSelectorsResponder)
 
 
+def refuseStrayKeyExchange(payloads, sa, chosen):
+    """
+    RFC 7296 1.3.1, 3.4: a KE payload goes with a proposal that has a key
+    exchange. A KE when no proposal offered one is malformed
+    (INVALID_SYNTAX); a KE next to proposals with key exchanges, of which
+    we chose none, means we cannot do what the peer asks
+    (NO_PROPOSAL_CHOSEN).
+    """
+    if chosen.dhGroup != DhId.NONE or first(payloads, KeyExchange) is None:
+        return
+    offered = any(t.transformType == TransformType.DH and t.transformId != DhId.NONE
+                  for p in sa.proposals for t in p.transforms)
+    if offered:
+        raise RemoteProtocolError("KE payload, but the chosen Child SA proposal has no key exchange",
+                                  NotifyType.NO_PROPOSAL_CHOSEN)
+    raise RemoteProtocolError("KE payload without a key exchange in any proposal", NotifyType.INVALID_SYNTAX)
+
+
 def ipcompCpi(spi):
     """
     An IPcomp CPI (16 bits, not the reserved 0-255) from an allocated SPI.
@@ -265,6 +283,8 @@ class ChildCreateTask(Task):
         if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSPI) != 4:
             raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
                                       NotifyType.NO_PROPOSAL_CHOSEN)
+        if withKeyExchange:
+            refuseStrayKeyExchange(payloads, sa, chosen)
         if withKeyExchange and chosen.dhGroup != DhId.NONE:
             ke = first(payloads, KeyExchange)
             if ke is None or ke.group != chosen.dhGroup:

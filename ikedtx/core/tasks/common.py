@@ -117,9 +117,11 @@ def supported(transform, protocol=None):
 
 
 def tsFromWire(payload):
-    # Security labels and unknown selector types are not negotiated here.
+    # Security labels and unknown selector types are not negotiated here;
+    # an address range whose start is above its end selects nothing (what
+    # is left may then be TS_UNACCEPTABLE).
     return [TrafficSelector(s.startAddress.version, s.startAddress, s.endAddress, s.ipProtocol, s.startPort, s.endPort)
-            for s in payload.selectors if isinstance(s, WireTrafficSelector)]
+            for s in payload.selectors if isinstance(s, WireTrafficSelector) and s.startAddress <= s.endAddress]
 
 
 def tsToWire(selectors):
