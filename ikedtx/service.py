@@ -100,6 +100,24 @@ def makeKernel(name):
     return KERNEL_PROVIDERS[name]()
 
 
+def localKeyProblem(credentials, config):
+    """
+    Why the daemon cannot start with the local key of C{credentials}, or
+    L{None}: private/local.key is there but unusable (its mode, its content,
+    a weak key) while a policy of C{config} authenticates with it.
+    """
+    from ikedtx.auth.keys import SIGNATURE_METHODS
+
+    needing = [p.name for p in config.policies if p.auth.method in SIGNATURE_METHODS or p.auth.method == "eap"]
+    if not needing:
+        return None
+    path = os.path.join(credentials.root, "private", "local.key")
+    for errorPath, reason in credentials.loadErrors:
+        if errorPath == path:
+            return "%s: %s; policy %s needs it" % (path, reason, needing[0])
+    return None
+
+
 class StartupError(Exception):
     """
     The daemon cannot start; the message is one line for the user
@@ -358,6 +376,17 @@ class IkedService(MultiService):
             check = getattr(service, "check", None)
             if check is not None:
                 check()
+        if self.credentials is None:
+            self.credentials = self._makeCredentials()
+        problem = localKeyProblem(self.credentials, self.config)
+        if problem is not None:
+            raise StartupError(problem)
+
+    def _makeCredentials(self):
+        from ikedtx.auth.store import CredentialStore
+
+        return CredentialStore(self.options.get("etc-dir") or "/etc/iked",
+                               certPartialChain=self.config.settings.certPartialChain)
 
     def _settings(self):
         o = self.options
@@ -392,8 +421,6 @@ class IkedService(MultiService):
         return list(listen) if listen else ["0.0.0.0", "::"]
 
     def startService(self):
-        from ikedtx.auth.store import CredentialStore
-
         settings = self._settings()
         kernelName = self.options.get("kernel") or "decoupled"
         self.kernel = makeKernel(kernelName)
@@ -402,8 +429,7 @@ class IkedService(MultiService):
             self._log.warn("no 'set decouple' but no --kernel {wanted} either: running decoupled, "
                            "SAs and flows are recorded but NOT installed", wanted=wanted)
         if self.credentials is None:
-            self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",
-                                               certPartialChain=self.config.settings.certPartialChain)
+            self.credentials = self._makeCredentials()
         self.core = IKECore(
             self.config, self.credentials, settings, now=self.reactor.seconds,
             localAddressFor=sourceAddressFor,

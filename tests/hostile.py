@@ -155,7 +155,7 @@ class HostilePeer:
     @ivar sock: its UDP socket on 127.0.0.1.
     """
 
-    def __init__(self, testCase, daemon, config=INITIATOR):
+    def __init__(self, testCase, daemon, config=INITIATOR, credentials=None):
         self.daemon = daemon
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -164,7 +164,7 @@ class HostilePeer:
         self.local = self.sock.getsockname()
         settings = CoreSettings(ikePort=self.local[1], nattPort=self.local[1], peerIkePort=daemon.ikePort,
                                 peerNattPort=daemon.nattPort, nattMode=NATT_DISABLED)
-        self.core = IKECore(parseConfig(config), settings=settings)
+        self.core = IKECore(parseConfig(config), credentials, settings=settings)
         self.results = {}
         self._held = None
 
@@ -304,3 +304,69 @@ class HostilePeer:
         self.sendProtected(ikeSA, ExchangeType.INFORMATIONAL, [], messageId)
         message, payloads = self.receiveProtected(ikeSA)
         return message.exchangeType, message.messageId, message.isResponse, payloads
+
+
+class SmallPKI:
+    """
+    A CA and the certificates it issues, valid around the real time (the
+    daemon checks validity by the wall clock), written into iked trees.
+    """
+
+    def __init__(self):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = self._name("Hostile Test CA")
+        self.certificate = self._build(self.name, self.key.public_key(), ca=True)
+
+    @staticmethod
+    def _name(cn):
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def _build(self, subject, publicKey, ca=False, dns=(), keyUsage=None, extendedKeyUsage=None):
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.name).public_key(publicKey)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=30))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if dns:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+        if keyUsage is not None:
+            flags = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                         encipher_only=False, decipher_only=False)
+            flags.update(keyUsage)
+            builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+        if extendedKeyUsage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(extendedKeyUsage), critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+    def issue(self, fqdn, key, **extensions):
+        return self._build(self._name(fqdn), key.public_key(), dns=[fqdn], **extensions)
+
+    def tree(self, root, certificate, key):
+        """
+        Write an /etc/iked tree trusting this CA, with C{certificate} and its
+        private C{key} as ours.
+        """
+        from cryptography.hazmat.primitives import serialization
+
+        def write(relative, data, mode=0o644):
+            path = os.path.join(root, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, mode)
+
+        write("ca/ca.crt", self.certificate.public_bytes(serialization.Encoding.PEM))
+        write("certs/local.crt", certificate.public_bytes(serialization.Encoding.PEM))
+        write("private/local.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()), 0o600)

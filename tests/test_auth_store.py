@@ -308,7 +308,7 @@ class LoadingTests(StoreTestMixin, SynchronousTestCase):
         self.tree.addPubkey("ipv6", "2001:0db8::0001", k)
         self.tree.addPubkey("fqdn", "Peer.Example.com", k)
         self.tree.addPubkey("ufqdn", "user@example.com", k)
-        rsaKey = pki.key("peer", "rsa1024").public_key()
+        rsaKey = pki.key("peer", "rsa2048").public_key()
         self.tree.addPubkey("ipv4", "192.0.2.9", rsaKey, data=rsaKey.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.PKCS1))
         s = self.makeStore()

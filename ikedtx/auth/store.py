@@ -78,7 +78,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import crypto
 from twisted.logger import Logger
 
-from ikedtx.auth import keys
+from ikedtx.auth import keys, strength
 from ikedtx.auth.errors import (
     AuthenticationFailed,
     InvalidIdentity,
@@ -469,6 +469,10 @@ class CredentialStore:
         except InvalidKey as e:
             self._skip(path, str(e))
             return None
+        weak = strength.keyStrengthProblem(key)
+        if weak is not None:
+            self._skip(path, weak)
+            return None
         self._log.info("loaded local {kind} key from {path}", kind=keys.describeKey(key), path=path)
         return key
 
@@ -519,6 +523,10 @@ class CredentialStore:
                     key = keys.loadPublicKey(data)
                 except InvalidKey as e:
                     self._skip(path, str(e))
+                    continue
+                weak = strength.keyStrengthProblem(key)
+                if weak is not None:
+                    self._skip(path, weak)
                     continue
                 if identity in trusted:
                     self._skip(path, "a second public key for %s" % (identity,))
@@ -729,6 +737,9 @@ class CredentialStore:
             except ValueError as e:
                 raise AuthenticationFailed("peer %s sent a %s in CERT payload %d" % (peerId, e, position))
         subject = _describe(leaf)
+        problem = strength.certificateKeyProblem(leaf) or strength.usageProblem(leaf)
+        if problem is not None:
+            raise AuthenticationFailed("certificate %s of peer %s: %s" % (subject, peerId, problem))
         publicKey = leaf.public_key()
 
         trusted = self.trustedPublicKey(peerId)
@@ -742,6 +753,10 @@ class CredentialStore:
                 "peer ID %s is not in the subjectAltName of its certificate %s" % (peerId, subject)
             )
         chain = self._verifyChain(leaf, intermediates, now)
+        for issuer in chain[1:]:
+            problem = strength.certificateKeyProblem(issuer)
+            if problem is not None:
+                raise AuthenticationFailed("certificate %s: its issuer %s: %s" % (subject, _describe(issuer), problem))
         return PeerCredential(peerId, publicKey, leaf, chain, "certificate")
 
     def _verificationStore(self):
