@@ -6,6 +6,7 @@ transform lookups, the IKE SA and Child SA keys, the AUTH payloads.
 
 from twisted.logger import Logger
 
+from ikedtx.auth import schemes
 from ikedtx.crypto import keymat
 from ikedtx.crypto import signature
 from ikedtx.crypto.encr import encryptionFor
@@ -126,7 +127,9 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
                 method, hashAlgorithm = wanted, HashAlgorithm.SHA2_256
         else:
             method, hashAlgorithm = wanted, None
-        return method, signature.sign(privateKey, method, octets, hashAlgorithm)
+        pss = schemes.rsaPSS(privateKey, method)
+        _log.debug("signing AUTH with {scheme}", scheme=schemes.describe(method, hashAlgorithm, pss))
+        return method, signature.sign(privateKey, method, octets, hashAlgorithm, rsaPSS=pss)
     except CryptoError as e:
         raise SignatureRefused("cannot sign with our key for policy method %s: %s" % (policyMethod, e))
 
