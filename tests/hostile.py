@@ -38,7 +38,7 @@ IKED = "import sys; from ikedtx.cli import iked; sys.argv[0] = 'iked'; iked()"
 PSK = "hostile-secret"
 # How long a test waits for the daemon before it fails (a guard, never
 # an assertion about speed).
-GUARD = 20.0
+GUARD = float(os.environ.get("IKEDTX_HOSTILE_GUARD", "20"))
 
 # The daemon's policy: a responder for the client at 127.0.0.1.
 RESPONDER = ('ikev2 "victim" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local 127.0.0.1 peer 127.0.0.1 '
@@ -155,7 +155,7 @@ class HostilePeer:
     @ivar sock: its UDP socket on 127.0.0.1.
     """
 
-    def __init__(self, testCase, daemon, config=INITIATOR, credentials=None):
+    def __init__(self, testCase, daemon, config=INITIATOR, credentials=None, fragmentSize=1232):
         self.daemon = daemon
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -163,7 +163,8 @@ class HostilePeer:
         testCase.addCleanup(self.sock.close)
         self.local = self.sock.getsockname()
         settings = CoreSettings(ikePort=self.local[1], nattPort=self.local[1], peerIkePort=daemon.ikePort,
-                                peerNattPort=daemon.nattPort, nattMode=NATT_DISABLED)
+                                peerNattPort=daemon.nattPort, nattMode=NATT_DISABLED,
+                                fragmentSize=fragmentSize)
         self.core = IKECore(parseConfig(config), credentials, settings=settings)
         self.results = {}
         self._held = None

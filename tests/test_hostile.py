@@ -6,6 +6,8 @@ proved by a probe answered first), that the daemon's log holds no
 traceback, and that a legitimate peer still connects afterwards.
 """
 
+import socket
+
 from twisted.trial.unittest import TestCase
 
 from ikedtx.control.sync import showSA
@@ -17,7 +19,7 @@ from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import (
     Delete, KeyExchange, Nonce, Notify, TrafficSelector, TrafficSelectorsInitiator, UnknownPayload)
 
-from tests.hostile import HostilePeer, LiveDaemon
+from tests.hostile import INITIATOR, RESPONDER, HostilePeer, LiveDaemon
 
 
 class HostileTestCase(TestCase):
@@ -245,3 +247,198 @@ class StrayKeyExchangeTests(HostileTestCase):
         self.assertEqual(error.notify, NotifyType.INVALID_SYNTAX)
         self.assertEqual(self.peer.probe(ikeSA, 3)[:3], (ExchangeType.INFORMATIONAL, 3, True))
         self.assertStillServes()
+
+
+class RegressionListTests(HostileTestCase):
+    """
+    The patterns of strongSwan's, openiked's and libreswan's security
+    advisories, against the live daemon.
+    """
+
+    def assertInitAnswered(self, request, notifyType, data=None):
+        """
+        C{request} (an IKE_SA_INIT L{Message}) is answered with
+        C{notifyType} alone, in the clear, keeping no state.
+        """
+        self.peer.send(request.encode())
+        answer = self.peer.receiveMessage()
+        self.assertEqual((answer.spiI, answer.spiR, answer.isResponse), (request.spiI, b"\0" * 8, True))
+        self.assertEqual([n.notifyType for n in answer.payloads], [notifyType])
+        if data is not None:
+            self.assertEqual(bytes(answer.payloads[0].data), data)
+        self.assertEqual(showSA(self.daemon.socketPath), [])
+
+    def assertInitDropped(self, data):
+        """
+        The datagram C{data} gets no answer: a genuine IKE_SA_INIT sent
+        after it is the first one answered.
+        """
+        self.peer.send(data)
+        genuine = self.peer.initRequest()
+        self.peer.send(genuine.encode())
+        self.assertEqual(self.peer.receiveMessage().spiI, genuine.spiI)
+
+    def test_malformedLengths(self):
+        """
+        Header and payload lengths that disagree with the datagram
+        (CVE-2018-10811 pattern): dropped.
+        """
+        data = self.peer.initRequest().encode()
+        self.assertInitDropped(data[:24] + (len(data) + 100).to_bytes(4, "big") + data[28:])
+        self.assertInitDropped(data[:-5])
+        self.assertInitDropped(data[:30] + b"\xff\xff" + data[32:])
+        self.assertStillServes()
+
+    def test_missingKeyExchange(self):
+        """
+        IKE_SA_INIT without KE: INVALID_SYNTAX.
+        """
+        request = self.peer.initRequest()
+        request.payloads = [p for p in request.payloads if not isinstance(p, KeyExchange)]
+        self.assertInitAnswered(request, NotifyType.INVALID_SYNTAX)
+        self.assertStillServes()
+
+    def test_oversizedKeyExchange(self):
+        """
+        A KE of the right group but thousands of octets (CVE-2023-41913
+        pattern): INVALID_SYNTAX, nothing computed on it.
+        """
+        request = self.peer.initRequest()
+        request.payloads = [KeyExchange(p.group, b"\x42" * 4000) if isinstance(p, KeyExchange) else p
+                            for p in request.payloads]
+        self.assertInitAnswered(request, NotifyType.INVALID_SYNTAX)
+        self.assertStillServes()
+
+    def test_unknownGroup(self):
+        """
+        A KE of a group nobody offered: INVALID_KE_PAYLOAD naming ours.
+        """
+        request = self.peer.initRequest()
+        ours = next(p.group for p in request.payloads if isinstance(p, KeyExchange))
+        request.payloads = [KeyExchange(0x7777, b"\x01" * 32) if isinstance(p, KeyExchange) else p
+                            for p in request.payloads]
+        self.assertInitAnswered(request, NotifyType.INVALID_KE_PAYLOAD, ours.to_bytes(2, "big"))
+        self.assertStillServes()
+
+    def test_authWithoutAuthPayload(self):
+        """
+        IKE_AUTH without AUTH: refused, the half-open SA goes, and the
+        legitimate initiator still connects.
+        """
+        ikeSA = self.peer.initOnly()
+        self.peer.sendProtected(ikeSA, ExchangeType.IKE_AUTH, [Notify(NotifyType.INITIAL_CONTACT)], 1)
+        message, payloads = self.peer.receiveProtected(ikeSA)
+        self.assertEqual((message.exchangeType, message.messageId, message.isResponse),
+                         (ExchangeType.IKE_AUTH, 1, True))
+        self.assertIn([p.notifyType for p in payloads if isinstance(p, Notify)],
+                      ([NotifyType.INVALID_SYNTAX], [NotifyType.AUTHENTICATION_FAILED]))
+        self.assertStillServes()
+
+    def test_badIntegrity(self):
+        """
+        A protected request whose ICV does not verify: dropped, the window
+        is where it was.
+        """
+        ikeSA = self.peer.establish()
+        data = bytearray(self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2))
+        data[-1] ^= 1
+        self.peer.send(bytes(data))
+        self.assertEqual(self.peer.probe(ikeSA, 2)[:3], (ExchangeType.INFORMATIONAL, 2, True))
+        self.assertStillServes()
+
+    def test_bogusDelete(self):
+        """
+        A Delete naming an ESP SPI we never made (CVE-2019-10155 family):
+        answered, nothing of ours deleted.
+        """
+        ikeSA = self.peer.establish()
+        self.peer.sendProtected(ikeSA, ExchangeType.INFORMATIONAL, [Delete(ProtocolId.ESP, [b"\xde\xad\xbe\xef"])], 2)
+        message, payloads = self.peer.receiveProtected(ikeSA)
+        self.assertEqual((message.messageId, message.isResponse), (2, True))
+        self.assertEqual([p for p in payloads if isinstance(p, Delete)], [])
+        (sa,) = showSA(self.daemon.socketPath)
+        self.assertEqual((sa["state"], len(sa["children"])), ("VALID", 1))
+        self.assertStillServes()
+
+    def test_replayedRequest(self):
+        """
+        An old request replayed after the window moved: dropped (the
+        response cache only answers the last request).
+        """
+        ikeSA = self.peer.establish()
+        old = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2)
+        self.peer.send(old)
+        self.peer.receiveProtected(ikeSA)
+        self.assertEqual(self.peer.probe(ikeSA, 3)[:2], (ExchangeType.INFORMATIONAL, 3))
+        self.peer.send(old)
+        self.assertEqual(self.peer.probe(ikeSA, 4)[:2], (ExchangeType.INFORMATIONAL, 4))
+        self.assertStillServes()
+
+    def test_spoofedSourceWithoutMobike(self):
+        """
+        RFC 7296 2.11, 2.23: a valid request from another address or port
+        is answered there, but without NAT the IKE SA does not move to it.
+        """
+        ikeSA = self.peer.establish()
+        before = showSA(self.daemon.socketPath)[0]["remote"]
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(other.close)
+        other.bind(("127.0.0.1", 0))
+        other.settimeout(20)
+        other.sendto(self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2), self.daemon.address)
+        answer = Message.decode(other.recvfrom(65536)[0])
+        self.assertEqual((answer.messageId, answer.isResponse), (2, True))
+        self.assertEqual(showSA(self.daemon.socketPath)[0]["remote"], before)
+        self.assertStillServes()
+
+
+
+class NegotiatedFragmentTests(TestCase):
+    """
+    RFC 7383 with fragmentation negotiated: a forged fragment (bad ICV)
+    and one announcing more fragments than the limit are dropped, and the
+    real IKE_AUTH, in fragments, then completes.
+    """
+
+    def test_fragmentAbuse(self):
+        daemon = LiveDaemon(self, "set fragmentation\n" + RESPONDER)
+        peer = HostilePeer(self, daemon, "set fragmentation\n" + INITIATOR, fragmentSize=300)
+        ikeSA = peer.initOnly()
+        self.assertTrue(ikeSA.peerFragmentation)
+        self.assertGreater(len(peer._held), 1)
+        forged = bytearray(peer._held[0].data)
+        forged[-1] ^= 1
+        peer.send(bytes(forged))
+        tooMany = bytearray(peer._held[0].data)
+        # SKF: generic header, Fragment Number, Total Fragments.
+        tooMany[34:36] = (5000).to_bytes(2, "big")
+        peer.send(bytes(tooMany))
+        peer.finishAuth()
+        self.assertEqual(ikeSA.state, IKEState.VALID)
+        daemon.assertCleanLog(self)
+        self.assertEqual(HostilePeer(self, daemon, "set fragmentation\n" + INITIATOR).establish().state,
+                         IKEState.VALID)
+
+    def test_forgedFirstFragmentDoesNotPoisonTheCache(self):
+        """
+        RFC 7383 2.6.1: the response cache is keyed on the first fragment
+        of the request; a forged first fragment (bad ICV) sent while the
+        real one is being reassembled must not replace it, or the real
+        initiator's retransmission would go unanswered.
+        """
+        daemon = LiveDaemon(self, "set fragmentation\n" + RESPONDER)
+        peer = HostilePeer(self, daemon, "set fragmentation\n" + INITIATOR, fragmentSize=300)
+        ikeSA = peer.initOnly()
+        fragments = [action.data for action in peer._held]
+        forged = bytearray(fragments[0])
+        forged[-1] ^= 1
+        peer.send(fragments[0])
+        peer.send(bytes(forged))
+        peer._held = peer._held[1:]
+        peer.finishAuth()
+        self.assertEqual(ikeSA.state, IKEState.VALID)
+        for data in fragments:
+            peer.send(data)
+        again = peer.receiveMessage()
+        self.assertEqual((again.exchangeType, again.messageId, again.isResponse), (ExchangeType.IKE_AUTH, 1, True))
+        daemon.assertCleanLog(self)

@@ -461,6 +461,8 @@ class IKECore:
                 if ikeSA.state == IKEState.SA_INIT and not ikeSA.initiator:
                     self.destroy(ikeSA, "malformed IKE_AUTH")
             return
+        if message.isFragment and message.sealedPayload.fragmentNumber == 1:
+            manager.firstFragmentOpened(message)
         if payloads is None:
             return
         hashValue = manager.hashOf(message)

@@ -343,8 +343,6 @@ class TaskManager:
         cache) or C{"drop"}.
         """
         messageId = message.messageId
-        if message.isFragment and message.sealedPayload.fragmentNumber == 1:
-            self._firstFragments = {messageId: requestHash(message.rawData)}
         last = self.lastResponse
         if last is not None and messageId == last.messageId:
             if message.isFragment and message.sealedPayload.fragmentNumber != 1:
@@ -364,6 +362,14 @@ class TaskManager:
                            ikeSA=self.ikeSA, mid=messageId, expected=self.nextPeerRequestId)
             return "drop"
         return "new"
+
+    def firstFragmentOpened(self, message):
+        """
+        The first fragment of a request passed its integrity check: its
+        hash keys the response cache (RFC 7383 2.6.1). A forged first
+        fragment never gets here, so it cannot take the real one's place.
+        """
+        self._firstFragments = {message.messageId: requestHash(message.rawData)}
 
     def hashOf(self, message):
         """
