@@ -138,3 +138,40 @@ class ClearAnswerTests(SynchronousTestCase):
             error = UnsupportedCriticalPayload("x", payloadType=200, header=header)
             self.assertIsNone(screening.clearAnswerTo(error))
         self.assertIsNone(screening.clearAnswerTo(InvalidSyntax("x", header=self.header())))
+
+
+class StrayKeyExchangeTests(SynchronousTestCase):
+    """
+    L{ikedtx.core.tasks.child.refuseStrayKeyExchange}: RFC 7296 1.3.1.
+    """
+
+    def check(self, groups, withKe, chosenGroup=0):
+        from ikedtx.core.errors import RemoteProtocolError
+        from ikedtx.core.tasks.child import refuseStrayKeyExchange
+        from ikedtx.wire.constants import ProtocolId, TransformType
+        from ikedtx.wire.payloads import KeyExchange, Proposal, SecurityAssociation, Transform
+
+        transforms = [Transform(TransformType.ENCR, 20, keyLength=128)] + [
+            Transform(TransformType.DH, g) for g in groups]
+        sa = SecurityAssociation([Proposal(1, ProtocolId.ESP, transforms, b"\x01\x02\x03\x04")])
+        payloads = [sa] + ([KeyExchange(14, b"\x01" * 256)] if withKe else [])
+        chosen = SimpleNamespace(dhGroup=chosenGroup)
+        try:
+            refuseStrayKeyExchange(payloads, sa, chosen)
+        except RemoteProtocolError as e:
+            return e.notify
+        return None
+
+    def test_keWithoutAnyGroup(self):
+        self.assertEqual(self.check([], True), NotifyType.INVALID_SYNTAX)
+        self.assertEqual(self.check([0], True), NotifyType.INVALID_SYNTAX)
+
+    def test_optionalPfs(self):
+        """
+        The peer offered a group and NONE; we chose NONE: its KE is unused.
+        """
+        self.assertIsNone(self.check([14, 0], True))
+
+    def test_noKe(self):
+        self.assertIsNone(self.check([], False))
+        self.assertIsNone(self.check([14], True, chosenGroup=14))

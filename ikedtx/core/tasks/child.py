@@ -35,20 +35,18 @@ from ikedtx.wire.payloads import (
 
 def refuseStrayKeyExchange(payloads, sa, chosen):
     """
-    RFC 7296 1.3.1, 3.4: a KE payload goes with a proposal that has a key
-    exchange. A KE when no proposal offered one is malformed
-    (INVALID_SYNTAX); a KE next to proposals with key exchanges, of which
-    we chose none, means we cannot do what the peer asks
-    (NO_PROPOSAL_CHOSEN).
+    RFC 7296 1.3.1, 3.4: a KE payload goes with proposals that offer a key
+    exchange. A KE when no proposal offers one is malformed: refused with
+    INVALID_SYNTAX. (A KE next to proposals that offer a group and NONE,
+    of which we chose NONE, is the peer's optional PFS: the KE is left
+    unused, as RFC 7296 3.3.6 lets the responder choose.)
     """
     if chosen.dhGroup != DhId.NONE or first(payloads, KeyExchange) is None:
         return
     offered = any(t.transformType == TransformType.DH and t.transformId != DhId.NONE
                   for p in sa.proposals for t in p.transforms)
-    if offered:
-        raise RemoteProtocolError("KE payload, but the chosen Child SA proposal has no key exchange",
-                                  NotifyType.NO_PROPOSAL_CHOSEN)
-    raise RemoteProtocolError("KE payload without a key exchange in any proposal", NotifyType.INVALID_SYNTAX)
+    if not offered:
+        raise RemoteProtocolError("KE payload without a key exchange in any proposal", NotifyType.INVALID_SYNTAX)
 
 
 def ipcompCpi(spi):
