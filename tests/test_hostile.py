@@ -442,3 +442,28 @@ class NegotiatedFragmentTests(TestCase):
         again = peer.receiveMessage()
         self.assertEqual((again.exchangeType, again.messageId, again.isResponse), (ExchangeType.IKE_AUTH, 1, True))
         daemon.assertCleanLog(self)
+
+
+class LogFloodTests(HostileTestCase):
+    """
+    Whoever sees an IKE SA's SPIs can send messages for it: forged ones
+    (bad ICV, wrong Initiator flag, no SK, Message IDs outside the window
+    or of an answered request) leave no line at info level, so they cannot
+    fill the log.
+    """
+
+    def test_forgeriesAreQuiet(self):
+        ikeSA = self.peer.establish()
+        before = len(self.daemon.log().splitlines())
+        forged = bytearray(self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2))
+        forged[-1] ^= 1
+        wrongFlag = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2, flags=0)
+        plain = Message(ikeSA.spiI, ikeSA.spiR, ExchangeType.INFORMATIONAL, HeaderFlag.INITIATOR, 2).encode()
+        outOfWindow = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 9)
+        notTheAnswered = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [Notify(NotifyType.INITIAL_CONTACT)], 1)
+        for _ in range(50):
+            for data in (bytes(forged), wrongFlag, plain, outOfWindow, notTheAnswered):
+                self.peer.send(data)
+        self.assertEqual(self.peer.probe(ikeSA, 2)[:3], (ExchangeType.INFORMATIONAL, 2, True))
+        self.assertEqual(self.daemon.log().splitlines()[before:], [])
+        self.assertStillServes()

@@ -381,7 +381,7 @@ class IKECore:
             self._log.debug("{remote}: message for unknown IKE SA {spi}", remote=remote, spi=ours.hex())
             return
         if message.isInitiator == ikeSA.initiator:
-            self._log.info("{ikeSA}: message with the wrong Initiator flag dropped", ikeSA=ikeSA)
+            self._quietDrops.drop(remote, "%s: message with the wrong Initiator flag" % (ikeSA,))
             return
         why = screening.protectedRefusal(self, ikeSA, message)
         if why is not None:
@@ -451,8 +451,8 @@ class IKECore:
         try:
             payloads = self._open(ikeSA, message)
         except IntegrityError as e:
-            self._log.info("{ikeSA}: request {mid} failed its integrity check ({error}); dropped",
-                           ikeSA=ikeSA, mid=message.messageId, error=e)
+            self._quietDrops.drop(remote, "%s: request %d failed its integrity check (%s)" % (
+                ikeSA, message.messageId, e))
             return
         except MalformedMessage as e:
             self._log.info("{ikeSA}: malformed request {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)
@@ -507,8 +507,8 @@ class IKECore:
             try:
                 payloads = self._open(ikeSA, message)
             except IntegrityError as e:
-                self._log.info("{ikeSA}: response {mid} failed its integrity check ({error}); dropped",
-                               ikeSA=ikeSA, mid=message.messageId, error=e)
+                self._quietDrops.drop(remote, "%s: response %d failed its integrity check (%s)" % (
+                    ikeSA, message.messageId, e))
                 return
             except MalformedMessage as e:
                 self._log.info("{ikeSA}: malformed response {mid}: {error}", ikeSA=ikeSA, mid=message.messageId, error=e)

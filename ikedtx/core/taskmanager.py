@@ -348,7 +348,9 @@ class TaskManager:
             if message.isFragment and message.sealedPayload.fragmentNumber != 1:
                 return "drop"
             if requestHash(message.rawData) != last.requestHash:
-                self._log.info("{ikeSA}: another request with Message ID {mid} than the one answered; dropped",
+                # Before any integrity check: anyone who sees the SPIs can
+                # send these, so they stay out of the info log.
+                self._log.debug("{ikeSA}: another request with Message ID {mid} than the one answered; dropped",
                                ikeSA=self.ikeSA, mid=messageId)
                 return "drop"
             self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=self.ikeSA, mid=messageId)
@@ -358,7 +360,7 @@ class TaskManager:
             self._log.debug("{ikeSA}: request {mid} is still being answered", ikeSA=self.ikeSA, mid=messageId)
             return "drop"
         if messageId != self.nextPeerRequestId:
-            self._log.info("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
+            self._log.debug("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
                            ikeSA=self.ikeSA, mid=messageId, expected=self.nextPeerRequestId)
             return "drop"
         return "new"
