@@ -129,3 +129,36 @@ class PriorityTests(ExchangeTestCase):
         sent = Message.decode(self.network.inFlight[0][0]).decrypt(b.ikeSAs[0].cipherIn)
         self.assertEqual([p.payloadType for p in sent], [PayloadType.DELETE])
         self.assertEqual(child.state, ChildState.DELETING)
+
+
+class InternalErrorTests(ExchangeTestCase):
+    """
+    A responder task that raises something other than a
+    L{RemoteProtocolError} (a bug) does not leave the window stuck: the
+    request is answered INVALID_SYNTAX, the next one is handled.
+    """
+
+    def test_processRaises(self):
+        from ikedtx.core.tasks import Task
+
+        class Broken(Task):
+            exchangeType = ExchangeType.INFORMATIONAL
+
+            def processR(self, core, ikeSA, message, payloads):
+                raise ValueError("bug")
+
+        a, b, ikeSA = self.establish()
+        original = b.core.responderTasks
+        b.core.responderTasks = lambda sa, kind: [Broken(False)]
+        a.command(a.core.checkLiveness, ikeSA)
+        self.network.deliverOne()
+        (answer,) = [Message.decode(d) for d, _, _ in self.network.inFlight]
+        self.assertEqual((answer.messageId, answer.isResponse), (2, True))
+        self.assertEqual([p.notifyType for p in answer.decrypt(ikeSA.cipherIn)],
+                         [NotifyType.INVALID_SYNTAX])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.network.pump()
+        b.core.responderTasks = original
+        second = a.command(a.core.checkLiveness, ikeSA)
+        self.network.pump()
+        self.assertSucceeded(a, second)

@@ -430,8 +430,21 @@ class TaskManager:
                 task.refusal = e
                 if task.essential:
                     break
+            except Exception:
+                task.refusal = self._internalError(task)
+                if task.essential:
+                    break
         if not any(task.waiting for task in tasks):
             self._answer()
+
+    def _internalError(self, task):
+        """
+        A responder task failed on our side (a bug): logged with its
+        traceback, and the request answered INVALID_SYNTAX all the same, so
+        that the Message ID window moves on instead of sticking for good.
+        """
+        self._log.failure("{ikeSA}: internal error in {task}", ikeSA=self.ikeSA, task=task)
+        return RemoteProtocolError("internal error in %r" % (task,), NotifyType.INVALID_SYNTAX)
 
     def _answer(self):
         core, ikeSA = self.core, self.ikeSA
@@ -453,7 +466,9 @@ class TaskManager:
                     continue
                 try:
                     task.status = task.buildR(core, ikeSA, payloads)
-                except RemoteProtocolError as e:
+                except Exception as e:
+                    if not isinstance(e, RemoteProtocolError):
+                        e = self._internalError(task)
                     self._log.info("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
                     if e.notify is not None:
                         payloads.append(Notify(e.notify, data=e.notifyData))
