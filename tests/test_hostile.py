@@ -467,3 +467,38 @@ class LogFloodTests(HostileTestCase):
         self.assertEqual(self.peer.probe(ikeSA, 2)[:3], (ExchangeType.INFORMATIONAL, 2, True))
         self.assertEqual(self.daemon.log().splitlines()[before:], [])
         self.assertStillServes()
+
+
+class LiveInitFuzzTests(HostileTestCase):
+    """
+    Mutated IKE_SA_INIT requests (and mutated protected requests on an
+    established SA, with a bad ICV or none) thrown at the live daemon:
+    nothing but codec errors, and a legitimate peer connects afterwards.
+    """
+
+    def test_mutatedInitRequests(self):
+        import random
+
+        from tests.test_core_fuzz import CASES, mutate
+
+        rng = random.Random(2)
+        ikeSA = self.peer.establish()
+        genuine = [self.peer.initRequest().encode() for _ in range(4)]
+        # The probe's own bytes: a mutation that changes nothing makes the
+        # probe a retransmission, answered from the cache all the same.
+        protected = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2)
+        # From a socket of its own, so that the answers (never read) do not
+        # crowd the probe's.
+        fuzz = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(fuzz.close)
+        fuzz.bind(("127.0.0.1", 0))
+        for batch in range(max(CASES // 50, 1)):
+            for case in range(50):
+                fuzz.sendto(mutate(rng, rng.choice(genuine + [protected])), self.daemon.address)
+            # The batch was handled once the probe is answered (and the
+            # daemon's socket buffer never overflows).
+            self.peer.send(protected)
+            message, payloads = self.peer.receiveProtected(ikeSA)
+            self.assertEqual((message.exchangeType, message.messageId, message.isResponse),
+                             (ExchangeType.INFORMATIONAL, 2, True))
+        self.assertStillServes()
