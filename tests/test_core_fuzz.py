@@ -71,13 +71,14 @@ def mutate(rng, data):
     return bytes(data)
 
 
-def seal(ikeSA, exchangeType, messageId, firstType, plaintext):
+def seal(ikeSA, exchangeType, messageId, firstType, plaintext, flags=HeaderFlag.INITIATOR):
     """
-    An SK-protected request with C{plaintext} as its inner chain.
+    An SK-protected request (or, with C{flags}, response) of C{ikeSA}'s
+    side with C{plaintext} as its inner chain.
     """
     cipher = ikeSA.cipherOut
     sealedLength = cipher.sealedLength(len(plaintext))
-    header = packHeader(ikeSA.spiI, ikeSA.spiR, PayloadType.SK, 0, exchangeType, HeaderFlag.INITIATOR, messageId,
+    header = packHeader(ikeSA.spiI, ikeSA.spiR, PayloadType.SK, 0, exchangeType, flags, messageId,
                         28 + 4 + sealedLength)
     skHeader = bytes([firstType, 0]) + (4 + sealedLength).to_bytes(2, "big")
     return header + skHeader + cipher.seal(header + skHeader, plaintext)
@@ -170,3 +171,52 @@ class HalfOpenResponderFuzzTests(ExchangeTestCase):
             self.b.receive(data, (B_ADDR, 500), (A_ADDR, 500))
             self.network.inFlight.clear()
             self.assertEqual(critical, [], "case %d: %r" % (case, critical[:1]))
+
+
+class InitiatorFuzzTests(ExchangeTestCase):
+    def test_mutatedResponses(self):
+        """
+        A malicious responder: mutated IKE_SA_INIT responses, and mutated
+        IKE_AUTH responses sealed with the responder's real keys, reach the
+        initiator; it fails the negotiation or ignores them, never with an
+        internal error.
+        """
+        from ikedtx.wire.message import Message
+
+        critical = []
+
+        def observe(event):
+            if event.get("log_level") == LogLevel.critical:
+                critical.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        rng = random.Random(int(os.environ.get("IKEDTX_FUZZ_SEED", "7296")) + 2)
+        authCases = 0
+        for case in range(max(CASES // 5, 50)):
+            self.makePair()
+            self.a.initiate("ab")
+            self.network.deliverOne()
+            (initResponse, source, destination) = self.network.inFlight.pop(0)
+            if rng.random() < 0.4:
+                self.a.receive(mutate(rng, initResponse), destination, source)
+                self.assertEqual(critical, [], "case %d (IKE_SA_INIT): %r" % (case, critical[:1]))
+                continue
+            self.a.receive(initResponse, destination, source)
+            self.network.deliverOne()
+            if not self.network.inFlight:
+                continue
+            (authResponse, source, destination) = self.network.inFlight.pop(0)
+            (ikeSA,) = self.a.ikeSAs
+            responder = self.b.ikeSAs[0] if self.b.ikeSAs else None
+            if responder is None:
+                continue
+            message = Message.decode(authResponse)
+            firstType, plaintext = encodePayloads(message.decrypt(ikeSA.cipherIn))
+            data = seal(responder, message.exchangeType, message.messageId, firstType, mutate(rng, plaintext),
+                        HeaderFlag.RESPONSE)
+            self.a.receive(data, destination, source)
+            authCases += 1
+            self.network.inFlight.clear()
+            self.assertEqual(critical, [], "case %d (IKE_AUTH): %r" % (case, critical[:1]))
+        self.assertGreater(authCases, 0)
