@@ -40,6 +40,8 @@ def keyOnce(kind):
     if kind not in _keys:
         if kind == "p256":
             _keys[kind] = ec.generate_private_key(ec.SECP256R1())
+        elif kind == "p224":
+            _keys[kind] = ec.generate_private_key(ec.SECP224R1())
         else:
             _keys[kind] = rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     return _keys[kind]
@@ -81,6 +83,17 @@ class PeerCertificateTests(TestCase):
         RFC 8247 3.3: RSA keys below 2048 bits are refused.
         """
         self.assertRefused(keyOnce("rsa1024"), "RSA key of 1024 bits, below the 2048 required")
+
+    def test_weakCurve(self):
+        """
+        RFC 8247 3.3: ECDSA on curves other than P-256, P-384, P-521.
+        """
+        from ikedtx.auth import keys
+        from ikedtx.wire.constants import AuthMethod
+
+        # Our own client would not sign with it either: let it, here.
+        self.patch(keys, "legacyAuthMethod", lambda key: AuthMethod.DIGITAL_SIGNATURE)
+        self.assertRefused(keyOnce("p224"), "elliptic curve secp224r1 is not accepted")
 
     def test_keyUsageWithoutSignature(self):
         """
