@@ -19,6 +19,8 @@ from ikedtx.wire.header import Header
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import EncryptedFragment, Encrypted, Notify
 
+from tests.test_core_exchanges import ExchangeTestCase
+
 SPI = b"\x01" * 8
 ZERO = b"\x00" * 8
 
@@ -70,7 +72,7 @@ class InitRequestTests(SynchronousTestCase):
 class ProtectedTests(SynchronousTestCase):
     def setUp(self):
         self.core = SimpleNamespace(config=SimpleNamespace(settings=SimpleNamespace(fragmentation=True)))
-        self.ikeSA = SimpleNamespace(peerFragmentation=True, isEstablished=True, state=IKEState.VALID)
+        self.ikeSA = SimpleNamespace(peerFragmentation=True, isEstablished=True, state=IKEState.VALID, established=1.0)
 
     def refusal(self, exchangeType, payloads, flags=HeaderFlag.INITIATOR):
         message = Message(SPI, SPI, exchangeType, flags, 2, payloads=payloads)
@@ -107,6 +109,7 @@ class ProtectedTests(SynchronousTestCase):
         responses are the pending request's business.
         """
         self.ikeSA.isEstablished = False
+        self.ikeSA.established = None
         sealed = [Encrypted(0, b"x")]
         for exchangeType in (ExchangeType.INFORMATIONAL, ExchangeType.CREATE_CHILD_SA, 99):
             self.assertIn("before the IKE SA is authenticated", self.refusal(exchangeType, sealed))
@@ -175,3 +178,24 @@ class StrayKeyExchangeTests(SynchronousTestCase):
     def test_noKe(self):
         self.assertIsNone(self.check([], False))
         self.assertIsNone(self.check([14], True, chosenGroup=14))
+
+
+class ClosingTests(ExchangeTestCase):
+    def test_simultaneousDeletes(self):
+        """
+        RFC 7296 1.4.1: both peers delete the IKE SA at once; each answers
+        the other's Delete although its own SA is CLOSING (the screening
+        before authentication must not take CLOSING for half-open).
+        """
+        a, b, ikeSA = self.establish()
+        fromA = a.command(a.core.deleteIKESA, ikeSA)
+        fromB = b.command(b.core.deleteIKESA, b.ikeSAs[0])
+        self.assertEqual(len(self.network.inFlight), 2)
+        sent = len(self.network.delivered)
+        self.network.pump()
+        self.assertEqual((a.ikeSAs, b.ikeSAs), ([], []))
+        self.assertIn(fromA, a.results)
+        self.assertIn(fromB, b.results)
+        answered = [Message.decode(d) for d, _, _ in self.network.delivered[sent:]]
+        self.assertEqual(sorted((m.isInitiator, m.isResponse) for m in answered),
+                         [(False, False), (False, True), (True, False), (True, True)])

@@ -95,7 +95,9 @@ def protectedRefusal(core, ikeSA, message):
             _exchangeName(message.exchangeType), "response" if message.isResponse else "request")
     if message.isFragment and not (ikeSA.peerFragmentation and core.config.settings.fragmentation):
         return "SKF fragment, but fragmentation was not negotiated"
-    if not message.isResponse and not ikeSA.isEstablished and message.exchangeType not in PRE_AUTH_EXCHANGES:
+    # "established" stays set once the SA was authenticated: a CLOSING SA
+    # still takes the peer's INFORMATIONAL (simultaneous Deletes, 1.4.1).
+    if not message.isResponse and ikeSA.established is None and message.exchangeType not in PRE_AUTH_EXCHANGES:
         return "%s request before the IKE SA is authenticated" % (_exchangeName(message.exchangeType),)
     return None
 
