@@ -108,14 +108,16 @@ class ProtectedTests(SynchronousTestCase):
         Before authentication only IKE_AUTH and IKE_INTERMEDIATE requests;
         responses are the pending request's business.
         """
-        self.ikeSA.isEstablished = False
-        self.ikeSA.established = None
         sealed = [Encrypted(0, b"x")]
-        for exchangeType in (ExchangeType.INFORMATIONAL, ExchangeType.CREATE_CHILD_SA, 99):
-            self.assertIn("before the IKE SA is authenticated", self.refusal(exchangeType, sealed))
-        for exchangeType in (ExchangeType.IKE_AUTH, ExchangeType.IKE_INTERMEDIATE):
-            self.assertIsNone(self.refusal(exchangeType, sealed))
-        self.assertIsNone(self.refusal(ExchangeType.INFORMATIONAL, sealed, HeaderFlag.RESPONSE))
+        for state in (IKEState.SA_INIT, IKEState.AUTH_REQUEST):
+            self.ikeSA.state = state
+            for exchangeType in (ExchangeType.INFORMATIONAL, ExchangeType.CREATE_CHILD_SA, 99):
+                self.assertIn("before the IKE SA is authenticated", self.refusal(exchangeType, sealed))
+            for exchangeType in (ExchangeType.IKE_AUTH, ExchangeType.IKE_INTERMEDIATE):
+                self.assertIsNone(self.refusal(exchangeType, sealed))
+            self.assertIsNone(self.refusal(ExchangeType.INFORMATIONAL, sealed, HeaderFlag.RESPONSE))
+        self.ikeSA.state = IKEState.CLOSING
+        self.assertIsNone(self.refusal(ExchangeType.INFORMATIONAL, sealed))
 
 
 class ClearAnswerTests(SynchronousTestCase):

@@ -23,9 +23,13 @@ the log cannot be filled by a third party.
 
 from twisted.logger import Logger
 
+from ikedtx.core.states import IKEState
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType
 
 ZERO_SPI = b"\x00" * 8
+
+# The states of an IKE SA that has not authenticated its peer yet.
+PRE_AUTH_STATES = frozenset([IKEState.INIT, IKEState.SA_INIT, IKEState.AUTH_REQUEST])
 
 # Exchanges a peer may start before the IKE SA is authenticated.
 PRE_AUTH_EXCHANGES = frozenset([ExchangeType.IKE_AUTH, ExchangeType.IKE_INTERMEDIATE])
@@ -95,9 +99,9 @@ def protectedRefusal(core, ikeSA, message):
             _exchangeName(message.exchangeType), "response" if message.isResponse else "request")
     if message.isFragment and not (ikeSA.peerFragmentation and core.config.settings.fragmentation):
         return "SKF fragment, but fragmentation was not negotiated"
-    # "established" stays set once the SA was authenticated: a CLOSING SA
-    # still takes the peer's INFORMATIONAL (simultaneous Deletes, 1.4.1).
-    if not message.isResponse and ikeSA.established is None and message.exchangeType not in PRE_AUTH_EXCHANGES:
+    # By state, not "not VALID": a CLOSING SA still takes the peer's
+    # INFORMATIONAL (simultaneous Deletes, 1.4.1).
+    if not message.isResponse and ikeSA.state in PRE_AUTH_STATES and message.exchangeType not in PRE_AUTH_EXCHANGES:
         return "%s request before the IKE SA is authenticated" % (_exchangeName(message.exchangeType),)
     return None
 
