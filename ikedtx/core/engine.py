@@ -25,12 +25,12 @@ from ipaddress import ip_address, ip_network
 from twisted.logger import Logger
 
 from ikedtx.addresses import addressOf
+from ikedtx.core import screening
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
 from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
 from ikedtx.core.policy import PolicyTable, peerAddressOf
-from ikedtx.core import screening
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.core.states import ChildEvent, ChildState, IKEEvent, IKEState

@@ -351,7 +351,7 @@ class TaskManager:
                 # Before any integrity check: anyone who sees the SPIs can
                 # send these, so they stay out of the info log.
                 self._log.debug("{ikeSA}: another request with Message ID {mid} than the one answered; dropped",
-                               ikeSA=self.ikeSA, mid=messageId)
+                                ikeSA=self.ikeSA, mid=messageId)
                 return "drop"
             self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=self.ikeSA, mid=messageId)
             self.core.sendAll(self.ikeSA, last.datagrams, local, remote)
@@ -361,7 +361,7 @@ class TaskManager:
             return "drop"
         if messageId != self.nextPeerRequestId:
             self._log.debug("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
-                           ikeSA=self.ikeSA, mid=messageId, expected=self.nextPeerRequestId)
+                            ikeSA=self.ikeSA, mid=messageId, expected=self.nextPeerRequestId)
             return "drop"
         return "new"
 
