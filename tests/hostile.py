@@ -5,12 +5,16 @@ an in-process L{IKECore} over a real UDP socket, so that it holds real
 keys and can send hand-made messages (in the clear or protected with the
 IKE SA's keys) at any point of an exchange.
 
-    daemon = LiveDaemon(testCase, POLICY)           # started, stopped at cleanup
+    daemon = LiveDaemon(testCase, RESPONDER)        # started, stopped at cleanup
     peer = HostilePeer(testCase, daemon)
-    ikeSA = peer.establish()                        # a legitimate IKE SA
-    peer.sendProtected(ExchangeType.CREATE_CHILD_SA, [...], messageId=ikeSA.taskManager.nextRequestId)
-    message, payloads = peer.receiveProtected()
-    daemon.assertCleanLog()
+    ikeSA = peer.establish()                        # a legitimate IKE SA (Message IDs 0, 1 used)
+    peer.sendProtected(ikeSA, ExchangeType.CREATE_CHILD_SA, [...], 2)
+    message, payloads = peer.receiveProtected(ikeSA)
+    daemon.assertCleanLog(testCase)
+
+C{initOnly} stops after IKE_SA_INIT with the IKE_AUTH request held back
+(C{finishAuth} sends it); C{tamper} changes the payloads of the client
+core's next message of an exchange before they are protected.
 
 Silence is never waited for: after a message that must be dropped, a
 probe the daemon must answer is sent, and the first datagram that comes
