@@ -126,6 +126,24 @@ class StartupErrorTests(TestCase):
                              "%s: 3: macro 'peer' not defined" % (self.config,),
                              "%s: 3: syntax error" % (self.config,)])
 
+    def test_unusableLocalKey(self):
+        """
+        A private/local.key that cannot be used while a policy signs with it
+        (the policy here has no psk: iked's default, signatures): one line
+        naming the file, why, and the policy.
+        """
+        from ikedtx.auth.errors import InvalidKey
+        from ikedtx.auth.keys import loadPrivateKey
+
+        os.makedirs(os.path.join(self.dir, "private"))
+        path = os.path.join(self.dir, "private", "local.key")
+        data = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o600)
+        why = str(self.assertRaises(InvalidKey, loadPrivateKey, data))
+        self.assertOneError(["iked: %s: %s; policy p needs it" % (path, why)])
+
     def test_unreadableConfiguration(self):
         """
         A missing file, and one others may read.
