@@ -510,12 +510,25 @@ class IkedService(MultiService):
             config, resolved = result
             self.config = config
             if self.credentials is not None and hasattr(self.credentials, "reload"):
-                self.credentials.reload()
+                self._reloadCredentials(config)
             self.runner.execute(self.core.reload(config, resolved))
             self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
             return config
 
         return d.addCallback(loaded).addCallback(apply)
+
+    def _reloadCredentials(self, config):
+        """
+        Read the iked tree again; a private/local.key that became unusable
+        while policies sign with it is one error line, and the key loaded
+        before stays in use.
+        """
+        previous = self.credentials.privateKey
+        self.credentials.reload()
+        problem = localKeyProblem(self.credentials, config)
+        if problem is not None and previous is not None:
+            self._log.error("{problem}; keeping the key loaded before", problem=problem)
+            self.credentials.privateKey = previous
 
     def reloadOnSignal(self):
         """

@@ -525,6 +525,42 @@ class InMemoryReloadTests(MemoryServiceMixin, SynchronousTestCase):
                          [[ip_address("192.0.2.7")], [ip_address("192.0.2.8")]])
 
 
+class ReloadLocalKeyTests(MemoryServiceMixin, SynchronousTestCase):
+    def test_unusableKeyKept(self):
+        """
+        A private/local.key that became unusable (here: others may read it)
+        while a policy signs: one error line naming it, and the key loaded
+        before stays.
+        """
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        from ikedtx.auth.store import CredentialStore
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        path = os.path.join(self.dir, "private", "local.key")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        os.chmod(path, 0o600)
+        self.service.credentials = CredentialStore(self.dir)
+        loaded = self.service.credentials.privateKey
+        self.assertIsNotNone(loaded)
+        os.chmod(path, 0o644)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.successResultOf(self.service.reload())
+        self.assertIs(self.service.credentials.privateKey, loaded)
+        errors = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.error
+                  and e.get("log_namespace", "").startswith("ikedtx.service")]
+        self.assertEqual(len(errors), 1)
+        self.assertIn(path, errors[0])
+        self.assertIn("policy one needs it; keeping the key loaded before", errors[0])
+
+
 class HangupTests(SynchronousTestCase):
     """
     SIGHUP reloads the configuration, as it does iked's.
