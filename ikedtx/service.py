@@ -435,11 +435,16 @@ class IkedService(MultiService):
             raise
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
+        self._logConfigWarnings(self.config)
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
         # What start-up loaded (modules, configuration, certificates) lives
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
         self.reactor.callWhenRunning(self._startup)
+
+    def _logConfigWarnings(self, config):
+        for problem in config.warnings:
+            self._log.warn("{problem}", problem=str(problem))
 
     def _startup(self):
         if self.running:
@@ -486,6 +491,7 @@ class IkedService(MultiService):
             if self.credentials is not None and hasattr(self.credentials, "reload"):
                 self.credentials.reload()
             self.runner.execute(self.core.reload(config, resolved))
+            self._logConfigWarnings(config)
             self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
             return config
 

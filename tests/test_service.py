@@ -508,6 +508,22 @@ class InMemoryReloadTests(MemoryServiceMixin, SynchronousTestCase):
         self.assertEqual((self.reloaded, self.executed, [p.name for p in self.service.config.policies]),
                          ([], [], ["one"]))
 
+    def test_warnings(self):
+        """
+        The new file's warnings (here a variable-time group) are logged as
+        warnings when it comes into force.
+        """
+        from twisted.logger import LogLevel, Logger, formatEvent
+
+        events = []
+        self.service._log = Logger(observer=events.append)
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 ikesa enc aes-128 prf hmac-sha2-256 '
+                   'auth hmac-sha2-256 group brainpool224\n')
+        self.successResultOf(self.service.reload())
+        warned = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warned, ["%s: 1: group brainpool224 is computed in pure Python, not in "
+                                  "constant time: its timing may leak the private value" % (self.path,)])
+
     def test_oneAtATime(self):
         """
         A reload asked for while one is resolving waits for it.

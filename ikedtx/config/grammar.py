@@ -44,6 +44,7 @@ from ikedtx.config.files import FileProblem, readIncludedFile, readKeyFile
 from ikedtx.config.lexer import KEYWORDS, Lexer
 from ikedtx.config.model import Auth, Config, ConfigOption, Settings, User
 from ikedtx.config.policy import PolicyBuilder, _Draft, _Host, _unscoped
+from ikedtx.crypto.kex import variableTimeMethods
 from ikedtx.wire.constants import EapType, ProtocolId
 
 
@@ -495,6 +496,9 @@ class Parser(PolicyBuilder):
                 row = xf.lookup(name, table)
                 if row is None:
                     self.fail("%s not a valid transform" % (name,))
+                if token.kind == "GROUP" and row.id in variableTimeMethods():
+                    self.warn("group %s is computed in pure Python, not in constant time: its "
+                              "timing may leak the private value" % (name,))
                 into.append(row)
             elif token.kind in ("ESN", "NOESN"):
                 self.advance()
