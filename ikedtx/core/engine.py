@@ -42,7 +42,7 @@ from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
-from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
+from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
@@ -187,7 +187,7 @@ class IKECore:
             self.emit(RequestDone(requestId, error=e))
         return requestId, self._drain()
 
-    def _initiate(self, policyName, requestId, keepUp=False):
+    def _initiate(self, policyName, requestId, keepUp=None):
         policy = self.policies.byName(policyName)
         if policy is None:
             raise NegotiationFailed("no policy named %r" % (policyName,))
@@ -440,6 +440,11 @@ class IKECore:
             return
         try:
             payloads = self._open(ikeSA, message)
+        except FragmentDropped as e:
+            # RFC 7383 2.6.2: duplicates and the like are dropped, not errors.
+            self._log.debug("{ikeSA}: fragment of request {mid} dropped: {error}", ikeSA=ikeSA, mid=message.messageId,
+                            error=e)
+            return
         except IntegrityError as e:
             self._log.info("{ikeSA}: request {mid} failed its integrity check ({error}); dropped",
                            ikeSA=ikeSA, mid=message.messageId, error=e)
@@ -494,6 +499,10 @@ class IKECore:
         else:
             try:
                 payloads = self._open(ikeSA, message)
+            except FragmentDropped as e:
+                self._log.debug("{ikeSA}: fragment of response {mid} dropped: {error}", ikeSA=ikeSA,
+                                mid=message.messageId, error=e)
+                return
             except IntegrityError as e:
                 self._log.info("{ikeSA}: response {mid} failed its integrity check ({error}); dropped",
                                ikeSA=ikeSA, mid=message.messageId, error=e)
@@ -843,8 +852,21 @@ class IKECore:
             self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
                                 reason, wasUp))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
-        if ikeSA.keepUp and not self.passive:
+        if self._keptUp(ikeSA):
             self._scheduleReinitiation(ikeSA.policy.name)
+
+    def _keptUp(self, ikeSA):
+        """
+        Whether the policy of the deleted C{ikeSA} is initiated again: an
+        active policy (or one started at start-up) not deleted on request,
+        with no other IKE SA up or on its way.
+        """
+        if self.passive or ikeSA.keepUp is False or ikeSA.policy is None:
+            return False
+        policy = self.policies.byName(ikeSA.policy.name)
+        if policy is None or not (ikeSA.keepUp or policy.active):
+            return False
+        return self._ikeSAOf(policy.name) is None
 
     def reload(self, config, resolved=None):
         """

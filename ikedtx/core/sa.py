@@ -51,8 +51,10 @@ class IKESA(StateMachine):
     @ivar cookie: the COOKIE the responder asked us to repeat (RFC 7296 2.6).
     @ivar halfOpenKey: the key of a responder's half-open registration
         C{(spiI, remote)}, until it is established.
-    @ivar keepUp: an active policy's IKE SA (started at start-up or by
-        re-initiation): when it fails or is deleted, it is initiated again.
+    @ivar keepUp: whether it is initiated again when it fails or is
+        deleted: L{None} (the default) follows the policy (active policies
+        are kept up, whoever initiated the IKE SA), C{False} once deleted
+        on request, at shutdown or by a reload.
     @ivar created: when it was created (the core's clock).
     @ivar established: when it became VALID, or L{None}.
     @ivar lastActivity: when the peer last sent an authenticated message.
@@ -93,7 +95,7 @@ class IKESA(StateMachine):
         self.certreqAuthorities = []
         self.cookie = None
         self.halfOpenKey = None
-        self.keepUp = False
+        self.keepUp = None
         self.created = now
         self.established = None
         self.lastActivity = now

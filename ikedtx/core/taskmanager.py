@@ -253,6 +253,10 @@ class TaskManager:
         """
         core, ikeSA = self.core, self.ikeSA
         pending = self.pending
+        if any(task.staleResponse(core, ikeSA, message, payloads) for task in pending.tasks):
+            self._log.info("{ikeSA}: answer to an earlier transmission of request {mid} ignored",
+                           ikeSA=ikeSA, mid=message.messageId)
+            return
         core.emit(CancelTimer(TimerKey.retransmit(ikeSA.localSPI)))
         # The exchange is over: what the tasks send now (the
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
