@@ -5,6 +5,8 @@ re-initiation of active policies, dead peer detection and INITIAL_CONTACT
 """
 
 from ikedtx.config import parseConfig
+from ikedtx.core.actions import IKESADown, QuerySAUsage, RemoveChildSA
+from ikedtx.core.retransmit import RetransmitSchedule, jitterOf
 from ikedtx.core.sa import IKEState
 from ikedtx.core.settings import CoreSettings
 from ikedtx.core.timers import BackoffPolicy, TimerKey
@@ -99,8 +101,9 @@ class DuplicateFragmentTests(ExchangeTestCase):
 class ReinitiationTests(ExchangeTestCase):
     def makeActivePair(self):
         backoff = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0)
-        initiator = initiatorConfig()
-        responder = parseConfig('ikev2 "ba" active esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
+        # No DPD: the tests below lose every datagram for minutes.
+        initiator = initiatorConfig(settings="set dpd_check_interval 0")
+        responder = parseConfig('set dpd_check_interval 0\nikev2 "ba" active esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
                                 'srcid b.example dstid a.example psk "secret"' % (B_ADDR, A_ADDR))
         return self.makePair(initiator=initiator, responder=responder, settingsA=CoreSettings(reinitiate=backoff),
                              settingsB=CoreSettings(reinitiate=backoff))
@@ -166,3 +169,164 @@ class ReinitiationTests(ExchangeTestCase):
             self.assertEqual(len(self.network.inFlight), 1)
             self.network.pump()
         self.assertIn(TimerKey.reinitiate("ab"), a.timers)
+
+
+def _exchanges(network, kind):
+    return [m for m in (_decode(d) for d, _, _ in network.delivered) if m.exchangeType == kind]
+
+
+class DeadPeerDetectionTests(ExchangeTestCase):
+    def establishWithDpd(self, interval=10, settingsA=None):
+        settings = "set dpd_check_interval %d" % (interval,)
+        backoff = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0)
+        return self.establish(initiator=initiatorConfig(settings=settings),
+                              responder=responderConfig(settings="set dpd_check_interval 0"),
+                              settingsA=settingsA or CoreSettings(reinitiate=backoff))
+
+    def test_peerGone(self):
+        """
+        The peer vanishes: after C{dpd_check_interval} seconds without a
+        word from it an empty INFORMATIONAL goes out, is retransmitted on
+        the schedule, and after the last one the IKE SA is deleted, its
+        Child SA removed from the datapath, and the active policy initiated
+        again.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        (child,) = ikeSA.children
+        self.assertIn(TimerKey.dpd(ikeSA.localSPI), a.timers)
+        a.clock.advance(9.5)
+        self.assertEqual(self.network.inFlight, [])
+        a.clock.advance(0.5)
+        (check,) = [_decode(d) for d, _, _ in self.network.inFlight]
+        self.assertEqual((check.exchangeType, check.isResponse), (ExchangeType.INFORMATIONAL, False))
+        sent = []
+        while a.ikeSAs and a.clock.seconds() < 200:
+            sent += [self.network.drop() for _ in list(self.network.inFlight)]
+            a.clock.advance(0.5)
+        self.assertEqual(len(sent), a.core.settings.retransmit.tries)
+        self.assertEqual(len({d for d, _, _ in sent}), 1)
+        self.assertEqual(a.ikeSAs, [])
+        (removed,) = a.eventsOf(RemoveChildSA)
+        self.assertEqual({sa.spi for sa in removed.sas}, {child.spiIn, child.spiOut})
+        (down,) = a.eventsOf(IKESADown)
+        self.assertEqual((down.reason, down.established), ("peer not responding", True))
+        self.assertNotIn(TimerKey.dpd(ikeSA.localSPI), a.timers)
+        # The active policy is negotiated again.
+        self.assertIn(TimerKey.reinitiate("ab"), a.timers)
+        self.network.inFlight.clear()
+        a.clock.advance(1.0)
+        (init,) = [_decode(d) for d, _, _ in self.network.inFlight]
+        self.assertEqual(init.exchangeType, ExchangeType.IKE_SA_INIT)
+
+    def test_peerAlive(self):
+        """
+        A live peer answers the check; the IKE SA stays and is checked again
+        an interval later.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        before = len(self.network.delivered)
+        for _ in range(3):
+            a.clock.advance(10)
+            self.network.pump()
+        checks = _exchanges(self.network, ExchangeType.INFORMATIONAL)
+        self.assertEqual([m.isResponse for m in checks], [False, True] * 3)
+        self.assertEqual(len(self.network.delivered) - before, 6)
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID])
+
+    def test_recentRequestDefers(self):
+        """
+        An authenticated request from the peer counts as liveness: the
+        check waits a full interval after it.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        a.clock.advance(6)
+        b.command(b.core.checkLiveness, b.ikeSAs[0])
+        self.network.pump()
+        before = len(self.network.delivered)
+        a.clock.advance(9.5)
+        self.assertEqual(self.network.inFlight, [])
+        a.clock.advance(6.5)
+        self.assertEqual(len(self.network.inFlight), 1)
+        self.network.pump()
+        self.assertEqual(len(self.network.delivered) - before, 2)
+
+    def test_espCountsAsTraffic(self):
+        """
+        Packets the datapath counted on the inbound SA since the last check
+        are traffic from the peer: no INFORMATIONAL while they grow.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        (child,) = ikeSA.children
+        before = len(self.network.delivered)
+        for n in range(1, 4):
+            a.packets[child.spiIn] = 100 * n
+            a.clock.advance(10)
+            self.assertEqual(self.network.inFlight, [])
+        queries = a.eventsOf(QuerySAUsage)
+        self.assertEqual(len(queries), 3)
+        self.assertEqual([sa.spi for sa in queries[0].sas], [child.spiIn])
+        # The counter stops: the next check goes on the wire.
+        a.clock.advance(10)
+        self.assertEqual(len(self.network.inFlight), 1)
+        self.network.pump()
+        self.assertEqual(len(self.network.delivered) - before, 2)
+
+    def test_disabled(self):
+        """
+        C{set dpd_check_interval 0}: no DPD timer, nothing sent.
+        """
+        a, b, ikeSA = self.establishWithDpd(interval=0)
+        self.assertNotIn(TimerKey.dpd(ikeSA.localSPI), a.timers)
+        a.clock.advance(3600)
+        self.assertEqual(self.network.inFlight, [])
+
+    def test_retransmitLimit(self):
+        """
+        The retransmission limit is configurable: with two tries the dead
+        peer is given up after two transmissions of the check.
+        """
+        backoff = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0)
+        a, b, ikeSA = self.establishWithDpd(settingsA=CoreSettings(
+            reinitiate=backoff, retransmit=RetransmitSchedule(tries=2)))
+        a.clock.advance(10)
+        sent = []
+        while a.ikeSAs and a.clock.seconds() < 100:
+            sent += [self.network.drop() for _ in list(self.network.inFlight)]
+            a.clock.advance(0.5)
+        self.assertEqual(len(sent), 2)
+        self.assertEqual(a.ikeSAs, [])
+
+
+class RetransmitScheduleTests(ExchangeTestCase):
+    def test_jitter(self):
+        """
+        RFC 7296 2.1: the timeouts grow exponentially up to the cap, each
+        shortened by up to C{jitter} of itself; after C{tries} the peer is
+        dead.
+        """
+        schedule = RetransmitSchedule(initial=2.0, base=2.0, cap=32.0, tries=6, jitter=0.25)
+        self.assertEqual([schedule.timeout(n) for n in range(7)], [2.0, 4.0, 8.0, 16.0, 32.0, 32.0, None])
+        self.assertEqual(schedule.timeout(1, 0.5), 3.5)
+        self.assertEqual(schedule.timeout(5, 0.999), 32.0 - 32.0 * 0.25 * 0.999)
+
+    def test_jitterVaries(self):
+        """
+        The jitter is drawn per request and attempt, within [0, 1).
+        """
+        values = {jitterOf(b"request %d" % (n,), attempt) for n in range(20) for attempt in range(3)}
+        self.assertEqual(len(values), 60)
+        self.assertTrue(all(0 <= v < 1 for v in values))
+
+    def test_retransmissionsJittered(self):
+        """
+        The timer of a request is the schedule's, less the jitter of that
+        request.
+        """
+        a, b = self.makePair()
+        a.initiate("ab")
+        data = self.network.inFlight[0][0]
+        delay = a.timers[TimerKey.retransmit(a.ikeSAs[0].localSPI)].getTime() - a.clock.seconds()
+        schedule = a.core.settings.retransmit
+        self.assertEqual(delay, schedule.timeout(0, jitterOf(data, 0)))
+        self.assertLess(delay, schedule.timeout(0))

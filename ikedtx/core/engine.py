@@ -38,6 +38,7 @@ from ikedtx.core.tasks import registry
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
 from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
@@ -96,6 +97,7 @@ class IKECore:
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
+        self.dpd = DeadPeerDetection(self)
 
     # Services for the tasks and the task managers
 
@@ -556,6 +558,17 @@ class IKECore:
                 self._log.failure("internal error after a failed SPI allocation for {ikeSA}", ikeSA=ikeSA)
         return self._drain()
 
+    def usageReported(self, token, usages):
+        """
+        The datapath's counters for the SAs of the L{QuerySAUsage} C{token}
+        (L{None} for each SA it could not query).
+        """
+        try:
+            self.dpd.usageReported(token, usages)
+        except Exception:
+            self._log.failure("internal error after an SA usage query")
+        return self._drain()
+
     def installChild(self, ikeSA, child, task):
         """
         Hand C{child}'s SAs and flows to the datapath; C{task} (or L{None})
@@ -759,9 +772,7 @@ class IKECore:
             self._deleteIKESA(ikeSA, "IKE SA lifetime expired")
 
     def _timer_dpd(self, spi):
-        ikeSA = self.ikeSAs.get(spi)
-        if ikeSA is not None and ikeSA.isEstablished:
-            ikeSA.taskManager.queueExchange([LivenessTask(True)])
+        self.dpd.timerExpired(spi)
 
     def _timer_reinitiate(self, policyName):
         policy = self.policies.byName(policyName)
@@ -823,6 +834,7 @@ class IKECore:
             self.emit(SetTimer(TimerKey.keepalive(ikeSA.localSPI), self.settings.natKeepalive))
         if ikeSA.keepUp:
             self._reinitiateAttempts.pop(ikeSA.policy.name, None)
+        self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)

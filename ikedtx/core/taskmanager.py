@@ -36,6 +36,7 @@ from twisted.logger import Logger
 
 from ikedtx.core.actions import CancelTimer, SetTimer
 from ikedtx.core.errors import NegotiationFailed, PeerNotResponding, RemoteProtocolError
+from ikedtx.core.retransmit import jitterOf
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_DELETE, PRIORITY_LIVENESS, PRIORITY_OTHER, PRIORITY_REKEY, RETRY  # noqa: F401
 from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import ExchangeType, NotifyType, nameOf
@@ -226,7 +227,8 @@ class TaskManager:
             self.nextRequestId += 1
         core.sendAll(ikeSA, datagrams)
         if retransmit:
-            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), core.settings.retransmit.timeout(0)))
+            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI),
+                               core.settings.retransmit.timeout(0, jitterOf(datagrams[0], 0))))
 
     def sendOnce(self, tasks):
         """
@@ -316,7 +318,7 @@ class TaskManager:
         if pending is None:
             return
         pending.attempt += 1
-        delay = core.settings.retransmit.timeout(pending.attempt)
+        delay = core.settings.retransmit.timeout(pending.attempt, jitterOf(pending.datagrams[0], pending.attempt))
         if delay is None:
             self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
                            ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
