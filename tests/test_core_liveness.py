@@ -5,7 +5,7 @@ re-initiation of active policies, dead peer detection and INITIAL_CONTACT
 """
 
 from ikedtx.config import parseConfig
-from ikedtx.core.actions import IKESADown, QuerySAUsage, RemoveChildSA
+from ikedtx.core.actions import IKESADown, InstallChildSA, QuerySAUsage, RemoveChildSA
 from ikedtx.core.retransmit import RetransmitSchedule, jitterOf
 from ikedtx.core.sa import IKEState
 from ikedtx.core.settings import CoreSettings
@@ -13,6 +13,7 @@ from ikedtx.core.timers import BackoffPolicy, TimerKey
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType
 from ikedtx.wire.message import Message
 
+from tests.corehelpers import Host
 from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, initiatorConfig, responderConfig
 
 
@@ -330,3 +331,69 @@ class RetransmitScheduleTests(ExchangeTestCase):
         schedule = a.core.settings.retransmit
         self.assertEqual(delay, schedule.timeout(0, jitterOf(data, 0)))
         self.assertLess(delay, schedule.timeout(0))
+
+
+class InitialContactTests(ExchangeTestCase):
+    def restartA(self):
+        """
+        A reboots: a new core at the same address, which knows no SA.
+        """
+        self.network.hosts.pop(A_ADDR)
+        return Host(self.network, A_ADDR, initiatorConfig(), seed="rebooted")
+
+    def test_rebootedPeerReplacesStaleSA(self):
+        """
+        The peer rebooted and initiates with INITIAL_CONTACT: the responder
+        deletes its old IKE SA and Child SA of that identity (out of the
+        datapath) and keeps only the new one.
+        """
+        a, b, old = self.establish()
+        (staleB,) = b.ikeSAs
+        (staleChild,) = staleB.children
+        a = self.restartA()
+        requestId = a.initiate("ab")
+        self.network.pump()
+        new = self.assertSucceeded(a, requestId)
+        (kept,) = b.ikeSAs
+        self.assertEqual(kept.spiI, new.spiI)
+        self.assertEqual(kept.state, IKEState.VALID)
+        self.assertEqual(staleB.state, IKEState.CLOSED)
+        (removed,) = b.eventsOf(RemoveChildSA)
+        self.assertEqual({sa.spi for sa in removed.sas}, {staleChild.spiIn, staleChild.spiOut})
+        (down,) = b.eventsOf(IKESADown)
+        self.assertEqual(down.reason, "replaced: the peer sent INITIAL_CONTACT")
+        # The old SA went before the new Child SA was installed.
+        kinds = [type(e) for e in b.events if isinstance(e, (InstallChildSA, RemoveChildSA))]
+        self.assertEqual(kinds, [InstallChildSA, RemoveChildSA, InstallChildSA])
+
+    def test_secondSAWithoutInitialContact(self):
+        """
+        A second IKE SA to a peer we have one with carries no
+        INITIAL_CONTACT: the peer keeps both.
+        """
+        a, b, first = self.establish()
+        requestId = a.initiate("ab")
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID, IKEState.VALID])
+        self.assertEqual(b.eventsOf(RemoveChildSA), [])
+
+    def test_otherIdentityKept(self):
+        """
+        INITIAL_CONTACT deletes only the IKE SAs of the same identities.
+        """
+        responder = parseConfig('ikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
+                                'srcid b.example psk "secret"' % (B_ADDR, A_ADDR))
+        a, b = self.makePair(responder=responder)
+        requestId = a.initiate("ab")
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.network.hosts.pop(A_ADDR)
+        other = Host(self.network, A_ADDR, parseConfig(
+            'ikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s srcid c.example '
+            'dstid b.example psk "secret"' % (A_ADDR, B_ADDR)), seed="other")
+        requestId = other.initiate("ab")
+        self.network.pump()
+        self.assertSucceeded(other, requestId)
+        self.assertEqual(sorted(str(sa.peerId) for sa in b.ikeSAs), ["FQDN/a.example", "FQDN/c.example"])
+        self.assertEqual(b.eventsOf(RemoveChildSA), [])
