@@ -7,7 +7,9 @@ re-initiation of active policies, dead peer detection and INITIAL_CONTACT
 from ikedtx.config import parseConfig
 from ikedtx.core.actions import IKESADown, InstallChildSA, QuerySAUsage, RemoveChildSA
 from ikedtx.core.retransmit import RetransmitSchedule, jitterOf
-from ikedtx.core.sa import IKEState
+from ikedtx.core.errors import TrafficSelectorsUnacceptable
+from ikedtx.core.sa import ChildSA, IKEState
+from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.settings import CoreSettings
 from ikedtx.core.timers import BackoffPolicy, TimerKey
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType
@@ -397,3 +399,64 @@ class InitialContactTests(ExchangeTestCase):
         self.assertSucceeded(other, requestId)
         self.assertEqual(sorted(str(sa.peerId) for sa in b.ikeSAs), ["FQDN/a.example", "FQDN/c.example"])
         self.assertEqual(b.eventsOf(RemoveChildSA), [])
+
+
+def _policies(side, names):
+    """
+    One policy per C{(name, ours, theirs)} to the other host, with the
+    same identities.
+    """
+    local, peer = (A_ADDR, B_ADDR) if side == "a" else (B_ADDR, A_ADDR)
+    ids = "srcid a.example dstid b.example" if side == "a" else "srcid b.example dstid a.example"
+    mode = "active" if side == "a" else "passive"
+    return parseConfig("\n".join(
+        'ikev2 "%s" %s esp from %s to %s local %s peer %s %s psk "secret"' % (name, mode, ours, theirs, local, peer, ids)
+        for name, ours, theirs in names))
+
+
+class SeveralPoliciesTests(ExchangeTestCase):
+    def makeThree(self):
+        nets = [("10.1.%d.0/24" % n, "10.2.%d.0/24" % n) for n in (1, 2, 3)]
+        a = _policies("a", [("ab%d" % n, ours, theirs) for n, (ours, theirs) in enumerate(nets, 1)])
+        b = _policies("b", [("ba%d" % n, theirs, ours) for n, (ours, theirs) in enumerate(nets, 1)])
+        return self.makePair(initiator=a, responder=b)
+
+    def test_childrenOfSeveralPolicies(self):
+        """
+        The peer (charon with three children) creates its first Child SA in
+        IKE_AUTH and the others with CREATE_CHILD_SA on the same IKE SA:
+        each falls under the responder's policy with those flows, whatever
+        policy the IKE SA was bound to.
+        """
+        a, b = self.makeThree()
+        requestId = a.initiate("ab1")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(a, requestId)
+        for name in ("ab2", "ab3"):
+            task = ChildCreateTask(True, a.core._newRequestId(), policy=a.core.policies.byName(name))
+            a.execute(a.core.queueTask(ikeSA, task))
+            self.network.pump()
+            self.assertIsInstance(self.assertSucceeded(a, max(a.results)), ChildSA)
+        (ikeSAB,) = b.ikeSAs
+        self.assertEqual(len(ikeSA.children), 3)
+        self.assertEqual(sorted(str(c.localTS[0]) for c in ikeSAB.children),
+                         ["10.2.1.0/24", "10.2.2.0/24", "10.2.3.0/24"])
+        self.assertEqual(sorted(c.policy.name for c in ikeSAB.children), ["ba1", "ba2", "ba3"])
+        self.assertEqual(sorted(c.policy.name for c in ikeSA.children), ["ab1", "ab2", "ab3"])
+
+    def test_flowsOfNoPolicyRefused(self):
+        """
+        Flows that no policy of the peer has are still refused with
+        TS_UNACCEPTABLE.
+        """
+        a, b = self.makeThree()
+        requestId = a.initiate("ab1")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(a, requestId)
+        stranger = _policies("a", [("x", "10.9.0.0/24", "10.8.0.0/24")]).policies[0]
+        requestId = a.core._newRequestId()
+        a.execute(a.core.queueTask(ikeSA, ChildCreateTask(True, requestId, policy=stranger)))
+        self.network.pump()
+        error = self.assertFailedWith(a, requestId, TrafficSelectorsUnacceptable)
+        self.assertEqual(error.notify, NotifyType.TS_UNACCEPTABLE)
+        self.assertEqual(len(b.ikeSAs[0].children), 1)

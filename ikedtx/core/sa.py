@@ -176,6 +176,8 @@ class ChildSA(StateMachine):
     @ivar keymat: its L{ikedtx.crypto.keymat} Child SA keys.
     @ivar kernelRecords: C{(sas, flows)}: the L{KernelSA}s and L{KernelFlow}s
         handed to the datapath, kept to remove exactly those.
+    @ivar policy: the policy whose flows it carries (several policies of
+        one peer may share an IKE SA), or L{None} for the IKE SA's.
     """
 
     transitions = CHILD_TRANSITIONS
@@ -203,6 +205,7 @@ class ChildSA(StateMachine):
         self.nonces = None
         self.keymat = None
         self.kernelRecords = None
+        self.policy = None
 
     def __str__(self):
         return "%s %08x/%s %s" % (
@@ -236,8 +239,9 @@ class ChildSA(StateMachine):
         encap = None
         if ikeSA.encapsulateEsp:
             encap = (ikeSA.local[1], ikeSA.remote[1])
-        lifetime = ikeSA.policy.lifetime
-        lifetimeBytes = ikeSA.policy.lifetimeBytes
+        policy = self.policy or ikeSA.policy
+        lifetime = policy.lifetime
+        lifetimeBytes = policy.lifetimeBytes
         common = dict(
             protocol=self.protocol,
             mode=self.mode,
