@@ -68,6 +68,9 @@ class Options(usage.Options):
         ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
+        ["retransmit-timeout", None, "2", "Seconds before a request is first sent again (doubling up to 32; "
+         "RFC 7296 2.1)."],
+        ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
@@ -158,6 +161,13 @@ class Options(usage.Options):
             self["udpencap-port"] = _port(self["udpencap-port"], "-p")
             self["natt-only"] = True
             self["natt-port"] = self["udpencap-port"]
+        try:
+            self["retransmit-timeout"] = float(self["retransmit-timeout"])
+            self["retransmit-tries"] = int(self["retransmit-tries"])
+        except ValueError as e:
+            raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
+        if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
+            raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
         if self["kernel"] is not None and self["kernel"] not in KERNELS:
             raise usage.UsageError("--kernel must be one of %s, not %r" % (", ".join(KERNELS), self["kernel"]))
         if not self["config"]:
