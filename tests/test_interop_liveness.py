@@ -1,0 +1,111 @@
+"""
+Keeping SAs alive against strongSwan's charon 5.9.8 (kernel-libipsec), each
+in a network namespace: dead peer detection when charon is killed (and the
+active policy negotiated again once it is back), INITIAL_CONTACT from a
+restarted charon replacing its old IKE SA, and one IKE SA carrying the
+Child SAs of three policies (charon with three children).
+"""
+
+from twisted.trial.unittest import TestCase
+
+from ikedtx.testing.lab import Child, poll
+
+from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, ikedtxPolicy
+from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
+
+# Short retransmissions: a dead peer is given up after 0.5 + 1 + 2 s.
+FAST_RETRANSMIT = ["--retransmit-timeout", "0.5", "--retransmit-tries", "3"]
+
+
+class CharonLivenessTests(CharonMixin, TestCase):
+    def kill(self, charon):
+        """
+        charon dies without a word (SIGKILL): no Delete reaches ikedtx.
+        """
+        charon.process.kill()
+        charon.process.wait()
+
+    def test_deadPeerDetection(self):
+        """
+        With C{set dpd_check_interval 2}, ikedtx checks a quiet charon with
+        empty INFORMATIONALs; once charon is killed the check goes
+        unanswered, the IKE SA and its Child SA are deleted (and logged),
+        and the active policy is negotiated again when charon is back.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        ours = self.startIkedtx("set dpd_check_interval 2\n" +
+                                ikedtxPolicy(credentials, child=IKEDTX_CHILD, mode="active"),
+                                extraArgs=FAST_RETRANSMIT)
+        ours.start()
+        charon.waitForIkeSa(child="net", timeout=20)
+        first = ours.waitForIkeSa(child=True)
+        # charon answers the liveness checks: the IKE SA stays.
+        poll(lambda: charon.log().count("parsed INFORMATIONAL request") >= 2, 20,
+             what=lambda: "ikedtx's liveness checks\n" + self.labReport())
+        self.assertEqual(self.ourOnlySa(ours)["spiI"], first["spiI"])
+        self.kill(charon)
+        poll(lambda: ours.showSa() == [] or [sa for sa in ours.showSa() if sa["spiI"] != first["spiI"]], 30,
+             what=lambda: "ikedtx to give up the dead peer\n" + self.labReport())
+        log = ours.log()
+        self.labAssert("checking liveness" in log, "no liveness check logged")
+        self.labAssert("deleted (peer not responding)" in log, "the IKE SA's deletion is not logged")
+        self.labAssert(first["spiI"] not in [sa["spiI"] for sa in ours.showSa()], "the old IKE SA is still there")
+        # charon comes back: ikedtx's active policy establishes a new IKE SA.
+        charon.start()
+        theirs = charon.waitForIkeSa(child="net", timeout=30)
+        mine = poll(lambda: [sa for sa in ours.showSa() if sa["state"] == "VALID" and sa["children"]], 20,
+                    what=lambda: "ikedtx's new IKE SA\n" + self.labReport())[0]
+        self.assertEqual((mine["spiI"], mine["spiR"]), (theirs["initiator-spi"], theirs["responder-spi"]))
+        self.assertEqual(mine["initiator"], 1)
+
+    def test_initialContactReplacesStaleSA(self):
+        """
+        charon is killed and restarted; it initiates again with
+        INITIAL_CONTACT, and ikedtx deletes the old IKE SA of that identity
+        (no DPD here), keeping only the new one.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        ours = self.startIkedtx("set dpd_check_interval 0\n" + ikedtxPolicy(credentials, child=IKEDTX_CHILD))
+        ours.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, output)
+        old = self.ourOnlySa(ours)
+        self.kill(charon)
+        charon.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, output)
+        self.labAssert("N(INIT_CONTACT)" in output, "charon sent no INITIAL_CONTACT:\n" + output)
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertNotEqual(mine["spiI"], old["spiI"])
+        self.labAssert("INITIAL_CONTACT from" in ours.log(), "ikedtx logged no INITIAL_CONTACT")
+
+    def test_threeChildren(self):
+        """
+        charon's connection has three children (UDP, TCP, ICMP) and ikedtx
+        one policy for each, to the same peer and identity: the first Child
+        SA comes in IKE_AUTH, the others with CREATE_CHILD_SA on the same
+        IKE SA, and all three are established on both sides.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        protocols = ("udp", "tcp", "icmp")
+        children = [Child("net-" + proto, local_ts=["%s/32[%s]" % (B_INNER, proto)],
+                          remote_ts=["%s/32[%s]" % (A_INNER, proto)], esp_proposals=["aes128gcm16"])
+                    for proto in protocols]
+        charon = self.startCharon(credentials, children=children)
+        config = "".join(
+            'ikev2 "%s" passive esp proto %s from %s to %s local %s peer %s %s srcid %s dstid %s psk "%s"\n' % (
+                proto, proto, A_INNER, B_INNER, A, B, IKEDTX_CHILD, credentials.idA, credentials.idB, PSK)
+            for proto in protocols)
+        ours = self.startIkedtx(config)
+        ours.start()
+        for proto in protocols:
+            ok, output = charon.initiate(child="net-" + proto)
+            self.labAssert(ok, "charon's child %s failed:\n%s" % (proto, output))
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertEqual(sorted(c["name"] for c in theirs["child-sas"]), ["net-icmp", "net-tcp", "net-udp"])
+        self.assertEqual(len(mine["children"]), 3)
