@@ -152,6 +152,22 @@ class ReinitiationTests(ExchangeTestCase):
         self.network.pump()
         self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
 
+    def test_abandonedHalfOpenNotReinitiated(self):
+        """
+        A peer's IKE_SA_INIT for our active policy that never authenticates
+        is forgotten without initiating that policy: strangers must not
+        drive (or keep postponing) our re-initiation.
+        """
+        a, b = self.makeActivePair()
+        b.initiate("ba")
+        self.network.deliverOne()
+        self.assertEqual(len(a.ikeSAs), 1)
+        for _ in range(130):
+            self.network.inFlight.clear()
+            a.clock.advance(0.5)
+        self.assertEqual(a.ikeSAs, [])
+        self.assertNotIn(TimerKey.reinitiate("ab"), a.timers)
+
     def test_invalidKeFailureReinitiated(self):
         """
         An active policy whose IKE_SA_INIT fails for good (the responder

@@ -871,9 +871,12 @@ class IKECore:
         """
         Whether the policy of the deleted C{ikeSA} is initiated again: an
         active policy (or one started at start-up) not deleted on request,
-        with no other IKE SA up or on its way.
+        with no other IKE SA up or on its way. A peer's IKE SA that never
+        authenticated does not count (anyone can start and abandon those).
         """
         if self.passive or ikeSA.keepUp is False or ikeSA.policy is None:
+            return False
+        if not ikeSA.initiator and ikeSA.established is None:
             return False
         policy = self.policies.byName(ikeSA.policy.name)
         if policy is None or not (ikeSA.keepUp or policy.active):
