@@ -74,6 +74,24 @@ class StaleAnswerTests(ExchangeTestCase):
         self.assertSucceeded(a, requestId)
 
 
+    def test_duplicatedCookie(self):
+        """
+        A duplicated COOKIE answer after the initiator repeated IKE_SA_INIT
+        with that cookie is ignored, not another restart.
+        """
+        a, b = self.makePair(settingsB=CoreSettings(cookieThreshold=0))
+        requestId = a.initiate("ab")
+        self.network.deliverOne()
+        answer = _decode(self.network.inFlight[0][0])
+        self.assertEqual([p.notifyType for p in answer.payloads], [NotifyType.COOKIE])
+        self.network.deliverOne(duplicate=True)
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        inits = [m for m in (_decode(d) for d, _, _ in self.network.delivered)
+                 if m.exchangeType == ExchangeType.IKE_SA_INIT and not m.isResponse]
+        self.assertEqual(len(inits), 2)
+
+
 class DuplicateFragmentTests(ExchangeTestCase):
     def test_duplicatedAuthResponseFragment(self):
         """
