@@ -12,6 +12,7 @@ from ikedtx.testing.lab import Child, poll
 
 from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, ikedtxPolicy
 from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
+from tests.test_interop_userspace import ESP, UserspaceMixin
 
 # Short retransmissions: a dead peer is given up after 0.5 + 1 + 2 s.
 FAST_RETRANSMIT = ["--retransmit-timeout", "0.5", "--retransmit-tries", "3"]
@@ -109,3 +110,33 @@ class CharonLivenessTests(CharonMixin, TestCase):
         mine, theirs = self.assertSameSAs(ours, charon)
         self.assertEqual(sorted(c["name"] for c in theirs["child-sas"]), ["net-icmp", "net-tcp", "net-udp"])
         self.assertEqual(len(mine["children"]), 3)
+
+
+class UserspaceLivenessTests(UserspaceMixin, TestCase):
+    """
+    ikedtx with its user-space datapath against charon (kernel-libipsec).
+    """
+
+    def test_espIsLiveness(self):
+        """
+        While ESP from charon arrives (a ping through the tunnel) the
+        datapath's counters show the peer alive and ikedtx sends no
+        liveness check; once the tunnel is quiet it checks again.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials, esp=ESP["gcm"][0])
+        ours = self.startOurs(self.a, "set dpd_check_interval 2\n" + ikedtxPolicy(credentials, child=ESP["gcm"][1]), A)
+        ours.initiate("peer")
+        self.assertSameSAs(ours, charon)
+
+        def checks():
+            return charon.log().count("parsed INFORMATIONAL request")
+
+        before = checks()
+        # 40 echoes 0.2 s apart: two intervals and more of traffic.
+        self.assertPings([(self.b, B_INNER, A_INNER)], count=40)
+        during = checks()
+        self.labAssertEqual(during, before, "liveness checks while ESP arrived")
+        poll(lambda: checks() > during, 20, what=lambda: "a liveness check once quiet\n" + self.labReport())
+        self.ourOnlySa(ours)
