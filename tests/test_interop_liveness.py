@@ -84,6 +84,28 @@ class CharonLivenessTests(CharonMixin, TestCase):
         self.assertNotEqual(mine["spiI"], old["spiI"])
         self.labAssert("INITIAL_CONTACT from" in ours.log(), "ikedtx logged no INITIAL_CONTACT")
 
+    def test_restartedIkedtxSendsInitialContact(self):
+        """
+        ikedtx is killed and restarted; its active policy initiates with
+        INITIAL_CONTACT (no other IKE SA to that peer), and charon replaces
+        the IKE SA it still held with the new one.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        config = "set dpd_check_interval 0\n" + ikedtxPolicy(credentials, child=IKEDTX_CHILD, mode="active")
+        ours = self.startIkedtx(config)
+        ours.start()
+        old = charon.waitForIkeSa(child="net", timeout=20)
+        ours.process.kill()
+        ours.process.wait()
+        ours.start()
+        poll(lambda: [sa for sa in charon.ikeSas() if sa["initiator-spi"] != old["initiator-spi"]], 20,
+             what=lambda: "charon's new IKE SA\n" + self.labReport())
+        self.labAssert("N(INIT_CONTACT)" in charon.log(), "charon saw no INITIAL_CONTACT")
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertNotEqual(theirs["initiator-spi"], old["initiator-spi"])
+
     def test_threeChildren(self):
         """
         charon's connection has three children (UDP, TCP, ICMP) and ikedtx
