@@ -23,15 +23,6 @@ def _decode(data):
     return Message.decode(data)
 
 
-def elapse(clock, seconds, step=0.5):
-    """
-    Advance C{clock} by C{seconds} in small steps, so that the timers armed
-    on the way fire too.
-    """
-    for _ in range(int(seconds / step)):
-        clock.advance(step)
-
-
 class StaleAnswerTests(ExchangeTestCase):
     def test_duplicatedInvalidKe(self):
         """
