@@ -164,6 +164,8 @@ class ChildSA(StateMachine):
     @ivar ipcompOut: the peer's IPcomp CPI, or L{None}.
     @ivar reqid: ties the SAs to their flows in the kernel; unique in the
         core, it names the Child SA in L{IKECore.childInstalled}.
+    @ivar policy: the policy whose flows it carries (several policies of
+        one peer may share an IKE SA), or L{None} for the IKE SA's.
     @ivar pfsGroup: the key exchange of a CREATE_CHILD_SA (0: none).
     @ivar state: a L{ChildState}.
     @ivar created: when it was created (the core's clock).
@@ -176,8 +178,6 @@ class ChildSA(StateMachine):
     @ivar keymat: its L{ikedtx.crypto.keymat} Child SA keys.
     @ivar kernelRecords: C{(sas, flows)}: the L{KernelSA}s and L{KernelFlow}s
         handed to the datapath, kept to remove exactly those.
-    @ivar policy: the policy whose flows it carries (several policies of
-        one peer may share an IKE SA), or L{None} for the IKE SA's.
     """
 
     transitions = CHILD_TRANSITIONS
@@ -188,6 +188,7 @@ class ChildSA(StateMachine):
         self.spiIn = spiIn
         self.spiOut = None
         self.reqid = reqid
+        self.policy = None
         self.proposal = None
         self.localTS = ()
         self.remoteTS = ()
@@ -205,7 +206,6 @@ class ChildSA(StateMachine):
         self.nonces = None
         self.keymat = None
         self.kernelRecords = None
-        self.policy = None
 
     def __str__(self):
         return "%s %08x/%s %s" % (
