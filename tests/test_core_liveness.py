@@ -309,6 +309,21 @@ class DeadPeerDetectionTests(ExchangeTestCase):
         a.clock.advance(3600)
         self.assertEqual(self.network.inFlight, [])
 
+    def test_reload(self):
+        """
+        A reload that changes C{dpd_check_interval} applies to the IKE SAs
+        already up: from off to 5 s, then off again.
+        """
+        a, b, ikeSA = self.establishWithDpd(interval=0)
+        a.execute(a.core.reload(initiatorConfig(settings="set dpd_check_interval 5")))
+        a.clock.advance(5)
+        self.assertEqual(len(self.network.inFlight), 1)
+        self.network.pump()
+        a.execute(a.core.reload(initiatorConfig(settings="set dpd_check_interval 0")))
+        self.assertNotIn(TimerKey.dpd(ikeSA.localSPI), a.timers)
+        a.clock.advance(3600)
+        self.assertEqual(self.network.inFlight, [])
+
     def test_retransmitLimit(self):
         """
         The retransmission limit is configurable: with two tries the dead

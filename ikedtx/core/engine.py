@@ -897,6 +897,7 @@ class IKECore:
                 self._deleteIKESA(ikeSA, "policy removed by reload")
             else:
                 ikeSA.policy = policy
+        self.dpd.reloaded()
         return self._drain()
 
 

@@ -17,7 +17,7 @@ import weakref
 
 from twisted.logger import Logger
 
-from ikedtx.core.actions import QuerySAUsage, SetTimer
+from ikedtx.core.actions import CancelTimer, QuerySAUsage, SetTimer
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.timers import TimerKey
@@ -50,6 +50,19 @@ class DeadPeerDetection:
         """
         if self.interval > 0:
             self.core.emit(SetTimer(TimerKey.dpd(ikeSA.localSPI), self.interval if delay is None else delay))
+
+    def reloaded(self):
+        """
+        The configuration was reloaded: a changed C{dpd_check_interval}
+        applies to the IKE SAs already up (0 stops their checks).
+        """
+        interval = self.interval
+        for ikeSA in self.core.ikeSAs.values():
+            if ikeSA.isEstablished:
+                if interval > 0:
+                    self.start(ikeSA)
+                else:
+                    self.core.emit(CancelTimer(TimerKey.dpd(ikeSA.localSPI)))
 
     def timerExpired(self, spi):
         core = self.core
