@@ -420,6 +420,20 @@ class InitialContactTests(ExchangeTestCase):
         self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID, IKEState.VALID])
         self.assertEqual(b.eventsOf(RemoveChildSA), [])
 
+    def test_concurrentSAsOneInitialContact(self):
+        """
+        Two active policies to one peer start together: only the first IKE
+        SA to reach IKE_AUTH says INITIAL_CONTACT, so the peer keeps both.
+        """
+        nets = [("10.1.%d.0/24" % n, "10.2.%d.0/24" % n) for n in (1, 2)]
+        a, b = self.makePair(initiator=_policies("a", [("ab%d" % n, o, t) for n, (o, t) in enumerate(nets, 1)]),
+                             responder=_policies("b", [("ba%d" % n, t, o) for n, (o, t) in enumerate(nets, 1)]))
+        a.execute(a.core.startup())
+        self.network.pump()
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID, IKEState.VALID])
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID, IKEState.VALID])
+        self.assertEqual(b.eventsOf(RemoveChildSA), [])
+
     def test_otherIdentityKept(self):
         """
         INITIAL_CONTACT deletes only the IKE SAs of the same identities.

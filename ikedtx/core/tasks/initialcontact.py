@@ -9,6 +9,7 @@ it rebooted), before the new Child SA is installed.
 
 from twisted.logger import Logger
 
+from ikedtx.core.states import IKEState
 from ikedtx.core.tasks import Task
 from ikedtx.core.tasks.common import findNotify
 from ikedtx.wire.constants import ExchangeType, NotifyType
@@ -24,7 +25,10 @@ class InitialContactTask(Task):
     _log = Logger()
 
     def buildI(self, core, ikeSA, payloads):
-        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.isEstablished
+        # Not when another IKE SA to the peer is up or already authenticating
+        # (several policies starting together): the peer would delete it.
+        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0]
+                   and other.state in (IKEState.AUTH_REQUEST, IKEState.VALID)
                    for other in core.ikeSAs.values()):
             payloads.append(Notify(NotifyType.INITIAL_CONTACT))
 
