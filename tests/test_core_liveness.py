@@ -246,6 +246,29 @@ class DeadPeerDetectionTests(ExchangeTestCase):
         (init,) = [_decode(d) for d, _, _ in self.network.inFlight]
         self.assertEqual(init.exchangeType, ExchangeType.IKE_SA_INIT)
 
+    def test_manySAsNothingLeft(self):
+        """
+        Twenty IKE SAs (of a passive policy, so none comes back) to a peer
+        that vanishes: every one is found dead and deleted, and no timer,
+        query or counter of theirs is left behind.
+        """
+        config = parseConfig('set dpd_check_interval 10\nikev2 "ab" passive esp from 10.1.0.0/24 to 10.2.0.0/24 '
+                             'local %s peer %s srcid a.example dstid b.example psk "secret"' % (A_ADDR, B_ADDR))
+        a, b = self.makePair(initiator=config, responder=responderConfig(settings="set dpd_check_interval 0"))
+        for _ in range(20):
+            requestId = a.initiate("ab")
+            self.network.pump()
+            self.assertSucceeded(a, requestId)
+        self.assertEqual(len(a.ikeSAs), 20)
+        while a.ikeSAs and a.clock.seconds() < 300:
+            self.network.inFlight.clear()
+            a.clock.advance(0.5)
+        self.assertEqual(a.ikeSAs, [])
+        self.assertEqual(len(a.eventsOf(IKESADown)), 20)
+        self.assertEqual(a.timers, {})
+        self.assertEqual(a.core.dpd._queries, {})
+        self.assertEqual(len(a.core.dpd._packets), 0)
+
     def test_peerAlive(self):
         """
         A live peer answers the check; the IKE SA stays and is checked again
