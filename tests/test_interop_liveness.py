@@ -134,6 +134,40 @@ class CharonLivenessTests(CharonMixin, TestCase):
         self.assertEqual(len(mine["children"]), 3)
 
 
+class CharonSignatureHashTests(CharonMixin, TestCase):
+    """
+    An ecdsa256 policy announces SIGNATURE_HASH_ALGORITHMS (as iked), so
+    both sides sign with RFC 7427's DIGITAL_SIGNATURE.
+    """
+
+    def _negotiate(self, initiator):
+        self.hosts()
+        credentials = Credentials("ecdsa")
+        charon = self.startCharon(credentials)
+        ours = self.startIkedtx(ikedtxPolicy(credentials, child=IKEDTX_CHILD))
+        credentials.installIkedtx(ours)
+        ours.start()
+        if initiator == "ikedtx":
+            ours.initiate("peer")
+        else:
+            ok, output = charon.initiate(child="net")
+            self.labAssert(ok, output)
+        self.assertSameSAs(ours, charon)
+        lines = charon.log().splitlines()
+        ours = [line for line in lines if "IKE_SA_INIT" in line and
+                ("parsed IKE_SA_INIT request" in line if initiator == "ikedtx" else "parsed IKE_SA_INIT response" in line)]
+        self.labAssert(ours and "N(HASH_ALG)" in ours[0], "ikedtx's IKE_SA_INIT without SIGNATURE_HASH_ALGORITHMS")
+        auths = [line for line in lines if "authentication of" in line]
+        self.labAssertEqual(len(auths), 2, repr(auths))
+        self.labAssert(all("with ECDSA_WITH_SHA256_DER successful" in line for line in auths), repr(auths))
+
+    def test_ikedtxInitiates(self):
+        self._negotiate("ikedtx")
+
+    def test_charonInitiates(self):
+        self._negotiate("charon")
+
+
 class UserspaceLivenessTests(UserspaceMixin, TestCase):
     """
     ikedtx with its user-space datapath against charon (kernel-libipsec).
