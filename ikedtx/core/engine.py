@@ -86,6 +86,7 @@ class IKECore:
         # None for the real time); the monotonic clock above drives timers.
         self.wallClock = wallClock or (lambda: None)
         self.passive = self.settings.passive
+        self.dpd = DeadPeerDetection(self)
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -97,7 +98,6 @@ class IKECore:
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
-        self.dpd = DeadPeerDetection(self)
 
     # Services for the tasks and the task managers
 
