@@ -6,11 +6,11 @@ re-initiation of active policies, dead peer detection and INITIAL_CONTACT
 
 from ikedtx.config import parseConfig
 from ikedtx.core.actions import IKESADown, InstallChildSA, QuerySAUsage, RemoveChildSA
-from ikedtx.core.retransmit import RetransmitSchedule, jitterOf
 from ikedtx.core.errors import TrafficSelectorsUnacceptable
+from ikedtx.core.retransmit import RetransmitSchedule, jitterOf
 from ikedtx.core.sa import ChildSA, IKEState
-from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.settings import CoreSettings
+from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.timers import BackoffPolicy, TimerKey
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType
 from ikedtx.wire.message import Message
@@ -64,7 +64,6 @@ class StaleAnswerTests(ExchangeTestCase):
         self.network.pump()
         self.assertSucceeded(a, requestId)
 
-
     def test_duplicatedCookie(self):
         """
         A duplicated COOKIE answer after the initiator repeated IKE_SA_INIT
@@ -115,8 +114,8 @@ class ReinitiationTests(ExchangeTestCase):
         backoff = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0)
         # No DPD: the tests below lose every datagram for minutes.
         initiator = initiatorConfig(settings="set dpd_check_interval 0")
-        responder = parseConfig('set dpd_check_interval 0\nikev2 "ba" active esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
-                                'srcid b.example dstid a.example psk "secret"' % (B_ADDR, A_ADDR))
+        responder = parseConfig('set dpd_check_interval 0\nikev2 "ba" active esp from 10.2.0.0/24 to 10.1.0.0/24 '
+                                'local %s peer %s srcid b.example dstid a.example psk "secret"' % (B_ADDR, A_ADDR))
         return self.makePair(initiator=initiator, responder=responder, settingsA=CoreSettings(reinitiate=backoff),
                              settingsB=CoreSettings(reinitiate=backoff))
 
@@ -487,7 +486,8 @@ def _policies(side, names):
     ids = "srcid a.example dstid b.example" if side == "a" else "srcid b.example dstid a.example"
     mode = "active" if side == "a" else "passive"
     return parseConfig("\n".join(
-        'ikev2 "%s" %s esp from %s to %s local %s peer %s %s psk "secret"' % (name, mode, ours, theirs, local, peer, ids)
+        'ikev2 "%s" %s esp from %s to %s local %s peer %s %s psk "secret"'
+        % (name, mode, ours, theirs, local, peer, ids)
         for name, ours, theirs in names))
 
 

@@ -154,8 +154,8 @@ class CharonSignatureHashTests(CharonMixin, TestCase):
             self.labAssert(ok, output)
         self.assertSameSAs(ours, charon)
         lines = charon.log().splitlines()
-        ours = [line for line in lines if "IKE_SA_INIT" in line and
-                ("parsed IKE_SA_INIT request" in line if initiator == "ikedtx" else "parsed IKE_SA_INIT response" in line)]
+        parsed = "parsed IKE_SA_INIT request" if initiator == "ikedtx" else "parsed IKE_SA_INIT response"
+        ours = [line for line in lines if parsed in line]
         self.labAssert(ours and "N(HASH_ALG)" in ours[0], "ikedtx's IKE_SA_INIT without SIGNATURE_HASH_ALGORITHMS")
         auths = [line for line in lines if "authentication of" in line]
         self.labAssertEqual(len(auths), 2, repr(auths))
