@@ -322,6 +322,19 @@ class DeadPeerDetectionTests(ExchangeTestCase):
         self.network.pump()
         self.assertEqual(len(self.network.delivered) - before, 2)
 
+    def test_datapathNeverAnswers(self):
+        """
+        A datapath that never answers the usage query cannot stop DPD: the
+        next check is armed anyway, and the unanswered query forgotten.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        a.execute = lambda actions, execute=a.execute: execute(
+            [action for action in actions if not isinstance(action, QuerySAUsage)])
+        for _ in range(3):
+            a.clock.advance(10)
+        self.assertIn(TimerKey.dpd(ikeSA.localSPI), a.timers)
+        self.assertEqual(len(a.core.dpd._queries), 1)
+
     def test_disabled(self):
         """
         C{set dpd_check_interval 0}: no DPD timer, nothing sent.

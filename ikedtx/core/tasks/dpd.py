@@ -83,6 +83,11 @@ class DeadPeerDetection:
         if not inbound:
             self.check(ikeSA, idle)
             return
+        # The next check is armed now: a datapath that never answers the
+        # query cannot stop DPD (an earlier unanswered query is forgotten).
+        self.start(ikeSA)
+        for token in [t for t, query in self._queries.items() if query[0] is ikeSA]:
+            del self._queries[token]
         self._tokens += 1
         self._queries[self._tokens] = (ikeSA, inbound, idle)
         core.emit(QuerySAUsage(self._tokens, tuple(sa for _, sa in inbound)))
