@@ -134,6 +134,73 @@ class CharonLivenessTests(CharonMixin, TestCase):
         self.assertEqual(len(mine["children"]), 3)
 
 
+class CharonDuplicatingLinkTests(CharonMixin, TestCase):
+    """
+    ikedtx and charon on one Ethernet segment through a middle namespace
+    whose nftables (netdev ingress, C{fwd} and C{dup}) deliver every IKE
+    datagram from charon to ikedtx twice, as a lossy path with duplicates
+    did when these bugs were found.
+    """
+
+    def duplicatingHosts(self):
+        from ikedtx.testing import support
+
+        support.requireExecutable("nft", "apt-get install nftables")
+        network = self.network()
+        self.a, middle, self.b = network.namespace("a"), network.namespace("m"), network.namespace("b")
+        left = network.link(self.a, middle, ["192.0.2.1/24"], [])
+        right = network.link(middle, self.b, [], ["192.0.2.2/24"])
+        self.a.addLoopbackAddress(A_INNER + "/32")
+        self.b.addLoopbackAddress(B_INNER + "/32")
+        toA, toB = left.interface(middle), right.interface(middle)
+        rules = (
+            "table netdev wire {\n"
+            "  chain fromA { type filter hook ingress device \"%(toA)s\" priority 0; fwd to \"%(toB)s\"; }\n"
+            "  chain fromB {\n"
+            "    type filter hook ingress device \"%(toB)s\" priority 0;\n"
+            "    udp sport { 500, 4500 } dup to \"%(toA)s\"\n"
+            "    fwd to \"%(toA)s\"\n"
+            "  }\n"
+            "}\n" % {"toA": toA, "toB": toB})
+        middle.run(["nft", "-f", "-"], input=rules)
+        return self.a, self.b
+
+    def test_duplicatedInvalidKe(self):
+        """
+        ikedtx offers X25519 first, charon wants ECP-256: charon's
+        INVALID_KE_PAYLOAD arrives twice; the copy answers the first
+        request and is ignored, and the IKE SA is established.
+        """
+        self.duplicatingHosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials, ike="aes128gcm16-prfsha256-ecp256")
+        ours = self.startIkedtx(ikedtxPolicy(
+            credentials, ike="ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 group ecp256",
+            child=IKEDTX_CHILD))
+        ours.start()
+        ours.initiate("peer")
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertEqual(theirs["dh-group"], "ECP_256")
+        self.labAssert("answer to an earlier transmission of request 0 ignored" in ours.log(),
+                       "the duplicated INVALID_KE_PAYLOAD did not arrive")
+
+    def test_duplicatedAuthFragments(self):
+        """
+        Each fragment of charon's IKE_AUTH response (RSA certificates,
+        fragmentation on both sides) arrives twice: the copies are dropped
+        and the IKE SA is established on both sides.
+        """
+        self.duplicatingHosts()
+        credentials = Credentials("rsa")
+        charon = self.startCharon(credentials, fragmentation="yes")
+        ours = self.startIkedtx("set fragmentation\n" + ikedtxPolicy(credentials, child=IKEDTX_CHILD))
+        credentials.installIkedtx(ours)
+        ours.start()
+        ours.initiate("peer")
+        self.assertSameSAs(ours, charon)
+        self.labAssert("generating IKE_AUTH response 1 [ EF(1/" in charon.log(), "charon did not fragment")
+
+
 class CharonSignatureHashTests(CharonMixin, TestCase):
     """
     An ecdsa256 policy announces SIGNATURE_HASH_ALGORITHMS (as iked), so
