@@ -134,6 +134,35 @@ class CharonLivenessTests(CharonMixin, TestCase):
         self.assertEqual(len(mine["children"]), 3)
 
 
+    def test_threeActivePolicies(self):
+        """
+        ikedtx has three active policies to charon: three IKE SAs start
+        together, only the first to authenticate carries INITIAL_CONTACT,
+        and charon keeps all three (none is deleted, none initiated again).
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        protocols = ("udp", "tcp", "icmp")
+        children = [Child("net-" + proto, local_ts=["%s/32[%s]" % (B_INNER, proto)],
+                          remote_ts=["%s/32[%s]" % (A_INNER, proto)], esp_proposals=["aes128gcm16"])
+                    for proto in protocols]
+        charon = self.startCharon(credentials, children=children)
+        config = "".join(
+            'ikev2 "%s" active esp proto %s from %s to %s local %s peer %s %s srcid %s dstid %s psk "%s"\n' % (
+                proto, proto, A_INNER, B_INNER, A, B, IKEDTX_CHILD, credentials.idA, credentials.idB, PSK)
+            for proto in protocols)
+        ours = self.startIkedtx(config)
+        ours.start()
+        poll(lambda: len([sa for sa in charon.ikeSas() if sa["child-sas"]]) == 3, 20,
+             what=lambda: "charon's three IKE SAs\n" + self.labReport())
+        mine = sorted((sa["spiI"], sa["spiR"]) for sa in ours.showSa() if sa["state"] == "VALID")
+        theirs = sorted((sa["initiator-spi"], sa["responder-spi"]) for sa in charon.ikeSas())
+        self.labAssertEqual(mine, theirs)
+        log = charon.log()
+        self.labAssertEqual(log.count("N(INIT_CONTACT)"), 1, "INITIAL_CONTACTs charon received")
+        self.labAssertEqual(ours.log().count("initiating IKE SA"), 3, "ikedtx initiated again")
+
+
 class CharonDuplicatingLinkTests(CharonMixin, TestCase):
     """
     ikedtx and charon on one Ethernet segment through a middle namespace
