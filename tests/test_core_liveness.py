@@ -176,6 +176,24 @@ class ReinitiationTests(ExchangeTestCase):
         self.assertEqual(a.ikeSAs, [])
         self.assertNotIn(TimerKey.reinitiate("ab"), a.timers)
 
+    def test_halfOpenPeerSAAtRetryTime(self):
+        """
+        When our retry comes due while a peer's IKE SA for the policy is
+        still half open, the retry is not given up for that SA (which may
+        never authenticate): our own attempts go on.
+        """
+        a, b = self.makeActivePair()
+        a.execute(a.core.startup())
+        while TimerKey.reinitiate("ab") not in a.timers:
+            self.network.inFlight.clear()
+            a.clock.advance(0.5)
+        b.initiate("ba")
+        self.network.deliverOne()
+        self.assertEqual([(sa.initiator, sa.state) for sa in a.ikeSAs], [(False, IKEState.SA_INIT)])
+        self.network.inFlight.clear()
+        a.clock.advance(2.0)
+        self.assertEqual(sorted(sa.initiator for sa in a.ikeSAs), [False, True])
+
     def test_invalidKeFailureReinitiated(self):
         """
         An active policy whose IKE_SA_INIT fails for good (the responder

@@ -776,7 +776,7 @@ class IKECore:
 
     def _timer_reinitiate(self, policyName):
         policy = self.policies.byName(policyName)
-        if policy is None or not policy.active or self.passive or self._ikeSAOf(policyName) is not None:
+        if policy is None or not policy.active or self.passive or self._heldUp(policyName):
             self._reinitiateAttempts.pop(policyName, None)
             return
         self._log.info("{policy}: initiating again", policy=policyName)
@@ -881,7 +881,16 @@ class IKECore:
         policy = self.policies.byName(ikeSA.policy.name)
         if policy is None or not (ikeSA.keepUp or policy.active):
             return False
-        return self._ikeSAOf(policy.name) is None
+        return not self._heldUp(policy.name)
+
+    def _heldUp(self, policyName):
+        """
+        Whether an IKE SA keeps the policy C{policyName} up: one that is
+        established, or our own on its way (a peer's half-open one may
+        never authenticate, and its end would not initiate the policy).
+        """
+        return any(ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED)
+                   and (ikeSA.initiator or ikeSA.isEstablished) for ikeSA in self.ikeSAs.values())
 
     def reload(self, config, resolved=None):
         """
