@@ -18,9 +18,8 @@ which dispatches on the key's kind to C{IKECore._timer_<kind>}. The kinds:
   - C{reinitiate} (policy name): initiate an active policy again after its
     IKE SA failed or was deleted, on the L{BackoffPolicy} schedule.
 
-The lifetime kinds are declared and dispatched; arming them is left to the
-lifecycle work (rekeying). C{dpd} is armed for every established IKE SA by
-L{ikedtx.core.tasks.dpd} (C{set dpd_check_interval}).
+The lifetime and DPD kinds are declared and dispatched; arming them is left
+to the lifecycle work (rekeying, DPD intervals from the configuration).
 """
 
 from dataclasses import dataclass
