@@ -23,10 +23,10 @@ from ikedtx.core.proposals import accept
 from ikedtx.core.sa import ChildSA
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
-from ikedtx.core.tasks.childpolicy import matchChildRequest
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
     saPayload, supported, trafficSelectors, tsToWire)
+from ikedtx.core.tasks.childpolicy import matchChildRequest
 from ikedtx.core.ts import isSubsetOf
 from ikedtx.crypto.errors import InvalidKeyExchange
 from ikedtx.wire.constants import DhId, ExchangeType, IpcompTransform, NotifyType, ProtocolId, TransformType, nameOf
@@ -239,6 +239,7 @@ class ChildCreateTask(Task):
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):
+        policy = ikeSA.policy
         if self.inAuth:
             if first(payloads, SecurityAssociation) is None:
                 return
@@ -262,10 +263,11 @@ class ChildCreateTask(Task):
         peerTsi, peerTsr = trafficSelectors(payloads)
         if peerTsi is None or peerTsr is None:
             raise RemoteProtocolError("TSi or TSr missing", NotifyType.INVALID_SYNTAX)
-        # Any policy of this peer and identity may take the Child SA.
+        # Any policy of this peer and identity may take the Child SA, the
+        # rekeyed Child SA's (else the IKE SA's) first.
         policy, chosen, tsi, tsr = matchChildRequest(
             core, ikeSA, sa, peerTsi, peerTsr, withKeyExchange,
-            preferred=self.rekeyed.policy if self.rekeyed is not None else None)
+            preferred=self.rekeyed.policy if self.rekeyed is not None else policy)
         self.policy = policy
         if withKeyExchange and chosen.dhGroup != DhId.NONE:
             ke = first(payloads, KeyExchange)
