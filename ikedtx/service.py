@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from ikedtx.config.hosts import resolvePolicyNames, resolvePolicyNamesLater
 from ikedtx.core.engine import IKECore
+from ikedtx.core.retransmit import RetransmitSchedule
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from ikedtx.net.udp import checkUDPPort, listenUDPWithPacketInfo
@@ -369,8 +370,11 @@ class IkedService(MultiService):
             mode = NATT_NORMAL
         ikePort = int(o.get("ike-port") or 500)
         nattPort = int(o.get("udpencap-port") or o.get("natt-port") or 4500)
+        schedule = RetransmitSchedule(initial=float(o.get("retransmit-timeout") or 2.0),
+                                      tries=int(o.get("retransmit-tries") or 5))
         return CoreSettings(
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
+            retransmit=schedule,
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
 

@@ -66,6 +66,9 @@ class Options(usage.Options):
         ["config", "c", DEFAULT_CONFIG, "Read FILE as the configuration file (also -f FILE)."],
         ["udpencap-port", "p", None, "Listen for NAT-T on this port, and use it in SAs (implies -t)."],
         ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
+        ["retransmit-timeout", None, "2", "Seconds before a request is first sent again (doubling up to 32; "
+         "RFC 7296 2.1)."],
+        ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
@@ -152,6 +155,13 @@ class Options(usage.Options):
             raise usage.UsageError("-T and -t are mutually exclusive")
         if self["no-natt"] and self["udpencap-port"] is not None:
             raise usage.UsageError("-T and -p are mutually exclusive")
+        try:
+            self["retransmit-timeout"] = float(self["retransmit-timeout"])
+            self["retransmit-tries"] = int(self["retransmit-tries"])
+        except ValueError as e:
+            raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
+        if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
+            raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:

@@ -240,6 +240,17 @@ class NattOptionTests(TestCase):
         ports, bound, mode, service = self.boundPorts(**{"udpencap-port": other})
         self.assertEqual((bound, mode, service.core.settings.nattPort), ([other], "only", other))
 
+    def test_retransmitOptions(self):
+        """
+        --retransmit-timeout and --retransmit-tries make the core's
+        retransmission schedule (RFC 7296 2.1); by default 2 s and 5 tries.
+        """
+        schedule = self.boundPorts()[3].core.settings.retransmit
+        self.assertEqual((schedule.initial, schedule.tries), (2.0, 5))
+        service = self.boundPorts(**{"retransmit-timeout": 0.5, "retransmit-tries": 3})[3]
+        schedule = service.core.settings.retransmit
+        self.assertEqual((schedule.initial, schedule.tries, schedule.jitter), (0.5, 3, 0.1))
+
 
 class TwistdTests(TestCase):
     def test_twistdRunsAndStops(self):

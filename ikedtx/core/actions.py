@@ -81,6 +81,19 @@ class RemoveChildSA:
 
 
 @dataclass(frozen=True)
+class QuerySAUsage:
+    """
+    Ask the datapath what it counted for the installed L{KernelSA}s C{sas}
+    (C{IKernel.querySA}); answer with C{IKECore.usageReported(token,
+    usages)}, one L{KernelSAUsage} (or L{None} where the query failed) per
+    SA, in order.
+    """
+
+    token: int
+    sas: Tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class SendNatKeepalive:
     """
     RFC 3948 4: one 0xFF byte from C{local} to C{remote} on the NAT-T port.

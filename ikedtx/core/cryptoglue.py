@@ -106,18 +106,39 @@ _METHODS = {
 }
 
 
+# The key each named method signs with: (key type, curve).
+_METHOD_KEYS = {
+    AuthMethod.ECDSA_SHA256_P256: ("ecdsa", "secp256r1"),
+    AuthMethod.ECDSA_SHA384_P384: ("ecdsa", "secp384r1"),
+    AuthMethod.ECDSA_SHA512_P521: ("ecdsa", "secp521r1"),
+    AuthMethod.RSA_SIG: ("rsa", None),
+}
+
+
+def _fitsMethod(key, method):
+    keyType, curve = _METHOD_KEYS[method]
+    return signature._keyType(key) == keyType and (curve is None or key.curve.name == curve)
+
+
 def signAuth(privateKey, policyMethod, octets, peerHashes):
     """
     Our signature AUTH: the method the policy names (iked's C{rsa},
     C{ecdsa256}..., C{rfc7427}), or for the default C{signature} RFC 7427
     when the peer announced hash algorithms and the key's own method
-    otherwise.
+    otherwise. As iked, a named C{rsa} or C{ecdsa} method is sent as
+    RFC 7427's DIGITAL_SIGNATURE (same key, a SHA-2 hash the peer
+    announced) when the peer announced SIGNATURE_HASH_ALGORITHMS: peers
+    such as libreswan take ECDSA only that way.
 
     @return: C{(authMethod, authData)}.
     """
     wanted = _METHODS.get(policyMethod)
     try:
-        if wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
+        if wanted in _METHOD_KEYS and peerHashes and _fitsMethod(privateKey, wanted):
+            method, hashAlgorithm = signature.chooseSignatureMethod(privateKey, peerHashes)
+            if method != AuthMethod.DIGITAL_SIGNATURE:
+                method, hashAlgorithm = wanted, None
+        elif wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
             method, hashAlgorithm = signature.chooseSignatureMethod(privateKey, peerHashes)
             if wanted == AuthMethod.DIGITAL_SIGNATURE and method != wanted:
                 # "rfc7427: only use RFC 7427 signatures", even to a peer
@@ -134,10 +155,15 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
 def verifyAuth(publicKey, policyMethod, method, data, octets):
     """
     Verify a peer's signature AUTH; the policy's method, when it names one,
-    must be the one used (C{rfc7427}: method 14 only).
+    must be the one used (C{rfc7427}: method 14 only), or RFC 7427's
+    DIGITAL_SIGNATURE with the key that method names (we announce our
+    hashes whenever signatures are used, RFC 7427 4).
     """
     wanted = _METHODS.get(policyMethod)
-    if wanted is not None and method != wanted:
+    if wanted in _METHOD_KEYS and method == AuthMethod.DIGITAL_SIGNATURE:
+        if not _fitsMethod(publicKey, wanted):
+            raise SignatureRefused("peer signed with a key the policy's %s does not take" % (policyMethod,))
+    elif wanted is not None and method != wanted:
         raise SignatureRefused("peer used AUTH method %d, the policy requires %s" % (method, policyMethod))
     try:
         signature.verify(publicKey, method, data, octets)

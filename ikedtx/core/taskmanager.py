@@ -36,6 +36,7 @@ from twisted.logger import Logger
 
 from ikedtx.core.actions import CancelTimer, SetTimer
 from ikedtx.core.errors import NegotiationFailed, PeerNotResponding, RemoteProtocolError
+from ikedtx.core.retransmit import jitterOf
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_DELETE, PRIORITY_LIVENESS, PRIORITY_OTHER, PRIORITY_REKEY, RETRY  # noqa: F401
 from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import ExchangeType, NotifyType, nameOf
@@ -226,7 +227,8 @@ class TaskManager:
             self.nextRequestId += 1
         core.sendAll(ikeSA, datagrams)
         if retransmit:
-            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), core.settings.retransmit.timeout(0)))
+            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI),
+                               core.settings.retransmit.timeout(0, jitterOf(datagrams[0], 0))))
 
     def sendOnce(self, tasks):
         """
@@ -253,6 +255,10 @@ class TaskManager:
         """
         core, ikeSA = self.core, self.ikeSA
         pending = self.pending
+        if any(task.staleResponse(core, ikeSA, message, payloads) for task in pending.tasks):
+            self._log.info("{ikeSA}: answer to an earlier transmission of request {mid} ignored",
+                           ikeSA=ikeSA, mid=message.messageId)
+            return
         core.emit(CancelTimer(TimerKey.retransmit(ikeSA.localSPI)))
         # The exchange is over: what the tasks send now (the
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
@@ -312,7 +318,7 @@ class TaskManager:
         if pending is None:
             return
         pending.attempt += 1
-        delay = core.settings.retransmit.timeout(pending.attempt)
+        delay = core.settings.retransmit.timeout(pending.attempt, jitterOf(pending.datagrams[0], pending.attempt))
         if delay is None:
             self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
                            ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)

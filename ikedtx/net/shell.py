@@ -233,6 +233,13 @@ class CoreRunner:
         for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
+    def action_QuerySAUsage(self, action):
+        token = action.token
+        ds = [self.kernel.querySA(sa).addErrback(lambda f: None) for sa in action.sas]
+        d = gatherResults(ds)
+        d.addCallback(lambda usages: self.execute(self.core.usageReported(token, usages)))
+        d.addErrback(lambda f: self._log.failure("after querying SA usage", f))
+
     def action_IKESAUp(self, action):
         # The core logs the state change; this is the hook for monitoring.
         pass

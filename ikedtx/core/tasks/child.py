@@ -19,14 +19,15 @@ from twisted.logger import Logger
 from ikedtx.core import cryptoglue
 from ikedtx.core.errors import (
     NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
-from ikedtx.core.proposals import accept, select
+from ikedtx.core.proposals import accept
 from ikedtx.core.sa import ChildSA
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
     saPayload, supported, trafficSelectors, tsToWire)
-from ikedtx.core.ts import isSubsetOf, narrow
+from ikedtx.core.tasks.childpolicy import matchChildRequest
+from ikedtx.core.ts import isSubsetOf
 from ikedtx.crypto.errors import InvalidKeyExchange
 from ikedtx.wire.constants import DhId, ExchangeType, IpcompTransform, NotifyType, ProtocolId, TransformType, nameOf
 from ikedtx.wire.payloads import (
@@ -60,8 +61,12 @@ class ChildCreateTask(Task):
     exchangeType = ExchangeType.CREATE_CHILD_SA
     _log = Logger()
 
-    def __init__(self, initiator, requestId=None, inAuth=False, rekeying=None):
+    def __init__(self, initiator, requestId=None, inAuth=False, rekeying=None, policy=None):
         Task.__init__(self, initiator, requestId)
+        # As initiator, the policy whose flows it asks for (the IKE SA's
+        # unless given, or the rekeyed Child SA's); as responder, the policy
+        # the request fell under.
+        self.policy = policy or (rekeying.policy if rekeying is not None else None)
         self.inAuth = inAuth
         self.exchangeType = ExchangeType.IKE_AUTH if inAuth else ExchangeType.CREATE_CHILD_SA
         self.priority = PRIORITY_REKEY if rekeying is not None else PRIORITY_OTHER
@@ -85,7 +90,7 @@ class ChildCreateTask(Task):
     # Initiator
 
     def prepareI(self, core, ikeSA):
-        policy = ikeSA.policy
+        policy = self.policy = self.policy or ikeSA.policy
         self.requestSPI(core, ikeSA, "spi", policy.saProtocol, ikeSA.remote[0], ikeSA.local[0])
         if policy.ipcomp:
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
@@ -95,9 +100,10 @@ class ChildCreateTask(Task):
             raise NegotiationFailed("no SPI for the Child SA: %s" % (self.spiError,))
         if not self.inAuth and not ikeSA.isEstablished:
             raise NegotiationFailed("IKE SA is not established")
-        policy = ikeSA.policy
+        policy = self.policy
         spiIn = self.spis["spi"]
         child = self.child = ChildSA(policy.saProtocol, policy.mode, spiIn, core.nextReqid(), core.now())
+        child.policy = policy
         child.rekeyOf = self.rekeying
         child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), not self.inAuth)
         child.localOffer = core.policies.selectors(policy, local=True)
@@ -257,14 +263,12 @@ class ChildCreateTask(Task):
         peerTsi, peerTsr = trafficSelectors(payloads)
         if peerTsi is None or peerTsr is None:
             raise RemoteProtocolError("TSi or TSr missing", NotifyType.INVALID_SYNTAX)
-        local = offersFromConfig(policy.childProposals, withKeyExchange=withKeyExchange)
-        peer = offersFromWire(sa)
-        if not withKeyExchange:
-            peer = [o.withoutKeyExchange() for o in peer]
-        chosen = select(local, peer, supported, cryptoglue.isAead)
-        if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSPI) != 4:
-            raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
-                                      NotifyType.NO_PROPOSAL_CHOSEN)
+        # Any policy of this peer and identity may take the Child SA, the
+        # rekeyed Child SA's (else the IKE SA's) first.
+        policy, chosen, tsi, tsr = matchChildRequest(
+            core, ikeSA, sa, peerTsi, peerTsr, withKeyExchange,
+            preferred=self.rekeyed.policy if self.rekeyed is not None else policy)
+        self.policy = policy
         if withKeyExchange and chosen.dhGroup != DhId.NONE:
             ke = first(payloads, KeyExchange)
             if ke is None or ke.group != chosen.dhGroup:
@@ -274,11 +278,6 @@ class ChildCreateTask(Task):
                 self.ourKe, self.shared = cryptoglue.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
             except InvalidKeyExchange as e:
                 raise RemoteProtocolError("invalid KE: %s" % (e,), NotifyType.INVALID_SYNTAX)
-        tsi = narrow(peerTsi, core.policies.selectors(policy, local=False))
-        tsr = narrow(peerTsr, core.policies.selectors(policy, local=True))
-        if not tsi or not tsr:
-            raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
-                ", ".join(map(str, peerTsi)), ", ".join(map(str, peerTsr)), policy.name), NotifyType.TS_UNACCEPTABLE)
         self.chosen = chosen
         self.peerTS = (tsi, tsr)
         self.transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) is not None and policy.mode == "transport"
@@ -302,6 +301,7 @@ class ChildCreateTask(Task):
         child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, core.nextReqid(),
                                      core.now())
         child.rekeyOf = self.rekeyed
+        child.policy = self.policy
         child.proposal = chosen
         child.pfsGroup = chosen.dhGroup if self.shared else 0
         (child.spiOut,) = struct.unpack("!I", chosen.peerSPI)

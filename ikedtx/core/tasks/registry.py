@@ -30,7 +30,8 @@ def initResponderTasks(screened):
 
 
 RESPONDERS = {
-    ExchangeType.IKE_AUTH: lambda: [AuthTask(False), ChildCreateTask(False, inAuth=True), MobikeTask(False)],
+    ExchangeType.IKE_AUTH: lambda: [AuthTask(False), InitialContactTask(False), ChildCreateTask(False, inAuth=True),
+                                    MobikeTask(False)],
     ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
