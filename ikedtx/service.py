@@ -26,6 +26,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from ikedtx.control.events import EventHub
 from ikedtx.config.hosts import resolvePolicyNames, resolvePolicyNamesLater
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
@@ -245,7 +246,7 @@ class ControlSocketService(Service):
         # before listenUNIX's chmod.
         umask = os.umask(0o177)
         try:
-            self.listening = self.reactor.listenUNIX(self.path, ControlFactory(self.parent), mode=0o600)
+            self.listening = self.reactor.listenUNIX(self.path, ControlFactory.forSocket(self.parent), mode=0o600)
         except CannotListenError as e:
             raise StartupError("control socket %s: %s" % (self.path, getattr(e.socketError, "strerror", None)
                                                           or e.socketError))
@@ -303,6 +304,7 @@ class IkedService(MultiService):
     @ivar kernel: the L{IKernel} provider.
     @ivar options: the L{ikedtx.tap.Options} (or a dict with its keys; a
         false C{"sighup"} leaves SIGHUP alone).
+    @ivar events: the L{EventHub} of ikectl monitor and show stats.
     """
 
     _log = Logger()
@@ -325,6 +327,7 @@ class IkedService(MultiService):
         self.core = None
         self.runner = None
         self.kernel = None
+        self.events = EventHub()
         for address in self._listenAddresses():
             for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
@@ -410,6 +413,7 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
+        self.runner.events = self.events
         if self.kernel.name == "userspace":
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived
@@ -457,23 +461,25 @@ class IkedService(MultiService):
 
         return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
 
-    def reload(self):
+    def reload(self, path=None):
         """
         ikectl reload and SIGHUP: read the configuration file and the iked
-        tree again.  The file is parsed in a thread and the policies' host
-        names resolved through the reactor's resolver, so the daemon goes on
-        answering meanwhile; reloads run one at a time.
+        tree again; ikectl load: read C{path}, the file from then on.  The
+        file is parsed in a thread and the policies' host names resolved
+        through the reactor's resolver, so the daemon goes on answering
+        meanwhile; reloads run one at a time.  IKE SAs whose policy is still
+        there are kept.
 
         @return: a Deferred that fires once the new configuration is in
             force, or fails with the L{ConfigError} of a broken file, which
             changes nothing.
         """
-        return self._reloadLock.run(self._reload)
+        return self._reloadLock.run(self._reload, path)
 
-    def _reload(self):
+    def _reload(self, path=None):
         from ikedtx.config import loadConfig
 
-        path = self.options.get("config")
+        path = path or self.options.get("config")
         d = self.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
 
         def loaded(config):
@@ -483,6 +489,7 @@ class IkedService(MultiService):
         def apply(result):
             config, resolved = result
             self.config = config
+            self.options["config"] = path
             if self.credentials is not None and hasattr(self.credentials, "reload"):
                 self.credentials.reload()
             self.runner.execute(self.core.reload(config, resolved))

@@ -272,13 +272,40 @@ def makeService(options):
     return service
 
 
+# The level filters of the daemon's log observers, which ikectl log
+# brief|verbose move between info and debug.
+_levelPredicates = []
+
+
 def levelFiltered(observer, level):
     """
-    C{observer}, given only the events at C{level} or above.
+    C{observer}, given only the events at C{level} or above (until
+    L{setVerbose} changes it).
     """
     from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
 
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    _levelPredicates.append(predicate)
+    return FilteringLogObserver(observer, [predicate])
+
+
+def setVerbose(verbose):
+    """
+    ikectl log verbose (debug level) or brief (info level), on every log
+    observer made by L{levelFiltered}.
+    """
+    from twisted.logger import LogLevel
+
+    level = LogLevel.debug if verbose else LogLevel.info
+    for predicate in _levelPredicates:
+        predicate.defaultLogLevel = level
+        predicate.setLogLevelForNamespace("", level)
+
+
+def isVerbose():
+    from twisted.logger import LogLevel
+
+    return any(p.logLevelForNamespace("") == LogLevel.debug for p in _levelPredicates)
 
 
 def logObserver():
