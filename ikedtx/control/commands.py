@@ -52,12 +52,14 @@ class NotPermitted(CommandFailed):
 #: Every error a command may answer with, by its AMP error code; anything
 #: else reaches the client as AMP's generic error, which the responders
 #: never let happen (L{ikedtx.control.server} turns it into L{CommandFailed}).
+# (The subclasses come first: AMP answers with the first class that
+# matches.)
 ERRORS = {
-    CommandFailed: b"COMMAND_FAILED",
     NoSuchSA: b"NO_SUCH_SA",
     BadArgument: b"BAD_ARGUMENT",
     ConfigRejected: b"CONFIG_REJECTED",
     NotPermitted: b"NOT_PERMITTED",
+    CommandFailed: b"COMMAND_FAILED",
 }
 _ERRORS = ERRORS
 

@@ -176,7 +176,7 @@ class Operations:
         from ikedtx import tap
 
         tap.setVerbose(level == "verbose")
-        self._log.info("ikectl: log {level}", level=level)
+        self._log.info("ikectl: log {verbosity}", verbosity=level)
         return {}
 
     # show stats, show certstore

@@ -287,7 +287,8 @@ class ControlProtocol(amp.AMP):
             try:
                 command.parseArguments(box, self)
             except Exception as e:
-                description = "%s: bad arguments: %s" % (name.decode("ascii", "replace"), _brief(e))
+                description = "%s: bad argument%s: %s" % (name.decode("ascii", "replace"),
+                                                          _whichArgument(command, box, self), _brief(e))
                 self._log.info("control: {description}", description=description)
                 return defer.fail(amp.RemoteAmpError(C.ERRORS[C.BadArgument], description))
 
@@ -425,6 +426,19 @@ class ControlProtocol(amp.AMP):
 _COMMANDS = {command.commandName: command for command in vars(C).values()
              if isinstance(command, type) and issubclass(command, amp.Command) and command is not amp.Command}
 _EVENT_FIELDS = {name.decode() for name, _ in C.Event.arguments}
+
+
+def _whichArgument(command, box, protocol):
+    """
+    " NAME" of the first argument of C{box} that does not parse, or "s".
+    """
+    for name, argument in command.arguments:
+        if name in box:
+            try:
+                argument.fromBox(name, dict(box), {}, protocol)
+            except Exception:
+                return " " + name.decode("ascii", "replace")
+    return "s"
 
 
 def _brief(error):
