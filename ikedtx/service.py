@@ -294,6 +294,51 @@ class ReloadOnHangup(Service):
             self.previous = None
 
 
+class StopOnTerm(Service):
+    """
+    While running, SIGTERM stops the daemon cleanly: the parent
+    L{IkedService} deletes its SAs with the peers as it stops, and the
+    process exits 0, as iked does (twistd's own handler would end it with
+    the signal, status 143).  The handler is installed once the reactor
+    runs, after the reactor's own.
+
+    @ivar previous: the SIGTERM handler to put back when stopped.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self.previous = None
+        self.setName("SIGTERM")
+
+    def _terminate(self, signum, frame):
+        self.reactor.callFromThread(self._stop)
+
+    def _stop(self):
+        self._log.info("SIGTERM: deleting the SAs and stopping")
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def _install(self):
+        import signal
+
+        if self.running:
+            self.previous = signal.signal(signal.SIGTERM, self._terminate)
+
+    def startService(self):
+        Service.startService(self)
+        self.reactor.callWhenRunning(self._install)
+
+    def stopService(self):
+        import signal
+
+        Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+
 class IkedService(MultiService):
     """
     One ikedtx daemon.
@@ -303,7 +348,7 @@ class IkedService(MultiService):
     @ivar runner: the L{CoreRunner} (after start).
     @ivar kernel: the L{IKernel} provider.
     @ivar options: the L{ikedtx.tap.Options} (or a dict with its keys; a
-        false C{"sighup"} leaves SIGHUP alone).
+        false C{"sighup"} leaves SIGHUP and SIGTERM alone).
     @ivar events: the L{EventHub} of ikectl monitor and show stats.
     """
 
@@ -335,6 +380,7 @@ class IkedService(MultiService):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
         if options.get("sighup", True):
             ReloadOnHangup(self.reactor).setServiceParent(self)
+            StopOnTerm(self.reactor).setServiceParent(self)
         self._reloadLock = defer.DeferredLock()
 
     @property

@@ -70,8 +70,8 @@ class ControlClient:
     def reload(self):
         return self.call(C.Reload)
 
-    def load(self, path):
-        return self.call(C.Load, path=path)
+    def load(self, filename):
+        return self.call(C.Load, file=filename)
 
     def reset(self, what, ikeId=None):
         """

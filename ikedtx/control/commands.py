@@ -226,11 +226,11 @@ class Reload(Command):
 
 class Load(Command):
     """
-    ikectl load FILE: read the configuration from C{path} (which becomes
+    ikectl load FILE: read the configuration from C{file} (which becomes
     the file C{reload} reads); a broken file is L{ConfigRejected}.
     """
 
-    arguments = [(b"path", Unicode())]
+    arguments = [(b"file", Unicode())]
     response = [(b"policies", Integer())]
     errors = _ERRORS
 

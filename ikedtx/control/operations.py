@@ -61,6 +61,10 @@ class Operations:
 
         def failed(reason):
             if reason.check(ConfigError):
+                for line in str(reason.value).splitlines():
+                    self._log.error("{line}", line=line)
+                self._log.error("ikectl {what} failed: keeping the configuration in force",
+                                what="load" if path else "reload")
                 raise C.ConfigRejected(str(reason.value))
             if reason.check(OSError):
                 error = reason.value

@@ -337,10 +337,10 @@ class ControlProtocol(amp.AMP):
         return self.operations.load(None)
 
     @C.Load.responder
-    def load(self, path):
-        if not path or "\0" in path or len(path) > 4096:
-            raise C.BadArgument("not a file name: %r" % (path[:80],))
-        return self.operations.load(path)
+    def load(self, file):
+        if not file or "\0" in file or len(file) > 4096:
+            raise C.BadArgument("not a file name: %r" % (file[:80],))
+        return self.operations.load(file)
 
     @C.Reset.responder
     def reset(self, what, ikeId=None):
@@ -362,6 +362,8 @@ class ControlProtocol(amp.AMP):
         if not self.monitoring:
             self.monitoring = True
             events.subscribe(self._sendEvent)
+            self._log.info("control: a monitor subscribed{who}",
+                           who=" (pid %d uid %d)" % self.peer[:2] if self.peer else "")
         return {}
 
     def _sendEvent(self, event):

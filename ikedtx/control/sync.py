@@ -139,7 +139,7 @@ def reload(path, timeout=60.0):
 
 
 def load(path, filename, timeout=60.0):
-    return callRemote(path, C.Load, timeout=timeout, path=filename)
+    return callRemote(path, C.Load, timeout=timeout, file=filename)
 
 
 def reset(path, what, ikeId=None, timeout=30.0):
