@@ -312,7 +312,7 @@ class ChildServiceTests(TestCase):
         d = service.stopService()
 
         def stopped(_):
-            self.assertEqual([s.running for s in service], [0, 0, 0, 0])
+            self.assertEqual([s.running for s in service], [0, 0, 0, 0, 0])
             self.assertFalse(os.path.exists(sockPath))
 
         return d.addCallback(stopped)
