@@ -29,7 +29,7 @@ class _ClientProtocol(amp.AMP):
     @C.Event.responder
     def event(self, **fields):
         if self.eventReceived is not None:
-            self.eventReceived(fields)
+            self.eventReceived({k: v for k, v in fields.items() if v is not None})
         return {}
 
 

@@ -181,7 +181,8 @@ def monitor(path, timeout=None):
             box = reader.box()
             if box.get(b"_command") != C.Event.commandName:
                 continue
-            yield C.Event.parseArguments(box, None)
+            event = C.Event.parseArguments(box, None)
+            yield {k: v for k, v in event.items() if v is not None}
     finally:
         sock.close()
 
