@@ -183,23 +183,28 @@ def _algorithmText(entry, ike):
 
 def formatShowSA(sas):
     """
-    C{show sa} as iked prints it (C{iked_sas:}, C{sa_childsas:},
-    C{sa_flows:}, then C{iked_activesas:} and C{iked_flows:}), with the
-    addresses, IDs, algorithms, lifetimes, NAT-T flags and counters in
-    place of iked's pointers.
+    C{show sa} in iked's layout (C{iked_sas:}, C{sa_childsas:},
+    C{sa_flows:}, then C{iked_activesas:} and C{iked_flows:}), so that what
+    reads iked's output reads ours.  Where iked prints pointers, references
+    stand (C{#1} for the first IKE SA, C{#1.2} for its second SA, C{#1.f3}
+    for its third flow), with the same cross-references (C{P=} the SA of
+    the other direction, C{@} the IKE SA).  Indented C{ikesa:} and
+    C{childsa:} lines add what iked leaves out: IDs, algorithms,
+    lifetimes, NAT and counters.
     """
     lines = []
     active = []
     flows = []
-    for sa in sas:
+    for n, sa in enumerate(sas, 1):
+        ref = "#%d" % (n,)
         flags = "i" if sa["initiator"] else "r"
         if sa.get("natt"):
             flags += " natt"
         if sa.get("udpencap"):
             flags += " udpencap"
-        lines.append("iked_sas: rspi %s ispi %s %s->%s<%s>[] %s %s pol %s" % (
-            _spi(sa["spiR"]), _spi(sa["spiI"]), sa["local"], sa["remote"], sa["peerId"], _state(sa["state"]), flags,
-            sa["policy"] or "-"))
+        lines.append("iked_sas: %s rspi %s ispi %s %s->%s<%s>[] %s %s nexti - pol %s" % (
+            ref, _spi(sa["spiR"]), _spi(sa["spiI"]), sa["local"], sa["remote"], sa["peerId"], _state(sa["state"]),
+            flags, sa["policy"] or "-"))
         ike = ["local id <%s>" % (sa["localId"],)]
         algorithms = _algorithmText(sa, ike=True)
         if algorithms:
@@ -212,17 +217,22 @@ def formatShowSA(sas):
             ike.append("behind nat: %s" % (" ".join(nat),))
         lines.append("  ikesa: " + ", ".join(ike))
         local, remote = sa["local"], sa["remote"]
+        sa_n = 0
+        flow_n = 0
         for child in sa["children"]:
             loaded = "L" if child.get("loaded") else ""
             protocol = child["protocol"].upper()
-            for direction, spi, src, dst in (("in", child["spiIn"], remote, local),
-                                             ("out", child["spiOut"], local, remote)):
-                line = "%s %s %s %s -> %s (%s)" % (protocol, _spi(spi), direction, src, dst, loaded)
-                lines.append("  sa_childsas: " + line + " reqid %s %s %s" % (
-                    child.get("reqid", "-"), child["mode"], child["state"]))
+            inRef, outRef = "%s.%d" % (ref, sa_n + 1), "%s.%d" % (ref, sa_n + 2)
+            sa_n += 2
+            for direction, spi, src, dst, mine, other in (("in", child["spiIn"], remote, local, inRef, outRef),
+                                                          ("out", child["spiOut"], local, remote, outRef, inRef)):
+                line = "%s %s %s %s %s -> %s (%s) B=- P=%s @%s" % (mine, protocol, _spi(spi), direction, src, dst,
+                                                                 loaded, other, ref)
+                lines.append("  sa_childsas: " + line)
                 if child.get("loaded"):
                     active.append(line)
-            details = [_algorithmText(child, ike=False), _lifetime(child)]
+            details = ["reqid %s %s %s" % (child.get("reqid", "-"), child["mode"], child["state"]),
+                       _algorithmText(child, ike=False), _lifetime(child)]
             if child.get("age") is not None:
                 details.append("age %s" % (_duration(child["age"]),))
             for direction in ("In", "Out"):
@@ -231,9 +241,10 @@ def formatShowSA(sas):
                                                               child["packets" + direction]))
             lines.append("    childsa: " + ", ".join(details))
             for flow in child.get("flows") or ():
-                line = "%s %s %s -> %s [%d]@0 (%s)" % (protocol, flow["direction"], flow["source"],
-                                                      flow["destination"], flow["protocol"],
-                                                      "L" if flow.get("loaded") else "")
+                flow_n += 1
+                line = "%s.f%d %s %s %s -> %s [%d]@-1 (%s) @%s" % (
+                    ref, flow_n, protocol, flow["direction"], flow["source"], flow["destination"], flow["protocol"],
+                    "L" if flow.get("loaded") else "", ref)
                 lines.append("  sa_flows: " + line)
                 if flow.get("loaded"):
                     flows.append(line)
