@@ -27,7 +27,7 @@ from ikedtx.core.engine import IKECore
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from tests.corehelpers import DeterministicRandom
-from tests.test_core_exchanges import A_ADDR, B_ADDR, initiatorConfig, responderConfig
+from tests.test_core_exchanges import A_ADDR, B_ADDR, responderConfig
 from tests.test_net_shell import MemoryUDP
 
 A_CONF = '''ikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s srcid a.example dstid b.example \\
@@ -181,7 +181,8 @@ class ShowTests(DaemonPair):
         # (Linux's forward policies show as "fwd" flows, which iked has not.)
         self.assertEqual(sorted((f["direction"], f["source"], f["destination"], f["ipproto"], f["flags"])
                                 for f in sa["flows"]),
-                         [("in", "10.2.0.0/24", "10.1.0.0/24", "0", "L"), ("out", "10.1.0.0/24", "10.2.0.0/24", "0", "L")])
+                         [("in", "10.2.0.0/24", "10.1.0.0/24", "0", "L"),
+                          ("out", "10.1.0.0/24", "10.2.0.0/24", "0", "L")])
         lines = text.splitlines()
         self.assertEqual(len([line for line in lines if line.startswith("iked_activesas: ")]), 2)
         self.assertEqual(len([line for line in lines if line.startswith("iked_flows: ")]), 3)

@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from ikedtx import cli
 from ikedtx.control import sync
 from ikedtx.testing.lab import parseShowSa, poll
-from tests.interop import A, B, Credentials, ikedtxPolicy
+from tests.interop import B, Credentials, ikedtxPolicy
 from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
 from tests.test_interop_openiked import CHILDSA, IKESA, OpenIkedMixin
 
@@ -209,7 +209,8 @@ class IkectlOpenIkedTests(OpenIkedMixin, TestCase):
         # own: our out flow is iked's in flow.  iked 7.2 lists one more
         # (an out flow with its in flow's selectors).
         ours = {(f["direction"], f["source"], f["destination"]) for f in mine["flows"]}
-        mirrored = {({"in": "out", "out": "in"}[f["direction"]], f["source"], f["destination"]) for f in theirs["flows"]}
+        mirrored = {({"in": "out", "out": "in"}[f["direction"]], f["source"], f["destination"])
+                    for f in theirs["flows"]}
         self.assertEqual(len(ours), 2)
         self.assertTrue(ours <= mirrored, (ours, mirrored))
         return text, iked.showSaText()

@@ -19,7 +19,6 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from ikedtx.config.errors import ConfigError
 from ikedtx.control import commands as C
 from ikedtx.core.errors import LocalProtocolError, NegotiationFailed
 
@@ -473,6 +472,3 @@ class ControlFactory(Factory):
     def buildProtocol(self, addr):
         return ControlProtocol(self.service, self.allowedUids, self.requireCredentials)
 
-
-# Kept for callers that formatted SAs themselves.
-__all__ = ["ControlFactory", "ControlProtocol", "describeIkeSA", "describeProposal", "ConfigError"]
