@@ -477,6 +477,33 @@ class MonitorTests(DaemonPair):
         self.pump.flush()
         self.assertEqual(self.a.events.subscribers, [])
 
+    def test_slowMonitor(self):
+        """
+        A monitor whose socket buffer is full misses events; past
+        MAX_MISSED_EVENTS it is disconnected (the daemon's memory does not
+        grow for it).
+        """
+        from ikedtx.control.server import MAX_MISSED_EVENTS
+
+        self.result(self.client.monitor(lambda e: None))
+        self.assertIs(self.server.transport.producer, self.server)
+        self.server.pauseProducing()
+        for i in range(MAX_MISSED_EVENTS):
+            self.a.events.publish("mode", detail=str(i))
+        self.assertEqual(self.server.missedEvents, MAX_MISSED_EVENTS)
+        self.assertFalse(self.server.transport.disconnecting)
+        self.server.resumeProducing()
+        received = []
+        self.clientProtocol.eventReceived = received.append
+        self.a.events.publish("mode", detail="after")
+        self.pump.flush()
+        self.assertEqual([e["detail"] for e in received], ["after"])
+        self.server.pauseProducing()
+        for i in range(MAX_MISSED_EVENTS + 1):
+            self.a.events.publish("mode", detail=str(i))
+        self.assertTrue(self.server.transport is None or self.server.transport.disconnecting)
+        self.assertEqual(self.a.events.subscribers, [])
+
     def test_acquireExpire(self):
         events = []
         self.a.events.subscribe(events.append)

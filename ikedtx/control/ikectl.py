@@ -9,6 +9,7 @@ document per show, one per line for each monitor event).
 """
 
 import json
+import os
 import time
 
 from ikedtx.control import commands as C
@@ -373,7 +374,8 @@ def runDaemonCommand(words, options, stdout, stderr, client=sync):
             client.reload(path)
             _done(stdout, options, "reload request sent.")
         elif name == "load":
-            client.load(path, arguments["filename"])
+            # The daemon runs elsewhere: it is given the file's full path.
+            client.load(path, os.path.abspath(arguments["filename"]))
             _done(stdout, options, "load request sent.")
         elif name == "reset":
             count = client.reset(path, arguments["what"], arguments.get("ikeId"))

@@ -27,6 +27,9 @@ from ikedtx.core.errors import LocalProtocolError, NegotiationFailed
 MAX_BOX_BYTES = 64 * 1024
 #: The most keys one incoming box may hold.
 MAX_BOX_KEYS = 64
+#: How many events a monitor that does not read may miss before it is
+#: disconnected (while its socket buffer is full, events are dropped).
+MAX_MISSED_EVENTS = 1000
 
 
 def _name(enum, value):
@@ -199,6 +202,8 @@ class ControlProtocol(amp.AMP):
     @ivar service: the L{ikedtx.service.IkedService} (or what has its
         attributes) commands act on.
     @ivar monitoring: whether this connection receives monitor events.
+    @ivar missedEvents: how many events in a row this monitor missed while
+        its transport's buffer was full.
     @ivar peer: C{(pid, uid, gid)} of the client, or L{None}.
     """
 
@@ -360,6 +365,11 @@ class ControlProtocol(amp.AMP):
             raise C.CommandFailed("this daemon has no event stream")
         if not self.monitoring:
             self.monitoring = True
+            self.missedEvents = 0
+            self._paused = False
+            # The transport says when its buffer is full: a monitor that
+            # stops reading must not grow the daemon's memory.
+            self.transport.registerProducer(self, True)
             events.subscribe(self._sendEvent)
             self._log.info("control: a monitor subscribed{who}",
                            who=" (pid %d uid %d)" % self.peer[:2] if self.peer else "")
@@ -369,8 +379,31 @@ class ControlProtocol(amp.AMP):
         if self.transport is None or getattr(self.transport, "disconnecting", False):
             self._stopMonitoring()
             return
+        if self._paused:
+            self.missedEvents += 1
+            if self.missedEvents > MAX_MISSED_EVENTS:
+                self._log.warn("control: a monitor that does not read missed {n} events: disconnected",
+                               n=self.missedEvents)
+                self._stopMonitoring()
+                self.transport.abortConnection()
+            return
         fields = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
         self.callRemote(C.Event, **fields)
+
+    # IPushProducer, for the monitor's transport
+
+    _paused = False
+    missedEvents = 0
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self.missedEvents = 0
+
+    def stopProducing(self):
+        self._stopMonitoring()
 
     def _stopMonitoring(self):
         if self.monitoring:
