@@ -15,9 +15,10 @@ from twisted.trial.unittest import TestCase
 from ikedtx import cli
 from ikedtx.control import sync
 from ikedtx.testing.lab import parseShowSa, poll
-from tests.interop import B, Credentials, ikedtxPolicy
+from tests.interop import A, A_INNER, B, B_INNER, Credentials, ikedtxPolicy
 from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
 from tests.test_interop_openiked import CHILDSA, IKESA, OpenIkedMixin
+from tests.test_interop_userspace import ESP, UserspaceMixin
 
 
 class Monitor:
@@ -227,3 +228,36 @@ class IkectlOpenIkedTests(OpenIkedMixin, TestCase):
         ours.start()
         ours.initiate("peer")
         self._compare(ours, iked)
+
+
+class IkectlCountersTests(UserspaceMixin, TestCase):
+    """
+    show sa's counters, from a datapath that carries traffic (the
+    user-space one), against charon's.
+    """
+
+    def test_countersMatchCharon(self):
+        """
+        After pings both ways through ESP, ikectl show sa counts what
+        charon counts, direction for direction.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials, esp=ESP["gcm"][0])
+        ours = self.startOurs(self.a, ikedtxPolicy(credentials, child=ESP["gcm"][1]), A)
+        ours.initiate("peer")
+        self.assertPings([(self.a, A_INNER, B_INNER), (self.b, B_INNER, A_INNER)])
+
+        def counted():
+            (sa,) = json.loads(IkectlCharonTests.ikectl(self, ours, "--json", "show", "sa")[1])["sas"]
+            child = sa["children"][0]
+            return child if child.get("packetsIn", 0) >= 6 and child.get("packetsOut", 0) >= 6 else None
+
+        mine = poll(counted, 10, interval=0.1, what=lambda: "ikedtx to count 6 packets each way")
+        theirs = self.charonOnlySa(charon)["child-sas"][0]
+        self.assertEqual((mine["packetsIn"], mine["packetsOut"]),
+                         (int(theirs["packets-out"]), int(theirs["packets-in"])))
+        self.assertEqual((mine["bytesIn"], mine["bytesOut"]), (int(theirs["bytes-out"]), int(theirs["bytes-in"])))
+        self.assertEqual((mine["packetsIn"], mine["bytesIn"]), (6, 6 * 84))
+        status, text, err = IkectlCharonTests.ikectl(self, ours, "show", "sa")
+        self.assertIn("in 504 bytes 6 packets, out 504 bytes 6 packets", text)
