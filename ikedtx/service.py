@@ -217,19 +217,22 @@ def prepareSocketPath(path):
 class ControlSocketService(Service):
     """
     The AMP control socket (C{/var/run/iked.sock}, C{-s}), mode 0600, for
-    the parent L{IkedService}.
+    the parent L{IkedService}; or, with C{readOnly}, the socket of the show
+    commands and monitor (C{--ro-socket}), mode 0666.
 
     @ivar path: the socket's path.
+    @ivar readOnly: whether it serves only what reads.
     @ivar listening: the listening port while running, else L{None}.
     """
 
     _log = Logger()
 
-    def __init__(self, path, reactor):
+    def __init__(self, path, reactor, readOnly=False):
         self.path = path
         self.reactor = reactor
+        self.readOnly = readOnly
         self.listening = None
-        self.setName("control socket")
+        self.setName("read-only control socket" if readOnly else "control socket")
 
     def check(self):
         """
@@ -245,15 +248,19 @@ class ControlSocketService(Service):
         # Bind with a umask that leaves nobody else a moment to connect
         # before listenUNIX's chmod.
         umask = os.umask(0o177)
+        if self.readOnly:
+            factory, mode = ControlFactory.forReadOnlySocket(self.parent), 0o666
+        else:
+            factory, mode = ControlFactory.forSocket(self.parent), 0o600
         try:
-            self.listening = self.reactor.listenUNIX(self.path, ControlFactory.forSocket(self.parent), mode=0o600)
+            self.listening = self.reactor.listenUNIX(self.path, factory, mode=mode)
         except CannotListenError as e:
             raise StartupError("control socket %s: %s" % (self.path, getattr(e.socketError, "strerror", None)
                                                           or e.socketError))
         finally:
             os.umask(umask)
         Service.startService(self)
-        self._log.info("control socket {path}", path=self.path)
+        self._log.info("{name} {path}", name=self.name, path=self.path)
 
     def stopService(self):
         Service.stopService(self)
@@ -378,6 +385,8 @@ class IkedService(MultiService):
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
         if options.get("socket"):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
+        if options.get("ro-socket"):
+            ControlSocketService(options["ro-socket"], self.reactor, readOnly=True).setServiceParent(self)
         if options.get("sighup", True):
             ReloadOnHangup(self.reactor).setServiceParent(self)
             StopOnTerm(self.reactor).setServiceParent(self)

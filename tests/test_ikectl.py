@@ -270,6 +270,20 @@ class ErrorTests(DaemonPair):
         self.pump.flush()
         self.assertEqual(len(lost), 1)
 
+    def test_readOnly(self):
+        """
+        A read-only connection answers the show commands and monitor, and
+        NotPermitted to the rest.
+        """
+        self.server.readOnly = True
+        self.result(self.client.showSA())
+        self.result(self.client.showStats())
+        self.result(self.client.monitor(lambda e: None))
+        for call in (lambda: self.client.reset("sa"), self.client.passive, self.client.reload,
+                     lambda: self.client.log("verbose"), lambda: self.client.initiate("ab")):
+            self.error(call(), C.NotPermitted)
+        self.assertFalse(self.a.core.passive)
+
     def test_internalError(self):
         """
         A failure the responders did not foresee reaches the client as

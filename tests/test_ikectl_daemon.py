@@ -32,7 +32,7 @@ class RunningDaemon:
     directory.
     """
 
-    def __init__(self, testCase, config=CONF):
+    def __init__(self, testCase, config=CONF, extraArgs=()):
         self.directory = tempfile.mkdtemp(prefix="ikx-ikectl-")
         testCase.addCleanup(shutil.rmtree, self.directory, True)
         self.config = os.path.join(self.directory, "iked.conf")
@@ -47,7 +47,7 @@ class RunningDaemon:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d", "-f", self.config,
                  "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt), "-s", self.socket,
-                 "--etc-dir", self.etc, "--kernel", "decoupled"],
+                 "--etc-dir", self.etc, "--kernel", "decoupled"] + list(extraArgs),
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         testCase.addCleanup(self.stop)
         deadline = time.time() + 60
@@ -268,6 +268,30 @@ class IkectlDaemonTests(TestCase):
 
 def _monitors(daemon):
     return "control: a monitor subscribed" in daemon.output()
+
+
+class ReadOnlySocketTests(TestCase):
+    def test_readOnly(self):
+        """
+        --ro-socket: a second socket, open to every user, that serves the
+        show commands and monitor and refuses the rest.
+        """
+        if os.geteuid() != 0:
+            self.fail("needs root to become another user")
+        directory = tempfile.mkdtemp(prefix="ikx-ro-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.chmod(directory, 0o755)
+        ro = os.path.join(directory, "ro.sock")
+        d = RunningDaemon(self, extraArgs=["--ro-socket", ro])
+        self.assertEqual(os.stat(ro).st_mode & 0o777, 0o666)
+        asNobody = IkectlDaemonTests._asUser
+        self.assertEqual(asNobody(self, 65534, lambda: sync.showSA(ro)), "ok []")
+        outcome = asNobody(self, 65534, lambda: sync.reset(ro, "sa"))
+        self.assertEqual(outcome, "ControlError Reset: not on the read-only socket")
+        e = self.assertRaises(sync.ControlError, sync.setMode, ro, "passive")
+        self.assertEqual(e.kind, C.NotPermitted)
+        self.assertFalse(sync.showStats(ro)["passive"])
+        self.assertIn("read-only control socket %s" % (ro,), d.output())
 
 
 class SigtermTests(TestCase):

@@ -205,15 +205,17 @@ class ControlProtocol(amp.AMP):
     @ivar missedEvents: how many events in a row this monitor missed while
         its transport's buffer was full.
     @ivar peer: C{(pid, uid, gid)} of the client, or L{None}.
+    @ivar readOnly: whether only the commands of L{READ_ONLY} are served.
     """
 
     _log = Logger()
 
-    def __init__(self, service, allowedUids=None, requireCredentials=False):
+    def __init__(self, service, allowedUids=None, requireCredentials=False, readOnly=False):
         amp.AMP.__init__(self)
         self.service = service
         self.allowedUids = allowedUids
         self.requireCredentials = requireCredentials
+        self.readOnly = readOnly
         self.monitoring = False
         self.peer = None
         self._boxBytes = 0
@@ -287,6 +289,10 @@ class ControlProtocol(amp.AMP):
     def dispatchCommand(self, box):
         name = box.get(amp.COMMAND, b"")
         command = _COMMANDS.get(name)
+        if self.readOnly and command is not None and command not in READ_ONLY:
+            description = "%s: not on the read-only socket" % (name.decode("ascii", "replace"),)
+            self._log.info("control: {description}", description=description)
+            return defer.fail(amp.RemoteAmpError(C.ERRORS[C.NotPermitted], description))
         if command is not None:
             try:
                 command.parseArguments(box, self)
@@ -457,6 +463,9 @@ class ControlProtocol(amp.AMP):
         return d.addCallbacks(lambda _: {}, self._failed)
 
 
+#: What the read-only socket serves.
+READ_ONLY = frozenset([C.ShowSA, C.ShowStats, C.ShowCertstore, C.Monitor])
+
 _COMMANDS = {command.commandName: command for command in vars(C).values()
              if isinstance(command, type) and issubclass(command, amp.Command) and command is not amp.Command}
 _EVENT_FIELDS = {name.decode() for name, _ in C.Event.arguments}
@@ -488,12 +497,14 @@ class ControlFactory(Factory):
         user on the real socket), or L{None} for anyone (in-memory tests).
     @ivar requireCredentials: whether a connection whose peer credentials
         cannot be read is refused.
+    @ivar readOnly: whether its connections serve only L{READ_ONLY}.
     """
 
-    def __init__(self, service, allowedUids=None, requireCredentials=False):
+    def __init__(self, service, allowedUids=None, requireCredentials=False, readOnly=False):
         self.service = service
         self.allowedUids = allowedUids
         self.requireCredentials = requireCredentials
+        self.readOnly = readOnly
 
     @classmethod
     def forSocket(cls, service):
@@ -502,6 +513,14 @@ class ControlFactory(Factory):
         """
         return cls(service, allowedUids={0, os.geteuid()}, requireCredentials=True)
 
+    @classmethod
+    def forReadOnlySocket(cls, service):
+        """
+        The factory of the read-only socket: any user, show commands and
+        monitor only.
+        """
+        return cls(service, readOnly=True)
+
     def buildProtocol(self, addr):
-        return ControlProtocol(self.service, self.allowedUids, self.requireCredentials)
+        return ControlProtocol(self.service, self.allowedUids, self.requireCredentials, self.readOnly)
 
