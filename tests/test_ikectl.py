@@ -203,13 +203,25 @@ class ShowTests(DaemonPair):
     def test_showCertstore(self):
         """
         show certstore lists what the credential store holds, and its
-        root.
+        root; a store larger than one AMP value is paged.
         """
         from ikedtx.auth.store import CredentialStore
+        from ikedtx.testing.lab import CertificateAuthority
 
+        os.makedirs(os.path.join(self.dir, "ca"))
+        for i in range(C.SHOW_CERTSTORE_PAGE * 3 + 5):
+            ca = CertificateAuthority("CA %d with a name long enough to fill pages" % (i,))
+            with open(os.path.join(self.dir, "ca", "ca%d.pem" % (i,)), "wb") as f:
+                f.write(ca.cert.certPEM if isinstance(ca.cert.certPEM, bytes) else ca.cert.certPEM.encode())
         self.service.credentials = CredentialStore(self.dir)
         store = self.result(self.client.showCertstore())
-        self.assertEqual((store["root"], store["entries"]), (self.dir, []))
+        self.assertEqual(store["root"], self.dir)
+        self.assertEqual(len(store["entries"]), C.SHOW_CERTSTORE_PAGE * 3 + 5)
+        self.assertEqual({e["kind"] for e in store["entries"]}, {"ca"})
+        self.assertEqual(len({e["subject"] for e in store["entries"]}), C.SHOW_CERTSTORE_PAGE * 3 + 5)
+        self.assertIn("CN=CA 0 with a name long enough to fill pages,O=ikedtx lab",
+                      [e["subject"] for e in store["entries"]])
+        self.assertTrue(all(e["notAfter"] for e in store["entries"]))
 
 
 class ErrorTests(DaemonPair):

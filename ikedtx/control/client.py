@@ -64,8 +64,20 @@ class ControlClient:
     def showStats(self):
         return self.call(C.ShowStats)
 
+    @defer.inlineCallbacks
     def showCertstore(self):
-        return self.call(C.ShowCertstore)
+        """
+        Fire with the store's C{root}, C{errors} and every one of its
+        C{entries}, asked for a page at a time.
+        """
+        pages = C.showSAPages(C.SHOW_CERTSTORE_PAGE, key="entries")
+        request = next(pages)
+        while True:
+            response = yield self.call(C.ShowCertstore, **request)
+            try:
+                request = pages.send(response)
+            except StopIteration as done:
+                return {"root": response["root"], "errors": response["errors"], "entries": done.value}
 
     def reload(self):
         return self.call(C.Reload)

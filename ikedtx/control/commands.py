@@ -136,12 +136,13 @@ SHOW_SA_PAGE = 50
 MAX_OFFSET = 2 ** 31
 
 
-def showSAPages(pageSize=SHOW_SA_PAGE):
+def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
     """
     The paging of C{show sa}, for any client: a generator that yields the
     arguments of each L{ShowSA} request (C{offset} and C{limit}), is sent
     each response, and returns every SA once the daemon has listed them
-    all (or answers an empty page, should SAs go away meanwhile).
+    all (or answers an empty page, should SAs go away meanwhile).  With
+    C{key="entries"} it pages L{ShowCertstore} the same way.
 
     A client drives it::
 
@@ -157,8 +158,8 @@ def showSAPages(pageSize=SHOW_SA_PAGE):
     sas = []
     while True:
         response = yield {"offset": len(sas), "limit": pageSize}
-        sas.extend(response["sas"])
-        if not response["sas"] or len(sas) >= response["total"]:
+        sas.extend(response[key])
+        if not response[key] or len(sas) >= response["total"]:
             return sas
 
 
@@ -190,15 +191,21 @@ class ShowStats(Command):
     errors = _ERRORS
 
 
+#: Certificate store entries per page of L{ShowCertstore}.
+SHOW_CERTSTORE_PAGE = 40
+
+
 class ShowCertstore(Command):
     """
     ikectl show certstore: the certificates, CRLs and keys the daemon
-    loaded from its iked tree.
+    loaded from its iked tree, C{limit} entries from C{offset} on, and how
+    many there are.
     """
 
-    arguments = []
+    arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True))]
     response = [
         (b"root", Unicode()),
+        (b"total", Integer()),
         (b"entries", AmpList([
             (b"kind", Unicode()),
             (b"subject", Unicode()),

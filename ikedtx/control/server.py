@@ -313,13 +313,17 @@ class ControlProtocol(amp.AMP):
 
     # Commands
 
-    @C.ShowSA.responder
-    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE):
+    @staticmethod
+    def _page(offset, limit, pageSize):
         if offset < 0 or offset > C.MAX_OFFSET:
             raise C.BadArgument("offset %d is out of range (0 to %d)" % (offset, C.MAX_OFFSET))
         if limit < 1:
             raise C.BadArgument("limit %d is out of range (at least 1)" % (limit,))
-        limit = min(limit, C.SHOW_SA_PAGE)
+        return min(limit, pageSize)
+
+    @C.ShowSA.responder
+    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE):
+        limit = self._page(offset, limit, C.SHOW_SA_PAGE)
         service = self.service
         core = service.core
         now = core.now() if hasattr(core, "now") else 0.0
@@ -339,8 +343,11 @@ class ControlProtocol(amp.AMP):
         return self.operations.stats()
 
     @C.ShowCertstore.responder
-    def showCertstore(self):
-        return self.operations.certstore()
+    def showCertstore(self, offset=0, limit=C.SHOW_CERTSTORE_PAGE):
+        limit = self._page(offset, limit, C.SHOW_CERTSTORE_PAGE)
+        store = self.operations.certstore()
+        entries = store["entries"]
+        return dict(store, entries=entries[offset:offset + limit], total=len(entries))
 
     @C.Reload.responder
     def reload(self):

@@ -131,7 +131,18 @@ def showStats(path, timeout=30.0):
 
 
 def showCertstore(path, timeout=30.0):
-    return callRemote(path, C.ShowCertstore, timeout=timeout)
+    """
+    The daemon's certificate store (C{root}, C{entries}, C{errors}), asked
+    for a page at a time.
+    """
+    pages = C.showSAPages(C.SHOW_CERTSTORE_PAGE, key="entries")
+    request = next(pages)
+    while True:
+        response = callRemote(path, C.ShowCertstore, timeout=timeout, **request)
+        try:
+            request = pages.send(response)
+        except StopIteration as done:
+            return {"root": response["root"], "errors": response["errors"], "entries": done.value}
 
 
 def reload(path, timeout=60.0):
