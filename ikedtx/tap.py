@@ -66,11 +66,11 @@ class Options(usage.Options):
         ["config", "c", DEFAULT_CONFIG, "Read FILE as the configuration file (also -f FILE)."],
         ["udpencap-port", "p", None, "Listen for NAT-T on this port, and use it in SAs (implies -t)."],
         ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
-        ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
-         "open to every user), for monitoring tools."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
+        ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
+         "open to every user), for monitoring tools."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
         [
