@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from twisted.trial.unittest import TestCase
@@ -228,7 +229,8 @@ class IkectlDaemonTests(TestCase):
         self.assertIn("Permission denied", outcome)
         os.chmod(d.socket, 0o666)
         outcome = self._asUser(65534, lambda: sync.showSA(d.socket))
-        self.assertTrue(outcome.startswith("ControlError"), outcome)
+        self.assertEqual(outcome, "ControlError control socket %s: the daemon closed the connection without "
+                                  "answering (it serves only root and its own user)" % (d.socket,))
         self.assertIn("uid 65534 is neither root nor the daemon's user", d.output())
         # root still gets in.
         self.assertEqual(sync.showSA(d.socket), [])
@@ -243,8 +245,6 @@ class IkectlDaemonTests(TestCase):
         before = time.time()
         # The subscription is made when the generator first runs; run it
         # in a thread and make the events once it is subscribed.
-        import threading
-
         received = []
 
         def read():
@@ -297,11 +297,24 @@ class ReadOnlySocketTests(TestCase):
 class SigtermTests(TestCase):
     def test_exitZero(self):
         """
-        SIGTERM stops the daemon cleanly, status 0 (not 143).
+        SIGTERM stops the daemon cleanly, status 0 (not 143); a monitor
+        connected meanwhile ends with one line.
         """
         d = RunningDaemon(self)
+        out, err = io.StringIO(), io.StringIO()
+        monitor = threading.Thread(target=lambda: statuses.append(
+            cli.runIkectl(["-s", d.socket, "monitor"], out, err)))
+        statuses = []
+        monitor.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and not _monitors(d):
+            time.sleep(0.05)
         d.process.send_signal(signal.SIGTERM)
         self.assertEqual(d.process.wait(30), 0, d.output())
+        # A monitor sees the daemon go: one line, status 1.
+        monitor.join(30)
+        self.assertEqual((statuses, err.getvalue()),
+                         ([1], "ikectl: control socket %s: the daemon closed the connection\n" % (d.socket,)))
         self.assertIn("SIGTERM: deleting the SAs and stopping", d.output())
         self.assertIn("Server Shut Down.", d.output())
         self.assertFalse(os.path.exists(d.socket))

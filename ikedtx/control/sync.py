@@ -33,6 +33,10 @@ class ControlError(Exception):
         return C.ERROR_CODES.get(self.code)
 
 
+#: What a connection the daemon drops unanswered most likely means.
+_DROPPED = "the daemon closed the connection without answering (it serves only root and its own user)"
+
+
 class _BoxReader:
     """
     Reads AMP boxes from a blocking socket.
@@ -46,7 +50,7 @@ class _BoxReader:
         while len(self.buffer) < n:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise ControlError("the control socket closed")
+                raise ConnectionResetError(_DROPPED)
             self.buffer += chunk
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
@@ -107,6 +111,8 @@ def callRemote(path, command, timeout=30.0, **arguments):
         with _connect(path, timeout) as sock:
             sock.sendall(box.serialize())
             answer = _readBox(sock)
+    except ConnectionResetError:
+        raise ControlError("control socket %s: %s" % (path, _DROPPED))
     except OSError as e:
         raise ControlError("control socket %s: %s" % (path, e.strerror or e))
     return _answer(command, answer)
@@ -184,12 +190,20 @@ def monitor(path, timeout=None):
     except OSError as e:
         raise ControlError("control socket %s: %s" % (path, e.strerror or e))
     try:
-        sock.sendall(_request(C.Monitor, {}).serialize())
         reader = _BoxReader(sock)
-        _answer(C.Monitor, reader.box())
+        try:
+            sock.sendall(_request(C.Monitor, {}).serialize())
+            _answer(C.Monitor, reader.box())
+        except ConnectionResetError:
+            raise ControlError("control socket %s: %s" % (path, _DROPPED))
         sock.settimeout(timeout)
         while True:
-            box = reader.box()
+            try:
+                box = reader.box()
+            except socket.timeout:
+                raise
+            except OSError:
+                raise ControlError("control socket %s: the daemon closed the connection" % (path,))
             if box.get(b"_command") != C.Event.commandName:
                 continue
             event = C.Event.parseArguments(box, None)
