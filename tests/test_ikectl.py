@@ -224,6 +224,41 @@ class ShowTests(DaemonPair):
         self.assertTrue(all(e["notAfter"] for e in store["entries"]))
 
 
+class ExtensionTests(DaemonPair):
+    """
+    ikedtx's own commands (initiate, Child SAs, IKE SA deletion), through
+    the Deferred client.
+    """
+
+    def test_initiateCreateDelete(self):
+        d = self.client.initiate("ab")
+        self.advance(0.1)
+        spiI, spiR = self.successResultOf(d)
+        (ikesa,) = self.a.core.ikeSAs.values()
+        self.assertEqual((spiI, spiR), (ikesa.spiI.hex(), ikesa.spiR.hex()))
+        d = self.client.createChildSA(spiI)
+        self.advance(0.1)
+        spiIn, spiOut = self.successResultOf(d)
+        self.assertEqual(len(ikesa.children), 2)
+        d = self.client.deleteChildSA(spiIn)
+        self.advance(0.1)
+        self.successResultOf(d)
+        self.assertEqual(len(ikesa.children), 1)
+        (bsa,) = self.b.core.ikeSAs.values()
+        self.assertEqual(len(bsa.children), 1)
+        d = self.client.deleteIkeSA("0x" + spiI.upper())
+        self.advance(0.1)
+        self.successResultOf(d)
+        self.assertEqual((self.a.core.ikeSAs, self.b.core.ikeSAs), ({}, {}))
+
+    def test_initiateFails(self):
+        """
+        A policy that does not exist: CommandFailed with the reason.
+        """
+        e = self.error(self.client.initiate("nosuch"), C.CommandFailed)
+        self.assertIn("no policy named 'nosuch'", str(e))
+
+
 class ErrorTests(DaemonPair):
     def test_badOffset(self):
         """
