@@ -368,6 +368,10 @@ class IkedService(MultiService):
     #: between.
     exitOnStartupError = False
 
+    #: Whether systemd hears of start-up, reloads and stop (sd_notify, for
+    #: C{Type=notify}; L{ikedtx.tap.makeService} sets it).
+    notifySystemd = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -503,6 +507,13 @@ class IkedService(MultiService):
     def _startup(self):
         if self.running:
             self.runner.execute(self.core.startup())
+            self._notify("READY=1")
+
+    def _notify(self, state):
+        if self.notifySystemd:
+            from ikedtx.sdnotify import notify
+
+            notify(state)
 
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
@@ -529,7 +540,14 @@ class IkedService(MultiService):
             force, or fails with the L{ConfigError} of a broken file, which
             changes nothing.
         """
-        return self._reloadLock.run(self._reload, path)
+        self._notify("RELOADING=1")
+        d = self._reloadLock.run(self._reload, path)
+
+        def ready(result):
+            self._notify("READY=1")
+            return result
+
+        return d.addBoth(ready)
 
     def _reload(self, path=None):
         from ikedtx.config import loadConfig
@@ -571,6 +589,7 @@ class IkedService(MultiService):
 
     def stopService(self):
         Service.stopService(self)
+        self._notify("STOPPING=1")
         # The core says goodbye to its peers while the ports are still open.
         if self.runner is not None:
             self.runner.execute(self.core.shutdown())

@@ -266,6 +266,7 @@ def makeService(options):
 
     service = IkedService(config, options)
     service.exitOnStartupError = True
+    service.notifySystemd = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()

@@ -33,7 +33,7 @@ class RunningDaemon:
     directory.
     """
 
-    def __init__(self, testCase, config=CONF, extraArgs=()):
+    def __init__(self, testCase, config=CONF, extraArgs=(), env=None):
         self.directory = tempfile.mkdtemp(prefix="ikx-ikectl-")
         testCase.addCleanup(shutil.rmtree, self.directory, True)
         self.config = os.path.join(self.directory, "iked.conf")
@@ -43,13 +43,15 @@ class RunningDaemon:
         os.makedirs(self.etc)
         self.write(config)
         ike, natt = freePorts(2)
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        environ = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        environ["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+        environ.update(env or {})
         with open(self.log, "w") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d", "-f", self.config,
                  "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt), "-s", self.socket,
                  "--etc-dir", self.etc, "--kernel", "decoupled"] + list(extraArgs),
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+                cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         testCase.addCleanup(self.stop)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -268,6 +270,29 @@ class IkectlDaemonTests(TestCase):
 
 def _monitors(daemon):
     return "control: a monitor subscribed" in daemon.output()
+
+
+class NotifyTests(TestCase):
+    def test_sdNotify(self):
+        """
+        Under systemd (C{$NOTIFY_SOCKET}), the daemon says READY=1 once it
+        answers on its socket, RELOADING=1 then READY=1 around a SIGHUP
+        reload, and STOPPING=1 on SIGTERM (the unit is Type=notify).
+        """
+        directory = tempfile.mkdtemp(prefix="ikx-notify-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "notify")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.settimeout(30)
+        d = RunningDaemon(self, env={"NOTIFY_SOCKET": path})
+        self.assertEqual(listener.recv(100), b"READY=1")
+        d.process.send_signal(signal.SIGHUP)
+        self.assertEqual((listener.recv(100), listener.recv(100)), (b"RELOADING=1", b"READY=1"))
+        d.process.send_signal(signal.SIGTERM)
+        self.assertEqual(listener.recv(100), b"STOPPING=1")
+        self.assertEqual(d.process.wait(30), 0)
 
 
 class ReadOnlySocketTests(TestCase):

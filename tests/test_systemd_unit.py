@@ -73,6 +73,7 @@ class UnitTests(SynchronousTestCase):
         with SIGTERM, and is confined to what a VPN daemon needs.
         """
         service = readUnit()["Service"]
+        self.assertEqual((service["Type"], service["NotifyAccess"]), ("notify", "main"))
         self.assertIn(" -d ", service["ExecStart"] + " ")
         self.assertEqual(service["ExecReload"], "/bin/kill -HUP $MAINPID")
         self.assertEqual(service["KillSignal"], "SIGTERM")
@@ -85,6 +86,33 @@ class UnitTests(SynchronousTestCase):
                            ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service"),
                            ("UMask", "0077")):
             self.assertEqual(service[key], value, key)
+
+    def test_notify(self):
+        """
+        sd_notify: a datagram to $NOTIFY_SOCKET (a path or an abstract
+        name); nothing without it.
+        """
+        import socket
+
+        from ikedtx.sdnotify import notify
+
+        directory = tempfile.mkdtemp(prefix="ikx-notify-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind(path)
+            listener.settimeout(5)
+            self.assertTrue(notify("READY=1", {"NOTIFY_SOCKET": path}))
+            self.assertEqual(listener.recv(100), b"READY=1")
+        abstract = "@ikx-notify-%d" % (os.getpid(),)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+            listener.bind("\0" + abstract[1:])
+            listener.settimeout(5)
+            self.assertTrue(notify("STOPPING=1", {"NOTIFY_SOCKET": abstract}))
+            self.assertEqual(listener.recv(100), b"STOPPING=1")
+        self.assertFalse(notify("READY=1", {}))
+        self.assertFalse(notify("READY=1", {"NOTIFY_SOCKET": "relative"}))
+        self.assertFalse(notify("READY=1", {"NOTIFY_SOCKET": os.path.join(directory, "gone")}))
 
     def test_packageData(self):
         """
