@@ -236,6 +236,7 @@ class IkectlDaemonTests(TestCase):
         self.assertIn("uid 65534 is neither root nor the daemon's user", d.output())
         # root still gets in.
         self.assertEqual(sync.showSA(d.socket), [])
+        self.assertNotIn("Traceback", d.output())
 
     def test_monitor(self):
         """
