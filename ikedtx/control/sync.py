@@ -33,6 +33,9 @@ class ControlError(Exception):
         return C.ERROR_CODES.get(self.code)
 
 
+#: A connection the daemon dropped (before or after the request went).
+_DROPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 #: What a connection the daemon drops unanswered most likely means.
 _DROPPED = "the daemon closed the connection without answering (it serves only root and its own user)"
 
@@ -111,7 +114,7 @@ def callRemote(path, command, timeout=30.0, **arguments):
         with _connect(path, timeout) as sock:
             sock.sendall(box.serialize())
             answer = _readBox(sock)
-    except ConnectionResetError:
+    except _DROPS:
         raise ControlError("control socket %s: %s" % (path, _DROPPED))
     except OSError as e:
         raise ControlError("control socket %s: %s" % (path, e.strerror or e))
@@ -194,7 +197,7 @@ def monitor(path, timeout=None):
         try:
             sock.sendall(_request(C.Monitor, {}).serialize())
             _answer(C.Monitor, reader.box())
-        except ConnectionResetError:
+        except _DROPS:
             raise ControlError("control socket %s: %s" % (path, _DROPPED))
         sock.settimeout(timeout)
         while True:
