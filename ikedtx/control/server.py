@@ -50,11 +50,17 @@ def describeTransform(enum, transform):
 def describeProposal(chosen):
     if chosen is None:
         return ""
-    from ikedtx.wire.constants import DhId, EncrId, EsnId, IntegId, PrfId, TransformType
+    from ikedtx.wire.constants import TransformType, nameOf, EncrId, PrfId, IntegId, DhId, EsnId
 
     enums = {TransformType.ENCR: EncrId, TransformType.PRF: PrfId, TransformType.INTEG: IntegId,
              TransformType.DH: DhId, TransformType.ESN: EsnId}
-    return " ".join(describeTransform(enums.get(t.type, TransformType), t) for t in sorted(chosen.transforms.values()))
+    parts = []
+    for t in sorted(chosen.transforms.values()):
+        name = nameOf(enums.get(t.type, TransformType), t.id)
+        if t.keyLength:
+            name += "-%d" % (t.keyLength,)
+        parts.append(name)
+    return " ".join(parts)
 
 
 def _algorithms(chosen, ike):
