@@ -72,6 +72,8 @@ class Options(usage.Options):
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
+        ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
+         "open to every user), for monitoring tools."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
         [
@@ -274,6 +276,7 @@ def makeService(options):
 
     service = IkedService(config, options)
     service.exitOnStartupError = True
+    service.notifySystemd = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()
@@ -282,13 +285,40 @@ def makeService(options):
     return service
 
 
+# The level filters of the daemon's log observers, which ikectl log
+# brief|verbose move between info and debug.
+_levelPredicates = []
+
+
 def levelFiltered(observer, level):
     """
-    C{observer}, given only the events at C{level} or above.
+    C{observer}, given only the events at C{level} or above (until
+    L{setVerbose} changes it).
     """
     from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
 
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    _levelPredicates.append(predicate)
+    return FilteringLogObserver(observer, [predicate])
+
+
+def setVerbose(verbose):
+    """
+    ikectl log verbose (debug level) or brief (info level), on every log
+    observer made by L{levelFiltered}.
+    """
+    from twisted.logger import LogLevel
+
+    level = LogLevel.debug if verbose else LogLevel.info
+    for predicate in _levelPredicates:
+        predicate.defaultLogLevel = level
+        predicate.setLogLevelForNamespace("", level)
+
+
+def isVerbose():
+    from twisted.logger import LogLevel
+
+    return any(p.logLevelForNamespace("") == LogLevel.debug for p in _levelPredicates)
 
 
 def logObserver():

@@ -306,7 +306,7 @@ class ChildServiceTests(TestCase):
         socket and the SIGHUP handler; all run after start and none after
         stop.
         """
-        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup
+        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup, StopOnTerm
 
         ike, natt = freePorts(2)
         sockPath = self.mktemp() + ".sock"
@@ -314,16 +314,16 @@ class ChildServiceTests(TestCase):
                               options("127.0.0.1", ike, natt, sockPath))
         self.assertEqual([s.name for s in service],
                          ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket",
-                          "SIGHUP"])
+                          "SIGHUP", "SIGTERM"])
         self.assertEqual([type(s) for s in service],
-                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup])
+                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup, StopOnTerm])
         service.startService()
-        self.assertEqual([s.running for s in service], [1, 1, 1, 1])
+        self.assertEqual([s.running for s in service], [1, 1, 1, 1, 1])
         self.assertEqual(sorted(service.runner.ports), sorted([(socket.AF_INET, ike), (socket.AF_INET, natt)]))
         d = service.stopService()
 
         def stopped(_):
-            self.assertEqual([s.running for s in service], [0, 0, 0, 0])
+            self.assertEqual([s.running for s in service], [0, 0, 0, 0, 0])
             self.assertFalse(os.path.exists(sockPath))
 
         return d.addCallback(stopped)
@@ -575,6 +575,34 @@ class HangupTests(SynchronousTestCase):
         child.stopService()
         os.kill(os.getpid(), signal.SIGHUP)
         self.assertEqual((calls, received), (["reload"], ["previous"]))
+
+class StopOnTermTests(SynchronousTestCase):
+    def test_handler(self):
+        """
+        Once the reactor runs, SIGTERM hands a clean stop to the reactor
+        (so that twistd does not end the process with the signal, status
+        143); once stopped, the previous handler is back.
+        """
+        from ikedtx.service import StopOnTerm
+
+        calls, received, stopped, whenRunning = [], [], [], []
+        previous = signal.signal(signal.SIGTERM, lambda *a: received.append("previous"))
+        self.addCleanup(signal.signal, signal.SIGTERM, previous)
+        fakeReactor = SimpleNamespace(callFromThread=calls.append, callWhenRunning=whenRunning.append, running=True,
+                                      stop=lambda: stopped.append(1))
+        child = StopOnTerm(fakeReactor)
+        child.startService()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual((calls, received), ([], ["previous"]))
+        whenRunning[0]()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual(len(calls), 1)
+        calls[0]()
+        self.assertEqual(stopped, [1])
+        child.stopService()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual(received, ["previous", "previous"])
+
 
 class HangupReloadTests(MemoryServiceMixin, SynchronousTestCase):
     def test_brokenFileLogged(self):

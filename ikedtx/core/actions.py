@@ -129,6 +129,11 @@ class IKESADown:
     """
     An IKE SA is gone; C{reason} says why, C{established} whether it had
     been up.
+
+    @ivar cause: why, for monitors: C{"deleted"} (by either side or a
+        command), C{"auth"} (authentication failed), C{"timeout"} (the
+        peer stopped answering: retransmissions given up) or C{"failed"}
+        (the negotiation failed otherwise).
     """
 
     spiI: bytes
@@ -137,6 +142,7 @@ class IKESADown:
     remote: Tuple[str, int]
     reason: str
     established: bool
+    cause: str = "deleted"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from ikedtx.addresses import addressOf
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
-from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
+from ikedtx.core.errors import (
+    AuthenticationFailed, LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
 from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
@@ -860,9 +861,17 @@ class IKECore:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
         ikeSA.wipe()
-        if wasUp or ikeSA.initiator:
+        if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
+            cause = "auth"
+        elif isinstance(error, PeerNotResponding):
+            cause = "timeout"
+        elif error is not None and not isinstance(error, SADeleted):
+            cause = "failed"
+        else:
+            cause = "deleted"
+        if wasUp or ikeSA.initiator or ikeSA.authFailed:
             self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
-                                reason, wasUp))
+                                reason, wasUp, cause))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
         if self._keptUp(ikeSA):
             self._scheduleReinitiation(ikeSA.policy.name)

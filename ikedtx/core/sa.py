@@ -59,6 +59,8 @@ class IKESA(StateMachine):
     @ivar established: when it became VALID, or L{None}.
     @ivar lastActivity: when the peer last sent an authenticated message.
     @ivar deleteReason: why it was deleted, once it is.
+    @ivar authFailed: whether the peer failed to authenticate (reported to
+        monitors when the SA goes).
     @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
     """
 
@@ -100,6 +102,7 @@ class IKESA(StateMachine):
         self.established = None
         self.lastActivity = now
         self.deleteReason = None
+        self.authFailed = False
         self.reassembler = None
 
     @property
