@@ -58,6 +58,9 @@ class IKESA(StateMachine):
     @ivar lastActivity: when the peer last sent an authenticated message.
     @ivar deleteReason: why it was deleted, once it is.
     @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
+    @ivar intermediate: the L{ikedtx.core.tasks.intermediate.Intermediate}
+        progress of the IKE_INTERMEDIATE exchanges (RFC 9242, RFC 9370
+        additional key exchanges), or L{None} when there are none.
     """
 
     transitions = IKE_TRANSITIONS
@@ -99,6 +102,7 @@ class IKESA(StateMachine):
         self.lastActivity = now
         self.deleteReason = None
         self.reassembler = None
+        self.intermediate = None
 
     @property
     def localSPI(self):
