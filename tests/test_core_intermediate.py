@@ -1,0 +1,363 @@
+"""
+Tests for L{ikedtx.core.tasks.intermediate}: IKE_INTERMEDIATE (RFC 9242)
+carrying RFC 9370 additional key exchanges, two in-memory cores pumped
+one datagram at a time with a fake clock.
+"""
+
+from ikedtx.core.actions import IKESAUp, InstallChildSA
+from ikedtx.core.errors import NegotiationFailed, NoProposalChosen
+from ikedtx.core.sa import IKEState
+from ikedtx.core.tasks.common import offersFromConfig, offersFromWire, supported
+from ikedtx.core.proposals import select
+from ikedtx.core import cryptoglue
+from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, PayloadType, TransformType
+from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Notify, Proposal, SecurityAssociation, Transform
+
+from tests.corehelpers import CoreTestCase, Host, Network
+from tests.test_core_exchanges import A_ADDR, B_ADDR, initiatorConfig, responderConfig
+
+ONE = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768"
+TWO = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke2 mlkem1024"
+OPTIONAL = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke1 none"
+CLASSIC = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519"
+
+INIT, INTERMEDIATE, AUTH = ExchangeType.IKE_SA_INIT, ExchangeType.IKE_INTERMEDIATE, ExchangeType.IKE_AUTH
+
+
+class IntermediateTestCase(CoreTestCase):
+    def makePair(self, initiator, responder, settings=""):
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, initiatorConfig(extra=initiator, settings=settings))
+        self.b = Host(self.network, B_ADDR, responderConfig(extra=responder, settings=settings))
+        return self.a, self.b
+
+    def establish(self, initiator, responder, settings=""):
+        a, b = self.makePair(initiator, responder, settings)
+        requestId = a.initiate("ab")
+        self.network.pump()
+        return a, b, self.assertSucceeded(a, requestId)
+
+    def exchanges(self):
+        """
+        (exchange type, response) of every whole message delivered (the
+        fragments of a message count once).
+        """
+        out = []
+        for data, _, _ in self.network.delivered:
+            message = Message.decode(data)
+            if message.isFragment and message.sealedPayload.fragmentNumber != 1:
+                continue
+            out.append((message.exchangeType, message.isResponse))
+        return out
+
+    def assertSameKeys(self, a, b):
+        (saA,), (saB,) = a.ikeSAs, b.ikeSAs
+        for name in ("skD", "skAi", "skAr", "skEi", "skEr", "skPi", "skPr"):
+            self.assertEqual(bytes(getattr(saA.keys, name)), bytes(getattr(saB.keys, name)), name)
+        (childA,), (childB,) = saA.children, saB.children
+        self.assertEqual(childA.keyOut, childB.keyIn)
+        self.assertEqual(childA.keyIn, childB.keyOut)
+        return saA, saB
+
+
+class AdditionalKeyExchangeTests(IntermediateTestCase):
+    def test_oneStepByStep(self):
+        """
+        RFC 9242 2, RFC 9370 2.2: both IKE_SA_INIT messages announce
+        INTERMEDIATE_EXCHANGE_SUPPORTED, the responder chooses ADDKE1
+        ML-KEM-768, one IKE_INTERMEDIATE exchange carries its KE payloads,
+        then IKE_AUTH runs under the updated keys and both ends agree.
+        """
+        a, b = self.makePair(ONE, ONE)
+        requestId = a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        (saA,), (saB,) = a.ikeSAs, b.ikeSAs
+        for data, _, _ in self.network.delivered:
+            notifies = [p.notifyType for p in Message.decode(data).payloads if isinstance(p, Notify)]
+            self.assertIn(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED, notifies)
+        self.assertEqual(saA.proposal.additionalKeyExchanges, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertEqual(saA.state, IKEState.AUTH_REQUEST)
+        initialD = bytes(saA.keys.skD)
+        self.assertEqual(initialD, bytes(saB.keys.skD))
+
+        self.network.deliverOne()  # IKE_INTERMEDIATE request
+        self.assertEqual(bytes(saA.keys.skD), initialD, "the initiator changes keys only with the response")
+        self.assertNotEqual(bytes(saB.keys.skD), initialD, "the responder changes keys once its response is out")
+        self.network.deliverOne()  # IKE_INTERMEDIATE response
+        self.assertEqual(bytes(saA.keys.skD), bytes(saB.keys.skD))
+        self.assertNotEqual(bytes(saA.keys.skD), initialD)
+        self.assertTrue(saA.intermediate.complete)
+        self.assertEqual(saA.intermediate.intAuth(), saB.intermediate.intAuth())
+        self.assertEqual(saA.intermediate.intAuth()[-4:], b"\x00\x00\x00\x02")
+
+        self.network.pump()
+        self.assertIs(self.assertSucceeded(a, requestId), saA)
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (INTERMEDIATE, False), (INTERMEDIATE, True),
+                                            (AUTH, False), (AUTH, True)])
+        request = Message.decode(self.network.delivered[2][0])
+        self.assertEqual(request.messageId, 1)
+        self.assertEqual(Message.decode(self.network.delivered[4][0]).messageId, 2)
+        self.assertSameKeys(a, b)
+        self.assertEqual(len(b.eventsOf(IKESAUp)), 1)
+
+    def test_kePayloads(self):
+        """
+        RFC 9370 2.2.1: the IKE_INTERMEDIATE request carries the
+        initiator's ML-KEM-768 encapsulation key (1184 bytes) and the
+        response the ciphertext (1088 bytes), each in a KE payload of that
+        method.
+        """
+        a, b = self.makePair(ONE, ONE)
+        a.initiate("ab")
+        for _ in range(2):
+            self.network.deliverOne()
+        request = self.network.inFlight[0]
+        payloads = Message.decode(request[0]).decrypt(a.ikeSAs[0].cipherOut)
+        ke = [p for p in payloads if p.payloadType == PayloadType.KE]
+        self.assertEqual([(k.group, len(k.data)) for k in ke], [(DhId.ML_KEM_768, 1184)])
+        cipherIn = b.ikeSAs[0].cipherIn
+        self.network.deliverOne()
+        response = self.network.inFlight[0]
+        payloads = Message.decode(response[0]).decrypt(a.ikeSAs[0].cipherIn)
+        ke = [p for p in payloads if p.payloadType == PayloadType.KE]
+        self.assertEqual([(k.group, len(k.data)) for k in ke], [(DhId.ML_KEM_768, 1088)])
+        self.assertIsNotNone(cipherIn)
+
+    def test_several(self):
+        """
+        RFC 9370 2.2: two additional key exchanges (ADDKE1 ML-KEM-768,
+        ADDKE2 ML-KEM-1024) are two IKE_INTERMEDIATE exchanges in type
+        order, the keys updated after each; IKE_AUTH's Message ID is 3.
+        """
+        a, b, ikeSA = self.establish(TWO, TWO)
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (INTERMEDIATE, False), (INTERMEDIATE, True),
+                                            (INTERMEDIATE, False), (INTERMEDIATE, True), (AUTH, False), (AUTH, True)])
+        self.assertEqual(ikeSA.intermediate.done, [(TransformType.ADDKE1, DhId.ML_KEM_768),
+                                                   (TransformType.ADDKE2, DhId.ML_KEM_1024)])
+        self.assertEqual(ikeSA.intermediate.intAuth()[-4:], b"\x00\x00\x00\x03")
+        self.assertSameKeys(a, b)
+
+    def test_optionalTaken(self):
+        """
+        RFC 9370 2.2.1: an initiator that lists ADDKE1 NONE beside
+        ML-KEM-768 gets the exchange when the responder requires it.
+        """
+        a, b, ikeSA = self.establish(OPTIONAL, ONE)
+        self.assertEqual(ikeSA.proposal.additionalKeyExchanges, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertIn((INTERMEDIATE, True), self.exchanges())
+        self.assertSameKeys(a, b)
+
+    def test_optionalDeclined(self):
+        """
+        A responder without additional key exchanges picks ADDKE1 NONE of
+        an optional proposal: no IKE_INTERMEDIATE, IKE_AUTH without IntAuth.
+        """
+        a, b, ikeSA = self.establish(OPTIONAL, CLASSIC)
+        self.assertEqual(ikeSA.proposal.additionalKeyExchanges, [])
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (AUTH, False), (AUTH, True)])
+        self.assertIsNone(ikeSA.intermediate)
+        self.assertSameKeys(a, b)
+
+    def test_responderOptional(self):
+        """
+        A responder whose proposal makes ML-KEM optional takes it from an
+        initiator that offers it, and goes without it with one that does not.
+        """
+        a, b, ikeSA = self.establish(ONE, OPTIONAL)
+        self.assertEqual(ikeSA.proposal.additionalKeyExchanges, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertSameKeys(a, b)
+        a, b, ikeSA = self.establish(CLASSIC, OPTIONAL)
+        self.assertEqual(ikeSA.proposal.additionalKeyExchanges, [])
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (AUTH, False), (AUTH, True)])
+        notifies = [p.notifyType for p in Message.decode(self.network.delivered[1][0]).payloads
+                    if isinstance(p, Notify)]
+        self.assertNotIn(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED, notifies)
+
+    def test_requiredMismatch(self):
+        """
+        RFC 9370 2.2.1: a required additional key exchange the peer does
+        not offer is NO_PROPOSAL_CHOSEN, in both directions, and neither
+        side keeps an IKE SA.
+        """
+        for initiator, responder in [(ONE, CLASSIC), (CLASSIC, ONE),
+                                     (ONE, CLASSIC.replace("curve25519", "curve25519 addke1 mlkem1024"))]:
+            a, b = self.makePair(initiator, responder)
+            requestId = a.initiate("ab")
+            self.network.pump()
+            error = self.assertFailedWith(a, requestId, NoProposalChosen)
+            self.assertEqual(error.notify, NotifyType.NO_PROPOSAL_CHOSEN)
+            self.assertEqual((a.ikeSAs, b.ikeSAs), ([], []))
+            self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True)])
+
+    def test_lossOfEach(self):
+        """
+        RFC 7296 2.1 applied to IKE_INTERMEDIATE: losing any one message
+        (the IKE_INTERMEDIATE request or response included) is recovered by
+        the initiator's retransmission; the responder answers a repeated
+        IKE_INTERMEDIATE request from its cache, under the keys of that
+        exchange, and changes its keys only once.
+        """
+        for index in range(8):
+            a, b = self.makePair(TWO, TWO)
+            requestId = a.initiate("ab")
+            step = 0
+            while self.network.inFlight:
+                if step == index:
+                    self.network.drop()
+                    self.assertEqual(self.network.inFlight, [])
+                    a.clock.advance(2.0)
+                else:
+                    self.network.deliverOne()
+                step += 1
+            self.assertSucceeded(a, requestId)
+            self.assertSameKeys(a, b)
+            self.assertEqual(len(b.eventsOf(InstallChildSA)), 1)
+            self.assertEqual(b.ikeSAs[0].intermediate.done, a.ikeSAs[0].intermediate.done)
+
+    def test_duplicatedRequest(self):
+        """
+        An IKE_INTERMEDIATE request delivered twice is answered twice with
+        the same response and processed once.
+        """
+        a, b = self.makePair(ONE, ONE)
+        requestId = a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        self.network.deliverOne(duplicate=True)
+        self.assertEqual(len(self.network.inFlight), 2)
+        self.assertEqual(self.network.inFlight[0][0], self.network.inFlight[1][0])
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.assertSameKeys(a, b)
+
+    def test_fragmented(self):
+        """
+        RFC 9242 3.4 and RFC 7383: with fragmentation on both sides the
+        ML-KEM-1024 KE payloads go in fragments no larger than the
+        fragment size, and the IntAuth of a fragmented message is that of
+        the whole message (both ends agree on AUTH).
+        """
+        a, b, ikeSA = self.establish(TWO, TWO, settings="set fragmentation")
+        fragments = [Message.decode(d) for d, _, _ in self.network.delivered]
+        intermediate = [m for m in fragments if m.exchangeType == INTERMEDIATE]
+        self.assertTrue(any(m.isFragment for m in intermediate))
+        self.assertTrue(all(len(d) <= a.core.settings.fragmentSize for d, _, _ in self.network.delivered))
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (INTERMEDIATE, False), (INTERMEDIATE, True),
+                                            (INTERMEDIATE, False), (INTERMEDIATE, True), (AUTH, False), (AUTH, True)])
+        self.assertSameKeys(a, b)
+
+    def test_intAuthBindsMessages(self):
+        """
+        RFC 9242 3.3.2: AUTH covers the IKE_INTERMEDIATE messages. A
+        responder whose IntAuth chain differs (here: one byte of its
+        record of the initiator's message changed) refuses the initiator's
+        AUTH with AUTHENTICATION_FAILED.
+        """
+        a, b = self.makePair(ONE, ONE)
+        requestId = a.initiate("ab")
+        for _ in range(4):
+            self.network.deliverOne()
+        saB = b.ikeSAs[0]
+        chain = bytearray(saB.intermediate.chainI)
+        chain[0] ^= 1
+        saB.intermediate.chainI = bytes(chain)
+        self.network.pump()
+        error = self.assertFailedWith(a, requestId, NegotiationFailed)
+        self.assertEqual(error.notify, NotifyType.AUTHENTICATION_FAILED)
+        self.assertEqual(b.ikeSAs, [])
+
+
+class ProtocolErrorTests(IntermediateTestCase):
+    def test_earlyAuthRefused(self):
+        """
+        An IKE_AUTH request before the negotiated additional key exchange
+        is refused with INVALID_SYNTAX and the responder forgets the SA.
+        """
+        a, b = self.makePair(ONE, ONE)
+        a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        saA = a.ikeSAs[0]
+        saA.intermediate.rounds = []
+        # Send IKE_AUTH now, skipping IKE_INTERMEDIATE.
+        self.network.inFlight.pop(0)
+        datagrams = a.core.encode(saA, AUTH, [Notify(NotifyType.INITIAL_CONTACT)], 1, response=False)
+        b.receive(datagrams[0], (B_ADDR, 500), (A_ADDR, 500))
+        (answer,) = self.network.inFlight
+        payloads = Message.decode(answer[0]).decrypt(saA.cipherIn)
+        self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
+        self.assertEqual(b.ikeSAs, [])
+
+    def test_wrongMethodRefused(self):
+        """
+        RFC 9370 2.2.1: a KE payload of another method than the negotiated
+        one in IKE_INTERMEDIATE is answered INVALID_SYNTAX; the initiator
+        fails and both sides forget the IKE SA.
+        """
+        a, b = self.makePair(ONE, ONE)
+        requestId = a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        saA = a.ikeSAs[0]
+        self.network.inFlight.pop(0)
+        from ikedtx.wire.payloads import KeyExchange
+        wrong = cryptoglue.keyExchangeMethod(DhId.CURVE25519).generate(a.core.randomBytes)
+        datagrams = a.core.encode(saA, INTERMEDIATE, [KeyExchange(DhId.CURVE25519, wrong.publicData)], 1,
+                                  response=False)
+        b.receive(datagrams[0], (B_ADDR, 500), (A_ADDR, 500))
+        (answer,) = self.network.inFlight
+        payloads = Message.decode(answer[0]).decrypt(saA.cipherIn)
+        self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
+        self.assertEqual(b.ikeSAs, [])
+        self.assertNotIn(requestId, a.results)
+
+    def test_responderRefusesWithoutNotify(self):
+        """
+        RFC 9370 2.2.1: an initiator that proposes additional key exchanges
+        without announcing INTERMEDIATE_EXCHANGE_SUPPORTED gets
+        NO_PROPOSAL_CHOSEN.
+        """
+        from ikedtx.core.tasks import intermediate
+        a, b = self.makePair(ONE, ONE)
+        self.patch(intermediate, "offersAdditionalKeyExchanges", lambda offers: False)
+        requestId = a.initiate("ab")
+        self.network.pump()
+        error = self.assertFailedWith(a, requestId, NoProposalChosen)
+        self.assertEqual(error.notify, NotifyType.NO_PROPOSAL_CHOSEN)
+        self.assertEqual((a.ikeSAs, b.ikeSAs), ([], []))
+
+
+class StrongSwanProposalTests(IntermediateTestCase):
+    def test_strongSwanSixProposal(self):
+        """
+        strongSwan 6's C{aes256gcm16-prfsha256-x25519-ke1_mlkem768} arrives
+        as one IKE proposal with a type 6 (ADDKE1) transform 36; a
+        responder with C{addke1 mlkem768} chooses it, keeping ADDKE1 in its
+        answer (RFC 7296 3.3.6: one transform of each type proposed).
+        """
+        sa = SecurityAssociation([Proposal(1, 1, [
+            Transform(TransformType.ENCR, 20, keyLength=256), Transform(TransformType.PRF, 5),
+            Transform(TransformType.DH, DhId.CURVE25519), Transform(TransformType.ADDKE1, DhId.ML_KEM_768)])])
+        ours = offersFromConfig(responderConfig(extra=ONE).policies[0].ikeProposals)
+        chosen = select(ours, offersFromWire(sa), supported, cryptoglue.isAead)
+        self.assertEqual(chosen.additionalKeyExchanges, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertIn(TransformType.ADDKE1, {t.type for t in chosen.asOffer(b"").transforms})
+        classic = offersFromConfig(responderConfig(extra=CLASSIC).policies[0].ikeProposals)
+        self.assertIsNone(select(classic, offersFromWire(sa), supported, cryptoglue.isAead))
+
+    def test_strongSwanOptional(self):
+        """
+        strongSwan's C{ke1_mlkem768-ke1_none} (ADDKE1 36 and 0 in one
+        proposal) is taken with ML-KEM by an ikedtx responder that has it
+        and without by one that does not.
+        """
+        sa = SecurityAssociation([Proposal(1, 1, [
+            Transform(TransformType.ENCR, 20, keyLength=256), Transform(TransformType.PRF, 5),
+            Transform(TransformType.DH, DhId.CURVE25519), Transform(TransformType.ADDKE1, DhId.ML_KEM_768),
+            Transform(TransformType.ADDKE1, DhId.NONE)])])
+        for extra, expected in [(ONE, [(TransformType.ADDKE1, DhId.ML_KEM_768)]), (CLASSIC, [])]:
+            ours = offersFromConfig(responderConfig(extra=extra).policies[0].ikeProposals)
+            chosen = select(ours, offersFromWire(sa), supported, cryptoglue.isAead)
+            self.assertEqual(chosen.additionalKeyExchanges, expected)
