@@ -361,3 +361,127 @@ class StrongSwanProposalTests(IntermediateTestCase):
             ours = offersFromConfig(responderConfig(extra=extra).policies[0].ikeProposals)
             chosen = select(ours, offersFromWire(sa), supported, cryptoglue.isAead)
             self.assertEqual(chosen.additionalKeyExchanges, expected)
+
+
+def _hmac(key, data):
+    import hashlib
+    import hmac
+
+    return hmac.new(bytes(key), bytes(data), hashlib.sha256).digest()
+
+
+def _prfPlus(key, seed, length):
+    out, t, n = b"", b"", 1
+    while len(out) < length:
+        t = _hmac(key, t + seed + bytes([n]))
+        out += t
+        n += 1
+    return out[:length]
+
+
+def _keys(skeyseed, ni, nr, spiI, spiR):
+    # AES-GCM-256 (key and 4-byte salt) with HMAC-SHA2-256 as PRF: SK_d 32,
+    # no SK_a, SK_e 36, SK_p 32 (RFC 7296 2.14, RFC 5282 7.1).
+    material = _prfPlus(skeyseed, ni + nr + spiI + spiR, 32 + 36 + 36 + 32 + 32)
+    sizes = [("skD", 32), ("skEi", 36), ("skEr", 36), ("skPi", 32), ("skPr", 32)]
+    keys, offset = {}, 0
+    for name, size in sizes:
+        keys[name] = material[offset:offset + size]
+        offset += size
+    return keys
+
+
+def _open(datagram, key):
+    """
+    Decrypt an unfragmented message protected with AES-GCM-16 (RFC 5282)
+    without ikedtx's SK code: C{(A, P, innerType)} as RFC 9242 3.3.2
+    defines them (lengths adjusted) and the plaintext inner chain.
+    """
+    import struct
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    (nextPayload,) = struct.unpack_from("!B", datagram, 16)
+    assert nextPayload == 46, "one SK payload, first"
+    innerType = datagram[28]
+    body = datagram[32:]
+    iv, sealed = body[:8], body[8:]
+    aad = datagram[:32]
+    plaintext = AESGCM(key[:32]).decrypt(key[32:] + iv, sealed, aad)
+    inner = plaintext[:-(plaintext[-1] + 1)]
+    adjusted = (aad[:24] + struct.pack("!I", 28 + 4 + len(inner)) + aad[28:30]
+                + struct.pack("!H", 4 + len(inner)))
+    return adjusted, inner, innerType
+
+
+def _payloads(chain, firstType):
+    import struct
+
+    out, kind, offset = [], firstType, 0
+    while kind:
+        following, _, length = struct.unpack_from("!BBH", chain, offset)
+        out.append((kind, chain[offset + 4:offset + length]))
+        kind, offset = following, offset + length
+    return out
+
+
+class KeyScheduleTests(IntermediateTestCase):
+    def test_independentComputation(self):
+        """
+        RFC 9370 2.2.2 and RFC 9242 3.3.2 checked step by step against a
+        computation made here with hmac and hashlib (and AES-GCM from
+        cryptography to open the messages): SKEYSEED(0) and SK_*(0) from
+        IKE_SA_INIT, SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr) after
+        each ML-KEM exchange, each IKE_INTERMEDIATE message opened with
+        the keys of its exchange, the IntAuth chains over them, and the
+        initiator's PSK AUTH over RealMessage1 | Nr | MACedIDForI | IntAuth.
+        """
+        secrets = []
+        realDerive, realUpdate = cryptoglue.deriveIKEKeys, cryptoglue.updateIKEKeys
+
+        def recordDerive(core, ikeSA, shared):
+            if ikeSA.initiator:
+                secrets.append(bytes(shared))
+            return realDerive(core, ikeSA, shared)
+
+        def recordUpdate(core, ikeSA, shared):
+            if ikeSA.initiator:
+                secrets.append(bytes(shared))
+            return realUpdate(core, ikeSA, shared)
+
+        self.patch(cryptoglue, "deriveIKEKeys", recordDerive)
+        self.patch(cryptoglue, "updateIKEKeys", recordUpdate)
+        a, b, ikeSA = self.establish(TWO, TWO)
+        self.assertEqual([len(s) for s in secrets], [32, 32, 32])
+        ni, nr, spiI, spiR = ikeSA.nonceI, ikeSA.nonceR, ikeSA.spiI, ikeSA.spiR
+
+        stages = [_keys(_hmac(ni + nr, secrets[0]), ni, nr, spiI, spiR)]
+        for shared in secrets[1:]:
+            stages.append(_keys(_hmac(stages[-1]["skD"], shared + ni + nr), ni, nr, spiI, spiR))
+        for name in ("skD", "skEi", "skEr", "skPi", "skPr"):
+            self.assertEqual(bytes(getattr(ikeSA.keys, name)), stages[2][name], name)
+        self.assertEqual(bytes(ikeSA.keys.skAi), b"")
+
+        delivered = [d for d, _, _ in self.network.delivered]
+        chainI = chainR = b""
+        for n in range(2):
+            request, response = delivered[2 + 2 * n], delivered[3 + 2 * n]
+            keys = stages[n]
+            aI, pI, typeI = _open(request, keys["skEi"])
+            aR, pR, typeR = _open(response, keys["skEr"])
+            self.assertEqual([k for k, _ in _payloads(pI, typeI)], [PayloadType.KE])
+            self.assertEqual([k for k, _ in _payloads(pR, typeR)], [PayloadType.KE])
+            chainI = _hmac(keys["skPi"], chainI + aI + pI)
+            chainR = _hmac(keys["skPr"], chainR + aR + pR)
+        intAuth = chainI + chainR + b"\x00\x00\x00\x03"
+        self.assertEqual(ikeSA.intermediate.intAuth(), intAuth)
+        self.assertEqual(b.ikeSAs[0].intermediate.intAuth(), intAuth)
+
+        authRequest = delivered[6]
+        _, inner, innerType = _open(authRequest, stages[2]["skEi"])
+        payloads = dict(_payloads(inner, innerType))
+        idBody = payloads[PayloadType.IDi]
+        authData = payloads[PayloadType.AUTH][4:]
+        octets = delivered[0] + nr + _hmac(stages[2]["skPi"], idBody) + intAuth
+        self.assertEqual(authData, _hmac(_hmac(b"secret", b"Key Pad for IKEv2"), octets))
+        self.assertNotEqual(authData, _hmac(_hmac(b"secret", b"Key Pad for IKEv2"), octets[:-len(intAuth)]))
