@@ -56,7 +56,8 @@ class AddkeTests(SynchronousTestCase):
         text = renderConfig(parseConfig(POLICY % ("ikesa enc aes-256-gcm addke1 mlkem768 addke1 none",)))
         self.assertIn(" addke1 mlkem768 addke1 none", text)
         again = parseConfig(text.replace("local any ", ""))
-        self.assertEqual(again.policies[0].ikeProposals, ikeProposals("ikesa enc aes-256-gcm addke1 mlkem768 addke1 none"))
+        self.assertEqual(again.policies[0].ikeProposals,
+                         ikeProposals("ikesa enc aes-256-gcm addke1 mlkem768 addke1 none"))
 
     def test_errors(self):
         """

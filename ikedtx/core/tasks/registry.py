@@ -32,7 +32,8 @@ def initResponderTasks(screened):
 
 
 RESPONDERS = {
-    ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), ChildCreateTask(False, inAuth=True), MobikeTask(False)],
+    ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), ChildCreateTask(False, inAuth=True),
+                                    MobikeTask(False)],
     ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
@@ -56,5 +57,5 @@ def establishTasks(requestId):
     IKE_AUTH with the first Child SA; C{requestId} succeeds when that Child
     SA is installed.
     """
-    return [IKEInitTask(True), IntermediateTask(True), NATDetectionTask(True), CapabilitiesTask(True), AuthTask(True), CertreqTask(True),
-            InitialContactTask(True), ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]
+    return [IKEInitTask(True), IntermediateTask(True), NATDetectionTask(True), CapabilitiesTask(True), AuthTask(True),
+            CertreqTask(True), InitialContactTask(True), ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]
