@@ -10,7 +10,7 @@ from ikedtx.core.sa import IKEState
 from ikedtx.core.tasks.common import offersFromConfig, offersFromWire, supported
 from ikedtx.core.proposals import select
 from ikedtx.core import cryptoglue
-from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, PayloadType, TransformType
+from ikedtx.wire.constants import DhId, ExchangeType, HeaderFlag, NotifyType, PayloadType, TransformType
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, Proposal, SecurityAssociation, Transform
 
@@ -312,6 +312,83 @@ class ProtocolErrorTests(IntermediateTestCase):
         self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
         self.assertEqual(b.ikeSAs, [])
         self.assertNotIn(requestId, a.results)
+
+    def _sendIntermediate(self, payloads):
+        """
+        Run IKE_SA_INIT, then send the responder an IKE_INTERMEDIATE
+        request of C{payloads} instead of the initiator's own; return the
+        responder's answer, decrypted.
+        """
+        a, b = self.makePair(ONE, ONE)
+        self.requestId = a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        saA = a.ikeSAs[0]
+        self.network.inFlight.pop(0)
+        datagrams = a.core.encode(saA, INTERMEDIATE, payloads, 1, response=False)
+        b.receive(datagrams[0], (B_ADDR, 500), (A_ADDR, 500))
+        (answer,) = self.network.inFlight
+        return Message.decode(answer[0]).decrypt(saA.cipherIn)
+
+    def test_shortEncapsulationKeyRefused(self):
+        """
+        An ML-KEM-768 KE payload of the wrong length (FIPS 203 7.2's input
+        check) is answered INVALID_SYNTAX and the responder forgets the SA.
+        """
+        from ikedtx.wire.payloads import KeyExchange
+        payloads = self._sendIntermediate([KeyExchange(DhId.ML_KEM_768, b"\x01" * 1183)])
+        self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
+        self.assertEqual(self.b.ikeSAs, [])
+
+    def test_noKeRefused(self):
+        """
+        An IKE_INTERMEDIATE request without a KE payload while an
+        additional key exchange is due is answered INVALID_SYNTAX.
+        """
+        payloads = self._sendIntermediate([Notify(NotifyType.INITIAL_CONTACT)])
+        self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
+        self.assertEqual(self.b.ikeSAs, [])
+
+    def test_badResponseFails(self):
+        """
+        A response whose ML-KEM ciphertext has the wrong length, or that
+        has no KE payload, fails the initiator's negotiation cleanly: the
+        command fails, the IKE SA is gone, nothing escapes the core.
+        """
+        from ikedtx.wire.payloads import KeyExchange
+        for answer in ([KeyExchange(DhId.ML_KEM_768, b"\x02" * 1000)], [Notify(NotifyType.INITIAL_CONTACT)]):
+            a, b = self.makePair(ONE, ONE)
+            requestId = a.initiate("ab")
+            self.network.deliverOne()
+            self.network.deliverOne()
+            saB = b.ikeSAs[0]
+            # The keys the response goes under: the responder moves on once
+            # its own response is out.
+            cipher = saB.cipherOut
+            self.network.deliverOne()
+            self.network.inFlight.pop(0)
+            forged = Message(saB.spiI, saB.spiR, INTERMEDIATE, HeaderFlag.RESPONSE, 1, encrypted=answer)
+            a.receive(forged.encode(cipher), (A_ADDR, 500), (B_ADDR, 500))
+            error = self.assertFailedWith(a, requestId, NegotiationFailed)
+            self.assertIn("KE", str(error))
+            self.assertEqual(a.ikeSAs, [])
+
+    def test_unexpectedIntermediate(self):
+        """
+        An IKE_INTERMEDIATE request on an IKE SA without additional key
+        exchanges is answered INVALID_SYNTAX (no task takes it).
+        """
+        a, b = self.makePair(CLASSIC, CLASSIC)
+        a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        saA = a.ikeSAs[0]
+        self.network.inFlight.pop(0)
+        datagrams = a.core.encode(saA, INTERMEDIATE, [], 1, response=False)
+        b.receive(datagrams[0], (B_ADDR, 500), (A_ADDR, 500))
+        (answer,) = self.network.inFlight
+        payloads = Message.decode(answer[0]).decrypt(saA.cipherIn)
+        self.assertEqual([p.notifyType for p in payloads], [NotifyType.INVALID_SYNTAX])
 
     def test_responderRefusesWithoutNotify(self):
         """
