@@ -562,3 +562,17 @@ class KeyScheduleTests(IntermediateTestCase):
         octets = delivered[0] + nr + _hmac(stages[2]["skPi"], idBody) + intAuth
         self.assertEqual(authData, _hmac(_hmac(b"secret", b"Key Pad for IKEv2"), octets))
         self.assertNotEqual(authData, _hmac(_hmac(b"secret", b"Key Pad for IKEv2"), octets[:-len(intAuth)]))
+
+
+class DescribeTests(IntermediateTestCase):
+    def test_showSaNamesAdditionalKeyExchanges(self):
+        """
+        The control socket's proposal text (ikectl show sa) names the
+        additional key exchanges by type and method and leaves out NONE.
+        """
+        from ikedtx.control.server import describeProposal
+
+        a, b, ikeSA = self.establish(TWO, TWO)
+        self.assertEqual(describeProposal(ikeSA.proposal).split()[-2:], ["ADDKE1=ML_KEM_768", "ADDKE2=ML_KEM_1024"])
+        a, b, ikeSA = self.establish(OPTIONAL, CLASSIC)
+        self.assertNotIn("ADDKE", describeProposal(ikeSA.proposal))

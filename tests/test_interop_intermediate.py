@@ -85,6 +85,7 @@ class IntermediateTests(InteropMixin, TestCase):
         ciphertext, then IKE_AUTH under the updated keys.
         """
         ours, theirs, capture = self.start(ONE)
+        self.assertIn("ADDKE1=ML_KEM_768", self.ourOnlySa(ours)["proposal"])
         rows = self.messages(capture)
         self.assertEqual([(r["isakmp.exchangetype"], int(r["isakmp.messageid"], 16)) for r in rows][:6], [
             (SA_INIT, 0), (SA_INIT, 0), (INTERMEDIATE, 1), (INTERMEDIATE, 1), (AUTH, 2), (AUTH, 2)])
@@ -107,6 +108,7 @@ class IntermediateTests(InteropMixin, TestCase):
         exchange, and the three key sets follow each other.
         """
         ours, theirs, capture = self.start(TWO, settings="set fragmentation")
+        self.assertIn("ADDKE1=ML_KEM_768 ADDKE2=ML_KEM_1024", theirs.showSa()[0]["proposal"])
         rows = self.messages(capture)
         kinds = [(r["isakmp.exchangetype"], int(r["isakmp.messageid"], 16)) for r in rows]
         self.assertEqual(sorted(set(kinds)), sorted({(SA_INIT, 0), (INTERMEDIATE, 1), (INTERMEDIATE, 2), (AUTH, 3)}))
