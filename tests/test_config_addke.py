@@ -48,6 +48,17 @@ class AddkeTests(SynchronousTestCase):
         for proposal in proposals:
             self.assertEqual([t.id for t in proposal.ofType(TransformType.ADDKE3)], [DhId.ECP_256])
 
+    def test_childsa(self):
+        """
+        In C{childsa} they are the additional key exchanges of
+        CREATE_CHILD_SA (IKE_FOLLOWUP_KE), in the AEAD and non-AEAD
+        proposals alike.
+        """
+        proposals = parseConfig(POLICY % ("childsa group curve25519 addke1 mlkem1024",)).policies[0].childProposals
+        self.assertEqual(len(proposals), 2)
+        for proposal in proposals:
+            self.assertEqual([t.id for t in proposal.ofType(TransformType.ADDKE1)], [DhId.ML_KEM_1024])
+
     def test_printed(self):
         """
         C{iked -n -v} prints them back as C{addkeN name}, and the printed
@@ -62,15 +73,13 @@ class AddkeTests(SynchronousTestCase):
     def test_errors(self):
         """
         Unknown or abbreviated names (a prefix would pick one of the ML-KEM
-        sizes silently), ML-KEM-512 (not offered by cryptography), and
-        C{addke} in C{childsa} (IKE_FOLLOWUP_KE is not done yet) are
+        sizes silently) and ML-KEM-512 (not offered by cryptography) are
         refused with the line and the reason.
         """
         for words, message in [
             ("ikesa enc aes-256-gcm addke1 mlkem", "mlkem not a valid additional key exchange"),
             ("ikesa enc aes-256-gcm addke1 mlkem512", "mlkem512 not a valid additional key exchange"),
             ("ikesa enc aes-256-gcm addke8 mlkem768", ""),  # not a keyword: a later error
-            ("childsa enc aes-256-gcm addke1 mlkem768", "addke is not supported in childsa yet"),
         ]:
             error = self.assertRaises(ConfigError, parseConfig, POLICY % (words,))
             self.assertIn(message, str(error))

@@ -519,7 +519,9 @@ def childProposals(specs, protocol, profile=IKEDTX):
     """
     ah = protocol == ProtocolId.AH and profile.ahWithoutEncryption
 
-    def finish(transforms):
+    def finish(transforms, spec=None):
+        if spec is not None:
+            transforms += spec.additionalTransforms()
         if ah:
             transforms = tuple(t for t in transforms if t.type != _E)
         return Proposal(protocol, transforms)
@@ -532,15 +534,13 @@ def childProposals(specs, protocol, profile=IKEDTX):
         return tuple(proposals)
     proposals = []
     for spec in specs:
-        if spec.additional:
-            raise ProposalError("addke is not supported in childsa yet (it needs IKE_FOLLOWUP_KE, RFC 9370)")
         if ah and spec.encryption:
             raise ProposalError("enc is not valid with ah: AH only authenticates")
         aead, withAuth = _split(spec)
         if not withAuth and profile.aeadChildProposals and not ah:
             d = profile.defaultEspAead or DEFAULT_ESP_AEAD
             proposals.append(
-                finish(_pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_N, spec.esn, d))
+                finish(_pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_N, spec.esn, d), spec)
             )
         if not aead:
             d = profile.defaultEsp
@@ -549,7 +549,8 @@ def childProposals(specs, protocol, profile=IKEDTX):
                     _pick(_I, spec.integrity, d)
                     + _pick(_E, spec.encryption, d)
                     + _pick(_D, spec.groups, d)
-                    + _pick(_N, spec.esn, d)
+                    + _pick(_N, spec.esn, d),
+                    spec,
                 )
             )
     return tuple(proposals)

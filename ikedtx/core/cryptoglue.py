@@ -185,17 +185,23 @@ def verifyAuth(publicKey, policyMethod, method, data, octets):
 def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     """
     RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
-    or the CREATE_CHILD_SA nonces, with the new shared secret under PFS.
+    or the CREATE_CHILD_SA nonces, with the new shared secret under PFS;
+    C{shared} is a list after RFC 9370 additional key exchanges
+    (IKE_FOLLOWUP_KE): g^ir then SK(1) ... SK(n), in that order (2.2.4).
     """
     if nonces is None:
         nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)
     encr = child.proposal.encryption
     integ = child.proposal.integrity
-    secrets = (shared,) if shared else ()
+    if isinstance(shared, list):
+        secrets = tuple(shared)
+    else:
+        secrets = (shared,) if shared else ()
     keys = keymat.childSAKeys(_prf(ikeSA), ikeSA.keys.skD, nonces[0], nonces[1],
                               encr.id if encr else None, encr.keyLength if encr else None,
                               integ.id if integ else None, sharedSecrets=secrets)
-    _wipe(shared)
+    for secret in secrets:
+        _wipe(secret)
     child.keyOut = keys.outbound(initiator)
     child.keyIn = keys.inbound(initiator)
     child.keymat = keys

@@ -11,6 +11,7 @@ from ikedtx.core.tasks.capabilities import CapabilitiesTask
 from ikedtx.core.tasks.certreq import CertreqTask
 from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
+from ikedtx.core.tasks.followup import OrphanFollowupTask
 from ikedtx.core.tasks.ikeinit import IKEInitTask
 from ikedtx.core.tasks.inform import ErrorNotifyTask
 from ikedtx.core.tasks.initialcontact import InitialContactTask
@@ -35,6 +36,7 @@ RESPONDERS = {
     ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), ChildCreateTask(False, inAuth=True),
                                     MobikeTask(False)],
     ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
+    ExchangeType.IKE_FOLLOWUP_KE: lambda: [OrphanFollowupTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
 }
