@@ -22,8 +22,9 @@ from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, InteropMixin
 ONE = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768"
 TWO = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke2 mlkem1024"
 CHILD = "childsa enc aes-256-gcm"
+PFS = "childsa enc aes-256-gcm group curve25519 addke1 mlkem768"
 
-SA_INIT, AUTH, INTERMEDIATE = "34", "35", "43"
+SA_INIT, AUTH, CREATE, INTERMEDIATE, FOLLOWUP = "34", "35", "36", "43", "44"
 
 
 def responderPolicy(ike, child=CHILD, settings=""):
@@ -32,16 +33,18 @@ def responderPolicy(ike, child=CHILD, settings=""):
 
 
 class IntermediateTests(InteropMixin, TestCase):
-    def start(self, ike, settings=""):
+    def start(self, ike, settings="", child=CHILD, then=None):
         self.hosts()
         credentials = Credentials("psk")
-        theirs = self.ikedtx(self.b, responderPolicy(ike, settings=settings),
+        theirs = self.ikedtx(self.b, responderPolicy(ike, child, settings=settings),
                              extraArgs=["--kernel", "decoupled", "--listen", B])
         theirs.start()
-        ours = self.startIkedtx(settings + "\n" + ikedtxPolicy(credentials, ike=ike, child=CHILD))
+        ours = self.startIkedtx(settings + "\n" + ikedtxPolicy(credentials, ike=ike, child=child))
         ours.start()
         capture = self.capture(self.a, "to-b")
-        ours.initiate("peer")
+        spiI, _ = ours.initiate("peer")
+        if then is not None:
+            then(ours, spiI)
         capture.stop()
         mine = self.ourOnlySa(ours)
         theirSa = theirs.waitForIkeSa(child=True)
@@ -117,3 +120,30 @@ class IntermediateTests(InteropMixin, TestCase):
         self.assertTrue(all(int(r["frame.len"]) <= 1514 for r in rows), rows)
         keyRows = ours.ikeKeys()
         self.assertStages(capture, keyRows, [[(INTERMEDIATE, 1)], [(INTERMEDIATE, 2)], [(AUTH, 3)]])
+
+    def test_followupChildSA(self):
+        """
+        RFC 9370 2.2.3 over sockets: a second Child SA with C{childsa ...
+        group curve25519 addke1 mlkem768} is one CREATE_CHILD_SA and one
+        IKE_FOLLOWUP_KE (exchange 44) exchange; tshark verifies all four
+        messages with the IKE SA's final keys and finds the ML-KEM-768 KE
+        payloads in the IKE_FOLLOWUP_KE ones; both daemons hold two Child
+        SAs with matching SPIs.
+        """
+        made = []
+        ours, theirs, capture = self.start(ONE, child=PFS, then=lambda ours, spiI: made.append(
+            ours.createChildSA(spiI)))
+        self.assertEqual(len(made), 1)
+        mine = self.ourOnlySa(ours)
+        theirSa = theirs.waitForIkeSa(child=True)
+        self.labAssertEqual(len(mine["children"]), 2)
+        self.labAssertEqual(sorted(c["spiOut"] for c in mine["children"]),
+                            sorted(c["spiIn"] for c in theirSa["children"]))
+        final = ours.ikeKeys()[-1]
+        verdicts = self.icvByMessage(capture, final)
+        correct = [(kind, mid) for kind, mid, v in verdicts if v == "correct"]
+        self.assertEqual(correct[-4:], [(CREATE, 3), (CREATE, 3), (FOLLOWUP, 4), (FOLLOWUP, 4)], verdicts)
+        decrypted = self.messages(capture, ikeKeys=[final])
+        followup = [r for r in decrypted if r["isakmp.exchangetype"] == FOLLOWUP]
+        self.assertEqual([r["isakmp.key_exchange.dh_group"] for r in followup], ["36", "36"])
+        self.assertTrue(all("16441" in r["isakmp.notify.msgtype"].split(",") for r in followup[:1]), followup)
