@@ -47,7 +47,7 @@ class Followup:
 
     def __init__(self, rounds, shared, link):
         self.rounds = list(rounds)
-        self.secrets = [bytearray(shared)] if shared else []
+        self.secrets = [_owned(shared)] if shared else []
         self.link = link
         self.keyExchange = None
         self.answer = None
@@ -79,7 +79,7 @@ class Followup:
         if ke is None or ke.group != self.method:
             raise NegotiationFailed("IKE_FOLLOWUP_KE response without a KE payload of %s" % (self._name(),))
         try:
-            self.secrets.append(bytearray(self.keyExchange.complete(bytes(ke.data))))
+            self.secrets.append(_owned(self.keyExchange.complete(bytes(ke.data))))
         except InvalidKeyExchange as e:
             raise NegotiationFailed("responder's KE for %s is invalid: %s" % (self._name(), e))
         finally:
@@ -106,7 +106,7 @@ class Followup:
             self.answer, shared = cryptoglue.keyExchangeMethod(self.method).respond(bytes(ke.data), core.randomBytes)
         except InvalidKeyExchange as e:
             raise RemoteProtocolError("invalid KE for %s: %s" % (self._name(), e), NotifyType.INVALID_SYNTAX)
-        self.secrets.append(bytearray(shared))
+        self.secrets.append(_owned(shared))
 
     def buildR(self, core, payloads):
         """
@@ -131,6 +131,14 @@ class Followup:
         for secret in self.secrets:
             secret[:] = bytes(len(secret))
         self.secrets = []
+
+
+def _owned(secret):
+    """
+    A shared secret as a bytearray this module wipes (the key exchanges
+    return bytearrays; anything else is copied).
+    """
+    return secret if isinstance(secret, bytearray) else bytearray(secret)
 
 
 def linkOf(payloads):
