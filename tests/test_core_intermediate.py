@@ -15,6 +15,7 @@ from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, Proposal, SecurityAssociation, Transform
 
 from tests.corehelpers import CoreTestCase, Host, Network
+from tests.test_core_auth import SignatureTestCase
 from tests.test_core_exchanges import A_ADDR, B_ADDR, initiatorConfig, responderConfig
 
 ONE = "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768"
@@ -576,3 +577,67 @@ class DescribeTests(IntermediateTestCase):
         self.assertEqual(describeProposal(ikeSA.proposal).split()[-2:], ["ADDKE1=ML_KEM_768", "ADDKE2=ML_KEM_1024"])
         a, b, ikeSA = self.establish(OPTIONAL, CLASSIC)
         self.assertNotIn("ADDKE", describeProposal(ikeSA.proposal))
+
+
+class RetryTests(IntermediateTestCase):
+    def test_cookie(self):
+        """
+        RFC 7296 2.6 before RFC 9370: a responder demanding a COOKIE gets
+        IKE_SA_INIT again with INTERMEDIATE_EXCHANGE_SUPPORTED and the
+        ADDKE proposal; then IKE_INTERMEDIATE runs as usual.
+        """
+        from ikedtx.core.settings import CoreSettings
+
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, initiatorConfig(extra=ONE))
+        self.b = Host(self.network, B_ADDR, responderConfig(extra=ONE), settings=CoreSettings(cookieThreshold=0))
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(self.a, requestId)
+        self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (INIT, False), (INIT, True),
+                                            (INTERMEDIATE, False), (INTERMEDIATE, True), (AUTH, False), (AUTH, True)])
+        retried = Message.decode(self.network.delivered[2][0])
+        self.assertIn(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED,
+                      [p.notifyType for p in retried.payloads if isinstance(p, Notify)])
+        self.assertEqual(ikeSA.intermediate.done, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertSameKeys(self.a, self.b)
+
+    def test_invalidKe(self):
+        """
+        RFC 7296 1.2: INVALID_KE_PAYLOAD for the IKE_SA_INIT group leaves
+        the additional key exchanges as they were.
+        """
+        initiator = ONE.replace("group curve25519", "group curve25519 group ecp256")
+        responder = ONE.replace("group curve25519", "group ecp256")
+        a, b, ikeSA = self.establish(initiator, responder)
+        self.assertEqual(ikeSA.proposal.dhGroup, DhId.ECP_256)
+        self.assertEqual(ikeSA.intermediate.done, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertEqual(self.exchanges()[:4], [(INIT, False), (INIT, True), (INIT, False), (INIT, True)])
+        self.assertSameKeys(a, b)
+
+
+class SignatureTests(SignatureTestCase):
+    def test_ecdsaCertificates(self):
+        """
+        RFC 9242 3.3.2 with signatures: ECDSA certificates on both sides,
+        IntAuth in both signed octets, the peer's signature verifies.
+        """
+        from ikedtx.auth.store import CredentialStore
+        from ikedtx.config import parseConfig
+        from tests import pki
+
+        treeA, treeB = self.withCertificates("p256")
+        a = parseConfig('ikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s %s '
+                        'srcid a.example dstid b.example ecdsa256' % (A_ADDR, B_ADDR, ONE))
+        b = parseConfig('ikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s %s '
+                        'srcid b.example dstid a.example ecdsa256' % (B_ADDR, A_ADDR, ONE))
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(treeA.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW)
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(self.a, requestId)
+        self.assertEqual(str(ikeSA.peerId), "FQDN/b.example")
+        self.assertEqual(self.exchangeTypes()[2:4], [(INTERMEDIATE, False), (INTERMEDIATE, True)])
+        self.assertEqual(ikeSA.intermediate.done, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
+        self.assertChildKeysMatch(self.a, self.b)
