@@ -244,3 +244,30 @@ class FollowupErrorTests(FollowupTestCase):
         self.assertEqual(len(a.eventsOf(InstallChildSA)), installs)
         self.assertTrue(ikeSA.isEstablished)
         self.assertIn(PayloadType.KE, [p.payloadType for p in stripped])
+
+
+class InterleavedTests(FollowupTestCase):
+    def test_informationalBetween(self):
+        """
+        RFC 9370 2.2.3 ties IKE_FOLLOWUP_KE to its CREATE_CHILD_SA by the
+        link data, not by adjacency: an INFORMATIONAL request the initiator
+        sends in between is answered, and the IKE_FOLLOWUP_KE after it still
+        finds the responder's pending Child SA.
+        """
+        a, b, ikeSA = self.pair(ONE, ONE)
+        requestId = a.command(a.core.createChildSA, ikeSA)
+        self.network.deliverOne()  # CREATE_CHILD_SA request; B answers (Message ID 2)
+        response = self.network.inFlight.pop(0)
+        # A peer's INFORMATIONAL (an empty liveness check) with Message ID 3.
+        datagrams = a.core.encode(ikeSA, ExchangeType.INFORMATIONAL, [], 3, response=False)
+        b.receive(datagrams[0], (B_ADDR, 500), (A_ADDR, 500))
+        (answer,) = self.network.inFlight
+        self.assertEqual(Message.decode(answer[0]).decrypt(ikeSA.cipherIn), [])
+        self.network.inFlight.pop(0)
+        ikeSA.taskManager.nextRequestId = 3  # so that IKE_FOLLOWUP_KE goes out as 4
+        self.network.inFlight.append(response)
+        self.network.pump()
+        child = self.assertSucceeded(a, requestId)
+        peer = self.peerOf(b, child)
+        self.assertEqual((child.keyOut, child.keyIn), (peer.keyIn, peer.keyOut))
+        self.assertEqual(Message.decode(self.network.delivered[-2][0]).messageId, 4)
