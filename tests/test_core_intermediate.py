@@ -641,3 +641,31 @@ class SignatureTests(SignatureTestCase):
         self.assertEqual(self.exchangeTypes()[2:4], [(INTERMEDIATE, False), (INTERMEDIATE, True)])
         self.assertEqual(ikeSA.intermediate.done, [(TransformType.ADDKE1, DhId.ML_KEM_768)])
         self.assertChildKeysMatch(self.a, self.b)
+
+
+class FragmentLossTests(IntermediateTestCase):
+    def test_lostFragment(self):
+        """
+        RFC 7383 2.6 in IKE_INTERMEDIATE: one lost fragment of the
+        ML-KEM-1024 request is recovered by the retransmission of all its
+        fragments; the responder completes the message once and answers it
+        once.
+        """
+        a, b = self.makePair(TWO.replace("addke1 mlkem768 addke2 mlkem1024", "addke1 mlkem1024"),
+                             TWO.replace("addke1 mlkem768 addke2 mlkem1024", "addke1 mlkem1024"),
+                             settings="set fragmentation")
+        requestId = a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        fragments = len(self.network.inFlight)
+        self.assertGreater(fragments, 1)
+        self.network.inFlight.pop(1)  # the second fragment is lost
+        for _ in range(fragments - 1):
+            self.network.deliverOne()
+        self.assertEqual(self.network.inFlight, [])
+        a.clock.advance(2.0)
+        self.assertEqual(len(self.network.inFlight), fragments)
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.assertSameKeys(a, b)
+        self.assertEqual(len(b.eventsOf(InstallChildSA)), 1)
