@@ -56,6 +56,11 @@ def describeProposal(chosen):
              TransformType.DH: DhId, TransformType.ESN: EsnId}
     parts = []
     for t in sorted(chosen.transforms.values()):
+        if TransformType.ADDKE1 <= t.type <= TransformType.ADDKE7:
+            # RFC 9370 additional key exchanges: "ADDKE1=ML_KEM_768".
+            if t.id != DhId.NONE:
+                parts.append("%s=%s" % (nameOf(TransformType, t.type), nameOf(DhId, t.id)))
+            continue
         name = nameOf(enums.get(t.type, TransformType), t.id)
         if t.keyLength:
             name += "-%d" % (t.keyLength,)

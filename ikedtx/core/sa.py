@@ -62,6 +62,9 @@ class IKESA(StateMachine):
     @ivar authFailed: whether the peer failed to authenticate (reported to
         monitors when the SA goes).
     @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
+    @ivar intermediate: the L{ikedtx.core.tasks.intermediate.Intermediate}
+        progress of the IKE_INTERMEDIATE exchanges (RFC 9242, RFC 9370
+        additional key exchanges), or L{None} when there are none.
     """
 
     transitions = IKE_TRANSITIONS
@@ -104,6 +107,7 @@ class IKESA(StateMachine):
         self.deleteReason = None
         self.authFailed = False
         self.reassembler = None
+        self.intermediate = None
 
     @property
     def localSPI(self):

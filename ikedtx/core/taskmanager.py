@@ -140,6 +140,7 @@ class TaskManager:
         self.queue = []
         self._sequence = 0
         self._firstFragments = {}
+        self._parked = []
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
 
@@ -336,7 +337,7 @@ class TaskManager:
         """
         tasks = self.queuedTasks()
         self.active, self.queue, self.pending = [], [], None
-        self.responding, self.answering = [], None
+        self.responding, self.answering, self._parked = [], None, []
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
 
@@ -415,6 +416,9 @@ class TaskManager:
             self._log.info("{ikeSA}: unsupported exchange {exchange}", ikeSA=ikeSA, exchange=nameOf(ExchangeType, exchangeType))
             self.respond(exchangeType, message.messageId, hashValue, [Notify(NotifyType.INVALID_SYNTAX)], local, remote)
             return
+        # Responder tasks waiting for a later round of another exchange (an
+        # IKE_FOLLOWUP_KE, RFC 9370 2.2.3) outlive this request.
+        self._parked = [task for task in self.responding if task not in tasks]
         self.responding = tasks
         self.answering = _Answering(exchangeType, message.messageId, hashValue, local, remote)
         for task in tasks:
@@ -460,7 +464,8 @@ class TaskManager:
                                  answering.local, answering.remote)
         for task in tasks:
             task.sent(core, ikeSA, datagrams)
-        self.responding = [task for task in tasks if task.status == MORE]
+        self.responding = [task for task in tasks if task.status == MORE] + self._parked
+        self._parked = []
         reason = next((task.closeAfterResponse for task in tasks if task.closeAfterResponse), None)
         if reason:
             core.destroy(ikeSA, reason)

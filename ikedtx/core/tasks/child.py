@@ -23,6 +23,7 @@ from ikedtx.core.proposals import accept
 from ikedtx.core.sa import ChildSA
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
+from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
     saPayload, supported, trafficSelectors, tsToWire)
@@ -56,6 +57,8 @@ class ChildCreateTask(Task):
         (C{initiate}) rather than the Child SA (C{createChildSA}).
     @ivar chosen: as responder, the chosen proposal.
     @ivar answer: as responder, what the response carries for it.
+    @ivar followup: the L{ikedtx.core.tasks.followup.Followup} of its RFC
+        9370 additional key exchanges (IKE_FOLLOWUP_KE), or L{None}.
     """
 
     exchangeType = ExchangeType.CREATE_CHILD_SA
@@ -86,6 +89,7 @@ class ChildCreateTask(Task):
         self.ourKe = None
         self.nonces = None
         self.rekeyed = None
+        self.followup = None
 
     # Initiator
 
@@ -96,6 +100,8 @@ class ChildCreateTask(Task):
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
 
     def buildI(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            return self.followup.buildI(core, payloads)
         if self.spiError is not None:
             raise NegotiationFailed("no SPI for the Child SA: %s" % (self.spiError,))
         if not self.inAuth and not ikeSA.isEstablished:
@@ -131,6 +137,8 @@ class ChildCreateTask(Task):
             payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
+        if self.followup is not None:
+            return self._followupDoneI(core, ikeSA, payloads)
         if self.inAuth:
             if not ikeSA.isEstablished:
                 raise NegotiationFailed("IKE SA is not established")
@@ -165,8 +173,7 @@ class ChildCreateTask(Task):
                 raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
         self._wipe()
         self.child.nonces = (self.nonce, nonceR)
-        self._complete(core, ikeSA, payloads, shared)
-        return DONE
+        return self._complete(core, ikeSA, payloads, shared) or DONE
 
     def _complete(self, core, ikeSA, payloads, shared):
         """
@@ -213,8 +220,23 @@ class ChildCreateTask(Task):
         child.proposal = chosen
         child.pfsGroup = chosen.dhGroup if shared else 0
         child.localTS, child.remoteTS = tsi, tsr
+        if shared is not None and chosen.additionalKeyExchanges:
+            link = _followup.linkOf(payloads)
+            if link is None:
+                raise NegotiationFailed("additional key exchanges chosen without ADDITIONAL_KEY_EXCHANGE")
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, shared, link)
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, shared, initiator=True)
         core.installChild(ikeSA, child, self)
+
+    def _followupDoneI(self, core, ikeSA, payloads):
+        if not self.followup.processI(payloads):
+            return MORE
+        cryptoglue.deriveChildKeys(ikeSA, self.child, self.followup.secrets, initiator=True)
+        self.followup.secrets = []
+        core.installChild(ikeSA, self.child, self)
+        return DONE
 
     def _deleteRefused(self, core, ikeSA):
         from ikedtx.core.tasks.delete import ChildDeleteTask
@@ -234,11 +256,15 @@ class ChildCreateTask(Task):
 
     def failed(self, core, ikeSA, error):
         self._wipe()
+        if self.followup is not None:
+            self.followup.wipe()
         Task.failed(self, core, ikeSA, error)
 
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):
+        if self.followup is not None:
+            return self.followup.processR(core, payloads)
         policy = ikeSA.policy
         if self.inAuth:
             if first(payloads, SecurityAssociation) is None:
@@ -289,6 +315,13 @@ class ChildCreateTask(Task):
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
 
     def buildR(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            if not self.followup.buildR(core, payloads):
+                return MORE
+            cryptoglue.deriveChildKeys(ikeSA, self.child, self.followup.secrets, initiator=False, nonces=self.nonces)
+            self.followup.secrets = []
+            core.installChild(ikeSA, self.child, None)
+            return DONE
         if self.chosen is None:
             return DONE
         if self.spiError is not None:
@@ -319,6 +352,14 @@ class ChildCreateTask(Task):
             child.ipcompOut = self.peerIpcomp
             child.ipcompIn = ipcompCpi(self.spis["cpi"])
             payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
+        if self.nonces is not None and chosen.additionalKeyExchanges:
+            # RFC 9370 2.2.3: installed after the IKE_FOLLOWUP_KE exchanges.
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, self.shared,
+                                               core.randomBytes(_followup.LINK_SIZE))
+            self.shared = None
+            payloads.append(Notify.additionalKeyExchange(self.followup.link))
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, self.shared, initiator=False, nonces=self.nonces)
         self.shared = None
         core.installChild(ikeSA, child, None)
