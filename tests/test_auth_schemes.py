@@ -37,12 +37,22 @@ class SchemeTests(SynchronousTestCase):
 
     def test_rsaWithoutHashes(self):
         """
-        Without SIGNATURE_HASH_ALGORITHMS, the default method stays RSA_SIG
-        (PKCS#1 v1.5, SHA-1), and iked's "rsa" too.
+        Without SIGNATURE_HASH_ALGORITHMS, the default method and iked's
+        "rsa" stay RSA_SIG (PKCS#1 v1.5, SHA-1).
         """
         key = pki.key("pss", "rsa2048")
         self.assertEqual(cryptoglue.signAuth(key, "signature", OCTETS, ())[0], AuthMethod.RSA_SIG)
-        self.assertEqual(cryptoglue.signAuth(key, "rsa", OCTETS, PEER_HASHES)[0], AuthMethod.RSA_SIG)
+        self.assertEqual(cryptoglue.signAuth(key, "rsa", OCTETS, ())[0], AuthMethod.RSA_SIG)
+
+    def test_rsaPolicyWithHashes(self):
+        """
+        iked's "rsa" to a peer that announced its hashes is RFC 7427's
+        DIGITAL_SIGNATURE (as iked sends it), and so RSASSA-PSS.
+        """
+        key = pki.key("pss", "rsa2048")
+        method, data = cryptoglue.signAuth(key, "rsa", OCTETS, PEER_HASHES)
+        self.assertEqual(method, AuthMethod.DIGITAL_SIGNATURE)
+        self.assertIsNotNone(self.scheme(data).pss)
 
     def test_ecdsaUnchanged(self):
         key = pki.key("pss", "p256")
