@@ -223,10 +223,12 @@ def main():
                 source, destination = (s["aInner"], s["bInner"]) if s["mode"] == "tunnel" else (s["a"], s["b"])
                 sh("ip netns exec m nft reset counters table inet vmi")
                 result["ping"] = ping("a", source, destination)
+                result["pingBack"] = ping("b", destination, source)
                 result["wire"] = wire()
                 result["states"] = {"a": states("a", s["a"], s["b"]), "b": states("b", s["aSeenByB"], s["b"])}
-                log("%s: installed %s, %d replies, wire %s" % (
-                    s["name"], result["installed"], result["ping"]["received"], result["wire"]))
+                log("%s: installed %s, %d + %d replies, wire %s" % (
+                    s["name"], result["installed"], result["ping"]["received"], result["pingBack"]["received"],
+                    result["wire"]))
             except Exception as e:
                 result["error"] = repr(e)
                 result["traceback"] = traceback.format_exc()
