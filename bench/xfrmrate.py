@@ -88,7 +88,7 @@ def writePlan(directory, n, responders, timeout):
     return path
 
 
-def measure(n=100, responders=("charon", "ikedtx"), timeout=300):
+def measure(n=100, responders=("charon", "ikedtx", "provider"), timeout=300):
     """
     Boot the VM once and run every responder; returns (results, VM output).
     """
@@ -110,7 +110,8 @@ def table(results):
     lines = ["| responder | Child SAs | complete | seconds | Child SAs/s | responder CPU ms per Child SA | "
              "initiator CPU ms per Child SA |",
              "|---|---:|---|---:|---:|---:|---:|"]
-    names = {"charon": "charon 5.9.8 kernel-netlink", "ikedtx": "ikedtx --kernel xfrm"}
+    names = {"charon": "charon 5.9.8 kernel-netlink", "ikedtx": "ikedtx --kernel xfrm",
+             "provider": "ikedtx's XfrmKernel alone (no IKE)"}
     for r in results:
         if "error" in r:
             lines.append("| %s | | error: %s | | | | |" % (names.get(r["responder"], r["responder"]), r["error"]))
@@ -127,7 +128,8 @@ def table(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--children", type=int, default=100)
-    parser.add_argument("--responders", default="charon,ikedtx")
+    parser.add_argument("--responders", default="charon,ikedtx,provider",
+                        help="provider: ikedtx's XFRM provider alone, adding SAs and flows in a loop")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per responder")
     parser.add_argument("--output", help="also write the table and the raw results (Markdown) here")
     options = parser.parse_args(argv)

@@ -142,6 +142,63 @@ def run(plan, responder):
     return result
 
 
+def provider(plan):
+    """
+    ikedtx's XFRM provider alone, in this process (no IKE): per Child SA,
+    the inbound and outbound SA (AES-GCM) and the out/in/fwd flows of a
+    /32 pair, as the core gives them; then flush. Imports are not timed.
+    """
+    import ctypes
+    from ipaddress import ip_address
+
+    from twisted.internet import reactor
+
+    from ikedtx.kernel.interfaces import KernelFlow, KernelSA, KernelSelector
+    from ikedtx.kernel.xfrm import XfrmKernel
+    from ikedtx.wire.constants import EncrId, ProtocolId
+
+    n = plan["n"]
+    namespaces()
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open("/run/netns/b", os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), "setns b")
+    os.close(fd)
+    kernel = XfrmKernel(reactor)
+    local, remote = ip_address("192.0.2.2"), ip_address("192.0.2.1")
+    work = []
+    for i in range(n):
+        mine = ip_address("10.2.%d.%d" % (i // 250, i % 250 + 1))
+        theirs = ip_address("10.1.%d.%d" % (i // 250, i % 250 + 1))
+        common = dict(protocol=ProtocolId.ESP, mode="tunnel", encryption=(EncrId.AES_GCM_16, 128), integrity=None,
+                      reqid=i + 1, integrityKey=b"")
+        sas = [KernelSA(inbound=True, spi=0x10000 + i, source=remote, destination=local,
+                        encryptionKey=os.urandom(20), **common),
+               KernelSA(inbound=False, spi=0x20000 + i, source=local, destination=remote,
+                        encryptionKey=os.urandom(20), **common)]
+        selMine, selTheirs = KernelSelector(mine, mine), KernelSelector(theirs, theirs)
+        flows = [KernelFlow(selMine, selTheirs, "out", ProtocolId.ESP, "tunnel", local, remote, i + 1, False),
+                 KernelFlow(selTheirs, selMine, "in", ProtocolId.ESP, "tunnel", remote, local, i + 1, False),
+                 KernelFlow(selTheirs, selMine, "fwd", ProtocolId.ESP, "tunnel", remote, local, i + 1, False)]
+        work.append((sas, flows))
+    errors = []
+    cpu0, t0 = time.process_time(), time.time()
+    for sas, flows in work:
+        for d in [kernel.addSA(sa) for sa in sas] + [kernel.addFlow(f) for f in flows]:
+            d.addErrback(errors.append)
+    seconds, cpu = time.time() - t0, time.process_time() - cpu0
+    counts = count("b")
+    t1 = time.time()
+    kernel.flush().addErrback(errors.append)
+    flushSeconds = time.time() - t1
+    result = {"responder": "provider", "n": n, "complete": counts >= (2 * n, n) and not errors,
+              "seconds": round(seconds, 3), "responderCpu": round(cpu, 3), "initiatorCpu": None,
+              "responderCounts": counts, "flushSeconds": round(flushSeconds, 3), "afterFlush": count("b"),
+              "errors": [str(e) for e in errors[:5]]}
+    log("provider: %s" % (json.dumps(result),))
+    return result
+
+
 def main():
     plan = json.load(open(sys.argv[1]))
     sh("modprobe -a xfrm_user esp4 veth gcm seqiv aesni_intel ghash_clmulni_intel 2>&1 | grep -v 'not found'",
@@ -149,7 +206,7 @@ def main():
     results = []
     for responder in plan["responders"]:
         try:
-            results.append(run(plan, responder))
+            results.append(provider(plan) if responder == "provider" else run(plan, responder))
         except Exception as e:
             results.append({"responder": responder, "error": repr(e)})
     sys.stdout.write("%s\n%s\n%s\n" % (MARK_BEGIN, json.dumps(results), MARK_END))
