@@ -27,6 +27,7 @@ Needs root, qemu and the VM kernel (ikedtx/testing/vm/setup.sh or
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -140,7 +141,7 @@ def main(argv=None):
         with open(options.output, "w") as f:
             f.write("# XFRM install rate in the VM\n\n%s\n\nRaw:\n\n```\n%s\n```\n\nVM log:\n\n```\n%s\n```\n" % (
                 text, json.dumps(results, indent=1),
-                "\n".join(line for line in output.splitlines() if line.startswith("["))))
+                "\n".join(line for line in output.splitlines() if re.match(r"\[\s*\d", line))))
     return 0
 
 

@@ -135,8 +135,10 @@ def run(plan, responder):
     result = {"responder": responder, "n": n, "complete": bool(done), "seconds": round(seconds, 3),
               "responderCpu": round(cpu - cpu0, 3) if cpu is not None and cpu0 is not None else None,
               "initiatorCpu": round(initiatorCpu - initiatorCpu0, 3) if initiatorCpu is not None else None,
-              "responderCounts": count("b"), "initiatorCounts": count("a"), "loaded": loaded[-300:]}
-    log("%s: %s" % (responder, json.dumps({k: v for k, v in result.items() if k != "loaded"})))
+              "responderCounts": count("b"), "initiatorCounts": count("a")}
+    if not done:
+        result["loaded"] = loaded[-1000:]
+    log("%s: %s" % (responder, json.dumps(result)))
     stop(first)
     stop(process)
     return result
