@@ -41,19 +41,22 @@ ESP = {
     "chacha": ("chacha20poly1305", "childsa enc chacha20-poly1305", "rfc7539esp(chacha20,poly1305)"),
 }
 
-#: (name, ESP, mode, IP version, initiator, through the NAT)
+#: (name, ESP, mode, IP version, initiator, the host behind the NAT or None)
 SCENARIOS = [
-    ("gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", False),
-    ("cbc_tunnel_v6", "cbc", "tunnel", 6, "ikedtx", False),
-    ("chacha_transport_v6", "chacha", "transport", 6, "ikedtx", False),
-    ("gcm_transport_v6", "gcm", "transport", 6, "charon", False),
-    ("cbc_transport_v4", "cbc", "transport", 4, "charon", False),
-    ("chacha_tunnel_v4", "chacha", "tunnel", 4, "charon", False),
-    ("natt_gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", True),
+    ("gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", None),
+    ("cbc_tunnel_v6", "cbc", "tunnel", 6, "ikedtx", None),
+    ("chacha_transport_v6", "chacha", "transport", 6, "ikedtx", None),
+    ("gcm_transport_v6", "gcm", "transport", 6, "charon", None),
+    ("cbc_transport_v4", "cbc", "transport", 4, "charon", None),
+    ("chacha_tunnel_v4", "chacha", "tunnel", 4, "charon", None),
+    ("natt_gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", "a"),
+    ("natt_cbc_tunnel_v4_charon_behind", "cbc", "tunnel", 4, "charon", "b"),
 ]
 
-#: the router's outside address, which the NAT scenario's IKE and ESP come from
+#: the router's addresses on b's and on a's side: where IKE and ESP from the
+#: host behind the NAT come from
 NAT_OUTSIDE = "198.51.100.254"
+NAT_INSIDE = "192.0.2.254"
 
 
 def scenarioPlan(n, name, esp, mode, version, initiator, nat):
@@ -64,7 +67,8 @@ def scenarioPlan(n, name, esp, mode, version, initiator, nat):
         a, b, aInner, bInner = "2001:db8:1::%d" % (10 + n,), "2001:db8:2::%d" % (10 + n,), "fd00:1::%d" % (n,), \
             "fd00:2::%d" % (n,)
     return {"name": name, "esp": esp, "mode": mode, "version": version, "initiator": initiator, "nat": nat,
-            "a": a, "b": b, "aInner": aInner, "bInner": bInner, "aSeenByB": NAT_OUTSIDE if nat else a}
+            "a": a, "b": b, "aInner": aInner, "bInner": bInner, "aSeenByB": NAT_OUTSIDE if nat == "a" else a,
+            "bSeenByA": NAT_INSIDE if nat == "b" else b}
 
 
 def ikedtxPolicy(s):
@@ -73,9 +77,11 @@ def ikedtxPolicy(s):
         flow = "from %s%s to %s%s" % (s["aInner"], host, s["bInner"], host)
     else:
         flow = "from %s to %s" % (s["a"], s["b"])
+    # behind a NAT, charon comes from an address not its own
+    peer = "any" if s["nat"] == "b" else s["b"]
     return 'ikev2 "%s" %s %sesp %s local %s peer %s %s srcid %s dstid %s psk "%s"\n' % (
         s["name"], "active" if s["initiator"] == "ikedtx" else "passive",
-        "transport " if s["mode"] == "transport" else "", flow, s["a"], s["b"], ESP[s["esp"]][1], s["a"], s["b"], PSK)
+        "transport " if s["mode"] == "transport" else "", flow, s["a"], peer, ESP[s["esp"]][1], s["a"], s["b"], PSK)
 
 
 def charonConnection(s):
@@ -85,7 +91,7 @@ def charonConnection(s):
     else:
         localTs, remoteTs = ["dynamic"], ["dynamic"]
     return Connection(
-        s["name"], local_addrs=[s["b"]], remote_addrs=["%any" if s["nat"] else s["a"]],
+        s["name"], local_addrs=[s["b"]], remote_addrs=["%any" if s["nat"] == "a" else s["a"]],
         proposals=["aes128gcm16-prfsha256-x25519"], local=Auth("psk", id=s["b"]), remote=Auth("psk", id=s["a"]),
         children=[Child(s["name"], local_ts=localTs, remote_ts=remoteTs, esp_proposals=[ESP[s["esp"]][0]],
                         mode=s["mode"])])
@@ -243,15 +249,34 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         peer seen at the NAT's outside address), and the pings cross the NAT
         as ESP in UDP.
         """
-        result = self.checkTraffic("natt_gcm_tunnel_v4")
+        result = self.checkNat("natt_gcm_tunnel_v4")
+        self.assertEqual([sa["encap"][1:] for sa in result["states"]["a"]], [["4500", "4500"]] * 2)
+
+    def test_nattResponderCharonBehindNat(self):
+        """
+        The other way round: charon behind the masquerade initiates to
+        ikedtx, whose policy has C{peer any}; ikedtx as responder sees the
+        peer at the NAT's address and installs UDP encapsulated SAs.
+        """
+        self.checkNat("natt_cbc_tunnel_v4_charon_behind")
+
+    def checkNat(self, name):
+        """
+        L{checkTraffic}, and every SA on both sides is ESP in UDP
+        (C{espinudp}) between the local address and the address the peer is
+        seen at (the NAT's, for the side outside it).
+        """
+        result = self.checkTraffic(name)
+        plan = [scenarioPlan(n, *spec) for n, spec in enumerate(SCENARIOS, 1) if spec[0] == name][0]
         context = json.dumps(result["states"], indent=1)
-        for ns in ("a", "b"):
+        for ns, peer in (("a", plan["bSeenByA"]), ("b", plan["aSeenByB"])):
+            self.assertEqual(sorted((sa["src"], sa["dst"]) for sa in result["states"][ns]),
+                             sorted([(plan[ns], peer), (peer, plan[ns])]), context)
             for sa in result["states"][ns]:
                 self.assertIsNotNone(sa["encap"], context)
                 self.assertEqual(sa["encap"][0], "espinudp", context)
-        self.assertEqual([sa["encap"][1:] for sa in result["states"]["a"]], [["4500", "4500"]] * 2, context)
-        self.assertEqual(sorted((sa["src"], sa["dst"]) for sa in result["states"]["b"]),
-                         sorted([(NAT_OUTSIDE, "198.51.100.17"), ("198.51.100.17", NAT_OUTSIDE)]), context)
+        self.assertIn(NAT_OUTSIDE if plan["nat"] == "a" else NAT_INSIDE, (plan["aSeenByB"], plan["bSeenByA"]))
+        return result
 
     def test_sigtermLeavesNothing(self):
         """

@@ -99,10 +99,13 @@ def setup(plan):
     sh("ip -n a route add default via 192.0.2.254; ip -n a -6 route add default via 2001:db8:1::fe")
     sh("ip -n b route add default via 198.51.100.254; ip -n b -6 route add default via 2001:db8:2::fe")
     rules = NFT_RULES
-    natted = [s["a"] for s in plan["scenarios"] if s.get("nat")]
-    if natted:
+    # the scenario's host behind the NAT: its packets leave m from m's
+    # address on the other side
+    masquerade = ['    ip saddr %s oifname "%s" masquerade\n' % (s[s["nat"]], "to-b" if s["nat"] == "a" else "to-a")
+                  for s in plan["scenarios"] if s["nat"]]
+    if masquerade:
         rules += ("table ip vminat {\n  chain postrouting {\n    type nat hook postrouting priority srcnat;\n"
-                  '    ip saddr { %s } oifname "to-b" masquerade\n  }\n}\n' % (", ".join(natted),))
+                  "%s  }\n}\n" % ("".join(masquerade),))
     with open("/tmp/vmi.nft", "w") as f:
         f.write(rules)
     sh("ip netns exec m nft -f /tmp/vmi.nft")
@@ -184,8 +187,8 @@ def installed(s):
     """
     Both sides hold an SA each way between the scenario's outer addresses.
     """
-    return all(len([x for x in states(ns, peer, s["b"]) if x["spi"]]) >= 2
-               for ns, peer in (("a", s["a"]), ("b", s["aSeenByB"])))
+    return all(len([x for x in states(ns, peer, s[ns]) if x["spi"]]) >= 2
+               for ns, peer in (("a", s["bSeenByA"]), ("b", s["aSeenByB"])))
 
 
 def tail(path, lines=60):
@@ -225,7 +228,7 @@ def main():
                 result["ping"] = ping("a", source, destination)
                 result["pingBack"] = ping("b", destination, source)
                 result["wire"] = wire()
-                result["states"] = {"a": states("a", s["a"], s["b"]), "b": states("b", s["aSeenByB"], s["b"])}
+                result["states"] = {"a": states("a", s["a"], s["bSeenByA"]), "b": states("b", s["aSeenByB"], s["b"])}
                 log("%s: installed %s, %d + %d replies, wire %s" % (
                     s["name"], result["installed"], result["ping"]["received"], result["pingBack"]["received"],
                     result["wire"]))
