@@ -13,6 +13,10 @@ and ESP in UDP through a real NAT (nftables masquerade). Pings pass, the SAs
 of both daemons count them in the kernel, and the router forwards ESP (or
 UDP on 4500) and no cleartext ICMP echo. Then SIGTERM to ikedtx leaves no
 SA and no policy in its namespace.
+
+ikedtx runs as configured by default (no C{-6}): where it blocks IPv6 as
+iked does, the IPv6 scenarios also show that negotiated flows pass the block
+and that SIGTERM removes it.
 """
 
 import json

@@ -182,7 +182,7 @@ def startIkedtx(plan):
     out = open(plan["ikedtxLog"], "wb")
     return subprocess.Popen(
         ["ip", "netns", "exec", "a", sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d",
-         "-f", plan["ikedtxConf"], "--kernel", "xfrm", "-6", "-s", plan["ikedtxSocket"], "--etc-dir",
+         "-f", plan["ikedtxConf"], "--kernel", "xfrm", "-s", plan["ikedtxSocket"], "--etc-dir",
          plan["ikedtxEtc"]], stdout=out, stderr=out)
 
 
