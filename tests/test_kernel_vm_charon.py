@@ -21,6 +21,7 @@ and that SIGTERM removes it.
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -127,6 +128,16 @@ def writePlan(directory):
     with open(path, "w") as f:
         json.dump(plan, f, indent=1)
     return path
+
+
+def flowPolicies(text):
+    """
+    The blocks of C{ip xfrm policy} output that are not per-socket
+    policies (C{socket in}/C{socket out}: a daemon's IKE sockets bypassing
+    IPsec, gone with the sockets).
+    """
+    blocks = [b for b in re.split(r"\n(?=src )", text.strip()) if b]
+    return [b for b in blocks if not re.search(r"^\s*socket (in|out) ", b, re.M)]
 
 
 _cache = {}
@@ -298,3 +309,18 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         self.assertIn("Main loop terminated.", data["ikedtxLog"], context)
         self.assertEqual(data["stop"]["state"].strip(), "", context)
         self.assertEqual(data["stop"]["policy"].strip(), "", context)
+
+    def test_sigtermDeletesAtPeer(self):
+        """
+        On its way out ikedtx sends each IKE SA's Delete (RFC 7296 1.4.1):
+        charon, which held SAs and policies for every scenario, removes them
+        (its IKE sockets' own bypass policies stay) and lists no IKE SA.
+        """
+        data = report()
+        if "error" in data:
+            self.fail("the VM run failed: %s\n%s%s" % (data["error"], data["traceback"], self.context(data)))
+        context = json.dumps(data.get("peerAfterStop"), indent=1) + self.context(data)
+        self.assertEqual(data["peerBeforeStop"]["state"].count("proto esp"), 2 * len(SCENARIOS), context)
+        self.assertEqual(data["peerAfterStop"]["state"].strip(), "", context)
+        self.assertEqual(flowPolicies(data["peerAfterStop"]["policy"]), [], context)
+        self.assertNotIn("ESTABLISHED", data["peerAfterStop"]["sas"], context)

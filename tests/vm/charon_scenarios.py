@@ -245,12 +245,19 @@ def main():
                 result["traceback"] = traceback.format_exc()
         report["sas"] = swanctl(plan, "--list-sas")[-6000:]
         report["beforeStop"] = {"state": sh("ip -n a xfrm state"), "policy": sh("ip -n a xfrm policy")}
+        peerBefore = {"state": sh("ip -n b xfrm state"), "policy": sh("ip -n b xfrm policy")}
         # SIGTERM: ikedtx removes everything it installed in a.
         os.kill(ours.pid, signal.SIGTERM)
         stopped = time.time()
         poll(lambda: ours.poll() is not None, 60, 0.2)
         report["stop"] = {"exit": ours.poll(), "seconds": round(time.time() - stopped, 2),
                           "state": sh("ip -n a xfrm state"), "policy": sh("ip -n a xfrm policy")}
+        # The Deletes ikedtx sent on its way out reach charon, which removes
+        # its side.
+        report["peerBeforeStop"] = peerBefore
+        poll(lambda: not sh("ip -n b xfrm state").strip(), 15, 0.5)
+        report["peerAfterStop"] = {"state": sh("ip -n b xfrm state"), "policy": sh("ip -n b xfrm policy"),
+                                   "sas": swanctl(plan, "--list-sas")}
         log("ikedtx stopped: %s" % (ours.poll(),))
     except Exception as e:
         report["error"] = repr(e)
