@@ -186,12 +186,27 @@ def startIkedtx(plan):
          plan["ikedtxEtc"]], stdout=out, stderr=out)
 
 
+def hasFlow(ns, source, destination, direction):
+    """
+    C{ns} has an XFRM policy from C{source} to C{destination} (host
+    selectors) in C{direction}.
+    """
+    out = sh("ip -n %s xfrm policy" % (ns,))
+    return re.search(r"^src %s/\d+ dst %s/\d+ *\n(?:\t.*\n)*?\tdir %s " % (
+        re.escape(source), re.escape(destination), direction), out, re.M) is not None
+
+
 def installed(s):
     """
-    Both sides hold an SA each way between the scenario's outer addresses.
+    Both sides hold an SA each way between the scenario's outer addresses
+    and the in and out policies of its flow (the SAs go in first).
     """
-    return all(len([x for x in states(ns, peer, s[ns]) if x["spi"]]) >= 2
-               for ns, peer in (("a", s["bSeenByA"]), ("b", s["aSeenByB"])))
+    inner = ("aInner", "bInner") if s["mode"] == "tunnel" else ("a", "b")
+    a, b = s[inner[0]], s[inner[1]]
+    return (all(len([x for x in states(ns, peer, s[ns]) if x["spi"]]) >= 2
+                for ns, peer in (("a", s["bSeenByA"]), ("b", s["aSeenByB"])))
+            and hasFlow("a", a, b, "out") and hasFlow("a", b, a, "in")
+            and hasFlow("b", b, a, "out") and hasFlow("b", a, b, "in"))
 
 
 def tail(path, lines=60):
