@@ -39,6 +39,8 @@ from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
 from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.liveness import LivenessTask
+from ikedtx.core import lifetimes
+from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -554,6 +556,7 @@ class IKECore:
         """
         child.handle(ChildEvent.INSTALL)
         ikeSA.children.append(child)
+        lifetimes.plan(self, ikeSA, child)
         records = (tuple(child.kernelSAs(ikeSA)), tuple(child.kernelFlows(ikeSA)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
@@ -574,6 +577,7 @@ class IKECore:
             # Deleted while the datapath was at work.
             return self._drain()
         child.handle(ChildEvent.INSTALLED)
+        lifetimes.arm(self, ikeSA, child)
         self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
         if task is not None:
             task.childUp(self, ikeSA, child)
@@ -720,11 +724,8 @@ class IKECore:
         return ikeSA, next((c for c in ikeSA.children if c.reqid == reqid), None)
 
     def _timer_childsoft(self, subject):
-        # Rekeying as initiator is the lifecycle work's: until then the
-        # Child SA runs to its hard lifetime.
         ikeSA, child = self._childOf(subject)
-        if child is not None:
-            self._log.info("{ikeSA}: Child SA {child} reached its soft lifetime", ikeSA=ikeSA, child=child)
+        childrekey.softExpired(self, ikeSA, child)
 
     def _timer_childhard(self, subject):
         ikeSA, child = self._childOf(subject)
@@ -738,11 +739,7 @@ class IKECore:
             self.removeChild(ikeSA, child)
 
     def _timer_ikerekey(self, spi):
-        # IKE SA rekeying is the lifecycle work's; the SA lives on until its
-        # lifetime.
-        ikeSA = self.ikeSAs.get(spi)
-        if ikeSA is not None:
-            self._log.info("{ikeSA}: IKE SA reached its rekey time", ikeSA=ikeSA)
+        ikerekey.rekeyTime(self, self.ikeSAs.get(spi))
 
     def _timer_ikelifetime(self, spi):
         ikeSA = self.ikeSAs.get(spi)
@@ -815,6 +812,7 @@ class IKECore:
         if ikeSA.keepUp:
             self._reinitiateAttempts.pop(ikeSA.policy.name, None)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
+        lifetimes.armIKE(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
 

@@ -13,6 +13,7 @@ from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.ikeinit import IKEInitTask
 from ikedtx.core.tasks.inform import ErrorNotifyTask
+from ikedtx.core.tasks.ikerekey import IKERekeyTask
 from ikedtx.core.tasks.initialcontact import InitialContactTask
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.tasks.mobike import MobikeTask
@@ -31,7 +32,7 @@ def initResponderTasks(screened):
 
 RESPONDERS = {
     ExchangeType.IKE_AUTH: lambda: [AuthTask(False), ChildCreateTask(False, inAuth=True), MobikeTask(False)],
-    ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
+    ExchangeType.CREATE_CHILD_SA: lambda: [IKERekeyTask(False), ChildCreateTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
 }
