@@ -1,0 +1,122 @@
+"""
+Rekeying against strongSwan's charon 5.9.8 (kernel-libipsec), each daemon in
+a network namespace: Child SA and IKE SA rekeys started by charon (its
+C{rekey_time}) and by ikedtx (C{lifetime}, C{ikelifetime}), RFC 7296 1.3.2,
+1.3.3. Each test waits until both sides hold one IKE SA and one Child SA
+with new SPIs, the same on both sides (charon over vici, ikedtx over its
+control socket), and the tunnel never went away.
+"""
+
+from twisted.trial.unittest import TestCase
+
+from ikedtx.testing.lab import Child
+from ikedtx.testing.lab._util import poll
+
+from tests.interop import A_INNER, B_INNER, Credentials, ikedtxPolicy
+from tests.test_interop_charon import CHARON_ESP, IKEDTX_CHILD, CharonMixin
+
+PFS_CHARON = "aes128gcm16-ecp256"
+PFS_OURS = "childsa enc aes-128-gcm group ecp256"
+
+
+class CharonRekeyTests(CharonMixin, TestCase):
+    def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False):
+        self.hosts()
+        credentials = Credentials("psk")
+        child = Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
+                      esp_proposals=[PFS_CHARON if pfs else CHARON_ESP], rekey_time=childRekey,
+                      life_time="120s" if childRekey else None, rand_time="1s" if childRekey else None)
+        # A short rekey_time comes with a hard lifetime 10% later: give the
+        # rekeys time on a loaded machine.
+        charon = self.startCharon(credentials, children=[child], rekey_time=ikeRekey,
+                                  over_time="60s" if ikeRekey else None, rand_time="1s" if ikeRekey else None)
+        ours = self.startIkedtx(ikedtxPolicy(credentials, child=PFS_OURS if pfs else IKEDTX_CHILD, lifetimes=lifetimes))
+        ours.start()
+        ours.initiate("peer")
+        mine, theirs = self.assertSameSAs(ours, charon)
+        return ours, charon, mine
+
+    def _settled(self, ours, charon, before, ikeRenewed, timeout=60.0):
+        """
+        Wait until both sides hold one IKE SA with one Child SA, the same on
+        both sides, with Child SPIs (and IKE SPIs if C{ikeRenewed}) other
+        than C{before}'s; return ikedtx's view.
+        """
+        oldChild = {(c["spiIn"], c["spiOut"]) for c in before["children"]}
+        oldIke = (before["spiI"], before["spiR"])
+
+        def renewed():
+            sas = ours.showSa()
+            theirs = charon.ikeSas()
+            if len(sas) != 1 or len(theirs) != 1 or len(sas[0]["children"]) != 1:
+                return None
+            mine = sas[0]
+            if (mine["spiI"], mine["spiR"]) != (theirs[0]["initiator-spi"], theirs[0]["responder-spi"]):
+                return None
+            if ikeRenewed and (mine["spiI"], mine["spiR"]) == oldIke:
+                return None
+            child = mine["children"][0]
+            if not ikeRenewed and (child["spiIn"], child["spiOut"]) in oldChild:
+                return None
+            installed = [c for c in theirs[0]["child-sas"] if c.get("state") == "INSTALLED"]
+            if [(c["spi-out"], c["spi-in"]) for c in installed] != [(child["spiIn"], child["spiOut"])]:
+                return None
+            return mine
+
+        return poll(renewed, timeout, interval=0.2, what=lambda: "a renewed SA\nikedtx: %r\ncharon: %r\n%s\n%s" % (
+            ours.showSa(), charon.listSas(), ours.report(), charon.report()))
+
+    def test_charonRekeysChild(self):
+        """
+        charon rekeys the Child SA at its rekey_time (twice); ikedtx answers,
+        installs the new pair, and removes the old one on charon's Delete.
+        """
+        ours, charon, mine = self._established(childRekey="5s")
+        first = self._settled(ours, charon, mine, ikeRenewed=False)
+        self._settled(ours, charon, first, ikeRenewed=False)
+        self.assertEqual((first["spiI"], first["spiR"]), (mine["spiI"], mine["spiR"]))
+        self.labAssert("rekeyed by the peer" in ours.log(), "ikedtx logged no Child SA rekey by charon")
+
+    def test_charonRekeysChildWithPfs(self):
+        ours, charon, mine = self._established(childRekey="5s", pfs=True)
+        self._settled(ours, charon, mine, ikeRenewed=False)
+        requests = [line for line in charon.log().splitlines() if "generating CREATE_CHILD_SA request" in line]
+        self.labAssert(requests and all("N(REKEY_SA)" in line and " KE " in line for line in requests),
+                       "charon's rekeys carried no KE: %r" % (requests,))
+
+    def test_charonRekeysIkeSA(self):
+        """
+        charon rekeys the IKE SA at its rekey_time: ikedtx makes the new IKE
+        SA, moves the Child SA and deletes the old IKE SA on charon's Delete
+        (it used to answer NO_ADDITIONAL_SAS, and charon then tore the
+        tunnel down).
+        """
+        ours, charon, mine = self._established(ikeRekey="5s")
+        after = self._settled(ours, charon, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.labAssert("NO_ADDITIONAL_SAS" not in charon.log(), "charon saw NO_ADDITIONAL_SAS")
+
+    def test_ikedtxRekeysChild(self):
+        """
+        ikedtx rekeys the Child SA at its soft lifetime (C{lifetime 10}:
+        8.5 to 9.5 s); charon accepts, and the old pair goes.
+        """
+        ours, charon, mine = self._established(lifetimes="lifetime 10")
+        first = self._settled(ours, charon, mine, ikeRenewed=False)
+        self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+        self.assertEqual((first["spiI"], first["spiR"]), (mine["spiI"], mine["spiR"]))
+
+    def test_ikedtxRekeysChildWithPfs(self):
+        ours, charon, mine = self._established(lifetimes="lifetime 10", pfs=True)
+        self._settled(ours, charon, mine, ikeRenewed=False)
+        self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+
+    def test_ikedtxRekeysIkeSA(self):
+        """
+        ikedtx rekeys the IKE SA at C{ikelifetime 10}; charon moves its
+        Child SA to the new IKE SA, the old one is deleted on both sides.
+        """
+        ours, charon, mine = self._established(lifetimes="ikelifetime 10")
+        after = self._settled(ours, charon, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.labAssert("rekeying the IKE SA" in ours.log(), "ikedtx did not start the IKE SA rekey")
