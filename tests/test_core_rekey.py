@@ -13,7 +13,9 @@ from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, PayloadType
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify
 
-from tests.test_core_exchanges import A_ADDR, ExchangeTestCase, initiatorConfig, responderConfig
+from tests.corehelpers import Host, Network
+from tests.test_core_async import SlowHost
+from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, initiatorConfig, responderConfig
 
 PFS = "childsa enc aes-128-gcm group ecp256"
 
@@ -491,3 +493,48 @@ class IKERekeyTests(RekeyTestCase):
         self.assertIn(child, a.ikeSAs[0].children)
         self.assertIsNot(a.ikeSAs[0], ikeSA)
 
+
+
+class SlowDatapathRekeyTests(RekeyTestCase):
+    def settle(self, host):
+        """
+        Pump, answering every SPI allocation and install of the slow
+        C{host}, until nothing moves.
+        """
+        while True:
+            self.network.pump()
+            host.allocateAll()
+            if not host.installs and not self.network.inFlight:
+                return
+            while host.installs:
+                install = host.installs.pop(0)
+                host.execute(host.core.childInstalled(install.reqid))
+
+    def test_deleteWaitsForInstall(self):
+        """
+        RFC 7296 2.8: the rekeyer sends the Delete of the old Child SA only
+        once the datapath confirmed the new one; until then both are in
+        its kernel.
+        """
+        self.network = Network()
+        a = self.a = SlowHost(self.network, A_ADDR, initiatorConfig())
+        self.b = Host(self.network, B_ADDR, responderConfig())
+        a.initiate("ab")
+        self.settle(a)
+        (old,) = a.ikeSAs[0].children
+        self.rekeyChild(a)
+        a.allocateAll()
+        self.network.pump()
+        (install,) = a.installs
+        self.assertEqual(self.network.inFlight, [])
+        self.assertEqual(old.state, ChildState.INSTALLED)
+        self.assertEqual(a.eventsOf(RemoveChildSA), [])
+        a.installs.clear()
+        a.execute(a.core.childInstalled(install.reqid))
+        (request,) = self.network.inFlight
+        self.assertEqual(Message.decode(request[0]).exchangeType, ExchangeType.INFORMATIONAL)
+        self.settle(a)
+        self.assertEqual(old.state, ChildState.DELETED)
+        childA, childB = self.assertChildKeysMatch(a, self.b)
+        self.assertIs(childA.rekeyOf, old)
+        self.assertEqual([e.reqid for e in a.eventsOf(RemoveChildSA)], [old.reqid])
