@@ -538,3 +538,33 @@ class SlowDatapathRekeyTests(RekeyTestCase):
         childA, childB = self.assertChildKeysMatch(a, self.b)
         self.assertIs(childA.rekeyOf, old)
         self.assertEqual([e.reqid for e in a.eventsOf(RemoveChildSA)], [old.reqid])
+
+
+class UnestablishedTests(RekeyTestCase):
+    def test_ikeRekeyBeforeAuth(self):
+        """
+        An IKE SA rekey request on an IKE SA whose IKE_AUTH has not
+        completed is refused with INVALID_SYNTAX (as any CREATE_CHILD_SA
+        there) and changes nothing: no new IKE SA, the half-open one stays.
+        """
+        from ikedtx.core.tasks.common import offersFromConfig, saPayload
+        from ikedtx.wire.constants import HeaderFlag
+        from ikedtx.wire.payloads import KeyExchange, Nonce
+
+        a, b = self.makePair()
+        a.initiate("ab")
+        self.network.deliverOne()  # IKE_SA_INIT request
+        self.network.deliverOne()  # IKE_SA_INIT response
+        self.network.drop()  # IKE_AUTH request
+        (ikeA,), (ikeB,) = a.ikeSAs, b.ikeSAs
+        offers = offersFromConfig(ikeA.policy.ikeProposals, b"\x07" * 8)
+        ke = b"\x09" * 32
+        payloads = [saPayload(offers), Nonce(b"\x05" * 32), KeyExchange(ikeA.proposal.dhGroup, ke)]
+        request = Message(ikeA.spiI, ikeA.spiR, ExchangeType.CREATE_CHILD_SA, HeaderFlag.INITIATOR, 1,
+                          encrypted=payloads)
+        b.receive(request.encode(ikeA.cipherOut), ("192.0.2.2", 500), ("192.0.2.1", 500))
+        (response,) = self.network.inFlight
+        inner = Message.decode(response[0]).decrypt(ikeA.cipherIn)
+        self.assertEqual([(type(p), p.notifyType) for p in inner], [(Notify, NotifyType.INVALID_SYNTAX)])
+        self.assertEqual(b.ikeSAs, [ikeB])
+        self.assertEqual(ikeB.state, IKEState.SA_INIT)
