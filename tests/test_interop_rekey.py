@@ -20,7 +20,7 @@ PFS_OURS = "childsa enc aes-128-gcm group ecp256"
 
 
 class CharonRekeyTests(CharonMixin, TestCase):
-    def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False):
+    def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False, charonInitiates=False):
         self.hosts()
         credentials = Credentials("psk")
         child = Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
@@ -32,8 +32,13 @@ class CharonRekeyTests(CharonMixin, TestCase):
                                   over_time="60s" if ikeRekey else None, rand_time="1s" if ikeRekey else None)
         ours = self.startIkedtx(ikedtxPolicy(credentials, child=PFS_OURS if pfs else IKEDTX_CHILD, lifetimes=lifetimes))
         ours.start()
-        ours.initiate("peer")
+        if charonInitiates:
+            ok, output = charon.initiate(child="net")
+            self.labAssert(ok, "charon's initiate failed:\n" + output)
+        else:
+            ours.initiate("peer")
         mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertEqual(mine["initiator"], 0 if charonInitiates else 1)
         return ours, charon, mine
 
     def _settled(self, ours, charon, before, ikeRenewed, timeout=60.0):
@@ -120,3 +125,32 @@ class CharonRekeyTests(CharonMixin, TestCase):
         after = self._settled(ours, charon, mine, ikeRenewed=True)
         self.assertEqual(after["children"], mine["children"])
         self.labAssert("rekeying the IKE SA" in ours.log(), "ikedtx did not start the IKE SA rekey")
+
+    def test_charonInitiatesAndRekeysIkeSA(self):
+        """
+        The IKE SA's initiator (charon) rekeys it; ikedtx, its responder,
+        answers and becomes the new IKE SA's responder.
+        """
+        ours, charon, mine = self._established(ikeRekey="5s", charonInitiates=True)
+        after = self._settled(ours, charon, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.assertEqual(after["initiator"], 0)
+
+    def test_charonInitiatesAndRekeysChild(self):
+        ours, charon, mine = self._established(childRekey="5s", charonInitiates=True)
+        self._settled(ours, charon, mine, ikeRenewed=False)
+
+    def test_responderIkedtxRekeysIkeSA(self):
+        """
+        ikedtx, the IKE SA's responder, rekeys it (C{ikelifetime 10}) and
+        becomes the new IKE SA's initiator (RFC 7296 2.18).
+        """
+        ours, charon, mine = self._established(lifetimes="ikelifetime 10", charonInitiates=True)
+        after = self._settled(ours, charon, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.assertEqual(after["initiator"], 1)
+
+    def test_responderIkedtxRekeysChild(self):
+        ours, charon, mine = self._established(lifetimes="lifetime 10", charonInitiates=True)
+        self._settled(ours, charon, mine, ikeRenewed=False)
+        self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
