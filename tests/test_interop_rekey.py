@@ -1,6 +1,6 @@
 """
-Rekeying against strongSwan's charon 5.9.8 (kernel-libipsec), each daemon in
-a network namespace: Child SA and IKE SA rekeys started by charon (its
+Rekeying against strongSwan's charon 5.9.8 (kernel-libipsec) and openiked
+7.2, each daemon in a network namespace: Child SA and IKE SA rekeys started by charon (its
 C{rekey_time}) and by ikedtx (C{lifetime}, C{ikelifetime}), RFC 7296 1.3.2,
 1.3.3. Each test waits until both sides hold one IKE SA and one Child SA
 with new SPIs, the same on both sides (charon over vici, ikedtx over its
@@ -14,6 +14,7 @@ from ikedtx.testing.lab._util import poll
 
 from tests.interop import A_INNER, B_INNER, Credentials, ikedtxPolicy
 from tests.test_interop_charon import CHARON_ESP, IKEDTX_CHILD, CharonMixin
+from tests.test_interop_openiked import CHILDSA, IKESA, OpenIkedMixin
 
 PFS_CHARON = "aes128gcm16-ecp256"
 PFS_OURS = "childsa enc aes-128-gcm group ecp256"
@@ -154,3 +155,70 @@ class CharonRekeyTests(CharonMixin, TestCase):
         ours, charon, mine = self._established(lifetimes="lifetime 10", charonInitiates=True)
         self._settled(ours, charon, mine, ikeRenewed=False)
         self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+
+
+class OpenIkedRekeyTests(OpenIkedMixin, TestCase):
+    """
+    Rekeys against openiked 7.2 (with the lab's PF_KEY shim, which sends no
+    expires: iked rekeys only its IKE SA, on its own C{ikelifetime} timer).
+    """
+
+    def _established(self, ours="", theirs=""):
+        self.hosts()
+        credentials = Credentials("psk")
+        iked = self.startOpenIked(credentials, lifetimes=theirs)
+        ikedtx = self.startIkedtx(ikedtxPolicy(credentials, ike=IKESA["gcm-x25519"], child=CHILDSA, lifetimes=ours))
+        ikedtx.start()
+        ikedtx.initiate("peer")
+        mine, _ = self.assertSameSAs(ikedtx, iked)
+        return ikedtx, iked, mine
+
+    def _settled(self, ours, iked, before, ikeRenewed, timeout=60.0):
+        oldIke = (before["spiI"], before["spiR"])
+        oldChild = [(c["spiIn"], c["spiOut"]) for c in before["children"]]
+
+        def renewed():
+            sas = ours.showSa()
+            theirs = [sa for sa in iked.showSa() if sa["state"] == "ESTABLISHED"]
+            if len(sas) != 1 or len(theirs) != 1 or len(sas[0]["children"]) != 1:
+                return None
+            mine = sas[0]
+            if (mine["spiI"], mine["spiR"]) != (theirs[0]["ispi"].zfill(16), theirs[0]["rspi"].zfill(16)):
+                return None
+            if ikeRenewed and (mine["spiI"], mine["spiR"]) == oldIke:
+                return None
+            child = mine["children"][0]
+            if not ikeRenewed and [(child["spiIn"], child["spiOut"])] == oldChild:
+                return None
+            theirIn = [c["spi"].zfill(8) for c in theirs[0]["childSas"] if c["direction"] == "in"]
+            theirOut = [c["spi"].zfill(8) for c in theirs[0]["childSas"] if c["direction"] == "out"]
+            if (theirIn, theirOut) != ([child["spiOut"]], [child["spiIn"]]):
+                return None
+            return mine
+
+        return poll(renewed, timeout, interval=0.3, what=lambda: "a renewed SA\nikedtx: %r\niked:\n%s\n%s\n%s" % (
+            ours.showSa(), iked.showSaText(), ours.report(), iked.report()))
+
+    def test_ikedRekeysIkeSA(self):
+        """
+        iked rekeys the IKE SA at its C{ikelifetime 10}; ikedtx moves the
+        Child SA to the new IKE SA and deletes the old one on iked's Delete.
+        """
+        ours, iked, mine = self._established(theirs="ikelifetime 10")
+        after = self._settled(ours, iked, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.labAssert("rekeyed as new IKESA" in iked.log(), "iked logged no IKE SA rekey")
+        self.labAssert("1 Child SA(s) moved" in ours.log(), "ikedtx logged no IKE SA rekey")
+
+    def test_ikedtxRekeysIkeSA(self):
+        ours, iked, mine = self._established(ours="ikelifetime 10")
+        after = self._settled(ours, iked, mine, ikeRenewed=True)
+        self.assertEqual(after["children"], mine["children"])
+        self.labAssert("rekeying the IKE SA" in ours.log(), "ikedtx did not start the IKE SA rekey")
+        self.labAssert("rekeyed as new IKESA" in iked.log(), "iked logged no IKE SA rekey")
+
+    def test_ikedtxRekeysChild(self):
+        ours, iked, mine = self._established(ours="lifetime 10")
+        self._settled(ours, iked, mine, ikeRenewed=False)
+        self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+        self.labAssert("ikev2_resp_create_child_sa: rekey ESP" in iked.log(), "iked logged no Child SA rekey")
