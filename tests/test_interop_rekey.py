@@ -12,15 +12,19 @@ from twisted.trial.unittest import TestCase
 from ikedtx.testing.lab import Child
 from ikedtx.testing.lab._util import poll
 
-from tests.interop import A_INNER, B_INNER, Credentials, ikedtxPolicy
+from tests.interop import A, A_INNER, B_INNER, Credentials, ikedtxPolicy
 from tests.test_interop_charon import CHARON_ESP, IKEDTX_CHILD, CharonMixin
 from tests.test_interop_openiked import CHILDSA, IKESA, OpenIkedMixin
+from tests.test_interop_userspace import USERSPACE, UserspaceMixin, ping
 
 PFS_CHARON = "aes128gcm16-ecp256"
 PFS_OURS = "childsa enc aes-128-gcm group ecp256"
 
 
-class CharonRekeyTests(CharonMixin, TestCase):
+class CharonRekeyMixin(CharonMixin):
+    def _startOurs(self, config):
+        return self.startIkedtx(config)
+
     def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False, charonInitiates=False):
         self.hosts()
         credentials = Credentials("psk")
@@ -31,7 +35,7 @@ class CharonRekeyTests(CharonMixin, TestCase):
         # rekeys time on a loaded machine.
         charon = self.startCharon(credentials, children=[child], rekey_time=ikeRekey,
                                   over_time="60s" if ikeRekey else None, rand_time="1s" if ikeRekey else None)
-        ours = self.startIkedtx(ikedtxPolicy(credentials, child=PFS_OURS if pfs else IKEDTX_CHILD, lifetimes=lifetimes))
+        ours = self._startOurs(ikedtxPolicy(credentials, child=PFS_OURS if pfs else IKEDTX_CHILD, lifetimes=lifetimes))
         ours.start()
         if charonInitiates:
             ok, output = charon.initiate(child="net")
@@ -72,6 +76,8 @@ class CharonRekeyTests(CharonMixin, TestCase):
         return poll(renewed, timeout, interval=0.2, what=lambda: "a renewed SA\nikedtx: %r\ncharon: %r\n%s\n%s" % (
             ours.showSa(), charon.listSas(), ours.report(), charon.report()))
 
+
+class CharonRekeyTests(CharonRekeyMixin, TestCase):
     def test_charonRekeysChild(self):
         """
         charon rekeys the Child SA at its rekey_time (twice); ikedtx answers,
@@ -155,6 +161,39 @@ class CharonRekeyTests(CharonMixin, TestCase):
         ours, charon, mine = self._established(lifetimes="lifetime 10", charonInitiates=True)
         self._settled(ours, charon, mine, ikeRenewed=False)
         self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+
+
+class UserspaceRekeyTests(UserspaceMixin, CharonRekeyMixin, TestCase):
+    """
+    Rekeys while a ping runs through ikedtx's user-space datapath and
+    charon's libipsec: not one reply is lost, since the new SAs are in
+    place before the old ones go.
+    """
+
+    def _startOurs(self, config):
+        return self.ikedtx(self.a, config, extraArgs=USERSPACE + ["--listen", A])
+
+    def _pingThrough(self, ours, charon, mine, ikeRenewed, count=100):
+        got = ping(self.a, A_INNER, B_INNER, count)
+        after = self._settled(ours, charon, mine, ikeRenewed=ikeRenewed)
+        self.labAssertEqual(got, count, "ping replies across the rekeys")
+        return after
+
+    def test_childAndIkeRekeysByIkedtx(self):
+        """
+        ikedtx rekeys the Child SA (C{lifetime 10}: soft at 8.5 to 9.5 s,
+        from its timer and the datapath's soft expire) and the IKE SA
+        (C{ikelifetime 14}) during 20 s of pings.
+        """
+        ours, charon, mine = self._established(lifetimes="ikelifetime 14 lifetime 10")
+        after = self._pingThrough(ours, charon, mine, ikeRenewed=True)
+        self.labAssert(after["children"] != mine["children"], "the Child SA was not rekeyed")
+        self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
+
+    def test_childAndIkeRekeysByCharon(self):
+        ours, charon, mine = self._established(childRekey="6s", ikeRekey="11s", charonInitiates=True)
+        after = self._pingThrough(ours, charon, mine, ikeRenewed=True)
+        self.labAssert(after["children"] != mine["children"], "the Child SA was not rekeyed")
 
 
 class OpenIkedRekeyTests(OpenIkedMixin, TestCase):
