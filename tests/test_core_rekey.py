@@ -568,3 +568,45 @@ class UnestablishedTests(RekeyTestCase):
         self.assertEqual([(type(p), p.notifyType) for p in inner], [(Notify, NotifyType.INVALID_SYNTAX)])
         self.assertEqual(b.ikeSAs, [ikeB])
         self.assertEqual(ikeB.state, IKEState.SA_INIT)
+
+
+class SoakTests(RekeyTestCase):
+    def test_manySAsForTwentyMinutes(self):
+        """
+        Ten IKE SAs with C{lifetime 20} and C{ikelifetime 30}, both peers
+        rekeying on their own jittered timers (so some rekeys collide), run
+        through twenty simulated minutes: every IKE SA and Child SA is
+        renewed many times and none is lost; afterwards each side holds
+        exactly ten IKE SAs with one Child SA each, their SAs in the
+        kernel and their timers, and the core's indexes hold nothing else.
+        """
+        count = 10
+        a, b = self.makePair(
+            initiator=initiatorConfig(ids=False, extra=lifetimes(30, 20)),
+            responder=responderConfig(ids=False, extra=lifetimes(30, 20, ("b.example", "a.example"))))
+        for _ in range(count):
+            requestId = a.initiate("ab")
+            self.network.pump()
+            self.assertSucceeded(a, requestId)
+        self.assertEqual(len(a.ikeSAs), count)
+        firstIKE = {sa.localSPI for sa in a.ikeSAs}
+        firstChild = {c.spiIn for sa in a.ikeSAs for c in sa.children}
+        installs = len(a.eventsOf(InstallChildSA))
+        for _ in range(1200):
+            a.clock.advance(1)
+            self.network.pump(limit=1000)
+        for host in (a, b):
+            self.assertEqual(len(host.ikeSAs), count)
+            self.assertEqual([len(sa.children) for sa in host.ikeSAs], [1] * count)
+            self.assertEqual({sa.state for sa in host.ikeSAs}, {IKEState.VALID})
+            self.assertEqual(len(host.kernel.sas), 2 * count)
+            self.assertTimersOnlyFor(host)
+            self.assertEqual(len(host.core._children), count)
+            self.assertEqual(host.core._spiRequests, {})
+            self.assertEqual(host.core.halfOpenCount(), 0)
+        self.assertEqual({sa.localSPI for sa in a.ikeSAs} & firstIKE, set())
+        self.assertEqual({c.spiIn for sa in a.ikeSAs for c in sa.children} & firstChild, set())
+        # About 1200 / 18 rekeys of each Child SA, none lost.
+        self.assertGreater(len(a.eventsOf(InstallChildSA)) - installs, count * 50)
+        pairs = {(sa.spiI, sa.spiR) for sa in a.ikeSAs}
+        self.assertEqual(pairs, {(sa.spiI, sa.spiR) for sa in b.ikeSAs})
