@@ -61,6 +61,13 @@ class RekeyTestCase(ExchangeTestCase):
         self.assertEqual(sorted(spi for (_, spi, _) in b.kernel.sas), sorted([childB.spiIn, childB.spiOut]))
         return childA, childB
 
+    def childInstalls(self, host):
+        """
+        The installs of new Child SAs (not of the outbound SA a rekey's
+        responder hands over later).
+        """
+        return [e for e in host.eventsOf(InstallChildSA) if any(sa.inbound for sa in e.sas)]
+
     def activeTimers(self, host):
         return sorted((key for key, call in host.timers.items() if call.active()), key=repr)
 
@@ -100,6 +107,50 @@ class ChildRekeyTests(RekeyTestCase):
         self.assertTimersOnlyFor(a)
         self.assertTimersOnlyFor(b)
         return new
+
+    def test_reqidKeptAndOutboundHeld(self):
+        """
+        The new Child SA keeps the old one's reqid on both sides (the
+        datapath's flows stay). The responder installs its new inbound SA
+        before it answers but hands its new outbound SA over only when the
+        old Child SA goes, right before removing it: it sends with the new
+        SA only once the initiator has the matching inbound SA.
+        """
+        a, b, ikeSA = self.establishWith(child=300)
+        (oldB,) = b.ikeSAs[0].children
+        before = len(b.events)
+        old = self.rekeyChild(a)
+        self.network.deliverOne()  # the rekey request
+        install = b.events[before:][-1]
+        self.assertIsInstance(install, InstallChildSA)
+        self.assertEqual([sa.inbound for sa in install.sas], [True])
+        self.assertEqual(install.reqid, oldB.reqid)
+        self.network.pump()
+        childA, childB = self.assertOneChildPair()
+        self.assertEqual((childA.reqid, childB.reqid), (old.reqid, oldB.reqid))
+        kernel = [(type(e).__name__, [sa.spi for sa in e.sas]) for e in b.events[before:]
+                  if isinstance(e, (InstallChildSA, RemoveChildSA))]
+        self.assertEqual(kernel, [
+            ("InstallChildSA", [childB.spiIn]),
+            ("InstallChildSA", [childB.spiOut]),
+            ("RemoveChildSA", [oldB.spiIn, oldB.spiOut])])
+        self.assertEqual(b.core._children[childB.reqid][1], childB)
+
+    def test_oldSAHardExpireSparesTheNew(self):
+        """
+        A hard expire of the old Child SA's SA (the datapath's, with the
+        reqid the new one shares) deletes the old Child SA only.
+        """
+        a, b, ikeSA = self.establishWith(child=300)
+        old = self.rekeyChild(b)
+        (oldA,) = ikeSA.children
+        self.network.deliverOne()  # B's rekey request: A answers
+        a.execute(a.core.expired(oldA.protocol, oldA.spiIn, A_ADDR, True))
+        self.network.pump()
+        childA, childB = self.assertOneChildPair()
+        self.assertIs(childB.rekeyOf, old)
+        self.assertTimersOnlyFor(a)
+        self.assertIn(TimerKey.childSoft(ikeSA.localSPI, childA.reqid), self.activeTimers(a))
 
     def exchanges(self):
         return [(Message.decode(d).exchangeType, Message.decode(d).isResponse) for d, _, _ in self.network.delivered]
@@ -164,7 +215,7 @@ class ChildRekeyTests(RekeyTestCase):
             a.clock.advance(2)
             self.network.pump()
             self.assertOneChildPair()
-            self.assertEqual(len(b.eventsOf(InstallChildSA)), 2, lost)
+            self.assertEqual(len(self.childInstalls(b)), 2, lost)
             self.assertTimersOnlyFor(a)
             self.assertTimersOnlyFor(b)
 
@@ -190,7 +241,7 @@ class ChildRekeyTests(RekeyTestCase):
         self.assertTimersOnlyFor(a)
         self.assertTimersOnlyFor(b)
         # No Child SA ever reached its hard lifetime.
-        self.assertEqual(len(a.eventsOf(InstallChildSA)), len(a.eventsOf(RemoveChildSA)) + 1)
+        self.assertEqual(len(self.childInstalls(a)), len(a.eventsOf(RemoveChildSA)) + 1)
 
     def test_datapathSoftExpire(self):
         """
@@ -282,8 +333,8 @@ class ChildRekeyTests(RekeyTestCase):
         self.network.deliverOne()  # B's request to A
         self.network.pump()
         childA, childB = self.assertOneChildPair()
-        self.assertEqual(len(a.eventsOf(InstallChildSA)), 3)
-        self.assertEqual(len(b.eventsOf(InstallChildSA)), 3)
+        self.assertEqual(len(self.childInstalls(a)), 3)
+        self.assertEqual(len(self.childInstalls(b)), 3)
         self.assertTimersOnlyFor(a)
         self.assertTimersOnlyFor(b)
 
@@ -591,7 +642,7 @@ class SoakTests(RekeyTestCase):
         self.assertEqual(len(a.ikeSAs), count)
         firstIKE = {sa.localSPI for sa in a.ikeSAs}
         firstChild = {c.spiIn for sa in a.ikeSAs for c in sa.children}
-        installs = len(a.eventsOf(InstallChildSA))
+        installs = len(self.childInstalls(a))
         for _ in range(1200):
             a.clock.advance(1)
             self.network.pump(limit=1000)
@@ -607,6 +658,6 @@ class SoakTests(RekeyTestCase):
         self.assertEqual({sa.localSPI for sa in a.ikeSAs} & firstIKE, set())
         self.assertEqual({c.spiIn for sa in a.ikeSAs for c in sa.children} & firstChild, set())
         # About 1200 / 18 rekeys of each Child SA, none lost.
-        self.assertGreater(len(a.eventsOf(InstallChildSA)) - installs, count * 50)
+        self.assertGreater(len(self.childInstalls(a)) - installs, count * 50)
         pairs = {(sa.spiI, sa.spiR) for sa in a.ikeSAs}
         self.assertEqual(pairs, {(sa.spiI, sa.spiR) for sa in b.ikeSAs})

@@ -549,15 +549,22 @@ class IKECore:
                 self._log.failure("internal error after a failed SPI allocation for {ikeSA}", ikeSA=ikeSA)
         return self._drain()
 
-    def installChild(self, ikeSA, child, task):
+    def installChild(self, ikeSA, child, task, holdOutbound=False):
         """
         Hand C{child}'s SAs and flows to the datapath; C{task} (or L{None})
-        hears when the install is confirmed (L{childInstalled}).
+        hears when the install is confirmed (L{childInstalled}). With
+        C{holdOutbound} (the responder of a Child SA rekey) the outbound SA
+        waits in C{child.heldOutbound} until the old Child SA goes
+        (L{ikedtx.core.tasks.childrekey.releaseOutbound}).
         """
         child.handle(ChildEvent.INSTALL)
         ikeSA.children.append(child)
         lifetimes.plan(self, ikeSA, child)
-        records = (tuple(child.kernelSAs(ikeSA)), tuple(child.kernelFlows(ikeSA)))
+        sas = tuple(child.kernelSAs(ikeSA))
+        if holdOutbound:
+            child.heldOutbound = [sa for sa in sas if not sa.inbound]
+            sas = tuple(sa for sa in sas if sa.inbound)
+        records = (sas, tuple(child.kernelFlows(ikeSA)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
@@ -609,15 +616,25 @@ class IKECore:
             ikeSA.children.remove(child)
         if child.state == ChildState.DELETED:
             return
+        childrekey.releaseOutbound(self, ikeSA, child)
         if child.kernelRecords is not None:
             self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
         child.handle(ChildEvent.REMOVE)
-        entry = self._children.pop(child.reqid, None)
-        if entry is not None and entry[2] is not None:
-            # Gone before the datapath confirmed it.
-            entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
-        for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
-            self.emit(CancelTimer(key))
+        # A rekeyed Child SA shares its reqid with its successor (so that
+        # the datapath's flows stay): only its own entry and timers go.
+        entry = self._children.get(child.reqid)
+        if entry is not None and entry[1] is child:
+            del self._children[child.reqid]
+            if entry[2] is not None:
+                # Gone before the datapath confirmed it.
+                entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
+        others = [other for other in ikeSA.children if other.reqid == child.reqid]
+        if others:
+            self._children.setdefault(child.reqid, (ikeSA, others[-1], None))
+            lifetimes.rearm(self, ikeSA, others[-1])
+        else:
+            for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
+                self.emit(CancelTimer(key))
         child.wipe()
 
     def acquire(self, reqid, source, destination):
@@ -664,8 +681,13 @@ class IKECore:
         for ikeSA in list(self.ikeSAs.values()):
             for child in ikeSA.children:
                 if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
-                    kind = TimerKey.childHard if hard else TimerKey.childSoft
-                    self._dispatchTimer(kind(ikeSA.localSPI, child.reqid))
+                    try:
+                        if hard:
+                            self._childHardExpired(ikeSA, child)
+                        else:
+                            childrekey.softExpired(self, ikeSA, child)
+                    except Exception:
+                        self._log.failure("internal error after the expire of {spi:08x}", spi=spi)
                     return self._drain()
         self._log.debug("expire of unknown SA {spi:08x}", spi=spi)
         return self._drain()
@@ -721,7 +743,9 @@ class IKECore:
         ikeSA = self.ikeSAs.get(spi)
         if ikeSA is None:
             return None, None
-        return ikeSA, next((c for c in ikeSA.children if c.reqid == reqid), None)
+        # The newest of the Child SAs of that reqid (a rekey's old one
+        # shares it until it is deleted).
+        return ikeSA, next((c for c in reversed(ikeSA.children) if c.reqid == reqid), None)
 
     def _timer_childsoft(self, subject):
         ikeSA, child = self._childOf(subject)
@@ -729,6 +753,9 @@ class IKECore:
 
     def _timer_childhard(self, subject):
         ikeSA, child = self._childOf(subject)
+        self._childHardExpired(ikeSA, child)
+
+    def _childHardExpired(self, ikeSA, child):
         if child is None:
             return
         self._log.info("{ikeSA}: Child SA {child} reached its hard lifetime; deleting it", ikeSA=ikeSA, child=child)

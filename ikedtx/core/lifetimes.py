@@ -69,6 +69,14 @@ def move(core, old, new, child):
     _set(core, new, child)
 
 
+def rearm(core, ikeSA, child):
+    """
+    Arm C{child}'s timers again with the time they have left (another Child
+    SA of its reqid, whose timers had the same keys, went).
+    """
+    _set(core, ikeSA, child)
+
+
 def _set(core, ikeSA, child):
     now = core.now()
     softAt, hardAt = child.deadlines

@@ -190,6 +190,9 @@ class ChildSA(StateMachine):
     @ivar softBytes: bytes after which the datapath reports a soft expire,
         or L{None}.
     @ivar deadlines: C{(soft, hard)} on the core's clock, or L{None} each.
+    @ivar heldOutbound: as responder of its rekey, the outbound L{KernelSA}s
+        not handed to the datapath until the old Child SA goes, so that we
+        send with the new SA only once the initiator has its inbound one.
     """
 
     transitions = CHILD_TRANSITIONS
@@ -223,6 +226,7 @@ class ChildSA(StateMachine):
         self.softLifetime = None
         self.softBytes = None
         self.deadlines = (None, None)
+        self.heldOutbound = []
 
     def __str__(self):
         return "%s %08x/%s %s" % (

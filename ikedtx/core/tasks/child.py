@@ -300,7 +300,10 @@ class ChildCreateTask(Task):
         chosen = self.chosen
         tsi, tsr = self.peerTS
         spiIn = self.spis["spi"]
-        child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, core.nextReqid(),
+        # A rekeyed Child SA keeps the reqid of the one it replaces: the
+        # datapath's flows stay as they are.
+        reqid = self.rekeyed.reqid if self.rekeyed is not None else core.nextReqid()
+        child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, reqid,
                                      core.now())
         child.rekeyOf = self.rekeyed
         child.proposal = chosen
@@ -322,7 +325,7 @@ class ChildCreateTask(Task):
             payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
         cryptoglue.deriveChildKeys(ikeSA, child, self.shared, initiator=False, nonces=self.nonces)
         self.shared = None
-        core.installChild(ikeSA, child, None)
+        core.installChild(ikeSA, child, None, holdOutbound=self.rekeyed is not None)
         if self.rekeyed is not None:
             from ikedtx.core.tasks import childrekey
 

@@ -80,6 +80,23 @@ def answered(core, ikeSA, old, new):
     _log.info("{ikeSA}: Child SA {old} rekeyed by the peer as {new}", ikeSA=ikeSA, old=old, new=new)
 
 
+def releaseOutbound(core, ikeSA, old):
+    """
+    C{old} is going: the outbound SA of the Child SA that replaced it,
+    held back since we answered the rekey, goes to the datapath first, so
+    that our traffic moves to it before the old SA disappears.
+    """
+    from ikedtx.core.actions import InstallChildSA
+
+    for new in (old.rekeyedBy, old.peerRekey):
+        if new is None or not new.heldOutbound or new.state not in (ChildState.INSTALLING, ChildState.INSTALLED):
+            continue
+        held, new.heldOutbound = tuple(new.heldOutbound), []
+        sas, flows = new.kernelRecords
+        new.kernelRecords = (sas + held, flows)
+        core.emit(InstallChildSA(new.reqid, held, ()))
+
+
 def softExpired(core, ikeSA, child):
     """
     C{child} reached its soft lifetime (our timer or the datapath): rekey
@@ -127,6 +144,9 @@ class ChildRekeyTask(ChildCreateTask):
         if self.old.rekeyedBy is not None or self.old.state != ChildState.INSTALLED:
             raise NegotiationFailed("Child SA %s was rekeyed by the peer or is going" % (self.old,))
         ChildCreateTask.buildI(self, core, ikeSA, payloads)
+        # The new Child SA keeps the reqid: the datapath's flows stay, and
+        # its newest SA of that reqid carries the traffic.
+        self.child.reqid = self.old.reqid
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
         if findNotify(payloads, NotifyType.TEMPORARY_FAILURE) is not None:
