@@ -152,6 +152,30 @@ class ChildRekeyTests(RekeyTestCase):
         self.assertTimersOnlyFor(a)
         self.assertIn(TimerKey.childSoft(ikeSA.localSPI, childA.reqid), self.activeTimers(a))
 
+    def test_peerNeverDeletesOld(self):
+        """
+        A rekey initiator that never deletes the old Child SA: the responder
+        deletes it itself when the new one is rekeyed in turn (its held
+        outbound SA goes to the datapath then), so nothing piles up.
+        """
+        from ikedtx.core.tasks.childrekey import ChildRekeyTask
+
+        a, b, ikeSA = self.establishWith(child=300)
+        old = self.rekeyChild(a)
+        (oldB,) = b.ikeSAs[0].children
+        original = ChildRekeyTask._deleteChild
+        self.patch(ChildRekeyTask, "_deleteChild", lambda task, core, ikeSA, child: None)
+        self.network.pump()
+        self.assertEqual(len(b.ikeSAs[0].children), 2)
+        self.patch(ChildRekeyTask, "_deleteChild", original)
+        newB = b.ikeSAs[0].children[-1]
+        b.execute(b.core.timerExpired(TimerKey.childSoft(b.ikeSAs[0].localSPI, newB.reqid)))
+        self.network.pump()
+        self.assertEqual(oldB.state, ChildState.DELETED)
+        self.assertEqual(old.state, ChildState.DELETED)
+        childA, childB = self.assertOneChildPair()
+        self.assertIs(childB.rekeyOf, newB)
+
     def exchanges(self):
         return [(Message.decode(d).exchangeType, Message.decode(d).isResponse) for d, _, _ in self.network.delivered]
 

@@ -70,6 +70,7 @@ def answered(core, ikeSA, old, new):
     initiator deletes it (or, in a collision, until L{ChildRekeyTask}
     settles which one goes).
     """
+    _deleteStale(core, ikeSA, old)
     pending = ikeSA.taskManager.pending
     if old.rekeying is not None and pending is not None and old.rekeying in pending.tasks:
         # Our own rekey of it is in flight: a collision, settled when our
@@ -78,6 +79,21 @@ def answered(core, ikeSA, old, new):
     else:
         old.rekeyedBy = new
     _log.info("{ikeSA}: Child SA {old} rekeyed by the peer as {new}", ikeSA=ikeSA, old=old, new=new)
+
+
+def _deleteStale(core, ikeSA, current):
+    """
+    Delete the predecessors of C{current} (same reqid, rekeyed already)
+    that the peer, which rekeyed them, never deleted: by the time
+    C{current} is rekeyed in turn they are of no use.
+    """
+    for other in list(ikeSA.children):
+        if (other is not current and other.reqid == current.reqid and other.rekeyedBy is not None
+                and other.state == ChildState.INSTALLED):
+            _log.info("{ikeSA}: the peer never deleted the rekeyed Child SA {other}; deleting it", ikeSA=ikeSA,
+                      other=other)
+            other.handle(ChildEvent.DELETE)
+            ikeSA.taskManager.queueExchange([ChildDeleteTask(True, other)])
 
 
 def releaseOutbound(core, ikeSA, old):
@@ -108,6 +124,7 @@ def softExpired(core, ikeSA, child):
         return
     if not ikeSA.isEstablished or ikeSA.rekeyedBy is not None:
         return
+    _deleteStale(core, ikeSA, child)
     _log.info("{ikeSA}: Child SA {child} reached its soft lifetime; rekeying it", ikeSA=ikeSA, child=child)
     task = ChildRekeyTask(child)
     child.rekeying = task
