@@ -543,6 +543,36 @@ class IKERekeyTests(RekeyTestCase):
             self.assertTimersOnlyFor(a)
             self.assertTimersOnlyFor(b)
 
+    def test_childRekeyCrossesIKERekey(self):
+        """
+        RFC 7296 2.25.2: A rekeys its Child SA while B rekeys the IKE SA;
+        A refuses the IKE SA rekey with TEMPORARY_FAILURE (its Child SA
+        exchange is in flight), B answers the Child SA rekey; B tries the
+        IKE SA rekey again later and it succeeds, the new Child SA moving
+        with it.
+        """
+        a, b, ikeSA = self.establishWith(child=300)
+        old = self.rekeyChild(a)
+        self.rekeyIKE(b)
+        self.network.deliverOne()  # A's Child SA rekey to B
+        self.network.deliverOne()  # B's IKE SA rekey to A
+        self.network.pump()
+        responses = [Message.decode(d) for d, _, dst in self.network.delivered
+                     if Message.decode(d).isResponse and dst[0] == "192.0.2.2"
+                     and Message.decode(d).exchangeType == ExchangeType.CREATE_CHILD_SA]
+        self.assertEqual([p.notifyType for p in responses[0].decrypt(b.ikeSAs[0].cipherIn) if isinstance(p, Notify)],
+                         [NotifyType.TEMPORARY_FAILURE])
+        self.assertEqual(a.ikeSAs[0].localSPI, ikeSA.localSPI)
+        childA, childB = self.assertOneChildPair()
+        self.assertIs(childA.rekeyOf, old)
+        for _ in range(11):
+            b.clock.advance(1)
+            self.network.pump()
+        self.assertNotEqual(a.ikeSAs[0].localSPI, ikeSA.localSPI)
+        self.assertEqual(self.assertOneChildPair(), (childA, childB))
+        self.assertTimersOnlyFor(a)
+        self.assertTimersOnlyFor(b)
+
     def test_childRekeyAfterIKERekey(self):
         """
         A Child SA moved to the new IKE SA is rekeyed over it.
