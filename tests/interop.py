@@ -55,12 +55,13 @@ class Credentials:
             ours.addCertificate(self.certA)
 
 
-def ikedtxPolicy(credentials, ike="", child="", mode="passive", extra="", psk=PSK, dstid=None):
+def ikedtxPolicy(credentials, ike="", child="", mode="passive", extra="", psk=PSK, dstid=None, lifetimes=""):
     """
-    ikedtx's iked.conf on host a.
+    ikedtx's iked.conf on host a; C{lifetimes} (C{"ikelifetime 30 lifetime
+    20"}) goes where iked.conf(5) wants it, after the IDs.
     """
-    return ('ikev2 "peer" %s esp from %s to %s local %s peer %s %s %s %s srcid %s dstid %s %s\n' % (
-        mode, A_INNER, B_INNER, A, B, extra, ike, child, credentials.idA, dstid or credentials.idB,
+    return ('ikev2 "peer" %s esp from %s to %s local %s peer %s %s %s %s srcid %s dstid %s %s %s\n' % (
+        mode, A_INNER, B_INNER, A, B, extra, ike, child, credentials.idA, dstid or credentials.idB, lifetimes,
         credentials.ikedtxAuth(psk)))
 
 

@@ -303,16 +303,17 @@ class DatapathEventTests(ExchangeTestCase):
         self.network.pump()
         self.assertEqual((ikeSA.children, b.ikeSAs[0].children), ([], []))
 
-    def test_softExpireKeepsChild(self):
+    def test_softExpireRekeys(self):
         """
-        A soft expire leaves the Child SA up (rekeying is the lifecycle
-        work's).
+        A soft expire starts a rekey (RFC 7296 2.8) and leaves the Child SA
+        up until its successor is installed (tests.test_core_rekey).
         """
         a, b, ikeSA = self.establish()
         (child,) = ikeSA.children
         a.execute(a.core.expired(child.protocol, child.spiIn, A_ADDR, False))
-        self.assertEqual(self.network.inFlight, [])
+        self.assertEqual(len(self.network.inFlight), 1)
         self.assertEqual(child.state, ChildState.INSTALLED)
+        self.assertIsNotNone(child.rekeying)
 
     def test_allTimerKindsDispatch(self):
         """

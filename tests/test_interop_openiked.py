@@ -25,12 +25,12 @@ IKESA = {
 }
 
 
-def ikedPolicy(credentials, mode="passive", ike=IKESA["gcm-x25519"], child=CHILDSA, psk=PSK, dstid=None):
+def ikedPolicy(credentials, mode="passive", ike=IKESA["gcm-x25519"], child=CHILDSA, psk=PSK, dstid=None, lifetimes=""):
     """
     iked's iked.conf on host b (the mirror image of ikedtx's).
     """
-    return ('ikev2 "peer" %s esp from %s to %s local %s peer %s %s %s srcid %s dstid %s %s\n' % (
-        mode, B_INNER, A_INNER, B, A, ike, child, credentials.idB, dstid or credentials.idA,
+    return ('ikev2 "peer" %s esp from %s to %s local %s peer %s %s %s srcid %s dstid %s %s %s\n' % (
+        mode, B_INNER, A_INNER, B, A, ike, child, credentials.idB, dstid or credentials.idA, lifetimes,
         credentials.ikedtxAuth(psk)))
 
 

@@ -321,6 +321,22 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual(channel.types()[-1], m.XFRM_MSG_DELPOLICY)
         self.assertEqual(k.policies, {})
 
+    def test_equalFlows(self):
+        """
+        A rekeyed Child SA keeps its reqid, so its flows equal its
+        successor's: deleting the old ones drops one claim and the policy
+        stays until the last claim goes.
+        """
+        k, channel = kernel()
+        self.successResultOf(k.addFlow(flow(reqid=7)))
+        self.successResultOf(k.addFlow(flow(reqid=7)))
+        self.successResultOf(k.deleteFlow(flow(reqid=7)))
+        self.assertNotIn(m.XFRM_MSG_DELPOLICY, channel.types())
+        self.assertEqual([len(claims) for claims in k.policies.values()], [1])
+        self.successResultOf(k.deleteFlow(flow(reqid=7)))
+        self.assertEqual(channel.types()[-1], m.XFRM_MSG_DELPOLICY)
+        self.assertEqual(k.policies, {})
+
     def test_queryAndDelete(self):
         """
         querySA reads the lifetime counters of GETSA's answer; deleteSA

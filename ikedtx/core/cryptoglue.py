@@ -234,3 +234,25 @@ def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     child.keyOut = keys.outbound(initiator)
     child.keyIn = keys.inbound(initiator)
     child.keymat = keys
+
+
+def deriveRekeyedIKEKeys(core, old, new, shared):
+    """
+    RFC 7296 2.18: the keys of C{new}, the IKE SA that rekeys C{old}:
+    SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) with the B{old} SA's
+    PRF, then SK_* with the new SA's PRF, nonces and SPIs.
+    """
+    seed = None
+    try:
+        seed = keymat.rekeySkeyseed(_prf(old), old.keys.skD, new.nonceI, new.nonceR, bytes(shared))
+        encr = new.proposal.encryption
+        integ = new.proposal.integrity
+        new.keys = keymat.ikeSAKeys(_prf(new), seed, new.nonceI, new.nonceR, new.spiI, new.spiR,
+                                    encr.id, encr.keyLength, integ.id if integ else None)
+    finally:
+        _wipe(shared)
+        _wipe(seed)
+    new.cipherOut, new.cipherIn = SKCipher.pairForIKESA(
+        new.keys, encr.id, encr.keyLength, integ.id if integ else None, new.initiator, core.randomBytes)
+    if core.keyLog is not None:
+        core.keyLog(new)

@@ -42,6 +42,8 @@ from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
 from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
+from ikedtx.core import lifetimes
+from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -582,14 +584,22 @@ class IKECore:
             self._log.failure("internal error after an SA usage query")
         return self._drain()
 
-    def installChild(self, ikeSA, child, task):
+    def installChild(self, ikeSA, child, task, holdOutbound=False):
         """
         Hand C{child}'s SAs and flows to the datapath; C{task} (or L{None})
-        hears when the install is confirmed (L{childInstalled}).
+        hears when the install is confirmed (L{childInstalled}). With
+        C{holdOutbound} (the responder of a Child SA rekey) the outbound SA
+        waits in C{child.heldOutbound} until the old Child SA goes
+        (L{ikedtx.core.tasks.childrekey.releaseOutbound}).
         """
         child.handle(ChildEvent.INSTALL)
         ikeSA.children.append(child)
-        records = (tuple(child.kernelSAs(ikeSA)), tuple(child.kernelFlows(ikeSA)))
+        lifetimes.plan(self, ikeSA, child)
+        sas = tuple(child.kernelSAs(ikeSA))
+        if holdOutbound:
+            child.heldOutbound = [sa for sa in sas if not sa.inbound]
+            sas = tuple(sa for sa in sas if sa.inbound)
+        records = (sas, tuple(child.kernelFlows(ikeSA)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
@@ -609,6 +619,7 @@ class IKECore:
             # Deleted while the datapath was at work.
             return self._drain()
         child.handle(ChildEvent.INSTALLED)
+        lifetimes.arm(self, ikeSA, child)
         self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
         if task is not None:
             task.childUp(self, ikeSA, child)
@@ -640,15 +651,25 @@ class IKECore:
             ikeSA.children.remove(child)
         if child.state == ChildState.DELETED:
             return
+        childrekey.releaseOutbound(self, ikeSA, child)
         if child.kernelRecords is not None:
             self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
         child.handle(ChildEvent.REMOVE)
-        entry = self._children.pop(child.reqid, None)
-        if entry is not None and entry[2] is not None:
-            # Gone before the datapath confirmed it.
-            entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
-        for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
-            self.emit(CancelTimer(key))
+        # A rekeyed Child SA shares its reqid with its successor (so that
+        # the datapath's flows stay): only its own entry and timers go.
+        entry = self._children.get(child.reqid)
+        if entry is not None and entry[1] is child:
+            del self._children[child.reqid]
+            if entry[2] is not None:
+                # Gone before the datapath confirmed it.
+                entry[2].reportFailure(self, SADeleted("Child SA deleted before it was installed"))
+        others = [other for other in ikeSA.children if other.reqid == child.reqid]
+        if others:
+            self._children.setdefault(child.reqid, (ikeSA, others[-1], None))
+            lifetimes.rearm(self, ikeSA, others[-1])
+        else:
+            for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
+                self.emit(CancelTimer(key))
         child.wipe()
 
     def acquire(self, reqid, source, destination):
@@ -695,8 +716,13 @@ class IKECore:
         for ikeSA in list(self.ikeSAs.values()):
             for child in ikeSA.children:
                 if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
-                    kind = TimerKey.childHard if hard else TimerKey.childSoft
-                    self._dispatchTimer(kind(ikeSA.localSPI, child.reqid))
+                    try:
+                        if hard:
+                            self._childHardExpired(ikeSA, child)
+                        else:
+                            childrekey.softExpired(self, ikeSA, child)
+                    except Exception:
+                        self._log.failure("internal error after the expire of {spi:08x}", spi=spi)
                     return self._drain()
         self._log.debug("expire of unknown SA {spi:08x}", spi=spi)
         return self._drain()
@@ -752,17 +778,19 @@ class IKECore:
         ikeSA = self.ikeSAs.get(spi)
         if ikeSA is None:
             return None, None
-        return ikeSA, next((c for c in ikeSA.children if c.reqid == reqid), None)
+        # The newest of the Child SAs of that reqid (a rekey's old one
+        # shares it until it is deleted).
+        return ikeSA, next((c for c in reversed(ikeSA.children) if c.reqid == reqid), None)
 
     def _timer_childsoft(self, subject):
-        # Rekeying as initiator is the lifecycle work's: until then the
-        # Child SA runs to its hard lifetime.
         ikeSA, child = self._childOf(subject)
-        if child is not None:
-            self._log.info("{ikeSA}: Child SA {child} reached its soft lifetime", ikeSA=ikeSA, child=child)
+        childrekey.softExpired(self, ikeSA, child)
 
     def _timer_childhard(self, subject):
         ikeSA, child = self._childOf(subject)
+        self._childHardExpired(ikeSA, child)
+
+    def _childHardExpired(self, ikeSA, child):
         if child is None:
             return
         self._log.info("{ikeSA}: Child SA {child} reached its hard lifetime; deleting it", ikeSA=ikeSA, child=child)
@@ -773,11 +801,7 @@ class IKECore:
             self.removeChild(ikeSA, child)
 
     def _timer_ikerekey(self, spi):
-        # IKE SA rekeying is the lifecycle work's; the SA lives on until its
-        # lifetime.
-        ikeSA = self.ikeSAs.get(spi)
-        if ikeSA is not None:
-            self._log.info("{ikeSA}: IKE SA reached its rekey time", ikeSA=ikeSA)
+        ikerekey.rekeyTime(self, self.ikeSAs.get(spi))
 
     def _timer_ikelifetime(self, spi):
         ikeSA = self.ikeSAs.get(spi)
@@ -849,6 +873,7 @@ class IKECore:
             self._reinitiateAttempts.pop(ikeSA.policy.name, None)
         self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
+        lifetimes.armIKE(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
 

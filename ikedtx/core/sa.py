@@ -65,6 +65,10 @@ class IKESA(StateMachine):
     @ivar intermediate: the L{ikedtx.core.tasks.intermediate.Intermediate}
         progress of the IKE_INTERMEDIATE exchanges (RFC 9242, RFC 9370
         additional key exchanges), or L{None} when there are none.
+    @ivar rekeying: as initiator, our IKE SA rekey task in progress, or
+        L{None} (L{ikedtx.core.tasks.ikerekey}).
+    @ivar rekeyedBy: the IKE SA that replaced this one (RFC 7296 1.3.2),
+        once rekeyed; it then only waits for its Delete.
     """
 
     transitions = IKE_TRANSITIONS
@@ -108,6 +112,8 @@ class IKESA(StateMachine):
         self.authFailed = False
         self.reassembler = None
         self.intermediate = None
+        self.rekeying = None
+        self.rekeyedBy = None
 
     @property
     def localSPI(self):
@@ -185,6 +191,19 @@ class ChildSA(StateMachine):
     @ivar keymat: its L{ikedtx.crypto.keymat} Child SA keys.
     @ivar kernelRecords: C{(sas, flows)}: the L{KernelSA}s and L{KernelFlow}s
         handed to the datapath, kept to remove exactly those.
+    @ivar rekeying: as initiator, our rekey task of it in progress, or
+        L{None} (L{ikedtx.core.tasks.childrekey}).
+    @ivar rekeyedBy: the L{ChildSA} that replaced it, once rekeyed.
+    @ivar peerRekey: the L{ChildSA} the peer made to replace it while our
+        own rekey of it was in flight (a collision, RFC 7296 2.8.1).
+    @ivar softLifetime: seconds after its install at which it is rekeyed
+        (jittered, L{ikedtx.core.lifetimes}), or L{None}.
+    @ivar softBytes: bytes after which the datapath reports a soft expire,
+        or L{None}.
+    @ivar deadlines: C{(soft, hard)} on the core's clock, or L{None} each.
+    @ivar heldOutbound: as responder of its rekey, the outbound L{KernelSA}s
+        not handed to the datapath until the old Child SA goes, so that we
+        send with the new SA only once the initiator has its inbound one.
     """
 
     transitions = CHILD_TRANSITIONS
@@ -213,6 +232,13 @@ class ChildSA(StateMachine):
         self.nonces = None
         self.keymat = None
         self.kernelRecords = None
+        self.rekeying = None
+        self.rekeyedBy = None
+        self.peerRekey = None
+        self.softLifetime = None
+        self.softBytes = None
+        self.deadlines = (None, None)
+        self.heldOutbound = []
 
     def __str__(self):
         return "%s %08x/%s %s" % (
@@ -258,6 +284,8 @@ class ChildSA(StateMachine):
             reqid=self.reqid,
             lifetimeSeconds=lifetime or None,
             lifetimeBytes=lifetimeBytes or None,
+            softLifetimeSeconds=self.softLifetime,
+            softLifetimeBytes=self.softBytes,
             selectors=self._selectors(),
         )
         inbound = KernelSA(

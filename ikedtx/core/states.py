@@ -12,6 +12,7 @@ IKE SA states keep the names of iked's IKEV2_STATE_* (and their numbers):
     INIT --INIT_SENT--> SA_INIT --INIT_DONE--> AUTH_REQUEST --AUTHENTICATED--> VALID
     INIT --INIT_ANSWERED--> SA_INIT --AUTHENTICATED--> VALID     (responder)
     VALID --DELETE_SENT--> CLOSING
+    INIT --REKEYED--> VALID     (made by rekeying another IKE SA, RFC 7296 1.3.2)
     any but CLOSED --CLOSE--> CLOSED
 
 An initiator whose IKE_SA_INIT is answered with a COOKIE or
@@ -55,6 +56,7 @@ class IKEEvent(Enum):
     INIT_DONE = "the IKE_SA_INIT response was accepted"
     AUTHENTICATED = "both AUTH payloads verified"
     DELETE_SENT = "we sent a Delete for the IKE SA"
+    REKEYED = "it replaces an IKE SA that was rekeyed"
     CLOSE = "the IKE SA is gone"
 
 
@@ -93,6 +95,7 @@ IKE_TRANSITIONS = {
     (IKEState.AUTH_REQUEST, IKEEvent.AUTHENTICATED): IKEState.VALID,
     (IKEState.SA_INIT, IKEEvent.AUTHENTICATED): IKEState.VALID,
     (IKEState.VALID, IKEEvent.DELETE_SENT): IKEState.CLOSING,
+    (IKEState.INIT, IKEEvent.REKEYED): IKEState.VALID,
     **_closeFromAll(IKEState, IKEState.CLOSED, IKEEvent.CLOSE),
 }
 

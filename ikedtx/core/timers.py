@@ -18,8 +18,11 @@ which dispatches on the key's kind to C{IKECore._timer_<kind>}. The kinds:
   - C{reinitiate} (policy name): initiate an active policy again after its
     IKE SA failed or was deleted, on the L{BackoffPolicy} schedule.
 
-The lifetime and DPD kinds are declared and dispatched; arming them is left
-to the lifecycle work (rekeying, DPD intervals from the configuration).
+The lifetime kinds are armed by L{ikedtx.core.lifetimes} (C{childsoft} and
+C{childhard} when a Child SA is installed, C{ikerekey} when an IKE SA is
+established) and start the rekeys of L{ikedtx.core.tasks.childrekey} and
+L{ikedtx.core.tasks.ikerekey}; C{ikelifetime} deletes an IKE SA that was
+rekeyed by the peer if the peer never deletes it.
 """
 
 from dataclasses import dataclass

@@ -677,7 +677,11 @@ class XfrmKernel:
         when no flow wants it, and is put back with the newest remaining
         flow's templates otherwise.
         """
-        wanted = [(f, msg) for f, msg in self.policies.get(key, []) if f != flow]
+        # One claim goes: a rekeyed Child SA's flows equal its successor's.
+        wanted = list(self.policies.get(key, []))
+        index = next((i for i, (f, _) in enumerate(wanted) if f == flow), None)
+        if index is not None:
+            del wanted[index]
         if wanted:
             self.policies[key] = wanted
             self._request(wanted[-1][1], m.XFRM_MSG_UPDPOLICY)

@@ -2,8 +2,9 @@
 """
 The Child SA task (RFC 7296 1.3, 2.9, 2.17): a Child SA created in IKE_AUTH
 or with CREATE_CHILD_SA (with PFS when the policy's childsa proposals have
-a group), and rekeyed as responder (REKEY_SA, 1.3.3). Rekeying the IKE SA
-itself is answered NO_ADDITIONAL_SAS for now.
+a group), and rekeyed as responder (REKEY_SA, 1.3.3, with the checks of
+L{ikedtx.core.tasks.childrekey}). A request that rekeys the IKE SA is left
+to L{ikedtx.core.tasks.ikerekey}.
 
 The Child SA's inbound SPI (and IPcomp CPI) come from the datapath: the
 task asks for them (C{prepareI} as initiator, C{processR} as responder)
@@ -21,7 +22,6 @@ from ikedtx.core.errors import (
     NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
 from ikedtx.core.proposals import accept
 from ikedtx.core.sa import ChildSA
-from ikedtx.core.states import ChildState
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
 from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.common import (
@@ -287,18 +287,19 @@ class ChildCreateTask(Task):
                 return
             withKeyExchange = False
         else:
+            from ikedtx.core.tasks import childrekey
+
+            childrekey.screenRequest(core, ikeSA)
             if not ikeSA.isEstablished:
                 raise RemoteProtocolError("CREATE_CHILD_SA before IKE_AUTH completed", NotifyType.INVALID_SYNTAX)
             sa = require(first(payloads, SecurityAssociation), "SA")
             if any(p.protocolId == ProtocolId.IKE for p in sa.proposals):
-                raise RemoteProtocolError("IKE SA rekeying is not supported yet", NotifyType.NO_ADDITIONAL_SAS)
+                # An IKE SA rekey: the IKERekeyTask of this exchange answers.
+                return
             nonceI = checkNonce(require(first(payloads, Nonce), "Nonce"))
             rekey = findNotify(payloads, NotifyType.REKEY_SA)
             if rekey is not None:
-                spi = struct.unpack("!I", bytes(rekey.spi))[0] if len(rekey.spi) == 4 else None
-                self.rekeyed = next((c for c in ikeSA.children if c.spiOut == spi and c.state == ChildState.INSTALLED), None)
-                if self.rekeyed is None:
-                    raise RemoteProtocolError("REKEY_SA for unknown Child SA", NotifyType.CHILD_SA_NOT_FOUND)
+                self.rekeyed = childrekey.rekeyedChild(core, ikeSA, rekey)
             self.nonces = (nonceI, core.randomBytes(core.settings.nonceSize))
             withKeyExchange = True
         sa = require(first(payloads, SecurityAssociation), "SA")
@@ -349,7 +350,10 @@ class ChildCreateTask(Task):
         chosen = self.chosen
         tsi, tsr = self.peerTS
         spiIn = self.spis["spi"]
-        child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, core.nextReqid(),
+        # A rekeyed Child SA keeps the reqid of the one it replaces: the
+        # datapath's flows stay as they are.
+        reqid = self.rekeyed.reqid if self.rekeyed is not None else core.nextReqid()
+        child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, reqid,
                                      core.now())
         child.rekeyOf = self.rekeyed
         child.policy = self.policy
@@ -380,5 +384,9 @@ class ChildCreateTask(Task):
             return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, self.shared, initiator=False, nonces=self.nonces)
         self.shared = None
-        core.installChild(ikeSA, child, None)
+        core.installChild(ikeSA, child, None, holdOutbound=self.rekeyed is not None)
+        if self.rekeyed is not None:
+            from ikedtx.core.tasks import childrekey
+
+            childrekey.answered(core, ikeSA, self.rekeyed, child)
         return DONE

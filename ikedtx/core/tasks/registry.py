@@ -14,6 +14,7 @@ from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.followup import OrphanFollowupTask
 from ikedtx.core.tasks.ikeinit import IKEInitTask
 from ikedtx.core.tasks.inform import ErrorNotifyTask
+from ikedtx.core.tasks.ikerekey import IKERekeyTask
 from ikedtx.core.tasks.initialcontact import InitialContactTask
 from ikedtx.core.tasks.intermediate import IntermediateGuardTask, IntermediateTask
 from ikedtx.core.tasks.liveness import LivenessTask
@@ -35,7 +36,7 @@ def initResponderTasks(screened):
 RESPONDERS = {
     ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), InitialContactTask(False),
                                     ChildCreateTask(False, inAuth=True), MobikeTask(False)],
-    ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
+    ExchangeType.CREATE_CHILD_SA: lambda: [IKERekeyTask(False), ChildCreateTask(False)],
     ExchangeType.IKE_FOLLOWUP_KE: lambda: [OrphanFollowupTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
