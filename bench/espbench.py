@@ -5,7 +5,7 @@ espbench: TCP throughput through user-space ESP tunnels, ikedtx's datapath
 (C{--kernel userspace}) next to strongSwan's kernel-libipsec, on one
 machine.
 
-    sudo python3 bench/espbench.py [--seconds 5] [--esp gcm,cbc]
+    sudo python3 bench/espbench.py [--seconds 5] [--esp gcm,cbc] [--streams 4]
                                    [--pairs ikedtx-charon,charon-charon,ikedtx-ikedtx]
                                    [--output FILE.md]
 
@@ -14,9 +14,11 @@ a = 192.0.2.1 with 10.1.0.1 on lo, b = 192.0.2.2 with 10.2.0.1 on lo). For
 each pair of daemons and ESP proposal a fresh pair is started, one PSK
 tunnel 10.1.0.1 <-> 10.2.0.1 is set up (ESP in UDP on 4500: libipsec
 always encapsulates, ikedtx is told C{natt}), and iperf3 runs one TCP
-stream from a to b for --seconds, then the reverse (-R). The figures are
-iperf3's received bits per second; the CPU seconds used by each daemon
-during the runs come from /proc/PID/stat. Nothing is asserted: the
+stream from a to b for --seconds, then the reverse (-R), then --streams
+parallel TCP streams from a to b, then a UDP flood of 64-byte datagrams
+from a to b (the packets/s column: datagrams received per second). The
+figures are iperf3's received bits per second; the CPU seconds used by
+each daemon during the runs come from /proc/PID/stat. Nothing is asserted: the
 machine is shared and has two cores, so the figures are indications.
 
 Needs root, iperf3 (apt-get install iperf3), strongSwan 5.9 with the
@@ -84,20 +86,23 @@ def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, pass
     return peerObject.start()
 
 
-def iperf(a, b, seconds, reverse):
+def iperf(a, b, seconds, reverse=False, streams=1, udp=False):
     """
-    One iperf3 TCP run from a to b (b to a with C{reverse}); received bits
-    per second.
+    One iperf3 run from a to b (b to a with C{reverse}): TCP with
+    C{streams} parallel streams, received bits per second; or with C{udp}
+    a flood of 64-byte datagrams, received datagrams per second.
     """
     server = b.popen(["iperf3", "-s", "-1", "-B", B_INNER], stdout=open(os.devnull, "wb"),
                      stderr=open(os.devnull, "wb"))
     try:
         time.sleep(0.3)
-        argv = ["iperf3", "-c", B_INNER, "-B", A_INNER, "-t", str(seconds), "-J"] + (["-R"] if reverse else [])
+        argv = ["iperf3", "-c", B_INNER, "-B", A_INNER, "-t", str(seconds), "-J", "-P", str(streams)]
+        argv += ["-R"] if reverse else []
+        argv += ["-u", "-l", "64", "-b", "0"] if udp else []
         result = a.run(argv, check=False, timeout=seconds + 30)
         if result.returncode != 0:
             raise RuntimeError("iperf3 failed: %s%s" % (result.stdout[-2000:], result.stderr))
-        return json.loads(result.stdout)["end"]["sum_received"]["bits_per_second"]
+        return received(json.loads(result.stdout), udp)
     finally:
         try:
             server.wait(timeout=5)
@@ -105,7 +110,19 @@ def iperf(a, b, seconds, reverse):
             server.kill()
 
 
-def runOne(pairName, esp, seconds):
+def received(report, udp):
+    """
+    From iperf3's JSON C{report}: received bits per second (TCP), or
+    datagrams received per second (C{udp}).
+    """
+    end = report["end"]
+    if not udp:
+        return end["sum_received"]["bits_per_second"]
+    total = end["sum"]
+    return (total["packets"] - total["lost_packets"]) / total["seconds"]
+
+
+def runOne(pairName, esp, seconds, streams=4):
     """
     Throughput both ways and CPU seconds of each daemon for one pair of
     daemons and one ESP proposal.
@@ -139,8 +156,11 @@ def runOne(pairName, esp, seconds):
         before = [cpuSeconds(pid) for pid in pids]
         forward = iperf(a, b, seconds, reverse=False)
         backward = iperf(a, b, seconds, reverse=True)
+        parallel = iperf(a, b, seconds, streams=streams)
+        pps = iperf(a, b, seconds, udp=True)
         after = [cpuSeconds(pid) for pid in pids]
         return {"pair": pairName, "esp": esp, "forward": forward, "reverse": backward,
+                "parallel": parallel, "streams": streams, "pps": pps,
                 "cpu": [round(y - x, 2) for x, y in zip(before, after)], "seconds": seconds}
     finally:
         for p in peers:
@@ -150,14 +170,17 @@ def runOne(pairName, esp, seconds):
 
 
 def table(rows):
-    lines = ["| daemons (a-b) | ESP | a->b Mbit/s | b->a Mbit/s | CPU s a / b (2 runs) |",
-             "|---|---|---:|---:|---|"]
+    lines = ["| daemons (a-b) | ESP | a->b Mbit/s | b->a Mbit/s | a->b N streams Mbit/s | "
+             "a->b 64-byte packets/s | CPU s a / b (4 runs) |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for row in rows:
         if "error" in row:
-            lines.append("| %s | %s | failed: %s | | |" % (row["pair"], row["esp"], row["error"].splitlines()[0]))
+            lines.append("| %s | %s | failed: %s | | | | |" % (
+                row["pair"], row["esp"], row["error"].splitlines()[0]))
             continue
-        lines.append("| %s | %s | %.1f | %.1f | %s / %s |" % (
-            row["pair"], row["esp"], row["forward"] / 1e6, row["reverse"] / 1e6, row["cpu"][0], row["cpu"][1]))
+        lines.append("| %s | %s | %.1f | %.1f | %.1f (%d) | %d | %s / %s |" % (
+            row["pair"], row["esp"], row["forward"] / 1e6, row["reverse"] / 1e6, row["parallel"] / 1e6,
+            row["streams"], round(row["pps"]), row["cpu"][0], row["cpu"][1]))
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +188,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="espbench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--esp", default="gcm,cbc")
+    parser.add_argument("--streams", type=int, default=4, help="parallel TCP streams of the third run")
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--output")
     args = parser.parse_args(argv)
@@ -174,7 +198,7 @@ def main(argv=None):
     for pairName in args.pairs.split(","):
         for esp in args.esp.split(","):
             try:
-                row = runOne(pairName, esp, args.seconds)
+                row = runOne(pairName, esp, args.seconds, args.streams)
             except Exception as e:
                 row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
             rows.append(row)

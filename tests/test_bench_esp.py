@@ -19,11 +19,21 @@ class EspBenchTests(SynchronousTestCase):
         a failed row says why.
         """
         rows = [{"pair": "ikedtx-charon", "esp": "gcm", "forward": 193024440.9, "reverse": 256440614.1,
-                 "cpu": [8.57, 6.88], "seconds": 5},
+                 "parallel": 201000000.0, "streams": 4, "pps": 41234.6, "cpu": [8.57, 6.88], "seconds": 5},
                 {"pair": "charon-charon", "esp": "cbc", "error": "RuntimeError: iperf3 failed\nmore"}]
         self.assertEqual(espbench.table(rows).splitlines()[2:],
-                         ["| ikedtx-charon | gcm | 193.0 | 256.4 | 8.57 / 6.88 |",
-                          "| charon-charon | cbc | failed: RuntimeError: iperf3 failed | | |"])
+                         ["| ikedtx-charon | gcm | 193.0 | 256.4 | 201.0 (4) | 41235 | 8.57 / 6.88 |",
+                          "| charon-charon | cbc | failed: RuntimeError: iperf3 failed | | | | |"])
+
+    def test_received(self):
+        """
+        iperf3's JSON gives received bits per second for TCP, and received
+        (sent less lost) datagrams per second for UDP.
+        """
+        tcp = {"end": {"sum_received": {"bits_per_second": 1.5e8}}}
+        udp = {"end": {"sum": {"packets": 1000, "lost_packets": 200, "seconds": 4.0}}}
+        self.assertEqual(espbench.received(tcp, udp=False), 1.5e8)
+        self.assertEqual(espbench.received(udp, udp=True), 200.0)
 
     def test_ikedtxConfig(self):
         """
