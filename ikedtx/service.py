@@ -100,6 +100,44 @@ def makeKernel(name):
     return KERNEL_PROVIDERS[name]()
 
 
+def _checkXfrm():
+    from ikedtx.kernel.probe import probeXfrmEsp
+
+    probeXfrmEsp()
+
+
+def _checkUserspace():
+    from ikedtx.kernel.probe import probeTun
+
+    probeTun()
+
+
+#: What is tried before start-up to know that a provider will work here (a
+#: provider without an entry is made once instead).
+KERNEL_CHECKS = {"xfrm": _checkXfrm, "userspace": _checkUserspace}
+
+
+def checkKernel(name):
+    """
+    Check that the L{IKernel} provider C{name} can run on this host.
+
+    @raise StartupError: it cannot; one line that says why (the kernel's
+        own reason).
+    """
+    from ikedtx.kernel.probe import DatapathUnusable
+
+    try:
+        check = KERNEL_CHECKS.get(name)
+        if check is not None:
+            check()
+        else:
+            makeKernel(name)
+    except DatapathUnusable as e:
+        raise StartupError("the %s kernel provider cannot be used: %s" % (name, e))
+    except Exception as e:
+        raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+
+
 class StartupError(Exception):
     """
     The daemon cannot start; the message is one line for the user
@@ -350,10 +388,7 @@ class IkedService(MultiService):
         @raise StartupError: one of them cannot.
         """
         name = self.options.get("kernel") or "decoupled"
-        try:
-            makeKernel(name)
-        except Exception as e:
-            raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+        checkKernel(name)
         for service in self:
             check = getattr(service, "check", None)
             if check is not None:
@@ -396,11 +431,13 @@ class IkedService(MultiService):
 
         settings = self._settings()
         kernelName = self.options.get("kernel") or "decoupled"
-        self.kernel = makeKernel(kernelName)
-        wanted = self.options.get("kernelWanted")
-        if wanted and wanted != kernelName:
-            self._log.warn("no 'set decouple' but no --kernel {wanted} either: running decoupled, "
-                           "SAs and flows are recorded but NOT installed", wanted=wanted)
+        try:
+            self.kernel = makeKernel(kernelName)
+        except Exception as e:
+            self._startFailed(StartupError("the %s kernel provider cannot be used: %s" % (
+                kernelName, getattr(e, "strerror", None) or e)))
+        self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
+                       why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
         if self.credentials is None:
             self.credentials = CredentialStore(self.options.get("etc-dir") or "/etc/iked",
                                                certPartialChain=self.config.settings.certPartialChain)
@@ -427,11 +464,8 @@ class IkedService(MultiService):
                 if service.running:
                     service.stopService()
             error = sys.exc_info()[1]
-            if isinstance(error, StartupError) and self.exitOnStartupError:
-                self._log.critical("{error}", error=error)
-                sys.stderr.write("iked: %s\n" % (error,))
-                sys.stderr.flush()
-                raise SystemExit(1)
+            if isinstance(error, StartupError):
+                self._startFailed(error)
             raise
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
@@ -440,6 +474,18 @@ class IkedService(MultiService):
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
         self.reactor.callWhenRunning(self._startup)
+
+    def _startFailed(self, error):
+        """
+        The L{StartupError} C{error} ends the start: one line and status 1
+        when L{exitOnStartupError}, else it is raised.
+        """
+        if not self.exitOnStartupError:
+            raise error
+        self._log.critical("{error}", error=error)
+        sys.stderr.write("iked: %s\n" % (error,))
+        sys.stderr.flush()
+        raise SystemExit(1)
 
     def _startup(self):
         if self.running:

@@ -59,7 +59,7 @@ class Options(usage.Options):
         ["passive", "S", "Start in passive mode (as 'set passive')."],
         ["no-natt", "T", "Disable NAT-Traversal; do not propose it to peers."],
         ["natt-only", "t", "Enforce NAT-Traversal: only listen for NAT-T (UDP encapsulated) messages."],
-        ["ipv6", "6", "Do not block IPv6 (the default; accepted for compatibility)."],
+        ["ipv6", "6", "Do not block IPv6 traffic (by default it is blocked unless a flow for it is negotiated)."],
     ]
 
     optParameters = [
@@ -76,7 +76,7 @@ class Options(usage.Options):
             None,
             None,
             "Where SAs go: decoupled, xfrm or userspace (default: decoupled with "
-            "'set decouple', else xfrm).",
+            "'set decouple', else xfrm where the kernel has ESP, else userspace).",
         ],
     ]
 
@@ -254,13 +254,13 @@ def makeService(options):
     from ikedtx.service import IkedService, StartupError
 
     if options["kernel"] is None:
-        wanted = "decoupled" if config.settings.decouple else "xfrm"
-        # A daemon without "set decouple" still runs decoupled unless
-        # --kernel xfrm is given (the xfrm provider is new, and hosts without
-        # ESP in their kernel are common in testing): it records its SAs and
-        # says so loudly at start-up.
-        options["kernel"] = "decoupled"
-        options["kernelWanted"] = wanted
+        # iked installs into the kernel unless "set decouple"; ikedtx picks
+        # the datapath this host can run (and says which at start-up).
+        from ikedtx.kernel.probe import chooseKernel
+
+        options["kernel"], options["kernelReason"] = chooseKernel(config.settings.decouple)
+    else:
+        options["kernelReason"] = "--kernel %s" % (options["kernel"],)
 
     service = IkedService(config, options)
     service.exitOnStartupError = True
