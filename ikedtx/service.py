@@ -198,6 +198,16 @@ class IKEPortService(Service):
             bypassSocket(self.port.socket)
             if self.natt:
                 enableEspInUdp(self.port.socket)
+        elif self.parent.kernel.name == "userspace":
+            # The IPv6 block of the user-space datapath is made of XFRM
+            # policies too (where the kernel has XFRM).
+            from ikedtx.kernel.xfrm import bypassSocket
+
+            try:
+                bypassSocket(self.port.socket)
+            except OSError as e:
+                self._log.debug("no XFRM bypass for {address} port {port}: {error}", address=self.address,
+                                port=self.portNumber, error=e)
         runner.addPort(self.port, self.natt)
         self._log.info("listening on {address} port {port}{natt}", address=self.address, port=self.port.getHost().port,
                        natt=" (NAT-T)" if self.natt else "")
@@ -467,6 +477,10 @@ class IkedService(MultiService):
             if isinstance(error, StartupError):
                 self._startFailed(error)
             raise
+        if not self.options.get("ipv6"):
+            # iked's default: no IPv6 leaves unprotected unless -6.
+            self.kernel.blockIPv6().addErrback(
+                lambda f: self._log.error("IPv6 is NOT blocked: {error}", error=f.value))
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)

@@ -108,11 +108,14 @@ class DaemonPairTests(TestCase):
         from ikedtx.kernel.userspace import UserspaceKernel
 
         from tests.test_kernel_userspace import FakeRoutes, FakeTun, udp
+        from tests.test_kernel_xfrm import RecordingChannel
 
         made = []
 
         def userspace():
-            made.append(UserspaceKernel(device=FakeTun(), routes=FakeRoutes(["10.1.0.1", "10.2.0.1"]), rawEsp=False))
+            # The IPv6 block's XFRM policies are recorded, not installed.
+            made.append(UserspaceKernel(device=FakeTun(), routes=FakeRoutes(["10.1.0.1", "10.2.0.1"]), rawEsp=False,
+                                        policyChannel=RecordingChannel()))
             return made[-1]
 
         self.patch(serviceModule, "KERNEL_PROVIDERS", dict(serviceModule.KERNEL_PROVIDERS, userspace=userspace))
