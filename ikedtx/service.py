@@ -446,6 +446,9 @@ class IkedService(MultiService):
         except Exception as e:
             self._startFailed(StartupError("the %s kernel provider cannot be used: %s" % (
                 kernelName, getattr(e, "strerror", None) or e)))
+        if kernelName == "xfrm" and self.kernel.routes is not None and self.options.get("route-table") is not None:
+            # The routes of tunnel flows (strongSwan's table 220 by default).
+            self.kernel.routes.table = int(self.options["route-table"])
         self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
                        why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
         if self.credentials is None:

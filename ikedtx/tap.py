@@ -68,6 +68,8 @@ class Options(usage.Options):
         ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
+        ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
+         "strongSwan's; 0: install none)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
@@ -158,6 +160,13 @@ class Options(usage.Options):
             self["udpencap-port"] = _port(self["udpencap-port"], "-p")
             self["natt-only"] = True
             self["natt-port"] = self["udpencap-port"]
+        try:
+            self["route-table"] = int(self["route-table"])
+            if not 0 <= self["route-table"] < 2 ** 32 or self["route-table"] in (253, 254, 255):
+                raise ValueError()
+        except ValueError:
+            raise usage.UsageError("--route-table needs a table number other than 253-255 (main, default, "
+                                   "local), not %r" % (self["route-table"],))
         if self["kernel"] is not None and self["kernel"] not in KERNELS:
             raise usage.UsageError("--kernel must be one of %s, not %r" % (", ".join(KERNELS), self["kernel"]))
         if not self["config"]:

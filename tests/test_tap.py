@@ -79,6 +79,10 @@ class OptionsTests(SynchronousTestCase):
             (["-D", "a b=c"], "could not parse macro definition a b=c (invalid macro name 'a b')"),
             (["--listen", "localhost"], "--listen needs an IPv4 or IPv6 address, not 'localhost'"),
             (["--kernel", "pfkey"], "--kernel must be one of decoupled, xfrm, userspace, not 'pfkey'"),
+            (["--route-table", "main"], "--route-table needs a table number other than 253-255 (main, default, "
+                                        "local), not 'main'"),
+            (["--route-table", "254"], "--route-table needs a table number other than 253-255 (main, default, "
+                                       "local), not 254"),
             (["-f", ""], "-f needs a file name"),
             (["-s", ""], "-s needs a socket path"),
             (["extra"], "unexpected arguments: extra"),
