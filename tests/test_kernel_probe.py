@@ -43,6 +43,16 @@ class ProbeXfrmEspTests(SynchronousTestCase):
         self.assertEqual(str(error), "the kernel cannot install an ESP SA: Protocol not supported (EPROTONOSUPPORT)")
         self.assertEqual(channel.types(), [m.XFRM_MSG_NEWSA])
 
+    def test_algorithmMissing(self):
+        """
+        ENOENT: the kernel has ESP but not the probe's algorithm (nor a way
+        to load it); ESP is usable, and an SA with a missing algorithm is
+        refused on its own.
+        """
+        channel = RecordingChannel({m.XFRM_MSG_NEWSA: NetlinkError(errno.ENOENT)})
+        self.assertIsNone(probe.probeXfrmEsp(channel))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_NEWSA])
+
     def test_notPermitted(self):
         """
         Without CAP_NET_ADMIN the kernel answers EPERM.

@@ -14,6 +14,7 @@ L{chooseKernel} is the default of C{--kernel}: C{decoupled} with C{set
 decouple}, else C{xfrm} where the kernel has ESP, else C{userspace}.
 """
 
+import errno
 import os
 import struct
 from ipaddress import ip_address
@@ -75,6 +76,11 @@ def probeXfrmEsp(channel=None, randomBytes=os.urandom):
         try:
             channel.request(msg, xfrm.m.XFRM_MSG_NEWSA, xfrm._NETLINK_CREATE)
         except Exception as e:
+            if getattr(e, "code", None) == errno.ENOENT:
+                # ESP is there, the probe's algorithm is not (and cannot be
+                # loaded): an SA with it would fail on its own, reported
+                # with its algorithm.
+                return
             error = xfrm._kernelError("the kernel cannot install an ESP SA", e)
             raise DatapathUnusable(str(error))
         try:
