@@ -506,7 +506,22 @@ class IkedService(MultiService):
 
     def _startup(self):
         if self.running:
+            if self.kernel.name != "decoupled":
+                self._installTraps()
             self.runner.execute(self.core.startup())
+
+    def _installTraps(self):
+        """
+        The trap flows of the policies (L{ikedtx.core.trap}): their first
+        packet starts the negotiation, and none leaves in clear before.
+        """
+        from ikedtx.core.trap import trapFlows
+
+        for flow in trapFlows(self.core):
+            self.kernel.addFlow(flow).addErrback(
+                lambda f, flow=flow: self._log.warn("no trap flow {source} -> {destination}: {error}",
+                                                    source=flow.source.startAddress,
+                                                    destination=flow.destination.startAddress, error=f.value))
 
     def initiate(self, policyName):
         return self.runner.initiate(policyName)

@@ -806,7 +806,9 @@ class UserspaceKernel:
         if parsed is None:
             return self._dropped(esp.BAD_INNER, "from the TUN device")
         version, source, destination, protocol, sourcePort, destinationPort = parsed
-        for entry in self._flows:
+        # The newest flow wins, as in XFRM: a Child SA's flow over the trap
+        # flow of its policy, a rekeyed Child SA's over the old one's.
+        for entry in reversed(self._flows):
             if (entry.source.matches(version, source, protocol, sourcePort)
                     and entry.destination.matches(version, destination, protocol, destinationPort)):
                 break
