@@ -18,7 +18,7 @@ PY=${1:-python3}
 W=/tmp/ikedtx-datapath
 mkdir -p $W/etc
 modprobe -a xfrm_user esp4 esp6 veth gcm ghash_generic seqiv aesni_intel ghash_clmulni_intel authenc \
-    xfrm4_tunnel xfrm6_tunnel tunnel4 tunnel6 ipv6 cbc sha256_generic sha256_ssse3 echainiv 2>/dev/null
+    xfrm4_tunnel xfrm6_tunnel tunnel4 tunnel6 ipv6 cbc ctr sha256_generic sha256_ssse3 echainiv 2>/dev/null
 ip netns add a; ip netns add b
 ip link add va netns a type veth peer name vb netns b
 for n in a b; do
@@ -28,47 +28,57 @@ done
 ip -n a addr add 192.0.2.1/24 dev va; ip -n b addr add 192.0.2.2/24 dev vb
 ip -n a addr add 192.0.2.11/24 dev va; ip -n b addr add 192.0.2.12/24 dev vb
 ip -n a addr add 192.0.2.21/24 dev va; ip -n b addr add 192.0.2.22/24 dev vb
+ip -n a addr add 192.0.2.31/24 dev va; ip -n b addr add 192.0.2.32/24 dev vb
 ip -n a addr add 2001:db8::1/64 dev va nodad; ip -n b addr add 2001:db8::2/64 dev vb nodad
 ip -n a link set va up; ip -n b link set vb up
-ip -n a addr add 10.1.0.1/32 dev lo; ip -n b addr add 10.2.0.1/32 dev lo
+ip -n a addr add 10.1.0.1/32 dev lo; ip -n b addr add 10.2.0.1/32 dev lo; ip -n b addr add 10.6.0.1/32 dev lo
 ip -n a addr add fd01::1/128 dev lo; ip -n b addr add fd02::1/128 dev lo
 # No route to 10.2.0.0/16 or fd02::/16 (nor back): the daemons' own.
 for i in $(seq 50); do
     ip netns exec a ping -6 -c 1 -W 1 2001:db8::2 >/dev/null 2>&1 && break; sleep 0.1
 done
 echo "baseline_ping6=$(ip netns exec a ping -6 -c 2 -i 0.2 -W 1 -q 2001:db8::2 | grep -o '[0-9]* received' | cut -d' ' -f1)"
-# From here on the kernel loads no module: the ChaCha20-Poly1305 SA fails.
-echo /bin/false > /proc/sys/kernel/modprobe
+# The kernel cannot load ChaCha20-Poly1305 (the root file system is an
+# overlay here): the "bad" Child SA fails to install.
+mkdir -p /etc/modprobe.d
+echo "install chacha20poly1305 /bin/false" > /etc/modprobe.d/ikedtx-no-chacha.conf
 echo "chacha_loaded=$(grep -c '^chacha20poly1305 ' /proc/modules)"
 
 cat > $W/a.conf <<EOC
 ikev2 "v4" active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0.2.2 childsa enc aes-128-gcm psk "vm-secret"
 ikev2 "v6" active esp from fd01::/16 to fd02::/16 local 192.0.2.11 peer 192.0.2.12 childsa enc aes-128-gcm psk "vm-secret"
 ikev2 "bad" active esp from 10.1.0.0/16 to 10.5.0.0/16 local 192.0.2.21 peer 192.0.2.22 childsa enc chacha20-poly1305 psk "vm-secret"
+ikev2 "od" passive esp from 10.1.0.0/16 to 10.6.0.0/16 local 192.0.2.31 peer 192.0.2.32 childsa enc aes-128-gcm psk "vm-secret"
 EOC
 cat > $W/b.conf <<EOC
 ikev2 "v4" passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 childsa enc aes-128-gcm psk "vm-secret"
 ikev2 "v6" passive esp from fd02::/16 to fd01::/16 local 192.0.2.12 peer 192.0.2.11 childsa enc aes-128-gcm psk "vm-secret"
 ikev2 "bad" passive esp from 10.5.0.0/16 to 10.1.0.0/16 local 192.0.2.22 peer 192.0.2.21 childsa enc chacha20-poly1305 psk "vm-secret"
+ikev2 "od" passive esp from 10.6.0.0/16 to 10.1.0.0/16 local 192.0.2.32 peer 192.0.2.31 childsa enc aes-128-gcm psk "vm-secret"
 EOC
 chmod 600 $W/a.conf $W/b.conf
 
-start() {  # $1: run name, then extra iked arguments
-    local run=$1; shift
+now() { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
+
+start() {  # $1: run name, $2: SAs to wait for in each namespace, then extra iked arguments
+    local run=$1 want=$2; shift 2
     for n in b a; do
         ip netns exec $n "$PY" -c "from ikedtx.cli import iked; iked()" -d -v -f $W/$n.conf --kernel xfrm \
             -s $W/$n.sock --etc-dir $W/etc "$@" > $W/$n.$run.log 2>&1 &
         echo $! > $W/$n.pid
     done
-    ok=0
-    for i in $(seq 900); do
+    local t0 deadline ok=0
+    t0=$(now); deadline=$((t0 + 240))
+    while [ "$(now)" -lt $deadline ]; do
         kill -0 "$(cat $W/a.pid)" 2>/dev/null && kill -0 "$(cat $W/b.pid)" 2>/dev/null || break
-        if [ "$(ip -n a xfrm state | grep -c '^src')" -ge 4 ] && [ "$(ip -n b xfrm state | grep -c '^src')" -ge 4 ]; then
+        if [ -S $W/a.sock ] && [ -S $W/b.sock ] && [ "$(ip -n a xfrm state | grep -c '^src')" -ge $want ] \
+                && [ "$(ip -n b xfrm state | grep -c '^src')" -ge $want ]; then
             ok=1; break
         fi
-        sleep 0.1
+        sleep 0.5
     done
     echo "${run}_installed=$ok"
+    echo "${run}_seconds=$(( $(now) - t0 ))"
 }
 
 stop() {  # $1: run name
@@ -90,10 +100,17 @@ received() {  # ping arguments (in namespace a)
     ip netns exec a ping -c 3 -i 0.2 -W 2 -q "$@" 2>&1 | grep -o '[0-9]* received' | cut -d' ' -f1
 }
 
-start blocked
+start blocked 4
 # The bad Child SA has had its chance by now (all three were initiated at once).
-for i in $(seq 100); do grep -q "installing Child SA" $W/a.blocked.log && break; sleep 0.1; done
-sleep 1
+for i in $(seq 60); do grep -q "installing Child SA" $W/a.blocked.log && break; sleep 0.5; done
+# On demand: "od" is passive on both sides; its trap flow's acquire starts it.
+echo "od_states_before=$(ip -n a xfrm state | grep -c '^src 192.0.2.3[12] dst 192.0.2.3[12]')"
+for i in $(seq 40); do
+    ip netns exec a ping -c 1 -W 1 -q 10.6.0.1 >/dev/null 2>&1 && break
+done
+echo "od_tries=$i"
+echo "od_ping=$(received 10.6.0.1)"
+echo "od_states_after=$(ip -n a xfrm state | grep -c '^src 192.0.2.3[12] dst 192.0.2.3[12]')"
 echo "blocked_ping4=$(received 10.2.0.1)"
 echo "blocked_ping6_flow=$(received -6 fd02::1)"
 echo "blocked_ping6_link=$(received -6 2001:db8::2)"
@@ -106,9 +123,9 @@ stop blocked
 echo "blocked_log_a_begin"; cat $W/a.blocked.log; echo "blocked_log_a_end"
 echo "blocked_log_b_begin"; cat $W/b.blocked.log; echo "blocked_log_b_end"
 
-start open -6
+# -6: no block; nothing to negotiate for this (the daemons need only be up).
+start open 0 -6
 echo "open_ping6_link=$(received -6 2001:db8::2)"
-echo "open_ping6_flow=$(received -6 fd02::1)"
 echo "open_policies_begin"; ip -n a xfrm policy; echo "open_policies_end"
 stop open
 echo "open_log_a_begin"; tail -n 40 $W/a.open.log; echo "open_log_a_end"
