@@ -83,7 +83,7 @@ class DaemonDatapathVMTests(SynchronousTestCase):
         flow fd01::/16 <-> fd02::/16 passes.
         """
         self.assertEqual(self.value("baseline_ping6"), "2")
-        self.assertEqual(self.value("blocked_ping6_link"), "0")
+        self.assertEqual(self.value("blocked_ping6_link"), "0", self.value("blocked_ping6_link_output"))
         self.assertEqual(self.value("blocked_ping6_flow"), "3")
         policies = self.value("blocked_policies")
         self.assertEqual(len(re.findall(r"src ::/0 dst ::/0 \n\tdir (?:in|out|fwd) action block priority %d"

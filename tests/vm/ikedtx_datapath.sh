@@ -24,6 +24,9 @@ ip link add va netns a type veth peer name vb netns b
 for n in a b; do
     ip -n $n link set lo up
     ip netns exec $n sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    # The larval SAs the kernel makes for an acquire (SPI 0) are the
+    # kernel's: they go after this many seconds (30 by default).
+    ip netns exec $n sysctl -qw net.core.xfrm_acq_expires=3
 done
 ip -n a addr add 192.0.2.1/24 dev va; ip -n b addr add 192.0.2.2/24 dev vb
 ip -n a addr add 192.0.2.11/24 dev va; ip -n b addr add 192.0.2.12/24 dev vb
@@ -90,30 +93,39 @@ stop() {  # $1: run name
     for n in a b; do
         for i in $(seq 150); do kill -0 "$(cat $W/$n.pid)" 2>/dev/null || break; sleep 0.1; done
     done
+    echo "${run}_larval_begin"; for n in a b; do ip -n $n xfrm state | grep -A1 '^src' | grep -B1 'spi 0x00000000'; done
+    echo "${run}_larval_end"
+    sleep 4
     echo "${run}_after_stop_begin"
     for n in a b; do ip -n $n xfrm state; ip -n $n xfrm policy; ip -n $n route show table 220; ip -n $n -6 route show table 220; done
     echo "${run}_after_stop_end"
     echo "${run}_rules_after_stop_begin"; for n in a b; do ip -n $n rule show; ip -n $n -6 rule show; done; echo "${run}_rules_after_stop_end"
 }
 
-received() {  # ping arguments (in namespace a)
-    ip netns exec a ping -c 3 -i 0.2 -W 2 -q "$@" 2>&1 | grep -o '[0-9]* received' | cut -d' ' -f1
+received() {  # ping arguments (in namespace a): how many answers (0 when ping could not even send)
+    local n
+    n=$(ip netns exec a ping -c 3 -i 0.2 -W 2 -q "$@" 2>&1 | tee $W/ping.out | grep -o '[0-9]* received' | cut -d' ' -f1)
+    echo "${n:-0}"
 }
 
 start blocked 4
 # The bad Child SA has had its chance by now (all three were initiated at once).
 for i in $(seq 60); do grep -q "installing Child SA" $W/a.blocked.log && break; sleep 0.5; done
 # On demand: "od" is passive on both sides; its trap flow's acquire starts it.
-echo "od_states_before=$(ip -n a xfrm state | grep -c '^src 192.0.2.3[12] dst 192.0.2.3[12]')"
+odStates() {  # the od Child SA's SAs in a (not the kernel's larval acquire states, SPI 0)
+    ip -n a xfrm state | grep -A1 '^src 192.0.2.3[12] dst 192.0.2.3[12]' | grep 'proto esp spi' | grep -vc 'spi 0x00000000'
+}
+echo "od_states_before=$(odStates)"
 for i in $(seq 40); do
     ip netns exec a ping -c 1 -W 1 -q 10.6.0.1 >/dev/null 2>&1 && break
 done
 echo "od_tries=$i"
 echo "od_ping=$(received 10.6.0.1)"
-echo "od_states_after=$(ip -n a xfrm state | grep -c '^src 192.0.2.3[12] dst 192.0.2.3[12]')"
+echo "od_states_after=$(odStates)"
 echo "blocked_ping4=$(received 10.2.0.1)"
 echo "blocked_ping6_flow=$(received -6 fd02::1)"
 echo "blocked_ping6_link=$(received -6 2001:db8::2)"
+echo "blocked_ping6_link_output_begin"; cat $W/ping.out; echo "blocked_ping6_link_output_end"
 echo "blocked_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "blocked_table_end"
 echo "blocked_rules_begin"; ip -n a rule show; ip -n a -6 rule show; echo "blocked_rules_end"
 echo "blocked_policies_begin"; ip -n a xfrm policy; echo "blocked_policies_end"
