@@ -109,27 +109,38 @@ def iked():
     sys.exit(runIked(sys.argv[1:]))
 
 
-def runIkectl(argv, stdout, stderr, **caOptions):
+def runIkectl(argv, stdout, stderr, client=None, **caOptions):
     """
-    Run one C{ikectl} command line (the words after C{ikectl}).  The
-    certificate authority commands (C{ca ...}, C{show ca ...}) run here,
-    in this process, as ikectl(8) runs them; the commands that talk to a
-    running daemon are not implemented yet.
+    Run one C{ikectl} command line (the words after C{ikectl}):
+    C{[-q] [-s socket] [--json] command [arg ...]}.  The certificate
+    authority commands (C{ca ...}, C{show ca ...}) run here, in this
+    process, as ikectl(8) runs them; the others are requests to the daemon
+    over its control socket (L{ikedtx.control.ikectl}).
 
+    @param client: the blocking control client (default
+        L{ikedtx.control.sync}; tests give a fake).
     @param caOptions: passed to L{ikedtx.pki.command.runCa} (directories,
         for tests).
     @return: the exit status.
     """
+    from ikedtx.control.ikectl import DAEMON_USAGE, IkectlUsage, parseOptions, runDaemonCommand
     from ikedtx.pki.command import USAGE, runCa
 
-    words = list(argv)
+    try:
+        options, words = parseOptions(argv)
+    except IkectlUsage as e:
+        stderr.write("ikectl: %s\n" % (e,))
+        stderr.write(DAEMON_USAGE)
+        return 1
     if not words:
+        stderr.write(DAEMON_USAGE)
         stderr.write(USAGE)
         return 1
     if words[0] == "ca" or words[:2] == ["show", "ca"]:
         return runCa(words, stdout, stderr, **caOptions)
-    stderr.write("ikectl: %s: only the ca commands are implemented yet\n" % (" ".join(words),))
-    return 1
+    if client is None:
+        from ikedtx.control import sync as client
+    return runDaemonCommand(words, options, stdout, stderr, client=client)
 
 
 def ikectl():

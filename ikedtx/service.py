@@ -26,8 +26,10 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from ikedtx.control.events import EventHub
 from ikedtx.config.hosts import resolvePolicyNames, resolvePolicyNamesLater
 from ikedtx.core.engine import IKECore
+from ikedtx.core.retransmit import RetransmitSchedule
 from ikedtx.core.settings import NATT_DISABLED, NATT_NORMAL, NATT_ONLY, CoreSettings
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from ikedtx.net.udp import checkUDPPort, listenUDPWithPacketInfo
@@ -264,19 +266,22 @@ def prepareSocketPath(path):
 class ControlSocketService(Service):
     """
     The AMP control socket (C{/var/run/iked.sock}, C{-s}), mode 0600, for
-    the parent L{IkedService}.
+    the parent L{IkedService}; or, with C{readOnly}, the socket of the show
+    commands and monitor (C{--ro-socket}), mode 0666.
 
     @ivar path: the socket's path.
+    @ivar readOnly: whether it serves only what reads.
     @ivar listening: the listening port while running, else L{None}.
     """
 
     _log = Logger()
 
-    def __init__(self, path, reactor):
+    def __init__(self, path, reactor, readOnly=False):
         self.path = path
         self.reactor = reactor
+        self.readOnly = readOnly
         self.listening = None
-        self.setName("control socket")
+        self.setName("read-only control socket" if readOnly else "control socket")
 
     def check(self):
         """
@@ -292,15 +297,19 @@ class ControlSocketService(Service):
         # Bind with a umask that leaves nobody else a moment to connect
         # before listenUNIX's chmod.
         umask = os.umask(0o177)
+        if self.readOnly:
+            factory, mode = ControlFactory.forReadOnlySocket(self.parent), 0o666
+        else:
+            factory, mode = ControlFactory.forSocket(self.parent), 0o600
         try:
-            self.listening = self.reactor.listenUNIX(self.path, ControlFactory(self.parent), mode=0o600)
+            self.listening = self.reactor.listenUNIX(self.path, factory, mode=mode)
         except CannotListenError as e:
             raise StartupError("control socket %s: %s" % (self.path, getattr(e.socketError, "strerror", None)
                                                           or e.socketError))
         finally:
             os.umask(umask)
         Service.startService(self)
-        self._log.info("control socket {path}", path=self.path)
+        self._log.info("{name} {path}", name=self.name, path=self.path)
 
     def stopService(self):
         Service.stopService(self)
@@ -341,6 +350,51 @@ class ReloadOnHangup(Service):
             self.previous = None
 
 
+class StopOnTerm(Service):
+    """
+    While running, SIGTERM stops the daemon cleanly: the parent
+    L{IkedService} deletes its SAs with the peers as it stops, and the
+    process exits 0, as iked does (twistd's own handler would end it with
+    the signal, status 143).  The handler is installed once the reactor
+    runs, after the reactor's own.
+
+    @ivar previous: the SIGTERM handler to put back when stopped.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self.previous = None
+        self.setName("SIGTERM")
+
+    def _terminate(self, signum, frame):
+        self.reactor.callFromThread(self._stop)
+
+    def _stop(self):
+        self._log.info("SIGTERM: deleting the SAs and stopping")
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def _install(self):
+        import signal
+
+        if self.running:
+            self.previous = signal.signal(signal.SIGTERM, self._terminate)
+
+    def startService(self):
+        Service.startService(self)
+        self.reactor.callWhenRunning(self._install)
+
+    def stopService(self):
+        import signal
+
+        Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+
 class IkedService(MultiService):
     """
     One ikedtx daemon.
@@ -350,7 +404,8 @@ class IkedService(MultiService):
     @ivar runner: the L{CoreRunner} (after start).
     @ivar kernel: the L{IKernel} provider.
     @ivar options: the L{ikedtx.tap.Options} (or a dict with its keys; a
-        false C{"sighup"} leaves SIGHUP alone).
+        false C{"sighup"} leaves SIGHUP and SIGTERM alone).
+    @ivar events: the L{EventHub} of ikectl monitor and show stats.
     """
 
     _log = Logger()
@@ -361,6 +416,10 @@ class IkedService(MultiService):
     #: catch these errors before twistd forks, this covers a port taken in
     #: between.
     exitOnStartupError = False
+
+    #: Whether systemd hears of start-up, reloads and stop (sd_notify, for
+    #: C{Type=notify}; L{ikedtx.tap.makeService} sets it).
+    notifySystemd = False
 
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
@@ -373,13 +432,17 @@ class IkedService(MultiService):
         self.core = None
         self.runner = None
         self.kernel = None
+        self.events = EventHub()
         for address in self._listenAddresses():
             for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
         if options.get("socket"):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
+        if options.get("ro-socket"):
+            ControlSocketService(options["ro-socket"], self.reactor, readOnly=True).setServiceParent(self)
         if options.get("sighup", True):
             ReloadOnHangup(self.reactor).setServiceParent(self)
+            StopOnTerm(self.reactor).setServiceParent(self)
         self._reloadLock = defer.DeferredLock()
 
     @property
@@ -414,8 +477,11 @@ class IkedService(MultiService):
             mode = NATT_NORMAL
         ikePort = int(o.get("ike-port") or 500)
         nattPort = int(o.get("udpencap-port") or o.get("natt-port") or 4500)
+        schedule = RetransmitSchedule(initial=float(o.get("retransmit-timeout") or 2.0),
+                                      tries=int(o.get("retransmit-tries") or 5))
         return CoreSettings(
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
+            retransmit=schedule,
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
 
@@ -460,6 +526,7 @@ class IkedService(MultiService):
             resolved=resolvePolicyNames(self.config),
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
+        self.runner.events = self.events
         if self.kernel.name == "userspace":
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived
@@ -486,6 +553,7 @@ class IkedService(MultiService):
                 lambda f: self._log.error("IPv6 is NOT blocked: {error}", error=f.value))
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
+        self._logConfigWarnings(self.config)
         self._log.info("loaded {n} policies; kernel: {kernel}", n=len(self.config.policies), kernel=self.kernel.name)
         # What start-up loaded (modules, configuration, certificates) lives
         # as long as the daemon: keep it out of every later collection.
@@ -504,11 +572,22 @@ class IkedService(MultiService):
         sys.stderr.flush()
         raise SystemExit(1)
 
+    def _logConfigWarnings(self, config):
+        for problem in config.warnings:
+            self._log.warn("{problem}", problem=str(problem))
+
     def _startup(self):
         if self.running:
             if self.kernel.name != "decoupled":
                 self._installTraps()
             self.runner.execute(self.core.startup())
+            self._notify("READY=1")
+
+    def _notify(self, state):
+        if self.notifySystemd:
+            from ikedtx.sdnotify import notify
+
+            notify(state)
 
     def _installTraps(self):
         """
@@ -535,23 +614,32 @@ class IkedService(MultiService):
 
         return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
 
-    def reload(self):
+    def reload(self, path=None):
         """
         ikectl reload and SIGHUP: read the configuration file and the iked
-        tree again.  The file is parsed in a thread and the policies' host
-        names resolved through the reactor's resolver, so the daemon goes on
-        answering meanwhile; reloads run one at a time.
+        tree again; ikectl load: read C{path}, the file from then on.  The
+        file is parsed in a thread and the policies' host names resolved
+        through the reactor's resolver, so the daemon goes on answering
+        meanwhile; reloads run one at a time.  IKE SAs whose policy is still
+        there are kept.
 
         @return: a Deferred that fires once the new configuration is in
             force, or fails with the L{ConfigError} of a broken file, which
             changes nothing.
         """
-        return self._reloadLock.run(self._reload)
+        self._notify("RELOADING=1")
+        d = self._reloadLock.run(self._reload, path)
 
-    def _reload(self):
+        def ready(result):
+            self._notify("READY=1")
+            return result
+
+        return d.addBoth(ready)
+
+    def _reload(self, path=None):
         from ikedtx.config import loadConfig
 
-        path = self.options.get("config")
+        path = path or self.options.get("config")
         d = self.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
 
         def loaded(config):
@@ -561,9 +649,11 @@ class IkedService(MultiService):
         def apply(result):
             config, resolved = result
             self.config = config
+            self.options["config"] = path
             if self.credentials is not None and hasattr(self.credentials, "reload"):
                 self.credentials.reload()
             self.runner.execute(self.core.reload(config, resolved))
+            self._logConfigWarnings(config)
             self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
             return config
 
@@ -587,6 +677,7 @@ class IkedService(MultiService):
 
     def stopService(self):
         Service.stopService(self)
+        self._notify("STOPPING=1")
         # The core says goodbye to its peers while the ports are still open.
         if self.runner is not None:
             self.runner.execute(self.core.shutdown())

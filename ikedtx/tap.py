@@ -66,11 +66,16 @@ class Options(usage.Options):
         ["config", "c", DEFAULT_CONFIG, "Read FILE as the configuration file (also -f FILE)."],
         ["udpencap-port", "p", None, "Listen for NAT-T on this port, and use it in SAs (implies -t)."],
         ["socket", "s", DEFAULT_SOCKET, "Path of the control socket."],
+        ["retransmit-timeout", None, "2", "Seconds before a request is first sent again (doubling up to 32; "
+         "RFC 7296 2.1)."],
+        ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
          "strongSwan's; 0: install none)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
+        ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
+         "open to every user), for monitoring tools."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
         [
@@ -154,6 +159,13 @@ class Options(usage.Options):
             raise usage.UsageError("-T and -t are mutually exclusive")
         if self["no-natt"] and self["udpencap-port"] is not None:
             raise usage.UsageError("-T and -p are mutually exclusive")
+        try:
+            self["retransmit-timeout"] = float(self["retransmit-timeout"])
+            self["retransmit-tries"] = int(self["retransmit-tries"])
+        except ValueError as e:
+            raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
+        if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
+            raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:
@@ -273,6 +285,7 @@ def makeService(options):
 
     service = IkedService(config, options)
     service.exitOnStartupError = True
+    service.notifySystemd = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()
@@ -281,13 +294,40 @@ def makeService(options):
     return service
 
 
+# The level filters of the daemon's log observers, which ikectl log
+# brief|verbose move between info and debug.
+_levelPredicates = []
+
+
 def levelFiltered(observer, level):
     """
-    C{observer}, given only the events at C{level} or above.
+    C{observer}, given only the events at C{level} or above (until
+    L{setVerbose} changes it).
     """
     from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
 
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    _levelPredicates.append(predicate)
+    return FilteringLogObserver(observer, [predicate])
+
+
+def setVerbose(verbose):
+    """
+    ikectl log verbose (debug level) or brief (info level), on every log
+    observer made by L{levelFiltered}.
+    """
+    from twisted.logger import LogLevel
+
+    level = LogLevel.debug if verbose else LogLevel.info
+    for predicate in _levelPredicates:
+        predicate.defaultLogLevel = level
+        predicate.setLogLevelForNamespace("", level)
+
+
+def isVerbose():
+    from twisted.logger import LogLevel
+
+    return any(p.logLevelForNamespace("") == LogLevel.debug for p in _levelPredicates)
 
 
 def logObserver():

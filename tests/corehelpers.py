@@ -12,10 +12,12 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.core.actions import (
-    AllocateSpi, CancelTimer, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive, SetTimer)
+    AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive,
+    SetTimer)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
+from ikedtx.kernel.interfaces import KernelSAUsage
 
 
 class DeterministicRandom:
@@ -44,6 +46,8 @@ class Host:
 
     @ivar results: C{{requestId: RequestDone}}.
     @ivar events: every non-datagram, non-timer action, in order.
+    @ivar packets: C{{spi: packets}} the datapath reports for its SAs
+        (L{QuerySAUsage}); 0 for the others.
     """
 
     def __init__(self, network, address, config, credentials=None, settings=None, seed=None, wallClock=None):
@@ -59,6 +63,7 @@ class Host:
         self.timers = {}
         self.results = {}
         self.events = []
+        self.packets = {}
         network.hosts[address] = self
 
     def execute(self, actions):
@@ -86,6 +91,10 @@ class Host:
                     self.kernel.addFlow(flow)
                 self.events.append(action)
                 self.execute(self.core.childInstalled(action.reqid))
+            elif isinstance(action, QuerySAUsage):
+                self.events.append(action)
+                usages = [KernelSAUsage(packets=self.packets.get(sa.spi, 0)) for sa in action.sas]
+                self.execute(self.core.usageReported(action.token, usages))
             elif isinstance(action, RemoveChildSA):
                 for sa in action.sas:
                     self.kernel.deleteSA(sa)

@@ -131,13 +131,14 @@ class IkectlTests(SynchronousTestCase):
         status = cli.runIkectl(list(argv), out, err, **kw)
         return status, out.getvalue(), err.getvalue()
 
-    def test_daemonCommandsNotImplemented(self):
+    def test_noDaemon(self):
         """
-        A command for the running daemon fails with one line and status 1
-        (the control socket comes with the ikectl issue).
+        A command for a daemon that does not run fails with one line naming
+        the socket, and status 1.
         """
-        self.assertEqual(self.ikectl("show", "sa"),
-                         (1, "", "ikectl: show sa: only the ca commands are implemented yet\n"))
+        path = os.path.join(self.mktemp(), "iked.sock")
+        self.assertEqual(self.ikectl("-s", path, "show", "sa"),
+                         (1, "", "ikectl: control socket %s: No such file or directory\n" % (path,)))
 
     def test_noCommand(self):
         status, out, err = self.ikectl()
@@ -171,7 +172,8 @@ class IkectlTests(SynchronousTestCase):
     def test_consoleScript(self):
         err = io.StringIO()
         self.patch(sys, "stderr", err)
-        self.patch(sys, "argv", ["ikectl", "reload"])
+        path = os.path.join(self.mktemp(), "iked.sock")
+        self.patch(sys, "argv", ["ikectl", "-s", path, "reload"])
         e = self.assertRaises(SystemExit, cli.ikectl)
         self.assertEqual(e.code, 1)
-        self.assertEqual(err.getvalue(), "ikectl: reload: only the ca commands are implemented yet\n")
+        self.assertEqual(err.getvalue(), "ikectl: control socket %s: No such file or directory\n" % (path,))

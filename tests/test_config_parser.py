@@ -171,6 +171,20 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual([str(w) for w in config.warnings], ["f: no valid configuration rules found"])
 
 
+    def test_variableTimeGroupWarning(self):
+        """
+        A group computed in pure Python (brainpool224, group 27) is accepted
+        with a warning that it is not constant-time; a group computed by
+        cryptography is not.
+        """
+        text = ('ikev2 "a" esp from 10.0.0.1 to 10.0.0.2 ikesa enc aes-128 prf hmac-sha2-256 '
+                'auth hmac-sha2-256 group %s\n')
+        config = parseConfig(text % ("grp27",), filename="f")
+        self.assertEqual([str(w) for w in config.warnings],
+                         ["f: 1: group grp27 is computed in pure Python, not in constant time: "
+                          "its timing may leak the private value"])
+        self.assertEqual(parseConfig(text % ("brainpool256",), filename="f").warnings, ())
+
 class SetTests(SynchronousTestCase):
     """
     Every C{set} option.

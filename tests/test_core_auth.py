@@ -8,7 +8,7 @@ from ikedtx.auth.store import CredentialStore
 from ikedtx.config import parseConfig
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed
 from ikedtx.core.sa import IKEState
-from ikedtx.wire.constants import AuthMethod, CertEncoding, PayloadType
+from ikedtx.wire.constants import AuthMethod, CertEncoding, HashAlgorithm, NotifyType, PayloadType
 from ikedtx.wire.message import Message
 
 from tests import pki
@@ -71,37 +71,87 @@ class CertificateTests(SignatureTestCase):
     def test_ecdsaCertificates(self):
         """
         ECDSA P-256 certificates under one CA, with the policy's ecdsa256
-        method (RFC 4754, method 9); each side sends its certificate.
+        method; both sides announce their hashes, so (as iked) they sign
+        with RFC 7427's DIGITAL_SIGNATURE; each side sends its certificate.
         """
         requestId = self.negotiate("ecdsa256", "ecdsa256", self.withCertificates("p256"))
         ikeSA = self.assertSucceeded(self.a, requestId)
         self.assertChildKeysMatch(self.a, self.b)
         auth, inner = self.authPayload(2)
-        self.assertEqual(auth.method, AuthMethod.ECDSA_SHA256_P256)
+        self.assertEqual(auth.method, AuthMethod.DIGITAL_SIGNATURE)
         certs = [p for p in inner if p.payloadType == PayloadType.CERT]
         self.assertEqual([c.encoding for c in certs], [CertEncoding.X509_CERT_SIGNATURE])
         self.assertEqual(ikeSA.peerCredential.certificate, self.certB)
 
     def test_ecdsaMethods(self):
         """
-        RFC 4754: ecdsa384 and ecdsa521 policies sign with methods 10 and
-        11 on P-384 and P-521 keys.
+        ecdsa384 and ecdsa521 policies on P-384 and P-521 keys, between
+        peers that announce their hashes: DIGITAL_SIGNATURE with the
+        curve's hash.
         """
-        for kind, method, policy in (("p384", AuthMethod.ECDSA_SHA384_P384, "ecdsa384"),
-                                     ("p521", AuthMethod.ECDSA_SHA512_P521, "ecdsa521")):
+        for kind, policy in (("p384", "ecdsa384"), ("p521", "ecdsa521")):
             requestId = self.negotiate(policy, policy, self.withCertificates(kind))
             self.assertSucceeded(self.a, requestId)
-            self.assertEqual(self.authPayload(2)[0].method, method)
-            self.assertEqual(self.authPayload(3)[0].method, method)
+            self.assertEqual(self.authPayload(2)[0].method, AuthMethod.DIGITAL_SIGNATURE)
+            self.assertEqual(self.authPayload(3)[0].method, AuthMethod.DIGITAL_SIGNATURE)
 
     def test_rsaCertificates(self):
         """
-        RSA-2048 certificates with the policy's rsa method (RSA_SIG, 1).
+        RSA-2048 certificates with the policy's rsa method, between peers
+        that announce their hashes: DIGITAL_SIGNATURE (SHA2-256), not
+        RSA_SIG's SHA-1.
         """
         requestId = self.negotiate("rsa", "rsa", self.withCertificates("rsa2048", "rsa2048"))
         self.assertSucceeded(self.a, requestId)
-        self.assertEqual(self.authPayload(2)[0].method, AuthMethod.RSA_SIG)
-        self.assertEqual(self.authPayload(3)[0].method, AuthMethod.RSA_SIG)
+        self.assertEqual(self.authPayload(2)[0].method, AuthMethod.DIGITAL_SIGNATURE)
+        self.assertEqual(self.authPayload(3)[0].method, AuthMethod.DIGITAL_SIGNATURE)
+
+    def test_hashesAnnounced(self):
+        """
+        RFC 7427 4: every policy with certificates or raw keys announces
+        SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT, both roles (as iked); a
+        psk policy does not.
+        """
+        for auth, trees, announced in (("ecdsa256", self.withCertificates("p256"), True),
+                                       ("rsa", self.withCertificates("rsa2048", "rsa2048"), True),
+                                       ("psk \"secret\"", self.withCertificates("p256"), False)):
+            self.negotiate(auth, auth, trees)
+            for index in (0, 1):
+                init = Message.decode(self.network.delivered[index][0])
+                notifies = [p.notifyType for p in init.payloads if p.payloadType == PayloadType.NOTIFY]
+                self.assertEqual(NotifyType.SIGNATURE_HASH_ALGORITHMS in notifies, announced, (auth, index))
+
+    def test_digitalSignatureForNamedMethod(self):
+        """
+        A peer (libreswan) signs with DIGITAL_SIGNATURE against our
+        ecdsa256 policy: RFC 7427 allows it once we announced our hashes,
+        so it is accepted, with the P-256 key the method names.
+        """
+        requestId = self.negotiate("rfc7427", "ecdsa256", self.withCertificates("p256"))
+        self.assertSucceeded(self.a, requestId)
+        self.assertEqual(self.authPayload(2)[0].method, AuthMethod.DIGITAL_SIGNATURE)
+        self.assertEqual([sa.state for sa in self.b.ikeSAs], [IKEState.VALID])
+
+    def test_digitalSignatureWithOtherCurve(self):
+        """
+        DIGITAL_SIGNATURE with a P-384 key is refused by an ecdsa256 policy.
+        """
+        requestId = self.negotiate("rfc7427", "ecdsa256", self.withCertificates("p384"))
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+
+    def test_namedMethodWithoutPeerHashes(self):
+        """
+        To a peer that announced no hashes, a named method signs with its
+        own AUTH method (RFC 4754, RSA_SIG).
+        """
+        from ikedtx.core import cryptoglue
+
+        for kind, policy, method in (("p256", "ecdsa256", AuthMethod.ECDSA_SHA256_P256),
+                                     ("rsa2048", "rsa", AuthMethod.RSA_SIG)):
+            key = pki.key("a-" + kind, kind)
+            self.assertEqual(cryptoglue.signAuth(key, policy, b"octets", ())[0], method)
+            hashes = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384)
+            self.assertEqual(cryptoglue.signAuth(key, policy, b"octets", hashes)[0], AuthMethod.DIGITAL_SIGNATURE)
 
     def test_rfc7427(self):
         """

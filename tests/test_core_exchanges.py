@@ -9,6 +9,7 @@ from ikedtx.core.errors import (
     AuthenticationFailed, NegotiationFailed, NoProposalChosen, PeerNotResponding, TrafficSelectorsUnacceptable)
 from ikedtx.core.sa import IKEState
 from ikedtx.core.settings import CoreSettings
+from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, ProtocolId
 from ikedtx.wire.message import Message
 
@@ -456,7 +457,8 @@ class LossTests(ExchangeTestCase):
         self.assertEqual(len({d for d, _, _ in sent}), 1)
         self.assertFailedWith(a, requestId, PeerNotResponding)
         self.assertEqual(a.ikeSAs, [])
-        self.assertEqual(a.timers, {})
+        # Only the re-initiation of the active policy is left.
+        self.assertEqual(list(a.timers), [TimerKey.reinitiate("ab")])
 
     def test_halfOpenExpires(self):
         """

@@ -86,7 +86,7 @@ class RetransmitTests(ExchangeTestCase):
         RFC 7296 2.1: an unanswered request is sent again on the schedule;
         after the last attempt the command fails and the IKE SA goes.
         """
-        schedule = RetransmitSchedule(initial=1.0, base=2.0, cap=4.0, tries=3)
+        schedule = RetransmitSchedule(initial=1.0, base=2.0, cap=4.0, tries=3, jitter=0.0)
         a, b, ikeSA = self.establish(settingsA=CoreSettings(retransmit=schedule))
         requestId = a.command(a.core.checkLiveness, ikeSA)
         request = self.network.drop()

@@ -284,6 +284,26 @@ class _RoundTripMixin:
 class ModpRoundTrip(_RoundTripMixin, SynchronousTestCase):
     dhId = DhId.MODP_2048
 
+    def test_cryptographyStillComputesFFDH(self):
+        """
+        pyca/cryptography deprecates finite-field DH (setup.cfg pins a range
+        that still has it): every MODP group still completes an exchange
+        through it, with the same secret on both sides, and no error.
+        """
+        import cryptography
+
+        for dhId in sorted(MODP_GROUPS):
+            method = kex.keyExchangeFor(dhId)
+            try:
+                exchange = method.generate()
+                responderData, responderSecret = method.respond(exchange.publicData)
+                initiatorSecret = exchange.complete(responderData)
+            except Exception as e:
+                self.fail("cryptography %s no longer computes %s (%r): the MODP groups need "
+                          "another implementation or a tighter pin" % (
+                              cryptography.__version__, method.name, e))
+            self.assertEqual(initiatorSecret, responderSecret)
+
     def test_range(self):
         """
         RFC 6989 2.1 and RFC 7296 3.4: y = 0, 1, p - 1, p, p + 1 and all
@@ -786,6 +806,16 @@ class RegistryTests(SynchronousTestCase):
     """
     keyExchangeFor() looks methods up by DhId.
     """
+
+    def test_variableTime(self):
+        """
+        Only the pure-Python group (brainpoolP224r1) is marked as not
+        constant-time; every method says which it is.
+        """
+        from ikedtx.crypto.kex import KEY_EXCHANGE_METHODS, variableTimeMethods
+
+        self.assertEqual(variableTimeMethods(), frozenset({DhId.BRAINPOOL_224}))
+        self.assertEqual({type(m.constantTime) for m in KEY_EXCHANGE_METHODS.values()}, {bool})
 
     def test_unsupported(self):
         for dhId in (DhId.NONE, DhId.GOST3410_2012_256, 1000, None):

@@ -9,9 +9,10 @@ import socket
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.core.actions import CancelTimer, RequestDone, SendDatagram, SendNatKeepalive, SetTimer
+from ikedtx.core.actions import CancelTimer, QuerySAUsage, RequestDone, SendDatagram, SendNatKeepalive, SetTimer
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.kernel.decoupled import DecoupledKernel
+from ikedtx.kernel.interfaces import KernelSAUsage
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from ikedtx.net.udp import listenUDPWithPacketInfo
 
@@ -47,6 +48,10 @@ class FakeCore:
 
     def initiate(self, name):
         return 7, []
+
+    def usageReported(self, token, usages):
+        self.received.append(("usage", token, usages))
+        return []
 
 
 class ProtocolTests(SynchronousTestCase):
@@ -139,6 +144,18 @@ class RunnerTests(SynchronousTestCase):
         d = self.runner.initiate("x")
         self.runner.execute([RequestDone(7, error=NegotiationFailed("no"))])
         self.failureResultOf(d, NegotiationFailed)
+
+    def test_querySAUsage(self):
+        """
+        QuerySAUsage asks the datapath for each SA's counters and answers
+        the core with them, L{None} for an SA the datapath does not know.
+        """
+        from tests.test_kernel_decoupled import sa
+
+        known, unknown = sa(0x1000), sa(0x2000)
+        self.kernel.addSA(known)
+        self.runner.execute([QuerySAUsage(3, (known, unknown))])
+        self.assertEqual(self.core.received, [("usage", 3, [KernelSAUsage(), None])])
 
     def test_stop(self):
         """

@@ -243,6 +243,17 @@ class NattOptionTests(TestCase):
         ports, bound, mode, service = self.boundPorts(**{"udpencap-port": other})
         self.assertEqual((bound, mode, service.core.settings.nattPort), ([other], "only", other))
 
+    def test_retransmitOptions(self):
+        """
+        --retransmit-timeout and --retransmit-tries make the core's
+        retransmission schedule (RFC 7296 2.1); by default 2 s and 5 tries.
+        """
+        schedule = self.boundPorts()[3].core.settings.retransmit
+        self.assertEqual((schedule.initial, schedule.tries), (2.0, 5))
+        service = self.boundPorts(**{"retransmit-timeout": 0.5, "retransmit-tries": 3})[3]
+        schedule = service.core.settings.retransmit
+        self.assertEqual((schedule.initial, schedule.tries, schedule.jitter), (0.5, 3, 0.1))
+
 
 class TwistdTests(TestCase):
     def test_twistdRunsAndStops(self):
@@ -298,7 +309,7 @@ class ChildServiceTests(TestCase):
         socket and the SIGHUP handler; all run after start and none after
         stop.
         """
-        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup
+        from ikedtx.service import ControlSocketService, IKEPortService, ReloadOnHangup, StopOnTerm
 
         ike, natt = freePorts(2)
         sockPath = self.mktemp() + ".sock"
@@ -306,16 +317,16 @@ class ChildServiceTests(TestCase):
                               options("127.0.0.1", ike, natt, sockPath))
         self.assertEqual([s.name for s in service],
                          ["IKE port 127.0.0.1:%d" % (ike,), "NAT-T port 127.0.0.1:%d" % (natt,), "control socket",
-                          "SIGHUP"])
+                          "SIGHUP", "SIGTERM"])
         self.assertEqual([type(s) for s in service],
-                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup])
+                         [IKEPortService, IKEPortService, ControlSocketService, ReloadOnHangup, StopOnTerm])
         service.startService()
-        self.assertEqual([s.running for s in service], [1, 1, 1, 1])
+        self.assertEqual([s.running for s in service], [1, 1, 1, 1, 1])
         self.assertEqual(sorted(service.runner.ports), sorted([(socket.AF_INET, ike), (socket.AF_INET, natt)]))
         d = service.stopService()
 
         def stopped(_):
-            self.assertEqual([s.running for s in service], [0, 0, 0, 0])
+            self.assertEqual([s.running for s in service], [0, 0, 0, 0, 0])
             self.assertFalse(os.path.exists(sockPath))
 
         return d.addCallback(stopped)
@@ -511,6 +522,22 @@ class InMemoryReloadTests(MemoryServiceMixin, SynchronousTestCase):
         self.assertEqual((self.reloaded, self.executed, [p.name for p in self.service.config.policies]),
                          ([], [], ["one"]))
 
+    def test_warnings(self):
+        """
+        The new file's warnings (here a variable-time group) are logged as
+        warnings when it comes into force.
+        """
+        from twisted.logger import LogLevel, Logger, formatEvent
+
+        events = []
+        self.service._log = Logger(observer=events.append)
+        self.write('ikev2 "two" esp from 10.0.0.1 to 10.0.0.2 ikesa enc aes-128 prf hmac-sha2-256 '
+                   'auth hmac-sha2-256 group brainpool224\n')
+        self.successResultOf(self.service.reload())
+        warned = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warned, ["%s: 1: group brainpool224 is computed in pure Python, not in "
+                                  "constant time: its timing may leak the private value" % (self.path,)])
+
     def test_oneAtATime(self):
         """
         A reload asked for while one is resolving waits for it.
@@ -551,6 +578,34 @@ class HangupTests(SynchronousTestCase):
         child.stopService()
         os.kill(os.getpid(), signal.SIGHUP)
         self.assertEqual((calls, received), (["reload"], ["previous"]))
+
+class StopOnTermTests(SynchronousTestCase):
+    def test_handler(self):
+        """
+        Once the reactor runs, SIGTERM hands a clean stop to the reactor
+        (so that twistd does not end the process with the signal, status
+        143); once stopped, the previous handler is back.
+        """
+        from ikedtx.service import StopOnTerm
+
+        calls, received, stopped, whenRunning = [], [], [], []
+        previous = signal.signal(signal.SIGTERM, lambda *a: received.append("previous"))
+        self.addCleanup(signal.signal, signal.SIGTERM, previous)
+        fakeReactor = SimpleNamespace(callFromThread=calls.append, callWhenRunning=whenRunning.append, running=True,
+                                      stop=lambda: stopped.append(1))
+        child = StopOnTerm(fakeReactor)
+        child.startService()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual((calls, received), ([], ["previous"]))
+        whenRunning[0]()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual(len(calls), 1)
+        calls[0]()
+        self.assertEqual(stopped, [1])
+        child.stopService()
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual(received, ["previous", "previous"])
+
 
 class HangupReloadTests(MemoryServiceMixin, SynchronousTestCase):
     def test_brokenFileLogged(self):

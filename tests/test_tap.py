@@ -56,6 +56,12 @@ class OptionsTests(SynchronousTestCase):
         o = parse("-p", "4501")
         self.assertEqual((o["udpencap-port"], o["natt-port"], o["natt-only"]), (4501, 4501, True))
 
+    def test_retransmitOptions(self):
+        o = parse("--retransmit-timeout", "0.5", "--retransmit-tries", "3")
+        self.assertEqual((o["retransmit-timeout"], o["retransmit-tries"]), (0.5, 3))
+        o = parse()
+        self.assertEqual((o["retransmit-timeout"], o["retransmit-tries"]), (2.0, 5))
+
     def test_ikedtxOptions(self):
         o = parse("--listen", "127.0.0.1", "--listen", "::1", "--ike-port", "5000", "--natt-port", "5001", "--etc-dir", "/tmp/e", "--kernel", "userspace")
         self.assertEqual(
@@ -86,6 +92,10 @@ class OptionsTests(SynchronousTestCase):
             (["-f", ""], "-f needs a file name"),
             (["-s", ""], "-s needs a socket path"),
             (["extra"], "unexpected arguments: extra"),
+            (["--retransmit-tries", "x"], "--retransmit-timeout and --retransmit-tries take numbers: "
+                                           "invalid literal for int() with base 10: 'x'"),
+            (["--retransmit-timeout", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
+            (["--retransmit-tries", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
         ]:
             e = self.assertRaises(usage.UsageError, parse, *argv)
             self.assertEqual(str(e), message, argv)

@@ -44,6 +44,7 @@ from ikedtx.config.files import FileProblem, readIncludedFile, readKeyFile
 from ikedtx.config.lexer import KEYWORDS, Lexer
 from ikedtx.config.model import Auth, Config, ConfigOption, Settings, User
 from ikedtx.config.policy import PolicyBuilder, _Draft, _Host, _unscoped
+from ikedtx.crypto.kex import variableTimeMethods
 from ikedtx.wire.constants import EapType, ProtocolId
 
 
@@ -495,10 +496,25 @@ class Parser(PolicyBuilder):
                 row = xf.lookup(name, table)
                 if row is None:
                     self.fail("%s not a valid transform" % (name,))
+                if token.kind == "GROUP" and row.id in variableTimeMethods():
+                    self.warn("group %s is computed in pure Python, not in constant time: its "
+                              "timing may leak the private value" % (name,))
                 into.append(row)
             elif token.kind in ("ESN", "NOESN"):
                 self.advance()
                 spec.esn.append(xf.lookup(token.text, xf.ESN))
+            elif token.kind == "ADDKE":
+                self.advance()
+                name = self.expect("STRING").value
+                # Exact names: a prefix would make "addke1 mlkem" mean
+                # whichever ML-KEM comes first.
+                row = next((r for r in xf.ADDITIONAL_GROUPS if r.name == name), None)
+                if row is None:
+                    self.fail("%s not a valid additional key exchange" % (name,))
+                if row.id in variableTimeMethods():
+                    self.warn("%s %s is computed in pure Python, not in constant time: its "
+                              "timing may leak the private value" % (token.text, name))
+                spec.additional.setdefault(int(token.text[5:]), []).append(row)
             else:
                 break
         return spec

@@ -35,6 +35,8 @@ EOF = None
 
 KEYWORDS = {
     "active": "ACTIVE",
+    # ikedtx extension: RFC 9370 additional key exchanges (iked has none).
+    **{"addke%d" % (n,): "ADDKE" for n in range(1, 8)},
     "ah": "AH",
     "any": "ANY",
     "auth": "AUTHXF",

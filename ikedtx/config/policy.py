@@ -184,7 +184,9 @@ class PolicyBuilder:
         except xf.ProposalError as e:
             self.fail(str(e))
         for proposal in ikeProposals + childProposals:
-            for t in proposal.ofType(TransformType.DH):
+            for t in proposal.transforms:
+                if t.type not in xf.KEY_EXCHANGE_TYPES:
+                    continue
                 if t.id in xf.UNSUPPORTED_GROUPS and self.profile.refuseUnsupportedGroups:
                     self.fail(xf.UNSUPPORTED_GROUPS[t.id])
 

@@ -23,7 +23,8 @@ _TYPE_ORDER = (
     (TransformType.INTEG, " auth "),
     (TransformType.DH, " group "),
     (TransformType.ESN, " "),
-)
+) + tuple((t, " addke%d " % (t - TransformType.ADDKE1 + 1,))
+          for t in range(TransformType.ADDKE1, TransformType.ADDKE7 + 1))
 
 
 def renderConfig(config):

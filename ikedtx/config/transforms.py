@@ -184,6 +184,31 @@ GROUPS = _table(
 
 ESN = _table(TransformType.ESN, [("esn", EsnId.ESN), ("noesn", EsnId.NO_ESN)])
 
+# ikedtx's extension for RFC 9370: "addke1 mlkem768" ... "addke7 ..." name
+# the methods of the additional key exchanges of an ikesa proposal (like
+# strongSwan's ke1_mlkem768); "addkeN none" beside a method makes that
+# exchange optional.  Any key exchange method may be additional; ML-KEM is
+# what they are for.  The rows carry TransformType.DH: L{additionalSpec}
+# gives them their ADDKE type.
+ADDITIONAL_GROUPS = GROUPS + _table(
+    TransformType.DH,
+    [
+        ("mlkem768", DhId.ML_KEM_768),
+        ("mlkem1024", DhId.ML_KEM_1024),
+    ],
+)
+
+
+KEY_EXCHANGE_TYPES = frozenset([TransformType.DH]) | frozenset(
+    range(TransformType.ADDKE1, TransformType.ADDKE7 + 1))
+
+
+def additionalSpec(number, row):
+    """
+    The transform of C{addke<number> <row.name>}: type ADDKE<number>.
+    """
+    return TransformSpec(TransformType(TransformType.ADDKE1 + number - 1), row.id)
+
 # Key exchange methods iked.conf names but ikedtx cannot compute: a policy
 # that offers one is refused with this reason.  sntrup761x25519 is computed
 # only with the optional compiled binding (ikedtx[pq]).
@@ -254,6 +279,7 @@ def nameOf(spec, protocol):
         TransformType.INTEG: INTEGRITY,
         TransformType.DH: GROUPS,
         TransformType.ESN: ESN,
+        **{t: ADDITIONAL_GROUPS for t in range(TransformType.ADDKE1, TransformType.ADDKE7 + 1)},
     }
     for row in tables.get(spec.type, ()):
         if row.id != spec.id:
@@ -396,6 +422,8 @@ class ProposalSpec:
     @ivar prf: rows for C{prf}.
     @ivar groups: rows for C{group}.
     @ivar esn: rows for C{esn}/C{noesn}.
+    @ivar additional: C{{n: rows}} for C{addke<n>} (RFC 9370; an ikedtx
+        extension).
     """
 
     encryption: list
@@ -403,12 +431,20 @@ class ProposalSpec:
     prf: list
     groups: list
     esn: list
+    additional: dict
 
     def __init__(self):
         self.encryption, self.integrity, self.prf, self.groups, self.esn = [], [], [], [], []
+        self.additional = {}
 
     def isEmpty(self):
-        return not (self.encryption or self.integrity or self.prf or self.groups or self.esn)
+        return not (self.encryption or self.integrity or self.prf or self.groups or self.esn or self.additional)
+
+    def additionalTransforms(self):
+        """
+        The ADDKE transforms, by type, each type's methods in the order named.
+        """
+        return tuple(additionalSpec(n, row) for n in sorted(self.additional) for row in self.additional[n])
 
 
 def _pick(transformType, named, defaults):
@@ -449,12 +485,13 @@ def ikeProposals(specs):
         if spec.esn:
             raise ProposalError("cannot use ESN with ikesa.")
         aead, withAuth = _split(spec)
+        additional = spec.additionalTransforms()
         if not withAuth:
             d = DEFAULT_IKE_AEAD
             proposals.append(
                 Proposal(
                     ProtocolId.IKE,
-                    _pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_P, spec.prf, d),
+                    _pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_P, spec.prf, d) + additional,
                 )
             )
         if not aead:
@@ -465,7 +502,8 @@ def ikeProposals(specs):
                     _pick(_I, spec.integrity, d)
                     + _pick(_E, spec.encryption, d)
                     + _pick(_D, spec.groups, d)
-                    + _pick(_P, spec.prf, d),
+                    + _pick(_P, spec.prf, d)
+                    + additional,
                 )
             )
     return tuple(proposals)
@@ -481,7 +519,9 @@ def childProposals(specs, protocol, profile=IKEDTX):
     """
     ah = protocol == ProtocolId.AH and profile.ahWithoutEncryption
 
-    def finish(transforms):
+    def finish(transforms, spec=None):
+        if spec is not None:
+            transforms += spec.additionalTransforms()
         if ah:
             transforms = tuple(t for t in transforms if t.type != _E)
         return Proposal(protocol, transforms)
@@ -500,7 +540,7 @@ def childProposals(specs, protocol, profile=IKEDTX):
         if not withAuth and profile.aeadChildProposals and not ah:
             d = profile.defaultEspAead or DEFAULT_ESP_AEAD
             proposals.append(
-                finish(_pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_N, spec.esn, d))
+                finish(_pick(_E, spec.encryption, d) + _pick(_D, spec.groups, d) + _pick(_N, spec.esn, d), spec)
             )
         if not aead:
             d = profile.defaultEsp
@@ -509,7 +549,8 @@ def childProposals(specs, protocol, profile=IKEDTX):
                     _pick(_I, spec.integrity, d)
                     + _pick(_E, spec.encryption, d)
                     + _pick(_D, spec.groups, d)
-                    + _pick(_N, spec.esn, d)
+                    + _pick(_N, spec.esn, d),
+                    spec,
                 )
             )
     return tuple(proposals)

@@ -1,9 +1,13 @@
 # -*- test-case-name: tests.test_control -*-
 """
-The Python client of the control socket (what ikectl uses).
+The Deferred-based client of the control socket: one method per command
+of L{ikedtx.control.commands}.
 
     d = connectControl(reactor, "/var/run/iked.sock")
     d.addCallback(lambda client: client.showSA())
+
+Errors arrive as the command's typed exceptions (L{C.NoSuchSA},
+L{C.ConfigRejected}, ...), since AMP maps them back by code.
 """
 
 from twisted.internet import defer
@@ -11,6 +15,22 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.protocols import amp
 
 from ikedtx.control import commands as C
+
+
+class _ClientProtocol(amp.AMP):
+    """
+    The client's end: it receives monitor L{C.Event}s.
+
+    @ivar eventReceived: called with each event dict, or L{None}.
+    """
+
+    eventReceived = None
+
+    @C.Event.responder
+    def event(self, **fields):
+        if self.eventReceived is not None:
+            self.eventReceived({k: v for k, v in fields.items() if v is not None})
+        return {}
 
 
 class ControlClient:
@@ -23,6 +43,9 @@ class ControlClient:
     def __init__(self, protocol):
         self.protocol = protocol
 
+    def call(self, command, **arguments):
+        return self.protocol.callRemote(command, **arguments)
+
     @defer.inlineCallbacks
     def showSA(self):
         """
@@ -32,20 +55,82 @@ class ControlClient:
         pages = C.showSAPages()
         request = next(pages)
         while True:
-            response = yield self.protocol.callRemote(C.ShowSA, **request)
+            response = yield self.call(C.ShowSA, **request)
             try:
                 request = pages.send(response)
             except StopIteration as done:
                 return done.value
 
+    def showStats(self):
+        return self.call(C.ShowStats)
+
+    @defer.inlineCallbacks
+    def showCertstore(self):
+        """
+        Fire with the store's C{root}, C{errors} and every one of its
+        C{entries}, asked for a page at a time.
+        """
+        pages = C.showSAPages(C.SHOW_CERTSTORE_PAGE, key="entries")
+        request = next(pages)
+        while True:
+            response = yield self.call(C.ShowCertstore, **request)
+            try:
+                request = pages.send(response)
+            except StopIteration as done:
+                return {"root": response["root"], "errors": response["errors"], "entries": done.value}
+
+    def reload(self):
+        return self.call(C.Reload)
+
+    def load(self, filename):
+        return self.call(C.Load, file=filename)
+
+    def reset(self, what, ikeId=None):
+        """
+        Fire with how many IKE SAs were deleted.
+        """
+        arguments = {"what": what}
+        if ikeId is not None:
+            arguments["ikeId"] = ikeId
+        return self.call(C.Reset, **arguments).addCallback(lambda r: r["count"])
+
+    def active(self):
+        return self.call(C.SetMode, mode="active")
+
+    def passive(self):
+        return self.call(C.SetMode, mode="passive")
+
+    def couple(self):
+        return self.call(C.SetMode, mode="couple")
+
+    def decouple(self):
+        return self.call(C.SetMode, mode="decouple")
+
+    def log(self, level):
+        return self.call(C.SetLog, level=level)
+
+    def monitor(self, eventReceived):
+        """
+        Call C{eventReceived} with each event dict from now on; fires once
+        the daemon has subscribed this connection.
+        """
+        self.protocol.eventReceived = eventReceived
+        return self.call(C.Monitor)
+
     def initiate(self, policy):
         """
         Fire with C{(spiI, spiR)} of the IKE SA once it is up.
         """
-        return self.protocol.callRemote(C.Initiate, policy=policy).addCallback(lambda r: (r["spiI"], r["spiR"]))
+        return self.call(C.Initiate, policy=policy).addCallback(lambda r: (r["spiI"], r["spiR"]))
 
-    def reload(self):
-        return self.protocol.callRemote(C.Reload)
+    def createChildSA(self, spiI):
+        return self.call(C.CreateChildSA, spiI=spiI).addCallback(lambda r: (r["spiIn"], r["spiOut"]))
+
+    def deleteChildSA(self, spiIn):
+        return self.call(C.DeleteChildSA, spiIn=spiIn)
+
+    def deleteIkeSA(self, spiI):
+        return self.call(C.DeleteIkeSA, spiI=spiI)
 
     def close(self):
         self.protocol.transport.loseConnection()
@@ -56,4 +141,4 @@ def connectControl(reactor, path):
     Connect to the control socket at C{path}; fire with a L{ControlClient}.
     """
     endpoint = UNIXClientEndpoint(reactor, path)
-    return connectProtocol(endpoint, amp.AMP()).addCallback(ControlClient)
+    return connectProtocol(endpoint, _ClientProtocol()).addCallback(ControlClient)

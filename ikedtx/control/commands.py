@@ -1,9 +1,19 @@
 # -*- test-case-name: tests.test_control -*-
 """
-The AMP commands of the control socket (ikectl(8)'s requests).
+The AMP commands of the control socket: every ikectl(8) request, declared
+once with its typed arguments, response and errors.
+
+The daemon answers them (L{ikedtx.control.server}); the Deferred client
+(L{ikedtx.control.client}) and the blocking one (L{ikedtx.control.sync})
+send them; C{ikectl} speaks them (L{ikedtx.control.ikectl}).
+
+Lists that can grow without bound (IKE SAs) are paged: an AMP value holds
+at most 65,535 bytes.  C{monitor} is a subscription: once the daemon has
+answered L{Monitor}, it sends the connection one L{Event} per event until
+the connection closes.
 """
 
-from twisted.protocols.amp import AmpList, Command, Integer, ListOf, Unicode
+from twisted.protocols.amp import AmpList, Boolean, Command, Float, Integer, ListOf, Unicode
 
 
 class CommandFailed(Exception):
@@ -12,17 +22,83 @@ class CommandFailed(Exception):
     """
 
 
-_ERRORS = {CommandFailed: b"COMMAND_FAILED"}
+class NoSuchSA(CommandFailed):
+    """
+    No IKE SA or Child SA matches what the command named.
+    """
+
+
+class BadArgument(CommandFailed):
+    """
+    An argument is out of range or malformed (an SPI that is not hex, a
+    negative offset, an unknown reset target); the message says which.
+    """
+
+
+class ConfigRejected(CommandFailed):
+    """
+    C{load}/C{reload}: the file is broken; the message holds its
+    C{FILE: LINE: ...} errors, one a line.  The daemon goes on with the
+    configuration it had.
+    """
+
+
+class NotPermitted(CommandFailed):
+    """
+    The connection may not run this command.
+    """
+
+
+#: Every error a command may answer with, by its AMP error code; anything
+#: else reaches the client as AMP's generic error, which the responders
+#: never let happen (L{ikedtx.control.server} turns it into L{CommandFailed}).
+# (The subclasses come first: AMP answers with the first class that
+# matches.)
+ERRORS = {
+    NoSuchSA: b"NO_SUCH_SA",
+    BadArgument: b"BAD_ARGUMENT",
+    ConfigRejected: b"CONFIG_REJECTED",
+    NotPermitted: b"NOT_PERMITTED",
+    CommandFailed: b"COMMAND_FAILED",
+}
+_ERRORS = ERRORS
+
+#: The error codes, back to their exceptions (for the blocking client).
+ERROR_CODES = {code: error for error, code in ERRORS.items()}
+
+_FLOW = [
+    (b"direction", Unicode()),
+    (b"source", Unicode()),
+    (b"destination", Unicode()),
+    (b"protocol", Integer()),
+    (b"loaded", Boolean()),
+]
 
 _CHILD = [
     (b"protocol", Unicode()),
     (b"spiIn", Unicode()),
     (b"spiOut", Unicode()),
+    (b"reqid", Integer(optional=True)),
     (b"mode", Unicode()),
     (b"state", Unicode()),
     (b"local", ListOf(Unicode())),
     (b"remote", ListOf(Unicode())),
     (b"proposal", Unicode()),
+    (b"encryption", Unicode(optional=True)),
+    (b"integrity", Unicode(optional=True)),
+    (b"esn", Boolean(optional=True)),
+    (b"pfsGroup", Unicode(optional=True)),
+    (b"udpencap", Boolean(optional=True)),
+    (b"loaded", Boolean(optional=True)),
+    (b"age", Float(optional=True)),
+    (b"lifetime", Integer(optional=True)),
+    (b"lifetimeRemaining", Float(optional=True)),
+    (b"lifetimeBytes", Integer(optional=True)),
+    (b"bytesIn", Integer(optional=True)),
+    (b"packetsIn", Integer(optional=True)),
+    (b"bytesOut", Integer(optional=True)),
+    (b"packetsOut", Integer(optional=True)),
+    (b"flows", AmpList(_FLOW, optional=True)),
 ]
 
 _IKESA = [
@@ -36,8 +112,18 @@ _IKESA = [
     (b"localId", Unicode()),
     (b"peerId", Unicode()),
     (b"proposal", Unicode()),
+    (b"encryption", Unicode(optional=True)),
+    (b"integrity", Unicode(optional=True)),
+    (b"prf", Unicode(optional=True)),
+    (b"group", Unicode(optional=True)),
     (b"natt", Integer()),
     (b"udpencap", Integer()),
+    (b"natLocal", Boolean(optional=True)),
+    (b"natRemote", Boolean(optional=True)),
+    (b"age", Float(optional=True)),
+    (b"established", Float(optional=True)),
+    (b"lifetime", Integer(optional=True)),
+    (b"lifetimeRemaining", Float(optional=True)),
     (b"children", AmpList(_CHILD)),
 ]
 
@@ -45,13 +131,18 @@ _IKESA = [
 # An AMP value holds at most 65,535 bytes: SAs are listed a page at a time.
 SHOW_SA_PAGE = 50
 
+#: The largest offset a page may start at (more SAs than this would not
+#: fit a daemon's memory anyway).
+MAX_OFFSET = 2 ** 31
 
-def showSAPages(pageSize=SHOW_SA_PAGE):
+
+def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
     """
     The paging of C{show sa}, for any client: a generator that yields the
     arguments of each L{ShowSA} request (C{offset} and C{limit}), is sent
     each response, and returns every SA once the daemon has listed them
-    all (or answers an empty page, should SAs go away meanwhile).
+    all (or answers an empty page, should SAs go away meanwhile).  With
+    C{key="entries"} it pages L{ShowCertstore} the same way.
 
     A client drives it::
 
@@ -67,20 +158,167 @@ def showSAPages(pageSize=SHOW_SA_PAGE):
     sas = []
     while True:
         response = yield {"offset": len(sas), "limit": pageSize}
-        sas.extend(response["sas"])
-        if not response["sas"] or len(sas) >= response["total"]:
+        sas.extend(response[key])
+        if not response[key] or len(sas) >= response["total"]:
             return sas
 
 
 class ShowSA(Command):
     """
-    ikectl show sa: the IKE SAs with their Child SAs, C{limit} of them
-    from C{offset} on (in a stable order), and how many there are in all.
+    ikectl show sa: the IKE SAs with their Child SAs and flows, C{limit} of
+    them from C{offset} on (in a stable order), and how many there are in
+    all.  Counters come from the datapath.
     """
 
     arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True))]
     response = [(b"sas", AmpList(_IKESA)), (b"total", Integer())]
     errors = _ERRORS
+
+
+class ShowStats(Command):
+    """
+    ikectl show stats: iked's counters (C{ikes_sa_created}, ...), as
+    C{(name, value)} pairs in iked's order, plus the daemon's modes.
+    """
+
+    arguments = []
+    response = [
+        (b"counters", AmpList([(b"name", Unicode()), (b"value", Integer())])),
+        (b"passive", Boolean()),
+        (b"coupled", Boolean()),
+        (b"verbose", Boolean()),
+    ]
+    errors = _ERRORS
+
+
+#: Certificate store entries per page of L{ShowCertstore}.
+SHOW_CERTSTORE_PAGE = 40
+
+
+class ShowCertstore(Command):
+    """
+    ikectl show certstore: the certificates, CRLs and keys the daemon
+    loaded from its iked tree, C{limit} entries from C{offset} on, and how
+    many there are.
+    """
+
+    arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True))]
+    response = [
+        (b"root", Unicode()),
+        (b"total", Integer()),
+        (b"entries", AmpList([
+            (b"kind", Unicode()),
+            (b"subject", Unicode()),
+            (b"issuer", Unicode(optional=True)),
+            (b"serial", Unicode(optional=True)),
+            (b"notBefore", Unicode(optional=True)),
+            (b"notAfter", Unicode(optional=True)),
+            (b"altNames", ListOf(Unicode(), optional=True)),
+        ])),
+        (b"errors", ListOf(Unicode())),
+    ]
+    errors = _ERRORS
+
+
+class Reload(Command):
+    """
+    ikectl reload: read the configuration file again.  Established SAs
+    whose policy still exists are kept.
+    """
+
+    arguments = []
+    response = [(b"policies", Integer(optional=True))]
+    errors = _ERRORS
+
+
+class Load(Command):
+    """
+    ikectl load FILE: read the configuration from C{file} (which becomes
+    the file C{reload} reads); a broken file is L{ConfigRejected}.
+    """
+
+    arguments = [(b"file", Unicode())]
+    response = [(b"policies", Integer())]
+    errors = _ERRORS
+
+
+#: What C{reset} flushes (ikectl(8)).
+RESET_TARGETS = ("all", "ca", "policy", "sa", "user", "id")
+
+
+class Reset(Command):
+    """
+    ikectl reset all|ca|policy|sa|user|id IKEID.  C{sa} and C{id} delete
+    the IKE SAs with a Delete to each peer; C{count} is how many IKE SAs
+    were deleted.
+    """
+
+    arguments = [(b"what", Unicode()), (b"ikeId", Unicode(optional=True))]
+    response = [(b"count", Integer())]
+    errors = _ERRORS
+
+
+class SetMode(Command):
+    """
+    ikectl active, passive, couple, decouple: C{mode} is one of them.
+    """
+
+    arguments = [(b"mode", Unicode())]
+    response = []
+    errors = _ERRORS
+
+
+MODES = ("active", "passive", "couple", "decouple")
+
+
+class SetLog(Command):
+    """
+    ikectl log brief|verbose.
+    """
+
+    arguments = [(b"level", Unicode())]
+    response = []
+    errors = _ERRORS
+
+
+class Monitor(Command):
+    """
+    ikectl monitor: from the answer on, the daemon sends this connection an
+    L{Event} for each event, until the connection closes.
+    """
+
+    arguments = []
+    response = []
+    errors = _ERRORS
+
+
+#: The kinds of L{Event}.
+EVENT_KINDS = ("ike-up", "ike-down", "child-up", "child-down", "auth-failed", "retransmit-limit", "acquire",
+               "expire", "reload", "mode")
+
+
+class Event(Command):
+    """
+    One monitor event, daemon to client (no answer asked): C{time} is the
+    wall-clock time (seconds since the epoch); the other fields are there
+    as far as the kind has them.
+    """
+
+    arguments = [
+        (b"time", Float()),
+        (b"kind", Unicode()),
+        (b"spiI", Unicode(optional=True)),
+        (b"spiR", Unicode(optional=True)),
+        (b"spi", Unicode(optional=True)),
+        (b"policy", Unicode(optional=True)),
+        (b"local", Unicode(optional=True)),
+        (b"remote", Unicode(optional=True)),
+        (b"peerId", Unicode(optional=True)),
+        (b"reason", Unicode(optional=True)),
+        (b"detail", Unicode(optional=True)),
+    ]
+    response = []
+    requiresAnswer = False
 
 
 class Initiate(Command):
@@ -127,11 +365,13 @@ class DeleteIkeSA(Command):
     errors = _ERRORS
 
 
-class Reload(Command):
+def parseSpi(text, size):
     """
-    ikectl reload: read the configuration file again.
-    """
+    An SPI of C{size} bytes written in hex (with or without C{0x}).
 
-    arguments = []
-    response = []
-    errors = _ERRORS
+    @raise BadArgument: it is not that.
+    """
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    if not digits or len(digits) > 2 * size or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise BadArgument("not a %d-byte hex SPI: %r" % (size, text[:40]))
+    return int(digits, 16)

@@ -81,6 +81,19 @@ class RemoveChildSA:
 
 
 @dataclass(frozen=True)
+class QuerySAUsage:
+    """
+    Ask the datapath what it counted for the installed L{KernelSA}s C{sas}
+    (C{IKernel.querySA}); answer with C{IKECore.usageReported(token,
+    usages)}, one L{KernelSAUsage} (or L{None} where the query failed) per
+    SA, in order.
+    """
+
+    token: int
+    sas: Tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class SendNatKeepalive:
     """
     RFC 3948 4: one 0xFF byte from C{local} to C{remote} on the NAT-T port.
@@ -116,6 +129,11 @@ class IKESADown:
     """
     An IKE SA is gone; C{reason} says why, C{established} whether it had
     been up.
+
+    @ivar cause: why, for monitors: C{"deleted"} (by either side or a
+        command), C{"auth"} (authentication failed), C{"timeout"} (the
+        peer stopped answering: retransmissions given up) or C{"failed"}
+        (the negotiation failed otherwise).
     """
 
     spiI: bytes
@@ -124,6 +142,7 @@ class IKESADown:
     remote: Tuple[str, int]
     reason: str
     established: bool
+    cause: str = "deleted"
 
 
 @dataclass(frozen=True)

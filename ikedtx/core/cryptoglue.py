@@ -77,6 +77,41 @@ def deriveIKEKeys(core, ikeSA, shared):
         core.keyLog(ikeSA)
 
 
+def updateIKEKeys(core, ikeSA, shared):
+    """
+    RFC 9370 2.2.2: after an additional key exchange, SKEYSEED(n) =
+    prf(SK_d(n-1), SK(n) | Ni | Nr) and new SK_* from it with the same
+    nonces and SPIs; the next message goes under the new SK ciphers.
+    """
+    prf = _prf(ikeSA)
+    encr = ikeSA.proposal.encryption
+    integ = ikeSA.proposal.integrity
+    seed = None
+    try:
+        seed = keymat.additionalKeyExchangeSkeyseed(prf, ikeSA.keys.skD, ikeSA.nonceI, ikeSA.nonceR, shared)
+        keys = keymat.ikeSAKeys(prf, seed, ikeSA.nonceI, ikeSA.nonceR, ikeSA.spiI, ikeSA.spiR,
+                                encr.id, encr.keyLength, integ.id if integ else None)
+    finally:
+        _wipe(shared)
+        if seed is not None:
+            _wipe(seed)
+    ikeSA.keys.wipe()
+    ikeSA.keys = keys
+    ikeSA.cipherOut, ikeSA.cipherIn = SKCipher.pairForIKESA(
+        keys, encr.id, encr.keyLength, integ.id if integ else None, ikeSA.initiator, core.randomBytes)
+    if core.keyLog is not None:
+        core.keyLog(ikeSA)
+
+
+def intermediateAuthLink(ikeSA, ofInitiator, previous, authenticated, plaintext):
+    """
+    RFC 9242 3.3.2: the next link of the initiator's (C{ofInitiator}) or
+    the responder's IntAuth chain, with the SK_pi or SK_pr in force.
+    """
+    skP = ikeSA.keys.skPi if ofInitiator else ikeSA.keys.skPr
+    return keymat.intermediateAuth(_prf(ikeSA), skP, previous, authenticated, plaintext)
+
+
 def _wipe(value):
     if isinstance(value, bytearray):
         value[:] = bytes(len(value))
@@ -85,12 +120,14 @@ def _wipe(value):
 def signedOctets(ikeSA, ofInitiator, idBody):
     """
     RFC 7296 2.15: the octets the initiator (C{ofInitiator}) or the
-    responder signs or MACs.
+    responder signs or MACs; after IKE_INTERMEDIATE exchanges with
+    IntAuth appended (RFC 9242 3.3.2).
     """
     prf = _prf(ikeSA)
+    intAuth = ikeSA.intermediate.intAuth() if ikeSA.intermediate is not None else b""
     if ofInitiator:
-        return keymat.signedOctets(prf, ikeSA.initRequest, ikeSA.nonceR, ikeSA.keys.skPi, idBody)
-    return keymat.signedOctets(prf, ikeSA.initResponse, ikeSA.nonceI, ikeSA.keys.skPr, idBody)
+        return keymat.signedOctets(prf, ikeSA.initRequest, ikeSA.nonceR, ikeSA.keys.skPi, idBody, intAuth)
+    return keymat.signedOctets(prf, ikeSA.initResponse, ikeSA.nonceI, ikeSA.keys.skPr, idBody, intAuth)
 
 
 def pskAuth(ikeSA, psk, octets):
@@ -106,18 +143,39 @@ _METHODS = {
 }
 
 
+# The key each named method signs with: (key type, curve).
+_METHOD_KEYS = {
+    AuthMethod.ECDSA_SHA256_P256: ("ecdsa", "secp256r1"),
+    AuthMethod.ECDSA_SHA384_P384: ("ecdsa", "secp384r1"),
+    AuthMethod.ECDSA_SHA512_P521: ("ecdsa", "secp521r1"),
+    AuthMethod.RSA_SIG: ("rsa", None),
+}
+
+
+def _fitsMethod(key, method):
+    keyType, curve = _METHOD_KEYS[method]
+    return signature._keyType(key) == keyType and (curve is None or key.curve.name == curve)
+
+
 def signAuth(privateKey, policyMethod, octets, peerHashes):
     """
     Our signature AUTH: the method the policy names (iked's C{rsa},
     C{ecdsa256}..., C{rfc7427}), or for the default C{signature} RFC 7427
     when the peer announced hash algorithms and the key's own method
-    otherwise.
+    otherwise. As iked, a named C{rsa} or C{ecdsa} method is sent as
+    RFC 7427's DIGITAL_SIGNATURE (same key, a SHA-2 hash the peer
+    announced) when the peer announced SIGNATURE_HASH_ALGORITHMS: peers
+    such as libreswan take ECDSA only that way.
 
     @return: C{(authMethod, authData)}.
     """
     wanted = _METHODS.get(policyMethod)
     try:
-        if wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
+        if wanted in _METHOD_KEYS and peerHashes and _fitsMethod(privateKey, wanted):
+            method, hashAlgorithm = signature.chooseSignatureMethod(privateKey, peerHashes)
+            if method != AuthMethod.DIGITAL_SIGNATURE:
+                method, hashAlgorithm = wanted, None
+        elif wanted is None or wanted == AuthMethod.DIGITAL_SIGNATURE:
             method, hashAlgorithm = signature.chooseSignatureMethod(privateKey, peerHashes)
             if wanted == AuthMethod.DIGITAL_SIGNATURE and method != wanted:
                 # "rfc7427: only use RFC 7427 signatures", even to a peer
@@ -134,10 +192,15 @@ def signAuth(privateKey, policyMethod, octets, peerHashes):
 def verifyAuth(publicKey, policyMethod, method, data, octets):
     """
     Verify a peer's signature AUTH; the policy's method, when it names one,
-    must be the one used (C{rfc7427}: method 14 only).
+    must be the one used (C{rfc7427}: method 14 only), or RFC 7427's
+    DIGITAL_SIGNATURE with the key that method names (we announce our
+    hashes whenever signatures are used, RFC 7427 4).
     """
     wanted = _METHODS.get(policyMethod)
-    if wanted is not None and method != wanted:
+    if wanted in _METHOD_KEYS and method == AuthMethod.DIGITAL_SIGNATURE:
+        if not _fitsMethod(publicKey, wanted):
+            raise SignatureRefused("peer signed with a key the policy's %s does not take" % (policyMethod,))
+    elif wanted is not None and method != wanted:
         raise SignatureRefused("peer used AUTH method %d, the policy requires %s" % (method, policyMethod))
     try:
         signature.verify(publicKey, method, data, octets)
@@ -148,17 +211,23 @@ def verifyAuth(publicKey, policyMethod, method, data, octets):
 def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     """
     RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
-    or the CREATE_CHILD_SA nonces, with the new shared secret under PFS.
+    or the CREATE_CHILD_SA nonces, with the new shared secret under PFS;
+    C{shared} is a list after RFC 9370 additional key exchanges
+    (IKE_FOLLOWUP_KE): g^ir then SK(1) ... SK(n), in that order (2.2.4).
     """
     if nonces is None:
         nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)
     encr = child.proposal.encryption
     integ = child.proposal.integrity
-    secrets = (shared,) if shared else ()
+    if isinstance(shared, list):
+        secrets = tuple(shared)
+    else:
+        secrets = (shared,) if shared else ()
     keys = keymat.childSAKeys(_prf(ikeSA), ikeSA.keys.skD, nonces[0], nonces[1],
                               encr.id if encr else None, encr.keyLength if encr else None,
                               integ.id if integ else None, sharedSecrets=secrets)
-    _wipe(shared)
+    for secret in secrets:
+        _wipe(secret)
     child.keyOut = keys.outbound(initiator)
     child.keyIn = keys.inbound(initiator)
     child.keymat = keys

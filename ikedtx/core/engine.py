@@ -28,7 +28,8 @@ from ikedtx.addresses import addressOf
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
-from ikedtx.core.errors import LocalProtocolError, NegotiationFailed, RemoteProtocolError, SADeleted
+from ikedtx.core.errors import (
+    AuthenticationFailed, LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
 from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
@@ -38,11 +39,12 @@ from ikedtx.core.tasks import registry
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.ikeinit import Refusal, screenRequest
 from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
-from ikedtx.wire.errors import InvalidMajorVersion, MalformedMessage
+from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
 from ikedtx.wire.fragments import Reassembler, fragmentMessage
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
@@ -85,6 +87,7 @@ class IKECore:
         # None for the real time); the monotonic clock above drives timers.
         self.wallClock = wallClock or (lambda: None)
         self.passive = self.settings.passive
+        self.dpd = DeadPeerDetection(self)
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -187,7 +190,7 @@ class IKECore:
             self.emit(RequestDone(requestId, error=e))
         return requestId, self._drain()
 
-    def _initiate(self, policyName, requestId, keepUp=False):
+    def _initiate(self, policyName, requestId, keepUp=None):
         policy = self.policies.byName(policyName)
         if policy is None:
             raise NegotiationFailed("no policy named %r" % (policyName,))
@@ -440,6 +443,11 @@ class IKECore:
             return
         try:
             payloads = self._open(ikeSA, message)
+        except FragmentDropped as e:
+            # RFC 7383 2.6.2: duplicates and the like are dropped, not errors.
+            self._log.debug("{ikeSA}: fragment of request {mid} dropped: {error}", ikeSA=ikeSA, mid=message.messageId,
+                            error=e)
+            return
         except IntegrityError as e:
             self._log.info("{ikeSA}: request {mid} failed its integrity check ({error}); dropped",
                            ikeSA=ikeSA, mid=message.messageId, error=e)
@@ -494,6 +502,10 @@ class IKECore:
         else:
             try:
                 payloads = self._open(ikeSA, message)
+            except FragmentDropped as e:
+                self._log.debug("{ikeSA}: fragment of response {mid} dropped: {error}", ikeSA=ikeSA,
+                                mid=message.messageId, error=e)
+                return
             except IntegrityError as e:
                 self._log.info("{ikeSA}: response {mid} failed its integrity check ({error}); dropped",
                                ikeSA=ikeSA, mid=message.messageId, error=e)
@@ -545,6 +557,17 @@ class IKECore:
                 ikeSA.taskManager.resume()
             except Exception:
                 self._log.failure("internal error after a failed SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def usageReported(self, token, usages):
+        """
+        The datapath's counters for the SAs of the L{QuerySAUsage} C{token}
+        (L{None} for each SA it could not query).
+        """
+        try:
+            self.dpd.usageReported(token, usages)
+        except Exception:
+            self._log.failure("internal error after an SA usage query")
         return self._drain()
 
     def installChild(self, ikeSA, child, task):
@@ -750,13 +773,11 @@ class IKECore:
             self._deleteIKESA(ikeSA, "IKE SA lifetime expired")
 
     def _timer_dpd(self, spi):
-        ikeSA = self.ikeSAs.get(spi)
-        if ikeSA is not None and ikeSA.isEstablished:
-            ikeSA.taskManager.queueExchange([LivenessTask(True)])
+        self.dpd.timerExpired(spi)
 
     def _timer_reinitiate(self, policyName):
         policy = self.policies.byName(policyName)
-        if policy is None or not policy.active or self.passive or self._ikeSAOf(policyName) is not None:
+        if policy is None or not policy.active or self.passive or self._heldUp(policyName):
             self._reinitiateAttempts.pop(policyName, None)
             return
         self._log.info("{policy}: initiating again", policy=policyName)
@@ -814,6 +835,7 @@ class IKECore:
             self.emit(SetTimer(TimerKey.keepalive(ikeSA.localSPI), self.settings.natKeepalive))
         if ikeSA.keepUp:
             self._reinitiateAttempts.pop(ikeSA.policy.name, None)
+        self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
@@ -839,12 +861,45 @@ class IKECore:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
         ikeSA.wipe()
-        if wasUp or ikeSA.initiator:
+        if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
+            cause = "auth"
+        elif isinstance(error, PeerNotResponding):
+            cause = "timeout"
+        elif error is not None and not isinstance(error, SADeleted):
+            cause = "failed"
+        else:
+            cause = "deleted"
+        if wasUp or ikeSA.initiator or ikeSA.authFailed:
             self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
-                                reason, wasUp))
+                                reason, wasUp, cause))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
-        if ikeSA.keepUp and not self.passive:
+        if self._keptUp(ikeSA):
             self._scheduleReinitiation(ikeSA.policy.name)
+
+    def _keptUp(self, ikeSA):
+        """
+        Whether the policy of the deleted C{ikeSA} is initiated again: an
+        active policy (or one started at start-up) not deleted on request,
+        with no other IKE SA up or on its way. A peer's IKE SA that never
+        authenticated does not count (anyone can start and abandon those).
+        """
+        if self.passive or ikeSA.keepUp is False or ikeSA.policy is None:
+            return False
+        if not ikeSA.initiator and ikeSA.established is None:
+            return False
+        policy = self.policies.byName(ikeSA.policy.name)
+        if policy is None or not (ikeSA.keepUp or policy.active):
+            return False
+        return not self._heldUp(policy.name)
+
+    def _heldUp(self, policyName):
+        """
+        Whether an IKE SA keeps the policy C{policyName} up: one that is
+        established, or our own on its way (a peer's half-open one may
+        never authenticate, and its end would not initiate the policy).
+        """
+        return any(ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED)
+                   and (ikeSA.initiator or ikeSA.isEstablished) for ikeSA in self.ikeSAs.values())
 
     def reload(self, config, resolved=None):
         """
@@ -860,6 +915,7 @@ class IKECore:
                 self._deleteIKESA(ikeSA, "policy removed by reload")
             else:
                 ikeSA.policy = policy
+        self.dpd.reloaded()
         return self._drain()
 
 

@@ -102,6 +102,17 @@ class PolicyTable:
                 break
         return found if found is not None else default
 
+    def matching(self, local, remote, peerId):
+        """
+        Every policy (not C{skip}) that matches an IKE SA from C{remote} to
+        C{local} with the authenticated C{peerId}, in order.
+        """
+        local, remote = addressOf(local), addressOf(remote)
+        return [policy for policy, version, peers, locals_, dstId in self._matchers
+                if not policy.skip and (version is None or remote.version == version)
+                and self._within(remote, peers) and self._within(local, locals_)
+                and (dstId is None or peerId.matches(dstId))]
+
     def active(self):
         """
         The policies to initiate at start-up.

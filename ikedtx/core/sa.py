@@ -51,13 +51,20 @@ class IKESA(StateMachine):
     @ivar cookie: the COOKIE the responder asked us to repeat (RFC 7296 2.6).
     @ivar halfOpenKey: the key of a responder's half-open registration
         C{(spiI, remote)}, until it is established.
-    @ivar keepUp: an active policy's IKE SA (started at start-up or by
-        re-initiation): when it fails or is deleted, it is initiated again.
+    @ivar keepUp: whether it is initiated again when it fails or is
+        deleted: L{None} (the default) follows the policy (active policies
+        are kept up, whoever initiated the IKE SA), C{False} once deleted
+        on request, at shutdown or by a reload.
     @ivar created: when it was created (the core's clock).
     @ivar established: when it became VALID, or L{None}.
     @ivar lastActivity: when the peer last sent an authenticated message.
     @ivar deleteReason: why it was deleted, once it is.
+    @ivar authFailed: whether the peer failed to authenticate (reported to
+        monitors when the SA goes).
     @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
+    @ivar intermediate: the L{ikedtx.core.tasks.intermediate.Intermediate}
+        progress of the IKE_INTERMEDIATE exchanges (RFC 9242, RFC 9370
+        additional key exchanges), or L{None} when there are none.
     """
 
     transitions = IKE_TRANSITIONS
@@ -93,12 +100,14 @@ class IKESA(StateMachine):
         self.certreqAuthorities = []
         self.cookie = None
         self.halfOpenKey = None
-        self.keepUp = False
+        self.keepUp = None
         self.created = now
         self.established = None
         self.lastActivity = now
         self.deleteReason = None
+        self.authFailed = False
         self.reassembler = None
+        self.intermediate = None
 
     @property
     def localSPI(self):
@@ -162,6 +171,8 @@ class ChildSA(StateMachine):
     @ivar ipcompOut: the peer's IPcomp CPI, or L{None}.
     @ivar reqid: ties the SAs to their flows in the kernel; unique in the
         core, it names the Child SA in L{IKECore.childInstalled}.
+    @ivar policy: the policy whose flows it carries (several policies of
+        one peer may share an IKE SA), or L{None} for the IKE SA's.
     @ivar pfsGroup: the key exchange of a CREATE_CHILD_SA (0: none).
     @ivar state: a L{ChildState}.
     @ivar created: when it was created (the core's clock).
@@ -184,6 +195,7 @@ class ChildSA(StateMachine):
         self.spiIn = spiIn
         self.spiOut = None
         self.reqid = reqid
+        self.policy = None
         self.proposal = None
         self.localTS = ()
         self.remoteTS = ()
@@ -234,8 +246,9 @@ class ChildSA(StateMachine):
         encap = None
         if ikeSA.encapsulateEsp:
             encap = (ikeSA.local[1], ikeSA.remote[1])
-        lifetime = ikeSA.policy.lifetime
-        lifetimeBytes = ikeSA.policy.lifetimeBytes
+        policy = self.policy or ikeSA.policy
+        lifetime = policy.lifetime
+        lifetimeBytes = policy.lifetimeBytes
         common = dict(
             protocol=self.protocol,
             mode=self.mode,

@@ -36,6 +36,7 @@ from twisted.logger import Logger
 
 from ikedtx.core.actions import CancelTimer, SetTimer
 from ikedtx.core.errors import NegotiationFailed, PeerNotResponding, RemoteProtocolError
+from ikedtx.core.retransmit import jitterOf
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_DELETE, PRIORITY_LIVENESS, PRIORITY_OTHER, PRIORITY_REKEY, RETRY  # noqa: F401
 from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import ExchangeType, NotifyType, nameOf
@@ -139,6 +140,7 @@ class TaskManager:
         self.queue = []
         self._sequence = 0
         self._firstFragments = {}
+        self._parked = []
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
 
@@ -226,7 +228,8 @@ class TaskManager:
             self.nextRequestId += 1
         core.sendAll(ikeSA, datagrams)
         if retransmit:
-            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), core.settings.retransmit.timeout(0)))
+            core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI),
+                               core.settings.retransmit.timeout(0, jitterOf(datagrams[0], 0))))
 
     def sendOnce(self, tasks):
         """
@@ -253,6 +256,10 @@ class TaskManager:
         """
         core, ikeSA = self.core, self.ikeSA
         pending = self.pending
+        if any(task.staleResponse(core, ikeSA, message, payloads) for task in pending.tasks):
+            self._log.info("{ikeSA}: answer to an earlier transmission of request {mid} ignored",
+                           ikeSA=ikeSA, mid=message.messageId)
+            return
         core.emit(CancelTimer(TimerKey.retransmit(ikeSA.localSPI)))
         # The exchange is over: what the tasks send now (the
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
@@ -312,7 +319,7 @@ class TaskManager:
         if pending is None:
             return
         pending.attempt += 1
-        delay = core.settings.retransmit.timeout(pending.attempt)
+        delay = core.settings.retransmit.timeout(pending.attempt, jitterOf(pending.datagrams[0], pending.attempt))
         if delay is None:
             self._log.info("{ikeSA}: no answer to request {mid} after {n} transmissions",
                            ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
@@ -330,7 +337,7 @@ class TaskManager:
         """
         tasks = self.queuedTasks()
         self.active, self.queue, self.pending = [], [], None
-        self.responding, self.answering = [], None
+        self.responding, self.answering, self._parked = [], None, []
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
 
@@ -409,6 +416,9 @@ class TaskManager:
             self._log.info("{ikeSA}: unsupported exchange {exchange}", ikeSA=ikeSA, exchange=nameOf(ExchangeType, exchangeType))
             self.respond(exchangeType, message.messageId, hashValue, [Notify(NotifyType.INVALID_SYNTAX)], local, remote)
             return
+        # Responder tasks waiting for a later round of another exchange (an
+        # IKE_FOLLOWUP_KE, RFC 9370 2.2.3) outlive this request.
+        self._parked = [task for task in self.responding if task not in tasks]
         self.responding = tasks
         self.answering = _Answering(exchangeType, message.messageId, hashValue, local, remote)
         for task in tasks:
@@ -454,7 +464,8 @@ class TaskManager:
                                  answering.local, answering.remote)
         for task in tasks:
             task.sent(core, ikeSA, datagrams)
-        self.responding = [task for task in tasks if task.status == MORE]
+        self.responding = [task for task in tasks if task.status == MORE] + self._parked
+        self._parked = []
         reason = next((task.closeAfterResponse for task in tasks if task.closeAfterResponse), None)
         if reason:
             core.destroy(ikeSA, reason)

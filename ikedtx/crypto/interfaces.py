@@ -113,6 +113,9 @@ class IKeyExchangeMethod(Interface):
     initiatorDataSize = Attribute("Bytes of the initiator's KE data.")
     responderDataSize = Attribute("Bytes of the responder's KE data.")
     sharedSecretSize = Attribute("Bytes of shared secret.")
+    constantTime = Attribute(
+        "False where the arithmetic on the private value is done by Python's "
+        "integers (variable time: its timing may leak the private value).")
 
     def generate(random):
         """

@@ -128,6 +128,7 @@ class _DHMethod:
     """
 
     kem = False
+    constantTime = True
 
     def generate(self, random=defaultRandom):
         private, publicData = self._newKey(random)
@@ -262,7 +263,8 @@ class WeierstrassMethod(_DHMethod):
     (brainpoolP224r1, group 27).  The KE data, the shared secret, the
     scalar's draw and the checks of the peer's value are those of
     L{ECPMethod}; the private scalar is kept as a bytearray, which wipe()
-    zeroes.
+    zeroes.  Python's integers are not constant-time: C{constantTime} is
+    false, and a configuration that names this group gets a warning.
 
     @ivar curve: the L{ikedtx.crypto._weierstrass.ShortWeierstrassCurve}
         (prime order: only cofactor 1 is supported).
@@ -278,6 +280,8 @@ class WeierstrassMethod(_DHMethod):
         self.coordinateSize = curve.coordinateSize
         self.initiatorDataSize = self.responderDataSize = 2 * self.coordinateSize
         self.sharedSecretSize = self.coordinateSize
+
+    constantTime = False
 
     def _newKey(self, random):
         size = self.coordinateSize
@@ -375,6 +379,7 @@ class MLKEMMethod:
     """
 
     kem = True
+    constantTime = True
     sharedSecretSize = 32
 
     def __init__(self, transformId, name, parameters, cryptographyClass,
@@ -471,6 +476,14 @@ if _sntrup.AVAILABLE:
     KEY_EXCHANGE_METHODS[_sntrup.SNTRUP761X25519] = _sntrup.SntrupX25519Method()
 
 del _dhId, _group, _name, _curve
+
+
+def variableTimeMethods():
+    """
+    Return the ids of the key exchange methods whose secret arithmetic is
+    not constant-time (pure Python), for the configuration's warnings.
+    """
+    return frozenset(i for i, method in KEY_EXCHANGE_METHODS.items() if not method.constantTime)
 
 
 def keyExchangeFor(dhId):

@@ -150,6 +150,7 @@ class SntrupX25519Method:
     transformId = SNTRUP761X25519
     name = "sntrup761x25519"
     kem = True
+    constantTime = True
     initiatorDataSize = PUBLIC_KEY_SIZE + X25519_SIZE
     responderDataSize = CIPHERTEXT_SIZE + X25519_SIZE
     sharedSecretSize = 64

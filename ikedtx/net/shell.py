@@ -76,6 +76,10 @@ class CoreRunner:
     @ivar kernel: the L{IKernel} Child SAs are installed into.
     @ivar ports: C{{(family, localPort): PacketInfoPort}}.
     @ivar nattPorts: the local port numbers that are NAT-T ports.
+    @ivar events: the L{ikedtx.control.events.EventHub} told what happens
+        (monitor events, iked's counters), or L{None}.
+    @ivar coupled: whether Child SAs go into the datapath (C{ikectl
+        couple}); decoupled, they are negotiated and recorded only.
     """
 
     _log = Logger()
@@ -92,6 +96,8 @@ class CoreRunner:
         self._requests = {}
         self.espHandler = None
         self.stopped = False
+        self.events = None
+        self.coupled = True
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -103,6 +109,7 @@ class CoreRunner:
     # Input
 
     def datagramReceived(self, data, local, remote):
+        self._count("ikes_msg_rcvd")
         self.execute(self.core.datagramReceived(data, local, remote))
 
     def espReceived(self, data, remote, local):
@@ -135,9 +142,13 @@ class CoreRunner:
     # Datapath events (IDatapathEvents)
 
     def acquire(self, reqid, source, destination):
+        self._count("ikedtx_acquires")
+        self._publish("acquire", detail="reqid %d %s -> %s" % (reqid, _selector(source), _selector(destination)))
         self.execute(self.core.acquire(reqid, source, destination))
 
     def expired(self, protocol, spi, destination, hard):
+        self._count("ikedtx_expires")
+        self._publish("expire", spi="%08x" % (spi,), remote=destination, reason="hard" if hard else "soft")
         self.execute(self.core.expired(protocol, spi, destination, hard))
 
     def addressChanged(self, address, added):
@@ -174,6 +185,7 @@ class CoreRunner:
         if action.local[1] in self.nattPorts:
             data = addNonEspMarker(data)
         port.writeFrom(data, action.remote, action.local[0])
+        self._count("ikes_msg_sent")
 
     def sendEsp(self, data, local, remote):
         """
@@ -190,6 +202,7 @@ class CoreRunner:
         port = self._portFor(action.local)
         if port is not None:
             port.writeFrom(NAT_KEEPALIVE, action.remote, action.local[0])
+            self._count("ikes_keepalive_sent")
 
     def action_SetTimer(self, action):
         if self.stopped:
@@ -213,10 +226,15 @@ class CoreRunner:
 
     def action_InstallChildSA(self, action):
         reqid = action.reqid
-        ds = [self.kernel.addSA(sa) for sa in action.sas] + [self.kernel.addFlow(flow) for flow in action.flows]
+        if self.coupled:
+            ds = [self.kernel.addSA(sa) for sa in action.sas] + [self.kernel.addFlow(flow) for flow in action.flows]
+        else:
+            ds = []
         d = gatherResults(ds, consumeErrors=True)
 
         def installed(_):
+            self._count("ikes_csa_created")
+            self._publish("child-up", **_childFields(action))
             self.execute(self.core.childInstalled(reqid))
 
         def failed(reason):
@@ -228,17 +246,89 @@ class CoreRunner:
         d.addErrback(lambda f: self._log.failure("after installing Child SA {reqid}", f, reqid=reqid))
 
     def action_RemoveChildSA(self, action):
+        self._count("ikes_csa_removed")
+        self._publish("child-down", **_childFields(action))
+        if not self.coupled:
+            return
         for sa in action.sas:
             self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
         for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
+    def action_QuerySAUsage(self, action):
+        token = action.token
+        ds = [self.kernel.querySA(sa).addErrback(lambda f: None) for sa in action.sas]
+        d = gatherResults(ds)
+        d.addCallback(lambda usages: self.execute(self.core.usageReported(token, usages)))
+        d.addErrback(lambda f: self._log.failure("after querying SA usage", f))
+
     def action_IKESAUp(self, action):
-        # The core logs the state change; this is the hook for monitoring.
-        pass
+        self._count("ikes_sa_established_total")
+        self._publish("ike-up", spiI=action.spiI.hex(), spiR=action.spiR.hex(), policy=action.policy,
+                      local="%s:%d" % tuple(action.local), remote="%s:%d" % tuple(action.remote), peerId=action.peerId)
 
     def action_IKESADown(self, action):
-        pass
+        fields = dict(spiI=action.spiI.hex(), spiR=action.spiR.hex(), policy=action.policy,
+                      remote="%s:%d" % tuple(action.remote), reason=action.reason)
+        self._count("ikes_sa_removed")
+        if not action.established:
+            self._count("ikes_sa_established_failures")
+        if action.cause == "auth":
+            self._count("ikedtx_auth_failures")
+            self._publish("auth-failed", **fields)
+        elif action.cause == "timeout":
+            self._count("ikes_retransmit_limit")
+            self._publish("retransmit-limit", **fields)
+        self._publish("ike-down", detail=action.cause, **fields)
+
+    # Monitoring (ikectl monitor, show stats)
+
+    def _count(self, name):
+        if self.events is not None:
+            self.events.stats.count(name)
+
+    def _publish(self, kind, **fields):
+        if self.events is not None:
+            self.events.publish(kind, **fields)
+
+    # ikectl couple / decouple
+
+    def installedChildren(self):
+        """
+        The Child SAs the core has handed to the datapath: C{(ikeSA,
+        child)} pairs.
+        """
+        return [(ikeSA, child) for ikeSA in list(self.core.ikeSAs.values()) for child in ikeSA.children
+                if child.kernelRecords is not None]
+
+    def couple(self):
+        """
+        Put every Child SA's SAs and flows into the datapath, and the
+        future ones as they come; a Deferred that fires when the datapath
+        has them.
+        """
+        if self.coupled:
+            return gatherResults([])
+        self.coupled = True
+        ds = []
+        for ikeSA, child in self.installedChildren():
+            sas, flows = child.kernelRecords
+            ds += [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
+        return gatherResults(ds, consumeErrors=True)
+
+    def decouple(self):
+        """
+        Take every Child SA's SAs and flows out of the datapath; from now on
+        they are negotiated and recorded only (iked's C{set decouple}).
+        """
+        if not self.coupled:
+            return gatherResults([])
+        self.coupled = False
+        ds = []
+        for ikeSA, child in self.installedChildren():
+            sas, flows = child.kernelRecords
+            ds += [self.kernel.deleteSA(sa) for sa in sas] + [self.kernel.deleteFlow(flow) for flow in flows]
+        return gatherResults(ds, consumeErrors=True)
 
     def action_RequestDone(self, action):
         d = self._requests.pop(action.requestId, None)
@@ -258,3 +348,26 @@ class CoreRunner:
             if call.active():
                 call.cancel()
         self._timers.clear()
+
+
+def _selector(selector):
+    start, end = getattr(selector, "startAddress", selector), getattr(selector, "endAddress", None)
+    if end is None or end == start:
+        return str(start)
+    return "%s-%s" % (start, end)
+
+
+def _childFields(action):
+    """
+    A Child SA's monitor fields from the records of an install or removal.
+    """
+    inbound = [sa for sa in action.sas if sa.inbound]
+    outbound = [sa for sa in action.sas if not sa.inbound]
+    fields = {"detail": "reqid %d" % (action.reqid,)}
+    if inbound:
+        fields["spi"] = "%08x" % (inbound[0].spi,)
+        fields["local"] = str(inbound[0].destination)
+        fields["remote"] = str(inbound[0].source)
+    if outbound:
+        fields["detail"] += " spi out %08x" % (outbound[0].spi,)
+    return fields

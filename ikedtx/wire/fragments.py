@@ -176,7 +176,9 @@ class Reassembler:
         @return: C{None} while fragments are missing; then a L{Message}
             with the header fields of the fragments, the unencrypted
             payloads of fragment 1 (without its SKF payload), and the
-            inner payloads as C{encrypted}.
+            inner payloads as C{encrypted}; its C{plaintext} and
+            C{innerType} (also set on C{message}, the last fragment) are
+            those of the whole inner chain.
         @raise FragmentDropped: the fragment was discarded (see above).
         @raise ikedtx.crypto.errors.IntegrityError: from C{cipher.open};
             nothing was kept.
@@ -242,7 +244,7 @@ class Reassembler:
         except MalformedMessage as e:
             e.header = first.receivedHeader
             raise
-        return Message(
+        whole = Message(
             first.spiI,
             first.spiR,
             first.exchangeType,
@@ -252,3 +254,6 @@ class Reassembler:
             payloads,
             first.minorVersion,
         )
+        whole.plaintext = message.plaintext = bytes(inner)
+        whole.innerType = message.innerType = first.sealedPayload.innerType
+        return whole

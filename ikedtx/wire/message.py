@@ -63,6 +63,11 @@ class Message(_Fields):
         (what the cipher authenticates), else C{None}.
     @ivar receivedHeader: the L{Header} a decoded message arrived with,
         else C{None}.
+    @ivar plaintext: once L{decrypt}ed (or reassembled), the octets of the
+        inner payload chain as the sender encrypted them, else C{None}
+        (RFC 9242 3.3.2 authenticates them).
+    @ivar innerType: the type of the first inner payload, with
+        L{plaintext}.
     """
 
     compareAttributes = (
@@ -78,6 +83,8 @@ class Message(_Fields):
 
     aad = None
     receivedHeader = None
+    plaintext = None
+    innerType = None
 
     def __init__(
         self,
@@ -220,6 +227,8 @@ class Message(_Fields):
         if aad is None:
             aad = self.encode()[: -len(sealed.body) or None]
         plaintext = cipher.open(aad, sealed.body)
+        self.plaintext = bytes(plaintext)
+        self.innerType = sealed.innerType
         try:
             return decodePayloads(plaintext, sealed.innerType)
         except MalformedMessage as e:

@@ -112,6 +112,15 @@ class Task:
     def processI(self, core, ikeSA, message, payloads, local, remote):
         return DONE
 
+    def staleResponse(self, core, ikeSA, message, payloads):
+        """
+        Whether C{message}, with the Message ID of our pending request,
+        answers an earlier transmission of it (one we already acted on,
+        such as an INVALID_KE_PAYLOAD before the restart it caused): it is
+        then dropped and the request keeps waiting.
+        """
+        return False
+
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):

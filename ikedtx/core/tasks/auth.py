@@ -185,6 +185,7 @@ class AuthTask(Task):
         policy = core.policies.lookup(ikeSA.local[0], ikeSA.remote[0], peerId)
         if policy is None:
             self.closeAfterResponse = "no policy for %s" % (peerId,)
+            ikeSA.authFailed = True
             raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.policy = policy
         try:
@@ -198,6 +199,7 @@ class AuthTask(Task):
             # too; without our own credential we cannot authenticate either.
             self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
             self.closeAfterResponse = str(e)
+            ikeSA.authFailed = True
             raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.localId = localId
         core.established(ikeSA)

@@ -17,10 +17,10 @@ def capabilityPayloads(core, ikeSA):
     out = []
     if core.config.settings.fragmentation:
         out.append(Notify.fragmentationSupported())
-    if ikeSA.policy.auth.method in ("signature", "rfc7427"):
-        # RFC 7427 4: announce the hashes only where the policy takes
-        # DIGITAL_SIGNATURE; a peer then uses it for its AUTH, which an
-        # ecdsa256/rsa policy (as iked's) would refuse.
+    if ikeSA.policy.auth.method != "psk":
+        # RFC 7427 4: whenever certificates or raw keys are used, as iked
+        # does; a peer may then sign with DIGITAL_SIGNATURE, which every
+        # signature policy accepts (with the key its method names).
         out.append(Notify.signatureHashAlgorithms(OUR_HASHES))
     if core.settings.vendorId:
         out.append(VendorID(core.settings.vendorId))

@@ -19,14 +19,16 @@ from twisted.logger import Logger
 from ikedtx.core import cryptoglue
 from ikedtx.core.errors import (
     NegotiationFailed, NoProposalChosen, RemoteProtocolError, TrafficSelectorsUnacceptable)
-from ikedtx.core.proposals import accept, select
+from ikedtx.core.proposals import accept
 from ikedtx.core.sa import ChildSA
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
+from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
     saPayload, supported, trafficSelectors, tsToWire)
-from ikedtx.core.ts import isSubsetOf, narrow
+from ikedtx.core.tasks.childpolicy import matchChildRequest
+from ikedtx.core.ts import isSubsetOf
 from ikedtx.crypto.errors import InvalidKeyExchange
 from ikedtx.wire.constants import DhId, ExchangeType, IpcompTransform, NotifyType, ProtocolId, TransformType, nameOf
 from ikedtx.wire.payloads import (
@@ -55,13 +57,19 @@ class ChildCreateTask(Task):
         (C{initiate}) rather than the Child SA (C{createChildSA}).
     @ivar chosen: as responder, the chosen proposal.
     @ivar answer: as responder, what the response carries for it.
+    @ivar followup: the L{ikedtx.core.tasks.followup.Followup} of its RFC
+        9370 additional key exchanges (IKE_FOLLOWUP_KE), or L{None}.
     """
 
     exchangeType = ExchangeType.CREATE_CHILD_SA
     _log = Logger()
 
-    def __init__(self, initiator, requestId=None, inAuth=False, rekeying=None):
+    def __init__(self, initiator, requestId=None, inAuth=False, rekeying=None, policy=None):
         Task.__init__(self, initiator, requestId)
+        # As initiator, the policy whose flows it asks for (the IKE SA's
+        # unless given, or the rekeyed Child SA's); as responder, the policy
+        # the request fell under.
+        self.policy = policy or (rekeying.policy if rekeying is not None else None)
         self.inAuth = inAuth
         self.exchangeType = ExchangeType.IKE_AUTH if inAuth else ExchangeType.CREATE_CHILD_SA
         self.priority = PRIORITY_REKEY if rekeying is not None else PRIORITY_OTHER
@@ -81,23 +89,27 @@ class ChildCreateTask(Task):
         self.ourKe = None
         self.nonces = None
         self.rekeyed = None
+        self.followup = None
 
     # Initiator
 
     def prepareI(self, core, ikeSA):
-        policy = ikeSA.policy
+        policy = self.policy = self.policy or ikeSA.policy
         self.requestSPI(core, ikeSA, "spi", policy.saProtocol, ikeSA.remote[0], ikeSA.local[0])
         if policy.ipcomp:
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
 
     def buildI(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            return self.followup.buildI(core, payloads)
         if self.spiError is not None:
             raise NegotiationFailed("no SPI for the Child SA: %s" % (self.spiError,))
         if not self.inAuth and not ikeSA.isEstablished:
             raise NegotiationFailed("IKE SA is not established")
-        policy = ikeSA.policy
+        policy = self.policy
         spiIn = self.spis["spi"]
         child = self.child = ChildSA(policy.saProtocol, policy.mode, spiIn, core.nextReqid(), core.now())
+        child.policy = policy
         child.rekeyOf = self.rekeying
         child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), not self.inAuth)
         child.localOffer = core.policies.selectors(policy, local=True)
@@ -125,6 +137,8 @@ class ChildCreateTask(Task):
             payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
+        if self.followup is not None:
+            return self._followupDoneI(core, ikeSA, payloads)
         if self.inAuth:
             if not ikeSA.isEstablished:
                 raise NegotiationFailed("IKE SA is not established")
@@ -159,8 +173,7 @@ class ChildCreateTask(Task):
                 raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
         self._wipe()
         self.child.nonces = (self.nonce, nonceR)
-        self._complete(core, ikeSA, payloads, shared)
-        return DONE
+        return self._complete(core, ikeSA, payloads, shared) or DONE
 
     def _complete(self, core, ikeSA, payloads, shared):
         """
@@ -207,8 +220,23 @@ class ChildCreateTask(Task):
         child.proposal = chosen
         child.pfsGroup = chosen.dhGroup if shared else 0
         child.localTS, child.remoteTS = tsi, tsr
+        if shared is not None and chosen.additionalKeyExchanges:
+            link = _followup.linkOf(payloads)
+            if link is None:
+                raise NegotiationFailed("additional key exchanges chosen without ADDITIONAL_KEY_EXCHANGE")
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, shared, link)
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, shared, initiator=True)
         core.installChild(ikeSA, child, self)
+
+    def _followupDoneI(self, core, ikeSA, payloads):
+        if not self.followup.processI(payloads):
+            return MORE
+        cryptoglue.deriveChildKeys(ikeSA, self.child, self.followup.secrets, initiator=True)
+        self.followup.secrets = []
+        core.installChild(ikeSA, self.child, self)
+        return DONE
 
     def _deleteRefused(self, core, ikeSA):
         from ikedtx.core.tasks.delete import ChildDeleteTask
@@ -228,11 +256,15 @@ class ChildCreateTask(Task):
 
     def failed(self, core, ikeSA, error):
         self._wipe()
+        if self.followup is not None:
+            self.followup.wipe()
         Task.failed(self, core, ikeSA, error)
 
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):
+        if self.followup is not None:
+            return self.followup.processR(core, payloads)
         policy = ikeSA.policy
         if self.inAuth:
             if first(payloads, SecurityAssociation) is None:
@@ -257,14 +289,12 @@ class ChildCreateTask(Task):
         peerTsi, peerTsr = trafficSelectors(payloads)
         if peerTsi is None or peerTsr is None:
             raise RemoteProtocolError("TSi or TSr missing", NotifyType.INVALID_SYNTAX)
-        local = offersFromConfig(policy.childProposals, withKeyExchange=withKeyExchange)
-        peer = offersFromWire(sa)
-        if not withKeyExchange:
-            peer = [o.withoutKeyExchange() for o in peer]
-        chosen = select(local, peer, supported, cryptoglue.isAead)
-        if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSPI) != 4:
-            raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
-                                      NotifyType.NO_PROPOSAL_CHOSEN)
+        # Any policy of this peer and identity may take the Child SA, the
+        # rekeyed Child SA's (else the IKE SA's) first.
+        policy, chosen, tsi, tsr = matchChildRequest(
+            core, ikeSA, sa, peerTsi, peerTsr, withKeyExchange,
+            preferred=self.rekeyed.policy if self.rekeyed is not None else policy)
+        self.policy = policy
         if withKeyExchange and chosen.dhGroup != DhId.NONE:
             ke = first(payloads, KeyExchange)
             if ke is None or ke.group != chosen.dhGroup:
@@ -274,11 +304,6 @@ class ChildCreateTask(Task):
                 self.ourKe, self.shared = cryptoglue.keyExchangeMethod(chosen.dhGroup).respond(bytes(ke.data), core.randomBytes)
             except InvalidKeyExchange as e:
                 raise RemoteProtocolError("invalid KE: %s" % (e,), NotifyType.INVALID_SYNTAX)
-        tsi = narrow(peerTsi, core.policies.selectors(policy, local=False))
-        tsr = narrow(peerTsr, core.policies.selectors(policy, local=True))
-        if not tsi or not tsr:
-            raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
-                ", ".join(map(str, peerTsi)), ", ".join(map(str, peerTsr)), policy.name), NotifyType.TS_UNACCEPTABLE)
         self.chosen = chosen
         self.peerTS = (tsi, tsr)
         self.transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) is not None and policy.mode == "transport"
@@ -290,6 +315,13 @@ class ChildCreateTask(Task):
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
 
     def buildR(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            if not self.followup.buildR(core, payloads):
+                return MORE
+            cryptoglue.deriveChildKeys(ikeSA, self.child, self.followup.secrets, initiator=False, nonces=self.nonces)
+            self.followup.secrets = []
+            core.installChild(ikeSA, self.child, None)
+            return DONE
         if self.chosen is None:
             return DONE
         if self.spiError is not None:
@@ -302,6 +334,7 @@ class ChildCreateTask(Task):
         child = self.child = ChildSA(chosen.protocol, "transport" if self.transport else "tunnel", spiIn, core.nextReqid(),
                                      core.now())
         child.rekeyOf = self.rekeyed
+        child.policy = self.policy
         child.proposal = chosen
         child.pfsGroup = chosen.dhGroup if self.shared else 0
         (child.spiOut,) = struct.unpack("!I", chosen.peerSPI)
@@ -319,6 +352,14 @@ class ChildCreateTask(Task):
             child.ipcompOut = self.peerIpcomp
             child.ipcompIn = ipcompCpi(self.spis["cpi"])
             payloads.append(Notify.ipcompSupported(child.ipcompIn, IpcompTransform.DEFLATE))
+        if self.nonces is not None and chosen.additionalKeyExchanges:
+            # RFC 9370 2.2.3: installed after the IKE_FOLLOWUP_KE exchanges.
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, self.shared,
+                                               core.randomBytes(_followup.LINK_SIZE))
+            self.shared = None
+            payloads.append(Notify.additionalKeyExchange(self.followup.link))
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, self.shared, initiator=False, nonces=self.nonces)
         self.shared = None
         core.installChild(ikeSA, child, None)

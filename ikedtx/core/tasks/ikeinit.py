@@ -146,6 +146,20 @@ class IKEInitTask(Task):
         self._log.info("{ikeSA}: restarting IKE_SA_INIT ({why})", ikeSA=ikeSA, why=why)
         return RETRY
 
+    def staleResponse(self, core, ikeSA, message, payloads):
+        """
+        After a restart, the COOKIE or INVALID_KE_PAYLOAD answer that caused
+        it may come again (duplicated, or answering a retransmission of the
+        first request): the restarted request already follows it.
+        """
+        if self.restarts == 0:
+            return False
+        cookie = findNotify(payloads, NotifyType.COOKIE)
+        if cookie is not None:
+            return ikeSA.cookie is not None and bytes(cookie.data) == ikeSA.cookie
+        invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD)
+        return invalidKe is not None and invalidKe.group == self.group
+
     def processI(self, core, ikeSA, message, payloads, local, remote):
         cookie = findNotify(payloads, NotifyType.COOKIE)
         if cookie is not None:

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_core_child -*-
 """
 The liveness task (RFC 7296 1.4): an empty INFORMATIONAL request, answered
-empty; a peer that never answers is given up with the IKE SA. DPD will
-queue it from its timer.
+empty; a peer that never answers is given up with the IKE SA. Dead peer
+detection (L{ikedtx.core.tasks.dpd}) queues it from its timer.
 """
 
 from ikedtx.core.tasks import DONE, PRIORITY_LIVENESS, Task

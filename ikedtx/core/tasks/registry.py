@@ -11,9 +11,11 @@ from ikedtx.core.tasks.capabilities import CapabilitiesTask
 from ikedtx.core.tasks.certreq import CertreqTask
 from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
+from ikedtx.core.tasks.followup import OrphanFollowupTask
 from ikedtx.core.tasks.ikeinit import IKEInitTask
 from ikedtx.core.tasks.inform import ErrorNotifyTask
 from ikedtx.core.tasks.initialcontact import InitialContactTask
+from ikedtx.core.tasks.intermediate import IntermediateGuardTask, IntermediateTask
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.tasks.mobike import MobikeTask
 from ikedtx.core.tasks.natd import NATDetectionTask
@@ -26,12 +28,15 @@ def initResponderTasks(screened):
     L{ikedtx.core.tasks.ikeinit.screenRequest}, in the order their payloads
     go in the response.
     """
-    return [IKEInitTask(False, screened), NATDetectionTask(False), CertreqTask(False), CapabilitiesTask(False)]
+    return [IKEInitTask(False, screened), NATDetectionTask(False), CertreqTask(False), CapabilitiesTask(False),
+            IntermediateTask(False)]
 
 
 RESPONDERS = {
-    ExchangeType.IKE_AUTH: lambda: [AuthTask(False), ChildCreateTask(False, inAuth=True), MobikeTask(False)],
+    ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), InitialContactTask(False),
+                                    ChildCreateTask(False, inAuth=True), MobikeTask(False)],
     ExchangeType.CREATE_CHILD_SA: lambda: [ChildCreateTask(False)],
+    ExchangeType.IKE_FOLLOWUP_KE: lambda: [OrphanFollowupTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
                                          LivenessTask(False)],
 }
@@ -48,8 +53,11 @@ def responderTasks(exchangeType):
 
 def establishTasks(requestId):
     """
-    The initiator tasks of a new IKE SA: IKE_SA_INIT, then IKE_AUTH with the
-    first Child SA; C{requestId} succeeds when that Child SA is installed.
+    The initiator tasks of a new IKE SA: IKE_SA_INIT, the IKE_INTERMEDIATE
+    exchanges of additional key exchanges (if any: the intermediate task
+    comes right after IKE_SA_INIT's, so it leads the next rounds), then
+    IKE_AUTH with the first Child SA; C{requestId} succeeds when that Child
+    SA is installed.
     """
-    return [IKEInitTask(True), NATDetectionTask(True), CapabilitiesTask(True), AuthTask(True), CertreqTask(True),
-            InitialContactTask(True), ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]
+    return [IKEInitTask(True), IntermediateTask(True), NATDetectionTask(True), CapabilitiesTask(True), AuthTask(True),
+            CertreqTask(True), InitialContactTask(True), ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]

@@ -468,8 +468,11 @@ class Network:
         """
         Two hosts on one link::
 
-            a: 192.0.2.1/24 2001:db8:1::1/64 on to-b, 10.1.0.1/32 fd00:1::1/128 on lo
-            b: 192.0.2.2/24 2001:db8:1::2/64 on to-a, 10.2.0.1/32 fd00:2::1/128 on lo
+            a: 192.0.2.1/24 2001:db8:1::1/64 on to-b, 10.1.0.1/32 on lo
+            b: 192.0.2.2/24 2001:db8:1::2/64 on to-a, 10.2.0.1/32 on lo
+
+        (No inner IPv6 address: a test that needs one adds it with
+        L{Namespace.addLoopbackAddress}.)
 
         @return: C{(a, b, link)}.
         """
