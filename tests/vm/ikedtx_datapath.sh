@@ -48,17 +48,19 @@ echo "install chacha20poly1305 /bin/false" > /etc/modprobe.d/ikedtx-no-chacha.co
 echo "chacha_loaded=$(grep -c '^chacha20poly1305 ' /proc/modules)"
 
 cat > $W/a.conf <<EOC
-ikev2 "v4" active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0.2.2 childsa enc aes-128-gcm psk "vm-secret"
-ikev2 "v6" active esp from fd01::/16 to fd02::/16 local 192.0.2.11 peer 192.0.2.12 childsa enc aes-128-gcm psk "vm-secret"
-ikev2 "bad" active esp from 10.1.0.0/16 to 10.5.0.0/16 local 192.0.2.21 peer 192.0.2.22 childsa enc chacha20-poly1305 psk "vm-secret"
-ikev2 "od" passive esp from 10.1.0.0/16 to 10.6.0.0/16 local 192.0.2.31 peer 192.0.2.32 childsa enc aes-128-gcm psk "vm-secret"
+ikev2 "v4" active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0.2.2 childsa enc aes-128-gcm srcid a-v4.example dstid b-v4.example psk "vm-secret"
+ikev2 "v6" active esp from fd01::/16 to fd02::/16 local 192.0.2.11 peer 192.0.2.12 childsa enc aes-128-gcm srcid a-v6.example dstid b-v6.example psk "vm-secret"
+ikev2 "bad" active esp from 10.1.0.0/16 to 10.5.0.0/16 local 192.0.2.21 peer 192.0.2.22 childsa enc chacha20-poly1305 srcid a-bad.example dstid b-bad.example psk "vm-secret"
+ikev2 "od" passive esp from 10.1.0.0/16 to 10.6.0.0/16 local 192.0.2.31 peer 192.0.2.32 childsa enc aes-128-gcm srcid a-od.example dstid b-od.example psk "vm-secret"
 EOC
 cat > $W/b.conf <<EOC
-ikev2 "v4" passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 childsa enc aes-128-gcm psk "vm-secret"
-ikev2 "v6" passive esp from fd02::/16 to fd01::/16 local 192.0.2.12 peer 192.0.2.11 childsa enc aes-128-gcm psk "vm-secret"
-ikev2 "bad" passive esp from 10.5.0.0/16 to 10.1.0.0/16 local 192.0.2.22 peer 192.0.2.21 childsa enc chacha20-poly1305 psk "vm-secret"
-ikev2 "od" passive esp from 10.6.0.0/16 to 10.1.0.0/16 local 192.0.2.32 peer 192.0.2.31 childsa enc aes-128-gcm psk "vm-secret"
+ikev2 "v4" passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 childsa enc aes-128-gcm srcid b-v4.example dstid a-v4.example psk "vm-secret"
+ikev2 "v6" passive esp from fd02::/16 to fd01::/16 local 192.0.2.12 peer 192.0.2.11 childsa enc aes-128-gcm srcid b-v6.example dstid a-v6.example psk "vm-secret"
+ikev2 "bad" passive esp from 10.5.0.0/16 to 10.1.0.0/16 local 192.0.2.22 peer 192.0.2.21 childsa enc chacha20-poly1305 srcid b-bad.example dstid a-bad.example psk "vm-secret"
+ikev2 "od" passive esp from 10.6.0.0/16 to 10.1.0.0/16 local 192.0.2.32 peer 192.0.2.31 childsa enc aes-128-gcm srcid b-od.example dstid a-od.example psk "vm-secret"
 EOC
+# One identity per policy: a new IKE SA with INITIAL_CONTACT replaces the
+# peer's others of the same identity (RFC 7296 2.4).
 chmod 600 $W/a.conf $W/b.conf
 
 now() { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
