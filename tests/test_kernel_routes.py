@@ -106,6 +106,21 @@ class XfrmRouteTests(SynchronousTestCase):
         self.successResultOf(self.kernel.deleteFlow(two))
         self.assertEqual([entry[0] for entry in self.routes.log], ["add", "del", "rules"])
 
+    def test_sameNetworkOtherSource(self):
+        """
+        Two policies to the same remote network from different local
+        networks: one route (the kernel keys routes by destination), the
+        first flow's, removed with the last flow.
+        """
+        self.routes.addresses = [A("10.1.0.1"), A("10.7.0.1")]
+        other = flow("out", source=KernelSelector(A("10.7.0.0"), A("10.7.255.255")), reqid=9)
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(other))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
+        self.successResultOf(self.kernel.deleteFlow(other))
+        self.assertEqual(self.routes.log[1:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
+
     def test_flush(self):
         self.successResultOf(self.kernel.addFlow(flow("out")))
         self.successResultOf(self.kernel.flush())

@@ -585,6 +585,7 @@ class XfrmKernel:
             routes = TunnelRoutes(netns=netns)
         self.routes = routes
         self._routeUsers = Counter()
+        self._routeArgs = {}
         self._flowRoutes = {}
         self.blocks = {}
         self._channel = channel if channel is not None else NetlinkChannel(netns)
@@ -775,13 +776,15 @@ class XfrmKernel:
                 if peer.version == network.version and peer in network:
                     # The peer itself must stay outside the tunnel.
                     continue
-                route = (network, source, peer)
-                if self._routeUsers[route] == 0:
+                # One route per network (the kernel keys routes by
+                # destination): the first flow's source and peer stay.
+                if self._routeUsers[network] == 0:
                     self.routes.addRoute(network, source, peer)
+                    self._routeArgs[network] = (source, peer)
                     self._log.info("xfrm: {network} routed in table {table} (source {source})", network=network,
                                    table=self.routes.table, source=source)
-                self._routeUsers[route] += 1
-                routes.append(route)
+                self._routeUsers[network] += 1
+                routes.append(network)
         except Exception as e:
             self._log.warn("xfrm: no route for {flow}: {error}", flow=_describeFlow(flow), error=e)
         finally:
@@ -789,15 +792,16 @@ class XfrmKernel:
                 self._flowRoutes.setdefault(flow, []).extend(routes)
 
     def _deleteRoutes(self, flow):
-        for route in self._flowRoutes.pop(flow, []):
-            self._routeUsers[route] -= 1
-            if self._routeUsers[route] > 0:
+        for network in self._flowRoutes.pop(flow, []):
+            self._routeUsers[network] -= 1
+            if self._routeUsers[network] > 0:
                 continue
-            del self._routeUsers[route]
+            del self._routeUsers[network]
+            source, peer = self._routeArgs.pop(network)
             try:
-                self.routes.deleteRoute(*route)
+                self.routes.deleteRoute(network, source, peer)
             except Exception as e:
-                self._log.warn("xfrm: removing the route to {network} failed: {error}", network=route[0], error=e)
+                self._log.warn("xfrm: removing the route to {network} failed: {error}", network=network, error=e)
         if not self._routeUsers and self.routes is not None and self.routes.rules:
             self.routes.removeRules()
 
