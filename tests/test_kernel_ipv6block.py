@@ -57,11 +57,17 @@ class BlockMessagesTests(SynchronousTestCase):
         for msg in blocks:
             self.assertEqual((msg["sel_family"], msg["sel_prefixlen_s"], msg["sel_prefixlen_d"], msg["sel_proto"],
                               msg["priority"]), (socket.AF_INET6, 0, 0, 0, xfrm.BLOCK_PRIORITY))
-        self.assertEqual(sorted((msg["sel_sport"], msg["dir"]) for msg in passes),
+        nd = [msg for msg in passes if msg["sel_proto"] == 58]
+        self.assertEqual(sorted((msg["sel_sport"], msg["dir"]) for msg in nd),
                          sorted((t, d) for t in range(133, 138) for d in (m.XFRM_POLICY_IN, m.XFRM_POLICY_OUT)))
-        for msg in passes:
-            self.assertEqual((msg["sel_proto"], msg["sel_sport_mask"], msg["priority"]),
-                             (58, 0xFFFF, xfrm.PASS_PRIORITY))
+        for msg in nd:
+            self.assertEqual((msg["sel_sport_mask"], msg["priority"]), (0xFFFF, xfrm.PASS_PRIORITY))
+        # Loopback (::1 to ::1) passes both ways: it never leaves the host.
+        loopback = [msg for msg in passes if msg["sel_proto"] == 0]
+        self.assertEqual(sorted(msg["dir"] for msg in loopback), [m.XFRM_POLICY_IN, m.XFRM_POLICY_OUT])
+        for msg in loopback:
+            self.assertEqual((msg["sel_saddr"], msg["sel_prefixlen_s"], msg["sel_daddr"], msg["sel_prefixlen_d"],
+                              msg["priority"]), (A("::1").packed, 128, A("::1").packed, 128, xfrm.PASS_PRIORITY))
         self.assertLess(xfrm.PASS_PRIORITY, xfrm.BLOCK_PRIORITY)
         for _, msg in messages:
             self.assertIsNone(decoded(msg).get_attr("XFRMA_TMPL"))

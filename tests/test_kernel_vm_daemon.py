@@ -80,11 +80,13 @@ class DaemonDatapathVMTests(SynchronousTestCase):
         """
         While the daemon runs without -6, IPv6 on the link (which worked
         before) is blocked by XFRM block policies; the negotiated IPv6
-        flow fd01::/16 <-> fd02::/16 passes.
+        flow fd01::/16 <-> fd02::/16 passes, and so does ::1 to itself.
         """
         self.assertEqual(self.value("baseline_ping6"), "2")
         self.assertEqual(self.value("blocked_ping6_link"), "0", self.value("blocked_ping6_link_output"))
         self.assertEqual(self.value("blocked_ping6_flow"), "3")
+        # Loopback never leaves the host: it passes.
+        self.assertEqual(self.value("blocked_ping6_loopback"), "3")
         policies = self.value("blocked_policies")
         self.assertEqual(len(re.findall(r"src ::/0 dst ::/0 \n\tdir (?:in|out|fwd) action block priority %d"
                                         % (BLOCK_PRIORITY,), policies)), 3, policies)

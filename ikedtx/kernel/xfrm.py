@@ -438,11 +438,16 @@ def ipv6BlockMessages():
     """
     The C{xfrm_userpolicy_info} messages of the IPv6 leak block, each with
     its key (as L{policyMessages}' keys): C{::/0} blocked in, out and
-    forwarded at L{BLOCK_PRIORITY}; neighbour discovery allowed in and out
-    at L{PASS_PRIORITY}. No templates: nothing here asks for an SA.
+    forwarded at L{BLOCK_PRIORITY}; neighbour discovery and loopback
+    (C{::1} to C{::1}) allowed in and out at L{PASS_PRIORITY}. No
+    templates: nothing here asks for an SA.
     """
     out = []
     entries = [(direction, _any6(), m.XFRM_POLICY_BLOCK, BLOCK_PRIORITY) for direction in ("out", "in", "fwd")]
+    # ::1 to ::1 never leaves the host: local IPv6 services keep working.
+    loopback = _any6(sel_saddr=_packed(ip_address("::1")), sel_prefixlen_s=128,
+                     sel_daddr=_packed(ip_address("::1")), sel_prefixlen_d=128)
+    entries += [(direction, loopback, m.XFRM_POLICY_ALLOW, PASS_PRIORITY) for direction in ("out", "in")]
     for icmpType in NEIGHBOUR_DISCOVERY:
         # XFRM matches the ICMPv6 type as the source port.
         selector = _any6(sel_proto=58, sel_sport=icmpType, sel_sport_mask=0xFFFF)
@@ -477,8 +482,8 @@ def _isBlockPolicy(policy):
     block's (an earlier ikedtx's, when this one has not installed it).
     """
     return (policy["sel_family"] == socket.AF_INET6 and policy["priority"] in (BLOCK_PRIORITY, PASS_PRIORITY)
-            and not policy.get_attr("XFRMA_TMPL") and policy["sel_prefixlen_s"] == 0
-            and policy["sel_prefixlen_d"] == 0)
+            and not policy.get_attr("XFRMA_TMPL") and policy["sel_prefixlen_s"] in (0, 128)
+            and policy["sel_prefixlen_d"] in (0, 128))
 
 
 def socketPolicy(family, direction):
