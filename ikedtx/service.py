@@ -120,6 +120,44 @@ def localKeyProblem(credentials, config):
     return None
 
 
+def _checkXfrm():
+    from ikedtx.kernel.probe import probeXfrmEsp
+
+    probeXfrmEsp()
+
+
+def _checkUserspace():
+    from ikedtx.kernel.probe import probeTun
+
+    probeTun()
+
+
+#: What is tried before start-up to know that a provider will work here (a
+#: provider without an entry is made once instead).
+KERNEL_CHECKS = {"xfrm": _checkXfrm, "userspace": _checkUserspace}
+
+
+def checkKernel(name):
+    """
+    Check that the L{IKernel} provider C{name} can run on this host.
+
+    @raise StartupError: it cannot; one line that says why (the kernel's
+        own reason).
+    """
+    from ikedtx.kernel.probe import DatapathUnusable
+
+    try:
+        check = KERNEL_CHECKS.get(name)
+        if check is not None:
+            check()
+        else:
+            makeKernel(name)
+    except DatapathUnusable as e:
+        raise StartupError("the %s kernel provider cannot be used: %s" % (name, e))
+    except Exception as e:
+        raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+
+
 class StartupError(Exception):
     """
     The daemon cannot start; the message is one line for the user
@@ -180,6 +218,16 @@ class IKEPortService(Service):
             bypassSocket(self.port.socket)
             if self.natt:
                 enableEspInUdp(self.port.socket)
+        elif self.parent.kernel.name == "userspace":
+            # The IPv6 block of the user-space datapath is made of XFRM
+            # policies too (where the kernel has XFRM).
+            from ikedtx.kernel.xfrm import bypassSocket
+
+            try:
+                bypassSocket(self.port.socket)
+            except OSError as e:
+                self._log.debug("no XFRM bypass for {address} port {port}: {error}", address=self.address,
+                                port=self.portNumber, error=e)
         runner.addPort(self.port, self.natt)
         self._log.info("listening on {address} port {port}{natt}", address=self.address, port=self.port.getHost().port,
                        natt=" (NAT-T)" if self.natt else "")
@@ -431,10 +479,7 @@ class IkedService(MultiService):
         @raise StartupError: one of them cannot.
         """
         name = self.options.get("kernel") or "decoupled"
-        try:
-            makeKernel(name)
-        except Exception as e:
-            raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+        checkKernel(name)
         for service in self:
             check = getattr(service, "check", None)
             if check is not None:
@@ -489,11 +534,16 @@ class IkedService(MultiService):
     def startService(self):
         settings = self._settings()
         kernelName = self.options.get("kernel") or "decoupled"
-        self.kernel = makeKernel(kernelName)
-        wanted = self.options.get("kernelWanted")
-        if wanted and wanted != kernelName:
-            self._log.warn("no 'set decouple' but no --kernel {wanted} either: running decoupled, "
-                           "SAs and flows are recorded but NOT installed", wanted=wanted)
+        try:
+            self.kernel = makeKernel(kernelName)
+        except Exception as e:
+            self._startFailed(StartupError("the %s kernel provider cannot be used: %s" % (
+                kernelName, getattr(e, "strerror", None) or e)))
+        if kernelName == "xfrm" and self.kernel.routes is not None and self.options.get("route-table") is not None:
+            # The routes of tunnel flows (strongSwan's table 220 by default).
+            self.kernel.routes.table = int(self.options["route-table"])
+        self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
+                       why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
         if self.credentials is None:
             self.credentials = self._makeCredentials()
         self.core = IKECore(
@@ -520,12 +570,13 @@ class IkedService(MultiService):
                 if service.running:
                     service.stopService()
             error = sys.exc_info()[1]
-            if isinstance(error, StartupError) and self.exitOnStartupError:
-                self._log.critical("{error}", error=error)
-                sys.stderr.write("iked: %s\n" % (error,))
-                sys.stderr.flush()
-                raise SystemExit(1)
+            if isinstance(error, StartupError):
+                self._startFailed(error)
             raise
+        if not self.options.get("ipv6"):
+            # iked's default: no IPv6 leaves unprotected unless -6.
+            self.kernel.blockIPv6().addErrback(
+                lambda f: self._log.error("IPv6 is NOT blocked: {error}", error=f.value))
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
         self._logConfigWarnings(self.config)
@@ -535,12 +586,26 @@ class IkedService(MultiService):
         gc.freeze()
         self.reactor.callWhenRunning(self._startup)
 
+    def _startFailed(self, error):
+        """
+        The L{StartupError} C{error} ends the start: one line and status 1
+        when L{exitOnStartupError}, else it is raised.
+        """
+        if not self.exitOnStartupError:
+            raise error
+        self._log.critical("{error}", error=error)
+        sys.stderr.write("iked: %s\n" % (error,))
+        sys.stderr.flush()
+        raise SystemExit(1)
+
     def _logConfigWarnings(self, config):
         for problem in config.warnings:
             self._log.warn("{problem}", problem=str(problem))
 
     def _startup(self):
         if self.running:
+            if self.kernel.name != "decoupled":
+                self._installTraps()
             self.runner.execute(self.core.startup())
             self._notify("READY=1")
 
@@ -549,6 +614,19 @@ class IkedService(MultiService):
             from ikedtx.sdnotify import notify
 
             notify(state)
+
+    def _installTraps(self):
+        """
+        The trap flows of the policies (L{ikedtx.core.trap}): their first
+        packet starts the negotiation, and none leaves in clear before.
+        """
+        from ikedtx.core.trap import trapFlows
+
+        for flow in trapFlows(self.core):
+            self.kernel.addFlow(flow).addErrback(
+                lambda f, flow=flow: self._log.warn("no trap flow {source} -> {destination}: {error}",
+                                                    source=flow.source.startAddress,
+                                                    destination=flow.destination.startAddress, error=f.value))
 
     def initiate(self, policyName):
         return self.runner.initiate(policyName)

@@ -59,7 +59,7 @@ class Options(usage.Options):
         ["passive", "S", "Start in passive mode (as 'set passive')."],
         ["no-natt", "T", "Disable NAT-Traversal; do not propose it to peers."],
         ["natt-only", "t", "Enforce NAT-Traversal: only listen for NAT-T (UDP encapsulated) messages."],
-        ["ipv6", "6", "Do not block IPv6 (the default; accepted for compatibility)."],
+        ["ipv6", "6", "Do not block IPv6 traffic (by default it is blocked unless a flow for it is negotiated)."],
     ]
 
     optParameters = [
@@ -71,6 +71,8 @@ class Options(usage.Options):
         ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
+        ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
+         "strongSwan's; 0: install none)."],
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
         ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
          "open to every user), for monitoring tools."],
@@ -81,7 +83,7 @@ class Options(usage.Options):
             None,
             None,
             "Where SAs go: decoupled, xfrm or userspace (default: decoupled with "
-            "'set decouple', else xfrm).",
+            "'set decouple', else xfrm where the kernel has ESP, else userspace).",
         ],
     ]
 
@@ -170,6 +172,13 @@ class Options(usage.Options):
             self["udpencap-port"] = _port(self["udpencap-port"], "-p")
             self["natt-only"] = True
             self["natt-port"] = self["udpencap-port"]
+        try:
+            self["route-table"] = int(self["route-table"])
+            if not 0 <= self["route-table"] < 2 ** 32 or self["route-table"] in (253, 254, 255):
+                raise ValueError()
+        except ValueError:
+            raise usage.UsageError("--route-table needs a table number other than 253-255 (main, default, "
+                                   "local), not %r" % (self["route-table"],))
         if self["kernel"] is not None and self["kernel"] not in KERNELS:
             raise usage.UsageError("--kernel must be one of %s, not %r" % (", ".join(KERNELS), self["kernel"]))
         if not self["config"]:
@@ -266,13 +275,13 @@ def makeService(options):
     from ikedtx.service import IkedService, StartupError
 
     if options["kernel"] is None:
-        wanted = "decoupled" if config.settings.decouple else "xfrm"
-        # A daemon without "set decouple" still runs decoupled unless
-        # --kernel xfrm is given (the xfrm provider is new, and hosts without
-        # ESP in their kernel are common in testing): it records its SAs and
-        # says so loudly at start-up.
-        options["kernel"] = "decoupled"
-        options["kernelWanted"] = wanted
+        # iked installs into the kernel unless "set decouple"; ikedtx picks
+        # the datapath this host can run (and says which at start-up).
+        from ikedtx.kernel.probe import chooseKernel
+
+        options["kernel"], options["kernelReason"] = chooseKernel(config.settings.decouple)
+    else:
+        options["kernelReason"] = "--kernel %s" % (options["kernel"],)
 
     service = IkedService(config, options)
     service.exitOnStartupError = True

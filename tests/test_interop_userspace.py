@@ -201,7 +201,8 @@ class CharonLibipsecTests(UserspaceMixin, TestCase):
         """
         ours, charon, mine, theirs = self._tunnel("gcm")
         self.assertPings([(self.a, A_INNER, B_INNER)])
-        dump = espDump(ours)
+        # The dump is written every half second: wait for the SA to be in it.
+        dump = self.waitForDump(ours, lambda d: any(sa["destination"] == A for sa in d["sas"]), "the inbound SA")
         (inbound,) = [sa for sa in dump["sas"] if sa["destination"] == A]
         spi = int(inbound["spi"], 16)
         codec = EspSA(spi, inbound["encryption"], inbound["keyLength"], bytes.fromhex(inbound["encryptionKey"]),

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.test_service import freePorts
 
@@ -33,9 +33,10 @@ class Launcher:
         self.name = name
         self.prefix = prefix
 
-    def run(self, directory, argv, timeout=60):
+    def run(self, directory, argv, timeout=60, wrapper=()):
         env = dict(os.environ, PYTHONPATH=ROOT)
-        process = subprocess.run([sys.executable, "-c"] + self.prefix(directory) + argv, cwd=ROOT, env=env,
+        process = subprocess.run(list(wrapper) + [sys.executable, "-c"] + self.prefix(directory) + argv, cwd=ROOT,
+                                 env=env,
                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         return process.returncode, process.stdout.decode(), process.stderr.decode()
 
@@ -77,13 +78,15 @@ class StartupErrorTests(TestCase):
             argv += [option, value]
         return argv
 
-    def assertOneError(self, expected, **replace):
+    def assertOneError(self, expected, wrapper=(), **replace):
         """
         Every launcher exits 1 with C{expected} (a list of lines) on
         standard error, nothing else there and no traceback anywhere.
+        C{wrapper} runs the launch (a command and its arguments before the
+        Python interpreter).
         """
         for launcher in LAUNCHERS:
-            status, out, err = launcher.run(self.dir, self.argv(**replace))
+            status, out, err = launcher.run(self.dir, self.argv(**replace), wrapper=wrapper)
             where = "%s:\nstdout: %s\nstderr: %s" % (launcher.name, out, err)
             self.assertEqual((status, err.splitlines()), (1, expected), where)
             self.assertNotIn("Traceback", out + err, where)
@@ -154,6 +157,43 @@ class StartupErrorTests(TestCase):
         self.assertOneError(["%s: group writable or world read/writable" % (self.config,)])
 
 
+    # Without CAP_NET_ADMIN (root otherwise): netlink XFRM and TUNSETIFF
+    # refuse, on any host.
+    NO_NET_ADMIN = ("setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin")
+
+    def test_xfrmNotPermitted(self):
+        """
+        --kernel xfrm where the kernel refuses to install an ESP SA (here:
+        no CAP_NET_ADMIN): one line with the kernel's reason.
+        """
+        self.assertOneError(["iked: the xfrm kernel provider cannot be used: the kernel cannot install an ESP SA: "
+                             "Operation not permitted (EPERM)"], wrapper=self.NO_NET_ADMIN, **{"--kernel": "xfrm"})
+
+    def test_xfrmWithoutEsp(self):
+        """
+        --kernel xfrm on a kernel with XFRM but no ESP (this lab's host).
+        """
+        from ikedtx.kernel.probe import DatapathUnusable, probeXfrmEsp
+
+        try:
+            probeXfrmEsp()
+        except DatapathUnusable as e:
+            if "EPROTONOSUPPORT" not in str(e):
+                self.fail("the host kernel refuses ESP SAs for another reason: %s" % (e,))
+        else:
+            raise SkipTest("the host kernel has ESP (the VM tests cover xfrm there)")
+        self.assertOneError(["iked: the xfrm kernel provider cannot be used: the kernel cannot install an ESP SA: "
+                             "Protocol not supported (EPROTONOSUPPORT)"], **{"--kernel": "xfrm"})
+
+    def test_userspaceWithoutTun(self):
+        """
+        --kernel userspace where the TUN device cannot be made.
+        """
+        self.assertOneError(["iked: the userspace kernel provider cannot be used: cannot create the TUN device "
+                             "ipsec0: Operation not permitted"], wrapper=self.NO_NET_ADMIN,
+                            **{"--kernel": "userspace"})
+
+
 class LogLevelTests(TestCase):
     """
     C{-d} and C{-v} mean the same in every launch path: with C{-d} the log
@@ -169,7 +209,7 @@ class LogLevelTests(TestCase):
             f.write('ikev2 "p" passive esp from 10.0.0.1 to 10.0.0.2\n')
         os.chmod(self.config, 0o600)
 
-    def runDaemon(self, prefix, *flags):
+    def runDaemon(self, prefix, *flags, kernel=("--kernel", "decoupled"), wrapper=()):
         """
         Start the daemon, wait for its control socket, stop it with
         SIGTERM; return its standard output and error.
@@ -179,9 +219,9 @@ class LogLevelTests(TestCase):
 
         sock = os.path.join(self.dir, "iked.sock")
         ike, natt = freePorts(2)
-        argv = [sys.executable, "-c"] + prefix + list(flags) + [
+        argv = list(wrapper) + [sys.executable, "-c"] + prefix + list(flags) + [
             "-f", self.config, "-s", sock, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
-            "--etc-dir", self.dir, "--kernel", "decoupled"]
+            "--etc-dir", self.dir] + list(kernel)
         process = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -238,3 +278,18 @@ class LogLevelTests(TestCase):
         self.assertLevels(err, debug=False)
         out, err = self.runDaemon([IKED], "-d", "-v")
         self.assertLevels(err, debug=True)
+
+    def test_defaultDatapath(self):
+        """
+        Without --kernel and 'set decouple' the daemon picks xfrm where the
+        kernel has ESP, else userspace, and names its choice and why in a
+        start-up line (issue 8). It runs in a network namespace of its own,
+        so that its TUN device is nobody else's.
+        """
+        from ikedtx.kernel.probe import chooseKernel
+
+        expected, why = chooseKernel(False)
+        out, err = self.runDaemon([IKED], "-d", kernel=(), wrapper=(
+            "unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"))
+        self.assertIn("datapath: %s (%s)" % (expected, why), err)
+        self.assertIn("kernel: %s" % (expected,), err)

@@ -108,11 +108,14 @@ class DaemonPairTests(TestCase):
         from ikedtx.kernel.userspace import UserspaceKernel
 
         from tests.test_kernel_userspace import FakeRoutes, FakeTun, udp
+        from tests.test_kernel_xfrm import RecordingChannel
 
         made = []
 
         def userspace():
-            made.append(UserspaceKernel(device=FakeTun(), routes=FakeRoutes(["10.1.0.1", "10.2.0.1"]), rawEsp=False))
+            # The IPv6 block's XFRM policies are recorded, not installed.
+            made.append(UserspaceKernel(device=FakeTun(), routes=FakeRoutes(["10.1.0.1", "10.2.0.1"]), rawEsp=False,
+                                        policyChannel=RecordingChannel()))
             return made[-1]
 
         self.patch(serviceModule, "KERNEL_PROVIDERS", dict(serviceModule.KERNEL_PROVIDERS, userspace=userspace))
@@ -745,3 +748,22 @@ class StartupCheckTests(SynchronousTestCase):
                               options("127.0.0.1", 1, 2, kernel="broken"), reactor=SimpleNamespace())
         error = self.assertRaises(S.StartupError, service.check)
         self.assertEqual(str(error), "the broken kernel provider cannot be used: Operation not permitted")
+
+    def test_providerCheck(self):
+        """
+        The xfrm and userspace providers are tried for real before start-up
+        (an ESP SA installed and deleted, the TUN device made): what they
+        say is the one line.
+        """
+        from ikedtx import service as S
+        from ikedtx.kernel.probe import DatapathUnusable
+
+        def noEsp():
+            raise DatapathUnusable("the kernel cannot install an ESP SA: Protocol not supported (EPROTONOSUPPORT)")
+
+        self.patch(S, "KERNEL_CHECKS", dict(S.KERNEL_CHECKS, xfrm=noEsp))
+        service = IkedService(parseConfig('ikev2 esp from 10.0.0.1 to 10.0.0.2'),
+                              options("127.0.0.1", 1, 2, kernel="xfrm"), reactor=SimpleNamespace())
+        error = self.assertRaises(S.StartupError, service.check)
+        self.assertEqual(str(error), "the xfrm kernel provider cannot be used: the kernel cannot install an ESP SA: "
+                                     "Protocol not supported (EPROTONOSUPPORT)")

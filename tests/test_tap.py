@@ -85,6 +85,10 @@ class OptionsTests(SynchronousTestCase):
             (["-D", "a b=c"], "could not parse macro definition a b=c (invalid macro name 'a b')"),
             (["--listen", "localhost"], "--listen needs an IPv4 or IPv6 address, not 'localhost'"),
             (["--kernel", "pfkey"], "--kernel must be one of decoupled, xfrm, userspace, not 'pfkey'"),
+            (["--route-table", "main"], "--route-table needs a table number other than 253-255 (main, default, "
+                                        "local), not 'main'"),
+            (["--route-table", "254"], "--route-table needs a table number other than 253-255 (main, default, "
+                                       "local), not 254"),
             (["-f", ""], "-f needs a file name"),
             (["-s", ""], "-s needs a socket path"),
             (["extra"], "unexpected arguments: extra"),
@@ -125,12 +129,34 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(service, MultiService)
         self.assertEqual(len(service.config.policies), 1)
         self.assertEqual(options["kernel"], "decoupled")
+        self.assertIn("set decouple", options["kernelReason"])
+
+    def test_defaultKernel(self):
+        """
+        Without 'set decouple' and --kernel, the datapath is xfrm where the
+        kernel has ESP and userspace where it has not (issue 8); the reason
+        goes with it for the start-up log line. An explicit --kernel wins.
+        """
+        from ikedtx.kernel import probe
+
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        self.patch(probe, "probeXfrmEsp", lambda: None)
         options = parse("-f", self.path)
         tap.makeService(options)
-        # Without "set decouple" iked installs into the kernel; ikedtx does
-        # so with --kernel xfrm, and otherwise runs decoupled and warns.
-        self.assertEqual((options["kernel"], options["kernelWanted"]), ("decoupled", "xfrm"))
+        self.assertEqual((options["kernel"], options["kernelReason"]), ("xfrm", "the kernel has ESP"))
+
+        def noEsp():
+            raise probe.DatapathUnusable("the kernel cannot install an ESP SA: Protocol not supported (EPROTONOSUPPORT)")
+
+        self.patch(probe, "probeXfrmEsp", noEsp)
+        options = parse("-f", self.path)
+        tap.makeService(options)
+        self.assertEqual((options["kernel"], options["kernelReason"]), (
+            "userspace", "the kernel has no usable ESP: the kernel cannot install an ESP SA: Protocol not supported "
+            "(EPROTONOSUPPORT)"))
+        options = parse("-f", self.path, "--kernel", "decoupled")
+        tap.makeService(options)
+        self.assertEqual((options["kernel"], options["kernelReason"]), ("decoupled", "--kernel decoupled"))
 
     def test_configError(self):
         """
@@ -162,11 +188,14 @@ class MakeServiceTests(SynchronousTestCase):
         """
         from ikedtx.service import IkedService
 
+        from ikedtx.kernel import probe
+
+        self.patch(probe, "probeXfrmEsp", lambda: None)
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         service = tap.makeService(parse("-f", self.path))
         self.assertIsInstance(service, IkedService)
         self.assertEqual(len(service.config.policies), 1)
-        self.assertEqual(service.options["kernel"], "decoupled")
+        self.assertEqual(service.options["kernel"], "xfrm")
         self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
         self.assertEqual(tap.makeService(parse("-f", self.path)).options["kernel"], "decoupled")
 

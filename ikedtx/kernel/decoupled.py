@@ -26,6 +26,7 @@ class DecoupledKernel:
     @ivar sas: installed L{KernelSA}s keyed by C{(protocol, spi, destination)}.
     @ivar flows: installed L{KernelFlow}s, in installation order.
     @ivar log: the latest calls, as C{(operation, argument)} tuples, in order.
+    @ivar ipv6Blocked: whether IPv6 would be blocked (L{blockIPv6}).
     @ivar events: the L{IDatapathEvents} receiver (this provider has no
         datapath of its own, so it raises no event; tests call the receiver).
     """
@@ -42,6 +43,7 @@ class DecoupledKernel:
         # daemon runs for months.
         self.log = deque(maxlen=10000)
         self.events = None
+        self.ipv6Blocked = False
 
     def setEventReceiver(self, receiver):
         self.events = receiver
@@ -92,7 +94,13 @@ class DecoupledKernel:
         self.log.append(("deleteFlow", flow))
         return succeed(None)
 
+    def blockIPv6(self):
+        self.ipv6Blocked = True
+        self.log.append(("blockIPv6", None))
+        return succeed(None)
+
     def flush(self):
+        self.ipv6Blocked = False
         self.sas.clear()
         self.flows.clear()
         self._reserved.clear()

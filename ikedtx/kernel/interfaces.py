@@ -218,5 +218,13 @@ class IKernel(Interface):
 
     def flush():
         """
-        Remove every SA and flow this daemon installed; return a Deferred.
+        Remove every SA and flow this daemon installed (and the IPv6 block);
+        return a Deferred.
+        """
+
+    def blockIPv6():
+        """
+        Drop IPv6 traffic that no installed flow covers, until L{flush}
+        (iked's default; C{-6} leaves IPv6 alone); flows for IPv6 override
+        the block while they are installed. Return a Deferred.
         """

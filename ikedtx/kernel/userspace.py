@@ -354,7 +354,7 @@ class UserspaceKernel:
     _log = Logger()
 
     def __init__(self, sendUdp=None, reactor=None, device=None, routes=None, deviceName="ipsec0",
-                 randomBytes=os.urandom, replayWindow=128, rawEsp=True):
+                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -379,6 +379,9 @@ class UserspaceKernel:
         self._wantRawEsp = rawEsp
         self._raw = {}
         self._dump = None
+        self._policyChannel = policyChannel
+        self._blocks = {}
+        self._passes = Counter()
 
     # Device and sockets
 
@@ -399,10 +402,20 @@ class UserspaceKernel:
                                    family=family.name, error=e)
                     continue
                 raw.setblocking(False)
+                self._bypass(raw)
                 reader = _FileDescriptorReader(raw.fileno(), lambda raw=raw, family=family: self._rawReadable(
                     raw, family), "raw ESP")
                 self._raw[family] = (raw, reader)
                 self.reactor.addReader(reader)
+
+    def _bypass(self, sock):
+        # ESP to the peers must pass the IPv6 block's XFRM policies.
+        from ikedtx.kernel.xfrm import bypassSocket
+
+        try:
+            bypassSocket(sock)
+        except OSError as e:
+            self._log.debug("no XFRM bypass for the raw ESP socket: {error}", error=e)
 
     def close(self):
         """
@@ -541,6 +554,12 @@ class UserspaceKernel:
                                      lastUsed=entry.lastUsed))
 
     def addFlow(self, flow):
+        if self._blocks:
+            try:
+                self._pass(flow)
+            except Exception as e:
+                return fail(KernelError("flow to %s-%s: no way through the IPv6 block: %s" % (
+                    flow.destination.startAddress, flow.destination.endAddress, e)))
         if flow.direction != "out":
             self._inFlows.append(flow)
             return succeed(None)
@@ -591,6 +610,8 @@ class UserspaceKernel:
         entry.routes = []
 
     def deleteFlow(self, flow):
+        if self._blocks:
+            self._unpass(flow)
         if flow.direction != "out":
             if flow in self._inFlows:
                 self._inFlows.remove(flow)
@@ -602,7 +623,81 @@ class UserspaceKernel:
                 break
         return succeed(None)
 
+    # IPv6 leak block. The host's XFRM policy table works without ESP in
+    # the kernel: IPv6 no flow covers is blocked there, as with the xfrm
+    # provider, and each IPv6 flow of this datapath gets a policy that lets
+    # its packets pass (to and from the TUN device) without an SA.
+
+    def _policies(self):
+        if self._policyChannel is None:
+            from ikedtx.kernel.xfrm import NetlinkChannel
+
+            self._policyChannel = NetlinkChannel()
+        return self._policyChannel
+
+    def blockIPv6(self):
+        from ikedtx.kernel import xfrm
+
+        try:
+            channel = self._policies()
+            for key, msg in xfrm.ipv6BlockMessages():
+                if not self._passes[key]:
+                    channel.request(msg, xfrm.m.XFRM_MSG_UPDPOLICY, xfrm._NETLINK_ACK)
+                self._blocks[key] = msg
+            for flow in [entry.flow for entry in self._flows] + self._inFlows:
+                self._pass(flow)
+        except Exception as e:
+            return fail(xfrm._kernelError("IPv6 block (XFRM policies)", e))
+        self._log.info("userspace: IPv6 blocked unless a flow covers it (-6 lifts this)")
+        return succeed(None)
+
+    def _pass(self, flow):
+        from ikedtx.kernel import xfrm
+
+        if ip_address(flow.source.startAddress).version != 6:
+            return
+        for key, msg in xfrm.passMessages(flow):
+            if not self._passes[key]:
+                self._policies().request(msg, xfrm.m.XFRM_MSG_UPDPOLICY, xfrm._NETLINK_ACK)
+            self._passes[key] += 1
+
+    def _unpass(self, flow):
+        from ikedtx.kernel import xfrm
+
+        if ip_address(flow.source.startAddress).version != 6:
+            return
+        for key, _ in xfrm.passMessages(flow):
+            if not self._passes[key]:
+                continue
+            self._passes[key] -= 1
+            if self._passes[key]:
+                continue
+            del self._passes[key]
+            try:
+                if key in self._blocks:
+                    self._policies().request(self._blocks[key], xfrm.m.XFRM_MSG_UPDPOLICY, xfrm._NETLINK_ACK)
+                else:
+                    self._policies().request(xfrm.policyIdMessage(key), xfrm.m.XFRM_MSG_DELPOLICY,
+                                             xfrm._NETLINK_ACK)
+            except Exception as e:
+                self._log.warn("userspace: removing the IPv6 pass policy of a flow failed: {error}", error=e)
+
+    def _unblock(self):
+        from ikedtx.kernel import xfrm
+
+        keys = set(self._passes) | set(self._blocks)
+        self._passes.clear()
+        self._blocks.clear()
+        for key in keys:
+            try:
+                self._policies().request(xfrm.policyIdMessage(key), xfrm.m.XFRM_MSG_DELPOLICY, xfrm._NETLINK_ACK)
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ENOENT:
+                    self._log.warn("userspace: removing an IPv6 block policy failed: {error}", error=e)
+
     def flush(self):
+        if self._blocks:
+            self._unblock()
         for entry in list(self._flows):
             self._deleteRoutes(entry)
         self._flows = []
@@ -711,7 +806,9 @@ class UserspaceKernel:
         if parsed is None:
             return self._dropped(esp.BAD_INNER, "from the TUN device")
         version, source, destination, protocol, sourcePort, destinationPort = parsed
-        for entry in self._flows:
+        # The newest flow wins, as in XFRM: a Child SA's flow over the trap
+        # flow of its policy, a rekeyed Child SA's over the old one's.
+        for entry in reversed(self._flows):
             if (entry.source.matches(version, source, protocol, sourcePort)
                     and entry.destination.matches(version, destination, protocol, destinationPort)):
                 break

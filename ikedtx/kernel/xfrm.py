@@ -26,6 +26,7 @@ socket decapsulate ESP in UDP (RFC 3948).
 import errno
 import os
 import socket
+from collections import Counter
 from ipaddress import ip_address, summarize_address_range
 
 from twisted.internet.defer import fail, succeed
@@ -411,6 +412,80 @@ def policyIdMessage(key):
     return msg
 
 
+#: The IPv6 leak block (iked's default, lifted by C{-6}): policies for
+#: C{::/0} that lose to every negotiated flow (those have priorities below
+#: L{PRIORITY_BASE}; a lower number wins).
+BLOCK_PRIORITY = PRIORITY_BASE + 0x1000
+
+#: Neighbour discovery (RFC 4861: router and neighbour solicitations and
+#: advertisements, redirects) passes the block, so that the host still
+#: reaches its on-link peers and routers, IKE over IPv6 included.
+PASS_PRIORITY = BLOCK_PRIORITY - 1
+NEIGHBOUR_DISCOVERY = (133, 134, 135, 136, 137)
+
+
+def _any6(**extra):
+    selector = {
+        "sel_family": socket.AF_INET6, "sel_saddr": _packed(ip_address("::")), "sel_prefixlen_s": 0,
+        "sel_daddr": _packed(ip_address("::")), "sel_prefixlen_d": 0, "sel_proto": 0,
+        "sel_sport": 0, "sel_sport_mask": 0, "sel_dport": 0, "sel_dport_mask": 0,
+    }
+    selector.update(extra)
+    return selector
+
+
+def ipv6BlockMessages():
+    """
+    The C{xfrm_userpolicy_info} messages of the IPv6 leak block, each with
+    its key (as L{policyMessages}' keys): C{::/0} blocked in, out and
+    forwarded at L{BLOCK_PRIORITY}; neighbour discovery and loopback
+    (C{::1} to C{::1}) allowed in and out at L{PASS_PRIORITY}. No
+    templates: nothing here asks for an SA.
+    """
+    out = []
+    entries = [(direction, _any6(), m.XFRM_POLICY_BLOCK, BLOCK_PRIORITY) for direction in ("out", "in", "fwd")]
+    # ::1 to ::1 never leaves the host: local IPv6 services keep working.
+    loopback = _any6(sel_saddr=_packed(ip_address("::1")), sel_prefixlen_s=128,
+                     sel_daddr=_packed(ip_address("::1")), sel_prefixlen_d=128)
+    entries += [(direction, loopback, m.XFRM_POLICY_ALLOW, PASS_PRIORITY) for direction in ("out", "in")]
+    for icmpType in NEIGHBOUR_DISCOVERY:
+        # XFRM matches the ICMPv6 type as the source port.
+        selector = _any6(sel_proto=58, sel_sport=icmpType, sel_sport_mask=0xFFFF)
+        entries += [(direction, selector, m.XFRM_POLICY_ALLOW, PASS_PRIORITY) for direction in ("out", "in")]
+    for direction, selector, action, priority in entries:
+        msg = m.userpolicy_info()
+        for name, value in selector.items():
+            msg[name] = value
+        msg["dir"] = _DIRECTIONS[direction]
+        msg["action"] = action
+        msg["priority"] = priority
+        out.append(((direction, tuple(sorted(selector.items()))), msg))
+    return out
+
+
+def passMessages(flow):
+    """
+    The policies that let L{KernelFlow} C{flow}'s traffic through the IPv6
+    block without asking for an SA (the user-space datapath protects it):
+    L{policyMessages} without templates.
+    """
+    out = []
+    for key, msg in policyMessages(flow):
+        msg["attrs"] = []
+        out.append((key, msg))
+    return out
+
+
+def _isBlockPolicy(policy):
+    """
+    Whether the kernel policy C{policy} (a dump entry) is one of the IPv6
+    block's (an earlier ikedtx's, when this one has not installed it).
+    """
+    return (policy["sel_family"] == socket.AF_INET6 and policy["priority"] in (BLOCK_PRIORITY, PASS_PRIORITY)
+            and not policy.get_attr("XFRMA_TMPL") and policy["sel_prefixlen_s"] in (0, 128)
+            and policy["sel_prefixlen_d"] in (0, 128))
+
+
 def socketPolicy(family, direction):
     """
     The bytes of a per-socket C{xfrm_userpolicy_info} that lets everything
@@ -495,7 +570,7 @@ class XfrmKernel:
     name = "xfrm"
     _log = Logger()
 
-    def __init__(self, reactor=None, channel=None, eventSocket=None, cleanup=True, netns=None):
+    def __init__(self, reactor=None, channel=None, eventSocket=None, cleanup=True, netns=None, routes=None):
         """
         @param channel: the request channel (a L{NetlinkChannel} by default).
         @param eventSocket: a pyroute2 socket bound to the acquire and
@@ -504,7 +579,20 @@ class XfrmKernel:
         @param cleanup: remove what an earlier ikedtx left in the kernel.
         @param netns: work in this named network namespace instead of the
             process's own (the sockets are made there).
+        @param routes: where the routes of tunnel flows go (a
+            L{ikedtx.kernel.routes.TunnelRoutes}, made in table 220 by
+            default when C{channel} is not given; L{None} with a C{channel}:
+            no routes).
         """
+        if routes is None and channel is None:
+            from ikedtx.kernel.routes import TunnelRoutes
+
+            routes = TunnelRoutes(netns=netns)
+        self.routes = routes
+        self._routeUsers = Counter()
+        self._routeArgs = {}
+        self._flowRoutes = {}
+        self.blocks = {}
         self._channel = channel if channel is not None else NetlinkChannel(netns)
         self.sas = {}
         self.policies = {}
@@ -669,6 +757,77 @@ class XfrmKernel:
                 return fail(_kernelError("install of %s" % (_describeFlow(flow),), e))
             self.policies.setdefault(key, []).append((flow, msg))
             installed.append(key)
+        self._addRoutes(flow)
+        return succeed(None)
+
+    # Routes of tunnel flows (as strongSwan's, in a table of their own)
+
+    def _addRoutes(self, flow):
+        """
+        Route the remote network of the outbound tunnel flow C{flow} with
+        the local inner address as source, when this host has one; a route
+        that cannot be made is logged, the flow stays.
+        """
+        if self.routes is None or not self.routes.table or flow.direction != "out" or flow.mode != "tunnel":
+            return
+        routes = []
+        try:
+            source = self.routes.localAddressIn(ip_address(flow.source.startAddress), ip_address(flow.source.endAddress))
+            if source is None:
+                return
+            peer = ip_address(flow.peerAddress)
+            for network in summarize_address_range(ip_address(flow.destination.startAddress),
+                                                   ip_address(flow.destination.endAddress)):
+                if peer.version == network.version and peer in network:
+                    # The peer itself must stay outside the tunnel.
+                    continue
+                # One route per network (the kernel keys routes by
+                # destination): the first flow's source and peer stay.
+                if self._routeUsers[network] == 0:
+                    self.routes.addRoute(network, source, peer)
+                    self._routeArgs[network] = (source, peer)
+                    self._log.info("xfrm: {network} routed in table {table} (source {source})", network=network,
+                                   table=self.routes.table, source=source)
+                self._routeUsers[network] += 1
+                routes.append(network)
+        except Exception as e:
+            self._log.warn("xfrm: no route for {flow}: {error}", flow=_describeFlow(flow), error=e)
+        finally:
+            if routes:
+                self._flowRoutes.setdefault(flow, []).extend(routes)
+
+    def _deleteRoutes(self, flow):
+        for network in self._flowRoutes.pop(flow, []):
+            self._routeUsers[network] -= 1
+            if self._routeUsers[network] > 0:
+                continue
+            del self._routeUsers[network]
+            source, peer = self._routeArgs.pop(network)
+            try:
+                self.routes.deleteRoute(network, source, peer)
+            except Exception as e:
+                self._log.warn("xfrm: removing the route to {network} failed: {error}", network=network, error=e)
+        if not self._routeUsers and self.routes is not None and self.routes.rules:
+            self.routes.removeRules()
+
+    # IPv6 leak block
+
+    def blockIPv6(self):
+        """
+        Block IPv6 that no flow covers (iked's default unless C{-6}), until
+        L{flush}; return a Deferred.
+        """
+        for key, msg in ipv6BlockMessages():
+            self.blocks[key] = msg
+            if self.policies.get(key):
+                # A flow for all of IPv6 holds this selector; the block
+                # comes back when it goes.
+                continue
+            try:
+                self._request(msg, m.XFRM_MSG_UPDPOLICY)
+            except Exception as e:
+                return fail(_kernelError("install of the IPv6 block", e))
+        self._log.info("xfrm: IPv6 blocked unless a flow covers it (-6 lifts this)")
         return succeed(None)
 
     def _dropPolicy(self, key, flow):
@@ -687,6 +846,10 @@ class XfrmKernel:
             self._request(wanted[-1][1], m.XFRM_MSG_UPDPOLICY)
             return
         self.policies.pop(key, None)
+        if key in self.blocks:
+            # The flow replaced a block policy (same selector): put it back.
+            self._request(self.blocks[key], m.XFRM_MSG_UPDPOLICY)
+            return
         try:
             self._request(policyIdMessage(key), m.XFRM_MSG_DELPOLICY)
         except Exception as e:
@@ -704,6 +867,7 @@ class XfrmKernel:
                 self._dropPolicy(key, flow)
             except Exception as e:
                 error = e
+        self._deleteRoutes(flow)
         if error is not None:
             return fail(_kernelError("delete of %s" % (_describeFlow(flow),), error))
         return succeed(None)
@@ -716,12 +880,21 @@ class XfrmKernel:
         SAs of SPIs it allocated); nothing else.
         """
         errors = []
+        blocks, self.blocks = self.blocks, {}
         for key in list(self.policies):
             self.policies[key] = []
             try:
                 self._dropPolicy(key, None)
             except Exception as e:
                 errors.append(e)
+        for key in blocks:
+            try:
+                self._request(policyIdMessage(key), m.XFRM_MSG_DELPOLICY)
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ENOENT:
+                    errors.append(e)
+        for flow in list(self._flowRoutes):
+            self._deleteRoutes(flow)
         for sa in list(self.sas.values()):
             try:
                 self._removeSA(sa)
@@ -748,7 +921,8 @@ class XfrmKernel:
             return 0
         for policy in policies:
             tmpl = policy.get_attr("XFRMA_TMPL")
-            if not tmpl or not any(coreReqid(t["reqid"]) is not None for t in tmpl["templates"]):
+            ours = tmpl and any(coreReqid(t["reqid"]) is not None for t in tmpl["templates"])
+            if not ours and not _isBlockPolicy(policy):
                 continue
             msg = m.userpolicy_id()
             for name, _ in m.SELECTOR:

@@ -1,0 +1,182 @@
+"""
+Tests for the routes of tunnel flows (L{ikedtx.kernel.routes}, used by the
+xfrm provider as strongSwan's kernel-netlink installs them): which flows get
+routes, when they go, and L{TunnelRoutes} against the real routing tables
+of a network namespace on this host (routes need no ESP; the VM run shows
+traffic using them).
+"""
+
+from ipaddress import ip_address, ip_network
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from ikedtx.kernel import xfrm
+from ikedtx.kernel.interfaces import KernelSelector
+from ikedtx.kernel.routes import DEFAULT_TABLE, TunnelRoutes
+
+from tests.test_kernel_xfrm import RecordingChannel, flow
+
+A = ip_address
+
+
+class FakeTunnelRoutes:
+    """
+    L{TunnelRoutes} in memory: C{log} records every change.
+    """
+
+    def __init__(self, addresses=("10.1.0.1",), table=DEFAULT_TABLE, failing=False):
+        self.table = table
+        self.addresses = [A(a) for a in addresses]
+        self.log = []
+        self.rules = set()
+        self.failing = failing
+
+    def localAddressIn(self, start, end):
+        for address in self.addresses:
+            if address.version == start.version and start <= address <= end:
+                return address
+        return None
+
+    def addRoute(self, network, source, peer):
+        if self.failing:
+            raise OSError(101, "Network is unreachable")
+        self.rules.add(network.version)
+        self.log.append(("add", str(network), str(source), str(peer)))
+
+    def deleteRoute(self, network, source, peer):
+        self.log.append(("del", str(network), str(source), str(peer)))
+
+    def removeRules(self):
+        self.log.append(("rules",))
+        self.rules.clear()
+
+
+class XfrmRouteTests(SynchronousTestCase):
+    def setUp(self):
+        self.routes = FakeTunnelRoutes()
+        self.kernel = xfrm.XfrmKernel(channel=RecordingChannel(), cleanup=False, routes=self.routes)
+
+    def test_outboundTunnelFlow(self):
+        """
+        The outbound tunnel flow routes the remote network with the local
+        inner address as source; the inbound and forward flows add nothing;
+        deleting the flow removes the route and, the last one gone, the
+        rule.
+        """
+        for direction in ("out", "in", "fwd"):
+            self.successResultOf(self.kernel.addFlow(flow(direction)))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
+        for direction in ("out", "in", "fwd"):
+            self.successResultOf(self.kernel.deleteFlow(flow(direction)))
+        self.assertEqual(self.routes.log[1:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
+
+    def test_noLocalInnerAddress(self):
+        """
+        A local network none of whose addresses is on this host (a gateway
+        for others): no route, as strongSwan.
+        """
+        self.routes.addresses = [A("10.9.0.1")]
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.assertEqual(self.routes.log, [])
+
+    def test_transport(self):
+        self.successResultOf(self.kernel.addFlow(flow("out", mode="transport")))
+        self.assertEqual(self.routes.log, [])
+
+    def test_rangeAndPeer(self):
+        """
+        A range that is no single prefix is routed prefix by prefix; the
+        prefix holding the peer itself is left out (IKE and ESP must not go
+        into the tunnel).
+        """
+        f = flow("out", destination=KernelSelector(A("192.0.2.0"), A("192.0.4.255")))
+        self.successResultOf(self.kernel.addFlow(f))
+        self.assertEqual(self.routes.log, [("add", "192.0.4.0/24", "10.1.0.1", "192.0.2.2")])
+
+    def test_shared(self):
+        """
+        Two flows to the same network (a rekey overlaps the old and new
+        Child SA) share the route; it goes with the last.
+        """
+        one, two = flow("out"), flow("out", reqid=8)
+        self.successResultOf(self.kernel.addFlow(one))
+        self.successResultOf(self.kernel.addFlow(two))
+        self.successResultOf(self.kernel.deleteFlow(one))
+        self.assertEqual([entry[0] for entry in self.routes.log], ["add"])
+        self.successResultOf(self.kernel.deleteFlow(two))
+        self.assertEqual([entry[0] for entry in self.routes.log], ["add", "del", "rules"])
+
+    def test_sameNetworkOtherSource(self):
+        """
+        Two policies to the same remote network from different local
+        networks: one route (the kernel keys routes by destination), the
+        first flow's, removed with the last flow.
+        """
+        self.routes.addresses = [A("10.1.0.1"), A("10.7.0.1")]
+        other = flow("out", source=KernelSelector(A("10.7.0.0"), A("10.7.255.255")), reqid=9)
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(other))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
+        self.successResultOf(self.kernel.deleteFlow(other))
+        self.assertEqual(self.routes.log[1:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
+
+    def test_flush(self):
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.flush())
+        self.assertEqual([entry[0] for entry in self.routes.log], ["add", "del", "rules"])
+
+    def test_failedRoute(self):
+        """
+        A route the host refuses is logged; the flow is installed all the
+        same (strongSwan does the same).
+        """
+        self.routes.failing = True
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.assertTrue(self.kernel.policies)
+        self.assertEqual((self.routes.log, self.kernel._flowRoutes), ([], {}))
+
+    def test_tableZero(self):
+        """
+        Table 0 (C{--route-table 0}) installs no routes.
+        """
+        self.routes.table = 0
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.assertEqual(self.routes.log, [])
+
+
+class TunnelRoutesNamespaceTests(SynchronousTestCase):
+    """
+    L{TunnelRoutes} in a network namespace of this host: the route goes
+    into table 220 through the next hop towards the peer with the inner
+    source, a rule looks the table up, and both go again.
+    """
+
+    def setUp(self):
+        from ikedtx.testing.lab.netns import Network
+
+        network = Network(self)
+        self.a = network.namespace("a")
+        self.b = network.namespace("b")
+        network.link(self.a, self.b, "192.0.2.1/24", "192.0.2.2/24", "va", "vb")
+        self.a.addLoopbackAddress("10.1.0.1/32")
+        self.a.ip("route", "add", "198.51.100.0/24", "via", "192.0.2.2")
+
+    def test_routeAndRule(self):
+        routes = TunnelRoutes(netns=self.a.netns)
+        self.assertEqual(routes.localAddressIn(A("10.1.0.0"), A("10.1.255.255")), A("10.1.0.1"))
+        self.assertIsNone(routes.localAddressIn(A("10.7.0.0"), A("10.7.255.255")))
+        # A peer on the link, and one behind a router.
+        routes.addRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        routes.addRoute(ip_network("10.3.0.0/16"), A("10.1.0.1"), A("198.51.100.7"))
+        table = self.a.ip("route", "show", "table", "220").stdout
+        self.assertIn("10.2.0.0/16 dev va", table)
+        self.assertIn("10.3.0.0/16 via 192.0.2.2 dev va", table)
+        self.assertEqual(table.count("src 10.1.0.1"), 2, table)
+        self.assertIn("220:\tfrom all lookup 220", self.a.ip("rule", "show").stdout)
+        self.assertIn("src 10.1.0.1", self.a.ip("route", "get", "10.2.0.9").stdout)
+        routes.deleteRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        routes.deleteRoute(ip_network("10.3.0.0/16"), A("10.1.0.1"), A("198.51.100.7"))
+        routes.removeRules()
+        self.assertEqual(self.a.ip("route", "show", "table", "220", check=False).stdout.strip(), "")
+        self.assertNotIn("lookup 220", self.a.ip("rule", "show").stdout)
