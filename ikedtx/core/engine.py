@@ -31,6 +31,7 @@ from ikedtx.core.actions import (
     SendNatKeepalive, SetTimer)
 from ikedtx.core.errors import (
     AuthenticationFailed, LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
+from ikedtx.core.pools import AddressPools
 from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
@@ -91,6 +92,7 @@ class IKECore:
         self.wallClock = wallClock or (lambda: None)
         self.passive = self.settings.passive
         self.dpd = DeadPeerDetection(self)
+        self.pools = AddressPools()
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -897,6 +899,8 @@ class IKECore:
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
+        for address in self.pools.release(ikeSA):
+            self._log.info("{ikeSA}: {address} back in its pool", ikeSA=ikeSA, address=address)
         ikeSA.wipe()
         if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
             cause = "auth"

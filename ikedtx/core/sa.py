@@ -96,6 +96,12 @@ class IKESA(StateMachine):
         self.localId = None
         self.peerId = None
         self.peerCredential = None
+        # Configuration payloads (tasks/config.py): the addresses lent to
+        # the peer from a pool, those the peer gave us, and the other
+        # attributes of its CFG_REPLY.
+        self.peerVirtualIPs = []
+        self.localVirtualIPs = []
+        self.peerConfig = []
         self.children = []
         self.taskManager = None
         self.peerFragmentation = False

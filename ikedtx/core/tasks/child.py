@@ -27,6 +27,7 @@ from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
     saPayload, supported, trafficSelectors, tsToWire)
+from ikedtx.core.tasks import config
 from ikedtx.core.tasks.childpolicy import matchChildRequest
 from ikedtx.core.ts import isSubsetOf
 from ikedtx.crypto.errors import InvalidKeyExchange
@@ -128,7 +129,7 @@ class ChildCreateTask(Task):
         child.policy = policy
         child.rekeyOf = self.rekeying
         child.offers = offersFromConfig(policy.childProposals, struct.pack("!I", spiIn), not self.inAuth)
-        child.localOffer = core.policies.selectors(policy, local=True)
+        child.localOffer = config.localSelectors(core, ikeSA, policy)
         child.remoteOffer = core.policies.selectors(policy, local=False)
         if not self.inAuth:
             if self.rekeying is not None:

@@ -11,6 +11,7 @@ children) so share one IKE SA.
 from ikedtx.core import cryptoglue
 from ikedtx.core.errors import RemoteProtocolError
 from ikedtx.core.proposals import select
+from ikedtx.core.tasks import config
 from ikedtx.core.tasks.common import offersFromConfig, offersFromWire, supported
 from ikedtx.core.ts import narrow
 from ikedtx.wire.constants import NotifyType, ProtocolId
@@ -33,7 +34,7 @@ def candidatePolicies(core, ikeSA, preferred=None):
     return out
 
 
-def _match(core, policy, sa, peerTsi, peerTsr, withKeyExchange):
+def _match(core, ikeSA, policy, sa, peerTsi, peerTsr, withKeyExchange):
     local = offersFromConfig(policy.childProposals, withKeyExchange=withKeyExchange)
     peer = offersFromWire(sa)
     if not withKeyExchange:
@@ -42,7 +43,10 @@ def _match(core, policy, sa, peerTsi, peerTsr, withKeyExchange):
     if chosen is None or chosen.protocol not in (ProtocolId.ESP, ProtocolId.AH) or len(chosen.peerSPI) != 4:
         raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
                                   NotifyType.NO_PROPOSAL_CHOSEN)
-    tsi = narrow(peerTsi, core.policies.selectors(policy, local=False))
+    if config.unassignedDynamic(ikeSA, policy):
+        raise RemoteProtocolError("policy %s wants the peer's address from a configuration payload, and it has none"
+                                  % (policy.name,))
+    tsi = narrow(peerTsi, config.peerSelectors(core, ikeSA, policy))
     tsr = narrow(peerTsr, core.policies.selectors(policy, local=True))
     if not tsi or not tsr:
         raise RemoteProtocolError("traffic selectors %s === %s outside policy %s" % (
@@ -63,7 +67,7 @@ def matchChildRequest(core, ikeSA, sa, peerTsi, peerTsr, withKeyExchange, prefer
     errors = []
     for policy in candidatePolicies(core, ikeSA, preferred):
         try:
-            chosen, tsi, tsr = _match(core, policy, sa, peerTsi, peerTsr, withKeyExchange)
+            chosen, tsi, tsr = _match(core, ikeSA, policy, sa, peerTsi, peerTsr, withKeyExchange)
         except RemoteProtocolError as e:
             errors.append(e)
             continue

@@ -90,6 +90,8 @@ def switch(core, old, new):
     old.rekeying = None
     core.ikeSAs[new.localSPI] = new
     new.children, old.children = old.children, []
+    new.peerVirtualIPs, new.localVirtualIPs, new.peerConfig = old.peerVirtualIPs, old.localVirtualIPs, old.peerConfig
+    core.pools.transfer(old, new)
     for child in new.children:
         # The engine's index of installs names the IKE SA of each Child SA.
         entry = core._children.get(child.reqid)

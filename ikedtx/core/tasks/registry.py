@@ -10,6 +10,7 @@ from ikedtx.core.tasks.auth import AuthTask
 from ikedtx.core.tasks.capabilities import CapabilitiesTask
 from ikedtx.core.tasks.certreq import CertreqTask
 from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.core.tasks.config import ConfigTask
 from ikedtx.core.tasks.delete import ChildDeleteTask, IKEDeleteTask
 from ikedtx.core.tasks.followup import OrphanFollowupTask
 from ikedtx.core.tasks.ikeinit import IKEInitTask
@@ -35,7 +36,7 @@ def initResponderTasks(screened):
 
 RESPONDERS = {
     ExchangeType.IKE_AUTH: lambda: [IntermediateGuardTask(False), AuthTask(False), InitialContactTask(False),
-                                    ChildCreateTask(False, inAuth=True), MobikeTask(False)],
+                                    ConfigTask(False), ChildCreateTask(False, inAuth=True), MobikeTask(False)],
     ExchangeType.CREATE_CHILD_SA: lambda: [IKERekeyTask(False), ChildCreateTask(False)],
     ExchangeType.IKE_FOLLOWUP_KE: lambda: [OrphanFollowupTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
@@ -61,4 +62,5 @@ def establishTasks(requestId):
     SA is installed.
     """
     return [IKEInitTask(True), IntermediateTask(True), NATDetectionTask(True), CapabilitiesTask(True), AuthTask(True),
-            CertreqTask(True), InitialContactTask(True), ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]
+            CertreqTask(True), InitialContactTask(True), ConfigTask(True),
+            ChildCreateTask(True, requestId, inAuth=True), MobikeTask(True)]

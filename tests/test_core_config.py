@@ -1,0 +1,266 @@
+"""
+Tests for configuration payloads and address pools (L{ikedtx.core.tasks.config},
+L{ikedtx.core.pools}): road-warrior clients pumped against a server core with
+a pool, one datagram at a time, with a fake clock (RFC 7296 2.19, 3.15).
+"""
+
+from ipaddress import ip_address, ip_network
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from ikedtx.config import parseConfig
+from ikedtx.core.errors import NegotiationFailed
+from ikedtx.core.pools import AddressPool, PoolExhausted
+from ikedtx.core.timers import TimerKey
+from ikedtx.core.ts import TrafficSelector
+from ikedtx.wire.constants import ConfigurationAttribute as CfgAttr
+from ikedtx.wire.constants import ConfigurationType, ExchangeType, NotifyType
+from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Notify
+from ikedtx.wire.payloads.cp import Configuration
+
+from tests.corehelpers import CoreTestCase, Host, Network
+
+SERVER = "192.0.2.2"
+CLIENTS = ["192.0.2.%d" % (n,) for n in (11, 12, 13, 14)]
+
+
+def serverConfig(pool="10.77.0.0/29", extra="config name-server 10.2.0.53 config netbios-server 10.2.0.54 "
+                 "config address 2001:db8:77::/64", settings=""):
+    return parseConfig('%s\nikev2 "rw" passive esp from 10.2.0.0/24 to dynamic local %s srcid server.example '
+                       'psk "secret" config address %s %s' % (settings, SERVER, pool, extra))
+
+
+def clientConfig(address, name, request="request address any request name-server any"):
+    return parseConfig('ikev2 "c" active esp from dynamic to 10.2.0.0/24 local %s peer %s srcid %s '
+                       'dstid server.example psk "secret" %s' % (address, SERVER, name, request))
+
+
+class RoadWarriorTests(CoreTestCase):
+    """
+    Clients with C{request address any} against a server with
+    C{config address NET/PREFIX}.
+    """
+
+    def setUp(self):
+        self.network = Network()
+        self.server = Host(self.network, SERVER, serverConfig())
+        self.clients = {}
+
+    def client(self, n, name=None):
+        address = CLIENTS[n]
+        host = self.clients.get(n)
+        if host is None:
+            host = self.clients[n] = Host(self.network, address, clientConfig(address, name or "c%d.example" % (n,)))
+        return host
+
+    def connect(self, n, name=None):
+        host = self.client(n, name)
+        requestId = host.initiate("c")
+        self.network.pump()
+        return host, requestId
+
+    def serverSAOf(self, host):
+        return next(sa for sa in self.server.ikeSAs if str(sa.remote[0]) == host.address)
+
+    def test_addressAssigned(self):
+        """
+        RFC 7296 2.19: the CFG_REQUEST in IKE_AUTH is answered with a
+        CFG_REPLY holding an address of the pool (the first host address),
+        the configured name and NetBIOS servers; the Child SA's selectors on
+        both sides are narrowed to that address (the C{dynamic} flow).
+        """
+        host, requestId = self.connect(0)
+        ikeSA = self.assertSucceeded(host, requestId)
+        self.assertEqual(ikeSA.localVirtualIPs, [ip_address("10.77.0.1")])
+        self.assertIn(("INTERNAL_IP4_DNS", ip_address("10.2.0.53"), None), ikeSA.peerConfig)
+        (child,) = ikeSA.children
+        self.assertEqual(list(child.localTS), [TrafficSelector.fromNetwork("10.77.0.1/32")])
+        self.assertEqual(list(child.remoteTS), [TrafficSelector.fromNetwork("10.2.0.0/24")])
+        serverSA = self.serverSAOf(host)
+        self.assertEqual(serverSA.peerVirtualIPs, [ip_address("10.77.0.1")])
+        (serverChild,) = serverSA.children
+        self.assertEqual(list(serverChild.remoteTS), [TrafficSelector.fromNetwork("10.77.0.1/32")])
+        # The request asked for an address and a name server; the reply has
+        # the IPv4 address (no IPv6 one was asked for) and the served options.
+        request, reply = self.authMessages()
+        self.assertEqual(request.cfgType, ConfigurationType.CFG_REQUEST)
+        self.assertEqual([(a.attributeType, a.value) for a in request.attributes],
+                         [(CfgAttr.INTERNAL_IP4_ADDRESS, b""), (CfgAttr.INTERNAL_IP4_DNS, b"")])
+        self.assertEqual(reply.cfgType, ConfigurationType.CFG_REPLY)
+        self.assertEqual([(a.attributeType, a.address) for a in reply.attributes],
+                         [(CfgAttr.INTERNAL_IP4_ADDRESS, ip_address("10.77.0.1")),
+                          (CfgAttr.INTERNAL_IP4_DNS, ip_address("10.2.0.53")),
+                          (CfgAttr.INTERNAL_IP4_NBNS, ip_address("10.2.0.54"))])
+
+    def authMessages(self):
+        """
+        The CP payloads of the IKE_AUTH request (decrypted by the server's
+        IKE SA) and response (by the client's).
+        """
+        host = self.clients[0]
+        cps = []
+        for data, source, destination in self.network.delivered:
+            message = Message.decode(data)
+            if message.exchangeType != ExchangeType.IKE_AUTH:
+                continue
+            ikeSA = host.ikeSAs[0] if message.isResponse else self.serverSAOf(host)
+            cps += [p for p in message.decrypt(ikeSA.cipherIn) if isinstance(p, Configuration)]
+        self.assertEqual(len(cps), 2)
+        return cps
+
+    def test_eachClientItsAddress(self):
+        """
+        Two identities get two different addresses of the pool.
+        """
+        a, ra = self.connect(0)
+        b, rb = self.connect(1)
+        self.assertEqual(self.assertSucceeded(a, ra).localVirtualIPs, [ip_address("10.77.0.1")])
+        self.assertEqual(self.assertSucceeded(b, rb).localVirtualIPs, [ip_address("10.77.0.2")])
+        self.assertEqual(sorted(self.server.core.pools.pool(ip_network("10.77.0.0/29")).leases),
+                         [ip_address("10.77.0.1"), ip_address("10.77.0.2")])
+
+    def test_releasedOnDelete(self):
+        """
+        The address goes back to the pool when the IKE SA is deleted, and
+        the same identity gets it again when it reconnects, while another
+        identity connecting in between gets another one.
+        """
+        a, ra = self.connect(0)
+        ikeSA = self.assertSucceeded(a, ra)
+        pool = self.server.core.pools.pool(ip_network("10.77.0.0/29"))
+        self.assertIn(ip_address("10.77.0.1"), pool.leases)
+        a.command(a.core.deleteIKESA, ikeSA)
+        self.network.pump()
+        self.assertEqual(self.server.ikeSAs, [])
+        self.assertEqual(pool.leases, {})
+        b, rb = self.connect(1)
+        self.assertEqual(self.assertSucceeded(b, rb).localVirtualIPs, [ip_address("10.77.0.2")])
+        requestId = a.initiate("c")
+        self.network.pump()
+        self.assertEqual(self.assertSucceeded(a, requestId).localVirtualIPs, [ip_address("10.77.0.1")])
+
+    def test_exhausted(self):
+        """
+        RFC 7296 3.15.4: with the pool exhausted the server answers
+        INTERNAL_ADDRESS_FAILURE and creates no Child SA (no other Notify),
+        the IKE SA stays; the client's command fails.
+        """
+        self.server = Host(self.network, SERVER, serverConfig(pool="10.77.0.0/30", extra=""))
+        a, ra = self.connect(0)
+        b, rb = self.connect(1)
+        self.assertSucceeded(a, ra)
+        self.assertSucceeded(b, rb)
+        c, rc = self.connect(2)
+        self.assertFailedWith(c, rc, NegotiationFailed)
+        serverSA = self.serverSAOf(c)
+        self.assertEqual(serverSA.peerVirtualIPs, [])
+        self.assertEqual(serverSA.children, [])
+        self.assertTrue(serverSA.isEstablished)
+        message = Message.decode(self.network.delivered[-1][0])
+        self.assertEqual((message.exchangeType, message.isResponse), (ExchangeType.IKE_AUTH, True))
+        notifies = [p.notifyType for p in message.decrypt(c.ikeSAs[0].cipherIn) if isinstance(p, Notify) and p.notifyType < 16384]
+        # The only error Notify: no TS_UNACCEPTABLE for the Child SA next to it.
+        self.assertEqual(notifies, [NotifyType.INTERNAL_ADDRESS_FAILURE])
+        self.assertEqual(len(self.server.core.pools.pool(ip_network("10.77.0.0/30")).leases), 2)
+
+    def test_requestIgnoredWithoutConfig(self):
+        """
+        A policy that serves no configuration ignores a CFG_REQUEST (RFC
+        7296 3.15: it may); its C{dynamic} flow then has no address and the
+        Child SA is refused.
+        """
+        self.server = Host(self.network, SERVER, parseConfig(
+            'ikev2 "rw" passive esp from 10.2.0.0/24 to 10.9.0.0/24 local %s srcid server.example psk "secret"'
+            % (SERVER,)))
+        host = self.clients[0] = Host(self.network, CLIENTS[0], parseConfig(
+            'ikev2 "c" active esp from 10.9.0.0/24 to 10.2.0.0/24 local %s peer %s srcid c0.example '
+            'dstid server.example psk "secret" request address any' % (CLIENTS[0], SERVER)))
+        requestId = host.initiate("c")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(host, requestId)
+        self.assertEqual(ikeSA.localVirtualIPs, [])
+        self.assertEqual(len(ikeSA.children), 1)
+
+    def test_ipv6Address(self):
+        """
+        An INTERNAL_IP6_ADDRESS request gets an address of the IPv6 pool
+        with its prefix length (RFC 7296 3.15.1).
+        """
+        host = self.clients[0] = Host(self.network, CLIENTS[0], parseConfig(
+            'ikev2 "c" active esp from dynamic to 10.2.0.0/24 local %s peer %s srcid c0.example '
+            'dstid server.example psk "secret" request address any request address ::' % (CLIENTS[0], SERVER)))
+        requestId = host.initiate("c")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(host, requestId)
+        self.assertEqual(ikeSA.localVirtualIPs, [ip_address("10.77.0.1"), ip_address("2001:db8:77::1")])
+        self.assertEqual(self.serverSAOf(host).peerVirtualIPs, ikeSA.localVirtualIPs)
+
+    def test_ikeRekeyKeepsLease(self):
+        """
+        An IKE SA rekey moves the lease to the new IKE SA: deleting the old
+        one frees nothing, deleting the new one frees the address.
+        """
+        a, ra = self.connect(0)
+        ikeSA = self.assertSucceeded(a, ra)
+        pool = self.server.core.pools.pool(ip_network("10.77.0.0/29"))
+        a.execute(a.core.timerExpired(TimerKey.ikeRekey(ikeSA.localSPI)))
+        self.network.pump()
+        self.assertEqual(len(self.server.ikeSAs), 1)
+        self.assertEqual(list(pool.leases), [ip_address("10.77.0.1")])
+        (new,) = self.server.ikeSAs
+        self.assertEqual(new.peerVirtualIPs, [ip_address("10.77.0.1")])
+        (client,) = a.ikeSAs
+        a.command(a.core.deleteIKESA, client)
+        self.network.pump()
+        self.assertEqual(pool.leases, {})
+
+
+class AddressPoolTests(SynchronousTestCase):
+    """
+    L{AddressPool} on its own.
+    """
+
+    def test_skipsNetworkAndBroadcast(self):
+        pool = AddressPool(ip_network("10.0.0.0/30"))
+        self.assertEqual(len(pool), 2)
+        self.assertEqual(pool.acquire("a", 1), ip_address("10.0.0.1"))
+        self.assertEqual(pool.acquire("b", 2), ip_address("10.0.0.2"))
+        self.assertRaises(PoolExhausted, pool.acquire, "c", 3)
+
+    def test_hostPool(self):
+        pool = AddressPool(ip_network("10.0.0.7/32"))
+        self.assertEqual(pool.acquire("a", 1), ip_address("10.0.0.7"))
+        self.assertRaises(PoolExhausted, pool.acquire, "b", 2)
+
+    def test_sticky(self):
+        """
+        With C{stickyaddress} a second IKE SA of the same identity shares its
+        address; the address is free only when both are gone.
+        """
+        pool = AddressPool(ip_network("10.0.0.0/29"))
+        first, second = object(), object()
+        self.assertEqual(pool.acquire("a", first, sticky=True), ip_address("10.0.0.1"))
+        self.assertEqual(pool.acquire("a", second, sticky=True), ip_address("10.0.0.1"))
+        self.assertEqual(pool.release(first), [])
+        self.assertEqual(pool.release(second), [ip_address("10.0.0.1")])
+
+    def test_notSticky(self):
+        pool = AddressPool(ip_network("10.0.0.0/29"))
+        self.assertEqual(pool.acquire("a", 1), ip_address("10.0.0.1"))
+        self.assertEqual(pool.acquire("a", 2), ip_address("10.0.0.2"))
+
+    def test_rememberedForReturningIdentity(self):
+        pool = AddressPool(ip_network("10.0.0.0/29"))
+        pool.acquire("a", 1)
+        pool.release(1)
+        self.assertEqual(pool.acquire("b", 2), ip_address("10.0.0.2"))
+        self.assertEqual(pool.acquire("a", 3), ip_address("10.0.0.1"))
+
+    def test_largeIPv6Pool(self):
+        """
+        A /64 is not walked through: the scan is bounded by what is lent.
+        """
+        pool = AddressPool(ip_network("2001:db8::/64"))
+        self.assertEqual([pool.acquire(str(n), n) for n in range(3)],
+                         [ip_address("2001:db8::%d" % (n,)) for n in (1, 2, 3)])
