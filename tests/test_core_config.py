@@ -9,7 +9,8 @@ from ipaddress import ip_address, ip_network
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.config import parseConfig
-from ikedtx.core.errors import NegotiationFailed
+from ikedtx.core.actions import AddVirtualAddress, RemoveVirtualAddress
+from ikedtx.core.errors import NegotiationFailed, TrafficSelectorsUnacceptable
 from ikedtx.core.pools import AddressPool, PoolExhausted
 from ikedtx.core.timers import TimerKey
 from ikedtx.core.ts import TrafficSelector
@@ -140,6 +141,28 @@ class RoadWarriorTests(CoreTestCase):
         self.network.pump()
         self.assertEqual(self.assertSucceeded(a, requestId).localVirtualIPs, [ip_address("10.77.0.1")])
 
+    def test_virtualAddressInstalledAndRemoved(self):
+        """
+        The client asks its datapath to put the lent address on the policy's
+        C{iface} once the CFG_REPLY is in (before the Child SA is installed,
+        whose selectors hold it), and to take it off when the IKE SA goes;
+        the server asks for nothing.
+        """
+        host = self.clients[0] = Host(self.network, CLIENTS[0], parseConfig(
+            'ikev2 "c" active esp from dynamic to 10.2.0.0/24 local %s peer %s srcid c0.example '
+            'dstid server.example psk "secret" request address any iface lo' % (CLIENTS[0], SERVER)))
+        requestId = host.initiate("c")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(host, requestId)
+        added = AddVirtualAddress(ip_address("10.77.0.1"), "lo")
+        kinds = [type(e).__name__ for e in host.events if type(e).__name__ in ("AddVirtualAddress", "InstallChildSA")]
+        self.assertEqual(kinds, ["AddVirtualAddress", "InstallChildSA"])
+        self.assertEqual(host.eventsOf(AddVirtualAddress), [added])
+        self.assertEqual(self.server.eventsOf(AddVirtualAddress), [])
+        host.command(host.core.deleteIKESA, ikeSA)
+        self.network.pump()
+        self.assertEqual(host.eventsOf(RemoveVirtualAddress), [RemoveVirtualAddress(ip_address("10.77.0.1"), "lo")])
+
     def test_exhausted(self):
         """
         RFC 7296 3.15.4: with the pool exhausted the server answers
@@ -182,6 +205,21 @@ class RoadWarriorTests(CoreTestCase):
         self.assertEqual(ikeSA.localVirtualIPs, [])
         self.assertEqual(len(ikeSA.children), 1)
 
+    def test_dynamicWithoutRequest(self):
+        """
+        A client that asks for no address gets no Child SA under a policy
+        whose peer side is C{dynamic}: TS_UNACCEPTABLE (RFC 7296 2.9), the
+        IKE SA stays.
+        """
+        host = self.clients[0] = Host(self.network, CLIENTS[0], parseConfig(
+            'ikev2 "c" active esp from 10.9.0.0/24 to 10.2.0.0/24 local %s peer %s srcid c0.example '
+            'dstid server.example psk "secret"' % (CLIENTS[0], SERVER)))
+        requestId = host.initiate("c")
+        self.network.pump()
+        self.assertFailedWith(host, requestId, TrafficSelectorsUnacceptable)
+        self.assertTrue(self.serverSAOf(host).isEstablished)
+        self.assertEqual(self.serverSAOf(host).children, [])
+
     def test_ipv6Address(self):
         """
         An INTERNAL_IP6_ADDRESS request gets an address of the IPv6 pool
@@ -211,9 +249,13 @@ class RoadWarriorTests(CoreTestCase):
         (new,) = self.server.ikeSAs
         self.assertEqual(new.peerVirtualIPs, [ip_address("10.77.0.1")])
         (client,) = a.ikeSAs
+        self.assertEqual(client.localVirtualIPs, [ip_address("10.77.0.1")])
+        # The old client IKE SA went without taking the address off.
+        self.assertEqual(a.eventsOf(RemoveVirtualAddress), [])
         a.command(a.core.deleteIKESA, client)
         self.network.pump()
         self.assertEqual(pool.leases, {})
+        self.assertEqual(a.eventsOf(RemoveVirtualAddress), [RemoveVirtualAddress(ip_address("10.77.0.1"), None)])
 
 
 class AddressPoolTests(SynchronousTestCase):

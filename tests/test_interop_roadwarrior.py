@@ -10,7 +10,9 @@ from twisted.trial.unittest import TestCase
 
 from ikedtx.testing.lab.charon import Auth, Child, Connection, Secret
 
-from tests.interop import A, A_INNER, B, PSK
+from ikedtx.testing.lab import poll
+
+from tests.interop import A, A_INNER, B, B_INNER, PSK
 from tests.test_interop_userspace import USERSPACE, UserspaceMixin, ping
 
 POOL = "10.77.0.0/29"
@@ -58,3 +60,45 @@ class CharonRoadWarriorTests(UserspaceMixin, TestCase):
                             "charon's Child SA: %r" % (child,))
         got = ping(self.b, "10.77.0.1", A_INNER, 3)
         self.labAssertEqual(got, 3, "ping 10.77.0.1 -> %s from charon's virtual IP" % (A_INNER,))
+
+
+class IkedtxClientTests(UserspaceMixin, TestCase):
+    """
+    ikedtx as road-warrior client (C{request address any}) against charon
+    with a pool (C{pools} in swanctl.conf).
+    """
+
+    def test_clientGetsAddress(self):
+        """
+        ikedtx asks for an address, charon lends the first of its pool;
+        ikedtx puts it on its TUN device, uses it as its selector, a ping
+        from it to charon's inner address is answered, and the address is
+        gone from the device once the IKE SA is deleted.
+        """
+        self.hosts()
+        charon = self.charon(self.b, libipsec=True)
+        charon.addSecret(Secret(PSK, ids=[A, B]))
+        charon.addPool("rw", "10.88.0.0/29", dns=["10.2.0.53"])
+        charon.addConnection(Connection(
+            "rw", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+            local=Auth("psk", id=B), remote=Auth("psk", id=A), pools=["rw"],
+            children=[Child("net", local_ts=[B_INNER + "/32"], remote_ts=["dynamic"], esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        ours = self.startOurs(self.a, 'ikev2 "peer" passive esp from dynamic to %s local %s peer %s childsa enc aes-128-gcm '
+                                      'srcid %s dstid %s psk "%s" request address any request name-server any\n'
+                              % (B_INNER, A, B, A, B, PSK), A)
+        ours.initiate("peer")
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.labAssertEqual(theirs.get("remote-vips"), ["10.88.0.1"], "charon lent: %r" % (theirs,))
+        (child,) = theirs["child-sas"]
+        self.labAssertEqual(child["remote-ts"], ["10.88.0.1/32"], "charon's Child SA: %r" % (child,))
+        addresses = self.a.run(["ip", "-o", "addr", "show", "dev", "ipsec0"], check=False).stdout
+        self.labAssert("10.88.0.1/32" in addresses, "10.88.0.1 on ipsec0: %r" % (addresses,))
+        got = ping(self.a, "10.88.0.1", B_INNER, 3)
+        self.labAssertEqual(got, 3, "ping 10.88.0.1 -> %s from our virtual IP" % (B_INNER,))
+        ours.deleteIkeSA(mine["spiI"])
+
+        def gone():
+            return "10.88.0.1" not in self.a.run(["ip", "-o", "addr", "show", "dev", "ipsec0"], check=False).stdout
+
+        poll(gone, 5.0, interval=0.1, what=lambda: "10.88.0.1 off ipsec0\n" + self.labReport())

@@ -155,3 +155,25 @@ class RequestDone:
     requestId: int
     result: Any = None
     error: Optional[BaseException] = None
+
+
+@dataclass(frozen=True)
+class AddVirtualAddress:
+    """
+    A configuration payload lent us C{address} (RFC 7296 2.19): put it on
+    C{interface} (the policy's C{iface}), or where the datapath puts such
+    addresses when L{None}.
+    """
+
+    address: Any
+    interface: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RemoveVirtualAddress:
+    """
+    The IKE SA that lent us C{address} is gone: take it off again.
+    """
+
+    address: Any
+    interface: Optional[str] = None

@@ -45,6 +45,7 @@ from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core import lifetimes
 from ikedtx.core.tasks import childrekey, ikerekey
+from ikedtx.core.tasks import config as configtask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -899,8 +900,7 @@ class IKECore:
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
-        for address in self.pools.release(ikeSA):
-            self._log.info("{ikeSA}: {address} back in its pool", ikeSA=ikeSA, address=address)
+        configtask.release(self, ikeSA)
         ikeSA.wipe()
         if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
             cause = "auth"

@@ -102,6 +102,7 @@ class IKESA(StateMachine):
         self.peerVirtualIPs = []
         self.localVirtualIPs = []
         self.peerConfig = []
+        self.addressRefused = False
         self.children = []
         self.taskManager = None
         self.peerFragmentation = False

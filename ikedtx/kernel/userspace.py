@@ -385,6 +385,15 @@ class UserspaceKernel:
 
     # Device and sockets
 
+    def virtualAddressInterface(self):
+        """
+        Where a virtual address from a configuration payload goes: the TUN
+        device (opened now, as the Child SA that uses the address is
+        installed right after).
+        """
+        self._open()
+        return self.device.name
+
     def _open(self):
         if self._opened:
             return

@@ -15,7 +15,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ikedtx.kernel.interfaces import IDatapathEvents
+from ikedtx.kernel import vips
+from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
 from ikedtx.wire.constants import NAT_KEEPALIVE
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
@@ -98,6 +99,7 @@ class CoreRunner:
         self.stopped = False
         self.events = None
         self.coupled = True
+        self.virtualAddresses = vips.addressesFor(kernel, True)
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -254,6 +256,26 @@ class CoreRunner:
             self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
         for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
+
+    def action_AddVirtualAddress(self, action):
+        interface = vips.interfaceFor(self.kernel, action.interface)
+        if not self.coupled:
+            self._log.info("virtual address {address} not put on {interface}: decoupled", address=action.address,
+                           interface=interface)
+            return
+        try:
+            self.virtualAddresses.add(action.address, interface)
+        except KernelError as e:
+            self._log.error("{error}", error=e)
+            return
+        self._log.info("virtual address {address} on {interface}", address=action.address, interface=interface)
+
+    def action_RemoveVirtualAddress(self, action):
+        interface = vips.interfaceFor(self.kernel, action.interface)
+        try:
+            self.virtualAddresses.remove(action.address, interface)
+        except KernelError as e:
+            self._log.error("{error}", error=e)
 
     def action_QuerySAUsage(self, action):
         token = action.token

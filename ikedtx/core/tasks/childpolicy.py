@@ -44,8 +44,10 @@ def _match(core, ikeSA, policy, sa, peerTsi, peerTsr, withKeyExchange):
         raise RemoteProtocolError("no acceptable Child SA proposal for policy %s" % (policy.name,),
                                   NotifyType.NO_PROPOSAL_CHOSEN)
     if config.unassignedDynamic(ikeSA, policy):
+        # After an INTERNAL_ADDRESS_FAILURE the Child SA goes without a
+        # Notify of its own (RFC 7296 3.15.4: that one says it all).
         raise RemoteProtocolError("policy %s wants the peer's address from a configuration payload, and it has none"
-                                  % (policy.name,))
+                                  % (policy.name,), None if ikeSA.addressRefused else NotifyType.TS_UNACCEPTABLE)
     tsi = narrow(peerTsi, config.peerSelectors(core, ikeSA, policy))
     tsr = narrow(peerTsr, core.policies.selectors(policy, local=True))
     if not tsi or not tsr:

@@ -18,6 +18,7 @@ from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger
 
+from ikedtx.core.actions import AddVirtualAddress, RemoveVirtualAddress
 from ikedtx.core.errors import RemoteProtocolError
 from ikedtx.core.pools import PoolExhausted
 from ikedtx.core.tasks import DONE, Task
@@ -28,6 +29,7 @@ from ikedtx.wire.constants import ConfigurationType, ExchangeType, NotifyType, n
 from ikedtx.wire.payloads.cp import Configuration, ConfigurationAttribute
 
 
+_log = Logger()
 _ADDRESS_ATTRIBUTES = {4: CfgAttr.INTERNAL_IP4_ADDRESS, 6: CfgAttr.INTERNAL_IP6_ADDRESS}
 # Attributes that carry a prefix length after the address.
 _PREFIXED = (CfgAttr.INTERNAL_IP6_ADDRESS, CfgAttr.INTERNAL_IP4_SUBNET, CfgAttr.INTERNAL_IP6_SUBNET)
@@ -86,11 +88,21 @@ def localSelectors(core, ikeSA, policy):
 def unassignedDynamic(ikeSA, policy):
     """
     Whether C{policy}'s peer side is C{dynamic} but no address was lent to
-    the peer of C{ikeSA} (its CFG_REQUEST failed or was never sent): the
-    Child SA is refused without a Notify of its own (RFC 7296 3.15.4: the
-    INTERNAL_ADDRESS_FAILURE says it all).
+    the peer of C{ikeSA} (its CFG_REQUEST failed or was never sent).
     """
     return _hasDynamic(policy, local=False) and not ikeSA.peerVirtualIPs
+
+
+def release(core, ikeSA):
+    """
+    C{ikeSA} is gone: the addresses lent to its peer go back to their pools,
+    and those lent to us come off their interface.
+    """
+    for address in core.pools.release(ikeSA):
+        _log.info("{ikeSA}: {address} back in its pool", ikeSA=ikeSA, address=address)
+    for address in ikeSA.localVirtualIPs:
+        core.emit(RemoveVirtualAddress(address, ikeSA.policy.iface if ikeSA.policy else None))
+    ikeSA.localVirtualIPs = []
 
 
 def _attribute(option):
@@ -156,6 +168,7 @@ class ConfigTask(Task):
         ikeSA.peerConfig = other
         for address in addresses:
             self._log.info("{ikeSA}: the peer assigned us {address}", ikeSA=ikeSA, address=address)
+            core.emit(AddVirtualAddress(address, ikeSA.policy.iface))
         return DONE
 
     # Responder
@@ -194,6 +207,7 @@ class ConfigTask(Task):
         if failures and not ikeSA.peerVirtualIPs:
             self._log.warn("{ikeSA}: no address for {peer}: {error}", ikeSA=ikeSA, peer=ikeSA.peerId,
                            error="; ".join(failures))
+            ikeSA.addressRefused = True
             raise RemoteProtocolError("no address for %s" % (ikeSA.peerId,), NotifyType.INTERNAL_ADDRESS_FAILURE)
         for failure in failures:
             self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=failure)

@@ -91,6 +91,7 @@ def switch(core, old, new):
     core.ikeSAs[new.localSPI] = new
     new.children, old.children = old.children, []
     new.peerVirtualIPs, new.localVirtualIPs, new.peerConfig = old.peerVirtualIPs, old.localVirtualIPs, old.peerConfig
+    old.peerVirtualIPs, old.localVirtualIPs, old.peerConfig = [], [], []
     core.pools.transfer(old, new)
     for child in new.children:
         # The engine's index of installs names the IKE SA of each Child SA.

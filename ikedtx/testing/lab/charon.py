@@ -191,6 +191,7 @@ class CharonPeer:
         self.settings = settings or {}
         self.connections = []
         self.secrets = []
+        self.pools = {}
         self.process = None
         self._files = 0
         os.makedirs(self.directory, exist_ok=True)
@@ -216,6 +217,13 @@ class CharonPeer:
     def addConnection(self, connection):
         self.connections.append(connection)
         return connection
+
+    def addPool(self, name, addrs, **attributes):
+        """
+        An address pool (C{pools.<name>}, swanctl.conf(5)): C{addrs} a
+        network or range, C{attributes} e.g. C{dns=["10.2.0.53"]}.
+        """
+        self.pools[name] = dict(addrs=addrs, **attributes)
 
     def addSecret(self, secret):
         self.secrets.append(secret)
@@ -320,6 +328,11 @@ class CharonPeer:
             body["children"] = {child.name: child.options for child in c.children}
             _section(lines, 1, c.name, body)
         lines.append("}")
+        if self.pools:
+            lines.append("pools {")
+            for name, body in self.pools.items():
+                _section(lines, 1, name, body)
+            lines.append("}")
         lines.append("secrets {")
         for i, s in enumerate(self.secrets):
             body = {"secret": '"%s"' % (s.secret.replace('"', '\\"'),)}
