@@ -61,6 +61,40 @@ class CharonRoadWarriorTests(UserspaceMixin, TestCase):
         got = ping(self.b, "10.77.0.1", A_INNER, 3)
         self.labAssertEqual(got, 3, "ping 10.77.0.1 -> %s from charon's virtual IP" % (A_INNER,))
 
+    def test_severalClients(self):
+        """
+        Four road warriors with their own identities (four connections of
+        one charon) each get their own address of a pool of two, until it
+        is exhausted: the third and fourth are answered
+        INTERNAL_ADDRESS_FAILURE (RFC 7296 3.15.4) and get no Child SA;
+        each address that was lent pings through the tunnel.
+        """
+        self.hosts()
+        ours = self.startOurs(self.a, serverPolicy(pool="10.77.0.0/30"), A)
+        charon = self.charon(self.b, libipsec=True)
+        names = ["rw%d.example" % (n,) for n in range(4)]
+        charon.addSecret(Secret(PSK, ids=[A] + names))
+        for n, name in enumerate(names):
+            # (A dot would split a swanctl.conf section name.)
+            charon.addConnection(Connection(
+                "rw%d" % (n,), local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+                local=Auth("psk", id=name), remote=Auth("psk", id=A), vips=["0.0.0.0"],
+                children=[Child("net%d" % (n,), local_ts=["dynamic"], remote_ts=[A_INNER + "/32"],
+                                esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        results = [charon.initiate(child="net%d" % (n,))[0] for n in range(len(names))]
+        self.labAssertEqual(results, [True, True, False, False], "charon's initiates")
+        vips = {}
+        for sa in charon.listSas():
+            # The refused ones may keep an IKE SA without a Child SA.
+            if sa["child-sas"] or sa.get("local-vips"):
+                vips[sa["local-id"]] = (sa.get("local-vips"), len(sa["child-sas"]))
+        self.labAssertEqual(vips, {names[0]: (["10.77.0.1"], 1), names[1]: (["10.77.0.2"], 1)},
+                            "charon's IKE SAs: %r" % (charon.listSas(),))
+        self.labAssert("INTERNAL_ADDRESS_FAILURE" in open(charon.logPath).read(), "charon saw no INTERNAL_ADDRESS_FAILURE")
+        for address in ("10.77.0.1", "10.77.0.2"):
+            self.labAssertEqual(ping(self.b, address, A_INNER, 2), 2, "ping %s -> %s" % (address, A_INNER))
+
 
 class IkedtxClientTests(UserspaceMixin, TestCase):
     """
