@@ -306,3 +306,33 @@ class AddressPoolTests(SynchronousTestCase):
         pool = AddressPool(ip_network("2001:db8::/64"))
         self.assertEqual([pool.acquire(str(n), n) for n in range(3)],
                          [ip_address("2001:db8::%d" % (n,)) for n in (1, 2, 3)])
+
+
+class DynamicPlaceholderTests(SynchronousTestCase):
+    """
+    The C{0.0.0.0/32} that stands for a C{dynamic} side is not an address:
+    not a peer to initiate to, nor a trap flow's selector.
+    """
+
+    def test_notAPeer(self):
+        """
+        A policy without C{peer} whose C{to} is C{dynamic} has no peer address
+        (it is not a host-to-host flow to 0.0.0.0).
+        """
+        from ikedtx.core.policy import peerAddressOf
+
+        (policy,) = serverConfig().policies
+        self.assertIsNone(peerAddressOf(policy))
+
+    def test_noTrapFlows(self):
+        """
+        No trap flow covers a C{dynamic} side: the road-warrior server has
+        none, and the client only its non-dynamic flows (here none either).
+        """
+        from ikedtx.core.engine import IKECore
+        from ikedtx.core.trap import trapFlows
+
+        server = IKECore(serverConfig(), localAddressFor=lambda peer: SERVER)
+        self.assertEqual(trapFlows(server), [])
+        client = IKECore(clientConfig(CLIENTS[0], "c0.example"), localAddressFor=lambda peer: CLIENTS[0])
+        self.assertEqual(trapFlows(client), [])

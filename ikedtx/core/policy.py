@@ -152,6 +152,7 @@ def peerAddressOf(policy):
         return None
     for flow in policy.flows:
         network = flow.dst.network
-        if network is not None and network.num_addresses == 1:
+        # A dynamic side's 0.0.0.0/32 stands for an address lent at run time.
+        if network is not None and network.num_addresses == 1 and not flow.dst.dynamic:
             return network.network_address
     return None

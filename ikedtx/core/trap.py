@@ -17,6 +17,7 @@ from ipaddress import ip_address
 
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.core.policy import peerAddressOf
+from ikedtx.core.tasks.config import dynamicPlaceholders
 from ikedtx.kernel.interfaces import KernelFlow, KernelSelector
 
 #: The reqids of trap flows: far above the core's own, which count up from 1.
@@ -42,8 +43,13 @@ def trapFlows(core):
         except NegotiationFailed:
             continue
         reqid = TRAP_REQID_BASE + index
+        # A dynamic side is an address not known before a configuration
+        # payload lends it: no trap for its placeholder.
+        placeholders = dynamicPlaceholders(policy)
         for ours in core.policies.selectors(policy, local=True):
             for theirs in core.policies.selectors(policy, local=False):
+                if ours in placeholders or theirs in placeholders:
+                    continue
                 if ours.version != theirs.version:
                     continue
                 protocol = ours.ipProtocol or theirs.ipProtocol

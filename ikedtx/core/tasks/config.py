@@ -63,6 +63,15 @@ def _selectors(policy, local, addresses, wholeFamily):
     return tuple(result)
 
 
+def dynamicPlaceholders(policy):
+    """
+    The selectors that stand for C{dynamic} sides of C{policy}'s flows
+    (C{0.0.0.0/32}, C{::/128}).
+    """
+    return {TrafficSelector.fromNetwork(side.network, flow.ipProtocol or 0, side.portRange)
+            for flow in policy.flows for side in (flow.src, flow.dst) if side.dynamic}
+
+
 def peerSelectors(core, ikeSA, policy):
     """
     The selectors C{policy} allows for the peer's side of a Child SA of
