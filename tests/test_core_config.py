@@ -18,7 +18,7 @@ from ikedtx.wire.constants import ConfigurationAttribute as CfgAttr
 from ikedtx.wire.constants import ConfigurationType, ExchangeType, NotifyType
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify
-from ikedtx.wire.payloads.cp import Configuration
+from ikedtx.wire.payloads.cp import Configuration, ConfigurationAttribute
 
 from tests.corehelpers import CoreTestCase, Host, Network
 
@@ -258,6 +258,25 @@ class RoadWarriorTests(CoreTestCase):
         self.assertEqual(a.eventsOf(RemoveVirtualAddress), [RemoveVirtualAddress(ip_address("10.77.0.1"), None)])
 
 
+    def test_staticAndSubnets(self):
+        """
+        A static C{config address} (no prefix) is lent as it is (RFC 7296
+        3.15.1); C{protected-subnet} goes as INTERNAL_IP4_SUBNET with its
+        netmask and C{access-server} as iked's private INTERNAL_IP4_SERVER.
+        """
+        self.server = Host(self.network, SERVER, parseConfig(
+            'ikev2 "rw" passive esp from 10.2.0.0/24 to dynamic local %s srcid server.example psk "secret" '
+            'config address 10.66.0.7 config protected-subnet 10.3.0.0/16 config access-server 10.2.0.9 '
+            'config netmask 255.255.0.0' % (SERVER,)))
+        host, requestId = self.connect(0)
+        ikeSA = self.assertSucceeded(host, requestId)
+        self.assertEqual(ikeSA.localVirtualIPs, [ip_address("10.66.0.7")])
+        self.assertEqual(sorted(ikeSA.peerConfig, key=str), sorted([
+            ("INTERNAL_IP4_SUBNET", ip_address("10.3.0.0"), 16),
+            ("INTERNAL_IP4_SERVER", ip_address("10.2.0.9"), None),
+            ("INTERNAL_IP4_NETMASK", ip_address("255.255.0.0"), None)], key=str))
+        self.assertEqual([ts for ts in ikeSA.children[0].localTS], [TrafficSelector.fromNetwork("10.66.0.7/32")])
+
 class AddressPoolTests(SynchronousTestCase):
     """
     L{AddressPool} on its own.
@@ -336,3 +355,69 @@ class DynamicPlaceholderTests(SynchronousTestCase):
         self.assertEqual(trapFlows(server), [])
         client = IKECore(clientConfig(CLIENTS[0], "c0.example"), localAddressFor=lambda peer: CLIENTS[0])
         self.assertEqual(trapFlows(client), [])
+
+
+class _Core:
+    def __init__(self):
+        self.emitted = []
+
+    def emit(self, action):
+        self.emitted.append(action)
+
+
+class _IKESA:
+    def __init__(self, policy):
+        self.policy = policy
+        self.localVirtualIPs = []
+        self.peerConfig = []
+
+
+class ReplyTests(SynchronousTestCase):
+    """
+    What the initiator keeps of a CFG_REPLY (RFC 7296 3.15.1).
+    """
+
+    def process(self, attributes, cfgType=ConfigurationType.CFG_REPLY):
+        from ikedtx.core.tasks.config import ConfigTask
+
+        (policy,) = clientConfig(CLIENTS[0], "c0.example").policies
+        core, ikeSA = _Core(), _IKESA(policy)
+        ConfigTask(True).processI(core, ikeSA, None, [Configuration(cfgType, attributes)], None, None)
+        return core, ikeSA
+
+    def test_unusableAddressesIgnored(self):
+        """
+        An unspecified or multicast INTERNAL_IP4_ADDRESS, or an empty one, is
+        not taken (nor put on an interface); a good one next to them is.
+        """
+        core, ikeSA = self.process([
+            ConfigurationAttribute(CfgAttr.INTERNAL_IP4_ADDRESS, b""),
+            ConfigurationAttribute.fromAddress(CfgAttr.INTERNAL_IP4_ADDRESS, "0.0.0.0"),
+            ConfigurationAttribute.fromAddress(CfgAttr.INTERNAL_IP4_ADDRESS, "224.0.0.1"),
+            ConfigurationAttribute.fromAddress(CfgAttr.INTERNAL_IP4_ADDRESS, "10.5.0.9"),
+        ])
+        self.assertEqual(ikeSA.localVirtualIPs, [ip_address("10.5.0.9")])
+        self.assertEqual(core.emitted, [AddVirtualAddress(ip_address("10.5.0.9"), None)])
+
+    def test_unknownAttributesIgnored(self):
+        """
+        Attributes we do not know (a private-use type, APPLICATION_VERSION)
+        are ignored; the known ones are kept.
+        """
+        core, ikeSA = self.process([
+            ConfigurationAttribute(16400, b"\x01\x02"),
+            ConfigurationAttribute(CfgAttr.APPLICATION_VERSION, b"gw 1.0"),
+            ConfigurationAttribute.fromAddress(CfgAttr.INTERNAL_IP4_DNS, "10.2.0.53"),
+        ])
+        self.assertEqual(ikeSA.localVirtualIPs, [])
+        self.assertEqual(ikeSA.peerConfig, [("INTERNAL_IP4_DNS", ip_address("10.2.0.53"), None)])
+
+    def test_notAReply(self):
+        """
+        A CFG_SET (or CFG_REQUEST) in the response is not a reply: nothing
+        is taken from it.
+        """
+        core, ikeSA = self.process([ConfigurationAttribute.fromAddress(CfgAttr.INTERNAL_IP4_ADDRESS, "10.5.0.9")],
+                                   ConfigurationType.CFG_SET)
+        self.assertEqual((ikeSA.localVirtualIPs, core.emitted), ([], []))
+
