@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from ipaddress import ip_network
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -57,7 +58,13 @@ SCENARIOS = [
     ("chacha_tunnel_v4", "chacha", "tunnel", 4, "charon", None),
     ("natt_gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", "a"),
     ("natt_cbc_tunnel_v4_charon_behind", "cbc", "tunnel", 4, "charon", "b"),
+    ("vip_gcm_tunnel_v4", "gcm", "tunnel", 4, "ikedtx", None),
 ]
+
+#: scenarios where ikedtx is a road warrior: it asks charon for an address
+#: (C{request address any}), charon lends the first of a pool, and that
+#: address (put on C{lo} by ikedtx) is a's inner address
+VIP_POOLS = {"vip_gcm_tunnel_v4": "10.99.0.0/29"}
 
 #: the router's addresses on b's and on a's side: where IKE and ESP from the
 #: host behind the NAT come from
@@ -72,9 +79,11 @@ def scenarioPlan(n, name, esp, mode, version, initiator, nat):
     else:
         a, b, aInner, bInner = "2001:db8:1::%d" % (10 + n,), "2001:db8:2::%d" % (10 + n,), "fd00:1::%d" % (n,), \
             "fd00:2::%d" % (n,)
+    if name in VIP_POOLS:
+        aInner = str(ip_network(VIP_POOLS[name]).network_address + 1)
     return {"name": name, "esp": esp, "mode": mode, "version": version, "initiator": initiator, "nat": nat,
             "a": a, "b": b, "aInner": aInner, "bInner": bInner, "aSeenByB": NAT_OUTSIDE if nat == "a" else a,
-            "bSeenByA": NAT_INSIDE if nat == "b" else b}
+            "bSeenByA": NAT_INSIDE if nat == "b" else b, "vip": name in VIP_POOLS}
 
 
 def ikedtxPolicy(s):
@@ -83,11 +92,14 @@ def ikedtxPolicy(s):
         flow = "from %s%s to %s%s" % (s["aInner"], host, s["bInner"], host)
     else:
         flow = "from %s to %s" % (s["a"], s["b"])
+    if s["vip"]:
+        flow = "from dynamic to %s%s" % (s["bInner"], host)
     # behind a NAT, charon comes from an address not its own
     peer = "any" if s["nat"] == "b" else s["b"]
-    return 'ikev2 "%s" %s %sesp %s local %s peer %s %s srcid %s dstid %s psk "%s"\n' % (
+    return 'ikev2 "%s" %s %sesp %s local %s peer %s %s srcid %s dstid %s psk "%s"%s\n' % (
         s["name"], "active" if s["initiator"] == "ikedtx" else "passive",
-        "transport " if s["mode"] == "transport" else "", flow, s["a"], peer, ESP[s["esp"]][1], s["a"], s["b"], PSK)
+        "transport " if s["mode"] == "transport" else "", flow, s["a"], peer, ESP[s["esp"]][1], s["a"], s["b"], PSK,
+        " request address any" if s["vip"] else "")
 
 
 def charonConnection(s):
@@ -96,11 +108,13 @@ def charonConnection(s):
         localTs, remoteTs = [s["bInner"] + host], [s["aInner"] + host]
     else:
         localTs, remoteTs = ["dynamic"], ["dynamic"]
+    if s["vip"]:
+        remoteTs = ["dynamic"]
     return Connection(
         s["name"], local_addrs=[s["b"]], remote_addrs=["%any" if s["nat"] == "a" else s["a"]],
         proposals=["aes128gcm16-prfsha256-x25519"], local=Auth("psk", id=s["b"]), remote=Auth("psk", id=s["a"]),
         children=[Child(s["name"], local_ts=localTs, remote_ts=remoteTs, esp_proposals=[ESP[s["esp"]][0]],
-                        mode=s["mode"])])
+                        mode=s["mode"])], pools=[s["name"]] if s["vip"] else None)
 
 
 def writePlan(directory):
@@ -113,6 +127,8 @@ def writePlan(directory):
     charon = CharonPeer(None, os.path.join(directory, "charon"), name="vm-charon")
     for s in scenarios:
         charon.addConnection(charonConnection(s))
+        if s["vip"]:
+            charon.addPool(s["name"], VIP_POOLS[s["name"]])
         charon.addSecret(Secret(PSK, ids=[s["a"], s["b"]]))
     charon.writeConfig()
     etc = os.path.join(directory, "etc")
@@ -267,6 +283,19 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         """
         result = self.checkNat("natt_gcm_tunnel_v4")
         self.assertEqual([sa["encap"][1:] for sa in result["states"]["a"]], [["4500", "4500"]] * 2)
+
+    def test_virtualIPClient(self):
+        """
+        ikedtx as road warrior (RFC 7296 2.19) over XFRM: charon lends it the
+        first address of its pool, ikedtx puts it on C{lo} and negotiates
+        its Child SA from it; pings pass through ESP both ways; after
+        SIGTERM the address is gone from C{lo}.
+        """
+        self.checkTraffic("vip_gcm_tunnel_v4")
+        data, result = self.scenario("vip_gcm_tunnel_v4")
+        context = json.dumps(result, indent=1) + self.context(data)
+        self.assertIn("10.99.0.1/32", result["lo"], context)
+        self.assertNotIn("10.99.0.1", data["stop"]["lo"], context)
 
     def test_nattResponderCharonBehindNat(self):
         """
