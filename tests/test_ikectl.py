@@ -643,6 +643,15 @@ class IkectlOutputTests(SynchronousTestCase):
                                               "192.0.2.1:500->192.0.2.2:4500<FQDN/b>[] ESTABLISHED r natt udpencap "
                                               "nexti - pol p")
 
+    def test_showSaVirtualAddress(self):
+        """
+        The address lent by a configuration payload goes between the
+        brackets after the peer's identity, as iked prints it.
+        """
+        sa = dict(self.SA, vips="10.77.0.1")
+        status, out, err = self.ikectl("show", "sa", client=FakeClient([sa]))
+        self.assertIn("192.0.2.1:500->192.0.2.2:4500<FQDN/b>[10.77.0.1] ESTABLISHED", out.splitlines()[0])
+
     def test_reset(self):
         client = FakeClient()
         self.assertEqual(self.ikectl("reset", "sa", client=client), (0, "reset request sent. (2 IKE SAs)\n", ""))

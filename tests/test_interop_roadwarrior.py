@@ -55,6 +55,7 @@ class CharonRoadWarriorTests(UserspaceMixin, TestCase):
         self.labAssert(ok, "charon's initiate failed:\n" + output)
         mine, theirs = self.assertSameSAs(ours, charon)
         self.labAssertEqual(theirs.get("local-vips"), ["10.77.0.1"], "charon's virtual IPs: %r" % (theirs,))
+        self.labAssertEqual(mine.get("vips"), "10.77.0.1", "ikectl show sa: %r" % (mine,))
         (child,) = theirs["child-sas"]
         self.labAssertEqual((child["local-ts"], child["remote-ts"]), (["10.77.0.1/32"], [A_INNER + "/32"]),
                             "charon's Child SA: %r" % (child,))

@@ -111,6 +111,7 @@ _IKESA = [
     (b"remote", Unicode()),
     (b"localId", Unicode()),
     (b"peerId", Unicode()),
+    (b"vips", Unicode(optional=True)),
     (b"proposal", Unicode()),
     (b"encryption", Unicode(optional=True)),
     (b"integrity", Unicode(optional=True)),

@@ -203,9 +203,9 @@ def formatShowSA(sas):
             flags += " natt"
         if sa.get("udpencap"):
             flags += " udpencap"
-        lines.append("iked_sas: %s rspi %s ispi %s %s->%s<%s>[] %s %s nexti - pol %s" % (
-            ref, _spi(sa["spiR"]), _spi(sa["spiI"]), sa["local"], sa["remote"], sa["peerId"], _state(sa["state"]),
-            flags, sa["policy"] or "-"))
+        lines.append("iked_sas: %s rspi %s ispi %s %s->%s<%s>[%s] %s %s nexti - pol %s" % (
+            ref, _spi(sa["spiR"]), _spi(sa["spiI"]), sa["local"], sa["remote"], sa["peerId"], sa.get("vips") or "",
+            _state(sa["state"]), flags, sa["policy"] or "-"))
         ike = ["local id <%s>" % (sa["localId"],)]
         algorithms = _algorithmText(sa, ike=True)
         if algorithms:

@@ -150,6 +150,8 @@ def describeIkeSA(ikesa, now=None, coupled=True):
         "remote": "%s:%d" % tuple(ikesa.remote),
         "localId": str(ikesa.localId or ""),
         "peerId": str(ikesa.peerId or ""),
+        # The addresses of configuration payloads: lent to the peer, or to us.
+        "vips": ",".join(map(str, ikesa.peerVirtualIPs or ikesa.localVirtualIPs)),
         "proposal": describeProposal(ikesa.proposal),
         "natt": int(ikesa.nattEnabled),
         "udpencap": int(ikesa.encapsulateEsp),
