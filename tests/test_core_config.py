@@ -276,6 +276,34 @@ class RoadWarriorTests(CoreTestCase):
             ("INTERNAL_IP4_SERVER", ip_address("10.2.0.9"), None),
             ("INTERNAL_IP4_NETMASK", ip_address("255.255.0.0"), None)], key=str))
         self.assertEqual([ts for ts in ikeSA.children[0].localTS], [TrafficSelector.fromNetwork("10.66.0.7/32")])
+    def test_leasesSurviveReload(self):
+        """
+        A reload that keeps the pool keeps its leases: the next client gets
+        the next address, not the one lent before the reload.
+        """
+        a, ra = self.connect(0)
+        self.assertSucceeded(a, ra)
+        self.server.execute(self.server.core.reload(serverConfig()))
+        b, rb = self.connect(1)
+        self.assertEqual(self.assertSucceeded(b, rb).localVirtualIPs, [ip_address("10.77.0.2")])
+
+    def test_retransmittedRequestLendsOnce(self):
+        """
+        A retransmitted IKE_AUTH request is answered from the response cache
+        (RFC 7296 2.1): no second address is lent.
+        """
+        host = self.client(0)
+        requestId = host.initiate("c")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        (authRequest, source, destination) = self.network.inFlight[0]
+        self.network.deliverOne()
+        self.network.inFlight.append((authRequest, source, destination))
+        self.network.pump()
+        self.assertSucceeded(host, requestId)
+        self.assertEqual(list(self.server.core.pools.pool(ip_network("10.77.0.0/29")).leases),
+                         [ip_address("10.77.0.1")])
+
 
 class AddressPoolTests(SynchronousTestCase):
     """
