@@ -96,6 +96,33 @@ class CharonRoadWarriorTests(UserspaceMixin, TestCase):
         for address in ("10.77.0.1", "10.77.0.2"):
             self.labAssertEqual(ping(self.b, address, A_INNER, 2), 2, "ping %s -> %s" % (address, A_INNER))
 
+    def test_fiftyClients(self):
+        """
+        Fifty road warriors (fifty connections of one charon, each its own
+        identity) get fifty different addresses of one pool, and a ping from
+        each address is answered through the user-space datapath.
+        """
+        count = 50
+        self.hosts()
+        ours = self.startOurs(self.a, serverPolicy(pool="10.77.0.0/26"), A)
+        charon = self.charon(self.b, libipsec=True)
+        names = ["rw%d.example" % (n,) for n in range(count)]
+        charon.addSecret(Secret(PSK, ids=[A] + names))
+        for n, name in enumerate(names):
+            charon.addConnection(Connection(
+                "rw%d" % (n,), local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+                local=Auth("psk", id=name), remote=Auth("psk", id=A), vips=["0.0.0.0"],
+                children=[Child("net%d" % (n,), local_ts=["dynamic"], remote_ts=[A_INNER + "/32"],
+                                esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        failed = [n for n in range(count) if not charon.initiate(child="net%d" % (n,))[0]]
+        self.labAssertEqual(failed, [], "charon's initiates that failed")
+        vips = sorted(sa["local-vips"][0] for sa in charon.listSas() if sa.get("local-vips"))
+        self.labAssertEqual(vips, sorted("10.77.0.%d" % (n,) for n in range(1, count + 1)), "charon's addresses")
+        self.labAssertEqual(len(ours.showSa()), count, "ikedtx's IKE SAs")
+        unanswered = [address for address in vips if ping(self.b, address, A_INNER, 1) != 1]
+        self.labAssertEqual(unanswered, [], "addresses whose ping went unanswered")
+
 
 class IkedtxClientTests(UserspaceMixin, TestCase):
     """
