@@ -25,7 +25,7 @@ from ipaddress import ip_address, ip_network
 from twisted.logger import Logger
 
 from ikedtx.addresses import addressOf
-from ikedtx.core import screening
+from ikedtx.core import cookies, screening
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
@@ -103,6 +103,9 @@ class IKECore:
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
         self._quietDrops = screening.QuietDrops(now)
+        self._malformed = screening.QuietDrops(now, level=screening.LogLevel.info)
+        self._cookieLog = screening.QuietDrops(now)
+        self._limits = cookies.HalfOpenLimits(self.settings)
 
     # Services for the tasks and the task managers
 
@@ -363,6 +366,11 @@ class IKECore:
         return self._drain()
 
     def _datagramReceived(self, data, local, remote):
+        cookie = cookies.fastCookie(self, data, local, remote)
+        if cookie is not None:
+            self._cookieLog.drop(remote, "IKE_SA_INIT answered with a COOKIE (fast path)")
+            self.emit(SendDatagram(cookie, local, remote))
+            return
         try:
             message = Message.decode(data)
         except InvalidMajorVersion as e:
@@ -371,7 +379,7 @@ class IKECore:
                 self.answerInClear(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
             return
         except MalformedMessage as e:
-            self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
+            self._malformed.drop(remote, "malformed message: %s" % (e,))
             answer = screening.clearAnswerTo(e)
             if answer is not None:
                 self.answerInClear(e.header, local, remote, *answer)
@@ -418,6 +426,10 @@ class IKECore:
             if existing.state != IKEState.SA_INIT:
                 return
             self.destroy(existing, "initiator restarted IKE_SA_INIT")
+        why = self._limits.refusal(len(self._halfOpen), remote[0])
+        if why is not None:
+            self._quietDrops.drop(remote, why)
+            return
         try:
             screened = screenRequest(self, message, local, remote)
         except Refusal as e:
@@ -836,6 +848,9 @@ class IKECore:
     def halfOpenCount(self):
         return len(self._halfOpen)
 
+    def isHalfOpen(self, spiI, remote):
+        return (spiI, remote) in self._halfOpen
+
     def cookieFor(self, nonceI, remoteHost, spiI, secret=None):
         secret = self._cookieSecret if secret is None else secret
         digest = hashlib.sha256(nonceI + addressOf(remoteHost).packed + spiI + secret).digest()
@@ -852,6 +867,7 @@ class IKECore:
     def _registerResponderSA(self, ikeSA, halfOpenKey):
         self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._halfOpen[halfOpenKey] = ikeSA
+        self._limits.opened(halfOpenKey[1][0])
         ikeSA.halfOpenKey = halfOpenKey
         self.emit(SetTimer(TimerKey.halfOpen(ikeSA.localSPI), self.settings.halfOpenTimeout))
 
@@ -864,7 +880,8 @@ class IKECore:
         # The IKE_SA_INIT messages were kept for the AUTH payloads only.
         ikeSA.initRequest = ikeSA.initResponse = None
         if ikeSA.halfOpenKey is not None:
-            self._halfOpen.pop(ikeSA.halfOpenKey, None)
+            if self._halfOpen.pop(ikeSA.halfOpenKey, None) is not None:
+                self._limits.closed(ikeSA.halfOpenKey[1][0])
             ikeSA.halfOpenKey = None
         self.emit(CancelTimer(TimerKey.halfOpen(ikeSA.localSPI)))
         if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
@@ -890,6 +907,7 @@ class IKECore:
         self.ikeSAs.pop(ikeSA.localSPI, None)
         if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
             del self._halfOpen[ikeSA.halfOpenKey]
+            self._limits.closed(ikeSA.halfOpenKey[1][0])
         for kind in IKE_SA_KINDS:
             self.emit(CancelTimer(TimerKey(kind, ikeSA.localSPI)))
         for child in list(ikeSA.children):

@@ -26,6 +26,9 @@ class CoreSettings:
     @ivar passive: iked -S / C{set passive}: never send a request.
     @ivar cookieThreshold: half-open IKE SAs above which the responder
         demands a COOKIE (RFC 7296 2.6).
+    @ivar halfOpenPerPeer: half-open responder IKE SAs kept from one
+        address; more are dropped, even with a valid COOKIE.
+    @ivar halfOpenMax: half-open responder IKE SAs kept in all.
     @ivar halfOpenTimeout: seconds a responder keeps an IKE SA that has
         not authenticated.
     @ivar retransmit: the L{RetransmitSchedule} of our requests.
@@ -48,6 +51,8 @@ class CoreSettings:
     nattMode: str = NATT_NORMAL
     passive: bool = False
     cookieThreshold: int = 64
+    halfOpenPerPeer: int = 32
+    halfOpenMax: int = 4096
     halfOpenTimeout: float = 60.0
     retransmit: RetransmitSchedule = field(default_factory=RetransmitSchedule)
     fragmentSize: int = 1232
