@@ -33,6 +33,10 @@ _NOTIFY_PAYLOAD = int(PayloadType.NOTIFY)
 _SA = int(PayloadType.SA)
 _KE = int(PayloadType.KE)
 _COOKIE = int(NotifyType.COOKIE)
+# Plain ints: the enums' operators cost more than the rest of a quick look.
+_IKE_SA_INIT = int(ExchangeType.IKE_SA_INIT)
+_RESPONSE = int(HeaderFlag.RESPONSE)
+_INITIATOR = int(HeaderFlag.INITIATOR)
 
 
 class Look:
@@ -62,8 +66,8 @@ def quickLook(data):
     if len(data) < _HEADER.size:
         return None
     spiI, spiR, nextPayload, version, exchange, flags, messageId, length = _HEADER.unpack_from(data)
-    if (exchange != ExchangeType.IKE_SA_INIT or version >> 4 != 2 or flags & HeaderFlag.RESPONSE
-            or not flags & HeaderFlag.INITIATOR or messageId != 0 or length != len(data)
+    if (exchange != _IKE_SA_INIT or version >> 4 != 2 or flags & _RESPONSE
+            or not flags & _INITIATOR or messageId != 0 or length != len(data)
             or spiI == _ZERO_SPI or spiR != _ZERO_SPI):
         return None
     offset = _HEADER.size
@@ -101,7 +105,7 @@ def cookieResponse(spiI, cookie):
     byte for byte what L{ikedtx.core.engine.IKECore.answerInClear} sends.
     """
     notify = _GENERIC.pack(0, 0, _GENERIC.size + _NOTIFY.size + len(cookie)) + _NOTIFY.pack(0, 0, _COOKIE) + cookie
-    header = _HEADER.pack(spiI, _ZERO_SPI, _NOTIFY_PAYLOAD, 0x20, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
+    header = _HEADER.pack(spiI, _ZERO_SPI, _NOTIFY_PAYLOAD, 0x20, _IKE_SA_INIT, _RESPONSE, 0,
                           _HEADER.size + len(notify))
     return header + notify
 

@@ -33,6 +33,13 @@ def _localFromAncillary(family, ancillary):
     return None
 
 
+def _setReceiveBuffer(skt, size):
+    try:
+        skt.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        skt.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 def _sourceAncillary(family, source):
     if source is None:
         return []
@@ -56,9 +63,13 @@ class PacketInfoPort(udp.Port):
 
     _log = Logger()
     v6only = True
+    # Room for the bursts of a flood while the reactor is busy or not
+    # scheduled (SO_RCVBUFFORCE as root, else up to net.core.rmem_max).
+    receiveBuffer = 1 << 20
 
     def createInternetSocket(self):
         skt = udp.Port.createInternetSocket(self)
+        _setReceiveBuffer(skt, self.receiveBuffer)
         if self.addressFamily == socket.AF_INET6:
             skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if self.v6only else 0)
             skt.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
