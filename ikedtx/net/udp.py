@@ -67,6 +67,11 @@ class PacketInfoPort(udp.Port):
     # scheduled (SO_RCVBUFFORCE as root, else up to net.core.rmem_max).
     receiveBuffer = 1 << 20
 
+    def __init__(self, *args, **kwargs):
+        udp.Port.__init__(self, *args, **kwargs)
+        # {source address: ancillary data choosing it}: a daemon has few.
+        self._ancillary = {}
+
     def createInternetSocket(self):
         skt = udp.Port.createInternetSocket(self)
         _setReceiveBuffer(skt, self.receiveBuffer)
@@ -101,9 +106,14 @@ class PacketInfoPort(udp.Port):
         address C{source} (L{None}: let the kernel choose).
         """
         host, port = remote
-        address = (str(ip_address(host)), port)
+        # A flood's answers go to ever new addresses: the kernel parses a
+        # textual address; only other forms are normalized here.
+        address = (host if type(host) is str else str(ip_address(host)), port)
+        ancillary = self._ancillary.get(source)
+        if ancillary is None:
+            ancillary = self._ancillary[source] = _sourceAncillary(self.addressFamily, source)
         try:
-            return self.socket.sendmsg([datagram], _sourceAncillary(self.addressFamily, source), 0, address)
+            return self.socket.sendmsg([datagram], ancillary, 0, address)
         except OSError as e:
             if e.args[0] == EINTR:
                 return self.writeFrom(datagram, remote, source)
