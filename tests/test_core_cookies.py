@@ -201,15 +201,28 @@ class SameCookieTests(FloodTestCase):
 class LimitTests(FloodTestCase):
     def test_perPeer(self):
         """
-        Past C{halfOpenPerPeer} from one address, new requests from it are
-        dropped; other addresses still get IKE SAs.
+        Past C{halfOpenPerPeer} from one address, its oldest half-open IKE
+        SA is given up for the new one; other addresses are not touched.
         """
         a, b = self.responder(cookieThreshold=100, halfOpenPerPeer=3)
+        b.receive(self.spoofedRequest(99), B, spoofed(1))
         answers = self.flood(b, 5, source=lambda n: spoofed(0))
-        self.assertEqual(len(answers), 3)
-        self.assertEqual(b.core.halfOpenCount(), 3)
-        b.receive(self.spoofedRequest(9), B, spoofed(1))
+        self.assertEqual(len(answers), 5)
         self.assertEqual(b.core.halfOpenCount(), 4)
+        kept = sorted(int.from_bytes(sa.spiI, "big") for sa in b.ikeSAs)
+        self.assertEqual(kept, [3, 4, 5, 99])
+
+    def test_perPeerLetsLegitimateIn(self):
+        """
+        A legitimate peer behind an address that already has
+        C{halfOpenPerPeer} half-open IKE SAs still connects.
+        """
+        a, b = self.responder(cookieThreshold=100, halfOpenPerPeer=3)
+        self.flood(b, 10, source=lambda n: (A_ADDR, 500))
+        self.network.inFlight[:] = [(self.request, (A_ADDR, 500), B)]
+        self.network.pump()
+        self.assertEqual(len([sa for sa in b.ikeSAs if sa.isEstablished]), 1)
+        self.assertEqual(len(b.core._limits.perPeer[A_ADDR]), 2)
 
     def test_global(self):
         """
@@ -227,7 +240,7 @@ class LimitTests(FloodTestCase):
         """
         a, b = self.responder(cookieThreshold=100, halfOpenPerPeer=1)
         self.flood(b, 1, source=lambda n: (A_ADDR, 500))
-        self.assertEqual(b.core._limits.perPeer, {A_ADDR: 1})
+        self.assertEqual(list(b.core._limits.perPeer), [A_ADDR])
         for sa in b.ikeSAs:
             b.execute(b.core.deleteIKESA(sa)[1])
         self.assertEqual(b.core._limits.perPeer, {})

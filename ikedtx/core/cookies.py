@@ -13,9 +13,9 @@ policy, a COOKIE to check) goes the full way (L{ikedtx.core.tasks.ikeinit.
 screenRequest}), which answers the same COOKIE for the same request.
 
 L{HalfOpenLimits} counts half-open IKE SAs per peer address: past
-C{halfOpenPerPeer} from one address, or C{halfOpenMax} in all, a new one is
-dropped even with a valid COOKIE (a COOKIE proves the address, not good
-intent). Every half-open IKE SA expires after C{halfOpenTimeout}, so what a
+C{halfOpenMax} in all a new one is dropped even with a valid COOKIE (a
+COOKIE proves the address, not good intent); past C{halfOpenPerPeer} from
+one address, that address's oldest is given up for the new one. Every half-open IKE SA expires after C{halfOpenTimeout}, so what a
 flood made the core keep is gone once it stops.
 """
 
@@ -132,33 +132,45 @@ def fastCookie(core, data, local, remote):
 
 class HalfOpenLimits:
     """
-    Half-open IKE SAs per peer address, and the limits on them.
+    Half-open responder IKE SAs per peer address, and the limits on them:
+    past C{halfOpenMax} in all new ones are refused; past
+    C{halfOpenPerPeer} from one address its oldest is given up for the new
+    one (so a flood from one address, or a fuzzer, bounds its own memory
+    without locking out a legitimate peer behind the same address).
 
-    @ivar perPeer: C{{host: count}} of the half-open responder IKE SAs.
+    @ivar perPeer: C{{host: {halfOpenKey: None}}}, oldest first.
     """
 
     def __init__(self, settings):
         self.settings = settings
         self.perPeer = {}
 
-    def refusal(self, halfOpen, host):
+    def refusal(self, halfOpen):
         """
-        Why one more half-open IKE SA from C{host} is refused (with
-        C{halfOpen} in all now), or L{None}.
+        Why one more half-open IKE SA is refused (with C{halfOpen} in all
+        now), or L{None}.
         """
         if halfOpen >= self.settings.halfOpenMax:
-            return "%d half-open IKE SAs, the most kept (halfOpenMax)" % (halfOpen,)
-        mine = self.perPeer.get(host, 0)
-        if mine >= self.settings.halfOpenPerPeer:
-            return "%d half-open IKE SAs from %s, the most kept per peer" % (mine, host)
+            return "%d half-open IKE SAs, the most kept (--half-open-max)" % (halfOpen,)
         return None
 
-    def opened(self, host):
-        self.perPeer[host] = self.perPeer.get(host, 0) + 1
+    def evictionFor(self, host):
+        """
+        The key of the half-open IKE SA from C{host} to give up before one
+        more is kept, or L{None}.
+        """
+        mine = self.perPeer.get(host)
+        if mine is None or len(mine) < self.settings.halfOpenPerPeer:
+            return None
+        return next(iter(mine))
 
-    def closed(self, host):
-        left = self.perPeer.get(host, 0) - 1
-        if left > 0:
-            self.perPeer[host] = left
-        else:
-            self.perPeer.pop(host, None)
+    def opened(self, key):
+        self.perPeer.setdefault(key[1][0], {})[key] = None
+
+    def closed(self, key):
+        host = key[1][0]
+        mine = self.perPeer.get(host)
+        if mine is not None:
+            mine.pop(key, None)
+            if not mine:
+                del self.perPeer[host]

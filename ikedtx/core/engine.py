@@ -426,7 +426,7 @@ class IKECore:
             if existing.state != IKEState.SA_INIT:
                 return
             self.destroy(existing, "initiator restarted IKE_SA_INIT")
-        why = self._limits.refusal(len(self._halfOpen), remote[0])
+        why = self._limits.refusal(len(self._halfOpen))
         if why is not None:
             self._quietDrops.drop(remote, why)
             return
@@ -440,6 +440,10 @@ class IKECore:
                                notify=nameOf(NotifyType, e.notifyType), why=e)
                 self.answerInClear(message, local, remote, e.notifyType, e.data)
             return
+        evicted = self._limits.evictionFor(remote[0])
+        if evicted is not None:
+            self.destroy(self._halfOpen[evicted], "more half-open IKE SAs from %s than --half-open-per-peer" % (
+                remote[0],))
         ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
         ikeSA.taskManager = TaskManager(self, ikeSA)
         self._registerResponderSA(ikeSA, key)
@@ -867,7 +871,7 @@ class IKECore:
     def _registerResponderSA(self, ikeSA, halfOpenKey):
         self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._halfOpen[halfOpenKey] = ikeSA
-        self._limits.opened(halfOpenKey[1][0])
+        self._limits.opened(halfOpenKey)
         ikeSA.halfOpenKey = halfOpenKey
         self.emit(SetTimer(TimerKey.halfOpen(ikeSA.localSPI), self.settings.halfOpenTimeout))
 
@@ -881,7 +885,7 @@ class IKECore:
         ikeSA.initRequest = ikeSA.initResponse = None
         if ikeSA.halfOpenKey is not None:
             if self._halfOpen.pop(ikeSA.halfOpenKey, None) is not None:
-                self._limits.closed(ikeSA.halfOpenKey[1][0])
+                self._limits.closed(ikeSA.halfOpenKey)
             ikeSA.halfOpenKey = None
         self.emit(CancelTimer(TimerKey.halfOpen(ikeSA.localSPI)))
         if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
@@ -907,7 +911,7 @@ class IKECore:
         self.ikeSAs.pop(ikeSA.localSPI, None)
         if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
             del self._halfOpen[ikeSA.halfOpenKey]
-            self._limits.closed(ikeSA.halfOpenKey[1][0])
+            self._limits.closed(ikeSA.halfOpenKey)
         for kind in IKE_SA_KINDS:
             self.emit(CancelTimer(TimerKey(kind, ikeSA.localSPI)))
         for child in list(ikeSA.children):

@@ -27,8 +27,9 @@ class CoreSettings:
     @ivar cookieThreshold: half-open IKE SAs above which the responder
         demands a COOKIE (RFC 7296 2.6).
     @ivar halfOpenPerPeer: half-open responder IKE SAs kept from one
-        address; more are dropped, even with a valid COOKIE.
-    @ivar halfOpenMax: half-open responder IKE SAs kept in all.
+        address; past it, the oldest of that address is given up.
+    @ivar halfOpenMax: half-open responder IKE SAs kept in all; more are
+        dropped, even with a valid COOKIE.
     @ivar halfOpenTimeout: seconds a responder keeps an IKE SA that has
         not authenticated.
     @ivar retransmit: the L{RetransmitSchedule} of our requests.
