@@ -271,7 +271,8 @@ def run(args, gen, resp, interface, name, workdir, log):
         "connectTimes": peerResult["times"], "connectFailures": peerResult["failures"],
         "rssBeforeKiB": rssBefore, "rssAfterKiB": rssAfter,
     }
-    log("  %s: sent %d (%.0f/s), answered %d (%.0f/s, %.0f%%), kernel dropped %d unread, CPU %.0f%% of a core, connects %s, failures %s" % (
+    log("  %s: sent %d (%.0f/s), answered %d (%.0f/s, %.0f%%), kernel dropped %d unread, CPU %.0f%% of a core, "
+        "connects %s, failures %s" % (
         name, row["sent"], row["sentPerSecond"], answers, row["answersPerSecond"], 100 * row["answeredShare"],
         drops, 100 * row["cpuShare"], ["%.2f" % t for t in row["connectTimes"]], row["connectFailures"]))
     return row

@@ -71,7 +71,8 @@ class Options(usage.Options):
         ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
         ["cookie-threshold", None, "64", "Half-open IKE SAs from which an IKE_SA_INIT must carry a COOKIE "
          "(RFC 7296 2.6; 0: always)."],
-        ["half-open-per-peer", None, "32", "Half-open IKE SAs kept from one address (past it, its oldest is given up)."],
+        ["half-open-per-peer", None, "32", "Half-open IKE SAs kept from one address (past it, its oldest is "
+         "given up)."],
         ["half-open-max", None, "4096", "Half-open IKE SAs kept in all (more are dropped)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],

@@ -13,7 +13,7 @@ from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify
 
-from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, initiatorConfig, responderConfig
+from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, responderConfig
 
 B = (B_ADDR, 500)
 

@@ -15,7 +15,8 @@ screenRequest}), which answers the same COOKIE for the same request.
 L{HalfOpenLimits} counts half-open IKE SAs per peer address: past
 C{halfOpenMax} in all a new one is dropped even with a valid COOKIE (a
 COOKIE proves the address, not good intent); past C{halfOpenPerPeer} from
-one address, that address's oldest is given up for the new one. Every half-open IKE SA expires after C{halfOpenTimeout}, so what a
+one address, that address's oldest is given up for the new one. Every
+half-open IKE SA expires after C{halfOpenTimeout}, so what a
 flood made the core keep is gone once it stops.
 """
 
