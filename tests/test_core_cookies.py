@@ -286,3 +286,58 @@ class LogTests(FloodTestCase):
         b.receive(garbage, B, spoofed(1))
         lines = [e for e in self.infoLines() if "malformed" in e.get("why", "")]
         self.assertEqual(lines[-1]["more"], " (and 90 more not logged)")
+
+
+class FragmentBudgetTests(ExchangeTestCase):
+    """
+    The fragments held for reassembly over all IKE SAs are bounded
+    (C{fragmentBytesMax}) and freed with their IKE SA.
+    """
+
+    def fragmentedPair(self, **settings):
+        from ikedtx.config import parseConfig
+
+        init = parseConfig('set fragmentation\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s '
+                           'srcid %s dstid b.example psk "secret"' % (A_ADDR, B_ADDR, "a" * 300 + ".example"))
+        resp = responderConfig(settings="set fragmentation", ids=False, extra="srcid b.example")
+        a, b = self.makePair(initiator=init, responder=resp, settingsA=CoreSettings(fragmentSize=200),
+                             settingsB=CoreSettings(fragmentSize=200, **settings))
+        a.initiate("ab")
+        self.network.deliverOne()
+        self.network.deliverOne()
+        fragments = list(self.network.inFlight)
+        self.assertGreater(len(fragments), 2)
+        self.assertTrue(all(Message.decode(d).isFragment for d, _, _ in fragments))
+        return a, b, fragments
+
+    def test_heldThenFreed(self):
+        """
+        Fragments of an IKE_AUTH that never completes are counted, and
+        freed when the half-open IKE SA expires.
+        """
+        a, b, fragments = self.fragmentedPair()
+        self.network.inFlight[:] = fragments[:-1]
+        self.network.pump()
+        self.assertGreater(b.core._fragments.held, 0)
+        b.clock.advance(b.core.settings.halfOpenTimeout)
+        self.assertEqual(b.ikeSAs, [])
+        self.assertEqual(b.core._fragments.held, 0)
+
+    def test_overBudget(self):
+        """
+        A fragment that would take the sum past C{fragmentBytesMax} is
+        dropped; nothing is held.
+        """
+        a, b, fragments = self.fragmentedPair(fragmentBytesMax=10)
+        self.network.pump()
+        self.assertEqual(b.core._fragments.held, 0)
+        self.assertEqual([sa.isEstablished for sa in b.ikeSAs], [False])
+
+    def test_completeFreesIt(self):
+        """
+        A reassembled message leaves nothing held.
+        """
+        a, b, fragments = self.fragmentedPair()
+        self.network.pump()
+        self.assertEqual([sa.isEstablished for sa in b.ikeSAs], [True])
+        self.assertEqual(b.core._fragments.held, 0)

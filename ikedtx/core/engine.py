@@ -25,7 +25,7 @@ from ipaddress import ip_address, ip_network
 from twisted.logger import Logger
 
 from ikedtx.addresses import addressOf
-from ikedtx.core import cookies, screening
+from ikedtx.core import cookies, limits, screening
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
@@ -48,7 +48,7 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
-from ikedtx.wire.fragments import Reassembler, fragmentMessage
+from ikedtx.wire.fragments import fragmentMessage
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
 
@@ -106,6 +106,7 @@ class IKECore:
         self._malformed = screening.QuietDrops(now, level=screening.LogLevel.info)
         self._cookieLog = screening.QuietDrops(now)
         self._limits = cookies.HalfOpenLimits(self.settings)
+        self._fragments = limits.FragmentBudget(self.settings)
 
     # Services for the tasks and the task managers
 
@@ -457,9 +458,7 @@ class IKECore:
         L{MalformedMessage}.
         """
         if message.isFragment:
-            if ikeSA.reassembler is None:
-                ikeSA.reassembler = Reassembler()
-            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
+            whole = self._fragments.add(ikeSA, message)
             return None if whole is None else whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
@@ -919,6 +918,7 @@ class IKECore:
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
+        self._fragments.forget(ikeSA)
         ikeSA.wipe()
         if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
             cause = "auth"
