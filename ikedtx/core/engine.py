@@ -22,7 +22,7 @@ import struct
 import time
 from ipaddress import ip_address, ip_network
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ikedtx.addresses import addressOf
 from ikedtx.core import cookies, limits, screening
@@ -103,7 +103,7 @@ class IKECore:
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
         self._quietDrops = screening.QuietDrops(now)
-        self._malformed = screening.QuietDrops(now, level=screening.LogLevel.info)
+        self._malformed = screening.QuietDrops(now, level=LogLevel.info)
         self._cookieLog = screening.QuietDrops(now)
         self._limits = cookies.HalfOpenLimits(self.settings)
         self._fragments = limits.FragmentBudget(self.settings)
