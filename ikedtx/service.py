@@ -511,6 +511,8 @@ class IkedService(MultiService):
         return CoreSettings(
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
             retransmit=schedule,
+            cookieThreshold=_option(o, "cookie-threshold", 64), halfOpenPerPeer=_option(o, "half-open-per-peer", 32),
+            halfOpenMax=_option(o, "half-open-max", 4096),
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
 
@@ -725,3 +727,12 @@ class IkedService(MultiService):
         if self.kernel is not None and self.kernel.name != "decoupled":
             ds.append(self.kernel.flush())
         return defer.gatherResults(ds, consumeErrors=True)
+
+
+def _option(options, name, default):
+    """
+    The integer option C{name}, or C{default} when not given (options
+    built by hand, as tests do, may lack it).
+    """
+    value = options.get(name)
+    return default if value is None else int(value)

@@ -69,6 +69,11 @@ class Options(usage.Options):
         ["retransmit-timeout", None, "2", "Seconds before a request is first sent again (doubling up to 32; "
          "RFC 7296 2.1)."],
         ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
+        ["cookie-threshold", None, "64", "Half-open IKE SAs from which an IKE_SA_INIT must carry a COOKIE "
+         "(RFC 7296 2.6; 0: always)."],
+        ["half-open-per-peer", None, "32", "Half-open IKE SAs kept from one address (past it, its oldest is "
+         "given up)."],
+        ["half-open-max", None, "4096", "Half-open IKE SAs kept in all (more are dropped)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -166,6 +171,13 @@ class Options(usage.Options):
             raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
         if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
             raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
+        for name, lowest in (("cookie-threshold", 0), ("half-open-per-peer", 1), ("half-open-max", 1)):
+            try:
+                self[name] = int(self[name])
+                if not lowest <= self[name] <= 10 ** 6:
+                    raise ValueError()
+            except ValueError:
+                raise usage.UsageError("--%s takes a number from %d to 1000000, not %r" % (name, lowest, self[name]))
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:

@@ -348,3 +348,30 @@ class CoreRunnerPairTests(SynchronousTestCase):
         self.failureResultOf(d, NegotiationFailed)
         self.assertEqual(self.b.kernel.sas, {})
         self.assertEqual([sa.children for sa in self.b.core.ikeSAs.values()], [[]])
+
+
+class ReceiveBufferTests(SynchronousTestCase):
+    def test_floodRoom(self):
+        """
+        An IKE port's receive buffer is raised to L{PacketInfoPort.
+        receiveBuffer} (as root; else as far as net.core.rmem_max allows),
+        past the kernel's default, for the bursts of a flood.
+        """
+        import os
+
+        from twisted.internet import reactor
+
+        from ikedtx.net.udp import PacketInfoPort
+
+        port = listenUDPWithPacketInfo(reactor, 0, IKEDatagramProtocol(None, False), "127.0.0.1")
+        self.addCleanup(port.stopListening)
+        size = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if os.geteuid() == 0:
+            expected = PacketInfoPort.receiveBuffer
+        else:
+            with open("/proc/sys/net/core/rmem_max") as f:
+                expected = min(int(f.read()), PacketInfoPort.receiveBuffer)
+        # Linux reports twice what was set (room for its bookkeeping).
+        self.assertGreaterEqual(size, expected)
+        with open("/proc/sys/net/core/rmem_default") as f:
+            self.assertGreater(size, int(f.read()) * 2 if os.geteuid() == 0 else 0)

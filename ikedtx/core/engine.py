@@ -22,10 +22,10 @@ import struct
 import time
 from ipaddress import ip_address, ip_network
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ikedtx.addresses import addressOf
-from ikedtx.core import screening
+from ikedtx.core import cookies, limits, screening
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
@@ -50,7 +50,7 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
-from ikedtx.wire.fragments import Reassembler, fragmentMessage
+from ikedtx.wire.fragments import fragmentMessage
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
 
@@ -106,6 +106,10 @@ class IKECore:
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
         self._quietDrops = screening.QuietDrops(now)
+        self._malformed = screening.QuietDrops(now, level=LogLevel.info)
+        self._cookieLog = screening.QuietDrops(now)
+        self._limits = cookies.HalfOpenLimits(self.settings)
+        self._fragments = limits.FragmentBudget(self.settings)
 
     # Services for the tasks and the task managers
 
@@ -366,6 +370,11 @@ class IKECore:
         return self._drain()
 
     def _datagramReceived(self, data, local, remote):
+        cookie = cookies.fastCookie(self, data, local, remote)
+        if cookie is not None:
+            self._cookieLog.drop(remote, "IKE_SA_INIT answered with a COOKIE (fast path)")
+            self.emit(SendDatagram(cookie, local, remote))
+            return
         try:
             message = Message.decode(data)
         except InvalidMajorVersion as e:
@@ -374,7 +383,7 @@ class IKECore:
                 self.answerInClear(e.header, local, remote, NotifyType.INVALID_MAJOR_VERSION, b"")
             return
         except MalformedMessage as e:
-            self._log.info("{remote}: dropped a malformed message: {error}", remote=remote, error=e)
+            self._malformed.drop(remote, "malformed message: %s" % (e,))
             answer = screening.clearAnswerTo(e)
             if answer is not None:
                 self.answerInClear(e.header, local, remote, *answer)
@@ -421,6 +430,10 @@ class IKECore:
             if existing.state != IKEState.SA_INIT:
                 return
             self.destroy(existing, "initiator restarted IKE_SA_INIT")
+        why = self._limits.refusal(len(self._halfOpen))
+        if why is not None:
+            self._quietDrops.drop(remote, why)
+            return
         try:
             screened = screenRequest(self, message, local, remote)
         except Refusal as e:
@@ -431,6 +444,10 @@ class IKECore:
                                notify=nameOf(NotifyType, e.notifyType), why=e)
                 self.answerInClear(message, local, remote, e.notifyType, e.data)
             return
+        evicted = self._limits.evictionFor(remote[0])
+        if evicted is not None:
+            self.destroy(self._halfOpen[evicted], "more half-open IKE SAs from %s than --half-open-per-peer" % (
+                remote[0],))
         ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
         ikeSA.taskManager = TaskManager(self, ikeSA)
         self._registerResponderSA(ikeSA, key)
@@ -444,9 +461,7 @@ class IKECore:
         L{MalformedMessage}.
         """
         if message.isFragment:
-            if ikeSA.reassembler is None:
-                ikeSA.reassembler = Reassembler()
-            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
+            whole = self._fragments.add(ikeSA, message)
             return None if whole is None else whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
@@ -839,6 +854,9 @@ class IKECore:
     def halfOpenCount(self):
         return len(self._halfOpen)
 
+    def isHalfOpen(self, spiI, remote):
+        return (spiI, remote) in self._halfOpen
+
     def cookieFor(self, nonceI, remoteHost, spiI, secret=None):
         secret = self._cookieSecret if secret is None else secret
         digest = hashlib.sha256(nonceI + addressOf(remoteHost).packed + spiI + secret).digest()
@@ -855,6 +873,7 @@ class IKECore:
     def _registerResponderSA(self, ikeSA, halfOpenKey):
         self.ikeSAs[ikeSA.localSPI] = ikeSA
         self._halfOpen[halfOpenKey] = ikeSA
+        self._limits.opened(halfOpenKey)
         ikeSA.halfOpenKey = halfOpenKey
         self.emit(SetTimer(TimerKey.halfOpen(ikeSA.localSPI), self.settings.halfOpenTimeout))
 
@@ -867,7 +886,8 @@ class IKECore:
         # The IKE_SA_INIT messages were kept for the AUTH payloads only.
         ikeSA.initRequest = ikeSA.initResponse = None
         if ikeSA.halfOpenKey is not None:
-            self._halfOpen.pop(ikeSA.halfOpenKey, None)
+            if self._halfOpen.pop(ikeSA.halfOpenKey, None) is not None:
+                self._limits.closed(ikeSA.halfOpenKey)
             ikeSA.halfOpenKey = None
         self.emit(CancelTimer(TimerKey.halfOpen(ikeSA.localSPI)))
         if ikeSA.natLocal and ikeSA.nattEnabled and self.settings.natKeepalive:
@@ -893,6 +913,7 @@ class IKECore:
         self.ikeSAs.pop(ikeSA.localSPI, None)
         if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
             del self._halfOpen[ikeSA.halfOpenKey]
+            self._limits.closed(ikeSA.halfOpenKey)
         for kind in IKE_SA_KINDS:
             self.emit(CancelTimer(TimerKey(kind, ikeSA.localSPI)))
         for child in list(ikeSA.children):
@@ -901,6 +922,7 @@ class IKECore:
             del self._spiRequests[token]
         ikeSA.taskManager.failAll(error or SADeleted(reason))
         configtask.release(self, ikeSA)
+        self._fragments.forget(ikeSA)
         ikeSA.wipe()
         if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
             cause = "auth"

@@ -21,7 +21,7 @@ the log cannot be filled by a third party.
     is answered UNSUPPORTED_CRITICAL_PAYLOAD in the clear.
 """
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ikedtx.core.states import IKEState
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType
@@ -37,16 +37,18 @@ PRE_AUTH_EXCHANGES = frozenset([ExchangeType.IKE_AUTH, ExchangeType.IKE_INTERMED
 
 class QuietDrops:
     """
-    Debug lines for dropped messages, at most C{burst} per C{period}
-    seconds; the count of those left out is told with the next line.
+    Lines (at debug level unless C{level}) for dropped messages, at most
+    C{burst} per C{period} seconds; the count of those left out is told
+    with the next line.
 
     @ivar suppressed: lines left out since the last one logged.
     """
 
     _log = Logger()
 
-    def __init__(self, now, burst=10, period=60.0):
+    def __init__(self, now, burst=10, period=60.0, level=LogLevel.debug):
         self.now = now
+        self.level = level
         self.burst = burst
         self.period = period
         self.suppressed = 0
@@ -69,8 +71,8 @@ class QuietDrops:
             return False
         self._inWindow += 1
         more, self.suppressed = self.suppressed, 0
-        self._log.debug("{remote}: {why}; dropped{more}", remote=remote, why=why,
-                        more=" (and %d more not logged)" % (more,) if more else "")
+        self._log.emit(self.level, "{remote}: {why}; dropped{more}", remote=remote, why=why,
+                       more=" (and %d more not logged)" % (more,) if more else "")
         return True
 
 

@@ -26,6 +26,12 @@ class CoreSettings:
     @ivar passive: iked -S / C{set passive}: never send a request.
     @ivar cookieThreshold: half-open IKE SAs above which the responder
         demands a COOKIE (RFC 7296 2.6).
+    @ivar halfOpenPerPeer: half-open responder IKE SAs kept from one
+        address; past it, the oldest of that address is given up.
+    @ivar halfOpenMax: half-open responder IKE SAs kept in all; more are
+        dropped, even with a valid COOKIE.
+    @ivar fragmentBytesMax: octets of fragments (RFC 7383) held for
+        reassembly over all IKE SAs.
     @ivar halfOpenTimeout: seconds a responder keeps an IKE SA that has
         not authenticated.
     @ivar retransmit: the L{RetransmitSchedule} of our requests.
@@ -48,6 +54,9 @@ class CoreSettings:
     nattMode: str = NATT_NORMAL
     passive: bool = False
     cookieThreshold: int = 64
+    halfOpenPerPeer: int = 32
+    halfOpenMax: int = 4096
+    fragmentBytesMax: int = 8 << 20
     halfOpenTimeout: float = 60.0
     retransmit: RetransmitSchedule = field(default_factory=RetransmitSchedule)
     fragmentSize: int = 1232

@@ -33,6 +33,13 @@ def _localFromAncillary(family, ancillary):
     return None
 
 
+def _setReceiveBuffer(skt, size):
+    try:
+        skt.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        skt.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 def _sourceAncillary(family, source):
     if source is None:
         return []
@@ -56,9 +63,18 @@ class PacketInfoPort(udp.Port):
 
     _log = Logger()
     v6only = True
+    # Room for the bursts of a flood while the reactor is busy or not
+    # scheduled (SO_RCVBUFFORCE as root, else up to net.core.rmem_max).
+    receiveBuffer = 1 << 20
+
+    def __init__(self, *args, **kwargs):
+        udp.Port.__init__(self, *args, **kwargs)
+        # {source address: ancillary data choosing it}: a daemon has few.
+        self._ancillary = {}
 
     def createInternetSocket(self):
         skt = udp.Port.createInternetSocket(self)
+        _setReceiveBuffer(skt, self.receiveBuffer)
         if self.addressFamily == socket.AF_INET6:
             skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if self.v6only else 0)
             skt.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
@@ -90,9 +106,14 @@ class PacketInfoPort(udp.Port):
         address C{source} (L{None}: let the kernel choose).
         """
         host, port = remote
-        address = (str(ip_address(host)), port)
+        # A flood's answers go to ever new addresses: the kernel parses a
+        # textual address; only other forms are normalized here.
+        address = (host if type(host) is str else str(ip_address(host)), port)
+        ancillary = self._ancillary.get(source)
+        if ancillary is None:
+            ancillary = self._ancillary[source] = _sourceAncillary(self.addressFamily, source)
         try:
-            return self.socket.sendmsg([datagram], _sourceAncillary(self.addressFamily, source), 0, address)
+            return self.socket.sendmsg([datagram], ancillary, 0, address)
         except OSError as e:
             if e.args[0] == EINTR:
                 return self.writeFrom(datagram, remote, source)
