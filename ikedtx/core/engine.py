@@ -48,7 +48,7 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
-from ikedtx.wire.fragments import Reassembler, fragmentMessage
+from ikedtx.wire.fragments import Reassembler, fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
 
@@ -157,8 +157,10 @@ class IKECore:
             return [message.encode()]
         message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, encrypted=payloads)
         data = message.encode(ikeSA.cipherOut)
-        if ikeSA.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
-            return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
+        if ikeSA.peerFragmentation and self.config.settings.fragmentation:
+            size = fragmentSizeFor(self.settings, ikeSA)
+            if len(data) > size:
+                return fragmentMessage(message, ikeSA.cipherOut, size)
         return [data]
 
     def sendAll(self, ikeSA, datagrams, local=None, remote=None):
@@ -443,7 +445,7 @@ class IKECore:
         if message.isFragment:
             if ikeSA.reassembler is None:
                 ikeSA.reassembler = Reassembler()
-            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
+            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn, self.now())
             return None if whole is None else whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
