@@ -64,24 +64,24 @@ class CharonFragmentationTests(InteropMixin, TestCase):
         output = self.mid.run(["nft", "list", "table", "inet", "fragmobike"]).stdout
         return sum(int(word) for before, word in zip(output.split(), output.split()[1:]) if before == "packets")
 
-    def assertPathDropsFragments(self):
+    def assertPathDropsFragments(self, b=B):
         """
         The path is what the test claims: a datagram larger than the MTU
         (sent in IP fragments) does not arrive, a small one does.
         """
-        self.a.run(["ping", "-c", "1", "-W", "2", "-s", "100", B])
+        self.a.run(["ping", "-c", "1", "-W", "2", "-s", "100", b])
         before = self.droppedFragments()
-        result = self.a.run(["ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "3000", B], check=False)
+        result = self.a.run(["ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "3000", b], check=False)
         self.labAssert(result.returncode != 0, "a 3000-octet ping crossed the path:\n" + result.stdout)
         self.labAssert(self.droppedFragments() > before, "the middle box dropped no fragment")
 
-    def startCharon(self):
+    def startCharon(self, a=A, b=B):
         charon = self.charon(self.b, libipsec=True)
         charon.addCA(self.root.cert)
         charon.addCA(self.intermediate.cert)
         charon.addCertificate(self.certB)
         charon.addConnection(Connection(
-            "peer", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+            "peer", local_addrs=[b], remote_addrs=[a], proposals=["aes128gcm16-prfsha256-x25519"],
             local=Auth("pubkey", id="sun.example", certs=[self.certB]),
             remote=Auth("pubkey", id="moon.example", cacerts=[self.root.cert]),
             fragmentation="yes",
@@ -90,12 +90,13 @@ class CharonFragmentationTests(InteropMixin, TestCase):
         charon.start()
         return charon
 
-    def startOurs(self, fragmentation="fragmentation"):
+    def startOurs(self, fragmentation="fragmentation", a=A, b=B):
         config = ('set %s\n'
                   'ikev2 "peer" passive esp from %s to %s local %s peer %s '
                   'ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm '
-                  'srcid moon.example dstid sun.example rsa\n' % (fragmentation, A_INNER, B_INNER, A, B))
-        ours = self.ikedtx(self.a, config, extraArgs=["--kernel", "decoupled", "--listen", A])
+                  'srcid moon.example dstid sun.example rsa\n' % (fragmentation, A_INNER, B_INNER, a, b))
+        extra = ["-6"] if ":" in a else []
+        ours = self.ikedtx(self.a, config, extraArgs=["--kernel", "decoupled", "--listen", a] + extra)
         ours.addCA(self.root.cert)
         ours.addCertificate(self.intermediate.cert, withKey=False)
         ours.addCertificate(self.certA)
@@ -147,4 +148,18 @@ class CharonFragmentationTests(InteropMixin, TestCase):
         self.labAssert(ok, "charon's initiate failed:\n" + output)
         mine, theirs = self.assertFragmented(ours, charon)
         self.assertEqual(mine["initiator"], 0)
+        self.assertEqual(self.droppedFragments(), before)
+
+    def test_ikedtxInitiatesIPv6(self):
+        """
+        The same over IPv6 (ikedtx -6): the path drops every packet with a
+        Fragment header, ikedtx's IKE fragments fit 1280-octet datagrams.
+        """
+        self.assertPathDropsFragments(B6)
+        charon = self.startCharon(A6, B6)
+        ours = self.startOurs(a=A6, b=B6)
+        before = self.droppedFragments()
+        ours.initiate("peer")
+        mine, theirs = self.assertFragmented(ours, charon)
+        self.assertEqual(mine["remote"].rsplit(":", 1)[0].strip("[]"), B6)
         self.assertEqual(self.droppedFragments(), before)
