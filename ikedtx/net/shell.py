@@ -255,6 +255,13 @@ class CoreRunner:
         for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
 
+    def action_UpdateChildSA(self, action):
+        if not self.coupled:
+            return
+        for old, new in zip(action.old, action.new):
+            self.kernel.updateSA(old, new).addErrback(
+                lambda f, reqid=action.reqid: self._log.failure("moving Child SA {reqid}", f, reqid=reqid))
+
     def action_QuerySAUsage(self, action):
         token = action.token
         ds = [self.kernel.querySA(sa).addErrback(lambda f: None) for sa in action.sas]

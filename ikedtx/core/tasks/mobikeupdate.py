@@ -1,0 +1,79 @@
+# -*- test-case-name: tests.test_core_mobike -*-
+"""
+MOBIKE address updates as responder (RFC 4555 3.5): an INFORMATIONAL
+request with UPDATE_SA_ADDRESSES moves the IKE SA to the addresses the
+request came from and to, and the Child SAs with it (an L{UpdateChildSA}
+for the datapath, which keeps their keys, sequence numbers and replay
+windows).
+
+The request's NAT_DETECTION payloads are checked as in IKE_SA_INIT: a NAT
+in front of us refuses the update (UNACCEPTABLE_ADDRESSES: a MOBIKE
+responder behind a NAT cannot know the address the peer sees), a NAT on
+the path with NO_NATS_ALLOWED answers UNEXPECTED_NAT_DETECTED (3.9); the
+response carries our NAT_DETECTION payloads for the new path.  A request
+older than the last update applied is answered and changes nothing (3.5).
+"""
+
+from twisted.logger import Logger
+
+from ikedtx.core.actions import UpdateChildSA
+from ikedtx.core.errors import RemoteProtocolError
+from ikedtx.core.states import ChildState
+from ikedtx.core.tasks import DONE, Task
+from ikedtx.core.tasks.common import findNotify
+from ikedtx.core.tasks.natd import detectNat, natPayloads
+from ikedtx.wire.constants import ExchangeType, NotifyType
+
+
+class UpdateAddressesTask(Task):
+    """
+    UPDATE_SA_ADDRESSES in an INFORMATIONAL request (responder only).
+    """
+
+    exchangeType = ExchangeType.INFORMATIONAL
+    _log = Logger()
+
+    def __init__(self, initiator, requestId=None):
+        Task.__init__(self, initiator, requestId)
+        self.essential = False
+        self._natPayloads = False
+
+    def processR(self, core, ikeSA, message, payloads):
+        if findNotify(payloads, NotifyType.UPDATE_SA_ADDRESSES) is None:
+            return
+        if not (core.config.settings.mobike and ikeSA.peerMobike):
+            raise RemoteProtocolError("UPDATE_SA_ADDRESSES without MOBIKE agreed", None)
+        answering = ikeSA.taskManager.answering
+        local, remote = answering.local, answering.remote
+        if message.messageId < getattr(ikeSA, "lastAddressUpdate", -1):
+            self._log.info("{ikeSA}: UPDATE_SA_ADDRESSES {mid} older than the last applied, ignored", ikeSA=ikeSA,
+                           mid=message.messageId)
+            return
+        was = (ikeSA.local, ikeSA.remote, ikeSA.natLocal, ikeSA.natRemote)
+        natSupported = detectNat(core, ikeSA, payloads, ikeSA.spiR, local, remote)
+        natLocal, natRemote = ikeSA.natLocal, ikeSA.natRemote
+        ikeSA.natLocal, ikeSA.natRemote = was[2], was[3]
+        if natSupported and natLocal and not was[2]:
+            raise RemoteProtocolError("UPDATE_SA_ADDRESSES to %s:%d: a NAT is in front of us" % local,
+                                      NotifyType.UNACCEPTABLE_ADDRESSES)
+        if natSupported and (natLocal or natRemote) and findNotify(payloads, NotifyType.NO_NATS_ALLOWED):
+            raise RemoteProtocolError("UPDATE_SA_ADDRESSES with NO_NATS_ALLOWED through a NAT",
+                                      NotifyType.UNEXPECTED_NAT_DETECTED)
+        ikeSA.lastAddressUpdate = message.messageId
+        self._natPayloads = natSupported
+        children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
+        before = [tuple(c.kernelSAs(ikeSA)) for c in children]
+        ikeSA.local, ikeSA.remote = local, remote
+        if natSupported:
+            ikeSA.natLocal, ikeSA.natRemote = natLocal, natRemote
+        self._log.info("{ikeSA}: peer moved from {old} to {new} (MOBIKE)", ikeSA=ikeSA,
+                       old="%s:%d" % was[1], new="%s:%d" % remote)
+        for child, old in zip(children, before):
+            new = tuple(child.kernelSAs(ikeSA))
+            if new != old:
+                core.emit(UpdateChildSA(child.reqid, old, new))
+
+    def buildR(self, core, ikeSA, payloads):
+        if self._natPayloads:
+            payloads += natPayloads(core, ikeSA, ikeSA.spiR)
+        return DONE

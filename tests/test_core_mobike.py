@@ -1,0 +1,102 @@
+"""
+Tests for L{ikedtx.core.tasks.mobikeupdate}: the responder side of MOBIKE
+(RFC 4555 3.5), in memory.  Host a (the initiator) moves to a new address
+and sends UPDATE_SA_ADDRESSES from there; host b follows it.
+"""
+
+from ikedtx.core.actions import UpdateChildSA
+from ikedtx.core.tasks.inform import InformTask
+from ikedtx.core.tasks.natd import natPayloads
+from ikedtx.wire.constants import NotifyType
+from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Notify
+
+from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, responderConfig
+
+MOVED = "192.0.2.99"
+
+
+class UpdateAddressesTests(ExchangeTestCase):
+    def move(self, a, ikeSA, extra=(), natd=None):
+        """
+        Host a takes the address L{MOVED} and sends UPDATE_SA_ADDRESSES
+        from it with C{natd} (default: its real NAT-D payloads) and
+        C{extra}; return b's response's payloads.
+        """
+        self.network.hosts[MOVED] = a
+        ikeSA.local = (MOVED, ikeSA.local[1])
+        payloads = [Notify(NotifyType.UPDATE_SA_ADDRESSES)] + list(extra)
+        payloads += natPayloads(a.core, ikeSA, ikeSA.spiR) if natd is None else natd
+        ikeSA.taskManager.queueExchange([InformTask(True, payloads)])
+        a.execute(a.core._drain())
+        request = len(self.network.delivered)
+        self.network.pump()
+        data, _, destination = self.network.delivered[request + 1]
+        self.assertEqual(destination[0], MOVED)
+        return Message.decode(data).decrypt(ikeSA.cipherIn)
+
+    def notifies(self, payloads):
+        return [p.notifyType for p in payloads if isinstance(p, Notify)]
+
+    def test_follows(self):
+        """
+        b moves the IKE SA and its Child SA's kernel SAs to a's new
+        address (same SPIs, keys and encapsulation), answers there with
+        NAT-D payloads, and sends its next request there.
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+        before = dict(b.kernel.sas)
+        response = self.move(a, ikeSA)
+        self.assertIn(NotifyType.NAT_DETECTION_SOURCE_IP, self.notifies(response))
+        self.assertEqual(theirs.remote, (MOVED, 4500))
+        [update] = b.eventsOf(UpdateChildSA)
+        self.assertEqual([sa.spi for sa in update.old], [sa.spi for sa in update.new])
+        self.assertEqual([sa.encryptionKey for sa in update.old], [sa.encryptionKey for sa in update.new])
+        inbound, outbound = update.new
+        self.assertEqual((str(inbound.source), str(inbound.destination)), (MOVED, B_ADDR))
+        self.assertEqual((str(outbound.source), str(outbound.destination)), (B_ADDR, MOVED))
+        self.assertEqual(sorted(sa.spi for sa in b.kernel.sas.values()), sorted(sa.spi for sa in before.values()))
+        self.assertIn(MOVED, [str(sa.destination) for sa in b.kernel.sas.values()])
+        # b's next request (a liveness check) goes to the new address.
+        sent = len(self.network.delivered)
+        theirs.taskManager.queueExchange([InformTask(True, [])])
+        b.execute(b.core._drain())
+        self.network.pump()
+        self.assertEqual(self.network.delivered[sent][2], (MOVED, 4500))
+
+    def test_ourNatRefused(self):
+        """
+        A NAT-D destination hash that does not match our address (a NAT in
+        front of us) is refused with UNACCEPTABLE_ADDRESSES; nothing moves.
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+        natd = natPayloads(a.core, ikeSA, ikeSA.spiR)[:1] + [Notify.natDetectionDestinationIP(b"\x00" * 20)]
+        response = self.move(a, ikeSA, natd=natd)
+        self.assertIn(NotifyType.UNACCEPTABLE_ADDRESSES, self.notifies(response))
+        self.assertEqual(theirs.remote, (A_ADDR, 4500))
+        self.assertEqual(b.eventsOf(UpdateChildSA), [])
+
+    def test_noNatsAllowed(self):
+        """
+        RFC 4555 3.9: NO_NATS_ALLOWED and a NAT on the path (the source
+        hash does not match) answers UNEXPECTED_NAT_DETECTED.
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+        natd = [Notify.natDetectionSourceIP(b"\x00" * 20)] + natPayloads(a.core, ikeSA, ikeSA.spiR)[1:]
+        response = self.move(a, ikeSA, extra=[Notify(NotifyType.NO_NATS_ALLOWED, data=b"\x00" * 12)], natd=natd)
+        self.assertIn(NotifyType.UNEXPECTED_NAT_DETECTED, self.notifies(response))
+        self.assertEqual(theirs.remote, (A_ADDR, 4500))
+
+    def test_nomobike(self):
+        """
+        With C{set nomobike} on b, UPDATE_SA_ADDRESSES changes nothing.
+        """
+        a, b, ikeSA = self.establish(responder=responderConfig(settings="set nomobike"))
+        (theirs,) = b.ikeSAs
+        remote = theirs.remote
+        self.move(a, ikeSA)
+        self.assertEqual(theirs.remote, remote)
+        self.assertEqual(b.eventsOf(UpdateChildSA), [])
