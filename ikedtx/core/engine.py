@@ -48,6 +48,7 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
+from ikedtx.core.tasks.mobikeupdate import moveIkeSA
 from ikedtx.wire.fragments import Reassembler, fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
@@ -502,7 +503,8 @@ class IKECore:
             ikeSA.nattEnabled = True
         if ikeSA.natRemote and remote != ikeSA.remote:
             self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
-            ikeSA.remote = remote
+            # Its Child SAs' ESP follows too (an UpdateChildSA).
+            moveIkeSA(self, ikeSA, ikeSA.local, remote)
 
     def _responseReceived(self, ikeSA, message, local, remote):
         manager = ikeSA.taskManager

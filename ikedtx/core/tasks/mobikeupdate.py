@@ -6,7 +6,8 @@ request came from and to, and the Child SAs with it (an L{UpdateChildSA}
 for the datapath, which keeps their keys, sequence numbers and replay
 windows).
 
-The request's NAT_DETECTION payloads are checked as in IKE_SA_INIT: a NAT
+A COOKIE2 in the request is copied into the response (5.7).  The
+request's NAT_DETECTION payloads are checked as in IKE_SA_INIT: a NAT
 in front of us refuses the update (UNACCEPTABLE_ADDRESSES: a MOBIKE
 responder behind a NAT cannot know the address the peer sees), a NAT on
 the path with NO_NATS_ALLOWED answers UNEXPECTED_NAT_DETECTED (3.9); the
@@ -23,6 +24,24 @@ from ikedtx.core.tasks import DONE, Task
 from ikedtx.core.tasks.common import findNotify
 from ikedtx.core.tasks.natd import detectNat, natPayloads
 from ikedtx.wire.constants import ExchangeType, NotifyType
+from ikedtx.wire.payloads import Notify
+
+
+def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
+    """
+    Move C{ikeSA} to the endpoints C{local} and C{remote} (and NAT state,
+    when given), and its installed Child SAs with it: an L{UpdateChildSA}
+    for each whose kernel SAs change.
+    """
+    children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
+    before = [tuple(c.kernelSAs(ikeSA)) for c in children]
+    ikeSA.local, ikeSA.remote = local, remote
+    if natLocal is not None:
+        ikeSA.natLocal, ikeSA.natRemote = natLocal, natRemote
+    for child, old in zip(children, before):
+        new = tuple(child.kernelSAs(ikeSA))
+        if new != old:
+            core.emit(UpdateChildSA(child.reqid, old, new))
 
 
 class UpdateAddressesTask(Task):
@@ -37,8 +56,11 @@ class UpdateAddressesTask(Task):
         Task.__init__(self, initiator, requestId)
         self.essential = False
         self._natPayloads = False
+        self._cookie2 = None
 
     def processR(self, core, ikeSA, message, payloads):
+        # RFC 4555 3.5, 5.7: a COOKIE2 is copied into the response.
+        self._cookie2 = findNotify(payloads, NotifyType.COOKIE2)
         if findNotify(payloads, NotifyType.UPDATE_SA_ADDRESSES) is None:
             return
         if not (core.config.settings.mobike and ikeSA.peerMobike):
@@ -61,19 +83,16 @@ class UpdateAddressesTask(Task):
                                       NotifyType.UNEXPECTED_NAT_DETECTED)
         ikeSA.lastAddressUpdate = message.messageId
         self._natPayloads = natSupported
-        children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
-        before = [tuple(c.kernelSAs(ikeSA)) for c in children]
-        ikeSA.local, ikeSA.remote = local, remote
+        self._log.info("{ikeSA}: UPDATE_SA_ADDRESSES applied: {local} <-> {remote}", ikeSA=ikeSA,
+                       local="%s:%d" % local, remote="%s:%d" % remote)
         if natSupported:
-            ikeSA.natLocal, ikeSA.natRemote = natLocal, natRemote
-        self._log.info("{ikeSA}: peer moved from {old} to {new} (MOBIKE)", ikeSA=ikeSA,
-                       old="%s:%d" % was[1], new="%s:%d" % remote)
-        for child, old in zip(children, before):
-            new = tuple(child.kernelSAs(ikeSA))
-            if new != old:
-                core.emit(UpdateChildSA(child.reqid, old, new))
+            moveIkeSA(core, ikeSA, local, remote, natLocal, natRemote)
+        else:
+            moveIkeSA(core, ikeSA, local, remote)
 
     def buildR(self, core, ikeSA, payloads):
+        if self._cookie2 is not None:
+            payloads.append(Notify(NotifyType.COOKIE2, data=bytes(self._cookie2.data)))
         if self._natPayloads:
             payloads += natPayloads(core, ikeSA, ikeSA.spiR)
         return DONE
