@@ -100,3 +100,26 @@ class UpdateAddressesTests(ExchangeTestCase):
         self.move(a, ikeSA)
         self.assertEqual(theirs.remote, remote)
         self.assertEqual(b.eventsOf(UpdateChildSA), [])
+
+
+class NatMappingTests(ExchangeTestCase):
+    def test_mappingChangeMovesChildSAs(self):
+        """
+        RFC 7296 2.23: behind a NAT whose mapping changes, the responder
+        follows the peer's new port with the IKE SA and (an UpdateChildSA)
+        its Child SA's ESP-in-UDP encapsulation.
+        """
+        self.makePair(responder=responderConfig(peer="any"))
+        self.network.nat = {(A_ADDR, 500): ("198.51.100.7", 1500), (A_ADDR, 4500): ("198.51.100.7", 14500)}
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        ikeSA = self.assertSucceeded(self.a, requestId)
+        (theirs,) = self.b.ikeSAs
+        self.network.nat[(A_ADDR, 4500)] = ("198.51.100.7", 24500)
+        self.a.execute(self.a.core.queueTask(ikeSA, InformTask(True, [])))
+        self.network.pump()
+        self.assertEqual(theirs.remote, ("198.51.100.7", 24500))
+        [update] = self.b.eventsOf(UpdateChildSA)
+        self.assertEqual([sa.encapsulation for sa in update.old], [(14500, 4500), (4500, 14500)])
+        self.assertEqual([sa.encapsulation for sa in update.new], [(24500, 4500), (4500, 24500)])
+        self.assertEqual(sorted(sa.encapsulation for sa in self.b.kernel.sas.values()), [(4500, 24500), (24500, 4500)])
