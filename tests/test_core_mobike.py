@@ -123,3 +123,74 @@ class NatMappingTests(ExchangeTestCase):
         self.assertEqual([sa.encapsulation for sa in update.old], [(14500, 4500), (4500, 14500)])
         self.assertEqual([sa.encapsulation for sa in update.new], [(24500, 4500), (4500, 24500)])
         self.assertEqual(sorted(sa.encapsulation for sa in self.b.kernel.sas.values()), [(4500, 24500), (24500, 4500)])
+
+
+class InitiatorMovesTests(ExchangeTestCase):
+    def moveA(self):
+        self.a.address = MOVED
+        self.network.hosts[MOVED] = self.a
+
+    def test_addressLost(self):
+        """
+        RFC 4555 3.8: the initiator's address goes away; it moves the IKE
+        SA and its Child SA to the address it now reaches the peer from,
+        sends UPDATE_SA_ADDRESSES from there, and b follows.
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+        self.moveA()
+        sent = len(self.network.delivered)
+        a.execute(a.core.addressChanged(MOVED, True))
+        a.execute(a.core.addressChanged(A_ADDR, False))
+        self.network.pump()
+        request = Message.decode(self.network.delivered[sent][0]).decrypt(theirs.cipherIn)
+        self.assertIn(NotifyType.UPDATE_SA_ADDRESSES, [p.notifyType for p in request if isinstance(p, Notify)])
+        self.assertEqual(self.network.delivered[sent][1], (MOVED, 4500))
+        self.assertEqual((ikeSA.local, theirs.remote), ((MOVED, 4500), (MOVED, 4500)))
+        [ours] = a.eventsOf(UpdateChildSA)
+        self.assertEqual([str(sa.source) for sa in ours.new], [B_ADDR, MOVED])
+        [update] = b.eventsOf(UpdateChildSA)
+        self.assertEqual([str(sa.destination) for sa in update.new], [B_ADDR, MOVED])
+        self.assertEqual(len(self.network.delivered), sent + 2)
+
+    def test_otherAddressIgnored(self):
+        """
+        Losing an address the IKE SA does not use sends nothing.
+        """
+        a, b, ikeSA = self.establish()
+        sent = len(self.network.delivered)
+        a.execute(a.core.addressChanged("192.0.2.77", False))
+        self.assertEqual((self.network.inFlight, len(self.network.delivered)), ([], sent))
+        self.assertEqual(ikeSA.local, (A_ADDR, 4500))
+
+    def test_noRouteDeferred(self):
+        """
+        With no address to reach the peer, the update waits for the next
+        address event.
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+
+        def noRoute(peer):
+            raise OSError("network unreachable")
+
+        a.core.localAddressFor = noRoute
+        a.execute(a.core.addressChanged(A_ADDR, False))
+        self.assertEqual(self.network.inFlight, [])
+        self.moveA()
+        a.core.localAddressFor = lambda peer: MOVED
+        a.execute(a.core.addressChanged(MOVED, True))
+        self.network.pump()
+        self.assertEqual(theirs.remote, (MOVED, 4500))
+
+    def test_nomobike(self):
+        """
+        Without MOBIKE the initiator stays where it is.
+        """
+        from tests.test_core_exchanges import initiatorConfig
+
+        a, b, ikeSA = self.establish(initiator=initiatorConfig(settings="set nomobike"))
+        self.moveA()
+        a.execute(a.core.addressChanged(A_ADDR, False))
+        self.assertEqual(self.network.inFlight, [])
+        self.assertEqual(ikeSA.local[0], A_ADDR)

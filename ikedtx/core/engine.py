@@ -48,7 +48,7 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
-from ikedtx.core.tasks.mobikeupdate import moveIkeSA
+from ikedtx.core.tasks.mobikeupdate import addressesChanged, moveIkeSA
 from ikedtx.wire.fragments import Reassembler, fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
@@ -733,10 +733,14 @@ class IKECore:
 
     def addressChanged(self, address, added):
         """
-        A local address came or went. MOBIKE (RFC 4555 3.8) will move the IKE
-        SAs of a lost address here; for now it is only logged.
+        A local address came or went: MOBIKE (RFC 4555 3.8) moves the IKE
+        SAs we initiated off a lost address (L{mobikeupdate.addressesChanged}).
         """
         self._log.info("local address {address} {what}", address=address, what="added" if added else "removed")
+        try:
+            addressesChanged(self, None if added else address)
+        except Exception:
+            self._log.failure("internal error after an address change")
         return self._drain()
 
     # Timers

@@ -13,13 +13,21 @@ responder behind a NAT cannot know the address the peer sees), a NAT on
 the path with NO_NATS_ALLOWED answers UNEXPECTED_NAT_DETECTED (3.9); the
 response carries our NAT_DETECTION payloads for the new path.  A request
 older than the last update applied is answered and changes nothing (3.5).
+
+As the original initiator (3.5, 3.8), L{addressLost} and L{addressesChanged}
+move each IKE SA whose local address went away to the address the host now
+uses to reach the peer and send UPDATE_SA_ADDRESSES from there with
+L{UpdateAddressesInitiatorTask}; an SA with no way to the peer waits for
+the next address event.
 """
+
+from ipaddress import ip_address
 
 from twisted.logger import Logger
 
 from ikedtx.core.actions import UpdateChildSA
 from ikedtx.core.errors import RemoteProtocolError
-from ikedtx.core.states import ChildState
+from ikedtx.core.states import ChildState, IKEState
 from ikedtx.core.tasks import DONE, Task
 from ikedtx.core.tasks.common import findNotify
 from ikedtx.core.tasks.natd import detectNat, natPayloads
@@ -96,3 +104,61 @@ class UpdateAddressesTask(Task):
         if self._natPayloads:
             payloads += natPayloads(core, ikeSA, ikeSA.spiR)
         return DONE
+
+
+class UpdateAddressesInitiatorTask(Task):
+    """
+    UPDATE_SA_ADDRESSES with our NAT_DETECTION payloads, from the address
+    the IKE SA was just moved to (initiator only); the response's NAT-D
+    payloads update the NAT state (and with it the ESP encapsulation).
+    """
+
+    exchangeType = ExchangeType.INFORMATIONAL
+    _log = Logger()
+
+    def buildI(self, core, ikeSA, payloads):
+        payloads.append(Notify(NotifyType.UPDATE_SA_ADDRESSES))
+        payloads += natPayloads(core, ikeSA, ikeSA.spiR)
+
+    def processI(self, core, ikeSA, message, payloads, local, remote):
+        was = (ikeSA.natLocal, ikeSA.natRemote)
+        if detectNat(core, ikeSA, payloads, ikeSA.spiR, local, remote):
+            now = (ikeSA.natLocal, ikeSA.natRemote)
+            ikeSA.natLocal, ikeSA.natRemote = was
+            moveIkeSA(core, ikeSA, ikeSA.local, ikeSA.remote, *now)
+        self._log.info("{ikeSA}: peer accepted UPDATE_SA_ADDRESSES", ikeSA=ikeSA)
+        return DONE
+
+
+def _mobikeInitiator(core, ikeSA):
+    return (core.config.settings.mobike and ikeSA.peerMobike and ikeSA.initiator and ikeSA.local is not None
+            and ikeSA.state == IKEState.VALID)
+
+
+def addressesChanged(core, removed=None):
+    """
+    A local address came or went (C{removed}: the address that went): move
+    every IKE SA we initiated with MOBIKE whose address is gone (now or at
+    an earlier event) to the address the host now reaches its peer from,
+    and tell the peer (L{UpdateAddressesInitiatorTask}).
+    """
+    for ikeSA in list(core.ikeSAs.values()):
+        if not _mobikeInitiator(core, ikeSA):
+            continue
+        if removed is not None and ip_address(ikeSA.local[0]) == ip_address(removed):
+            ikeSA.localLost = True
+        if not getattr(ikeSA, "localLost", False) or core.localAddressFor is None:
+            continue
+        try:
+            address = str(ip_address(core.localAddressFor(ikeSA.remote[0])))
+        except (OSError, ValueError) as e:
+            core._log.info("{ikeSA}: no address to reach the peer yet ({error}); MOBIKE update deferred",
+                           ikeSA=ikeSA, error=e)
+            continue
+        if address == ikeSA.local[0]:
+            continue
+        ikeSA.localLost = False
+        core._log.info("{ikeSA}: local address {old} gone, moving to {new} (MOBIKE)", ikeSA=ikeSA,
+                       old=ikeSA.local[0], new=address)
+        moveIkeSA(core, ikeSA, (address, ikeSA.local[1]), ikeSA.remote)
+        ikeSA.taskManager.queueExchange([UpdateAddressesInitiatorTask(True)])
