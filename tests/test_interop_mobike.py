@@ -72,3 +72,50 @@ class CharonMobikeTests(UserspaceMixin, TestCase):
         self.labAssert("N(UPD_SA_ADDR)" in charon.log(), "charon sent no UPDATE_SA_ADDRESSES")
         self.labAssert("UPDATE_SA_ADDRESSES applied: %s:4500 <-> %s:4500" % (A, MOVED) in ours.log(), "ikedtx did not apply the update")
         self.labAssertEqual(ping(self.a, A_INNER, B_INNER, 20), 20, "ping after the move")
+
+
+A_MOVED = "192.0.2.4"
+
+
+class IkedtxMobikeTests(UserspaceMixin, TestCase):
+    def test_ikedtxMoves(self):
+        """
+        ikedtx (listening on every address) initiates to charon; its host's
+        address moves from 192.0.2.1 to 192.0.2.4: the rtnetlink event
+        makes it send UPDATE_SA_ADDRESSES from the new address, charon
+        follows (same IKE SA), and every ping through the tunnel is
+        answered afterwards.
+        """
+        self.hosts()
+        charon = self.charon(self.b, libipsec=True)
+        charon.addSecret(Secret(PSK, ids=["ikedtx.example", B]))
+        charon.addConnection(Connection(
+            "peer", local_addrs=[B], remote_addrs=["%any"], proposals=["aes128gcm16-prfsha256-x25519"],
+            local=Auth("psk", id=B), remote=Auth("psk", id="ikedtx.example"), mobike="yes",
+            children=[Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
+                            esp_proposals=[CHARON_ESP])]))
+        charon.start()
+        config = ('ikev2 "peer" passive esp from %s to %s peer %s %s '
+                  'srcid ikedtx.example dstid %s psk "%s"\n' % (A_INNER, B_INNER, B, IKEDTX_CHILD, B, PSK))
+        ours = self.ikedtx(self.a, config, extraArgs=USERSPACE)
+        ours.start()
+        ours.initiate("peer")
+        before = self.ourOnlySa(ours)
+        self.labAssertEqual(ping(self.a, A_INNER, B_INNER, 3), 3, "ping before the move")
+        interface = self.link.interface(self.a)
+        self.a.sysctl("net.ipv4.conf.%s.promote_secondaries" % (interface,), 1)
+        self.a.addAddress(interface, A_MOVED + "/24")
+        self.a.ip("addr", "del", A + "/24", "dev", interface)
+
+        def followed():
+            sas = charon.ikeSas()
+            return len(sas) == 1 and sas[0]["remote-host"] == A_MOVED and sas[0]
+
+        theirs = poll(followed, 30, interval=0.3, what=lambda: "charon following ikedtx\n%r\n%s\n%s" % (
+            charon.listSas(), ours.report(), charon.report()))
+        self.assertEqual((theirs["initiator-spi"], theirs["responder-spi"]), (before["spiI"], before["spiR"]))
+        self.labAssert("parsed INFORMATIONAL request" in charon.log() and "N(UPD_SA_ADDR)" in charon.log(),
+                       "charon received no UPDATE_SA_ADDRESSES")
+        self.labAssert("peer accepted UPDATE_SA_ADDRESSES" in ours.log(), "ikedtx saw no answer to its update")
+        self.labAssertEqual(ours.showSa()[0]["local"].rsplit(":", 1)[0], A_MOVED)
+        self.labAssertEqual(ping(self.a, A_INNER, B_INNER, 20), 20, "ping after the move")
