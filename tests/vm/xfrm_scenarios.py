@@ -290,9 +290,8 @@ def main(reactor):
         """
         updateSA (MOBIKE) on both SAs of a GCM tunnel with a 32-packet
         replay window, in place: the replaced SAs go on from the old
-        sequence numbers, so b's replay window takes a's next packets (from
-        sequence 1 again they would be dropped as replays, and the same
-        GCM IVs would be used again).
+        sequence numbers (from 1 again, the same GCM IVs would be used
+        again).
         """
         sas = installPair("tunnel", 4, GCM, None, 11, replayWindow=32)
         src, dst = inner[4]
