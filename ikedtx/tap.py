@@ -295,6 +295,8 @@ def makeService(options):
     else:
         options["kernelReason"] = "--kernel %s" % (options["kernel"],)
 
+    # MOBIKE (RFC 4555 3.8) follows the host's address changes.
+    options["address-events"] = True
     service = IkedService(config, options)
     service.exitOnStartupError = True
     service.notifySystemd = True

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive,
-    SetTimer)
+    SetTimer, UpdateChildSA)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -95,6 +95,10 @@ class Host:
                 self.events.append(action)
                 usages = [KernelSAUsage(packets=self.packets.get(sa.spi, 0)) for sa in action.sas]
                 self.execute(self.core.usageReported(action.token, usages))
+            elif isinstance(action, UpdateChildSA):
+                for old, new in zip(action.old, action.new):
+                    self.kernel.updateSA(old, new)
+                self.events.append(action)
             elif isinstance(action, RemoveChildSA):
                 for sa in action.sas:
                     self.kernel.deleteSA(sa)

@@ -12,6 +12,7 @@ from ikedtx.core.proposals import select
 from ikedtx.core import cryptoglue
 from ikedtx.wire.constants import DhId, ExchangeType, HeaderFlag, NotifyType, PayloadType, TransformType
 from ikedtx.wire.message import Message
+from ikedtx.wire.fragments import fragmentSizeFor
 from ikedtx.wire.payloads import Notify, Proposal, SecurityAssociation, Transform
 
 from tests.corehelpers import CoreTestCase, Host, Network
@@ -244,7 +245,10 @@ class AdditionalKeyExchangeTests(IntermediateTestCase):
         fragments = [Message.decode(d) for d, _, _ in self.network.delivered]
         intermediate = [m for m in fragments if m.exchangeType == INTERMEDIATE]
         self.assertTrue(any(m.isFragment for m in intermediate))
-        self.assertTrue(all(len(d) <= a.core.settings.fragmentSize for d, _, _ in self.network.delivered))
+        size = fragmentSizeFor(a.core.settings, ikeSA)
+        # RFC 7383 2.5.1 as iked: a 576-octet IPv4 datagram, on port 4500 with the non-ESP marker.
+        self.assertEqual((ikeSA.local[1], size), (a.core.settings.nattPort, 576 - 20 - 8 - 4))
+        self.assertTrue(all(len(d) <= size for d, _, _ in self.network.delivered))
         self.assertEqual(self.exchanges(), [(INIT, False), (INIT, True), (INTERMEDIATE, False), (INTERMEDIATE, True),
                                             (INTERMEDIATE, False), (INTERMEDIATE, True), (AUTH, False), (AUTH, True)])
         self.assertSameKeys(a, b)

@@ -87,6 +87,19 @@ class XfrmVMTests(SynchronousTestCase):
         """
         self.checkPair("gcm_tunnel_v4")
 
+    def test_updateKeepsSequence(self):
+        """
+        updateSA (used by MOBIKE) replaces both SAs of a GCM tunnel from
+        their sequence numbers: after 5 pings, the update and 5 more, a's
+        outbound SA is at oseq 10 (with the update re-installing from
+        scratch it was at 5: the same GCM IVs sent twice), and the pings
+        still pass.
+        """
+        result = self.scenario("gcm_update_keeps_sequence")
+        self.assertEqual(result["before"]["received"], 5, result["before"]["output"])
+        self.assertEqual(result["after"]["received"], 5, result["after"]["output"] + result["drops"])
+        self.assertRegex(result["states"], r"oseq 0x0*[ab]\b", result["states"])
+
     def test_cbcSha256TransportIPv4(self):
         """
         AES-CBC with HMAC-SHA2-256-128 (RFC 3602, 4868), transport mode.

@@ -353,6 +353,54 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual(channel.types(), [m.XFRM_MSG_NEWSA, m.XFRM_MSG_GETSA, m.XFRM_MSG_DELSA])
         self.assertEqual(k.sas, {})
 
+    def test_updateKeepsSequenceNumbers(self):
+        """
+        updateSA (MOBIKE, a NAT mapping change) replaces the SA at its new
+        addresses starting from the old one's sequence numbers (GETSA's
+        replay state), so that GCM's sequence-derived IVs never repeat.
+        """
+        answer = m.usersa_info()
+        answer["attrs"] = [("XFRMA_REPLAY_ESN_VAL", {"bmp_len": 0, "oseq": 1000, "seq": 7, "oseq_hi": 0,
+                                                     "seq_hi": 0, "replay_window": 0})]
+        k, channel = kernel({m.XFRM_MSG_GETSA: [decoded(answer)]})
+        old = gcmSA(inbound=False, source=A("192.0.2.1"), destination=A("192.0.2.2"))
+        new = gcmSA(inbound=False, source=A("192.0.2.1"), destination=A("192.0.2.99"), encapsulation=(4500, 4500))
+        self.successResultOf(k.addSA(old))
+        self.successResultOf(k.updateSA(old, new))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_NEWSA, m.XFRM_MSG_GETSA, m.XFRM_MSG_DELSA, m.XFRM_MSG_NEWSA])
+        installed = channel.requests[-1][2]
+        state = installed.get_attr("XFRMA_REPLAY_ESN_VAL")
+        self.assertEqual((state["oseq"], state["seq"]), (1000, 7))
+        self.assertEqual(installed["replay_window"], 0)
+        self.assertEqual(list(k.sas.values()), [new])
+
+    def test_updateLegacyReplayState(self):
+        """
+        A kernel answering with the old XFRMA_REPLAY_VAL is read too.
+        """
+        import struct
+
+        answer = m.usersa_info()
+        answer["attrs"] = [("XFRMA_REPLAY_VAL", struct.pack("=III", 42, 3, 0))]
+        k, channel = kernel({m.XFRM_MSG_GETSA: [decoded(answer)]})
+        old = gcmSA()
+        self.successResultOf(k.addSA(old))
+        self.successResultOf(k.updateSA(old, gcmSA(source=A("192.0.2.99"))))
+        state = channel.requests[-1][2].get_attr("XFRMA_REPLAY_ESN_VAL")
+        self.assertEqual((state["oseq"], state["seq"]), (42, 3))
+
+    def test_updateWithoutSequenceNumbers(self):
+        """
+        When the old SA's sequence numbers cannot be read, updateSA fails
+        and leaves the old SA installed.
+        """
+        k, channel = kernel({m.XFRM_MSG_GETSA: NetlinkError(errno.ESRCH, "")})
+        old = gcmSA()
+        self.successResultOf(k.addSA(old))
+        self.failureResultOf(k.updateSA(old, gcmSA(source=A("192.0.2.99"))), KernelError)
+        self.assertEqual(channel.types(), [m.XFRM_MSG_NEWSA, m.XFRM_MSG_GETSA])
+        self.assertEqual(list(k.sas.values()), [old])
+
     def test_flush(self):
         """
         flush removes the policies and SAs this provider installed, and

@@ -9,7 +9,8 @@ import socket
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.core.actions import CancelTimer, QuerySAUsage, RequestDone, SendDatagram, SendNatKeepalive, SetTimer
+from ikedtx.core.actions import (
+    CancelTimer, QuerySAUsage, RequestDone, SendDatagram, SendNatKeepalive, SetTimer, UpdateChildSA)
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.kernel.interfaces import KernelSAUsage
@@ -156,6 +157,25 @@ class RunnerTests(SynchronousTestCase):
         self.kernel.addSA(known)
         self.runner.execute([QuerySAUsage(3, (known, unknown))])
         self.assertEqual(self.core.received, [("usage", 3, [KernelSAUsage(), None])])
+
+    def test_updateChildSA(self):
+        """
+        UpdateChildSA (MOBIKE) moves each installed SA to its new form in
+        the datapath; decoupled, the datapath is left alone.
+        """
+        from dataclasses import replace
+        from ipaddress import ip_address
+
+        from tests.test_kernel_decoupled import sa
+
+        old = sa(0x1000, inbound=False)
+        new = replace(old, destination=ip_address("192.0.2.99"), encapsulation=(4500, 4500))
+        self.kernel.addSA(old)
+        self.runner.execute([UpdateChildSA(1, (old,), (new,))])
+        self.assertEqual(list(self.kernel.sas.values()), [new])
+        self.runner.coupled = False
+        self.runner.execute([UpdateChildSA(1, (new,), (old,))])
+        self.assertEqual(list(self.kernel.sas.values()), [new])
 
     def test_stop(self):
         """

@@ -8,7 +8,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from ikedtx.wire import payloads as P
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, PayloadType
 from ikedtx.wire.errors import FragmentDropped, InvalidSyntax, WireEncodeError
-from ikedtx.wire.fragments import FRAGMENT_OVERHEAD, Reassembler, fragmentMessage, ikeMessageRoom
+from ikedtx.wire.fragments import (
+    FRAGMENT_OVERHEAD,
+    Reassembler,
+    fragmentMessage,
+    fragmentSizeFor,
+    ikeMessageRoom,
+)
 from ikedtx.wire.message import Message
 
 from .test_wire_message import SPI_I, SPI_R, authMessage
@@ -69,6 +75,27 @@ class FragmentMessageTests(SynchronousTestCase):
         """
         self.assertEqual(ikeMessageRoom(1280, 6, True), 1280 - 40 - 8 - 4)
         self.assertEqual(ikeMessageRoom(576, 4, False), 576 - 20 - 8)
+
+    def test_fragmentSizeFor(self):
+        """
+        RFC 7383 2.5.1 as iked: without a configured size, fragments fit
+        576-octet IPv4 and 1280-octet IPv6 datagrams, less the non-ESP
+        marker on the NAT-T port; a configured size wins.
+        """
+        from types import SimpleNamespace
+
+        from ikedtx.core.settings import CoreSettings
+
+        def sa(local, remote, natt=False):
+            return SimpleNamespace(local=local, remote=remote, nattEnabled=natt)
+
+        settings = CoreSettings()
+        self.assertEqual(fragmentSizeFor(settings, sa(("192.0.2.1", 500), ("192.0.2.2", 500))), 548)
+        self.assertEqual(fragmentSizeFor(settings, sa(("192.0.2.1", 4500), ("192.0.2.2", 4500))), 544)
+        self.assertEqual(fragmentSizeFor(settings, sa(("2001:db8::1", 500), ("2001:db8::2", 500))), 1232)
+        self.assertEqual(fragmentSizeFor(settings, sa(("2001:db8::1", 500), ("2001:db8::2", 500), True)), 1228)
+        self.assertEqual(fragmentSizeFor(settings, sa(None, ("2001:db8::2", 500))), 1232)
+        self.assertEqual(fragmentSizeFor(CoreSettings(fragmentSize=1000), sa(None, ("192.0.2.2", 500))), 1000)
 
     def test_roundTrip(self):
         """
@@ -206,20 +233,102 @@ class ReassemblerTests(SynchronousTestCase):
         No more than C{maxMessages} messages are reassembled at once; a
         request and a response with the same Message ID are distinct.
         """
-        reassembler = Reassembler(maxMessages=2)
+        reassembler = Reassembler(maxMessages=1)
         first = [Message.decode(d) for d in fragmentMessage(bigMessage(1), self.cipher, 300)]
         response = [
             Message.decode(d)
             for d in fragmentMessage(bigMessage(1, HeaderFlag.RESPONSE), self.cipher, 300)
         ]
-        third = [Message.decode(d) for d in fragmentMessage(bigMessage(2), self.cipher, 300)]
+        reassembler.add(first[0], self.cipher)
+        self.assertEqual(reassembler.pendingMessages, 1)
+        self.assertRaises(FragmentDropped, reassembler.add, response[0], self.cipher)
+        reassembler.discard(1, False)
+        self.assertIsNone(reassembler.add(response[0], self.cipher))
+        reassembler.clear()
+        self.assertEqual((reassembler.bytesHeld, reassembler.pendingMessages), (0, 0))
+
+    def test_laterMessageSupersedes(self):
+        """
+        With a window of one, a fragment of a later request frees what is
+        held of an earlier request, and leaves the responses alone.
+        """
+        reassembler = Reassembler()
+        first = [Message.decode(d) for d in fragmentMessage(bigMessage(1), self.cipher, 300)]
+        response = [
+            Message.decode(d)
+            for d in fragmentMessage(bigMessage(1, HeaderFlag.RESPONSE), self.cipher, 300)
+        ]
+        second = [Message.decode(d) for d in fragmentMessage(bigMessage(2), self.cipher, 300)]
         reassembler.add(first[0], self.cipher)
         reassembler.add(response[0], self.cipher)
         self.assertEqual(reassembler.pendingMessages, 2)
-        self.assertRaises(FragmentDropped, reassembler.add, third[0], self.cipher)
-        reassembler.discard(1, True)
-        self.assertIsNone(reassembler.add(third[0], self.cipher))
-        reassembler.clear()
+        reassembler.add(second[0], self.cipher)
+        self.assertEqual(sorted(reassembler._pending), [(1, True), (2, False)])
+        self.assertEqual(reassembler.bytesHeld, sum(p.size for p in reassembler._pending.values()))
+        results = [reassembler.add(f, self.cipher) for f in second[1:]]
+        self.assertEqual(results[-1].encrypted, bigMessage(2).encrypted)
+
+    def test_maxAge(self):
+        """
+        A message not complete C{maxAge} seconds after its first fragment
+        is forgotten when the next fragment comes; one within the time is
+        reassembled.
+        """
+        reassembler = Reassembler(maxAge=30)
+        reassembler.add(self.fragments[0], self.cipher, now=100.0)
+        held = reassembler.bytesHeld
+        reassembler.add(self.fragments[1], self.cipher, now=130.0)
+        self.assertGreater(reassembler.bytesHeld, held)
+        # Too late: fragments 1 and 2 are gone, so 3 starts anew.
+        reassembler.add(self.fragments[2], self.cipher, now=130.5)
+        self.assertEqual(sorted(reassembler._pending[(1, False)].pieces), [3])
+        results = [reassembler.add(f, self.cipher, now=131.0) for f in self.fragments[:2] + self.fragments[3:]]
+        self.assertEqual(results[-1].encrypted, bigMessage().encrypted)
+        self.assertEqual((reassembler.bytesHeld, reassembler.pendingMessages), (0, 0))
+
+    def test_flood(self):
+        """
+        An authenticated peer flooding fragments of messages that never
+        complete (each announcing 64 fragments, restarting with higher
+        totals, for ever new Message IDs) holds at most C{maxBytes} and
+        C{maxMessages}, and everything is freed once a message completes
+        and the next one supersedes the rest.
+        """
+        reassembler = Reassembler()
+        dropped = 0
+        for messageId in range(1, 40):
+            for size in (300, 250, 200, 150):
+                for fragment in fragmentMessage(bigMessage(messageId), self.cipher, size)[:-1]:
+                    try:
+                        reassembler.add(Message.decode(fragment), self.cipher, now=float(messageId))
+                    except FragmentDropped:
+                        dropped += 1
+                    self.assertLessEqual(reassembler.bytesHeld, reassembler.maxBytes)
+                    self.assertLessEqual(reassembler.pendingMessages, 1)
+        self.assertGreater(reassembler.bytesHeld, 0)
+        whole = [Message.decode(d) for d in fragmentMessage(bigMessage(40), self.cipher, 300)]
+        results = [reassembler.add(f, self.cipher, now=40.0) for f in whole]
+        self.assertEqual(results[-1].encrypted, bigMessage(40).encrypted)
+        self.assertEqual((reassembler.bytesHeld, reassembler.pendingMessages), (0, 0))
+
+    def test_floodOneMessage(self):
+        """
+        Fragments for one message beyond C{maxBytes} are dropped and the
+        bytes held stay capped.
+        """
+        reassembler = Reassembler(maxFragments=1000, maxBytes=2000)
+        huge = authMessage(encrypted=[P.Certificate(4, b"c" * 20000)])
+        fragments = [Message.decode(d) for d in fragmentMessage(huge, self.cipher, 300)]
+        dropped = 0
+        for fragment in fragments:
+            try:
+                self.assertIsNone(reassembler.add(fragment, self.cipher))
+            except FragmentDropped as e:
+                self.assertIn("would hold more than 2000", str(e))
+                dropped += 1
+        self.assertLessEqual(reassembler.bytesHeld, 2000)
+        self.assertGreater(dropped, len(fragments) // 2)
+        reassembler.discard(1, False)
         self.assertEqual((reassembler.bytesHeld, reassembler.pendingMessages), (0, 0))
 
     def test_differentExchange(self):

@@ -81,6 +81,19 @@ class RemoveChildSA:
 
 
 @dataclass(frozen=True)
+class UpdateChildSA:
+    """
+    Move the installed L{KernelSA}s C{old} of the Child SA C{reqid} to the
+    addresses and encapsulation of C{new} (same SPIs and keys, pairwise;
+    MOBIKE, RFC 4555): the datapath keeps their sequence numbers.
+    """
+
+    reqid: int
+    old: Tuple[Any, ...]
+    new: Tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class QuerySAUsage:
     """
     Ask the datapath what it counted for the installed L{KernelSA}s C{sas}

@@ -50,7 +50,8 @@ from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
 from ikedtx.wire.errors import FragmentDropped, InvalidMajorVersion, MalformedMessage
-from ikedtx.wire.fragments import fragmentMessage
+from ikedtx.core.tasks.mobikeupdate import addressesChanged, moveIkeSA
+from ikedtx.wire.fragments import fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
 
@@ -164,8 +165,10 @@ class IKECore:
             return [message.encode()]
         message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, encrypted=payloads)
         data = message.encode(ikeSA.cipherOut)
-        if ikeSA.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
-            return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
+        if ikeSA.peerFragmentation and self.config.settings.fragmentation:
+            size = fragmentSizeFor(self.settings, ikeSA)
+            if len(data) > size:
+                return fragmentMessage(message, ikeSA.cipherOut, size)
         return [data]
 
     def sendAll(self, ikeSA, datagrams, local=None, remote=None):
@@ -461,7 +464,7 @@ class IKECore:
         L{MalformedMessage}.
         """
         if message.isFragment:
-            whole = self._fragments.add(ikeSA, message)
+            whole = self._fragments.add(ikeSA, message, self.now())
             return None if whole is None else whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
@@ -518,7 +521,8 @@ class IKECore:
             ikeSA.nattEnabled = True
         if ikeSA.natRemote and remote != ikeSA.remote:
             self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
-            ikeSA.remote = remote
+            # Its Child SAs' ESP follows too (an UpdateChildSA).
+            moveIkeSA(self, ikeSA, ikeSA.local, remote)
 
     def _responseReceived(self, ikeSA, message, local, remote):
         manager = ikeSA.taskManager
@@ -747,10 +751,14 @@ class IKECore:
 
     def addressChanged(self, address, added):
         """
-        A local address came or went. MOBIKE (RFC 4555 3.8) will move the IKE
-        SAs of a lost address here; for now it is only logged.
+        A local address came or went: MOBIKE (RFC 4555 3.8) moves the IKE
+        SAs we initiated off a lost address (L{mobikeupdate.addressesChanged}).
         """
         self._log.info("local address {address} {what}", address=address, what="added" if added else "removed")
+        try:
+            addressesChanged(self, None if added else address)
+        except Exception:
+            self._log.failure("internal error after an address change")
         return self._drain()
 
     # Timers

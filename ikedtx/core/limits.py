@@ -22,10 +22,11 @@ class FragmentBudget:
         self.settings = settings
         self.held = 0
 
-    def add(self, ikeSA, message):
+    def add(self, ikeSA, message, now=None):
         """
         Add the fragment C{message} to C{ikeSA}'s reassembler, within the
-        budget; what L{Reassembler.add} returns or raises.
+        budget, at time C{now} (for the reassembler's timeout); what
+        L{Reassembler.add} returns or raises.
 
         @raise FragmentDropped: the fragment would take the sum past
             C{fragmentBytesMax}.
@@ -39,7 +40,7 @@ class FragmentBudget:
                 self.settings.fragmentBytesMax,))
         before = reassembler.bytesHeld
         try:
-            return reassembler.add(message, ikeSA.cipherIn)
+            return reassembler.add(message, ikeSA.cipherIn, now)
         finally:
             self.held += reassembler.bytesHeld - before
 

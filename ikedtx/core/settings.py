@@ -36,7 +36,9 @@ class CoreSettings:
         not authenticated.
     @ivar retransmit: the L{RetransmitSchedule} of our requests.
     @ivar fragmentSize: the largest IKE message (bytes of UDP payload)
-        sent unfragmented when the peer supports RFC 7383.
+        sent unfragmented when the peer supports RFC 7383; 0 (the
+        default) sizes fragments by the path as iked does: datagrams of
+        576 octets over IPv4, 1280 over IPv6 (RFC 7383 2.5.1).
     @ivar nonceSize: bytes of our nonces.
     @ivar natKeepalive: seconds between NAT keepalives when we are behind
         a NAT (RFC 3948 4), 0 for none.
@@ -59,7 +61,7 @@ class CoreSettings:
     fragmentBytesMax: int = 8 << 20
     halfOpenTimeout: float = 60.0
     retransmit: RetransmitSchedule = field(default_factory=RetransmitSchedule)
-    fragmentSize: int = 1232
+    fragmentSize: int = 0
     nonceSize: int = 32
     natKeepalive: float = 20.0
     maxInitRetries: int = 4

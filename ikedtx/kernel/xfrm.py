@@ -26,6 +26,7 @@ socket decapsulate ESP in UDP (RFC 3948).
 import errno
 import os
 import socket
+import struct
 from collections import Counter
 from ipaddress import ip_address, summarize_address_range
 
@@ -269,11 +270,14 @@ def _name(enum, value):
         return str(value)
 
 
-def saMessage(sa, mode=None):
+def saMessage(sa, mode=None, sequences=None):
     """
     The C{xfrm_usersa_info} message (with its attributes) that installs
     L{KernelSA} C{sa} (in C{mode} if given: an ESP SA under an IPcomp
     tunnel is a transport-mode SA).
+
+    @param sequences: C{{oseq, seq, oseq_hi, seq_hi}} the SA starts from
+        (an SA moved by L{XfrmKernel.updateSA}), in C{XFRMA_REPLAY_ESN_VAL}.
     """
     mode = mode or sa.mode
     source, destination = ip_address(sa.source), ip_address(sa.destination)
@@ -299,10 +303,12 @@ def saMessage(sa, mode=None):
         msg["sel_prefixlen_s"] = msg["sel_prefixlen_d"] = source.max_prefixlen
     attrs = algorithmAttributes(sa)
     window = max(0, sa.replayWindow or 0)
-    if sa.esn or window > 32:
+    if sa.esn or window > 32 or sequences is not None:
         if sa.esn:
             flags |= m.XFRM_STATE_ESN
-        attrs.append(("XFRMA_REPLAY_ESN_VAL", {"bmp_len": (window + 31) // 32, "replay_window": window}))
+        state = {"bmp_len": (window + 31) // 32, "replay_window": window}
+        state.update(sequences or {})
+        attrs.append(("XFRMA_REPLAY_ESN_VAL", state))
     else:
         msg["replay_window"] = window
     msg["flags"] = flags
@@ -667,7 +673,7 @@ class XfrmKernel:
             return fail()
         return succeed(None)
 
-    def _installSA(self, sa):
+    def _installSA(self, sa, sequences=None):
         destination = ip_address(sa.destination)
         mode = sa.mode
         try:
@@ -675,7 +681,7 @@ class XfrmKernel:
                 self._request(ipcompMessage(sa), m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
                 if mode == "tunnel":
                     mode = "transport"
-            msg = saMessage(sa, mode)
+            msg = saMessage(sa, mode, sequences)
         except KernelError:
             raise
         except Exception as e:
@@ -718,12 +724,39 @@ class XfrmKernel:
             return fail()
         return succeed(None)
 
+    def _sequences(self, sa):
+        """
+        The sequence numbers and replay counters of the installed C{sa}
+        (GETSA), as L{saMessage} takes them.
+
+        @raise KernelError: the kernel did not tell them.
+        """
+        try:
+            answers = self._request(
+                saIdMessage(_IPPROTO[sa.protocol], sa.spi, sa.destination), m.XFRM_MSG_GETSA, 0x01)
+            esn = answers[0].get_attr("XFRMA_REPLAY_ESN_VAL")
+            if esn is not None:
+                return {key: esn[key] for key in ("oseq", "seq", "oseq_hi", "seq_hi")}
+            legacy = answers[0].get_attr("XFRMA_REPLAY_VAL")
+            if legacy:
+                # struct xfrm_replay_state: oseq, seq, bitmap (host order).
+                raw = bytes.fromhex(legacy.replace(":", "")) if isinstance(legacy, str) else bytes(legacy)
+                oseq, seq = struct.unpack_from("=II", raw)
+                return {"oseq": oseq, "seq": seq, "oseq_hi": 0, "seq_hi": 0}
+        except Exception as e:
+            raise _kernelError("sequence numbers of %s" % (_describeSA(sa),), e)
+        raise KernelError("sequence numbers of %s: the kernel sent no replay state" % (_describeSA(sa),))
+
     def updateSA(self, old, new):
         # XFRM keys SAs by destination and SPI, and an update does not
-        # change keys or addresses: the SA is replaced.
+        # change keys or addresses: the SA is replaced, starting from the
+        # old one's sequence numbers (the same key with a sequence number
+        # again would repeat GCM's IVs, which the kernel derives from it).
+        # When they cannot be read, the SA is left as it was.
         try:
+            sequences = self._sequences(old)
             self._removeSA(old)
-            self._installSA(new)
+            self._installSA(new, sequences)
         except KernelError:
             return fail()
         return succeed(None)

@@ -277,6 +277,13 @@ class CoreRunner:
         except KernelError as e:
             self._log.error("{error}", error=e)
 
+    def action_UpdateChildSA(self, action):
+        if not self.coupled:
+            return
+        for old, new in zip(action.old, action.new):
+            self.kernel.updateSA(old, new).addErrback(
+                lambda f, reqid=action.reqid: self._log.failure("moving Child SA {reqid}", f, reqid=reqid))
+
     def action_QuerySAUsage(self, action):
         token = action.token
         ds = [self.kernel.querySA(sa).addErrback(lambda f: None) for sa in action.sas]

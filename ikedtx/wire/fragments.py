@@ -29,6 +29,24 @@ def ikeMessageRoom(datagramSize, ipVersion, nonEspMarker):
     return datagramSize - (20 if ipVersion == 4 else 40) - 8 - (4 if nonEspMarker else 0)
 
 
+# RFC 7383 2.5.1: IP datagrams every path carries, as iked sizes fragments.
+PATH_DATAGRAM = {4: 576, 6: 1280}
+
+
+def fragmentSizeFor(settings, ikeSA):
+    """
+    The largest IKE message of C{ikeSA} sent whole: C{settings.fragmentSize}
+    when set, else what fits a datagram of L{PATH_DATAGRAM} octets on the
+    SA's path (its address family, and the non-ESP marker on the NAT-T
+    port).
+    """
+    if settings.fragmentSize:
+        return settings.fragmentSize
+    version = 6 if ":" in ikeSA.remote[0] else 4
+    marker = ikeSA.nattEnabled or bool(ikeSA.local and ikeSA.local[1] == settings.nattPort)
+    return ikeMessageRoom(PATH_DATAGRAM[version], version, marker)
+
+
 def _largestPiece(cipher, room):
     """
     The largest plaintext length whose sealed form fits C{room} octets.
@@ -111,9 +129,12 @@ class _Pending:
     @ivar first: the decoded fragment 1 (for its inner type and outer
         payloads), once it arrived.
     @ivar size: plaintext octets held.
+    @ivar started: when its first fragment was kept (L{None} without a
+        clock).
     """
 
-    def __init__(self, message, total):
+    def __init__(self, message, total, started):
+        self.started = started
         self.exchangeType = message.exchangeType
         self.spis = (message.spiI, message.spiR)
         self.total = total
@@ -134,15 +155,23 @@ class Reassembler:
     duplicate, a different exchange type or SPIs, or exceeding a limit
     drops the fragment with L{FragmentDropped}.
 
+    Nothing is held for ever: IKEv2 peers use a window of one (ikedtx
+    announces no SET_WINDOW_SIZE), so a fragment of a later request (or
+    response) frees what is held of earlier ones, and a message not
+    complete C{maxAge} seconds after its first fragment was kept is
+    forgotten when the next fragment comes.
+
     @ivar maxFragments: the largest Total Fragments accepted.
     @ivar maxBytes: plaintext octets held over all pending messages.
     @ivar maxMessages: messages being reassembled at once.
+    @ivar maxAge: seconds a message may take to arrive in full.
     """
 
-    def __init__(self, maxFragments=64, maxBytes=64 * 1024, maxMessages=4):
+    def __init__(self, maxFragments=64, maxBytes=64 * 1024, maxMessages=4, maxAge=30.0):
         self.maxFragments = maxFragments
         self.maxBytes = maxBytes
         self.maxMessages = maxMessages
+        self.maxAge = maxAge
         self._pending = {}
         self._held = 0
 
@@ -166,13 +195,27 @@ class Reassembler:
         self._pending.clear()
         self._held = 0
 
-    def add(self, message, cipher):
+    def _expire(self, key, now):
+        """
+        Forget the messages that C{key} (Message ID, response flag)
+        supersedes, and those older than C{maxAge} at C{now}.
+        """
+        for other in list(self._pending):
+            pending = self._pending[other]
+            if other[1] == key[1] and other[0] < key[0]:
+                self.discard(*other)
+            elif now is not None and pending.started is not None and now - pending.started > self.maxAge:
+                self.discard(*other)
+
+    def add(self, message, cipher, now=None):
         """
         Add a decoded SKF message.
 
         @param message: a L{Message} from L{Message.decode} whose
             C{isFragment} is true.
         @param cipher: the C{ISKCipher} of the sender's direction.
+        @param now: the time in seconds, for C{maxAge}; L{None} keeps
+            messages until superseded.
         @return: C{None} while fragments are missing; then a L{Message}
             with the header fields of the fragments, the unencrypted
             payloads of fragment 1 (without its SKF payload), and the
@@ -189,11 +232,14 @@ class Reassembler:
             raise ValueError("not an SKF message")
         key = (message.messageId, message.isResponse)
         number, total = fragment.fragmentNumber, fragment.totalFragments
-        pending = self._pending.get(key)
         if total > self.maxFragments:
             raise FragmentDropped(
                 "fragment %d of %d: more than %d fragments" % (number, total, self.maxFragments)
             )
+        # The engine passes only fragments of the Message ID it expects, so
+        # what this one supersedes is stale whether or not it is authentic.
+        self._expire(key, now)
+        pending = self._pending.get(key)
         restart = False
         if pending is not None:
             if (message.exchangeType, (message.spiI, message.spiR)) != (
@@ -227,7 +273,7 @@ class Reassembler:
         if pending is None or restart:
             if restart:
                 self.discard(*key)
-            pending = self._pending[key] = _Pending(message, total)
+            pending = self._pending[key] = _Pending(message, total, now)
         pending.pieces[number] = plaintext
         pending.size += len(plaintext)
         self._held += len(plaintext)

@@ -285,6 +285,28 @@ def main(reactor):
         return out
 
     run("gcm_transport_v4_espinudp", espInUdp)
+
+    def updateKeepsSequence():
+        """
+        updateSA (MOBIKE) on both SAs of a GCM tunnel with a 32-packet
+        replay window, in place: the replaced SAs go on from the old
+        sequence numbers (from 1 again, the same GCM IVs would be used
+        again).
+        """
+        sas = installPair("tunnel", 4, GCM, None, 11, replayWindow=32)
+        src, dst = inner[4]
+        out = {"before": ping("a", src, dst, count=5)}
+        for ns in ("a", "b"):
+            for sa in sas[ns]:
+                result(kernels[ns].updateSA(sa, sa))
+        out["after"] = ping("a", src, dst, count=5)
+        out["usage"] = {ns: {"in": usage(ns, sas[ns][0]), "out": usage(ns, sas[ns][1])} for ns in ("a", "b")}
+        out["states"] = sh("ip -n a -s xfrm state")[-2500:]
+        out["drops"] = sh("ip netns exec b cat /proc/net/xfrm_stat", check=False)
+        flushBoth()
+        return out
+
+    run("gcm_update_keeps_sequence", updateKeepsSequence)
     run("ah_sha256_transport_v4", pairScenario, "transport", 4, None, SHA256, 7, protocol=ProtocolId.AH)
     run("ipcomp_gcm_tunnel_v4", pairScenario, "tunnel", 4, GCM, None, 8, ipcomp=True, size=1200)
 

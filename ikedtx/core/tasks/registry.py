@@ -20,6 +20,7 @@ from ikedtx.core.tasks.initialcontact import InitialContactTask
 from ikedtx.core.tasks.intermediate import IntermediateGuardTask, IntermediateTask
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.tasks.mobike import MobikeTask
+from ikedtx.core.tasks.mobikeupdate import UpdateAddressesTask
 from ikedtx.core.tasks.natd import NATDetectionTask
 from ikedtx.wire.constants import ExchangeType
 
@@ -40,7 +41,7 @@ RESPONDERS = {
     ExchangeType.CREATE_CHILD_SA: lambda: [IKERekeyTask(False), ChildCreateTask(False)],
     ExchangeType.IKE_FOLLOWUP_KE: lambda: [OrphanFollowupTask(False)],
     ExchangeType.INFORMATIONAL: lambda: [IKEDeleteTask(False), ChildDeleteTask(False), ErrorNotifyTask(False),
-                                         LivenessTask(False)],
+                                         LivenessTask(False), UpdateAddressesTask(False)],
 }
 
 

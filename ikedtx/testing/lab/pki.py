@@ -256,6 +256,18 @@ class CertificateAuthority:
         cert = builder.sign(self.key.private, signatureHash(self.key.private))
         return Certificate(cert, key, issuer=self)
 
+    def subordinate(self, subject, keyType="ecdsa-p256", days=30):
+        """
+        An intermediate L{CertificateAuthority} issued by this one; its
+        C{cert} carries this CA as issuer.
+        """
+        certificate = self.issue(subject, keyType=keyType, days=days, ca=True)
+        sub = CertificateAuthority.__new__(CertificateAuthority)
+        sub.key = certificate.key
+        sub.cert = certificate
+        sub.revoked = []
+        return sub
+
     def revoke(self, certificate):
         """
         Add C{certificate} to the revoked list of the next L{crl}.
