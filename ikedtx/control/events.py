@@ -45,6 +45,11 @@ COUNTERS = (
     "ikedtx_acquires",
     "ikedtx_expires",
     "ikedtx_auth_failures",
+    # ikedtx's own, from the core (ikedtx.core.counters).
+    "ikedtx_csa_rekeyed",
+    "ikedtx_cookie_sent",
+    "ikedtx_no_proposal_sent",
+    "ikedtx_no_proposal_rcvd",
 )
 
 

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 
 from ikedtx.addresses import addressOf
 from ikedtx.core import screening
+from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
@@ -69,6 +70,7 @@ class IKECore:
     @ivar settings: L{CoreSettings}.
     @ivar ikeSAs: C{{localSPI: IKESA}} of every IKE SA past IKE_SA_INIT
         (and our own half-open ones).
+    @ivar counters: the L{Counters} of what happened (C{show stats}).
     @ivar passive: iked's passive mode (C{set passive}, C{-S}, C{ikectl
         passive}): no packet is sent to peers and nothing is initiated; what
         peers send is dropped.
@@ -91,6 +93,7 @@ class IKECore:
         self.wallClock = wallClock or (lambda: None)
         self.passive = self.settings.passive
         self.dpd = DeadPeerDetection(self)
+        self.counters = Counters()
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -158,7 +161,9 @@ class IKECore:
         message = Message(ikeSA.spiI, ikeSA.spiR, exchangeType, flags, messageId, encrypted=payloads)
         data = message.encode(ikeSA.cipherOut)
         if ikeSA.peerFragmentation and self.config.settings.fragmentation and len(data) > self.settings.fragmentSize:
-            return fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
+            fragments = fragmentMessage(message, ikeSA.cipherOut, self.settings.fragmentSize)
+            self.counters.count("ikes_frag_sent", len(fragments))
+            return fragments
         return [data]
 
     def sendAll(self, ikeSA, datagrams, local=None, remote=None):
@@ -174,6 +179,7 @@ class IKECore:
         """
         message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
                           payloads=[Notify(notifyType, data=notifyData)])
+        self.counters.notifiesSent(message.payloads)
         self.emit(SendDatagram(message.encode(), local, remote))
 
     # Commands
@@ -211,6 +217,7 @@ class IKECore:
         localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
         remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
         ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        self.counters.count("ikes_sa_created")
         ikeSA.taskManager = TaskManager(self, ikeSA)
         ikeSA.nattEnabled = nattOnly
         ikeSA.keepUp = keepUp
@@ -413,6 +420,7 @@ class IKECore:
             last = existing.taskManager.lastResponse
             if last is not None and hmac.compare_digest(last.requestHash, hashValue):
                 self._log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
+                self.counters.count("ikes_retransmit_response")
                 self.sendAll(existing, last.datagrams, local, remote)
                 return
             if existing.state != IKEState.SA_INIT:
@@ -429,6 +437,7 @@ class IKECore:
                 self.answerInClear(message, local, remote, e.notifyType, e.data)
             return
         ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
+        self.counters.count("ikes_sa_created")
         ikeSA.taskManager = TaskManager(self, ikeSA)
         self._registerResponderSA(ikeSA, key)
         ikeSA.taskManager.handleRequest(message, hashValue, message.payloads, local, remote,
@@ -443,8 +452,19 @@ class IKECore:
         if message.isFragment:
             if ikeSA.reassembler is None:
                 ikeSA.reassembler = Reassembler()
-            whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
-            return None if whole is None else whole.encrypted
+            self.counters.count("ikes_frag_rcvd")
+            try:
+                whole = ikeSA.reassembler.add(message, ikeSA.cipherIn)
+            except FragmentDropped:
+                self.counters.count("ikes_frag_rcvd_drop")
+                raise
+            except (IntegrityError, MalformedMessage):
+                self.counters.count("ikes_frag_reass_drop")
+                raise
+            if whole is None:
+                return None
+            self.counters.count("ikes_frag_reass_ok")
+            return whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
         return message.decrypt(ikeSA.cipherIn)

@@ -281,6 +281,16 @@ class CoreRunner:
             self._publish("retransmit-limit", **fields)
         self._publish("ike-down", detail=action.cause, **fields)
 
+    def action_IKESARekeyed(self, action):
+        self._publish("ike-rekeyed", spiI=action.spiI.hex(), spiR=action.spiR.hex(), oldSpiI=action.oldSpiI.hex(),
+                      oldSpiR=action.oldSpiR.hex(), policy=action.policy, remote="%s:%d" % tuple(action.remote))
+
+    def action_ChildSARekeyed(self, action):
+        self._publish("child-rekeyed", spi="%08x" % (action.spiIn,), oldSpi="%08x" % (action.oldSpiIn,),
+                      policy=action.policy, remote="%s:%d" % tuple(action.remote),
+                      detail="reqid %d spi out %08x, was %08x" % (action.reqid, action.spiOut or 0,
+                                                                  action.oldSpiOut or 0))
+
     # Monitoring (ikectl monitor, show stats)
 
     def _count(self, name):
