@@ -458,6 +458,10 @@ class IkedService(MultiService):
             ControlSocketService(options["socket"], self.reactor).setServiceParent(self)
         if options.get("ro-socket"):
             ControlSocketService(options["ro-socket"], self.reactor, readOnly=True).setServiceParent(self)
+        if options.get("metrics"):
+            from ikedtx.metrics import MetricsService
+
+            MetricsService(options["metrics"], self.reactor).setServiceParent(self)
         if options.get("sighup", True):
             ReloadOnHangup(self.reactor).setServiceParent(self)
             StopOnTerm(self.reactor).setServiceParent(self)

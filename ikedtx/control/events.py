@@ -58,10 +58,20 @@ class Stats:
     iked's counters.
 
     @ivar values: C{{name: int}} for every name of L{COUNTERS}.
+    @ivar failures: C{{cause: int}}: the IKE SAs that failed to establish,
+        by cause (the metrics).
     """
 
     def __init__(self):
         self.values = dict.fromkeys(COUNTERS, 0)
+        self.failures = {}
+
+    def failed(self, cause):
+        """
+        An IKE SA failed before it was established, for C{cause} (an
+        L{ikedtx.core.actions.IKESADown}'s).
+        """
+        self.failures[cause] = self.failures.get(cause, 0) + 1
 
     def count(self, name, n=1):
         self.values[name] += n

@@ -273,6 +273,8 @@ class CoreRunner:
         self._count("ikes_sa_removed")
         if not action.established:
             self._count("ikes_sa_established_failures")
+            if self.events is not None:
+                self.events.stats.failed(action.cause)
         if action.cause == "auth":
             self._count("ikedtx_auth_failures")
             self._publish("auth-failed", **fields)
