@@ -103,6 +103,9 @@ def families(service, usages):
         if name == "ikes_sa_established_current":
             continue
         metric = "ikedtx_" + name.split("_", 1)[1]
+        # The exposition adds _total to counters itself.
+        if metric.endswith("_total"):
+            metric = metric[:-len("_total")]
         out.append(core.CounterMetricFamily(metric, "show stats: %s." % (name,), value=values[name]))
     failures = core.CounterMetricFamily("ikedtx_negotiation_failures",
                                         "IKE SAs that failed before they were established, by cause.",

@@ -97,6 +97,8 @@ class ExpositionTests(ExchangeTestCase):
         self.assertEqual(samples["ikedtx_msg_sent_total"], {(): 5})
         self.assertEqual(samples["ikedtx_sa_created_total"], {(): 1})
         self.assertNotIn("ikedtx_sa_established_current_total", samples)
+        # iked's ikes_sa_established_total, without a second _total.
+        self.assertEqual(samples["ikedtx_sa_established_total"], {(): 0})
 
     def test_failuresByReason(self):
         """
