@@ -13,6 +13,7 @@ from ikedtx.core.timers import TimerKey
 from ikedtx.wire.payloads import Notify
 from ikedtx.wire.constants import NotifyType
 
+from tests.test_core_async import AsyncTestCase
 from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase, initiatorConfig, responderConfig
 from tests.test_core_rekey import RekeyTestCase
 
@@ -186,3 +187,27 @@ class RekeyCountersTests(RekeyTestCase):
             self.assertEqual(kinds, [IKESAUp, IKESAUp, IKESARekeyed])
             self.assertEqual(host.core.counters["ikes_sa_rekeyed"], 1)
             self.assertEqual(host.core.counters["ikes_sa_created"], 2)
+
+
+class BusyTests(AsyncTestCase):
+    def test_requestWhileAnswering(self):
+        """
+        A request received again while its answer waits for the datapath
+        (the responder's Child SA SPI) is dropped and counted as iked's
+        ikes_msg_rcvd_busy; once answered, the exchange completes.
+        """
+        a, b = self.makeSlowPair("b")
+        requestId = a.initiate("ab")
+        self.network.deliverOne()  # IKE_SA_INIT request
+        self.network.deliverOne()  # its response
+        self.network.deliverOne(duplicate=True)  # IKE_AUTH, twice
+        self.assertEqual(self.network.inFlight, [])
+        self.assertEqual(b.core.counters["ikes_msg_rcvd_busy"], 1)
+        self.assertEqual(b.core.counters["ikes_retransmit_response"], 0)
+        b.allocateAll()
+        self.network.pump()
+        for install in b.installs:
+            b.execute(b.core.childInstalled(install.reqid))
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.assertEqual(a.core.counters["ikes_msg_rcvd_busy"], 0)
