@@ -24,6 +24,7 @@ CORE_COUNTERS = (
     "ikes_frag_rcvd_drop",
     "ikes_frag_reass_ok",
     "ikes_frag_reass_drop",
+    # Stays 0 until MOBIKE sends UPDATE_SA_ADDRESSES (core/tasks/mobike.py).
     "ikes_update_addresses_sent",
     "ikes_dpd_sent",
     "ikedtx_csa_rekeyed",
