@@ -260,7 +260,7 @@ _STAT_TEXT = {
     "ikes_sa_established_current": "IKE SA%s currently established",
     "ikes_sa_established_failures": "IKE SA%s failed to establish",
     "ikes_sa_proposals_negotiate_failures": "failed proposal negotiation%s",
-    "ikes_sa_rekeyed": "IKE SA%s rekeyed locally",
+    "ikes_sa_rekeyed": "IKE SA%s rekeyed",
     "ikes_sa_removed": "IKE SA%s removed",
     "ikes_csa_created": "Child SA%s created",
     "ikes_csa_removed": "Child SA%s removed",
