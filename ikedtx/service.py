@@ -462,6 +462,10 @@ class IkedService(MultiService):
             from ikedtx.net.addrmonitor import AddressMonitorService
 
             AddressMonitorService(self.reactor).setServiceParent(self)
+        if options.get("metrics"):
+            from ikedtx.metrics import MetricsService
+
+            MetricsService(options["metrics"], self.reactor).setServiceParent(self)
         if options.get("sighup", True):
             ReloadOnHangup(self.reactor).setServiceParent(self)
             StopOnTerm(self.reactor).setServiceParent(self)

@@ -81,6 +81,8 @@ class Options(usage.Options):
         ["etc-dir", None, DEFAULT_ETC_DIR, "Root of the iked tree (ca/, certs/, private/, pubkeys/...)."],
         ["ro-socket", None, None, "Path of a read-only control socket (show commands and monitor only, "
          "open to every user), for monitoring tools."],
+        ["metrics", None, None, "Serve Prometheus metrics over HTTP on ADDR:PORT ([ADDR]:PORT for IPv6; "
+         "needs prometheus_client, the metrics extra)."],
         ["keylog", None, None, "Testing only: append every IKE SA's SK_e/SK_a keys to this file (mode 0600), "
          "for tshark's IKEv2 decryption."],
         [
@@ -197,6 +199,13 @@ class Options(usage.Options):
             raise usage.UsageError("-f needs a file name")
         if not self["socket"]:
             raise usage.UsageError("-s needs a socket path")
+        if self["metrics"] is not None:
+            from ikedtx.metrics import parseAddress
+
+            try:
+                self["metrics"] = parseAddress(self["metrics"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
         self._chooseLogger()
         self["parsedConfig"] = None
         if self.loadConfiguration and not self["version"]:

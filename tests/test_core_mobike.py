@@ -152,6 +152,8 @@ class InitiatorMovesTests(ExchangeTestCase):
         [update] = b.eventsOf(UpdateChildSA)
         self.assertEqual([str(sa.destination) for sa in update.new], [B_ADDR, MOVED])
         self.assertEqual(len(self.network.delivered), sent + 2)
+        self.assertEqual((a.core.counters["ikes_update_addresses_sent"],
+                          b.core.counters["ikes_update_addresses_sent"]), (1, 0))
 
     def test_otherAddressIgnored(self):
         """

@@ -24,6 +24,7 @@ from ikedtx.control.events import EventHub
 from ikedtx.control.ikectl import formatEvent, formatShowSA, parseCommand, parseOptions, IkectlUsage
 from ikedtx.control.server import MAX_BOX_BYTES, ControlProtocol
 from ikedtx.core.engine import IKECore
+from ikedtx.core.timers import TimerKey
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
 from tests.corehelpers import DeterministicRandom
@@ -199,6 +200,21 @@ class ShowTests(DaemonPair):
         self.assertEqual(values["ikes_csa_created"], 1)
         self.assertEqual((values["ikes_msg_sent"], values["ikes_msg_rcvd"]), (2, 2))
         self.assertEqual((stats["passive"], stats["coupled"]), (False, True))
+
+    def test_showStatsCoreCounters(self):
+        """
+        show stats adds what the core counts: the IKE SA created (exactly
+        one, not established plus failed) and the rekeys.
+        """
+        ikesa = self.establish()
+        (child,) = ikesa.children
+        self.a.execute(self.a.core.timerExpired(TimerKey.childSoft(ikesa.localSPI, child.reqid)))
+        self.advance(0.1)
+        stats = self.result(self.client.showStats())
+        values = {c["name"]: c["value"] for c in stats["counters"]}
+        self.assertEqual(values["ikes_sa_created"], 1)
+        self.assertEqual(values["ikedtx_csa_rekeyed"], 1)
+        self.assertEqual(values["ikes_retransmit_request"], 0)
 
     def test_showCertstore(self):
         """
@@ -501,6 +517,35 @@ class MonitorTests(DaemonPair):
         self.advance(0.1)
         self.assertEqual([e["kind"] for e in events], ["child-down", "ike-down"])
         self.assertEqual(events[-1]["reason"], "reset sa")
+
+    def test_rekeyed(self):
+        """
+        A Child SA rekey streams child-rekeyed with the new and the old
+        inbound SPI; an IKE SA rekey streams ike-up for the new IKE SA,
+        then ike-rekeyed with the new and old SPIs (RFC 7296 2.8, 2.18).
+        """
+        events = []
+        self.result(self.client.monitor(events.append))
+        ikesa = self.establish()
+        (child,) = ikesa.children
+        del events[:]
+        self.a.execute(self.a.core.timerExpired(TimerKey.childSoft(ikesa.localSPI, child.reqid)))
+        self.advance(0.1)
+        (rekeyed,) = [e for e in events if e["kind"] == "child-rekeyed"]
+        (new,) = [c for c in ikesa.children if c is not child]
+        self.assertEqual((rekeyed["spi"], rekeyed["oldSpi"], rekeyed["policy"]),
+                         ("%08x" % (new.spiIn,), "%08x" % (child.spiIn,), "ab"))
+        self.assertIn("spi 0x%08x (was spi 0x%08x)" % (new.spiIn, child.spiIn), formatEvent(rekeyed))
+        del events[:]
+        self.a.execute(self.a.core.timerExpired(TimerKey.ikeRekey(ikesa.localSPI)))
+        self.advance(0.1)
+        (newIKE,) = self.a.core.ikeSAs.values()
+        kinds = [e["kind"] for e in events]
+        self.assertEqual(kinds[kinds.index("ike-up"):kinds.index("ike-up") + 2], ["ike-up", "ike-rekeyed"])
+        (rekeyed,) = [e for e in events if e["kind"] == "ike-rekeyed"]
+        self.assertEqual((rekeyed["spiI"], rekeyed["spiR"], rekeyed["oldSpiI"], rekeyed["oldSpiR"]),
+                         (newIKE.spiI.hex(), newIKE.spiR.hex(), ikesa.spiI.hex(), ikesa.spiR.hex()))
+        self.assertIn("(was ispi 0x%s rspi 0x%s)" % (ikesa.spiI.hex(), ikesa.spiR.hex()), formatEvent(rekeyed))
 
     def test_retransmitLimit(self):
         """

@@ -26,6 +26,15 @@ PFS_OURS = "childsa enc aes-128-gcm group ecp256"
 _CLOCKED = ("age", "lifetimeRemaining")
 
 
+def _counters(ours):
+    """
+    C{show stats} of the daemon C{ours}: C{{name: value}}.
+    """
+    from ikedtx.control import sync
+
+    return {c["name"]: c["value"] for c in sync.showStats(ours.socketPath)["counters"]}
+
+
 def _lasting(children):
     """
     C{children} of a show sa answer without the fields that change as
@@ -129,6 +138,9 @@ class CharonRekeyTests(CharonRekeyMixin, TestCase):
         first = self._settled(ours, charon, mine, ikeRenewed=False)
         self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
         self.assertEqual((first["spiI"], first["spiR"]), (mine["spiI"], mine["spiR"]))
+        counters = _counters(ours)
+        self.assertGreaterEqual(counters["ikedtx_csa_rekeyed"], 1)
+        self.assertEqual((counters["ikes_sa_rekeyed"], counters["ikes_sa_created"]), (0, 1))
 
     def test_ikedtxRekeysChildWithPfs(self):
         ours, charon, mine = self._established(lifetimes="lifetime 10", pfs=True)
@@ -144,6 +156,9 @@ class CharonRekeyTests(CharonRekeyMixin, TestCase):
         after = self._settled(ours, charon, mine, ikeRenewed=True)
         self.assertEqual(_lasting(after["children"]), _lasting(mine["children"]))
         self.labAssert("rekeying the IKE SA" in ours.log(), "ikedtx did not start the IKE SA rekey")
+        counters = _counters(ours)
+        self.assertGreaterEqual(counters["ikes_sa_rekeyed"], 1)
+        self.assertEqual(counters["ikes_sa_created"], 1 + counters["ikes_sa_rekeyed"])
 
     def test_charonInitiatesAndRekeysIkeSA(self):
         """

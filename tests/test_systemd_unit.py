@@ -13,7 +13,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ikedtx.testing.support import requireExecutable
+from ikedtx.testing.support import requireExecutable, requireRoot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "conf", "ikedtx.service")
@@ -121,3 +121,88 @@ class UnitTests(SynchronousTestCase):
         setup = configparser.ConfigParser(interpolation=None)
         setup.read(os.path.join(ROOT, "setup.cfg"))
         self.assertIn("conf/ikedtx.service", setup["options.data_files"]["share/ikedtx/systemd"].split())
+
+
+_CHECK_UNIT = """\
+[Unit]
+Description=start, reload and stop ikedtx.service, then end the container
+Wants=ikedtx.service
+After=ikedtx.service
+DefaultDependencies=no
+SuccessAction=exit-force
+FailureAction=exit-force
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /results/check.sh
+"""
+
+_CHECK = """\
+exec > /results/out 2>&1
+show() { systemctl show ikedtx -p ActiveState -p SubState -p Result -p ExecMainStatus -p MainPID | sort | tr '\\n' ' '; echo; }
+echo "started: $(show)"
+PYTHONPATH=%(root)s %(ikectl)s -s /run/iked.sock show stats | head -2 | tail -1 | sed 's/^/stats: /'
+stat -c 'socket: %%a %%U' /run/iked.sock
+systemctl reload ikedtx; sleep 1
+echo "reloaded: $(show)"
+systemctl stop ikedtx
+echo "stopped: $(show)"
+journalctl -u ikedtx --no-pager | grep -c 'SIGHUP: reloading' | sed 's/^/reloads: /'
+"""
+
+
+class UnderSystemdTests(SynchronousTestCase):
+    def test_startReloadStop(self):
+        """
+        The unit as shipped (only the paths of this installation changed in
+        a drop-in) runs under a real systemd as PID 1 of a throw-away
+        container (L{ikedtx/testing/sdcontainer.sh}): Type=notify reaches
+        active/running, the control socket answers with mode 0600, reload
+        sends SIGHUP and the daemon reloads, stop ends it with status 0.
+        """
+        requireRoot()
+        requireExecutable("unshare", "apt-get install util-linux")
+        if not os.path.exists("/lib/systemd/systemd"):
+            requireExecutable("systemd", "apt-get install systemd")
+        iked = UnitTests.installedUnit(self)
+        bindir = os.path.dirname(sys.executable)
+        directory = tempfile.mkdtemp(prefix="ikx-sd-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        for sub in ("units/ikedtx.service.d", "etc", "results"):
+            os.makedirs(os.path.join(directory, sub))
+        with open(os.path.join(directory, "units", "ikedtx.service"), "w") as f:
+            f.write(iked)
+        real = os.path.realpath(sys.executable)
+        dropIn = "[Service]\nEnvironment=PYTHONPATH=%s\n" % (ROOT,)
+        if real.startswith(("/root/", "/home/")):
+            # This installation's python lives where ProtectHome=yes hides it.
+            dropIn += "ProtectHome=read-only\n"
+        with open(os.path.join(directory, "units", "ikedtx.service.d", "here.conf"), "w") as f:
+            f.write(dropIn)
+        with open(os.path.join(directory, "units", "check.service"), "w") as f:
+            f.write(_CHECK_UNIT)
+        with open(os.path.join(directory, "results", "check.sh"), "w") as f:
+            f.write(_CHECK % {"root": ROOT, "ikectl": os.path.join(bindir, "ikectl")})
+        conf = os.path.join(directory, "etc", "iked.conf")
+        with open(conf, "w") as f:
+            f.write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2 peer 192.0.2.9 psk "x"\n')
+        os.chmod(conf, 0o600)
+        script = os.path.join(ROOT, "ikedtx", "testing", "sdcontainer.sh")
+        result = subprocess.run([script, directory, "120"], capture_output=True, text=True, timeout=180)
+        with open(os.path.join(directory, "results", "out")) as f:
+            lines = dict(line.split(": ", 1) for line in f.read().splitlines() if ": " in line)
+        report = "%r\n%s%s" % (lines, result.stdout, result.stderr)
+        self.assertEqual(result.returncode, 0, report)
+        self.assertRunning(lines.get("started", ""), report)
+        self.assertEqual(lines.get("stats"), "\t0 IKE SAs created", report)
+        self.assertEqual(lines.get("socket"), "600 root", report)
+        self.assertRunning(lines.get("reloaded", ""), report)
+        self.assertEqual(lines.get("reloads"), "1", report)
+        stopped = lines.get("stopped", "").split()
+        for expected in ("ActiveState=inactive", "ExecMainStatus=0", "Result=success"):
+            self.assertIn(expected, stopped, report)
+        self.assertEqual(lines["started"].split()[2], lines["reloaded"].split()[2], "MainPID changed on reload")
+
+    def assertRunning(self, line, report):
+        for expected in ("ActiveState=active", "SubState=running", "Result=success"):
+            self.assertIn(expected, line.split(), report)

@@ -295,7 +295,7 @@ class Monitor(Command):
 
 #: The kinds of L{Event}.
 EVENT_KINDS = ("ike-up", "ike-down", "child-up", "child-down", "auth-failed", "retransmit-limit", "acquire",
-               "expire", "reload", "mode")
+               "expire", "reload", "mode", "ike-rekeyed", "child-rekeyed")
 
 
 class Event(Command):
@@ -311,6 +311,10 @@ class Event(Command):
         (b"spiI", Unicode(optional=True)),
         (b"spiR", Unicode(optional=True)),
         (b"spi", Unicode(optional=True)),
+        # ike-rekeyed and child-rekeyed: the SPIs of the SA replaced.
+        (b"oldSpiI", Unicode(optional=True)),
+        (b"oldSpiR", Unicode(optional=True)),
+        (b"oldSpi", Unicode(optional=True)),
         (b"policy", Unicode(optional=True)),
         (b"local", Unicode(optional=True)),
         (b"remote", Unicode(optional=True)),

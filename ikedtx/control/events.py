@@ -45,6 +45,11 @@ COUNTERS = (
     "ikedtx_acquires",
     "ikedtx_expires",
     "ikedtx_auth_failures",
+    # ikedtx's own, from the core (ikedtx.core.counters).
+    "ikedtx_csa_rekeyed",
+    "ikedtx_cookie_sent",
+    "ikedtx_no_proposal_sent",
+    "ikedtx_no_proposal_rcvd",
 )
 
 
@@ -53,10 +58,20 @@ class Stats:
     iked's counters.
 
     @ivar values: C{{name: int}} for every name of L{COUNTERS}.
+    @ivar failures: C{{cause: int}}: the IKE SAs that failed to establish,
+        by cause (the metrics).
     """
 
     def __init__(self):
         self.values = dict.fromkeys(COUNTERS, 0)
+        self.failures = {}
+
+    def failed(self, cause):
+        """
+        An IKE SA failed before it was established, for C{cause} (an
+        L{ikedtx.core.actions.IKESADown}'s).
+        """
+        self.failures[cause] = self.failures.get(cause, 0) + 1
 
     def count(self, name, n=1):
         self.values[name] += n

@@ -260,7 +260,7 @@ _STAT_TEXT = {
     "ikes_sa_established_current": "IKE SA%s currently established",
     "ikes_sa_established_failures": "IKE SA%s failed to establish",
     "ikes_sa_proposals_negotiate_failures": "failed proposal negotiation%s",
-    "ikes_sa_rekeyed": "IKE SA%s rekeyed locally",
+    "ikes_sa_rekeyed": "IKE SA%s rekeyed",
     "ikes_sa_removed": "IKE SA%s removed",
     "ikes_csa_created": "Child SA%s created",
     "ikes_csa_removed": "Child SA%s removed",
@@ -284,6 +284,10 @@ _STAT_TEXT = {
     "ikedtx_acquires": "kernel acquire%s",
     "ikedtx_expires": "kernel expire%s",
     "ikedtx_auth_failures": "authentication failure%s",
+    "ikedtx_csa_rekeyed": "Child SA%s rekeyed",
+    "ikedtx_cookie_sent": "COOKIE%s asked for",
+    "ikedtx_no_proposal_sent": "NO_PROPOSAL_CHOSEN notification%s sent",
+    "ikedtx_no_proposal_rcvd": "NO_PROPOSAL_CHOSEN notification%s received",
 }
 
 
@@ -330,8 +334,12 @@ def formatEvent(event):
         parts.append("policy %s" % (event["policy"],))
     if event.get("spiI"):
         parts.append("ispi 0x%s rspi 0x%s" % (event["spiI"], event.get("spiR", "")))
+    if event.get("oldSpiI"):
+        parts.append("(was ispi 0x%s rspi 0x%s)" % (event["oldSpiI"], event.get("oldSpiR", "")))
     if event.get("spi"):
         parts.append("spi 0x%s" % (event["spi"],))
+    if event.get("oldSpi"):
+        parts.append("(was spi 0x%s)" % (event["oldSpi"],))
     if event.get("local") or event.get("remote"):
         parts.append("%s -> %s" % (event.get("local", "-"), event.get("remote", "-")))
     if event.get("peerId"):

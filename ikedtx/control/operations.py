@@ -190,11 +190,12 @@ class Operations:
 
         events = getattr(self.service, "events", None)
         values = dict(events.stats.items()) if events is not None else {}
+        # The core counts what only it can tell (retransmits, fragments,
+        # rekeys, refusals); the shell what it carries out.
+        for name, value in self.core.counters.items():
+            values[name] = values.get(name, 0) + value
         values["ikes_sa_established_current"] = sum(1 for sa in self.core.ikeSAs.values()
                                                     if sa.state == IKEState.VALID)
-        values["ikes_sa_created"] = max(values.get("ikes_sa_created", 0),
-                                        values.get("ikes_sa_established_total", 0)
-                                        + values.get("ikes_sa_established_failures", 0))
         from ikedtx.control.events import COUNTERS
 
         runner = getattr(self.service, "runner", None)

@@ -159,6 +159,39 @@ class IKESADown:
 
 
 @dataclass(frozen=True)
+class IKESARekeyed:
+    """
+    The IKE SA C{oldSpiI}/C{oldSpiR} was rekeyed (RFC 7296 2.18): the IKE
+    SA C{spiI}/C{spiR} took its place and its Child SAs (its L{IKESAUp}
+    comes before this).
+    """
+
+    oldSpiI: bytes
+    oldSpiR: bytes
+    spiI: bytes
+    spiR: bytes
+    policy: str
+    remote: Tuple[str, int]
+
+
+@dataclass(frozen=True)
+class ChildSARekeyed:
+    """
+    The Child SA with the SPIs C{oldSpiIn}/C{oldSpiOut} was rekeyed (RFC
+    7296 2.8): the one with C{spiIn}/C{spiOut} replaces it (SPIs as
+    C{int}s; ours, the inbound one, first).
+    """
+
+    reqid: int
+    oldSpiIn: int
+    oldSpiOut: int
+    spiIn: int
+    spiOut: int
+    policy: str
+    remote: Tuple[str, int]
+
+
+@dataclass(frozen=True)
 class RequestDone:
     """
     The command C{requestId} (see C{IKECore.initiate}) finished: C{result}

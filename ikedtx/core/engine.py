@@ -26,6 +26,7 @@ from twisted.logger import Logger, LogLevel
 
 from ikedtx.addresses import addressOf
 from ikedtx.core import cookies, limits, screening
+from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
     AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
@@ -72,6 +73,7 @@ class IKECore:
     @ivar settings: L{CoreSettings}.
     @ivar ikeSAs: C{{localSPI: IKESA}} of every IKE SA past IKE_SA_INIT
         (and our own half-open ones).
+    @ivar counters: the L{Counters} of what happened (C{show stats}).
     @ivar passive: iked's passive mode (C{set passive}, C{-S}, C{ikectl
         passive}): no packet is sent to peers and nothing is initiated; what
         peers send is dropped.
@@ -95,6 +97,7 @@ class IKECore:
         self.passive = self.settings.passive
         self.dpd = DeadPeerDetection(self)
         self.pools = AddressPools()
+        self.counters = Counters()
         self.ikeSAs = {}
         self._halfOpen = {}
         self._out = []
@@ -168,7 +171,9 @@ class IKECore:
         if ikeSA.peerFragmentation and self.config.settings.fragmentation:
             size = fragmentSizeFor(self.settings, ikeSA)
             if len(data) > size:
-                return fragmentMessage(message, ikeSA.cipherOut, size)
+                fragments = fragmentMessage(message, ikeSA.cipherOut, size)
+                self.counters.count("ikes_frag_sent", len(fragments))
+                return fragments
         return [data]
 
     def sendAll(self, ikeSA, datagrams, local=None, remote=None):
@@ -184,6 +189,7 @@ class IKECore:
         """
         message = Message(header.spiI, _ZERO_SPI, ExchangeType.IKE_SA_INIT, HeaderFlag.RESPONSE, 0,
                           payloads=[Notify(notifyType, data=notifyData)])
+        self.counters.notifiesSent(message.payloads)
         self.emit(SendDatagram(message.encode(), local, remote))
 
     # Commands
@@ -221,6 +227,7 @@ class IKECore:
         localPort = self.settings.nattPort if nattOnly else self.settings.ikePort
         remotePort = self.settings.peerNattPort if nattOnly else self.settings.peerIkePort
         ikeSA = IKESA(True, self.newIKESPI(), _ZERO_SPI, policy, (str(local), localPort), (str(peer), remotePort), self.now())
+        self.counters.count("ikes_sa_created")
         ikeSA.taskManager = TaskManager(self, ikeSA)
         ikeSA.nattEnabled = nattOnly
         ikeSA.keepUp = keepUp
@@ -428,6 +435,7 @@ class IKECore:
             last = existing.taskManager.lastResponse
             if last is not None and hmac.compare_digest(last.requestHash, hashValue):
                 self._log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
+                self.counters.count("ikes_retransmit_response")
                 self.sendAll(existing, last.datagrams, local, remote)
                 return
             if existing.state != IKEState.SA_INIT:
@@ -452,6 +460,7 @@ class IKECore:
             self.destroy(self._halfOpen[evicted], "more half-open IKE SAs from %s than --half-open-per-peer" % (
                 remote[0],))
         ikeSA = IKESA(False, message.spiI, self.newIKESPI(), screened.policy, local, remote, self.now())
+        self.counters.count("ikes_sa_created")
         ikeSA.taskManager = TaskManager(self, ikeSA)
         self._registerResponderSA(ikeSA, key)
         ikeSA.taskManager.handleRequest(message, hashValue, message.payloads, local, remote,
@@ -464,8 +473,19 @@ class IKECore:
         L{MalformedMessage}.
         """
         if message.isFragment:
-            whole = self._fragments.add(ikeSA, message, self.now())
-            return None if whole is None else whole.encrypted
+            self.counters.count("ikes_frag_rcvd")
+            try:
+                whole = self._fragments.add(ikeSA, message, self.now())
+            except FragmentDropped:
+                self.counters.count("ikes_frag_rcvd_drop")
+                raise
+            except (IntegrityError, MalformedMessage):
+                self.counters.count("ikes_frag_reass_drop")
+                raise
+            if whole is None:
+                return None
+            self.counters.count("ikes_frag_reass_ok")
+            return whole.encrypted
         if ikeSA.cipherIn is None:
             raise MalformedMessage("protected message before keys exist")
         return message.decrypt(ikeSA.cipherIn)

@@ -261,6 +261,7 @@ class TaskManager:
                            ikeSA=ikeSA, mid=message.messageId)
             return
         core.emit(CancelTimer(TimerKey.retransmit(ikeSA.localSPI)))
+        core.counters.notifiesReceived(payloads)
         # The exchange is over: what the tasks send now (the
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
         self.pending = None
@@ -328,6 +329,7 @@ class TaskManager:
             core.destroy(ikeSA, "peer not responding", error)
             return
         self._log.debug("{ikeSA}: retransmitting request {mid} ({n})", ikeSA=ikeSA, mid=pending.messageId, n=pending.attempt)
+        core.counters.count("ikes_retransmit_request")
         core.sendAll(ikeSA, pending.datagrams)
         core.emit(SetTimer(TimerKey.retransmit(ikeSA.localSPI), delay))
 
@@ -361,10 +363,12 @@ class TaskManager:
                                 ikeSA=self.ikeSA, mid=messageId)
                 return "drop"
             self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=self.ikeSA, mid=messageId)
+            self.core.counters.count("ikes_retransmit_response")
             self.core.sendAll(self.ikeSA, last.datagrams, local, remote)
             return "cached"
         if self.answering is not None and messageId == self.answering.messageId:
             self._log.debug("{ikeSA}: request {mid} is still being answered", ikeSA=self.ikeSA, mid=messageId)
+            self.core.counters.count("ikes_msg_rcvd_busy")
             return "drop"
         if messageId != self.nextPeerRequestId:
             self._log.debug("{ikeSA}: request with Message ID {mid} dropped (expected {expected})",
@@ -403,6 +407,7 @@ class TaskManager:
         retransmission of that request.
         """
         datagrams = self.core.encode(self.ikeSA, exchangeType, payloads, messageId, response=True)
+        self.core.counters.notifiesSent(payloads)
         self.lastResponse = CachedResponse(messageId, hashValue, datagrams)
         self.core.sendAll(self.ikeSA, datagrams, local, remote)
         return datagrams

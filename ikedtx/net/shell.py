@@ -302,6 +302,8 @@ class CoreRunner:
         self._count("ikes_sa_removed")
         if not action.established:
             self._count("ikes_sa_established_failures")
+            if self.events is not None:
+                self.events.stats.failed(action.cause)
         if action.cause == "auth":
             self._count("ikedtx_auth_failures")
             self._publish("auth-failed", **fields)
@@ -309,6 +311,16 @@ class CoreRunner:
             self._count("ikes_retransmit_limit")
             self._publish("retransmit-limit", **fields)
         self._publish("ike-down", detail=action.cause, **fields)
+
+    def action_IKESARekeyed(self, action):
+        self._publish("ike-rekeyed", spiI=action.spiI.hex(), spiR=action.spiR.hex(), oldSpiI=action.oldSpiI.hex(),
+                      oldSpiR=action.oldSpiR.hex(), policy=action.policy, remote="%s:%d" % tuple(action.remote))
+
+    def action_ChildSARekeyed(self, action):
+        self._publish("child-rekeyed", spi="%08x" % (action.spiIn,), oldSpi="%08x" % (action.oldSpiIn,),
+                      policy=action.policy, remote="%s:%d" % tuple(action.remote),
+                      detail="reqid %d spi out %08x, was %08x" % (action.reqid, action.spiOut or 0,
+                                                                  action.oldSpiOut or 0))
 
     # Monitoring (ikectl monitor, show stats)
 

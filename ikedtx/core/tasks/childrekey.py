@@ -26,6 +26,7 @@ import struct
 from twisted.logger import Logger
 
 from ikedtx.core import lifetimes
+from ikedtx.core.actions import ChildSARekeyed
 from ikedtx.core.errors import NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import ChildEvent, ChildState
 from ikedtx.core.tasks.child import ChildCreateTask
@@ -78,7 +79,16 @@ def answered(core, ikeSA, old, new):
         old.peerRekey = new
     else:
         old.rekeyedBy = new
+        rekeyed(core, ikeSA, old, new)
     _log.info("{ikeSA}: Child SA {old} rekeyed by the peer as {new}", ikeSA=ikeSA, old=old, new=new)
+
+
+def rekeyed(core, ikeSA, old, new):
+    """
+    Tell the shell (and the counters) that C{new} replaces C{old}.
+    """
+    core.counters.count("ikedtx_csa_rekeyed")
+    core.emit(ChildSARekeyed(new.reqid, old.spiIn, old.spiOut, new.spiIn, new.spiOut, ikeSA.policy.name, ikeSA.remote))
 
 
 def _deleteStale(core, ikeSA, current):
@@ -205,6 +215,7 @@ class ChildRekeyTask(ChildCreateTask):
         else:
             old.rekeyedBy = child
         self._log.info("{ikeSA}: Child SA {old} rekeyed as {new}", ikeSA=ikeSA, old=old, new=child)
+        rekeyed(core, ikeSA, old, old.rekeyedBy)
         if redundant is child:
             self._deleteChild(core, ikeSA, child)
             self.succeeded(core, peerRekey)

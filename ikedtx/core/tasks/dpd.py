@@ -121,4 +121,5 @@ class DeadPeerDetection:
         """
         self._log.info("{ikeSA}: nothing from the peer for {idle:.0f}s; checking liveness", ikeSA=ikeSA, idle=idle)
         ikeSA.taskManager.queueExchange([LivenessTask(True)])
+        self.core.counters.count("ikes_dpd_sent")
         self.start(ikeSA)

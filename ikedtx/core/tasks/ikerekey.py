@@ -25,7 +25,7 @@ one is deleted by the winner.
 from twisted.logger import Logger
 
 from ikedtx.core import cryptoglue, lifetimes
-from ikedtx.core.actions import IKESAUp, SetTimer
+from ikedtx.core.actions import IKESARekeyed, IKESAUp, SetTimer
 from ikedtx.core.errors import NegotiationFailed, NoProposalChosen, RemoteProtocolError
 from ikedtx.core.proposals import accept, select
 from ikedtx.core.sa import IKESA
@@ -111,6 +111,8 @@ def switch(core, old, new):
             entry.tasks = [task for task in entry.tasks if task not in stale]
             new.taskManager.queue.append(entry)
     core.emit(IKESAUp(new.spiI, new.spiR, new.policy.name, new.local, new.remote, str(new.peerId)))
+    core.emit(IKESARekeyed(old.spiI, old.spiR, new.spiI, new.spiR, new.policy.name, new.remote))
+    core.counters.count("ikes_sa_rekeyed")
     if new.natLocal and new.nattEnabled and core.settings.natKeepalive:
         core.emit(SetTimer(TimerKey.keepalive(new.localSPI), core.settings.natKeepalive))
     lifetimes.armIKE(core, new)
@@ -121,6 +123,7 @@ def switch(core, old, new):
 
 def _newIKESA(core, old, initiator, spiI, spiR, chosen, nonceI, nonceR, shared):
     new = IKESA(initiator, spiI, spiR, old.policy, old.local, old.remote, core.now())
+    core.counters.count("ikes_sa_created")
     new.proposal = chosen
     new.nonceI, new.nonceR = nonceI, nonceR
     cryptoglue.deriveRekeyedIKEKeys(core, old, new, shared)

@@ -117,6 +117,7 @@ class UpdateAddressesInitiatorTask(Task):
     _log = Logger()
 
     def buildI(self, core, ikeSA, payloads):
+        core.counters.count("ikes_update_addresses_sent")
         payloads.append(Notify(NotifyType.UPDATE_SA_ADDRESSES))
         payloads += natPayloads(core, ikeSA, ikeSA.spiR)
 
