@@ -383,6 +383,7 @@ class IKECore:
         cookie = cookies.fastCookie(self, data, local, remote)
         if cookie is not None:
             self._cookieLog.drop(remote, "IKE_SA_INIT answered with a COOKIE (fast path)")
+            self.counters.count("ikedtx_cookie_sent")
             self.emit(SendDatagram(cookie, local, remote))
             return
         try:
