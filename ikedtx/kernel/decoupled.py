@@ -99,6 +99,11 @@ class DecoupledKernel:
         self.log.append(("blockIPv6", None))
         return succeed(None)
 
+    def unblockIPv6(self):
+        self.ipv6Blocked = False
+        self.log.append(("unblockIPv6", None))
+        return succeed(None)
+
     def flush(self):
         self.ipv6Blocked = False
         self.sas.clear()

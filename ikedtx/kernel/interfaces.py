@@ -228,3 +228,9 @@ class IKernel(Interface):
         (iked's default; C{-6} leaves IPv6 alone); flows for IPv6 override
         the block while they are installed. Return a Deferred.
         """
+
+    def unblockIPv6():
+        """
+        Lift the block of L{blockIPv6} (C{ikectl decouple}); the flows stay.
+        Return a Deferred.
+        """

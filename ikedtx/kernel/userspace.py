@@ -651,6 +651,11 @@ class UserspaceKernel:
         self._log.info("userspace: IPv6 blocked unless a flow covers it (-6 lifts this)")
         return succeed(None)
 
+    def unblockIPv6(self):
+        if self._blocks:
+            self._unblock()
+        return succeed(None)
+
     def _pass(self, flow):
         from ikedtx.kernel import xfrm
 

@@ -830,6 +830,23 @@ class XfrmKernel:
         self._log.info("xfrm: IPv6 blocked unless a flow covers it (-6 lifts this)")
         return succeed(None)
 
+    def unblockIPv6(self):
+        """
+        Remove the block policies of L{blockIPv6}; a selector a flow holds
+        stays the flow's. Return a Deferred.
+        """
+        blocks, self.blocks = self.blocks, {}
+        for key in blocks:
+            if self.policies.get(key):
+                continue
+            try:
+                self._request(policyIdMessage(key), m.XFRM_MSG_DELPOLICY)
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ENOENT:
+                    return fail(_kernelError("removal of the IPv6 block", e))
+        self._log.info("xfrm: IPv6 block lifted")
+        return succeed(None)
+
     def _dropPolicy(self, key, flow):
         """
         Forget C{flow}'s claim on the policy C{key}; the kernel policy goes
