@@ -542,6 +542,7 @@ class IkedService(MultiService):
         if kernelName == "xfrm" and self.kernel.routes is not None and self.options.get("route-table") is not None:
             # The routes of tunnel flows (strongSwan's table 220 by default).
             self.kernel.routes.table = int(self.options["route-table"])
+            self.kernel.removeLeftoverRoutes()
         self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
                        why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
         if self.credentials is None:

@@ -600,6 +600,8 @@ class XfrmKernel:
         self.events = None
         self._reader = None
         self.leftoversRemoved = self.removeLeftovers() if cleanup else 0
+        if cleanup and routes is not None:
+            self.leftoversRemoved += self.removeLeftoverRoutes()
         if eventSocket is not None or channel is None:
             if reactor is None:
                 from twisted.internet import reactor
@@ -967,6 +969,18 @@ class XfrmKernel:
         if removed:
             self._log.info("xfrm: removed {n} SAs and policies left by an earlier ikedtx", n=removed)
         return removed
+
+    def removeLeftoverRoutes(self):
+        """
+        Remove the routes an earlier ikedtx left in the routes' table
+        (L{ikedtx.kernel.routes.TunnelRoutes.removeLeftovers}); how many
+        went. A failure is logged.
+        """
+        try:
+            return self.routes.removeLeftovers()
+        except Exception as e:
+            self._log.warn("xfrm: cannot remove the routes of an earlier ikedtx: {error}", error=e)
+            return 0
 
     # Events
 
