@@ -87,6 +87,42 @@ class TrapInDatapathTests(SynchronousTestCase):
                                   xfrm.kernelReqid(TRAP_REQID_BASE)])
         self.assertNotIn(m.XFRM_MSG_DELPOLICY, channel.types())
 
+    def test_xfrmTrapAfterChild(self):
+        """
+        A trap installed after a Child SA's flow for its selector (ikectl
+        couple, a reload) leaves the Child SA's template in the kernel and
+        takes over only when that flow goes.
+        """
+        channel = RecordingChannel()
+        kernel = xfrm.XfrmKernel(channel=channel, cleanup=False)
+        self.successResultOf(kernel.addFlow(trap(reqid=5)))
+        self.successResultOf(kernel.addFlow(trap()))
+        self.successResultOf(kernel.addFlow(trap(reqid=TRAP_REQID_BASE + 1)))
+        self.successResultOf(kernel.deleteFlow(trap(reqid=5)))
+        self.successResultOf(kernel.deleteFlow(trap(reqid=TRAP_REQID_BASE + 1)))
+        reqids = [msg.get_attr("XFRMA_TMPL")["templates"][0]["reqid"] for t, _, msg in channel.requests
+                  if t == m.XFRM_MSG_UPDPOLICY]
+        self.assertEqual(reqids, [xfrm.kernelReqid(5), xfrm.kernelReqid(TRAP_REQID_BASE + 1),
+                                  xfrm.kernelReqid(TRAP_REQID_BASE)])
+
+    def test_userspaceTrapAfterChild(self):
+        """
+        User space: a trap installed after a Child SA's flow does not take
+        its packets.
+        """
+        kernel = UserspaceKernel(reactor=task.Clock(), device=FakeTun(), routes=FakeRoutes(["10.1.0.1"]),
+                                 rawEsp=False)
+        acquires = []
+        kernel.setEventReceiver(type("Receiver", (), {"acquire": lambda self, reqid, s, d: acquires.append(reqid)})())
+        self.successResultOf(kernel.addFlow(trap(reqid=5)))
+        self.successResultOf(kernel.addFlow(trap()))
+        kernel.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(acquires, [5])
+        self.successResultOf(kernel.deleteFlow(trap(reqid=5)))
+        kernel.reactor.advance(10)
+        kernel.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(acquires, [5, TRAP_REQID_BASE])
+
     def test_userspace(self):
         """
         User space: a packet on the trap alone is an acquire; once a Child

@@ -109,6 +109,37 @@ class KernelFlow:
     ipcomp: bool = False
 
 
+#: The reqids of trap flows (L{ikedtx.core.trap}): far above the core's own,
+#: which count up from 1.
+TRAP_REQID_BASE = 0xF00000
+
+
+def isTrap(flow):
+    """
+    Whether C{flow} is a trap flow (its reqid is in the trap range).
+    """
+    return flow.reqid >= TRAP_REQID_BASE
+
+
+def claimPosition(claims, flow):
+    """
+    Where C{flow} goes in C{claims}, the flows that want one selector in the
+    order they came, of which the datapath uses the last: after the other
+    traps (the newest of the same kind wins) but before every Child SA's
+    flow, so that a trap installed later (ikectl couple, a reload) never
+    takes a Child SA's packets. C{claims} holds flows, or tuples whose first
+    element is one.
+    """
+    if not isTrap(flow):
+        return len(claims)
+    position = 0
+    for claim in claims:
+        if not isTrap(claim[0] if isinstance(claim, tuple) else claim):
+            break
+        position += 1
+    return position
+
+
 @dataclass(frozen=True)
 class KernelSAUsage:
     """

@@ -35,7 +35,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from ikedtx.kernel import esp
 from ikedtx.kernel.esp import EspError, EspSA
-from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector, claimPosition
 from ikedtx.wire.constants import ProtocolId
 
 #: Next Header / IP protocol numbers the selectors look into.
@@ -575,7 +575,8 @@ class UserspaceKernel:
             self._deleteRoutes(entry)
             return fail(KernelError("flow to %s-%s: route through %s failed: %s" % (
                 flow.destination.startAddress, flow.destination.endAddress, self.device.name, e)))
-        self._flows.append(entry)
+        # The newest flow for a packet wins, a trap never over a Child SA's.
+        self._flows.insert(claimPosition([e.flow for e in self._flows], flow), entry)
         return succeed(None)
 
     def _addRoutes(self, entry):

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ikedtx.kernel import xfrmmsg as m
-from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector, claimPosition
 from ikedtx.wire.constants import EncrId, IntegId, ProtocolId
 
 #: The kernel reqids of this provider: REQID_BASE + (core reqid modulo
@@ -751,13 +751,17 @@ class XfrmKernel:
             return fail()
         installed = []
         for key, msg in messages:
-            try:
-                self._request(msg, m.XFRM_MSG_UPDPOLICY)
-            except Exception as e:
-                for done in installed:
-                    self._dropPolicy(done, flow)
-                return fail(_kernelError("install of %s" % (_describeFlow(flow),), e))
-            self.policies.setdefault(key, []).append((flow, msg))
+            claims = self.policies.get(key, [])
+            position = claimPosition(claims, flow)
+            if position == len(claims):
+                # The kernel's policy for this selector is this flow's.
+                try:
+                    self._request(msg, m.XFRM_MSG_UPDPOLICY)
+                except Exception as e:
+                    for done in installed:
+                        self._dropPolicy(done, flow)
+                    return fail(_kernelError("install of %s" % (_describeFlow(flow),), e))
+            self.policies.setdefault(key, []).insert(position, (flow, msg))
             installed.append(key)
         self._addRoutes(flow)
         return succeed(None)
