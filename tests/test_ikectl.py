@@ -437,6 +437,9 @@ class ModeTests(DaemonPair):
         sas, flows = dict(self.a.kernel.sas), list(self.a.kernel.flows)
         self.result(self.client.decouple())
         self.assertEqual((self.a.kernel.sas, self.a.kernel.flows), ({}, []))
+        # Detached: the xfrm provider keeps their sequence numbers.
+        self.assertEqual(sorted(sa.spi for operation, sa in self.a.kernel.log if operation == "detachSA"),
+                         sorted(sa.spi for sa in sas.values()))
         (sa,) = self.result(self.client.showSA())
         self.assertFalse(sa["children"][0]["loaded"])
         self.result(self.client.couple())

@@ -457,3 +457,66 @@ class SocketTests(SynchronousTestCase):
         decoded.decode()
         self.assertEqual((decoded["sel_family"], decoded["dir"], decoded["action"]),
                          (socket.AF_INET6, m.XFRM_POLICY_OUT, m.XFRM_POLICY_ALLOW))
+
+
+class DetachTests(SynchronousTestCase):
+    """
+    detachSA (ikectl decouple) and addSA of the same SA (couple): the SA
+    goes on with its sequence numbers, or the peer would drop every packet
+    it sends as a replay until the numbers catch up, and old packets could
+    be replayed to it.
+    """
+
+    def answer(self, sa, **replay):
+        state = m.usersa_info()
+        state["attrs"] = [("XFRMA_REPLAY_ESN_VAL", dict(bmp_len=1, replay_window=32, oseq_hi=0, seq_hi=0, **replay))]
+        return decoded(state)
+
+    def replayOf(self, channel):
+        (newsa,) = [msg for t, _, msg in channel.requests if t == m.XFRM_MSG_NEWSA][-1:]
+        return newsa.get_attr("XFRMA_REPLAY_ESN_VAL")
+
+    def test_esn(self):
+        sa = gcmSA(esn=True)
+        k, channel = kernel({m.XFRM_MSG_GETSA: [self.answer(sa, oseq=1234, seq=99)]})
+        self.successResultOf(k.addSA(sa))
+        self.assertEqual((self.replayOf(channel)["oseq"], self.replayOf(channel)["seq"]), (0, 0))
+        self.successResultOf(k.detachSA(sa))
+        self.assertEqual(channel.types()[-2:], [m.XFRM_MSG_GETSA, m.XFRM_MSG_DELSA])
+        self.assertEqual(k.sas, {})
+        self.successResultOf(k.addSA(sa))
+        replay = self.replayOf(channel)
+        self.assertEqual((replay["oseq"], replay["seq"], replay["replay_window"]), (1234, 99, 32))
+        # Once only: a later SA with the same SPI starts afresh.
+        self.successResultOf(k.deleteSA(sa))
+        self.successResultOf(k.addSA(sa))
+        self.assertEqual(self.replayOf(channel)["oseq"], 0)
+
+    def test_noEsn(self):
+        """
+        Without ESN the kernel's replay state (XFRMA_REPLAY_VAL) is given
+        back as it was read.
+        """
+        sa = gcmSA()
+        state = m.usersa_info()
+        state["attrs"] = [("XFRMA_REPLAY_VAL", {"oseq": 77, "seq": 5, "bitmap": 0x1F})]
+        k, channel = kernel({m.XFRM_MSG_GETSA: [decoded(state)]})
+        self.successResultOf(k.addSA(sa))
+        self.successResultOf(k.detachSA(sa))
+        self.successResultOf(k.addSA(sa))
+        (newsa,) = [msg for t, _, msg in channel.requests if t == m.XFRM_MSG_NEWSA][-1:]
+        replay = newsa.get_attr("XFRMA_REPLAY_VAL")
+        self.assertEqual((replay["oseq"], replay["seq"], replay["bitmap"]), (77, 5, 0x1F))
+
+    def test_queryFails(self):
+        """
+        When the state cannot be read the SA is removed all the same.
+        """
+        sa = gcmSA()
+        k, channel = kernel({m.XFRM_MSG_GETSA: NetlinkError(errno.ESRCH, "")})
+        self.successResultOf(k.addSA(sa))
+        self.successResultOf(k.detachSA(sa))
+        self.assertEqual(k.sas, {})
+        self.successResultOf(k.addSA(sa))
+        (newsa,) = [msg for t, _, msg in channel.requests if t == m.XFRM_MSG_NEWSA][-1:]
+        self.assertIsNone(newsa.get_attr("XFRMA_REPLAY_VAL"))

@@ -231,6 +231,13 @@ class IKernel(Interface):
         Remove the L{KernelSA} C{sa}; return a Deferred.
         """
 
+    def detachSA(sa):
+        """
+        Remove the L{KernelSA} C{sa} for now (C{ikectl decouple}): a later
+        L{addSA} of the same SA goes on from the sequence numbers it had,
+        where the datapath can (XFRM); return a Deferred.
+        """
+
     def querySA(sa):
         """
         Return a Deferred that fires with the L{KernelSAUsage} of the

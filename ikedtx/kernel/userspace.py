@@ -546,6 +546,11 @@ class UserspaceKernel:
             if not entries:
                 self._outbound.pop(sa.reqid, None)
 
+    def detachSA(self, sa):
+        # The SA's sequence numbers are not kept: after couple the peer
+        # drops what it takes for replays until a rekey (xfrm keeps them).
+        return self.deleteSA(sa)
+
     def querySA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
         if entry is None:

@@ -597,6 +597,9 @@ class XfrmKernel:
         self.sas = {}
         self.policies = {}
         self.allocated = set()
+        # Where detached SAs' sequence numbers stood (detachSA), until
+        # they come back.
+        self._sequences = {}
         self.events = None
         self._reader = None
         self.leftoversRemoved = self.removeLeftovers() if cleanup else 0
@@ -678,6 +681,7 @@ class XfrmKernel:
                 if mode == "tunnel":
                     mode = "transport"
             msg = saMessage(sa, mode)
+            self._restoreSequences(sa, msg)
         except KernelError:
             raise
         except Exception as e:
@@ -719,6 +723,45 @@ class XfrmKernel:
         except KernelError:
             return fail()
         return succeed(None)
+
+    def detachSA(self, sa):
+        """
+        Take C{sa} out of the kernel (ikectl decouple), keeping where its
+        sequence numbers stand (the kernel's replay state) for its next
+        L{addSA}; a state that cannot be read is logged, and the SA goes
+        all the same.
+        """
+        key = self._saKey(sa)
+        try:
+            (state,) = self._request(saIdMessage(_IPPROTO[sa.protocol], sa.spi, sa.destination), m.XFRM_MSG_GETSA,
+                                     0x01)[:1]
+            for name in ("XFRMA_REPLAY_ESN_VAL", "XFRMA_REPLAY_VAL"):
+                value = state.get_attr(name)
+                if value is not None:
+                    self._sequences[key] = (name, dict((field, value[field]) for field, _ in value.fields))
+                    break
+        except Exception as e:
+            self._log.warn("xfrm: the sequence numbers of {sa} are lost: {error}", sa=_describeSA(sa), error=e)
+        return self.deleteSA(sa)
+
+    def _restoreSequences(self, sa, msg):
+        """
+        Put the sequence numbers L{detachSA} kept for C{sa} into its
+        C{NEWSA} message C{msg}.
+        """
+        kept = self._sequences.pop(self._saKey(sa), None)
+        if kept is None:
+            return
+        name, values = kept
+        attrs = [list(attr) for attr in msg["attrs"]]
+        for attr in attrs:
+            if attr[0] == name == "XFRMA_REPLAY_ESN_VAL":
+                attr[1] = dict(attr[1], **{f: values[f] for f in ("oseq", "seq", "oseq_hi", "seq_hi")})
+                break
+        else:
+            if name == "XFRMA_REPLAY_VAL":
+                attrs.append([name, values])
+        msg["attrs"] = attrs
 
     def updateSA(self, old, new):
         # XFRM keys SAs by destination and SPI, and an update does not
@@ -926,6 +969,7 @@ class XfrmKernel:
         for proto, spi, destination in list(self.allocated):
             self._deleteQuietly(proto, spi, destination)
         self.allocated.clear()
+        self._sequences.clear()
         if errors:
             return fail(KernelError("flush: %d operations failed, first: %s" % (len(errors), errors[0])))
         return succeed(None)

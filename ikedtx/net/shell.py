@@ -340,7 +340,9 @@ class CoreRunner:
         ds = []
         for ikeSA, child in self.installedChildren():
             sas, flows = child.kernelRecords
-            ds += [self.kernel.deleteSA(sa) for sa in sas] + [self.kernel.deleteFlow(flow) for flow in flows]
+            # Detached, not deleted: couple puts them back with their
+            # sequence numbers, which the peer's replay window expects.
+            ds += [self.kernel.detachSA(sa) for sa in sas] + [self.kernel.deleteFlow(flow) for flow in flows]
         ds += [self.kernel.deleteFlow(flow) for flow in self.traps]
         if self.ipv6Blocked:
             ds.append(self.kernel.unblockIPv6())

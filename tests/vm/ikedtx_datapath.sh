@@ -156,6 +156,7 @@ echo "comp_states_begin"; ip -n a -s xfrm state | grep -A20 '^src 192.0.2.4[12] 
 # the IPv6 block); couple: all of it back.
 ikectl() { ip netns exec a "$PY" -c "from ikedtx.cli import ikectl; ikectl()" -s $W/a.sock "$@"; }
 espStates() { ip -n a xfrm state | grep 'proto esp spi' | grep -vc 'spi 0x00000000'; }
+echo "blocked_esp_count=$(espStates)"
 echo "decouple_rc=$(ikectl decouple >/dev/null 2>$W/ikectl.err; echo $?)"
 echo "decoupled_esp=$(espStates)"
 echo "decoupled_policies_begin"; ip -n a xfrm policy; echo "decoupled_policies_end"
