@@ -261,6 +261,33 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA])
         self.assertEqual((channel.requests[0][2]["min"], channel.requests[0][2]["id_proto"]), (0x100, 50))
 
+    def test_allocatedCpi(self):
+        """
+        An IPcomp CPI (the core asks with protocol NONE) is allocated as a
+        16-bit SPI of IPPROTO_COMP; the IPcomp SA that comes with the ESP SA
+        updates that larval SA, and deleting the SA removes it.
+        """
+        answer = m.usersa_info()
+        answer["id_spi"] = 0x4321
+        k, channel = kernel({m.XFRM_MSG_ALLOCSPI: [answer]})
+        cpi = self.successResultOf(k.allocateSpi(ProtocolId.NONE, "192.0.2.2", "192.0.2.1"))
+        self.assertEqual(cpi, 0x4321)
+        request = channel.requests[0][2]
+        self.assertEqual((request["id_proto"], request["min"], request["max"]), (m.IPPROTO_COMP, 0x100, 0xFFFF))
+        self.successResultOf(k.addSA(gcmSA(ipcompCpi=cpi)))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA, m.XFRM_MSG_NEWSA])
+        self.assertEqual(channel.requests[1][2]["id_proto"], m.IPPROTO_COMP)
+        self.assertEqual(k.allocated, set())
+
+    def test_unknownProtocol(self):
+        """
+        An SPI for a protocol the provider does not know is a failed
+        Deferred, not an exception.
+        """
+        k, channel = kernel()
+        self.failureResultOf(k.allocateSpi(ProtocolId.IKE, "192.0.2.2", "192.0.2.1"), KernelError)
+        self.assertEqual(channel.requests, [])
+
     def test_kernelRefuses(self):
         """
         A netlink error fails the Deferred with KernelError naming the SA

@@ -638,20 +638,28 @@ class XfrmKernel:
         @raise KernelError: the kernel refused.
         """
         source, destination = ip_address(source), ip_address(destination)
+        if protocol == ProtocolId.NONE:
+            # An IPcomp CPI (the core asks for one with protocol NONE): 16
+            # bits, RFC 3173 3.3.
+            proto, highest = m.IPPROTO_COMP, 0xFFFF
+        elif protocol in _IPPROTO:
+            proto, highest = _IPPROTO[protocol], 0xFFFFFFFF
+        else:
+            raise KernelError("SPI allocation for %s: not a protocol of this datapath" % (_name(ProtocolId, protocol),))
         msg = m.userspi_info()
         msg["id_daddr"] = _packed(destination)
-        msg["id_proto"] = _IPPROTO[protocol]
+        msg["id_proto"] = proto
         msg["saddr"] = _packed(source)
         msg["family"] = _family(destination)
         msg["min"] = 0x100
-        msg["max"] = 0xFFFFFFFF
+        msg["max"] = highest
         try:
             answers = self._request(msg, m.XFRM_MSG_ALLOCSPI, 0x01)
         except Exception as e:
             raise _kernelError("SPI allocation for %s %s -> %s" % (
                 _name(ProtocolId, protocol), source, destination), e)
         spi = answers[0]["id_spi"]
-        self.allocated.add((_IPPROTO[protocol], spi, destination))
+        self.allocated.add((proto, spi, destination))
         return spi
 
     def allocateSpi(self, protocol, source, destination):
@@ -677,7 +685,13 @@ class XfrmKernel:
         mode = sa.mode
         try:
             if sa.ipcompCpi is not None:
-                self._request(ipcompMessage(sa), m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
+                # An allocated CPI is a larval SA: updated in place.
+                comp = (m.IPPROTO_COMP, sa.ipcompCpi, destination)
+                if comp in self.allocated:
+                    self._request(ipcompMessage(sa), m.XFRM_MSG_UPDSA, _NETLINK_ACK)
+                    self.allocated.discard(comp)
+                else:
+                    self._request(ipcompMessage(sa), m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
                 if mode == "tunnel":
                     mode = "transport"
             msg = saMessage(sa, mode)
@@ -712,6 +726,7 @@ class XfrmKernel:
         error = self._deleteQuietly(_IPPROTO[sa.protocol], sa.spi, destination)
         if sa.ipcompCpi is not None:
             self._deleteQuietly(m.IPPROTO_COMP, sa.ipcompCpi, destination)
+            self.allocated.discard((m.IPPROTO_COMP, sa.ipcompCpi, destination))
         self.sas.pop(self._saKey(sa), None)
         self.allocated.discard((_IPPROTO[sa.protocol], sa.spi, destination))
         if error is not None:
