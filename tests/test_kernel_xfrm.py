@@ -279,6 +279,22 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual(channel.requests[1][2]["id_proto"], m.IPPROTO_COMP)
         self.assertEqual(k.allocated, set())
 
+    def test_larvalExpired(self):
+        """
+        The kernel removes a larval SA after net.core.xfrm_acq_expires
+        seconds: when its UPDSA finds none (ESRCH, a slow negotiation), the
+        SA and its IPcomp SA are installed as new ones.
+        """
+        answer = m.usersa_info()
+        answer["id_spi"] = 0x4321
+        k, channel = kernel({m.XFRM_MSG_ALLOCSPI: [answer], m.XFRM_MSG_UPDSA: NetlinkError(errno.ESRCH, "")})
+        spi = self.successResultOf(k.allocateSpi(ProtocolId.ESP, "192.0.2.2", "192.0.2.1"))
+        cpi = self.successResultOf(k.allocateSpi(ProtocolId.NONE, "192.0.2.2", "192.0.2.1"))
+        self.successResultOf(k.addSA(gcmSA(spi=spi, ipcompCpi=cpi)))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA,
+                                           m.XFRM_MSG_NEWSA, m.XFRM_MSG_UPDSA, m.XFRM_MSG_NEWSA])
+        self.assertEqual((k.allocated, list(k.sas)), (set(), [(ProtocolId.ESP, spi, A("192.0.2.1"))]))
+
     def test_unknownProtocol(self):
         """
         An SPI for a protocol the provider does not know is a failed

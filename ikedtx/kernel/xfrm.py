@@ -687,11 +687,8 @@ class XfrmKernel:
             if sa.ipcompCpi is not None:
                 # An allocated CPI is a larval SA: updated in place.
                 comp = (m.IPPROTO_COMP, sa.ipcompCpi, destination)
-                if comp in self.allocated:
-                    self._request(ipcompMessage(sa), m.XFRM_MSG_UPDSA, _NETLINK_ACK)
-                    self.allocated.discard(comp)
-                else:
-                    self._request(ipcompMessage(sa), m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
+                self._newOrUpdate(ipcompMessage(sa), comp in self.allocated)
+                self.allocated.discard(comp)
                 if mode == "tunnel":
                     mode = "transport"
             msg = saMessage(sa, mode)
@@ -701,10 +698,8 @@ class XfrmKernel:
         except Exception as e:
             raise _kernelError("install of IPcomp SA %04x for %s" % (sa.ipcompCpi, _describeSA(sa)), e)
         larval = (_IPPROTO[sa.protocol], sa.spi, destination)
-        # An inbound SPI from ALLOCSPI is a larval SA: it is updated in place.
-        msgType = m.XFRM_MSG_UPDSA if larval in self.allocated else m.XFRM_MSG_NEWSA
         try:
-            self._request(msg, msgType, _NETLINK_ACK if msgType == m.XFRM_MSG_UPDSA else _NETLINK_CREATE)
+            self._newOrUpdate(msg, larval in self.allocated)
         except Exception as e:
             if sa.ipcompCpi is not None:
                 self._deleteQuietly(m.IPPROTO_COMP, sa.ipcompCpi, destination)
@@ -712,6 +707,21 @@ class XfrmKernel:
         self.allocated.discard(larval)
         self.sas[self._saKey(sa)] = sa
         self._log.debug("xfrm: installed {sa}", sa=_describeSA(sa))
+
+    def _newOrUpdate(self, msg, larval):
+        """
+        Install the SA of C{msg}: an SPI from ALLOCSPI (C{larval}) is a
+        larval SA, updated in place, unless the kernel already let it go
+        (net.core.xfrm_acq_expires): then, as any other, it is new.
+        """
+        if larval:
+            try:
+                self._request(msg, m.XFRM_MSG_UPDSA, _NETLINK_ACK)
+                return
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ESRCH:
+                    raise
+        self._request(msg, m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
 
     def _deleteQuietly(self, proto, spi, destination):
         try:

@@ -150,7 +150,7 @@ echo "blocked_route_get=$(ip -n a route get 10.2.0.1 | head -n1)"
 compStates() { ip -n a xfrm state | grep -c '^src 192.0.2.4[12] dst 192.0.2.4[12]'; }
 for i in $(seq 60); do [ "$(compStates)" -ge 4 ] && break; sleep 0.5; done
 echo "comp_ping=$(received -s 1200 -p 61 10.7.0.1)"
-echo "comp_states_begin"; ip -n a -s xfrm state | grep -A20 '^src 192.0.2.4[12] dst 192.0.2.4[12]'; echo "comp_states_end"
+echo "comp_states_begin"; ip -n a -s xfrm state | awk '/^src/ { p = ($2 ~ /^192\.0\.2\.4[12]$/) } p'; echo "comp_states_end"
 
 # ikectl decouple: everything out of the kernel (SAs, flows, traps, routes,
 # the IPv6 block); couple: all of it back.
@@ -163,10 +163,10 @@ echo "decoupled_policies_begin"; ip -n a xfrm policy; echo "decoupled_policies_e
 echo "decoupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "decoupled_table_end"
 echo "couple_rc=$(ikectl couple >/dev/null 2>>$W/ikectl.err; echo $?)"
 echo "ikectl_err_begin"; cat $W/ikectl.err; echo "ikectl_err_end"
-echo "coupled_esp=$(espStates)"
-echo "coupled_policies_begin"; ip -n a xfrm policy; echo "coupled_policies_end"
-echo "coupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "coupled_table_end"
-echo "coupled_ping4=$(received 10.2.0.1)"
+echo "recoupled_esp=$(espStates)"
+echo "recoupled_policies_begin"; ip -n a xfrm policy; echo "recoupled_policies_end"
+echo "recoupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "recoupled_table_end"
+echo "recoupled_ping4=$(received 10.2.0.1)"
 stop blocked
 echo "blocked_log_a_begin"; cat $W/a.blocked.log; echo "blocked_log_a_end"
 echo "blocked_log_b_begin"; cat $W/b.blocked.log; echo "blocked_log_b_end"
