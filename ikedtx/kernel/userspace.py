@@ -484,6 +484,9 @@ class UserspaceKernel:
             return fail(KernelError("SA %08x: the user-space datapath does ESP only" % (sa.spi,)))
         if sa.mode != "tunnel":
             return fail(KernelError("SA %08x: the user-space datapath does tunnel mode only" % (sa.spi,)))
+        if sa.ipcompCpi is not None:
+            # The peer would compress what this datapath cannot expand.
+            return fail(KernelError("SA %08x: the user-space datapath does no IPcomp" % (sa.spi,)))
         key = (sa.protocol, sa.spi, sa.destination)
         if key in self._sas:
             return fail(KernelError("SA %08x to %s: already installed" % (sa.spi, sa.destination)))
