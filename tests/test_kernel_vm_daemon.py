@@ -141,6 +141,16 @@ class DaemonDatapathVMTests(SynchronousTestCase):
         self.assertEqual(len(re.findall(r"proto comp spi 0x0000(?!0000)[0-9a-f]{4}\(", states)), 2, states)
         self.assertEqual(len(re.findall(r"comp deflate", states)), 2, states)
         self.assertEqual(len(re.findall(r"proto esp spi ", states)), 2, states)
+        # Compressed: the ESP SAs carried far fewer bytes than went into
+        # the IPcomp SAs (1228-byte pings of one repeated octet).
+        counted = {}
+        for block in re.split(r"^(?=src )", states, flags=re.M):
+            proto = re.search(r"proto (esp|comp) spi", block)
+            current = re.search(r"^\t  (\d+)\(bytes\), (\d+)\(packets\)$", block, re.M)
+            if proto and current:
+                counted.setdefault(proto.group(1), []).append(int(current.group(1)))
+        self.assertEqual(sorted(counted), ["comp", "esp"], states)
+        self.assertLess(max(counted["esp"]) * 4, min(counted["comp"]), counted)
 
     def test_esnAndReplayWindow(self):
         """
