@@ -552,6 +552,7 @@ class IkedService(MultiService):
         if kernelName == "xfrm" and self.kernel.routes is not None and self.options.get("route-table") is not None:
             # The routes of tunnel flows (strongSwan's table 220 by default).
             self.kernel.routes.table = int(self.options["route-table"])
+            self.kernel.removeLeftoverRoutes()
         self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
                        why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
         if self.credentials is None:
@@ -585,7 +586,7 @@ class IkedService(MultiService):
             raise
         if not self.options.get("ipv6"):
             # iked's default: no IPv6 leaves unprotected unless -6.
-            self.kernel.blockIPv6().addErrback(
+            self.runner.blockIPv6().addErrback(
                 lambda f: self._log.error("IPv6 is NOT blocked: {error}", error=f.value))
         for policy in self.config.policies:
             self._log.debug("policy {name}", name=policy.name)
@@ -615,7 +616,9 @@ class IkedService(MultiService):
     def _startup(self):
         if self.running:
             if self.kernel.name != "decoupled":
-                self._installTraps()
+                # The policies' trap flows: their first packet starts the
+                # negotiation, and none leaves in clear before.
+                self.runner.startTraps()
             self.runner.execute(self.core.startup())
             self._notify("READY=1")
 
@@ -624,19 +627,6 @@ class IkedService(MultiService):
             from ikedtx.sdnotify import notify
 
             notify(state)
-
-    def _installTraps(self):
-        """
-        The trap flows of the policies (L{ikedtx.core.trap}): their first
-        packet starts the negotiation, and none leaves in clear before.
-        """
-        from ikedtx.core.trap import trapFlows
-
-        for flow in trapFlows(self.core):
-            self.kernel.addFlow(flow).addErrback(
-                lambda f, flow=flow: self._log.warn("no trap flow {source} -> {destination}: {error}",
-                                                    source=flow.source.startAddress,
-                                                    destination=flow.destination.startAddress, error=f.value))
 
     def initiate(self, policyName):
         return self.runner.initiate(policyName)
@@ -688,7 +678,7 @@ class IkedService(MultiService):
             self.options["config"] = path
             if self.credentials is not None and hasattr(self.credentials, "reload"):
                 self._reloadCredentials(config)
-            self.runner.execute(self.core.reload(config, resolved))
+            self.runner.reload(config, resolved)
             self._logConfigWarnings(config)
             self._log.info("reloaded {path}: loaded {n} policies", path=path, n=len(config.policies))
             return config

@@ -153,6 +153,11 @@ class ResponderPolicyTests(ExchangeTestCase):
         childA, childB = self.assertChildKeysMatch(a, b)
         self.assertIsNotNone(childA.ipcompIn)
         self.assertEqual((childA.ipcompIn, childA.ipcompOut), (childB.ipcompOut, childB.ipcompIn))
+        # The datapath gets them: each SA with its direction's IPcomp CPI,
+        # and flows whose templates ask for IPcomp.
+        inbound, outbound = childA.kernelSAs(ikeSA)
+        self.assertEqual((inbound.ipcompCpi, outbound.ipcompCpi), (childA.ipcompIn, childA.ipcompOut))
+        self.assertTrue(all(flow.ipcomp for flow in childA.kernelFlows(ikeSA)))
 
     def test_noIpcompWithoutPeer(self):
         """
@@ -165,3 +170,5 @@ class ResponderPolicyTests(ExchangeTestCase):
                                   % (B_ADDR, A_ADDR)))
         childA, childB = self.assertChildKeysMatch(a, b)
         self.assertEqual((childA.ipcompIn, childA.ipcompOut, childB.ipcompIn), (None, None, None))
+        self.assertEqual([sa.ipcompCpi for sa in childA.kernelSAs(ikeSA)], [None, None])
+        self.assertFalse(any(flow.ipcomp for flow in childA.kernelFlows(ikeSA)))

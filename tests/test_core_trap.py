@@ -87,6 +87,42 @@ class TrapInDatapathTests(SynchronousTestCase):
                                   xfrm.kernelReqid(TRAP_REQID_BASE)])
         self.assertNotIn(m.XFRM_MSG_DELPOLICY, channel.types())
 
+    def test_xfrmTrapAfterChild(self):
+        """
+        A trap installed after a Child SA's flow for its selector (ikectl
+        couple, a reload) leaves the Child SA's template in the kernel and
+        takes over only when that flow goes.
+        """
+        channel = RecordingChannel()
+        kernel = xfrm.XfrmKernel(channel=channel, cleanup=False)
+        self.successResultOf(kernel.addFlow(trap(reqid=5)))
+        self.successResultOf(kernel.addFlow(trap()))
+        self.successResultOf(kernel.addFlow(trap(reqid=TRAP_REQID_BASE + 1)))
+        self.successResultOf(kernel.deleteFlow(trap(reqid=5)))
+        self.successResultOf(kernel.deleteFlow(trap(reqid=TRAP_REQID_BASE + 1)))
+        reqids = [msg.get_attr("XFRMA_TMPL")["templates"][0]["reqid"] for t, _, msg in channel.requests
+                  if t == m.XFRM_MSG_UPDPOLICY]
+        self.assertEqual(reqids, [xfrm.kernelReqid(5), xfrm.kernelReqid(TRAP_REQID_BASE + 1),
+                                  xfrm.kernelReqid(TRAP_REQID_BASE)])
+
+    def test_userspaceTrapAfterChild(self):
+        """
+        User space: a trap installed after a Child SA's flow does not take
+        its packets.
+        """
+        kernel = UserspaceKernel(reactor=task.Clock(), device=FakeTun(), routes=FakeRoutes(["10.1.0.1"]),
+                                 rawEsp=False)
+        acquires = []
+        kernel.setEventReceiver(type("Receiver", (), {"acquire": lambda self, reqid, s, d: acquires.append(reqid)})())
+        self.successResultOf(kernel.addFlow(trap(reqid=5)))
+        self.successResultOf(kernel.addFlow(trap()))
+        kernel.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(acquires, [5])
+        self.successResultOf(kernel.deleteFlow(trap(reqid=5)))
+        kernel.reactor.advance(10)
+        kernel.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(acquires, [5, TRAP_REQID_BASE])
+
     def test_userspace(self):
         """
         User space: a packet on the trap alone is an acquire; once a Child
@@ -109,3 +145,76 @@ class TrapInDatapathTests(SynchronousTestCase):
         kernel.reactor.advance(10)
         kernel.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
         self.assertEqual(receiver.acquires, [TRAP_REQID_BASE, 5])
+
+
+class TrapRefreshTests(SynchronousTestCase):
+    """
+    L{CoreRunner.reload} (SIGHUP, ikectl reload) brings the trap flows in
+    the datapath in line with the new policies.
+    """
+
+    def setUp(self):
+        from ikedtx.kernel.decoupled import DecoupledKernel
+        from ikedtx.net.shell import CoreRunner
+
+        self.core = core('ikev2 "t" passive esp from 10.1.0.0/24 to 10.2.0.0/24 peer 192.0.2.2 psk "x"\n')
+        self.kernel = DecoupledKernel()
+        self.runner = CoreRunner(self.core, self.kernel, task.Clock())
+        self.successResultOf(self.runner.startTraps())
+
+    def test_newPolicy(self):
+        """
+        A policy the reload adds gets its trap; the one kept keeps its own.
+        """
+        (kept,) = self.kernel.flows
+        config = parseConfig('ikev2 "t" passive esp from 10.1.0.0/24 to 10.2.0.0/24 peer 192.0.2.2 psk "x"\n'
+                             'ikev2 "u" passive esp from 10.1.0.0/24 to 10.3.0.0/24 peer 192.0.2.3 psk "x"\n')
+        self.successResultOf(self.runner.reload(config, {}))
+        self.assertEqual(self.kernel.flows, [kept] + [f for f in trapFlows(self.core) if f != kept])
+        self.assertEqual([f.peerAddress for f in self.kernel.flows], [A("192.0.2.2"), A("192.0.2.3")])
+        self.assertNotIn("deleteFlow", [operation for operation, _ in self.kernel.log])
+
+    def test_removedPolicy(self):
+        """
+        The trap of a policy the reload removed goes.
+        """
+        config = parseConfig('ikev2 "u" passive esp from 10.1.0.0/24 to 10.3.0.0/24 peer 192.0.2.3 psk "x"\n')
+        self.successResultOf(self.runner.reload(config, {}))
+        (flow,) = self.kernel.flows
+        self.assertEqual((flow.peerAddress, flow.destination.startAddress), (A("192.0.2.3"), A("10.3.0.0")))
+
+    def test_changedPolicy(self):
+        """
+        A policy whose selectors changed has the new trap in place before the
+        old one goes (no moment without a trap).
+        """
+        config = parseConfig('ikev2 "t" passive esp from 10.1.0.0/24 to 10.4.0.0/24 peer 192.0.2.2 psk "x"\n')
+        self.successResultOf(self.runner.reload(config, {}))
+        operations = [(operation, flow.destination.startAddress) for operation, flow in list(self.kernel.log)[-2:]]
+        self.assertEqual(operations, [("addFlow", A("10.4.0.0")), ("deleteFlow", A("10.2.0.0"))])
+        self.assertEqual([f.destination.startAddress for f in self.kernel.flows], [A("10.4.0.0")])
+
+    def test_noTrapsNoChange(self):
+        """
+        A runner that keeps no traps (the decoupled datapath of C{set
+        decouple}) installs none on reload.
+        """
+        from ikedtx.kernel.decoupled import DecoupledKernel
+        from ikedtx.net.shell import CoreRunner
+
+        kernel = DecoupledKernel()
+        runner = CoreRunner(self.core, kernel, task.Clock())
+        self.successResultOf(runner.reload(self.core.config, {}))
+        self.assertEqual(kernel.flows, [])
+
+    def test_resetPolicy(self):
+        """
+        ikectl reset policy leaves no trap behind.
+        """
+        from types import SimpleNamespace
+
+        from ikedtx.control.operations import Operations
+
+        service = SimpleNamespace(core=self.core, runner=self.runner, config=self.core.config, options={})
+        Operations(service)._reset_policy(None)
+        self.assertEqual(self.kernel.flows, [])

@@ -57,7 +57,7 @@ class FakeService:
         config = loadConfig(path)
         self.config = config
         self.options["config"] = path
-        self.runner.execute(self.core.reload(config, {}))
+        self.runner.reload(config, {})
         return config
 
     def initiate(self, name):
@@ -453,11 +453,47 @@ class ModeTests(DaemonPair):
         sas, flows = dict(self.a.kernel.sas), list(self.a.kernel.flows)
         self.result(self.client.decouple())
         self.assertEqual((self.a.kernel.sas, self.a.kernel.flows), ({}, []))
+        # Detached: the xfrm provider keeps their sequence numbers.
+        self.assertEqual(sorted(sa.spi for operation, sa in self.a.kernel.log if operation == "detachSA"),
+                         sorted(sa.spi for sa in sas.values()))
         (sa,) = self.result(self.client.showSA())
         self.assertFalse(sa["children"][0]["loaded"])
         self.result(self.client.couple())
         self.assertEqual(self.a.kernel.sas, sas)
         self.assertEqual(sorted(map(repr, self.a.kernel.flows)), sorted(map(repr, flows)))
+
+    def test_decoupleStanding(self):
+        """
+        decouple also takes the trap flows and the IPv6 block out of the
+        datapath (the xfrm provider's routes go with the flows); couple
+        puts them back, with the traps of the policies in force then.
+        """
+        self.successResultOf(self.a.blockIPv6())
+        self.successResultOf(self.a.startTraps())
+        self.establish()
+        traps = list(self.a.traps)
+        self.assertTrue(traps)
+        self.assertTrue(self.a.kernel.ipv6Blocked)
+        self.result(self.client.decouple())
+        self.assertEqual((self.a.kernel.flows, self.a.kernel.ipv6Blocked), ([], False))
+        self.result(self.client.couple())
+        self.assertTrue(self.a.kernel.ipv6Blocked)
+        for trap in traps:
+            self.assertIn(trap, self.a.kernel.flows)
+
+    def test_reloadWhileDecoupled(self):
+        """
+        A reload while decoupled installs no trap; couple installs those of
+        the policies then in force.
+        """
+        self.successResultOf(self.a.startTraps())
+        self.result(self.client.decouple())
+        self.assertEqual(self.a.kernel.flows, [])
+        self.result(self.client.reload())
+        self.assertEqual(self.a.kernel.flows, [])
+        self.result(self.client.couple())
+        self.assertEqual(self.a.kernel.flows, self.a.traps)
+        self.assertTrue(self.a.traps)
 
     def test_decoupledNegotiation(self):
         """

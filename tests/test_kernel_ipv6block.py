@@ -96,6 +96,26 @@ class XfrmBlockTests(SynchronousTestCase):
                          sorted((msg["dir"], msg["sel_proto"], msg["sel_sport"]) for _, msg in xfrm.ipv6BlockMessages()))
         self.assertEqual(self.kernel.blocks, {})
 
+    def test_unblock(self):
+        """
+        unblockIPv6 (ikectl decouple) removes every block policy but the one
+        whose selector a ::/0 flow holds, which stays the flow's; a later
+        blockIPv6 (couple) puts them back.
+        """
+        self.successResultOf(self.kernel.blockIPv6())
+        self.successResultOf(self.kernel.addFlow(allOf6()))
+        self.channel.requests.clear()
+        self.successResultOf(self.kernel.unblockIPv6())
+        self.assertEqual(len(policies(self.channel, m.XFRM_MSG_DELPOLICY)), len(xfrm.ipv6BlockMessages()) - 1)
+        self.assertEqual(policies(self.channel, m.XFRM_MSG_UPDPOLICY), [])
+        self.channel.requests.clear()
+        self.successResultOf(self.kernel.deleteFlow(allOf6()))
+        # No block to come back: the flow's policy is deleted.
+        self.assertEqual(len(policies(self.channel, m.XFRM_MSG_DELPOLICY)), 1)
+        self.channel.requests.clear()
+        self.successResultOf(self.kernel.blockIPv6())
+        self.assertEqual(len(policies(self.channel, m.XFRM_MSG_UPDPOLICY)), len(xfrm.ipv6BlockMessages()))
+
     def test_flowForAllOfIPv6(self):
         """
         A negotiated flow with the block's own selector (::/0 both ways)
@@ -187,6 +207,20 @@ class UserspaceBlockTests(SynchronousTestCase):
         self.successResultOf(self.kernel.blockIPv6())
         self.assertEqual(len(policies(self.channel, m.XFRM_MSG_UPDPOLICY)), len(xfrm.ipv6BlockMessages()) + 1)
 
+    def test_unblock(self):
+        """
+        unblockIPv6 removes the block and the pass policies; the flow stays
+        in the datapath, and its deletion asks XFRM for nothing more.
+        """
+        self.successResultOf(self.kernel.blockIPv6())
+        self.successResultOf(self.kernel.addFlow(flow6("in")))
+        self.channel.requests.clear()
+        self.successResultOf(self.kernel.unblockIPv6())
+        self.assertEqual(len(policies(self.channel, m.XFRM_MSG_DELPOLICY)), len(xfrm.ipv6BlockMessages()) + 1)
+        self.channel.requests.clear()
+        self.successResultOf(self.kernel.deleteFlow(flow6("in")))
+        self.assertEqual(self.channel.requests, [])
+
     def test_flush(self):
         """
         flush removes the block and the pass policies.
@@ -226,3 +260,10 @@ class DecoupledBlockTests(SynchronousTestCase):
         self.assertEqual(kernel.log[-1], ("blockIPv6", None))
         kernel.flush()
         self.assertFalse(kernel.ipv6Blocked)
+
+    def test_unblockRecorded(self):
+        kernel = DecoupledKernel()
+        self.successResultOf(kernel.blockIPv6())
+        self.successResultOf(kernel.unblockIPv6())
+        self.assertFalse(kernel.ipv6Blocked)
+        self.assertEqual(kernel.log[-1], ("unblockIPv6", None))

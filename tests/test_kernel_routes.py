@@ -50,6 +50,12 @@ class FakeTunnelRoutes:
         self.log.append(("rules",))
         self.rules.clear()
 
+    def removeLeftovers(self):
+        self.log.append(("leftovers", self.table))
+        if self.failing:
+            raise OSError(1, "Operation not permitted")
+        return 2
+
 
 class XfrmRouteTests(SynchronousTestCase):
     def setUp(self):
@@ -136,6 +142,20 @@ class XfrmRouteTests(SynchronousTestCase):
         self.assertTrue(self.kernel.policies)
         self.assertEqual((self.routes.log, self.kernel._flowRoutes), ([], {}))
 
+    def test_leftoversAtStart(self):
+        """
+        With C{cleanup}, the provider removes the routes a crashed run left
+        (counted with the SAs and policies); a failure to do so is logged
+        and the start goes on.
+        """
+        routes = FakeTunnelRoutes()
+        kernel = xfrm.XfrmKernel(channel=RecordingChannel(), routes=routes)
+        self.assertEqual(routes.log, [("leftovers", DEFAULT_TABLE)])
+        self.assertEqual(kernel.leftoversRemoved, 2)
+        routes = FakeTunnelRoutes(failing=True)
+        kernel = xfrm.XfrmKernel(channel=RecordingChannel(), routes=routes)
+        self.assertEqual(kernel.leftoversRemoved, 0)
+
     def test_tableZero(self):
         """
         Table 0 (C{--route-table 0}) installs no routes.
@@ -180,3 +200,41 @@ class TunnelRoutesNamespaceTests(SynchronousTestCase):
         routes.removeRules()
         self.assertEqual(self.a.ip("route", "show", "table", "220", check=False).stdout.strip(), "")
         self.assertNotIn("lookup 220", self.a.ip("rule", "show").stdout)
+
+    def test_leftovers(self):
+        """
+        The routes carry ikedtx's protocol; at start, those a crashed run
+        left in the table go, and a route of another protocol (charon's,
+        static) in the same table stays, as do other tables' routes.
+        """
+        crashed = TunnelRoutes(netns=self.a.netns)
+        crashed.addRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        crashed.addRoute(ip_network("10.3.0.0/16"), A("10.1.0.1"), A("198.51.100.7"))
+        self.assertIn("proto 158", self.a.ip("route", "show", "table", "220").stdout)
+        self.a.ip("route", "add", "10.4.0.0/16", "dev", "va", "table", "220", "proto", "static")
+        self.a.ip("route", "add", "10.5.0.0/16", "dev", "va", "table", "221", "proto", "158")
+        self.assertEqual(TunnelRoutes(netns=self.a.netns).removeLeftovers(), 2)
+        table = self.a.ip("route", "show", "table", "220").stdout
+        self.assertNotIn("10.2.0.0", table)
+        self.assertNotIn("10.3.0.0", table)
+        self.assertIn("10.4.0.0/16 dev va proto static", table)
+        self.assertIn("10.5.0.0/16", self.a.ip("route", "show", "table", "221").stdout)
+
+    def test_deleteOnlyOurs(self):
+        """
+        deleteRoute removes ikedtx's route only: charon's route to the same
+        network (another protocol) is never touched.
+        """
+        self.a.ip("route", "add", "10.2.0.0/16", "dev", "va", "table", "220", "proto", "static")
+        routes = TunnelRoutes(netns=self.a.netns)
+        self.assertRaises(Exception, routes.deleteRoute, ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        self.assertIn("10.2.0.0/16 dev va proto static", self.a.ip("route", "show", "table", "220").stdout)
+
+    def test_leftoversIPv6(self):
+        self.a.ip("-6", "address", "add", "fd00::1/64", "dev", "va", "nodad")
+        self.a.ip("-6", "address", "add", "fd01::1/128", "dev", "lo")
+        routes = TunnelRoutes(netns=self.a.netns)
+        routes.addRoute(ip_network("fd02::/64"), A("fd01::1"), A("fd00::2"))
+        self.assertIn("fd02::/64", self.a.ip("-6", "route", "show", "table", "220").stdout)
+        self.assertEqual(TunnelRoutes(netns=self.a.netns).removeLeftovers(), 1)
+        self.assertNotIn("fd02::/64", self.a.ip("-6", "route", "show", "table", "220").stdout)

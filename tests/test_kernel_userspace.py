@@ -417,12 +417,12 @@ class UserspaceKernelTests(SynchronousTestCase):
 
     def test_refused(self):
         """
-        AH, transport mode, unusable keys and duplicate SAs are refused with
-        L{KernelError}.
+        AH, transport mode, IPcomp, unusable keys and duplicate SAs are
+        refused with L{KernelError}.
         """
         pair = Pair(self)
         for sa in (replace(pair.outA, protocol=ProtocolId.AH), replace(pair.outA, mode="transport"),
-                   replace(pair.outA, encryptionKey=b"short")):
+                   replace(pair.outA, ipcompCpi=0x4000), replace(pair.outA, encryptionKey=b"short")):
             self.failureResultOf(pair.a.addSA(sa), KernelError)
         self.successResultOf(pair.a.addSA(pair.outA))
         self.failureResultOf(pair.a.addSA(pair.outA), KernelError)

@@ -83,9 +83,14 @@ class XfrmVMTests(SynchronousTestCase):
     def test_gcmTunnelIPv4(self):
         """
         AES-GCM-16 (RFC 4106) with ESN and a 128-packet replay window, in
-        tunnel mode between inner IPv4 networks.
+        tunnel mode between inner IPv4 networks: the kernel's SAs have the
+        ESN flag and that window (XFRMA_REPLAY_ESN_VAL).
         """
-        self.checkPair("gcm_tunnel_v4")
+        result = self.checkPair("gcm_tunnel_v4")
+        states = result["states"]
+        self.assertEqual(len(re.findall(r"flag .*\besn\b", states)), 2, states)
+        self.assertEqual(len(re.findall(r"anti-replay esn context", states)), 2, states)
+        self.assertEqual(len(re.findall(r"replay_window 128\b", states)), 2, states)
 
     def test_updateKeepsSequence(self):
         """
@@ -135,9 +140,14 @@ class XfrmVMTests(SynchronousTestCase):
     def test_ipcomp(self):
         """
         IPcomp (DEFLATE) under ESP in tunnel mode, with pings large enough
-        to be compressed.
+        to be compressed: the IPcomp SAs are in the kernel (ipcompMessage)
+        and the ESP SA inside them is in transport mode.
         """
-        self.checkPair("ipcomp_gcm_tunnel_v4")
+        result = self.checkPair("ipcomp_gcm_tunnel_v4")
+        states = result["states"]
+        self.assertEqual(len(re.findall(r"proto comp spi 0x0000[45]008\(", states)), 2, states)
+        self.assertEqual(len(re.findall(r"comp deflate", states)), 2, states)
+        self.assertRegex(states, r"proto esp spi 0x0000[12]008\(\d+\) reqid \d+\(0x[0-9a-f]+\) mode transport")
 
     def test_lifetimes(self):
         """

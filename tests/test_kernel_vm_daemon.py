@@ -8,6 +8,10 @@ test here checks its part.
 - the IPv6 leak block, an IPv6 flow passing it, C{-6} lifting it;
 - an SA the kernel refuses (ChaCha20-Poly1305 with module loading off):
   reported with the SA and the kernel's reason, the daemons keep running;
+- IPcomp negotiated between the daemons, and ESN with its replay window in
+  the negotiated ESP SAs;
+- ikectl decouple takes SAs, flows, traps, routes and the IPv6 block out,
+  ikectl couple puts them back;
 - nothing left after SIGTERM.
 """
 
@@ -125,6 +129,67 @@ class DaemonDatapathVMTests(SynchronousTestCase):
         self.assertEqual(self.value("od_ping"), "3")
         self.assertLess(int(self.value("od_tries")), 40)
         self.assertIn("od: acquire for 10.1.0.1 -> 10.6.0.1", self.value("blocked_log_a"))
+
+    def test_ipcomp(self):
+        """
+        The "comp" policy (C{ipcomp} on both sides) gets IPcomp SAs
+        (DEFLATE) with its ESP SAs, both ways, and large compressible pings
+        pass through them.
+        """
+        log = "\n".join(line for run in ("blocked_log_a", "blocked_log_b") for line in self.value(run).splitlines()
+                        if "comp" in line or "Traceback" in line)
+        self.assertEqual(self.value("comp_ping"), "3", self.value("comp_states") + log)
+        states = self.value("comp_states")
+        self.assertEqual(len(re.findall(r"proto comp spi 0x0000(?!0000)[0-9a-f]{4}\(", states)), 2, states)
+        self.assertEqual(len(re.findall(r"comp deflate", states)), 2, states)
+        self.assertEqual(len(re.findall(r"proto esp spi ", states)), 2, states)
+        # Compressed: the ESP SAs carried far fewer bytes than went into
+        # the IPcomp SAs (1228-byte pings of one repeated octet).
+        counted = {}
+        for block in re.split(r"^(?=src )", states, flags=re.M):
+            proto = re.search(r"proto (esp|comp) spi", block)
+            current = re.search(r"^\t  (\d+)\(bytes\), (\d+)\(packets\)$", block, re.M)
+            if proto and current:
+                counted.setdefault(proto.group(1), []).append(int(current.group(1)))
+        self.assertEqual(sorted(counted), ["comp", "esp"], states)
+        self.assertLess(max(counted["esp"]) * 4, min(counted["comp"]), counted)
+
+    def test_esnAndReplayWindow(self):
+        """
+        The negotiated ESP SAs (the default proposals offer ESN first) have
+        extended sequence numbers and the 32-packet replay window in the
+        kernel (XFRMA_REPLAY_ESN_VAL).
+        """
+        states = self.value("blocked_states")
+        v4 = re.findall(r"src 192\.0\.2\.[12] dst 192\.0\.2\.[12]\n(?:\t.*\n)+", states)
+        self.assertEqual(len(v4), 2, states)
+        for state in v4:
+            self.assertRegex(state, r"flag .*\besn\b")
+            self.assertIn("anti-replay esn context", state)
+            self.assertRegex(state, r"replay_window 32\b")
+
+    def test_decoupleCouple(self):
+        """
+        ikectl decouple leaves no SA, no flow, no trap, no route and no
+        IPv6 block in the kernel; ikectl couple
+        puts the SAs, flows, traps, routes and the block back, and pings go
+        through the tunnel again.
+        """
+        self.assertEqual((self.value("decouple_rc"), self.value("couple_rc")), ("0", "0"), self.value("ikectl_err"))
+        self.assertEqual(self.value("decoupled_esp"), "0")
+        policies = self.value("decoupled_policies")
+        self.assertNotIn("tmpl", policies)
+        self.assertNotIn("action block", policies)
+        self.assertEqual(self.value("decoupled_table").strip(), "")
+        self.assertEqual(self.value("recoupled_esp"), self.value("blocked_esp_count"))
+        policies = self.value("recoupled_policies")
+        self.assertEqual(len(re.findall(r"action block priority %d" % (BLOCK_PRIORITY,), policies)), 3, policies)
+        # The trap of "od" and the flows of the Child SAs.
+        self.assertIn("src 10.1.0.0/16 dst 10.6.0.0/16", policies)
+        self.assertRegex(self.value("recoupled_table"), r"10\.2\.0\.0/16 dev va .*src 10\.1\.0\.1")
+        # The SAs went on from their sequence numbers: b's replay window
+        # takes a's packets.
+        self.assertEqual(self.value("recoupled_ping4"), "3")
 
     def test_nothingLeft(self):
         """

@@ -261,6 +261,49 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA])
         self.assertEqual((channel.requests[0][2]["min"], channel.requests[0][2]["id_proto"]), (0x100, 50))
 
+    def test_allocatedCpi(self):
+        """
+        An IPcomp CPI (the core asks with protocol NONE) is allocated as a
+        16-bit SPI of IPPROTO_COMP; the IPcomp SA that comes with the ESP SA
+        updates that larval SA, and deleting the SA removes it.
+        """
+        answer = m.usersa_info()
+        answer["id_spi"] = 0x4321
+        k, channel = kernel({m.XFRM_MSG_ALLOCSPI: [answer]})
+        cpi = self.successResultOf(k.allocateSpi(ProtocolId.NONE, "192.0.2.2", "192.0.2.1"))
+        self.assertEqual(cpi, 0x4321)
+        request = channel.requests[0][2]
+        self.assertEqual((request["id_proto"], request["min"], request["max"]), (m.IPPROTO_COMP, 0x100, 0xFFFF))
+        self.successResultOf(k.addSA(gcmSA(ipcompCpi=cpi)))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA, m.XFRM_MSG_NEWSA])
+        self.assertEqual(channel.requests[1][2]["id_proto"], m.IPPROTO_COMP)
+        self.assertEqual(k.allocated, set())
+
+    def test_larvalExpired(self):
+        """
+        The kernel removes a larval SA after net.core.xfrm_acq_expires
+        seconds: when its UPDSA finds none (ESRCH, a slow negotiation), the
+        SA and its IPcomp SA are installed as new ones.
+        """
+        answer = m.usersa_info()
+        answer["id_spi"] = 0x4321
+        k, channel = kernel({m.XFRM_MSG_ALLOCSPI: [answer], m.XFRM_MSG_UPDSA: NetlinkError(errno.ESRCH, "")})
+        spi = self.successResultOf(k.allocateSpi(ProtocolId.ESP, "192.0.2.2", "192.0.2.1"))
+        cpi = self.successResultOf(k.allocateSpi(ProtocolId.NONE, "192.0.2.2", "192.0.2.1"))
+        self.successResultOf(k.addSA(gcmSA(spi=spi, ipcompCpi=cpi)))
+        self.assertEqual(channel.types(), [m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_ALLOCSPI, m.XFRM_MSG_UPDSA,
+                                           m.XFRM_MSG_NEWSA, m.XFRM_MSG_UPDSA, m.XFRM_MSG_NEWSA])
+        self.assertEqual((k.allocated, list(k.sas)), (set(), [(ProtocolId.ESP, spi, A("192.0.2.1"))]))
+
+    def test_unknownProtocol(self):
+        """
+        An SPI for a protocol the provider does not know is a failed
+        Deferred, not an exception.
+        """
+        k, channel = kernel()
+        self.failureResultOf(k.allocateSpi(ProtocolId.IKE, "192.0.2.2", "192.0.2.1"), KernelError)
+        self.assertEqual(channel.requests, [])
+
     def test_kernelRefuses(self):
         """
         A netlink error fails the Deferred with KernelError naming the SA
@@ -505,3 +548,67 @@ class SocketTests(SynchronousTestCase):
         decoded.decode()
         self.assertEqual((decoded["sel_family"], decoded["dir"], decoded["action"]),
                          (socket.AF_INET6, m.XFRM_POLICY_OUT, m.XFRM_POLICY_ALLOW))
+
+
+class DetachTests(SynchronousTestCase):
+    """
+    detachSA (ikectl decouple) and addSA of the same SA (couple): the SA
+    goes on with its sequence numbers, or the peer would drop every packet
+    it sends as a replay until the numbers catch up, and old packets could
+    be replayed to it.
+    """
+
+    def answer(self, sa, **replay):
+        state = m.usersa_info()
+        state["attrs"] = [("XFRMA_REPLAY_ESN_VAL", dict(bmp_len=1, replay_window=32, oseq_hi=0, seq_hi=0, **replay))]
+        return decoded(state)
+
+    def replayOf(self, channel):
+        (newsa,) = [msg for t, _, msg in channel.requests if t == m.XFRM_MSG_NEWSA][-1:]
+        return newsa.get_attr("XFRMA_REPLAY_ESN_VAL")
+
+    def test_esn(self):
+        sa = gcmSA(esn=True)
+        k, channel = kernel({m.XFRM_MSG_GETSA: [self.answer(sa, oseq=1234, seq=99)]})
+        self.successResultOf(k.addSA(sa))
+        self.assertEqual((self.replayOf(channel)["oseq"], self.replayOf(channel)["seq"]), (0, 0))
+        self.successResultOf(k.detachSA(sa))
+        self.assertEqual(channel.types()[-2:], [m.XFRM_MSG_GETSA, m.XFRM_MSG_DELSA])
+        self.assertEqual(k.sas, {})
+        self.successResultOf(k.addSA(sa))
+        replay = self.replayOf(channel)
+        self.assertEqual((replay["oseq"], replay["seq"], replay["replay_window"]), (1234, 99, 32))
+        # Once only: a later SA with the same SPI starts afresh.
+        self.successResultOf(k.deleteSA(sa))
+        self.successResultOf(k.addSA(sa))
+        self.assertEqual(self.replayOf(channel)["oseq"], 0)
+
+    def test_noEsn(self):
+        """
+        Without ESN the kernel's replay state (XFRMA_REPLAY_VAL) is read
+        too, and the SA comes back from its sequence numbers (in the
+        XFRMA_REPLAY_ESN_VAL that updateSA also uses; the window's bitmap
+        starts empty).
+        """
+        sa = gcmSA()
+        state = m.usersa_info()
+        state["attrs"] = [("XFRMA_REPLAY_VAL", {"oseq": 77, "seq": 5, "bitmap": 0x1F})]
+        k, channel = kernel({m.XFRM_MSG_GETSA: [decoded(state)]})
+        self.successResultOf(k.addSA(sa))
+        self.successResultOf(k.detachSA(sa))
+        self.successResultOf(k.addSA(sa))
+        replay = self.replayOf(channel)
+        self.assertEqual((replay["oseq"], replay["seq"]), (77, 5))
+
+    def test_queryFails(self):
+        """
+        When the state cannot be read the SA is removed all the same.
+        """
+        sa = gcmSA()
+        k, channel = kernel({m.XFRM_MSG_GETSA: NetlinkError(errno.ESRCH, "")})
+        self.successResultOf(k.addSA(sa))
+        self.successResultOf(k.detachSA(sa))
+        self.assertEqual(k.sas, {})
+        self.successResultOf(k.addSA(sa))
+        (newsa,) = [msg for t, _, msg in channel.requests if t == m.XFRM_MSG_NEWSA][-1:]
+        self.assertIsNone(newsa.get_attr("XFRMA_REPLAY_VAL"))

@@ -475,7 +475,9 @@ class MemoryServiceMixin:
         self.service.runInThread = lambda f, *args: self.inThread.append(f) or defer.maybeDeferred(f, *args)
         self.service.core = SimpleNamespace(reload=lambda config, resolved: self.reloaded.append((config, resolved))
                                             or ["actions"])
-        self.service.runner = SimpleNamespace(execute=self.executed.append)
+        self.service.runner = SimpleNamespace(
+            execute=self.executed.append,
+            reload=lambda config, resolved: self.executed.append(self.service.core.reload(config, resolved)))
 
     def write(self, text):
         with open(self.path, "w") as f:

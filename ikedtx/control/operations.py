@@ -122,14 +122,14 @@ class Operations:
         count = sum(1 for sa in self.core.ikeSAs.values() if sa.state not in (IKEState.CLOSING, IKEState.CLOSED))
         config = dataclasses.replace(self.service.config, policies=())
         self.service.config = config
-        self._execute(self.core.reload(config, {}))
+        self.service.runner.reload(config, {})
         self._log.info("reset policy: every policy flushed")
         return {"count": count}
 
     def _reset_user(self, ikeId):
         config = dataclasses.replace(self.service.config, users=())
         self.service.config = config
-        self._execute(self.core.reload(config, self.core.policies.resolved))
+        self.service.runner.reload(config, self.core.policies.resolved)
         self._log.info("reset user: the local user database is empty")
         return {"count": 0}
 

@@ -298,11 +298,12 @@ class ChildSA(StateMachine):
         inbound = KernelSA(
             spi=self.spiIn, inbound=True, source=remote, destination=local,
             encryptionKey=bytes(self.keyIn[0]), integrityKey=bytes(self.keyIn[1]),
-            encapsulation=(encap[1], encap[0]) if encap else None, **common)
+            encapsulation=(encap[1], encap[0]) if encap else None,
+            ipcompCpi=self.ipcompIn if self.ipcomp else None, **common)
         outbound = KernelSA(
             spi=self.spiOut, inbound=False, source=local, destination=remote,
             encryptionKey=bytes(self.keyOut[0]), integrityKey=bytes(self.keyOut[1]),
-            encapsulation=encap, **common)
+            encapsulation=encap, ipcompCpi=self.ipcompOut if self.ipcomp else None, **common)
         return [inbound, outbound]
 
     def kernelFlows(self, ikeSA):
@@ -312,9 +313,18 @@ class ChildSA(StateMachine):
         """
         local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         flows = []
+        comp = self.ipcomp
         for ours, theirs in self._selectors():
-            flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid))
-            flows.append(KernelFlow(theirs, ours, "in", self.protocol, self.mode, remote, local, self.reqid))
+            flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid, comp))
+            flows.append(KernelFlow(theirs, ours, "in", self.protocol, self.mode, remote, local, self.reqid, comp))
             if self.mode == "tunnel":
-                flows.append(KernelFlow(theirs, ours, "fwd", self.protocol, self.mode, remote, local, self.reqid))
+                flows.append(KernelFlow(theirs, ours, "fwd", self.protocol, self.mode, remote, local, self.reqid,
+                                        comp))
         return flows
+
+    @property
+    def ipcomp(self):
+        """
+        Whether IPcomp was negotiated (both CPIs known, RFC 7296 2.22).
+        """
+        return self.ipcompIn is not None and self.ipcompOut is not None

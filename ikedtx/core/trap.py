@@ -9,8 +9,10 @@ A packet that matches a trap flow makes the datapath raise an acquire
 which no Child SA has: the core finds the policy by the packet's addresses
 and negotiates it (on-demand tunnels), and nothing leaves in clear
 meanwhile. A Child SA's own flows take the trap's place while it is
-installed (the datapath keeps the newest flow for one selector) and the
-trap is back when it goes.
+installed (the datapath keeps the newest flow for one selector, and a trap
+never over a Child SA's flow, whichever came first:
+L{ikedtx.kernel.interfaces.claimPosition}) and the trap is back when it
+goes.
 """
 
 from ipaddress import ip_address
@@ -18,10 +20,9 @@ from ipaddress import ip_address
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.core.policy import peerAddressOf
 from ikedtx.core.tasks.config import dynamicPlaceholders
-from ikedtx.kernel.interfaces import KernelFlow, KernelSelector
+from ikedtx.kernel.interfaces import TRAP_REQID_BASE, KernelFlow, KernelSelector
 
-#: The reqids of trap flows: far above the core's own, which count up from 1.
-TRAP_REQID_BASE = 0xF00000
+__all__ = ["TRAP_REQID_BASE", "trapFlows"]
 
 
 def trapFlows(core):

@@ -83,6 +83,12 @@ class DecoupledKernel:
         self.log.append(("deleteSA", sa))
         return succeed(None)
 
+    def detachSA(self, sa):
+        # Nothing counts sequence numbers here.
+        self.sas.pop((sa.protocol, sa.spi, sa.destination), None)
+        self.log.append(("detachSA", sa))
+        return succeed(None)
+
     def addFlow(self, flow):
         self.flows.append(flow)
         self.log.append(("addFlow", flow))
@@ -97,6 +103,11 @@ class DecoupledKernel:
     def blockIPv6(self):
         self.ipv6Blocked = True
         self.log.append(("blockIPv6", None))
+        return succeed(None)
+
+    def unblockIPv6(self):
+        self.ipv6Blocked = False
+        self.log.append(("unblockIPv6", None))
         return succeed(None)
 
     def flush(self):

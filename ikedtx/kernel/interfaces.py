@@ -109,6 +109,37 @@ class KernelFlow:
     ipcomp: bool = False
 
 
+#: The reqids of trap flows (L{ikedtx.core.trap}): far above the core's own,
+#: which count up from 1.
+TRAP_REQID_BASE = 0xF00000
+
+
+def isTrap(flow):
+    """
+    Whether C{flow} is a trap flow (its reqid is in the trap range).
+    """
+    return flow.reqid >= TRAP_REQID_BASE
+
+
+def claimPosition(claims, flow):
+    """
+    Where C{flow} goes in C{claims}, the flows that want one selector in the
+    order they came, of which the datapath uses the last: after the other
+    traps (the newest of the same kind wins) but before every Child SA's
+    flow, so that a trap installed later (ikectl couple, a reload) never
+    takes a Child SA's packets. C{claims} holds flows, or tuples whose first
+    element is one.
+    """
+    if not isTrap(flow):
+        return len(claims)
+    position = 0
+    for claim in claims:
+        if not isTrap(claim[0] if isinstance(claim, tuple) else claim):
+            break
+        position += 1
+    return position
+
+
 @dataclass(frozen=True)
 class KernelSAUsage:
     """
@@ -200,6 +231,13 @@ class IKernel(Interface):
         Remove the L{KernelSA} C{sa}; return a Deferred.
         """
 
+    def detachSA(sa):
+        """
+        Remove the L{KernelSA} C{sa} for now (C{ikectl decouple}): a later
+        L{addSA} of the same SA goes on from the sequence numbers it had,
+        where the datapath can (XFRM); return a Deferred.
+        """
+
     def querySA(sa):
         """
         Return a Deferred that fires with the L{KernelSAUsage} of the
@@ -227,4 +265,10 @@ class IKernel(Interface):
         Drop IPv6 traffic that no installed flow covers, until L{flush}
         (iked's default; C{-6} leaves IPv6 alone); flows for IPv6 override
         the block while they are installed. Return a Deferred.
+        """
+
+    def unblockIPv6():
+        """
+        Lift the block of L{blockIPv6} (C{ikectl decouple}); the flows stay.
+        Return a Deferred.
         """

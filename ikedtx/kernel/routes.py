@@ -9,7 +9,10 @@ whose local inner address is on this host, the XFRM provider installs a
 route to the remote network, through the next hop towards the peer, with
 that inner address as the preferred source, in a table of its own (220, as
 charon's) that a policy-routing rule consults before the main table.
-Everything goes when the flow goes, and on shutdown.
+Everything goes when the flow goes, and on shutdown. Each route carries
+ikedtx's own route protocol number (C{proto} in C{ip route}), so that the
+routes a crashed run left are told from charon's in the same table and
+removed at start (L{TunnelRoutes.removeLeftovers}).
 """
 
 import errno
@@ -21,6 +24,11 @@ from twisted.logger import Logger
 #: charon's table and rule priority.
 DEFAULT_TABLE = 220
 
+#: The route protocol of ikedtx's routes: none of the numbers Linux and
+#: iproute2 give routing daemons (rtnetlink.h, rt_protos), and not charon's
+#: (static).
+PROTOCOL = 158
+
 
 class TunnelRoutes:
     """
@@ -30,6 +38,7 @@ class TunnelRoutes:
     @ivar table: the routing table (0: install no routes).
     @ivar priority: the priority of the rule that looks the table up.
     @ivar rules: the address families whose rule is installed.
+    @ivar protocol: the route protocol ikedtx's routes carry.
     """
 
     _log = Logger()
@@ -39,6 +48,7 @@ class TunnelRoutes:
         self.priority = priority
         self.netns = netns
         self.rules = set()
+        self.protocol = PROTOCOL
 
     def _ipr(self):
         from pyroute2 import IPRoute
@@ -67,7 +77,7 @@ class TunnelRoutes:
 
     def _route(self, ipr, command, network, source, peer):
         gateway, oif = self._nextHop(ipr, peer)
-        kwargs = dict(dst=str(network), table=self.table, oif=oif, prefsrc=str(source))
+        kwargs = dict(dst=str(network), table=self.table, oif=oif, prefsrc=str(source), proto=self.protocol)
         if gateway is not None and ip_address(gateway).version == network.version:
             kwargs["gateway"] = gateway
         ipr.route(command, **kwargs)
@@ -90,7 +100,33 @@ class TunnelRoutes:
 
     def deleteRoute(self, network, source, peer):
         with self._ipr() as ipr:
-            ipr.route("del", dst=str(network), table=self.table)
+            # Only ikedtx's own: a route of charon's to the same network stays.
+            ipr.route("del", dst=str(network), table=self.table, proto=self.protocol)
+
+    def removeLeftovers(self):
+        """
+        Remove the routes with ikedtx's protocol from L{table} (a run that
+        could not flush left them); the others stay. Return how many went.
+        """
+        if not self.table:
+            return 0
+        removed = 0
+        with self._ipr() as ipr:
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for route in ipr.get_routes(family=family, table=self.table):
+                    if route["proto"] != self.protocol or route.get_attr("RTA_TABLE") != self.table:
+                        continue
+                    destination = "%s/%d" % (route.get_attr("RTA_DST") or ("::" if family == socket.AF_INET6
+                                                                             else "0.0.0.0"), route["dst_len"])
+                    try:
+                        ipr.route("del", dst=destination, table=self.table, proto=self.protocol, family=family)
+                        removed += 1
+                    except Exception as e:
+                        self._log.warn("removing the leftover route to {destination} failed: {error}",
+                                       destination=destination, error=e)
+        if removed:
+            self._log.info("removed {n} routes an earlier ikedtx left in table {table}", n=removed, table=self.table)
+        return removed
 
     def removeRules(self):
         """

@@ -35,7 +35,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from ikedtx.kernel import esp
 from ikedtx.kernel.esp import EspError, EspSA
-from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector, claimPosition
 from ikedtx.wire.constants import ProtocolId
 
 #: Next Header / IP protocol numbers the selectors look into.
@@ -493,6 +493,9 @@ class UserspaceKernel:
             return fail(KernelError("SA %08x: the user-space datapath does ESP only" % (sa.spi,)))
         if sa.mode != "tunnel":
             return fail(KernelError("SA %08x: the user-space datapath does tunnel mode only" % (sa.spi,)))
+        if sa.ipcompCpi is not None:
+            # The peer would compress what this datapath cannot expand.
+            return fail(KernelError("SA %08x: the user-space datapath does no IPcomp" % (sa.spi,)))
         key = (sa.protocol, sa.spi, sa.destination)
         if key in self._sas:
             return fail(KernelError("SA %08x to %s: already installed" % (sa.spi, sa.destination)))
@@ -555,6 +558,11 @@ class UserspaceKernel:
             if not entries:
                 self._outbound.pop(sa.reqid, None)
 
+    def detachSA(self, sa):
+        # The SA's sequence numbers are not kept: after couple the peer
+        # drops what it takes for replays until a rekey (xfrm keeps them).
+        return self.deleteSA(sa)
+
     def querySA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
         if entry is None:
@@ -584,7 +592,8 @@ class UserspaceKernel:
             self._deleteRoutes(entry)
             return fail(KernelError("flow to %s-%s: route through %s failed: %s" % (
                 flow.destination.startAddress, flow.destination.endAddress, self.device.name, e)))
-        self._flows.append(entry)
+        # The newest flow for a packet wins, a trap never over a Child SA's.
+        self._flows.insert(claimPosition([e.flow for e in self._flows], flow), entry)
         return succeed(None)
 
     def _addRoutes(self, entry):
@@ -658,6 +667,11 @@ class UserspaceKernel:
         except Exception as e:
             return fail(xfrm._kernelError("IPv6 block (XFRM policies)", e))
         self._log.info("userspace: IPv6 blocked unless a flow covers it (-6 lifts this)")
+        return succeed(None)
+
+    def unblockIPv6(self):
+        if self._blocks:
+            self._unblock()
         return succeed(None)
 
     def _pass(self, flow):

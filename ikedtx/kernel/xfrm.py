@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ikedtx.kernel import xfrmmsg as m
-from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector
+from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage, KernelSelector, claimPosition
 from ikedtx.wire.constants import EncrId, IntegId, ProtocolId
 
 #: The kernel reqids of this provider: REQID_BASE + (core reqid modulo
@@ -603,9 +603,14 @@ class XfrmKernel:
         self.sas = {}
         self.policies = {}
         self.allocated = set()
+        # Where detached SAs' sequence numbers stood (detachSA), until
+        # they come back.
+        self._detached = {}
         self.events = None
         self._reader = None
         self.leftoversRemoved = self.removeLeftovers() if cleanup else 0
+        if cleanup and routes is not None:
+            self.leftoversRemoved += self.removeLeftoverRoutes()
         if eventSocket is not None or channel is None:
             if reactor is None:
                 from twisted.internet import reactor
@@ -639,20 +644,28 @@ class XfrmKernel:
         @raise KernelError: the kernel refused.
         """
         source, destination = ip_address(source), ip_address(destination)
+        if protocol == ProtocolId.NONE:
+            # An IPcomp CPI (the core asks for one with protocol NONE): 16
+            # bits, RFC 3173 3.3.
+            proto, highest = m.IPPROTO_COMP, 0xFFFF
+        elif protocol in _IPPROTO:
+            proto, highest = _IPPROTO[protocol], 0xFFFFFFFF
+        else:
+            raise KernelError("SPI allocation for %s: not a protocol of this datapath" % (_name(ProtocolId, protocol),))
         msg = m.userspi_info()
         msg["id_daddr"] = _packed(destination)
-        msg["id_proto"] = _IPPROTO[protocol]
+        msg["id_proto"] = proto
         msg["saddr"] = _packed(source)
         msg["family"] = _family(destination)
         msg["min"] = 0x100
-        msg["max"] = 0xFFFFFFFF
+        msg["max"] = highest
         try:
             answers = self._request(msg, m.XFRM_MSG_ALLOCSPI, 0x01)
         except Exception as e:
             raise _kernelError("SPI allocation for %s %s -> %s" % (
                 _name(ProtocolId, protocol), source, destination), e)
         spi = answers[0]["id_spi"]
-        self.allocated.add((_IPPROTO[protocol], spi, destination))
+        self.allocated.add((proto, spi, destination))
         return spi
 
     def allocateSpi(self, protocol, source, destination):
@@ -678,19 +691,23 @@ class XfrmKernel:
         mode = sa.mode
         try:
             if sa.ipcompCpi is not None:
-                self._request(ipcompMessage(sa), m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
+                # An allocated CPI is a larval SA: updated in place.
+                comp = (m.IPPROTO_COMP, sa.ipcompCpi, destination)
+                self._newOrUpdate(ipcompMessage(sa), comp in self.allocated)
+                self.allocated.discard(comp)
                 if mode == "tunnel":
                     mode = "transport"
+            if sequences is None:
+                # Where ikectl decouple left it (L{detachSA}).
+                sequences = self._detached.pop(self._saKey(sa), None)
             msg = saMessage(sa, mode, sequences)
         except KernelError:
             raise
         except Exception as e:
             raise _kernelError("install of IPcomp SA %04x for %s" % (sa.ipcompCpi, _describeSA(sa)), e)
         larval = (_IPPROTO[sa.protocol], sa.spi, destination)
-        # An inbound SPI from ALLOCSPI is a larval SA: it is updated in place.
-        msgType = m.XFRM_MSG_UPDSA if larval in self.allocated else m.XFRM_MSG_NEWSA
         try:
-            self._request(msg, msgType, _NETLINK_ACK if msgType == m.XFRM_MSG_UPDSA else _NETLINK_CREATE)
+            self._newOrUpdate(msg, larval in self.allocated)
         except Exception as e:
             if sa.ipcompCpi is not None:
                 self._deleteQuietly(m.IPPROTO_COMP, sa.ipcompCpi, destination)
@@ -698,6 +715,21 @@ class XfrmKernel:
         self.allocated.discard(larval)
         self.sas[self._saKey(sa)] = sa
         self._log.debug("xfrm: installed {sa}", sa=_describeSA(sa))
+
+    def _newOrUpdate(self, msg, larval):
+        """
+        Install the SA of C{msg}: an SPI from ALLOCSPI (C{larval}) is a
+        larval SA, updated in place, unless the kernel already let it go
+        (net.core.xfrm_acq_expires): then, as any other, it is new.
+        """
+        if larval:
+            try:
+                self._request(msg, m.XFRM_MSG_UPDSA, _NETLINK_ACK)
+                return
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ESRCH:
+                    raise
+        self._request(msg, m.XFRM_MSG_NEWSA, _NETLINK_CREATE)
 
     def _deleteQuietly(self, proto, spi, destination):
         try:
@@ -712,6 +744,7 @@ class XfrmKernel:
         error = self._deleteQuietly(_IPPROTO[sa.protocol], sa.spi, destination)
         if sa.ipcompCpi is not None:
             self._deleteQuietly(m.IPPROTO_COMP, sa.ipcompCpi, destination)
+            self.allocated.discard((m.IPPROTO_COMP, sa.ipcompCpi, destination))
         self.sas.pop(self._saKey(sa), None)
         self.allocated.discard((_IPPROTO[sa.protocol], sa.spi, destination))
         if error is not None:
@@ -724,7 +757,7 @@ class XfrmKernel:
             return fail()
         return succeed(None)
 
-    def _sequences(self, sa):
+    def _readSequences(self, sa):
         """
         The sequence numbers and replay counters of the installed C{sa}
         (GETSA), as L{saMessage} takes them.
@@ -738,14 +771,31 @@ class XfrmKernel:
             if esn is not None:
                 return {key: esn[key] for key in ("oseq", "seq", "oseq_hi", "seq_hi")}
             legacy = answers[0].get_attr("XFRMA_REPLAY_VAL")
-            if legacy:
-                # struct xfrm_replay_state: oseq, seq, bitmap (host order).
-                raw = bytes.fromhex(legacy.replace(":", "")) if isinstance(legacy, str) else bytes(legacy)
-                oseq, seq = struct.unpack_from("=II", raw)
+            if legacy is not None:
+                # struct xfrm_replay_state: oseq, seq, bitmap (host order),
+                # decoded by xfrmmsg, or raw from a kernel pyroute2 reads so.
+                try:
+                    oseq, seq = legacy["oseq"], legacy["seq"]
+                except (TypeError, KeyError, IndexError):
+                    raw = bytes.fromhex(legacy.replace(":", "")) if isinstance(legacy, str) else bytes(legacy)
+                    oseq, seq = struct.unpack_from("=II", raw)
                 return {"oseq": oseq, "seq": seq, "oseq_hi": 0, "seq_hi": 0}
         except Exception as e:
             raise _kernelError("sequence numbers of %s" % (_describeSA(sa),), e)
         raise KernelError("sequence numbers of %s: the kernel sent no replay state" % (_describeSA(sa),))
+
+    def detachSA(self, sa):
+        """
+        Take C{sa} out of the kernel (ikectl decouple), keeping where its
+        sequence numbers stand (the kernel's replay state) for its next
+        L{addSA}; a state that cannot be read is logged, and the SA goes
+        all the same.
+        """
+        try:
+            self._detached[self._saKey(sa)] = self._readSequences(sa)
+        except KernelError as e:
+            self._log.warn("xfrm: the sequence numbers of {sa} are lost: {error}", sa=_describeSA(sa), error=e)
+        return self.deleteSA(sa)
 
     def updateSA(self, old, new):
         # XFRM keys SAs by destination and SPI, and an update does not
@@ -754,7 +804,7 @@ class XfrmKernel:
         # again would repeat GCM's IVs, which the kernel derives from it).
         # When they cannot be read, the SA is left as it was.
         try:
-            sequences = self._sequences(old)
+            sequences = self._readSequences(old)
             self._removeSA(old)
             self._installSA(new, sequences)
         except KernelError:
@@ -782,13 +832,17 @@ class XfrmKernel:
             return fail()
         installed = []
         for key, msg in messages:
-            try:
-                self._request(msg, m.XFRM_MSG_UPDPOLICY)
-            except Exception as e:
-                for done in installed:
-                    self._dropPolicy(done, flow)
-                return fail(_kernelError("install of %s" % (_describeFlow(flow),), e))
-            self.policies.setdefault(key, []).append((flow, msg))
+            claims = self.policies.get(key, [])
+            position = claimPosition(claims, flow)
+            if position == len(claims):
+                # The kernel's policy for this selector is this flow's.
+                try:
+                    self._request(msg, m.XFRM_MSG_UPDPOLICY)
+                except Exception as e:
+                    for done in installed:
+                        self._dropPolicy(done, flow)
+                    return fail(_kernelError("install of %s" % (_describeFlow(flow),), e))
+            self.policies.setdefault(key, []).insert(position, (flow, msg))
             installed.append(key)
         self._addRoutes(flow)
         return succeed(None)
@@ -861,6 +915,23 @@ class XfrmKernel:
             except Exception as e:
                 return fail(_kernelError("install of the IPv6 block", e))
         self._log.info("xfrm: IPv6 blocked unless a flow covers it (-6 lifts this)")
+        return succeed(None)
+
+    def unblockIPv6(self):
+        """
+        Remove the block policies of L{blockIPv6}; a selector a flow holds
+        stays the flow's. Return a Deferred.
+        """
+        blocks, self.blocks = self.blocks, {}
+        for key in blocks:
+            if self.policies.get(key):
+                continue
+            try:
+                self._request(policyIdMessage(key), m.XFRM_MSG_DELPOLICY)
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ENOENT:
+                    return fail(_kernelError("removal of the IPv6 block", e))
+        self._log.info("xfrm: IPv6 block lifted")
         return succeed(None)
 
     def _dropPolicy(self, key, flow):
@@ -936,6 +1007,7 @@ class XfrmKernel:
         for proto, spi, destination in list(self.allocated):
             self._deleteQuietly(proto, spi, destination)
         self.allocated.clear()
+        self._detached.clear()
         if errors:
             return fail(KernelError("flush: %d operations failed, first: %s" % (len(errors), errors[0])))
         return succeed(None)
@@ -983,6 +1055,18 @@ class XfrmKernel:
         if removed:
             self._log.info("xfrm: removed {n} SAs and policies left by an earlier ikedtx", n=removed)
         return removed
+
+    def removeLeftoverRoutes(self):
+        """
+        Remove the routes an earlier ikedtx left in the routes' table
+        (L{ikedtx.kernel.routes.TunnelRoutes.removeLeftovers}); how many
+        went. A failure is logged.
+        """
+        try:
+            return self.routes.removeLeftovers()
+        except Exception as e:
+            self._log.warn("xfrm: cannot remove the routes of an earlier ikedtx: {error}", error=e)
+            return 0
 
     # Events
 

@@ -218,7 +218,7 @@ NLA_MAP = (
     ("XFRMA_POLICY", "hex"),
     ("XFRMA_SEC_CTX", "hex"),
     ("XFRMA_LTIME_VAL", "xfrm_lifetime_cur"),
-    ("XFRMA_REPLAY_VAL", "hex"),
+    ("XFRMA_REPLAY_VAL", "xfrm_replay_state"),
     ("XFRMA_REPLAY_THRESH", "uint32"),
     ("XFRMA_ETIMER_THRESH", "uint32"),
     ("XFRMA_SRCADDR", "xfrm_address"),
@@ -337,6 +337,10 @@ class xfrm_address(nla):
 class xfrm_mark(nla):
     fields = (("value", "I"), ("mask", "I"))
 
+class xfrm_replay_state(nla):
+    fields = (("oseq", "I"), ("seq", "I"), ("bitmap", "I"))
+
+
 class xfrm_replay_state_esn(nla):
     fields = (
         ("bmp_len", "I"),
@@ -371,6 +375,7 @@ class xfrm_msg(nlmsg):
     xfrm_address = xfrm_address
     xfrm_mark = xfrm_mark
     xfrm_replay_state_esn = xfrm_replay_state_esn
+    xfrm_replay_state = xfrm_replay_state
 
 
 class usersa_info(xfrm_msg):

@@ -81,6 +81,12 @@ class CoreRunner:
         (monitor events, iked's counters), or L{None}.
     @ivar coupled: whether Child SAs go into the datapath (C{ikectl
         couple}); decoupled, they are negotiated and recorded only.
+    @ivar trapping: whether the policies' trap flows are kept in the
+        datapath (L{startTraps}).
+    @ivar traps: the trap flows of the policies in force
+        (L{ikedtx.core.trap.trapFlows}); in the datapath while coupled.
+    @ivar ipv6Blocked: whether IPv6 is blocked (L{blockIPv6}) while
+        coupled.
     """
 
     _log = Logger()
@@ -100,6 +106,9 @@ class CoreRunner:
         self.events = None
         self.coupled = True
         self.virtualAddresses = vips.addressesFor(kernel, True)
+        self.trapping = False
+        self.traps = []
+        self.ipv6Blocked = False
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -345,22 +354,26 @@ class CoreRunner:
     def couple(self):
         """
         Put every Child SA's SAs and flows into the datapath, and the
-        future ones as they come; a Deferred that fires when the datapath
-        has them.
+        future ones as they come, with the IPv6 block and the trap flows
+        decouple took out; a Deferred that fires when the datapath has
+        them.
         """
         if self.coupled:
             return gatherResults([])
         self.coupled = True
-        ds = []
+        ds = [self.kernel.blockIPv6()] if self.ipv6Blocked else []
         for ikeSA, child in self.installedChildren():
             sas, flows = child.kernelRecords
             ds += [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
+        ds += [self.kernel.addFlow(flow) for flow in self.traps]
         return gatherResults(ds, consumeErrors=True)
 
     def decouple(self):
         """
-        Take every Child SA's SAs and flows out of the datapath; from now on
-        they are negotiated and recorded only (iked's C{set decouple}).
+        Take every Child SA's SAs and flows out of the datapath, and the
+        trap flows, their routes and the IPv6 block with them; from now on
+        Child SAs are negotiated and recorded only (iked's C{set
+        decouple}).
         """
         if not self.coupled:
             return gatherResults([])
@@ -368,8 +381,65 @@ class CoreRunner:
         ds = []
         for ikeSA, child in self.installedChildren():
             sas, flows = child.kernelRecords
-            ds += [self.kernel.deleteSA(sa) for sa in sas] + [self.kernel.deleteFlow(flow) for flow in flows]
+            # Detached, not deleted: couple puts them back with their
+            # sequence numbers, which the peer's replay window expects.
+            ds += [self.kernel.detachSA(sa) for sa in sas] + [self.kernel.deleteFlow(flow) for flow in flows]
+        ds += [self.kernel.deleteFlow(flow) for flow in self.traps]
+        if self.ipv6Blocked:
+            ds.append(self.kernel.unblockIPv6())
         return gatherResults(ds, consumeErrors=True)
+
+    # The datapath's standing state: the IPv6 block and the trap flows
+
+    def blockIPv6(self):
+        """
+        Block IPv6 no flow covers (iked's default unless C{-6}), now if
+        coupled and whenever coupled again; a Deferred.
+        """
+        self.ipv6Blocked = True
+        if not self.coupled:
+            return gatherResults([])
+        return self.kernel.blockIPv6()
+
+    def startTraps(self):
+        """
+        Keep the trap flows of the core's policies (L{ikedtx.core.trap}) in
+        the datapath from now on; a Deferred.
+        """
+        self.trapping = True
+        return self.refreshTraps()
+
+    def reload(self, config, resolved=None):
+        """
+        Put C{config} in force in the core (L{IKECore.reload}) and its trap
+        flows in the datapath; a Deferred for the traps.
+        """
+        self.execute(self.core.reload(config, resolved))
+        return self.refreshTraps()
+
+    def refreshTraps(self):
+        """
+        Bring the trap flows in line with the core's policies: a new
+        policy's trap goes in before a removed one's leaves (a policy whose
+        selectors changed is never without one). A trap the datapath
+        refuses is logged; the Deferred fires when all are done.
+        """
+        if not self.trapping:
+            return gatherResults([])
+        from ikedtx.core.trap import trapFlows
+
+        old, self.traps = self.traps, trapFlows(self.core)
+        if not self.coupled:
+            return gatherResults([])
+        ds = [self._logged(self.kernel.addFlow(flow), "no trap flow", flow) for flow in self.traps if flow not in old]
+        ds += [self._logged(self.kernel.deleteFlow(flow), "removing the trap flow failed:", flow)
+               for flow in old if flow not in self.traps]
+        return gatherResults(ds)
+
+    def _logged(self, d, what, flow):
+        return d.addErrback(lambda f: self._log.warn("{what} {source} -> {destination}: {error}", what=what,
+                                                     source=_selector(flow.source),
+                                                     destination=_selector(flow.destination), error=f.value))
 
     def action_RequestDone(self, action):
         d = self._requests.pop(action.requestId, None)

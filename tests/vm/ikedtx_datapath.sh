@@ -11,6 +11,11 @@
 #   - an install the kernel refuses (ChaCha20-Poly1305 with module loading
 #     switched off) is reported with the SA and the kernel's reason, the
 #     Child SA is deleted, the daemons keep running;
+#   - IPcomp negotiated between the daemons (policy "comp"): IPcomp SAs
+#     with the ESP SAs, large pings pass; ESN with its replay window in
+#     the negotiated ESP SAs;
+#   - ikectl decouple takes SAs, flows, traps, routes and the IPv6 block
+#     out of the kernel, ikectl couple puts them back;
 #   - after SIGTERM nothing is left (SAs, policies, routes, rules).
 # Prints "key=value" lines and NAME_begin/NAME_end sections.  $1: the Python.
 set -u
@@ -18,7 +23,8 @@ PY=${1:-python3}
 W=/tmp/ikedtx-datapath
 mkdir -p $W/etc
 modprobe -a xfrm_user esp4 esp6 veth gcm ghash_generic seqiv aesni_intel ghash_clmulni_intel authenc \
-    xfrm4_tunnel xfrm6_tunnel tunnel4 tunnel6 ipv6 cbc ctr sha256_generic sha256_ssse3 echainiv 2>/dev/null
+    xfrm4_tunnel xfrm6_tunnel tunnel4 tunnel6 ipv6 cbc ctr sha256_generic sha256_ssse3 echainiv ipcomp deflate \
+    2>/dev/null
 ip netns add a; ip netns add b
 ip link add va netns a type veth peer name vb netns b
 for n in a b; do
@@ -32,9 +38,11 @@ ip -n a addr add 192.0.2.1/24 dev va; ip -n b addr add 192.0.2.2/24 dev vb
 ip -n a addr add 192.0.2.11/24 dev va; ip -n b addr add 192.0.2.12/24 dev vb
 ip -n a addr add 192.0.2.21/24 dev va; ip -n b addr add 192.0.2.22/24 dev vb
 ip -n a addr add 192.0.2.31/24 dev va; ip -n b addr add 192.0.2.32/24 dev vb
+ip -n a addr add 192.0.2.41/24 dev va; ip -n b addr add 192.0.2.42/24 dev vb
 ip -n a addr add 2001:db8::1/64 dev va nodad; ip -n b addr add 2001:db8::2/64 dev vb nodad
 ip -n a link set va up; ip -n b link set vb up
 ip -n a addr add 10.1.0.1/32 dev lo; ip -n b addr add 10.2.0.1/32 dev lo; ip -n b addr add 10.6.0.1/32 dev lo
+ip -n b addr add 10.7.0.1/32 dev lo
 ip -n a addr add fd01::1/128 dev lo; ip -n b addr add fd02::1/128 dev lo
 # No route to 10.2.0.0/16 or fd02::/16 (nor back): the daemons' own.
 for i in $(seq 50); do
@@ -52,12 +60,14 @@ ikev2 "v4" active esp from 10.1.0.0/16 to 10.2.0.0/16 local 192.0.2.1 peer 192.0
 ikev2 "v6" active esp from fd01::/16 to fd02::/16 local 192.0.2.11 peer 192.0.2.12 childsa enc aes-128-gcm srcid a-v6.example dstid b-v6.example psk "vm-secret"
 ikev2 "bad" active esp from 10.1.0.0/16 to 10.5.0.0/16 local 192.0.2.21 peer 192.0.2.22 childsa enc chacha20-poly1305 srcid a-bad.example dstid b-bad.example psk "vm-secret"
 ikev2 "od" passive esp from 10.1.0.0/16 to 10.6.0.0/16 local 192.0.2.31 peer 192.0.2.32 childsa enc aes-128-gcm srcid a-od.example dstid b-od.example psk "vm-secret"
+ikev2 "comp" active ipcomp esp from 10.1.0.0/16 to 10.7.0.0/16 local 192.0.2.41 peer 192.0.2.42 childsa enc aes-128-gcm srcid a-comp.example dstid b-comp.example psk "vm-secret"
 EOC
 cat > $W/b.conf <<EOC
 ikev2 "v4" passive esp from 10.2.0.0/16 to 10.1.0.0/16 local 192.0.2.2 peer 192.0.2.1 childsa enc aes-128-gcm srcid b-v4.example dstid a-v4.example psk "vm-secret"
 ikev2 "v6" passive esp from fd02::/16 to fd01::/16 local 192.0.2.12 peer 192.0.2.11 childsa enc aes-128-gcm srcid b-v6.example dstid a-v6.example psk "vm-secret"
 ikev2 "bad" passive esp from 10.5.0.0/16 to 10.1.0.0/16 local 192.0.2.22 peer 192.0.2.21 childsa enc chacha20-poly1305 srcid b-bad.example dstid a-bad.example psk "vm-secret"
 ikev2 "od" passive esp from 10.6.0.0/16 to 10.1.0.0/16 local 192.0.2.32 peer 192.0.2.31 childsa enc aes-128-gcm srcid b-od.example dstid a-od.example psk "vm-secret"
+ikev2 "comp" passive ipcomp esp from 10.7.0.0/16 to 10.1.0.0/16 local 192.0.2.42 peer 192.0.2.41 childsa enc aes-128-gcm srcid b-comp.example dstid a-comp.example psk "vm-secret"
 EOC
 # One identity per policy: a new IKE SA with INITIAL_CONTACT replaces the
 # peer's others of the same identity (RFC 7296 2.4).
@@ -134,6 +144,29 @@ echo "blocked_rules_begin"; ip -n a rule show; ip -n a -6 rule show; echo "block
 echo "blocked_policies_begin"; ip -n a xfrm policy; echo "blocked_policies_end"
 echo "blocked_states_begin"; ip -n a -s xfrm state; echo "blocked_states_end"
 echo "blocked_route_get=$(ip -n a route get 10.2.0.1 | head -n1)"
+
+# IPcomp (policy "comp"): its ESP and IPcomp SAs; pings large enough to be
+# compressed (a random payload would not shrink: ping's pattern does).
+compStates() { ip -n a xfrm state | grep -c '^src 192.0.2.4[12] dst 192.0.2.4[12]'; }
+for i in $(seq 60); do [ "$(compStates)" -ge 4 ] && break; sleep 0.5; done
+echo "comp_ping=$(received -s 1200 -p 61 10.7.0.1)"
+echo "comp_states_begin"; ip -n a -s xfrm state | awk '/^src/ { p = ($2 ~ /^192\.0\.2\.4[12]$/) } p'; echo "comp_states_end"
+
+# ikectl decouple: everything out of the kernel (SAs, flows, traps, routes,
+# the IPv6 block); couple: all of it back.
+ikectl() { ip netns exec a "$PY" -c "from ikedtx.cli import ikectl; ikectl()" -s $W/a.sock "$@"; }
+espStates() { ip -n a xfrm state | grep 'proto esp spi' | grep -vc 'spi 0x00000000'; }
+echo "blocked_esp_count=$(espStates)"
+echo "decouple_rc=$(ikectl decouple >/dev/null 2>$W/ikectl.err; echo $?)"
+echo "decoupled_esp=$(espStates)"
+echo "decoupled_policies_begin"; ip -n a xfrm policy; echo "decoupled_policies_end"
+echo "decoupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "decoupled_table_end"
+echo "couple_rc=$(ikectl couple >/dev/null 2>>$W/ikectl.err; echo $?)"
+echo "ikectl_err_begin"; cat $W/ikectl.err; echo "ikectl_err_end"
+echo "recoupled_esp=$(espStates)"
+echo "recoupled_policies_begin"; ip -n a xfrm policy; echo "recoupled_policies_end"
+echo "recoupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "recoupled_table_end"
+echo "recoupled_ping4=$(received 10.2.0.1)"
 stop blocked
 echo "blocked_log_a_begin"; cat $W/a.blocked.log; echo "blocked_log_a_end"
 echo "blocked_log_b_begin"; cat $W/b.blocked.log; echo "blocked_log_b_end"

@@ -233,7 +233,8 @@ def main(reactor):
         out["usage"] = {ns: {"in": usage(ns, sas[ns][0]), "out": usage(ns, sas[ns][1])} for ns in ("a", "b")}
         out["spis"] = {ns: {"in": sas[ns][0].spi, "out": sas[ns][1].spi} for ns in ("a", "b")}
         out["ip"] = {ns: ipCounters(ns) for ns in ("a", "b")}
-        out["states"] = sh("ip -n a xfrm state")[-1500:]
+        # With -s: the replay state (ESN, window) shows too.
+        out["states"] = sh("ip -n a -s xfrm state")[-8000:]
         flushBoth()
         out["afterFlush"] = {ns: sh("ip -n %s xfrm state; ip -n %s xfrm policy" % (ns, ns)) for ns in ("a", "b")}
         out["seconds"] = round(time.time() - t0, 2)
