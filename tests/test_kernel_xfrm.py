@@ -421,10 +421,8 @@ class ProviderTests(SynchronousTestCase):
         """
         A kernel answering with the old XFRMA_REPLAY_VAL is read too.
         """
-        import struct
-
         answer = m.usersa_info()
-        answer["attrs"] = [("XFRMA_REPLAY_VAL", struct.pack("=III", 42, 3, 0))]
+        answer["attrs"] = [("XFRMA_REPLAY_VAL", {"oseq": 42, "seq": 3, "bitmap": 0})]
         k, channel = kernel({m.XFRM_MSG_GETSA: [decoded(answer)]})
         old = gcmSA()
         self.successResultOf(k.addSA(old))

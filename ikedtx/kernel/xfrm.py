@@ -26,7 +26,6 @@ socket decapsulate ESP in UDP (RFC 3948).
 import errno
 import os
 import socket
-import struct
 from collections import Counter
 from ipaddress import ip_address, summarize_address_range
 
@@ -772,14 +771,8 @@ class XfrmKernel:
                 return {key: esn[key] for key in ("oseq", "seq", "oseq_hi", "seq_hi")}
             legacy = answers[0].get_attr("XFRMA_REPLAY_VAL")
             if legacy is not None:
-                # struct xfrm_replay_state: oseq, seq, bitmap (host order),
-                # decoded by xfrmmsg, or raw from a kernel pyroute2 reads so.
-                try:
-                    oseq, seq = legacy["oseq"], legacy["seq"]
-                except (TypeError, KeyError, IndexError):
-                    raw = bytes.fromhex(legacy.replace(":", "")) if isinstance(legacy, str) else bytes(legacy)
-                    oseq, seq = struct.unpack_from("=II", raw)
-                return {"oseq": oseq, "seq": seq, "oseq_hi": 0, "seq_hi": 0}
+                # struct xfrm_replay_state (oseq, seq, bitmap), as xfrmmsg decodes it.
+                return {"oseq": legacy["oseq"], "seq": legacy["seq"], "oseq_hi": 0, "seq_hi": 0}
         except Exception as e:
             raise _kernelError("sequence numbers of %s" % (_describeSA(sa),), e)
         raise KernelError("sequence numbers of %s: the kernel sent no replay state" % (_describeSA(sa),))
