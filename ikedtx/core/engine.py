@@ -43,6 +43,7 @@ from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core import lifetimes
+from ikedtx.core import reauth
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
@@ -623,6 +624,7 @@ class IKECore:
         self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
         if task is not None:
             task.childUp(self, ikeSA, child)
+        reauth.childUp(self, ikeSA)
         return self._drain()
 
     def installFailed(self, reqid, error):
@@ -801,7 +803,11 @@ class IKECore:
             self.removeChild(ikeSA, child)
 
     def _timer_ikerekey(self, spi):
-        ikerekey.rekeyTime(self, self.ikeSAs.get(spi))
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.policy.reauth:
+            reauth.reauthTime(self, ikeSA)
+        else:
+            ikerekey.rekeyTime(self, ikeSA)
 
     def _timer_ikelifetime(self, spi):
         ikeSA = self.ikeSAs.get(spi)

@@ -69,6 +69,10 @@ class IKESA(StateMachine):
         L{None} (L{ikedtx.core.tasks.ikerekey}).
     @ivar rekeyedBy: the IKE SA that replaced this one (RFC 7296 1.3.2),
         once rekeyed; it then only waits for its Delete.
+    @ivar reauthBy: the IKE SA we opened to reauthenticate this one
+        (L{ikedtx.core.reauth}), or L{None}.
+    @ivar reauthOf: the IKE SA this one reauthenticates, until it is
+        deleted, or L{None}.
     """
 
     transitions = IKE_TRANSITIONS
@@ -114,6 +118,8 @@ class IKESA(StateMachine):
         self.intermediate = None
         self.rekeying = None
         self.rekeyedBy = None
+        self.reauthBy = None
+        self.reauthOf = None
 
     @property
     def localSPI(self):
