@@ -45,6 +45,7 @@ class IKESA(StateMachine):
     @ivar keyExchange: our key exchange in progress (IKE_SA_INIT).
     @ivar peerFragmentation: the peer sent IKEV2_FRAGMENTATION_SUPPORTED.
     @ivar peerSignatureHashes: the peer's SIGNATURE_HASH_ALGORITHMS.
+    @ivar peerChildless: the peer sent CHILDLESS_IKEV2_SUPPORTED (RFC 6023).
     @ivar peerMobike: the peer sent MOBIKE_SUPPORTED.
     @ivar certreqAuthorities: the SHA-1 hashes of the authorities the peer
         named in its CERTREQ payloads (a hint for our certificate).
@@ -104,6 +105,7 @@ class IKESA(StateMachine):
         self.taskManager = None
         self.peerFragmentation = False
         self.peerSignatureHashes = ()
+        self.peerChildless = False
         self.peerMobike = False
         self.certreqAuthorities = []
         self.cookie = None

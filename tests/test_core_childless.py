@@ -1,0 +1,76 @@
+"""
+Tests for childless IKE SAs (RFC 6023) in L{ikedtx.core}: the
+CHILDLESS_IKEV2_SUPPORTED notify of IKE_SA_INIT, and an IKE_AUTH without a
+Child SA (no SA, TSi, TSr) taken by the responder.
+"""
+
+from ikedtx.core.states import IKEState
+from ikedtx.core.tasks import registry
+from ikedtx.core.tasks.child import ChildCreateTask
+from ikedtx.wire.constants import ExchangeType, NotifyType
+from ikedtx.wire.message import Message
+
+from tests.test_core_exchanges import ExchangeTestCase
+
+
+def _notifies(data):
+    message = Message.decode(data)
+    return [p.notifyType for p in message.payloads if hasattr(p, "notifyType")]
+
+
+class ChildlessTests(ExchangeTestCase):
+    def test_announced(self):
+        """
+        The initiator says CHILDLESS_IKEV2_SUPPORTED in its IKE_SA_INIT
+        request, the responder in its response to a request that had it
+        (RFC 6023 3).
+        """
+        self.establish()
+        request, response = self.network.delivered[0][0], self.network.delivered[1][0]
+        self.assertIn(NotifyType.CHILDLESS_IKEV2_SUPPORTED, _notifies(request))
+        self.assertIn(NotifyType.CHILDLESS_IKEV2_SUPPORTED, _notifies(response))
+        self.assertTrue(self.a.ikeSAs[0].peerChildless)
+        self.assertTrue(self.b.ikeSAs[0].peerChildless)
+
+    def test_notToAPeerThatDidNotSay(self):
+        """
+        A responder does not announce it to an initiator that did not.
+        """
+        from ikedtx.core.tasks import capabilities
+
+        self.makePair()
+        original = capabilities.capabilityPayloads
+
+        def without(core, ikeSA):
+            return [p for p in original(core, ikeSA)
+                    if getattr(p, "notifyType", None) != NotifyType.CHILDLESS_IKEV2_SUPPORTED or not ikeSA.initiator]
+        self.patch(capabilities, "capabilityPayloads", without)
+        self.a.initiate("ab")
+        self.network.deliverOne()
+        data, _, _ = self.network.deliverOne()
+        self.assertNotIn(NotifyType.CHILDLESS_IKEV2_SUPPORTED, _notifies(data))
+
+    def test_responderTakesChildlessAuth(self):
+        """
+        An IKE_AUTH request with no SA, TSi or TSr (the initiator's
+        C{childless = force}, as strongSwan's) authenticates the IKE SA:
+        both sides hold it VALID with no Child SA and nothing in the
+        datapath; a Child SA can be added later with CREATE_CHILD_SA.
+        """
+        def childless(requestId):
+            return [t for t in original(requestId) if not isinstance(t, ChildCreateTask)]
+        original = registry.establishTasks
+        self.patch(registry, "establishTasks", childless)
+        a, b = self.makePair()
+        a.initiate("ab")
+        self.network.pump()
+        (ikeA,), (ikeB,) = a.ikeSAs, b.ikeSAs
+        self.assertEqual((ikeA.state, ikeB.state), (IKEState.VALID, IKEState.VALID))
+        self.assertEqual((ikeA.children, ikeB.children), ([], []))
+        self.assertEqual((b.kernel.sas, b.kernel.flows), ({}, []))
+        auth = [d for d, _, _ in self.network.delivered if Message.decode(d).exchangeType == ExchangeType.IKE_AUTH]
+        self.assertEqual(len(auth), 2)
+        requestId = a.command(a.core.createChildSA, ikeA)
+        self.network.pump()
+        child = self.assertSucceeded(a, requestId)
+        self.assertEqual([c.spiIn for c in ikeB.children], [child.spiOut])
