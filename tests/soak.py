@@ -81,6 +81,9 @@ class Soak:
         for host in (self.a, self.b):
             del host.events[:]
             host.results.clear()
+            # The decoupled kernel's record of calls (bounded, but only
+            # full after days): not the cores' memory.
+            host.kernel.log.clear()
         del self.network.delivered[:]
 
     def run(self, seconds, measureDays=()):

@@ -673,6 +673,9 @@ class IKECore:
             for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
                 self.emit(CancelTimer(key))
         child.wipe()
+        # Its successor keeps a reference to it (rekeyOf): without cutting
+        # its own, every Child SA a rekey chain ever had stays in memory.
+        child.rekeyOf = None
 
     def acquire(self, reqid, source, destination):
         """
