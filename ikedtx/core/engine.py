@@ -43,7 +43,7 @@ from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core import lifetimes
-from ikedtx.core import reauth
+from ikedtx.core import reauth, singleikesa
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
@@ -883,6 +883,7 @@ class IKECore:
         self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         lifetimes.armIKE(self, ikeSA)
+        singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
 
