@@ -244,7 +244,9 @@ class IKECore:
         self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
         if not self.passive:
             for policy in self.policies.active():
-                self._initiateActive(policy.name)
+                # Again after ikectl passive/active: not those still up.
+                if not self._heldUp(policy.name):
+                    self._initiateActive(policy.name)
         return self._drain()
 
     def _initiateActive(self, policyName):
