@@ -3,8 +3,9 @@
 The capabilities task of IKE_SA_INIT: IKEV2_FRAGMENTATION_SUPPORTED
 (RFC 7383 2.3), SIGNATURE_HASH_ALGORITHMS (RFC 7427 4),
 CHILDLESS_IKEV2_SUPPORTED (RFC 6023 3: we take an IKE_AUTH without a Child
-SA; as responder said only to an initiator that said it) and our vendor
-ID, announced and learnt in both roles.
+SA; said to every initiator, since one that wants a childless IKE SA, as
+charon's C{childless = force}, does not say so itself) and our vendor ID,
+announced and learnt in both roles.
 """
 
 from ikedtx.core.tasks import DONE, Task
@@ -17,8 +18,7 @@ OUR_HASHES = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2
 
 def capabilityPayloads(core, ikeSA):
     out = []
-    if ikeSA.initiator or ikeSA.peerChildless:
-        out.append(Notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED))
+    out.append(Notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED))
     if core.config.settings.fragmentation:
         out.append(Notify.fragmentationSupported())
     if ikeSA.policy.auth.method != "psk":
