@@ -510,7 +510,7 @@ class IkedService(MultiService):
                                       tries=int(o.get("retransmit-tries") or 5))
         return CoreSettings(
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
-            retransmit=schedule,
+            retransmit=schedule, childless=o.get("childless") or "never",
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
 

@@ -69,6 +69,8 @@ class Options(usage.Options):
         ["retransmit-timeout", None, "2", "Seconds before a request is first sent again (doubling up to 32; "
          "RFC 7296 2.1)."],
         ["retransmit-tries", None, "5", "Transmissions of a request before the peer is declared dead."],
+        ["childless", None, "never", "As initiator, IKE_AUTH without a Child SA (RFC 6023): never (as iked), "
+         "prefer (when the responder supports it) or force (an ikedtx extension, as strongSwan's childless)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -166,6 +168,8 @@ class Options(usage.Options):
             raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
         if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
             raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
+        if self["childless"] not in ("never", "prefer", "force"):
+            raise usage.UsageError("--childless must be never, prefer or force")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:

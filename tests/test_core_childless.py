@@ -75,3 +75,59 @@ class ChildlessTests(ExchangeTestCase):
         self.network.pump()
         child = self.assertSucceeded(a, requestId)
         self.assertEqual([c.spiIn for c in ikeB.children], [child.spiOut])
+
+
+class ChildlessInitiatorTests(ExchangeTestCase):
+    def _settings(self, mode):
+        from ikedtx.core.settings import CoreSettings
+        return CoreSettings(childless=mode)
+
+    def test_prefer(self):
+        """
+        With C{childless} C{prefer} (or C{force}) and a responder that
+        announced the extension, our IKE_AUTH has no SA, TSi or TSr
+        (RFC 6023 4) and the Child SA follows by CREATE_CHILD_SA with the
+        SPI allocated for it; the initiate command succeeds with the IKE SA
+        once that Child SA is installed.
+        """
+        for mode in ("prefer", "force"):
+            a, b = self.makePair(settingsA=self._settings(mode))
+            requestId = a.initiate("ab")
+            self.network.pump()
+            ikeSA = self.assertSucceeded(a, requestId)
+            self.assertIs(ikeSA, a.ikeSAs[0])
+            self.assertEqual(self.exchangeTypes(), [
+                (ExchangeType.IKE_SA_INIT, False), (ExchangeType.IKE_SA_INIT, True),
+                (ExchangeType.IKE_AUTH, False), (ExchangeType.IKE_AUTH, True),
+                (ExchangeType.CREATE_CHILD_SA, False), (ExchangeType.CREATE_CHILD_SA, True)])
+            self.assertChildKeysMatch(a, b)
+            self.assertEqual(len(a.kernel.sas), 2)
+            # One SPI allocated: the IKE_AUTH's, handed on.
+            self.assertEqual([spi for kind, spi in a.kernel.log if kind == "allocateSpi"],
+                             [a.ikeSAs[0].children[0].spiIn])
+
+    def test_forceWithoutSupport(self):
+        """
+        C{force} against a responder that did not announce it fails the
+        IKE SA before IKE_AUTH is sent; C{prefer} then makes the Child SA in
+        IKE_AUTH.
+        """
+        from ikedtx.core.errors import NegotiationFailed
+        from ikedtx.core.tasks import capabilities
+
+        original = capabilities.capabilityPayloads
+
+        def without(core, ikeSA):
+            return [p for p in original(core, ikeSA)
+                    if getattr(p, "notifyType", None) != NotifyType.CHILDLESS_IKEV2_SUPPORTED or ikeSA.initiator]
+        self.patch(capabilities, "capabilityPayloads", without)
+        a, b = self.makePair(settingsA=self._settings("force"))
+        requestId = a.initiate("ab")
+        self.network.pump()
+        self.assertFailedWith(a, requestId, NegotiationFailed)
+        self.assertEqual(a.ikeSAs, [])
+        a, b = self.makePair(settingsA=self._settings("prefer"))
+        requestId = a.initiate("ab")
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        self.assertNotIn((ExchangeType.CREATE_CHILD_SA, False), self.exchangeTypes())

@@ -1,8 +1,9 @@
 """
 Childless IKE SAs (RFC 6023) against strongSwan's charon 5.9.8 in network
-namespaces: charon with C{childless = force} initiates; its IKE_AUTH carries
-no SA, TSi or TSr, which it only sends to a responder that announced
-CHILDLESS_IKEV2_SUPPORTED; its Child SA then comes with CREATE_CHILD_SA.
+namespaces, both roles: the initiator (charon with C{childless = force},
+ikedtx with C{--childless force}) sends an IKE_AUTH without SA, TSi or TSr
+to a responder that announced CHILDLESS_IKEV2_SUPPORTED, and the Child SA
+comes next with CREATE_CHILD_SA.
 """
 
 from twisted.trial.unittest import TestCase
@@ -32,3 +33,23 @@ class CharonChildlessTests(CharonMixin, TestCase):
         (authLine,) = [line for line in output.splitlines() if "generating IKE_AUTH request" in line]
         self.labAssert(" SA " not in authLine and "TSi" not in authLine, output)
         self.labAssert("CREATE_CHILD_SA request" in output, output)
+
+    def test_ikedtxForcesChildless(self):
+        """
+        ikedtx with C{--childless force} initiates to charon (whose
+        C{childless} is C{allow}): charon logs an IKE_AUTH without a Child
+        SA, then the CREATE_CHILD_SA; both sides hold the same SAs.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        ours = self.startIkedtx(ikedtxPolicy(credentials, child=IKEDTX_CHILD), extraArgs=["--childless", "force"])
+        credentials.installIkedtx(ours)
+        ours.start()
+        ours.initiate("peer")
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.assertEqual(mine["initiator"], 1)
+        log = charon.log()
+        (authLine,) = [line for line in log.splitlines() if "parsed IKE_AUTH request" in line]
+        self.labAssert(" SA " not in authLine and "TSi" not in authLine, authLine)
+        self.labAssert("parsed CREATE_CHILD_SA request" in log, charon.report())
