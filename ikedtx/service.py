@@ -518,7 +518,7 @@ class IkedService(MultiService):
                                       tries=int(o.get("retransmit-tries") or 5))
         return CoreSettings(
             ikePort=ikePort, nattPort=nattPort, peerIkePort=ikePort, peerNattPort=nattPort, nattMode=mode,
-            retransmit=schedule,
+            retransmit=schedule, childless=o.get("childless") or "never",
             cookieThreshold=_option(o, "cookie-threshold", 64), halfOpenPerPeer=_option(o, "half-open-per-peer", 32),
             halfOpenMax=_option(o, "half-open-max", 4096),
             passive=bool(o.get("passive")) or self.config.settings.passive,

@@ -74,6 +74,8 @@ class Options(usage.Options):
         ["half-open-per-peer", None, "32", "Half-open IKE SAs kept from one address (past it, its oldest is "
          "given up)."],
         ["half-open-max", None, "4096", "Half-open IKE SAs kept in all (more are dropped)."],
+        ["childless", None, "never", "As initiator, IKE_AUTH without a Child SA (RFC 6023): never (as iked), "
+         "prefer (when the responder supports it) or force (an ikedtx extension, as strongSwan's childless)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -180,6 +182,8 @@ class Options(usage.Options):
                     raise ValueError()
             except ValueError:
                 raise usage.UsageError("--%s takes a number from %d to 1000000, not %r" % (name, lowest, self[name]))
+        if self["childless"] not in ("never", "prefer", "force"):
+            raise usage.UsageError("--childless must be never, prefer or force")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:

@@ -46,7 +46,8 @@ class CharonRekeyMixin(CharonMixin):
     def _startOurs(self, config):
         return self.startIkedtx(config)
 
-    def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False, charonInitiates=False):
+    def _established(self, lifetimes="", ikeRekey=None, childRekey=None, pfs=False, charonInitiates=False,
+                     reauth_time=None):
         self.hosts()
         credentials = Credentials("psk")
         child = Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
@@ -55,7 +56,8 @@ class CharonRekeyMixin(CharonMixin):
         # A short rekey_time comes with a hard lifetime 10% later: give the
         # rekeys time on a loaded machine.
         charon = self.startCharon(credentials, children=[child], rekey_time=ikeRekey,
-                                  over_time="60s" if ikeRekey else None, rand_time="1s" if ikeRekey else None)
+                                  over_time="60s" if ikeRekey or reauth_time else None,
+                                  rand_time="1s" if ikeRekey or reauth_time else None, reauth_time=reauth_time)
         ours = self._startOurs(ikedtxPolicy(credentials, child=PFS_OURS if pfs else IKEDTX_CHILD, lifetimes=lifetimes))
         ours.start()
         if charonInitiates:

@@ -23,7 +23,7 @@ newline)::
           (from HOST [port P] to HOST [port P] | to ... from ...) [[,] ...]
           [peer ANYHOST [local ANYHOST] | local ANYHOST [peer ANYHOST]]
           [ikesa TRANSFORMS]... [childsa TRANSFORMS]...
-          [srcid STRING] [dstid STRING] [ikelifetime TIME]
+          [srcid STRING] [dstid STRING] [ikelifetime TIME [reauth]]
           [lifetime TIME [bytes BYTES]]
           [psk STRING | psk file STRING | eap STRING | STRING]
           [config STRING HOST | request STRING ANYHOST]...
@@ -686,6 +686,9 @@ class Parser(PolicyBuilder):
             d.ikeLifetime = self.timeSpec()
             if d.ikeLifetime > UINT32_MAX:
                 self.fail("ikelifetime outside range")
+            # An ikedtx extension (iked has none): renew the IKE SA by
+            # reauthentication (RFC 7296 2.8.3) instead of a rekey.
+            d.reauth = bool(self.accept("REAUTH"))
         if self.accept("LIFETIME"):
             d.lifetime = self.timeSpec()
             if self.accept("BYTES"):

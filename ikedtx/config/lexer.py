@@ -90,6 +90,7 @@ KEYWORDS = {
     "psk": "PSK",
     "quick": "QUICK",
     "rdomain": "RDOMAIN",
+    "reauth": "REAUTH",
     "request": "REQUEST",
     "sa": "SA",
     "set": "SET",

@@ -412,6 +412,9 @@ class Policy:
         from the host name).
     @ivar dstId: the identity the peer must present, or L{None} for any.
     @ivar ikeLifetime: IKE SA rekey time in seconds, 0 for none.
+    @ivar reauth: at C{ikeLifetime}, reauthenticate (a new IKE SA, then
+        the old one deleted: RFC 7296 2.8.3) instead of rekeying; an
+        ikedtx extension (C{ikelifetime 3600 reauth}).
     @ivar lifetime: Child SA rekey time in seconds, 0 for none.
     @ivar lifetimeBytes: Child SA rekey volume in bytes, 0 for none.
     @ivar auth: the L{Auth} method.
@@ -448,6 +451,7 @@ class Policy:
     srcId: Optional[Identity] = None
     dstId: Optional[Identity] = None
     ikeLifetime: int = 0
+    reauth: bool = False
     lifetime: int = 10800
     lifetimeBytes: int = 4294967296
     auth: Auth = Auth()

@@ -74,6 +74,7 @@ class _Draft:
         self.srcId = None
         self.dstId = None
         self.ikeLifetime = 0
+        self.reauth = False
         self.lifetime = 10800
         self.lifetimeBytes = 4294967296
         self.auth = Auth()
@@ -224,6 +225,7 @@ class PolicyBuilder:
                 srcId=ids[0],
                 dstId=ids[1],
                 ikeLifetime=d.ikeLifetime,
+                reauth=d.reauth,
                 lifetime=d.lifetime,
                 lifetimeBytes=d.lifetimeBytes,
                 auth=d.auth,

@@ -104,6 +104,8 @@ def renderPolicy(policy):
         out.append(" dstid " + policy.dstId.value)
     if policy.ikeLifetime:
         out.append(" ikelifetime %d" % (policy.ikeLifetime,))
+        if policy.reauth:
+            out.append(" reauth")
     out.append(" lifetime %d bytes %d" % (policy.lifetime, policy.lifetimeBytes))
     auth = policy.auth
     if auth.method == "psk":

@@ -45,6 +45,7 @@ from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.dpd import DeadPeerDetection
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core import lifetimes
+from ikedtx.core import reauth, singleikesa
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.tasks import config as configtask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
@@ -260,7 +261,9 @@ class IKECore:
         self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
         if not self.passive:
             for policy in self.policies.active():
-                self._initiateActive(policy.name)
+                # Again after ikectl passive/active: not those still up.
+                if not self._heldUp(policy.name):
+                    self._initiateActive(policy.name)
         return self._drain()
 
     def _initiateActive(self, policyName):
@@ -666,6 +669,7 @@ class IKECore:
         self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
         if task is not None:
             task.childUp(self, ikeSA, child)
+        reauth.childUp(self, ikeSA)
         return self._drain()
 
     def installFailed(self, reqid, error):
@@ -714,6 +718,9 @@ class IKECore:
             for key in (TimerKey.childSoft(ikeSA.localSPI, child.reqid), TimerKey.childHard(ikeSA.localSPI, child.reqid)):
                 self.emit(CancelTimer(key))
         child.wipe()
+        # Its successor keeps a reference to it (rekeyOf): without cutting
+        # its own, every Child SA a rekey chain ever had stays in memory.
+        child.rekeyOf = None
 
     def acquire(self, reqid, source, destination):
         """
@@ -848,7 +855,11 @@ class IKECore:
             self.removeChild(ikeSA, child)
 
     def _timer_ikerekey(self, spi):
-        ikerekey.rekeyTime(self, self.ikeSAs.get(spi))
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None and ikeSA.policy.reauth:
+            reauth.reauthTime(self, ikeSA)
+        else:
+            ikerekey.rekeyTime(self, ikeSA)
 
     def _timer_ikelifetime(self, spi):
         ikeSA = self.ikeSAs.get(spi)
@@ -926,6 +937,7 @@ class IKECore:
         self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         lifetimes.armIKE(self, ikeSA)
+        singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
 

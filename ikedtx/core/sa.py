@@ -45,6 +45,7 @@ class IKESA(StateMachine):
     @ivar keyExchange: our key exchange in progress (IKE_SA_INIT).
     @ivar peerFragmentation: the peer sent IKEV2_FRAGMENTATION_SUPPORTED.
     @ivar peerSignatureHashes: the peer's SIGNATURE_HASH_ALGORITHMS.
+    @ivar peerChildless: the peer sent CHILDLESS_IKEV2_SUPPORTED (RFC 6023).
     @ivar peerMobike: the peer sent MOBIKE_SUPPORTED.
     @ivar certreqAuthorities: the SHA-1 hashes of the authorities the peer
         named in its CERTREQ payloads (a hint for our certificate).
@@ -69,6 +70,10 @@ class IKESA(StateMachine):
         L{None} (L{ikedtx.core.tasks.ikerekey}).
     @ivar rekeyedBy: the IKE SA that replaced this one (RFC 7296 1.3.2),
         once rekeyed; it then only waits for its Delete.
+    @ivar reauthBy: the IKE SA we opened to reauthenticate this one
+        (L{ikedtx.core.reauth}), or L{None}.
+    @ivar reauthOf: the IKE SA this one reauthenticates, until it is
+        deleted, or L{None}.
     """
 
     transitions = IKE_TRANSITIONS
@@ -107,6 +112,7 @@ class IKESA(StateMachine):
         self.taskManager = None
         self.peerFragmentation = False
         self.peerSignatureHashes = ()
+        self.peerChildless = False
         self.peerMobike = False
         self.certreqAuthorities = []
         self.cookie = None
@@ -121,6 +127,8 @@ class IKESA(StateMachine):
         self.intermediate = None
         self.rekeying = None
         self.rekeyedBy = None
+        self.reauthBy = None
+        self.reauthOf = None
 
     @property
     def localSPI(self):

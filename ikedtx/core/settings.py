@@ -47,6 +47,11 @@ class CoreSettings:
     @ivar vendorId: our VENDOR_ID payload's data, empty for none.
     @ivar reinitiate: the L{BackoffPolicy} of re-initiating an active
         policy whose IKE SA failed or was deleted.
+    @ivar childless: as initiator (RFC 6023; strongSwan's C{childless}):
+        C{"never"} (a Child SA in IKE_AUTH, as iked), C{"prefer"} (none in
+        IKE_AUTH when the responder announced CHILDLESS_IKEV2_SUPPORTED, the
+        Child SA by CREATE_CHILD_SA next) or C{"force"} (the same, and a
+        responder without it is given up). As responder we always take both.
     """
 
     ikePort: int = IKE_PORT
@@ -67,3 +72,4 @@ class CoreSettings:
     maxInitRetries: int = 4
     reinitiate: BackoffPolicy = field(default_factory=BackoffPolicy)
     vendorId: bytes = b""
+    childless: str = "never"

@@ -1,7 +1,10 @@
 # -*- test-case-name: tests.test_core_exchanges -*-
 """
 The capabilities task of IKE_SA_INIT: IKEV2_FRAGMENTATION_SUPPORTED
-(RFC 7383 2.3), SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) and our vendor ID,
+(RFC 7383 2.3), SIGNATURE_HASH_ALGORITHMS (RFC 7427 4),
+CHILDLESS_IKEV2_SUPPORTED (RFC 6023 3: we take an IKE_AUTH without a Child
+SA; said to every initiator, since one that wants a childless IKE SA, as
+charon's C{childless = force}, does not say so itself) and our vendor ID,
 announced and learnt in both roles.
 """
 
@@ -15,6 +18,7 @@ OUR_HASHES = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384, HashAlgorithm.SHA2
 
 def capabilityPayloads(core, ikeSA):
     out = []
+    out.append(Notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED))
     if core.config.settings.fragmentation:
         out.append(Notify.fragmentationSupported())
     if ikeSA.policy.auth.method != "psk":
@@ -30,6 +34,8 @@ def capabilityPayloads(core, ikeSA):
 def learnCapabilities(ikeSA, payloads):
     if findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None:
         ikeSA.peerFragmentation = True
+    if findNotify(payloads, NotifyType.CHILDLESS_IKEV2_SUPPORTED) is not None:
+        ikeSA.peerChildless = True
     hashes = findNotify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
     if hashes is not None:
         ikeSA.peerSignatureHashes = tuple(hashes.hashAlgorithms)

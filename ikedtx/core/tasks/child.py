@@ -59,6 +59,18 @@ def ipcompCpi(spi):
     return spi & 0xFFFF or 0x100
 
 
+
+def childlessAuth(core, ikeSA):
+    """
+    Whether our IKE_AUTH goes without a Child SA (RFC 6023), by
+    L{CoreSettings.childless}; L{NegotiationFailed} when it must and the
+    responder did not announce CHILDLESS_IKEV2_SUPPORTED.
+    """
+    mode = core.settings.childless
+    if mode == "force" and not ikeSA.peerChildless:
+        raise NegotiationFailed("the responder does not take childless IKE SAs (RFC 6023), and childless is forced")
+    return mode in ("prefer", "force") and ikeSA.peerChildless
+
 class ChildCreateTask(Task):
     """
     A new Child SA, both roles, in IKE_AUTH or CREATE_CHILD_SA.
@@ -107,11 +119,15 @@ class ChildCreateTask(Task):
         self.nonces = None
         self.rekeyed = None
         self.followup = None
+        self.childless = False
 
     # Initiator
 
     def prepareI(self, core, ikeSA):
         policy = self.policy = self.policy or ikeSA.policy
+        if "spi" in self.spis:
+            # Handed on by a childless IKE_AUTH (RFC 6023).
+            return
         self.requestSPI(core, ikeSA, "spi", policy.saProtocol, ikeSA.remote[0], ikeSA.local[0])
         if policy.ipcomp:
             self.requestSPI(core, ikeSA, "cpi", ProtocolId.NONE, ikeSA.remote[0], ikeSA.local[0])
@@ -121,6 +137,9 @@ class ChildCreateTask(Task):
             return self.followup.buildI(core, payloads)
         if self.spiError is not None:
             raise NegotiationFailed("no SPI for the Child SA: %s" % (self.spiError,))
+        if self.inAuth and childlessAuth(core, ikeSA):
+            self.childless = True
+            return
         if not self.inAuth and not ikeSA.isEstablished:
             raise NegotiationFailed("IKE SA is not established")
         policy = self.policy
@@ -159,6 +178,15 @@ class ChildCreateTask(Task):
         if self.inAuth:
             if not ikeSA.isEstablished:
                 raise NegotiationFailed("IKE SA is not established")
+            if self.childless:
+                # RFC 6023: the Child SA comes next, by CREATE_CHILD_SA; the
+                # command waiting still hears of the IKE SA once it is up.
+                followup = ChildCreateTask(True, self.requestId, policy=self.policy)
+                followup.resultIsIKESA = True
+                followup.spis = dict(self.spis)
+                self.requestId = None
+                ikeSA.taskManager.queueExchange([followup])
+                return DONE
             try:
                 self._complete(core, ikeSA, payloads, shared=None)
             except NegotiationFailed as e:

@@ -93,7 +93,11 @@ def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
         transforms = tuple(Transform(t.type, t.id, t.keyLength) for t in proposal.transforms)
         offer = Offer(proposal.protocol, transforms, number, spi)
         offers.append(offer if withKeyExchange else offer.withoutKeyExchange())
-    _offerCache[key] = (proposals, offers)
+    # Offers with an SPI (every Child SA and IKE SA rekey has its own) are
+    # never asked for again: kept, they only filled the cache (megabytes
+    # on a gateway that rekeys, seen in the soak).
+    if not spi:
+        _offerCache[key] = (proposals, offers)
     return offers
 
 
