@@ -534,6 +534,28 @@ class EventTests(SynchronousTestCase):
         self.assertEqual(k.sas, {})
 
 
+    def test_larvalExpireAfterInstall(self):
+        """
+        The hard expire of an allocated SPI's larval SA, read only after the
+        SA was installed under that SPI, is not the installed SA's: the
+        kernel still holds it, so the SA stays and nothing is passed on.
+        """
+        installed = m.usersa_info()
+        installed["id_spi"], installed["id_proto"] = 0x1001, 50
+        k, _ = kernel({m.XFRM_MSG_GETSA: [decoded(installed)]})
+        receiver = Receiver()
+        k.setEventReceiver(receiver)
+        sa = gcmSA()
+        self.successResultOf(k.addSA(sa))
+        msg = m.user_expire()
+        msg["header"]["type"] = m.XFRM_MSG_EXPIRE
+        msg["state_id_spi"], msg["state_id_proto"], msg["state_family"] = 0x1001, 50, 2
+        msg["state_id_daddr"] = bytes([192, 0, 2, 1]) + b"\0" * 12
+        msg["hard"] = 1
+        k.messageReceived(decoded(msg))
+        self.assertEqual(receiver.events, [])
+        self.assertEqual(list(k.sas.values()), [sa])
+
 class SocketTests(SynchronousTestCase):
     def test_socketPolicy(self):
         """

@@ -1109,6 +1109,13 @@ class XfrmKernel:
                 self.allocated.discard((proto, spi, destination))
             return
         hard = bool(msg["hard"])
+        if hard and self._stillInstalled(proto, spi, destination):
+            # The larval SA of an allocated SPI expired, and its expire was
+            # read only after the SA was installed under the same SPI (a
+            # slow IKE_AUTH): not this SA's.
+            self._log.debug("xfrm: hard expire of the larval SA {spi:08x} to {dst} after its install, ignored",
+                            spi=spi, dst=destination)
+            return
         if hard:
             # The kernel removed it (and its IPcomp SA stays until deleted).
             sa = self.sas.pop(key)
@@ -1118,6 +1125,16 @@ class XfrmKernel:
                        kind="hard" if hard else "soft", protocol=protocol.name, spi=spi, dst=destination)
         if self.events is not None:
             self.events.expired(protocol, spi, destination, hard)
+
+
+    def _stillInstalled(self, proto, spi, destination):
+        """
+        Whether the kernel still holds the SA C{(proto, spi, destination)}.
+        """
+        try:
+            return bool(self._request(saIdMessage(proto, spi, destination), m.XFRM_MSG_GETSA, 0x01))
+        except Exception:
+            return False
 
 
 class XfrmEventReader:
