@@ -173,10 +173,19 @@ class UnderSystemdTests(SynchronousTestCase):
         with open(os.path.join(directory, "units", "ikedtx.service"), "w") as f:
             f.write(iked)
         real = os.path.realpath(sys.executable)
+        places = (real, os.path.realpath(bindir), os.path.realpath(ROOT))
         dropIn = "[Service]\nEnvironment=PYTHONPATH=%s\n" % (ROOT,)
-        if real.startswith(("/root/", "/home/")):
+        if any(path.startswith(("/root/", "/home/")) for path in places):
             # This installation's python lives where ProtectHome=yes hides it.
             dropIn += "ProtectHome=read-only\n"
+        # The virtualenv whole (sys.prefix), the interpreter's own prefix
+        # and the checkout.
+        shares = (os.path.realpath(sys.prefix), os.path.dirname(os.path.dirname(real)), os.path.realpath(ROOT))
+        temporary = sorted({path for path in shares if path.startswith(("/tmp/", "/var/tmp/"))})
+        if temporary:
+            # A checkout or virtualenv under /tmp (a CI clone): the container
+            # and PrivateTmp=yes would each hide it.
+            dropIn += "PrivateTmp=no\n"
         with open(os.path.join(directory, "units", "ikedtx.service.d", "here.conf"), "w") as f:
             f.write(dropIn)
         with open(os.path.join(directory, "units", "check.service"), "w") as f:
@@ -188,7 +197,8 @@ class UnderSystemdTests(SynchronousTestCase):
             f.write('ikev2 "one" passive esp from 10.0.0.1 to 10.0.0.2 peer 192.0.2.9 psk "x"\n')
         os.chmod(conf, 0o600)
         script = os.path.join(ROOT, "ikedtx", "testing", "sdcontainer.sh")
-        result = subprocess.run([script, directory, "120"], capture_output=True, text=True, timeout=180)
+        env = dict(os.environ, SDCONTAINER_SHARE=":".join(temporary))
+        result = subprocess.run([script, directory, "120"], capture_output=True, text=True, timeout=180, env=env)
         with open(os.path.join(directory, "results", "out")) as f:
             lines = dict(line.split(": ", 1) for line in f.read().splitlines() if ": " in line)
         report = "%r\n%s%s" % (lines, result.stdout, result.stderr)

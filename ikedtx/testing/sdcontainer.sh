@@ -11,6 +11,9 @@
 #                  give it SuccessAction=exit-force and FailureAction=exit-force)
 #   DIR/etc/*      copied to /etc
 #   DIR/results    bind-mounted read-write at /results: what the check writes
+#   SDCONTAINER_SHARE=PATH[:PATH...]  host directories bound read-only at the
+#                  same paths (a checkout or a virtualenv under /tmp, which the
+#                  container's own /tmp would hide)
 # Exit status: 0 when systemd exited by itself, 124 on timeout.
 set -u
 DIR=$(readlink -f "$1")
@@ -34,6 +37,13 @@ if [ "${SDCONTAINER_INNER:-}" = 1 ]; then
     mount --rbind /dev "$R/dev"
     mount -t tmpfs -o mode=755 tmpfs "$R/run"
     mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+    IFS=: read -r -a shared <<< "${SDCONTAINER_SHARE:-}"
+    for p in "${shared[@]}"; do
+        [ -n "$p" ] || continue
+        mkdir -p "$R$p"
+        mount --rbind "$p" "$R$p"
+        mount -o remount,bind,ro "$R$p"
+    done
     cp -a "$DIR/units/." "$R/etc/systemd/system/"
     [ -d "$DIR/etc" ] && cp -a "$DIR/etc/." "$R/etc/"
     echo ikx-sdcontainer > "$R/etc/hostname"
