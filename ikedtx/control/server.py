@@ -115,7 +115,7 @@ def describeChild(ikesa, child, now, coupled=True):
         "loaded": loaded,
         "age": float(now - child.created),
         "lifetime": int(lifetime or 0),
-        "lifetimeBytes": int(getattr(ikesa.policy, "lifetimeBytes", 0) or 0),
+        "lifetimeBytes": int(ikesa.policy.lifetimeBytes or 0) if ikesa.policy is not None else 0,
         "flows": flows,
     }
     remaining = _remaining(lifetime, child.created, now)
