@@ -74,6 +74,10 @@ class Options(usage.Options):
         ["half-open-per-peer", None, "32", "Half-open IKE SAs kept from one address (past it, its oldest is "
          "given up)."],
         ["half-open-max", None, "4096", "Half-open IKE SAs kept in all (more are dropped)."],
+        ["ike-sas-per-id", None, "100", "Established IKE SAs of one peer identity; past it a new one is refused "
+         "with AUTHENTICATION_FAILED (set enforcesingleikesa replaces instead; 0: no cap)."],
+        ["response-cache-max", None, str(16 << 20), "Octets of responses kept for retransmitted requests over "
+         "all IKE SAs; past it no new half-open IKE SA is made."],
         ["childless", None, "never", "As initiator, IKE_AUTH without a Child SA (RFC 6023): never (as iked), "
          "prefer (when the responder supports it) or force (an ikedtx extension, as strongSwan's childless)."],
         ["ike-port", None, "500", "UDP port for IKE."],
@@ -175,13 +179,15 @@ class Options(usage.Options):
             raise usage.UsageError("--retransmit-timeout and --retransmit-tries take numbers: %s" % (e,))
         if not 0 < self["retransmit-timeout"] <= 3600 or not 1 <= self["retransmit-tries"] <= 100:
             raise usage.UsageError("--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]")
-        for name, lowest in (("cookie-threshold", 0), ("half-open-per-peer", 1), ("half-open-max", 1)):
+        for name, lowest, highest in (("cookie-threshold", 0, 10 ** 6), ("half-open-per-peer", 1, 10 ** 6),
+                                      ("half-open-max", 1, 10 ** 6), ("ike-sas-per-id", 0, 10 ** 6),
+                                      ("response-cache-max", 1 << 16, 1 << 34)):
             try:
                 self[name] = int(self[name])
-                if not lowest <= self[name] <= 10 ** 6:
+                if not lowest <= self[name] <= highest:
                     raise ValueError()
             except ValueError:
-                raise usage.UsageError("--%s takes a number from %d to 1000000, not %r" % (name, lowest, self[name]))
+                raise usage.UsageError("--%s takes a number from %d to %d, not %r" % (name, lowest, highest, self[name]))
         if self["childless"] not in ("never", "prefer", "force"):
             raise usage.UsageError("--childless must be never, prefer or force")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")

@@ -69,6 +69,20 @@ class OptionsTests(SynchronousTestCase):
             (["127.0.0.1", "::1"], 5000, 5001, "/tmp/e", "userspace"),
         )
 
+    def test_limitOptions(self):
+        """
+        --ike-sas-per-id and --response-cache-max are numbers (0: no cap
+        for the first) and have defaults.
+        """
+        o = parse()
+        self.assertEqual((o["ike-sas-per-id"], o["response-cache-max"]), (100, 16 << 20))
+        o = parse("--ike-sas-per-id", "0", "--response-cache-max", "1048576")
+        self.assertEqual((o["ike-sas-per-id"], o["response-cache-max"]), (0, 1 << 20))
+        e = self.assertRaises(usage.UsageError, parse, "--response-cache-max", "10")
+        self.assertEqual(str(e), "--response-cache-max takes a number from 65536 to 17179869184, not 10")
+        e = self.assertRaises(usage.UsageError, parse, "--ike-sas-per-id", "-1")
+        self.assertEqual(str(e), "--ike-sas-per-id takes a number from 0 to 1000000, not -1")
+
     def test_usageErrors(self):
         """
         Each invalid option or combination is a UsageError that says why.

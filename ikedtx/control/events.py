@@ -50,6 +50,7 @@ COUNTERS = (
     "ikedtx_cookie_sent",
     "ikedtx_no_proposal_sent",
     "ikedtx_no_proposal_rcvd",
+    "ikedtx_sa_refused_per_id",
 )
 
 

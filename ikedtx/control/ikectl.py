@@ -288,6 +288,7 @@ _STAT_TEXT = {
     "ikedtx_cookie_sent": "COOKIE%s asked for",
     "ikedtx_no_proposal_sent": "NO_PROPOSAL_CHOSEN notification%s sent",
     "ikedtx_no_proposal_rcvd": "NO_PROPOSAL_CHOSEN notification%s received",
+    "ikedtx_sa_refused_per_id": "IKE SA%s refused: too many for one identity",
 }
 
 

@@ -30,6 +30,7 @@ CORE_COUNTERS = (
     "ikedtx_cookie_sent",
     "ikedtx_no_proposal_sent",
     "ikedtx_no_proposal_rcvd",
+    "ikedtx_sa_refused_per_id",
 )
 
 

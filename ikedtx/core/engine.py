@@ -115,6 +115,7 @@ class IKECore:
         self._cookieLog = screening.QuietDrops(now)
         self._limits = cookies.HalfOpenLimits(self.settings)
         self._fragments = limits.FragmentBudget(self.settings)
+        self.responseCache = limits.ResponseCache(self.settings)
 
     # Services for the tasks and the task managers
 
@@ -438,6 +439,9 @@ class IKECore:
         if existing is not None:
             last = existing.taskManager.lastResponse
             if last is not None and hmac.compare_digest(last.requestHash, hashValue):
+                if not self.responseCache.mayResend(last):
+                    self._quietDrops.drop(remote, "IKE_SA_INIT retransmitted too often")
+                    return
                 self._log.debug("{remote}: retransmitted IKE_SA_INIT; resending our response", remote=remote)
                 self.counters.count("ikes_retransmit_response")
                 self.sendAll(existing, last.datagrams, local, remote)
@@ -445,7 +449,7 @@ class IKECore:
             if existing.state != IKEState.SA_INIT:
                 return
             self.destroy(existing, "initiator restarted IKE_SA_INIT")
-        why = self._limits.refusal(len(self._halfOpen))
+        why = self._limits.refusal(len(self._halfOpen)) or self.responseCache.refusal()
         if why is not None:
             self._quietDrops.drop(remote, why)
             return
@@ -964,6 +968,7 @@ class IKECore:
         ikeSA.taskManager.failAll(error or SADeleted(reason))
         configtask.release(self, ikeSA)
         self._fragments.forget(ikeSA)
+        self.responseCache.forget(ikeSA.taskManager.lastResponse)
         ikeSA.wipe()
         if isinstance(error, AuthenticationFailed) or ikeSA.authFailed:
             cause = "auth"

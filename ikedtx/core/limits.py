@@ -1,12 +1,26 @@
 # -*- test-case-name: tests.test_core_cookies -*-
 """
-The memory all IKE SAs together may hold in fragments being reassembled
-(RFC 7383): each IKE SA's L{ikedtx.wire.fragments.Reassembler} bounds its
-own, L{FragmentBudget} bounds their sum, so that many IKE SAs each sending
-fragments that never complete cannot add up to more than
-C{fragmentBytesMax}.
+Limits on what peers can make the core keep or do:
+
+ - the memory all IKE SAs together may hold in fragments being reassembled
+   (RFC 7383): each IKE SA's L{ikedtx.wire.fragments.Reassembler} bounds its
+   own, L{FragmentBudget} bounds their sum, so that many IKE SAs each
+   sending fragments that never complete cannot add up to more than
+   C{fragmentBytesMax};
+ - the responses kept for retransmitted requests (RFC 7296 2.1):
+   L{ResponseCache} bounds their octets over all IKE SAs
+   (C{responseCacheBytesMax}: past it no new half-open IKE SA is made) and
+   how often one is sent again (C{cachedResendsMax}: a replayed request,
+   from the peer or from anyone who saw it and spoofs the peer's address,
+   cannot make us send without end);
+ - established IKE SAs per authenticated peer identity
+   (C{ikeSAsPerIdentity}, L{identityRefusal}).
+
+Our own outstanding requests need no budget of their own: each IKE SA has
+at most one (a window of 1), given up after C{retransmit.tries}.
 """
 
+from ikedtx.core.states import IKEState
 from ikedtx.wire.errors import FragmentDropped
 from ikedtx.wire.fragments import Reassembler
 
@@ -51,3 +65,74 @@ class FragmentBudget:
         if ikeSA.reassembler is not None:
             self.held -= ikeSA.reassembler.bytesHeld
             ikeSA.reassembler.clear()
+
+
+class ResponseCache:
+    """
+    The octets of the responses kept for retransmitted requests, over all
+    IKE SAs.
+
+    @ivar held: their sum.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.held = 0
+
+    def keep(self, ikeSA, old, new):
+        """
+        C{ikeSA}'s cached response C{old} (or L{None}) is replaced by
+        C{new}. After L{forget} (a last response sent as the IKE SA goes
+        away) nothing is counted.
+        """
+        if ikeSA.state == IKEState.CLOSED:
+            return
+        if old is not None:
+            self.held -= old.size
+        self.held += new.size
+
+    def forget(self, cached):
+        """
+        The IKE SA whose cached response is C{cached} (or L{None}) is gone.
+        """
+        if cached is not None:
+            self.held -= cached.size
+
+    def refusal(self):
+        """
+        Why no new half-open IKE SA may be made now, or L{None}.
+        """
+        if self.held >= self.settings.responseCacheBytesMax:
+            return "cached responses hold %d octets, the most kept (--response-cache-max)" % (self.held,)
+        return None
+
+    def mayResend(self, cached):
+        """
+        Whether C{cached} may be sent once more for a retransmitted
+        request; counts it if so.
+        """
+        if cached.resends >= self.settings.cachedResendsMax:
+            return False
+        cached.resends += 1
+        return True
+
+
+def identityRefusal(core, ikeSA):
+    """
+    Why C{ikeSA}, whose peer just authenticated as C{ikeSA.peerId}, may not
+    be established (its identity has C{ikeSAsPerIdentity} IKE SAs up
+    already), or L{None}. With C{set enforcesingleikesa} there is no
+    refusal: the new IKE SA replaces the old ones
+    (L{ikedtx.core.singleikesa}). An IKE SA being rekeyed counts once.
+    """
+    cap = core.settings.ikeSAsPerIdentity
+    if not cap or core.config.settings.enforceSingleIkeSa:
+        return None
+    up = 0
+    for other in core.ikeSAs.values():
+        if (other is not ikeSA and other.state == IKEState.VALID and other.rekeyedBy is None
+                and other.peerId == ikeSA.peerId):
+            up += 1
+    if up >= cap:
+        return "peer %s has %d IKE SAs up, the most kept for one identity (--ike-sas-per-id)" % (ikeSA.peerId, up)
+    return None

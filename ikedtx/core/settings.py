@@ -32,6 +32,16 @@ class CoreSettings:
         dropped, even with a valid COOKIE.
     @ivar fragmentBytesMax: octets of fragments (RFC 7383) held for
         reassembly over all IKE SAs.
+    @ivar ikeSAsPerIdentity: established IKE SAs of one authenticated
+        peer identity; past it a new one is refused in IKE_AUTH with
+        AUTHENTICATION_FAILED (unless C{set enforcesingleikesa}, which
+        replaces the old one); 0 for no cap.
+    @ivar responseCacheBytesMax: octets of responses kept for
+        retransmitted requests (RFC 7296 2.1) over all IKE SAs; past it,
+        no new half-open IKE SA is made.
+    @ivar cachedResendsMax: how many times one cached response is sent
+        again for retransmissions of its request; later copies are
+        dropped.
     @ivar halfOpenTimeout: seconds a responder keeps an IKE SA that has
         not authenticated.
     @ivar retransmit: the L{RetransmitSchedule} of our requests.
@@ -64,6 +74,9 @@ class CoreSettings:
     halfOpenPerPeer: int = 32
     halfOpenMax: int = 4096
     fragmentBytesMax: int = 8 << 20
+    ikeSAsPerIdentity: int = 100
+    responseCacheBytesMax: int = 16 << 20
+    cachedResendsMax: int = 16
     halfOpenTimeout: float = 60.0
     retransmit: RetransmitSchedule = field(default_factory=RetransmitSchedule)
     fragmentSize: int = 0

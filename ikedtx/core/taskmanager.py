@@ -78,12 +78,16 @@ class CachedResponse:
     @ivar messageId: the Message ID of the request it answers.
     @ivar requestHash: the L{requestHash} of that request.
     @ivar datagrams: the response as sent.
+    @ivar size: their octets.
+    @ivar resends: how many times it was sent again.
     """
 
     def __init__(self, messageId, requestHash, datagrams):
         self.messageId = messageId
         self.requestHash = requestHash
         self.datagrams = datagrams
+        self.size = sum(len(d) for d in datagrams)
+        self.resends = 0
 
 
 class _Queued:
@@ -362,6 +366,9 @@ class TaskManager:
                 self._log.debug("{ikeSA}: another request with Message ID {mid} than the one answered; dropped",
                                 ikeSA=self.ikeSA, mid=messageId)
                 return "drop"
+            if not self.core.responseCache.mayResend(last):
+                self._log.debug("{ikeSA}: request {mid} retransmitted too often; dropped", ikeSA=self.ikeSA, mid=messageId)
+                return "drop"
             self._log.debug("{ikeSA}: retransmitted request {mid}, resending our response", ikeSA=self.ikeSA, mid=messageId)
             self.core.counters.count("ikes_retransmit_response")
             self.core.sendAll(self.ikeSA, last.datagrams, local, remote)
@@ -408,7 +415,9 @@ class TaskManager:
         """
         datagrams = self.core.encode(self.ikeSA, exchangeType, payloads, messageId, response=True)
         self.core.counters.notifiesSent(payloads)
-        self.lastResponse = CachedResponse(messageId, hashValue, datagrams)
+        cached = CachedResponse(messageId, hashValue, datagrams)
+        self.core.responseCache.keep(self.ikeSA, self.lastResponse, cached)
+        self.lastResponse = cached
         self.core.sendAll(self.ikeSA, datagrams, local, remote)
         return datagrams
 

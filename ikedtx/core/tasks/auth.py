@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from ikedtx.auth.errors import AuthenticationFailed as CredentialRefused
 from ikedtx.auth.errors import CredentialError
 from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
-from ikedtx.core import cryptoglue
+from ikedtx.core import cryptoglue, limits
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import IKEState
 from ikedtx.core.tasks import DONE, Task
@@ -190,6 +190,10 @@ class AuthTask(Task):
         ikeSA.policy = policy
         try:
             verifyPeer(core, ikeSA, idi, auth, payloads)
+            why = limits.identityRefusal(core, ikeSA)
+            if why is not None:
+                core.counters.count("ikedtx_sa_refused_per_id")
+                raise AuthenticationFailed(why, NotifyType.AUTHENTICATION_FAILED)
             credential = localCredential(core, ikeSA)
             localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
             idPayload = IdentificationResponder(localId.idType, localId.data)
