@@ -7,6 +7,7 @@ a flood (measured with tracemalloc over ikedtx's own allocations).
 import gc
 import tracemalloc
 
+from ikedtx.core import cookies
 from ikedtx.core.errors import AuthenticationFailed
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import CoreSettings
@@ -208,3 +209,49 @@ class MemoryReturnsTests(FloodTestCase):
         self.assertGreater(blocksDuring - blocksBefore, 600 * 20)
         self.assertLess(blocksAfter - blocksBefore, 600 // 2)
         self.assertLess(after - before, 600 * 128)
+
+
+class MalformedSACookieTests(FloodTestCase):
+    """
+    Under load a first IKE_SA_INIT is answered with a COOKIE from the quick
+    look alone (RFC 7296 2.6: before any processing), so one whose SA
+    payload is malformed inside a well-formed payload chain gets the COOKIE
+    too (the quick look reads the chain, not the proposals); only once it
+    returns with a valid COOKIE is the SA decoded, and dropped then.
+    """
+
+    def malformedSA(self, n):
+        data = bytearray(self.spoofedRequest(n))
+        # The first payload of the genuine request is its SA: its body
+        # becomes proposals with impossible lengths.
+        self.assertEqual(data[16], 33)
+        size = int.from_bytes(data[30:32], "big")
+        data[32:28 + size] = b"\xff" * (size - 4)
+        return bytes(data)
+
+    def test_cookieFirst(self):
+        a, b = self.responder(cookieThreshold=0)
+        b.receive(self.malformedSA(1), B, spoofed(1))
+        (answer,) = [Message.decode(d) for d, _, _ in self.network.inFlight]
+        self.assertEqual([p.notifyType for p in answer.payloads], [NotifyType.COOKIE])
+        self.assertEqual(b.ikeSAs, [])
+
+    def test_refusedWithValidCookie(self):
+        a, b = self.responder(cookieThreshold=0)
+        data = self.malformedSA(1)
+        b.receive(data, B, spoofed(1))
+        (cookieAnswer, _, _) = self.network.inFlight.pop()
+        cookie = Message.decode(cookieAnswer).payloads[0].data
+        # The COOKIE Notify first, the rest of the request unchanged.
+        body = bytes([0, 0]) + (8 + len(cookie)).to_bytes(2, "big") + b"\x00\x00" + int(NotifyType.COOKIE).to_bytes(
+            2, "big") + cookie
+        body = bytes([data[16]]) + body[1:]
+        withCookie = bytearray(data[:28] + body + data[28:])
+        withCookie[16] = 41
+        withCookie[24:28] = len(withCookie).to_bytes(4, "big")
+        self.assertIsNone(cookies.fastCookie(b.core, bytes(withCookie), B, spoofed(1)))
+        b.receive(bytes(withCookie), B, spoofed(1))
+        self.assertEqual(b.ikeSAs, [])
+        # The full decode finds the SA malformed: dropped (an unprotected
+        # error answer would only serve reflection), no state kept.
+        self.assertEqual(self.network.inFlight, [])
