@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx.control import commands, sync
 from ikedtx.control.client import connectControl
+from ikedtx.control.events import EventHub
 from ikedtx.control.server import ControlFactory
 from ikedtx.core.sa import IKESA, IKEState
 
@@ -24,7 +25,8 @@ def fakeService(count):
         sa.state = IKEState.VALID
         sas[sa.localSPI] = sa
     core = SimpleNamespace(ikeSAs=sas)
-    return SimpleNamespace(core=core, reload=lambda: (_ for _ in ()).throw(ValueError("f: 1: syntax error")))
+    return SimpleNamespace(core=core, runner=None, kernel=None, events=EventHub(), credentials=None,
+                           reload=lambda: (_ for _ in ()).throw(ValueError("f: 1: syntax error")))
 
 
 class ControlSocketTests(TestCase):
@@ -108,3 +110,37 @@ class PagingTests(SynchronousTestCase):
         By default a page is L{commands.SHOW_SA_PAGE} SAs.
         """
         self.assertEqual(next(commands.showSAPages()), {"offset": 0, "limit": commands.SHOW_SA_PAGE})
+
+
+class DeclaredAttributesTests(SynchronousTestCase):
+    """
+    L{ikedtx.control.operations.Operations} reads the service's runner and
+    events and the credential store's contents as declared attributes: a
+    service or store without one is a bug that shows, not an empty answer.
+    """
+
+    def test_serviceDeclaresThem(self):
+        from ikedtx.config import parseConfig
+        from ikedtx.service import IkedService
+
+        service = IkedService(parseConfig(""), {})
+        self.assertEqual((service.runner, service.credentials), (None, None))
+        self.assertIsNotNone(service.events)
+
+    def test_missingEventsShows(self):
+        from ikedtx.control.operations import Operations
+
+        service = SimpleNamespace(core=SimpleNamespace(counters=SimpleNamespace(items=lambda: []), ikeSAs={},
+                                                       passive=False), runner=None)
+        self.assertRaises(AttributeError, Operations(service).stats)
+
+    def test_missingStoreAttributeShows(self):
+        from ikedtx.control.operations import Operations
+
+        store = SimpleNamespace(trustedCertificates=[], certificates=[], crls=[], privateKey=None,
+                                trustedPublicKeys={}, root="/etc/iked")
+        service = SimpleNamespace(credentials=store)
+        self.assertRaises(AttributeError, Operations(service).certstore)
+        store.loadErrors = [("ca/x.pem", "not a certificate")]
+        self.assertEqual(Operations(service).certstore(),
+                         {"root": "/etc/iked", "entries": [], "errors": ["ca/x.pem: not a certificate"]})

@@ -23,7 +23,10 @@ class Operations:
     """
     The control commands of one daemon.
 
-    @ivar service: the L{ikedtx.service.IkedService}.
+    @ivar service: the L{ikedtx.service.IkedService}: its C{core},
+        C{runner} (L{None} until it starts), C{events}, C{credentials} (a
+        L{ikedtx.auth.store.CredentialStore} or L{None}), C{options} and
+        C{reload}, all declared by it.
     """
 
     _log = Logger()
@@ -36,9 +39,7 @@ class Operations:
         return self.service.core
 
     def _publish(self, kind, **fields):
-        events = getattr(self.service, "events", None)
-        if events is not None:
-            events.publish(kind, **fields)
+        self.service.events.publish(kind, **fields)
 
     def _execute(self, actions):
         self.service.runner.execute(actions)
@@ -188,8 +189,7 @@ class Operations:
     def stats(self):
         from ikedtx import tap
 
-        events = getattr(self.service, "events", None)
-        values = dict(events.stats.items()) if events is not None else {}
+        values = dict(self.service.events.stats.items())
         # The core counts what only it can tell (retransmits, fragments,
         # rekeys, refusals); the shell what it carries out.
         for name, value in self.core.counters.items():
@@ -198,9 +198,9 @@ class Operations:
                                                     if sa.state == IKEState.VALID)
         from ikedtx.control.events import COUNTERS
 
-        runner = getattr(self.service, "runner", None)
+        runner = self.service.runner
         return {"counters": [{"name": name, "value": int(values.get(name, 0))} for name in COUNTERS],
-                "passive": bool(self.core.passive), "coupled": bool(getattr(runner, "coupled", True)),
+                "passive": bool(self.core.passive), "coupled": runner is None or bool(runner.coupled),
                 "verbose": bool(tap.isVerbose())}
 
     def certstore(self):
@@ -208,23 +208,22 @@ class Operations:
         if store is None:
             return {"root": "", "entries": [], "errors": []}
         entries = []
-        for kind, certificates in (("ca", getattr(store, "trustedCertificates", ())),
-                                   ("cert", getattr(store, "certificates", ()))):
+        for kind, certificates in (("ca", store.trustedCertificates), ("cert", store.certificates)):
             for certificate in certificates:
                 entries.append(_describeCertificate(kind, certificate))
-        for crl in getattr(store, "crls", ()):
+        for crl in store.crls:
             entries.append({"kind": "crl", "subject": crl.issuer.rfc4514_string(),
                             "notBefore": crl.last_update_utc.isoformat() if hasattr(crl, "last_update_utc")
                             else str(crl.last_update),
                             "serial": "%d revoked" % (len(list(crl)),)})
-        if getattr(store, "privateKey", None) is not None:
+        if store.privateKey is not None:
             from ikedtx.auth import keys
 
             entries.append({"kind": "key", "subject": "private/local.key: " + keys.describeKey(store.privateKey)})
-        for identity in getattr(store, "trustedPublicKeys", {}):
+        for identity in store.trustedPublicKeys:
             entries.append({"kind": "pubkey", "subject": str(identity)})
-        errors = ["%s: %s" % (path, reason) for path, reason in getattr(store, "loadErrors", ())]
-        return {"root": str(getattr(store, "root", "")), "entries": entries, "errors": errors}
+        errors = ["%s: %s" % (path, reason) for path, reason in store.loadErrors]
+        return {"root": str(store.root), "entries": entries, "errors": errors}
 
 
 def _describeCertificate(kind, certificate):

@@ -340,12 +340,12 @@ class ControlProtocol(amp.AMP):
         service = self.service
         core = service.core
         now = core.now() if hasattr(core, "now") else 0.0
-        runner = getattr(service, "runner", None)
-        coupled = getattr(runner, "coupled", True)
+        runner = service.runner
+        coupled = runner is None or runner.coupled
         sas = list(core.ikeSAs.values())
         page = sas[offset:offset + limit]
         described = [describeIkeSA(sa, now, coupled) for sa in page]
-        kernel = getattr(service, "kernel", None)
+        kernel = service.kernel
         if kernel is None:
             return {"sas": described, "total": len(sas)}
         ds = [addCounters(kernel, sa, entry) for sa, entry in zip(page, described)]
@@ -386,9 +386,7 @@ class ControlProtocol(amp.AMP):
 
     @C.Monitor.responder
     def monitor(self):
-        events = getattr(self.service, "events", None)
-        if events is None:
-            raise C.CommandFailed("this daemon has no event stream")
+        events = self.service.events
         if not self.monitoring:
             self.monitoring = True
             self.missedEvents = 0
@@ -434,9 +432,7 @@ class ControlProtocol(amp.AMP):
     def _stopMonitoring(self):
         if self.monitoring:
             self.monitoring = False
-            events = getattr(self.service, "events", None)
-            if events is not None:
-                events.unsubscribe(self._sendEvent)
+            self.service.events.unsubscribe(self._sendEvent)
 
     @C.Initiate.responder
     def initiate(self, policy):
