@@ -91,3 +91,19 @@ class IKEStateTests(TableMixin, SynchronousTestCase):
 class ChildStateTests(TableMixin, SynchronousTestCase):
     states, events, table = ChildState, ChildEvent, CHILD_TRANSITIONS
     make = staticmethod(_child)
+
+
+class IKESATextTests(SynchronousTestCase):
+    """
+    The text of an IKE SA in log lines names both endpoints, address and
+    port ([address]:port for IPv6).
+    """
+
+    def test_bothEndpoints(self):
+        sa = IKESA(True, b"\x01" * 8, b"\x02" * 8, None, ("192.0.2.1", 4500), ("198.51.100.7", 4501), 0)
+        self.assertEqual(str(sa), "IKE SA 0101010101010101/0202020202020202 policy -[INIT] "
+                                  "192.0.2.1:4500 <-> 198.51.100.7:4501")
+
+    def test_ipv6(self):
+        sa = IKESA(True, b"\x01" * 8, b"\x02" * 8, None, ("2001:db8::1", 500), ("2001:db8::2", 500), 0)
+        self.assertTrue(str(sa).endswith(" [2001:db8::1]:500 <-> [2001:db8::2]:500"), str(sa))

@@ -158,9 +158,9 @@ class IKESA(StateMachine):
         return self.state == IKEState.VALID
 
     def __str__(self):
-        return "IKE SA %s/%s %s[%s]:%d <-> %s:%d" % (
+        return "IKE SA %s/%s %s[%s] %s <-> %s" % (
             self.spiI.hex(), self.spiR.hex(), "policy " + (self.policy.name if self.policy else "-"),
-            self.state.name, self.local[1] if self.local else 0, self.remote[0], self.remote[1])
+            self.state.name, _endpointText(self.local), _endpointText(self.remote))
 
     def wipe(self):
         """
@@ -336,3 +336,14 @@ class ChildSA(StateMachine):
         Whether IPcomp was negotiated (both CPIs known, RFC 7296 2.22).
         """
         return self.ipcompIn is not None and self.ipcompOut is not None
+
+
+def _endpointText(endpoint):
+    """
+    C{address:port}, C{[address]:port} for IPv6, C{-} for none.
+    """
+    if not endpoint:
+        return "-"
+    host, port = endpoint[0], endpoint[1]
+    host = str(host)
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
