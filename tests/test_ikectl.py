@@ -352,10 +352,47 @@ class ErrorTests(DaemonPair):
         A failure the responders did not foresee reaches the client as
         COMMAND_FAILED with a message, not Unknown Error.
         """
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.service.core = None
         e = self.error(self.client.showStats(), C.CommandFailed)
         self.assertIn("internal error", str(e))
-        self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)
+        # One clear line at error level; the traceback only at debug level
+        # (no logged failure an operator sees as a traceback).
+        self.assertEqual(self.flushLoggedErrors(AttributeError), [])
+        errors = [formatEvent(e) for e in events
+                  if e.get("log_level") == LogLevel.error and e.get("log_namespace", "").startswith("ikedtx.control")]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("ShowStats failed: internal error: ", errors[0])
+        self.assertNotIn("Traceback", errors[0])
+        self.assertNotIn("log_failure", [k for e in events if e.get("log_level") != LogLevel.debug for k in e])
+
+
+class UnhandledErrorTests(DaemonPair):
+    def test_unhandledError(self):
+        """
+        An error AMP could not hand to any command (a failure to send an
+        answer, say) is one clear line in the log, not AMP's traceback,
+        and the connection is closed.
+        """
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+        from twisted.python.failure import Failure
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        try:
+            raise ValueError("answer too long")
+        except ValueError:
+            failure = Failure()
+        self.server.unhandledError(failure)
+        self.assertEqual(self.flushLoggedErrors(ValueError), [])
+        lines = [formatEvent(e) for e in events if e.get("log_level", LogLevel.debug) > LogLevel.debug]
+        self.assertEqual(lines, ["control connection closed: unhandled error: ValueError: answer too long"])
+        self.assertTrue(self.server.transport.disconnecting)
 
 
 class ResetTests(DaemonPair):

@@ -299,6 +299,18 @@ class ControlProtocol(amp.AMP):
 
     # Typed errors for everything
 
+    def unhandledError(self, failure):
+        """
+        An error no command could answer (AMP's last resort): one line, the
+        traceback at debug level only, and the connection is closed (AMP's
+        own would log a traceback).
+        """
+        self._log.warn("control connection closed: unhandled error: {kind}: {error}",
+                       kind=type(failure.value).__name__, error=_brief(failure.value))
+        self._log.debug("control connection: unhandled error:\n{traceback}", traceback=failure.getTraceback())
+        if self.transport is not None:
+            self.transport.loseConnection()
+
     def dispatchCommand(self, box):
         name = box.get(amp.COMMAND, b"")
         command = _COMMANDS.get(name)
@@ -318,9 +330,12 @@ class ControlProtocol(amp.AMP):
         def typed(failure):
             if failure.check(amp.RemoteAmpError):
                 return failure
-            self._log.failure("control command {name} failed", failure, name=name)
-            return Failure(amp.RemoteAmpError(C.ERRORS[C.CommandFailed], "%s failed: internal error: %s" % (
-                name.decode("ascii", "replace"), _brief(failure.value))))
+            description = "%s failed: internal error: %s" % (name.decode("ascii", "replace"), _brief(failure.value))
+            # One line for the operator; the traceback is for debugging.
+            self._log.error("control command {description}", description=description)
+            self._log.debug("control command {description}:\n{traceback}", description=description,
+                            traceback=failure.getTraceback())
+            return Failure(amp.RemoteAmpError(C.ERRORS[C.CommandFailed], description))
 
         return amp.AMP.dispatchCommand(self, box).addErrback(typed)
 
