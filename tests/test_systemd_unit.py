@@ -81,7 +81,8 @@ class UnitTests(SynchronousTestCase):
                          {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"})
         self.assertEqual(set(service["RestrictAddressFamilies"].split()),
                          {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"})
-        for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
+        for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+                           ("ProtectHome", "read-only"),
                            ("PrivateTmp", "yes"), ("ProtectKernelModules", "yes"), ("DevicePolicy", "closed"),
                            ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service"),
                            ("UMask", "0077")):
@@ -173,11 +174,9 @@ class UnderSystemdTests(SynchronousTestCase):
         with open(os.path.join(directory, "units", "ikedtx.service"), "w") as f:
             f.write(iked)
         real = os.path.realpath(sys.executable)
-        places = (real, os.path.realpath(bindir), os.path.realpath(ROOT))
         dropIn = "[Service]\nEnvironment=PYTHONPATH=%s\n" % (ROOT,)
-        if any(path.startswith(("/root/", "/home/")) for path in places):
-            # This installation's python lives where ProtectHome=yes hides it.
-            dropIn += "ProtectHome=read-only\n"
+        # A python under /root or /home (pyenv, as on the project's machine)
+        # runs with the unit's own ProtectHome=read-only: no drop-in for it.
         # The virtualenv whole (sys.prefix), the interpreter's own prefix
         # and the checkout.
         shares = (os.path.realpath(sys.prefix), os.path.dirname(os.path.dirname(real)), os.path.realpath(ROOT))
