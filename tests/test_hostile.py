@@ -484,15 +484,18 @@ class LiveInitFuzzTests(HostileTestCase):
         rng = random.Random(2)
         ikeSA = self.peer.establish()
         genuine = [self.peer.initRequest().encode() for _ in range(4)]
-        # The probe's own bytes: a mutation that changes nothing makes the
-        # probe a retransmission, answered from the cache all the same.
-        protected = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], 2)
         # From a socket of its own, so that the answers (never read) do not
         # crowd the probe's.
         fuzz = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(fuzz.close)
         fuzz.bind(("127.0.0.1", 0))
         for batch in range(max(CASES // 50, 1)):
+            # A new probe each batch (a cached response is sent again only
+            # so often, core.limits): a mutation that changes nothing is
+            # the probe itself, and the probe then a retransmission,
+            # answered from the cache all the same.
+            messageId = 2 + batch
+            protected = self.peer.protect(ikeSA, ExchangeType.INFORMATIONAL, [], messageId)
             for case in range(50):
                 fuzz.sendto(mutate(rng, rng.choice(genuine + [protected])), self.daemon.address)
             # The batch was handled once the probe is answered (and the
@@ -500,5 +503,5 @@ class LiveInitFuzzTests(HostileTestCase):
             self.peer.send(protected)
             message, payloads = self.peer.receiveProtected(ikeSA)
             self.assertEqual((message.exchangeType, message.messageId, message.isResponse),
-                             (ExchangeType.INFORMATIONAL, 2, True))
+                             (ExchangeType.INFORMATIONAL, messageId, True))
         self.assertStillServes()
