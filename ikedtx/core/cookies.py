@@ -10,7 +10,11 @@ nonce), without decoding its payloads or logging it above debug level: a
 spoofed flood costs one hash and one small datagram per packet. What the
 fast path cannot judge (a malformed chain, a nonce of the wrong size, no
 policy, a COOKIE to check) goes the full way (L{ikedtx.core.tasks.ikeinit.
-screenRequest}), which answers the same COOKIE for the same request.
+screenRequest}), which answers the same COOKIE for the same request. The
+quick look reads the payload chain, not the proposals: a malformed SA
+payload inside a well-formed chain gets the COOKIE too (RFC 7296 2.6: the
+COOKIE comes before any processing), and is judged, and dropped, only
+once it returns with a valid COOKIE.
 
 L{HalfOpenLimits} counts half-open IKE SAs per peer address: past
 C{halfOpenMax} in all a new one is dropped even with a valid COOKIE (a
