@@ -37,6 +37,9 @@ class FakeCore:
         self.fail = False
         self.answer = []
 
+    def cookieAnswer(self, data, local, remote):
+        return None
+
     def datagramReceived(self, data, local, remote):
         self.received.append((data, local, remote))
         if self.fail:
@@ -323,6 +326,27 @@ class CoreRunnerPairTests(SynchronousTestCase):
         ports = [(source[1], data[:4] == b"\x00" * 4) for data, source, _ in self.udp.sent]
         self.assertEqual(ports[:2], [(500, False), (500, False)])
         self.assertTrue(all(marked for port, marked in ports[2:] if port == 4500))
+
+    def test_cookieFastPath(self):
+        """
+        A responder that demands cookies answers a first IKE_SA_INIT with a
+        COOKIE straight from the shell (L{IKECore.cookieAnswer}), counted
+        by the core; the initiator comes back with it and gets in.
+        """
+        import dataclasses
+
+        from ikedtx.wire.constants import NotifyType
+        from ikedtx.wire.message import Message
+
+        core = self.b.core
+        core.settings = dataclasses.replace(core.settings, cookieThreshold=0)
+        d = self.a.initiate("ab")
+        self.advance(0.1)
+        self.assertTrue(self.successResultOf(d).isEstablished)
+        first = Message.decode(self.udp.sent[1][0])
+        self.assertEqual([p.notifyType for p in first.payloads], [NotifyType.COOKIE])
+        self.assertEqual(self.udp.sent[1][1], (self.b.core.localAddressFor(None), 500))
+        self.assertEqual(core.counters["ikedtx_cookie_sent"], 1)
 
     def test_retransmitThroughCallLater(self):
         """

@@ -383,6 +383,25 @@ class IKECore:
             self._log.failure("internal error handling a message from {remote}", remote=remote)
         return self._drain()
 
+    def cookieAnswer(self, data, local, remote):
+        """
+        The COOKIE answer to C{data} from the fast path (counted, logged at
+        debug level within the rate), for the shell to send at once
+        without the actions of L{datagramReceived}; L{None} when C{data}
+        must go to L{datagramReceived}.
+        """
+        if self.passive:
+            return None
+        try:
+            cookie = cookies.fastCookie(self, data, local, remote)
+        except Exception:
+            self._log.failure("internal error in the COOKIE fast path for {remote}", remote=remote)
+            return None
+        if cookie is not None:
+            self._cookieLog.drop(remote, "IKE_SA_INIT answered with a COOKIE (fast path)")
+            self.counters.count("ikedtx_cookie_sent")
+        return cookie
+
     def _datagramReceived(self, data, local, remote):
         cookie = cookies.fastCookie(self, data, local, remote)
         if cookie is not None:

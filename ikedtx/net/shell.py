@@ -121,6 +121,15 @@ class CoreRunner:
 
     def datagramReceived(self, data, local, remote):
         self._count("ikes_msg_rcvd")
+        # Under a flood of IKE_SA_INIT, most datagrams are answered here,
+        # without an action object or a dispatch each.
+        cookie = self.core.cookieAnswer(data, local, remote)
+        if cookie is not None:
+            port = self._portFor(local)
+            if port is not None:
+                port.writeFrom(addNonEspMarker(cookie) if local[1] in self.nattPorts else cookie, remote, local[0])
+                self._count("ikes_msg_sent")
+            return
         self.execute(self.core.datagramReceived(data, local, remote))
 
     def espReceived(self, data, remote, local):
