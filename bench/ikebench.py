@@ -52,6 +52,7 @@ from bench.introspect import profileFormat  # noqa: E402
 from bench.measure import measure  # noqa: E402
 from bench.proc import waitForQuietMachine  # noqa: E402
 from bench.report import markdown, table  # noqa: E402
+from bench.responders import charonVersion  # noqa: E402
 from bench.suites import GEN_ADDRESS, RESPONDERS, RESP_ADDRESS, SUITES  # noqa: E402
 from ikedtx.testing.lab.netns import Network  # noqa: E402
 
@@ -61,6 +62,11 @@ def parseArgs(argv):
     parser.add_argument("--sas", default="1000,10000", help="IKE SA counts to hold, in increasing order (1000,10000)")
     parser.add_argument("--suites", default=",".join(SUITES), help="comma list of: " + ", ".join(SUITES))
     parser.add_argument("--responders", default="ikedtx,charon", help="comma list of: " + ", ".join(RESPONDERS))
+    parser.add_argument("--generators", default="ikedtx",
+                        help="comma list of load generators: ikedtx (bench/loadgen.py), charon (bench/charongen.py: "
+                             "strongSwan initiating over vici, the neutral one)")
+    parser.add_argument("--childless", action="store_true",
+                        help="IKE SAs without a Child SA (RFC 6023); with the charon generator only")
     parser.add_argument("--window", type=int, default=32,
                         help="negotiations in flight (ikedtx answers with a COOKIE above 64 half-open SAs)")
     parser.add_argument("--ids", type=int, default=100,
@@ -104,6 +110,12 @@ def parseArgs(argv):
     args.counts = sorted(int(n) for n in args.sas.split(",") if n)
     args.suiteList = [s for s in args.suites.split(",") if s]
     args.responderList = [r for r in args.responders.split(",") if r]
+    args.generatorList = [g for g in args.generators.split(",") if g]
+    for g in args.generatorList:
+        if g not in ("ikedtx", "charon"):
+            parser.error("unknown generator %r (known: ikedtx, charon)" % (g,))
+    if args.childless and args.generatorList != ["charon"]:
+        parser.error("--childless needs --generators charon")
     for s in args.suiteList:
         if s not in SUITES:
             parser.error("unknown suite %r (known: %s)" % (s, ", ".join(SUITES)))
@@ -134,9 +146,12 @@ def run(args, out=sys.stdout):
         network.link(gen, resp, [GEN_ADDRESS + "/24"], [RESP_ADDRESS + "/24"])
         for suiteName in args.suiteList:
             suite = SUITES[suiteName]
-            for responderName in args.responderList:
-                log("%s against %s (window %d%s) ..." % (suite.name, responderName, args.window,
-                                                         ", pinned" if pinCpus else ""))
+            for responderName, generatorName in [(r, g) for g in args.generatorList for r in args.responderList]:
+                if suite.charonGroup is None and "charon" in (responderName, generatorName):
+                    log("%s: charon %s cannot negotiate it, skipped" % (suite.name, charonVersion()))
+                    continue
+                log("%s against %s, generator %s (window %d%s) ..." % (
+                    suite.name, responderName, generatorName, args.window, ", pinned" if pinCpus else ""))
                 profile = None
                 if args.profile and responderName == "ikedtx" and not any(
                         r["responder"] == "ikedtx" for r in rows):
@@ -150,10 +165,11 @@ def run(args, out=sys.stdout):
                             (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
                             log, profile if attempt == 0 else None, args.charon_log,
                             args.cert_ids if suite.keyType else args.ids, args.gc_stats, args.tracemalloc,
-                            args.charonSettings)
+                            args.charonSettings, generatorName, args.childless)
                     except Exception as e:
                         log("  %s %s failed: %s" % (responderName, suite.name, e))
-                        result = [{"suite": suite.name, "responder": responderName, "held": 0, "error": str(e)}]
+                        result = [{"suite": suite.name, "responder": responderName, "generator": generatorName, "held": 0,
+                                   "error": str(e)}]
                         responder = None
                     for row in result:
                         row["responderDescription"] = responder.describe() if responder else ""

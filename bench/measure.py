@@ -7,6 +7,7 @@ to each count, and the figures read at each step.
 import tempfile
 import time
 
+from bench.charongen import CharonGenerator
 from bench.generator import Generator
 from bench.introspect import startProfiler, stopProfiler, tracemallocGrowth
 from bench.proc import (
@@ -22,10 +23,16 @@ from bench.suites import Credentials
 
 
 def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
-            charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None):
+            charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None, generatorName="ikedtx",
+            childless=False):
     """
     Start a fresh responder, establish SAs up to each of C{counts}, and
     return one result dict per count.
+
+    @param generatorName: C{"ikedtx"} (bench/loadgen.py) or C{"charon"}
+        (bench/charongen.py, strongSwan initiating over vici).
+    @param childless: IKE SAs without a Child SA (RFC 6023; charon
+        generator only).
     """
     gen, resp = namespaces
     directory = tempfile.mkdtemp(prefix="%s-%s-" % (suite.name, responderName), dir=workdir)
@@ -54,9 +61,13 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             pin(pid, {pinCpus[1]})
         waitIdle(pid)
         baseRss = rssKilobytes(pid)
-        generator = Generator(gen, directory, suite, credentials, window, ids,
-                              cpu=pinCpus[0] if pinCpus is not None else None,
-                              acceptChildless=responderName == "charon-netlink")
+        if generatorName == "charon":
+            generator = CharonGenerator(gen, directory, suite, credentials, window, ids,
+                                        cpu=pinCpus[0] if pinCpus is not None else None, childless=childless)
+        else:
+            generator = Generator(gen, directory, suite, credentials, window, ids,
+                                  cpu=pinCpus[0] if pinCpus is not None else None,
+                                  acceptChildless=responderName == "charon-netlink")
         if profile is not None:
             profiler = startProfiler(pid, profile)
         elapsed = cpu = genCpu = busy = gcSeconds = 0.0
@@ -105,7 +116,8 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             verifiedChildren = responder.childCount() if last or responder.name == "ikedtx" else None
             control = responder.showSaCount() if last and hasattr(responder, "showSaCount") else None
             row = {
-                "suite": suite.name, "responder": responderName, "target": count, "held": held,
+                "suite": suite.name + ("-childless" if childless else ""), "responder": responderName,
+                "generator": generatorName, "target": count, "held": held,
                 "verified": verified, "verifiedChildren": verifiedChildren, "controlShowSA": control,
                 "failed": done["failed"], "why": done["why"],
                 "elapsed": elapsed, "rate": held / elapsed if elapsed else 0.0,

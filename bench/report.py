@@ -15,10 +15,12 @@ from bench.responders import charonVersion
 COLUMNS = [
     ("suite", "suite", "%s"),
     ("responder", "responder", "%s"),
+    ("gen", "generator", "%s"),
     ("SAs", "held", "%d"),
     ("SAs/s", "rate", "%.0f"),
     ("CPU ms/SA", "cpuMsPerSa", "%.2f"),
     ("SAs/s/core", "perCore", "%.0f"),
+    ("start MB", "baseRssKb", "%.1f"),
     ("KB/SA", "kbPerSa", "%.1f"),
     ("marg. KB/SA", "marginalKbPerSa", "%.1f"),
     ("resp. core", "respUtil", "%.0f%%"),
@@ -39,6 +41,8 @@ def cell(row, key, fmt):
         return "%.0f/%.0f" % (value[0], value[2])
     if value is None:
         return "-"
+    if key == "baseRssKb":
+        return fmt % (value / 1024.0,)
     if fmt.endswith("%%"):
         return fmt % (100 * value,)
     return fmt % (value,)
@@ -48,12 +52,12 @@ def table(rows, markdown=False):
     header = [c[0] for c in COLUMNS]
     body = [[cell(r, c[1], c[2]) for c in COLUMNS] for r in rows]
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    out += ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(b, widths))) for b in body]
+    out = ["  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    out += ["  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(b, widths))) for b in body]
     return "\n".join(out)
 
 
@@ -108,6 +112,8 @@ def markdown(args, rows, started):
         "- command: `python3 bench/ikebench.py %s`" % (" ".join(args.argv),),
         "- window: %d negotiations in flight; %d initiator identities (%d for certificate suites); %s" % (
             args.window, args.ids, args.cert_ids, "responder pinned to CPU 1, generator to CPU 0" if not args.no_pin else "not pinned"),
+        "- CPU is each process's own CPU time (/proc/PID/stat utime+stime), not wall clock: the machine's 2 cores "
+        "were shared with other jobs (column \"other\")",
         "",
     ]
     descriptions = sorted({(r["responder"], r.get("responderDescription", "")) for r in rows})

@@ -30,6 +30,7 @@ class Suite:
     """
 
     def __init__(self, name, description, auth, group, charonGroup, keyType=None):
+        # charonGroup None: charon 5.9 cannot negotiate it (no RFC 9370)
         self.name = name
         self.description = description
         self.auth = auth
@@ -56,6 +57,8 @@ SUITES = {
               "ecp256", "ecp256", "ecdsa-p256"),
         Suite("rsa-2048", "RSA-2048 certificates (RFC 7427, SHA-256), ECP-256, AES-256-GCM", "rfc7427",
               "ecp256", "ecp256", "rsa-2048"),
+        Suite("psk-x25519-mlkem768", "PSK, X25519 + ML-KEM-768 (RFC 9370 ADDKE), AES-256-GCM", "psk",
+              "curve25519 addke1 mlkem768", None),
     ]
 }
 

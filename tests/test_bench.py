@@ -69,10 +69,10 @@ class TableTests(SynchronousTestCase):
         self.assertIn(" - ", text)
 
     def test_markdown(self):
-        row = {"suite": "psk-ecp256", "responder": "charon", "held": 10, "rate": 100.0, "cpuMsPerSa": 1.234,
+        row = {"suite": "psk-ecp256", "responder": "charon", "generator": "ikedtx", "held": 10, "rate": 100.0, "cpuMsPerSa": 1.234,
                "respUtil": 0.5, "latencyMs": [10.0, 20.0, 30.0]}
         text = report.table([row], markdown=True)
-        self.assertIn("| psk-ecp256 | charon | 10 | 100 | 1.23 |", text)
+        self.assertIn("| psk-ecp256 | charon | ikedtx | 10 | 100 | 1.23 |", text)
         self.assertIn("50%", text)
         self.assertIn("10/30", text)
 
@@ -107,3 +107,50 @@ class SmokeTests(SynchronousTestCase):
         self.assertEqual((row["why"], row["held"], row["verified"], row["verifiedChildren"], row["controlShowSA"]),
                          ("done", 20, 20, 20, 20), result.stdout)
         self.assertIn("psk-ecp256", result.stdout)
+
+    def _charonGenerated(self, extra, children):
+        """
+        Run ikebench with strongSwan's charon as the load generator against
+        both responders; return the rows, each checked to hold every SA on
+        both sides with sane figures (no speed is asserted).
+        """
+        requireRoot()
+        requireExecutable("ip", "apt-get install iproute2")
+        requireExecutable("/usr/lib/ipsec/charon", "apt-get install strongswan-charon strongswan-swanctl")
+        output = os.path.abspath(self.mktemp())
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "bench", "ikebench.py"), "--sas", "24", "--suites", "psk-x25519",
+             "--responders", "ikedtx,charon", "--generators", "charon", "--window", "6", "--quiet-wait", "0",
+             "--no-pin", "--json", output] + extra,
+            capture_output=True, text=True, timeout=240, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(output) as f:
+            rows = json.load(f)
+        self.assertEqual(sorted((r["responder"], r["generator"]) for r in rows),
+                         [("charon", "charon"), ("ikedtx", "charon")], result.stdout)
+        for row in rows:
+            self.assertEqual((row["why"], row["held"], row["verified"], row["verifiedChildren"]),
+                             ("done", 24, 24, children), (row, result.stdout))
+            self.assertGreater(row["cpuMsPerSa"], 0, row)
+            self.assertGreater(row["genCpuMsPerSa"], 0, row)
+            self.assertGreater(row["baseRssKb"], 1000, row)
+            self.assertGreater(row["rssKb"], row["baseRssKb"], row)
+            self.assertLessEqual(row["latencyMs"][0], row["latencyMs"][2], row)
+        return rows
+
+    def test_charonGeneratorWithChild(self):
+        """
+        charon as a neutral generator (over vici), each IKE SA with one
+        Child SA: both responders hold all 24 IKE SAs and 24 Child SAs.
+        """
+        rows = self._charonGenerated([], 24)
+        self.assertEqual({r["suite"] for r in rows}, {"psk-x25519"})
+
+    def test_charonGeneratorChildless(self):
+        """
+        Childless IKE SAs (RFC 6023, charon's childless = force): both
+        responders hold 24 IKE SAs and no Child SA.
+        """
+        rows = self._charonGenerated(["--childless"], 0)
+        self.assertEqual({r["suite"] for r in rows}, {"psk-x25519-childless"})
+        self.assertEqual([r["childless"] for r in rows], [24, 24])

@@ -672,8 +672,9 @@ class IKECore:
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
-        self._log.info("{ikeSA}: Child SA {child} {local} === {remote}", ikeSA=ikeSA, child=child,
-                       local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
+        # One info line per Child SA, when it is up (logging is about a tenth
+        # of a responder's CPU per SA: bench/results-2026-12-03-neutral.md).
+        self._log.debug("{ikeSA}: installing Child SA {child}", ikeSA=ikeSA, child=child)
 
     def childInstalled(self, reqid):
         """
@@ -689,7 +690,8 @@ class IKECore:
             return self._drain()
         child.handle(ChildEvent.INSTALLED)
         lifetimes.arm(self, ikeSA, child)
-        self._log.info("{ikeSA}: CHILD_SA {child} up", ikeSA=ikeSA, child=child)
+        self._log.info("{ikeSA}: Child SA {child} {local} === {remote} up", ikeSA=ikeSA, child=child,
+                       local=", ".join(map(str, child.localTS)), remote=", ".join(map(str, child.remoteTS)))
         if task is not None:
             task.childUp(self, ikeSA, child)
         reauth.childUp(self, ikeSA)

@@ -8,6 +8,7 @@ protocol (0 for any). Selectors are immutable and ordered, so lists of them can
 be compared and deduplicated.
 """
 
+import functools
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network, summarize_address_range
 
@@ -103,6 +104,9 @@ class TrafficSelector:
         return list(summarize_address_range(self.startAddress, self.endAddress))
 
     def __str__(self):
+        return _describe(self)
+
+    def _describe(self):
         if self.startAddress == self.endAddress:
             addresses = str(self.startAddress)
         else:
@@ -151,3 +155,9 @@ def isSubsetOf(selectors, proposed):
     of C{proposed} (what we offered), as an initiator must check.
     """
     return all(any(offer.contains(ts) for offer in proposed) for ts in selectors)
+
+
+# Selectors are frozen and few (a policy's, and what peers narrow them to),
+# while each Child SA up is logged with them: summarize_address_range is a
+# few percent of a responder's CPU per Child SA (bench/).
+_describe = functools.lru_cache(maxsize=4096)(TrafficSelector._describe)
