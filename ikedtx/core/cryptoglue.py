@@ -216,7 +216,7 @@ def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
     or the CREATE_CHILD_SA nonces, with the new shared secret under PFS;
     C{shared} is a list after RFC 9370 additional key exchanges
-    (IKE_FOLLOWUP_KE): g^ir then SK(1) ... SK(n), in that order (2.2.4).
+    (IKE_FOLLOWUP_KE): SK(0) (g^ir, or empty) then SK(1) ... SK(n) (2.2.4).
     """
     if nonces is None:
         nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)

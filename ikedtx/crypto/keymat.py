@@ -159,14 +159,18 @@ def ikeSAKeys(prf, skeyseedValue, ni, nr, spiI, spiR, encrId, keyLength, integId
 
 def childSAKeymat(prf, skD, ni, nr, length, sharedSecrets=()):
     """
-    KEYMAT = prf+(SK_d, [g^ir (new) | SK(1) | ... | SK(n) |] Ni | Nr)
-    (RFC 7296 2.17; RFC 9370 2.2.4 appends the additional shared secrets in
-    order).  C{sharedSecrets} is empty without PFS.  Returns a bytearray.
+    KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr) (RFC 7296 2.17); with RFC
+    9370 additional key exchanges, prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ...
+    | SK(n)) (2.2.4), SK(0) being the CREATE_CHILD_SA's g^ir (empty when it
+    had no KE).  C{sharedSecrets} is C{[SK(0), SK(1), ...]}, empty without
+    PFS.  Returns a bytearray.
     """
     seed = bytearray()
-    for secret in sharedSecrets:
-        seed += secret
+    if sharedSecrets:
+        seed += sharedSecrets[0]
     seed += bytes(ni) + bytes(nr)
+    for secret in sharedSecrets[1:]:
+        seed += secret
     try:
         return prfPlus(prf, skD, seed, length)
     finally:
