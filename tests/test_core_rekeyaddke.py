@@ -9,7 +9,7 @@ import hashlib
 import hmac
 
 from ikedtx.core import cryptoglue
-from ikedtx.core.actions import InstallChildSA, RemoveChildSA
+from ikedtx.core.actions import IKESARekeyed, InstallChildSA, RemoveChildSA
 from ikedtx.core.states import ChildState, IKEState
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, TransformType
 from ikedtx.wire.message import Message
@@ -120,3 +120,165 @@ class ChildRekeyAddkeTests(AddkeRekeyTestCase):
         The same rekey started by the IKE SA's responder.
         """
         self._rekey("b")
+
+
+class IKERekeyAddkeTests(AddkeRekeyTestCase):
+    def rekeyIKE(self, host):
+        from ikedtx.core.timers import TimerKey
+
+        (ikeSA,) = host.ikeSAs
+        host.execute(host.core.timerExpired(TimerKey.ikeRekey(ikeSA.localSPI)))
+        return ikeSA
+
+    def recordIKESecrets(self):
+        """
+        The secrets each side derives a rekeyed IKE SA's SKEYSEED from.
+        """
+        secrets = {True: [], False: []}
+        real = cryptoglue.deriveRekeyedIKEKeys
+
+        def record(core, old, new, shared):
+            secrets[new.initiator].append([bytes(s) for s in shared] if isinstance(shared, list) else [bytes(shared)])
+            return real(core, old, new, shared)
+
+        self.patch(cryptoglue, "deriveRekeyedIKEKeys", record)
+        return secrets
+
+    def _rekey(self, which, proposals=IKE_ADDKE, rounds=1):
+        a, b, ikeSA = self.establishAddke(proposals, ike=3000, child=300)
+        secrets = self.recordIKESecrets()
+        rekeyer = a if which == "a" else b
+        oldA, oldB = a.ikeSAs[0], b.ikeSAs[0]
+        oldRekeyer = oldA if rekeyer is a else oldB
+        skDOld = bytes(oldRekeyer.keys.skD)
+        (childA,), (childB,) = oldA.children, oldB.children
+        start = len(self.network.delivered)
+        self.rekeyIKE(rekeyer)
+        self.network.pump()
+        (newA,), (newB,) = a.ikeSAs, b.ikeSAs
+        self.assertEqual((oldA.state, oldB.state), (IKEState.CLOSED, IKEState.CLOSED))
+        self.assertEqual(newA.initiator, rekeyer is a)
+        self.assertEqual(self.exchanges(start)[:2 + 2 * rounds],
+                         [(CREATE, False), (CREATE, True)] + [(FOLLOWUP, False), (FOLLOWUP, True)] * rounds)
+        # Each round's Message IDs follow on the old IKE SA.
+        self.assertEqual(newA.proposal.additionalKeyExchanges, oldA.proposal.additionalKeyExchanges)
+        # RFC 9370 2.2.4 by hand: SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr
+        # | SK(1) | ...), then RFC 7296 2.14's prf+ with the new SPIs.
+        (mine,), (theirs,) = secrets[True], secrets[False]
+        self.assertEqual(mine, theirs)
+        self.assertEqual([len(s) for s in mine], [32] * (rounds + 1))
+        new = newA if rekeyer is a else newB
+        seed = mine[0] + new.nonceI + new.nonceR + b"".join(mine[1:])
+        skeyseed = hmac.new(skDOld, seed, hashlib.sha256).digest()
+        stream = prfPlus(skeyseed, new.nonceI + new.nonceR + new.spiI + new.spiR, 32)
+        self.assertEqual(bytes(newA.keys.skD), stream)
+        self.assertEqual(bytes(newB.keys.skD), stream)
+        # The Child SAs moved, untouched; the new IKE SA works.
+        self.assertEqual((newA.children, newB.children), ([childA], [childB]))
+        self.assertOneChildPair()
+        self.assertTimersOnlyFor(a)
+        self.assertTimersOnlyFor(b)
+        requestId = a.command(a.core.createChildSA, newA)
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        return newA, newB
+
+    def test_initiatorRekeys(self):
+        """
+        The IKE SA's initiator rekeys an IKE SA whose proposal has ADDKE1
+        ML-KEM-768: CREATE_CHILD_SA and one IKE_FOLLOWUP_KE, the new SK_d
+        from SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1)).
+        """
+        self._rekey("a")
+
+    def test_responderRekeys(self):
+        """
+        The IKE SA's responder rekeys it, as the new SA's initiator.
+        """
+        newA, newB = self._rekey("b")
+        self.assertTrue(newB.initiator)
+
+    def test_twoAdditional(self):
+        """
+        ADDKE1 ML-KEM-768 and ADDKE2 ML-KEM-1024: two IKE_FOLLOWUP_KE rounds,
+        the link of the second from the first's response.
+        """
+        self._rekey("a", IKE_ADDKE2, rounds=2)
+
+    def test_lossOfEachMessage(self):
+        """
+        Whichever message of the rekey (CREATE_CHILD_SA, IKE_FOLLOWUP_KE,
+        the Delete; requests and responses) is lost, retransmission
+        completes it with one IKE SA left on each side.
+        """
+        for lost in range(6):
+            a, b, ikeSA = self.establishAddke(IKE_ADDKE, ike=3000, child=300)
+            self.rekeyIKE(a)
+            for _ in range(lost):
+                self.network.deliverOne()
+            self.network.drop()
+            for _ in range(70):
+                a.clock.advance(1)
+                self.network.pump()
+            self.assertEqual((len(a.ikeSAs), len(b.ikeSAs)), (1, 1), lost)
+            self.assertNotEqual(a.ikeSAs[0].localSPI, ikeSA.localSPI, lost)
+            self.assertEqual(bytes(a.ikeSAs[0].keys.skD), bytes(b.ikeSAs[0].keys.skD))
+            self.assertOneChildPair()
+
+    def test_collision(self):
+        """
+        Both peers rekey the IKE SA at once, each with its IKE_FOLLOWUP_KE
+        round: whatever the order of delivery, exactly one new IKE SA is
+        left, the same on both sides, with the Child SA.
+        """
+        for order in range(4):
+            a, b, ikeSA = self.establishAddke(IKE_ADDKE, ike=3000, child=300)
+            self.rekeyIKE(a)
+            self.rekeyIKE(b)
+            self.network.deliverOne()
+            self.network.deliverOne()
+            if order & 1:
+                self.network.inFlight.reverse()
+            if order & 2:
+                self.network.deliverOne()
+                self.network.deliverOne()
+                self.network.inFlight.reverse()
+            for _ in range(70):
+                a.clock.advance(1)
+                b.clock.advance(0)
+                self.network.pump()
+            (newA,), (newB,) = a.ikeSAs, b.ikeSAs
+            self.assertEqual((newA.spiI, newA.spiR), (newB.spiI, newB.spiR), order)
+            self.assertEqual((newA.state, newB.state), (IKEState.VALID, IKEState.VALID))
+            self.assertNotEqual(newA.localSPI, ikeSA.localSPI)
+            self.assertEqual(bytes(newA.keys.skD), bytes(newB.keys.skD))
+            self.assertOneChildPair()
+            self.assertTimersOnlyFor(a)
+            self.assertTimersOnlyFor(b)
+
+    def test_deletedMidway(self):
+        """
+        The responder deletes the old IKE SA between the CREATE_CHILD_SA and
+        the IKE_FOLLOWUP_KE: its state for the rekey is gone, the round is
+        answered STATE_NOT_FOUND (RFC 9370 2.2.3), no new IKE SA is made on
+        either side and nothing is left behind.
+        """
+        a, b, ikeSA = self.establishAddke(IKE_ADDKE, ike=3000, child=300)
+        self.rekeyIKE(a)
+        self.network.deliverOne()  # CREATE_CHILD_SA request
+        self.network.deliverOne()  # its response: A sends IKE_FOLLOWUP_KE
+        b.command(b.core.deleteIKESA, b.ikeSAs[0])
+        start = len(self.network.delivered)
+        self.network.deliverOne()  # IKE_FOLLOWUP_KE request
+        self.network.deliverOne()  # B's Delete
+        self.network.pump()
+        (data, _, _) = self.network.delivered[start + 2]
+        response = Message.decode(data)
+        self.assertEqual((response.exchangeType, response.isResponse), (FOLLOWUP, True))
+        self.assertEqual([p.notifyType for p in response.decrypt(ikeSA.cipherIn) if isinstance(p, Notify)],
+                         [NotifyType.STATE_NOT_FOUND])
+        self.assertEqual((a.ikeSAs, b.ikeSAs), ([], []))
+        self.assertEqual((a.eventsOf(IKESARekeyed), b.eventsOf(IKESARekeyed)), ([], []))
+        self.assertEqual((a.kernel.sas, b.kernel.sas), ({}, {}))
+        self.assertTimersOnlyFor(a)
+        self.assertTimersOnlyFor(b)
