@@ -121,6 +121,45 @@ class ChildRekeyAddkeTests(AddkeRekeyTestCase):
         """
         self._rekey("b")
 
+    def test_lossOfEachMessage(self):
+        """
+        Whichever of the six messages of the Child SA rekey (CREATE_CHILD_SA,
+        IKE_FOLLOWUP_KE, the Delete; requests and responses) is lost,
+        retransmission completes it: one new pair, installed once.
+        """
+        for lost in range(6):
+            a, b, ikeSA = self.establishAddke(CHILD_ADDKE, child=300)
+            self.rekeyChild(a)
+            for _ in range(lost):
+                self.network.deliverOne()
+            self.network.drop()
+            a.clock.advance(2)
+            self.network.pump()
+            self.assertOneChildPair()
+            self.assertEqual(len(self.childInstalls(b)), 2, lost)
+            self.assertTimersOnlyFor(a)
+            self.assertTimersOnlyFor(b)
+
+    def test_collision(self):
+        """
+        RFC 7296 2.8.1 with IKE_FOLLOWUP_KE rounds: both peers rekey the
+        same Child SA at once; in either order of the responses exactly one
+        new pair is left on both sides.
+        """
+        for order in (0, 1):
+            a, b, ikeSA = self.establishAddke(CHILD_ADDKE, child=300)
+            self.rekeyChild(a)
+            self.rekeyChild(b)
+            self.network.deliverOne()
+            self.network.deliverOne()
+            if order:
+                self.network.inFlight.reverse()
+            self.network.pump()
+            self.assertOneChildPair()
+            self.assertEqual((len(self.childInstalls(a)), len(self.childInstalls(b))), (3, 3))
+            self.assertTimersOnlyFor(a)
+            self.assertTimersOnlyFor(b)
+
 
 class IKERekeyAddkeTests(AddkeRekeyTestCase):
     def rekeyIKE(self, host):
