@@ -74,6 +74,8 @@ class IKESA(StateMachine):
         (L{ikedtx.core.reauth}), or L{None}.
     @ivar reauthOf: the IKE SA this one reauthenticates, until it is
         deleted, or L{None}.
+    @ivar recreating: the L{ikedtx.core.reauth.RecreateChildTask}s still
+        making the old IKE SA's Child SAs on this one, once started.
     """
 
     transitions = IKE_TRANSITIONS
@@ -129,6 +131,7 @@ class IKESA(StateMachine):
         self.rekeyedBy = None
         self.reauthBy = None
         self.reauthOf = None
+        self.recreating = None
 
     @property
     def localSPI(self):
