@@ -90,8 +90,12 @@ def switch(core, old, new):
 
     new.taskManager = TaskManager(core, new)
     for name in ("natLocal", "natRemote", "nattEnabled", "localId", "peerId", "peerCredential",
-                 "peerFragmentation", "peerSignatureHashes", "peerMobike", "certreqAuthorities", "keepUp"):
+                 "peerFragmentation", "peerSignatureHashes", "peerMobike", "mobikeInitiator", "certreqAuthorities",
+                 "keepUp"):
         setattr(new, name, getattr(old, name))
+    # A MOBIKE update waiting for a way to the peer (mobikeupdate) waits on.
+    if getattr(old, "localLost", False):
+        new.localLost = True
     old.keepUp = False
     now = core.now()
     new.handle(IKEEvent.REKEYED)
