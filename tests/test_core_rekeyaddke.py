@@ -13,7 +13,7 @@ from ikedtx.core.actions import IKESARekeyed, InstallChildSA, RemoveChildSA
 from ikedtx.core.states import ChildState, IKEState
 from ikedtx.wire.constants import DhId, ExchangeType, NotifyType, TransformType
 from ikedtx.wire.message import Message
-from ikedtx.wire.payloads import KeyExchange, Notify
+from ikedtx.wire.payloads import Notify
 
 from tests.test_core_rekey import RekeyTestCase, lifetimes
 from tests.test_core_exchanges import initiatorConfig, responderConfig
