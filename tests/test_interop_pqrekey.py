@@ -6,18 +6,21 @@ own C{ikelifetime} timer, and a PFS Child SA rekeyed by ikedtx at its
 C{lifetime}; the renewed SA's proposal names sntrup761x25519 (1035) and
 both daemons agree on its SPIs.
 
-iked never starts a Child SA rekey here: it has no Child SA lifetime
-timer of its own; it rekeys a Child SA when the kernel sends PF_KEY
-SADB_EXPIRE (soft) for an SA it installed with those lifetimes, and the
-lab's PF_KEY shim (no AF_KEY on this kernel) installs nothing and sends no
-expires.
+iked has no Child SA lifetime timer of its own: it rekeys a Child SA when
+the kernel sends PF_KEY SADB_EXPIRE (soft) for an SA it installed with its
+policy's lifetimes. With C{set decouple} it installs nothing (the PF_KEY
+shim sees only GETSPI), so for iked's own Child SA rekeys iked runs coupled
+here and the lab's shim (no AF_KEY on this kernel) sends SADB_EXPIRE when
+the soft addtime of an SA it was given runs out.
 """
 
 from twisted.trial.unittest import TestCase
 
 from tests.interop import Credentials, ikedtxPolicy
 from tests.support import missing
-from tests.test_interop_openiked import CHILDSA, OpenIkedMixin
+from ikedtx.testing.lab.pki import KeyPair
+
+from tests.test_interop_openiked import CHILDSA, OpenIkedMixin, ikedPolicy
 from tests import test_interop_rekey as _rekey
 
 IKESA = "ikesa enc aes-128-gcm prf hmac-sha2-256 group sntrup761x25519"
@@ -34,10 +37,15 @@ class SntrupRekeyTests(OpenIkedMixin, TestCase):
         if not sntrup.AVAILABLE:
             missing("the sntrup761 binding is not installed (pip install 'ikedtx[pq]')")
 
-    def _established(self, ike=IKESA, child=CHILDSA, ours="", theirs=""):
+    def _established(self, ike=IKESA, child=CHILDSA, ours="", theirs="", coupled=False):
         self.hosts()
         credentials = Credentials("psk")
-        iked = self.startOpenIked(credentials, ike=ike, child=child, lifetimes=theirs)
+        if coupled:
+            iked = self.openiked(self.b, ikedPolicy(credentials, ike=ike, child=child, lifetimes=theirs),
+                                 localKey=KeyPair.generate("ecdsa-p256"), decouple=False)
+            iked.start()
+        else:
+            iked = self.startOpenIked(credentials, ike=ike, child=child, lifetimes=theirs)
         ikedtx = self.startIkedtx(ikedtxPolicy(credentials, ike=ike, child=child, lifetimes=ours))
         ikedtx.start()
         ikedtx.initiate("peer")
@@ -78,3 +86,16 @@ class SntrupRekeyTests(OpenIkedMixin, TestCase):
         self.assertRegex(after["children"][0]["proposal"], _SNTRUP_NAME)
         self.labAssert("reached its soft lifetime; rekeying it" in ours.log(), "ikedtx did not start the rekey")
         self.labAssert("ikev2_resp_create_child_sa: rekey ESP" in iked.log(), "iked logged no Child SA rekey")
+
+    def test_ikedRekeysPfsChild(self):
+        """
+        iked (coupled, C{lifetime 10}) rekeys the sntrup761x25519 PFS Child
+        SA when the shim's soft expire arrives; ikedtx answers with its
+        sntrup761x25519 KE and both end with the new Child SA.
+        """
+        ours, iked, mine = self._established(ike="ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519",
+                                             child=PFS, theirs="lifetime 10", coupled=True)
+        after = self._settled(ours, iked, mine, ikeRenewed=False)
+        self.assertRegex(after["children"][0]["proposal"], _SNTRUP_NAME)
+        self.labAssert("EXPIRE (soft)" in open(iked.shimLogPath).read(), "the shim sent no expire")
+        self.labAssert("rekeyed by the peer" in ours.log(), "ikedtx logged no Child SA rekey by iked")
