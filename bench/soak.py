@@ -9,14 +9,15 @@ simulated week on a fake clock, both rekeying on their own jittered timers.
         [--lifetime 43200] [--ikelifetime 64800] [--step 120]
 
 Prints the renewals counted, what each side holds at the end, the memory
-traced (tracemalloc, started on day 1) on day 2 and on the last day with
-the lines that grew most, and the CPU time; exits 1 if an SA was lost, an
+traced (tracemalloc, started on day 1) on each day, with the lines that
+grew most from day 2 to the last, and the CPU time; exits 1 if an SA was lost, an
 SA or timer was left behind, or memory grew by more than --bound bytes.
 
-Slow: the default run had not finished after 17 minutes of CPU on the
-shared machine (2026-12-03; task.Clock sorts all its calls on every
-callLater, about 6,000 here, and tracemalloc runs from day 1); --sas 20
---days 3 takes a second.
+The default run takes about 4.5 minutes of CPU on the shared machine
+(2026-12-03, on ikedtx.testing.clock.HeapClock: task.Clock re-sorted all
+its calls, about 6,000 here, on every callLater and had not finished
+after 17 minutes); --sas 20 --days 3 takes a second. Results:
+bench/results-2026-12-03-soak.md.
 """
 
 import argparse
@@ -64,7 +65,7 @@ def main(argv=None):
     failed = [d for d in soak.establish() if d.error is not None]
     reqids = set(soak.childRenewals)
     print("established %d IKE SAs (%d failed) in %.1f s CPU" % (args.sas, len(failed), time.process_time() - started))
-    soak.run(args.days * DAY, measureDays=(1, 2, args.days))
+    soak.run(args.days * DAY, measureDays=range(1, args.days + 1))
     renewals = sorted(soak.childRenewals.values())
     print("%d simulated days in %.1f s CPU" % (args.days, time.process_time() - started))
     print("Child SA installs per reqid: min %d, median %d, max %d; IKE SAs up (first and rekeyed): %d" % (
@@ -72,6 +73,7 @@ def main(argv=None):
     grown = soak.memory[args.days] - soak.memory[2]
     print("traced memory: day 2 %d bytes, day %d %d bytes (%+d)" % (
         soak.memory[2], args.days, soak.memory[args.days], grown))
+    print("traced memory by day: %s" % (", ".join("%d: %d" % (day, soak.memory[day]) for day in sorted(soak.memory)),))
     print(soak.growth(2, args.days))
     bad = problems(soak, reqids)
     if failed:

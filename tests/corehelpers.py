@@ -148,8 +148,8 @@ class Network:
         endpoints, to simulate a NAT in front of a host.
     """
 
-    def __init__(self):
-        self.clock = task.Clock()
+    def __init__(self, clock=None):
+        self.clock = task.Clock() if clock is None else clock
         self.hosts = {}
         self.inFlight = []
         self.delivered = []

@@ -88,8 +88,8 @@ class FollowupTests(FollowupTestCase):
 
     def test_keymat(self):
         """
-        RFC 9370 2.2.4 checked with hmac: KEYMAT = prf+(SK_d, g^ir | SK(1)
-        | SK(2) | Ni | Nr), the secrets of the CREATE_CHILD_SA and of the
+        RFC 9370 2.2.4 checked with hmac: KEYMAT = prf+(SK_d, SK(0) | Ni |
+        Nr | SK(1) | SK(2)), SK(0) = g^ir, the secrets of the CREATE_CHILD_SA and of the
         two IKE_FOLLOWUP_KE exchanges in that order; the initiator's
         outbound AES-GCM-256 key and salt are its first 36 bytes.
         """
@@ -110,7 +110,7 @@ class FollowupTests(FollowupTestCase):
         self.assertEqual(self.exchanges(), [(CREATE, False), (CREATE, True), (FOLLOWUP, False), (FOLLOWUP, True),
                                             (FOLLOWUP, False), (FOLLOWUP, True)])
         ni, nr = child.nonces
-        seed = b"".join(secrets) + ni + nr
+        seed = secrets[0] + ni + nr + secrets[1] + secrets[2]
         t = hmac.new(bytes(ikeSA.keys.skD), seed + b"\x01", hashlib.sha256).digest()
         t += hmac.new(bytes(ikeSA.keys.skD), t + seed + b"\x02", hashlib.sha256).digest()
         self.assertEqual(bytes(child.keyOut[0]), t[:36])
@@ -119,12 +119,27 @@ class FollowupTests(FollowupTestCase):
     def test_withoutKeInCreateChildSA(self):
         """
         A childsa proposal without a group (KE NONE) but with ADDKE1: the
-        KEYMAT has SK(1) only; both ends agree.
+        KEYMAT is prf+(SK_d, Ni | Nr | SK(1)) (SK(0) empty); both ends agree.
         """
+        secrets = []
+        real = cryptoglue.deriveChildKeys
+
+        def record(ikeSA, child, shared, initiator, nonces=None):
+            if initiator:
+                secrets.extend(bytes(s) for s in shared)
+            return real(ikeSA, child, shared, initiator, nonces)
+
         a, b, ikeSA = self.pair(NOKE, NOKE)
+        self.patch(cryptoglue, "deriveChildKeys", record)
         requestId = a.command(a.core.createChildSA, ikeSA)
         self.network.pump()
         child = self.assertSucceeded(a, requestId)
+        self.assertEqual([len(s) for s in secrets], [0, 32])
+        ni, nr = child.nonces
+        seed = ni + nr + secrets[1]
+        t = hmac.new(bytes(ikeSA.keys.skD), seed + b"\x01", hashlib.sha256).digest()
+        t += hmac.new(bytes(ikeSA.keys.skD), t + seed + b"\x02", hashlib.sha256).digest()
+        self.assertEqual(bytes(child.keyOut[0]), t[:36])
         self.assertEqual(child.pfsGroup, 0)
         peer = self.peerOf(b, child)
         self.assertEqual((child.keyOut, child.keyIn), (peer.keyIn, peer.keyOut))

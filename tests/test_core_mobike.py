@@ -196,3 +196,61 @@ class InitiatorMovesTests(ExchangeTestCase):
         a.execute(a.core.addressChanged(A_ADDR, False))
         self.assertEqual(self.network.inFlight, [])
         self.assertEqual(ikeSA.local[0], A_ADDR)
+
+
+class MobikeAfterPeerRekeyTests(ExchangeTestCase):
+    def test_initiatorAfterPeerRekeyedIkeSA(self):
+        """
+        The peer (the IKE SA's responder) rekeys the IKE SA, so it is the
+        new IKE SA's original initiator (RFC 7296 2.18); we stay the MOBIKE
+        initiator (RFC 4555: the roles are the original IKE SA's), and the
+        new IKE SA keeps MOBIKE, its addresses and its NAT state: when our
+        address goes, the new IKE SA moves and sends UPDATE_SA_ADDRESSES,
+        and b follows.
+        """
+        from ikedtx.core.timers import TimerKey
+
+        a, b, old = self.establish()
+        (oldB,) = b.ikeSAs
+        b.execute(b.core.timerExpired(TimerKey.ikeRekey(oldB.localSPI)))
+        self.network.pump()
+        (ikeSA,), (theirs,) = a.ikeSAs, b.ikeSAs
+        self.assertIsNot(ikeSA, old)
+        self.assertFalse(ikeSA.initiator)
+        self.assertTrue(ikeSA.peerMobike)
+        self.assertEqual((ikeSA.local, ikeSA.remote, ikeSA.natLocal, ikeSA.natRemote),
+                         (old.local, old.remote, old.natLocal, old.natRemote))
+        self.network.hosts[MOVED] = a
+        a.address = MOVED
+        sent = len(self.network.delivered)
+        a.execute(a.core.addressChanged(MOVED, True))
+        a.execute(a.core.addressChanged(A_ADDR, False))
+        self.network.pump()
+        self.assertEqual(len(self.network.delivered), sent + 2)
+        request = Message.decode(self.network.delivered[sent][0]).decrypt(theirs.cipherIn)
+        self.assertIn(NotifyType.UPDATE_SA_ADDRESSES, [p.notifyType for p in request if isinstance(p, Notify)])
+        self.assertEqual((ikeSA.local, theirs.remote), ((MOVED, 4500), (MOVED, 4500)))
+        [update] = b.eventsOf(UpdateChildSA)
+        self.assertEqual([str(sa.destination) for sa in update.new], [B_ADDR, MOVED])
+        self.assertEqual(a.core.counters["ikes_update_addresses_sent"], 1)
+
+    def test_responderStaysResponder(self):
+        """
+        And the other way round: after we (the IKE SA's responder) rekeyed
+        it, we are the new IKE SA's initiator but not the MOBIKE initiator:
+        a lost local address sends no UPDATE_SA_ADDRESSES from b.
+        """
+        from ikedtx.core.timers import TimerKey
+
+        a, b, old = self.establish()
+        (oldB,) = b.ikeSAs
+        b.execute(b.core.timerExpired(TimerKey.ikeRekey(oldB.localSPI)))
+        self.network.pump()
+        (theirs,) = b.ikeSAs
+        self.assertTrue(theirs.initiator)
+        sent = len(self.network.delivered)
+        b.core.localAddressFor = lambda peer: "192.0.2.98"
+        b.execute(b.core.addressChanged(B_ADDR, False))
+        self.network.pump()
+        self.assertEqual(len(self.network.delivered), sent)
+        self.assertEqual(b.core.counters["ikes_update_addresses_sent"], 0)

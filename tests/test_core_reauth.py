@@ -170,3 +170,66 @@ class InitiatorReauthTests(RekeyTestCase):
         self.assertOneChildPair()
         self.assertTimersOnlyFor(a)
         self.assertTimersOnlyFor(b)
+
+
+class ReauthRecreatesEveryChildTests(RekeyTestCase):
+    _pair = InitiatorReauthTests._pair
+
+    def test_everyChildRecreated(self):
+        """
+        RFC 7296 2.8.3: reauthentication recreates every Child SA of the old
+        IKE SA: here the IKE_AUTH one, a second one A made with
+        CREATE_CHILD_SA and a third one B (the responder) made. The new IKE
+        SA carries three installed Child SAs on both sides, with matching
+        keys, and each is installed before the old IKE SA (and its Child
+        SAs) is deleted: make-before-break for all of them.
+        """
+        a, b, old = self._pair()
+        requestId = a.command(a.core.createChildSA, old)
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        requestId = b.command(b.core.createChildSA, b.ikeSAs[0])
+        self.network.pump()
+        self.assertSucceeded(b, requestId)
+        self.assertEqual(len(old.children), 3)
+        before = len(a.events)
+        a.execute(a.core.timerExpired(TimerKey.ikeRekey(old.localSPI)))
+        self.network.pump()
+        (new,) = a.ikeSAs
+        (newB,) = b.ikeSAs
+        self.assertIsNot(new, old)
+        self.assertEqual(old.state, IKEState.CLOSED)
+        self.assertEqual(len(new.children), 3)
+        self.assertEqual({c.state for c in new.children} | {c.state for c in newB.children}, {ChildState.INSTALLED})
+        self.assertEqual(sorted(c.spiOut for c in new.children), sorted(c.spiIn for c in newB.children))
+        for child in new.children:
+            (peer,) = [c for c in newB.children if c.spiIn == child.spiOut]
+            self.assertEqual((child.keyOut, child.keyIn), (peer.keyIn, peer.keyOut))
+        kernel = [type(e) for e in a.events[before:] if isinstance(e, (InstallChildSA, RemoveChildSA))]
+        self.assertEqual(kernel, [InstallChildSA] * 3 + [RemoveChildSA] * 3)
+        self.assertEqual(len(a.kernel.sas), 6)
+        self.assertEqual(len(b.kernel.sas), 6)
+        self.assertTimersOnlyFor(a)
+        self.assertTimersOnlyFor(b)
+
+    def test_recreateFailsStillBreaks(self):
+        """
+        A Child SA the peer refuses to recreate does not keep the old IKE
+        SA forever: once every recreation has ended, the old one goes.
+        """
+        a, b, old = self._pair()
+        requestId = a.command(a.core.createChildSA, old)
+        self.network.pump()
+        self.assertSucceeded(a, requestId)
+        a.execute(a.core.timerExpired(TimerKey.ikeRekey(old.localSPI)))
+        # IKE_SA_INIT and IKE_AUTH go through; the CREATE_CHILD_SA that
+        # recreates the second Child SA is answered NO_PROPOSAL_CHOSEN.
+        for _ in range(4):
+            self.network.deliverOne()
+        # (Policies are frozen: the test alone changes one in place.)
+        object.__setattr__(b.core.policies.byName("ba"), "childProposals", [])
+        self.network.pump()
+        self.assertEqual(old.state, IKEState.CLOSED)
+        (new,) = a.ikeSAs
+        self.assertEqual(len(new.children), 1)
+        self.assertTimersOnlyFor(a)

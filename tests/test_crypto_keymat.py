@@ -294,12 +294,15 @@ class ChildSATests(SynchronousTestCase):
 
     def test_pfsAndAdditional(self):
         """
-        KEYMAT = prf+(SK_d, g^ir (new) | SK(1) | SK(2) | Ni | Nr).
+        RFC 9370 2.2.4: KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | SK(2)),
+        SK(0) being g^ir (new) of the CREATE_CHILD_SA (empty without one).
         """
         out = keymat.childSAKeymat(self.prf, self.skD, self.ni, self.nr, 64,
                                    [b"G", b"K1", b"K2"])
-        self.assertEqual(out, keymat.prfPlus(self.prf, self.skD, b"GK1K2" + self.ni + self.nr,
+        self.assertEqual(out, keymat.prfPlus(self.prf, self.skD, b"G" + self.ni + self.nr + b"K1K2",
                                              64))
+        out = keymat.childSAKeymat(self.prf, self.skD, self.ni, self.nr, 64, [b"", b"K1"])
+        self.assertEqual(out, keymat.prfPlus(self.prf, self.skD, self.ni + self.nr + b"K1", 64))
 
     def test_sizes(self):
         """

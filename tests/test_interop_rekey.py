@@ -227,14 +227,25 @@ class UserspaceRekeyTests(UserspaceMixin, CharonRekeyMixin, TestCase):
 
 class OpenIkedRekeyTests(OpenIkedMixin, TestCase):
     """
-    Rekeys against openiked 7.2 (with the lab's PF_KEY shim, which sends no
-    expires: iked rekeys only its IKE SA, on its own C{ikelifetime} timer).
+    Rekeys against openiked 7.2 (with the lab's PF_KEY shim). iked rekeys
+    its IKE SA on its own C{ikelifetime} timer, but a Child SA only on a
+    PF_KEY soft expire of an SA it installed: with C{set decouple} it
+    installs none, so for that test iked runs coupled and the shim sends
+    the expire when the SA's soft addtime runs out.
     """
 
-    def _established(self, ours="", theirs=""):
+    def _established(self, ours="", theirs="", coupled=False):
         self.hosts()
         credentials = Credentials("psk")
-        iked = self.startOpenIked(credentials, lifetimes=theirs)
+        if coupled:
+            from ikedtx.testing.lab.pki import KeyPair
+            from tests.test_interop_openiked import ikedPolicy
+
+            iked = self.openiked(self.b, ikedPolicy(credentials, lifetimes=theirs),
+                                 localKey=KeyPair.generate("ecdsa-p256"), decouple=False)
+            iked.start()
+        else:
+            iked = self.startOpenIked(credentials, lifetimes=theirs)
         ikedtx = self.startIkedtx(ikedtxPolicy(credentials, ike=IKESA["gcm-x25519"], child=CHILDSA, lifetimes=ours))
         ikedtx.start()
         ikedtx.initiate("peer")
@@ -284,6 +295,17 @@ class OpenIkedRekeyTests(OpenIkedMixin, TestCase):
         self.assertEqual(_lasting(after["children"]), _lasting(mine["children"]))
         self.labAssert("rekeying the IKE SA" in ours.log(), "ikedtx did not start the IKE SA rekey")
         self.labAssert("rekeyed as new IKESA" in iked.log(), "iked logged no IKE SA rekey")
+
+    def test_ikedRekeysChild(self):
+        """
+        iked (coupled, C{lifetime 10}) rekeys the Child SA on the shim's
+        soft expire; ikedtx answers, and both end with the new Child SA.
+        """
+        ours, iked, mine = self._established(theirs="lifetime 10", coupled=True)
+        self._settled(ours, iked, mine, ikeRenewed=False)
+        self.labAssert("EXPIRE (soft)" in open(iked.shimLogPath).read(), "the shim sent no expire")
+        self.labAssert("rekeying CHILD SA" in iked.log(), "iked logged no Child SA rekey:\n" + iked.report())
+        self.labAssert("rekeyed by the peer" in ours.log(), "ikedtx logged no Child SA rekey by iked")
 
     def test_ikedtxRekeysChild(self):
         ours, iked, mine = self._established(ours="lifetime 10")

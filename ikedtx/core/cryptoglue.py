@@ -118,6 +118,9 @@ def _wipe(value):
         value[:] = bytes(len(value))
 
 
+wipeSecret = _wipe
+
+
 def signedOctets(ikeSA, ofInitiator, idBody):
     """
     RFC 7296 2.15: the octets the initiator (C{ofInitiator}) or the
@@ -216,7 +219,7 @@ def deriveChildKeys(ikeSA, child, shared, initiator, nonces=None):
     RFC 7296 2.17: KEYMAT for C{child}, from the IKE SA's nonces (IKE_AUTH)
     or the CREATE_CHILD_SA nonces, with the new shared secret under PFS;
     C{shared} is a list after RFC 9370 additional key exchanges
-    (IKE_FOLLOWUP_KE): g^ir then SK(1) ... SK(n), in that order (2.2.4).
+    (IKE_FOLLOWUP_KE): SK(0) (g^ir, or empty) then SK(1) ... SK(n) (2.2.4).
     """
     if nonces is None:
         nonces = child.nonces or (ikeSA.nonceI, ikeSA.nonceR)
@@ -240,17 +243,22 @@ def deriveRekeyedIKEKeys(core, old, new, shared):
     """
     RFC 7296 2.18: the keys of C{new}, the IKE SA that rekeys C{old}:
     SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) with the B{old} SA's
-    PRF, then SK_* with the new SA's PRF, nonces and SPIs.
+    PRF, then SK_* with the new SA's PRF, nonces and SPIs. C{shared} is a
+    list C{[SK(0), SK(1), ...]} after RFC 9370 additional key exchanges
+    (IKE_FOLLOWUP_KE): SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ...).
     """
     seed = None
+    secrets = list(shared) if isinstance(shared, list) else [shared]
     try:
-        seed = keymat.rekeySkeyseed(_prf(old), old.keys.skD, new.nonceI, new.nonceR, bytes(shared))
+        seed = keymat.rekeySkeyseed(_prf(old), old.keys.skD, new.nonceI, new.nonceR, bytes(secrets[0]),
+                                    [bytes(s) for s in secrets[1:]])
         encr = new.proposal.encryption
         integ = new.proposal.integrity
         new.keys = keymat.ikeSAKeys(_prf(new), seed, new.nonceI, new.nonceR, new.spiI, new.spiR,
                                     encr.id, encr.keyLength, integ.id if integ else None)
     finally:
-        _wipe(shared)
+        for secret in secrets:
+            _wipe(secret)
         _wipe(seed)
     new.cipherOut, new.cipherIn = SKCipher.pairForIKESA(
         new.keys, encr.id, encr.keyLength, integ.id if integ else None, new.initiator, core.randomBytes)

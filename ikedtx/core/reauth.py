@@ -11,17 +11,21 @@ no INITIAL_CONTACT, the old one being up (L{ikedtx.core.tasks.
 initialcontact}). If the new IKE SA fails, the old one stays and tries
 again later.
 
-Only the Child SA of the IKE SA's own policy is recreated: Child SAs the
-peer added for other policies go with the old IKE SA (their active
-policies are initiated again; a peer that wants them back asks again).
+Every Child SA the old IKE SA carried is recreated (2.8.3): the IKE_AUTH
+of the new IKE SA makes one of its own policy's, then one CREATE_CHILD_SA
+(L{RecreateChildTask}) for each other one, ours or the peer's, each for the
+policy it belongs to. The old IKE SA is deleted once every recreation has
+ended, installed or failed (a refused one does not keep the old IKE SA
+up).
 """
 
 from twisted.logger import Logger
 
 from ikedtx.core import lifetimes
 from ikedtx.core.errors import NegotiationFailed
-from ikedtx.core.states import IKEState
+from ikedtx.core.states import ChildState, IKEState
 from ikedtx.core.tasks import ikerekey
+from ikedtx.core.tasks.child import ChildCreateTask
 
 _log = Logger()
 
@@ -61,15 +65,76 @@ def reauthTime(core, ikeSA):
 def childUp(core, ikeSA):
     """
     A Child SA of C{ikeSA} is installed: if C{ikeSA} reauthenticates
-    another IKE SA that is still up, delete that one now (break after
-    make).
+    another IKE SA that is still up, recreate that one's other Child SAs on
+    C{ikeSA}; once none is left to recreate, delete the old IKE SA (break
+    after make).
     """
     old = ikeSA.reauthOf
-    if old is None:
+    if old is None or ikeSA.recreating is not None:
         return
-    ikeSA.reauthOf = None
     if old.state != IKEState.VALID or old.reauthBy is not ikeSA:
+        ikeSA.reauthOf = None
+        return
+    tasks = [RecreateChildTask(child.policy) for child in _toRecreate(old, ikeSA)]
+    ikeSA.recreating = set(tasks)
+    for task in tasks:
+        ikeSA.taskManager.queueExchange([task])
+    if tasks:
+        _log.info("{new}: recreating {n} more Child SA(s) of {old}", new=ikeSA, n=len(tasks), old=old)
+    _recreated(core, ikeSA, None)
+
+
+def _toRecreate(old, new):
+    """
+    The Child SAs of C{old} still to be made on C{new}: every installed
+    one not rekeyed already, less one of the policy whose Child SA the
+    IKE_AUTH of C{new} made.
+    """
+    children = [c for c in old.children if c.state == ChildState.INSTALLED and c.rekeyedBy is None]
+    made = [c.policy for c in new.children]
+    out = []
+    for child in children:
+        policy = child.policy or old.policy
+        if policy in made:
+            made.remove(policy)
+            continue
+        out.append(child)
+    return out
+
+
+def _recreated(core, ikeSA, task):
+    """
+    C{task} (one of C{ikeSA}'s recreations) ended; when none is left,
+    delete the IKE SA C{ikeSA} reauthenticates.
+    """
+    if ikeSA.recreating is None:
+        return
+    ikeSA.recreating.discard(task)
+    if ikeSA.recreating:
+        return
+    old, ikeSA.reauthOf = ikeSA.reauthOf, None
+    if old is None or old.state != IKEState.VALID or old.reauthBy is not ikeSA:
         return
     _log.info("{old}: reauthenticated by {new}, deleting it", old=old, new=ikeSA)
     old.keepUp = False
     core._deleteIKESA(old, "reauthenticated")
+
+
+class RecreateChildTask(ChildCreateTask):
+    """
+    As the reauthenticating initiator: make on the new IKE SA the
+    counterpart of one Child SA of the old one, for C{policy}.
+    """
+
+    def __init__(self, policy):
+        ChildCreateTask.__init__(self, True, policy=policy)
+
+    def childUp(self, core, ikeSA, child):
+        ChildCreateTask.childUp(self, core, ikeSA, child)
+        _recreated(core, ikeSA, self)
+
+    def failed(self, core, ikeSA, error):
+        _log.warn("{ikeSA}: a Child SA of the reauthenticated IKE SA was not recreated: {error}", ikeSA=ikeSA,
+                  error=error)
+        ChildCreateTask.failed(self, core, ikeSA, error)
+        _recreated(core, ikeSA, self)

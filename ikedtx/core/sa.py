@@ -47,6 +47,10 @@ class IKESA(StateMachine):
     @ivar peerSignatureHashes: the peer's SIGNATURE_HASH_ALGORITHMS.
     @ivar peerChildless: the peer sent CHILDLESS_IKEV2_SUPPORTED (RFC 6023).
     @ivar peerMobike: the peer sent MOBIKE_SUPPORTED.
+    @ivar mobikeInitiator: we initiated the first IKE SA of this chain of
+        rekeys, so we are the MOBIKE initiator (RFC 4555 3.1; an IKE SA
+        rekey makes the rekey's initiator the new IKE SA's original
+        initiator, but leaves the MOBIKE roles as they were).
     @ivar certreqAuthorities: the SHA-1 hashes of the authorities the peer
         named in its CERTREQ payloads (a hint for our certificate).
     @ivar cookie: the COOKIE the responder asked us to repeat (RFC 7296 2.6).
@@ -74,6 +78,8 @@ class IKESA(StateMachine):
         (L{ikedtx.core.reauth}), or L{None}.
     @ivar reauthOf: the IKE SA this one reauthenticates, until it is
         deleted, or L{None}.
+    @ivar recreating: the L{ikedtx.core.reauth.RecreateChildTask}s still
+        making the old IKE SA's Child SAs on this one, once started.
     """
 
     transitions = IKE_TRANSITIONS
@@ -114,6 +120,7 @@ class IKESA(StateMachine):
         self.peerSignatureHashes = ()
         self.peerChildless = False
         self.peerMobike = False
+        self.mobikeInitiator = initiator
         self.certreqAuthorities = []
         self.cookie = None
         self.halfOpenKey = None
@@ -129,6 +136,7 @@ class IKESA(StateMachine):
         self.rekeyedBy = None
         self.reauthBy = None
         self.reauthOf = None
+        self.recreating = None
 
     @property
     def localSPI(self):

@@ -63,14 +63,21 @@ def skeyseed(prf, ni, nr, sharedSecret):
     return bytearray(prf.compute(_nonceKey(prf, ni, nr), sharedSecret))
 
 
-def rekeySkeyseed(prf, oldSkD, ni, nr, sharedSecret=b""):
+def rekeySkeyseed(prf, oldSkD, ni, nr, sharedSecret=b"", additional=()):
     """
     SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) for an IKE SA rekeyed
     with CREATE_CHILD_SA (RFC 7296 2.18), C{prf} being the B{old} SA's PRF.
-    With RFC 9370 additional key exchanges this is SKEYSEED(0) of the new SA;
-    later ones come from L{additionalKeyExchangeSkeyseed}.
+    With RFC 9370 additional key exchanges in IKE_FOLLOWUP_KE (2.2.4), their
+    secrets C{additional} follow: prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... |
+    SK(n)).
     """
-    return bytearray(prf.compute(oldSkD, bytes(sharedSecret) + bytes(ni) + bytes(nr)))
+    seed = bytearray(sharedSecret) + bytes(ni) + bytes(nr)
+    for secret in additional:
+        seed += secret
+    try:
+        return bytearray(prf.compute(oldSkD, bytes(seed)))
+    finally:
+        wipe(seed)
 
 
 def additionalKeyExchangeSkeyseed(prf, previousSkD, ni, nr, sharedSecret):
@@ -159,14 +166,18 @@ def ikeSAKeys(prf, skeyseedValue, ni, nr, spiI, spiR, encrId, keyLength, integId
 
 def childSAKeymat(prf, skD, ni, nr, length, sharedSecrets=()):
     """
-    KEYMAT = prf+(SK_d, [g^ir (new) | SK(1) | ... | SK(n) |] Ni | Nr)
-    (RFC 7296 2.17; RFC 9370 2.2.4 appends the additional shared secrets in
-    order).  C{sharedSecrets} is empty without PFS.  Returns a bytearray.
+    KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr) (RFC 7296 2.17); with RFC
+    9370 additional key exchanges, prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ...
+    | SK(n)) (2.2.4), SK(0) being the CREATE_CHILD_SA's g^ir (empty when it
+    had no KE).  C{sharedSecrets} is C{[SK(0), SK(1), ...]}, empty without
+    PFS.  Returns a bytearray.
     """
     seed = bytearray()
-    for secret in sharedSecrets:
-        seed += secret
+    if sharedSecrets:
+        seed += sharedSecrets[0]
     seed += bytes(ni) + bytes(nr)
+    for secret in sharedSecrets[1:]:
+        seed += secret
     try:
         return prfPlus(prf, skD, seed, length)
     finally:

@@ -368,7 +368,7 @@ class ChildCreateTask(Task):
                 return MORE
             cryptoglue.deriveChildKeys(ikeSA, self.child, self.followup.secrets, initiator=False, nonces=self.nonces)
             self.followup.secrets = []
-            core.installChild(ikeSA, self.child, None)
+            self._installAnswered(core, ikeSA, self.child)
             return DONE
         if self.chosen is None:
             return DONE
@@ -413,9 +413,17 @@ class ChildCreateTask(Task):
             return MORE
         cryptoglue.deriveChildKeys(ikeSA, child, self.shared, initiator=False, nonces=self.nonces)
         self.shared = None
+        self._installAnswered(core, ikeSA, child)
+        return DONE
+
+    def _installAnswered(self, core, ikeSA, child):
+        """
+        As responder, install the Child SA we answered for (after the last
+        IKE_FOLLOWUP_KE when there were additional key exchanges); the new
+        outbound SA of a rekey is held back until the old Child SA goes.
+        """
         core.installChild(ikeSA, child, None, holdOutbound=self.rekeyed is not None)
         if self.rekeyed is not None:
             from ikedtx.core.tasks import childrekey
 
             childrekey.answered(core, ikeSA, self.rekeyed, child)
-        return DONE

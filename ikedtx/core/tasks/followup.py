@@ -11,7 +11,8 @@ SA made with CREATE_CHILD_SA, one IKE_FOLLOWUP_KE exchange each.
                 <--  HDR(IKE_FOLLOWUP_KE), SK {KEr(2)}
 
 The Child SA is installed after the last one, with KEYMAT = prf+(SK_d,
-g^ir | SK(1) | ... | SK(n) | Ni | Nr) (RFC 9370 2.2.4). The
+SK(0) | Ni | Nr | SK(1) | ... | SK(n)) (RFC 9370 2.2.4; SK(0) is the
+CREATE_CHILD_SA's g^ir, empty without a KE there). The
 L{ikedtx.core.tasks.child.ChildCreateTask} of the CREATE_CHILD_SA keeps a
 L{Followup} and takes part in the IKE_FOLLOWUP_KE rounds through it. The
 link data is ours to choose as responder (random, 16 bytes), and compared
@@ -38,8 +39,8 @@ class Followup:
     The IKE_FOLLOWUP_KE rounds of one Child SA, either role.
 
     @ivar rounds: C{[(transformType, method)]} still to do, in order.
-    @ivar secrets: the shared secrets so far, in KEYMAT order (the
-        CREATE_CHILD_SA one first, when there was a KE there).
+    @ivar secrets: the shared secrets so far, in order: SK(0), the
+        CREATE_CHILD_SA's (empty when it had no KE), then SK(1)...
     @ivar link: the ADDITIONAL_KEY_EXCHANGE data of the next round.
     @ivar keyExchange: the initiator's key exchange in progress.
     @ivar answer: the responder's KE data for its response.
@@ -47,7 +48,7 @@ class Followup:
 
     def __init__(self, rounds, shared, link):
         self.rounds = list(rounds)
-        self.secrets = [_owned(shared)] if shared else []
+        self.secrets = [_owned(shared or b"")]
         self.link = link
         self.keyExchange = None
         self.answer = None

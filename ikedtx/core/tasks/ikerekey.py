@@ -20,6 +20,15 @@ Collisions (2.8.2): when both peers rekey the IKE SA at once, each answers
 the other's request; the new IKE SA made with the lowest of the four nonces
 is deleted by the peer that initiated it, the other survives and the old
 one is deleted by the winner.
+
+RFC 9370 additional key exchanges (ADDKE transforms in the ikesa proposal):
+the CREATE_CHILD_SA response carries ADDITIONAL_KEY_EXCHANGE, one
+IKE_FOLLOWUP_KE exchange per additional key exchange follows on the old IKE
+SA (L{ikedtx.core.tasks.followup.Followup}), and the new IKE SA exists only
+after the last one, with SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1)
+| ... | SK(n)) (2.2.4). A round refused (TEMPORARY_FAILURE when the old IKE
+SA was rekeyed or is closing meanwhile, STATE_NOT_FOUND) ends the rekey
+with nothing made.
 """
 
 from twisted.logger import Logger
@@ -35,6 +44,7 @@ from ikedtx.core.tasks.childrekey import screenRequest
 from ikedtx.core.tasks.common import (
     ZERO_SPI, checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire,
     require, requireInResponse, saPayload, supported)
+from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.delete import IKEDeleteTask
 from ikedtx.core.timers import TimerKey
 from ikedtx.crypto.errors import InvalidKeyExchange
@@ -80,8 +90,12 @@ def switch(core, old, new):
 
     new.taskManager = TaskManager(core, new)
     for name in ("natLocal", "natRemote", "nattEnabled", "localId", "peerId", "peerCredential",
-                 "peerFragmentation", "peerSignatureHashes", "peerMobike", "certreqAuthorities", "keepUp"):
+                 "peerFragmentation", "peerSignatureHashes", "peerMobike", "mobikeInitiator", "certreqAuthorities",
+                 "keepUp"):
         setattr(new, name, getattr(old, name))
+    # A MOBIKE update waiting for a way to the peer (mobikeupdate) waits on.
+    if getattr(old, "localLost", False):
+        new.localLost = True
     old.keepUp = False
     now = core.now()
     new.handle(IKEEvent.REKEYED)
@@ -151,6 +165,10 @@ class IKERekeyTask(Task):
     @ivar ourKe: as responder, our KE data.
     @ivar shared: as responder, the shared secret.
     @ivar new: the new L{IKESA}, once made.
+    @ivar followup: the L{ikedtx.core.tasks.followup.Followup} of its RFC
+        9370 additional key exchanges, or L{None}.
+    @ivar nonces: C{(Ni, Nr)} of the CREATE_CHILD_SA, while the
+        IKE_FOLLOWUP_KE rounds go on.
     """
 
     exchangeType = ExchangeType.CREATE_CHILD_SA
@@ -171,6 +189,8 @@ class IKERekeyTask(Task):
         self.ourKe = None
         self.shared = None
         self.new = None
+        self.followup = None
+        self.nonces = None
 
     # Initiator
 
@@ -180,6 +200,8 @@ class IKERekeyTask(Task):
         ikeSA.rekeying = self
 
     def buildI(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            return self.followup.buildI(core, payloads)
         if ikeSA.rekeyedBy is not None:
             raise NegotiationFailed("%s was rekeyed by the peer" % (ikeSA,))
         if self.spi is None:
@@ -197,6 +219,11 @@ class IKERekeyTask(Task):
         payloads += [saPayload(self.offers), Nonce(self.nonce), KeyExchange(self.group, self.keyExchange.publicData)]
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
+        if self.followup is not None:
+            if not self.followup.processI(payloads):
+                return MORE
+            secrets, self.followup.secrets = self.followup.secrets, []
+            return self._made(core, ikeSA, self.chosen, self.nonces[1], secrets)
         invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD)
         if invalidKe is not None:
             offered = {t.id for o in self.offers for t in o.transforms if t.type == TransformType.DH}
@@ -234,6 +261,22 @@ class IKERekeyTask(Task):
         except InvalidKeyExchange as e:
             raise NegotiationFailed("responder's KE is invalid: %s" % (e,))
         self._wipe()
+        if chosen.additionalKeyExchanges:
+            link = _followup.linkOf(payloads)
+            if link is None:
+                cryptoglue.wipeSecret(shared)
+                raise NegotiationFailed("additional key exchanges chosen without ADDITIONAL_KEY_EXCHANGE")
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, shared, link)
+            self.chosen, self.nonces = chosen, (self.nonce, nonceR)
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
+        return self._made(core, ikeSA, chosen, nonceR, shared)
+
+    def _made(self, core, ikeSA, chosen, nonceR, shared):
+        """
+        As initiator, all key exchanges are done: make the new IKE SA and
+        switch to it (or, having lost a collision, delete it).
+        """
         new = self.new = _newIKESA(core, ikeSA, True, self.spi, chosen.peerSPI, chosen, self.nonce, nonceR, shared)
         ikeSA.rekeying = None
         collided = ikeSA.rekeyedBy
@@ -269,6 +312,8 @@ class IKERekeyTask(Task):
 
     def failed(self, core, ikeSA, error):
         self._wipe()
+        if self.followup is not None:
+            self.followup.wipe()
         if ikeSA.rekeying is self:
             ikeSA.rekeying = None
         Task.failed(self, core, ikeSA, error)
@@ -276,6 +321,13 @@ class IKERekeyTask(Task):
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):
+        if self.followup is not None:
+            if ikeSA.rekeyedBy is not None or not ikeSA.canSend:
+                self.followup.wipe()
+                self.followup = None
+                raise RemoteProtocolError("%s was rekeyed or is closing; IKE_FOLLOWUP_KE refused" % (ikeSA,),
+                                          NotifyType.TEMPORARY_FAILURE)
+            return self.followup.processR(core, payloads)
         sa = first(payloads, SecurityAssociation)
         if sa is None or not any(p.protocolId == ProtocolId.IKE for p in sa.proposals):
             self.skip = True
@@ -290,9 +342,6 @@ class IKERekeyTask(Task):
         chosen = select(offersFromConfig(ikeSA.policy.ikeProposals), offersFromWire(sa), supported, cryptoglue.isAead)
         if chosen is None or chosen.protocol != ProtocolId.IKE or len(chosen.peerSPI) != 8 or chosen.peerSPI == ZERO_SPI:
             raise RemoteProtocolError("no acceptable IKE SA proposal to rekey %s" % (ikeSA,), NotifyType.NO_PROPOSAL_CHOSEN)
-        if chosen.additionalKeyExchanges:
-            raise RemoteProtocolError("additional key exchanges in an IKE SA rekey are not supported",
-                                      NotifyType.NO_PROPOSAL_CHOSEN)
         ke = first(payloads, KeyExchange)
         if ke is None or ke.group != chosen.dhGroup:
             raise RemoteProtocolError("IKE SA rekey wants KE group %d" % (chosen.dhGroup,), NotifyType.INVALID_KE_PAYLOAD,
@@ -307,10 +356,26 @@ class IKERekeyTask(Task):
         self.spi = core.newIKESPI()
 
     def buildR(self, core, ikeSA, payloads):
+        if self.followup is not None:
+            if not self.followup.buildR(core, payloads):
+                return MORE
+            secrets, self.followup.secrets = self.followup.secrets, []
+            self.new = _newIKESA(core, ikeSA, False, self.chosen.peerSPI, self.spi, self.chosen, self.peerNonce,
+                                 self.nonce, secrets)
+            return DONE
         if self.skip or self.chosen is None:
             return DONE
         chosen = self.chosen
         payloads += [saPayload([chosen.asOffer(self.spi)]), Nonce(self.nonce), KeyExchange(chosen.dhGroup, self.ourKe)]
+        if chosen.additionalKeyExchanges:
+            # RFC 9370 2.2.2: the new IKE SA is made after the
+            # IKE_FOLLOWUP_KE exchanges.
+            self.followup = _followup.Followup(chosen.additionalKeyExchanges, self.shared,
+                                               core.randomBytes(_followup.LINK_SIZE))
+            self.shared = None
+            payloads.append(Notify.additionalKeyExchange(self.followup.link))
+            self.exchangeType = ExchangeType.IKE_FOLLOWUP_KE
+            return MORE
         self.new = _newIKESA(core, ikeSA, False, chosen.peerSPI, self.spi, chosen, self.peerNonce, self.nonce,
                              self.shared)
         self.shared = None

@@ -132,7 +132,7 @@ class UpdateAddressesInitiatorTask(Task):
 
 
 def _mobikeInitiator(core, ikeSA):
-    return (core.config.settings.mobike and ikeSA.peerMobike and ikeSA.initiator and ikeSA.local is not None
+    return (core.config.settings.mobike and ikeSA.peerMobike and ikeSA.mobikeInitiator and ikeSA.local is not None
             and ikeSA.state == IKEState.VALID)
 
 
