@@ -127,6 +127,21 @@ class XfrmRouteTests(SynchronousTestCase):
         self.successResultOf(self.kernel.deleteFlow(other))
         self.assertEqual(self.routes.log[1:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
 
+    def test_peerMoves(self):
+        """
+        MOBIKE: the flow with the peer's new address comes, then the old
+        one goes; the route follows the new peer (its next hop may be
+        another), and goes with the new flow.
+        """
+        moved = flow("out", peerAddress=A("198.51.100.9"))
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(moved))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"),
+                                           ("add", "10.2.0.0/24", "10.1.0.1", "198.51.100.9")])
+        self.successResultOf(self.kernel.deleteFlow(moved))
+        self.assertEqual(self.routes.log[2:], [("del", "10.2.0.0/24", "10.1.0.1", "198.51.100.9"), ("rules",)])
+
     def test_flush(self):
         self.successResultOf(self.kernel.addFlow(flow("out")))
         self.successResultOf(self.kernel.flush())

@@ -880,6 +880,7 @@ class XfrmKernel:
         for network in self._flowRoutes.pop(flow, []):
             self._routeUsers[network] -= 1
             if self._routeUsers[network] > 0:
+                self._followPeer(network)
                 continue
             del self._routeUsers[network]
             source, peer = self._routeArgs.pop(network)
@@ -889,6 +890,27 @@ class XfrmKernel:
                 self._log.warn("xfrm: removing the route to {network} failed: {error}", network=network, error=e)
         if not self._routeUsers and self.routes is not None and self.routes.rules:
             self.routes.removeRules()
+
+    def _followPeer(self, network):
+        """
+        The route to C{network} outlived the flow that made it: when the
+        flows left go to another peer (MOBIKE moved the tunnel, the flow
+        with the new address came before the old one went), the route
+        follows it, through the next hop towards the new peer.
+        """
+        source, peer = self._routeArgs[network]
+        remaining = next((f for f, networks in self._flowRoutes.items() if network in networks), None)
+        if remaining is None or ip_address(remaining.peerAddress) == peer:
+            return
+        newPeer = ip_address(remaining.peerAddress)
+        try:
+            self.routes.addRoute(network, source, newPeer)
+        except Exception as e:
+            self._log.warn("xfrm: the route to {network} did not follow the peer to {peer}: {error}",
+                           network=network, peer=newPeer, error=e)
+            return
+        self._routeArgs[network] = (source, newPeer)
+        self._log.info("xfrm: {network} now routed towards {peer}", network=network, peer=newPeer)
 
     # IPv6 leak block
 

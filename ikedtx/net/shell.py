@@ -302,6 +302,15 @@ class CoreRunner:
         for old, new in zip(action.old, action.new):
             self.kernel.updateSA(old, new).addErrback(
                 lambda f, reqid=action.reqid: self._log.failure("moving Child SA {reqid}", f, reqid=reqid))
+        for old, new in zip(action.oldFlows, action.newFlows):
+            if old == new:
+                continue
+            # The new flow first: the selector is never without a policy.
+            self.kernel.addFlow(new).addErrback(self._movingFailed, action.reqid)
+            self.kernel.deleteFlow(old).addErrback(self._movingFailed, action.reqid)
+
+    def _movingFailed(self, failure, reqid):
+        self._log.error("moving the flows of Child SA {reqid}: {error}", reqid=reqid, error=failure.value)
 
     def action_QuerySAUsage(self, action):
         token = action.token
