@@ -142,6 +142,18 @@ class XfrmRouteTests(SynchronousTestCase):
         self.successResultOf(self.kernel.deleteFlow(moved))
         self.assertEqual(self.routes.log[2:], [("del", "10.2.0.0/24", "10.1.0.1", "198.51.100.9"), ("rules",)])
 
+    def test_localMoves(self):
+        """
+        MOBIKE moved this host (same peer, new local address): the route is
+        made again, the next hop towards the peer being where the host now
+        reaches it.
+        """
+        moved = flow("out", localAddress=A("198.51.100.1"))
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(moved))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+
     def test_flush(self):
         self.successResultOf(self.kernel.addFlow(flow("out")))
         self.successResultOf(self.kernel.flush())
