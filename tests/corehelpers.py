@@ -98,6 +98,9 @@ class Host:
             elif isinstance(action, UpdateChildSA):
                 for old, new in zip(action.old, action.new):
                     self.kernel.updateSA(old, new)
+                for old, new in zip(action.oldFlows, action.newFlows):
+                    self.kernel.addFlow(new)
+                    self.kernel.deleteFlow(old)
                 self.events.append(action)
             elif isinstance(action, RemoveChildSA):
                 for sa in action.sas:

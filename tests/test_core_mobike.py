@@ -38,6 +38,27 @@ class UpdateAddressesTests(ExchangeTestCase):
     def notifies(self, payloads):
         return [p.notifyType for p in payloads if isinstance(p, Notify)]
 
+    def test_flowsFollow(self):
+        """
+        The Child SA's flows follow too (their tunnel endpoints are the
+        templates of xfrm's tunnel policies): the UpdateChildSA carries the
+        old and new flows, and what the datapath then holds is what the
+        Child SA removes when it goes (nothing is left behind).
+        """
+        a, b, ikeSA = self.establish()
+        (theirs,) = b.ikeSAs
+        self.move(a, ikeSA)
+        [update] = b.eventsOf(UpdateChildSA)
+        self.assertEqual({str(f.localAddress) for f in update.oldFlows if f.direction == "out"}, {B_ADDR})
+        self.assertEqual({str(f.peerAddress) for f in update.oldFlows if f.direction == "out"}, {A_ADDR})
+        self.assertEqual({str(f.peerAddress) for f in update.newFlows if f.direction == "out"}, {MOVED})
+        self.assertEqual({str(f.localAddress) for f in update.newFlows if f.direction != "out"}, {MOVED})
+        self.assertEqual(list(b.kernel.flows), list(update.newFlows))
+        self.assertEqual(theirs.children[0].kernelRecords, (update.new, update.newFlows))
+        b.execute(b.core.deleteIKESA(theirs)[1])
+        self.network.pump()
+        self.assertEqual((b.kernel.sas, b.kernel.flows), ({}, []))
+
     def test_follows(self):
         """
         b moves the IKE SA and its Child SA's kernel SAs to a's new

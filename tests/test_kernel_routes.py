@@ -127,6 +127,33 @@ class XfrmRouteTests(SynchronousTestCase):
         self.successResultOf(self.kernel.deleteFlow(other))
         self.assertEqual(self.routes.log[1:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
 
+    def test_peerMoves(self):
+        """
+        MOBIKE: the flow with the peer's new address comes, then the old
+        one goes; the route follows the new peer (its next hop may be
+        another), and goes with the new flow.
+        """
+        moved = flow("out", peerAddress=A("198.51.100.9"))
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(moved))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"),
+                                           ("add", "10.2.0.0/24", "10.1.0.1", "198.51.100.9")])
+        self.successResultOf(self.kernel.deleteFlow(moved))
+        self.assertEqual(self.routes.log[2:], [("del", "10.2.0.0/24", "10.1.0.1", "198.51.100.9"), ("rules",)])
+
+    def test_localMoves(self):
+        """
+        MOBIKE moved this host (same peer, new local address): the route is
+        made again, the next hop towards the peer being where the host now
+        reaches it.
+        """
+        moved = flow("out", localAddress=A("198.51.100.1"))
+        self.successResultOf(self.kernel.addFlow(flow("out")))
+        self.successResultOf(self.kernel.addFlow(moved))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+
     def test_flush(self):
         self.successResultOf(self.kernel.addFlow(flow("out")))
         self.successResultOf(self.kernel.flush())
@@ -238,3 +265,44 @@ class TunnelRoutesNamespaceTests(SynchronousTestCase):
         self.assertIn("fd02::/64", self.a.ip("-6", "route", "show", "table", "220").stdout)
         self.assertEqual(TunnelRoutes(netns=self.a.netns).removeLeftovers(), 1)
         self.assertNotIn("fd02::/64", self.a.ip("-6", "route", "show", "table", "220").stdout)
+
+    def test_foreignRuleStays(self):
+        """
+        charon's rule for table 220 (same table and priority, its own
+        protocol) is there before ikedtx routes a flow: removing ikedtx's
+        rules (flow gone, shutdown) leaves charon's in place.
+        """
+        self.a.ip("rule", "add", "table", "220", "priority", "220", "proto", "static")
+        routes = TunnelRoutes(netns=self.a.netns)
+        routes.addRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        routes.deleteRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        routes.removeRules()
+        rules = self.a.ip("rule", "show").stdout
+        self.assertIn("220:\tfrom all lookup 220 proto static", rules)
+        self.assertEqual(rules.count("lookup 220"), 1, rules)
+
+    def test_foreignRuleAddedLater(self):
+        """
+        charon adds its rule after ikedtx's: each removal takes only its
+        own, ikedtx's rule carries ikedtx's protocol.
+        """
+        routes = TunnelRoutes(netns=self.a.netns)
+        routes.addRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        self.assertIn("lookup 220 proto 158", self.a.ip("rule", "show").stdout)
+        self.a.ip("rule", "add", "table", "220", "priority", "220", "proto", "static")
+        routes.removeRules()
+        rules = self.a.ip("rule", "show").stdout
+        self.assertIn("lookup 220 proto static", rules)
+        self.assertNotIn("proto 158", rules)
+
+    def test_leftoverRule(self):
+        """
+        A rule a crashed run left (ikedtx's protocol) goes at start; a
+        foreign one for the same table stays.
+        """
+        TunnelRoutes(netns=self.a.netns).addRoute(ip_network("10.2.0.0/16"), A("10.1.0.1"), A("192.0.2.2"))
+        self.a.ip("rule", "add", "table", "220", "priority", "220", "proto", "static")
+        TunnelRoutes(netns=self.a.netns).removeLeftovers()
+        rules = self.a.ip("rule", "show").stdout
+        self.assertIn("lookup 220 proto static", rules)
+        self.assertNotIn("proto 158", rules)

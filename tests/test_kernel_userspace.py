@@ -444,6 +444,57 @@ class UserspaceKernelTests(SynchronousTestCase):
         unknown = replace(pair.outA, spi=0x999)
         self.failureResultOf(pair.a.updateSA(unknown, moved), KernelError)
 
+    def test_detachKeepsSequences(self):
+        """
+        C{ikectl decouple} then C{couple} on host A (detachSA, then addSA of
+        the same SAs): A's outbound sequence numbers go on where they
+        stood, so B's replay window takes the traffic after re-couple; A's
+        inbound window is the one it had, so a packet of B's from before
+        is still a replay.
+        """
+        pair = Pair(self)
+        pair.install()
+        for n in range(3):
+            pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        pair.b.packetFromTun(udp("10.2.0.1", "10.1.0.1", b"pong", 5678, 1234))
+        fromB = pair.wire[-1][1]
+        fs = flows()
+        for sa in (pair.inA, pair.outA):
+            self.successResultOf(pair.a.detachSA(sa))
+        for flow in fs:
+            self.successResultOf(pair.a.deleteFlow(flow))
+        self.failureResultOf(pair.a.querySA(pair.outA), KernelError)
+        for sa in (pair.inA, pair.outA):
+            self.successResultOf(pair.a.addSA(sa))
+        for flow in fs:
+            self.successResultOf(pair.a.addFlow(flow))
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(struct.unpack("!I", pair.wire[-1][1][4:8])[0], 4)
+        self.assertEqual(len(pair.tunB.written), 4)
+        pair.a.espReceived(fromB, ("192.0.2.2", 4500), None)
+        self.assertEqual(len(pair.tunA.written), 1)
+        self.assertEqual(pair.b.dropCounts(), {})
+        self.assertEqual(sum(pair.a.dropCounts().values()), 1)
+
+    def test_detachedForgottenOnDelete(self):
+        """
+        A detached SA deleted for good (its Child SA went while decoupled)
+        or flushed starts afresh if ever installed again.
+        """
+        pair = Pair(self)
+        pair.install()
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.successResultOf(pair.a.detachSA(pair.outA))
+        self.successResultOf(pair.a.deleteSA(pair.outA))
+        self.successResultOf(pair.a.addSA(pair.outA))
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(struct.unpack("!I", pair.wire[-1][1][4:8])[0], 1)
+        self.successResultOf(pair.a.detachSA(pair.outA))
+        self.successResultOf(pair.a.flush())
+        self.successResultOf(pair.a.addSA(pair.outA))
+        pair.a.packetFromTun(udp("10.1.0.1", "10.2.0.1"))
+        self.assertEqual(struct.unpack("!I", pair.wire[-1][1][4:8])[0], 1)
+
     def test_rekeyOverlap(self):
         """
         With two outbound SAs for one reqid (a rekey), the newer carries

@@ -66,7 +66,9 @@ class RunnerTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.runner = CoreRunner(FakeCore(), TunKernel(), task.Clock())
+        core = FakeCore()
+        core.ikeSAs = {}
+        self.runner = CoreRunner(core, TunKernel(), task.Clock())
         self.runner.virtualAddresses = vips.RecordedAddresses()
 
     def test_addRemove(self):
@@ -83,3 +85,49 @@ class RunnerTests(SynchronousTestCase):
         self.runner.coupled = False
         self.runner.execute([AddVirtualAddress(ip_address("10.88.0.1"), "lo")])
         self.assertEqual(self.runner.virtualAddresses.added, set())
+
+    def test_decoupleRemovesCoupleRestores(self):
+        """
+        C{ikectl decouple} takes the virtual addresses off their interfaces
+        and C{couple} puts them back.
+        """
+        address = ip_address("10.88.0.1")
+        self.runner.execute([AddVirtualAddress(address, "lo")])
+        self.successResultOf(self.runner.decouple())
+        self.assertEqual(self.runner.virtualAddresses.added, set())
+        self.successResultOf(self.runner.couple())
+        self.assertEqual(self.runner.virtualAddresses.added, {(address, "lo")})
+
+    def test_receivedWhileDecoupled(self):
+        """
+        An address received while decoupled goes on its interface at
+        C{couple}; one released while decoupled does not.
+        """
+        kept, released = ip_address("10.88.0.1"), ip_address("10.88.0.2")
+        self.runner.coupled = False
+        self.runner.execute([AddVirtualAddress(kept, None), AddVirtualAddress(released, "lo")])
+        self.runner.execute([RemoveVirtualAddress(released, "lo")])
+        self.successResultOf(self.runner.couple())
+        self.assertEqual(self.runner.virtualAddresses.added, {(kept, "ipsec0")})
+
+    def test_restoreFailureLogged(self):
+        """
+        An address the host refuses at C{couple} is logged; the others go
+        on and the datapath is coupled.
+        """
+        good, bad = ip_address("10.88.0.1"), ip_address("10.88.0.2")
+        self.runner.execute([AddVirtualAddress(good, "lo"), AddVirtualAddress(bad, "nosuch0")])
+        self.successResultOf(self.runner.decouple())
+        refusing = self.runner.virtualAddresses
+        add = refusing.add
+
+        def addOrRefuse(address, interface):
+            if interface == "nosuch0":
+                raise vips.KernelError("no interface nosuch0 for virtual address %s" % (address,))
+            add(address, interface)
+
+        refusing.add = addOrRefuse
+        self.successResultOf(self.runner.couple())
+        self.assertTrue(self.runner.coupled)
+        self.assertEqual(refusing.added, {(good, "lo")})
+        self.assertEqual(len(self.flushLoggedErrors()), 0)

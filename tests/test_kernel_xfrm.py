@@ -347,6 +347,23 @@ class ProviderTests(SynchronousTestCase):
         self.assertEqual((t["saddr"][:4], t["id_daddr"][:4], t["reqid"], t["mode"], t["aalgos"]),
                          (bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]), 0x69000007, 1, 0xFFFFFFFF))
 
+    def test_flowMoves(self):
+        """
+        MOBIKE moves a tunnel flow (the shell adds the flow with the new
+        addresses, then deletes the old one): the kernel's policy ends with
+        the new template and is never deleted.
+        """
+        k, channel = kernel()
+        self.successResultOf(k.addFlow(flow("out")))
+        moved = flow("out", localAddress=A("198.51.100.1"), peerAddress=A("198.51.100.2"))
+        self.successResultOf(k.addFlow(moved))
+        self.successResultOf(k.deleteFlow(flow("out")))
+        self.assertNotIn(m.XFRM_MSG_DELPOLICY, channel.types())
+        (t,) = channel.requests[-1][2].get_attr("XFRMA_TMPL")["templates"]
+        self.assertEqual((t["saddr"][:4], t["id_daddr"][:4]), (bytes([198, 51, 100, 1]), bytes([198, 51, 100, 2])))
+        self.successResultOf(k.deleteFlow(moved))
+        self.assertEqual(channel.types()[-1], m.XFRM_MSG_DELPOLICY)
+
     def test_overlappingFlows(self):
         """
         While a Child SA is rekeyed two flows want the same kernel policy:

@@ -180,6 +180,24 @@ class RunnerTests(SynchronousTestCase):
         self.runner.execute([UpdateChildSA(1, (new,), (old,))])
         self.assertEqual(list(self.kernel.sas.values()), [new])
 
+    def test_updateChildSAFlows(self):
+        """
+        UpdateChildSA's flows: the new one goes in before the old one goes
+        (the selector is never without a policy).
+        """
+        from dataclasses import replace
+        from ipaddress import ip_address
+
+        from tests.test_kernel_xfrm import flow
+
+        old = flow("out")
+        new = replace(old, peerAddress=ip_address("192.0.2.99"))
+        self.kernel.addFlow(old)
+        self.kernel.log.clear()
+        self.runner.execute([UpdateChildSA(1, (), (), (old,), (new,))])
+        self.assertEqual(list(self.kernel.log), [("addFlow", new), ("deleteFlow", old)])
+        self.assertEqual(self.kernel.flows, [new])
+
     def test_stop(self):
         """
         A stopped runner cancels its timers and arms no new one.

@@ -85,12 +85,16 @@ class UpdateChildSA:
     """
     Move the installed L{KernelSA}s C{old} of the Child SA C{reqid} to the
     addresses and encapsulation of C{new} (same SPIs and keys, pairwise;
-    MOBIKE, RFC 4555): the datapath keeps their sequence numbers.
+    MOBIKE, RFC 4555): the datapath keeps their sequence numbers. Its
+    L{KernelFlow}s C{oldFlows} become C{newFlows} (pairwise; their tunnel
+    endpoints moved): each new one goes in before the old one goes.
     """
 
     reqid: int
     old: Tuple[Any, ...]
     new: Tuple[Any, ...]
+    oldFlows: Tuple[Any, ...] = ()
+    newFlows: Tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

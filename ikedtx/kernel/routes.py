@@ -90,9 +90,10 @@ class TunnelRoutes:
         with self._ipr() as ipr:
             if family not in self.rules:
                 try:
-                    ipr.rule("add", table=self.table, priority=self.priority or self.table, family=family)
+                    ipr.rule("add", **self._rule(family))
                 except Exception as e:
-                    # Already there (left by an earlier run): it is the same.
+                    # Already there with ikedtx's protocol (left by an
+                    # earlier run): it is the same.
                     if getattr(e, "code", None) != errno.EEXIST:
                         raise
                 self.rules.add(family)
@@ -105,8 +106,9 @@ class TunnelRoutes:
 
     def removeLeftovers(self):
         """
-        Remove the routes with ikedtx's protocol from L{table} (a run that
-        could not flush left them); the others stay. Return how many went.
+        Remove the routes with ikedtx's protocol from L{table}, and its rules
+        (a run that could not flush left them); the others stay. Return how
+        many routes went.
         """
         if not self.table:
             return 0
@@ -124,18 +126,44 @@ class TunnelRoutes:
                     except Exception as e:
                         self._log.warn("removing the leftover route to {destination} failed: {error}",
                                        destination=destination, error=e)
+            rules = self._removeLeftoverRules(ipr)
+        if rules:
+            self._log.info("removed {n} rules an earlier ikedtx left for table {table}", n=rules, table=self.table)
         if removed:
             self._log.info("removed {n} routes an earlier ikedtx left in table {table}", n=removed, table=self.table)
         return removed
 
+    def _rule(self, family):
+        """
+        The rule that looks L{table} up, marked with ikedtx's protocol: a
+        rule of charon's for the same table and priority is another rule,
+        never added, matched or deleted in ikedtx's name.
+        """
+        return dict(table=self.table, priority=self.priority or self.table, family=family, protocol=self.protocol)
+
+    def _removeLeftoverRules(self, ipr):
+        removed = 0
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for rule in ipr.get_rules(family=family):
+                if rule.get_attr("FRA_PROTOCOL") != self.protocol or rule.get_attr("FRA_TABLE") != self.table:
+                    continue
+                try:
+                    ipr.rule("del", **dict(self._rule(family), priority=rule.get_attr("FRA_PRIORITY")))
+                    removed += 1
+                except Exception as e:
+                    self._log.warn("removing the leftover rule for table {table} failed: {error}",
+                                   table=self.table, error=e)
+        return removed
+
     def removeRules(self):
         """
-        Remove the rules L{addRoute} added (once no route is left).
+        Remove the rules L{addRoute} added (once no route is left): only
+        ikedtx's (its protocol), never charon's for the same table.
         """
         with self._ipr() as ipr:
             for family in list(self.rules):
                 try:
-                    ipr.rule("del", table=self.table, priority=self.priority or self.table, family=family)
+                    ipr.rule("del", **self._rule(family))
                 except Exception as e:
                     self._log.warn("removing the rule for table {table} failed: {error}", table=self.table, error=e)
                 self.rules.discard(family)

@@ -374,6 +374,9 @@ class UserspaceKernel:
         self._routeUsers = Counter()
         self._acquired = {}
         self._deadCodecs = Counter()
+        # Where detached SAs' sequence numbers and replay windows stood
+        # (detachSA), until they are installed again.
+        self._detached = {}
         self._opened = False
         self._reader = None
         self._wantRawEsp = rawEsp
@@ -503,6 +506,10 @@ class UserspaceKernel:
             codec = EspSA.fromKernelSA(sa, replayWindow=max(self.replayWindow, sa.replayWindow))
         except EspError as e:
             return fail(KernelError("SA %08x: %s" % (sa.spi, e)))
+        sequences = self._detached.pop(key, None)
+        if sequences is not None:
+            # Where ikectl decouple left it (detachSA).
+            codec.seq, codec.window.top, codec.window.bitmap, codec.exhausted = sequences
         try:
             self._open()
         except OSError as e:
@@ -535,6 +542,7 @@ class UserspaceKernel:
 
     def deleteSA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
+        self._detached.pop((sa.protocol, sa.spi, sa.destination), None)
         self._reserved.discard(sa.spi)
         if entry is not None:
             self._remove(entry)
@@ -559,9 +567,20 @@ class UserspaceKernel:
                 self._outbound.pop(sa.reqid, None)
 
     def detachSA(self, sa):
-        # The SA's sequence numbers are not kept: after couple the peer
-        # drops what it takes for replays until a rekey (xfrm keeps them).
-        return self.deleteSA(sa)
+        """
+        Take C{sa} out of the datapath (ikectl decouple), keeping its
+        outbound sequence number and inbound replay window for its next
+        L{addSA}: the peer's replay window takes what it sends after
+        couple, and a packet seen before is still a replay (as xfrm).
+        """
+        key = (sa.protocol, sa.spi, sa.destination)
+        entry = self._sas.get(key)
+        if entry is None:
+            return succeed(None)
+        codec = entry.codec
+        self._remove(entry)
+        self._detached[key] = (codec.seq, codec.window.top, codec.window.bitmap, codec.exhausted)
+        return succeed(None)
 
     def querySA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
@@ -729,6 +748,7 @@ class UserspaceKernel:
             self._remove(entry)
         self._reserved.clear()
         self._acquired.clear()
+        self._detached.clear()
         return succeed(None)
 
     # Counters

@@ -880,6 +880,7 @@ class XfrmKernel:
         for network in self._flowRoutes.pop(flow, []):
             self._routeUsers[network] -= 1
             if self._routeUsers[network] > 0:
+                self._follow(network, flow)
                 continue
             del self._routeUsers[network]
             source, peer = self._routeArgs.pop(network)
@@ -889,6 +890,29 @@ class XfrmKernel:
                 self._log.warn("xfrm: removing the route to {network} failed: {error}", network=network, error=e)
         if not self._routeUsers and self.routes is not None and self.routes.rules:
             self.routes.removeRules()
+
+    def _follow(self, network, gone):
+        """
+        The route to C{network} outlived the flow C{gone}: when the flows
+        left have other tunnel endpoints (MOBIKE moved the tunnel: the flow
+        with the new addresses came before the old one went), the route
+        follows them, through the next hop towards the peer from where
+        the host now is.
+        """
+        source, peer = self._routeArgs[network]
+        remaining = next((f for f, networks in self._flowRoutes.items() if network in networks), None)
+        if remaining is None or (remaining.localAddress, remaining.peerAddress) == (gone.localAddress,
+                                                                                   gone.peerAddress):
+            return
+        newPeer = ip_address(remaining.peerAddress)
+        try:
+            self.routes.addRoute(network, source, newPeer)
+        except Exception as e:
+            self._log.warn("xfrm: the route to {network} did not follow the tunnel to {peer}: {error}",
+                           network=network, peer=newPeer, error=e)
+            return
+        self._routeArgs[network] = (source, newPeer)
+        self._log.info("xfrm: {network} now routed towards {peer}", network=network, peer=newPeer)
 
     # IPv6 leak block
 

@@ -87,6 +87,10 @@ class CoreRunner:
         (L{ikedtx.core.trap.trapFlows}); in the datapath while coupled.
     @ivar ipv6Blocked: whether IPv6 is blocked (L{blockIPv6}) while
         coupled.
+    @ivar virtualAddresses: the keeper of the virtual addresses on the
+        host's interfaces (L{ikedtx.kernel.vips}).
+    @ivar wantedAddresses: C{{(address, interface): None}}: the virtual
+        addresses the core holds, on their interfaces while coupled.
     """
 
     _log = Logger()
@@ -106,6 +110,7 @@ class CoreRunner:
         self.events = None
         self.coupled = True
         self.virtualAddresses = vips.addressesFor(kernel, True)
+        self.wantedAddresses = {}
         self.trapping = False
         self.traps = []
         self.ipv6Blocked = False
@@ -277,19 +282,24 @@ class CoreRunner:
 
     def action_AddVirtualAddress(self, action):
         interface = vips.interfaceFor(self.kernel, action.interface)
+        self.wantedAddresses[(action.address, interface)] = None
         if not self.coupled:
             self._log.info("virtual address {address} not put on {interface}: decoupled", address=action.address,
                            interface=interface)
             return
+        self._addVirtualAddress(action.address, interface)
+
+    def _addVirtualAddress(self, address, interface):
         try:
-            self.virtualAddresses.add(action.address, interface)
+            self.virtualAddresses.add(address, interface)
         except KernelError as e:
             self._log.error("{error}", error=e)
             return
-        self._log.info("virtual address {address} on {interface}", address=action.address, interface=interface)
+        self._log.info("virtual address {address} on {interface}", address=address, interface=interface)
 
     def action_RemoveVirtualAddress(self, action):
         interface = vips.interfaceFor(self.kernel, action.interface)
+        self.wantedAddresses.pop((action.address, interface), None)
         try:
             self.virtualAddresses.remove(action.address, interface)
         except KernelError as e:
@@ -301,6 +311,15 @@ class CoreRunner:
         for old, new in zip(action.old, action.new):
             self.kernel.updateSA(old, new).addErrback(
                 lambda f, reqid=action.reqid: self._log.failure("moving Child SA {reqid}", f, reqid=reqid))
+        for old, new in zip(action.oldFlows, action.newFlows):
+            if old == new:
+                continue
+            # The new flow first: the selector is never without a policy.
+            self.kernel.addFlow(new).addErrback(self._movingFailed, action.reqid)
+            self.kernel.deleteFlow(old).addErrback(self._movingFailed, action.reqid)
+
+    def _movingFailed(self, failure, reqid):
+        self._log.error("moving the flows of Child SA {reqid}: {error}", reqid=reqid, error=failure.value)
 
     def action_QuerySAUsage(self, action):
         token = action.token
@@ -363,8 +382,9 @@ class CoreRunner:
     def couple(self):
         """
         Put every Child SA's SAs and flows into the datapath, and the
-        future ones as they come, with the IPv6 block and the trap flows
-        decouple took out; a Deferred that fires when the datapath has
+        future ones as they come, with the IPv6 block, the trap flows and
+        the virtual addresses decouple took out (or the core received
+        meanwhile); a Deferred that fires when the datapath has
         them.
         """
         if self.coupled:
@@ -375,12 +395,15 @@ class CoreRunner:
             sas, flows = child.kernelRecords
             ds += [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
         ds += [self.kernel.addFlow(flow) for flow in self.traps]
+        for address, interface in self.wantedAddresses:
+            self._addVirtualAddress(address, interface)
         return gatherResults(ds, consumeErrors=True)
 
     def decouple(self):
         """
         Take every Child SA's SAs and flows out of the datapath, and the
-        trap flows, their routes and the IPv6 block with them; from now on
+        trap flows, their routes, the IPv6 block and the virtual addresses
+        with them; from now on
         Child SAs are negotiated and recorded only (iked's C{set
         decouple}).
         """
@@ -396,6 +419,11 @@ class CoreRunner:
         ds += [self.kernel.deleteFlow(flow) for flow in self.traps]
         if self.ipv6Blocked:
             ds.append(self.kernel.unblockIPv6())
+        for address, interface in self.wantedAddresses:
+            try:
+                self.virtualAddresses.remove(address, interface)
+            except KernelError as e:
+                self._log.error("{error}", error=e)
         return gatherResults(ds, consumeErrors=True)
 
     # The datapath's standing state: the IPv6 block and the trap flows

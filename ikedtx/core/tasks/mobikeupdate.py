@@ -39,7 +39,8 @@ def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
     """
     Move C{ikeSA} to the endpoints C{local} and C{remote} (and NAT state,
     when given), and its installed Child SAs with it: an L{UpdateChildSA}
-    for each whose kernel SAs change.
+    for each whose kernel SAs change, with its flows (their tunnel
+    endpoints), and the Child SA's kernel records become the new ones.
     """
     children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
     before = [tuple(c.kernelSAs(ikeSA)) for c in children]
@@ -48,8 +49,22 @@ def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
         ikeSA.natLocal, ikeSA.natRemote = natLocal, natRemote
     for child, old in zip(children, before):
         new = tuple(child.kernelSAs(ikeSA))
-        if new != old:
+        if new == old:
+            continue
+        if child.kernelRecords is None:
             core.emit(UpdateChildSA(child.reqid, old, new))
+            continue
+        # What the datapath holds (an outbound SA held back during a rekey
+        # is not there yet) moves, and is what the Child SA removes later.
+        moved = {(sa.spi, sa.inbound): sa for sa in new}
+        sas, flows = child.kernelRecords
+        newSAs = tuple(moved.get((sa.spi, sa.inbound), sa) for sa in sas)
+        child.heldOutbound = [moved.get((sa.spi, sa.inbound), sa) for sa in child.heldOutbound]
+        newFlows = tuple(child.kernelFlows(ikeSA))
+        if len(newFlows) != len(flows):
+            newFlows = flows
+        child.kernelRecords = (newSAs, newFlows)
+        core.emit(UpdateChildSA(child.reqid, sas, newSAs, flows, newFlows))
 
 
 class UpdateAddressesTask(Task):
