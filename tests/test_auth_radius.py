@@ -319,6 +319,32 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(len(udp.written), 1, "no retransmit after abort")
         self.assertEqual(client._outstanding, {})
 
+    def test_failureIdentifierMatchesResponse(self):
+        client, clock, udp = makeClient()
+        session, d = self.sendOne(client)
+        client.datagramReceived(answer(udp.written[0][0], pyradPacket.AccessReject), ("192.0.2.1", 1812))
+        failure = eap.EAPPacket.decode(self.successResultOf(d).packet)
+        self.assertEqual((failure.code, failure.identifier), (eap.FAILURE, 7))
+
+    def test_oneRequestAtATime(self):
+        client, clock, udp = makeClient()
+        session, d = self.sendOne(client)
+        self.assertRaises(RuntimeError, session.receive, eap.EAPPacket(eap.RESPONSE, 7, eap.TYPE_NAK, b"\x1a").encode())
+        self.assertEqual(len(udp.written), 1)
+
+    def test_clientsFromConfig(self):
+        from ikedtx.config import parseConfig
+
+        config = parseConfig(
+            'radius server 192.0.2.1 secret "a"\nradius server 192.0.2.2 port 1645 secret "b"\n'
+            "radius max-tries 2\nradius max-failovers 1\n"
+            'ikev2 "rw" passive esp from 10.0.0.0/24 to 10.1.0.0/24 peer any eap "radius"\n'
+        )
+        auth, acct = radius.clientsFor(config.radius, reactor=task.Clock())
+        self.assertIsNone(acct)
+        self.assertEqual(auth.servers, (RadiusServer("192.0.2.1", 1812, b"a"), RadiusServer("192.0.2.2", 1645, b"b")))
+        self.assertEqual((auth.maxTries, auth.maxFailovers), (2, 1))
+
     def test_firstResponseMustBeIdentity(self):
         client, clock, udp = makeClient()
         session = RadiusEAPBackend(client).newSession(None, b"peer")

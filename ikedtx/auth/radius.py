@@ -442,6 +442,28 @@ class RadiusClient(DatagramProtocol):
         self._finish(entry, answer=reply)
 
 
+def clientsFor(settings, reactor=None, timeout=DEFAULT_TIMEOUT):
+    """
+    The RADIUS clients of a configuration's C{radius} lines.
+
+    @param settings: L{ikedtx.config.model.RadiusSettings}.
+    @return: (authentication client, accounting client), each a
+        L{RadiusClient} not yet listening (C{reactor.listenUDP(0, client)})
+        or C{None} without servers of that kind.
+    """
+
+    def make(entries, tries, failovers, kind):
+        if not entries:
+            return None
+        servers = [RadiusServer(str(e.address), e.port, e.secret.encode("utf-8")) for e in entries]
+        return RadiusClient(servers, reactor, timeout, tries, failovers, kind)
+
+    return (
+        make(settings.servers, settings.maxTries, settings.maxFailovers, "authentication"),
+        make(settings.accountingServers, settings.accountingMaxTries, settings.accountingMaxFailovers, "accounting"),
+    )
+
+
 def _attribute(reply, key):
     """
     All raw values of attribute C{key} (an int or a (vendor, type) tuple).
@@ -560,8 +582,8 @@ class RadiusEAPSession:
     def _failure(self, reason):
         self._done = True
         log.warn("EAP-RADIUS for {user}: {reason}", user=self.userName or "(no identity yet)", reason=reason)
-        ident = (self._identifier + 1) & 0xFF
-        return EAPStep(_eap.EAPPacket(_eap.FAILURE, ident).encode(), False)
+        # RFC 3748 4.2: the Identifier of the Response answered.
+        return EAPStep(_eap.EAPPacket(_eap.FAILURE, self._identifier).encode(), False)
 
     def receive(self, packet):
         """
@@ -570,6 +592,8 @@ class RadiusEAPSession:
         @return: a Deferred of the next L{EAPStep}; it never fails: RADIUS
             errors become an EAP Failure step.
         """
+        if self._pending is not None:
+            raise RuntimeError("receive() while a RADIUS request of this session is outstanding")
         if self._done:
             return defer.succeed(self._failure("EAP exchange already over"))
         try:
@@ -589,8 +613,9 @@ class RadiusEAPSession:
                 return defer.succeed(self._failure("empty EAP identity"))
         self._identifier = eap.identifier
         d = self._backend.client.send(lambda server, ident: self._build(server, ident, bytes(packet)))
-        d.addCallbacks(self._answer, self._noAnswer)
+        # Set before the callbacks, which clear it (at once if d has fired).
         self._pending = d
+        d.addCallbacks(self._answer, self._noAnswer)
         return d
 
     def _build(self, server, ident, packet):
