@@ -471,7 +471,7 @@ class FreeRadiusTests(TestCase):
         (dead,) = freeUDPPorts(1)
         client = self.client(
             [RadiusServer("127.0.0.1", dead, SECRET), RadiusServer("127.0.0.1", self.server.authPort, SECRET)],
-            timeout=0.3,
+            timeout=1.0,
             maxTries=2,
         )
         step, peer = yield self.converse(client, "correct horse")
