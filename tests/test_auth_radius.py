@@ -78,6 +78,21 @@ def answer(raw, code, secret=SECRET, attributes=(), messageAuthenticator=True, m
     return data
 
 
+def signedAnswer(raw, code, attrs, secret=SECRET):
+    """
+    An answer to request C{raw} with the attribute octets C{attrs} as given
+    (malformed or not), after a Message-Authenticator, and both
+    authenticators right.
+    """
+    requestAuthenticator = raw[4:20]
+    body = bytes([80, 18]) + b"\x00" * 16 + attrs
+    header = bytes([code, raw[1]]) + struct.pack("!H", 20 + len(body))
+    mac = hmac.new(secret, header + requestAuthenticator + body, "md5").digest()
+    body = bytes([80, 18]) + mac + attrs
+    auth = hashlib.md5(header + requestAuthenticator + body + secret).digest()
+    return header + auth + body
+
+
 def mppeEncrypt(secret, requestAuthenticator, key, salt=b"\x80\x01"):
     """
     RFC 2548 2.4.2 encryption, written out here independently of pyrad.
@@ -106,38 +121,24 @@ class CodecTests(SynchronousTestCase):
 
     def test_mppeDecrypt(self):
         """
-        The MS-MPPE keys decrypt with the Request Authenticator (RFC 2548),
-        and the MSK is Recv || Send padded to 64 octets.
+        The MS-MPPE keys of an Access-Accept (encrypted here by hand, RFC
+        2548 2.4.2) decrypt with the Request Authenticator; the MSK is
+        Recv || Send padded to 64 octets.
         """
         client, clock, udp = makeClient()
-        backend = RadiusEAPBackend(client)
-        session = backend.newSession(None, b"peer")
+        session = RadiusEAPBackend(client).newSession(None, b"peer")
         self.successResultOf(session.start())
-        session.receive(eap.EAPPacket(eap.RESPONSE, 0, eap.TYPE_IDENTITY, b"alice").encode())
+        d = session.receive(eap.EAPPacket(eap.RESPONSE, 0, eap.TYPE_IDENTITY, b"alice").encode())
         raw = udp.written[-1][0]
         authenticator = raw[4:20]
         recv, send = bytes(range(16)), bytes(range(100, 116))
-        reply = pyradPacket.AuthPacket(secret=SECRET, dict=radius.radiusDictionary(), packet=raw).CreateReply()
-        reply.code = pyradPacket.AccessAccept
-        data = reply.ReplyPacket()
-        # The VSAs built by hand, then signed like a server.
         attrs = bytes([26, 2 + 6 + 34]) + vsa(311, 17, mppeEncrypt(SECRET, authenticator, recv))
         attrs += bytes([26, 2 + 6 + 34]) + vsa(311, 16, mppeEncrypt(SECRET, authenticator, send, b"\x80\x02"))
-        decoded = pyradPacket.AuthPacket(secret=SECRET, dict=radius.radiusDictionary())
-        decoded.DecodePacket(self._sign(data, attrs, authenticator))
-        self.assertTrue(decoded.verify_message_authenticator(secret=SECRET, original_authenticator=authenticator,
-                                                             original_code=pyradPacket.AccessRequest))
-        decoded.request_authenticator = authenticator
-        self.assertEqual(radius.mskFromAccept(decoded), recv + send + b"\x00" * 32)
-
-    def _sign(self, data, attrs, requestAuthenticator):
-        ma = bytes([80, 18]) + b"\x00" * 16
-        body = ma + attrs
-        header = bytes([2, data[1]]) + struct.pack("!H", 20 + len(body))
-        mac = hmac.new(SECRET, header + requestAuthenticator + body, "md5").digest()
-        body = bytes([80, 18]) + mac + attrs
-        auth = hashlib.md5(header + requestAuthenticator + body + SECRET).digest()
-        return header + auth + body
+        client.datagramReceived(signedAnswer(raw, pyradPacket.AccessAccept, attrs), ("192.0.2.1", 1812))
+        step = self.successResultOf(d)
+        self.assertIs(step.outcome, True)
+        self.assertEqual(step.msk, recv + send + b"\x00" * 32)
+        self.assertEqual(eap.EAPPacket.decode(step.packet).code, eap.SUCCESS)
 
     def test_mppeMalformed(self):
         decoded = pyradPacket.AuthPacket(secret=SECRET, dict=radius.radiusDictionary())
@@ -232,7 +233,15 @@ class ClientTests(SynchronousTestCase):
         good = answer(raw, pyradPacket.AccessReject)
         bad = good[:20] + b"\x12\x01" + good[22:]
         client.datagramReceived(bad, ("192.0.2.1", 1812))
-        self.assertDroppedThenTimeout(client, clock, d, 1, "dropped")
+        # Signed correctly, but the last attribute overruns the Length
+        # (pyrad alone would truncate it and accept the packet).
+        client.datagramReceived(signedAnswer(raw, pyradPacket.AccessReject, b"\x12\x09x"), ("192.0.2.1", 1812))
+        # A single octet left after the last attribute.
+        client.datagramReceived(signedAnswer(raw, pyradPacket.AccessReject, b"\x12"), ("192.0.2.1", 1812))
+        self.assertDroppedThenTimeout(client, clock, d, 3, "malformed")
+        texts = " ".join(self.logs.texts())
+        self.assertIn("attribute 18 of Length 9", texts)
+        self.assertIn("truncated attribute header", texts)
 
     def test_badAuthenticator(self):
         client, clock, udp = makeClient()

@@ -413,6 +413,10 @@ class RadiusClient(DatagramProtocol):
             self._drop(addr, "code {code} is no answer to a {req}", code=code, req=_CODE_NAMES.get(request.code))
             return
         server = entry.servers[entry.serverIndex]
+        problem = _attributesProblem(data[20:length])
+        if problem is not None:
+            self._drop(addr, "malformed: {error}", error=problem)
+            return
         try:
             reply = request.CreateReply(packet=data[:length])
         except Exception as e:
@@ -462,6 +466,24 @@ def clientsFor(settings, reactor=None, timeout=DEFAULT_TIMEOUT):
         make(settings.servers, settings.maxTries, settings.maxFailovers, "authentication"),
         make(settings.accountingServers, settings.accountingMaxTries, settings.accountingMaxFailovers, "accounting"),
     )
+
+
+def _attributesProblem(body):
+    """
+    Check the attribute list strictly (RFC 2865 5): each Length at least 2
+    and within the packet (pyrad truncates an overrunning last attribute).
+
+    @return: what is wrong, or C{None}.
+    """
+    offset = 0
+    while offset < len(body):
+        if len(body) - offset < 2:
+            return "a truncated attribute header at offset %d" % (20 + offset,)
+        length = body[offset + 1]
+        if length < 2 or offset + length > len(body):
+            return "attribute %d of Length %d at offset %d" % (body[offset], length, 20 + offset)
+        offset += length
+    return None
 
 
 def _attribute(reply, key):
