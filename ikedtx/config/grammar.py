@@ -15,6 +15,11 @@ newline)::
          cert_partial_chain|dpd_check_interval NUMBER|
          ocsp STRING [tolerate TIME [maxage TIME]])
     user STRING STRING
+    radius [accounting] server STRING [port P] secret STRING    (OpenBSD 7.6)
+    radius [accounting] (max-tries|max-failovers) NUMBER
+    radius config [inet|inet6] STRING NUMBER [NUMBER]
+    radius dae listen on STRING [port P]
+    radius dae client STRING secret STRING
     STRING = STRING...                          (a macro)
     ike|flow|tcpmd5|sa|from|to|tunnel|transport ...   (ignored line)
     ikev2 [STRING] [quick|skip|default] [passive|active] [ipcomp]
@@ -25,7 +30,7 @@ newline)::
           [ikesa TRANSFORMS]... [childsa TRANSFORMS]...
           [srcid STRING] [dstid STRING] [ikelifetime TIME [reauth]]
           [lifetime TIME [bytes BYTES]]
-          [psk STRING | psk file STRING | eap STRING | STRING]
+          [psk STRING | psk file STRING | eap STRING | eap radius | STRING]
           [config STRING HOST | request STRING ANYHOST]...
           [iface STRING] [tag STRING | tap STRING]...
 
@@ -35,14 +40,27 @@ with the line of the last token read, the rest of the line is skipped,
 and a syntax error within the next three tokens is not reported again.
 """
 
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 
 from ikedtx.config import hosts as _hosts
 from ikedtx.config import transforms as xf
 from ikedtx.config.errors import ConfigError, ConfigProblem
 from ikedtx.config.files import FileProblem, readIncludedFile, readKeyFile
-from ikedtx.config.lexer import KEYWORDS, Lexer
-from ikedtx.config.model import Auth, Config, ConfigOption, Settings, User
+from ikedtx.config.lexer import KEYWORDS, RADIUS_KEYWORDS, Lexer
+from ikedtx.config.model import (
+    RADIUS_ACCT_PORT,
+    RADIUS_AUTH_PORT,
+    RADIUS_DAE_PORT,
+    Auth,
+    Config,
+    ConfigOption,
+    RadiusConfigMap,
+    RadiusDaeClient,
+    RadiusServerEntry,
+    RadiusSettings,
+    Settings,
+    User,
+)
 from ikedtx.config.policy import PolicyBuilder, _Draft, _Host, _unscoped
 from ikedtx.crypto.kex import variableTimeMethods
 from ikedtx.wire.constants import EapType, ProtocolId
@@ -126,6 +144,9 @@ class Parser(PolicyBuilder):
         keywords = dict(KEYWORDS)
         if not profile.nattKeyword:
             del keywords["natt"]
+        if not profile.radius:
+            for word in RADIUS_KEYWORDS:
+                del keywords[word]
         self.lexer = Lexer(self._lexError, keywords)
         for define in defines:
             name, value = splitDefine(define)
@@ -137,6 +158,7 @@ class Parser(PolicyBuilder):
         self.settings = {}
         self.users = []
         self.policies = []
+        self.radius = {}
         self.position = 0
         self.policyCount = 0
 
@@ -215,6 +237,7 @@ class Parser(PolicyBuilder):
             settings=Settings(**self.settings),
             users=tuple(self.users),
             policies=tuple(self.policies),
+            radius=RadiusSettings(**self.radius),
             macros=dict(self.lexer.macros),
             warnings=tuple(self.warnings),
         )
@@ -265,6 +288,8 @@ class Parser(PolicyBuilder):
             self.set()
         elif kind == "USER":
             self.user()
+        elif kind == "RADIUS":
+            self.radiusStatement()
         elif kind == "IKEV2":
             self.ikev2()
         elif kind == "STRING":
@@ -335,6 +360,116 @@ class Parser(PolicyBuilder):
         if not password or len(password.encode()) >= PASSWORD_SIZE:
             self.fail("invalid password")
         self.users.append(User(name, password, self._nextPosition()))
+
+    def _numericAddress(self, text):
+        """
+        An IP address as iked's getaddrinfo(AI_NUMERICHOST) takes it.
+        """
+        try:
+            return ip_address(text)
+        except ValueError:
+            self.fail("could not parse the address: %s" % (text,))
+
+    def radiusStatement(self):
+        """
+        OpenBSD 7.6's C{radius} lines (parse.y's C{radius} rule).
+        """
+        self.advance()
+        token = self.peek()
+        if token.kind in ("CONFIG", "DAE"):
+            self.advance()
+            if token.kind == "CONFIG":
+                self._radiusConfig()
+            else:
+                self._radiusDae()
+            return
+        accounting = self.accept("ACCOUNTING") is not None
+        token = self.peek()
+        if token.kind == "SERVER":
+            self.advance()
+            address = self._numericAddress(self.expect("STRING").value)
+            port = self.port()
+            self.expect("SECRET")
+            secret = self.expect("STRING").value
+            if not port:
+                port = RADIUS_ACCT_PORT if accounting else RADIUS_AUTH_PORT
+            key = "accountingServers" if accounting else "servers"
+            entry = RadiusServerEntry(address, port, secret, accounting)
+            self.radius[key] = self.radius.get(key, ()) + (entry,)
+        elif token.kind == "MAX_TRIES":
+            self.advance()
+            value = self.expect("NUMBER").value
+            if value <= 0:
+                self.fail("max-tries must a positive value")
+            self.radius["accountingMaxTries" if accounting else "maxTries"] = value
+        elif token.kind == "MAX_FAILOVERS":
+            self.advance()
+            value = self.expect("NUMBER").value
+            if value < 0:
+                self.fail("max-failovers must be 0 or a positive value")
+            self.radius["accountingMaxFailovers" if accounting else "maxFailovers"] = value
+        else:
+            raise _SyntaxError(token)
+
+    def _hexDecNumber(self):
+        """
+        parse.y's C{hexdecnumber}: a number, or a STRING of C{0x} and hex
+        digits.
+        """
+        token = self.peek()
+        if token.kind == "NUMBER":
+            self.advance()
+            return token.value
+        text = self.expect("STRING").value
+        if text.startswith("0x") and len(text) > 2:
+            try:
+                return int(text[2:], 16)
+            except ValueError:
+                pass
+        self.fail("`%s' is not a number" % (text,))
+
+    def _radiusConfig(self):
+        family = {"INET": 4, "INET6": 6}.get(self.peek().kind)
+        if family is not None:
+            self.advance()
+        name = self.expect("STRING").value
+        numbers = [self._hexDecNumber()]
+        if self.peek().kind in ("NUMBER", "STRING"):
+            numbers.append(self._hexDecNumber())
+        if len(numbers) == 2:
+            vendor, attribute = numbers
+            if vendor < 0 or vendor > 0xFFFFFF:
+                self.fail("vendor-id must be in 0-0xffffff")
+        else:
+            vendor, attribute = 0, numbers[0]
+        if attribute < 0 or attribute > 255:
+            self.fail("attribute type must be in 0-255")
+        if name == "none":
+            option = 0
+        else:
+            row = xf.lookup(name, xf.CONFIG_OPTIONS, lambda row: row.family == (family or 4))
+            if row is None or row.name == "protected-subnet":
+                self.fail("not a valid ikecfg option")
+            option = row.attribute
+        self.radius["configMaps"] = self.radius.get("configMaps", ()) + (RadiusConfigMap(option, vendor, attribute),)
+
+    def _radiusDae(self):
+        token = self.peek()
+        if token.kind == "LISTEN":
+            self.advance()
+            self.expect("ON")
+            address = self._numericAddress(self.expect("STRING").value)
+            port = self.port() or RADIUS_DAE_PORT
+            self.radius["daeListen"] = self.radius.get("daeListen", ()) + ((address, port),)
+        elif token.kind == "CLIENT":
+            self.advance()
+            address = self._numericAddress(self.expect("STRING").value)
+            self.expect("SECRET")
+            secret = self.expect("STRING").value
+            client = RadiusDaeClient(address, secret)
+            self.radius["daeClients"] = self.radius.get("daeClients", ()) + (client,)
+        else:
+            raise _SyntaxError(token)
 
     def varset(self):
         name = self.advance().value
@@ -554,7 +689,11 @@ class Parser(PolicyBuilder):
             return Auth("psk", psk=self.keySpec())
         if token.kind == "EAP":
             self.advance()
+            if self.accept("RADIUS"):
+                return Auth("eap", eapRadius=True)
             name = self.expect("STRING").value.replace("-", "_")
+            if name.lower() == "radius" and self.profile.radius:
+                return Auth("eap", eapRadius=True)
             if name.lower() != "mschap_v2":
                 self.fail("unsupported EAP method: %s" % (name,))
             return Auth("eap", eapType=EapType.MSCHAP_V2)

@@ -106,7 +106,21 @@ KEYWORDS = {
     "tunnel": "TUNNEL",
     "user": "USER",
     "vendorid": "VENDORID",
+    # OpenBSD 7.6's RADIUS statements (not in openiked 7.2: see
+    # RADIUS_KEYWORDS and Profile.radius).
+    "accounting": "ACCOUNTING",
+    "client": "CLIENT",
+    "dae": "DAE",
+    "listen": "LISTEN",
+    "max-failovers": "MAX_FAILOVERS",
+    "max-tries": "MAX_TRIES",
+    "on": "ON",
+    "radius": "RADIUS",
+    "secret": "SECRET",
+    "server": "SERVER",
 }
+
+RADIUS_KEYWORDS = ("accounting", "client", "dae", "listen", "max-failovers", "max-tries", "on", "radius", "secret", "server")
 
 MAX_TOKEN = 8096
 

@@ -251,16 +251,20 @@ class Auth:
         signature).
     @ivar psk: the pre-shared key for C{"psk"}, else L{None}.
     @ivar eapType: the EAP method for C{"eap"} (only
-        L{EapType.MSCHAP_V2}), else L{None}.
+        L{EapType.MSCHAP_V2}), else L{None} (also for C{eap "radius"}).
+    @ivar eapRadius: C{eap "radius"} (iked 7.6): EAP is passed through to
+        the C{radius server}s, whatever method they choose.
     """
 
     method: str = "signature"
     psk: Optional[bytes] = field(default=None, repr=False)
     eapType: Optional[EapType] = None
+    eapRadius: bool = False
 
     def __repr__(self):
         psk = "None" if self.psk is None else "<%d bytes hidden>" % (len(self.psk),)
-        return "Auth(method=%r, psk=%s, eapType=%r)" % (self.method, psk, self.eapType)
+        radius = ", eapRadius=True" if self.eapRadius else ""
+        return "Auth(method=%r, psk=%s, eapType=%r%s)" % (self.method, psk, self.eapType, radius)
 
     @property
     def ianaMethod(self):
@@ -491,6 +495,83 @@ class Policy:
         return tuple(seen)
 
 
+RADIUS_AUTH_PORT = 1812
+RADIUS_ACCT_PORT = 1813
+RADIUS_DAE_PORT = 3799
+
+
+@dataclass(frozen=True)
+class RadiusServerEntry:
+    """
+    A C{radius [accounting] server ADDRESS [port N] secret SECRET} line.
+
+    @ivar address: the server's IP address (iked takes numeric addresses only).
+    @ivar port: its UDP port (1812, or 1813 for accounting, by default).
+    @ivar secret: the shared secret (not in the repr).
+    @ivar accounting: an accounting server.
+    """
+
+    address: Union[IPv4Address, IPv6Address]
+    port: int
+    secret: str = field(repr=False)
+    accounting: bool = False
+
+
+@dataclass(frozen=True)
+class RadiusConfigMap:
+    """
+    A C{radius config [inet|inet6] OPTION|none [VENDOR] ATTRIBUTE} line: the
+    RADIUS attribute of an Access-Accept that gives a CP attribute.
+
+    @ivar option: the CP attribute type, or 0 for C{none} (the attribute
+        is not used).
+    @ivar vendor: the vendor id, 0 for a standard attribute.
+    @ivar attribute: the attribute type.
+    """
+
+    option: int
+    vendor: int
+    attribute: int
+
+
+@dataclass(frozen=True)
+class RadiusDaeClient:
+    """
+    A C{radius dae client ADDRESS secret SECRET} line.
+    """
+
+    address: Union[IPv4Address, IPv6Address]
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RadiusSettings:
+    """
+    The C{radius} lines of iked 7.6 (RADIUS authentication, accounting and
+    dynamic authorization), with iked's defaults.
+
+    @ivar servers: the authentication servers, in file order.
+    @ivar accountingServers: the accounting servers, in file order.
+    @ivar maxTries: sends of a request to one server (C{max-tries}).
+    @ivar maxFailovers: server switches per request (C{max-failovers}).
+    @ivar accountingMaxTries: the same for accounting.
+    @ivar accountingMaxFailovers: the same for accounting.
+    @ivar configMaps: the C{radius config} lines.
+    @ivar daeListen: C{radius dae listen on} (address, port) pairs.
+    @ivar daeClients: the L{RadiusDaeClient}s.
+    """
+
+    servers: Tuple[RadiusServerEntry, ...] = ()
+    accountingServers: Tuple[RadiusServerEntry, ...] = ()
+    maxTries: int = 3
+    maxFailovers: int = 0
+    accountingMaxTries: int = 3
+    accountingMaxFailovers: int = 0
+    configMaps: Tuple[RadiusConfigMap, ...] = ()
+    daeListen: Tuple[Tuple[Union[IPv4Address, IPv6Address], int], ...] = ()
+    daeClients: Tuple[RadiusDaeClient, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     """
@@ -499,6 +580,7 @@ class Config:
     @ivar settings: the global L{Settings}.
     @ivar users: the L{User}s, in file order.
     @ivar policies: the L{Policy}s, in file order (the order of evaluation).
+    @ivar radius: the L{RadiusSettings} (iked 7.6's C{radius} lines).
     @ivar macros: the macros after reading the file (C{-D} definitions
         included), a read-only mapping.
     @ivar warnings: L{ConfigProblem<ikedtx.config.errors.ConfigProblem>}s
@@ -508,6 +590,7 @@ class Config:
     settings: Settings = Settings()
     users: Tuple[User, ...] = ()
     policies: Tuple[Policy, ...] = ()
+    radius: RadiusSettings = RadiusSettings()
     macros: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     warnings: tuple = field(default=(), compare=False)
 

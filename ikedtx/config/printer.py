@@ -110,6 +110,8 @@ def renderPolicy(policy):
     auth = policy.auth
     if auth.method == "psk":
         out.append(" psk 0x" + auth.psk.hex())
+    elif auth.method == "eap" and auth.eapRadius:
+        out.append(' eap "RADIUS"')
     elif auth.method == "eap":
         out.append(' eap "%s"' % (auth.eapType.name,))
     else:

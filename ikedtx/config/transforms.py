@@ -366,6 +366,8 @@ class Profile:
         L{UNSUPPORTED_GROUPS} (iked computes them; ikedtx cannot).
     @ivar ikeChaCha: C{ikesa enc chacha20-poly1305} is accepted (an ikedtx
         extension: iked.conf(5) lists it as ESP only).
+    @ivar radius: OpenBSD 7.6's C{radius} statements and C{eap "radius"}
+        (their words are keywords).
     @ivar lexErrorEndsLine: after a lexical error (an undefined macro, a
         number too large) parsing resumes on the next line; iked's lexer
         skips to the end of the line and then its parser skips to the end
@@ -383,6 +385,7 @@ class Profile:
     refuseUnsupportedGroups: bool = True
     lexErrorEndsLine: bool = True
     ikeChaCha: bool = True
+    radius: bool = True
 
 
 IKEDTX = Profile("ikedtx")
@@ -403,6 +406,7 @@ IKED_LINUX = Profile(
     refuseUnsupportedGroups=False,
     lexErrorEndsLine=False,
     ikeChaCha=False,
+    radius=False,
 )
 
 
