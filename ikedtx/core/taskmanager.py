@@ -141,6 +141,9 @@ class TaskManager:
         self._sequence = 0
         self._firstFragments = {}
         self._parked = []
+        # A request whose later tasks wait for a holding task (the peer's
+        # certificate status): (message, payloads, the tasks left).
+        self._held = None
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
 
@@ -203,7 +206,15 @@ class TaskManager:
         it waited in.
         """
         if self.answering is not None:
-            if not any(task.waiting for task in self.responding):
+            if self._held is not None:
+                if any(task.holding for task in self.responding):
+                    return
+                message, payloads, rest = self._held
+                self._held = None
+                if any(task.essential and task.refusal is not None for task in self.responding):
+                    rest = []
+                self._processRequest(message, payloads, rest)
+            elif not any(task.waiting for task in self.responding):
                 self._answer()
         elif self.active and self.pending is None:
             self.initiate()
@@ -340,6 +351,7 @@ class TaskManager:
         tasks = self.queuedTasks()
         self.active, self.queue, self.pending = [], [], None
         self.responding, self.answering, self._parked = [], None, []
+        self._held = None
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
 
@@ -436,12 +448,21 @@ class TaskManager:
         self.answering = _Answering(exchangeType, message.messageId, hashValue, local, remote)
         for task in tasks:
             task.refusal = None
-        for task in tasks:
+        self._processRequest(message, payloads, tasks)
+
+    def _processRequest(self, message, payloads, tasks):
+        """
+        The responder tasks C{tasks} read the request in turn; a task left
+        L{holding} (the peer's certificate status is not known yet) stops
+        the round until L{resume}, before the tasks after it read anything.
+        """
+        core, ikeSA = self.core, self.ikeSA
+        for index, task in enumerate(tasks):
             try:
                 task.processR(core, ikeSA, message, payloads)
             except RemoteProtocolError as e:
                 self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
-                               exchange=nameOf(ExchangeType, exchangeType), error=e)
+                               exchange=nameOf(ExchangeType, message.exchangeType), error=e)
                 task.refusal = e
                 if task.essential:
                     break
@@ -449,7 +470,10 @@ class TaskManager:
                 task.refusal = self._internalError(task)
                 if task.essential:
                     break
-        if not any(task.waiting for task in tasks):
+            if task.holding:
+                self._held = (message, payloads, tasks[index + 1:])
+                return
+        if not any(task.waiting for task in self.responding):
             self._answer()
 
     def _internalError(self, task):

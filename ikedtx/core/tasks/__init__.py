@@ -86,6 +86,16 @@ class Task:
         """
         return bool(self._spiTokens)
 
+    @property
+    def holding(self):
+        """
+        Whether, as responder, the task waits for something the tasks after
+        it in the round depend on (the peer's certificate status before
+        the IKE SA is authenticated): they read the request only once it
+        no longer holds. A holding task is L{waiting} too.
+        """
+        return False
+
     def requestSPI(self, core, ikeSA, name, protocol, source, destination):
         """
         Ask the datapath for an inbound SPI, known as C{name} in L{spis}

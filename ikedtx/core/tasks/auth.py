@@ -17,6 +17,7 @@ from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
 from ikedtx.core import cryptoglue
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import IKEState
+from ikedtx.core.ocsp import certificateStatusWanted
 from ikedtx.core.tasks import DONE, Task
 from ikedtx.core.tasks.common import allOf, errorNotify, findNotify, first
 from ikedtx.wire.constants import AuthMethod, ExchangeType, NotifyType, nameOf
@@ -119,6 +120,16 @@ class AuthTask(Task):
     def __init__(self, initiator):
         Task.__init__(self, initiator)
         self.answer = []
+        self.statusToken = None
+
+    @property
+    def waiting(self):
+        return Task.waiting.fget(self) or self.holding
+
+    @property
+    def holding(self):
+        # Responder: the peer's certificate status (OCSP) is not known yet.
+        return self.statusToken is not None
 
     # Initiator
 
@@ -190,17 +201,45 @@ class AuthTask(Task):
         ikeSA.policy = policy
         try:
             verifyPeer(core, ikeSA, idi, auth, payloads)
+        except NegotiationFailed as e:
+            raise self._refused(ikeSA, e)
+        wanted = certificateStatusWanted(core, ikeSA)
+        if wanted is not None:
+            # The rest of the round waits for the answer (certificateStatus).
+            self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
+            return
+        self._authenticated(core, ikeSA)
+
+    def certificateStatus(self, core, ikeSA, good, reason):
+        """
+        The OCSP answer on the peer's certificate came: go on, or refuse
+        the peer with AUTHENTICATION_FAILED.
+        """
+        self.statusToken = None
+        try:
+            if not good:
+                raise self._refused(ikeSA, AuthenticationFailed(
+                    "peer %s: certificate status: %s" % (ikeSA.peerId, reason), NotifyType.AUTHENTICATION_FAILED))
+            self._authenticated(core, ikeSA)
+        except RemoteProtocolError as e:
+            self.refusal = e
+
+    def _refused(self, ikeSA, error):
+        # AuthenticationFailed (the peer's fault) is a NegotiationFailed
+        # too; without our own credential we cannot authenticate either.
+        self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=error)
+        self.closeAfterResponse = str(error)
+        ikeSA.authFailed = True
+        return RemoteProtocolError(str(error), NotifyType.AUTHENTICATION_FAILED)
+
+    def _authenticated(self, core, ikeSA):
+        try:
             credential = localCredential(core, ikeSA)
             localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
             idPayload = IdentificationResponder(localId.idType, localId.data)
             self.answer = [idPayload] + ourAuthPayloads(core, ikeSA, credential, idPayload)
         except NegotiationFailed as e:
-            # AuthenticationFailed (the peer's fault) is a NegotiationFailed
-            # too; without our own credential we cannot authenticate either.
-            self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
-            self.closeAfterResponse = str(e)
-            ikeSA.authFailed = True
-            raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
+            raise self._refused(ikeSA, e)
         ikeSA.localId = localId
         core.established(ikeSA)
 
