@@ -1,0 +1,107 @@
+"""
+OCSP against real peers in network namespaces: ikedtx (host a, C{set ocsp})
+is the responder of IKE_AUTH to strongSwan's charon (host b), which
+presents its certificate; an OpenSSL OCSP responder (C{openssl ocsp -index
+... -port}, signing as the CA) runs in host a's namespace and says whether
+charon's certificate is good or revoked. A responder that cannot be
+reached refuses the peer too, as iked does.
+"""
+
+import datetime
+import os
+
+from twisted.trial.unittest import TestCase
+
+from ikedtx.testing.lab import poll
+from ikedtx.testing.lab._util import readText
+
+from tests.interop import A, Credentials, ikedtxPolicy
+from tests import test_interop_charon
+from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
+
+PORT = 8888
+
+
+def indexLine(certificate, revoked=False):
+    """
+    One line of an OpenSSL CA index (C{index.txt}) for C{certificate}.
+    """
+    cert = certificate.cert
+    expiry = cert.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+    when = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)).strftime("%y%m%d%H%M%SZ")
+    subject = "/" + "/".join(attribute.rfc4514_string() for attribute in cert.subject)
+    return "%s\t%s\t%s\t%X\tunknown\t%s\n" % ("R" if revoked else "V", expiry, when if revoked else "",
+                                              cert.serial_number, subject)
+
+
+class CharonOCSPTests(CharonMixin, TestCase):
+    assertNoSAs = test_interop_charon.CharonFailureTests.assertNoSAs
+
+    def startResponder(self, credentials, revoked):
+        """
+        C{openssl ocsp} on host a, port L{PORT}, knowing charon's
+        certificate as good or revoked; it signs as the CA.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        paths = {name: os.path.join(directory, name) for name in ("ca.pem", "ca.key", "index.txt", "log")}
+        with open(paths["ca.pem"], "wb") as f:
+            f.write(credentials.ca.cert.certPEM)
+        with open(paths["ca.key"], "wb") as f:
+            f.write(credentials.ca.key.privatePEM)
+        with open(paths["index.txt"], "w") as f:
+            f.write(indexLine(credentials.certB, revoked))
+        log = open(paths["log"], "wb")
+        self.addCleanup(log.close)
+        self.a.popen(["openssl", "ocsp", "-index", paths["index.txt"], "-port", str(PORT), "-rsigner", paths["ca.pem"],
+                      "-rkey", paths["ca.key"], "-CA", paths["ca.pem"], "-ndays", "1"], stdout=log, stderr=log)
+        poll(lambda: "ACCEPT" in readText(paths["log"]) or "Waiting" in readText(paths["log"]), 10.0,
+             what=lambda: "openssl ocsp did not start: " + readText(paths["log"]))
+        self.responderLog = paths["log"]
+
+    def start(self, revoked=False, responder=True, port=PORT):
+        self.hosts()
+        credentials = Credentials("ecdsa")
+        if responder:
+            self.startResponder(credentials, revoked)
+        charon = self.startCharon(credentials)
+        config = 'set ocsp "http://%s:%d/" tolerate 300\n' % (A, port) + ikedtxPolicy(credentials, child=IKEDTX_CHILD)
+        ours = self.startIkedtx(config)
+        credentials.installIkedtx(ours)
+        ours.start()
+        return ours, charon
+
+    def test_good(self):
+        """
+        charon's certificate is good: the IKE SA and its Child SA come up
+        on both sides, and ikedtx logged the status it got.
+        """
+        ours, charon = self.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        self.assertSameSAs(ours, charon)
+        self.labAssert("CN=sun,O=ikedtx lab is good" in ours.log(), "ikedtx logged no OCSP status")
+
+    def test_revoked(self):
+        """
+        charon's certificate is revoked: ikedtx answers AUTHENTICATION_FAILED,
+        logs why, and neither side keeps an SA.
+        """
+        ours, charon = self.start(revoked=True)
+        ok, output = charon.initiate(child="net")
+        self.assertFalse(ok)
+        self.labAssert("AUTHENTICATION_FAILED" in output, output)
+        self.assertNoSAs(ours, charon)
+        self.labAssert("refused: revoked" in ours.log(), "ikedtx did not log the revocation")
+
+    def test_unreachable(self):
+        """
+        No responder listens: as iked, the certificate is not accepted
+        (AUTHENTICATION_FAILED), and the reason is logged.
+        """
+        ours, charon = self.start(responder=False, port=PORT + 1)
+        ok, output = charon.initiate(child="net")
+        self.assertFalse(ok)
+        self.labAssert("AUTHENTICATION_FAILED" in output, output)
+        self.assertNoSAs(ours, charon)
+        self.labAssert("refused: error" in ours.log(), "ikedtx did not log the unreachable responder")
