@@ -152,3 +152,48 @@ class OCSPCoreTests(SignatureTestCase):
         self.network.pump()
         self.assertEqual(self.asked(), [])
         self.assertSucceeded(self.a, requestId)
+
+
+class OCSPRoadWarriorTests(SignatureTestCase):
+    """
+    A road warrior with a certificate asks for an address: the CP task
+    reads the request only once the certificate status is known.
+    """
+
+    def start(self):
+        treeA, treeB = self.withCertificates("p256")
+        a = parseConfig('ikev2 "ab" active esp from dynamic to 10.2.0.0/24 local %s peer %s '
+                        'srcid a.example dstid b.example ecdsa256 request address any' % (A_ADDR, B_ADDR))
+        b = parseConfig('set ocsp "http://ocsp.test/"\nikev2 "ba" passive esp from 10.2.0.0/24 to dynamic local %s '
+                        'srcid b.example ecdsa256 config address 10.77.0.0/29' % (B_ADDR,))
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(treeA.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW)
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        [action] = [e for e in self.b.events if isinstance(e, CheckCertificateStatus)]
+        return requestId, action.token
+
+    def leases(self):
+        return {str(network): dict(pool.leases) for network, pool in self.b.core.pools._pools.items()}
+
+    def test_good(self):
+        """
+        Good: the client gets the pool's first address.
+        """
+        requestId, token = self.start()
+        self.assertEqual([lease for pool in self.leases().values() for lease in pool], [])
+        self.b.execute(self.b.core.certificateStatus(token, True, "good"))
+        self.network.pump()
+        ikeSA = self.assertSucceeded(self.a, requestId)
+        self.assertEqual([str(a) for a in ikeSA.localVirtualIPs], ["10.77.0.1"])
+
+    def test_revoked(self):
+        """
+        Revoked: no address is lent.
+        """
+        requestId, token = self.start()
+        self.b.execute(self.b.core.certificateStatus(token, False, "revoked"))
+        self.network.pump()
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual([lease for pool in self.leases().values() for lease in pool], [])
