@@ -280,6 +280,27 @@ class ClientTests(_Setup, SynchronousTestCase):
         verdict = self.successResultOf(d)
         self.assertEqual(verdict.status, "error")
 
+    def test_bodyNeverEnds(self):
+        """
+        A responder that sends part of a body and stops is given up after
+        the timeout; the connection is stopped, and its late end changes
+        nothing.
+        """
+        class Stalled(FakeResponse):
+            def deliverBody(self, protocol):
+                self.protocol = protocol
+                protocol.makeConnection(self)
+                protocol.dataReceived(b"\x30\x82")
+
+        stalled = Stalled(200, [])
+        client = self.client(stalled, timeout=30)
+        d = client.check(self.peer, self.issuer, "http://ocsp.test/")
+        self.assertNoResult(d)
+        self.clock.advance(30)
+        self.assertEqual(self.successResultOf(d).status, "error")
+        self.assertTrue(stalled.stopped)
+        stalled.protocol.connectionLost(Failure(ResponseDone()))
+
     def test_hugeBody(self):
         """
         A body larger than the bound is cut off and refused, announced

@@ -259,6 +259,12 @@ class _BoundedBody(Protocol):
             return
         self.parts.append(data)
 
+    def cancel(self, finished):
+        # The timeout: stop reading; the Deferred fails with CancelledError.
+        self.finished = None
+        if self.transport is not None:
+            self.transport.stopProducing()
+
     def connectionLost(self, reason):
         if self.finished is None:
             return
@@ -334,8 +340,9 @@ class OCSPClient:
         if isinstance(response.length, int) and response.length > self.maxBody:
             response.deliverBody(_Discard())
             raise ValueError("response body of %d bytes is larger than %d" % (response.length, self.maxBody))
-        finished = Deferred()
-        response.deliverBody(_BoundedBody(finished, self.maxBody))
+        body = _BoundedBody(None, self.maxBody)
+        body.finished = finished = Deferred(body.cancel)
+        response.deliverBody(body)
         return finished
 
 
