@@ -197,3 +197,74 @@ class OCSPRoadWarriorTests(SignatureTestCase):
         self.network.pump()
         self.assertFailedWith(self.a, requestId, AuthenticationFailed)
         self.assertEqual([lease for pool in self.leases().values() for lease in pool], [])
+
+
+class OCSPInitiatorTests(SignatureTestCase):
+    """
+    The initiator with C{set ocsp} asks about the responder's certificate
+    once the IKE_AUTH response verified; the tasks after authentication
+    (the Child SA) read the response only once the answer came.
+    """
+
+    def start(self):
+        treeA, treeB = self.withCertificates("p256")
+        a = parseConfig('set ocsp "http://ocsp.test/"\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 '
+                        'local %s peer %s srcid a.example dstid b.example ecdsa256' % (A_ADDR, B_ADDR))
+        b = parseConfig('ikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
+                        'srcid b.example dstid a.example ecdsa256' % (B_ADDR, A_ADDR))
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(treeA.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW)
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        return requestId
+
+    def asked(self):
+        return [e for e in self.a.events if isinstance(e, CheckCertificateStatus)]
+
+    def answer(self, good, reason="good"):
+        self.a.execute(self.a.core.certificateStatus(self.asked()[-1].token, good, reason))
+        self.network.pump()
+
+    def test_asks(self):
+        """
+        The initiator asks about the responder's certificate and waits: no
+        Child SA installed, the request not finished, the IKE SA not
+        authenticated.
+        """
+        requestId = self.start()
+        [action] = self.asked()
+        self.assertEqual(action.certificate.subject.rfc4514_string(), "CN=b.example")
+        self.assertEqual(action.issuer, self.ca.certificate)
+        self.assertNotIn(requestId, self.a.results)
+        self.assertEqual([e for e in self.a.events if isinstance(e, InstallChildSA)], [])
+        self.assertNotEqual(self.a.ikeSAs[0].state, IKEState.VALID)
+
+    def test_good(self):
+        """
+        Good: the IKE SA and its Child SA are up on our side.
+        """
+        requestId = self.start()
+        self.answer(True)
+        self.assertSucceeded(self.a, requestId)
+        self.assertEqual([sa.state for sa in self.a.ikeSAs], [IKEState.VALID])
+        self.assertEqual(len([e for e in self.a.events if isinstance(e, InstallChildSA)]), 1)
+
+    def test_revoked(self):
+        """
+        Revoked: the request fails with AuthenticationFailed, we tell the
+        responder in an INFORMATIONAL with AUTHENTICATION_FAILED (it drops
+        its IKE SA), and no Child SA is installed on our side.
+        """
+        requestId = self.start()
+        cipherIn = self.b.ikeSAs[0].cipherIn
+        self.answer(False, "revoked")
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        self.assertEqual([e for e in self.a.events if isinstance(e, InstallChildSA)], [])
+        informational = [d for d, source, _ in self.network.delivered if source[0] == A_ADDR][-1]
+        message = Message.decode(informational)
+        self.assertEqual(message.exchangeType, ExchangeType.INFORMATIONAL)
+        inner = message.decrypt(cipherIn)
+        self.assertIn(NotifyType.AUTHENTICATION_FAILED, [p.notifyType for p in inner])
+        self.assertEqual(self.b.ikeSAs, [])

@@ -4,13 +4,16 @@ is the responder of IKE_AUTH to strongSwan's charon (host b), which
 presents its certificate; an OpenSSL OCSP responder (C{openssl ocsp -index
 ... -port}, signing as the CA) runs in host a's namespace and says whether
 charon's certificate is good or revoked. A responder that cannot be
-reached refuses the peer too, as iked does.
+reached refuses the peer too, as iked does. ikedtx as initiator checks
+charon's certificate the same way.
 """
 
 import datetime
 import os
 
 from twisted.trial.unittest import TestCase
+
+from ikedtx.control.sync import ControlError
 
 from ikedtx.testing.lab import poll
 from ikedtx.testing.lab._util import readText
@@ -105,3 +108,23 @@ class CharonOCSPTests(CharonMixin, TestCase):
         self.labAssert("AUTHENTICATION_FAILED" in output, output)
         self.assertNoSAs(ours, charon)
         self.labAssert("refused: error" in ours.log(), "ikedtx did not log the unreachable responder")
+
+    def test_initiatorGood(self):
+        """
+        ikedtx initiates: charon's certificate (as responder) is asked
+        about and good; both sides hold the SAs.
+        """
+        ours, charon = self.start()
+        ours.initiate("peer")
+        self.assertSameSAs(ours, charon)
+        self.labAssert("CN=sun,O=ikedtx lab is good" in ours.log(), "ikedtx logged no OCSP status")
+
+    def test_initiatorRevoked(self):
+        """
+        ikedtx initiates to charon, whose certificate is revoked: the
+        initiate fails, charon hears AUTHENTICATION_FAILED, no SA is left.
+        """
+        ours, charon = self.start(revoked=True)
+        self.assertRaises(ControlError, ours.initiate, "peer")
+        self.assertNoSAs(ours, charon)
+        self.labAssert("refused: revoked" in ours.log(), "ikedtx did not log the revocation")

@@ -7,10 +7,12 @@ asked of the shell with L{ikedtx.core.actions.CheckCertificateStatus} and
 answered into L{ikedtx.core.engine.IKECore.certificateStatus}; the
 shell's side is L{ikedtx.pki.ocsp}.
 
-Today the responder of IKE_AUTH asks (its round waits, the later tasks
-of the round read the request only once the answer came: see
-L{ikedtx.core.tasks.Task.holding}); an initiator does not check the
-responder's certificate yet.
+Both roles of IKE_AUTH ask: the responder about the initiator's
+certificate (its round waits, the later tasks of the round read the
+request only once the answer came: see L{ikedtx.core.tasks.Task.holding}),
+the initiator about the responder's (the later tasks read the response
+only then; a refused certificate fails the exchange with an
+AUTHENTICATION_FAILED INFORMATIONAL, RFC 7296 2.21.2).
 """
 
 

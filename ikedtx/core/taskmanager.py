@@ -144,6 +144,9 @@ class TaskManager:
         # A request whose later tasks wait for a holding task (the peer's
         # certificate status): (message, payloads, the tasks left).
         self._held = None
+        # The same for a response: (message, payloads, local, remote, the
+        # PendingRequest, the holding task, the tasks left).
+        self._heldResponse = None
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
 
@@ -205,6 +208,8 @@ class TaskManager:
         A task stopped waiting (an SPI was allocated): go on with the round
         it waited in.
         """
+        if self._heldResponse is not None and not self._heldResponse[5].holding:
+            self._resumeResponse()
         if self.answering is not None:
             if self._held is not None:
                 if any(task.holding for task in self.responding):
@@ -216,7 +221,7 @@ class TaskManager:
                 self._processRequest(message, payloads, rest)
             elif not any(task.waiting for task in self.responding):
                 self._answer()
-        elif self.active and self.pending is None:
+        elif self.active and self.pending is None and self._heldResponse is None:
             self.initiate()
 
     def _sendRound(self, participants, retransmit):
@@ -277,22 +282,49 @@ class TaskManager:
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
         self.pending = None
         self.nextRequestId += 1
+        self._processResponse(message, payloads, local, remote, pending, pending.tasks)
+
+    def _processResponse(self, message, payloads, local, remote, pending, tasks):
+        """
+        The initiator tasks C{tasks} (of C{pending}) read the response in
+        turn; a task left L{holding} (the responder's certificate status)
+        stops them until L{resume}, before the tasks after it read anything.
+        """
+        core, ikeSA = self.core, self.ikeSA
         self._processing = True
         try:
-            for task in pending.tasks:
+            for index, task in enumerate(tasks):
                 status = task.processI(core, ikeSA, message, payloads, local, remote)
                 if status == RETRY:
                     self.nextRequestId = pending.messageId
                     self._sendRound(pending.tasks, retransmit=True)
                     return
                 task.status = status
+                if task.holding:
+                    self._heldResponse = (message, payloads, local, remote, pending, task, tasks[index + 1:])
+                    return
         except NegotiationFailed as e:
             self._processing = False
             self._fail(e)
             self.initiate()
             return
         finally:
-            self._processing = False
+            if self._heldResponse is None:
+                self._processing = False
+        self._responseProcessed(pending)
+
+    def _resumeResponse(self):
+        message, payloads, local, remote, pending, held, rest = self._heldResponse
+        self._heldResponse = None
+        self._processing = False
+        if held.holdFailure is not None:
+            self._fail(held.holdFailure)
+            self.initiate()
+            return
+        self._processResponse(message, payloads, local, remote, pending, rest)
+
+    def _responseProcessed(self, pending):
+        core, ikeSA = self.core, self.ikeSA
         self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
         for task in pending.tasks:
             if task.status == DONE:
@@ -351,7 +383,8 @@ class TaskManager:
         tasks = self.queuedTasks()
         self.active, self.queue, self.pending = [], [], None
         self.responding, self.answering, self._parked = [], None, []
-        self._held = None
+        self._held = self._heldResponse = None
+        self._processing = False
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
 

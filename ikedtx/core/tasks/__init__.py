@@ -69,6 +69,9 @@ class Task:
         self.prepared = False
         self.essential = True
         self.refusal = None
+        # An initiator task that held the exchange (L{holding}) and, on
+        # what it waited for, fails it: the NegotiationFailed.
+        self.holdFailure = None
         self.closeAfterResponse = None
         self.spis = {}
         self.spiError = None

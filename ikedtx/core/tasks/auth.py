@@ -128,7 +128,7 @@ class AuthTask(Task):
 
     @property
     def holding(self):
-        # Responder: the peer's certificate status (OCSP) is not known yet.
+        # The peer's certificate status (OCSP) is not known yet.
         return self.statusToken is not None
 
     # Initiator
@@ -148,8 +148,6 @@ class AuthTask(Task):
         payloads.append(auth[-1])
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
-        from ikedtx.core.tasks.inform import AuthenticationFailedTask
-
         if findNotify(payloads, NotifyType.AUTHENTICATION_FAILED) is not None:
             raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
         idr = first(payloads, IdentificationResponder)
@@ -162,13 +160,24 @@ class AuthTask(Task):
         try:
             verifyPeer(core, ikeSA, idr, auth, payloads)
         except AuthenticationFailed as e:
-            self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
-            # RFC 7296 2.21.2: the initiator may report it in a separate
-            # INFORMATIONAL exchange, then the IKE SA is gone.
-            ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
+            self._peerRefusedI(ikeSA, e)
             raise
+        wanted = certificateStatusWanted(core, ikeSA)
+        if wanted is not None:
+            # The tasks after this one read the response once the answer
+            # came (certificateStatus).
+            self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
+            return DONE
         core.established(ikeSA)
         return DONE
+
+    def _peerRefusedI(self, ikeSA, error):
+        from ikedtx.core.tasks.inform import AuthenticationFailedTask
+
+        self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=error)
+        # RFC 7296 2.21.2: the initiator may report it in a separate
+        # INFORMATIONAL exchange, then the IKE SA is gone.
+        ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
 
     def failed(self, core, ikeSA, error):
         Task.failed(self, core, ikeSA, error)
@@ -213,9 +222,18 @@ class AuthTask(Task):
     def certificateStatus(self, core, ikeSA, good, reason):
         """
         The OCSP answer on the peer's certificate came: go on, or refuse
-        the peer with AUTHENTICATION_FAILED.
+        the peer with AUTHENTICATION_FAILED (as initiator in an
+        INFORMATIONAL of our own, RFC 7296 2.21.2).
         """
         self.statusToken = None
+        if self.initiator:
+            if good:
+                core.established(ikeSA)
+            else:
+                self.holdFailure = AuthenticationFailed("peer %s: certificate status: %s" % (ikeSA.peerId, reason),
+                                                        NotifyType.AUTHENTICATION_FAILED)
+                self._peerRefusedI(ikeSA, self.holdFailure)
+            return
         try:
             if not good:
                 raise self._refused(ikeSA, AuthenticationFailed(
