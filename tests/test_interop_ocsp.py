@@ -16,7 +16,8 @@ from twisted.trial.unittest import TestCase
 from ikedtx.control.sync import ControlError
 
 from ikedtx.testing.lab import poll
-from ikedtx.testing.lab._util import readText
+from ikedtx.testing.lab import CertificateAuthority
+from ikedtx.testing.lab._util import readText, writeFile
 
 from tests.interop import A, Credentials, ikedtxPolicy
 from tests import test_interop_charon
@@ -40,37 +41,44 @@ def indexLine(certificate, revoked=False):
 class CharonOCSPTests(CharonMixin, TestCase):
     assertNoSAs = test_interop_charon.CharonFailureTests.assertNoSAs
 
-    def startResponder(self, credentials, revoked):
+    def startResponder(self, credentials, revoked, signer=None):
         """
         C{openssl ocsp} on host a, port L{PORT}, knowing charon's
-        certificate as good or revoked; it signs as the CA.
+        certificate as good or revoked; it signs as the CA, or as
+        C{signer} (a lab Certificate).
         """
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         paths = {name: os.path.join(directory, name) for name in ("ca.pem", "ca.key", "index.txt", "log")}
+        signer = signer or credentials.ca.cert
+        paths["signer.pem"] = os.path.join(directory, "signer.pem")
         with open(paths["ca.pem"], "wb") as f:
             f.write(credentials.ca.cert.certPEM)
+        with open(paths["signer.pem"], "wb") as f:
+            f.write(signer.certPEM)
         with open(paths["ca.key"], "wb") as f:
-            f.write(credentials.ca.key.privatePEM)
+            f.write(signer.key.privatePEM)
         with open(paths["index.txt"], "w") as f:
             f.write(indexLine(credentials.certB, revoked))
         log = open(paths["log"], "wb")
         self.addCleanup(log.close)
-        self.a.popen(["openssl", "ocsp", "-index", paths["index.txt"], "-port", str(PORT), "-rsigner", paths["ca.pem"],
+        self.a.popen(["openssl", "ocsp", "-index", paths["index.txt"], "-port", str(PORT), "-rsigner", paths["signer.pem"],
                       "-rkey", paths["ca.key"], "-CA", paths["ca.pem"], "-ndays", "1"], stdout=log, stderr=log)
         poll(lambda: "ACCEPT" in readText(paths["log"]) or "Waiting" in readText(paths["log"]), 10.0,
              what=lambda: "openssl ocsp did not start: " + readText(paths["log"]))
         self.responderLog = paths["log"]
 
-    def start(self, revoked=False, responder=True, port=PORT):
+    def start(self, revoked=False, responder=True, port=PORT, signer=None, trusted=()):
         self.hosts()
         credentials = Credentials("ecdsa")
         if responder:
-            self.startResponder(credentials, revoked)
+            self.startResponder(credentials, revoked, signer)
         charon = self.startCharon(credentials)
         config = 'set ocsp "http://%s:%d/" tolerate 300\n' % (A, port) + ikedtxPolicy(credentials, child=IKEDTX_CHILD)
         ours = self.startIkedtx(config)
         credentials.installIkedtx(ours)
+        if trusted:
+            writeFile(os.path.join(ours.etc, "ocsp", "responder.crt"), b"".join(c.certPEM for c in trusted))
         ours.start()
         return ours, charon
 
@@ -128,3 +136,26 @@ class CharonOCSPTests(CharonMixin, TestCase):
         self.assertRaises(ControlError, ours.initiate, "peer")
         self.assertNoSAs(ours, charon)
         self.labAssert("refused: revoked" in ours.log(), "ikedtx did not log the revocation")
+
+    def test_trustedResponder(self):
+        """
+        The responder signs with a certificate of another CA: refused,
+        unless it is in ikedtx's ocsp/responder.crt (iked's trust list).
+        """
+        responder = CertificateAuthority("ikedtx OCSP responder CA").issue("responder")
+        ours, charon = self.start(signer=responder)
+        ok, output = charon.initiate(child="net")
+        self.assertFalse(ok)
+        self.labAssert("refused: error: responder certificate CN=responder,O=ikedtx lab not issued by" in ours.log(),
+                       "ikedtx did not log the untrusted responder")
+        self.assertNoSAs(ours, charon)
+
+    def test_trustedResponderListed(self):
+        """
+        The same responder listed in ocsp/responder.crt: good, the SAs are up.
+        """
+        responder = CertificateAuthority("ikedtx OCSP responder CA").issue("responder")
+        ours, charon = self.start(signer=responder, trusted=[responder])
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        self.assertSameSAs(ours, charon)

@@ -89,6 +89,19 @@ class EvaluateTests(_Setup, SynchronousTestCase):
         self.assertEqual(verdict.status, "error")
         self.assertIn("not issued by", verdict.reason)
 
+    def test_trustedResponder(self):
+        """
+        A responder certificate of iked's ocsp/responder.crt signs as it
+        is (OCSP_TRUSTOTHER): here one of another CA without
+        id-kp-OCSPSigning, refused unless trusted.
+        """
+        other = pki.Authority.root(kind="p256", keyName="ocsp-other", cn="Other CA")
+        cert, key = responderCertificate(other, keyName="trusted-responder", ocspSigning=False)
+        data = response(self.peer, self.issuer, key, cert)
+        self.assertEqual(self.evaluate(data).status, "error")
+        verdict = ocsp.evaluate(data, self.peer, self.issuer, pki.NOW, trusted=[cert])
+        self.assertTrue(verdict.good, verdict)
+
     def test_wrongSigner(self):
         """
         A response naming the CA but signed with another key does not
@@ -310,6 +323,29 @@ class ClientTests(_Setup, SynchronousTestCase):
         client = self.client(FakeResponse(200, big), FakeResponse(200, big, length=100), maxBody=5000)
         self.assertIn("larger than", self.check(client).reason)
         self.assertIn("larger than", self.check(client).reason)
+
+    def test_respondersFile(self):
+        """
+        The responder certificates file (PEM) is read at each check: a
+        response its certificate signed is good; a missing file trusts
+        nothing, an unreadable one is logged and trusts nothing.
+        """
+        import os
+
+        from cryptography.hazmat.primitives.serialization import Encoding as E
+
+        other = pki.Authority.root(kind="p256", keyName="ocsp-other", cn="Other CA")
+        cert, key = responderCertificate(other, keyName="trusted-responder", ocspSigning=False)
+        data = response(self.peer, self.issuer, key, cert, nextUpdate=False)
+        path = os.path.abspath(self.mktemp())
+        client = self.client(*[FakeResponse(200, [data]) for _ in range(3)], respondersFile=path)
+        self.assertIn("unknown responder", self.check(client).reason)
+        with open(path, "wb") as f:
+            f.write(cert.public_bytes(E.PEM))
+        self.assertTrue(self.check(client).good)
+        with open(path, "wb") as f:
+            f.write(b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+        self.assertIn("unknown responder", self.check(client).reason)
 
     def test_noUrl(self):
         """

@@ -109,8 +109,10 @@ class CoreRunner:
         self.trapping = False
         self.traps = []
         self.ipv6Blocked = False
-        # The L{ikedtx.pki.ocsp.OCSPClient}, made when first needed.
+        # The L{ikedtx.pki.ocsp.OCSPClient}, made when first needed, and
+        # iked's ocsp/responder.crt it trusts (set by the service).
         self.ocsp = None
+        self.ocspResponders = None
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -241,7 +243,7 @@ class CoreRunner:
         from ikedtx.pki import ocsp
 
         if self.ocsp is None:
-            self.ocsp = ocsp.OCSPClient(self.reactor)
+            self.ocsp = ocsp.OCSPClient(self.reactor, respondersFile=self.ocspResponders)
         token = action.token
         url = ocsp.responderUrl(action.certificate, action.issuer, action.url)
         d = self.ocsp.check(action.certificate, action.issuer, url, action.tolerate, action.maxAge)

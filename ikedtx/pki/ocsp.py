@@ -13,10 +13,11 @@ What iked does (sbin/iked/ca.c, ocsp.c), and so what this does:
     plain HTTP only;
   - the request carries the certificate's CertID and no nonce; a response
     nonce is not checked;
-  - the response must be signed by the issuing CA or by a responder the CA
-    delegated to (a certificate it issued with id-kp-OCSPSigning, sent in
-    the response) - iked instead trusts the certificates in
-    /etc/iked/ocsp/responder.crt;
+  - the response must be signed by a certificate of
+    /etc/iked/ocsp/responder.crt (trusted as it is, as iked's
+    OCSP_TRUSTOTHER), or - where iked would refuse - by the issuing CA or a
+    responder the CA delegated to (a certificate it issued with
+    id-kp-OCSPSigning, sent in the response), as RFC 6960 4.2.2.2 allows;
   - C{tolerate} 0 (the default) checks no times at all; otherwise
     C{thisUpdate} may be at most C{tolerate} in the future, C{nextUpdate}
     at most C{tolerate} in the past, and with C{maxage} C{thisUpdate} at most
@@ -143,12 +144,16 @@ def _names(response):
     return lambda c: _keyHash(c) == keyHash
 
 
-def _signer(response, issuer, now):
+def _signer(response, issuer, now, trusted=()):
     """
-    The certificate that signed C{response}: the issuer, or a delegated
-    responder it issued for OCSP signing; or a reason it has none.
+    The certificate that signed C{response}: one of C{trusted}, the issuer,
+    or a delegated responder it issued for OCSP signing; or a reason it has
+    none.
     """
     isSigner = _names(response)
+    for candidate in trusted:
+        if isSigner(candidate):
+            return candidate, None
     if isSigner(issuer):
         return issuer, None
     for candidate in response.certificates:
@@ -188,10 +193,13 @@ def _timesRefused(single, now, tolerate, maxAge):
     return None
 
 
-def evaluate(data, certificate, issuer, now, tolerate=0, maxAge=None):
+def evaluate(data, certificate, issuer, now, tolerate=0, maxAge=None, trusted=()):
     """
     Judge the DER OCSP response C{data} about C{certificate} (issued by
     C{issuer}) at C{now} (an aware datetime). Never raises on bad input.
+
+    @param trusted: responder certificates trusted as signers as they are
+        (iked's ocsp/responder.crt).
 
     @rtype: L{Verdict}
     """
@@ -202,7 +210,7 @@ def evaluate(data, certificate, issuer, now, tolerate=0, maxAge=None):
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return _error("responder answered %s" % (response.response_status.name,))
     try:
-        signer, why = _signer(response, issuer, now)
+        signer, why = _signer(response, issuer, now, trusted)
         if signer is None:
             return _error(why)
         try:
@@ -285,7 +293,7 @@ class OCSPClient:
 
     _log = Logger()
 
-    def __init__(self, reactor, agent=None, timeout=TIMEOUT, maxBody=MAX_BODY):
+    def __init__(self, reactor, agent=None, timeout=TIMEOUT, maxBody=MAX_BODY, respondersFile=None):
         if agent is None:
             from twisted.web.client import Agent
             agent = Agent(reactor, connectTimeout=timeout)
@@ -293,7 +301,29 @@ class OCSPClient:
         self.agent = agent
         self.timeout = timeout
         self.maxBody = maxBody
+        self.respondersFile = respondersFile
         self.cache = {}
+
+    def responders(self):
+        """
+        The certificates of L{respondersFile} (PEM), read at each check as
+        iked does; none when it is absent or unreadable (logged).
+        """
+        if self.respondersFile is None:
+            return []
+        try:
+            with open(self.respondersFile, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            self._log.warn("OCSP responder certificates {path}: {error}", path=self.respondersFile, error=e)
+            return []
+        try:
+            return x509.load_pem_x509_certificates(data)
+        except ValueError as e:
+            self._log.warn("OCSP responder certificates {path}: {error}", path=self.respondersFile, error=e)
+            return []
 
     def now(self):
         return datetime.datetime.fromtimestamp(self.reactor.seconds(), datetime.timezone.utc)
@@ -324,7 +354,7 @@ class OCSPClient:
         d.addTimeout(self.timeout, self.reactor)
 
         def judged(data):
-            verdict = evaluate(data, certificate, issuer, self.now(), tolerate, maxAge)
+            verdict = evaluate(data, certificate, issuer, self.now(), tolerate, maxAge, self.responders())
             if verdict.status in ("good", "revoked") and verdict.validUntil is not None:
                 self.cache[key] = verdict
             return verdict
