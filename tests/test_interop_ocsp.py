@@ -5,7 +5,9 @@ presents its certificate; an OpenSSL OCSP responder (C{openssl ocsp -index
 ... -port}, signing as the CA) runs in host a's namespace and says whether
 charon's certificate is good or revoked. A responder that cannot be
 reached refuses the peer too, as iked does. ikedtx as initiator checks
-charon's certificate the same way.
+charon's certificate the same way; a road warrior gets its address after
+the check; a responder signing with another CA's certificate is trusted
+only when listed in ocsp/responder.crt.
 """
 
 import datetime
@@ -14,12 +16,10 @@ import os
 from twisted.trial.unittest import TestCase
 
 from ikedtx.control.sync import ControlError
-
-from ikedtx.testing.lab import poll
-from ikedtx.testing.lab import CertificateAuthority
+from ikedtx.testing.lab import Auth, CertificateAuthority, Child, Connection, poll
 from ikedtx.testing.lab._util import readText, writeFile
 
-from tests.interop import A, Credentials, ikedtxPolicy
+from tests.interop import A, A_INNER, B, Credentials, ikedtxPolicy
 from tests import test_interop_charon
 from tests.test_interop_charon import IKEDTX_CHILD, CharonMixin
 
@@ -159,3 +159,29 @@ class CharonOCSPTests(CharonMixin, TestCase):
         ok, output = charon.initiate(child="net")
         self.labAssert(ok, "charon's initiate failed:\n" + output)
         self.assertSameSAs(ours, charon)
+
+    def test_roadWarrior(self):
+        """
+        A road warrior with a good certificate asks for a virtual address:
+        the CP reply comes after the status, with the pool's first address.
+        """
+        self.hosts()
+        credentials = Credentials("ecdsa")
+        self.startResponder(credentials, False)
+        charon = self.charon(self.b, libipsec=True)
+        charon.addCA(credentials.ca.cert)
+        charon.addConnection(Connection(
+            "rw", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+            local=Auth("pubkey", id=credentials.idB, certs=[credentials.certB]),
+            remote=Auth("pubkey", id=credentials.idA, cacerts=[credentials.ca.cert]), vips=["0.0.0.0"],
+            children=[Child("net", local_ts=["dynamic"], remote_ts=[A_INNER + "/32"], esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        ours = self.startIkedtx('set ocsp "http://%s:%d/"\nikev2 "rw" passive esp from %s to dynamic local %s '
+                                'srcid %s ecdsa256 config address 10.77.0.0/29\n' % (A, PORT, A_INNER, A, credentials.idA))
+        credentials.installIkedtx(ours)
+        ours.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        [theirs] = charon.ikeSas()
+        self.labAssertEqual(theirs.get("local-vips"), ["10.77.0.1"], "charon's virtual IPs: %r" % (theirs,))
+        self.labAssert("CN=sun,O=ikedtx lab is good" in ours.log(), "ikedtx logged no OCSP status")
