@@ -566,6 +566,8 @@ class IkedService(MultiService):
             keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        if getattr(self.credentials, "root", None):
+            self.runner.ocspResponders = os.path.join(self.credentials.root, "ocsp", "responder.crt")
         if self.kernel.name == "userspace":
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived

@@ -56,6 +56,24 @@ class AllocateSpi:
 
 
 @dataclass(frozen=True)
+class CheckCertificateStatus:
+    """
+    Ask the OCSP responder at C{url} (or the one the certificates name,
+    L{ikedtx.pki.ocsp.responderUrl}) whether the peer's x509 C{certificate},
+    issued by C{issuer}, is good; C{tolerate} and C{maxAge} as iked.conf's
+    C{set ocsp}. Answer with C{IKECore.certificateStatus(token, good,
+    reason)}.
+    """
+
+    token: int
+    certificate: Any
+    issuer: Any
+    url: Optional[str]
+    tolerate: int
+    maxAge: Optional[int]
+
+
+@dataclass(frozen=True)
 class InstallChildSA:
     """
     Install the L{KernelSA}s C{sas} (inbound first) and the L{KernelFlow}s

@@ -28,7 +28,7 @@ from ikedtx.addresses import addressOf
 from ikedtx.core import cookies, limits, screening
 from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
-    AllocateSpi, CancelTimer, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
+    AllocateSpi, CancelTimer, CheckCertificateStatus, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
     SendNatKeepalive, SetTimer)
 from ikedtx.core.errors import (
     AuthenticationFailed, LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
@@ -106,6 +106,7 @@ class IKECore:
         self._reqids = 0
         self._spiTokens = 0
         self._spiRequests = {}
+        self._statusRequests = {}
         self._children = {}
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
@@ -621,6 +622,39 @@ class IKECore:
             ikeSA.taskManager.resume()
         except Exception:
             self._log.failure("internal error going on after an SPI allocation for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
+    def askCertificateStatus(self, task, ikeSA, certificate, issuer):
+        """
+        Ask the shell for the OCSP status of the peer's C{certificate} on
+        behalf of C{task}, with iked.conf's C{set ocsp} settings.
+
+        @return: the token L{certificateStatus} will name.
+        """
+        self._spiTokens += 1
+        token = self._spiTokens
+        self._statusRequests[token] = (ikeSA, task)
+        settings = self.config.settings
+        self.emit(CheckCertificateStatus(token, certificate, issuer, settings.ocspUrl, settings.ocspTolerate,
+                                         settings.ocspMaxAge))
+        return token
+
+    def certificateStatus(self, token, good, reason):
+        """
+        The answer to the L{CheckCertificateStatus} C{token}: whether the
+        peer's certificate is good, and why not (L{ikedtx.core.ocsp}).
+        """
+        request = self._statusRequests.pop(token, None)
+        if request is None:
+            self._log.info("certificate status {token} answered twice or never asked", token=token)
+            return self._drain()
+        ikeSA, task = request
+        if ikeSA.state != IKEState.CLOSED:
+            try:
+                task.certificateStatus(self, ikeSA, good, reason)
+                ikeSA.taskManager.resume()
+            except Exception:
+                self._log.failure("internal error after the certificate status for {ikeSA}", ikeSA=ikeSA)
         return self._drain()
 
     def spiAllocationFailed(self, token, error):

@@ -145,6 +145,12 @@ class TaskManager:
         self._sequence = 0
         self._firstFragments = {}
         self._parked = []
+        # A request whose later tasks wait for a holding task (the peer's
+        # certificate status): (message, payloads, the tasks left).
+        self._held = None
+        # The same for a response: (message, payloads, local, remote, the
+        # PendingRequest, the holding task, the tasks left).
+        self._heldResponse = None
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
 
@@ -206,10 +212,20 @@ class TaskManager:
         A task stopped waiting (an SPI was allocated): go on with the round
         it waited in.
         """
+        if self._heldResponse is not None and not self._heldResponse[5].holding:
+            self._resumeResponse()
         if self.answering is not None:
-            if not any(task.waiting for task in self.responding):
+            if self._held is not None:
+                if any(task.holding for task in self.responding):
+                    return
+                message, payloads, rest = self._held
+                self._held = None
+                if any(task.essential and task.refusal is not None for task in self.responding):
+                    rest = []
+                self._processRequest(message, payloads, rest)
+            elif not any(task.waiting for task in self.responding):
                 self._answer()
-        elif self.active and self.pending is None:
+        elif self.active and self.pending is None and self._heldResponse is None:
             self.initiate()
 
     def _sendRound(self, participants, retransmit):
@@ -270,22 +286,49 @@ class TaskManager:
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
         self.pending = None
         self.nextRequestId += 1
+        self._processResponse(message, payloads, local, remote, pending, pending.tasks)
+
+    def _processResponse(self, message, payloads, local, remote, pending, tasks):
+        """
+        The initiator tasks C{tasks} (of C{pending}) read the response in
+        turn; a task left L{holding} (the responder's certificate status)
+        stops them until L{resume}, before the tasks after it read anything.
+        """
+        core, ikeSA = self.core, self.ikeSA
         self._processing = True
         try:
-            for task in pending.tasks:
+            for index, task in enumerate(tasks):
                 status = task.processI(core, ikeSA, message, payloads, local, remote)
                 if status == RETRY:
                     self.nextRequestId = pending.messageId
                     self._sendRound(pending.tasks, retransmit=True)
                     return
                 task.status = status
+                if task.holding:
+                    self._heldResponse = (message, payloads, local, remote, pending, task, tasks[index + 1:])
+                    return
         except NegotiationFailed as e:
             self._processing = False
             self._fail(e)
             self.initiate()
             return
         finally:
-            self._processing = False
+            if self._heldResponse is None:
+                self._processing = False
+        self._responseProcessed(pending)
+
+    def _resumeResponse(self):
+        message, payloads, local, remote, pending, held, rest = self._heldResponse
+        self._heldResponse = None
+        self._processing = False
+        if held.holdFailure is not None:
+            self._fail(held.holdFailure)
+            self.initiate()
+            return
+        self._processResponse(message, payloads, local, remote, pending, rest)
+
+    def _responseProcessed(self, pending):
+        core, ikeSA = self.core, self.ikeSA
         self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
         for task in pending.tasks:
             if task.status == DONE:
@@ -344,6 +387,8 @@ class TaskManager:
         tasks = self.queuedTasks()
         self.active, self.queue, self.pending = [], [], None
         self.responding, self.answering, self._parked = [], None, []
+        self._held = self._heldResponse = None
+        self._processing = False
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
 
@@ -445,12 +490,21 @@ class TaskManager:
         self.answering = _Answering(exchangeType, message.messageId, hashValue, local, remote)
         for task in tasks:
             task.refusal = None
-        for task in tasks:
+        self._processRequest(message, payloads, tasks)
+
+    def _processRequest(self, message, payloads, tasks):
+        """
+        The responder tasks C{tasks} read the request in turn; a task left
+        L{holding} (the peer's certificate status is not known yet) stops
+        the round until L{resume}, before the tasks after it read anything.
+        """
+        core, ikeSA = self.core, self.ikeSA
+        for index, task in enumerate(tasks):
             try:
                 task.processR(core, ikeSA, message, payloads)
             except RemoteProtocolError as e:
                 self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
-                               exchange=nameOf(ExchangeType, exchangeType), error=e)
+                               exchange=nameOf(ExchangeType, message.exchangeType), error=e)
                 task.refusal = e
                 if task.essential:
                     break
@@ -458,7 +512,10 @@ class TaskManager:
                 task.refusal = self._internalError(task)
                 if task.essential:
                     break
-        if not any(task.waiting for task in tasks):
+            if task.holding:
+                self._held = (message, payloads, tasks[index + 1:])
+                return
+        if not any(task.waiting for task in self.responding):
             self._answer()
 
     def _internalError(self, task):

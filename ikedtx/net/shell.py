@@ -114,6 +114,10 @@ class CoreRunner:
         self.trapping = False
         self.traps = []
         self.ipv6Blocked = False
+        # The L{ikedtx.pki.ocsp.OCSPClient}, made when first needed, and
+        # iked's ocsp/responder.crt it trusts (set by the service).
+        self.ocsp = None
+        self.ocspResponders = None
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -248,6 +252,27 @@ class CoreRunner:
         d.addCallbacks(lambda spi: self.execute(self.core.spiAllocated(token, spi)),
                        lambda reason: self.execute(self.core.spiAllocationFailed(token, reason.value)))
         d.addErrback(lambda f: self._log.failure("after allocating an SPI", f))
+
+    def action_CheckCertificateStatus(self, action):
+        from ikedtx.pki import ocsp
+
+        if self.ocsp is None:
+            self.ocsp = ocsp.OCSPClient(self.reactor, respondersFile=self.ocspResponders)
+        token = action.token
+        url = ocsp.responderUrl(action.certificate, action.issuer, action.url)
+        d = self.ocsp.check(action.certificate, action.issuer, url, action.tolerate, action.maxAge)
+
+        def answered(verdict):
+            subject = action.certificate.subject.rfc4514_string()
+            if verdict.good:
+                self._log.info("OCSP {url}: {subject} is good", url=url, subject=subject)
+            else:
+                self._log.warn("OCSP {url}: {subject} refused: {status}: {reason}", url=url, subject=subject,
+                               status=verdict.status, reason=verdict.reason)
+            self.execute(self.core.certificateStatus(token, verdict.good, verdict.reason))
+
+        d.addCallback(answered)
+        d.addErrback(lambda f: self._log.failure("after the OCSP status of a certificate", f))
 
     def action_InstallChildSA(self, action):
         reqid = action.reqid

@@ -69,6 +69,9 @@ class Task:
         self.prepared = False
         self.essential = True
         self.refusal = None
+        # An initiator task that held the exchange (L{holding}) and, on
+        # what it waited for, fails it: the NegotiationFailed.
+        self.holdFailure = None
         self.closeAfterResponse = None
         self.spis = {}
         self.spiError = None
@@ -85,6 +88,16 @@ class Task:
         Whether the task waits for an SPI from the datapath.
         """
         return bool(self._spiTokens)
+
+    @property
+    def holding(self):
+        """
+        Whether, as responder, the task waits for something the tasks after
+        it in the round depend on (the peer's certificate status before
+        the IKE SA is authenticated): they read the request only once it
+        no longer holds. A holding task is L{waiting} too.
+        """
+        return False
 
     def requestSPI(self, core, ikeSA, name, protocol, source, destination):
         """

@@ -17,6 +17,7 @@ from ikedtx.auth.ids import IKEIdentity, defaultLocalIdentity
 from ikedtx.core import cryptoglue, limits
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import IKEState
+from ikedtx.core.ocsp import certificateStatusWanted
 from ikedtx.core.tasks import DONE, Task
 from ikedtx.core.tasks.common import allOf, errorNotify, findNotify, first
 from ikedtx.wire.constants import AuthMethod, ExchangeType, NotifyType, nameOf
@@ -119,6 +120,16 @@ class AuthTask(Task):
     def __init__(self, initiator):
         Task.__init__(self, initiator)
         self.answer = []
+        self.statusToken = None
+
+    @property
+    def waiting(self):
+        return Task.waiting.fget(self) or self.holding
+
+    @property
+    def holding(self):
+        # The peer's certificate status (OCSP) is not known yet.
+        return self.statusToken is not None
 
     # Initiator
 
@@ -137,8 +148,6 @@ class AuthTask(Task):
         payloads.append(auth[-1])
 
     def processI(self, core, ikeSA, message, payloads, local, remote):
-        from ikedtx.core.tasks.inform import AuthenticationFailedTask
-
         if findNotify(payloads, NotifyType.AUTHENTICATION_FAILED) is not None:
             raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
         idr = first(payloads, IdentificationResponder)
@@ -151,13 +160,24 @@ class AuthTask(Task):
         try:
             verifyPeer(core, ikeSA, idr, auth, payloads)
         except AuthenticationFailed as e:
-            self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
-            # RFC 7296 2.21.2: the initiator may report it in a separate
-            # INFORMATIONAL exchange, then the IKE SA is gone.
-            ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
+            self._peerRefusedI(ikeSA, e)
             raise
+        wanted = certificateStatusWanted(core, ikeSA)
+        if wanted is not None:
+            # The tasks after this one read the response once the answer
+            # came (certificateStatus).
+            self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
+            return DONE
         core.established(ikeSA)
         return DONE
+
+    def _peerRefusedI(self, ikeSA, error):
+        from ikedtx.core.tasks.inform import AuthenticationFailedTask
+
+        self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=error)
+        # RFC 7296 2.21.2: the initiator may report it in a separate
+        # INFORMATIONAL exchange, then the IKE SA is gone.
+        ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
 
     def failed(self, core, ikeSA, error):
         Task.failed(self, core, ikeSA, error)
@@ -190,6 +210,48 @@ class AuthTask(Task):
         ikeSA.policy = policy
         try:
             verifyPeer(core, ikeSA, idi, auth, payloads)
+        except NegotiationFailed as e:
+            raise self._refused(ikeSA, e)
+        wanted = certificateStatusWanted(core, ikeSA)
+        if wanted is not None:
+            # The rest of the round waits for the answer (certificateStatus).
+            self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
+            return
+        self._authenticated(core, ikeSA)
+
+    def certificateStatus(self, core, ikeSA, good, reason):
+        """
+        The OCSP answer on the peer's certificate came: go on, or refuse
+        the peer with AUTHENTICATION_FAILED (as initiator in an
+        INFORMATIONAL of our own, RFC 7296 2.21.2).
+        """
+        self.statusToken = None
+        if self.initiator:
+            if good:
+                core.established(ikeSA)
+            else:
+                self.holdFailure = AuthenticationFailed("peer %s: certificate status: %s" % (ikeSA.peerId, reason),
+                                                        NotifyType.AUTHENTICATION_FAILED)
+                self._peerRefusedI(ikeSA, self.holdFailure)
+            return
+        try:
+            if not good:
+                raise self._refused(ikeSA, AuthenticationFailed(
+                    "peer %s: certificate status: %s" % (ikeSA.peerId, reason), NotifyType.AUTHENTICATION_FAILED))
+            self._authenticated(core, ikeSA)
+        except RemoteProtocolError as e:
+            self.refusal = e
+
+    def _refused(self, ikeSA, error):
+        # AuthenticationFailed (the peer's fault) is a NegotiationFailed
+        # too; without our own credential we cannot authenticate either.
+        self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=error)
+        self.closeAfterResponse = str(error)
+        ikeSA.authFailed = True
+        return RemoteProtocolError(str(error), NotifyType.AUTHENTICATION_FAILED)
+
+    def _authenticated(self, core, ikeSA):
+        try:
             why = limits.identityRefusal(core, ikeSA)
             if why is not None:
                 core.counters.count("ikedtx_sa_refused_per_id")
@@ -199,12 +261,7 @@ class AuthTask(Task):
             idPayload = IdentificationResponder(localId.idType, localId.data)
             self.answer = [idPayload] + ourAuthPayloads(core, ikeSA, credential, idPayload)
         except NegotiationFailed as e:
-            # AuthenticationFailed (the peer's fault) is a NegotiationFailed
-            # too; without our own credential we cannot authenticate either.
-            self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
-            self.closeAfterResponse = str(e)
-            ikeSA.authFailed = True
-            raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
+            raise self._refused(ikeSA, e)
         ikeSA.localId = localId
         core.established(ikeSA)
 
