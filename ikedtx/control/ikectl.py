@@ -288,6 +288,8 @@ _STAT_TEXT = {
     "ikedtx_cookie_sent": "COOKIE%s asked for",
     "ikedtx_no_proposal_sent": "NO_PROPOSAL_CHOSEN notification%s sent",
     "ikedtx_no_proposal_rcvd": "NO_PROPOSAL_CHOSEN notification%s received",
+    "ikedtx_eap_success": "EAP authentication%s succeeded",
+    "ikedtx_eap_failures": "EAP authentication%s failed",
 }
 
 

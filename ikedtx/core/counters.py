@@ -30,6 +30,8 @@ CORE_COUNTERS = (
     "ikedtx_cookie_sent",
     "ikedtx_no_proposal_sent",
     "ikedtx_no_proposal_rcvd",
+    "ikedtx_eap_success",
+    "ikedtx_eap_failures",
 )
 
 

@@ -195,7 +195,9 @@ class TaskManager:
 
     def _participants(self, tasks):
         exchangeType = tasks[0].exchangeType
-        return [task for task in tasks if task.exchangeType == exchangeType]
+        participants = [task for task in tasks if task.exchangeType == exchangeType]
+        leader = next((task for task in participants if getattr(task, "leading", False)), None)
+        return participants if leader is None else [leader]
 
     def resume(self):
         """
@@ -267,14 +269,26 @@ class TaskManager:
         self.pending = None
         self.nextRequestId += 1
         self._processing = True
+        # A task that is C{leading} (EAP, RFC 7296 2.16) runs further rounds
+        # of its exchange alone; the other tasks of the exchange read the
+        # response of the round in which it stops leading.
+        processed = []
+        queue = list(pending.tasks)
         try:
-            for task in pending.tasks:
+            while queue:
+                task = queue.pop(0)
+                wasLeading = getattr(task, "leading", False)
                 status = task.processI(core, ikeSA, message, payloads, local, remote)
                 if status == RETRY:
                     self.nextRequestId = pending.messageId
                     self._sendRound(pending.tasks, retransmit=True)
                     return
                 task.status = status
+                processed.append(task)
+                if getattr(task, "leading", False):
+                    break
+                if wasLeading:
+                    queue += [t for t in self._participants(self.active) if t not in processed and t not in queue]
         except NegotiationFailed as e:
             self._processing = False
             self._fail(e)
@@ -282,8 +296,8 @@ class TaskManager:
             return
         finally:
             self._processing = False
-        self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
-        for task in pending.tasks:
+        self.active = [task for task in self.active if task not in processed or task.status == MORE]
+        for task in processed:
             if task.status == DONE:
                 task.done(core, ikeSA)
         self.initiate()

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
 from ikedtx.wire.constants import NAT_KEEPALIVE
@@ -234,6 +235,14 @@ class CoreRunner:
         d.addCallbacks(lambda spi: self.execute(self.core.spiAllocated(token, spi)),
                        lambda reason: self.execute(self.core.spiAllocationFailed(token, reason.value)))
         d.addErrback(lambda f: self._log.failure("after allocating an SPI", f))
+
+    def action_RunEAP(self, action):
+        d = eapbackend.runEAP(action, lambda token, step: self.execute(self.core.eapAnswered(token, step)))
+        if d is not None:
+            d.addErrback(lambda f: self._log.failure("after an EAP step", f))
+
+    def action_AbortEAP(self, action):
+        action.session.abort()
 
     def action_InstallChildSA(self, action):
         reqid = action.reqid
