@@ -303,6 +303,21 @@ class ServerRefusalTests(EAPTestCase):
         self.assertRefused(self.run_())
         self.assertEqual(self.b.kernel.sas, {})
 
+    def test_authWithEAPResponse(self):
+        """
+        The peer sends an AUTH next to its EAP Response (before EAP
+        Success): refused.
+        """
+        original = eaptask.buildI
+
+        def withAuth(task, core, ikeSA, payloads):
+            original(task, core, ikeSA, payloads)
+            if not any(isinstance(p, Authentication) for p in payloads):
+                payloads.append(Authentication(AuthMethod.SHARED_KEY_MIC, b"\x00" * 32))
+
+        self.patch(eaptask, "buildI", withAuth)
+        self.assertRefused(self.run_())
+
     def test_authInFirstRequest(self):
         """
         A certificate-less AUTH in the first IKE_AUTH to an EAP policy is
@@ -438,6 +453,24 @@ class ClientRefusalTests(EAPTestCase):
             return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 3, mschap.TYPE_MSCHAPV2, data).encode())
 
         self.assertRefused(self.scripted(script), serverCounts=False)
+
+    def test_wrongServerAuth(self):
+        """
+        A responder whose final AUTH is not made from the MSK.
+        """
+        original = eaptask.continueR
+
+        def wrongAuth(task, core, ikeSA, payloads):
+            done = original(task, core, ikeSA, payloads)
+            if done:
+                task.answer = [Authentication(AuthMethod.SHARED_KEY_MIC, bytes(32))]
+            return done
+
+        self.patch(eaptask, "continueR", wrongAuth)
+        requestId = self.run_()
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        self.assertEqual(self.a.core.counters["ikedtx_eap_failures"], 1)
 
     def test_noUserLine(self):
         """
