@@ -87,6 +87,7 @@ class EAPTestCase(ExchangeTestCase):
         counters = self.b.core.counters if serverCounts else self.a.core.counters
         self.assertEqual(counters["ikedtx_eap_failures"], 1)
         self.assertEqual(counters["ikedtx_eap_success"], 0)
+        self.assertTrue([e for e in self.logged if "EAP authentication failed" in formatEvent(e)])
         self.assertNoSecretsLogged()
 
     def assertNoSecretsLogged(self):

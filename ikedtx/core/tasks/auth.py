@@ -277,7 +277,7 @@ class AuthTask(Task):
             answer = [idPayload] + ourAuthPayloads(core, ikeSA, credential, idPayload)
         except NegotiationFailed as e:
             core.counters.count("ikedtx_eap_failures")
-            self._log.warn("{ikeSA}: authentication failed: {error}", ikeSA=ikeSA, error=e)
+            self._log.warn("{ikeSA}: EAP authentication failed: {error}", ikeSA=ikeSA, error=e)
             self.closeAfterResponse = str(e)
             ikeSA.authFailed = True
             raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
