@@ -15,10 +15,9 @@ from ikedtx.auth import eap as mschap
 from ikedtx.auth.eapbackend import EAPStep, IEAPBackend, IEAPSession
 from ikedtx.auth.store import CredentialStore
 from ikedtx.config import parseConfig
-from ikedtx.core.actions import AbortEAP
 from ikedtx.core.errors import AuthenticationFailed
 from ikedtx.core.tasks import eap as eaptask
-from ikedtx.wire.constants import AuthMethod, NotifyType
+from ikedtx.wire.constants import AuthMethod
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Authentication
 
@@ -108,7 +107,7 @@ class SuccessTests(EAPTestCase):
         Child SA with matching keys, both sides counting one success.
         """
         requestId = self.run_()
-        ikeSA = self.assertSucceeded(self.a, requestId)
+        self.assertSucceeded(self.a, requestId)
         self.assertChildKeysMatch(self.a, self.b)
         self.assertEqual(len(self.ikeAuthMessages()), 10)
         self.assertEqual(self.b.core.counters["ikedtx_eap_success"], 1)
@@ -377,7 +376,7 @@ class ServerRefusalTests(EAPTestCase):
         """
         The IKE SA deleted while EAP runs aborts the backend's session.
         """
-        requestId = self.negotiate()
+        self.negotiate()
         backend = self.b.core.eapBackend = ScriptedBackend(
             lambda n, packet: EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, n, mschap.TYPE_IDENTITY).encode()))
         for _ in range(4):

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from ikedtx.auth.eapbackend import EAPStep, LocalMSCHAPv2Backend
 from ikedtx.auth.ids import IKEIdentity
 from ikedtx.core import cryptoglue
-from ikedtx.core.actions import AbortEAP, RunEAP
+from ikedtx.core.actions import AbortEAP
 from ikedtx.core.errors import RemoteProtocolError
 from ikedtx.wire.constants import AuthMethod, NotifyType
 from ikedtx.wire.payloads import (
