@@ -28,13 +28,14 @@ from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase
 PASSWORD = "c0rrect-h0rse"
 
 
-def configs(clientUser="alice", clientPassword=PASSWORD, serverUsers=(("alice", PASSWORD),), serverExtra=""):
+def configs(clientUser="alice", clientPassword=PASSWORD, serverUsers=(("alice", PASSWORD),), serverExtra="",
+            clientExtra=""):
     a = parseConfig('user "%s" "%s"\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s '
-                    'srcid %s@example.org dstid b.example eap "mschap-v2"' % (
-                        clientUser, clientPassword, A_ADDR, B_ADDR, clientUser))
+                    'srcid %s@example.org dstid b.example eap "mschap-v2" %s' % (
+                        clientUser, clientPassword, A_ADDR, B_ADDR, clientUser, clientExtra))
     users = "".join('user "%s" "%s"\n' % u for u in serverUsers)
     b = parseConfig('%sikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
-                    'srcid b.example %s eap "mschap-v2"' % (users, B_ADDR, A_ADDR, serverExtra))
+                    'srcid b.example eap "mschap-v2" %s' % (users, B_ADDR, A_ADDR, serverExtra))
     return a, b
 
 
@@ -117,6 +118,19 @@ class SuccessTests(EAPTestCase):
         self.assertEqual(str(server.peerId), "UFQDN/alice@example.org")
         self.assertIsNone(server.eap.msk)
         self.assertNoSecretsLogged()
+
+    def test_leaseKeyedByEAPUser(self):
+        """
+        With a pool, the address is lent to the EAP user (not to the IDi,
+        which Windows clients fill with their IP address) and the client
+        gets it.
+        """
+        requestId = self.run_(serverExtra="config address 10.77.0.0/29",
+                              clientExtra="request address any")
+        self.assertSucceeded(self.a, requestId)
+        (pool,) = self.b.core.pools._pools.values()
+        (lease,) = pool.leases.values()
+        self.assertEqual((str(lease.address), lease.identity), ("10.77.0.1", "eap:alice"))
 
     def test_serverSignsFirst(self):
         """
