@@ -99,8 +99,12 @@ class CharonRoadWarriorEAPTests(EAPMixin, TestCase):
         mine, theirs = self.assertUp(ours, charon)
         self.labAssertEqual(theirs.get("remote-id"), A_FQDN, "charon's view: %r" % (theirs,))
         self.labAssertEqual(stats(ours).get("ikedtx_eap_success"), 1, "ikedtx's stats")
-        self.labAssert("eap-mschapv2" in charon.log().lower() or "EAP_MSCHAPV2" in charon.log(),
-                       "charon's log does not show EAP-MSCHAPv2")
+        log = charon.log()
+        # charon's view of the exchanges: our certificate AUTH with the
+        # EAP-Identity Request, the MS-CHAPv2 rounds, the address and the
+        # name server in the last IKE_AUTH response.
+        for seen in ("[ IDr CERT AUTH EAP/REQ/ID ]", "EAP/REQ/MSCHAPV2", "EAP/SUCC", "CPRP(ADDR DNS)"):
+            self.labAssert(seen in log, "charon's log does not show %s" % (seen,))
 
     def test_wrongPassword(self):
         """
