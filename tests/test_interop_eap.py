@@ -98,6 +98,7 @@ class CharonRoadWarriorEAPTests(EAPMixin, TestCase):
         self.labAssert(ok, "charon's initiate failed:\n" + output)
         mine, theirs = self.assertUp(ours, charon)
         self.labAssertEqual(theirs.get("remote-id"), A_FQDN, "charon's view: %r" % (theirs,))
+        self.labAssertEqual(mine.get("eapId"), USER, "ikectl show sa: %r" % (mine,))
         self.labAssertEqual(stats(ours).get("ikedtx_eap_success"), 1, "ikedtx's stats")
         log = charon.log()
         # charon's view of the exchanges: our certificate AUTH with the
