@@ -11,9 +11,10 @@ them one at a time and checks each step.
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
+from ikedtx.auth.eapbackend import runEAP
 from ikedtx.core.actions import (
-    AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, RemoveChildSA, RequestDone, SendDatagram, SendNatKeepalive,
-    SetTimer, UpdateChildSA)
+    AbortEAP, AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, RemoveChildSA, RequestDone, RunEAP, SendDatagram,
+    SendNatKeepalive, SetTimer, UpdateChildSA)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -84,6 +85,11 @@ class Host:
                 self.kernel.allocateSpi(action.protocol, action.source, action.destination).addCallbacks(
                     lambda spi, token=action.token: self.execute(self.core.spiAllocated(token, spi)),
                     lambda failure, token=action.token: self.execute(self.core.spiAllocationFailed(token, failure.value)))
+            elif isinstance(action, RunEAP):
+                runEAP(action, lambda token, step: self.execute(self.core.eapAnswered(token, step)))
+            elif isinstance(action, AbortEAP):
+                action.session.abort()
+                self.events.append(action)
             elif isinstance(action, InstallChildSA):
                 for sa in action.sas:
                     self.kernel.addSA(sa)

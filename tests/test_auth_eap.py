@@ -261,6 +261,25 @@ class ExchangeTests(SynchronousTestCase):
         self.assertIn("authenticator response is wrong", self.client.failureReason)
         self.assertRaises(ValueError, lambda: self.client.msk)
 
+    def test_successMessageWithNul(self):
+        """
+        strongSwan's Success Request ends its "M=" text with a NUL: the
+        client shows the text without it and answers Success (a message
+        with other control characters is dropped, not fatal: the server has
+        already proved itself).
+        """
+        for tail, shown in ((b" M=Welcome2strongSwan\x00", "Welcome2strongSwan"), (b" M=\x07bell", None)):
+            server = eap.MSCHAPv2Server({"alice": "s3cret"}, random=counter(0x10))
+            client = eap.MSCHAPv2Client("alice", "s3cret", random=counter(0x40))
+            successRequest = server.receive(client.receive(server.receive(client.receive(server.start()))))
+            packet = eap.EAPPacket.decode(successRequest)
+            data = packet.data[: -len(b" M=Welcome")] + tail
+            data = data[:2] + struct.pack("!H", len(data)) + data[4:]
+            edited = eap.EAPPacket(eap.REQUEST, packet.identifier, eap.TYPE_MSCHAPV2, data).encode()
+            self.assertEqual(client.receive(edited)[-1:], bytes([eap.OP_SUCCESS]))
+            self.assertTrue(client.serverAuthenticated)
+            self.assertEqual(client.serverMessage, shown)
+
     def test_clientRefusesEarlySuccess(self):
         """
         EAP Success before mutual authentication is a protocol error.

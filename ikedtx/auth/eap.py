@@ -524,7 +524,12 @@ class MSCHAPv2Client(_Machine):
             return None
         rest = body[len(expected) :]
         if rest.startswith(b" M="):
-            self.serverMessage = _name(rest[3:], "MS-CHAPv2 success message")
+            # Only a message for the user, after the server proved itself:
+            # strongSwan ends it with a NUL; one we cannot show is dropped.
+            try:
+                self.serverMessage = _name(rest[3:].rstrip(b"\x00"), "MS-CHAPv2 success message")
+            except EAPProtocolError:
+                self.serverMessage = None
         self.serverAuthenticated = True
         self._msk = generateMSK(self._password, self._ntResponse)
         return EAPPacket(RESPONSE, eap.identifier, TYPE_MSCHAPV2, bytes([OP_SUCCESS])).encode()

@@ -112,6 +112,7 @@ _IKESA = [
     (b"localId", Unicode()),
     (b"peerId", Unicode()),
     (b"vips", Unicode(optional=True)),
+    (b"eapId", Unicode(optional=True)),
     (b"proposal", Unicode()),
     (b"encryption", Unicode(optional=True)),
     (b"integrity", Unicode(optional=True)),

@@ -51,6 +51,8 @@ COUNTERS = (
     "ikedtx_no_proposal_sent",
     "ikedtx_no_proposal_rcvd",
     "ikedtx_sa_refused_per_id",
+    "ikedtx_eap_success",
+    "ikedtx_eap_failures",
 )
 
 

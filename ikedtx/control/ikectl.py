@@ -289,6 +289,8 @@ _STAT_TEXT = {
     "ikedtx_no_proposal_sent": "NO_PROPOSAL_CHOSEN notification%s sent",
     "ikedtx_no_proposal_rcvd": "NO_PROPOSAL_CHOSEN notification%s received",
     "ikedtx_sa_refused_per_id": "IKE SA%s refused: too many for one identity",
+    "ikedtx_eap_success": "EAP authentication%s succeeded",
+    "ikedtx_eap_failures": "EAP authentication%s failed",
 }
 
 

@@ -152,6 +152,8 @@ def describeIkeSA(ikesa, now=None, coupled=True):
         "peerId": str(ikesa.peerId or ""),
         # The addresses of configuration payloads: lent to the peer, or to us.
         "vips": ",".join(map(str, ikesa.peerVirtualIPs or ikesa.localVirtualIPs)),
+        # The user the peer proved with EAP (RFC 7296 2.16), if it did.
+        "eapId": getattr(ikesa, "eapIdentity", None) or "",
         "proposal": describeProposal(ikesa.proposal),
         "natt": int(ikesa.nattEnabled),
         "udpencap": int(ikesa.encapsulateEsp),

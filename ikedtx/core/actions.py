@@ -245,3 +245,26 @@ class RemoveVirtualAddress:
 
     address: Any
     interface: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RunEAP:
+    """
+    Give the peer's EAP packet to an EAP session (L{IEAPSession.receive}),
+    or start it when C{packet} is L{None} (L{IEAPSession.start}); answer
+    with C{IKECore.eapAnswered(token, step)} with the L{EAPStep} (or the
+    failure) its Deferred fires with.
+    """
+
+    token: int
+    session: object = field(repr=False)
+    packet: Optional[bytes] = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AbortEAP:
+    """
+    The IKE SA of an EAP session went away or failed: L{IEAPSession.abort}.
+    """
+
+    session: object = field(repr=False)

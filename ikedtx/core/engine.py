@@ -28,8 +28,8 @@ from ikedtx.addresses import addressOf
 from ikedtx.core import cookies, limits, screening
 from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
-    AllocateSpi, CancelTimer, CheckCertificateStatus, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone, SendDatagram,
-    SendNatKeepalive, SetTimer)
+    AllocateSpi, CancelTimer, CheckCertificateStatus, IKESADown, IKESAUp, InstallChildSA, RemoveChildSA, RequestDone,
+    RunEAP, SendDatagram, SendNatKeepalive, SetTimer)
 from ikedtx.core.errors import (
     AuthenticationFailed, LocalProtocolError, NegotiationFailed, PeerNotResponding, RemoteProtocolError, SADeleted)
 from ikedtx.core.pools import AddressPools
@@ -48,6 +48,7 @@ from ikedtx.core import lifetimes
 from ikedtx.core import reauth, singleikesa
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.tasks import config as configtask
+from ikedtx.core.tasks import eap as eaptask
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -107,6 +108,10 @@ class IKECore:
         self._spiTokens = 0
         self._spiRequests = {}
         self._statusRequests = {}
+        self._eapRequests = {}
+        #: An IEAPBackend for every EAP policy (RADIUS), or None for the
+        #: configuration's user lines (ikedtx.core.tasks.eap.backendFor).
+        self.eapBackend = None
         self._children = {}
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
@@ -657,6 +662,37 @@ class IKECore:
                 self._log.failure("internal error after the certificate status for {ikeSA}", ikeSA=ikeSA)
         return self._drain()
 
+    def runEAP(self, task, ikeSA, session, packet):
+        """
+        Ask the shell to give C{packet} to the EAP C{session} (or start it)
+        on behalf of C{task}.
+
+        @return: the token L{eapAnswered} will name.
+        """
+        self._spiTokens += 1
+        token = self._spiTokens
+        self._eapRequests[token] = (ikeSA, task)
+        self.emit(RunEAP(token, session, packet))
+        return token
+
+    def eapAnswered(self, token, step):
+        """
+        The EAP session of the L{RunEAP} C{token} answered C{step} (an
+        L{ikedtx.auth.eapbackend.EAPStep}, or an exception when it failed).
+        """
+        request = self._eapRequests.pop(token, None)
+        if request is None:
+            self._log.info("EAP answer {token} came twice, late or never asked", token=token)
+            return self._drain()
+        ikeSA, task = request
+        if ikeSA.state != IKEState.CLOSED:
+            try:
+                eaptask.answered(task, step)
+                ikeSA.taskManager.resume()
+            except Exception:
+                self._log.failure("internal error going on after an EAP answer for {ikeSA}", ikeSA=ikeSA)
+        return self._drain()
+
     def spiAllocationFailed(self, token, error):
         """
         The datapath could not allocate the SPI of the L{AllocateSpi}
@@ -1020,6 +1056,9 @@ class IKECore:
             self.removeChild(ikeSA, child)
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
             del self._spiRequests[token]
+        for token in [t for t, (sa, _) in self._eapRequests.items() if sa is ikeSA]:
+            del self._eapRequests[token]
+        eaptask.forget(self, ikeSA)
         ikeSA.taskManager.failAll(error or SADeleted(reason))
         configtask.release(self, ikeSA)
         self._fragments.forget(ikeSA)

@@ -130,6 +130,11 @@ class IKESA(StateMachine):
         self.lastActivity = now
         self.deleteReason = None
         self.authFailed = False
+        # EAP (RFC 7296 2.16): the responder's conversation
+        # (ikedtx.core.tasks.eap.EAPResponder) and the identity it proved.
+        self.eap = None
+        self.eapClient = None
+        self.eapIdentity = None
         self.reassembler = None
         self.intermediate = None
         self.rekeying = None

@@ -205,7 +205,9 @@ class TaskManager:
 
     def _participants(self, tasks):
         exchangeType = tasks[0].exchangeType
-        return [task for task in tasks if task.exchangeType == exchangeType]
+        participants = [task for task in tasks if task.exchangeType == exchangeType]
+        leader = next((task for task in participants if getattr(task, "leading", False)), None)
+        return participants if leader is None else [leader]
 
     def resume(self):
         """
@@ -286,27 +288,39 @@ class TaskManager:
         # AUTHENTICATION_FAILED of RFC 7296 2.21.2) takes the next Message ID.
         self.pending = None
         self.nextRequestId += 1
-        self._processResponse(message, payloads, local, remote, pending, pending.tasks)
+        self._processResponse(message, payloads, local, remote, pending, list(pending.tasks), [])
 
-    def _processResponse(self, message, payloads, local, remote, pending, tasks):
+    def _processResponse(self, message, payloads, local, remote, pending, queue, processed):
         """
-        The initiator tasks C{tasks} (of C{pending}) read the response in
-        turn; a task left L{holding} (the responder's certificate status)
-        stops them until L{resume}, before the tasks after it read anything.
+        The initiator tasks in C{queue} (of C{pending}) read the response in
+        turn, and go to C{processed}.
+
+        A task that is C{leading} (EAP, RFC 7296 2.16) runs further rounds
+        of its exchange alone; the other tasks of the exchange read the
+        response of the round in which it stops leading.  A task left
+        L{holding} (the responder's certificate status) stops them until
+        L{resume}, before the tasks after it read anything.
         """
         core, ikeSA = self.core, self.ikeSA
         self._processing = True
         try:
-            for index, task in enumerate(tasks):
+            while queue:
+                task = queue.pop(0)
+                wasLeading = getattr(task, "leading", False)
                 status = task.processI(core, ikeSA, message, payloads, local, remote)
                 if status == RETRY:
                     self.nextRequestId = pending.messageId
                     self._sendRound(pending.tasks, retransmit=True)
                     return
                 task.status = status
+                processed.append(task)
+                if wasLeading and not getattr(task, "leading", False):
+                    queue += [t for t in self._participants(self.active) if t not in processed and t not in queue]
                 if task.holding:
-                    self._heldResponse = (message, payloads, local, remote, pending, task, tasks[index + 1:])
+                    self._heldResponse = (message, payloads, local, remote, pending, task, queue, processed)
                     return
+                if getattr(task, "leading", False):
+                    break
         except NegotiationFailed as e:
             self._processing = False
             self._fail(e)
@@ -315,22 +329,25 @@ class TaskManager:
         finally:
             if self._heldResponse is None:
                 self._processing = False
-        self._responseProcessed(pending)
+        self._responseProcessed(processed)
 
     def _resumeResponse(self):
-        message, payloads, local, remote, pending, held, rest = self._heldResponse
+        message, payloads, local, remote, pending, held, queue, processed = self._heldResponse
         self._heldResponse = None
         self._processing = False
         if held.holdFailure is not None:
             self._fail(held.holdFailure)
             self.initiate()
             return
-        self._processResponse(message, payloads, local, remote, pending, rest)
+        if getattr(held, "leading", False):
+            # Its next round goes out alone; the others read a later response.
+            queue = []
+        self._processResponse(message, payloads, local, remote, pending, queue, processed)
 
-    def _responseProcessed(self, pending):
+    def _responseProcessed(self, processed):
         core, ikeSA = self.core, self.ikeSA
-        self.active = [task for task in self.active if task not in pending.tasks or task.status == MORE]
-        for task in pending.tasks:
+        self.active = [task for task in self.active if task not in processed or task.status == MORE]
+        for task in processed:
             if task.status == DONE:
                 task.done(core, ikeSA)
         self.initiate()

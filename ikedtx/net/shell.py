@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
 from ikedtx.wire.constants import NAT_KEEPALIVE
@@ -273,6 +274,14 @@ class CoreRunner:
 
         d.addCallback(answered)
         d.addErrback(lambda f: self._log.failure("after the OCSP status of a certificate", f))
+
+    def action_RunEAP(self, action):
+        d = eapbackend.runEAP(action, lambda token, step: self.execute(self.core.eapAnswered(token, step)))
+        if d is not None:
+            d.addErrback(lambda f: self._log.failure("after an EAP step", f))
+
+    def action_AbortEAP(self, action):
+        action.session.abort()
 
     def action_InstallChildSA(self, action):
         reqid = action.reqid

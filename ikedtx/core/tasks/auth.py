@@ -18,7 +18,8 @@ from ikedtx.core import cryptoglue, limits
 from ikedtx.core.errors import AuthenticationFailed, NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import IKEState
 from ikedtx.core.ocsp import certificateStatusWanted
-from ikedtx.core.tasks import DONE, Task
+from ikedtx.core.tasks import DONE, MORE, Task
+from ikedtx.core.tasks import eap as eaptask
 from ikedtx.core.tasks.common import allOf, errorNotify, findNotify, first
 from ikedtx.wire.constants import AuthMethod, ExchangeType, NotifyType, nameOf
 from ikedtx.wire.payloads import (
@@ -121,10 +122,13 @@ class AuthTask(Task):
         Task.__init__(self, initiator)
         self.answer = []
         self.statusToken = None
+        # EAP (ikedtx.core.tasks.eap): the RunEAP we wait for, its answer.
+        self.eapToken = None
+        self.eapStep = None
 
     @property
     def waiting(self):
-        return Task.waiting.fget(self) or self.holding
+        return Task.waiting.fget(self) or self.holding or self.eapToken is not None
 
     @property
     def holding(self):
@@ -133,8 +137,14 @@ class AuthTask(Task):
 
     # Initiator
 
+    #: As initiator, whether the task runs the EAP rounds alone (the task
+    #: manager holds the exchange's other tasks back meanwhile).
+    leading = False
+
     def buildI(self, core, ikeSA, payloads):
         policy = ikeSA.policy
+        if eaptask.usesEAP(policy):
+            return self._buildEAP(core, ikeSA, payloads)
         credential = localCredential(core, ikeSA)
         localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
         ikeSA.localId = localId
@@ -152,6 +162,8 @@ class AuthTask(Task):
             raise AuthenticationFailed("peer refused our authentication", NotifyType.AUTHENTICATION_FAILED)
         idr = first(payloads, IdentificationResponder)
         auth = first(payloads, Authentication)
+        if ikeSA.eapClient is not None:
+            return self._processEAP(core, ikeSA, payloads, None)
         if idr is None or auth is None:
             other = errorNotify(payloads)
             raise NegotiationFailed("IKE_AUTH response without IDr/AUTH%s" % (
@@ -162,12 +174,44 @@ class AuthTask(Task):
         except AuthenticationFailed as e:
             self._peerRefusedI(ikeSA, e)
             raise
+        if eaptask.usesEAP(ikeSA.policy):
+            return self._processEAP(core, ikeSA, payloads, idr)
         wanted = certificateStatusWanted(core, ikeSA)
         if wanted is not None:
             # The tasks after this one read the response once the answer
             # came (certificateStatus).
             self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
             return DONE
+        core.established(ikeSA)
+        return DONE
+
+    def _buildEAP(self, core, ikeSA, payloads):
+        if ikeSA.eapClient is not None:
+            eaptask.buildI(self, core, ikeSA, payloads)
+            return
+        # The first round: IDi without AUTH asks for EAP (RFC 7296 2.16).
+        policy = ikeSA.policy
+        localId = ikeSA.localId = localIdentity(core, ikeSA)
+        self.idPayload = IdentificationInitiator(localId.idType, localId.data)
+        payloads.append(self.idPayload)
+        if policy.dstId is not None:
+            dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            payloads.append(IdentificationResponder(dst.idType, dst.data))
+
+    def _processEAP(self, core, ikeSA, payloads, idr):
+        from ikedtx.auth.eap import MSCHAPv2Client
+
+        if idr is not None:
+            name, password = eaptask.clientCredentials(core, ikeSA.policy, ikeSA.localId)
+            ikeSA.eapClient = eaptask.EAPInitiator(MSCHAPv2Client(name, password), idBody(idr))
+            self.leading = True
+        try:
+            if not eaptask.processI(self, core, ikeSA, payloads):
+                return MORE
+        except AuthenticationFailed as e:
+            self.leading = False
+            self._peerRefusedI(ikeSA, e)
+            raise
         core.established(ikeSA)
         return DONE
 
@@ -189,14 +233,15 @@ class AuthTask(Task):
     def processR(self, core, ikeSA, message, payloads):
         if ikeSA.initiator or ikeSA.state != IKEState.SA_INIT:
             raise RemoteProtocolError("IKE_AUTH in state %s" % (ikeSA.state.name,), NotifyType.INVALID_SYNTAX)
+        if ikeSA.eap is not None:
+            if eaptask.continueR(self, core, ikeSA, payloads):
+                core.established(ikeSA)
+            return
         idi = first(payloads, IdentificationInitiator)
         auth = first(payloads, Authentication)
         if idi is None:
             self.closeAfterResponse = "IKE_AUTH without IDi"
             raise RemoteProtocolError("IDi missing", NotifyType.INVALID_SYNTAX)
-        if auth is None:
-            self.closeAfterResponse = "EAP is not offered by this policy"
-            raise RemoteProtocolError("no AUTH payload (EAP) and the policy does not use EAP", NotifyType.AUTHENTICATION_FAILED)
         try:
             peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
         except ValueError as e:
@@ -208,6 +253,8 @@ class AuthTask(Task):
             ikeSA.authFailed = True
             raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.policy = policy
+        if auth is None or eaptask.usesEAP(policy):
+            return self._startEAP(core, ikeSA, idi, auth, payloads)
         try:
             verifyPeer(core, ikeSA, idi, auth, payloads)
         except NegotiationFailed as e:
@@ -265,6 +312,36 @@ class AuthTask(Task):
         ikeSA.localId = localId
         core.established(ikeSA)
 
+    def _startEAP(self, core, ikeSA, idi, auth, payloads):
+        if not eaptask.usesEAP(ikeSA.policy):
+            self.closeAfterResponse = "EAP is not offered by this policy"
+            raise RemoteProtocolError("no AUTH payload (EAP) and the policy does not use EAP", NotifyType.AUTHENTICATION_FAILED)
+        try:
+            if auth is not None:
+                raise AuthenticationFailed("AUTH in the first IKE_AUTH to an EAP policy (EAP not done)",
+                                           NotifyType.AUTHENTICATION_FAILED)
+            policy = ikeSA.policy
+            peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
+            if policy.dstId is not None and not peerId.matches(
+                    IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
+                raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
+                                           NotifyType.AUTHENTICATION_FAILED)
+            credential = localCredential(core, ikeSA)
+            localId = credential.identity if credential is not None else localIdentity(core, ikeSA)
+            idPayload = IdentificationResponder(localId.idType, localId.data)
+            answer = [idPayload] + ourAuthPayloads(core, ikeSA, credential, idPayload)
+        except NegotiationFailed as e:
+            core.counters.count("ikedtx_eap_failures")
+            self._log.warn("{ikeSA}: EAP authentication failed: {error}", ikeSA=ikeSA, error=e)
+            self.closeAfterResponse = str(e)
+            ikeSA.authFailed = True
+            raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
+        ikeSA.localId = localId
+        eaptask.startR(self, core, ikeSA, idi, payloads, answer, idBody(idPayload))
+
     def buildR(self, core, ikeSA, payloads):
+        if ikeSA.eap is not None and not ikeSA.isEstablished:
+            eaptask.buildR(self, core, ikeSA, payloads)
+            return DONE
         payloads += self.answer
         return DONE

@@ -121,6 +121,10 @@ def _attribute(option):
 
 
 def _identityKey(ikeSA):
+    # After EAP the user is the client (Windows sends its IP address as
+    # IDi, the same for many users behind one NAT).
+    if getattr(ikeSA, "eapIdentity", None):
+        return "eap:" + ikeSA.eapIdentity
     return str(ikeSA.peerId)
 
 

@@ -214,7 +214,7 @@ class CertificateAuthority:
         self.revoked = []
 
     def issue(self, subject, keyType="ecdsa-p256", ips=(), dns=(), emails=(), days=30, key=None,
-              notBefore=None, notAfter=None, serverAuth=True, ca=False):
+              notBefore=None, notAfter=None, serverAuth=True, ca=False, extraUsages=()):
         """
         Issue a host certificate.
 
@@ -225,6 +225,8 @@ class CertificateAuthority:
         @param notBefore, notAfter: override the validity (e.g. an expired
             certificate).
         @param ca: issue an intermediate CA certificate instead.
+        @param extraUsages: further extended key usage OIDs (dotted strings),
+            e.g. the IKE intermediate 1.3.6.1.5.5.8.2.2 Windows wants.
         @return: a L{Certificate}.
         """
         key = key or KeyPair.generate(keyType)
@@ -250,7 +252,8 @@ class CertificateAuthority:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         if serverAuth and not ca:
             builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                                      + [x509.ObjectIdentifier(oid) for oid in extraUsages]),
                 critical=False,
             )
         cert = builder.sign(self.key.private, signatureHash(self.key.private))

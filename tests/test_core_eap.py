@@ -1,0 +1,494 @@
+"""
+Tests for EAP in IKE_AUTH (RFC 7296 2.16), L{ikedtx.core.tasks.eap}: an
+ikedtx initiator with C{eap "mschap-v2"} against an ikedtx responder that
+authenticates with its certificate and checks C{user} lines, in memory;
+and every way either side refuses.
+"""
+
+import dataclasses
+
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import formatEvent, globalLogPublisher
+from zope.interface import implementer
+
+from ikedtx.auth import eap as mschap
+from ikedtx.auth.eapbackend import EAPStep, IEAPBackend, IEAPSession
+from ikedtx.auth.store import CredentialStore
+from ikedtx.config import parseConfig
+from ikedtx.core.errors import AuthenticationFailed
+from ikedtx.core.tasks import eap as eaptask
+from ikedtx.wire.constants import AuthMethod
+from ikedtx.wire.message import Message
+from ikedtx.wire.payloads import Authentication
+
+from tests import pki
+from tests.corehelpers import Host, Network
+from tests.test_core_exchanges import A_ADDR, B_ADDR, ExchangeTestCase
+
+PASSWORD = "c0rrect-h0rse"
+
+
+def configs(clientUser="alice", clientPassword=PASSWORD, serverUsers=(("alice", PASSWORD),), serverExtra="",
+            clientExtra=""):
+    a = parseConfig('user "%s" "%s"\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s '
+                    'srcid %s@example.org dstid b.example eap "mschap-v2" %s' % (
+                        clientUser, clientPassword, A_ADDR, B_ADDR, clientUser, clientExtra))
+    users = "".join('user "%s" "%s"\n' % u for u in serverUsers)
+    b = parseConfig('%sikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
+                    'srcid b.example eap "mschap-v2" %s' % (users, B_ADDR, A_ADDR, serverExtra))
+    return a, b
+
+
+class EAPTestCase(ExchangeTestCase):
+    def setUp(self):
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def negotiate(self, users=None, **kw):
+        a, b = configs(**kw)
+        if users is not None:
+            a = dataclasses.replace(a, users=users)
+        treeA, treeB = pki.IkedTree(self.mktemp()), pki.IkedTree(self.mktemp())
+        ca = pki.Authority.root(kind="p256", keyName="ca-p256")
+        keyB = pki.key("b-p256", "p256")
+        treeB.setLocalKey(keyB)
+        treeB.addCert(ca.issue(pki.name(CN="b.example"), keyB.public_key(), dns=["b.example"]))
+        treeB.addCA(ca.certificate)
+        treeA.addCA(ca.certificate)
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(treeA.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW)
+        return self.a.initiate("ab")
+
+    def run_(self, **kw):
+        requestId = self.negotiate(**kw)
+        self.network.pump()
+        return requestId
+
+    def ikeAuthMessages(self):
+        return [d for d, _, _ in self.network.delivered if Message.decode(d).exchangeType == 35]
+
+    def assertRefused(self, requestId, serverCounts=True):
+        """
+        The initiator's request failed with AUTHENTICATION_FAILED, neither
+        side keeps an IKE SA, the failure was counted, and no log line
+        holds the password.
+        """
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        if not serverCounts:
+            # The client's AUTHENTICATION_FAILED cannot reach a responder
+            # that has not authenticated it; its half-open SA times out.
+            self.assertEqual([sa.isEstablished for sa in self.b.ikeSAs], [False])
+            self.network.clock.advance(600)
+        self.assertEqual(self.b.ikeSAs, [])
+        self.assertEqual(self.b.kernel.sas, {})
+        counters = self.b.core.counters if serverCounts else self.a.core.counters
+        self.assertEqual(counters["ikedtx_eap_failures"], 1)
+        self.assertEqual(counters["ikedtx_eap_success"], 0)
+        self.assertTrue([e for e in self.logged if "EAP authentication failed" in formatEvent(e)])
+        self.assertNoSecretsLogged()
+
+    def assertNoSecretsLogged(self):
+        hashes = (mschap.ntPasswordHash(PASSWORD).hex(), mschap.ntPasswordHash(PASSWORD).hex().upper())
+        for event in self.logged:
+            text = formatEvent(event) + repr(event)
+            self.assertNotIn(PASSWORD, text)
+            for h in hashes:
+                self.assertNotIn(h, text)
+
+
+class SuccessTests(EAPTestCase):
+    def test_mschapv2(self):
+        """
+        IKE_AUTH without AUTH, the server's certificate AUTH with the
+        EAP-Identity Request, the MS-CHAPv2 Challenge, Success Request, EAP
+        Success, then both AUTHs from the MSK: five IKE_AUTH exchanges, a
+        Child SA with matching keys, both sides counting one success.
+        """
+        requestId = self.run_()
+        self.assertSucceeded(self.a, requestId)
+        self.assertChildKeysMatch(self.a, self.b)
+        self.assertEqual(len(self.ikeAuthMessages()), 10)
+        self.assertEqual(self.b.core.counters["ikedtx_eap_success"], 1)
+        self.assertEqual(self.a.core.counters["ikedtx_eap_success"], 1)
+        (server,) = self.b.ikeSAs
+        self.assertEqual(server.eapIdentity, "alice")
+        self.assertEqual(str(server.peerId), "UFQDN/alice@example.org")
+        self.assertIsNone(server.eap.msk)
+        self.assertNoSecretsLogged()
+
+    def test_leaseKeyedByEAPUser(self):
+        """
+        With a pool, the address is lent to the EAP user (not to the IDi,
+        which Windows clients fill with their IP address) and the client
+        gets it.
+        """
+        requestId = self.run_(serverExtra="config address 10.77.0.0/29",
+                              clientExtra="request address any")
+        self.assertSucceeded(self.a, requestId)
+        (pool,) = self.b.core.pools._pools.values()
+        (lease,) = pool.leases.values()
+        self.assertEqual((str(lease.address), lease.identity), ("10.77.0.1", "eap:alice"))
+
+    def test_serverSignsFirst(self):
+        """
+        The first IKE_AUTH response carries the server's IDr, CERT and a
+        signature AUTH next to the EAP Request; no Child SA payloads until
+        the last.
+        """
+        self.negotiate()
+        for _ in range(4):
+            self.network.deliverOne()
+        firstResponse = Message.decode(self.network.delivered[3][0])
+        inner = firstResponse.decrypt(self.a.ikeSAs[0].cipherIn)
+        names = [type(p).__name__ for p in inner]
+        self.assertEqual(names, ["IdentificationResponder", "Certificate", "Authentication", "EAP"])
+        self.assertNotEqual(inner[2].method, AuthMethod.SHARED_KEY_MIC)
+
+    def test_asynchronousBackend(self):
+        """
+        A backend whose Deferreds fire later (RADIUS): the responder waits
+        and answers when the step comes.
+        """
+        requestId = self.negotiate()
+        backend = DelayedBackend(eaptask.LocalMSCHAPv2Backend({"alice": PASSWORD}))
+        self.b.core.eapBackend = backend
+        for _ in range(10):
+            self.network.pump()
+            if not backend.pending:
+                break
+            backend.pending.pop(0).callback(backend.answers.pop(0))
+        self.assertSucceeded(self.a, requestId)
+        self.assertGreater(backend.calls, 3)
+
+
+@implementer(IEAPBackend)
+class DelayedBackend:
+    def __init__(self, inner):
+        self.inner = inner
+        self.pending = []
+        self.answers = []
+        self.calls = 0
+
+    def newSession(self, policy, peerIdentity):
+        return DelayedSession(self, self.inner.newSession(policy, peerIdentity))
+
+
+@implementer(IEAPSession)
+class DelayedSession:
+    def __init__(self, backend, inner):
+        self.backend, self.inner = backend, inner
+
+    def _later(self, d):
+        self.backend.calls += 1
+        d.addCallback(self.backend.answers.append)
+        later = Deferred()
+        self.backend.pending.append(later)
+        return later
+
+    def start(self):
+        return self._later(self.inner.start())
+
+    def receive(self, packet):
+        return self._later(self.inner.receive(packet))
+
+    def abort(self):
+        self.inner.abort()
+
+
+@implementer(IEAPBackend)
+class ScriptedBackend:
+    """
+    A backend answering from a function of (round, packet).
+    """
+
+    def __init__(self, script):
+        self.script = script
+        self.sessions = []
+
+    def newSession(self, policy, peerIdentity):
+        session = ScriptedSession(self.script)
+        self.sessions.append(session)
+        return session
+
+
+@implementer(IEAPSession)
+class ScriptedSession:
+    def __init__(self, script):
+        self.script = script
+        self.round = 0
+        self.aborted = False
+
+    def start(self):
+        return self.receive(None)
+
+    def receive(self, packet):
+        self.round += 1
+        step = self.script(self.round, packet)
+        if isinstance(step, Exception):
+            return fail(step)
+        from twisted.internet.defer import succeed
+
+        return succeed(step)
+
+    def abort(self):
+        self.aborted = True
+
+
+def clientPatch(**overrides):
+    """
+    An MSCHAPv2Client whose answers can be replaced: C{overrides} maps an
+    op (C{"challenge"}, C{"identity"}) to a function of (client, eap).
+    """
+
+    base = mschap.MSCHAPv2Client
+
+    class Client(base):
+        def receive(self, packet):
+            eap = mschap.EAPPacket.decode(packet)
+            if eap.code == mschap.REQUEST and eap.type == mschap.TYPE_MSCHAPV2 and "challenge" in overrides:
+                if eap.data[0] == mschap.OP_CHALLENGE:
+                    self.state = mschap.SUCCESS_REQUEST
+                    return overrides["challenge"](self, eap)
+            return base.receive(self, packet)
+
+    return Client
+
+
+class ServerRefusalTests(EAPTestCase):
+    def test_wrongPassword(self):
+        self.assertRefused(self.run_(clientPassword="wrong"))
+
+    def test_unknownUser(self):
+        self.assertRefused(self.run_(clientUser="mallory"))
+
+    def test_nak(self):
+        """
+        The peer answers the MS-CHAPv2 Challenge with a Nak.
+        """
+        nak = lambda client, eap: mschap.EAPPacket(mschap.RESPONSE, eap.identifier, mschap.TYPE_NAK, b"\x04").encode()
+        self.patch(mschap, "MSCHAPv2Client", clientPatch(challenge=nak))
+        self.assertRefused(self.run_())
+
+    def test_malformedResponse(self):
+        """
+        An MS-CHAPv2 Response whose MS-Length is wrong.
+        """
+        def bad(client, eap):
+            data = bytes([mschap.OP_RESPONSE, eap.data[1], 0xFF, 0xFF]) + b"\x31" + b"\x00" * 49
+            return mschap.EAPPacket(mschap.RESPONSE, eap.identifier, mschap.TYPE_MSCHAPV2, data).encode()
+
+        self.patch(mschap, "MSCHAPv2Client", clientPatch(challenge=bad))
+        self.assertRefused(self.run_())
+
+    def test_shortResponse(self):
+        """
+        An MS-CHAPv2 Response with a Value-Size of 49 but fewer octets.
+        """
+        def short(client, eap):
+            body = bytes([49]) + b"\x00" * 10
+            data = bytes([mschap.OP_RESPONSE, eap.data[1]]) + (4 + len(body)).to_bytes(2, "big") + body
+            return mschap.EAPPacket(mschap.RESPONSE, eap.identifier, mschap.TYPE_MSCHAPV2, data).encode()
+
+        self.patch(mschap, "MSCHAPv2Client", clientPatch(challenge=short))
+        self.assertRefused(self.run_())
+
+    def test_earlySuccessResponse(self):
+        """
+        CVE-2015-8023: the peer answers the Challenge with an MS-CHAPv2
+        Success Response, skipping the proof of its password.
+        """
+        early = lambda client, eap: mschap.EAPPacket(
+            mschap.RESPONSE, eap.identifier, mschap.TYPE_MSCHAPV2, bytes([mschap.OP_SUCCESS])).encode()
+        self.patch(mschap, "MSCHAPv2Client", clientPatch(challenge=early))
+        self.assertRefused(self.run_())
+
+    def test_authBeforeEAPFinished(self):
+        """
+        The peer sends AUTH (from an all-zero MSK) instead of its
+        MS-CHAPv2 Response: refused, no Child SA.
+        """
+        def authInstead(task, core, ikeSA, payloads):
+            payloads.append(Authentication(AuthMethod.SHARED_KEY_MIC, b"\x00" * 32))
+
+        self.patch(eaptask, "buildI", authInstead)
+        self.assertRefused(self.run_())
+        self.assertEqual(self.b.kernel.sas, {})
+
+    def test_authWithEAPResponse(self):
+        """
+        The peer sends an AUTH next to its EAP Response (before EAP
+        Success): refused.
+        """
+        original = eaptask.buildI
+
+        def withAuth(task, core, ikeSA, payloads):
+            original(task, core, ikeSA, payloads)
+            if not any(isinstance(p, Authentication) for p in payloads):
+                payloads.append(Authentication(AuthMethod.SHARED_KEY_MIC, b"\x00" * 32))
+
+        self.patch(eaptask, "buildI", withAuth)
+        self.assertRefused(self.run_())
+
+    def test_authInFirstRequest(self):
+        """
+        A certificate-less AUTH in the first IKE_AUTH to an EAP policy is
+        no way around EAP.
+        """
+        from ikedtx.core.tasks import auth
+
+        original = auth.AuthTask._buildEAP
+
+        def withAuth(self_, core, ikeSA, payloads):
+            original(self_, core, ikeSA, payloads)
+            payloads.append(Authentication(AuthMethod.SHARED_KEY_MIC, b"\x00" * 32))
+
+        self.patch(auth.AuthTask, "_buildEAP", withAuth)
+        self.assertRefused(self.run_())
+
+    def test_wrongMSKAuth(self):
+        """
+        The final AUTH not made from the MSK.
+        """
+        original = eaptask.buildI
+
+        def wrongKey(task, core, ikeSA, payloads):
+            original(task, core, ikeSA, payloads)
+            last = payloads[-1]
+            if isinstance(last, Authentication):
+                payloads[-1] = Authentication(AuthMethod.SHARED_KEY_MIC, bytes(32))
+
+        self.patch(eaptask, "buildI", wrongKey)
+        self.assertRefused(self.run_())
+
+    def test_tooManyRounds(self):
+        """
+        A conversation that never ends is cut after MAX_ROUNDS.
+        """
+        notification = lambda n, packet: EAPStep(
+            packet=mschap.EAPPacket(mschap.REQUEST, n & 0xFF, mschap.TYPE_NOTIFICATION, b"hi").encode())
+        requestId = self.negotiate()
+        backend = self.b.core.eapBackend = ScriptedBackend(notification)
+        self.network.pump()
+        self.assertRefused(requestId)
+        self.assertEqual(backend.sessions[0].round, eaptask.MAX_ROUNDS + 1)
+
+    def test_backendFails(self):
+        """
+        The backend's Deferred fails (a RADIUS server that is gone).
+        """
+        requestId = self.negotiate()
+        self.b.core.eapBackend = ScriptedBackend(
+            lambda n, packet: EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 0, mschap.TYPE_IDENTITY).encode())
+            if n == 1 else RuntimeError("RADIUS unreachable"))
+        self.network.pump()
+        self.assertRefused(requestId)
+
+    def test_abortedWhenIKESAGoes(self):
+        """
+        The IKE SA deleted while EAP runs aborts the backend's session.
+        """
+        self.negotiate()
+        backend = self.b.core.eapBackend = ScriptedBackend(
+            lambda n, packet: EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, n, mschap.TYPE_IDENTITY).encode()))
+        for _ in range(4):
+            self.network.deliverOne()
+        (ikeSA,) = self.b.ikeSAs
+        self.b.core.destroy(ikeSA, "test")
+        self.b.execute(self.b.core._drain())
+        self.assertTrue(backend.sessions[0].aborted)
+
+    def test_noEAPPolicyWithoutAuth(self):
+        """
+        IKE_AUTH without AUTH to a policy without EAP is refused as before.
+        """
+        a, _ = configs()
+        b = parseConfig('ikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s srcid b.example '
+                        'psk "x"' % (B_ADDR, A_ADDR))
+        self.network = Network()
+        tree = pki.IkedTree(self.mktemp())
+        self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(tree.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, wallClock=lambda: pki.NOW)
+        requestId = self.a.initiate("ab")
+        self.network.pump()
+        self.assertFailedWith(self.a, requestId, Exception)
+        self.assertEqual(self.b.ikeSAs, [])
+
+
+class ClientRefusalTests(EAPTestCase):
+    def scripted(self, script):
+        requestId = self.negotiate()
+        self.b.core.eapBackend = ScriptedBackend(script)
+        self.network.pump()
+        return requestId
+
+    def test_earlyEAPSuccess(self):
+        """
+        CVE-2015-8023's mirror: a server that says EAP Success right after
+        the Identity, without proving it knows the password, is refused.
+        """
+        def script(n, packet):
+            if n == 1:
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 1, mschap.TYPE_IDENTITY).encode())
+            return EAPStep(packet=mschap.EAPPacket(mschap.SUCCESS, 1).encode(), outcome=True, msk=b"\x00" * 64)
+
+        self.assertRefused(self.scripted(script), serverCounts=False)
+
+    def test_shortFailureRequest(self):
+        """
+        CVE-2025-62291: an MS-CHAPv2 Failure Request shorter than its
+        header (strongSwan's client read past it) is refused cleanly.
+        """
+        def script(n, packet):
+            if n == 1:
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 1, mschap.TYPE_IDENTITY).encode())
+            if n == 2:
+                data = bytes([mschap.OP_CHALLENGE, 2, 0, 4 + 17 + 1]) + bytes([16]) + b"C" * 16 + b"s"
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 2, mschap.TYPE_MSCHAPV2, data).encode())
+            return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 3, mschap.TYPE_MSCHAPV2,
+                                                   bytes([mschap.OP_FAILURE, 3, 0])).encode())
+
+        self.assertRefused(self.scripted(script), serverCounts=False)
+
+    def test_wrongAuthenticatorResponse(self):
+        """
+        A server that does not know the password (its S= is wrong).
+        """
+        def script(n, packet):
+            if n == 1:
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 1, mschap.TYPE_IDENTITY).encode())
+            if n == 2:
+                data = bytes([mschap.OP_CHALLENGE, 2, 0, 4 + 17 + 1]) + bytes([16]) + b"C" * 16 + b"s"
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 2, mschap.TYPE_MSCHAPV2, data).encode())
+            body = b"S=" + b"0" * 40
+            data = bytes([mschap.OP_SUCCESS, 2, 0, 4 + len(body)]) + body
+            return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 3, mschap.TYPE_MSCHAPV2, data).encode())
+
+        self.assertRefused(self.scripted(script), serverCounts=False)
+
+    def test_wrongServerAuth(self):
+        """
+        A responder whose final AUTH is not made from the MSK.
+        """
+        original = eaptask.continueR
+
+        def wrongAuth(task, core, ikeSA, payloads):
+            done = original(task, core, ikeSA, payloads)
+            if done:
+                task.answer = [Authentication(AuthMethod.SHARED_KEY_MIC, bytes(32))]
+            return done
+
+        self.patch(eaptask, "continueR", wrongAuth)
+        requestId = self.run_()
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        self.assertEqual(self.a.core.counters["ikedtx_eap_failures"], 1)
+
+    def test_noUserLine(self):
+        """
+        An initiator with EAP and no user line for its srcid cannot start.
+        """
+        requestId = self.run_(users=())
+        self.assertFailedWith(self.a, requestId, Exception)
