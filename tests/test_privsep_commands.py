@@ -108,6 +108,10 @@ class _Service:
     def __init__(self):
         self.kernel = DecoupledKernel()
         self.installed = set()
+        self.notified = []
+
+    def _notify(self, state):
+        self.notified.append(state)
 
 
 class ChannelTests(SynchronousTestCase):
@@ -203,6 +207,8 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(len(first["data"]), C.CHUNK)
         last = self.successResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=C.CHUNK)))
         self.assertEqual(last["data"], b"x" * 10)
+        # systemd hears that the reload is done once the last chunk is out.
+        self.assertEqual(self.service.notified, ["READY=1"])
         self.failureResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=0)), KeyError)
 
 

@@ -152,7 +152,7 @@ class WorkerRestartTests(PrivsepMixin, TestCase):
         """
         self.hosts()
         credentials = Credentials("psk")
-        charon = self.startCharon(credentials)
+        self.startCharon(credentials)
         ours = self.startIkedtx(ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"))
         ours.start()
         ours.initiate("peer")
@@ -189,3 +189,4 @@ class PrivsepSigningTests(PrivsepMixin, TestCase):
         sas = [sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]
         self.assertEqual(len(sas), 1)
         self.assertTrue(sas[0]["child-sas"])
+

@@ -137,6 +137,7 @@ class WorkerCommands(amp.AMP):
         chunk = data[offset:offset + C.CHUNK]
         if offset + len(chunk) >= len(data):
             self.service.pendingStates.pop(token, None)
+            self.service._notify("READY=1")
         return {"data": chunk}
 
     # The datapath's events, to the worker
@@ -355,16 +356,38 @@ class PrivsepService(MultiService):
                 try:
                     skt = bindPortSocket(service.address, service.portNumber, service.natt, kernelName)
                 except OSError as e:
-                    raise StartupError("cannot bind %s:%d: %s" % (service.address, service.portNumber,
-                                                                   e.strerror or e))
+                    self._closeSockets()
+                    self._startFailed(StartupError("cannot bind %s:%d: %s" % (
+                        service.address, service.portNumber, e.strerror or e)))
                 self._sockets.append((skt, service.address, service.portNumber, service.natt))
             elif isinstance(service, ControlSocketService):
-                prepareSocketPath(service.path)
-                skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
+                try:
+                    prepareSocketPath(service.path)
+                    skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
+                except (StartupError, OSError) as e:
+                    self._closeSockets()
+                    self._startFailed(e if isinstance(e, StartupError) else StartupError(
+                        "control socket %s: %s" % (service.path, e.strerror or e)))
                 self._control.append((skt, service.path, service.readOnly))
         self.kernel.setEventReceiver(self)
         MultiService.startService(self)
         self._spawn()
+
+    def _startFailed(self, error):
+        from ikedtx.service import IkedService
+
+        IkedService._startFailed(self, error)
+
+    def _closeSockets(self):
+        for skt, *_rest in self._sockets:
+            skt.close()
+        for skt, path, _ro in self._control:
+            skt.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self._sockets, self._control = [], []
 
     # The datapath's events go to the worker's AMP channel.
 
@@ -428,10 +451,14 @@ class PrivsepService(MultiService):
     def workerReady(self, pid):
         self.workerPid = pid
         self._log.info("worker {pid} serves peers as uid {uid}", pid=pid, uid=workerUser(self.user)[0])
+        self._notify("READY=1")
+
+    def _notify(self, state):
+        # systemd hears the main process only (NotifyAccess=main).
         if self.notifySystemd:
             from ikedtx.sdnotify import notify
 
-            notify("READY=1\nMAINPID=%d" % (os.getpid(),))
+            notify(state)
 
     def workerEnded(self, process, error):
         if process is not self.worker:
@@ -475,6 +502,7 @@ class PrivsepService(MultiService):
         from ikedtx.service import localKeyProblem
 
         path = path or self.options.get("config")
+        self._notify("RELOADING=1")
         d = self.template.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
 
         def loaded(config):
@@ -492,6 +520,7 @@ class PrivsepService(MultiService):
             return {"token": token, "size": len(stateBytes)}
 
         def failed(f):
+            self._notify("READY=1")
             f.trap(ConfigError)
             raise ValueError(str(f.value))
 
@@ -506,6 +535,7 @@ class PrivsepService(MultiService):
 
     def stopService(self):
         MultiService.stopService(self)
+        self._notify("STOPPING=1")
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         ds = []
@@ -531,14 +561,7 @@ class PrivsepService(MultiService):
             ds.append(done)
 
         def flush(_):
-            for skt, *_rest in self._sockets:
-                skt.close()
-            for skt, path, _ro in self._control:
-                skt.close()
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            self._closeSockets()
             if self.kernel is not None and self.kernel.name != "decoupled":
                 return self.kernel.flush()
 

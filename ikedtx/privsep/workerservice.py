@@ -191,6 +191,7 @@ class AdoptedControlService(Service):
         self.listening.startListening()
         os.close(self.fd)
         Service.startService(self)
+        self._log.info("{name} {path}", name=self.name, path=self.path)
 
     def stopService(self):
         Service.stopService(self)
@@ -287,7 +288,8 @@ class WorkerService(IkedService):
             self.credentials.__dict__.update(credentials.__dict__)
             self.runner.reload(config, resolved)
             self._logConfigWarnings(config)
-            self._log.info("reloaded: loaded {n} policies", n=len(config.policies))
+            self._log.info("reloaded {path}: loaded {n} policies", path=self.options.get("config"),
+                           n=len(config.policies))
             return config
 
         def failed(f):
