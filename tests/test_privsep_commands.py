@@ -197,6 +197,22 @@ class ChannelTests(SynchronousTestCase):
         failure = self.failureResultOf(d, amp.UnhandledCommand)
         self.assertIn("ReadFile", str(failure.value))
 
+    def test_boxBounded(self):
+        """
+        A box from the worker larger than MAX_BOX_BYTES (or with more than
+        MAX_BOX_KEYS keys) ends the channel instead of growing the parent.
+        """
+        from ikedtx.privsep.parent import MAX_BOX_BYTES
+
+        box = amp.AmpBox(_command=b"AddFlow", _ask=b"1", **{"k%d" % (i,): b"v" * 60000
+                                                           for i in range(MAX_BOX_BYTES // 60000 + 1)})
+        self.client.transport.write(box.serialize())
+        self.pump.flush()
+        # The parent's end is closed.
+        transport = self.server.transport
+        self.assertTrue(transport is None or transport.disconnecting or transport.disconnected)
+        self.assertEqual(self.service.kernel.flows, [])
+
     def test_fetchStateBounded(self):
         """
         State is fetched in chunks of at most CHUNK bytes, and only a token

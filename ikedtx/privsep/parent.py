@@ -34,6 +34,10 @@ from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
 
 DEFAULT_USER = "_iked"
+#: The most bytes and keys of one box from the worker (an UpdateSA carries
+#: two records of at most MAX_RECORD_BYTES).
+MAX_BOX_BYTES = 3 * R.MAX_RECORD_BYTES
+MAX_BOX_KEYS = 16
 #: The longest line of the worker's log the parent takes.
 MAX_LOG_LINE = 8192
 _LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -51,6 +55,41 @@ class WorkerCommands(amp.AMP):
     def __init__(self, service):
         amp.AMP.__init__(self)
         self.service = service
+        self._boxBytes = self._boxKeys = 0
+
+    # Bounded boxes: a worker that sends more is ended (and replaced).
+
+    def proto_init(self, string):
+        self._boxBytes = self._boxKeys = 0
+        return amp.AMP.proto_init(self, string)
+
+    def proto_key(self, string):
+        if string:
+            self._boxKeys += 1
+            self._boxBytes += len(string)
+            if self._boxKeys > MAX_BOX_KEYS or self._boxBytes > MAX_BOX_BYTES:
+                return self._tooBig()
+        return amp.AMP.proto_key(self, string)
+
+    def proto_value(self, string):
+        self._boxBytes += len(string)
+        if self._boxBytes > MAX_BOX_BYTES:
+            return self._tooBig()
+        return amp.AMP.proto_value(self, string)
+
+    def _tooBig(self):
+        self._log.error("the worker sent a box over {n} bytes or {k} keys: ending it", n=MAX_BOX_BYTES,
+                        k=MAX_BOX_KEYS)
+        self._currentBox = None
+        self.transport.abortConnection()
+        self.MAX_LENGTH = 0
+        worker = getattr(self.service, "worker", None)
+        if worker is not None and worker.transport is not None:
+            worker.transport.signalProcess("KILL")
+        return "done"
+
+    def proto_done(self, string):
+        return "done"
 
     @property
     def kernel(self):
