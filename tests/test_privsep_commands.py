@@ -213,6 +213,17 @@ class ChannelTests(SynchronousTestCase):
         self.assertTrue(transport is None or transport.disconnecting or transport.disconnected)
         self.assertEqual(self.service.kernel.flows, [])
 
+    def test_setVerbose(self):
+        """
+        ikectl log verbose in the worker moves the parent's log filter too.
+        """
+        from ikedtx import tap
+
+        calls = []
+        self.patch(tap, "setVerbose", calls.append)
+        self.successResultOf(self.call(self.client.callRemote(C.SetVerbose, verbose=True)))
+        self.assertEqual(calls, [True])
+
     def test_fetchStateBounded(self):
         """
         State is fetched in chunks of at most CHUNK bytes, and only a token

@@ -190,3 +190,29 @@ class PrivsepSigningTests(PrivsepMixin, TestCase):
         self.assertEqual(len(sas), 1)
         self.assertTrue(sas[0]["child-sas"])
 
+
+
+from tests.test_interop_openiked import OpenIkedAuthTests, OpenIkedMixin  # noqa: E402
+
+
+class PrivsepOpenIkedTests(PrivsepMixin, OpenIkedMixin, TestCase):
+    """
+    IKE SA and Child SA with openiked through the unprivileged worker, both
+    roles, raw public keys signed by the parent.
+    """
+
+    def assertSeparated(self, ours):
+        worker = self.workerOf(ours)
+        self.assertEqual(int(status(worker)["CapEff"], 16), 0)
+
+    def test_rawKeysInitiator(self):
+        ours, iked, mine = OpenIkedAuthTests._initiator(self, "raw")
+        self.assertSeparated(ours)
+
+    def test_rawKeysResponder(self):
+        ours, iked, mine = OpenIkedAuthTests._responder(self, "raw")
+        self.assertSeparated(ours)
+
+    def test_pskResponder(self):
+        ours, iked, mine = OpenIkedAuthTests._responder(self, "psk")
+        self.assertSeparated(ours)

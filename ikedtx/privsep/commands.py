@@ -93,6 +93,16 @@ class Ready(amp.Command):
     response = []
 
 
+class SetVerbose(amp.Command):
+    """
+    ikectl log verbose|brief: the parent's log takes the worker's debug
+    lines, or not.
+    """
+
+    arguments = [(b"verbose", amp.Boolean())]
+    response = []
+
+
 class Reload(amp.Command):
     """
     Read the configuration (C{path}, or the one in force when empty) and

@@ -164,6 +164,13 @@ class WorkerCommands(amp.AMP):
         self.service.workerReady(pid)
         return {}
 
+    @C.SetVerbose.responder
+    def setVerbose(self, verbose):
+        from ikedtx import tap
+
+        tap.setVerbose(verbose)
+        return {}
+
     @C.Reload.responder
     def reload(self, path):
         return self.service.prepareReload(path or None)

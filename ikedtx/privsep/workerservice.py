@@ -260,6 +260,10 @@ class WorkerService(IkedService):
         IkedService.startService(self)
         self.channel.callRemote(C.Ready, pid=os.getpid()).addErrback(lambda f: None)
 
+    def logLevelChanged(self, verbose):
+        self.channel.callRemote(C.SetVerbose, verbose=verbose).addErrback(
+            lambda f: self._log.warn("the parent's log level stays: {error}", error=f.value))
+
     def _reload(self, path=None):
         d = self.channel.callRemote(C.Reload, path=path or "")
 
