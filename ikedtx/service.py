@@ -47,7 +47,7 @@ def sourceAddressFor(peer, port=500):
         return s.getsockname()[0]
 
 
-def keyLogger(path, log):
+def keyLogger(path, log, opener=None):
     """
     A core C{keyLog} callback that appends one JSON object per IKE SA to
     C{path}: its SPIs, transforms and SK_e/SK_a keys, for tshark's IKEv2
@@ -64,9 +64,14 @@ def keyLogger(path, log):
             "sk_ei": bytes(keys.skEi).hex(), "sk_er": bytes(keys.skEr).hex(),
             "sk_ai": bytes(keys.skAi).hex(), "sk_ar": bytes(keys.skAr).hex(),
         }
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as f:
+        if opener is not None:
+            f = opener()
             f.write(json.dumps(entry) + "\n")
+            f.flush()
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as f:
+                f.write(json.dumps(entry) + "\n")
         log.debug("IKE SA {spiI}/{spiR}: keys written to the key log {path}", spiI=entry["spiI"], spiR=entry["spiR"],
                   path=path)
 
@@ -547,7 +552,7 @@ class IkedService(MultiService):
         settings = self._settings()
         kernelName = self.options.get("kernel") or "decoupled"
         try:
-            self.kernel = makeKernel(kernelName)
+            self.kernel = self._makeKernel(kernelName)
         except Exception as e:
             self._startFailed(StartupError("the %s kernel provider cannot be used: %s" % (
                 kernelName, getattr(e, "strerror", None) or e)))
@@ -562,8 +567,8 @@ class IkedService(MultiService):
         self.core = IKECore(
             self.config, self.credentials, settings, now=self.reactor.seconds,
             localAddressFor=sourceAddressFor,
-            resolved=resolvePolicyNames(self.config),
-            keyLog=keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None)
+            resolved=self._resolve(self.config),
+            keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
         if getattr(self.credentials, "root", None):
@@ -600,6 +605,15 @@ class IkedService(MultiService):
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
         self.reactor.callWhenRunning(self._startup)
+
+    def _keyLog(self):
+        return keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None
+
+    def _makeKernel(self, name):
+        return makeKernel(name)
+
+    def _resolve(self, config):
+        return resolvePolicyNames(config)
 
     def _startFailed(self, error):
         """

@@ -60,6 +60,8 @@ class Options(usage.Options):
         ["no-natt", "T", "Disable NAT-Traversal; do not propose it to peers."],
         ["natt-only", "t", "Enforce NAT-Traversal: only listen for NAT-T (UDP encapsulated) messages."],
         ["ipv6", "6", "Do not block IPv6 traffic (by default it is blocked unless a flow for it is negotiated)."],
+        ["no-privsep", None, "Run everything in one process, as root (by default, started as root, peers are "
+         "parsed and answered by an unprivileged worker)."],
     ]
 
     optParameters = [
@@ -80,6 +82,9 @@ class Options(usage.Options):
          "all IKE SAs; past it no new half-open IKE SA is made."],
         ["childless", None, "never", "As initiator, IKE_AUTH without a Child SA (RFC 6023): never (as iked), "
          "prefer (when the responder supports it) or force (an ikedtx extension, as strongSwan's childless)."],
+        ["privsep-user", None, "_iked", "The unprivileged worker's user (privilege separation)."],
+        ["privsep-chroot", None, None, "The empty directory the worker chroots into (default: the home "
+         "directory of --privsep-user)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -316,7 +321,12 @@ def makeService(options):
 
     # MOBIKE (RFC 4555 3.8) follows the host's address changes.
     options["address-events"] = True
-    service = IkedService(config, options)
+    if usePrivsep(options):
+        from ikedtx.privsep.parent import PrivsepService
+
+        service = PrivsepService(config, options)
+    else:
+        service = IkedService(config, options)
     service.exitOnStartupError = True
     service.notifySystemd = True
     if getattr(options, "checkStartup", True):
@@ -325,6 +335,18 @@ def makeService(options):
         except StartupError as e:
             _startupError(e)
     return service
+
+
+def usePrivsep(options):
+    """
+    Whether the daemon separates privileges: started as root, without
+    C{--no-privsep}, with a datapath the parent can hold alone (the
+    user-space one shares the NAT-T sockets for ESP, so it runs in one
+    process).
+    """
+    import os
+
+    return os.geteuid() == 0 and not options.get("no-privsep") and options.get("kernel") != "userspace"
 
 
 # The level filters of the daemon's log observers, which ikectl log

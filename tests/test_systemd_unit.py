@@ -78,13 +78,16 @@ class UnitTests(SynchronousTestCase):
         self.assertEqual(service["ExecReload"], "/bin/kill -HUP $MAINPID")
         self.assertEqual(service["KillSignal"], "SIGTERM")
         self.assertEqual(set(service["CapabilityBoundingSet"].split()),
-                         {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"})
+                         {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
+                          # Privilege separation: the worker becomes _iked in
+                          # an empty root, with an empty bounding set.
+                          "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_SETPCAP"})
         self.assertEqual(set(service["RestrictAddressFamilies"].split()),
                          {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"})
         for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                            ("ProtectHome", "read-only"),
                            ("PrivateTmp", "yes"), ("ProtectKernelModules", "yes"), ("DevicePolicy", "closed"),
-                           ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service"),
+                           ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service chroot"),
                            ("UMask", "0077")):
             self.assertEqual(service[key], value, key)
 

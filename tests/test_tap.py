@@ -195,6 +195,24 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(lines[1].startswith('ikev2 "policy1" '))
         self.assertEqual(lines[2:], ["configuration OK"])
 
+    def test_privsepDefault(self):
+        """
+        Started as root, the daemon separates privileges (issue 11) unless
+        --no-privsep, or the user-space datapath, which shares the NAT-T
+        sockets, is chosen; not as root, it runs in one process.
+        """
+        from ikedtx.privsep.parent import PrivsepService
+        from ikedtx.service import IkedService
+
+        self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        self.patch(os, "geteuid", lambda: 0)
+        self.assertIsInstance(tap.makeService(parse("-f", self.path)), PrivsepService)
+        self.assertIsInstance(tap.makeService(parse("-f", self.path, "--no-privsep")), IkedService)
+        options = parse("-f", self.path, "--kernel", "userspace")
+        self.assertFalse(tap.usePrivsep(options))
+        self.patch(os, "geteuid", lambda: 1000)
+        self.assertIsInstance(tap.makeService(parse("-f", self.path)), IkedService)
+
     def test_daemonService(self):
         """
         makeService builds the daemon with the loaded configuration; the
@@ -206,7 +224,7 @@ class MakeServiceTests(SynchronousTestCase):
 
         self.patch(probe, "probeXfrmEsp", lambda: None)
         self.write("ikev2 esp from 10.0.0.1 to 10.0.0.2\n")
-        service = tap.makeService(parse("-f", self.path))
+        service = tap.makeService(parse("-f", self.path, "--no-privsep"))
         self.assertIsInstance(service, IkedService)
         self.assertEqual(len(service.config.policies), 1)
         self.assertEqual(service.options["kernel"], "xfrm")
@@ -374,7 +392,7 @@ class StartupRaceTests(TestCase):
         ike, natt = freePorts(2)
         options = tap.Options()
         options.parseOptions(["-f", path, "--listen", "127.0.0.1", "--ike-port", str(ike), "--natt-port", str(natt),
-                              "-s", os.path.join(directory, "s"), "--etc-dir", directory])
+                              "-s", os.path.join(directory, "s"), "--etc-dir", directory, "--no-privsep"])
         service = tap.makeService(options)
         busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         busy.bind(("127.0.0.1", natt))

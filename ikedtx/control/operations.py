@@ -181,6 +181,10 @@ class Operations:
         from ikedtx import tap
 
         tap.setVerbose(level == "verbose")
+        # A privilege-separated worker's lines pass the parent's filter too.
+        changed = getattr(self.service, "logLevelChanged", None)
+        if changed is not None:
+            changed(level == "verbose")
         self._log.info("ikectl: log {verbosity}", verbosity=level)
         return {}
 

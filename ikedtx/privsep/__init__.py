@@ -1,0 +1,5 @@
+"""
+Privilege separation: a privileged parent (configuration, keys, sockets,
+datapath) and an unprivileged worker that parses and answers peers; see
+L{ikedtx.privsep.parent} and L{ikedtx.privsep.worker}.
+"""

@@ -1,0 +1,133 @@
+# -*- test-case-name: tests.test_privsep_commands -*-
+"""
+The AMP commands between the privileged parent and the unprivileged
+worker, over their socketpair.
+
+Worker to parent: the datapath operations of L{ikedtx.kernel.interfaces.
+IKernel} (records as L{ikedtx.privsep.records} JSON, checked by the
+parent), C{Reload} and C{FetchState} (the parent reads the configuration
+and the iked tree; the worker fetches the result in chunks), C{Ready}.
+Parent to worker: the datapath's events (C{Acquire}, C{Expired}).
+
+Every argument is typed and bounded: AMP limits a value to 65,535 bytes, a
+record to L{ikedtx.privsep.records.MAX_RECORD_BYTES}; a record that does
+not decode is refused with C{BAD_RECORD}, a datapath failure is
+C{KERNEL_ERROR}; both carry one line of text.
+"""
+
+from twisted.protocols import amp
+
+from ikedtx.kernel.interfaces import KernelError
+from ikedtx.privsep.records import RecordError
+
+#: The bytes of the state per L{FetchState} answer.
+CHUNK = 60000
+
+_ERRORS = {KernelError: b"KERNEL_ERROR", RecordError: b"BAD_RECORD"}
+
+
+class AllocateSpi(amp.Command):
+    arguments = [(b"protocol", amp.Integer()), (b"source", amp.Unicode()), (b"destination", amp.Unicode())]
+    response = [(b"spi", amp.Integer())]
+    errors = _ERRORS
+
+
+class _SACommand(amp.Command):
+    arguments = [(b"sa", amp.String())]
+    response = []
+    errors = _ERRORS
+
+
+class AddSA(_SACommand):
+    pass
+
+
+class DeleteSA(_SACommand):
+    pass
+
+
+class DetachSA(_SACommand):
+    pass
+
+
+class QuerySA(_SACommand):
+    response = [(b"usage", amp.String())]
+
+
+class UpdateSA(amp.Command):
+    arguments = [(b"old", amp.String()), (b"new", amp.String())]
+    response = []
+    errors = _ERRORS
+
+
+class AddFlow(amp.Command):
+    arguments = [(b"flow", amp.String())]
+    response = []
+    errors = _ERRORS
+
+
+class DeleteFlow(AddFlow):
+    pass
+
+
+class BlockIPv6(amp.Command):
+    arguments = []
+    response = []
+    errors = _ERRORS
+
+
+class UnblockIPv6(BlockIPv6):
+    pass
+
+
+class Flush(BlockIPv6):
+    pass
+
+
+class Ready(amp.Command):
+    """
+    The worker has dropped its privileges and serves peers.
+    """
+
+    arguments = [(b"pid", amp.Integer())]
+    response = []
+
+
+class SetVerbose(amp.Command):
+    """
+    ikectl log verbose|brief: the parent's log takes the worker's debug
+    lines, or not.
+    """
+
+    arguments = [(b"verbose", amp.Boolean())]
+    response = []
+
+
+class Reload(amp.Command):
+    """
+    Read the configuration (C{path}, or the one in force when empty) and
+    the iked tree again; the answer says how to fetch the new state.
+    """
+
+    arguments = [(b"path", amp.Unicode())]
+    response = [(b"token", amp.Integer()), (b"size", amp.Integer())]
+    errors = {ValueError: b"RELOAD_FAILED"}
+
+
+class FetchState(amp.Command):
+    arguments = [(b"token", amp.Integer()), (b"offset", amp.Integer())]
+    response = [(b"data", amp.String())]
+    errors = {KeyError: b"NO_SUCH_STATE"}
+
+
+class Acquire(amp.Command):
+    arguments = [(b"reqid", amp.Integer()), (b"source", amp.String()), (b"destination", amp.String())]
+    response = []
+    requiresAnswer = False
+
+
+class Expired(amp.Command):
+    arguments = [(b"protocol", amp.Integer()), (b"spi", amp.Integer()), (b"destination", amp.Unicode()),
+                 (b"hard", amp.Boolean())]
+    response = []
+    requiresAnswer = False

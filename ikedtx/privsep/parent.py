@@ -1,0 +1,614 @@
+# -*- test-case-name: tests.test_privsep_daemon -*-
+"""
+The privileged parent of a privilege-separated daemon.
+
+It keeps what needs root: the configuration file and the iked tree (private
+key included), the bound IKE and NAT-T sockets (with the XFRM bypass and
+ESP-in-UDP options set), the control sockets (bound and listening), and
+the datapath provider. It spawns the worker (C{python -m
+ikedtx.privsep.worker}) with the sockets, the AMP socketpair and the
+signing socketpair among its file descriptors and the state
+(L{ikedtx.privsep.state}) on its standard input; the worker drops its
+privileges and runs the core, the shell and the control protocol.
+
+When the worker dies the parent logs how, flushes what it had put in the
+datapath and starts another, after a delay that doubles while the workers
+die young (L{Supervisor}).
+"""
+
+import os
+import pwd
+import signal
+import socket
+import sys
+
+from twisted.application.service import MultiService
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from ikedtx.config.hosts import resolvePolicyNames
+from ikedtx.privsep import commands as C
+from ikedtx.privsep import records as R
+from ikedtx.privsep.signer import SigningServer, socketpair
+from ikedtx.privsep.state import dumpState
+
+DEFAULT_USER = "_iked"
+#: The most bytes and keys of one box from the worker (an UpdateSA carries
+#: two records of at most MAX_RECORD_BYTES).
+MAX_BOX_BYTES = 3 * R.MAX_RECORD_BYTES
+MAX_BOX_KEYS = 16
+#: The longest line of the worker's log the parent takes.
+MAX_LOG_LINE = 8192
+_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+class WorkerCommands(amp.AMP):
+    """
+    The parent's end of the AMP channel: the datapath operations and the
+    reloads the worker asks for, each record checked before the datapath
+    sees it.
+    """
+
+    _log = Logger()
+
+    def __init__(self, service):
+        amp.AMP.__init__(self)
+        self.service = service
+        self._boxBytes = self._boxKeys = 0
+
+    # Bounded boxes: a worker that sends more is ended (and replaced).
+
+    def proto_init(self, string):
+        self._boxBytes = self._boxKeys = 0
+        return amp.AMP.proto_init(self, string)
+
+    def proto_key(self, string):
+        if string:
+            self._boxKeys += 1
+            self._boxBytes += len(string)
+            if self._boxKeys > MAX_BOX_KEYS or self._boxBytes > MAX_BOX_BYTES:
+                return self._tooBig()
+        return amp.AMP.proto_key(self, string)
+
+    def proto_value(self, string):
+        self._boxBytes += len(string)
+        if self._boxBytes > MAX_BOX_BYTES:
+            return self._tooBig()
+        return amp.AMP.proto_value(self, string)
+
+    def _tooBig(self):
+        self._log.error("the worker sent a box over {n} bytes or {k} keys: ending it", n=MAX_BOX_BYTES,
+                        k=MAX_BOX_KEYS)
+        self._currentBox = None
+        self.transport.abortConnection()
+        self.MAX_LENGTH = 0
+        worker = getattr(self.service, "worker", None)
+        if worker is not None and worker.transport is not None:
+            worker.transport.signalProcess("KILL")
+        return "done"
+
+    def proto_done(self, string):
+        return "done"
+
+    @property
+    def kernel(self):
+        return self.service.kernel
+
+    def _record(self, data, fromPlain):
+        try:
+            return R.decode(data, fromPlain)
+        except R.RecordError as e:
+            self._log.warn("worker sent a bad record: {error}", error=e)
+            raise
+
+    @C.AllocateSpi.responder
+    def allocateSpi(self, protocol, source, destination):
+        # ProtocolId AH, ESP, or NONE for an IPcomp CPI.
+        if protocol not in (0, 2, 3):
+            raise R.RecordError("protocol must be AH (2), ESP (3) or none (0, an IPcomp CPI)")
+        source = R._address(source, "source")
+        destination = R._address(destination, "destination")
+        return self.kernel.allocateSpi(protocol, source, destination).addCallback(lambda spi: {"spi": spi})
+
+    def _done(self, d):
+        return d.addCallback(lambda _: {})
+
+    @C.AddSA.responder
+    def addSA(self, sa):
+        sa = self._record(sa, R.saFromPlain)
+        self.service.installed.add(sa.spi)
+        return self._done(self.kernel.addSA(sa))
+
+    @C.UpdateSA.responder
+    def updateSA(self, old, new):
+        return self._done(self.kernel.updateSA(self._record(old, R.saFromPlain), self._record(new, R.saFromPlain)))
+
+    @C.DeleteSA.responder
+    def deleteSA(self, sa):
+        sa = self._record(sa, R.saFromPlain)
+        self.service.installed.discard(sa.spi)
+        return self._done(self.kernel.deleteSA(sa))
+
+    @C.DetachSA.responder
+    def detachSA(self, sa):
+        return self._done(self.kernel.detachSA(self._record(sa, R.saFromPlain)))
+
+    @C.QuerySA.responder
+    def querySA(self, sa):
+        d = self.kernel.querySA(self._record(sa, R.saFromPlain))
+        return d.addCallback(lambda usage: {"usage": R.encode(R.usageToPlain(usage))})
+
+    @C.AddFlow.responder
+    def addFlow(self, flow):
+        return self._done(self.kernel.addFlow(self._record(flow, R.flowFromPlain)))
+
+    @C.DeleteFlow.responder
+    def deleteFlow(self, flow):
+        return self._done(self.kernel.deleteFlow(self._record(flow, R.flowFromPlain)))
+
+    @C.BlockIPv6.responder
+    def blockIPv6(self):
+        return self._done(self.kernel.blockIPv6())
+
+    @C.UnblockIPv6.responder
+    def unblockIPv6(self):
+        return self._done(self.kernel.unblockIPv6())
+
+    @C.Flush.responder
+    def flush(self):
+        return self._done(self.kernel.flush())
+
+    @C.Ready.responder
+    def ready(self, pid):
+        self.service.workerReady(pid)
+        return {}
+
+    @C.SetVerbose.responder
+    def setVerbose(self, verbose):
+        from ikedtx import tap
+
+        tap.setVerbose(verbose)
+        return {}
+
+    @C.Reload.responder
+    def reload(self, path):
+        return self.service.prepareReload(path or None)
+
+    @C.FetchState.responder
+    def fetchState(self, token, offset):
+        data = self.service.pendingStates[token]
+        if not 0 <= offset <= len(data):
+            raise KeyError(offset)
+        chunk = data[offset:offset + C.CHUNK]
+        if offset + len(chunk) >= len(data):
+            self.service.pendingStates.pop(token, None)
+            self.service._notify("READY=1")
+        return {"data": chunk}
+
+    # The datapath's events, to the worker
+
+    def acquire(self, reqid, source, destination):
+        self.callRemote(C.Acquire, reqid=reqid, source=R.encode(R.selectorToPlain(source)),
+                        destination=R.encode(R.selectorToPlain(destination)))
+
+    def expired(self, protocol, spi, destination, hard):
+        self.callRemote(C.Expired, protocol=protocol, spi=spi, destination=str(destination), hard=hard)
+
+    def addressChanged(self, address, added):
+        # The worker watches the addresses itself.
+        pass
+
+
+class WorkerProcess(protocol.ProcessProtocol):
+    """
+    One worker process: its log lines (standard output and error) go to
+    the parent's log; its end goes to the L{PrivsepService}.
+    """
+
+    _log = Logger(namespace="ikedtx.worker")
+
+    def __init__(self, service, state):
+        self.service = service
+        self.state = state
+        self._buffers = {1: b"", 2: b""}
+        self.pid = None
+
+    def connectionMade(self):
+        self.pid = self.transport.pid
+        self.transport.write(self.state)
+        self.transport.closeStdin()
+
+    def childDataReceived(self, fd, data):
+        buffer = self._buffers.get(fd, b"") + data
+        *lines, rest = buffer.split(b"\n")
+        if len(rest) > MAX_LOG_LINE:
+            lines.append(rest[:MAX_LOG_LINE])
+            rest = b""
+        self._buffers[fd] = rest
+        for line in lines:
+            self._logLine(fd, line[:MAX_LOG_LINE].decode("utf-8", "replace"))
+
+    def _logLine(self, fd, line):
+        level, sep, text = line.partition("\t")
+        if fd != 1 or not sep or level not in _LEVELS:
+            level, text = ("error" if fd == 2 else "info"), line
+        getattr(self._log, level)("worker[{pid}]: {text}", pid=self.pid, text=text)
+
+    def processEnded(self, reason):
+        self.service.workerEnded(self, reason.value)
+
+
+class Supervisor:
+    """
+    How long to wait before the next worker: C{initial} seconds after a
+    worker that lived less than C{stable} seconds, doubling up to
+    C{maximum}; at once after one that lived longer.
+    """
+
+    def __init__(self, initial=0.5, maximum=30.0, stable=60.0):
+        self.initial, self.maximum, self.stable = initial, maximum, stable
+        self.delay = 0.0
+
+    def nextDelay(self, lifetime):
+        if lifetime >= self.stable:
+            self.delay = 0.0
+        else:
+            self.delay = min(self.maximum, max(self.initial, self.delay * 2))
+        return self.delay
+
+
+def describeEnd(error):
+    """
+    How a process ended, from the C{ProcessDone}/C{ProcessTerminated} of
+    its end: C{"exit status 1"}, C{"signal KILL"}.
+    """
+    sig = getattr(error, "signal", None)
+    if sig is not None:
+        try:
+            return "signal %s" % (signal.Signals(sig).name[3:],)
+        except ValueError:
+            return "signal %d" % (sig,)
+    return "exit status %s" % (getattr(error, "exitCode", None),)
+
+
+def bindPortSocket(address, port, natt, kernelName):
+    """
+    A bound UDP socket for the worker's L{ikedtx.net.udp.PacketInfoPort},
+    with what only root may set: the XFRM bypass and, on the NAT-T port of
+    the XFRM datapath, ESP in UDP (RFC 3948).
+    """
+    from ikedtx.net.udp import PacketInfoPort
+
+    probe = PacketInfoPort(port, None, address)
+    skt = probe.createInternetSocket()
+    skt.bind((address, port))
+    if kernelName == "xfrm":
+        from ikedtx.kernel.xfrm import bypassSocket, enableEspInUdp
+
+        bypassSocket(skt)
+        if natt:
+            enableEspInUdp(skt)
+    elif kernelName == "userspace":
+        from ikedtx.kernel.xfrm import bypassSocket
+
+        try:
+            bypassSocket(skt)
+        except OSError:
+            pass
+    skt.setblocking(False)
+    return skt
+
+
+def bindControlSocket(path, mode):
+    """
+    A listening AF_UNIX socket at C{path} with C{mode} (after
+    L{ikedtx.service.prepareSocketPath}).
+    """
+    skt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    umask = os.umask(0o177)
+    try:
+        skt.bind(path)
+        os.chmod(path, mode)
+    finally:
+        os.umask(umask)
+    skt.listen(64)
+    skt.setblocking(False)
+    return skt
+
+
+def workerUser(name):
+    """
+    C{(uid, gid, home)} of the worker's user C{name}.
+
+    @raise KeyError: there is no such user.
+    """
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid, entry.pw_dir
+
+
+class PrivsepService(MultiService):
+    """
+    The privileged parent: an L{ikedtx.service.IkedService} (never started,
+    for its checks and its settings) tells what to bind; this service binds
+    it and runs workers.
+
+    @ivar kernel: the L{IKernel} provider.
+    @ivar worker: the running L{WorkerProcess}, or L{None}.
+    @ivar workerPid: the pid of the worker that said it is ready.
+    @ivar installed: SPIs of the SAs the current worker installed.
+    @ivar restarts: how many workers were started after the first.
+    """
+
+    _log = Logger()
+    exitOnStartupError = False
+    notifySystemd = False
+
+    def __init__(self, config, options, reactor=None, credentials=None):
+        MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor
+        from ikedtx.service import IkedService, ReloadOnHangup, StopOnTerm
+
+        self.reactor = reactor
+        self.config = config
+        self.options = options
+        self.template = IkedService(config, dict(options, sighup=False, metrics=None), reactor, credentials)
+        self.kernel = None
+        self.worker = None
+        self.workerPid = None
+        self.installed = set()
+        self.restarts = 0
+        self.pendingStates = {}
+        self._nextToken = 1
+        self._sockets = []
+        self._control = []
+        self._started = None
+        self._pending = None
+        self.supervisor = Supervisor()
+        self.user = options.get("privsep-user") or DEFAULT_USER
+        if options.get("sighup", True):
+            ReloadOnHangup(reactor).setServiceParent(self)
+            StopOnTerm(reactor).setServiceParent(self)
+
+    @property
+    def credentials(self):
+        return self.template.credentials
+
+    def check(self):
+        self.template.check()
+        try:
+            workerUser(self.user)
+        except KeyError:
+            from ikedtx.service import StartupError
+
+            raise StartupError("privilege separation: no user %s (--privsep-user, or --no-privsep)" % (self.user,))
+
+    def startService(self):
+        from ikedtx.service import ControlSocketService, IKEPortService, StartupError, makeKernel, prepareSocketPath
+
+        options = self.options
+        kernelName = options.get("kernel") or "decoupled"
+        self.kernel = makeKernel(kernelName)
+        if kernelName == "xfrm" and self.kernel.routes is not None and options.get("route-table") is not None:
+            self.kernel.routes.table = int(options["route-table"])
+            self.kernel.removeLeftoverRoutes()
+        self._log.info("datapath: {kernel} ({why}); privilege separation: worker as {user}", kernel=kernelName,
+                       why=options.get("kernelReason") or "--kernel %s" % (kernelName,), user=self.user)
+        if self.template.credentials is None:
+            self.template.credentials = self.template._makeCredentials()
+        for service in self.template:
+            if isinstance(service, IKEPortService):
+                try:
+                    skt = bindPortSocket(service.address, service.portNumber, service.natt, kernelName)
+                except OSError as e:
+                    self._closeSockets()
+                    self._startFailed(StartupError("cannot bind %s:%d: %s" % (
+                        service.address, service.portNumber, e.strerror or e)))
+                self._sockets.append((skt, service.address, service.portNumber, service.natt))
+            elif isinstance(service, ControlSocketService):
+                try:
+                    prepareSocketPath(service.path)
+                    skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
+                except (StartupError, OSError) as e:
+                    self._closeSockets()
+                    self._startFailed(e if isinstance(e, StartupError) else StartupError(
+                        "control socket %s: %s" % (service.path, e.strerror or e)))
+                self._control.append((skt, service.path, service.readOnly))
+        self.kernel.setEventReceiver(self)
+        MultiService.startService(self)
+        self._spawn()
+
+    def _startFailed(self, error):
+        from ikedtx.service import IkedService
+
+        IkedService._startFailed(self, error)
+
+    def _closeSockets(self):
+        for skt, *_rest in self._sockets:
+            skt.close()
+        for skt, path, _ro in self._control:
+            skt.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self._sockets, self._control = [], []
+
+    # The datapath's events go to the worker's AMP channel.
+
+    def acquire(self, reqid, source, destination):
+        if self.worker is not None and self._amp is not None:
+            self._amp.acquire(reqid, source, destination)
+
+    def expired(self, protocol, spi, destination, hard):
+        if self.worker is not None and self._amp is not None:
+            self._amp.expired(protocol, spi, destination, hard)
+
+    def addressChanged(self, address, added):
+        pass
+
+    _amp = None
+
+    def _state(self, config=None, credentials=None):
+        config = config or self.config
+        options = {k: v for k, v in self.options.items() if k not in ("parsedConfig",)}
+        resolved = resolvePolicyNames(config)
+        return dumpState(config, resolved, credentials or self.credentials), options
+
+    def _spawn(self):
+        import pickle
+
+        self._amp = WorkerCommands(self)
+        ampParent, ampChild = socketpair()
+        signParent, signChild = socketpair()
+        stateBytes, options = self._state()
+        options["kernel"] = self.kernel.name
+        uid, gid, home = workerUser(self.user)
+        chroot = self.options.get("privsep-chroot") or home
+        childFDs = {0: "w", 1: "r", 2: "r", 3: ampChild.fileno(), 4: signChild.fileno()}
+        ports, control = [], []
+        fd = 5
+        for skt, address, port, natt in self._sockets:
+            childFDs[fd] = skt.fileno()
+            ports.append([fd, address, port, natt, skt.family])
+            fd += 1
+        for skt, path, readOnly in self._control:
+            childFDs[fd] = skt.fileno()
+            control.append([fd, path, readOnly])
+            fd += 1
+        layout = {"ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
+                  "kernel": self.kernel.name}
+        payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
+        process = WorkerProcess(self, payload)
+        env = dict(os.environ)
+        self.worker = process
+        self._started = self.reactor.seconds()
+        self.reactor.spawnProcess(process, sys.executable, [sys.executable, "-m", "ikedtx.privsep.worker"],
+                                  env=env, childFDs=childFDs)
+        ampChild.close()
+        signChild.close()
+        factory = protocol.Factory.forProtocol(lambda: self._amp)
+        self.reactor.adoptStreamConnection(ampParent.detach(), socket.AF_UNIX, factory)
+        signing = protocol.Factory.forProtocol(lambda: SigningServer(lambda: self.credentials.privateKey))
+        self.reactor.adoptStreamConnection(signParent.detach(), socket.AF_UNIX, signing)
+        self._log.info("worker started: pid {pid}", pid=process.pid)
+
+    def workerReady(self, pid):
+        self.workerPid = pid
+        self._log.info("worker {pid} serves peers as uid {uid}", pid=pid, uid=workerUser(self.user)[0])
+        self._notify("READY=1")
+
+    def _notify(self, state):
+        # systemd hears the main process only (NotifyAccess=main).
+        if self.notifySystemd:
+            from ikedtx.sdnotify import notify
+
+            notify(state)
+
+    def workerEnded(self, process, error):
+        if process is not self.worker:
+            return
+        lifetime = self.reactor.seconds() - (self._started or 0)
+        self.worker = None
+        self.workerPid = None
+        amp, self._amp = self._amp, None
+        if amp is not None and amp.transport is not None:
+            amp.transport.loseConnection()
+        if not self.running:
+            self._log.info("worker {pid} ended: {how}", pid=process.pid, how=describeEnd(error))
+            return
+        sas = len(self.installed)
+        self.installed = set()
+        delay = self.supervisor.nextDelay(lifetime)
+        self._log.error("worker {pid} died ({how}); flushing the datapath ({sas} SAs it installed) and starting "
+                        "another in {delay:.1f} s", pid=process.pid, how=describeEnd(error), sas=sas, delay=delay)
+        d = self.kernel.flush()
+        d.addErrback(lambda f: self._log.error("flushing after the worker died: {error}", error=f.value))
+
+        def restart(_):
+            if self.running and self.worker is None:
+                self.restarts += 1
+                self._pending = self.reactor.callLater(delay, self._restart)
+
+        d.addCallback(restart)
+
+    def _restart(self):
+        self._pending = None
+        if self.running and self.worker is None:
+            self._spawn()
+
+    def prepareReload(self, path):
+        """
+        Read the configuration and the iked tree again (in a thread), and
+        keep the state for the worker to fetch.
+        """
+        from ikedtx.config import loadConfig
+        from ikedtx.config.errors import ConfigError
+        from ikedtx.service import localKeyProblem
+
+        path = path or self.options.get("config")
+        self._notify("RELOADING=1")
+        d = self.template.runInThread(loadConfig, path, list(self.options.get("defines") or ()))
+
+        def loaded(config):
+            self.config = config
+            self.options["config"] = path
+            previous = self.credentials.privateKey
+            self.credentials.reload()
+            problem = localKeyProblem(self.credentials, config)
+            if problem is not None and previous is not None:
+                self._log.error("{problem}; keeping the key loaded before", problem=problem)
+                self.credentials.privateKey = previous
+            stateBytes, _ = self._state(config)
+            token, self._nextToken = self._nextToken, self._nextToken + 1
+            self.pendingStates = {token: stateBytes}
+            return {"token": token, "size": len(stateBytes)}
+
+        def failed(f):
+            self._notify("READY=1")
+            f.trap(ConfigError)
+            raise ValueError(str(f.value))
+
+        return d.addCallbacks(loaded, failed)
+
+    def reloadOnSignal(self):
+        """
+        SIGHUP: the worker reloads (through the parent's L{prepareReload}).
+        """
+        if self.worker is not None:
+            os.kill(self.worker.pid, signal.SIGHUP)
+
+    def stopService(self):
+        MultiService.stopService(self)
+        self._notify("STOPPING=1")
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        ds = []
+        worker = self.worker
+        if worker is not None:
+            # The worker says goodbye to its peers (SIGTERM), then the
+            # datapath is flushed.
+            done = defer.Deferred()
+            original = self.workerEnded
+
+            def ended(process, error):
+                original(process, error)
+                if not done.called:
+                    done.callback(None)
+
+            self.workerEnded = ended
+            try:
+                worker.transport.signalProcess("TERM")
+            except Exception:
+                done.callback(None)
+            timeout = self.reactor.callLater(10, lambda: done.called or worker.transport.signalProcess("KILL"))
+            done.addBoth(lambda r: timeout.active() and timeout.cancel())
+            ds.append(done)
+
+        def flush(_):
+            self._closeSockets()
+            if self.kernel is not None and self.kernel.name != "decoupled":
+                return self.kernel.flush()
+
+        return defer.gatherResults(ds, consumeErrors=True).addCallback(flush)

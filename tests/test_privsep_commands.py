@@ -1,0 +1,357 @@
+"""
+The command set between the privileged parent and the unprivileged worker
+(ikedtx.privsep): records checked field by field, bounded sizes, bad
+commands refused with a clear error, signing requests checked, the state
+handed to the worker without the private key, the restart backoff.
+"""
+
+import json
+import struct
+from ipaddress import ip_address
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from twisted.internet.defer import fail, succeed
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.protocols import amp
+from twisted.test.iosim import connectedServerAndClient
+from twisted.trial.unittest import SynchronousTestCase
+
+from ikedtx.kernel.decoupled import DecoupledKernel
+from ikedtx.kernel.interfaces import KernelError, KernelFlow, KernelSA, KernelSelector
+from ikedtx.privsep import commands as C
+from ikedtx.privsep import records as R
+from ikedtx.privsep.parent import Supervisor, WorkerCommands, describeEnd
+from ikedtx.privsep.signer import (MAX_FRAME, SigningError, SigningServer, parseRequest, remoteKey, signWith)
+from ikedtx.privsep.state import LocalKeyPlaceholder, dumpState, loadState
+from ikedtx.privsep.workerservice import RemoteKernel
+
+ESP = 3
+
+
+def selector(a, b=None):
+    return KernelSelector(ip_address(a), ip_address(b or a), 0, 0, 65535)
+
+
+def anSA(**changes):
+    fields = dict(spi=0x12345678, protocol=ESP, inbound=True, source=ip_address("192.0.2.2"),
+                  destination=ip_address("192.0.2.1"), mode="tunnel", encryption=(20, 128),
+                  encryptionKey=b"k" * 20, integrity=None, integrityKey=b"", esn=False, encapsulation=(4500, 4500),
+                  reqid=7, lifetimeSeconds=3600, lifetimeBytes=None, softLifetimeSeconds=3000,
+                  softLifetimeBytes=None, replayWindow=32, ipcompCpi=None,
+                  selectors=((selector("10.1.0.1"), selector("10.2.0.0", "10.2.0.255")),))
+    fields.update(changes)
+    return KernelSA(**fields)
+
+
+def aFlow():
+    return KernelFlow(selector("10.1.0.1"), selector("10.2.0.1"), "out", ESP, "tunnel", ip_address("192.0.2.1"),
+                      ip_address("192.0.2.2"), 7)
+
+
+class RecordTests(SynchronousTestCase):
+    def test_roundTrip(self):
+        """
+        An SA and a flow come out of encode/decode equal to what went in.
+        """
+        sa, flow = anSA(), aFlow()
+        self.assertEqual(R.decode(R.encode(R.saToPlain(sa)), R.saFromPlain), sa)
+        self.assertEqual(R.decode(R.encode(R.flowToPlain(flow)), R.flowFromPlain), flow)
+
+    def assertRefused(self, plain, fromPlain, words):
+        with self.assertRaises(R.RecordError) as caught:
+            R.decode(json.dumps(plain).encode(), fromPlain)
+        self.assertIn(words, str(caught.exception))
+
+    def test_badFields(self):
+        """
+        Each field is checked: an unknown or missing field, a wrong type,
+        an out-of-range number, an address that does not parse, a protocol
+        other than AH or ESP, an inverted range, key material too long.
+        """
+        good = R.saToPlain(anSA())
+        self.assertRefused(dict(good, extra=1), R.saFromPlain, "unknown ['extra']")
+        missing = dict(good)
+        del missing["spi"]
+        self.assertRefused(missing, R.saFromPlain, "missing ['spi']")
+        self.assertRefused(dict(good, spi=2 ** 32), R.saFromPlain, "sa.spi")
+        self.assertRefused(dict(good, spi="1"), R.saFromPlain, "sa.spi")
+        self.assertRefused(dict(good, inbound=1), R.saFromPlain, "sa.inbound")
+        self.assertRefused(dict(good, source="192.0.2.300"), R.saFromPlain, "sa.source")
+        self.assertRefused(dict(good, destination="2001:db8::1"), R.saFromPlain, "different families")
+        self.assertRefused(dict(good, protocol=50), R.saFromPlain, "not AH (2) or ESP (3)")
+        self.assertRefused(dict(good, mode="beet"), R.saFromPlain, "sa.mode")
+        self.assertRefused(dict(good, encryptionKey="00" * 129), R.saFromPlain, "at most 128 bytes")
+        self.assertRefused(dict(good, encryptionKey="zz"), R.saFromPlain, "not hexadecimal")
+        self.assertRefused(dict(good, encapsulation=[0, 4500]), R.saFromPlain, "sa.encapsulation")
+        self.assertRefused(dict(good, selectors=[good["selectors"][0]] * (R.MAX_SELECTORS + 1)), R.saFromPlain,
+                           "at most 64 pairs")
+        flow = R.flowToPlain(aFlow())
+        inverted = dict(flow, source=dict(flow["source"], startAddress="10.9.9.9"))
+        self.assertRefused(inverted, R.flowFromPlain, "not an address range")
+        self.assertRefused(dict(flow, direction="sideways"), R.flowFromPlain, "flow.direction")
+
+    def test_bounded(self):
+        """
+        A record longer than MAX_RECORD_BYTES is refused before it is
+        parsed; so is what is not JSON.
+        """
+        with self.assertRaises(R.RecordError) as caught:
+            R.decode(b"[" * (R.MAX_RECORD_BYTES + 1), R.saFromPlain)
+        self.assertIn("at most %d" % (R.MAX_RECORD_BYTES,), str(caught.exception))
+        self.assertRaises(R.RecordError, R.decode, b"\xff{", R.saFromPlain)
+        self.assertRaises(R.RecordError, R.decode, b"[]", R.saFromPlain)
+
+
+class _Service:
+    def __init__(self):
+        self.kernel = DecoupledKernel()
+        self.installed = set()
+        self.notified = []
+
+    def _notify(self, state):
+        self.notified.append(state)
+
+
+class ChannelTests(SynchronousTestCase):
+    """
+    The worker's L{RemoteKernel} against the parent's L{WorkerCommands}
+    over an in-memory AMP connection.
+    """
+
+    def setUp(self):
+        self.service = _Service()
+        self.client, self.server, self.pump = connectedServerAndClient(
+            lambda: WorkerCommands(self.service), amp.AMP)
+        self.remote = RemoteKernel("decoupled", self.client)
+
+    def call(self, d):
+        """
+        C{d} once the pump has run: its outcome is caught first, as AMP
+        drops a connection whose failures reach the end of the chain.
+        """
+        outcome = []
+        d.addBoth(outcome.append)
+        self.pump.flush()
+        self.assertEqual(len(outcome), 1)
+        result = outcome[0]
+        return fail(result) if isinstance(result, Failure) else succeed(result)
+
+    def test_installAndRemove(self):
+        """
+        SAs and flows the worker installs reach the parent's datapath as the
+        same records, and leave it again.
+        """
+        sa, flow = anSA(), aFlow()
+        self.successResultOf(self.call(self.remote.addSA(sa)))
+        self.successResultOf(self.call(self.remote.addFlow(flow)))
+        self.assertEqual(list(self.service.kernel.sas.values()), [sa])
+        self.assertEqual(self.service.kernel.flows, [flow])
+        self.assertEqual(self.service.installed, {sa.spi})
+        self.successResultOf(self.call(self.remote.deleteSA(sa)))
+        self.successResultOf(self.call(self.remote.deleteFlow(flow)))
+        self.assertEqual((self.service.kernel.sas, self.service.kernel.flows), ({}, []))
+
+    def test_allocateSpiAndQuery(self):
+        spi = self.successResultOf(self.call(self.remote.allocateSpi(ESP, ip_address("192.0.2.2"),
+                                                                     ip_address("192.0.2.1"))))
+        self.assertGreater(spi, 255)
+        sa = anSA(spi=spi)
+        self.successResultOf(self.call(self.remote.addSA(sa)))
+        usage = self.successResultOf(self.call(self.remote.querySA(sa)))
+        self.assertEqual(usage.bytes, 0)
+
+    def test_badRecordRefused(self):
+        """
+        A record that does not decode is refused with BAD_RECORD and its
+        reason; the datapath is not touched.
+        """
+        d = self.call(self.client.callRemote(C.AddSA, sa=b'{"spi": 1}'))
+        failure = self.failureResultOf(d, R.RecordError)
+        self.assertIn("missing", str(failure.value))
+        self.assertEqual(self.service.kernel.log, type(self.service.kernel.log)())
+
+    def test_badProtocolRefused(self):
+        d = self.call(self.client.callRemote(C.AllocateSpi, protocol=50, source="192.0.2.2",
+                                             destination="192.0.2.1"))
+        self.assertIn("protocol must be", str(self.failureResultOf(d, R.RecordError).value))
+
+    def test_kernelErrorTyped(self):
+        """
+        A datapath failure comes back as a KernelError with its text.
+        """
+        d = self.call(self.remote.querySA(anSA()))
+        self.assertIn("no such SA", str(self.failureResultOf(d, KernelError).value))
+
+    def test_unknownCommandRefused(self):
+        """
+        A command the parent does not have is refused by name.
+        """
+
+        class Bogus(amp.Command):
+            commandName = b"ReadFile"
+            arguments = [(b"path", amp.Unicode())]
+
+        d = self.call(self.client.callRemote(Bogus, path="/etc/iked/private/local.key"))
+        failure = self.failureResultOf(d, amp.UnhandledCommand)
+        self.assertIn("ReadFile", str(failure.value))
+
+    def test_boxBounded(self):
+        """
+        A box from the worker larger than MAX_BOX_BYTES (or with more than
+        MAX_BOX_KEYS keys) ends the channel instead of growing the parent.
+        """
+        from ikedtx.privsep.parent import MAX_BOX_BYTES
+
+        box = amp.AmpBox(_command=b"AddFlow", _ask=b"1", **{"k%d" % (i,): b"v" * 60000
+                                                           for i in range(MAX_BOX_BYTES // 60000 + 1)})
+        self.client.transport.write(box.serialize())
+        self.pump.flush()
+        # The parent's end is closed.
+        transport = self.server.transport
+        self.assertTrue(transport is None or transport.disconnecting or transport.disconnected)
+        self.assertEqual(self.service.kernel.flows, [])
+
+    def test_setVerbose(self):
+        """
+        ikectl log verbose in the worker moves the parent's log filter too.
+        """
+        from ikedtx import tap
+
+        calls = []
+        self.patch(tap, "setVerbose", calls.append)
+        self.successResultOf(self.call(self.client.callRemote(C.SetVerbose, verbose=True)))
+        self.assertEqual(calls, [True])
+
+    def test_fetchStateBounded(self):
+        """
+        State is fetched in chunks of at most CHUNK bytes, and only a token
+        the parent gave.
+        """
+        self.server.service.pendingStates = {1: b"x" * (C.CHUNK + 10)}
+        first = self.successResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=0)))
+        self.assertEqual(len(first["data"]), C.CHUNK)
+        last = self.successResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=C.CHUNK)))
+        self.assertEqual(last["data"], b"x" * 10)
+        # systemd hears that the reload is done once the last chunk is out.
+        self.assertEqual(self.service.notified, ["READY=1"])
+        self.failureResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=0)), KeyError)
+
+
+class SigningTests(SynchronousTestCase):
+    def setUp(self):
+        self.rsaKey = rsa.generate_private_key(65537, 2048)
+        self.ecKey = ec.generate_private_key(ec.SECP256R1())
+
+    def test_parseRequest(self):
+        """
+        Only the known schemes and hashes, a PSS salt for PSS only, data of
+        at most MAX_SIGN_BYTES in hexadecimal.
+        """
+        ok = {"scheme": "pss", "hash": "sha256", "salt": 32, "data": "00"}
+        self.assertEqual(parseRequest(ok), ("pss", "sha256", 32, b"\0"))
+        for bad in (dict(ok, scheme="raw"), dict(ok, hash="md5"), dict(ok, salt=1000), dict(ok, data="zz"),
+                    dict(ok, data="00" * (256 * 1024 + 1)), dict(ok, extra=1), dict(ok, scheme="pkcs1v15"),
+                    dict(ok, scheme="pure"), []):
+            self.assertRaises(SigningError, parseRequest, bad)
+
+    def test_remoteKeySignsInParent(self):
+        """
+        The worker's remote key signs through the parent's key: the
+        signature verifies with the public key; the remote key gives no
+        private bytes.
+        """
+        calls = []
+
+        class InProcess:
+            def sign(signer, scheme, hashName, salt, data):
+                calls.append(scheme)
+                return signWith(self.rsaKey, *parseRequest(
+                    {"scheme": scheme, "hash": hashName, "salt": salt, "data": data.hex()}))
+
+        key = remoteKey(self.rsaKey.public_key(), InProcess())
+        self.assertIsInstance(key, rsa.RSAPrivateKey)
+        self.assertEqual(key.key_size, 2048)
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        signature = key.sign(b"octets", pss, hashes.SHA256())
+        self.rsaKey.public_key().verify(signature, b"octets", pss, hashes.SHA256())
+        signature = key.sign(b"octets", padding.PKCS1v15(), hashes.SHA384())
+        self.rsaKey.public_key().verify(signature, b"octets", padding.PKCS1v15(), hashes.SHA384())
+        self.assertEqual(calls, ["pss", "pkcs1v15"])
+        self.assertRaises(SigningError, key.private_bytes, serialization.Encoding.PEM,
+                          serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    def test_schemeMustFitKey(self):
+        self.assertRaises(SigningError, signWith, self.ecKey, "pkcs1v15", "sha256", None, b"x")
+        self.assertRaises(SigningError, signWith, None, "ecdsa", "sha256", None, b"x")
+
+    def frame(self, obj):
+        data = json.dumps(obj).encode()
+        return struct.pack("!I", len(data)) + data
+
+    def answers(self, transport):
+        data, out = transport.value(), []
+        while data:
+            (n,) = struct.unpack("!I", data[:4])
+            out.append(json.loads(data[4:4 + n]))
+            data = data[4 + n:]
+        return out
+
+    def test_server(self):
+        """
+        The parent's server answers a good request with a signature that
+        verifies, a bad one with an error, and closes the channel on a
+        frame longer than MAX_FRAME.
+        """
+        server = SigningServer(lambda: self.ecKey)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        server.dataReceived(self.frame({"scheme": "ecdsa", "hash": "sha256", "salt": None, "data": "6869"}))
+        server.dataReceived(self.frame({"scheme": "pss", "hash": "sha256", "salt": 32, "data": "6869"}))
+        good, bad = self.answers(transport)
+        self.ecKey.public_key().verify(bytes.fromhex(good["signature"]), b"hi", ec.ECDSA(hashes.SHA256()))
+        self.assertIn("does not fit", bad["error"])
+        server.dataReceived(struct.pack("!I", MAX_FRAME + 1))
+        self.assertTrue(transport.disconnecting)
+
+
+class Store:
+    privateKey = None
+
+
+class StateTests(SynchronousTestCase):
+    def test_noPrivateKey(self):
+        """
+        The state for the worker carries the public half of the local key,
+        never its private bytes; loaded, the key is a remote one.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        store = Store()
+        store.privateKey = key
+        secret = key.private_numbers().private_value.to_bytes(32, "big")
+        data = dumpState({"config": 1}, {}, store)
+        self.assertNotIn(secret, data)
+        config, resolved, store = loadState(data, signer=None)
+        self.assertIsInstance(store.privateKey, ec.EllipticCurvePrivateKey)
+        self.assertNotIsInstance(store.privateKey, LocalKeyPlaceholder)
+        self.assertEqual(store.privateKey.public_key(), key.public_key())
+
+
+class SupervisorTests(SynchronousTestCase):
+    def test_backoff(self):
+        """
+        Workers that die young wait longer each time (doubling up to the
+        maximum); one that lived past 'stable' is replaced at once.
+        """
+        s = Supervisor(initial=0.5, maximum=4.0, stable=60.0)
+        self.assertEqual([s.nextDelay(1.0) for _ in range(6)], [0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
+        self.assertEqual(s.nextDelay(61.0), 0.0)
+        self.assertEqual(s.nextDelay(1.0), 0.5)
+
+    def test_describeEnd(self):
+        from twisted.internet.error import ProcessDone, ProcessTerminated
+
+        self.assertEqual(describeEnd(ProcessTerminated(signal=9)), "signal KILL")
+        self.assertEqual(describeEnd(ProcessTerminated(exitCode=1)), "exit status 1")
+        self.assertEqual(describeEnd(ProcessDone(0)), "exit status 0")
