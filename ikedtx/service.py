@@ -571,8 +571,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
-        if getattr(self.credentials, "root", None):
-            self.runner.ocspResponders = os.path.join(self.credentials.root, "ocsp", "responder.crt")
+        self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
         if self.kernel.name == "userspace":
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived

@@ -351,6 +351,7 @@ class CredentialStore:
         self.privateKey = self._loadPrivateKey()
         self.localPublicKey = self._loadLocalPublicKey()
         self.trustedPublicKeys = self._loadPublicKeys()
+        self.ocspResponders = self._loadOCSPResponders()
         self._verification = None
         self._log.info(
             "{root}: {cas} CA certificate(s), {certs} certificate(s), {crls} CRL(s), "
@@ -365,6 +366,24 @@ class CredentialStore:
 
     def _path(self, *parts):
         return os.path.join(self.root, *parts)
+
+    def _loadOCSPResponders(self):
+        """
+        The certificates of ocsp/responder.crt (iked's trusted OCSP
+        signers), read with the rest of the tree so that a worker without
+        access to the files has them; none when the file is absent.
+        """
+        path = self._path("ocsp", "responder.crt")
+        if not os.path.exists(path):
+            return []
+        data = self._read(path)
+        if data is None:
+            return []
+        try:
+            return x509.load_pem_x509_certificates(data)
+        except ValueError as e:
+            self._skip(path, "not PEM certificates (%s)" % (e,))
+            return []
 
     def _skip(self, path, reason):
         self.loadErrors.append((path, reason))

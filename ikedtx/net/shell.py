@@ -116,7 +116,8 @@ class CoreRunner:
         self.traps = []
         self.ipv6Blocked = False
         # The L{ikedtx.pki.ocsp.OCSPClient}, made when first needed, and
-        # iked's ocsp/responder.crt it trusts (set by the service).
+        # a callable giving the certificates of iked's ocsp/responder.crt it
+        # trusts (set by the service, from the credential store).
         self.ocsp = None
         self.ocspResponders = None
         kernel.setEventReceiver(self)
@@ -258,7 +259,7 @@ class CoreRunner:
         from ikedtx.pki import ocsp
 
         if self.ocsp is None:
-            self.ocsp = ocsp.OCSPClient(self.reactor, respondersFile=self.ocspResponders)
+            self.ocsp = ocsp.OCSPClient(self.reactor, responders=self.ocspResponders)
         token = action.token
         url = ocsp.responderUrl(action.certificate, action.issuer, action.url)
         d = self.ocsp.check(action.certificate, action.issuer, url, action.tolerate, action.maxAge)

@@ -293,7 +293,7 @@ class OCSPClient:
 
     _log = Logger()
 
-    def __init__(self, reactor, agent=None, timeout=TIMEOUT, maxBody=MAX_BODY, respondersFile=None):
+    def __init__(self, reactor, agent=None, timeout=TIMEOUT, maxBody=MAX_BODY, respondersFile=None, responders=None):
         if agent is None:
             from twisted.web.client import Agent
             agent = Agent(reactor, connectTimeout=timeout)
@@ -302,13 +302,19 @@ class OCSPClient:
         self.timeout = timeout
         self.maxBody = maxBody
         self.respondersFile = respondersFile
+        self._responders = responders
         self.cache = {}
 
     def responders(self):
         """
-        The certificates of L{respondersFile} (PEM), read at each check as
-        iked does; none when it is absent or unreadable (logged).
+        The trusted responder certificates: what the C{responders} callable
+        given returns (the credential store's, read at start and reload: a
+        privilege-separated worker cannot read the file), else those of
+        L{respondersFile} (PEM), read at each check as iked does; none when
+        it is absent or unreadable (logged).
         """
+        if self._responders is not None:
+            return list(self._responders())
         if self.respondersFile is None:
             return []
         try:

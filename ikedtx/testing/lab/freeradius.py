@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_auth_radius -*-
 """
 A FreeRADIUS 3 server for tests: its own configuration directory written
 from scratch (no /etc/freeradius), C{freeradius -X -d DIR} as a child
