@@ -123,6 +123,20 @@ class LiveDaemon:
         with open(self.logPath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def logWith(self, text, timeout=10):
+        """
+        The log once it holds C{text}, or as it is after C{timeout}
+        seconds: a privilege-separated worker's lines reach the log through
+        the parent, a moment after the datagram that caused them was
+        answered.
+        """
+        deadline = time.monotonic() + timeout
+        log = self.log()
+        while text not in log and time.monotonic() < deadline:
+            time.sleep(0.05)
+            log = self.log()
+        return log
+
     def assertCleanLog(self, testCase):
         """
         The daemon is alive and its log has no traceback and no internal

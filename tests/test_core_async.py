@@ -327,3 +327,40 @@ class DatapathEventTests(ExchangeTestCase):
             subject = (b"\x09" * 8, 1) if kind in ("childsoft", "childhard") else "x" if kind == "reinitiate" else b"\x09" * 8
             a.core.timerExpired(TimerKey(kind, subject))
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class InitialContactTests(AsyncTestCase):
+    def test_concurrentSAsWaitingForSpis(self):
+        """
+        Two active policies to one peer start together and both IKE SAs
+        wait in IKE_AUTH for their SPIs: exactly one of the two requests
+        says INITIAL_CONTACT.  (Seen against charon under privilege
+        separation, whose SPIs come from the parent: neither said it.)
+        """
+        from tests.corehelpers import Network
+        from tests.test_core_liveness import _policies
+        from ikedtx.core.tasks.common import findNotify
+        from ikedtx.core.tasks.initialcontact import InitialContactTask
+        from ikedtx.wire.constants import NotifyType
+
+        seen = []
+        processR = InitialContactTask.processR
+
+        def spy(task, core, ikeSA, message, payloads):
+            seen.append(findNotify(payloads, NotifyType.INITIAL_CONTACT) is not None)
+            return processR(task, core, ikeSA, message, payloads)
+
+        self.patch(InitialContactTask, "processR", spy)
+        nets = [("10.1.%d.0/24" % n, "10.2.%d.0/24" % n) for n in (1, 2)]
+        self.network = Network()
+        a = SlowHost(self.network, A_ADDR, _policies("a", [("ab%d" % n, o, t) for n, (o, t) in enumerate(nets, 1)]))
+        b = Host(self.network, B_ADDR, _policies("b", [("ba%d" % n, t, o) for n, (o, t) in enumerate(nets, 1)]))
+        a.execute(a.core.startup())
+        self.network.pump()
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.AUTH_REQUEST, IKEState.AUTH_REQUEST])
+        self.assertEqual(len(a.allocations), 2)
+        a.allocateAll()
+        self.network.pump()
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID, IKEState.VALID])
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID, IKEState.VALID])
+        self.assertEqual(sorted(seen), [False, True])

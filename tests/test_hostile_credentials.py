@@ -72,7 +72,7 @@ class PeerCertificateTests(TestCase):
         peer.execute(actions)
         error = peer.runUntil(requestId, AuthenticationFailed)
         self.assertEqual(error.notify, NotifyType.AUTHENTICATION_FAILED)
-        self.assertIn(why, self.daemon.log())
+        self.assertIn(why, self.daemon.logWith(why))
         self.daemon.assertCleanLog(self)
         good = self.client(keyOnce("p256"))
         self.assertEqual(good.establish().state, IKEState.VALID)

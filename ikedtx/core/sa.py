@@ -64,6 +64,8 @@ class IKESA(StateMachine):
     @ivar established: when it became VALID, or L{None}.
     @ivar lastActivity: when the peer last sent an authenticated message.
     @ivar deleteReason: why it was deleted, once it is.
+    @ivar initialContactSent: whether our IKE_AUTH request carried
+        INITIAL_CONTACT.
     @ivar authFailed: whether the peer failed to authenticate (reported to
         monitors when the SA goes).
     @ivar reassembler: the L{Reassembler} of fragmented messages (RFC 7383).
@@ -130,6 +132,7 @@ class IKESA(StateMachine):
         self.lastActivity = now
         self.deleteReason = None
         self.authFailed = False
+        self.initialContactSent = False
         # EAP (RFC 7296 2.16): the responder's conversation
         # (ikedtx.core.tasks.eap.EAPResponder) and the identity it proved.
         self.eap = None

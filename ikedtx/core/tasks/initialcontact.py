@@ -25,11 +25,15 @@ class InitialContactTask(Task):
     _log = Logger()
 
     def buildI(self, core, ikeSA, payloads):
-        # Not when another IKE SA to the peer is up or already authenticating
-        # (several policies starting together): the peer would delete it.
+        # Not when another IKE SA to the peer is up, or authenticating with
+        # INITIAL_CONTACT already (several policies starting together, their
+        # IKE_AUTH requests built in whatever order their SPIs came): the
+        # peer would delete it.
         if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0]
-                   and other.state in (IKEState.AUTH_REQUEST, IKEState.VALID)
+                   and (other.state == IKEState.VALID
+                        or (other.state == IKEState.AUTH_REQUEST and other.initialContactSent))
                    for other in core.ikeSAs.values()):
+            ikeSA.initialContactSent = True
             payloads.append(Notify(NotifyType.INITIAL_CONTACT))
 
     def processR(self, core, ikeSA, message, payloads):
