@@ -204,10 +204,13 @@ class MemoryReturnsTests(FloodTestCase):
         # 600 half-open IKE SAs hold hundreds of kilobytes in thousands of
         # blocks (keys, proposals, cached responses). Once they expired a
         # few blocks stay: the tables' capacity (a dict does not shrink
-        # when emptied; bounded by halfOpenMax), nothing per IKE SA.
+        # when emptied; bounded by halfOpenMax), nothing per IKE SA: fewer
+        # blocks than IKE SAs (a leak of anything per IKE SA leaves at least
+        # one each; 314 left over were seen once in a full run, where other
+        # tests had run before in the same process).
         self.assertGreater(during - before, 600 * 1000)
         self.assertGreater(blocksDuring - blocksBefore, 600 * 20)
-        self.assertLess(blocksAfter - blocksBefore, 600 // 2)
+        self.assertLess(blocksAfter - blocksBefore, 600)
         self.assertLess(after - before, 600 * 128)
 
 
