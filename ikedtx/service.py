@@ -562,6 +562,8 @@ class IkedService(MultiService):
             self.kernel.removeLeftoverRoutes()
         self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
                        why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
+        if self.options.get("privsepOff"):
+            self._log.warn("privilege separation off, one process as root: {why}", why=self.options["privsepOff"])
         if self.credentials is None:
             self.credentials = self._makeCredentials()
         self.core = IKECore(

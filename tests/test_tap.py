@@ -210,6 +210,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(tap.makeService(parse("-f", self.path, "--no-privsep")), IkedService)
         options = parse("-f", self.path, "--kernel", "userspace")
         self.assertFalse(tap.usePrivsep(options))
+        self.assertIn("user-space datapath", options["privsepOff"])
         self.patch(os, "geteuid", lambda: 1000)
         self.assertIsInstance(tap.makeService(parse("-f", self.path)), IkedService)
 
@@ -406,3 +407,26 @@ class StartupRaceTests(TestCase):
         # The IKE port that had started closes its socket on the reactor's
         # next turn.
         return task.deferLater(reactor, 0.01, lambda: None)
+
+
+class PrivsepVirtualAddressTests(SynchronousTestCase):
+    def test_requestedAddressRunsOneProcess(self):
+        """
+        A policy that asks the peer for a virtual address, with a kernel
+        datapath: one process as root, and why (the worker cannot put the
+        address on an interface; seen as test_kernel_vm_charon's road
+        warrior sending nothing through ESP); decoupled, or without such a
+        policy, privileges stay separated.
+        """
+        from ikedtx.config import parseConfig
+
+        self.patch(os, "geteuid", lambda: 0)
+        client = parseConfig('ikev2 "rw" active esp from dynamic to 10.2.0.0/16 peer 192.0.2.1 '
+                             'psk "x" request address any\n')
+        gateway = parseConfig('ikev2 "gw" passive esp from 10.2.0.0/16 to dynamic psk "x" '
+                              'config address 10.99.0.0/24\n')
+        options = {"kernel": "xfrm"}
+        self.assertFalse(tap.usePrivsep(options, client))
+        self.assertIn("requests a virtual address", options["privsepOff"])
+        self.assertTrue(tap.usePrivsep({"kernel": "decoupled"}, client))
+        self.assertTrue(tap.usePrivsep({"kernel": "xfrm"}, gateway))
