@@ -67,6 +67,18 @@ class CharonRekeyMixin(CharonMixin):
             ours.initiate("peer")
         mine, theirs = self.assertSameSAs(ours, charon)
         self.assertEqual(mine["initiator"], 0 if charonInitiates else 1)
+        # The datapath may still be installing the Child SA (asynchronously:
+        # under privilege separation the parent installs it).
+        spis = (mine["spiI"], mine["spiR"])
+
+        def installed():
+            for sa in ours.showSa():
+                if (sa["spiI"], sa["spiR"]) == spis and sa["children"] and all(
+                        child.get("state") == "INSTALLED" for child in sa["children"]):
+                    return sa
+            return None
+
+        mine = poll(installed, 10, interval=0.1, what=lambda: "ikedtx's Child SA installed\n%r" % (ours.showSa(),))
         return ours, charon, mine
 
     def _settled(self, ours, charon, before, ikeRenewed, timeout=60.0):
