@@ -571,6 +571,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        self.runner.configureRadius(self.config)
         if getattr(self.credentials, "root", None):
             self.runner.ocspResponders = os.path.join(self.credentials.root, "ocsp", "responder.crt")
         if self.kernel.name == "userspace":
