@@ -573,6 +573,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        self.runner.configureRadius(self.config)
         self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
         if self.kernel.name == "userspace":
             # ESP in UDP shares the NAT-T sockets (RFC 3948).

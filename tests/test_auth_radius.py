@@ -300,7 +300,7 @@ class ClientTests(SynchronousTestCase):
             ("192.0.2.1", 1812),
         )
         step = self.successResultOf(d)
-        self.assertEqual(step, EAPStep(challenge))
+        self.assertEqual(step, EAPStep(challenge, identity="alice"))
         d2 = session.receive(eap.EAPPacket(eap.RESPONSE, 8, eap.TYPE_NAK, b"\x1a").encode())
         raw2 = udp.written[-1][0]
         request2 = pyradPacket.AuthPacket(secret=SECRET, dict=radius.radiusDictionary(), packet=raw2)

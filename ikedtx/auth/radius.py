@@ -30,9 +30,9 @@ the EAP conversation and the accounting records.
                         (RFC 2866): Acct-Session-Id per IKE SA, session time
                         and octet/packet counts at Stop.
 
-Nothing here is wired into IKE_AUTH yet: the sessions provide the
-IEAPSession methods (start/receive/abort returning Deferreds of an
-L{EAPStep}) that ikedtx.auth.eapbackend defines on the EAP branch.
+RadiusEAPBackend and RadiusEAPSession are the IEAPBackend and IEAPSession
+of ikedtx.auth.eapbackend; ikedtx.auth.radiuswire makes them (and the
+accounting) from a configuration's C{radius} lines for the shell.
 
 Secrets (shared secrets, keys, MSKs) are never logged or put in reprs.
 """
@@ -48,8 +48,10 @@ from pyrad import packet as _pyrad
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ikedtx.auth import eap as _eap
+from ikedtx.auth.eapbackend import EAPStep, IEAPBackend, IEAPSession
 
 log = Logger()
 
@@ -187,22 +189,6 @@ class RadiusServer:
     @property
     def address(self):
         return (self.host, self.port)
-
-
-# Stand-in for ikedtx.auth.eapbackend.EAPStep (helper "eap"'s branch): to be
-# replaced by an import of that class at merge; the fields are the same.
-@dataclass(frozen=True)
-class EAPStep:
-    """
-    @ivar packet: the EAP packet to send the peer (Request, Success or
-        Failure), or C{None}.
-    @ivar outcome: C{None} (more rounds), C{True} (success), C{False}.
-    @ivar msk: the MSK on success.
-    """
-
-    packet: Optional[bytes]
-    outcome: Optional[bool] = None
-    msk: Optional[bytes] = field(default=None, repr=False)
 
 
 class _Outstanding:
@@ -550,6 +536,7 @@ def splitEAP(packet):
     return [packet[i : i + ATTRIBUTE_VALUE_MAX] for i in range(0, len(packet), ATTRIBUTE_VALUE_MAX)] or [b""]
 
 
+@implementer(IEAPBackend)
 class RadiusEAPBackend:
     """
     IEAPBackend for C{eap "radius"}: every session passes EAP through to
@@ -570,6 +557,7 @@ class RadiusEAPBackend:
         return RadiusEAPSession(self, policy, peerIdentity, callingStationId)
 
 
+@implementer(IEAPSession)
 class RadiusEAPSession:
     """
     One EAP conversation relayed to RADIUS (IEAPSession).
@@ -605,7 +593,8 @@ class RadiusEAPSession:
         self._done = True
         log.warn("EAP-RADIUS for {user}: {reason}", user=self.userName or "(no identity yet)", reason=reason)
         # RFC 3748 4.2: the Identifier of the Response answered.
-        return EAPStep(_eap.EAPPacket(_eap.FAILURE, self._identifier).encode(), False)
+        return EAPStep(_eap.EAPPacket(_eap.FAILURE, self._identifier).encode(), False, reason=reason,
+                       identity=self.userName)
 
     def receive(self, packet):
         """
@@ -661,7 +650,7 @@ class RadiusEAPSession:
     def _noAnswer(self, failure):
         self._pending = None
         if failure.check(defer.CancelledError):
-            return EAPStep(None, False)
+            return EAPStep(None, False, reason="EAP-RADIUS session aborted", identity=self.userName)
         return self._failure("RADIUS: %s" % (failure.getErrorMessage(),))
 
     def _answer(self, reply):
@@ -682,7 +671,7 @@ class RadiusEAPSession:
                 return self._failure("Access-Challenge with a malformed EAP-Message: %s" % (e,))
             if eap.code != _eap.REQUEST:
                 return self._failure("Access-Challenge carries EAP code %d, not a Request" % (eap.code,))
-            return EAPStep(message)
+            return EAPStep(message, identity=self.userName)
         # Access-Accept.
         try:
             msk = mskFromAccept(reply)
@@ -699,7 +688,7 @@ class RadiusEAPSession:
             if eap is not None and eap.code == _eap.SUCCESS:
                 success = message
         log.info("EAP-RADIUS: {user} authenticated", user=self.userName)
-        return EAPStep(success, True, msk)
+        return EAPStep(success, True, msk, identity=self.userName)
 
     def abort(self):
         self._done = True

@@ -109,9 +109,12 @@ class IKECore:
         self._spiRequests = {}
         self._statusRequests = {}
         self._eapRequests = {}
-        #: An IEAPBackend for every EAP policy (RADIUS), or None for the
-        #: configuration's user lines (ikedtx.core.tasks.eap.backendFor).
+        #: An IEAPBackend for every EAP policy (tests), or None: then
+        #: ikedtx.core.tasks.eap.backendFor chooses per policy.
         self.eapBackend = None
+        #: The IEAPBackend of eap "radius" policies (ikedtx.auth.radiuswire,
+        #: set by the shell), or None without a radius server.
+        self.radiusBackend = None
         self._children = {}
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)

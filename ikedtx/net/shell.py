@@ -120,6 +120,9 @@ class CoreRunner:
         # trusts (set by the service, from the credential store).
         self.ocsp = None
         self.ocspResponders = None
+        # The L{ikedtx.auth.radiuswire.RadiusWiring} of the configuration
+        # (L{configureRadius}), or None.
+        self.radius = None
         kernel.setEventReceiver(self)
 
     def addPort(self, port, natt):
@@ -365,6 +368,10 @@ class CoreRunner:
 
     def action_IKESAUp(self, action):
         self._count("ikes_sa_established_total")
+        if self.radius is not None:
+            ikeSA = self.core.ikeSAs.get(action.spiR) or self.core.ikeSAs.get(action.spiI)
+            if ikeSA is not None:
+                self.radius.up(action.spiI, action.spiR, ikeSA)
         self._publish("ike-up", spiI=action.spiI.hex(), spiR=action.spiR.hex(), policy=action.policy,
                       local="%s:%d" % tuple(action.local), remote="%s:%d" % tuple(action.remote), peerId=action.peerId)
 
@@ -372,6 +379,8 @@ class CoreRunner:
         fields = dict(spiI=action.spiI.hex(), spiR=action.spiR.hex(), policy=action.policy,
                       remote="%s:%d" % tuple(action.remote), reason=action.reason)
         self._count("ikes_sa_removed")
+        if self.radius is not None:
+            self.radius.down(action.spiI, action.spiR)
         if not action.established:
             self._count("ikes_sa_established_failures")
             if self.events is not None:
@@ -385,6 +394,8 @@ class CoreRunner:
         self._publish("ike-down", detail=action.cause, **fields)
 
     def action_IKESARekeyed(self, action):
+        if self.radius is not None:
+            self.radius.rekeyed(action.oldSpiI, action.oldSpiR, action.spiI, action.spiR)
         self._publish("ike-rekeyed", spiI=action.spiI.hex(), spiR=action.spiR.hex(), oldSpiI=action.oldSpiI.hex(),
                       oldSpiR=action.oldSpiR.hex(), policy=action.policy, remote="%s:%d" % tuple(action.remote))
 
@@ -487,7 +498,25 @@ class CoreRunner:
         flows in the datapath; a Deferred for the traps.
         """
         self.execute(self.core.reload(config, resolved))
+        self.configureRadius(config)
         return self.refreshTraps()
+
+    def configureRadius(self, config):
+        """
+        Make (or keep, if its C{radius} lines did not change) the RADIUS
+        clients of C{config}, give the core their EAP backend and log the
+        C{eap "radius"} policies without a server.
+        """
+        from ikedtx.auth import radiuswire
+
+        for problem in radiuswire.configProblems(config):
+            self._log.error("{problem}", problem=problem)
+        if self.radius is None:
+            if config.radius.servers or config.radius.accountingServers:
+                self.radius = radiuswire.RadiusWiring(config.radius, self.reactor)
+        else:
+            self.radius = self.radius.replaced(config.radius)
+        self.core.radiusBackend = self.radius.backend if self.radius is not None else None
 
     def refreshTraps(self):
         """
@@ -527,6 +556,8 @@ class CoreRunner:
         Cancel every timer and arm no new one (the service is stopping).
         """
         self.stopped = True
+        if self.radius is not None:
+            self.radius.stop()
         for call in self._timers.values():
             if call.active():
                 call.cancel()

@@ -92,11 +92,19 @@ class EAPResponder:
 def backendFor(core, policy):
     """
     The EAP backend for C{policy}: the core's C{eapBackend} if one was set
-    (RADIUS), else the configuration's C{user} lines.
+    (it serves every policy), else for C{eap "radius"} the core's
+    C{radiusBackend} (the shell makes it from the configuration's C{radius
+    server} lines, L{ikedtx.auth.radiuswire}), else the configuration's
+    C{user} lines.
+
+    @return: the L{IEAPBackend}, or L{None} for C{eap "radius"} without a
+        RADIUS server.
     """
     backend = getattr(core, "eapBackend", None)
     if backend is not None:
         return backend
+    if policy is not None and policy.auth.eapRadius:
+        return getattr(core, "radiusBackend", None)
     return LocalMSCHAPv2Backend(core.config.users)
 
 
@@ -129,7 +137,10 @@ def startR(task, core, ikeSA, idi, payloads, answer, idrBody):
     """
     held = [p for p in payloads if isinstance(p, _HELD)]
     payloads[:] = [p for p in payloads if not isinstance(p, _HELD)]
-    session = backendFor(core, ikeSA.policy).newSession(ikeSA.policy, bytes(idi.data))
+    backend = backendFor(core, ikeSA.policy)
+    if backend is None:
+        _fail(core, ikeSA, task, 'policy %s uses eap "radius" and no radius server is configured' % (ikeSA.policy.name,))
+    session = backend.newSession(ikeSA.policy, bytes(idi.data))
     ikeSA.eap = EAPResponder(session, idi, idrBody, held)
     task.answer = list(answer)
     task.eapToken = core.runEAP(task, ikeSA, session, None)

@@ -145,7 +145,7 @@ class FreeRadius:
     One FreeRADIUS child process.
     """
 
-    def __init__(self, directory, secret, users, authPort=None, acctPort=None):
+    def __init__(self, directory, secret, users, authPort=None, acctPort=None, namespace=None):
         self.executable = requireExecutable("freeradius", "apt-get install freeradius")
         self.directory = os.path.abspath(directory)
         self.secret = secret
@@ -154,6 +154,9 @@ class FreeRadius:
             authPort, acctPort = freeUDPPorts(2)
         self.authPort = authPort
         self.acctPort = acctPort
+        # A lab namespace (ikedtx.testing.lab.netns) to run in, on its
+        # loopback; None: this host's.
+        self.namespace = namespace
         self.process = None
         self.logPath = os.path.join(self.directory, "radiusd.out")
 
@@ -178,12 +181,11 @@ class FreeRadius:
     def start(self, timeout=30):
         self._write()
         out = open(self.logPath, "wb")
-        self.process = subprocess.Popen(
-            [self.executable, "-X", "-d", self.directory],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        argv = [self.executable, "-X", "-d", self.directory]
+        if self.namespace is not None:
+            self.process = self.namespace.popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        else:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.test_auth_radiuswire -*-
+"""
+The RADIUS of one configuration, for the shell (L{ikedtx.net.shell}).
+
+L{RadiusWiring} makes the clients of the configuration's C{radius server}
+and C{radius accounting server} lines once (at start and at each reload
+that changes them, never per IKE SA), listens for their answers, gives the
+core the L{RadiusEAPBackend} of C{eap "radius"} policies and sends
+Accounting Start when an IKE SA authenticated through RADIUS comes up,
+Stop when it goes (a rekeyed IKE SA keeps its accounting session).
+
+L{configProblems} names the C{eap "radius"} policies without a RADIUS
+server, for the log at start and reload (their peers are refused with
+AUTHENTICATION_FAILED, L{ikedtx.core.tasks.eap.startR}).
+"""
+
+import ipaddress
+
+from twisted.logger import Logger
+
+from ikedtx.auth import radius
+
+_log = Logger()
+
+
+def configProblems(config):
+    """
+    @return: a list of messages, one per C{eap "radius"} policy of C{config}
+        without a C{radius server} line.
+    """
+    if config.radius.servers:
+        return []
+    return ['policy %s uses eap "radius" and no radius server is configured: its peers will be refused' % (p.name,)
+            for p in config.policies if p.auth.eapRadius]
+
+
+def _listen(reactor, client):
+    interface = "::" if any(":" in server.host for server in client.servers) else ""
+    return reactor.listenUDP(0, client, interface=interface)
+
+
+class RadiusWiring:
+    """
+    The RADIUS clients, EAP backend and accounting of one configuration.
+
+    @ivar settings: the L{ikedtx.config.model.RadiusSettings} in force.
+    @ivar backend: the L{radius.RadiusEAPBackend}, or L{None} without
+        C{radius server}.
+    @ivar accounting: the L{radius.RadiusAccounting}, or L{None} without
+        C{radius accounting server}.
+    @ivar sessions: C{{(spiI, spiR): AccountingSession}} of the IKE SAs up
+        whose Start was sent.
+    """
+
+    def __init__(self, settings, reactor, nasIdentifier="ikedtx"):
+        self.settings = settings
+        self.reactor = reactor
+        self.backend = None
+        self.accounting = None
+        self.sessions = {}
+        self._ports = []
+        authClient, acctClient = radius.clientsFor(settings, reactor)
+        if authClient is not None:
+            self._ports.append(_listen(reactor, authClient))
+            self.backend = radius.RadiusEAPBackend(authClient, nasIdentifier)
+        if acctClient is not None:
+            self._ports.append(_listen(reactor, acctClient))
+            self.accounting = radius.RadiusAccounting(acctClient, nasIdentifier)
+
+    def __repr__(self):
+        return "<RadiusWiring backend=%s accounting=%s %d sessions>" % (
+            self.backend is not None, self.accounting is not None, len(self.sessions))
+
+    def replaced(self, settings):
+        """
+        The wiring for a reloaded configuration's C{settings}: this one if
+        they did not change, else a new one (this one stops listening; the
+        accounting sessions of the IKE SAs up move over).
+        """
+        if settings == self.settings:
+            return self
+        new = RadiusWiring(settings, self.reactor)
+        new.sessions = self.sessions
+        self.stop()
+        return new
+
+    def stop(self):
+        for port in self._ports:
+            port.stopListening()
+        self._ports = []
+
+    def up(self, spiI, spiR, ikeSA):
+        """
+        An IKE SA came up: Accounting Start if it authenticated through
+        RADIUS and accounting servers are configured.
+
+        @return: the Deferred of the Start, or L{None}.
+        """
+        state = getattr(ikeSA, "eap", None)
+        session = getattr(state, "session", None)
+        if self.accounting is None or not isinstance(session, radius.RadiusEAPSession):
+            return None
+        framed = None
+        for address in getattr(ikeSA, "peerVirtualIPs", None) or ():
+            try:
+                if ipaddress.ip_address(str(address)).version == 4:
+                    framed = str(address)
+                    break
+            except ValueError:
+                continue
+        record = radius.AccountingSession(
+            radius.sessionIdFor(spiI, spiR), session.userName or str(ikeSA.peerId), framedAddress=framed,
+            callingStationId=str(ikeSA.remote[0]), classAttributes=session.classAttributes)
+        self.sessions[(spiI, spiR)] = record
+        return self._logged(self.accounting.start(record), "Start", record)
+
+    def rekeyed(self, oldSpiI, oldSpiR, spiI, spiR):
+        """
+        An IKE SA was rekeyed: its accounting session (same Acct-Session-Id)
+        now belongs to the new SPIs, so the old SA's going sends no Stop
+        and the new one's does.
+        """
+        record = self.sessions.pop((oldSpiI, oldSpiR), None)
+        if record is not None:
+            self.sessions[(spiI, spiR)] = record
+
+    def down(self, spiI, spiR):
+        """
+        An IKE SA went: Accounting Stop if its Start was sent.
+
+        @return: the Deferred of the Stop, or L{None}.
+        """
+        record = self.sessions.pop((spiI, spiR), None)
+        if record is None or self.accounting is None:
+            return None
+        return self._logged(self.accounting.stop(record), "Stop", record)
+
+    def _logged(self, d, what, record):
+        d.addErrback(lambda f: _log.failure("RADIUS accounting {what} for {sid}", f, what=what, sid=record.sessionId))
+        return d

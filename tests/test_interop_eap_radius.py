@@ -1,0 +1,107 @@
+"""
+EAP-RADIUS in IKE_AUTH, live: strongSwan's charon as road warrior with
+EAP-MSCHAPv2 -> ikedtx with C{eap "radius"} -> FreeRADIUS 3 (the lab's
+L{ikedtx.testing.lab.freeradius}, on the loopback of ikedtx's namespace)
+holding the user. ikedtx relays the EAP conversation to FreeRADIUS, takes
+the MSK from its Access-Accept and sends Accounting Start and Stop for the
+IKE SA.
+"""
+
+from twisted.trial.unittest import TestCase
+
+from ikedtx.testing.lab import poll
+from ikedtx.testing.lab.freeradius import FreeRadius
+
+from tests.interop import A, A_FQDN, A_INNER
+from tests.test_interop_eap import DNS, PASSWORD, POOL, USER, EAPMixin, stats
+
+SECRET = b"radwire-s3cret"
+
+
+def radiusConfig(server, accounting=True):
+    lines = 'radius server 127.0.0.1 port %d secret "%s"\n' % (server.authPort, SECRET.decode())
+    if accounting:
+        lines += 'radius accounting server 127.0.0.1 port %d secret "%s"\n' % (server.acctPort, SECRET.decode())
+    return lines + ('ikev2 "rw" passive esp from %s to dynamic local %s srcid %s eap "radius" '
+                    'config address %s config name-server %s\n' % (A_INNER, A, A_FQDN, POOL, DNS))
+
+
+class CharonThroughRadiusTests(EAPMixin, TestCase):
+    def startRadius(self):
+        server = FreeRadius(self.mktemp(), SECRET, {USER: PASSWORD}, namespace=self.a)
+        server.start()
+        self.addCleanup(server.stop)
+        return server
+
+    def test_mschapv2ThroughRadius(self):
+        """
+        charon authenticates with EAP-MSCHAPv2 against FreeRADIUS through
+        ikedtx: both hold the same SAs, the virtual IP pings through, and
+        FreeRADIUS's detail file has an Accounting Start for the user and,
+        once charon deletes the IKE SA, a Stop with the same session id.
+        """
+        self.hosts()
+        self.credentials()
+        radius = self.startRadius()
+        ours = self.startServer(radiusConfig(radius))
+        charon = self.startRoadWarrior()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output + "\n" + radius.log()[-3000:])
+        mine, theirs = self.assertUp(ours, charon)
+        self.labAssertEqual(theirs.get("state"), "ESTABLISHED", "charon's IKE SA: %r" % (theirs,))
+        self.labAssertEqual(mine.get("eapId"), USER, "ikectl show sa: %r" % (mine,))
+        self.labAssertEqual(stats(ours).get("ikedtx_eap_success"), 1, "ikedtx's stats")
+        self.labAssert("Access-Accept" in radius.log(), "FreeRADIUS sent no Access-Accept")
+        sessionId = "%s-%s" % (mine["spiI"], mine["spiR"])
+
+        def records(status):
+            return [r for r in radius.detailRecords()
+                    if r.get("Acct-Status-Type") == status and r.get("Acct-Session-Id") == sessionId]
+
+        start = poll(lambda: records("Start"), what=lambda: "Accounting Start in %r" % (radius.detailRecords(),))
+        self.labAssertEqual(start[0].get("User-Name"), USER, "the Start record: %r" % (start,))
+        self.labAssertEqual(start[0].get("Framed-IP-Address"), "10.77.0.1", "the Start record: %r" % (start,))
+        charon.terminate(ike="rw")
+        poll(lambda: ours.showSa() == [], what=lambda: "ikedtx's SA gone: %r" % (ours.showSa(),))
+        stop = poll(lambda: records("Stop"), what=lambda: "Accounting Stop in %r" % (radius.detailRecords(),))
+        self.labAssertEqual(stop[0].get("User-Name"), USER, "the Stop record: %r" % (stop,))
+
+    def test_wrongPasswordThroughRadius(self):
+        """
+        A wrong password: FreeRADIUS rejects, ikedtx refuses with
+        AUTHENTICATION_FAILED and keeps no SA, and no accounting is sent.
+        """
+        self.hosts()
+        self.credentials()
+        radius = self.startRadius()
+        ours = self.startServer(radiusConfig(radius))
+        charon = self.startRoadWarrior(password="not-" + PASSWORD)
+        ok, output = charon.initiate(child="net")
+        self.labAssert(not ok, "charon's initiate succeeded with a wrong password:\n" + output)
+        self.labAssert("AUTHENTICATION_FAILED" in charon.log() or "EAP/FAIL" in charon.log(),
+                       "charon's log shows no refusal")
+        self.labAssertEqual(ours.showSa(), [], "ikedtx keeps an SA")
+        self.labAssertEqual(stats(ours).get("ikedtx_eap_failures"), 1, "ikedtx's stats")
+        self.labAssert("Access-Reject" in radius.log(), "FreeRADIUS sent no Access-Reject")
+        self.labAssertEqual(radius.detailRecords(), [], "accounting for a refused peer")
+        self.labAssert(PASSWORD not in ours.log(), "ikedtx logged the password")
+
+    def test_noRadiusServer(self):
+        """
+        C{eap "radius"} without a C{radius server} line: ikedtx says so at
+        start and refuses the peer with AUTHENTICATION_FAILED, without a
+        traceback.
+        """
+        self.hosts()
+        self.credentials()
+        config = ('ikev2 "rw" passive esp from %s to dynamic local %s srcid %s eap "radius" '
+                  'config address %s\n' % (A_INNER, A, A_FQDN, POOL))
+        ours = self.startServer(config)
+        charon = self.startRoadWarrior()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(not ok, "charon's initiate succeeded without a RADIUS server:\n" + output)
+        self.labAssert("AUTHENTICATION_FAILED" in charon.log(), "charon was not told AUTHENTICATION_FAILED")
+        self.labAssertEqual(ours.showSa(), [], "ikedtx keeps an SA")
+        log = ours.log()
+        self.labAssert('uses eap "radius" and no radius server is configured' in log, "ikedtx did not say why")
+        self.labAssert("Traceback" not in log, "a traceback in ikedtx's log")
