@@ -13,6 +13,7 @@ control socket before it forks, so start-up errors reach the terminal as
 one line and status 1.
 """
 
+import os
 import sys
 
 from twisted.python import usage
@@ -80,16 +81,26 @@ def stderrObserver():
     return levelFiltered(textFileLogObserver(sys.stderr), _stderrLevel or LogLevel.info)
 
 
+def pidfileFor(socketPath):
+    """
+    Where a detached C{iked} writes its pid: C{iked.pid} beside its control
+    socket (C{/var/run/iked.pid} for the default C{/var/run/iked.sock}), so
+    that daemons with their own sockets do not share one.  twistd removes
+    it at exit and refuses to start while it names a live process.
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(socketPath)), "iked.pid")
+
+
 def _daemon(argv, options, runDaemon):
     global _stderrLevel
     from twisted.logger import LogLevel
 
-    twistdArgv = ["twistd", "--pidfile="]
     if options["debug"]:
+        # In the foreground (and under systemd, Type=notify): no pidfile.
         _stderrLevel = LogLevel.debug if options["verbose"] else LogLevel.info
-        twistdArgv += ["--nodaemon", "--logger=ikedtx.cli.stderrObserver"]
+        twistdArgv = ["twistd", "--pidfile=", "--nodaemon", "--logger=ikedtx.cli.stderrObserver"]
     else:
-        twistdArgv += ["--syslog", "--prefix=iked"]
+        twistdArgv = ["twistd", "--pidfile=" + pidfileFor(options["socket"]), "--syslog", "--prefix=iked"]
     twistdArgv += ["iked"] + list(argv)
     if runDaemon is None:
         from twisted.scripts.twistd import run

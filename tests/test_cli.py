@@ -95,7 +95,7 @@ class IkedTests(SynchronousTestCase):
             calls,
             [
                 ["twistd", "--pidfile=", "--nodaemon", "--logger=ikedtx.cli.stderrObserver", "iked", "-d", "-f", self.path],
-                ["twistd", "--pidfile=", "--syslog", "--prefix=iked", "iked", "-f", self.path],
+                ["twistd", "--pidfile=/var/run/iked.pid", "--syslog", "--prefix=iked", "iked", "-f", self.path],
             ],
         )
 

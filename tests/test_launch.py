@@ -284,6 +284,36 @@ class LogLevelTests(TestCase):
         self.assertLevels(err, debug=False)
         self.assertNotIn("loaded 1 policies", out)
 
+    def test_detachedWritesPidfile(self):
+        """
+        C{iked} without -d detaches and writes its pid to C{iked.pid} beside
+        its control socket; SIGTERM stops it and the pidfile goes.
+        """
+        import signal
+        import time
+
+        sock = os.path.join(self.dir, "iked.sock")
+        pidfile = os.path.join(self.dir, "iked.pid")
+        ike, natt = freePorts(2)
+        argv = [sys.executable, "-c", IKED, "-f", self.config, "-s", sock, "--listen", "127.0.0.1",
+                "--ike-port", str(ike), "--natt-port", str(natt), "--etc-dir", self.dir, "--kernel", "decoupled"]
+        process = subprocess.run(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.DEVNULL,
+                                 capture_output=True, timeout=60)
+        self.assertEqual(process.returncode, 0, process.stderr)
+        deadline = time.time() + 30
+        while not (os.path.exists(pidfile) and os.path.exists(sock)) and time.time() < deadline:
+            time.sleep(0.05)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % (pid,)) and os.kill(pid, signal.SIGKILL))
+        with open("/proc/%d/cmdline" % (pid,), "rb") as f:
+            self.assertIn(b"iked", f.read())
+        os.kill(pid, signal.SIGTERM)
+        while os.path.exists("/proc/%d" % (pid,)) and time.time() < deadline + 30:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % (pid,)))
+        self.assertFalse(os.path.exists(pidfile))
+
     def test_ikedDebug(self):
         """
         C{iked -d}: standard error, info level; C{iked -d -v}: debug too.
