@@ -20,6 +20,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from ikedtx.control import commands as C
+from ikedtx.control.bounded import BoundedBoxes
 from ikedtx.core.errors import LocalProtocolError, NegotiationFailed
 
 #: The most bytes one incoming box may hold (keys and values): far more
@@ -210,7 +211,7 @@ def peerCredentials(transport):
     return struct.unpack("3i", raw)
 
 
-class ControlProtocol(amp.AMP):
+class ControlProtocol(BoundedBoxes, amp.AMP):
     """
     One ikectl connection.
 
@@ -233,8 +234,6 @@ class ControlProtocol(amp.AMP):
         self.readOnly = readOnly
         self.monitoring = False
         self.peer = None
-        self._boxBytes = 0
-        self._boxKeys = 0
 
     @property
     def operations(self):
@@ -268,36 +267,12 @@ class ControlProtocol(amp.AMP):
 
     # Bounded boxes
 
-    def proto_init(self, string):
-        self._boxBytes = 0
-        self._boxKeys = 0
-        return amp.AMP.proto_init(self, string)
+    maxBoxBytes = MAX_BOX_BYTES
+    maxBoxKeys = MAX_BOX_KEYS
 
-    def proto_key(self, string):
-        if string:
-            self._boxKeys += 1
-            self._boxBytes += len(string)
-            if self._boxKeys > MAX_BOX_KEYS or self._boxBytes > MAX_BOX_BYTES:
-                return self._tooBig()
-        return amp.AMP.proto_key(self, string)
-
-    def proto_value(self, string):
-        self._boxBytes += len(string)
-        if self._boxBytes > MAX_BOX_BYTES:
-            return self._tooBig()
-        return amp.AMP.proto_value(self, string)
-
-    def _tooBig(self):
+    def boxTooBig(self):
         self._log.warn("control connection closed: a request box over {n} bytes or {k} keys", n=MAX_BOX_BYTES,
                        k=MAX_BOX_KEYS)
-        self._currentBox = None
-        self.transport.abortConnection()
-        # Whatever else arrives goes nowhere.
-        self.MAX_LENGTH = 0
-        return "done"
-
-    def proto_done(self, string):
-        return "done"
 
     # Typed errors for everything
 

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from ikedtx.config.hosts import resolvePolicyNames
+from ikedtx.control.bounded import BoundedBoxes
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
 from ikedtx.privsep.signer import SigningServer, socketpair
@@ -43,7 +44,7 @@ MAX_LOG_LINE = 8192
 _LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
-class WorkerCommands(amp.AMP):
+class WorkerCommands(BoundedBoxes, amp.AMP):
     """
     The parent's end of the AMP channel: the datapath operations and the
     reloads the worker asks for, each record checked before the datapath
@@ -55,41 +56,18 @@ class WorkerCommands(amp.AMP):
     def __init__(self, service):
         amp.AMP.__init__(self)
         self.service = service
-        self._boxBytes = self._boxKeys = 0
 
     # Bounded boxes: a worker that sends more is ended (and replaced).
 
-    def proto_init(self, string):
-        self._boxBytes = self._boxKeys = 0
-        return amp.AMP.proto_init(self, string)
+    maxBoxBytes = MAX_BOX_BYTES
+    maxBoxKeys = MAX_BOX_KEYS
 
-    def proto_key(self, string):
-        if string:
-            self._boxKeys += 1
-            self._boxBytes += len(string)
-            if self._boxKeys > MAX_BOX_KEYS or self._boxBytes > MAX_BOX_BYTES:
-                return self._tooBig()
-        return amp.AMP.proto_key(self, string)
-
-    def proto_value(self, string):
-        self._boxBytes += len(string)
-        if self._boxBytes > MAX_BOX_BYTES:
-            return self._tooBig()
-        return amp.AMP.proto_value(self, string)
-
-    def _tooBig(self):
+    def boxTooBig(self):
         self._log.error("the worker sent a box over {n} bytes or {k} keys: ending it", n=MAX_BOX_BYTES,
                         k=MAX_BOX_KEYS)
-        self._currentBox = None
-        self.transport.abortConnection()
-        self.MAX_LENGTH = 0
         worker = getattr(self.service, "worker", None)
         if worker is not None and worker.transport is not None:
             worker.transport.signalProcess("KILL")
-        return "done"
-
-    def proto_done(self, string):
-        return "done"
 
     @property
     def kernel(self):
