@@ -184,6 +184,11 @@ class IkectlDaemonTests(TestCase):
                     closed = True
         self.assertTrue(closed)
         self.assertEqual(sync.showSA(d.socket), [])
+        # The privilege-separated worker's log line reaches the parent's
+        # output a moment later.
+        deadline = time.monotonic() + 10
+        while "request box over" not in d.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertIn("request box over", d.output())
 
     def _asUser(self, uid, action):

@@ -108,6 +108,7 @@ class ExpositionTests(ExchangeTestCase):
         service, child = self.service()
         runner = CoreRunner.__new__(CoreRunner)
         runner.events = service.events
+        runner.radius = None
         for cause in ("auth", "auth", "timeout"):
             runner.action_IKESADown(IKESADown(b"i" * 8, b"r" * 8, "ab", ("192.0.2.2", 500), "x", False, cause))
         runner.action_IKESADown(IKESADown(b"i" * 8, b"r" * 8, "ab", ("192.0.2.2", 500), "x", True, "timeout"))
