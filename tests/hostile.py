@@ -123,6 +123,22 @@ class LiveDaemon:
         with open(self.logPath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def settledLog(self, quiet=0.5, timeout=10):
+        """
+        The log once no line came for C{quiet} seconds (or after
+        C{timeout}): a privilege-separated worker's lines reach it through
+        the parent, a moment after what caused them.
+        """
+        deadline = time.monotonic() + timeout
+        log = self.log()
+        stable = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - stable < quiet:
+            time.sleep(0.05)
+            now = self.log()
+            if now != log:
+                log, stable = now, time.monotonic()
+        return log
+
     def logWith(self, text, timeout=10):
         """
         The log once it holds C{text}, or as it is after C{timeout}
