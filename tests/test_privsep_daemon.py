@@ -17,6 +17,7 @@ import sys
 from twisted.trial.unittest import TestCase
 
 from ikedtx.testing.lab import Auth, Child, Connection, Secret, poll
+from ikedtx.testing.support import requireRoot
 from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials, InteropMixin, ikedtxPolicy
 
 WORKER_USER = "_iked"
@@ -50,8 +51,7 @@ def status(pid):
 
 class PrivsepMixin(InteropMixin):
     def setUp(self):
-        if os.geteuid() != 0 and not os.environ.get("IKEDTX_REQUIRE_LAB"):
-            self.skipTest("needs root")
+        requireRoot()
         self.user = pwd.getpwnam(WORKER_USER)
 
     def workerOf(self, ours, other=None, timeout=20.0):
