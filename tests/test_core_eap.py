@@ -417,6 +417,138 @@ class ServerRefusalTests(EAPTestCase):
         self.assertEqual(self.b.ikeSAs, [])
 
 
+class EAPFailureTests(EAPTestCase):
+    """
+    RFC 3748 4.2 and RFC 7296 2.16, 2.21.2: a failed EAP authentication is
+    answered with an EAP Failure in the IKE_AUTH response, then
+    AUTHENTICATION_FAILED, and the client takes the Failure cleanly.
+    """
+
+    def recordResponses(self):
+        """
+        Record C{(exchange type, payload classes, EAP codes)} of every
+        response and of every request sent once (the AUTHENTICATION_FAILED
+        of RFC 7296 2.21.2), by host address.
+        """
+        from ikedtx.core import taskmanager
+        from ikedtx.wire.payloads import EAP, Notify
+
+        sent = []
+        originalRespond = taskmanager.TaskManager.respond
+        originalEncode = self.b.core.encode
+
+        def describe(payloads):
+            return ([type(p).__name__ for p in payloads],
+                    [p.message[0] for p in payloads if isinstance(p, EAP)],
+                    [p.notifyType for p in payloads if isinstance(p, Notify)])
+
+        def respond(manager, exchangeType, messageId, hashValue, payloads, local, remote):
+            sent.append((manager.core is self.b.core and "b" or "a", "response", exchangeType) + describe(payloads))
+            return originalRespond(manager, exchangeType, messageId, hashValue, payloads, local, remote)
+
+        def encode(ikeSA, exchangeType, payloads, messageId, response=False, **kw):
+            if not response:
+                sent.append(("b", "request", exchangeType) + describe(payloads))
+            return originalEncode(ikeSA, exchangeType, payloads, messageId, response=response, **kw)
+
+        self.patch(taskmanager.TaskManager, "respond", respond)
+        self.b.core.encode = encode
+        return sent
+
+    def test_wrongPasswordSendsEAPFailure(self):
+        """
+        The server answers a wrong password with an EAP Failure (code 4)
+        in the IKE_AUTH response, without a Notify that would make the
+        client stop reading before the EAP payload (strongSwan's charon
+        checks error Notifies first), then says AUTHENTICATION_FAILED in
+        an INFORMATIONAL of its own, sent once, and deletes the IKE SA.
+        """
+        from ikedtx.wire.constants import NotifyType
+
+        requestId = self.negotiate(clientPassword="wrong")
+        sent = self.recordResponses()
+        self.network.pump()
+        self.assertRefused(requestId)
+        ikeAuth = [s for s in sent if s[0] == "b" and s[2] == 35]
+        self.assertEqual(ikeAuth[-1][3:], (["EAP"], [mschap.FAILURE], []))
+        informational = [s for s in sent if s[0] == "b" and s[2] == 37]
+        self.assertEqual(informational, [("b", "request", 37, ["Notify"], [], [NotifyType.AUTHENTICATION_FAILED])])
+
+    def test_clientTakesEAPFailure(self):
+        """
+        As client, a received EAP Failure is logged as such, the IKE SA is
+        gone, no AUTHENTICATION_FAILED of ours follows (the server refused
+        us, it knows), and the active policy is initiated again after a
+        backoff.
+        """
+        from ikedtx.core.timers import TimerKey
+
+        requestId = self.run_(clientPassword="wrong")
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        self.assertEqual(self.a.core.counters["ikedtx_eap_failures"], 1)
+        self.assertTrue([e for e in self.logged if "received EAP Failure" in formatEvent(e)])
+        fromA = [Message.decode(d) for d, source, _ in self.network.delivered if source[0] == A_ADDR]
+        self.assertNotIn(37, [m.exchangeType for m in fromA])
+        self.assertIn(TimerKey.reinitiate("ab"), self.a.timers)
+        self.assertNoSecretsLogged()
+
+    def test_clientAcknowledgesMSCHAPv2Failure(self):
+        """
+        A server that says MS-CHAPv2 Failure Request (E=691, as charon and
+        RADIUS servers do) gets the client's Failure Response (RFC 2759
+        draft-kamath-pppext-eap-mschapv2 2.5), then ends with EAP Failure:
+        the client logs the EAP Failure received and sends no
+        AUTHENTICATION_FAILED of its own.
+        """
+        seen = []
+
+        def script(n, packet):
+            seen.append(packet)
+            if n == 1:
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 1, mschap.TYPE_IDENTITY).encode())
+            if n == 2:
+                data = bytes([mschap.OP_CHALLENGE, 2, 0, 4 + 17 + 1]) + bytes([16]) + b"C" * 16 + b"s"
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 2, mschap.TYPE_MSCHAPV2, data).encode())
+            if n == 3:
+                body = b"E=691 R=0 C=" + b"0" * 32 + b" V=3 M=refused"
+                data = bytes([mschap.OP_FAILURE, 2]) + (4 + len(body)).to_bytes(2, "big") + body
+                return EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 3, mschap.TYPE_MSCHAPV2, data).encode())
+            return EAPStep(packet=mschap.EAPPacket(mschap.FAILURE, 3).encode(), outcome=False, reason="refused")
+
+        requestId = self.scripted(script)
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        self.assertEqual(self.b.ikeSAs, [])
+        failureResponse = mschap.EAPPacket.decode(seen[3])
+        self.assertEqual((failureResponse.code, failureResponse.type, failureResponse.data),
+                         (mschap.RESPONSE, mschap.TYPE_MSCHAPV2, bytes([mschap.OP_FAILURE])))
+        self.assertTrue([e for e in self.logged if "received EAP Failure" in formatEvent(e)])
+        fromA = [Message.decode(d) for d, source, _ in self.network.delivered if source[0] == A_ADDR]
+        self.assertNotIn(37, [m.exchangeType for m in fromA])
+
+    def scripted(self, script):
+        requestId = self.negotiate()
+        self.b.core.eapBackend = ScriptedBackend(script)
+        self.network.pump()
+        return requestId
+
+    def test_backendFailureWithoutPacket(self):
+        """
+        A backend that fails without an EAP packet (a RADIUS server gone)
+        still gets the peer an EAP Failure answering its last Response.
+        """
+        requestId = self.negotiate()
+        self.b.core.eapBackend = ScriptedBackend(
+            lambda n, packet: EAPStep(packet=mschap.EAPPacket(mschap.REQUEST, 7, mschap.TYPE_IDENTITY).encode())
+            if n == 1 else RuntimeError("RADIUS unreachable"))
+        sent = self.recordResponses()
+        self.network.pump()
+        self.assertRefused(requestId)
+        ikeAuth = [s for s in sent if s[0] == "b" and s[2] == 35]
+        self.assertEqual(ikeAuth[-1][3:5], (["EAP"], [mschap.FAILURE]))
+
+
 class ClientRefusalTests(EAPTestCase):
     def scripted(self, script):
         requestId = self.negotiate()

@@ -121,6 +121,14 @@ class CharonRoadWarriorEAPTests(EAPMixin, TestCase):
         self.labAssertEqual(ours.showSa(), [], "ikedtx keeps an SA")
         self.labAssertEqual(stats(ours).get("ikedtx_eap_failures"), 1, "ikedtx's stats")
         self.labAssert(PASSWORD not in ours.log(), "ikedtx logged the password")
+        # RFC 3748 4.2: charon got our EAP Failure (not only a Notify it
+        # would have read first) and says so.
+        log = charon.log()
+        self.labAssert("received EAP_FAILURE, EAP authentication failed" in log,
+                       "charon's log does not show the EAP Failure it received")
+        self.labAssert("EAP/FAIL" in log, "charon's log shows no IKE_AUTH response with EAP/FAIL")
+        self.labAssert("sending EAP Failure" in ours.logWith("sending EAP Failure"),
+                       "ikedtx did not log its EAP Failure")
 
 
 class WindowsClientEAPTests(EAPMixin, TestCase):
@@ -147,6 +155,43 @@ class WindowsClientEAPTests(EAPMixin, TestCase):
 
 
 class IkedtxEAPClientTests(EAPMixin, TestCase):
+    def charonServer(self):
+        charon = self.charon(self.b, libipsec=True, plugins=["kernel-libipsec"] + PLUGINS + EAP_PLUGINS)
+        charon.addCA(self.ca.cert)
+        charon.addSecret(Secret(PASSWORD, ids=[USER], kind="eap"))
+        charon.addConnection(Connection(
+            "gw", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+            local=Auth("pubkey", id="sun.example", certs=[self.certB]),
+            remote=Auth("eap-mschapv2", id="%any", eap_id="%any"),
+            children=[Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
+                            esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        return charon
+
+    def test_clientTakesEAPFailure(self):
+        """
+        ikedtx as EAP client with a wrong password: charon answers with an
+        EAP Failure; ikedtx logs it, keeps no SA, and initiates the active
+        policy again after its backoff.
+        """
+        self.hosts()
+        self.credentials()
+        charon = self.charonServer()
+        config = ('user "%s" "%s"\n'
+                  'ikev2 "gw" active esp from %s to %s local %s peer %s '
+                  'ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm '
+                  'srcid %s dstid sun.example eap "mschap-v2"\n' % (USER, "not-" + PASSWORD, A_INNER, B_INNER, A, B,
+                                                                     USER))
+        ours = self.ikedtx(self.a, config, extraArgs=["--kernel", "userspace", "--listen", A])
+        ours.addCA(self.ca.cert)
+        ours.start()
+        log = ours.logWith("gw: initiating again in", timeout=20)
+        self.labAssert("received EAP Failure" in log, "ikedtx did not log the EAP Failure it received")
+        self.labAssert("gw: initiating again in" in log, "ikedtx does not initiate its active policy again")
+        self.labAssertEqual(ours.showSa(), [], "ikedtx keeps an SA")
+        self.labAssert("EAP/FAIL" in charon.log(), "charon's log shows no EAP Failure sent")
+        self.labAssert(PASSWORD not in log, "ikedtx logged the password")
+
     def test_clientAgainstCharon(self):
         """
         ikedtx with C{eap "mschap-v2"} on an active policy and the C{user}

@@ -125,6 +125,10 @@ class AuthTask(Task):
         # EAP (ikedtx.core.tasks.eap): the RunEAP we wait for, its answer.
         self.eapToken = None
         self.eapStep = None
+        # As initiator: the server ended EAP with an EAP Failure. As
+        # responder: we did, and AUTHENTICATION_FAILED follows the response.
+        self.serverRefused = False
+        self.reportAuthFailed = False
 
     @property
     def waiting(self):
@@ -210,7 +214,10 @@ class AuthTask(Task):
                 return MORE
         except AuthenticationFailed as e:
             self.leading = False
-            self._peerRefusedI(ikeSA, e)
+            if self.serverRefused:
+                self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=e)
+            else:
+                self._peerRefusedI(ikeSA, e)
             raise
         core.established(ikeSA)
         return DONE
@@ -338,6 +345,15 @@ class AuthTask(Task):
             raise RemoteProtocolError(str(e), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.localId = localId
         eaptask.startR(self, core, ikeSA, idi, payloads, answer, idBody(idPayload))
+
+    def sent(self, core, ikeSA, datagrams):
+        if self.reportAuthFailed and not self.initiator:
+            # The response carried our EAP Failure alone (tasks/eap.py):
+            # RFC 7296 2.21.2's AUTHENTICATION_FAILED follows, once.
+            from ikedtx.core.tasks.inform import AuthenticationFailedTask
+
+            self.reportAuthFailed = False
+            ikeSA.taskManager.sendOnce([AuthenticationFailedTask(initiator=True)])
 
     def buildR(self, core, ikeSA, payloads):
         if ikeSA.eap is not None and not ikeSA.isEstablished:

@@ -25,12 +25,29 @@ unexpected EAP or MS-CHAPv2 packet, an AUTH before EAP Success (the
 skipped phases of CVE-2015-8023), an EAP payload after it, a wrong AUTH,
 too many rounds. Each is counted (C{ikedtx_eap_failures}) and logged with
 its reason, which never holds a password or hash.
+
+When the EAP method itself fails (the backend's step says so, or the
+backend fails while the peer waits for the answer to its Response), the
+IKE_AUTH response carries an EAP Failure (RFC 3748 4.2, its Identifier
+that of the peer's last Response) and nothing else: EAP peers such as
+strongSwan's charon read an error Notify before the EAP payload and would
+never see the Failure next to one (strongSwan's own server leaves the
+Notify out for that reason). AUTHENTICATION_FAILED then follows in an
+INFORMATIONAL of ours, sent once (RFC 7296 2.21.2), and the IKE SA is
+deleted. A request that breaks IKEv2's rules around EAP (an AUTH too
+early, a missing EAP payload) is answered with the Notify alone, as any
+other refused IKE_AUTH.
+
+As initiator, an EAP Failure received is logged as such and ends the IKE
+SA without an AUTHENTICATION_FAILED of ours (the server refused us); an
+active policy is then initiated again on the core's backoff.
 """
 
 import hmac
 
 from twisted.logger import Logger
 
+from ikedtx.auth import eap as mschap
 from ikedtx.auth.eapbackend import EAPStep, LocalMSCHAPv2Backend
 from ikedtx.auth.ids import IKEIdentity
 from ikedtx.core import cryptoglue
@@ -69,7 +86,11 @@ class EAPResponder:
     @ivar held: the first request's payloads for the last round.
     @ivar rounds: EAP Responses received.
     @ivar identity: the EAP identity the backend reported.
+    @ivar lastIdentifier: the Identifier of the peer's last EAP Response
+        (the one an EAP Failure answers), or L{None}.
     """
+
+    lastIdentifier = None
 
     def __init__(self, session, idi, idrBody, held):
         self.session = session
@@ -164,6 +185,8 @@ def continueR(task, core, ikeSA, payloads):
         if state.rounds > MAX_ROUNDS:
             _fail(core, ikeSA, task, "more than %d EAP rounds" % (MAX_ROUNDS,))
         payloads[:] = [p for p in payloads if not isinstance(p, _HELD)]
+        if len(eapPayload.message) >= 2:
+            state.lastIdentifier = eapPayload.message[1]
         task.answer = []
         task.eapToken = core.runEAP(task, ikeSA, state.session, eapPayload.message)
         return
@@ -212,7 +235,12 @@ def buildR(task, core, ikeSA, payloads):
         step = EAPStep(outcome=False, reason="the EAP backend failed: %s" % (step,))
     state.identity = step.identity or state.identity
     if step.outcome is False:
-        _fail(core, ikeSA, task, step.reason or "EAP failure")
+        failure = _failurePacket(state, step.packet)
+        if failure is None:
+            _fail(core, ikeSA, task, step.reason or "EAP failure")
+        _failWithEAP(core, ikeSA, task, step.reason or "EAP failure", failure)
+        payloads.append(failure)
+        return
     if step.packet is None:
         _fail(core, ikeSA, task, "the EAP backend sent nothing")
     try:
@@ -223,6 +251,39 @@ def buildR(task, core, ikeSA, payloads):
         state.state = SUCCEEDED
         state.msk = step.msk
     payloads += task.answer + [eapPayload]
+
+
+def _failurePacket(state, packet):
+    """
+    The EAP Failure payload to answer with: the backend's own if it is one,
+    else one answering the peer's last Response; L{None} before the peer
+    sent any (the first round: there is nothing an EAP Failure answers).
+    """
+    if packet is not None and len(packet) >= 4 and packet[0] == mschap.FAILURE:
+        try:
+            return EAP.decodeBody(packet)
+        except Exception:
+            pass
+    if state.lastIdentifier is None:
+        return None
+    return EAP.decodeBody(mschap.EAPPacket(mschap.FAILURE, state.lastIdentifier).encode())
+
+
+def _failWithEAP(core, ikeSA, task, reason, failure):
+    """
+    Like L{_fail}, but the response carries the EAP Failure and the
+    AUTHENTICATION_FAILED follows in an INFORMATIONAL once it is out
+    (L{ikedtx.core.tasks.auth.AuthTask.sent}).
+    """
+    state = ikeSA.eap
+    state.state = FAILED
+    state.wipe()
+    core.emit(AbortEAP(state.session))
+    core.counters.count("ikedtx_eap_failures")
+    ikeSA.authFailed = True
+    task.closeAfterResponse = "EAP authentication failed"
+    task.reportAuthFailed = True
+    _log.warn("{ikeSA}: EAP authentication failed: {reason}; sending EAP Failure", ikeSA=ikeSA, reason=reason)
 
 
 def forget(core, ikeSA):
@@ -306,8 +367,6 @@ def processI(task, core, ikeSA, payloads):
     AUTH), or the responder's AUTH from the MSK (then C{True}: the IKE SA
     is authenticated).
     """
-    from ikedtx.auth import eap as mschap
-
     state = ikeSA.eapClient
     machine = state.machine
     eapPayload = next((p for p in payloads if isinstance(p, EAP)), None)
@@ -323,6 +382,13 @@ def processI(task, core, ikeSA, payloads):
         return True
     if eapPayload is None:
         _refuse(core, "IKE_AUTH response without EAP during EAP")
+    received = eapPayload.message
+    if machine.state == mschap.FAILED:
+        # We answered an MS-CHAPv2 Failure Request; EAP Failure ends it.
+        if received[:1] == bytes([mschap.FAILURE]):
+            task.serverRefused = True
+            _refuse(core, "received EAP Failure (%s)" % (machine.failureReason,))
+        _refuse(core, "%s, and no EAP Failure followed" % (machine.failureReason,))
     state.rounds += 1
     # The responder's first Request comes before any Response of ours.
     if state.rounds > MAX_ROUNDS + 1:
@@ -332,6 +398,17 @@ def processI(task, core, ikeSA, payloads):
     except mschap.EAPProtocolError as e:
         _refuse(core, "malformed or unexpected EAP: %s" % (e,))
     if machine.state == mschap.FAILED:
+        if received[:1] == bytes([mschap.FAILURE]):
+            # The server refused us and knows it: no AUTHENTICATION_FAILED
+            # of ours follows (AuthTask._processEAP).
+            task.serverRefused = True
+            _refuse(core, "received EAP Failure (%s)" % (machine.failureReason or "server refused us",))
+        if answer is not None:
+            # RFC 2759 / draft-kamath: an MS-CHAPv2 Failure Request is
+            # acknowledged, then the server sends EAP Failure.
+            _log.info("{ikeSA}: EAP-MSCHAPv2 failed: {reason}", ikeSA=ikeSA, reason=machine.failureReason)
+            state.outgoing = answer
+            return False
         _refuse(core, machine.failureReason or "EAP failed")
     if answer is None and machine.state != mschap.SUCCEEDED:
         _refuse(core, "EAP ended without success")

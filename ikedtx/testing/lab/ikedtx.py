@@ -15,6 +15,7 @@ control socket.
 import json
 import os
 import sys
+import time
 
 from ._util import ROOT, LabError, makeIkedTree, poll, readText, socketPath, stopProcess, writeFile
 from .tshark import ENCRYPTION, INTEGRITY, IkeSaKeys
@@ -196,6 +197,19 @@ class IkedtxPeer:
 
     def log(self):
         return readText(self.logPath)
+
+    def logWith(self, text, timeout=10):
+        """
+        The log once it holds C{text}, or as it is after C{timeout} seconds
+        (a privilege-separated worker's lines reach it through the parent,
+        a moment after what caused them).
+        """
+        deadline = time.monotonic() + timeout
+        log = self.log()
+        while text not in log and time.monotonic() < deadline:
+            time.sleep(0.05)
+            log = self.log()
+        return log
 
     def report(self, tail=200):
         lines = self.log().splitlines()
