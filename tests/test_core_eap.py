@@ -119,6 +119,30 @@ class SuccessTests(EAPTestCase):
         self.assertIsNone(server.eap.msk)
         self.assertNoSecretsLogged()
 
+    def test_identityAskedEvenWhenKnown(self):
+        """
+        The EAP-Identity round is kept, as iked keeps it (ikev2.c
+        ikev2_resp_ike_auth always starts with eap_identity_request):
+        even a peer whose IDi names a C{user} line exactly is asked first
+        for its EAP identity, and the identity it gives (not its IDi) is
+        the one authenticated.
+        """
+        received = []
+        base = mschap.MSCHAPv2Client
+
+        class Recording(base):
+            def receive(self, packet):
+                received.append(mschap.EAPPacket.decode(packet))
+                return base.receive(self, packet)
+
+        self.patch(mschap, "MSCHAPv2Client", Recording)
+        requestId = self.run_(serverUsers=(("alice", PASSWORD), ("alice@example.org", "other")))
+        self.assertSucceeded(self.a, requestId)
+        self.assertEqual((received[0].code, received[0].type), (mschap.REQUEST, mschap.TYPE_IDENTITY))
+        (server,) = self.b.ikeSAs
+        self.assertEqual(str(server.peerId), "UFQDN/alice@example.org")
+        self.assertEqual(server.eapIdentity, "alice")
+
     def test_leaseKeyedByEAPUser(self):
         """
         With a pool, the address is lent to the EAP user (not to the IDi,

@@ -9,6 +9,14 @@ with the next Request, then EAP Success; the last IKE_AUTH carries the
 peer's AUTH computed from the MSK, answered with ours and the first
 request's Child SA and configuration.
 
+The EAP-Identity round is always asked for, as iked asks it (its
+ikev2_resp_ike_auth starts every EAP conversation with an Identity
+Request), even when the IDi seems to name a user: iked.conf has no
+strongSwan-like C{eap_id} saying the IKE identity is the EAP one, the
+native clients' IDi is not the user (Windows sends its IP address), and
+with C{eap "radius"} the Identity Response is the User-Name and first
+EAP-Message of the Access-Request (RFC 3579 2.1). It costs one round trip.
+
 The EAP conversation itself belongs to an L{IEAPSession} of the core's
 EAP backend (L{ikedtx.auth.eapbackend}). The core never calls it: it emits
 L{RunEAP} with a token, the responder task waits (like for an SPI), and
