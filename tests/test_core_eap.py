@@ -648,3 +648,64 @@ class ClientRefusalTests(EAPTestCase):
         """
         requestId = self.run_(users=())
         self.assertFailedWith(self.a, requestId, Exception)
+
+
+class ClientOCSPTests(EAPTestCase):
+    """
+    As EAP client with C{set ocsp}, the EAP server's certificate status is
+    asked once its chain verified (L{ikedtx.core.ocsp}), before any EAP
+    Response goes out: EAP runs only for a good status.
+    """
+
+    OCSP = 'set ocsp "http://ocsp.test:8888/"'
+
+    def start(self):
+        requestId = self.negotiate(clientExtra="")
+        self.a.core.config = dataclasses.replace(
+            self.a.core.config, settings=dataclasses.replace(self.a.core.config.settings, ocspUrl="http://ocsp.test:8888/"))
+        self.network.pump()
+        return requestId
+
+    def asked(self):
+        from ikedtx.core.actions import CheckCertificateStatus
+
+        return [e for e in self.a.events if isinstance(e, CheckCertificateStatus)]
+
+    def answer(self, good, reason="good"):
+        self.a.execute(self.a.core.certificateStatus(self.asked()[-1].token, good, reason))
+        self.network.pump()
+
+    def test_asksBeforeEAP(self):
+        """
+        The server's certificate is asked about (with its issuer) and
+        nothing more is sent until the answer: no EAP Response yet.
+        """
+        requestId = self.start()
+        [action] = self.asked()
+        self.assertEqual(action.certificate.subject.rfc4514_string(), "CN=b.example")
+        self.assertEqual(action.url, "http://ocsp.test:8888/")
+        self.assertNotIn(requestId, self.a.results)
+        self.assertEqual(len(self.ikeAuthMessages()), 2)
+
+    def test_good(self):
+        """
+        A good status: EAP goes on and both sides are up.
+        """
+        requestId = self.start()
+        self.answer(True)
+        self.assertSucceeded(self.a, requestId)
+        self.assertChildKeysMatch(self.a, self.b)
+        self.assertEqual(len(self.ikeAuthMessages()), 10)
+
+    def test_revoked(self):
+        """
+        A revoked server certificate: no EAP Response (the password proof
+        never goes to that server), AUTHENTICATION_FAILED reported, no SA.
+        """
+        requestId = self.start()
+        self.answer(False, "certificate revoked")
+        self.assertFailedWith(self.a, requestId, AuthenticationFailed)
+        self.assertEqual(self.a.ikeSAs, [])
+        fromA = [Message.decode(d) for d, source, _ in self.network.delivered if source[0] == A_ADDR]
+        self.assertEqual([m.exchangeType for m in fromA], [34, 35, 37])
+        self.assertTrue([e for e in self.logged if "certificate revoked" in formatEvent(e)])

@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from ikedtx.control import sync
 
-from ikedtx.testing.lab import Auth, CertificateAuthority, Child, Connection, Secret
+from ikedtx.testing.lab import Auth, CertificateAuthority, Child, Connection, Secret, poll
 from ikedtx.testing.lab.charon import PLUGINS
 
 from tests.interop import A, A_FQDN, A_INNER, B, B_INNER
@@ -220,3 +220,58 @@ class IkedtxEAPClientTests(EAPMixin, TestCase):
         charon.waitForIkeSa(child="net", timeout=20)
         self.assertSameSAs(ours, charon)
         self.labAssertEqual(ping(self.a, A_INNER, B_INNER, 3), 3, "ping through the tunnel ikedtx set up with EAP")
+
+
+class IkedtxEAPClientOCSPTests(EAPMixin, TestCase):
+    """
+    ikedtx as EAP client with C{set ocsp}: charon's (the EAP server's)
+    certificate is checked with an OpenSSL OCSP responder in ikedtx's
+    namespace (the lab of L{tests.test_interop_ocsp}) before any EAP
+    Response goes out.
+    """
+
+    def startResponder(self, revoked):
+        from types import SimpleNamespace
+
+        from tests.test_interop_ocsp import CharonOCSPTests
+
+        CharonOCSPTests.startResponder(self, SimpleNamespace(ca=self.ca, certB=self.certB), revoked)
+
+    def start(self, revoked):
+        from tests.test_interop_ocsp import PORT
+
+        self.hosts()
+        self.credentials()
+        self.startResponder(revoked)
+        charon = IkedtxEAPClientTests.charonServer(self)
+        config = ('set ocsp "http://%s:%d/" tolerate 300\n'
+                  'user "%s" "%s"\n'
+                  'ikev2 "gw" active esp from %s to %s local %s peer %s '
+                  'ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm '
+                  'srcid %s dstid sun.example eap "mschap-v2"\n' % (A, PORT, USER, PASSWORD, A_INNER, B_INNER, A, B,
+                                                                     USER))
+        ours = self.ikedtx(self.a, config, extraArgs=["--kernel", "userspace", "--listen", A])
+        ours.addCA(self.ca.cert)
+        ours.start()
+        return ours, charon
+
+    def test_good(self):
+        """
+        charon's certificate is good: EAP runs and the SAs come up on both
+        sides; ikedtx logged the status.
+        """
+        ours, charon = self.start(revoked=False)
+        charon.waitForIkeSa(child="net", timeout=20)
+        self.assertSameSAs(ours, charon)
+        self.labAssert("CN=sun,O=ikedtx lab is good" in ours.log(), "ikedtx logged no OCSP status")
+
+    def test_revoked(self):
+        """
+        charon's certificate is revoked: ikedtx refuses it before sending
+        any EAP Response (charon never sees one), keeps no SA and says why.
+        """
+        ours, charon = self.start(revoked=True)
+        log = ours.logWith("refused: revoked", timeout=20)
+        self.labAssert("refused: revoked" in log, "ikedtx did not log the revocation")
+        poll(lambda: ours.showSa() == [], what=lambda: "ikedtx's SA gone: %r" % (ours.showSa(),))
+        self.labAssert("EAP/RES" not in charon.log(), "ikedtx sent charon an EAP Response")

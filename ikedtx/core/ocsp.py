@@ -12,7 +12,10 @@ certificate (its round waits, the later tasks of the round read the
 request only once the answer came: see L{ikedtx.core.tasks.Task.holding}),
 the initiator about the responder's (the later tasks read the response
 only then; a refused certificate fails the exchange with an
-AUTHENTICATION_FAILED INFORMATIONAL, RFC 7296 2.21.2).
+AUTHENTICATION_FAILED INFORMATIONAL, RFC 7296 2.21.2). An initiator that
+authenticates with EAP asks the same about the EAP server's certificate,
+before its first EAP Response: the MS-CHAPv2 proof of its password goes
+only to a server whose certificate is known good.
 """
 
 

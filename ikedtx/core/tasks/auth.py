@@ -129,6 +129,9 @@ class AuthTask(Task):
         # responder: we did, and AUTHENTICATION_FAILED follows the response.
         self.serverRefused = False
         self.reportAuthFailed = False
+        # As EAP client with OCSP: the first response, read once the
+        # server's certificate status is known.
+        self._eapFirstResponse = None
 
     @property
     def waiting(self):
@@ -178,9 +181,18 @@ class AuthTask(Task):
         except AuthenticationFailed as e:
             self._peerRefusedI(ikeSA, e)
             raise
-        if eaptask.usesEAP(ikeSA.policy):
-            return self._processEAP(core, ikeSA, payloads, idr)
         wanted = certificateStatusWanted(core, ikeSA)
+        if eaptask.usesEAP(ikeSA.policy):
+            if wanted is not None:
+                # The EAP server's certificate status first: no EAP
+                # Response (our password's proof) goes to a server whose
+                # certificate is not known good. EAP starts on the answer
+                # (certificateStatus), its rounds alone.
+                self._eapFirstResponse = (payloads, idr)
+                self.leading = True
+                self.statusToken = core.askCertificateStatus(self, ikeSA, *wanted)
+                return MORE
+            return self._processEAP(core, ikeSA, payloads, idr)
         if wanted is not None:
             # The tasks after this one read the response once the answer
             # came (certificateStatus).
@@ -281,9 +293,16 @@ class AuthTask(Task):
         """
         self.statusToken = None
         if self.initiator:
-            if good:
+            eapFirst, self._eapFirstResponse = self._eapFirstResponse, None
+            if good and eapFirst is not None:
+                try:
+                    self._processEAP(core, ikeSA, eapFirst[0], eapFirst[1])
+                except NegotiationFailed as e:
+                    self.holdFailure = e
+            elif good:
                 core.established(ikeSA)
             else:
+                self.leading = False
                 self.holdFailure = AuthenticationFailed("peer %s: certificate status: %s" % (ikeSA.peerId, reason),
                                                         NotifyType.AUTHENTICATION_FAILED)
                 self._peerRefusedI(ikeSA, self.holdFailure)
