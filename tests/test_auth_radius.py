@@ -390,6 +390,30 @@ class ClientTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(d), False)
 
 
+class AccountingRecordTests(SynchronousTestCase):
+    def test_stopFromSession(self):
+        """
+        The Stop carries the counters the session gathered and, in Start
+        and Stop, the session's own NAS-IP-Address (the IKE SA's local
+        address) and Framed-IP-Address.
+        """
+        client, clock, udp = makeClient([RadiusServer("192.0.2.1", 1813, SECRET)])
+        acct = RadiusAccounting(client)
+        session = AccountingSession("sid-2", "alice", framedAddress="10.77.0.1", nasAddress="192.0.2.7")
+        acct.start(session)
+        session.inputOctets, session.outputOctets, session.inputPackets, session.outputPackets = 11, 22, 3, 4
+        clock.advance(1)
+        acct.stop(session)
+        requests = [pyradPacket.AcctPacket(secret=SECRET, dict=radius.radiusDictionary(), packet=raw)
+                    for raw, _ in udp.written]
+        start, stop = requests[0], requests[-1]
+        self.assertEqual(start["NAS-IP-Address"], ["192.0.2.7"])
+        self.assertEqual(stop["Acct-Status-Type"], [2])
+        self.assertEqual((stop["NAS-IP-Address"], stop["Framed-IP-Address"]), (["192.0.2.7"], ["10.77.0.1"]))
+        self.assertEqual((stop["Acct-Input-Octets"], stop["Acct-Output-Octets"], stop["Acct-Input-Packets"],
+                          stop["Acct-Output-Packets"]), ([11], [22], [3], [4]))
+
+
 class FreeRadiusTests(TestCase):
     """
     EAP-MSCHAPv2 and accounting through a real FreeRADIUS.

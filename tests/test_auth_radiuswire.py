@@ -150,7 +150,7 @@ class RadiusWiringTests(TestCase):
         session.userName = "alice"
         session.classAttributes = (b"c1",)
         return SimpleNamespace(eap=SimpleNamespace(session=session), peerVirtualIPs=["fd00::1", "10.77.0.1"],
-                               peerId="peer.example", remote=("192.0.2.2", 500))
+                               peerId="peer.example", remote=("192.0.2.2", 500), local=("192.0.2.1", 500))
 
     def test_clientsListen(self):
         """
@@ -176,6 +176,53 @@ class RadiusWiringTests(TestCase):
         wiring.down(b"\x01" * 8, b"\x02" * 8)
         wiring.down(b"\x01" * 8, b"\x02" * 8)
         self.assertEqual(fake.sent[1:], [("stop", session)])
+
+    def test_stopCarriesUsage(self):
+        """
+        The Stop waits for the datapath's counters of the Child SAs removed
+        with the IKE SA (inbound: input, outbound: output; summed over
+        several Child SAs and rekeys), and carries them with our address as
+        NAS-IP-Address.
+        """
+        from twisted.internet.defer import Deferred
+
+        from ikedtx.kernel.interfaces import KernelSAUsage
+
+        reactor, wiring = self.wiring()
+        wiring.accounting = fake = FakeAccounting()
+        spis = (b"\x01" * 8, b"\x02" * 8)
+        wiring.up(*spis, self.radiusSA(wiring))
+        self.assertTrue(wiring.accounts(*spis))
+        self.assertFalse(wiring.accounts(b"\x09" * 8, b"\x02" * 8))
+        later = Deferred()
+        wiring.childUsage(*spis, True, succeed(KernelSAUsage(bytes=1000, packets=10)))
+        wiring.childUsage(*spis, False, succeed(KernelSAUsage(bytes=2000, packets=20)))
+        wiring.childUsage(*spis, True, later)
+        wiring.down(*spis)
+        self.assertEqual([what for what, _ in fake.sent], ["start"])
+        later.callback(KernelSAUsage(bytes=5, packets=1))
+        [(what, session)] = fake.sent[1:]
+        self.assertEqual((what, session.inputOctets, session.inputPackets, session.outputOctets, session.outputPackets),
+                         ("stop", 1005, 11, 2000, 20))
+        self.assertEqual(session.nasAddress, "192.0.2.1")
+
+    def test_usageQueryFails(self):
+        """
+        A counter the datapath cannot give (the SA already gone) is left
+        out; the Stop still goes.
+        """
+        from twisted.internet.defer import fail
+
+        from ikedtx.kernel.interfaces import KernelError
+
+        reactor, wiring = self.wiring()
+        wiring.accounting = fake = FakeAccounting()
+        spis = (b"\x01" * 8, b"\x02" * 8)
+        wiring.up(*spis, self.radiusSA(wiring))
+        wiring.childUsage(*spis, True, fail(KernelError("gone")))
+        wiring.down(*spis)
+        [(what, session)] = fake.sent[1:]
+        self.assertEqual((what, session.inputOctets, session.outputOctets), ("stop", None, None))
 
     def test_rekeyed(self):
         """

@@ -65,6 +65,18 @@ class CharonThroughRadiusTests(EAPMixin, TestCase):
         poll(lambda: ours.showSa() == [], what=lambda: "ikedtx's SA gone: %r" % (ours.showSa(),))
         stop = poll(lambda: records("Stop"), what=lambda: "Accounting Stop in %r" % (radius.detailRecords(),))
         self.labAssertEqual(stop[0].get("User-Name"), USER, "the Stop record: %r" % (stop,))
+        # The datapath's counters of the Child SA (3 pings each way through
+        # the user-space datapath), the session time, our address and the
+        # address we lent.
+        stop = stop[0]
+        for name in ("Acct-Input-Packets", "Acct-Output-Packets"):
+            self.labAssert(int(stop.get(name, "0")) >= 3, "%s in the Stop record: %r" % (name, stop))
+        for name in ("Acct-Input-Octets", "Acct-Output-Octets"):
+            self.labAssert(int(stop.get(name, "0")) >= 3 * 84, "%s in the Stop record: %r" % (name, stop))
+        self.labAssert(stop.get("Acct-Session-Time", "").isdigit(), "Acct-Session-Time in the Stop record: %r" % (stop,))
+        self.labAssertEqual(stop.get("NAS-IP-Address"), A, "the Stop record: %r" % (stop,))
+        self.labAssertEqual(stop.get("Framed-IP-Address"), "10.77.0.1", "the Stop record: %r" % (stop,))
+        self.labAssertEqual(start[0].get("NAS-IP-Address"), A, "the Start record: %r" % (start,))
 
     def test_wrongPasswordThroughRadius(self):
         """

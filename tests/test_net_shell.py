@@ -161,6 +161,43 @@ class RunnerTests(SynchronousTestCase):
         self.runner.execute([QuerySAUsage(3, (known, unknown))])
         self.assertEqual(self.core.received, [("usage", 3, [KernelSAUsage(), None])])
 
+    def test_removeChildSACountsForAccounting(self):
+        """
+        With RADIUS accounting for its IKE SA, a removed Child SA's IPsec
+        SAs are queried for their counters (inbound as input) before they
+        go, and the counters reach the accounting session; without it they
+        just go.
+        """
+        from ikedtx.core.actions import RemoveChildSA
+
+        from tests.test_kernel_decoupled import sa
+
+        class Wiring:
+            usages = []
+
+            def accounts(self, spiI, spiR):
+                return (spiI, spiR) == (b"i" * 8, b"r" * 8)
+
+            def childUsage(self, spiI, spiR, inbound, usage):
+                usage.addCallback(lambda u: self.usages.append((inbound, u)) or u)
+
+        self.runner.radius = wiring = Wiring()
+        inbound, outbound = sa(0x1000), sa(0x2000, inbound=False)
+        self.kernel.addSA(inbound)
+        self.kernel.addSA(outbound)
+        self.kernel.log.clear()
+        self.runner.execute([RemoveChildSA(1, (inbound, outbound), (), (b"i" * 8, b"r" * 8))])
+        # Queried while the SAs were there (the recording datapath fails a
+        # query of an SA it no longer has), then deleted.
+        self.assertEqual(wiring.usages, [(True, KernelSAUsage()), (False, KernelSAUsage())])
+        self.assertEqual(self.kernel.sas, {})
+        other = sa(0x3000)
+        self.kernel.addSA(other)
+        self.kernel.log.clear()
+        self.runner.execute([RemoveChildSA(2, (other,), (), (b"x" * 8, b"r" * 8))])
+        self.assertEqual(len(wiring.usages), 2)
+        self.assertEqual(self.kernel.sas, {})
+
     def test_updateChildSA(self):
         """
         UpdateChildSA (MOBIKE) moves each installed SA to its new form in

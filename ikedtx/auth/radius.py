@@ -707,6 +707,11 @@ class AccountingSession:
     @ivar framedAddress: the address given to the peer, if any.
     @ivar startedAt: the time the IKE SA came up (seconds).
     @ivar classAttributes: Class values of the Access-Accept, echoed.
+    @ivar nasAddress: our IPv4 address of the IKE SA (NAS-IP-Address), if
+        any (else the accounting's own C{nasIPAddress}).
+    @ivar inputOctets: what the datapath counted for the IKE SA's Child SAs,
+        inbound (from the user, RFC 2866 5.3); L{None} when unknown. Likewise
+        C{outputOctets}, C{inputPackets}, C{outputPackets}.
     """
 
     sessionId: str
@@ -715,6 +720,22 @@ class AccountingSession:
     callingStationId: Optional[str] = None
     startedAt: Optional[float] = None
     classAttributes: Tuple[bytes, ...] = ()
+    nasAddress: Optional[str] = None
+    inputOctets: Optional[int] = None
+    outputOctets: Optional[int] = None
+    inputPackets: Optional[int] = None
+    outputPackets: Optional[int] = None
+
+    def addUsage(self, inbound, octets, packets):
+        """
+        Count the usage of one Child SA's IPsec SA.
+        """
+        if inbound:
+            self.inputOctets = (self.inputOctets or 0) + octets
+            self.inputPackets = (self.inputPackets or 0) + packets
+        else:
+            self.outputOctets = (self.outputOctets or 0) + octets
+            self.outputPackets = (self.outputPackets or 0) + packets
 
 
 def sessionIdFor(spiI, spiR):
@@ -742,8 +763,9 @@ class RadiusAccounting:
             request.AddAttribute("Acct-Session-Id", session.sessionId)
             request.AddAttribute("User-Name", session.userName)
             request.AddAttribute("NAS-Identifier", self.nasIdentifier)
-            if self.nasIPAddress:
-                request.AddAttribute("NAS-IP-Address", self.nasIPAddress)
+            nasAddress = session.nasAddress or self.nasIPAddress
+            if nasAddress:
+                request.AddAttribute("NAS-IP-Address", nasAddress)
             request.AddAttribute("NAS-Port-Type", NAS_PORT_TYPE_VIRTUAL)
             request.AddAttribute("Service-Type", SERVICE_TYPE_FRAMED)
             if session.framedAddress:
@@ -772,8 +794,13 @@ class RadiusAccounting:
     def stop(self, session, inputOctets=None, outputOctets=None, inputPackets=None, outputPackets=None,
              cause=TERMINATE_USER_REQUEST):
         """
-        Send Accounting Stop with the session time and the counts known.
+        Send Accounting Stop with the session time and the counts known
+        (given here, else those the session gathered).
         """
+        inputOctets = session.inputOctets if inputOctets is None else inputOctets
+        outputOctets = session.outputOctets if outputOctets is None else outputOctets
+        inputPackets = session.inputPackets if inputPackets is None else inputPackets
+        outputPackets = session.outputPackets if outputPackets is None else outputPackets
         now = self._clock()
         started = session.startedAt if session.startedAt is not None else now
         extra = [("Acct-Session-Time", max(0, int(now - started))), ("Acct-Terminate-Cause", cause)]

@@ -16,6 +16,7 @@ AUTHENTICATION_FAILED, L{ikedtx.core.tasks.eap.startR}).
 
 import ipaddress
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from ikedtx.auth import radius
@@ -58,6 +59,8 @@ class RadiusWiring:
         self.backend = None
         self.accounting = None
         self.sessions = {}
+        # (spiI, spiR) -> Deferreds of the Child SAs' counters still asked.
+        self._usage = {}
         self._ports = []
         authClient, acctClient = radius.clientsFor(settings, reactor)
         if authClient is not None:
@@ -81,6 +84,7 @@ class RadiusWiring:
             return self
         new = RadiusWiring(settings, self.reactor)
         new.sessions = self.sessions
+        new._usage = self._usage
         self.stop()
         return new
 
@@ -108,10 +112,18 @@ class RadiusWiring:
                     break
             except ValueError:
                 continue
+        nasAddress = None
+        try:
+            local = ipaddress.ip_address(str(ikeSA.local[0]))
+            if local.version == 4:
+                nasAddress = str(local)
+        except (AttributeError, TypeError, ValueError):
+            pass
         record = radius.AccountingSession(
             radius.sessionIdFor(spiI, spiR), session.userName or str(ikeSA.peerId), framedAddress=framed,
-            callingStationId=str(ikeSA.remote[0]), classAttributes=session.classAttributes)
+            callingStationId=str(ikeSA.remote[0]), classAttributes=session.classAttributes, nasAddress=nasAddress)
         self.sessions[(spiI, spiR)] = record
+        self._usage[(spiI, spiR)] = []
         return self._logged(self.accounting.start(record), "Start", record)
 
     def rekeyed(self, oldSpiI, oldSpiR, spiI, spiR):
@@ -123,6 +135,37 @@ class RadiusWiring:
         record = self.sessions.pop((oldSpiI, oldSpiR), None)
         if record is not None:
             self.sessions[(spiI, spiR)] = record
+            self._usage[(spiI, spiR)] = self._usage.pop((oldSpiI, oldSpiR), [])
+
+    def accounts(self, spiI, spiR):
+        """
+        Whether the IKE SA of these SPIs has an accounting session (the
+        shell then asks the datapath for its Child SAs' counters before
+        removing them, L{childUsage}).
+        """
+        return self.accounting is not None and (spiI, spiR) in self.sessions
+
+    def childUsage(self, spiI, spiR, inbound, usage):
+        """
+        The datapath's counters of an IPsec SA of the IKE SA's Child SA
+        being removed: C{usage}, a Deferred of a L{KernelSAUsage}, counted
+        as input (C{inbound}) or output; the Stop waits for it. A query that
+        fails is logged and leaves the counters out.
+        """
+        record = self.sessions.get((spiI, spiR))
+        if record is None:
+            return
+
+        def counted(result):
+            if result is not None:
+                record.addUsage(inbound, result.bytes, result.packets)
+
+        def failed(failure):
+            _log.info("RADIUS accounting {sid}: no counters for an SA: {why}", sid=record.sessionId,
+                      why=failure.getErrorMessage())
+
+        done = usage.addCallbacks(counted, failed)
+        self._usage.setdefault((spiI, spiR), []).append(done)
 
     def down(self, spiI, spiR):
         """
@@ -131,9 +174,13 @@ class RadiusWiring:
         @return: the Deferred of the Stop, or L{None}.
         """
         record = self.sessions.pop((spiI, spiR), None)
+        pending = self._usage.pop((spiI, spiR), [])
         if record is None or self.accounting is None:
             return None
-        return self._logged(self.accounting.stop(record), "Stop", record)
+        # The counters of the Child SAs removed with it come first.
+        d = defer.DeferredList(pending, consumeErrors=True) if pending else defer.succeed(None)
+        d.addCallback(lambda _: self.accounting.stop(record))
+        return self._logged(d, "Stop", record)
 
     def _logged(self, d, what, record):
         d.addErrback(lambda f: _log.failure("RADIUS accounting {what} for {sid}", f, what=what, sid=record.sessionId))

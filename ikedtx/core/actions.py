@@ -90,12 +90,14 @@ class InstallChildSA:
 class RemoveChildSA:
     """
     Remove the L{KernelSA}s and L{KernelFlow}s of the Child SA C{reqid}
-    (those its L{InstallChildSA} carried).
+    (those its L{InstallChildSA} carried). C{ikeSPIs} are the C{(spiI,
+    spiR)} of its IKE SA (RADIUS accounting reads its counters first).
     """
 
     reqid: int
     sas: Tuple[Any, ...]
     flows: Tuple[Any, ...]
+    ikeSPIs: Optional[Tuple[bytes, bytes]] = None
 
 
 @dataclass(frozen=True)

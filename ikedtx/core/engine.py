@@ -798,7 +798,8 @@ class IKECore:
             return
         childrekey.releaseOutbound(self, ikeSA, child)
         if child.kernelRecords is not None:
-            self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1]))
+            self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1],
+                                    (ikeSA.spiI, ikeSA.spiR)))
         child.handle(ChildEvent.REMOVE)
         # A rekeyed Child SA shares its reqid with its successor (so that
         # the datapath's flows stay): only its own entry and timers go.

@@ -313,7 +313,16 @@ class CoreRunner:
         self._publish("child-down", **_childFields(action))
         if not self.coupled:
             return
+        counted = (self.radius is not None and action.ikeSPIs is not None and self.radius.accounts(*action.ikeSPIs))
         for sa in action.sas:
+            if counted:
+                # RADIUS accounting's Stop carries the datapath's counters:
+                # read them before the SA goes.
+                usage = self.kernel.querySA(sa)
+                self.radius.childUsage(*action.ikeSPIs, sa.inbound, usage)
+                usage.addBoth(lambda _, sa=sa: self.kernel.deleteSA(sa))
+                usage.addErrback(lambda f: self._log.failure("removing SA", f))
+                continue
             self.kernel.deleteSA(sa).addErrback(lambda f: self._log.failure("removing SA", f))
         for flow in action.flows:
             self.kernel.deleteFlow(flow).addErrback(lambda f: self._log.failure("removing flow", f))
