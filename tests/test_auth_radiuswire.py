@@ -135,7 +135,7 @@ class FakeAccounting:
         self.sent.append(("start", session))
         return succeed(True)
 
-    def stop(self, session):
+    def stop(self, session, cause=None):
         self.sent.append(("stop", session))
         return succeed(True)
 
@@ -254,6 +254,43 @@ class RadiusWiringTests(TestCase):
         reactor, wiring = self.wiring('radius server 192.0.2.9 secret "s1"\n')
         self.assertIsNone(wiring.accounting)
         self.assertIsNone(wiring.up(b"\x01" * 8, b"\x02" * 8, self.radiusSA(wiring)))
+
+    def test_daeListens(self):
+        """
+        Each C{radius dae listen on} line is a DAE server on its address
+        and port, knowing the C{radius dae client}s, asking the shell's
+        callables; a reload that changes the lines listens again (the old
+        sockets first, the new wiring may take the same port).
+        """
+        from ikedtx.auth import dae
+
+        sessions, disconnected = [], []
+        lines = ('radius dae listen on 127.0.0.1 port 3800\nradius dae listen on ::1\n'
+                 'radius dae client 127.0.0.1 secret "d1"\n')
+        reactor = UDPReactor()
+        reactor.listenUDP = self.recordingListen(reactor)
+        wiring = radiuswire.RadiusWiring(parseConfig(lines + POLICIES).radius, reactor,
+                                         dae=(lambda: sessions, disconnected.append))
+        self.assertIsNone(wiring.backend)
+        self.assertEqual([(p.port, p.interface) for p in reactor.udpPorts], [(3800, "127.0.0.1"), (3799, "::1")])
+        servers = [p.protocol for p in reactor.udpPorts]
+        self.assertEqual([type(s) for s in servers], [dae.DynamicAuthorizationServer] * 2)
+        self.assertEqual(servers[0].clients, {"127.0.0.1": b"d1"})
+        servers[0].disconnect("sa")
+        self.assertEqual(disconnected, ["sa"])
+        new = wiring.replaced(parseConfig(lines.replace("3800", "3801") + POLICIES).radius)
+        self.assertEqual([(p.port, p.listening) for p in reactor.udpPorts],
+                         [(3800, False), (3799, False), (3801, True), (3799, True)])
+        self.assertEqual(len(new.daeServers), 2)
+
+    def recordingListen(self, reactor):
+        def listenUDP(port, protocol, interface=""):
+            record = SimpleNamespace(protocol=protocol, interface=interface, listening=True, port=port)
+            record.stopListening = lambda: setattr(record, "listening", False)
+            reactor.udpPorts.append(record)
+            return record
+
+        return listenUDP
 
     def test_reloadKeepsOrReplaces(self):
         """

@@ -11,11 +11,13 @@ from twisted.trial.unittest import TestCase
 
 from ikedtx.testing.lab import poll
 from ikedtx.testing.lab.freeradius import FreeRadius
+from ikedtx.testing.support import requireExecutable
 
 from tests.interop import A, A_FQDN, A_INNER
 from tests.test_interop_eap import DNS, PASSWORD, POOL, USER, EAPMixin, stats
 
 SECRET = b"radwire-s3cret"
+DAE_SECRET = "dae-s3cret"
 
 
 def radiusConfig(server, accounting=True):
@@ -78,6 +80,33 @@ class CharonThroughRadiusTests(EAPMixin, TestCase):
         self.labAssertEqual(stop.get("Framed-IP-Address"), "10.77.0.1", "the Stop record: %r" % (stop,))
         self.labAssertEqual(start[0].get("NAS-IP-Address"), A, "the Start record: %r" % (start,))
 
+    def test_failover(self):
+        """
+        Two C{radius server} lines, the first dead, with C{radius max-tries
+        1} and C{radius max-failovers 1}: ikedtx gives the first server one
+        try, fails over to FreeRADIUS, and charon authenticates; the
+        accounting server gets the Start.
+        """
+        from ikedtx.testing.lab.freeradius import freeUDPPorts
+
+        self.hosts()
+        self.credentials()
+        radius = self.startRadius()
+        (dead,) = freeUDPPorts(1)
+        config = ('radius server 127.0.0.1 port %d secret "%s"\nradius max-tries 1\nradius max-failovers 1\n' % (
+            dead, SECRET.decode()) + radiusConfig(radius))
+        ours = self.startServer(config)
+        charon = self.startRoadWarrior()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output + "\n" + ours.log()[-3000:])
+        self.assertUp(ours, charon)
+        log = ours.logWith("failing over")
+        self.labAssert("127.0.0.1:%d did not answer 1 tries: failing over to 127.0.0.1:%d" % (dead, radius.authPort)
+                       in log, "ikedtx did not fail over")
+        self.labAssert("retransmitting" not in log, "ikedtx retransmitted despite max-tries 1")
+        poll(lambda: [r for r in radius.detailRecords() if r.get("Acct-Status-Type") == "Start"],
+             what=lambda: "Accounting Start in %r" % (radius.detailRecords(),))
+
     def test_wrongPasswordThroughRadius(self):
         """
         A wrong password: FreeRADIUS rejects, ikedtx refuses with
@@ -90,8 +119,8 @@ class CharonThroughRadiusTests(EAPMixin, TestCase):
         charon = self.startRoadWarrior(password="not-" + PASSWORD)
         ok, output = charon.initiate(child="net")
         self.labAssert(not ok, "charon's initiate succeeded with a wrong password:\n" + output)
-        self.labAssert("AUTHENTICATION_FAILED" in charon.log() or "EAP/FAIL" in charon.log(),
-                       "charon's log shows no refusal")
+        self.labAssert("received EAP_FAILURE, EAP authentication failed" in charon.log(),
+                       "charon's log shows no EAP Failure received")
         self.labAssertEqual(ours.showSa(), [], "ikedtx keeps an SA")
         self.labAssertEqual(stats(ours).get("ikedtx_eap_failures"), 1, "ikedtx's stats")
         self.labAssert("Access-Reject" in radius.log(), "FreeRADIUS sent no Access-Reject")
@@ -117,3 +146,52 @@ class CharonThroughRadiusTests(EAPMixin, TestCase):
         log = ours.log()
         self.labAssert('uses eap "radius" and no radius server is configured' in log, "ikedtx did not say why")
         self.labAssert("Traceback" not in log, "a traceback in ikedtx's log")
+
+    def radclient(self, port, secret, attributes, timeout=2):
+        """
+        FreeRADIUS's radclient in ikedtx's namespace sending a
+        Disconnect-Request to ikedtx's DAE port; its output.
+        """
+        radclient = requireExecutable("radclient", "apt-get install freeradius-utils")
+        result = self.a.run([radclient, "-x", "-r", "1", "-t", str(timeout), "127.0.0.1:%d" % (port,), "disconnect",
+                             secret], check=False, input="\n".join(attributes) + "\n")
+        return result.stdout + result.stderr
+
+    def test_disconnectRequest(self):
+        """
+        RFC 5176 through FreeRADIUS's radclient: a Disconnect-Request for
+        an unknown user is answered Disconnect-NAK (Error-Cause 503) and
+        changes nothing; one with a wrong secret is not answered; one for
+        the user is answered Disconnect-ACK, deletes ikedtx's IKE SA (charon
+        hears the Delete) and its accounting Stop says Admin-Reset.
+        """
+        from ikedtx.testing.lab.freeradius import freeUDPPorts
+
+        self.hosts()
+        self.credentials()
+        radius = self.startRadius()
+        (port,) = freeUDPPorts(1)
+        config = ('radius dae listen on 127.0.0.1 port %d\nradius dae client 127.0.0.1 secret "%s"\n' % (
+            port, DAE_SECRET) + radiusConfig(radius))
+        ours = self.startServer(config)
+        charon = self.startRoadWarrior()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        self.assertUp(ours, charon)
+        answer = self.radclient(port, DAE_SECRET, ['User-Name = "nobody"'])
+        self.labAssert("Disconnect-NAK" in answer, "radclient's output: " + answer)
+        self.labAssert("Error-Cause = Session-Context-Not-Found" in answer, "radclient's output: " + answer)
+        answer = self.radclient(port, "wrong-" + DAE_SECRET, ['User-Name = "%s"' % (USER,)], timeout=1)
+        self.labAssert("Disconnect-ACK" not in answer and "Disconnect-NAK" not in answer,
+                       "a request with a wrong secret was answered: " + answer)
+        self.labAssertEqual(len(ours.showSa()), 1, "ikedtx's SAs after the refused requests")
+        answer = self.radclient(port, DAE_SECRET, ['User-Name = "%s"' % (USER,)])
+        self.labAssert("Disconnect-ACK" in answer, "radclient's output: " + answer)
+        poll(lambda: ours.showSa() == [], what=lambda: "ikedtx's SA gone: %r" % (ours.showSa(),))
+        poll(lambda: "received DELETE for IKE_SA" in charon.log(), what=lambda: "charon heard no Delete")
+        stop = poll(lambda: [r for r in radius.detailRecords() if r.get("Acct-Status-Type") == "Stop"],
+                    what=lambda: "Accounting Stop in %r" % (radius.detailRecords(),))
+        self.labAssertEqual(stop[0].get("Acct-Terminate-Cause"), "Admin-Reset", "the Stop record: %r" % (stop,))
+        log = ours.logWith("Disconnect-ACK")
+        self.labAssert("dropped: its Request Authenticator does not verify" in log,
+                       "ikedtx did not log the request with a wrong secret")

@@ -128,6 +128,7 @@ ATTRIBUTE Acct-Terminate-Cause 49 integer
 ATTRIBUTE NAS-Port-Type 61 integer
 ATTRIBUTE EAP-Message 79 octets
 ATTRIBUTE Message-Authenticator 80 octets
+ATTRIBUTE Error-Cause 101 integer
 VENDOR Microsoft 311
 BEGIN-VENDOR Microsoft
 ATTRIBUTE MS-MPPE-Send-Key 16 octets encrypt=2

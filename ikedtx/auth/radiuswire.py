@@ -7,7 +7,9 @@ and C{radius accounting server} lines once (at start and at each reload
 that changes them, never per IKE SA), listens for their answers, gives the
 core the L{RadiusEAPBackend} of C{eap "radius"} policies and sends
 Accounting Start when an IKE SA authenticated through RADIUS comes up,
-Stop when it goes (a rekeyed IKE SA keeps its accounting session).
+Stop when it goes (a rekeyed IKE SA keeps its accounting session), and
+serves the C{radius dae} lines' Dynamic Authorization
+(L{ikedtx.auth.dae}).
 
 L{configProblems} names the C{eap "radius"} policies without a RADIUS
 server, for the log at start and reload (their peers are refused with
@@ -53,11 +55,19 @@ class RadiusWiring:
         whose Start was sent.
     """
 
-    def __init__(self, settings, reactor, nasIdentifier="ikedtx"):
+    def __init__(self, settings, reactor, nasIdentifier="ikedtx", dae=None):
+        """
+        @param dae: C{(sessions, disconnect)} for the C{radius dae}
+            servers (L{ikedtx.auth.dae.DynamicAuthorizationServer}), or
+            L{None}: no DAE.
+        """
         self.settings = settings
         self.reactor = reactor
+        self.nasIdentifier = nasIdentifier
         self.backend = None
         self.accounting = None
+        self.daeServers = []
+        self._dae = dae
         self.sessions = {}
         # (spiI, spiR) -> Deferreds of the Child SAs' counters still asked.
         self._usage = {}
@@ -69,6 +79,33 @@ class RadiusWiring:
         if acctClient is not None:
             self._ports.append(_listen(reactor, acctClient))
             self.accounting = radius.RadiusAccounting(acctClient, nasIdentifier)
+        if dae is not None:
+            self._serveDAE(*dae)
+
+    def _serveDAE(self, sessions, disconnect):
+        """
+        Listen on each C{radius dae listen on} address for the C{radius dae
+        client}s' Disconnect-Requests. A socket that cannot be bound is
+        logged; the others serve.
+        """
+        from twisted.internet.error import CannotListenError
+
+        from ikedtx.auth import dae
+
+        clients = {client.address: client.secret for client in self.settings.daeClients}
+        if self.settings.daeListen and not clients:
+            _log.warn("radius dae listen without a radius dae client line: every request will be dropped")
+        for address, port in self.settings.daeListen:
+            server = dae.DynamicAuthorizationServer(clients, sessions, disconnect, radius.radiusDictionary(),
+                                                    self.nasIdentifier)
+            try:
+                self._ports.append(self.reactor.listenUDP(port, server, interface=str(address)))
+            except CannotListenError as e:
+                _log.error("radius dae listen on {address} port {port}: {error}", address=address, port=port,
+                           error=e)
+                continue
+            _log.info("RADIUS DAE listening on {address} port {port}", address=address, port=port)
+            self.daeServers.append(server)
 
     def __repr__(self):
         return "<RadiusWiring backend=%s accounting=%s %d sessions>" % (
@@ -82,10 +119,12 @@ class RadiusWiring:
         """
         if settings == self.settings:
             return self
-        new = RadiusWiring(settings, self.reactor)
+        # The sockets go first: the new wiring may listen on the same DAE
+        # address and port.
+        self.stop()
+        new = RadiusWiring(settings, self.reactor, self.nasIdentifier, self._dae)
         new.sessions = self.sessions
         new._usage = self._usage
-        self.stop()
         return new
 
     def stop(self):
@@ -167,7 +206,7 @@ class RadiusWiring:
         done = usage.addCallbacks(counted, failed)
         self._usage.setdefault((spiI, spiR), []).append(done)
 
-    def down(self, spiI, spiR):
+    def down(self, spiI, spiR, cause=radius.TERMINATE_USER_REQUEST):
         """
         An IKE SA went: Accounting Stop if its Start was sent.
 
@@ -179,7 +218,7 @@ class RadiusWiring:
             return None
         # The counters of the Child SAs removed with it come first.
         d = defer.DeferredList(pending, consumeErrors=True) if pending else defer.succeed(None)
-        d.addCallback(lambda _: self.accounting.stop(record))
+        d.addCallback(lambda _: self.accounting.stop(record, cause=cause))
         return self._logged(d, "Stop", record)
 
     def _logged(self, d, what, record):

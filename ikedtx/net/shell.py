@@ -389,7 +389,10 @@ class CoreRunner:
                       remote="%s:%d" % tuple(action.remote), reason=action.reason)
         self._count("ikes_sa_removed")
         if self.radius is not None:
-            self.radius.down(action.spiI, action.spiR)
+            from ikedtx.auth import radius
+
+            cause = radius.TERMINATE_ADMIN_RESET if action.reason == self.DAE_REASON else radius.TERMINATE_USER_REQUEST
+            self.radius.down(action.spiI, action.spiR, cause)
         if not action.established:
             self._count("ikes_sa_established_failures")
             if self.events is not None:
@@ -521,11 +524,32 @@ class CoreRunner:
         for problem in radiuswire.configProblems(config):
             self._log.error("{problem}", problem=problem)
         if self.radius is None:
-            if config.radius.servers or config.radius.accountingServers:
-                self.radius = radiuswire.RadiusWiring(config.radius, self.reactor)
+            if config.radius.servers or config.radius.accountingServers or config.radius.daeListen:
+                self.radius = radiuswire.RadiusWiring(config.radius, self.reactor,
+                                                      dae=(self._daeSessions, self._daeDisconnect))
         else:
             self.radius = self.radius.replaced(config.radius)
         self.core.radiusBackend = self.radius.backend if self.radius is not None else None
+
+    #: The IKE SA deletion reason of a RADIUS Disconnect-Request (its
+    #: accounting Stop says Admin-Reset).
+    DAE_REASON = "disconnect requested"
+
+    def _daeSessions(self):
+        """
+        The IKE SAs up, as a RADIUS Disconnect-Request can name them
+        (L{ikedtx.auth.dae}).
+        """
+        from ikedtx.auth.dae import DAESession
+
+        return [DAESession(ikeSA.spiI, ikeSA.spiR, ikeSA.eapIdentity, ikeSA.peerVirtualIPs, ikeSA)
+                for ikeSA in list(self.core.ikeSAs.values()) if ikeSA.isEstablished]
+
+    def _daeDisconnect(self, ikeSA):
+        if self.core.ikeSAs.get(ikeSA.localSPI) is not ikeSA:
+            return
+        _, actions = self.core.deleteIKESA(ikeSA, self.DAE_REASON)
+        self.execute(actions)
 
     def refreshTraps(self):
         """
