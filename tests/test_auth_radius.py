@@ -390,6 +390,45 @@ class ClientTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(d), False)
 
 
+class ConfigFromAcceptTests(SynchronousTestCase):
+    """
+    iked's C{radius config}: the Access-Accept attributes that become CP
+    attributes (L{radius.configFromAccept}).
+    """
+
+    def accept(self, attrs):
+        body = bytes([8, 6]) + bytes([10, 78, 0, 5]) + bytes([9, 6]) + bytes([255, 255, 255, 0]) + attrs
+        raw = bytes([2, 1]) + struct.pack("!H", 20 + len(body)) + b"\x00" * 16 + body
+        return pyradPacket.AuthPacket(secret=SECRET, dict=radius.radiusDictionary(), packet=raw)
+
+    def test_defaults(self):
+        """
+        Without C{radius config} lines, iked's maps: Framed-IP-Address,
+        Framed-IP-Netmask and Microsoft's DNS/NBNS servers; a value of the
+        wrong size is skipped.
+        """
+        from ipaddress import ip_address
+
+        reply = self.accept(bytes([26, 12]) + vsa(311, 28, bytes([10, 9, 9, 9])) +
+                            bytes([26, 11]) + vsa(311, 30, bytes([10, 9, 9])))
+        self.assertEqual(radius.configFromAccept(reply),
+                         ((1, ip_address("10.78.0.5")), (2, ip_address("255.255.255.0")), (3, ip_address("10.9.9.9"))))
+
+    def test_configured(self):
+        """
+        With C{radius config} lines only they map; C{none} maps nothing.
+        """
+        from ipaddress import ip_address
+
+        from ikedtx.config import parseConfig
+
+        config = parseConfig('radius server 192.0.2.1 secret "a"\n'
+                             'radius config name-server 311 28\nradius config none 8\n'
+                             'ikev2 "rw" passive esp from 10.0.0.0/24 to 10.1.0.0/24 peer any eap "radius"\n')
+        reply = self.accept(bytes([26, 12]) + vsa(311, 28, bytes([10, 9, 9, 9])))
+        self.assertEqual(radius.configFromAccept(reply, config.radius.configMaps), ((3, ip_address("10.9.9.9")),))
+
+
 class AccountingRecordTests(SynchronousTestCase):
     def test_stopFromSession(self):
         """

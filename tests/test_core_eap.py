@@ -709,3 +709,89 @@ class ClientOCSPTests(EAPTestCase):
         fromA = [Message.decode(d) for d, source, _ in self.network.delivered if source[0] == A_ADDR]
         self.assertEqual([m.exchangeType for m in fromA], [34, 35, 37])
         self.assertTrue([e for e in self.logged if "certificate revoked" in formatEvent(e)])
+
+
+@implementer(IEAPBackend)
+class ConfiguringBackend:
+    """
+    The local user table, whose success also carries configuration
+    attributes (as a RADIUS Access-Accept's do, L{ikedtx.auth.radius}).
+    """
+
+    def __init__(self, users, config):
+        from ikedtx.auth.eapbackend import LocalMSCHAPv2Backend
+
+        self.inner = LocalMSCHAPv2Backend(users)
+        self.config = config
+
+    def newSession(self, policy, peerIdentity):
+        return ConfiguringSession(self.inner.newSession(policy, peerIdentity), self.config)
+
+
+@implementer(IEAPSession)
+class ConfiguringSession:
+    def __init__(self, inner, config):
+        self.inner = inner
+        self.config = config
+
+    def start(self):
+        return self.inner.start()
+
+    def receive(self, packet):
+        return self.inner.receive(packet).addCallback(
+            lambda step: dataclasses.replace(step, config=self.config) if step.outcome else step)
+
+    def abort(self):
+        self.inner.abort()
+
+
+class RadiusConfigTests(EAPTestCase):
+    """
+    The configuration attributes an EAP backend gives with its success
+    (iked's C{radius config} maps of an Access-Accept) in the CFG_REPLY:
+    the address given replaces the pool's, the others add to the policy's
+    C{config} lines, which win for the same attribute (iked's radius.c).
+    """
+
+    def connect(self, config):
+        from ipaddress import ip_address as ip
+
+        requestId = self.negotiate(clientExtra="request address any request name-server any "
+                                               "request netbios-server any",
+                                   serverExtra="config address 10.77.0.0/29 config name-server 10.2.0.53")
+        self.b.core.eapBackend = ConfiguringBackend({"alice": PASSWORD},
+                                                    tuple((t, ip(a)) for t, a in config))
+        self.network.pump()
+        self.assertSucceeded(self.a, requestId)
+        (client,) = self.a.ikeSAs
+        (server,) = self.b.ikeSAs
+        return client, server
+
+    def test_addressAndAttributes(self):
+        from ikedtx.core.actions import AddVirtualAddress
+        from ikedtx.wire.constants import ConfigurationAttribute as CfgAttr
+
+        client, server = self.connect([(CfgAttr.INTERNAL_IP4_ADDRESS, "10.78.0.5"),
+                                       (CfgAttr.INTERNAL_IP4_NETMASK, "255.255.255.0"),
+                                       (CfgAttr.INTERNAL_IP4_DNS, "10.9.9.9"),
+                                       (CfgAttr.INTERNAL_IP4_NBNS, "10.9.9.10")])
+        self.assertEqual([str(a) for a in server.peerVirtualIPs], ["10.78.0.5"])
+        self.assertEqual([e.address for e in self.a.eventsOf(AddVirtualAddress)], [server.peerVirtualIPs[0]])
+        self.assertEqual(sorted((name, str(address)) for name, address, _ in client.peerConfig),
+                         [("INTERNAL_IP4_DNS", "10.2.0.53"), ("INTERNAL_IP4_NBNS", "10.9.9.10"),
+                          ("INTERNAL_IP4_NETMASK", "255.255.255.0")])
+        # Nothing was lent from the pool.
+        self.assertEqual(self.b.core.pools.release(server), [])
+
+    def test_nasChoosesAddress(self):
+        """
+        Framed-IP-Address 255.255.255.254 ("the NAS should select", RFC
+        2865 5.8): the pool's address, and no netmask without a RADIUS
+        address.
+        """
+        from ikedtx.wire.constants import ConfigurationAttribute as CfgAttr
+
+        client, server = self.connect([(CfgAttr.INTERNAL_IP4_ADDRESS, "255.255.255.254"),
+                                       (CfgAttr.INTERNAL_IP4_NETMASK, "255.255.255.0")])
+        self.assertEqual([str(a) for a in server.peerVirtualIPs], ["10.77.0.1"])
+        self.assertEqual(sorted(name for name, _, _ in client.peerConfig), ["INTERNAL_IP4_DNS"])

@@ -15,22 +15,24 @@ from ikedtx.testing.support import requireExecutable
 
 from tests.interop import A, A_FQDN, A_INNER
 from tests.test_interop_eap import DNS, PASSWORD, POOL, USER, EAPMixin, stats
+from tests.test_interop_userspace import ping
 
 SECRET = b"radwire-s3cret"
 DAE_SECRET = "dae-s3cret"
 
 
-def radiusConfig(server, accounting=True):
+def radiusConfig(server, accounting=True, nameServer=True):
     lines = 'radius server 127.0.0.1 port %d secret "%s"\n' % (server.authPort, SECRET.decode())
     if accounting:
         lines += 'radius accounting server 127.0.0.1 port %d secret "%s"\n' % (server.acctPort, SECRET.decode())
     return lines + ('ikev2 "rw" passive esp from %s to dynamic local %s srcid %s eap "radius" '
-                    'config address %s config name-server %s\n' % (A_INNER, A, A_FQDN, POOL, DNS))
+                    'config address %s %s\n' % (A_INNER, A, A_FQDN, POOL,
+                                                 "config name-server " + DNS if nameServer else ""))
 
 
 class CharonThroughRadiusTests(EAPMixin, TestCase):
-    def startRadius(self):
-        server = FreeRadius(self.mktemp(), SECRET, {USER: PASSWORD}, namespace=self.a)
+    def startRadius(self, replies=None):
+        server = FreeRadius(self.mktemp(), SECRET, {USER: PASSWORD}, namespace=self.a, replies=replies)
         server.start()
         self.addCleanup(server.stop)
         return server
@@ -79,6 +81,33 @@ class CharonThroughRadiusTests(EAPMixin, TestCase):
         self.labAssertEqual(stop.get("NAS-IP-Address"), A, "the Stop record: %r" % (stop,))
         self.labAssertEqual(stop.get("Framed-IP-Address"), "10.77.0.1", "the Stop record: %r" % (stop,))
         self.labAssertEqual(start[0].get("NAS-IP-Address"), A, "the Start record: %r" % (start,))
+
+    def test_addressFromRadius(self):
+        """
+        iked's C{radius config} defaults: the Access-Accept's
+        Framed-IP-Address (outside the pool) is charon's virtual IP and
+        its MS-Primary-DNS-Server the DNS attribute of the CFG_REPLY (the
+        policy has none); the tunnel pings, and the accounting Start names
+        that address.
+        """
+        self.hosts()
+        self.credentials()
+        radius = self.startRadius(replies={USER: ["Framed-IP-Address = 10.78.0.5",
+                                                  "MS-Primary-DNS-Server = 10.1.0.99"]})
+        ours = self.startServer(radiusConfig(radius, nameServer=False))
+        charon = self.startRoadWarrior()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output + "\n" + radius.log()[-3000:])
+        mine, theirs = self.assertSameSAs(ours, charon)
+        self.labAssertEqual(theirs.get("local-vips"), ["10.78.0.5"], "charon's virtual IPs: %r" % (theirs,))
+        # The policy has no name-server: the DNS attribute is RADIUS's.
+        log = charon.log()
+        self.labAssert("CPRP(ADDR DNS)" in log and "processing INTERNAL_IP4_DNS attribute" in log,
+                       "charon got no DNS server")
+        self.labAssertEqual(ping(self.b, "10.78.0.5", A_INNER, 3), 3, "ping from the RADIUS-given address")
+        start = poll(lambda: [r for r in radius.detailRecords() if r.get("Acct-Status-Type") == "Start"],
+                     what=lambda: "Accounting Start in %r" % (radius.detailRecords(),))
+        self.labAssertEqual(start[0].get("Framed-IP-Address"), "10.78.0.5", "the Start record: %r" % (start,))
 
     def test_failover(self):
         """

@@ -18,7 +18,7 @@ PASSWORD} lines.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 from twisted.internet.defer import fail, succeed
 from zope.interface import Interface, implementer
@@ -39,6 +39,9 @@ class EAPStep:
     @ivar reason: why it failed (names, never secrets), for the log.
     @ivar identity: the identity the peer authenticated as (EAP identity or
         user name), when known.
+    @ivar config: on success, configuration attributes for the peer's
+        CFG_REPLY, C{((attribute type, ip_address), ...)} (a RADIUS
+        Access-Accept's, by iked's C{radius config} maps).
     """
 
     packet: Optional[bytes] = None
@@ -46,6 +49,7 @@ class EAPStep:
     msk: Optional[bytes] = field(default=None, repr=False)
     reason: Optional[str] = None
     identity: Optional[str] = None
+    config: Tuple[Tuple[int, Any], ...] = ()
 
     def __post_init__(self):
         if self.outcome is True and not self.msk:

@@ -519,6 +519,46 @@ def mskFromAccept(reply):
     return msk
 
 
+#: iked's maps without C{radius config} lines (radius.c): Framed-IP-Address
+#: and -Netmask, and Microsoft's primary and secondary DNS and NBNS
+#: servers (RFC 2548 2.6-2.7), as C{(CP attribute, vendor, type)}.
+DEFAULT_CONFIG_MAPS = ((1, 0, 8), (2, 0, 9), (3, VENDOR_MICROSOFT, 28), (3, VENDOR_MICROSOFT, 29),
+                       (4, VENDOR_MICROSOFT, 30), (4, VENDOR_MICROSOFT, 31))
+#: CP attributes whose value is an IPv6 address (the others: IPv4).
+_IPV6_OPTIONS = (8, 10, 11, 12, 15, 23457)
+
+
+def configFromAccept(reply, maps=()):
+    """
+    The configuration attributes an Access-Accept gives, by the C{radius
+    config} maps (L{ikedtx.config.model.RadiusConfigMap}, or
+    L{DEFAULT_CONFIG_MAPS} without any); a map to C{none} (0) is skipped,
+    a value of the wrong size logged and skipped.
+
+    @return: C{((CP attribute type, ip_address), ...)} in map order.
+    """
+    import ipaddress
+
+    rows = [(m.option, m.vendor, m.attribute) for m in maps] if maps else DEFAULT_CONFIG_MAPS
+    result = []
+    for option, vendor, attribute in rows:
+        if option == 0:
+            continue
+        size = 16 if option in _IPV6_OPTIONS else 4
+        for value in _attribute(reply, attribute if vendor == 0 else (vendor, attribute)):
+            value = bytes(value)
+            if option == 8 and len(value) == 18:
+                # Framed-IPv6-Address is 16 octets; a Framed-IPv6-Prefix
+                # style value (reserved, length, prefix) is taken whole.
+                value = value[2:]
+            if len(value) != size:
+                log.info("RADIUS attribute {vendor}/{attribute} of {n} octets is no address for CP attribute "
+                         "{option}: ignored", vendor=vendor, attribute=attribute, n=len(value), option=option)
+                continue
+            result.append((option, ipaddress.ip_address(value)))
+    return tuple(result)
+
+
 def eapMessage(reply):
     """
     The EAP packet of an answer: its EAP-Message attributes joined
@@ -544,10 +584,15 @@ class RadiusEAPBackend:
     the RADIUS servers of C{client}.
     """
 
-    def __init__(self, client, nasIdentifier="ikedtx", nasIPAddress=None, random=os.urandom):
+    def __init__(self, client, nasIdentifier="ikedtx", nasIPAddress=None, random=os.urandom, configMaps=()):
+        """
+        @param configMaps: the C{radius config} lines
+            (L{configFromAccept}).
+        """
         self.client = client
         self.nasIdentifier = nasIdentifier
         self.nasIPAddress = nasIPAddress
+        self.configMaps = tuple(configMaps)
         self._random = random
 
     def newSession(self, policy, peerIdentity, callingStationId=None):
@@ -688,8 +733,9 @@ class RadiusEAPSession:
                 eap = None
             if eap is not None and eap.code == _eap.SUCCESS:
                 success = message
+        config = configFromAccept(reply, self._backend.configMaps)
         log.info("EAP-RADIUS: {user} authenticated", user=self.userName)
-        return EAPStep(success, True, msk, identity=self.userName)
+        return EAPStep(success, True, msk, identity=self.userName, config=config)
 
     def abort(self):
         self._done = True

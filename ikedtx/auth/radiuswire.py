@@ -75,7 +75,7 @@ class RadiusWiring:
         authClient, acctClient = radius.clientsFor(settings, reactor)
         if authClient is not None:
             self._ports.append(_listen(reactor, authClient))
-            self.backend = radius.RadiusEAPBackend(authClient, nasIdentifier)
+            self.backend = radius.RadiusEAPBackend(authClient, nasIdentifier, configMaps=settings.configMaps)
         if acctClient is not None:
             self._ports.append(_listen(reactor, acctClient))
             self.accounting = radius.RadiusAccounting(acctClient, nasIdentifier)

@@ -120,6 +120,22 @@ def _attribute(option):
     return ConfigurationAttribute.fromAddress(option.attribute, option.address)
 
 
+#: Framed-IP-Address values that give no address (RFC 2865 5.8: the user
+#: or the NAS should select one).
+_NO_ADDRESS = (ip_address("255.255.255.255"), ip_address("255.255.255.254"))
+
+
+def _backendConfig(ikeSA):
+    """
+    The configuration attributes the EAP backend gave with its success
+    (L{ikedtx.core.tasks.eap.EAPResponder.config}), without the addresses
+    that say "none".
+    """
+    state = getattr(ikeSA, "eap", None)
+    config = getattr(state, "config", ()) if state is not None else ()
+    return [(attribute, address) for attribute, address in config if address not in _NO_ADDRESS]
+
+
 def _identityKey(ikeSA):
     # After EAP the user is the client (Windows sends its IP address as
     # IDi, the same for many users behind one NAT).
@@ -192,16 +208,32 @@ class ConfigTask(Task):
             return
         policy = ikeSA.policy
         served = [o for o in policy.configOptions if not o.request]
-        if not served:
+        fromBackend = _backendConfig(ikeSA)
+        if not served and not fromBackend:
             self._log.info("{ikeSA}: CFG_REQUEST ignored: policy {policy} serves no configuration",
                            ikeSA=ikeSA, policy=policy.name)
             return
         requested = {a.attributeType for a in cp.attributes}
         reply, failures = [], []
+        # iked's radius.c: the address an Access-Accept gives replaces the
+        # pool's; its other attributes add to the policy's config lines,
+        # which win for the same attribute (a netmask only with an address).
+        given = {}
+        for attribute, address in fromBackend:
+            if attribute in _ADDRESS_ATTRIBUTES.values() and address.version not in given:
+                if _ADDRESS_ATTRIBUTES[address.version] == attribute and attribute in requested:
+                    given[address.version] = address
+        for version, address in sorted(given.items()):
+            if address not in ikeSA.peerVirtualIPs:
+                ikeSA.peerVirtualIPs.append(address)
+            reply.append(ConfigurationAttribute.fromAddress(_ADDRESS_ATTRIBUTES[version], address,
+                                                            128 if version == 6 else None))
+            self._log.info("{ikeSA}: {address} for {peer}, as the EAP server (RADIUS) says", ikeSA=ikeSA,
+                           address=address, peer=ikeSA.peerId)
         for option in served:
             if option.kind != "address":
                 continue
-            if _ADDRESS_ATTRIBUTES[option.value.version] not in requested:
+            if _ADDRESS_ATTRIBUTES[option.value.version] not in requested or option.value.version in given:
                 continue
             if option.isPool:
                 try:
@@ -225,6 +257,13 @@ class ConfigTask(Task):
         for failure in failures:
             self._log.warn("{ikeSA}: {error}", ikeSA=ikeSA, error=failure)
         reply += [_attribute(o) for o in served if o.kind != "address"]
+        ours = {o.attribute for o in served}
+        for attribute, address in fromBackend:
+            if attribute in _ADDRESS_ATTRIBUTES.values() or attribute in ours:
+                continue
+            if attribute == CfgAttr.INTERNAL_IP4_NETMASK and 4 not in given:
+                continue
+            reply.append(ConfigurationAttribute.fromAddress(attribute, address))
         self.reply = reply
 
     def _lend(self, core, ikeSA, network):

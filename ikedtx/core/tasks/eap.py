@@ -99,6 +99,9 @@ class EAPResponder:
     """
 
     lastIdentifier = None
+    #: The backend's configuration attributes given with its success
+    #: (L{ikedtx.auth.eapbackend.EAPStep.config}), for the CFG_REPLY.
+    config = ()
 
     def __init__(self, session, idi, idrBody, held):
         self.session = session
@@ -258,6 +261,7 @@ def buildR(task, core, ikeSA, payloads):
     if step.outcome is True:
         state.state = SUCCEEDED
         state.msk = step.msk
+        state.config = tuple(step.config)
     payloads += task.answer + [eapPayload]
 
 

@@ -145,11 +145,16 @@ class FreeRadius:
     One FreeRADIUS child process.
     """
 
-    def __init__(self, directory, secret, users, authPort=None, acctPort=None, namespace=None):
+    def __init__(self, directory, secret, users, authPort=None, acctPort=None, namespace=None, replies=None):
+        """
+        @param replies: C{{user: ["Attribute = value", ...]}}, reply items of
+            the users file (they reach the Access-Accept).
+        """
         self.executable = requireExecutable("freeradius", "apt-get install freeradius")
         self.directory = os.path.abspath(directory)
         self.secret = secret
         self.users = dict(users)
+        self.replies = dict(replies or {})
         if authPort is None or acctPort is None:
             authPort, acctPort = freeUDPPorts(2)
         self.authPort = authPort
@@ -176,6 +181,9 @@ class FreeRadius:
         with open(os.path.join(self.directory, "users"), "w") as f:
             for name, password in self.users.items():
                 f.write('"%s" Cleartext-Password := "%s"\n' % (name, password))
+                items = self.replies.get(name, ())
+                if items:
+                    f.write(",\n".join("\t" + item for item in items) + "\n")
         os.chmod(self.directory, 0o700)
 
     def start(self, timeout=30):
