@@ -14,7 +14,9 @@ namespaces:
   (AES-CBC/3DES with SHA-1/SHA-256 and MODP-1024, ESP AES-CBC with SHA-1),
   its IP address as IDi, EAP-MSCHAPv2, a server certificate carrying
   serverAuth and the IKE intermediate EKU (1.3.6.1.5.5.8.2.2), IKE_AUTH in
-  fragments.
+  fragments;
+- charon set up as macOS/iOS with the username (EAP) profile: Apple's
+  proposals, an FQDN as IDi, no CERTREQ, MOBIKE.
 """
 
 from twisted.trial.unittest import TestCase
@@ -25,6 +27,7 @@ from ikedtx.testing.lab import Auth, CertificateAuthority, Child, Connection, Se
 from ikedtx.testing.lab.charon import PLUGINS
 
 from tests.interop import A, A_FQDN, A_INNER, B, B_INNER
+from tests.test_interop_clients import APPLE_ESP, APPLE_IKE
 from tests.test_interop_userspace import UserspaceMixin, ping
 
 POOL = "10.77.0.0/29"
@@ -152,6 +155,33 @@ class WindowsClientEAPTests(EAPMixin, TestCase):
         self.labAssertEqual(theirs.get("encr-alg"), "AES_CBC", "charon's IKE SA: %r" % (theirs,))
         self.labAssertEqual(theirs.get("dh-group"), "MODP_1024", "charon's IKE SA: %r" % (theirs,))
         self.labAssert("received fragment #1" in charon.log(), "charon received no IKE fragments from ikedtx")
+
+
+class AppleClientEAPTests(EAPMixin, TestCase):
+    def test_appleUsernameProfile(self):
+        """
+        charon set up as macOS/iOS with the username profile
+        (C{AuthenticationMethod = None}, C{ExtendedAuthEnabled = 1}): Apple's
+        default IKE and ESP proposals, an FQDN as IDi, no CERTREQ, MOBIKE,
+        EAP-MSCHAPv2 after ikedtx's RSA certificate: the first of Apple's
+        proposals that iked's defaults accept is chosen, MOBIKE is
+        negotiated, and the virtual address pings through.
+        """
+        self.hosts()
+        self.credentials(keyType="rsa-2048")
+        ours = self.startServer("set mobike\n" + serverConfig())
+        charon = self.startRoadWarrior(proposals=APPLE_IKE, esp=APPLE_ESP, identity="iphone.example",
+                                       mobike="yes", send_certreq="no")
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        mine, theirs = self.assertUp(ours, charon)
+        self.labAssertEqual((theirs["encr-alg"], theirs.get("encr-keysize"), theirs["integ-alg"], theirs["dh-group"]),
+                            ("AES_CBC", "256", "HMAC_SHA2_256_128", "MODP_2048"), "charon's IKE SA: %r" % (theirs,))
+        (childSA,) = theirs["child-sas"]
+        self.labAssertEqual((childSA["encr-alg"], childSA.get("encr-keysize"), childSA["integ-alg"]),
+                            ("AES_CBC", "256", "HMAC_SHA2_256_128"), "charon's Child SA: %r" % (childSA,))
+        self.labAssertEqual(mine.get("eapId"), USER, "ikectl show sa: %r" % (mine,))
+        self.labAssert("peer supports MOBIKE" in charon.log(), "ikedtx announced no MOBIKE_SUPPORTED")
 
 
 class IkedtxEAPClientTests(EAPMixin, TestCase):
