@@ -36,6 +36,14 @@ IKE = {
                   "ikesa enc aes-256-gcm prf hmac-sha2-384 group ecp384 addke1 mlkem1024"),
     "two": ("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_mlkem1024",
             "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke2 mlkem1024"),
+    # The additional exchange optional (NONE acceptable, RFC 9370 2.2.1),
+    # ikedtx's side absent or optional, and alternatives for ADDKE1.
+    "optional": ("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none",
+                 "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke1 none"),
+    "classic": ("aes256gcm16-prfsha256-x25519",
+                "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519"),
+    "choice": ("aes256gcm16-prfsha256-x25519-ke1_mlkem1024-ke1_mlkem768",
+               "ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 addke1 mlkem768 addke1 mlkem1024"),
 }
 #: name -> (charon's ESP proposal, ikedtx's childsa)
 ESP = {
@@ -60,14 +68,19 @@ class Charon6Mixin(UserspaceMixin, CharonRekeyMixin):
     def _startOurs(self, config):
         return self.ikedtx(self.a, config, extraArgs=USERSPACE + ["--listen", A])
 
-    def tunnel(self, ike="mlkem768", esp="plain", initiator="ikedtx", lifetimes="", ikeRekey=None, childRekey=None):
+    def tunnel(self, ike="mlkem768", esp="plain", initiator="ikedtx", lifetimes="", ikeRekey=None, childRekey=None,
+               theirs=None):
         """
         Both daemons up with C{IKE[ike]} and C{ESP[esp]}, the IKE SA
         initiated by C{initiator}; return (ikedtx, charon, ikedtx's SA).
+
+        @param theirs: charon's IKE proposal from C{IKE[theirs]} instead.
         """
         self.hosts()
         credentials = Credentials("psk")
         charonIke, ourIke = IKE[ike]
+        if theirs is not None:
+            charonIke = IKE[theirs][0]
         charonEsp, ourEsp = ESP[esp]
         child = Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"], esp_proposals=[charonEsp],
                       rekey_time=childRekey, life_time="120s" if childRekey else None,
@@ -181,6 +194,70 @@ class MlKemTests(Charon6Mixin, TestCase):
         self.assertTraffic()
 
 
+class OptionalTests(Charon6Mixin, TestCase):
+    """
+    Proposals that make the additional exchange optional (RFC 9370 2.2.1:
+    NONE among the ADDKE1 transforms) or offer alternatives for it.
+    """
+
+    def test_charonOptionalIkedtxClassic(self):
+        """
+        charon offers ML-KEM-768 or NONE as ADDKE1, ikedtx has no ADDKE:
+        ikedtx selects NONE, and no IKE_INTERMEDIATE exchange follows.
+        """
+        ours, charon, mine = self.tunnel("classic", theirs="optional", initiator="charon")
+        self.assertNotIn("KE1_", self.charonProposals(charon)[0])
+        self.assertNotIn("IKE_INTERMEDIATE", charon.log())
+        self.assertSameIkeKeys(ours, charon, stages=1)
+        self.assertTraffic()
+
+    def test_ikedtxOptionalCharonClassic(self):
+        """
+        ikedtx offers ML-KEM-768 or NONE, charon none at all: charon takes
+        the proposal without ADDKE1 (it ignores NONE transforms' absence)
+        and the IKE SA is classic.
+        """
+        ours, charon, mine = self.tunnel("optional", theirs="classic")
+        self.assertNotIn("KE1_", self.charonProposals(charon)[0])
+        self.assertNotIn("IKE_INTERMEDIATE", charon.log())
+        self.assertSameIkeKeys(ours, charon, stages=1)
+        self.assertTraffic()
+
+    def test_bothOptional(self):
+        """
+        Both make ML-KEM-768 optional: the responder (ikedtx) picks the
+        initiator's first choice, ML-KEM-768.
+        """
+        ours, charon, mine = self.tunnel("optional", initiator="charon")
+        self.assertIn("KE1_ML_KEM_768", self.charonProposals(charon)[0])
+        self.assertSameIkeKeys(ours, charon, stages=2)
+
+    def test_alternatives(self):
+        """
+        charon offers ML-KEM-1024 then ML-KEM-768 for ADDKE1; ikedtx accepts
+        either and, as responder, takes the first it supports.
+        """
+        ours, charon, mine = self.tunnel("choice", initiator="charon")
+        self.assertIn("KE1_ML_KEM_1024", self.charonProposals(charon)[0])
+        self.assertSameIkeKeys(ours, charon, stages=2)
+        self.assertTraffic()
+
+    def test_requiredButNotOffered(self):
+        """
+        ikedtx requires ML-KEM-768 and charon offers no ADDKE: ikedtx, as
+        responder, answers NO_PROPOSAL_CHOSEN and holds no IKE SA.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials, ike=IKE["classic"][0])
+        ours = self._startOurs(ikedtxPolicy(credentials, ike=IKE["mlkem768"][1], child=ESP["plain"][1]))
+        ours.start()
+        ok, output = charon.initiate(child="net")
+        self.assertFalse(ok)
+        self.labAssert("N(NO_PROP)" in charon.log(), "charon got no NO_PROPOSAL_CHOSEN:\n" + charon.report())
+        self.assertEqual(ours.showSa(), [])
+
+
 class PfsTests(Charon6Mixin, TestCase):
     def test_ikedtxCreatesPfsChildSA(self):
         """
@@ -196,6 +273,35 @@ class PfsTests(Charon6Mixin, TestCase):
                             [(spiOut, spiIn)], "charon's Child SAs: %r" % (sa["child-sas"],))
         self.assertIn("KE1_ML_KEM_768", self.charonProposals(charon, "ESP")[-1])
         self.labAssert("IKE_FOLLOWUP_KE" in charon.log(), "no IKE_FOLLOWUP_KE in charon's log")
+
+    def test_charonCreatesPfsChildSA(self):
+        """
+        charon creates a second Child SA (X25519 and ML-KEM-768) on the IKE
+        SA; ikedtx answers the CREATE_CHILD_SA and the IKE_FOLLOWUP_KE and
+        installs it; pings between the second pair of inner addresses pass
+        through it.
+        """
+        self.hosts()
+        self.a.addLoopbackAddress("10.1.0.2/32")
+        self.b.addLoopbackAddress("10.2.0.2/32")
+        credentials = Credentials("psk")
+        children = [Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"], esp_proposals=[ESP["pfs"][0]]),
+                    Child("net2", local_ts=["10.2.0.2/32"], remote_ts=["10.1.0.2/32"], esp_proposals=[ESP["pfs"][0]])]
+        charon = self.startCharon(credentials, ike=IKE["mlkem768"][0], children=children)
+        policy = ikedtxPolicy(credentials, ike=IKE["mlkem768"][1], child=ESP["pfs"][1])
+        second = policy.replace('"peer"', '"peer2"').replace(A_INNER, "10.1.0.2").replace(B_INNER, "10.2.0.2")
+        ours = self._startOurs(policy + second)
+        ours.start()
+        ok, output = charon.initiate(child="net")
+        self.labAssert(ok, "charon's initiate failed:\n" + output)
+        ok, output = charon.initiate(child="net2")
+        self.labAssert(ok, "charon's second Child SA failed:\n" + output)
+        self.labAssert("IKE_FOLLOWUP_KE" in output, "charon's second Child SA took no IKE_FOLLOWUP_KE:\n" + output)
+        sas = ours.showSa()
+        self.labAssertEqual(len(sas), 1, repr(sas))
+        self.labAssertEqual(len(sas[0]["children"]), 2, repr(sas))
+        self.assertIn("KE1_ML_KEM_768", self.charonProposals(charon, "ESP")[-1])
+        self.assertPings([(self.a, "10.1.0.2", "10.2.0.2"), (self.b, "10.2.0.2", "10.1.0.2")])
 
 
 class RekeyTests(Charon6Mixin, TestCase):
