@@ -285,7 +285,8 @@ class PfsTests(Charon6Mixin, TestCase):
         self.a.addLoopbackAddress("10.1.0.2/32")
         self.b.addLoopbackAddress("10.2.0.2/32")
         credentials = Credentials("psk")
-        children = [Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"], esp_proposals=[ESP["pfs"][0]]),
+        children = [Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
+                          esp_proposals=[ESP["pfs"][0]]),
                     Child("net2", local_ts=["10.2.0.2/32"], remote_ts=["10.1.0.2/32"], esp_proposals=[ESP["pfs"][0]])]
         charon = self.startCharon(credentials, ike=IKE["mlkem768"][0], children=children)
         policy = ikedtxPolicy(credentials, ike=IKE["mlkem768"][1], child=ESP["pfs"][1])

@@ -8,7 +8,7 @@ PID; a missing tree is a skip, or a failure under C{IKEDTX_REQUIRE_LAB=1}.
 
 import os
 
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from ikedtx.testing import support
 from ikedtx.testing.lab import LabMixin, poll
@@ -29,8 +29,6 @@ class MissingTreeTests(SynchronousTestCase):
         self.assertIn("ikedtx/testing/trixie/setup.sh", str(error))
 
     def test_missingTreeSkipsOtherwise(self):
-        from twisted.trial.unittest import SkipTest
-
         self.patch(support, "REQUIRE_LAB", False)
         self.patch(support, "requireRoot", lambda: None)
         self.patch(chroot, "TRIXIE_DIR", self.mktemp())
@@ -46,7 +44,8 @@ class MissingTreeTests(SynchronousTestCase):
         self.assertIn("lowerdir=/srv/tree,", script)
         self.assertIn("""mount --bind '/srv/lab dir' "$T/root"'/srv/lab dir'""", script)
         self.assertIn("""mount --bind '/srv/lab dir/etc' "$T/root"/etc/iked""", script)
-        self.assertTrue(script.endswith('exec chroot "$T/root" /usr/bin/env LD_PRELOAD=/x.so /usr/sbin/iked -d'), script)
+        self.assertTrue(script.endswith('exec chroot "$T/root" /usr/bin/env LD_PRELOAD=/x.so /usr/sbin/iked -d'),
+                        script)
 
 
 class TreeTests(LabMixin, TestCase):
