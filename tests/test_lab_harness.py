@@ -120,6 +120,21 @@ class ParserTests(SynchronousTestCase):
         )
         self.assertEqual(parseIkeKeys(log), {"1": {"sk_ai": bytes(range(1, 21))}, "2": {"sk_ei": b"\xaa\xbb\xcc\xdd"}})
 
+    def test_ikeKeysBeforeConnection(self):
+        """
+        A responder's keys are logged under C{<id>} alone until it picked a
+        connection (charon 6 derives them again after each IKE_INTERMEDIATE,
+        before IKE_AUTH names the connection); the last ones logged win.
+        """
+        log = (
+            "14:06:41 16[IKE] <1> Sk_ei secret => 4 bytes @ 0x7f00\n"
+            "14:06:41 16[IKE] <1>    0: 01 02 03 04                                      ....\n"
+            "14:06:41 01[IKE] <1> Sk_ei secret => 4 bytes @ 0x7f00\n"
+            "14:06:41 01[IKE] <1>    0: AA BB CC DD                                      ....\n"
+            "14:06:41 01[IKE] <peer|1> SK_p => 32 bytes @ 0x5610\n"
+        )
+        self.assertEqual(parseIkeKeys(log), {"1": {"sk_ei": b"\xaa\xbb\xcc\xdd"}})
+
 
 class PkiTests(SynchronousTestCase):
     """

@@ -43,12 +43,14 @@ _CRED_DIRS = ("x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubk
               "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
 
 
-def availablePlugins(names):
+def availablePlugins(names, root=None):
     """
-    The plugins among C{names} that this installation has (others would
-    only produce load warnings).
+    The plugins among C{names} that this installation (or the tree
+    C{root}, a L{chroot.Chroot}) has; others would only produce load
+    warnings.
     """
-    return [n for n in names if os.path.exists(os.path.join(PLUGIN_DIR, "libstrongswan-%s.so" % (n,)))]
+    directory = PLUGIN_DIR if root is None else root.path(PLUGIN_DIR)
+    return [n for n in names if os.path.exists(os.path.join(directory, "libstrongswan-%s.so" % (n,)))]
 
 
 # ---- the swanctl.conf description ----
@@ -160,7 +162,7 @@ class CharonPeer:
     """
 
     def __init__(self, namespace, directory, name="charon", libipsec=False, logLevels=None, plugins=None,
-                 settings=None, testCase=None):
+                 settings=None, testCase=None, root=None):
         """
         @param libipsec: do ESP in user space (kernel-libipsec over a TUN
             device, always ESP-in-UDP on 4500): Child SAs install and
@@ -173,12 +175,20 @@ class CharonPeer:
             (C{{"port": 1500, "retransmit_tries": 2}}).
         @param testCase: registers L{stop} as a cleanup, and adds the log
             to failures with L{report}.
+        @param root: a L{chroot.Chroot} to run the tree's charon and
+            swanctl from (strongSwan 6 from Debian 13's tree), instead of
+            the host's.
         """
         from .. import support
 
-        support.requireExecutable(CHARON, INSTALL)
-        self.swanctlPath = support.requireExecutable("swanctl", INSTALL)
-        if libipsec and not os.path.exists(os.path.join(PLUGIN_DIR, "libstrongswan-kernel-libipsec.so")):
+        self.root = root
+        if root is None:
+            support.requireExecutable(CHARON, INSTALL)
+            self.swanctlPath = support.requireExecutable("swanctl", INSTALL)
+        else:
+            root.require(CHARON, INSTALL)
+            self.swanctlPath = root.require("/usr/sbin/swanctl", INSTALL)
+        if libipsec and not availablePlugins(["kernel-libipsec"], root):
             support.missing("strongSwan kernel-libipsec plugin not found (apt-get install libcharon-extra-plugins)")
         self.namespace = namespace
         self.directory = os.path.abspath(directory)
@@ -187,7 +197,7 @@ class CharonPeer:
         self.logLevels = dict(DEFAULT_LOG_LEVELS, **(logLevels or {}))
         if plugins is None:
             plugins = (["kernel-libipsec"] if libipsec else []) + PLUGINS
-        self.plugins = availablePlugins(plugins)
+        self.plugins = availablePlugins(plugins, root)
         self.settings = settings or {}
         self.connections = []
         self.secrets = []
@@ -357,15 +367,16 @@ class CharonPeer:
         for f in (self.viciPath, self.logPath):
             if os.path.exists(f):
                 os.unlink(f)
-        env = dict(os.environ, STRONGSWAN_CONF=os.path.join(self.directory, "strongswan.conf"))
+        conf = os.path.join(self.directory, "strongswan.conf")
+        if self.root is None:
+            argv = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /run && exec "$0"', CHARON]
+            env = dict(os.environ, STRONGSWAN_CONF=conf)
+        else:
+            argv = self.root.command([CHARON], binds=self._binds(), env={"STRONGSWAN_CONF": conf})
+            env = None
         out = open(os.path.join(self.directory, "charon.out"), "wb")
         try:
-            self.process = self.namespace.popen(
-                ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /run && exec "$0"', CHARON],
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
+            self.process = self.namespace.popen(argv, stdout=out, stderr=out, env=env)
         finally:
             out.close()
 
@@ -378,12 +389,22 @@ class CharonPeer:
         self.load()
         return self
 
+    def _binds(self):
+        """
+        The host directories a chrooted charon or swanctl needs: this
+        peer's files and its vici socket's directory.
+        """
+        return sorted({self.directory, os.path.dirname(self.viciPath)})
+
     def swanctl(self, *args, check=True, timeout=30):
         """
         Run C{swanctl ARGS... --uri unix://...vici} (the command first, the
         URI after it) and return the L{subprocess.CompletedProcess}.
         """
-        return run([self.swanctlPath] + list(args) + ["--uri", self.uri], check=check, timeout=timeout)
+        argv = [self.swanctlPath] + list(args) + ["--uri", self.uri]
+        if self.root is not None:
+            return self.root.run(argv, binds=self._binds(), check=check, timeout=timeout)
+        return run(argv, check=check, timeout=timeout)
 
     def load(self):
         """
@@ -487,14 +508,17 @@ class CharonPeer:
         return status
 
 
-_KEY_LINE = re.compile(r"<(?P<ike>[^|>]*)\|(?P<id>\d+)>\s+(?P<key>Sk_\w+) secret => (?P<n>\d+) bytes")
-_HEX_LINE = re.compile(r"<(?P<ike>[^|>]*)\|(?P<id>\d+)>\s+(?P<off>\d+): ((?:[0-9A-F]{2} ?)+)")
+# The prefix is <conn|id>, or <id> while a responder has not yet picked a
+# connection (IKE_SA_INIT, IKE_INTERMEDIATE).
+_KEY_LINE = re.compile(r"<(?:(?P<ike>[^|>]*)\|)?(?P<id>\d+)>\s+(?P<key>Sk_\w+) secret => (?P<n>\d+) bytes")
+_HEX_LINE = re.compile(r"<(?:(?P<ike>[^|>]*)\|)?(?P<id>\d+)>\s+(?P<off>\d+): ((?:[0-9A-F]{2} ?)+)")
 
 
 def parseIkeKeys(text):
     """
     Parse charon's C{ike = 4} log lines (C{Sk_ai secret => 32 bytes @ ...}
-    followed by hex dump lines, with C{ike_name = yes} prefixes C{<conn|id>})
+    followed by hex dump lines, with C{ike_name = yes} prefixes C{<conn|id>},
+    or C{<id>} before a responder picked its connection)
     into {unique id (str): {"sk_d": bytes, "sk_ai": ..., "sk_ar", "sk_ei",
     "sk_er", "sk_pi", "sk_pr"}}. A rekeyed IKE SA's keys are logged under the
     old SA's id; the last ones logged win.

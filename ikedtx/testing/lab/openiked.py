@@ -88,7 +88,7 @@ class OpenIkedPeer:
     """
 
     def __init__(self, namespace, directory, config=None, name="iked", localKey=None, verbose=2,
-                 extraArgs=(), decouple=True, testCase=None):
+                 extraArgs=(), decouple=True, testCase=None, root=None):
         """
         @param config: iked.conf text (L{setConfig}); may be set later.
         @param localKey: the key for private/local.key; by default a new
@@ -98,11 +98,19 @@ class OpenIkedPeer:
         @param decouple: prepend C{set decouple} when the config lacks it
             (the shim cannot install SAs anyway).
         @param testCase: registers L{stop} as a cleanup.
+        @param root: a L{chroot.Chroot} to run the tree's iked and ikectl
+            from (openiked 7.4 from Debian 13's tree), instead of the
+            host's; the host-built shim is preloaded there too.
         """
         from .. import support
 
-        support.requireExecutable(IKED, "apt-get install openiked")
-        support.requireExecutable(IKECTL, "apt-get install openiked")
+        self.root = root
+        if root is None:
+            support.requireExecutable(IKED, "apt-get install openiked")
+            support.requireExecutable(IKECTL, "apt-get install openiked")
+        else:
+            root.require(IKED, "openiked in the tree")
+            root.require(IKECTL, "openiked in the tree")
         if verbose < 2:
             raise ValueError("OpenIkedPeer needs verbose >= 2 to see when iked has started")
         self.namespace = namespace
@@ -203,7 +211,10 @@ class OpenIkedPeer:
         Parse the config with C{iked -n} (the reference parser) and return
         its output; raise L{LabError} if it rejects it.
         """
-        result = self.namespace.run([IKED, "-n", "-f", self.configPath], check=False)
+        argv = [IKED, "-n", "-f", self.configPath]
+        if self.root is not None:
+            argv = self.root.command(argv, binds=[self.directory])
+        result = self.namespace.run(argv, check=False)
         if result.returncode != 0:
             raise LabError("iked -n rejected %s:\n%s%s\n%s" % (self.configPath, result.stdout, result.stderr, self.config))
         return result.stdout + result.stderr
@@ -220,16 +231,20 @@ class OpenIkedPeer:
         for f in (self.socketPath, self.logPath, self.shimLogPath):
             if os.path.exists(f):
                 os.unlink(f)
-        env = dict(os.environ, LD_PRELOAD=shim, PFKEY_SHIM_LOG=self.shimLogPath)
+        preload = {"LD_PRELOAD": shim, "PFKEY_SHIM_LOG": self.shimLogPath}
         argv = [IKED, "-d"] + ["-v"] * self.verbose + ["-f", self.configPath, "-s", self.socketPath] + self.extraArgs
+        if self.root is None:
+            env = dict(os.environ, **preload)
+            argv = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/iked && shift && exec "$@"', self.etc,
+                    "iked"] + argv
+        else:
+            # The shim, built with the host's libc, is loaded by the tree's
+            # (newer) one: glibc runs what older versions built.
+            env = None
+            argv = self.root.command(argv, binds=self._binds() + [shim], mounts={self.etc: "/etc/iked"}, env=preload)
         out = open(self.logPath, "wb")
         try:
-            self.process = self.namespace.popen(
-                ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/iked && shift && exec "$@"', self.etc, "iked"] + argv,
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
+            self.process = self.namespace.popen(argv, stdout=out, stderr=out, env=env)
         finally:
             out.close()
 
@@ -264,12 +279,22 @@ class OpenIkedPeer:
             self.name, lastLine, self.report()))
         return self
 
+    def _binds(self):
+        """
+        The host directories a chrooted iked or ikectl needs: this peer's
+        files and its control socket's directory.
+        """
+        return sorted({self.directory, os.path.dirname(self.socketPath)})
+
     def ikectl(self, *args, check=True):
         """
         Run C{ikectl -s SOCKET ARGS...}; returns the
         L{subprocess.CompletedProcess}.
         """
-        return run([IKECTL, "-s", self.socketPath] + list(args), check=check)
+        argv = [IKECTL, "-s", self.socketPath] + list(args)
+        if self.root is not None:
+            return self.root.run(argv, binds=self._binds(), check=check)
+        return run(argv, check=check)
 
     def showSaText(self):
         """
