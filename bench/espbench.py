@@ -7,7 +7,7 @@ machine.
 
     sudo python3 bench/espbench.py [--seconds 5] [--esp gcm,cbc] [--streams 4]
                                    [--pairs ikedtx-charon,charon-charon,ikedtx-ikedtx]
-                                   [--output FILE.md]
+                                   [--before DIR] [--profile DIR] [--repeat N] [--output FILE.md]
 
 Topology: two network namespaces joined by a veth pair (ikedtx.testing.lab.Network:
 a = 192.0.2.1 with 10.1.0.1 on lo, b = 192.0.2.2 with 10.2.0.1 on lo). For
@@ -20,6 +20,18 @@ from a to b (the packets/s column: datagrams received per second). The
 figures are iperf3's received bits per second; the CPU seconds used by
 each daemon during the runs come from /proc/PID/stat. Nothing is asserted: the
 machine is shared and has two cores, so the figures are indications.
+
+With --repeat N, the pairs run in turn N times (a, b, c, a, b, c, ...)
+and each cell of the table is the median of the N runs: on a shared
+machine the load moves between runs, and interleaving spreads it evenly
+over the daemons compared.
+
+With --before DIR, the daemon name C{before} in --pairs (e.g.
+C{before-charon,ikedtx-charon,charon-charon}) is ikedtx run from the source
+tree DIR (e.g. C{git archive BASE | tar -x -C DIR}): an older ikedtx next to
+this one in the same run, under the same load. With --profile DIR, py-spy
+records the daemon on side a of each ikedtx row during its iperf3 runs
+(DIR/PAIR-ESP.txt, collapsed stacks for bench/profsummary.py).
 
 Needs root, iperf3 (apt-get install iperf3), strongSwan 5.9 with the
 kernel-libipsec plugin.
@@ -77,12 +89,13 @@ def startCharon(directory, namespace, name, local, peer, ours, theirs, esp):
     return charon
 
 
-def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive):
+def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive, root=None):
     from ikedtx.testing.lab.ikedtx import IkedtxPeer
 
+    extra = {} if root is None else {"root": os.path.abspath(root)}
     peerObject = IkedtxPeer(namespace, os.path.join(directory, name), ikedtxConfig(local, peer, ours, theirs, esp,
                                                                                     passive),
-                            name=name, extraArgs=["--kernel", "userspace", "--listen", local])
+                            name=name, extraArgs=["--kernel", "userspace", "--listen", local], **extra)
     return peerObject.start()
 
 
@@ -122,10 +135,13 @@ def received(report, udp):
     return (total["packets"] - total["lost_packets"]) / total["seconds"]
 
 
-def runOne(pairName, esp, seconds, streams=4):
+def runOne(pairName, esp, seconds, streams=4, before=None, profile=None):
     """
     Throughput both ways and CPU seconds of each daemon for one pair of
     daemons and one ESP proposal.
+
+    @param before: the source tree of the C{before} daemon, if any.
+    @param profile: a directory for a py-spy profile of side a, or L{None}.
     """
     from ikedtx.testing.lab import Network, poll
 
@@ -135,14 +151,17 @@ def runOne(pairName, esp, seconds, streams=4):
     try:
         a, b, _ = network.pair()
         left, right = pairName.split("-")
-        if left == "charon":
-            peers.append(startCharon(directory, a, "a", A, B, A_INNER, B_INNER, esp))
-        else:
-            peers.append(startIkedtx(directory, a, "a", A, B, A_INNER, B_INNER, esp, passive=True))
-        if right == "charon":
-            peers.append(startCharon(directory, b, "b", B, A, B_INNER, A_INNER, esp))
-        else:
-            peers.append(startIkedtx(directory, b, "b", B, A, B_INNER, A_INNER, esp, passive=True))
+        for side, namespace, name, addresses in ((left, a, "a", (A, B, A_INNER, B_INNER)),
+                                                 (right, b, "b", (B, A, B_INNER, A_INNER))):
+            if side == "charon":
+                peers.append(startCharon(directory, namespace, name, *addresses, esp))
+            elif side in ("ikedtx", "before"):
+                if side == "before" and before is None:
+                    raise RuntimeError("the 'before' daemon needs --before DIR")
+                peers.append(startIkedtx(directory, namespace, name, *addresses, esp, passive=True,
+                                         root=before if side == "before" else None))
+            else:
+                raise RuntimeError("unknown daemon %r" % (side,))
         first = peers[0]
         if left == "charon":
             ok, output = first.initiate(child="net")
@@ -153,20 +172,58 @@ def runOne(pairName, esp, seconds, streams=4):
         poll(lambda: a.run(["ping", "-c", "1", "-W", "1", "-I", A_INNER, B_INNER], check=False).returncode == 0,
              10.0, interval=0.2, what="the tunnel to carry a ping")
         pids = [p.process.pid for p in peers]
-        before = [cpuSeconds(pid) for pid in pids]
-        forward = iperf(a, b, seconds, reverse=False)
-        backward = iperf(a, b, seconds, reverse=True)
-        parallel = iperf(a, b, seconds, streams=streams)
-        pps = iperf(a, b, seconds, udp=True)
-        after = [cpuSeconds(pid) for pid in pids]
+        profiler = None
+        if profile is not None and left != "charon":
+            from bench.introspect import startProfiler
+
+            os.makedirs(profile, exist_ok=True)
+            profiler = startProfiler(pids[0], (os.path.join(profile, "%s-%s.txt" % (pairName, esp)), "raw"))
+        cpuBefore = [cpuSeconds(pid) for pid in pids]
+        try:
+            forward = iperf(a, b, seconds, reverse=False)
+            backward = iperf(a, b, seconds, reverse=True)
+            parallel = iperf(a, b, seconds, streams=streams)
+            pps = iperf(a, b, seconds, udp=True)
+        finally:
+            cpuAfter = [cpuSeconds(pid) for pid in pids]
+            if profiler is not None:
+                from bench.introspect import stopProfiler
+
+                stopProfiler(profiler)
         return {"pair": pairName, "esp": esp, "forward": forward, "reverse": backward,
                 "parallel": parallel, "streams": streams, "pps": pps,
-                "cpu": [round(y - x, 2) for x, y in zip(before, after)], "seconds": seconds}
+                "cpu": [round(y - x, 2) for x, y in zip(cpuBefore, cpuAfter)], "seconds": seconds}
     finally:
         for p in peers:
             p.stop()
         network.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def medians(runs):
+    """
+    One row per pair and ESP proposal, in the order first seen: each
+    figure the median of its runs that did not fail (a pair whose every
+    run failed keeps its first failure).
+    """
+    import statistics
+
+    groups = {}
+    for row in runs:
+        groups.setdefault((row["pair"], row["esp"]), []).append(row)
+    rows = []
+    for (pair, esp), group in groups.items():
+        good = [row for row in group if "error" not in row]
+        if not good:
+            rows.append(group[0])
+            continue
+        merged = dict(good[0])
+        for key in ("forward", "reverse", "parallel", "pps"):
+            merged[key] = statistics.median(row[key] for row in good)
+        merged["cpu"] = [round(statistics.median(row["cpu"][i] for row in good), 2) for i in (0, 1)]
+        merged["runs"] = len(good)
+        rows.append(merged)
+    return rows
 
 
 def table(rows):
@@ -190,21 +247,25 @@ def main(argv=None):
     parser.add_argument("--esp", default="gcm,cbc")
     parser.add_argument("--streams", type=int, default=4, help="parallel TCP streams of the third run")
     parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument("--before", metavar="DIR", help="the source tree of the 'before' daemon")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy profiles of side a of the ikedtx rows")
+    parser.add_argument("--repeat", type=int, default=1, help="run the pairs in turn N times; report medians")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     if shutil.which("iperf3") is None:
         parser.error("iperf3 is missing (apt-get install iperf3)")
-    rows = []
-    for pairName in args.pairs.split(","):
-        for esp in args.esp.split(","):
-            try:
-                row = runOne(pairName, esp, args.seconds, args.streams)
-            except Exception as e:
-                row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
-            rows.append(row)
-            sys.stdout.write(json.dumps(row) + "\n")
-            sys.stdout.flush()
-    text = table(rows)
+    runs = []
+    for _ in range(args.repeat):
+        for pairName in args.pairs.split(","):
+            for esp in args.esp.split(","):
+                try:
+                    row = runOne(pairName, esp, args.seconds, args.streams, args.before, args.profile)
+                except Exception as e:
+                    row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
+                runs.append(row)
+                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.flush()
+    text = table(medians(runs))
     sys.stdout.write(text)
     if args.output:
         with open(args.output, "w") as f:

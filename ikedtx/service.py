@@ -579,6 +579,7 @@ class IkedService(MultiService):
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived
             self.kernel.sendUdp = self.runner.sendEsp
+            self.kernel.sendUdpSegments = self.runner.sendEspSegments
             if self.options.get("keylog"):
                 self.kernel.startDump(self.options["keylog"] + ".esp.json")
         try:

@@ -240,6 +240,82 @@ class UserspaceKernelTests(SynchronousTestCase):
             self.assertEqual(pair.tunB.written[-1], packet)
         self.assertEqual(self.successResultOf(pair.b.querySA(pair.inB)).packets, 20)
 
+    def test_segmentRuns(self):
+        """
+        The packets read from the device in one wake-up leave in UDP GSO
+        sends when the service offers them: a run of sealed packets of one
+        size to one peer, ended by a shorter one, at 64 packets or before
+        64,000 octets. B opens every one of them, in order.
+        """
+        pair = Pair(self)
+        pair.install()
+        sends = []
+
+        def segments(buffers, size, local, remote):
+            sends.append((size, [len(b) for b in buffers]))
+            for data in buffers:
+                pair.b.espReceived(data, local, remote)
+
+        pair.a.sendUdpSegments = segments
+        big = [udp("10.1.0.1", "10.2.0.1", bytes(1000) + bytes([n])) for n in range(70)]
+        small = udp("10.1.0.1", "10.2.0.1", b"short")
+        other = udp("10.1.0.1", "10.2.0.1", bytes(500))
+        packets = big + [small, other, other, small]
+        pair.tunA.pending = list(packets)
+        pair.a._tunReadable()
+        # GCM: header and IV (16), the packet and trailer to four octets,
+        # the ICV (16).
+        bigSize, smallSize, otherSize = 16 + 1032 + 16, 16 + 36 + 16, 16 + 532 + 16
+        self.assertEqual(sends, [(bigSize, [bigSize] * 60), (bigSize, [bigSize] * 10 + [smallSize]),
+                                 (otherSize, [otherSize] * 2 + [smallSize])])
+        self.assertEqual(pair.tunB.written, packets)
+        self.assertEqual(pair.wire, [])
+        self.assertEqual(pair.a.dropCounts() + pair.b.dropCounts(), {})
+
+        pair.tunA.pending = [other] * 70
+        pair.a._tunReadable()
+        self.assertEqual([len(lengths) for _, lengths in sends[3:]], [64, 6])
+
+    def test_noSegments(self):
+        """
+        Where the host has no UDP GSO (the send raises C{OSError}), the run
+        goes out one datagram each, and so does everything of that SA from
+        then on.
+        """
+        pair = Pair(self)
+        pair.install()
+        calls = []
+
+        def refusing(buffers, size, local, remote):
+            calls.append(len(buffers))
+            raise OSError(22, "Invalid argument")
+
+        pair.a.sendUdpSegments = refusing
+        packet = udp("10.1.0.1", "10.2.0.1", bytes(100))
+        pair.tunA.pending = [packet] * 5
+        pair.a._tunReadable()
+        pair.tunA.pending = [packet] * 5
+        pair.a._tunReadable()
+        self.assertEqual(calls, [5])
+        self.assertEqual(len(pair.wire), 10)
+        self.assertEqual(pair.tunB.written, [packet] * 10)
+
+    def test_flowCache(self):
+        """
+        A packet's flow is remembered, and forgotten when the flows change:
+        after its flow is deleted, the next packet of the same header
+        matches no flow.
+        """
+        pair = Pair(self)
+        pair.install()
+        packet = udp("10.1.0.1", "10.2.0.1")
+        pair.a.packetFromTun(packet)
+        pair.a.packetFromTun(packet)
+        self.assertEqual(len(pair.tunB.written), 2)
+        self.successResultOf(pair.a.deleteFlow(flows()[0]))
+        pair.a.packetFromTun(packet)
+        self.assertEqual(pair.a.drops, {NO_FLOW: 1})
+
     def test_routes(self):
         """
         An outbound flow routes the remote network through the device with

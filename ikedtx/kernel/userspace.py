@@ -245,6 +245,12 @@ class _Selector:
         return self.startPort <= port <= self.endPort
 
 
+_IPV4_HEADER = struct.Struct("!B5xHxB2xII")
+_PORTS = struct.Struct("!HH")
+_FRAGMENT = struct.Struct("!H")
+_SPI = struct.Struct("!I")
+
+
 def parsePacket(packet):
     """
     C{(version, source, destination, protocol, sourcePort,
@@ -256,16 +262,14 @@ def parsePacket(packet):
         return None
     version = packet[0] >> 4
     if version == 4:
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20 or len(packet) < ihl:
+        if len(packet) < 20:
             return None
-        protocol = packet[9]
-        source = int.from_bytes(packet[12:16], "big")
-        destination = int.from_bytes(packet[16:20], "big")
-        offset = ihl
-        fragmentOffset = struct.unpack_from("!H", packet, 6)[0] & 0x1FFF
-        if fragmentOffset:
-            return version, source, destination, protocol, None, None
+        first, fragment, protocol, source, destination = _IPV4_HEADER.unpack_from(packet)
+        offset = (first & 0x0F) * 4
+        if offset < 20 or len(packet) < offset:
+            return None
+        if fragment & 0x1FFF:
+            return 4, source, destination, protocol, None, None
     elif version == 6:
         if len(packet) < 40:
             return None
@@ -280,13 +284,13 @@ def parsePacket(packet):
             if len(packet) < offset + 8:
                 return None
             protocol = packet[offset]
-            if struct.unpack_from("!H", packet, offset + 2)[0] & 0xFFF8:
+            if _FRAGMENT.unpack_from(packet, offset + 2)[0] & 0xFFF8:
                 return version, source, destination, protocol, None, None
             offset += 8
     else:
         return None
     if protocol in _PORTED and len(packet) >= offset + 4:
-        sourcePort, destinationPort = struct.unpack_from("!HH", packet, offset)
+        sourcePort, destinationPort = _PORTS.unpack_from(packet, offset)
     elif protocol in _ICMP and len(packet) >= offset + 2:
         # RFC 7296 3.13.1: ICMP type and code in the port field.
         sourcePort = destinationPort = (packet[offset] << 8) | packet[offset + 1]
@@ -295,13 +299,18 @@ def parsePacket(packet):
     return version, source, destination, protocol, sourcePort, destinationPort
 
 
+#: How many packet headers (L{parsePacket}'s tuples) the flow and selector
+#: caches remember before they start again.
+CACHE_SIZE = 4096
+
+
 class _InstalledSA:
     """
     One installed SA: its record, codec, counters and lifetime timers.
     """
 
     __slots__ = ("sa", "codec", "bytes", "packets", "installed", "lastUsed", "timers", "softDone", "selectors",
-                 "local", "remote")
+                 "local", "remote", "allowed", "segments")
 
     def __init__(self, sa, codec, now):
         self.sa = sa
@@ -313,6 +322,11 @@ class _InstalledSA:
         self.timers = []
         self.softDone = False
         self.selectors = [(_Selector(ours), _Selector(theirs)) for ours, theirs in sa.selectors]
+        # Inbound: the headers (parsePacket tuples) seen to match the
+        # selectors, so that a stream's packets are checked once.
+        self.allowed = set()
+        # Outbound: whether sealed packets may leave in one UDP GSO send.
+        self.segments = True
         self._endpoints()
 
     def _endpoints(self):
@@ -343,6 +357,12 @@ class UserspaceKernel:
     @ivar sendUdp: C{callable(data, local, remote)} that sends a datagram
         from the NAT-T socket of C{local} (C{(host, port)}) to C{remote};
         the service sets it once its ports are open.
+    @ivar sendUdpSegments: L{None}, or C{callable(buffers, size, local,
+        remote)} that sends C{buffers} (each C{size} octets, the last at
+        most) as that many datagrams in one UDP GSO send (C{UDP_SEGMENT});
+        it raises C{OSError} when the host cannot. The packets read from
+        the TUN device in one wake-up go out this way, a run of equal sizes
+        to one peer at a time.
     @ivar device: the L{ITunDevice}.
     @ivar routes: the L{IRouteTable}.
     @ivar drops: a C{Counter} of packets dropped by the provider, by reason
@@ -359,6 +379,7 @@ class UserspaceKernel:
             from twisted.internet import reactor
         self.reactor = reactor
         self.sendUdp = sendUdp
+        self.sendUdpSegments = None
         self.device = device if device is not None else TunDevice(deviceName)
         self.routes = routes if routes is not None else NetlinkRoutes()
         self.events = None
@@ -370,6 +391,13 @@ class UserspaceKernel:
         self._inbound = {}
         self._outbound = {}
         self._flows = []
+        # parsePacket tuple -> the _OutFlow that carries it (emptied when
+        # the flows change).
+        self._flowCache = {}
+        # While the packets of one TUN wake-up are sealed: the run of
+        # packets waiting for one GSO send, [entry, size, buffers, octets].
+        self._batching = False
+        self._run = None
         self._inFlows = []
         self._routeUsers = Counter()
         self._acquired = {}
@@ -448,15 +476,28 @@ class UserspaceKernel:
 
     def _tunReadable(self):
         # Bounded, so that a flood on the device leaves time for IKE.
-        for _ in range(256):
-            try:
-                packet = self.device.read()
-            except OSError as e:
-                self._log.error("userspace: reading {device} failed: {error}", device=self.device.name, error=e)
-                return
-            if packet is None:
-                return
-            self.packetFromTun(packet)
+        read = self.device.read
+        handle = self._outboundPacket
+        self._batching = self.sendUdpSegments is not None
+        try:
+            for _ in range(256):
+                try:
+                    packet = read()
+                except OSError as e:
+                    self._log.error("userspace: reading {device} failed: {error}", device=self.device.name,
+                                    error=e)
+                    return
+                if packet is None:
+                    return
+                try:
+                    handle(packet)
+                except Exception:
+                    self.drops["error"] += 1
+                    self._log.failure("userspace: error sending a packet from {device}", device=self.device.name)
+        finally:
+            self._batching = False
+            if self._run is not None:
+                self._flushRun()
 
     def _rawReadable(self, raw, family):
         for _ in range(256):
@@ -613,6 +654,7 @@ class UserspaceKernel:
                 flow.destination.startAddress, flow.destination.endAddress, self.device.name, e)))
         # The newest flow for a packet wins, a trap never over a Child SA's.
         self._flows.insert(claimPosition([e.flow for e in self._flows], flow), entry)
+        self._flowCache.clear()
         return succeed(None)
 
     def _addRoutes(self, entry):
@@ -656,6 +698,7 @@ class UserspaceKernel:
         for entry in self._flows:
             if entry.flow == flow:
                 self._flows.remove(entry)
+                self._flowCache.clear()
                 self._deleteRoutes(entry)
                 break
         return succeed(None)
@@ -743,6 +786,7 @@ class UserspaceKernel:
         for entry in list(self._flows):
             self._deleteRoutes(entry)
         self._flows = []
+        self._flowCache.clear()
         self._inFlows = []
         for entry in list(self._sas.values()):
             self._remove(entry)
@@ -848,33 +892,87 @@ class UserspaceKernel:
         parsed = parsePacket(packet)
         if parsed is None:
             return self._dropped(esp.BAD_INNER, "from the TUN device")
+        entry = self._flowCache.get(parsed)
+        if entry is None:
+            entry = self._flowFor(parsed)
+            if entry is None:
+                return self._dropped(NO_FLOW, "to %s" % (_addressText(parsed[0], parsed[2]),))
+        sas = self._outbound.get(entry.flow.reqid)
+        if not sas:
+            self._acquire(entry.flow, *parsed)
+            return self._dropped(NO_SA, "for reqid %d" % (entry.flow.reqid,))
+        # The newest SA of the reqid carries the traffic (after a rekey both
+        # are installed until the old one is deleted).
+        installed = sas[-1]
+        codec = installed.codec
+        data = codec.seal(packet, esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6)
+        if data is None:
+            # Sequence numbers used up: the SA is dead (RFC 4303 3.3.3).
+            self._expire(installed, True)
+            return None
+        if self._batching and installed.segments and installed.sa.encapsulation is not None:
+            self._queue(installed, data)
+        else:
+            self._send(installed, data)
+        self._count(installed, len(packet))
+        if codec.seq == codec.softSeq:
+            # Time to rekey, before the counter runs out.
+            self._expire(installed, False)
+
+    def _flowFor(self, parsed):
+        """
+        The L{_OutFlow} that carries a packet with the header C{parsed}
+        (remembered in the flow cache), or L{None}.
+        """
         version, source, destination, protocol, sourcePort, destinationPort = parsed
         # The newest flow wins, as in XFRM: a Child SA's flow over the trap
         # flow of its policy, a rekeyed Child SA's over the old one's.
         for entry in reversed(self._flows):
             if (entry.source.matches(version, source, protocol, sourcePort)
                     and entry.destination.matches(version, destination, protocol, destinationPort)):
-                break
-        else:
-            return self._dropped(NO_FLOW, "to %s" % (_addressText(version, destination),))
-        flow = entry.flow
-        sas = self._outbound.get(flow.reqid)
-        if not sas:
-            self._acquire(flow, version, source, destination, protocol, sourcePort, destinationPort)
-            return self._dropped(NO_SA, "for reqid %d" % (flow.reqid,))
-        # The newest SA of the reqid carries the traffic (after a rekey both
-        # are installed until the old one is deleted).
-        installed = sas[-1]
-        data = installed.codec.seal(packet, esp.NEXT_HEADER_IPV4 if version == 4 else esp.NEXT_HEADER_IPV6)
-        if data is None:
-            # Sequence numbers used up: the SA is dead (RFC 4303 3.3.3).
-            self._expire(installed, True)
-            return None
-        self._send(installed, data)
-        self._count(installed, len(packet))
-        if installed.codec.seq == installed.codec.softSeq:
-            # Time to rekey, before the counter runs out.
-            self._expire(installed, False)
+                cache = self._flowCache
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[parsed] = entry
+                return entry
+        return None
+
+    def _queue(self, entry, data):
+        """
+        Add the sealed packet C{data} of the outbound SA C{entry} to the run
+        for one GSO send: a run holds packets of one size to one peer,
+        ended by a shorter one (UDP_SEGMENT's rule), at most 64 of them and
+        64,000 octets.
+        """
+        size = len(data)
+        run = self._run
+        if run is not None:
+            if run[0] is entry and size <= run[1] and run[3] + size <= 64000:
+                buffers = run[2]
+                buffers.append(data)
+                run[3] += size
+                if size < run[1] or len(buffers) >= 64:
+                    self._flushRun()
+                return
+            self._flushRun()
+        self._run = [entry, size, [data], size]
+
+    def _flushRun(self):
+        entry, size, buffers, _ = self._run
+        self._run = None
+        if len(buffers) == 1:
+            self._send(entry, buffers[0])
+            return
+        try:
+            self.sendUdpSegments(buffers, size, entry.local, entry.remote)
+        except OSError as e:
+            # No GSO here (an old kernel, a device without it, a path MTU
+            # below the packets): one datagram each, from now on for this SA.
+            entry.segments = False
+            self._log.info("userspace: SA {spi:08x}: no UDP GSO ({error}); one datagram per packet",
+                           spi=entry.sa.spi, error=e)
+            for data in buffers:
+                self._send(entry, data)
 
     def _send(self, entry, data):
         if entry.sa.encapsulation is not None:
@@ -922,9 +1020,9 @@ class UserspaceKernel:
             self._log.failure("userspace: error handling ESP from {remote}", remote=remote)
 
     def _inboundPacket(self, data, remote):
-        spi = esp.spiOf(data)
-        if spi is None:
+        if len(data) < 8:
             return self._dropped(esp.TRUNCATED, "from %s" % (remote,))
+        spi = _SPI.unpack_from(data)[0]
         entry = self._inbound.get(spi)
         if entry is None:
             return self._dropped(esp.UNKNOWN_SPI, "%08x from %s" % (spi, remote))
@@ -938,15 +1036,19 @@ class UserspaceKernel:
         parsed = parsePacket(inner)
         if parsed is None or nextHeader != (esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6):
             return self._dropped(esp.BAD_INNER, "in SA %08x" % (spi,))
-        version, source, destination, protocol, sourcePort, destinationPort = parsed
-        for ours, theirs in entry.selectors:
-            if (theirs.matches(version, source, protocol, sourcePort)
-                    and ours.matches(version, destination, protocol, destinationPort)):
-                break
-        else:
-            # RFC 4301 5.2: a packet that does not match the SA's selectors.
-            return self._dropped(esp.POLICY, "in SA %08x: %s -> %s" % (
-                spi, _addressText(version, source), _addressText(version, destination)))
+        if parsed not in entry.allowed:
+            version, source, destination, protocol, sourcePort, destinationPort = parsed
+            for ours, theirs in entry.selectors:
+                if (theirs.matches(version, source, protocol, sourcePort)
+                        and ours.matches(version, destination, protocol, destinationPort)):
+                    break
+            else:
+                # RFC 4301 5.2: a packet that does not match the SA's selectors.
+                return self._dropped(esp.POLICY, "in SA %08x: %s -> %s" % (
+                    spi, _addressText(version, source), _addressText(version, destination)))
+            if len(entry.allowed) >= CACHE_SIZE:
+                entry.allowed.clear()
+            entry.allowed.add(parsed)
         self._count(entry, len(inner))
         if not self.device.write(inner):
             self._dropped(TUN_FULL)
