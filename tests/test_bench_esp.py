@@ -19,11 +19,32 @@ class EspBenchTests(SynchronousTestCase):
         a failed row says why.
         """
         rows = [{"pair": "ikedtx-charon", "esp": "gcm", "forward": 193024440.9, "reverse": 256440614.1,
-                 "parallel": 201000000.0, "streams": 4, "pps": 41234.6, "cpu": [8.57, 6.88], "seconds": 5},
+                 "parallel": 201000000.0, "streams": 4, "pps": 41234.6, "cpu": [8.57, 6.88], "seconds": 5,
+                 "cpuPerGB": 12.5, "cpuPerPacket": 9.25},
                 {"pair": "charon-charon", "esp": "cbc", "error": "RuntimeError: iperf3 failed\nmore"}]
         self.assertEqual(espbench.table(rows).splitlines()[2:],
-                         ["| ikedtx-charon | gcm | 193.0 | 256.4 | 201.0 (4) | 41235 | 8.57 / 6.88 |",
-                          "| charon-charon | cbc | failed: RuntimeError: iperf3 failed | | | | |"])
+                         ["| ikedtx-charon | gcm | 193.0 | 256.4 | 201.0 (4) | 41235 | 8.57 / 6.88 | 12.5 | 9.25 |",
+                          "| charon-charon | cbc | failed: RuntimeError: iperf3 failed | | | | | | |"])
+
+    def test_medians(self):
+        """
+        Interleaved runs of one pair become one row of medians, in the
+        order the pairs first ran; failed runs are left out, and a pair
+        whose every run failed keeps its failure.
+        """
+        def run(pair, forward, cpu):
+            return {"pair": pair, "esp": "gcm", "forward": forward, "reverse": 2 * forward, "parallel": forward,
+                    "streams": 4, "pps": forward / 10, "cpu": [cpu, cpu], "seconds": 5, "cpuPerGB": cpu,
+                    "cpuPerPacket": cpu}
+
+        failed = {"pair": "charon-charon", "esp": "gcm", "error": "RuntimeError: no"}
+        rows = espbench.medians([run("ikedtx-charon", 100, 1.0), failed, run("ikedtx-charon", 300, 3.0),
+                                 {"pair": "ikedtx-charon", "esp": "gcm", "error": "x"},
+                                 run("ikedtx-charon", 200, 9.0)])
+        self.assertEqual([row["pair"] for row in rows], ["ikedtx-charon", "charon-charon"])
+        self.assertEqual((rows[0]["forward"], rows[0]["reverse"], rows[0]["cpu"], rows[0]["cpuPerGB"],
+                          rows[0]["runs"]), (200, 400, [3.0, 3.0], 3.0, 3))
+        self.assertEqual(rows[1], failed)
 
     def test_received(self):
         """

@@ -10,7 +10,7 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_network
 
 from twisted.internet import task
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -698,3 +698,127 @@ class ParsePacketTests(SynchronousTestCase):
     def test_bad(self):
         for data in (b"", b"\x45" + bytes(5), b"\x60" + bytes(20), b"\x30" + bytes(40), b"\x41" + bytes(40)):
             self.assertIsNone(parsePacket(data))
+
+
+@implementer(ITunDevice)
+class SocketTun:
+    """
+    A TUN device made of a C{SOCK_SEQPACKET} socket pair: the provider
+    reads and writes one end (non-blocking, a file descriptor the outbound
+    thread polls), the test the other (C{host}).
+    """
+
+    name = "ipsec0"
+
+    def __init__(self):
+        import socket
+
+        self.host, self.end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.end.setblocking(False)
+
+    def open(self):
+        return self.end.fileno()
+
+    def read(self):
+        try:
+            return self.end.recv(65535)
+        except BlockingIOError:
+            return None
+
+    def write(self, packet):
+        self.end.send(packet)
+        return True
+
+    def close(self):
+        self.end.close()
+        self.host.close()
+
+
+class OutboundThreadTests(TestCase):
+    """
+    The outbound thread with the real reactor: packets the host writes to
+    the device are sealed and sent from that thread; what it tells the
+    core arrives in the reactor's thread.
+    """
+
+    def poll(self, condition, timeout=10.0):
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        deadline = reactor.seconds() + timeout
+
+        def check(_=None):
+            if condition():
+                return None
+            if reactor.seconds() > deadline:
+                self.fail("timed out")
+            return deferLater(reactor, 0.01, check)
+
+        return check()
+
+    def kernel(self, wire):
+        from twisted.internet import reactor
+
+        tun = SocketTun()
+        kernel = UserspaceKernel(lambda data, local, remote: wire.append(bytes(data)), reactor, tun, FakeRoutes(),
+                                 rawEsp=False, outboundThread=True)
+        self.addCleanup(tun.close)
+        self.addCleanup(kernel.close)
+        return kernel, tun
+
+    def test_sealsInItsThread(self):
+        """
+        Packets the host routes into the device leave sealed, in order; B
+        opens them all; closing the provider stops the thread.
+        """
+        import threading
+
+        wire = []
+        a, tun = self.kernel(wire)
+        sends = []
+        a.sendUdpSegments = lambda buffers, size, local, remote: sends.append(threading.current_thread().name) or [
+            wire.append(bytes(data)) for data in buffers]
+        (inA, outA), (inB, outB) = childSAs()
+        self.successResultOf(a.addSA(outA))
+        self.successResultOf(a.addFlow(flows()[0]))
+        b = UserspaceKernel(None, task.Clock(), FakeTun(), FakeRoutes(), rawEsp=False)
+        self.successResultOf(b.addSA(inB))
+        packets = [udp("10.1.0.1", "10.2.0.1", bytes([n]) * 200) for n in range(50)]
+        for packet in packets:
+            tun.host.send(packet)
+
+        def check(_):
+            for data in wire:
+                b.espReceived(data, ("192.0.2.1", 4500), ("192.0.2.2", 4500))
+            self.assertEqual(b.device.written, packets)
+            self.assertEqual(set(sends), {"ikedtx-esp-out"})
+            thread = a._thread
+            a.close()
+            self.assertFalse(thread.is_alive())
+
+        return self.poll(lambda: len(wire) == len(packets)).addCallback(check)
+
+    def test_acquireInReactorThread(self):
+        """
+        A packet for a flow with no SA yet gives an acquire, delivered in
+        the reactor's thread; the drop is counted.
+        """
+        import threading
+
+        a, tun = self.kernel([])
+        threads = []
+
+        class Events(RecordingEvents):
+            def acquire(self, reqid, source, destination):
+                threads.append(threading.current_thread())
+                RecordingEvents.acquire(self, reqid, source, destination)
+
+        a.setEventReceiver(Events())
+        self.successResultOf(a.addFlow(flows()[0]))
+        tun.host.send(udp("10.1.0.1", "10.2.0.1"))
+
+        def check(_):
+            self.assertEqual(threads, [threading.main_thread()])
+            self.assertEqual(a.dropCounts(), {NO_SA: 1})
+
+        return self.poll(lambda: threads).addCallback(check)

@@ -23,13 +23,17 @@ the datapath runs in memory in tests.
 """
 
 import errno
+import functools
 import os
+import select
 import socket
 import struct
+import threading
 from collections import Counter
 from ipaddress import ip_address, summarize_address_range
 
 from twisted.internet.defer import fail, succeed
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
@@ -349,6 +353,26 @@ class _OutFlow:
         self.routes = []
 
 
+def _now(f, *args, **kwargs):
+    """
+    Call C{f} now: what C{_later} is without an outbound thread.
+    """
+    f(*args, **kwargs)
+
+
+def _locked(method):
+    """
+    Run C{method} holding the provider's lock (see the outbound thread).
+    """
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 @implementer(IKernel)
 class UserspaceKernel:
     """
@@ -374,7 +398,7 @@ class UserspaceKernel:
     _log = Logger()
 
     def __init__(self, sendUdp=None, reactor=None, device=None, routes=None, deviceName="ipsec0",
-                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None):
+                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None, outboundThread=False):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -413,6 +437,22 @@ class UserspaceKernel:
         self._policyChannel = policyChannel
         self._blocks = {}
         self._passes = Counter()
+        # With outboundThread, a thread of its own reads the TUN device and
+        # seals and sends what it reads (the reactor's thread opens ESP),
+        # so that the two directions' system calls, where the kernel does
+        # most of the work and Python's GIL is released, overlap. The lock
+        # is held by that thread for each batch it reads and by every
+        # method that changes the SAs or flows; what the thread must tell
+        # the core (acquires, expires) or log goes through _later.
+        self._lock = threading.RLock()
+        self._wantThread = outboundThread
+        self._thread = None
+        self._wake = None
+        self._stopping = False
+        self._later = _now
+        # Drops counted in the outbound thread (self.drops is the reactor
+        # thread's), merged by dropCounts.
+        self._threadDrops = Counter()
 
     # Device and sockets
 
@@ -430,7 +470,9 @@ class UserspaceKernel:
             return
         fd = self.device.open()
         self._opened = True
-        if fd is not None:
+        if fd is not None and self._wantThread:
+            self._startThread(fd)
+        elif fd is not None:
             self._reader = _FileDescriptorReader(fd, self._tunReadable, "tun " + self.device.name)
             self.reactor.addReader(self._reader)
         if self._wantRawEsp:
@@ -457,12 +499,46 @@ class UserspaceKernel:
         except OSError as e:
             self._log.debug("no XFRM bypass for the raw ESP socket: {error}", error=e)
 
+    def _startThread(self, fd):
+        self._wake = os.pipe()
+        self._stopping = False
+        self._later = self.reactor.callFromThread
+        self._thread = threading.Thread(target=self._outboundLoop, args=(fd, self._wake[0]),
+                                        name="ikedtx-esp-out", daemon=True)
+        self._thread.start()
+
+    def _outboundLoop(self, fd, wake):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(wake, select.POLLIN)
+        while not self._stopping:
+            try:
+                poller.poll()
+            except InterruptedError:
+                continue
+            if self._stopping:
+                break
+            self._tunReadable()
+
+    def _stopThread(self):
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stopping = True
+        os.write(self._wake[1], b"x")
+        thread.join(5)
+        for end in self._wake:
+            os.close(end)
+        self._wake = None
+        self._later = _now
+
     def close(self):
         """
         Stop reading and close the device and raw sockets.
         """
         if self._dump is not None and self._dump.running:
             self._dump.stop()
+        self._stopThread()
         if self._reader is not None:
             self.reactor.removeReader(self._reader)
             self._reader = None
@@ -478,26 +554,28 @@ class UserspaceKernel:
         # Bounded, so that a flood on the device leaves time for IKE.
         read = self.device.read
         handle = self._outboundPacket
-        self._batching = self.sendUdpSegments is not None
-        try:
-            for _ in range(256):
-                try:
-                    packet = read()
-                except OSError as e:
-                    self._log.error("userspace: reading {device} failed: {error}", device=self.device.name,
-                                    error=e)
-                    return
-                if packet is None:
-                    return
-                try:
-                    handle(packet)
-                except Exception:
-                    self.drops["error"] += 1
-                    self._log.failure("userspace: error sending a packet from {device}", device=self.device.name)
-        finally:
-            self._batching = False
-            if self._run is not None:
-                self._flushRun()
+        with self._lock:
+            self._batching = self.sendUdpSegments is not None
+            try:
+                for _ in range(256):
+                    try:
+                        packet = read()
+                    except OSError as e:
+                        self._later(self._log.error, "userspace: reading {device} failed: {error}",
+                                    device=self.device.name, error=e)
+                        return
+                    if packet is None:
+                        return
+                    try:
+                        handle(packet)
+                    except Exception:
+                        self._outboundDrop("error", "")
+                        self._later(self._log.failure, "userspace: error sending a packet from {device}",
+                                    failure=Failure(), device=self.device.name)
+            finally:
+                self._batching = False
+                if self._run is not None:
+                    self._flushRun()
 
     def _rawReadable(self, raw, family):
         for _ in range(256):
@@ -532,6 +610,7 @@ class UserspaceKernel:
                 self._reserved.add(spi)
                 return succeed(spi)
 
+    @_locked
     def addSA(self, sa):
         if sa.protocol != ProtocolId.ESP:
             return fail(KernelError("SA %08x: the user-space datapath does ESP only" % (sa.spi,)))
@@ -570,6 +649,7 @@ class UserspaceKernel:
                         src=sa.source, dst=sa.destination, direction="in" if sa.inbound else "out", reqid=sa.reqid)
         return succeed(None)
 
+    @_locked
     def updateSA(self, old, new):
         entry = self._sas.pop((old.protocol, old.spi, old.destination), None)
         if entry is None:
@@ -581,6 +661,7 @@ class UserspaceKernel:
         self._sas[(new.protocol, new.spi, new.destination)] = entry
         return succeed(None)
 
+    @_locked
     def deleteSA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
         self._detached.pop((sa.protocol, sa.spi, sa.destination), None)
@@ -607,6 +688,7 @@ class UserspaceKernel:
             if not entries:
                 self._outbound.pop(sa.reqid, None)
 
+    @_locked
     def detachSA(self, sa):
         """
         Take C{sa} out of the datapath (ikectl decouple), keeping its
@@ -630,6 +712,7 @@ class UserspaceKernel:
         return succeed(KernelSAUsage(bytes=entry.bytes, packets=entry.packets, installed=entry.installed,
                                      lastUsed=entry.lastUsed))
 
+    @_locked
     def addFlow(self, flow):
         if self._blocks:
             try:
@@ -688,6 +771,7 @@ class UserspaceKernel:
                                    error=e)
         entry.routes = []
 
+    @_locked
     def deleteFlow(self, flow):
         if self._blocks:
             self._unpass(flow)
@@ -780,6 +864,7 @@ class UserspaceKernel:
                 if getattr(e, "code", None) != errno.ENOENT:
                     self._log.warn("userspace: removing an IPv6 block policy failed: {error}", error=e)
 
+    @_locked
     def flush(self):
         if self._blocks:
             self._unblock()
@@ -831,12 +916,14 @@ class UserspaceKernel:
             f.write(text)
         os.replace(temporary, path)
 
+    @_locked
     def dropCounts(self):
         """
         Every drop so far, by reason: the provider's, and its SAs' (those
         installed now and those removed).
         """
         total = Counter(self.drops)
+        total.update(self._threadDrops)
         total.update(self._deadCodecs)
         for entry in self._sas.values():
             total.update(entry.codec.drops)
@@ -844,6 +931,7 @@ class UserspaceKernel:
 
     # Lifetimes
 
+    @_locked
     def _expire(self, entry, hard):
         sa = entry.sa
         if self._sas.get((sa.protocol, sa.spi, sa.destination)) is not entry:
@@ -888,19 +976,26 @@ class UserspaceKernel:
             self.drops["error"] += 1
             self._log.failure("userspace: error sending a packet from {device}", device=self.device.name)
 
+    def _outboundDrop(self, reason, detail):
+        # A drop on the way out: counted where the thread that reads the
+        # device counts (one writer per Counter), logged in the reactor's.
+        (self._threadDrops if self._thread is not None else self.drops)[reason] += 1
+        self._later(self._log.debug, "userspace: dropped a packet ({reason}) {detail}", reason=reason,
+                    detail=detail)
+
     def _outboundPacket(self, packet):
         parsed = parsePacket(packet)
         if parsed is None:
-            return self._dropped(esp.BAD_INNER, "from the TUN device")
+            return self._outboundDrop(esp.BAD_INNER, "from the TUN device")
         entry = self._flowCache.get(parsed)
         if entry is None:
             entry = self._flowFor(parsed)
             if entry is None:
-                return self._dropped(NO_FLOW, "to %s" % (_addressText(parsed[0], parsed[2]),))
+                return self._outboundDrop(NO_FLOW, "to %s" % (_addressText(parsed[0], parsed[2]),))
         sas = self._outbound.get(entry.flow.reqid)
         if not sas:
             self._acquire(entry.flow, *parsed)
-            return self._dropped(NO_SA, "for reqid %d" % (entry.flow.reqid,))
+            return self._outboundDrop(NO_SA, "for reqid %d" % (entry.flow.reqid,))
         # The newest SA of the reqid carries the traffic (after a rekey both
         # are installed until the old one is deleted).
         installed = sas[-1]
@@ -908,16 +1003,22 @@ class UserspaceKernel:
         data = codec.seal(packet, esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6)
         if data is None:
             # Sequence numbers used up: the SA is dead (RFC 4303 3.3.3).
-            self._expire(installed, True)
+            self._later(self._expire, installed, True)
             return None
         if self._batching and installed.segments and installed.sa.encapsulation is not None:
             self._queue(installed, data)
         else:
             self._send(installed, data)
-        self._count(installed, len(packet))
-        if codec.seq == codec.softSeq:
+        installed.bytes += len(packet)
+        installed.packets += 1
+        installed.lastUsed = self.reactor.seconds()
+        sa = installed.sa
+        if sa.lifetimeBytes and installed.bytes >= sa.lifetimeBytes:
+            self._later(self._expire, installed, True)
+        elif ((sa.softLifetimeBytes and installed.bytes >= sa.softLifetimeBytes and not installed.softDone)
+              or codec.seq == codec.softSeq):
             # Time to rekey, before the counter runs out.
-            self._expire(installed, False)
+            self._later(self._expire, installed, False)
 
     def _flowFor(self, parsed):
         """
@@ -969,25 +1070,25 @@ class UserspaceKernel:
             # No GSO here (an old kernel, a device without it, a path MTU
             # below the packets): one datagram each, from now on for this SA.
             entry.segments = False
-            self._log.info("userspace: SA {spi:08x}: no UDP GSO ({error}); one datagram per packet",
-                           spi=entry.sa.spi, error=e)
+            self._later(self._log.info, "userspace: SA {spi:08x}: no UDP GSO ({error}); one datagram per packet",
+                        spi=entry.sa.spi, error=e)
             for data in buffers:
                 self._send(entry, data)
 
     def _send(self, entry, data):
         if entry.sa.encapsulation is not None:
             if self.sendUdp is None:
-                return self._dropped(NO_TRANSPORT, "(no UDP socket)")
+                return self._outboundDrop(NO_TRANSPORT, "(no UDP socket)")
             self.sendUdp(data, entry.local, entry.remote)
             return None
         family = socket.AF_INET6 if entry.sa.destination.version == 6 else socket.AF_INET
         raw = self._raw.get(family)
         if raw is None:
-            return self._dropped(NO_TRANSPORT, "(no raw ESP socket)")
+            return self._outboundDrop(NO_TRANSPORT, "(no raw ESP socket)")
         try:
             raw[0].sendto(data, (entry.remote[0], 0))
         except OSError as e:
-            self._dropped(NO_TRANSPORT, "(raw ESP: %s)" % (e,))
+            self._outboundDrop(NO_TRANSPORT, "(raw ESP: %s)" % (e,))
         return None
 
     def _acquire(self, flow, version, source, destination, protocol, sourcePort, destinationPort):
@@ -999,6 +1100,9 @@ class UserspaceKernel:
         if self.events is None:
             return
         src, dst = _address(version, source), _address(version, destination)
+        self._later(self._acquireEvent, flow, src, dst, protocol, sourcePort, destinationPort)
+
+    def _acquireEvent(self, flow, src, dst, protocol, sourcePort, destinationPort):
         try:
             self.events.acquire(flow.reqid, _acquired(src, protocol, sourcePort, flow.source),
                                 _acquired(dst, protocol, destinationPort, flow.destination))
