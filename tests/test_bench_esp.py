@@ -1,14 +1,15 @@
 """
-Tests for bench/espbench.py in memory: its table and its configuration of
-ikedtx (the throughput runs themselves need root, iperf3 and charon, and
-are not part of the suite).
+Tests for bench/espbench.py in memory: its table, medians and
+configuration of ikedtx (the throughput runs themselves need root, iperf3
+and charon, and are not part of the suite); and a smoke run of
+bench/espmicro.py.
 """
 
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import espbench
+from bench import espbench, espmicro
 from ikedtx.config import parseConfig
 
 
@@ -72,3 +73,13 @@ class EspBenchTests(SynchronousTestCase):
         This process's own CPU time is read from /proc and is not negative.
         """
         self.assertGreaterEqual(espbench.cpuSeconds(os.getpid()), 0)
+
+    def test_espmicroSmoke(self):
+        """
+        bench/espmicro.py carries a few packets of each cipher through two
+        providers back to back (it raises if one is lost or dropped) and
+        reports two figures per run.
+        """
+        for kind in ("gcm", "chacha", "cbc"):
+            outbound, inbound = espmicro.measure(kind, 200, 20)
+            self.assertGreaterEqual(min(outbound, inbound), 0)

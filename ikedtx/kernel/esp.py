@@ -85,13 +85,16 @@ class ReplayWindow:
     64-bit sequence numbers.
 
     Packets are first L{check}ed (before the ICV is verified, which is the
-    expensive part) and L{accept}ed once it has been.
+    expensive part) and L{accept}ed once it has been. L{EspSA} does the
+    same steps inline on its per-packet path (two calls less a packet);
+    these methods stay the reference the tests hold both to.
 
     @ivar size: the window in packets (0: no replay check; the ESN high
         half is then still inferred, as Appendix A asks, with a window of
         2**31).
     @ivar top: the highest sequence number accepted (64 bits; 0: none).
     @ivar bitmap: bit C{i} set when C{top - i} was accepted.
+    @ivar mask: C{2 ** size - 1}, what the bitmap keeps.
     """
 
     def __init__(self, size=128):
