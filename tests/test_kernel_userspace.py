@@ -822,3 +822,32 @@ class OutboundThreadTests(TestCase):
             self.assertEqual(a.dropCounts(), {NO_SA: 1})
 
         return self.poll(lambda: threads).addCallback(check)
+
+    def test_survivesErrors(self):
+        """
+        An unexpected error in the thread (here the device's read) is
+        logged in the reactor's thread and the thread carries the packets
+        that come after it.
+        """
+        wire = []
+        a, tun = self.kernel(wire)
+        (inA, outA), _ = childSAs()
+        self.successResultOf(a.addSA(outA))
+        self.successResultOf(a.addFlow(flows()[0]))
+        read = tun.read
+        failures = [RuntimeError("device bug")]
+
+        def failingOnce():
+            if failures:
+                raise failures.pop()
+            return read()
+
+        tun.read = failingOnce
+        tun.host.send(udp("10.1.0.1", "10.2.0.1"))
+
+        def again(_):
+            self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+            tun.host.send(udp("10.1.0.1", "10.2.0.1", b"second"))
+            return self.poll(lambda: len(wire) == 2)
+
+        return self.poll(lambda: not failures and wire).addCallback(again)

@@ -518,7 +518,12 @@ class UserspaceKernel:
                 continue
             if self._stopping:
                 break
-            self._tunReadable()
+            try:
+                self._tunReadable()
+            except Exception:
+                # Whatever goes wrong, the thread goes on: a dead thread
+                # would silently stop all outbound traffic.
+                self._later(self._log.failure, "userspace: error in the outbound thread", failure=Failure())
 
     def _stopThread(self):
         thread, self._thread = self._thread, None
