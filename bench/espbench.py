@@ -7,7 +7,7 @@ machine.
 
     sudo python3 bench/espbench.py [--seconds 5] [--esp gcm,cbc] [--streams 4]
                                    [--pairs ikedtx-charon,charon-charon,ikedtx-ikedtx]
-                                   [--output FILE.md]
+                                   [--before DIR] [--profile DIR] [--repeat N] [--output FILE.md]
 
 Topology: two network namespaces joined by a veth pair (ikedtx.testing.lab.Network:
 a = 192.0.2.1 with 10.1.0.1 on lo, b = 192.0.2.2 with 10.2.0.1 on lo). For
@@ -18,8 +18,23 @@ stream from a to b for --seconds, then the reverse (-R), then --streams
 parallel TCP streams from a to b, then a UDP flood of 64-byte datagrams
 from a to b (the packets/s column: datagrams received per second). The
 figures are iperf3's received bits per second; the CPU seconds used by
-each daemon during the runs come from /proc/PID/stat. Nothing is asserted: the
+each daemon during the runs come from /proc/PID/stat, and give side a's
+CPU seconds per GB it carried in the one-stream a->b run and its CPU
+microseconds per 64-byte packet received in the UDP flood. Nothing is asserted: the
 machine is shared and has two cores, so the figures are indications.
+
+With --repeat N, the pairs run in turn N times (a, b, c, a, b, c, ...)
+and each cell of the table is the median of the N runs: on a shared
+machine the load moves between runs, and interleaving spreads it evenly
+over the daemons compared.
+
+With --before DIR, the daemon name C{before} in --pairs (e.g.
+C{before-charon,ikedtx-charon,charon-charon}) is ikedtx run from the source
+tree DIR (e.g. C{git archive BASE | tar -x -C DIR}): an older ikedtx next to
+this one in the same run, under the same load; --tree NAME=DIR names
+more such daemons. With --profile DIR, py-spy
+records the daemon on side a of each ikedtx row during its iperf3 runs
+(DIR/PAIR-ESP.txt, collapsed stacks for bench/profsummary.py).
 
 Needs root, iperf3 (apt-get install iperf3), strongSwan 5.9 with the
 kernel-libipsec plugin.
@@ -77,12 +92,13 @@ def startCharon(directory, namespace, name, local, peer, ours, theirs, esp):
     return charon
 
 
-def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive):
+def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, passive, root=None):
     from ikedtx.testing.lab.ikedtx import IkedtxPeer
 
+    extra = {} if root is None else {"root": os.path.abspath(root)}
     peerObject = IkedtxPeer(namespace, os.path.join(directory, name), ikedtxConfig(local, peer, ours, theirs, esp,
                                                                                     passive),
-                            name=name, extraArgs=["--kernel", "userspace", "--listen", local])
+                            name=name, extraArgs=["--kernel", "userspace", "--listen", local], **extra)
     return peerObject.start()
 
 
@@ -122,12 +138,18 @@ def received(report, udp):
     return (total["packets"] - total["lost_packets"]) / total["seconds"]
 
 
-def runOne(pairName, esp, seconds, streams=4):
+def runOne(pairName, esp, seconds, streams=4, trees=None, profile=None):
     """
     Throughput both ways and CPU seconds of each daemon for one pair of
     daemons and one ESP proposal.
+
+    @param trees: C{{name: directory}}: daemons that are ikedtx run from
+        another source tree.
+    @param profile: a directory for a py-spy profile of side a, or L{None}.
     """
     from ikedtx.testing.lab import Network, poll
+
+    trees = trees or {}
 
     directory = tempfile.mkdtemp(prefix="espbench-")
     network = Network()
@@ -135,14 +157,15 @@ def runOne(pairName, esp, seconds, streams=4):
     try:
         a, b, _ = network.pair()
         left, right = pairName.split("-")
-        if left == "charon":
-            peers.append(startCharon(directory, a, "a", A, B, A_INNER, B_INNER, esp))
-        else:
-            peers.append(startIkedtx(directory, a, "a", A, B, A_INNER, B_INNER, esp, passive=True))
-        if right == "charon":
-            peers.append(startCharon(directory, b, "b", B, A, B_INNER, A_INNER, esp))
-        else:
-            peers.append(startIkedtx(directory, b, "b", B, A, B_INNER, A_INNER, esp, passive=True))
+        for side, namespace, name, addresses in ((left, a, "a", (A, B, A_INNER, B_INNER)),
+                                                 (right, b, "b", (B, A, B_INNER, A_INNER))):
+            if side == "charon":
+                peers.append(startCharon(directory, namespace, name, *addresses, esp))
+            elif side == "ikedtx" or side in trees:
+                peers.append(startIkedtx(directory, namespace, name, *addresses, esp, passive=True,
+                                         root=trees.get(side)))
+            else:
+                raise RuntimeError("unknown daemon %r" % (side,))
         first = peers[0]
         if left == "charon":
             ok, output = first.initiate(child="net")
@@ -153,15 +176,40 @@ def runOne(pairName, esp, seconds, streams=4):
         poll(lambda: a.run(["ping", "-c", "1", "-W", "1", "-I", A_INNER, B_INNER], check=False).returncode == 0,
              10.0, interval=0.2, what="the tunnel to carry a ping")
         pids = [p.process.pid for p in peers]
-        before = [cpuSeconds(pid) for pid in pids]
-        forward = iperf(a, b, seconds, reverse=False)
-        backward = iperf(a, b, seconds, reverse=True)
-        parallel = iperf(a, b, seconds, streams=streams)
-        pps = iperf(a, b, seconds, udp=True)
-        after = [cpuSeconds(pid) for pid in pids]
+        profiler = None
+        if profile is not None and left != "charon":
+            from bench.introspect import startProfiler
+
+            os.makedirs(profile, exist_ok=True)
+            profiler = startProfiler(pids[0], (os.path.join(profile, "%s-%s.txt" % (pairName, esp)), "raw"))
+        cpuBefore = [cpuSeconds(pid) for pid in pids]
+        # The CPU seconds of each daemon in each run, for the cost per
+        # octet and per packet (which the load of a shared machine moves
+        # far less than the throughput).
+        perRun = []
+
+        def measured(**kwargs):
+            start = [cpuSeconds(pid) for pid in pids]
+            result = iperf(a, b, seconds, **kwargs)
+            perRun.append([y - x for x, y in zip(start, [cpuSeconds(pid) for pid in pids])])
+            return result
+
+        try:
+            forward = measured(reverse=False)
+            backward = measured(reverse=True)
+            parallel = measured(streams=streams)
+            pps = measured(udp=True)
+        finally:
+            cpuAfter = [cpuSeconds(pid) for pid in pids]
+            if profiler is not None:
+                from bench.introspect import stopProfiler
+
+                stopProfiler(profiler)
         return {"pair": pairName, "esp": esp, "forward": forward, "reverse": backward,
                 "parallel": parallel, "streams": streams, "pps": pps,
-                "cpu": [round(y - x, 2) for x, y in zip(before, after)], "seconds": seconds}
+                "cpu": [round(y - x, 2) for x, y in zip(cpuBefore, cpuAfter)], "seconds": seconds,
+                "cpuPerGB": round(perRun[0][0] / (forward * seconds / 8e9), 2),
+                "cpuPerPacket": round(perRun[3][0] / (pps * seconds) * 1e6, 2)}
     finally:
         for p in peers:
             p.stop()
@@ -169,18 +217,47 @@ def runOne(pairName, esp, seconds, streams=4):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def medians(runs):
+    """
+    One row per pair and ESP proposal, in the order first seen: each
+    figure the median of its runs that did not fail (a pair whose every
+    run failed keeps its first failure).
+    """
+    import statistics
+
+    groups = {}
+    for row in runs:
+        groups.setdefault((row["pair"], row["esp"]), []).append(row)
+    rows = []
+    for (pair, esp), group in groups.items():
+        good = [row for row in group if "error" not in row]
+        if not good:
+            rows.append(group[0])
+            continue
+        merged = dict(good[0])
+        for key in ("forward", "reverse", "parallel", "pps"):
+            merged[key] = statistics.median(row[key] for row in good)
+        merged["cpu"] = [round(statistics.median(row["cpu"][i] for row in good), 2) for i in (0, 1)]
+        for key in ("cpuPerGB", "cpuPerPacket"):
+            merged[key] = round(statistics.median(row[key] for row in good), 2)
+        merged["runs"] = len(good)
+        rows.append(merged)
+    return rows
+
+
 def table(rows):
     lines = ["| daemons (a-b) | ESP | a->b Mbit/s | b->a Mbit/s | a->b N streams Mbit/s | "
-             "a->b 64-byte packets/s | CPU s a / b (4 runs) |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             "a->b 64-byte packets/s | CPU s a / b (4 runs) | a: CPU s per GB a->b | a: CPU us per 64-byte packet |",
+             "|---|---|---:|---:|---:|---:|---|---:|---:|"]
     for row in rows:
         if "error" in row:
-            lines.append("| %s | %s | failed: %s | | | | |" % (
+            lines.append("| %s | %s | failed: %s | | | | | | |" % (
                 row["pair"], row["esp"], row["error"].splitlines()[0]))
             continue
-        lines.append("| %s | %s | %.1f | %.1f | %.1f (%d) | %d | %s / %s |" % (
+        lines.append("| %s | %s | %.1f | %.1f | %.1f (%d) | %d | %s / %s | %s | %s |" % (
             row["pair"], row["esp"], row["forward"] / 1e6, row["reverse"] / 1e6, row["parallel"] / 1e6,
-            row["streams"], round(row["pps"]), row["cpu"][0], row["cpu"][1]))
+            row["streams"], round(row["pps"]), row["cpu"][0], row["cpu"][1], row.get("cpuPerGB", ""),
+            row.get("cpuPerPacket", "")))
     return "\n".join(lines) + "\n"
 
 
@@ -190,21 +267,30 @@ def main(argv=None):
     parser.add_argument("--esp", default="gcm,cbc")
     parser.add_argument("--streams", type=int, default=4, help="parallel TCP streams of the third run")
     parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument("--before", metavar="DIR", help="the source tree of the 'before' daemon")
+    parser.add_argument("--tree", metavar="NAME=DIR", action="append", default=[],
+                        help="daemon NAME is ikedtx from the source tree DIR (repeatable)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy profiles of side a of the ikedtx rows")
+    parser.add_argument("--repeat", type=int, default=1, help="run the pairs in turn N times; report medians")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
     if shutil.which("iperf3") is None:
         parser.error("iperf3 is missing (apt-get install iperf3)")
-    rows = []
-    for pairName in args.pairs.split(","):
-        for esp in args.esp.split(","):
-            try:
-                row = runOne(pairName, esp, args.seconds, args.streams)
-            except Exception as e:
-                row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
-            rows.append(row)
-            sys.stdout.write(json.dumps(row) + "\n")
-            sys.stdout.flush()
-    text = table(rows)
+    trees = dict(tree.split("=", 1) for tree in args.tree)
+    if args.before:
+        trees["before"] = args.before
+    runs = []
+    for _ in range(args.repeat):
+        for pairName in args.pairs.split(","):
+            for esp in args.esp.split(","):
+                try:
+                    row = runOne(pairName, esp, args.seconds, args.streams, trees, args.profile)
+                except Exception as e:
+                    row = {"pair": pairName, "esp": esp, "error": "%s: %s" % (type(e).__name__, e)}
+                runs.append(row)
+                sys.stdout.write(json.dumps(row) + "\n")
+                sys.stdout.flush()
+    text = table(medians(runs))
     sys.stdout.write(text)
     if args.output:
         with open(args.output, "w") as f:

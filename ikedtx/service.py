@@ -93,7 +93,7 @@ def _xfrm():
 def _userspace():
     from ikedtx.kernel.userspace import UserspaceKernel
 
-    return UserspaceKernel()
+    return UserspaceKernel(outboundThread=True)
 
 
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
@@ -579,6 +579,7 @@ class IkedService(MultiService):
             # ESP in UDP shares the NAT-T sockets (RFC 3948).
             self.runner.espHandler = self.kernel.espReceived
             self.kernel.sendUdp = self.runner.sendEsp
+            self.kernel.sendUdpSegments = self.runner.sendEspSegments
             if self.options.get("keylog"):
                 self.kernel.startDump(self.options["keylog"] + ".esp.json")
         try:

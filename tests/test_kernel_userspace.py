@@ -10,7 +10,7 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_network
 
 from twisted.internet import task
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -239,6 +239,82 @@ class UserspaceKernelTests(SynchronousTestCase):
             pair.a.packetFromTun(packet)
             self.assertEqual(pair.tunB.written[-1], packet)
         self.assertEqual(self.successResultOf(pair.b.querySA(pair.inB)).packets, 20)
+
+    def test_segmentRuns(self):
+        """
+        The packets read from the device in one wake-up leave in UDP GSO
+        sends when the service offers them: a run of sealed packets of one
+        size to one peer, ended by a shorter one, at 64 packets or before
+        64,000 octets. B opens every one of them, in order.
+        """
+        pair = Pair(self)
+        pair.install()
+        sends = []
+
+        def segments(buffers, size, local, remote):
+            sends.append((size, [len(b) for b in buffers]))
+            for data in buffers:
+                pair.b.espReceived(data, local, remote)
+
+        pair.a.sendUdpSegments = segments
+        big = [udp("10.1.0.1", "10.2.0.1", bytes(1000) + bytes([n])) for n in range(70)]
+        small = udp("10.1.0.1", "10.2.0.1", b"short")
+        other = udp("10.1.0.1", "10.2.0.1", bytes(500))
+        packets = big + [small, other, other, small]
+        pair.tunA.pending = list(packets)
+        pair.a._tunReadable()
+        # GCM: header and IV (16), the packet and trailer to four octets,
+        # the ICV (16).
+        bigSize, smallSize, otherSize = 16 + 1032 + 16, 16 + 36 + 16, 16 + 532 + 16
+        self.assertEqual(sends, [(bigSize, [bigSize] * 60), (bigSize, [bigSize] * 10 + [smallSize]),
+                                 (otherSize, [otherSize] * 2 + [smallSize])])
+        self.assertEqual(pair.tunB.written, packets)
+        self.assertEqual(pair.wire, [])
+        self.assertEqual(pair.a.dropCounts() + pair.b.dropCounts(), {})
+
+        pair.tunA.pending = [other] * 70
+        pair.a._tunReadable()
+        self.assertEqual([len(lengths) for _, lengths in sends[3:]], [64, 6])
+
+    def test_noSegments(self):
+        """
+        Where the host has no UDP GSO (the send raises C{OSError}), the run
+        goes out one datagram each, and so does everything of that SA from
+        then on.
+        """
+        pair = Pair(self)
+        pair.install()
+        calls = []
+
+        def refusing(buffers, size, local, remote):
+            calls.append(len(buffers))
+            raise OSError(22, "Invalid argument")
+
+        pair.a.sendUdpSegments = refusing
+        packet = udp("10.1.0.1", "10.2.0.1", bytes(100))
+        pair.tunA.pending = [packet] * 5
+        pair.a._tunReadable()
+        pair.tunA.pending = [packet] * 5
+        pair.a._tunReadable()
+        self.assertEqual(calls, [5])
+        self.assertEqual(len(pair.wire), 10)
+        self.assertEqual(pair.tunB.written, [packet] * 10)
+
+    def test_flowCache(self):
+        """
+        A packet's flow is remembered, and forgotten when the flows change:
+        after its flow is deleted, the next packet of the same header
+        matches no flow.
+        """
+        pair = Pair(self)
+        pair.install()
+        packet = udp("10.1.0.1", "10.2.0.1")
+        pair.a.packetFromTun(packet)
+        pair.a.packetFromTun(packet)
+        self.assertEqual(len(pair.tunB.written), 2)
+        self.successResultOf(pair.a.deleteFlow(flows()[0]))
+        pair.a.packetFromTun(packet)
+        self.assertEqual(pair.a.drops, {NO_FLOW: 1})
 
     def test_routes(self):
         """
@@ -622,3 +698,156 @@ class ParsePacketTests(SynchronousTestCase):
     def test_bad(self):
         for data in (b"", b"\x45" + bytes(5), b"\x60" + bytes(20), b"\x30" + bytes(40), b"\x41" + bytes(40)):
             self.assertIsNone(parsePacket(data))
+
+
+@implementer(ITunDevice)
+class SocketTun:
+    """
+    A TUN device made of a C{SOCK_SEQPACKET} socket pair: the provider
+    reads and writes one end (non-blocking, a file descriptor the outbound
+    thread polls), the test the other (C{host}).
+    """
+
+    name = "ipsec0"
+
+    def __init__(self):
+        import socket
+
+        self.host, self.end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.end.setblocking(False)
+
+    def open(self):
+        return self.end.fileno()
+
+    def read(self):
+        try:
+            return self.end.recv(65535)
+        except BlockingIOError:
+            return None
+
+    def write(self, packet):
+        self.end.send(packet)
+        return True
+
+    def close(self):
+        self.end.close()
+        self.host.close()
+
+
+class OutboundThreadTests(TestCase):
+    """
+    The outbound thread with the real reactor: packets the host writes to
+    the device are sealed and sent from that thread; what it tells the
+    core arrives in the reactor's thread.
+    """
+
+    def poll(self, condition, timeout=10.0):
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        deadline = reactor.seconds() + timeout
+
+        def check(_=None):
+            if condition():
+                return None
+            if reactor.seconds() > deadline:
+                self.fail("timed out")
+            return deferLater(reactor, 0.01, check)
+
+        return check()
+
+    def kernel(self, wire):
+        from twisted.internet import reactor
+
+        tun = SocketTun()
+        kernel = UserspaceKernel(lambda data, local, remote: wire.append(bytes(data)), reactor, tun, FakeRoutes(),
+                                 rawEsp=False, outboundThread=True)
+        self.addCleanup(tun.close)
+        self.addCleanup(kernel.close)
+        return kernel, tun
+
+    def test_sealsInItsThread(self):
+        """
+        Packets the host routes into the device leave sealed, in order; B
+        opens them all; closing the provider stops the thread.
+        """
+        import threading
+
+        wire = []
+        a, tun = self.kernel(wire)
+        sends = []
+        a.sendUdpSegments = lambda buffers, size, local, remote: sends.append(threading.current_thread().name) or [
+            wire.append(bytes(data)) for data in buffers]
+        (inA, outA), (inB, outB) = childSAs()
+        self.successResultOf(a.addSA(outA))
+        self.successResultOf(a.addFlow(flows()[0]))
+        b = UserspaceKernel(None, task.Clock(), FakeTun(), FakeRoutes(), rawEsp=False)
+        self.successResultOf(b.addSA(inB))
+        packets = [udp("10.1.0.1", "10.2.0.1", bytes([n]) * 200) for n in range(50)]
+        for packet in packets:
+            tun.host.send(packet)
+
+        def check(_):
+            for data in wire:
+                b.espReceived(data, ("192.0.2.1", 4500), ("192.0.2.2", 4500))
+            self.assertEqual(b.device.written, packets)
+            self.assertEqual(set(sends), {"ikedtx-esp-out"})
+            thread = a._thread
+            a.close()
+            self.assertFalse(thread.is_alive())
+
+        return self.poll(lambda: len(wire) == len(packets)).addCallback(check)
+
+    def test_acquireInReactorThread(self):
+        """
+        A packet for a flow with no SA yet gives an acquire, delivered in
+        the reactor's thread; the drop is counted.
+        """
+        import threading
+
+        a, tun = self.kernel([])
+        threads = []
+
+        class Events(RecordingEvents):
+            def acquire(self, reqid, source, destination):
+                threads.append(threading.current_thread())
+                RecordingEvents.acquire(self, reqid, source, destination)
+
+        a.setEventReceiver(Events())
+        self.successResultOf(a.addFlow(flows()[0]))
+        tun.host.send(udp("10.1.0.1", "10.2.0.1"))
+
+        def check(_):
+            self.assertEqual(threads, [threading.main_thread()])
+            self.assertEqual(a.dropCounts(), {NO_SA: 1})
+
+        return self.poll(lambda: threads).addCallback(check)
+
+    def test_survivesErrors(self):
+        """
+        An unexpected error in the thread (here the device's read) is
+        logged in the reactor's thread and the thread carries the packets
+        that come after it.
+        """
+        wire = []
+        a, tun = self.kernel(wire)
+        (inA, outA), _ = childSAs()
+        self.successResultOf(a.addSA(outA))
+        self.successResultOf(a.addFlow(flows()[0]))
+        read = tun.read
+        failures = [RuntimeError("device bug")]
+
+        def failingOnce():
+            if failures:
+                raise failures.pop()
+            return read()
+
+        tun.read = failingOnce
+        tun.host.send(udp("10.1.0.1", "10.2.0.1"))
+
+        def again(_):
+            self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+            tun.host.send(udp("10.1.0.1", "10.2.0.1", b"second"))
+            return self.poll(lambda: len(wire) == 2)
+
+        return self.poll(lambda: not failures and wire).addCallback(again)

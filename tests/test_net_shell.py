@@ -30,6 +30,9 @@ class FakePort:
     def writeFrom(self, data, remote, source):
         self.sent.append((data, remote, source))
 
+    def writeSegments(self, buffers, size, remote, source):
+        self.sent.append((list(buffers), size, remote, source))
+
 
 class FakeCore:
     def __init__(self):
@@ -125,6 +128,15 @@ class RunnerTests(SynchronousTestCase):
         self.runner.sendEsp(b"esp", ("192.0.2.1", 4501), ("192.0.2.2", 4500))
         self.assertEqual(self.natt.sent, [(b"\x12\x34\x56\x78esp", ("192.0.2.2", 4500), "192.0.2.1")])
         self.assertEqual(self.ike.sent, [])
+
+    def test_sendEspSegments(self):
+        """
+        A GSO run of ESP packets leaves from the NAT-T port of its local
+        endpoint in one send; with no such port it is dropped.
+        """
+        self.runner.sendEspSegments([b"abcd", b"ef"], 4, ("192.0.2.1", 4500), ("192.0.2.2", 4500))
+        self.runner.sendEspSegments([b"abcd"], 4, ("192.0.2.1", 4501), ("192.0.2.2", 4500))
+        self.assertEqual(self.natt.sent, [([b"abcd", b"ef"], 4, ("192.0.2.2", 4500), "192.0.2.1")])
 
     def test_timers(self):
         """
@@ -286,6 +298,70 @@ class PacketInfoTests(TestCase):
             self.assertEqual(local, ("127.0.0.2", client.getHost().port))
 
         return received.addCallback(check)
+
+
+class Sink:
+    """
+    A protocol for a L{PacketInfoPort} that records what it receives and
+    fires C{done} at the C{expected}th datagram.
+    """
+
+    transport = None
+
+    def __init__(self, expected=0):
+        from twisted.internet import defer
+
+        self.received = []
+        self.expected = expected
+        self.done = defer.Deferred()
+
+    def makeConnection(self, transport):
+        self.transport = transport
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        pass
+
+    def packetReceived(self, data, remote, local):
+        self.received.append((data, remote[0]))
+        if len(self.received) == self.expected:
+            self.done.callback(None)
+
+
+class SegmentTests(TestCase):
+    def test_writeSegments(self):
+        """
+        C{writeSegments} sends its buffers as that many datagrams in one
+        C{sendmsg} (UDP GSO), from the source address chosen; the receiver
+        sees each datagram whole and in order.
+        """
+        from twisted.internet import reactor
+
+        sink = Sink(4)
+        server = listenUDPWithPacketInfo(reactor, 0, sink, "127.0.0.1")
+        client = listenUDPWithPacketInfo(reactor, 0, Sink(), "0.0.0.0")
+        self.addCleanup(server.stopListening)
+        self.addCleanup(client.stopListening)
+        buffers = [bytes([n]) * 1000 for n in range(1, 4)] + [b"tail"]
+        client.writeSegments(buffers, 1000, ("127.0.0.1", server.getHost().port), "127.0.0.5")
+
+        def check(_):
+            self.assertEqual(sink.received, [(b, "127.0.0.5") for b in buffers])
+
+        return sink.done.addCallback(check)
+
+    def test_writeSegmentsRefused(self):
+        """
+        A run the kernel cannot send in one (more segments than UDP GSO
+        takes) raises C{OSError}, for the caller to send one by one.
+        """
+        from twisted.internet import reactor
+
+        port = listenUDPWithPacketInfo(reactor, 0, Sink(), "127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.assertRaises(OSError, port.writeSegments, [bytes(100)] * 300, 100, ("127.0.0.1", 9), None)
 
 
 class MemoryUDP:

@@ -44,9 +44,14 @@ NEXT_HEADER_IPV6 = 41
 NEXT_HEADER_NONE = 59
 
 _SPI_SEQ = struct.Struct("!II")
-_SEQ_HIGH = struct.Struct("!I")
+_HEADER_IV = struct.Struct("!IIQ")
+_SEQ_HIGH = _SEQ_LOW = struct.Struct("!I")
 _IV64 = struct.Struct("!Q")
 _NONCE_PAD = bytes(8)
+#: Self-describing padding (RFC 4303 2.4) by length, and the trailers
+#: (padding, pad length, next header) by pad length and next header.
+_PADS = [bytes(range(1, n + 1)) for n in range(256)]
+_TRAILERS = [[_PADS[n] + bytes((n, nextHeader)) for nextHeader in range(256)] for n in range(16)]
 
 #: integrity id -> (hashlib name, key length, truncated ICV length)
 INTEGRITY = {
@@ -80,19 +85,23 @@ class ReplayWindow:
     64-bit sequence numbers.
 
     Packets are first L{check}ed (before the ICV is verified, which is the
-    expensive part) and L{accept}ed once it has been.
+    expensive part) and L{accept}ed once it has been. L{EspSA} does the
+    same steps inline on its per-packet path (two calls less a packet);
+    these methods stay the reference the tests hold both to.
 
     @ivar size: the window in packets (0: no replay check; the ESN high
         half is then still inferred, as Appendix A asks, with a window of
         2**31).
     @ivar top: the highest sequence number accepted (64 bits; 0: none).
     @ivar bitmap: bit C{i} set when C{top - i} was accepted.
+    @ivar mask: C{2 ** size - 1}, what the bitmap keeps.
     """
 
     def __init__(self, size=128):
         self.size = size
         self.top = 0
         self.bitmap = 0
+        self.mask = (1 << size) - 1
 
     def infer(self, low, esn):
         """
@@ -139,7 +148,7 @@ class ReplayWindow:
             return
         if seq > self.top:
             shift = seq - self.top
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
+            self.bitmap = ((self.bitmap << shift) | 1) & self.mask if shift < self.size else 1
             self.top = seq
         else:
             self.bitmap |= 1 << (self.top - seq)
@@ -186,6 +195,8 @@ class EspSA:
                 raise EspError("%s: %d octets of key material" % (EncrId(encryption).name, len(key)))
             self._aead = cls(key[:-_SALT])
             self._salt = key[-_SALT:]
+            # The IV is the sequence number unless a subclass says otherwise.
+            self._sequenceIv = type(self).explicitIv is EspSA.explicitIv
             self._ivLength, self._icvLength, self._align = 8, 16, 4
         elif encryption in (EncrId.AES_CBC, EncrId.NULL):
             if integrity not in INTEGRITY:
@@ -239,19 +250,22 @@ class EspSA:
         The ESP packet carrying C{payload} (bytes) with C{nextHeader}, or
         L{None} once the sequence numbers are used up.
         """
-        if self.seq >= self._maxSeq:
+        seq = self.seq
+        if seq >= self._maxSeq:
             self.exhausted = True
             self.drops[SEQUENCE_OVERFLOW] += 1
             return None
-        self.seq = seq = self.seq + 1
-        header = self._spiBytes + _SEQ_HIGH.pack(seq & 0xFFFFFFFF)
-        align = self._align
-        padLength = (-(len(payload) + 2)) % align
-        trailer = bytes(range(1, padLength + 1)) + bytes((padLength, nextHeader))
-        if self._aead is not None:
-            iv = self.explicitIv(seq)
-            aad = self._spiBytes + _SEQ_HIGH.pack(seq >> 32) + header[4:] if self.esn else header
-            return header + iv + self._aead.encrypt(self._salt + iv, payload + trailer, aad)
+        self.seq = seq = seq + 1
+        trailer = _TRAILERS[(-(len(payload) + 2)) % self._align][nextHeader]
+        aead = self._aead
+        if aead is not None:
+            if self._sequenceIv:
+                header = _HEADER_IV.pack(self.spi, seq & 0xFFFFFFFF, seq)
+            else:
+                header = _SPI_SEQ.pack(self.spi, seq & 0xFFFFFFFF) + self.explicitIv(seq)
+            aad = self._spiBytes + _SEQ_HIGH.pack(seq >> 32) + header[4:8] if self.esn else header[:8]
+            return header + aead.encrypt(self._salt + header[8:], payload + trailer, aad)
+        header = _SPI_SEQ.pack(self.spi, seq & 0xFFFFFFFF)
         if self._cbc is not None:
             body = self._cbcEncryptor.update(_NONCE_PAD + _IV64.pack(seq) + payload + trailer)
         else:
@@ -283,19 +297,37 @@ class EspSA:
 
     def _open(self, packet):
         ivLength, icvLength = self._ivLength, self._icvLength
-        if len(packet) < 8 + ivLength + 2 + icvLength:
+        length = len(packet)
+        if length < 8 + ivLength + 2 + icvLength:
             return self._drop(TRUNCATED)
-        low = _SEQ_HIGH.unpack_from(packet, 4)[0]
-        seq = self.window.infer(low, self.esn)
-        if seq is None:
-            return self._drop(TOO_OLD, low)
-        reason = self.window.check(seq)
-        if reason is not None:
-            return self._drop(reason, seq)
-        if self._aead is not None:
-            aad = packet[:4] + _SEQ_HIGH.pack(seq >> 32) + packet[4:8] if self.esn else packet[:8]
+        low = _SEQ_LOW.unpack_from(packet, 4)[0]
+        window = self.window
+        top = window.top
+        if self.esn:
+            seq = window.infer(low, True)
+            if seq is None:
+                return self._drop(TOO_OLD, low)
+        else:
+            seq = low
+        # The replay check (RFC 4303 3.4.3), before the expensive ICV.
+        if seq == 0:
+            # Sequence number 0 is never sent (RFC 4303 3.3.3).
+            return self._drop(TOO_OLD, seq)
+        size = window.size
+        if size and seq <= top:
+            offset = top - seq
+            if offset >= size:
+                return self._drop(TOO_OLD, seq)
+            if (window.bitmap >> offset) & 1:
+                return self._drop(REPLAYED, seq)
+        aead = self._aead
+        if aead is not None:
+            if self.esn:
+                aad = packet[:4] + _SEQ_HIGH.pack(seq >> 32) + packet[4:8]
+            else:
+                aad = packet[:8]
             try:
-                plain = self._aead.decrypt(self._salt + packet[8:16], packet[16:], aad)
+                plain = aead.decrypt(self._salt + packet[8:16], memoryview(packet)[16:], aad)
             except InvalidTag:
                 return self._drop(BAD_ICV, seq)
         else:
@@ -313,10 +345,19 @@ class EspSA:
                 plain = signed[8:]
         padLength, nextHeader = plain[-2], plain[-1]
         end = len(plain) - 2 - padLength
-        if end < 0 or plain[end:-2] != bytes(range(1, padLength + 1)):
+        if end < 0 or (padLength and plain[end:-2] != _PADS[padLength]):
             # The ICV held, so the peer padded wrongly (RFC 4303 2.4).
             return self._drop(BAD_PADDING, seq)
-        self.window.accept(seq)
+        # Accepted: into the window.
+        if size:
+            if seq > top:
+                shift = seq - top
+                window.bitmap = ((window.bitmap << shift) | 1) & window.mask if shift < size else 1
+                window.top = seq
+            else:
+                window.bitmap |= 1 << (top - seq)
+        elif seq > top:
+            window.top = seq
         return nextHeader, plain[:end], seq
 
 

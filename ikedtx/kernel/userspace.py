@@ -23,13 +23,17 @@ the datapath runs in memory in tests.
 """
 
 import errno
+import functools
 import os
+import select
 import socket
 import struct
+import threading
 from collections import Counter
 from ipaddress import ip_address, summarize_address_range
 
 from twisted.internet.defer import fail, succeed
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
@@ -245,6 +249,12 @@ class _Selector:
         return self.startPort <= port <= self.endPort
 
 
+_IPV4_HEADER = struct.Struct("!B5xHxB2xII")
+_PORTS = struct.Struct("!HH")
+_FRAGMENT = struct.Struct("!H")
+_SPI = struct.Struct("!I")
+
+
 def parsePacket(packet):
     """
     C{(version, source, destination, protocol, sourcePort,
@@ -256,16 +266,14 @@ def parsePacket(packet):
         return None
     version = packet[0] >> 4
     if version == 4:
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20 or len(packet) < ihl:
+        if len(packet) < 20:
             return None
-        protocol = packet[9]
-        source = int.from_bytes(packet[12:16], "big")
-        destination = int.from_bytes(packet[16:20], "big")
-        offset = ihl
-        fragmentOffset = struct.unpack_from("!H", packet, 6)[0] & 0x1FFF
-        if fragmentOffset:
-            return version, source, destination, protocol, None, None
+        first, fragment, protocol, source, destination = _IPV4_HEADER.unpack_from(packet)
+        offset = (first & 0x0F) * 4
+        if offset < 20 or len(packet) < offset:
+            return None
+        if fragment & 0x1FFF:
+            return 4, source, destination, protocol, None, None
     elif version == 6:
         if len(packet) < 40:
             return None
@@ -280,13 +288,13 @@ def parsePacket(packet):
             if len(packet) < offset + 8:
                 return None
             protocol = packet[offset]
-            if struct.unpack_from("!H", packet, offset + 2)[0] & 0xFFF8:
+            if _FRAGMENT.unpack_from(packet, offset + 2)[0] & 0xFFF8:
                 return version, source, destination, protocol, None, None
             offset += 8
     else:
         return None
     if protocol in _PORTED and len(packet) >= offset + 4:
-        sourcePort, destinationPort = struct.unpack_from("!HH", packet, offset)
+        sourcePort, destinationPort = _PORTS.unpack_from(packet, offset)
     elif protocol in _ICMP and len(packet) >= offset + 2:
         # RFC 7296 3.13.1: ICMP type and code in the port field.
         sourcePort = destinationPort = (packet[offset] << 8) | packet[offset + 1]
@@ -295,13 +303,18 @@ def parsePacket(packet):
     return version, source, destination, protocol, sourcePort, destinationPort
 
 
+#: How many packet headers (L{parsePacket}'s tuples) the flow and selector
+#: caches remember before they start again.
+CACHE_SIZE = 4096
+
+
 class _InstalledSA:
     """
     One installed SA: its record, codec, counters and lifetime timers.
     """
 
     __slots__ = ("sa", "codec", "bytes", "packets", "installed", "lastUsed", "timers", "softDone", "selectors",
-                 "local", "remote")
+                 "local", "remote", "allowed", "segments")
 
     def __init__(self, sa, codec, now):
         self.sa = sa
@@ -313,6 +326,11 @@ class _InstalledSA:
         self.timers = []
         self.softDone = False
         self.selectors = [(_Selector(ours), _Selector(theirs)) for ours, theirs in sa.selectors]
+        # Inbound: the headers (parsePacket tuples) seen to match the
+        # selectors, so that a stream's packets are checked once.
+        self.allowed = set()
+        # Outbound: whether sealed packets may leave in one UDP GSO send.
+        self.segments = True
         self._endpoints()
 
     def _endpoints(self):
@@ -335,6 +353,26 @@ class _OutFlow:
         self.routes = []
 
 
+def _now(f, *args, **kwargs):
+    """
+    Call C{f} now: what C{_later} is without an outbound thread.
+    """
+    f(*args, **kwargs)
+
+
+def _locked(method):
+    """
+    Run C{method} holding the provider's lock (see the outbound thread).
+    """
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 @implementer(IKernel)
 class UserspaceKernel:
     """
@@ -343,6 +381,12 @@ class UserspaceKernel:
     @ivar sendUdp: C{callable(data, local, remote)} that sends a datagram
         from the NAT-T socket of C{local} (C{(host, port)}) to C{remote};
         the service sets it once its ports are open.
+    @ivar sendUdpSegments: L{None}, or C{callable(buffers, size, local,
+        remote)} that sends C{buffers} (each C{size} octets, the last at
+        most) as that many datagrams in one UDP GSO send (C{UDP_SEGMENT});
+        it raises C{OSError} when the host cannot. The packets read from
+        the TUN device in one wake-up go out this way, a run of equal sizes
+        to one peer at a time.
     @ivar device: the L{ITunDevice}.
     @ivar routes: the L{IRouteTable}.
     @ivar drops: a C{Counter} of packets dropped by the provider, by reason
@@ -354,11 +398,12 @@ class UserspaceKernel:
     _log = Logger()
 
     def __init__(self, sendUdp=None, reactor=None, device=None, routes=None, deviceName="ipsec0",
-                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None):
+                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None, outboundThread=False):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.sendUdp = sendUdp
+        self.sendUdpSegments = None
         self.device = device if device is not None else TunDevice(deviceName)
         self.routes = routes if routes is not None else NetlinkRoutes()
         self.events = None
@@ -370,6 +415,13 @@ class UserspaceKernel:
         self._inbound = {}
         self._outbound = {}
         self._flows = []
+        # parsePacket tuple -> the _OutFlow that carries it (emptied when
+        # the flows change).
+        self._flowCache = {}
+        # While the packets of one TUN wake-up are sealed: the run of
+        # packets waiting for one GSO send, [entry, size, buffers, octets].
+        self._batching = False
+        self._run = None
         self._inFlows = []
         self._routeUsers = Counter()
         self._acquired = {}
@@ -385,6 +437,22 @@ class UserspaceKernel:
         self._policyChannel = policyChannel
         self._blocks = {}
         self._passes = Counter()
+        # With outboundThread, a thread of its own reads the TUN device and
+        # seals and sends what it reads (the reactor's thread opens ESP),
+        # so that the two directions' system calls, where the kernel does
+        # most of the work and Python's GIL is released, overlap. The lock
+        # is held by that thread for each batch it reads and by every
+        # method that changes the SAs or flows; what the thread must tell
+        # the core (acquires, expires) or log goes through _later.
+        self._lock = threading.RLock()
+        self._wantThread = outboundThread
+        self._thread = None
+        self._wake = None
+        self._stopping = False
+        self._later = _now
+        # Drops counted in the outbound thread (self.drops is the reactor
+        # thread's), merged by dropCounts.
+        self._threadDrops = Counter()
 
     # Device and sockets
 
@@ -402,7 +470,9 @@ class UserspaceKernel:
             return
         fd = self.device.open()
         self._opened = True
-        if fd is not None:
+        if fd is not None and self._wantThread:
+            self._startThread(fd)
+        elif fd is not None:
             self._reader = _FileDescriptorReader(fd, self._tunReadable, "tun " + self.device.name)
             self.reactor.addReader(self._reader)
         if self._wantRawEsp:
@@ -429,12 +499,51 @@ class UserspaceKernel:
         except OSError as e:
             self._log.debug("no XFRM bypass for the raw ESP socket: {error}", error=e)
 
+    def _startThread(self, fd):
+        self._wake = os.pipe()
+        self._stopping = False
+        self._later = self.reactor.callFromThread
+        self._thread = threading.Thread(target=self._outboundLoop, args=(fd, self._wake[0]),
+                                        name="ikedtx-esp-out", daemon=True)
+        self._thread.start()
+
+    def _outboundLoop(self, fd, wake):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(wake, select.POLLIN)
+        while not self._stopping:
+            try:
+                poller.poll()
+            except InterruptedError:
+                continue
+            if self._stopping:
+                break
+            try:
+                self._tunReadable()
+            except Exception:
+                # Whatever goes wrong, the thread goes on: a dead thread
+                # would silently stop all outbound traffic.
+                self._later(self._log.failure, "userspace: error in the outbound thread", failure=Failure())
+
+    def _stopThread(self):
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stopping = True
+        os.write(self._wake[1], b"x")
+        thread.join(5)
+        for end in self._wake:
+            os.close(end)
+        self._wake = None
+        self._later = _now
+
     def close(self):
         """
         Stop reading and close the device and raw sockets.
         """
         if self._dump is not None and self._dump.running:
             self._dump.stop()
+        self._stopThread()
         if self._reader is not None:
             self.reactor.removeReader(self._reader)
             self._reader = None
@@ -448,15 +557,30 @@ class UserspaceKernel:
 
     def _tunReadable(self):
         # Bounded, so that a flood on the device leaves time for IKE.
-        for _ in range(256):
+        read = self.device.read
+        handle = self._outboundPacket
+        with self._lock:
+            self._batching = self.sendUdpSegments is not None
             try:
-                packet = self.device.read()
-            except OSError as e:
-                self._log.error("userspace: reading {device} failed: {error}", device=self.device.name, error=e)
-                return
-            if packet is None:
-                return
-            self.packetFromTun(packet)
+                for _ in range(256):
+                    try:
+                        packet = read()
+                    except OSError as e:
+                        self._later(self._log.error, "userspace: reading {device} failed: {error}",
+                                    device=self.device.name, error=e)
+                        return
+                    if packet is None:
+                        return
+                    try:
+                        handle(packet)
+                    except Exception:
+                        self._outboundDrop("error", "")
+                        self._later(self._log.failure, "userspace: error sending a packet from {device}",
+                                    failure=Failure(), device=self.device.name)
+            finally:
+                self._batching = False
+                if self._run is not None:
+                    self._flushRun()
 
     def _rawReadable(self, raw, family):
         for _ in range(256):
@@ -491,6 +615,7 @@ class UserspaceKernel:
                 self._reserved.add(spi)
                 return succeed(spi)
 
+    @_locked
     def addSA(self, sa):
         if sa.protocol != ProtocolId.ESP:
             return fail(KernelError("SA %08x: the user-space datapath does ESP only" % (sa.spi,)))
@@ -529,6 +654,7 @@ class UserspaceKernel:
                         src=sa.source, dst=sa.destination, direction="in" if sa.inbound else "out", reqid=sa.reqid)
         return succeed(None)
 
+    @_locked
     def updateSA(self, old, new):
         entry = self._sas.pop((old.protocol, old.spi, old.destination), None)
         if entry is None:
@@ -540,6 +666,7 @@ class UserspaceKernel:
         self._sas[(new.protocol, new.spi, new.destination)] = entry
         return succeed(None)
 
+    @_locked
     def deleteSA(self, sa):
         entry = self._sas.get((sa.protocol, sa.spi, sa.destination))
         self._detached.pop((sa.protocol, sa.spi, sa.destination), None)
@@ -566,6 +693,7 @@ class UserspaceKernel:
             if not entries:
                 self._outbound.pop(sa.reqid, None)
 
+    @_locked
     def detachSA(self, sa):
         """
         Take C{sa} out of the datapath (ikectl decouple), keeping its
@@ -589,6 +717,7 @@ class UserspaceKernel:
         return succeed(KernelSAUsage(bytes=entry.bytes, packets=entry.packets, installed=entry.installed,
                                      lastUsed=entry.lastUsed))
 
+    @_locked
     def addFlow(self, flow):
         if self._blocks:
             try:
@@ -613,6 +742,7 @@ class UserspaceKernel:
                 flow.destination.startAddress, flow.destination.endAddress, self.device.name, e)))
         # The newest flow for a packet wins, a trap never over a Child SA's.
         self._flows.insert(claimPosition([e.flow for e in self._flows], flow), entry)
+        self._flowCache.clear()
         return succeed(None)
 
     def _addRoutes(self, entry):
@@ -646,6 +776,7 @@ class UserspaceKernel:
                                    error=e)
         entry.routes = []
 
+    @_locked
     def deleteFlow(self, flow):
         if self._blocks:
             self._unpass(flow)
@@ -656,6 +787,7 @@ class UserspaceKernel:
         for entry in self._flows:
             if entry.flow == flow:
                 self._flows.remove(entry)
+                self._flowCache.clear()
                 self._deleteRoutes(entry)
                 break
         return succeed(None)
@@ -737,12 +869,14 @@ class UserspaceKernel:
                 if getattr(e, "code", None) != errno.ENOENT:
                     self._log.warn("userspace: removing an IPv6 block policy failed: {error}", error=e)
 
+    @_locked
     def flush(self):
         if self._blocks:
             self._unblock()
         for entry in list(self._flows):
             self._deleteRoutes(entry)
         self._flows = []
+        self._flowCache.clear()
         self._inFlows = []
         for entry in list(self._sas.values()):
             self._remove(entry)
@@ -787,12 +921,14 @@ class UserspaceKernel:
             f.write(text)
         os.replace(temporary, path)
 
+    @_locked
     def dropCounts(self):
         """
         Every drop so far, by reason: the provider's, and its SAs' (those
         installed now and those removed).
         """
         total = Counter(self.drops)
+        total.update(self._threadDrops)
         total.update(self._deadCodecs)
         for entry in self._sas.values():
             total.update(entry.codec.drops)
@@ -800,6 +936,7 @@ class UserspaceKernel:
 
     # Lifetimes
 
+    @_locked
     def _expire(self, entry, hard):
         sa = entry.sa
         if self._sas.get((sa.protocol, sa.spi, sa.destination)) is not entry:
@@ -844,52 +981,119 @@ class UserspaceKernel:
             self.drops["error"] += 1
             self._log.failure("userspace: error sending a packet from {device}", device=self.device.name)
 
+    def _outboundDrop(self, reason, detail):
+        # A drop on the way out: counted where the thread that reads the
+        # device counts (one writer per Counter), logged in the reactor's.
+        (self._threadDrops if self._thread is not None else self.drops)[reason] += 1
+        self._later(self._log.debug, "userspace: dropped a packet ({reason}) {detail}", reason=reason,
+                    detail=detail)
+
     def _outboundPacket(self, packet):
         parsed = parsePacket(packet)
         if parsed is None:
-            return self._dropped(esp.BAD_INNER, "from the TUN device")
+            return self._outboundDrop(esp.BAD_INNER, "from the TUN device")
+        entry = self._flowCache.get(parsed)
+        if entry is None:
+            entry = self._flowFor(parsed)
+            if entry is None:
+                return self._outboundDrop(NO_FLOW, "to %s" % (_addressText(parsed[0], parsed[2]),))
+        sas = self._outbound.get(entry.flow.reqid)
+        if not sas:
+            self._acquire(entry.flow, *parsed)
+            return self._outboundDrop(NO_SA, "for reqid %d" % (entry.flow.reqid,))
+        # The newest SA of the reqid carries the traffic (after a rekey both
+        # are installed until the old one is deleted).
+        installed = sas[-1]
+        codec = installed.codec
+        data = codec.seal(packet, esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6)
+        if data is None:
+            # Sequence numbers used up: the SA is dead (RFC 4303 3.3.3).
+            self._later(self._expire, installed, True)
+            return None
+        if self._batching and installed.segments and installed.sa.encapsulation is not None:
+            self._queue(installed, data)
+        else:
+            self._send(installed, data)
+        installed.bytes += len(packet)
+        installed.packets += 1
+        installed.lastUsed = self.reactor.seconds()
+        sa = installed.sa
+        if sa.lifetimeBytes and installed.bytes >= sa.lifetimeBytes:
+            self._later(self._expire, installed, True)
+        elif ((sa.softLifetimeBytes and installed.bytes >= sa.softLifetimeBytes and not installed.softDone)
+              or codec.seq == codec.softSeq):
+            # Time to rekey, before the counter runs out.
+            self._later(self._expire, installed, False)
+
+    def _flowFor(self, parsed):
+        """
+        The L{_OutFlow} that carries a packet with the header C{parsed}
+        (remembered in the flow cache), or L{None}.
+        """
         version, source, destination, protocol, sourcePort, destinationPort = parsed
         # The newest flow wins, as in XFRM: a Child SA's flow over the trap
         # flow of its policy, a rekeyed Child SA's over the old one's.
         for entry in reversed(self._flows):
             if (entry.source.matches(version, source, protocol, sourcePort)
                     and entry.destination.matches(version, destination, protocol, destinationPort)):
-                break
-        else:
-            return self._dropped(NO_FLOW, "to %s" % (_addressText(version, destination),))
-        flow = entry.flow
-        sas = self._outbound.get(flow.reqid)
-        if not sas:
-            self._acquire(flow, version, source, destination, protocol, sourcePort, destinationPort)
-            return self._dropped(NO_SA, "for reqid %d" % (flow.reqid,))
-        # The newest SA of the reqid carries the traffic (after a rekey both
-        # are installed until the old one is deleted).
-        installed = sas[-1]
-        data = installed.codec.seal(packet, esp.NEXT_HEADER_IPV4 if version == 4 else esp.NEXT_HEADER_IPV6)
-        if data is None:
-            # Sequence numbers used up: the SA is dead (RFC 4303 3.3.3).
-            self._expire(installed, True)
-            return None
-        self._send(installed, data)
-        self._count(installed, len(packet))
-        if installed.codec.seq == installed.codec.softSeq:
-            # Time to rekey, before the counter runs out.
-            self._expire(installed, False)
+                cache = self._flowCache
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[parsed] = entry
+                return entry
+        return None
+
+    def _queue(self, entry, data):
+        """
+        Add the sealed packet C{data} of the outbound SA C{entry} to the run
+        for one GSO send: a run holds packets of one size to one peer,
+        ended by a shorter one (UDP_SEGMENT's rule), at most 64 of them and
+        64,000 octets.
+        """
+        size = len(data)
+        run = self._run
+        if run is not None:
+            if run[0] is entry and size <= run[1] and run[3] + size <= 64000:
+                buffers = run[2]
+                buffers.append(data)
+                run[3] += size
+                if size < run[1] or len(buffers) >= 64:
+                    self._flushRun()
+                return
+            self._flushRun()
+        self._run = [entry, size, [data], size]
+
+    def _flushRun(self):
+        entry, size, buffers, _ = self._run
+        self._run = None
+        if len(buffers) == 1:
+            self._send(entry, buffers[0])
+            return
+        try:
+            self.sendUdpSegments(buffers, size, entry.local, entry.remote)
+        except OSError as e:
+            # No GSO here (an old kernel, a device without it, a path MTU
+            # below the packets): one datagram each, from now on for this SA.
+            entry.segments = False
+            self._later(self._log.info, "userspace: SA {spi:08x}: no UDP GSO ({error}); one datagram per packet",
+                        spi=entry.sa.spi, error=e)
+            for data in buffers:
+                self._send(entry, data)
 
     def _send(self, entry, data):
         if entry.sa.encapsulation is not None:
             if self.sendUdp is None:
-                return self._dropped(NO_TRANSPORT, "(no UDP socket)")
+                return self._outboundDrop(NO_TRANSPORT, "(no UDP socket)")
             self.sendUdp(data, entry.local, entry.remote)
             return None
         family = socket.AF_INET6 if entry.sa.destination.version == 6 else socket.AF_INET
         raw = self._raw.get(family)
         if raw is None:
-            return self._dropped(NO_TRANSPORT, "(no raw ESP socket)")
+            return self._outboundDrop(NO_TRANSPORT, "(no raw ESP socket)")
         try:
             raw[0].sendto(data, (entry.remote[0], 0))
         except OSError as e:
-            self._dropped(NO_TRANSPORT, "(raw ESP: %s)" % (e,))
+            self._outboundDrop(NO_TRANSPORT, "(raw ESP: %s)" % (e,))
         return None
 
     def _acquire(self, flow, version, source, destination, protocol, sourcePort, destinationPort):
@@ -901,6 +1105,9 @@ class UserspaceKernel:
         if self.events is None:
             return
         src, dst = _address(version, source), _address(version, destination)
+        self._later(self._acquireEvent, flow, src, dst, protocol, sourcePort, destinationPort)
+
+    def _acquireEvent(self, flow, src, dst, protocol, sourcePort, destinationPort):
         try:
             self.events.acquire(flow.reqid, _acquired(src, protocol, sourcePort, flow.source),
                                 _acquired(dst, protocol, destinationPort, flow.destination))
@@ -922,9 +1129,9 @@ class UserspaceKernel:
             self._log.failure("userspace: error handling ESP from {remote}", remote=remote)
 
     def _inboundPacket(self, data, remote):
-        spi = esp.spiOf(data)
-        if spi is None:
+        if len(data) < 8:
             return self._dropped(esp.TRUNCATED, "from %s" % (remote,))
+        spi = _SPI.unpack_from(data)[0]
         entry = self._inbound.get(spi)
         if entry is None:
             return self._dropped(esp.UNKNOWN_SPI, "%08x from %s" % (spi, remote))
@@ -938,15 +1145,19 @@ class UserspaceKernel:
         parsed = parsePacket(inner)
         if parsed is None or nextHeader != (esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6):
             return self._dropped(esp.BAD_INNER, "in SA %08x" % (spi,))
-        version, source, destination, protocol, sourcePort, destinationPort = parsed
-        for ours, theirs in entry.selectors:
-            if (theirs.matches(version, source, protocol, sourcePort)
-                    and ours.matches(version, destination, protocol, destinationPort)):
-                break
-        else:
-            # RFC 4301 5.2: a packet that does not match the SA's selectors.
-            return self._dropped(esp.POLICY, "in SA %08x: %s -> %s" % (
-                spi, _addressText(version, source), _addressText(version, destination)))
+        if parsed not in entry.allowed:
+            version, source, destination, protocol, sourcePort, destinationPort = parsed
+            for ours, theirs in entry.selectors:
+                if (theirs.matches(version, source, protocol, sourcePort)
+                        and ours.matches(version, destination, protocol, destinationPort)):
+                    break
+            else:
+                # RFC 4301 5.2: a packet that does not match the SA's selectors.
+                return self._dropped(esp.POLICY, "in SA %08x: %s -> %s" % (
+                    spi, _addressText(version, source), _addressText(version, destination)))
+            if len(entry.allowed) >= CACHE_SIZE:
+                entry.allowed.clear()
+            entry.allowed.add(parsed)
         self._count(entry, len(inner))
         if not self.device.write(inner):
             self._dropped(TUN_FULL)

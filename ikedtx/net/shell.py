@@ -18,7 +18,7 @@ from zope.interface import implementer
 from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
-from ikedtx.wire.constants import NAT_KEEPALIVE
+from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
 
@@ -51,6 +51,11 @@ class IKEDatagramProtocol:
     def packetReceived(self, data, remote, local):
         try:
             if self.natt:
+                if len(data) >= 4 and data[:4] != NON_ESP_MARKER:
+                    # ESP in UDP, by far the most datagrams a datapath
+                    # port sees (RFC 3948 2.2: the SPI is never zero).
+                    self.runner.espReceived(data, remote, local)
+                    return
                 try:
                     kind, payload = classifyNattDatagram(data)
                 except ShortDatagram:
@@ -231,6 +236,21 @@ class CoreRunner:
             self._log.debug("no socket for local endpoint {local}; ESP to {remote} dropped", local=local, remote=remote)
             return
         port.writeFrom(data, remote, local[0])
+
+    def sendEspSegments(self, buffers, size, local, remote):
+        """
+        Send C{buffers}, ESP packets of C{size} octets (the last at most),
+        as that many ESP-in-UDP datagrams in one UDP GSO send from the
+        NAT-T socket of C{local} to C{remote}.
+
+        @raise OSError: the host cannot send them so (the caller sends them
+            one by one).
+        """
+        port = self._portFor(local)
+        if port is None:
+            self._log.debug("no socket for local endpoint {local}; ESP to {remote} dropped", local=local, remote=remote)
+            return
+        port.writeSegments(buffers, size, remote, local[0])
 
     def action_SendNatKeepalive(self, action):
         port = self._portFor(action.local)

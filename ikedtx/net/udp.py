@@ -10,7 +10,7 @@ even when the daemon listens on the wildcard address of a multi-homed host.
 
 import socket
 import struct
-from errno import EAGAIN, ECONNREFUSED, EINTR, EWOULDBLOCK
+from errno import EAGAIN, ECONNREFUSED, EINTR, EINVAL, EIO, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP, EWOULDBLOCK
 from ipaddress import ip_address
 
 from twisted.internet import udp
@@ -22,6 +22,10 @@ _IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 _IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 _CMSG_SPACE = socket.CMSG_SPACE(32)
 _IGNORED_READ_ERRORS = (EAGAIN, EWOULDBLOCK, EINTR, ECONNREFUSED)
+_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+#: Errors that say UDP GSO cannot be used (as opposed to a lost send).
+_NO_SEGMENTS = (EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, EMSGSIZE)
 
 
 def _localFromAncillary(family, ancillary):
@@ -120,6 +124,35 @@ class PacketInfoPort(udp.Port):
             # A send error (no route, message too long) loses this datagram;
             # IKE's retransmissions cover for it.
             self._log.warn("sending {size} bytes to {remote} failed: {error}", size=len(datagram), remote=remote, error=e)
+            return None
+
+
+    def writeSegments(self, buffers, size, remote, source=None):
+        """
+        Send C{buffers} (each C{size} octets, the last at most) as that
+        many datagrams to C{remote} from C{source}, in one C{sendmsg} with
+        C{UDP_SEGMENT} (UDP GSO, Linux 4.18): the kernel cuts them apart.
+
+        @raise OSError: the host cannot (no GSO, a datagram larger than the
+            path allows); a send that is merely lost (a full buffer) is
+            logged as by L{writeFrom}.
+        """
+        host, port = remote
+        address = (host if type(host) is str else str(ip_address(host)), port)
+        key = (source, size)
+        ancillary = self._ancillary.get(key)
+        if ancillary is None:
+            ancillary = self._ancillary[key] = _sourceAncillary(self.addressFamily, source) + [
+                (_SOL_UDP, _UDP_SEGMENT, struct.pack("=H", size))]
+        try:
+            return self.socket.sendmsg(buffers, ancillary, 0, address)
+        except OSError as e:
+            if e.args[0] == EINTR:
+                return self.writeSegments(buffers, size, remote, source)
+            if e.args[0] in _NO_SEGMENTS:
+                raise
+            self._log.warn("sending {count} datagrams to {remote} failed: {error}", count=len(buffers),
+                           remote=remote, error=e)
             return None
 
 

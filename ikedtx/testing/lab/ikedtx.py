@@ -31,8 +31,11 @@ class IkedtxPeer:
     """
 
     def __init__(self, namespace, directory, config=None, name="ikedtx", extraArgs=(), testCase=None,
-                 ikePort=500, nattPort=4500):
+                 ikePort=500, nattPort=4500, root=ROOT):
         self.namespace = namespace
+        #: the source tree the daemon runs from (another checkout for
+        #: before/after benchmarks).
+        self.root = root
         self.directory = os.path.abspath(directory)
         self.name = name
         self.extraArgs = list(extraArgs)
@@ -108,9 +111,9 @@ class IkedtxPeer:
         argv = [sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d", "-f", self.configPath,
                 "-s", self.socketPath, "--etc-dir", self.etc, "--keylog", self.keyLogPath,
                 "--ike-port", str(self.ikePort), "--natt-port", str(self.nattPort)] + self.extraArgs
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=self.root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         with open(self.logPath, "wb") as out:
-            self.process = self.namespace.popen(argv, stdout=out, stderr=out, env=env, cwd=ROOT)
+            self.process = self.namespace.popen(argv, stdout=out, stderr=out, env=env, cwd=self.root)
 
         def ready():
             if self.process.poll() is not None:
