@@ -116,6 +116,12 @@ class NativeClientTests(UserspaceMixin, TestCase):
         after = poll(moved, 30, interval=0.3, what=lambda: "ikedtx following the client\n%r\n%s\n%s" % (
             ours.showSa(), ours.report(), charon.report()))
         self.labAssertEqual((after["spiI"], after["spiR"]), (mine["spiI"], mine["spiR"]))
+        # ikedtx lists the new address when it has taken the
+        # UPDATE_SA_ADDRESSES; both datapaths (charon's after our answer)
+        # follow a moment later: the first reply marks the move done, then
+        # every ping of a run must be answered.
+        poll(lambda: ping(self.b, "10.77.0.1", A_INNER, 1) == 1, 15, interval=0.2,
+             what=lambda: "a first ping after the move\n%s\n%s" % (ours.report(), charon.report()))
         self.labAssertEqual(ping(self.b, "10.77.0.1", A_INNER, 10), 10, "ping after the move")
 
     def test_androidCertificate(self):
