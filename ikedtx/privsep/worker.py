@@ -103,7 +103,10 @@ def importEverything():
                  "twisted.python.threadpool", "twisted.internet.unix", "twisted.internet.udp",
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
-                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification"):
+                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
+                 # --metrics (its optional dependency, imported when served)
+                 "prometheus_client", "prometheus_client.core", "prometheus_client.exposition",
+                 "twisted.web.server", "twisted.web.util", "twisted.web.error"):
         try:
             __import__(name)
         except Exception:
