@@ -390,3 +390,47 @@ def listening(pid, port):
             if fields[1].endswith(":%04X" % (port,)) and fields[3] == "0A":
                 return fields[9]
     raise AssertionError("nothing listens on TCP port %d" % (port,))
+
+
+class SteeringTests(TestCase):
+    """
+    The NAT-T port of the user-space datapath under privilege separation:
+    the kernel splits its datagrams between the worker's socket and the
+    parent's by the non-ESP marker (RFC 3948 2.2).
+    """
+
+    def test_markerSteers(self):
+        """
+        IKE (a zero marker) and NAT keepalives (one byte 0xff) reach the
+        first socket, the worker's; ESP in UDP (a non-zero SPI) the second,
+        the parent's; none reaches both.
+        """
+        import socket
+
+        from ikedtx.privsep.parent import bindEspSocket, bindPortSocket
+
+        worker = bindPortSocket("127.0.0.1", 0, True, "userspace")
+        self.addCleanup(worker.close)
+        port = worker.getsockname()[1]
+        parent = bindEspSocket("127.0.0.1", port)
+        self.addCleanup(parent.close)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        ike, keepalive = b"\0\0\0\0" + b"i" * 28, b"\xff"
+        esp = [b"\x00\x00\x01\x00" + b"e" * 28, b"\xc0\xff\xee\x01" + b"e" * 28]
+        for datagram in [ike, esp[0], keepalive, esp[1], ike]:
+            sender.sendto(datagram, ("127.0.0.1", port))
+        got = {worker: [], parent: []}
+
+        def drained():
+            for skt, datagrams in got.items():
+                try:
+                    while True:
+                        datagrams.append(skt.recv(100))
+                except BlockingIOError:
+                    pass
+            return sum(map(len, got.values())) >= 5
+
+        poll(drained, 5.0, interval=0.01, what=lambda: "five datagrams: %r" % (got,))
+        self.assertEqual(got[worker], [ike, keepalive, ike])
+        self.assertEqual(got[parent], esp)

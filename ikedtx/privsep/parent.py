@@ -4,8 +4,10 @@ The privileged parent of a privilege-separated daemon.
 
 It keeps what needs root: the configuration file and the iked tree (private
 key included), the bound IKE and NAT-T sockets (with the XFRM bypass and
-ESP-in-UDP options set), the control sockets (bound and listening), and
-the datapath provider. It spawns the worker (C{python -m
+ESP-in-UDP options set), the control sockets (bound and listening), the
+C{--metrics} socket, the datapath provider (the user-space one with its TUN
+device and its end of the NAT-T ports) and the virtual addresses on the
+interfaces (L{ikedtx.privsep.addresses}). It spawns the worker (C{python -m
 ikedtx.privsep.worker}) with the sockets, the AMP socketpair and the
 signing socketpair among its file descriptors and the state
 (L{ikedtx.privsep.state}) on its standard input; the worker drops its
@@ -36,6 +38,8 @@ from ikedtx.privsep import records as R
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
+from ikedtx.wire.errors import ShortDatagram
+from ikedtx.wire.natt import NattKind, classifyNattDatagram
 
 DEFAULT_USER = "_iked"
 #: The most bytes and keys of one box from the worker (an UpdateSA carries
@@ -392,9 +396,6 @@ class EspPortProtocol:
         pass
 
     def packetReceived(self, data, remote, local):
-        from ikedtx.wire.errors import ShortDatagram
-        from ikedtx.wire.natt import NattKind, classifyNattDatagram
-
         try:
             kind, _payload = classifyNattDatagram(data)
         except ShortDatagram:
