@@ -99,7 +99,9 @@ def importEverything():
     # The descriptor kept for accept()'s EMFILE handling opens /dev/null
     # on first use: open it now.
     tcp._reservedFD.reserve()
-    for name in ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8", "twisted.internet.threads",
+    for name in ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
+                 # EAP-MSCHAPv2's password hash (utf-16-le), identities' BMP and universal strings.
+                 "encodings.utf_16_le", "encodings.utf_16_be", "encodings.utf_32_be", "twisted.internet.threads",
                  "twisted.python.threadpool", "twisted.internet.unix", "twisted.internet.udp",
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
