@@ -398,6 +398,32 @@ class AddressCommandTests(ChannelTests):
         self.failureResultOf(self.addAddress(str(self.VIP), "eth1"), R.AddressRefused)
 
 
+class EspPortTests(SynchronousTestCase):
+    def test_onlyEsp(self):
+        """
+        The parent's end of a NAT-T port hands ESP in UDP (RFC 3948 2.2: a
+        non-zero SPI where IKE has its zero marker) to the user-space
+        datapath, and drops what the kernel should have steered to the
+        worker: IKE, keepalives, datagrams too short to tell.
+        """
+        from ikedtx.privsep.parent import EspPortProtocol
+
+        class Datapath:
+            def __init__(self):
+                self.received = []
+
+            def espReceived(self, data, remote, local):
+                self.received.append((data, remote, local))
+
+        datapath = Datapath()
+        protocol = EspPortProtocol(datapath)
+        remote, local = ("192.0.2.2", 4500), ("192.0.2.1", 4500)
+        esp = b"\x00\x00\x01\x00" + b"e" * 28
+        for data in (b"\0\0\0\0" + b"i" * 28, b"\xff", b"", b"\x01\x02", esp):
+            protocol.packetReceived(data, remote, local)
+        self.assertEqual(datapath.received, [(esp, remote, local)])
+
+
 class SigningTests(SynchronousTestCase):
     def setUp(self):
         self.rsaKey = rsa.generate_private_key(65537, 2048)
