@@ -12,6 +12,8 @@ and what the datapath counted for each installed Child SA (asked with
 C{querySA}, so the answer waits for the datapath).
 """
 
+import os
+
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -205,6 +207,9 @@ class MetricsService(Service):
 
     _log = Logger()
     name = "metrics"
+    #: C{(fd, family)} of a socket bound and listening already (the
+    #: privilege-separated worker's, from its parent), or L{None}.
+    descriptor = None
 
     def __init__(self, address, reactor):
         self.address = address
@@ -229,7 +234,12 @@ class MetricsService(Service):
         site = Site(MetricsResource(self.parent))
         site.noisy = False
         try:
-            self.listening = self.reactor.listenTCP(port, site, interface=host)
+            if self.descriptor is not None:
+                fd, family = self.descriptor
+                self.listening = self.reactor.adoptStreamPort(fd, family, site)
+                os.close(fd)
+            else:
+                self.listening = self.reactor.listenTCP(port, site, interface=host)
         except CannotListenError as e:
             raise StartupError("metrics on %s:%d: %s" % (host or "*", port, getattr(e.socketError, "strerror", None)
                                                           or e.socketError))

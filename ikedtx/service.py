@@ -562,8 +562,6 @@ class IkedService(MultiService):
             self.kernel.removeLeftoverRoutes()
         self._log.info("datapath: {kernel} ({why})", kernel=kernelName,
                        why=self.options.get("kernelReason") or "--kernel %s" % (kernelName,))
-        if self.options.get("privsepOff"):
-            self._log.warn("privilege separation off, one process as root: {why}", why=self.options["privsepOff"])
         if self.credentials is None:
             self.credentials = self._makeCredentials()
         self.core = IKECore(
@@ -575,13 +573,7 @@ class IkedService(MultiService):
         self.runner.events = self.events
         self.runner.configureRadius(self.config)
         self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
-        if self.kernel.name == "userspace":
-            # ESP in UDP shares the NAT-T sockets (RFC 3948).
-            self.runner.espHandler = self.kernel.espReceived
-            self.kernel.sendUdp = self.runner.sendEsp
-            self.kernel.sendUdpSegments = self.runner.sendEspSegments
-            if self.options.get("keylog"):
-                self.kernel.startDump(self.options["keylog"] + ".esp.json")
+        self._wireDatapath()
         try:
             MultiService.startService(self)
         except BaseException:
@@ -608,6 +600,15 @@ class IkedService(MultiService):
         # as long as the daemon: keep it out of every later collection.
         gc.freeze()
         self.reactor.callWhenRunning(self._startup)
+
+    def _wireDatapath(self):
+        if self.kernel.name == "userspace":
+            # ESP in UDP shares the NAT-T sockets (RFC 3948).
+            self.runner.espHandler = self.kernel.espReceived
+            self.kernel.sendUdp = self.runner.sendEsp
+            self.kernel.sendUdpSegments = self.runner.sendEspSegments
+            if self.options.get("keylog"):
+                self.kernel.startDump(self.options["keylog"] + ".esp.json")
 
     def _keyLog(self):
         return keyLogger(self.options["keylog"], self._log) if self.options.get("keylog") else None

@@ -340,29 +340,13 @@ def makeService(options):
 def usePrivsep(options, config=None):
     """
     Whether the daemon separates privileges: started as root, without
-    C{--no-privsep}, with a datapath the parent can hold alone (the
-    user-space one shares the NAT-T sockets for ESP, so it runs in one
-    process), and no policy that asks the peer for a virtual address to put
-    on an interface of a kernel datapath (the worker has no CAP_NET_ADMIN
-    and the parent has no command for it yet).  Where root runs one
-    process for either reason, C{options["privsepOff"]} says why (logged
-    at start).
+    C{--no-privsep}. Every datapath and configuration runs so (the
+    parent holds the datapath, the TUN device, the sockets and the
+    interfaces' virtual addresses; L{ikedtx.privsep}).
     """
     import os
 
-    if os.geteuid() != 0 or options.get("no-privsep"):
-        return False
-    why = None
-    if options.get("kernel") == "userspace":
-        why = "the user-space datapath shares the NAT-T sockets"
-    elif config is not None and options.get("kernel") != "decoupled" and any(
-            option.request and option.kind == "address"
-            for policy in config.policies for option in policy.configOptions):
-        why = "a policy requests a virtual address, which the worker cannot put on an interface yet"
-    if why is not None:
-        options["privsepOff"] = why
-        return False
-    return True
+    return os.geteuid() == 0 and not options.get("no-privsep")
 
 
 # The level filters of the daemon's log observers, which ikectl log

@@ -287,8 +287,8 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
     def test_virtualIPClient(self):
         """
         ikedtx as road warrior (RFC 7296 2.19) over XFRM: charon lends it the
-        first address of its pool, ikedtx puts it on C{lo} and negotiates
-        its Child SA from it; pings pass through ESP both ways; after
+        first address of its pool, ikedtx's privileged parent puts it on
+        C{lo} for the worker and the worker negotiates its Child SA from it; pings pass through ESP both ways; after
         SIGTERM the address is gone from C{lo}.
         """
         self.checkTraffic("vip_gcm_tunnel_v4")
@@ -296,6 +296,10 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         context = json.dumps(result, indent=1) + self.context(data)
         self.assertIn("10.99.0.1/32", result["lo"], context)
         self.assertNotIn("10.99.0.1", data["stop"]["lo"], context)
+        # Privilege-separated (root, the default): the parent put it there
+        # for the worker, which has no CAP_NET_ADMIN.
+        self.assertIn("privilege separation: worker as _iked", data["ikedtxLog"], context)
+        self.assertIn("virtual address 10.99.0.1 on lo (for the worker)", data["ikedtxLog"], context)
 
     def test_nattResponderCharonBehindNat(self):
         """

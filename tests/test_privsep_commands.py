@@ -18,10 +18,13 @@ from twisted.protocols import amp
 from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
+from ikedtx.config import parseConfig
+from ikedtx.kernel import vips
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.kernel.interfaces import KernelError, KernelFlow, KernelSA, KernelSelector
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
+from ikedtx.privsep.addresses import AddressGuard, RemoteAddresses
 from ikedtx.privsep.parent import Supervisor, WorkerCommands, describeEnd
 from ikedtx.privsep.signer import (MAX_FRAME, SigningError, SigningServer, parseRequest, remoteKey, signWith)
 from ikedtx.privsep.state import LocalKeyPlaceholder, dumpState, loadState
@@ -104,11 +107,46 @@ class RecordTests(SynchronousTestCase):
         self.assertRaises(R.RecordError, R.decode, b"[]", R.saFromPlain)
 
 
+#: A road-warrior client's policies: one puts its address on eth1, the
+#: other where the datapath puts them (lo for this one).
+CLIENT = ('ikev2 "rw" active esp from dynamic to 10.2.0.0/16 peer 192.0.2.2 psk "x" request address any '
+          'iface eth1\n'
+          'ikev2 "rw2" active esp from dynamic to 10.3.0.0/16 peer 192.0.2.3 psk "x" request address any\n')
+
+
+class RecordingAddresses(vips.RecordedAddresses):
+    """
+    A keeper of virtual addresses that also notes each change in the
+    datapath's log, so that tests see the order of SAs, addresses and flows.
+    """
+
+    def __init__(self, log):
+        vips.RecordedAddresses.__init__(self)
+        self.log = log
+
+    def add(self, address, interface):
+        vips.RecordedAddresses.add(self, address, interface)
+        self.log.append(("addAddress", (address, interface)))
+
+    def remove(self, address, interface):
+        vips.RecordedAddresses.remove(self, address, interface)
+        self.log.append(("removeAddress", (address, interface)))
+
+
 class _Service:
     def __init__(self):
         self.kernel = DecoupledKernel()
         self.installed = set()
         self.notified = []
+        # iked.conf names interfaces that exist (eth1 need not, here).
+        from ikedtx.config import hosts
+
+        exists, hosts.interfaceExists = hosts.interfaceExists, lambda name: True
+        try:
+            config = parseConfig(CLIENT)
+        finally:
+            hosts.interfaceExists = exists
+        self.addresses = AddressGuard(self.kernel, config, keeper=RecordingAddresses(self.kernel.log))
 
     def _notify(self, state):
         self.notified.append(state)
@@ -237,6 +275,153 @@ class ChannelTests(SynchronousTestCase):
         # systemd hears that the reload is done once the last chunk is out.
         self.assertEqual(self.service.notified, ["READY=1"])
         self.failureResultOf(self.call(self.client.callRemote(C.FetchState, token=1, offset=0)), KeyError)
+
+
+class AddressCommandTests(ChannelTests):
+    """
+    C{AddAddress}/C{RemoveAddress}: the parent puts a virtual address (RFC
+    7296 2.19) on an interface only for an address that is the local
+    selector of an SA the worker installed, on the interface of a policy
+    that requests an address; anything else is refused and changes nothing.
+    """
+
+    VIP = ip_address("10.88.0.1")
+
+    def setUp(self):
+        ChannelTests.setUp(self)
+        self.remote = RemoteKernel("xfrm", self.client)
+
+    def vipSA(self, **changes):
+        return anSA(selectors=((selector(str(self.VIP)), selector("10.2.0.0", "10.2.0.255")),), **changes)
+
+    def addAddress(self, address, interface):
+        return self.call(self.client.callRemote(C.AddAddress, address=address, interface=interface))
+
+    @property
+    def added(self):
+        return self.service.addresses.keeper.added
+
+    def test_addressOfAnSA(self):
+        """
+        The local selector of an installed SA goes on the policy's iface, or
+        where the datapath puts addresses (lo here), and comes off again.
+        """
+        self.successResultOf(self.call(self.remote.addSA(self.vipSA())))
+        self.successResultOf(self.addAddress(str(self.VIP), "eth1"))
+        self.successResultOf(self.addAddress(str(self.VIP), "lo"))
+        self.assertEqual(self.added, {(self.VIP, "eth1"), (self.VIP, "lo")})
+        self.successResultOf(self.call(self.client.callRemote(C.RemoveAddress, address=str(self.VIP),
+                                                              interface="eth1")))
+        self.assertEqual(self.added, {(self.VIP, "lo")})
+
+    def test_noSAHoldsIt(self):
+        """
+        An address that no SA of the worker has as its local selector is
+        refused (ADDRESS_REFUSED, with why): one only in the SA's remote
+        selector, one of an SA deleted since, one of no SA at all.
+        """
+        sa = self.vipSA()
+        self.successResultOf(self.call(self.remote.addSA(sa)))
+        for address in ("10.88.0.2", "10.2.0.1"):
+            failure = self.failureResultOf(self.addAddress(address, "eth1"), R.AddressRefused)
+            self.assertIn("no SA has %s as its local selector" % (address,), str(failure.value))
+        self.successResultOf(self.call(self.remote.deleteSA(sa)))
+        self.failureResultOf(self.addAddress(str(self.VIP), "eth1"), R.AddressRefused)
+        self.assertEqual(self.added, set())
+
+    def test_badInterface(self):
+        """
+        An interface no requesting policy names is refused; a string that
+        cannot be an interface name is malformed (BAD_RECORD).
+        """
+        self.successResultOf(self.call(self.remote.addSA(self.vipSA())))
+        failure = self.failureResultOf(self.addAddress(str(self.VIP), "eth0"), R.AddressRefused)
+        self.assertIn("eth0 is not the interface of a policy that requests an address (eth1, lo)",
+                      str(failure.value))
+        for interface in ("", "x" * 16, "../eth1", "eth 1", "eth1\n", ".."):
+            self.failureResultOf(self.addAddress(str(self.VIP), interface), R.RecordError)
+        self.assertEqual(self.added, set())
+
+    def test_malformedArguments(self):
+        """
+        What does not parse as an address is malformed; addresses no peer
+        lends (unspecified, loopback, multicast, link-local) are refused,
+        even as an SA's local selector; nothing changes.
+        """
+        for address in ("10.88.0.300", "", "x" * 100, "10.88.0.1/32", " 10.88.0.1"):
+            self.failureResultOf(self.addAddress(address, "eth1"), R.RecordError)
+            self.failureResultOf(self.call(self.client.callRemote(C.RemoveAddress, address=address,
+                                                                  interface="eth1")), R.RecordError)
+        for address in ("0.0.0.0", "127.0.0.1", "224.0.0.1", "169.254.1.1", "fe80::1"):
+            sa = anSA(selectors=((selector(address), selector(address)),))
+            self.successResultOf(self.call(self.remote.addSA(sa)))
+            failure = self.failureResultOf(self.addAddress(address, "eth1"), R.AddressRefused)
+            self.assertIn("not an address a peer lends", str(failure.value))
+        self.assertEqual(self.added, set())
+
+    def test_heldUntilItsSA(self):
+        """
+        The worker's keeper holds an address the core lends before its
+        Child SA is installed, and sends it right after the SA that has it
+        as its local selector: the parent puts it on the interface before
+        the flows (whose routes take it as their source).
+        """
+        keeper = RemoteAddresses(self.remote)
+        keeper.add(self.VIP, "eth1")
+        self.pump.flush()
+        self.assertEqual(self.added, set())
+        sa = self.vipSA()
+        flow = KernelFlow(selector(str(self.VIP)), selector("10.2.0.0", "10.2.0.255"), "out", ESP, "tunnel",
+                          ip_address("192.0.2.1"), ip_address("192.0.2.2"), 7)
+        self.remote.addSA(sa)
+        self.remote.addFlow(flow)
+        self.pump.flush()
+        self.assertEqual(list(self.service.kernel.log),
+                         [("addSA", sa), ("addAddress", (self.VIP, "eth1")), ("addFlow", flow)])
+        keeper.remove(self.VIP, "eth1")
+        self.pump.flush()
+        self.assertEqual(self.added, set())
+        # Once the SA is there, an address goes at once (ikectl couple).
+        keeper.add(self.VIP, "eth1")
+        self.pump.flush()
+        self.assertEqual(self.added, {(self.VIP, "eth1")})
+
+    def test_workerGone(self):
+        """
+        When the worker dies the parent forgets its SAs and takes its
+        addresses off their interfaces.
+        """
+        self.successResultOf(self.call(self.remote.addSA(self.vipSA())))
+        self.successResultOf(self.addAddress(str(self.VIP), "eth1"))
+        self.service.addresses.flush()
+        self.assertEqual(self.added, set())
+        self.failureResultOf(self.addAddress(str(self.VIP), "eth1"), R.AddressRefused)
+
+
+class EspPortTests(SynchronousTestCase):
+    def test_onlyEsp(self):
+        """
+        The parent's end of a NAT-T port hands ESP in UDP (RFC 3948 2.2: a
+        non-zero SPI where IKE has its zero marker) to the user-space
+        datapath, and drops what the kernel should have steered to the
+        worker: IKE, keepalives, datagrams too short to tell.
+        """
+        from ikedtx.privsep.parent import EspPortProtocol
+
+        class Datapath:
+            def __init__(self):
+                self.received = []
+
+            def espReceived(self, data, remote, local):
+                self.received.append((data, remote, local))
+
+        datapath = Datapath()
+        protocol = EspPortProtocol(datapath)
+        remote, local = ("192.0.2.2", 4500), ("192.0.2.1", 4500)
+        esp = b"\x00\x00\x01\x00" + b"e" * 28
+        for data in (b"\0\0\0\0" + b"i" * 28, b"\xff", b"", b"\x01\x02", esp):
+            protocol.packetReceived(data, remote, local)
+        self.assertEqual(datapath.received, [(esp, remote, local)])
 
 
 class SigningTests(SynchronousTestCase):

@@ -216,3 +216,221 @@ class PrivsepOpenIkedTests(PrivsepMixin, OpenIkedMixin, TestCase):
     def test_pskResponder(self):
         ours, iked, mine = OpenIkedAuthTests._responder(self, "psk")
         self.assertSeparated(ours)
+
+
+def openFiles(pid):
+    """
+    What the file descriptors of C{pid} point at.
+    """
+    directory = "/proc/%d/fd" % (pid,)
+    found = []
+    for name in os.listdir(directory):
+        try:
+            found.append(os.readlink(os.path.join(directory, name)))
+        except OSError:
+            pass
+    return found
+
+
+class PrivsepUserspaceTests(PrivsepMixin, TestCase):
+    """
+    The user-space datapath under privilege separation: the parent holds
+    the TUN device, the raw ESP sockets and its own end of each NAT-T port
+    (the kernel steers ESP in UDP there, IKE to the worker's); the worker
+    negotiates and never holds the TUN device.
+    """
+
+    def startUserspace(self, namespace, config, listen, extra=()):
+        ours = self.ikedtx(namespace, config, extraArgs=["--kernel", "userspace", "--listen", listen] + list(extra))
+        ours.start()
+        return ours
+
+    def assertWorkerUnprivileged(self, ours):
+        """
+        C{ours}'s worker: the unprivileged user, no capabilities, no new
+        privileges, no TUN device; its parent (root) holds the device.
+        """
+        worker = self.workerOf(ours)
+        fields = status(worker)
+        self.assertEqual(fields["Uid"].split(), [str(self.user.pw_uid)] * 4)
+        self.assertEqual((int(fields["CapEff"], 16), int(fields["CapPrm"], 16), int(fields["CapBnd"], 16)),
+                         (0, 0, 0))
+        self.assertEqual(fields["NoNewPrivs"], "1")
+        self.assertNotIn("/dev/net/tun", openFiles(worker))
+        self.assertIn("/dev/net/tun", openFiles(ours.process.pid))
+        log = ours.log()
+        self.assertIn("datapath: userspace (--kernel userspace); privilege separation: worker as %s" % (WORKER_USER,),
+                      log)
+        self.assertNotIn("privilege separation off", log)
+        return worker
+
+    def test_charonPing(self):
+        """
+        ikedtx (user-space datapath, privilege-separated) and charon
+        (kernel-libipsec, which fakes a NAT: IKE and ESP share UDP 4500):
+        the Child SA comes up, three pings pass each way, the parent's
+        datapath counts the six packets of each SA and drops nothing (no
+        IKE reached it, no ESP the worker), and the worker is unprivileged
+        without the TUN device.
+        """
+        from tests.test_interop_userspace import espDump, ping
+
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        ours = self.startUserspace(self.a, ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"), A)
+        ours.initiate("peer")
+        self.assertEqual(ping(self.a, A_INNER, B_INNER, 3), 3)
+        self.assertEqual(ping(self.b, B_INNER, A_INNER, 3), 3)
+
+        def counted():
+            dump = espDump(ours)
+            return dump if sum(sa["packets"] for sa in dump["sas"]) >= 12 else None
+
+        dump = poll(counted, 10.0, interval=0.1, what=lambda: "12 packets in %r\n%s" % (espDump(ours), ours.report()))
+        self.assertEqual(sorted(sa["packets"] for sa in dump["sas"]), [6, 6])
+        self.assertTrue(all(sa["encapsulation"] for sa in dump["sas"]), repr(dump))
+        self.assertEqual(dump["drops"], {})
+        self.assertWorkerUnprivileged(ours)
+        sas = [sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]
+        self.assertEqual(len(sas), 1)
+
+    def test_ikedtxPairPing(self):
+        """
+        Two privilege-separated ikedtx daemons with the user-space datapath
+        and C{natt} (ESP in UDP on the port IKE uses): pings pass both ways
+        and both workers are unprivileged.
+        """
+        from tests.test_interop_userspace import ping
+
+        self.hosts()
+        policy = 'ikev2 "peer" passive natt esp from %s to %s local %s peer %s %s srcid %s dstid %s psk "%s"\n'
+        child = "childsa enc aes-128-gcm"
+        ours = self.startUserspace(self.a, policy % (A_INNER, B_INNER, A, B, child, A, B, PSK), A)
+        theirs = self.startUserspace(self.b, policy % (B_INNER, A_INNER, B, A, child, B, A, PSK), B)
+        ours.initiate("peer")
+        self.assertEqual(ping(self.a, A_INNER, B_INNER, 3), 3)
+        self.assertEqual(ping(self.b, B_INNER, A_INNER, 3), 3)
+        self.assertWorkerUnprivileged(ours)
+        self.assertWorkerUnprivileged(theirs)
+
+    def test_virtualAddressClient(self):
+        """
+        ikedtx as road-warrior client (C{request address any}, C{iface})
+        under privilege separation: charon lends 10.88.0.1, the parent puts
+        it on the policy's interface for the worker (which has no
+        CAP_NET_ADMIN), a ping from it is answered through the tunnel, and
+        it is gone from the interface once the IKE SA is deleted.
+        """
+        from tests.test_interop_userspace import ping
+
+        self.hosts()
+        iface = self.link.interface(self.a)
+        charon = self.charon(self.b, libipsec=True)
+        charon.addSecret(Secret(PSK, ids=[A, B]))
+        charon.addPool("rw", "10.88.0.0/29", dns=["10.2.0.53"])
+        charon.addConnection(Connection(
+            "rw", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
+            local=Auth("psk", id=B), remote=Auth("psk", id=A), pools=["rw"],
+            children=[Child("net", local_ts=[B_INNER + "/32"], remote_ts=["dynamic"], esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        ours = self.startUserspace(
+            self.a, 'ikev2 "peer" passive esp from dynamic to %s local %s peer %s childsa enc aes-128-gcm '
+                    'srcid %s dstid %s psk "%s" request address any iface "%s"\n' % (B_INNER, A, B, A, B, PSK, iface), A)
+        ours.initiate("peer")
+
+        def addresses():
+            return self.a.run(["ip", "-o", "addr", "show", "dev", iface], check=False).stdout
+
+        self.assertIn("10.88.0.1/32", addresses())
+        poll(lambda: "virtual address 10.88.0.1 on %s (for the worker)" % (iface,) in ours.log(), 10.0, interval=0.1,
+             what=lambda: "the parent's line\n" + ours.report())
+        self.assertEqual(ping(self.a, "10.88.0.1", B_INNER, 3), 3)
+        self.assertWorkerUnprivileged(ours)
+        (sa,) = ours.showSa()
+        ours.deleteIkeSA(sa["spiI"])
+        poll(lambda: "10.88.0.1" not in addresses(), 10.0, interval=0.1,
+             what=lambda: "10.88.0.1 off %s\n%s" % (iface, ours.report()))
+
+
+_FETCH = ("import sys, urllib.request\n"
+          "with urllib.request.urlopen(sys.argv[1], timeout=20) as r:\n"
+          "    sys.stdout.write(r.read().decode('utf-8'))\n")
+
+
+class PrivsepMetricsTests(PrivsepMixin, TestCase):
+    def test_privilegedPort(self):
+        """
+        C{--metrics 127.0.0.1:900}: a port only root binds; the parent binds
+        it and the unprivileged worker serves it (GET /metrics answers with
+        the daemon's figures); the worker holds the listening socket.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        ours = self.startIkedtx(ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"),
+                                extraArgs=["--metrics", "127.0.0.1:900"])
+        ours.start()
+        worker = self.workerOf(ours)
+        poll(lambda: "metrics on http://127.0.0.1:900/metrics" in ours.log(), 10.0, interval=0.1,
+             what=lambda: "the worker's metrics line\n" + ours.report())
+        result = self.a.run([sys.executable, "-c", _FETCH, "http://127.0.0.1:900/metrics"], timeout=60)
+        self.assertIn("ikedtx_half_open_ike_sas 0.0", result.stdout)
+        self.assertEqual(int(status(worker)["CapEff"], 16), 0)
+        self.assertIn("socket:[%s]" % (listening(worker, 900),), openFiles(worker))
+
+
+def listening(pid, port):
+    """
+    The inode of the TCP socket listening on C{port} in the network
+    namespace of C{pid} (/proc/PID/net/tcp).
+    """
+    with open("/proc/%d/net/tcp" % (pid,)) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(":%04X" % (port,)) and fields[3] == "0A":
+                return fields[9]
+    raise AssertionError("nothing listens on TCP port %d" % (port,))
+
+
+class SteeringTests(TestCase):
+    """
+    The NAT-T port of the user-space datapath under privilege separation:
+    the kernel splits its datagrams between the worker's socket and the
+    parent's by the non-ESP marker (RFC 3948 2.2).
+    """
+
+    def test_markerSteers(self):
+        """
+        IKE (a zero marker) and NAT keepalives (one byte 0xff) reach the
+        first socket, the worker's; ESP in UDP (a non-zero SPI) the second,
+        the parent's; none reaches both.
+        """
+        import socket
+
+        from ikedtx.privsep.parent import bindEspSocket, bindPortSocket
+
+        worker = bindPortSocket("127.0.0.1", 0, True, "userspace")
+        self.addCleanup(worker.close)
+        port = worker.getsockname()[1]
+        parent = bindEspSocket("127.0.0.1", port)
+        self.addCleanup(parent.close)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        ike, keepalive = b"\0\0\0\0" + b"i" * 28, b"\xff"
+        esp = [b"\x00\x00\x01\x00" + b"e" * 28, b"\xc0\xff\xee\x01" + b"e" * 28]
+        for datagram in [ike, esp[0], keepalive, esp[1], ike]:
+            sender.sendto(datagram, ("127.0.0.1", port))
+        got = {worker: [], parent: []}
+
+        def drained():
+            for skt, datagrams in got.items():
+                try:
+                    while True:
+                        datagrams.append(skt.recv(100))
+                except BlockingIOError:
+                    pass
+            return sum(map(len, got.values())) >= 5
+
+        poll(drained, 5.0, interval=0.01, what=lambda: "five datagrams: %r" % (got,))
+        self.assertEqual(got[worker], [ike, keepalive, ike])
+        self.assertEqual(got[parent], esp)

@@ -268,21 +268,33 @@ class TwistdTests(TestCase):
         os.chmod(config, 0o600)
         sock = os.path.join("/tmp", "ikedtx-test-%d.sock" % (os.getpid(),))
         ike, natt = freePorts(2)
-        process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
-             "-n", "--pidfile=", "iked", "-c", config, "--listen", "127.0.0.1",
-             "--ike-port", str(ike), "--natt-port", str(natt), "-s", sock, "-D", "local_gw=127.0.0.1",
-             "-D", "remote_gw=127.0.0.9"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        log = os.path.join(directory, "twistd.log")
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+                 "-n", "--pidfile=", "iked", "-c", config, "--listen", "127.0.0.1",
+                 "--ike-port", str(ike), "--natt-port", str(natt), "-s", sock, "-D", "local_gw=127.0.0.1",
+                 "-D", "remote_gw=127.0.0.9"],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+        def output():
+            with open(log, "rb") as f:
+                return f.read().decode()
+
         try:
+            # Started as root, the daemon is privilege-separated: the
+            # parent binds the control socket at once, the worker serves
+            # (and logs through the parent) once it has started.
             deadline = time.time() + 30
-            while not os.path.exists(sock) and time.time() < deadline and process.poll() is None:
+            while ("site-to-site: initiating" not in output() and time.time() < deadline
+                   and process.poll() is None):
                 time.sleep(0.05)
             started = os.path.exists(sock)
-            time.sleep(0.5)
         finally:
             process.send_signal(signal.SIGTERM)
-            output = process.communicate(timeout=30)[0].decode()
+            process.wait(timeout=30)
+        output = output()
         self.assertTrue(started, "no control socket:\n" + output)
         # twistd ends by re-raising the signal that stopped the reactor, so
         # a clean SIGTERM shutdown exits "killed by SIGTERM".

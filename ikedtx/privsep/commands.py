@@ -5,20 +5,23 @@ worker, over their socketpair.
 
 Worker to parent: the datapath operations of L{ikedtx.kernel.interfaces.
 IKernel} (records as L{ikedtx.privsep.records} JSON, checked by the
-parent), C{Reload} and C{FetchState} (the parent reads the configuration
-and the iked tree; the worker fetches the result in chunks), C{Ready}.
-Parent to worker: the datapath's events (C{Acquire}, C{Expired}).
+parent), C{AddAddress} and C{RemoveAddress} (a virtual address a
+configuration payload lent us, on an interface), C{Reload} and
+C{FetchState} (the parent reads the configuration and the iked tree; the
+worker fetches the result in chunks), C{Ready}. Parent to worker: the
+datapath's events (C{Acquire}, C{Expired}).
 
 Every argument is typed and bounded: AMP limits a value to 65,535 bytes, a
 record to L{ikedtx.privsep.records.MAX_RECORD_BYTES}; a record that does
 not decode is refused with C{BAD_RECORD}, a datapath failure is
-C{KERNEL_ERROR}; both carry one line of text.
+C{KERNEL_ERROR}, an address the parent will not put on an interface
+C{ADDRESS_REFUSED}; each carries one line of text.
 """
 
 from twisted.protocols import amp
 
 from ikedtx.kernel.interfaces import KernelError
-from ikedtx.privsep.records import RecordError
+from ikedtx.privsep.records import AddressRefused, RecordError
 
 #: The bytes of the state per L{FetchState} answer.
 CHUNK = 60000
@@ -82,6 +85,26 @@ class UnblockIPv6(BlockIPv6):
 
 class Flush(BlockIPv6):
     pass
+
+
+class AddAddress(amp.Command):
+    """
+    Put C{address} (lent us by the peer of an IKE SA, RFC 7296 2.19) on
+    C{interface}: the parent does it only for an address that is the local
+    selector of an SA the worker installed, on an interface a policy that
+    requests an address names (or the datapath's own).
+    """
+
+    arguments = [(b"address", amp.Unicode()), (b"interface", amp.Unicode())]
+    response = []
+    errors = {**_ERRORS, AddressRefused: b"ADDRESS_REFUSED"}
+
+
+class RemoveAddress(AddAddress):
+    """
+    Take C{address} off C{interface} again (nothing happens for one the
+    parent did not put there).
+    """
 
 
 class Ready(amp.Command):

@@ -4,8 +4,10 @@ The privileged parent of a privilege-separated daemon.
 
 It keeps what needs root: the configuration file and the iked tree (private
 key included), the bound IKE and NAT-T sockets (with the XFRM bypass and
-ESP-in-UDP options set), the control sockets (bound and listening), and
-the datapath provider. It spawns the worker (C{python -m
+ESP-in-UDP options set), the control sockets (bound and listening), the
+C{--metrics} socket, the datapath provider (the user-space one with its TUN
+device and its end of the NAT-T ports) and the virtual addresses on the
+interfaces (L{ikedtx.privsep.addresses}). It spawns the worker (C{python -m
 ikedtx.privsep.worker}) with the sockets, the AMP socketpair and the
 signing socketpair among its file descriptors and the state
 (L{ikedtx.privsep.state}) on its standard input; the worker drops its
@@ -16,10 +18,12 @@ datapath and starts another, after a delay that doubles while the workers
 die young (L{Supervisor}).
 """
 
+import ctypes
 import os
 import pwd
 import signal
 import socket
+import struct
 import sys
 
 from twisted.application.service import MultiService
@@ -31,8 +35,11 @@ from ikedtx.config.hosts import resolvePolicyNames
 from ikedtx.control.bounded import BoundedBoxes
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
+from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
+from ikedtx.wire.errors import ShortDatagram
+from ikedtx.wire.natt import NattKind, classifyNattDatagram
 
 DEFAULT_USER = "_iked"
 #: The most bytes and keys of one box from the worker (an UpdateSA carries
@@ -96,21 +103,47 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def addSA(self, sa):
         sa = self._record(sa, R.saFromPlain)
         self.service.installed.add(sa.spi)
+        self.service.addresses.installed(sa)
         return self._done(self.kernel.addSA(sa))
 
     @C.UpdateSA.responder
     def updateSA(self, old, new):
-        return self._done(self.kernel.updateSA(self._record(old, R.saFromPlain), self._record(new, R.saFromPlain)))
+        old, new = self._record(old, R.saFromPlain), self._record(new, R.saFromPlain)
+        self.service.addresses.removed(old)
+        self.service.addresses.installed(new)
+        return self._done(self.kernel.updateSA(old, new))
 
     @C.DeleteSA.responder
     def deleteSA(self, sa):
         sa = self._record(sa, R.saFromPlain)
         self.service.installed.discard(sa.spi)
+        self.service.addresses.removed(sa)
         return self._done(self.kernel.deleteSA(sa))
 
     @C.DetachSA.responder
     def detachSA(self, sa):
-        return self._done(self.kernel.detachSA(self._record(sa, R.saFromPlain)))
+        sa = self._record(sa, R.saFromPlain)
+        self.service.addresses.removed(sa)
+        return self._done(self.kernel.detachSA(sa))
+
+    @C.AddAddress.responder
+    def addAddress(self, address, interface):
+        try:
+            self.service.addresses.add(address, interface)
+        except (R.RecordError, R.AddressRefused) as e:
+            self._log.warn("the worker asked for virtual address {address} on {interface}: refused: {error}",
+                           address=address[:45], interface=interface[:16], error=e)
+            raise
+        return {}
+
+    @C.RemoveAddress.responder
+    def removeAddress(self, address, interface):
+        try:
+            self.service.addresses.remove(address, interface)
+        except R.RecordError as e:
+            self._log.warn("the worker asked to remove a virtual address: refused: {error}", error=e)
+            raise
+        return {}
 
     @C.QuerySA.responder
     def querySA(self, sa):
@@ -250,16 +283,58 @@ def describeEnd(error):
     return "exit status %s" % (getattr(error, "exitCode", None),)
 
 
+#: SO_ATTACH_REUSEPORT_CBPF (linux/asm-generic/socket.h).
+SO_ATTACH_REUSEPORT_CBPF = 51
+
+
+def _markerProgram():
+    """
+    The classic BPF program of a NAT-T port's reuseport group: the first
+    four bytes of the UDP payload zero (the non-ESP marker: IKE), or a
+    datagram shorter than that (a NAT keepalive), go to the group's first
+    socket (the worker's); anything else (ESP in UDP, RFC 3948 2.2) to
+    the second (the parent's).
+    """
+    instructions = [
+        (0x20, 0, 0, 0),  # ld [0]: the payload's first word (a short one ends the program: 0)
+        (0x15, 0, 1, 0),  # jeq #0
+        (0x06, 0, 0, 0),  # ret #0: the worker's socket
+        (0x06, 0, 0, 1),  # ret #1: the parent's socket
+    ]
+    return b"".join(struct.pack("HBBI", *i) for i in instructions)
+
+
+def steerByMarker(skt):
+    """
+    Make C{skt}, not bound yet, the first socket of a reuseport group that
+    a kernel program splits by the non-ESP marker (L{_markerProgram}): the
+    demultiplexing of RFC 3948 2.2 happens in the kernel, as it does for
+    the XFRM datapath (UDP_ENCAP_ESPINUDP), and neither process sees the
+    other's datagrams.
+
+    @raise OSError: the kernel has no SO_ATTACH_REUSEPORT_CBPF (Linux 4.5).
+    """
+    code = _markerProgram()
+    buffer = ctypes.create_string_buffer(code)
+    program = struct.pack("HL", len(code) // 8, ctypes.addressof(buffer))
+    skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    skt.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, program)
+
+
 def bindPortSocket(address, port, natt, kernelName):
     """
     A bound UDP socket for the worker's L{ikedtx.net.udp.PacketInfoPort},
     with what only root may set: the XFRM bypass and, on the NAT-T port of
-    the XFRM datapath, ESP in UDP (RFC 3948).
+    the XFRM datapath, ESP in UDP (RFC 3948). On the NAT-T port of the
+    user-space datapath, the first socket of a group whose second is the
+    parent's (L{bindEspSocket}, L{steerByMarker}).
     """
     from ikedtx.net.udp import PacketInfoPort
 
     probe = PacketInfoPort(port, None, address)
     skt = probe.createInternetSocket()
+    if natt and kernelName == "userspace":
+        steerByMarker(skt)
     skt.bind((address, port))
     if kernelName == "xfrm":
         from ikedtx.kernel.xfrm import bypassSocket, enableEspInUdp
@@ -274,6 +349,75 @@ def bindPortSocket(address, port, natt, kernelName):
             bypassSocket(skt)
         except OSError:
             pass
+    skt.setblocking(False)
+    return skt
+
+
+def bindEspSocket(address, port):
+    """
+    The parent's socket on the NAT-T port C{address}, C{port} of the
+    user-space datapath, bound after the worker's (L{bindPortSocket}):
+    the kernel hands it ESP in UDP only.
+    """
+    from ikedtx.kernel.xfrm import bypassSocket
+    from ikedtx.net.udp import PacketInfoPort
+
+    skt = PacketInfoPort(port, None, address).createInternetSocket()
+    skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    skt.bind((address, port))
+    try:
+        bypassSocket(skt)
+    except OSError:
+        pass
+    skt.setblocking(False)
+    return skt
+
+
+class EspPortProtocol:
+    """
+    The parent's end of a user-space datapath's NAT-T port: ESP in UDP to
+    the datapath. The kernel steers nothing else here; anything else is
+    dropped all the same.
+    """
+
+    _log = Logger()
+    transport = None
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def makeConnection(self, transport):
+        self.transport = transport
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        pass
+
+    def packetReceived(self, data, remote, local):
+        try:
+            kind, _payload = classifyNattDatagram(data)
+        except ShortDatagram:
+            return
+        if kind == NattKind.ESP:
+            self.kernel.espReceived(data, remote, local)
+
+
+def bindMetricsSocket(host, port):
+    """
+    A listening TCP socket for C{--metrics} (the worker serves it; a port
+    below 1024 needs root to bind).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    skt = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        skt.bind((host or "0.0.0.0", port))
+        skt.listen(50)
+    except OSError:
+        skt.close()
+        raise
     skt.setblocking(False)
     return skt
 
@@ -315,6 +459,9 @@ class PrivsepService(MultiService):
     @ivar worker: the running L{WorkerProcess}, or L{None}.
     @ivar workerPid: the pid of the worker that said it is ready.
     @ivar installed: SPIs of the SAs the current worker installed.
+    @ivar addresses: the L{AddressGuard} of the worker's virtual addresses.
+    @ivar espPorts: C{{(family, port): PacketInfoPort}}: the parent's ends
+        of the user-space datapath's NAT-T ports.
     @ivar restarts: how many workers were started after the first.
     """
 
@@ -331,8 +478,11 @@ class PrivsepService(MultiService):
         self.reactor = reactor
         self.config = config
         self.options = options
-        self.template = IkedService(config, dict(options, sighup=False, metrics=None), reactor, credentials)
+        self.template = IkedService(config, dict(options, sighup=False), reactor, credentials)
         self.kernel = None
+        self.addresses = None
+        self.espPorts = {}
+        self._metrics = None
         self.worker = None
         self.workerPid = None
         self.installed = set()
@@ -375,10 +525,13 @@ class PrivsepService(MultiService):
                        why=options.get("kernelReason") or "--kernel %s" % (kernelName,), user=self.user)
         if self.template.credentials is None:
             self.template.credentials = self.template._makeCredentials()
+        self.addresses = AddressGuard(self.kernel, self.config)
         for service in self.template:
             if isinstance(service, IKEPortService):
                 try:
                     skt = bindPortSocket(service.address, service.portNumber, service.natt, kernelName)
+                    if service.natt and kernelName == "userspace":
+                        self._listenEsp(bindEspSocket(service.address, service.portNumber), service.address)
                 except OSError as e:
                     self._closeSockets()
                     self._startFailed(StartupError("cannot bind %s:%d: %s" % (
@@ -393,6 +546,18 @@ class PrivsepService(MultiService):
                     self._startFailed(e if isinstance(e, StartupError) else StartupError(
                         "control socket %s: %s" % (service.path, e.strerror or e)))
                 self._control.append((skt, service.path, service.readOnly))
+            elif service.name == "metrics":
+                host, port = service.address
+                try:
+                    self._metrics = bindMetricsSocket(host, port)
+                except OSError as e:
+                    self._closeSockets()
+                    self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
+        if kernelName == "userspace":
+            self.kernel.sendUdp = self._sendEsp
+            self.kernel.sendUdpSegments = self._sendEspSegments
+            if options.get("keylog"):
+                self.kernel.startDump(options["keylog"] + ".esp.json")
         self.kernel.setEventReceiver(self)
         MultiService.startService(self)
         self._spawn()
@@ -402,9 +567,52 @@ class PrivsepService(MultiService):
 
         IkedService._startFailed(self, error)
 
+    def _listenEsp(self, skt, address):
+        from ikedtx.net.udp import PacketInfoPort
+
+        port = PacketInfoPort._fromListeningDescriptor(self.reactor, skt.fileno(), skt.family,
+                                                       EspPortProtocol(self.kernel), 65535)
+        port.interface = address
+        port.startListening()
+        skt.close()
+        self.espPorts[(port.addressFamily, port.getHost().port)] = port
+
+    def _sendEsp(self, data, local, remote):
+        """
+        The user-space datapath's ESP in UDP (RFC 3948: no marker), from
+        the parent's NAT-T socket of C{local} (C{(host, port)}).
+        """
+        host, number = local
+        port = self.espPorts.get((socket.AF_INET6 if ":" in str(host) else socket.AF_INET, number))
+        if port is None:
+            self._log.debug("no NAT-T socket for {local}; ESP to {remote} dropped", local=local, remote=remote)
+            return
+        port.writeFrom(data, remote, host)
+
+    def _sendEspSegments(self, buffers, size, local, remote):
+        """
+        C{buffers}, ESP packets of C{size} octets (the last at most), in one
+        UDP GSO send from the parent's NAT-T socket of C{local}.
+
+        @raise OSError: the host cannot send them so (the datapath then
+            sends them one by one).
+        """
+        host, number = local
+        port = self.espPorts.get((socket.AF_INET6 if ":" in str(host) else socket.AF_INET, number))
+        if port is None:
+            self._log.debug("no NAT-T socket for {local}; ESP to {remote} dropped", local=local, remote=remote)
+            return
+        port.writeSegments(buffers, size, remote, host)
+
     def _closeSockets(self):
         for skt, *_rest in self._sockets:
             skt.close()
+        for port in self.espPorts.values():
+            port.stopListening()
+        self.espPorts = {}
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
         for skt, path, _ro in self._control:
             skt.close()
             try:
@@ -455,8 +663,13 @@ class PrivsepService(MultiService):
             childFDs[fd] = skt.fileno()
             control.append([fd, path, readOnly])
             fd += 1
+        metrics = None
+        if self._metrics is not None:
+            childFDs[fd] = self._metrics.fileno()
+            metrics = [fd, self._metrics.family]
+            fd += 1
         layout = {"ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
-                  "kernel": self.kernel.name}
+                  "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel)}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(self, payload)
         env = dict(os.environ)
@@ -498,6 +711,7 @@ class PrivsepService(MultiService):
             return
         sas = len(self.installed)
         self.installed = set()
+        self.addresses.flush()
         delay = self.supervisor.nextDelay(lifetime)
         self._log.error("worker {pid} died ({how}); flushing the datapath ({sas} SAs it installed) and starting "
                         "another in {delay:.1f} s", pid=process.pid, how=describeEnd(error), sas=sas, delay=delay)
@@ -531,6 +745,8 @@ class PrivsepService(MultiService):
 
         def loaded(config):
             self.config = config
+            if self.addresses is not None:
+                self.addresses.config = config
             self.options["config"] = path
             previous = self.credentials.privateKey
             self.credentials.reload()
@@ -586,6 +802,8 @@ class PrivsepService(MultiService):
 
         def flush(_):
             self._closeSockets()
+            if self.addresses is not None:
+                self.addresses.flush()
             if self.kernel is not None and self.kernel.name != "decoupled":
                 return self.kernel.flush()
 

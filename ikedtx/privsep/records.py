@@ -37,6 +37,13 @@ class RecordError(ValueError):
     """
 
 
+class AddressRefused(ValueError):
+    """
+    The parent will not put this virtual address on this interface; the
+    message says why.
+    """
+
+
 def _address(value, name):
     if type(value) is not str or len(value) > 45:
         raise RecordError("%s: not an address" % (name,))

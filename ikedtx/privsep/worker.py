@@ -99,11 +99,16 @@ def importEverything():
     # The descriptor kept for accept()'s EMFILE handling opens /dev/null
     # on first use: open it now.
     tcp._reservedFD.reserve()
-    for name in ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8", "twisted.internet.threads",
+    for name in ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
+                 # EAP-MSCHAPv2's password hash (utf-16-le), identities' BMP and universal strings.
+                 "encodings.utf_16_le", "encodings.utf_16_be", "encodings.utf_32_be", "twisted.internet.threads",
                  "twisted.python.threadpool", "twisted.internet.unix", "twisted.internet.udp",
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
-                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification"):
+                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
+                 # --metrics (its optional dependency, imported when served)
+                 "prometheus_client", "prometheus_client.core", "prometheus_client.exposition",
+                 "twisted.web.server", "twisted.web.util", "twisted.web.error"):
         try:
             __import__(name)
         except Exception:

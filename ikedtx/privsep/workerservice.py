@@ -7,6 +7,7 @@ L{RemoteKernel}.
 
 import os
 import socket
+from collections import Counter
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol, unix
@@ -19,6 +20,7 @@ from ikedtx.net.shell import IKEDatagramProtocol
 from ikedtx.net.udp import PacketInfoPort
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
+from ikedtx.privsep.addresses import RemoteAddresses, hostSelector
 from ikedtx.service import IkedService
 
 
@@ -68,31 +70,60 @@ class RemoteKernel:
 
     routes = None
 
-    def __init__(self, name, channel=None):
+    def __init__(self, name, channel=None, addressInterface="lo"):
         self.name = name
         self.channel = channel
         self.events = None
+        self.addressInterface = addressInterface
+        self.localAddresses = Counter()
+        self.addressesWaiting = None
 
     def setEventReceiver(self, receiver):
         self.events = receiver
 
+    def virtualAddressInterface(self):
+        """
+        Where the parent's datapath puts a virtual address no C{iface}
+        places (L{ikedtx.kernel.vips.interfaceFor}).
+        """
+        return self.addressInterface
+
     def _call(self, command, **arguments):
         return self.channel.callRemote(command, **arguments)
+
+    def _locals(self, sa):
+        return {address for address in (hostSelector(ours) for ours, _theirs in sa.selectors) if address is not None}
+
+    def _forget(self, sa):
+        for address in self._locals(sa):
+            self.localAddresses[address] -= 1
+            if self.localAddresses[address] <= 0:
+                del self.localAddresses[address]
 
     def allocateSpi(self, protocol, source, destination):
         d = self._call(C.AllocateSpi, protocol=protocol, source=str(source), destination=str(destination))
         return d.addCallback(lambda answer: answer["spi"])
 
     def addSA(self, sa):
-        return self._call(C.AddSA, sa=R.encode(R.saToPlain(sa)))
+        d = self._call(C.AddSA, sa=R.encode(R.saToPlain(sa)))
+        addresses = self._locals(sa)
+        self.localAddresses.update(addresses)
+        if addresses and self.addressesWaiting is not None:
+            # After the SA, before its flows (L{RemoteAddresses}).
+            self.addressesWaiting.localSent(addresses)
+        return d
 
     def updateSA(self, old, new):
+        self._forget(old)
+        self.localAddresses.update(self._locals(new))
         return self._call(C.UpdateSA, old=R.encode(R.saToPlain(old)), new=R.encode(R.saToPlain(new)))
 
     def deleteSA(self, sa):
+        self._forget(sa)
         return self._call(C.DeleteSA, sa=R.encode(R.saToPlain(sa)))
 
     def detachSA(self, sa):
+        self._forget(sa)
         return self._call(C.DetachSA, sa=R.encode(R.saToPlain(sa)))
 
     def querySA(self, sa):
@@ -112,6 +143,7 @@ class RemoteKernel:
         return self._call(C.UnblockIPv6)
 
     def flush(self):
+        self.localAddresses.clear()
         return self._call(C.Flush)
 
 
@@ -226,6 +258,10 @@ class WorkerService(IkedService):
             if service.name:
                 self.namedServices[service.name] = service
         self.services = adopted + self.services
+        metrics = layout.get("metrics")
+        if metrics is not None:
+            # Bound and listening in the parent (a port below 1024 needs root).
+            self.getServiceNamed("metrics").descriptor = tuple(metrics)
         self.channel = None
         self._keyLogFile = None
         if options.get("keylog"):
@@ -245,7 +281,7 @@ class WorkerService(IkedService):
         return []
 
     def _makeKernel(self, name):
-        kernel = RemoteKernel(name)
+        kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo")
         self.channel = ParentChannel(kernel, self.reactor)
         kernel.channel = self.channel
         factory = protocol.Factory.forProtocol(lambda: self.channel)
@@ -256,8 +292,15 @@ class WorkerService(IkedService):
     def _resolve(self, config):
         return self._resolved
 
+    def _wireDatapath(self):
+        # The parent's NAT-T sockets take the ESP in UDP (the kernel steers
+        # it there, parent.steerByMarker) and send it.
+        pass
+
     def startService(self):
         IkedService.startService(self)
+        if self.kernel.name != "decoupled":
+            self.runner.virtualAddresses = RemoteAddresses(self.kernel)
         self.channel.callRemote(C.Ready, pid=os.getpid()).addErrback(lambda f: None)
 
     def logLevelChanged(self, verbose):
