@@ -10,6 +10,7 @@ commands such as C{initiate}.
 """
 
 import socket
+import struct
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -18,7 +19,7 @@ from zope.interface import implementer
 from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
-from ikedtx.wire.constants import NAT_KEEPALIVE
+from ikedtx.wire.constants import NAT_KEEPALIVE, NotifyType
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
 
@@ -48,6 +49,25 @@ class IKEDatagramProtocol:
     def doStop(self):
         pass
 
+    def packetsReceived(self, batch):
+        """
+        The datagrams one read of the port found (C{(data, remote, local)}
+        each): those of peers we know (a known SPI, an IKE_SA_INIT with a
+        COOKIE, ESP) first, then new IKE_SA_INIT requests without a COOKIE,
+        what a flood of spoofed requests is made of, each class in the
+        order it came.
+        """
+        later = []
+        isNew = isNewInitRequest
+        offset = 4 if self.natt else 0
+        for item in batch:
+            if isNew(item[0], offset):
+                later.append(item)
+            else:
+                self.packetReceived(*item)
+        for item in later:
+            self.packetReceived(*item)
+
     def packetReceived(self, data, remote, local):
         try:
             if self.natt:
@@ -66,6 +86,26 @@ class IKEDatagramProtocol:
         except Exception:
             # Whatever a peer sends, no exception leaves datagramReceived.
             self._log.failure("error handling a datagram from {remote}", remote=remote)
+
+
+_ZERO_SPI = bytes(8)
+#: The COOKIE Notify's type, as it is on the wire.
+_COOKIE_TYPE = struct.pack("!H", NotifyType.COOKIE)
+
+
+def isNewInitRequest(data, offset=0):
+    """
+    Whether C{data} (past C{offset} bytes: the NAT-T port's non-ESP marker)
+    looks like the first IKE_SA_INIT request of a new peer: exchange
+    IKE_SA_INIT, no responder SPI, and no COOKIE Notify as its first
+    payload. A cheap look at fixed offsets, for ordering only (whatever it
+    says, the datagram is handled in full later).
+    """
+    if len(data) < offset + 36 or data[offset + 18] != 34 or data[offset + 19] & 0x28 != 0x08:
+        return False
+    if data[offset + 8:offset + 16] != _ZERO_SPI:
+        return False
+    return not (data[offset + 16] == 41 and data[offset + 34:offset + 36] == _COOKIE_TYPE)
 
 
 @implementer(IDatapathEvents)
