@@ -220,11 +220,13 @@ def udpDrops(namespace):
     return int(dict(zip(lines[0], lines[1]))["RcvbufErrors"])
 
 
-def responderFor(name, namespace, directory):
+def responderFor(name, namespace, directory, baseline=None):
     from bench.responders import CharonResponder, IkedtxResponder
 
     if name == "ikedtx":
         return IkedtxResponder(namespace, directory, SUITE, None)
+    if name == "ikedtx-baseline":
+        return IkedtxResponder(namespace, directory, SUITE, None, root=os.path.abspath(baseline))
     # charon's defaults for its DoS settings (cookie_threshold_ip 3,
     # block_threshold 5, init_limit_half_open 0), but the cookie threshold
     # of ikedtx.
@@ -237,7 +239,7 @@ def run(args, gen, resp, interface, name, workdir, log):
 
     directory = os.path.join(workdir, name)
     os.makedirs(directory, exist_ok=True)
-    responder = responderFor(name, resp, directory).start()
+    responder = responderFor(name, resp, directory, args.baseline).start()
     time.sleep(1.0)
     python = [sys.executable, os.path.abspath(__file__)]
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -309,6 +311,8 @@ def main(argv=None):
     parser.add_argument("--connects", type=int, default=5, help="connections of the legitimate peer, in turn")
     parser.add_argument("--peer-timeout", type=float, default=30.0, help="give up one connection after this")
     parser.add_argument("--responders", default="ikedtx,charon")
+    parser.add_argument("--baseline", help="a checkout of an earlier ikedtx (git archive): the responder "
+                        "'ikedtx-baseline' runs its code")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
     parser.add_argument("--output", help="write the table (Markdown) and the rows (JSON) here")
     parser.add_argument("--flooder", action="store_true", help=argparse.SUPPRESS)
