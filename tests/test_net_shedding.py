@@ -1,9 +1,8 @@
 """
 Tests for L{ikedtx.net.shedding}: the socket filter drops only new
 IKE_SA_INIT requests (a COOKIE retry, a known SA's message, ESP and
-keepalives always pass), and L{Shedder} raises the share it drops while
-the receive buffer fills between reads and lowers it, reads or not, once
-the buffer stays nearly empty.
+keepalives always pass), and L{Shedder} raises and lowers the share it
+drops from how full the receive buffer is.
 """
 
 import socket
@@ -94,19 +93,18 @@ class ShedderTests(SynchronousTestCase):
         self.patch(shedding, "attach", lambda skt, code: self.calls.append(("attach", code)))
         self.patch(shedding, "detach", lambda skt: self.calls.append(("detach",)))
         self.shedder = shedding.Shedder(False, self.clock)
-        self.socket = object()
 
     def read(self, fill, advance=0.06):
         self.fill = fill
         self.clock.advance(advance)
-        self.shedder.beforeRead(self.socket)
+        self.shedder.beforeRead(None)
         return round(self.shedder.fraction, 4)
 
-    def test_upWhileBehind(self):
+    def test_upWhileBehindDownWhenDrained(self):
         """
         More than half full at each read: the share goes up by a fifth of
-        what is left, at most every 50 ms, to 95%; a read at less than
-        half full changes nothing.
+        what is left, at most every 50 ms, to 95%; nearly empty, it comes
+        down by 0.05 a step and the filter goes at 0; in between it holds.
         """
         self.assertEqual(self.read(0.3), 0.0)
         self.assertEqual(self.calls, [])
@@ -118,41 +116,12 @@ class ShedderTests(SynchronousTestCase):
         for _ in range(30):
             self.read(0.9)
         self.assertEqual(self.shedder.fraction, 0.95)
-
-    def test_downWithoutReads(self):
-        """
-        After the flood no read comes (the filter drops the requests that
-        would start one): the timer brings the share down by 0.1 every
-        0.1 s while the buffer is under a tenth full, holds it above, and
-        removes the filter at 0; then it stops.
-        """
-        for _ in range(30):
-            self.read(0.9)
         self.calls.clear()
-        self.fill = 0.3
-        self.clock.advance(1)
-        self.assertEqual(round(self.shedder.fraction, 4), 0.95)
-        self.fill = 0.0
-        fractions = []
-        for _ in range(12):
-            self.clock.advance(0.1)
-            fractions.append(round(self.shedder.fraction, 4))
-        self.assertEqual(fractions[:3], [0.85, 0.75, 0.65])
-        self.assertEqual(fractions[-3:], [0.0, 0.0, 0.0])
+        fractions = [self.read(0.05) for _ in range(20)]
+        self.assertEqual(fractions[:3], [0.9, 0.85, 0.8])
+        self.assertEqual(fractions[-1], 0.0)
         self.assertEqual(self.calls[-1], ("detach",))
         self.assertEqual(len(self.calls), fractions.index(0.0) + 1)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_stop(self):
-        """
-        A closed port's shedder cancels its timer and does nothing more.
-        """
-        self.read(0.9)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        self.shedder.stop()
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.read(0.9)
-        self.assertEqual(self.shedder.fraction, 0.2)
 
     def test_errorStopsIt(self):
         """
@@ -166,7 +135,6 @@ class ShedderTests(SynchronousTestCase):
         self.shedder.beforeRead(None)
         self.assertEqual(self.shedder.fraction, 0.0)
         self.assertTrue(self.shedder._failed)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class PortTests(TestCase):

@@ -122,33 +122,27 @@ def bufferFill(skt):
 class Shedder:
     """
     Sets the share of new IKE_SA_INIT requests the kernel drops on one
-    socket from how full its receive buffer is: at the start of a read
-    (L{beforeRead}) more than half full, the daemon fell behind since the
-    last read and the share goes up; while it is above 0, a timer looks
-    every L{tick} seconds and brings it down while the buffer stays under a
-    tenth full, to no filter at 0 (after a flood no read may come: the
-    filter itself drops what would start one).
+    socket from how full its receive buffer is when a read begins
+    (L{beforeRead}): more than half full, the daemon fell behind since the
+    last read and the share goes up; under a tenth, it comes down, and the
+    filter goes once it is 0.
 
     @ivar fraction: the share dropped now (0: no filter).
-    @ivar interval: seconds between two rises.
+    @ivar interval: seconds between two changes.
     """
 
     _log = Logger()
     interval = 0.05
-    tick = 0.1
     high, low = 0.5, 0.1
     #: The most of them ever dropped: some still get a COOKIE.
     ceiling = 0.95
     step = 0.2
-    fall = 0.1
 
     def __init__(self, natt, clock):
         self.natt = natt
         self.clock = clock
         self.fraction = 0.0
-        self._socket = None
         self._changed = None
-        self._timer = None
         self._failed = False
 
     def beforeRead(self, skt):
@@ -157,60 +151,38 @@ class Shedder:
         """
         if self._failed:
             return
-        self._socket = skt
         try:
             fill = bufferFill(skt)
         except OSError as e:
             return self._giveUp(e)
-        if fill < self.high:
+        if fill < self.high and (fill >= self.low or self.fraction == 0.0):
             return
         now = self.clock.seconds()
         if self._changed is not None and now - self._changed < self.interval:
             return
-        self._changed = now
-        self._set(min(self.ceiling, self.fraction + (1.0 - self.fraction) * self.step))
-
-    def _tick(self):
-        self._timer = None
-        if self._failed or self._socket is None:
-            return
-        try:
-            fill = bufferFill(self._socket)
-        except OSError as e:
-            return self._giveUp(e)
-        if fill < self.low:
-            fraction = self.fraction - self.fall
-            self._set(fraction if fraction >= 0.02 else 0.0)
-        if self.fraction > 0.0 and not self._failed:
-            self._timer = self.clock.callLater(self.tick, self._tick)
-
-    def _set(self, fraction):
+        if fill >= self.high:
+            fraction = min(self.ceiling, self.fraction + (1.0 - self.fraction) * self.step)
+        else:
+            fraction = self.fraction - self.step / 4
+            if fraction < 0.02:
+                fraction = 0.0
         if fraction == self.fraction:
             return
+        self._changed = now
         try:
             if fraction == 0.0:
-                detach(self._socket)
+                detach(skt)
             else:
-                attach(self._socket, program(self.natt, int(fraction * 0xFFFFFFFF)))
+                attach(skt, program(self.natt, int(fraction * 0xFFFFFFFF)))
         except OSError as e:
             return self._giveUp(e)
         if self.fraction == 0.0:
             self._log.info("flood: the kernel drops {percent:.0f}% of new IKE_SA_INIT requests (more arrive than "
                            "are answered)", percent=100 * fraction)
-            self._timer = self.clock.callLater(self.tick, self._tick)
         elif fraction == 0.0:
             self._log.info("flood over: no new IKE_SA_INIT request dropped by the kernel")
         self.fraction = fraction
 
-    def stop(self):
-        """
-        The port closes.
-        """
-        self._failed = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
     def _giveUp(self, error):
-        self.stop()
+        self._failed = True
         self._log.warn("no load shedding of IKE_SA_INIT floods: {error}", error=error)

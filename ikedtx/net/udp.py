@@ -133,11 +133,6 @@ class PacketInfoPort(udp.Port):
         if error is not None:
             raise error
 
-    def connectionLost(self, reason=None):
-        if self.shedder is not None:
-            self.shedder.stop()
-        return udp.Port.connectionLost(self, reason)
-
     def _fixedLocal(self):
         """
         The local address of every datagram of a port bound to one address
