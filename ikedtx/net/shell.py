@@ -19,7 +19,6 @@ from zope.interface import implementer
 from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
-from ikedtx.net.shedding import Shedder
 from ikedtx.wire.constants import NAT_KEEPALIVE, NotifyType
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
@@ -43,12 +42,6 @@ class IKEDatagramProtocol:
 
     def makeConnection(self, transport):
         self.transport = transport
-        if hasattr(transport, "shedder"):
-            # Load shedding of IKE_SA_INIT floods (ikedtx.net.shedding).
-            reactor = getattr(self.runner, "reactor", None)
-            if reactor is None:
-                from twisted.internet import reactor
-            transport.shedder = Shedder(self.natt, reactor)
 
     def doStart(self):
         pass

@@ -70,8 +70,6 @@ class PacketInfoPort(udp.Port):
     # Datagrams read in one wakeup, at most (about what the receive buffer
     # holds of a flood's IKE_SA_INIT requests).
     readBatch = 1024
-    # An ikedtx.net.shedding.Shedder the protocol gives (IKE ports), or None.
-    shedder = None
 
     def __init__(self, *args, **kwargs):
         udp.Port.__init__(self, *args, **kwargs)
@@ -99,8 +97,6 @@ class PacketInfoPort(udp.Port):
         datagram first answers it after one batch of reads, not after the
         flood's requests queued ahead of it.
         """
-        if self.shedder is not None:
-            self.shedder.beforeRead(self.socket)
         batch = []
         recvmsg = self.socket.recvmsg
         size = self.maxPacketSize
