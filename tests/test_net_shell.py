@@ -119,7 +119,8 @@ class BatchTests(SynchronousTestCase):
 
     def setUp(self):
         self.core = FakeCore()
-        self.runner = CoreRunner(self.core, DecoupledKernel(), task.Clock())
+        self.clock = task.Clock()
+        self.runner = CoreRunner(self.core, DecoupledKernel(), self.clock)
 
     def test_newInitRequest(self):
         """
@@ -143,6 +144,8 @@ class BatchTests(SynchronousTestCase):
         local, remote = ("192.0.2.1", 500), ("198.51.100.1", 500)
         batch = [(d, remote, local) for d in (NEW_INIT_1, KNOWN_SA, NEW_INIT_2, COOKIE_RETRY, b"junk")]
         IKEDatagramProtocol(self.runner, natt=False).packetsReceived(batch)
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA, COOKIE_RETRY, b"junk"])
+        self.clock.advance(0)
         self.assertEqual([d for d, _, _ in self.core.received],
                          [KNOWN_SA, COOKIE_RETRY, b"junk", NEW_INIT_1, NEW_INIT_2])
 
@@ -159,8 +162,37 @@ class BatchTests(SynchronousTestCase):
         IKEDatagramProtocol(self.runner, natt=True).packetsReceived(
             [(marked[0], remote, local), (b"\x12\x34\x56\x78" + b"e" * 40, remote, local),
              (marked[1], remote, local), (marked[2], remote, local)])
+        self.clock.advance(0)
         self.assertEqual([d for d, *_ in self.core.received],
                          ["esp", KNOWN_SA, COOKIE_RETRY, NEW_INIT_1])
+
+    def test_otherPortsFirst(self):
+        """
+        New requests wait for the reactor's next turn: what another port
+        read in the same wakeup (IKE_AUTH on the NAT-T port) goes before
+        them; the flood's requests of both ports follow in the order read.
+        """
+        ike, natt = IKEDatagramProtocol(self.runner, natt=False), IKEDatagramProtocol(self.runner, natt=True)
+        remote = ("198.51.100.1", 500)
+        ike.packetsReceived([(NEW_INIT_1, remote, ("192.0.2.1", 500))])
+        natt.packetsReceived([(b"\0" * 4 + NEW_INIT_2, remote, ("192.0.2.1", 4500)),
+                              (b"\0" * 4 + KNOWN_SA, remote, ("192.0.2.1", 4500))])
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA, NEW_INIT_1, NEW_INIT_2])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopDropsWaiting(self):
+        """
+        A runner stopped before its next turn answers none of the waiting
+        requests.
+        """
+        IKEDatagramProtocol(self.runner, natt=False).packetsReceived([(NEW_INIT_1, ("198.51.100.1", 500),
+                                                                        ("192.0.2.1", 500))])
+        self.runner.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.core.received, [])
 
 
 class RunnerTests(SynchronousTestCase):

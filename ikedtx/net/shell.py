@@ -55,7 +55,9 @@ class IKEDatagramProtocol:
         each): those of peers we know (a known SPI, an IKE_SA_INIT with a
         COOKIE, ESP) first, then new IKE_SA_INIT requests without a COOKIE,
         what a flood of spoofed requests is made of, each class in the
-        order it came.
+        order it came. The new requests wait for the reactor's next turn
+        (L{CoreRunner.answerLater}): the other ports' datagrams read in the
+        same wakeup (IKE_AUTH on the NAT-T port) go first too.
         """
         later = []
         isNew = isNewInitRequest
@@ -65,8 +67,8 @@ class IKEDatagramProtocol:
                 later.append(item)
             else:
                 self.packetReceived(*item)
-        for item in later:
-            self.packetReceived(*item)
+        if later:
+            self.runner.answerLater(self.packetReceived, later)
 
     def packetReceived(self, data, remote, local):
         try:
@@ -163,7 +165,28 @@ class CoreRunner:
         # The L{ikedtx.auth.radiuswire.RadiusWiring} of the configuration
         # (L{configureRadius}), or None.
         self.radius = None
+        # New IKE_SA_INIT requests read in this turn of the reactor
+        # (answerLater) and the call that answers them.
+        self._later = []
+        self._laterCall = None
         kernel.setEventReceiver(self)
+
+    def answerLater(self, handler, items):
+        """
+        Call C{handler(*item)} for each of C{items} (new IKE_SA_INIT
+        requests a read found) at the reactor's next turn, after what every
+        port read in this one.
+        """
+        self._later.append((handler, items))
+        if self._laterCall is None and not self.stopped:
+            self._laterCall = self.reactor.callLater(0, self._answerLater)
+
+    def _answerLater(self):
+        self._laterCall = None
+        waiting, self._later = self._later, []
+        for handler, items in waiting:
+            for item in items:
+                handler(*item)
 
     def addPort(self, port, natt):
         family = port.addressFamily
@@ -596,6 +619,10 @@ class CoreRunner:
         Cancel every timer and arm no new one (the service is stopping).
         """
         self.stopped = True
+        if self._laterCall is not None and self._laterCall.active():
+            self._laterCall.cancel()
+        self._laterCall = None
+        self._later = []
         if self.radius is not None:
             self.radius.stop()
         for call in self._timers.values():
