@@ -608,6 +608,17 @@ class BatchReadTests(TestCase):
         self.assertEqual([[d for d, _, _ in b] for b in protocol.batches],
                          [[b"d0", b"d1", b"d2", b"d3"], [b"d4", b"d5", b"d6", b"d7"], [b"d8", b"d9"]])
 
+    def test_octetsBounded(self):
+        """
+        At about C{readOctets} octets a read ends too (large datagrams).
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol)
+        port.readOctets = 5
+        port.doRead()
+        port.doRead()
+        self.assertEqual([[d for d, _, _ in b] for b in protocol.batches], [[b"d0", b"d1", b"d2"], [b"d3", b"d4", b"d5"]])
+
     def test_oneByOne(self):
         """
         A protocol with only C{packetReceived} gets each datagram.

@@ -70,6 +70,7 @@ class PacketInfoPort(udp.Port):
     # Datagrams read in one wakeup, at most (about what the receive buffer
     # holds of a flood's IKE_SA_INIT requests).
     readBatch = 1024
+    readOctets = 4 << 20
 
     def __init__(self, *args, **kwargs):
         udp.Port.__init__(self, *args, **kwargs)
@@ -88,8 +89,9 @@ class PacketInfoPort(udp.Port):
 
     def doRead(self):
         """
-        Read what the socket holds (at most L{readBatch} datagrams, so the
-        reactor's other descriptors get their turn), then hand the batch
+        Read what the socket holds (at most L{readBatch} datagrams or about
+        L{readOctets} octets, so the reactor's other descriptors get their
+        turn and the batch's memory is bounded), then hand the batch
         to the protocol: one with C{packetsReceived(batch)} (a list of
         C{(data, remote, local)}) chooses the order, others get each
         datagram in turn. One wakeup under a flood reads the whole backlog before
@@ -103,6 +105,7 @@ class PacketInfoPort(udp.Port):
         family = self.addressFamily
         fixed = self._fixedLocal()
         error = None
+        octets = 0
         for _ in range(self.readBatch):
             try:
                 data, ancillary, _flags, remote = recvmsg(size, _CMSG_SPACE)
@@ -112,6 +115,9 @@ class PacketInfoPort(udp.Port):
                 break
             local = fixed or (_localFromAncillary(family, ancillary) or self.interface, self._realPortNumber)
             batch.append((data, remote[:2], local))
+            octets += len(data)
+            if octets >= self.readOctets:
+                break
         if batch:
             many = getattr(self.protocol, "packetsReceived", None)
             if many is not None:
