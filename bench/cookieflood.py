@@ -213,18 +213,22 @@ def rxPackets(namespace, interface):
 def udpDrops(namespace):
     """
     The namespace's UDP receive buffer errors (datagrams the kernel dropped
-    because the responder did not read them in time).
+    because the responder did not read them in time) and its other receive
+    errors (here: datagrams a socket filter dropped, ikedtx's shedding).
     """
     lines = [line.split() for line in namespace.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
              if line.startswith("Udp:")]
-    return int(dict(zip(lines[0], lines[1]))["RcvbufErrors"])
+    fields = dict(zip(lines[0], lines[1]))
+    return int(fields["RcvbufErrors"]), int(fields["InErrors"]) - int(fields["RcvbufErrors"])
 
 
-def responderFor(name, namespace, directory):
+def responderFor(name, namespace, directory, baseline=None):
     from bench.responders import CharonResponder, IkedtxResponder
 
     if name == "ikedtx":
         return IkedtxResponder(namespace, directory, SUITE, None)
+    if name == "ikedtx-baseline":
+        return IkedtxResponder(namespace, directory, SUITE, None, root=os.path.abspath(baseline))
     # charon's defaults for its DoS settings (cookie_threshold_ip 3,
     # block_threshold 5, init_limit_half_open 0), but the cookie threshold
     # of ikedtx.
@@ -237,7 +241,7 @@ def run(args, gen, resp, interface, name, workdir, log):
 
     directory = os.path.join(workdir, name)
     os.makedirs(directory, exist_ok=True)
-    responder = responderFor(name, resp, directory).start()
+    responder = responderFor(name, resp, directory, args.baseline).start()
     time.sleep(1.0)
     python = [sys.executable, os.path.abspath(__file__)]
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -258,7 +262,7 @@ def run(args, gen, resp, interface, name, workdir, log):
     # The answers still on their way once the flooder stopped.
     time.sleep(1.0)
     answers = rxPackets(gen, interface) - rx0
-    drops = udpDrops(resp) - drops0
+    drops, filtered = (after - before for after, before in zip(udpDrops(resp), drops0))
     sent = json.loads(floodOut.decode().strip().splitlines()[-1])
     rssAfter = rssKilobytes(responder.pid)
     responder.stop()
@@ -267,14 +271,15 @@ def run(args, gen, resp, interface, name, workdir, log):
         "floodSeconds": sent["seconds"], "sentPerSecond": sent["sent"] / sent["seconds"],
         "answers": answers, "answersPerSecond": answers / sent["seconds"],
         "answeredShare": answers / max(sent["sent"], 1),
-        "rcvbufDrops": drops, "cpuSeconds": cpu, "cpuShare": cpu / elapsed,
+        "rcvbufDrops": drops, "filterDrops": filtered, "cpuSeconds": cpu, "cpuShare": cpu / elapsed,
         "connectTimes": peerResult["times"], "connectFailures": peerResult["failures"],
         "rssBeforeKiB": rssBefore, "rssAfterKiB": rssAfter,
     }
-    log("  %s: sent %d (%.0f/s), answered %d (%.0f/s, %.0f%%), kernel dropped %d unread, CPU %.0f%% of a core, "
+    log("  %s: sent %d (%.0f/s), answered %d (%.0f/s, %.0f%%), kernel dropped %d unread and %d by filter, "
+        "CPU %.0f%% of a core, "
         "connects %s, failures %s" % (
         name, row["sent"], row["sentPerSecond"], answers, row["answersPerSecond"], 100 * row["answeredShare"],
-        drops, 100 * row["cpuShare"], ["%.2f" % t for t in row["connectTimes"]], row["connectFailures"]))
+        drops, filtered, 100 * row["cpuShare"], ["%.2f" % t for t in row["connectTimes"]], row["connectFailures"]))
     return row
 
 
@@ -292,6 +297,7 @@ def markdown(rows, args):
         ("answers (COOKIEs) /s", lambda r: "%.0f" % r["answersPerSecond"]),
         ("share of the flood answered", lambda r: "%.0f%%" % (100 * r["answeredShare"])),
         ("dropped unread by the kernel (receive buffer full)", lambda r: "%d" % r["rcvbufDrops"]),
+        ("dropped by a socket filter (ikedtx's shedding)", lambda r: "%d" % r.get("filterDrops", 0)),
         ("responder CPU (share of one core)", lambda r: "%.0f%%" % (100 * r["cpuShare"])),
         ("legitimate peer connects in", connects),
         ("responder RSS before / after (MiB)", lambda r: "%.1f / %.1f" % (r["rssBeforeKiB"] / 1024,
@@ -309,6 +315,8 @@ def main(argv=None):
     parser.add_argument("--connects", type=int, default=5, help="connections of the legitimate peer, in turn")
     parser.add_argument("--peer-timeout", type=float, default=30.0, help="give up one connection after this")
     parser.add_argument("--responders", default="ikedtx,charon")
+    parser.add_argument("--baseline", help="a checkout of an earlier ikedtx (git archive): the responder "
+                        "'ikedtx-baseline' runs its code")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
     parser.add_argument("--output", help="write the table (Markdown) and the rows (JSON) here")
     parser.add_argument("--flooder", action="store_true", help=argparse.SUPPRESS)

@@ -42,7 +42,9 @@ class IkedtxResponder:
 
     name = "ikedtx"
 
-    def __init__(self, namespace, directory, suite, credentials, gcStats=False, tracemalloc=False):
+    def __init__(self, namespace, directory, suite, credentials, gcStats=False, tracemalloc=False, root=ROOT):
+        # The checkout whose ikedtx runs (another one: a baseline).
+        self.root = root
         self.namespace = namespace
         self.gcStats = gcStats or tracemalloc
         self.tracemalloc = tracemalloc
@@ -74,13 +76,13 @@ class IkedtxResponder:
             # the responder's (privilege separation would put the SAs in a
             # worker child the figures do not cover yet).
             "--no-privsep"]
-        env = dict(os.environ, PYTHONPATH=ROOT, IKEBENCH_GC_STATS=self.gcPath)
+        env = dict(os.environ, PYTHONPATH=self.root, IKEBENCH_GC_STATS=self.gcPath)
         if self.tracemalloc:
             env["IKEBENCH_TRACEMALLOC"] = "1"
         log = open(self.logPath, "wb")
         try:
             self.process = subprocess.Popen(self.namespace.execArgv(argv), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+                                            stderr=subprocess.STDOUT, env=env, cwd=self.root)
         finally:
             log.close()
         self.namespace._processes.append(self.process)

@@ -85,6 +85,9 @@ class Options(usage.Options):
         ["privsep-user", None, "_iked", "The unprivileged worker's user (privilege separation)."],
         ["privsep-chroot", None, None, "The empty directory the worker chroots into (default: the home "
          "directory of --privsep-user)."],
+        ["privsep-seccomp", None, "enforce", "The worker's system call filter: enforce (calls outside its "
+         "allow-list fail with EPERM, exec, ptrace, mount and the like kill it), log (calls outside the list are "
+         "allowed and logged by the kernel, to build the list) or off."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -195,6 +198,8 @@ class Options(usage.Options):
                 raise usage.UsageError("--%s takes a number from %d to %d, not %r" % (name, lowest, highest, self[name]))
         if self["childless"] not in ("never", "prefer", "force"):
             raise usage.UsageError("--childless must be never, prefer or force")
+        if self["privsep-seccomp"] not in ("enforce", "log", "off"):
+            raise usage.UsageError("--privsep-seccomp must be enforce, log or off")
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:

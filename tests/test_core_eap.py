@@ -17,7 +17,7 @@ from ikedtx.auth.store import CredentialStore
 from ikedtx.config import parseConfig
 from ikedtx.core.errors import AuthenticationFailed
 from ikedtx.core.tasks import eap as eaptask
-from ikedtx.wire.constants import AuthMethod
+from ikedtx.wire.constants import AuthMethod, NotifyType
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Authentication
 
@@ -29,13 +29,13 @@ PASSWORD = "c0rrect-h0rse"
 
 
 def configs(clientUser="alice", clientPassword=PASSWORD, serverUsers=(("alice", PASSWORD),), serverExtra="",
-            clientExtra=""):
+            clientExtra="", serverPeer=A_ADDR):
     a = parseConfig('user "%s" "%s"\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s peer %s '
                     'srcid %s@example.org dstid b.example eap "mschap-v2" %s' % (
                         clientUser, clientPassword, A_ADDR, B_ADDR, clientUser, clientExtra))
     users = "".join('user "%s" "%s"\n' % u for u in serverUsers)
     b = parseConfig('%sikev2 "ba" passive esp from 10.2.0.0/24 to 10.1.0.0/24 local %s peer %s '
-                    'srcid b.example eap "mschap-v2" %s' % (users, B_ADDR, A_ADDR, serverExtra))
+                    'srcid b.example eap "mschap-v2" %s' % (users, B_ADDR, serverPeer, serverExtra))
     return a, b
 
 
@@ -45,12 +45,12 @@ class EAPTestCase(ExchangeTestCase):
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
 
-    def negotiate(self, users=None, **kw):
+    def negotiate(self, users=None, settingsB=None, **kw):
         a, b = configs(**kw)
         if users is not None:
             a = dataclasses.replace(a, users=users)
         treeA, treeB = pki.IkedTree(self.mktemp()), pki.IkedTree(self.mktemp())
-        ca = pki.Authority.root(kind="p256", keyName="ca-p256")
+        ca = self.ca = pki.Authority.root(kind="p256", keyName="ca-p256")
         keyB = pki.key("b-p256", "p256")
         treeB.setLocalKey(keyB)
         treeB.addCert(ca.issue(pki.name(CN="b.example"), keyB.public_key(), dns=["b.example"]))
@@ -58,7 +58,8 @@ class EAPTestCase(ExchangeTestCase):
         treeA.addCA(ca.certificate)
         self.network = Network()
         self.a = Host(self.network, A_ADDR, a, credentials=CredentialStore(treeA.root), wallClock=lambda: pki.NOW)
-        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW)
+        self.b = Host(self.network, B_ADDR, b, credentials=CredentialStore(treeB.root), wallClock=lambda: pki.NOW,
+                      settings=settingsB)
         return self.a.initiate("ab")
 
     def run_(self, **kw):
@@ -189,6 +190,66 @@ class SuccessTests(EAPTestCase):
 
 
 @implementer(IEAPBackend)
+class PerIdentityCapTests(EAPTestCase):
+    """
+    C{--ike-sas-per-id} with EAP: the identity that counts is the EAP
+    identity (the IDi of EAP clients is often their address, or one name
+    shared by all), so the cap applies once EAP succeeded.
+    """
+
+    def users(self):
+        return (("alice", PASSWORD), ("bob", PASSWORD))
+
+    def connect(self, host, policy="ab"):
+        requestId = host.initiate(policy)
+        self.network.pump()
+        return requestId
+
+    def secondClient(self, user, srcid, address="192.0.2.77"):
+        config = parseConfig('user "%s" "%s"\nikev2 "ab" active esp from 10.1.0.0/24 to 10.2.0.0/24 local %s '
+                             'peer %s srcid %s dstid b.example eap "mschap-v2"' % (
+                                 user, PASSWORD, address, B_ADDR, srcid))
+        tree = pki.IkedTree(self.mktemp())
+        tree.addCA(self.ca.certificate)
+        return Host(self.network, address, config, credentials=CredentialStore(tree.root), wallClock=lambda: pki.NOW)
+
+    def test_capCountsEAPIdentity(self):
+        """
+        At the cap, another IKE SA of the same EAP user is refused with
+        AUTHENTICATION_FAILED after EAP (counted as a per-identity
+        refusal); the established one stays.
+        """
+        from ikedtx.core.settings import CoreSettings
+
+        requestId = self.run_(settingsB=CoreSettings(ikeSAsPerIdentity=1), serverUsers=self.users(), serverPeer="any")
+        self.assertSucceeded(self.a, requestId)
+        error = self.assertFailedWith(self.a, self.connect(self.a), AuthenticationFailed)
+        self.assertEqual(error.notify, NotifyType.AUTHENTICATION_FAILED)
+        self.network.clock.advance(60)
+        self.assertEqual([(sa.isEstablished, sa.eapIdentity) for sa in self.b.ikeSAs], [(True, "alice")])
+        self.assertEqual(self.b.core.counters["ikedtx_sa_refused_per_id"], 1)
+        self.assertEqual(self.b.core.counters["ikedtx_eap_success"], 1)
+        self.assertNoSecretsLogged()
+
+    def test_capFollowsEAPUserNotIDi(self):
+        """
+        The cap of 1 follows the EAP user, not the IDi: alice again from
+        another host with another IDi is refused; bob, another EAP user,
+        gets in.
+        """
+        from ikedtx.core.settings import CoreSettings
+
+        requestId = self.run_(settingsB=CoreSettings(ikeSAsPerIdentity=1), serverUsers=self.users(), serverPeer="any")
+        self.assertSucceeded(self.a, requestId)
+        laptop = self.secondClient("alice", "laptop@example.org")
+        self.assertFailedWith(laptop, self.connect(laptop), AuthenticationFailed)
+        bob = self.secondClient("bob", "bob@example.org", address="192.0.2.78")
+        self.assertSucceeded(bob, self.connect(bob))
+        self.network.clock.advance(60)
+        self.assertEqual(sorted(sa.eapIdentity for sa in self.b.ikeSAs if sa.isEstablished), ["alice", "bob"])
+        self.assertEqual(self.b.core.counters["ikedtx_sa_refused_per_id"], 1)
+
+
 class DelayedBackend:
     def __init__(self, inner):
         self.inner = inner

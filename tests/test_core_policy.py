@@ -94,6 +94,47 @@ class LookupTests(SynchronousTestCase):
         self.assertIsNone(names(t, "192.0.2.1", "198.51.100.1", IKEIdentity.fromFQDN("c.example")))
 
 
+class AcceptsTests(SynchronousTestCase):
+    """
+    L{PolicyTable.accepts}, the COOKIE fast path's question: the same
+    answer as C{lookup(...) is not None}, remembered for policies for any
+    peer.
+    """
+
+    CONFIGS = [
+        'ikev2 "any" esp %s peer any' % (FLOW,),
+        'ikev2 "l" esp %s local 192.0.2.1 peer any' % (FLOW,),
+        'ikev2 "h" esp %s peer 192.168.1.34' % (FLOW,),
+        'ikev2 "s" skip esp %s peer any\nikev2 "h" esp %s peer 192.168.1.34' % (FLOW, FLOW),
+        'ikev2 "d" default esp %s peer 198.51.100.1' % (FLOW,),
+        'ikev2 "v6" esp inet6 from 2001:db8::/64 to 2001:db8:1::/64 peer any',
+        'ikev2 "v4" esp inet %s peer any' % (FLOW,),
+    ]
+    PAIRS = [("192.0.2.1", "192.168.1.34"), ("192.0.2.1", "203.0.113.9"), ("192.0.2.9", "203.0.113.9"),
+             ("2001:db8::1", "2001:db8::2"), ("2001:db8::1", "192.0.2.7")]
+
+    def test_sameAsLookup(self):
+        """
+        For each configuration and address pair, twice (the second time
+        from what was remembered): C{accepts} is C{lookup(...) is not
+        None}.
+        """
+        for config in self.CONFIGS:
+            t = table(config)
+            for _ in range(2):
+                for local, remote in self.PAIRS:
+                    self.assertEqual(t.accepts(local, remote), t.lookup(local, remote) is not None,
+                                     (config, local, remote))
+
+    def test_addressObjects(self):
+        """
+        ipaddress objects are taken as well as strings.
+        """
+        t = table(self.CONFIGS[5])
+        self.assertTrue(t.accepts("2001:db8::1", ip_address("2001:db8::2")))
+        self.assertFalse(t.accepts("192.0.2.1", ip_address("192.0.2.2")))
+
+
 class SelectorTests(SynchronousTestCase):
     def test_flows(self):
         """

@@ -5,6 +5,7 @@ datagram's failure escape.
 """
 
 import socket
+import struct
 
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -14,7 +15,7 @@ from ikedtx.core.actions import (
 from ikedtx.core.errors import NegotiationFailed
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.kernel.interfaces import KernelSAUsage
-from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol
+from ikedtx.net.shell import CoreRunner, IKEDatagramProtocol, isNewInitRequest
 from ikedtx.net.udp import listenUDPWithPacketInfo
 
 
@@ -95,6 +96,106 @@ class ProtocolTests(SynchronousTestCase):
         self.core.fail = True
         IKEDatagramProtocol(self.runner, natt=False).packetReceived(b"x", ("192.0.2.2", 500), ("192.0.2.1", 500))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+def ikeMessage(spiI, spiR=bytes(8), exchange=34, flags=0x08, first=33, body=b"\0" * 40):
+    """
+    An IKE header (RFC 7296 3.1) and one payload of type C{first}.
+    """
+    payload = struct.pack("!BBH", 0, 0, 4 + len(body)) + body
+    return spiI + spiR + struct.pack("!BBBBII", first, 0x20, exchange, flags, 0, 28 + len(payload)) + payload
+
+
+NEW_INIT_1 = ikeMessage(b"\1" * 8)
+NEW_INIT_2 = ikeMessage(b"\2" * 8)
+#: An IKE_SA_INIT retried with the COOKIE (a Notify, first, of type 16390).
+COOKIE_RETRY = ikeMessage(b"\3" * 8, first=41, body=struct.pack("!BBH", 0, 0, 16390) + b"c" * 32)
+KNOWN_SA = ikeMessage(b"\4" * 8, spiR=b"\5" * 8, exchange=35, first=46)
+
+
+class BatchTests(SynchronousTestCase):
+    """
+    A read's batch of datagrams is handled known peers first, new
+    IKE_SA_INIT requests (a flood's) last (issue 11: a legitimate peer's
+    datagram does not wait behind the flood read with it).
+    """
+
+    def setUp(self):
+        self.core = FakeCore()
+        self.clock = task.Clock()
+        self.runner = CoreRunner(self.core, DecoupledKernel(), self.clock)
+
+    def test_newInitRequest(self):
+        """
+        Only an IKE_SA_INIT request without responder SPI and without a
+        COOKIE first counts as new; responses, other exchanges, short and
+        cookie-carrying datagrams do not.
+        """
+        self.assertTrue(isNewInitRequest(NEW_INIT_1))
+        self.assertTrue(isNewInitRequest(b"\0" * 4 + NEW_INIT_1, 4))
+        for data in (COOKIE_RETRY, KNOWN_SA, NEW_INIT_1[:35], ikeMessage(b"\1" * 8, flags=0x28),
+                     ikeMessage(b"\1" * 8, flags=0x00), ikeMessage(b"\1" * 8, exchange=37),
+                     ikeMessage(b"\1" * 8, spiR=b"\9" * 8)):
+            self.assertFalse(isNewInitRequest(data), data)
+
+    def test_knownPeersFirst(self):
+        """
+        On the IKE port: the known SA's message, the COOKIE retry and
+        garbage go to the core before the new requests, each class in the
+        order read.
+        """
+        local, remote = ("192.0.2.1", 500), ("198.51.100.1", 500)
+        batch = [(d, remote, local) for d in (NEW_INIT_1, KNOWN_SA, NEW_INIT_2, COOKIE_RETRY, b"junk")]
+        IKEDatagramProtocol(self.runner, natt=False).packetsReceived(batch)
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA, COOKIE_RETRY, b"junk"])
+        self.clock.advance(0)
+        self.assertEqual([d for d, _, _ in self.core.received],
+                         [KNOWN_SA, COOKIE_RETRY, b"junk", NEW_INIT_1, NEW_INIT_2])
+
+    def test_knownPeersFirstNatt(self):
+        """
+        The same past the non-ESP marker on the NAT-T port (ESP goes first
+        too).
+        """
+        local, remote = ("192.0.2.1", 4500), ("198.51.100.1", 4500)
+        marked = [b"\0" * 4 + d for d in (NEW_INIT_1, KNOWN_SA, COOKIE_RETRY)]
+        esp = []
+        self.runner.espHandler = lambda data, remote, local: esp.append(data) or self.core.received.append(
+            ("esp", data))
+        IKEDatagramProtocol(self.runner, natt=True).packetsReceived(
+            [(marked[0], remote, local), (b"\x12\x34\x56\x78" + b"e" * 40, remote, local),
+             (marked[1], remote, local), (marked[2], remote, local)])
+        self.clock.advance(0)
+        self.assertEqual([d for d, *_ in self.core.received],
+                         ["esp", KNOWN_SA, COOKIE_RETRY, NEW_INIT_1])
+
+    def test_otherPortsFirst(self):
+        """
+        New requests wait for the reactor's next turn: what another port
+        read in the same wakeup (IKE_AUTH on the NAT-T port) goes before
+        them; the flood's requests of both ports follow in the order read.
+        """
+        ike, natt = IKEDatagramProtocol(self.runner, natt=False), IKEDatagramProtocol(self.runner, natt=True)
+        remote = ("198.51.100.1", 500)
+        ike.packetsReceived([(NEW_INIT_1, remote, ("192.0.2.1", 500))])
+        natt.packetsReceived([(b"\0" * 4 + NEW_INIT_2, remote, ("192.0.2.1", 4500)),
+                              (b"\0" * 4 + KNOWN_SA, remote, ("192.0.2.1", 4500))])
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA, NEW_INIT_1, NEW_INIT_2])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopDropsWaiting(self):
+        """
+        A runner stopped before its next turn answers none of the waiting
+        requests.
+        """
+        IKEDatagramProtocol(self.runner, natt=False).packetsReceived([(NEW_INIT_1, ("198.51.100.1", 500),
+                                                                        ("192.0.2.1", 500))])
+        self.runner.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.core.received, [])
 
 
 class RunnerTests(SynchronousTestCase):
@@ -550,3 +651,95 @@ class ReceiveBufferTests(SynchronousTestCase):
         self.assertGreaterEqual(size, expected)
         with open("/proc/sys/net/core/rmem_default") as f:
             self.assertGreater(size, int(f.read()) * 2 if os.geteuid() == 0 else 0)
+
+
+class BatchReadTests(TestCase):
+    """
+    L{PacketInfoPort.doRead} reads what the socket holds (up to
+    C{readBatch}) before handing it over, in one batch to a protocol
+    with C{packetsReceived}, one by one to others.
+    """
+
+    def listen(self, protocol, batch=None):
+        from twisted.internet import reactor
+
+        port = listenUDPWithPacketInfo(reactor, 0, protocol, "127.0.0.1")
+        self.addCleanup(port.stopListening)
+        # Read here, not by the reactor.
+        port.stopReading()
+        if batch is not None:
+            port.readBatch = batch
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.bind(("127.0.0.1", 0))
+        for n in range(10):
+            sender.sendto(b"d%d" % (n,), ("127.0.0.1", port.getHost().port))
+        return port, sender.getsockname()
+
+    def batchProtocol(self):
+        class Batches:
+            transport = None
+
+            def __init__(self):
+                self.batches = []
+
+            def makeConnection(self, transport):
+                self.transport = transport
+
+            def doStart(self):
+                pass
+
+            def doStop(self):
+                pass
+
+            def packetsReceived(self, batch):
+                self.batches.append(batch)
+
+        return Batches()
+
+    def test_oneBatch(self):
+        """
+        Ten datagrams waiting: one read hands over all ten, in order, with
+        the sender and the bound local address.
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol)
+        port.doRead()
+        local = ("127.0.0.1", port.getHost().port)
+        self.assertEqual(protocol.batches, [[(b"d%d" % (n,), source, local) for n in range(10)]])
+        port.doRead()
+        self.assertEqual(len(protocol.batches), 1)
+
+    def test_batchBounded(self):
+        """
+        At most C{readBatch} datagrams a read; the rest wait for the next.
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol, batch=4)
+        for _ in range(3):
+            port.doRead()
+        self.assertEqual([[d for d, _, _ in b] for b in protocol.batches],
+                         [[b"d0", b"d1", b"d2", b"d3"], [b"d4", b"d5", b"d6", b"d7"], [b"d8", b"d9"]])
+
+    def test_octetsBounded(self):
+        """
+        At about C{readOctets} octets a read ends too (large datagrams).
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol)
+        port.readOctets = 5
+        port.doRead()
+        port.doRead()
+        self.assertEqual([[d for d, _, _ in b] for b in protocol.batches], [[b"d0", b"d1", b"d2"], [b"d3", b"d4", b"d5"]])
+
+    def test_oneByOne(self):
+        """
+        A protocol with only C{packetReceived} gets each datagram.
+        """
+        got = []
+        protocol = self.batchProtocol()
+        del type(protocol).packetsReceived
+        type(protocol).packetReceived = lambda self, data, remote, local: got.append(data)
+        port, source = self.listen(protocol)
+        port.doRead()
+        self.assertEqual(got, [b"d%d" % (n,) for n in range(10)])

@@ -97,7 +97,8 @@ class WorkerPrivilegesTests(PrivsepMixin, TestCase):
         """
         The worker runs as _iked (real, effective, saved and file system
         ids), with no capability (effective, permitted, bounding), with
-        NoNewPrivs, chrooted into an empty directory; the parent stays root.
+        NoNewPrivs and the seccomp filter, chrooted into an empty directory;
+        the parent stays root and unfiltered.
         """
         self.hosts()
         credentials = Credentials("ecdsa")
@@ -114,6 +115,9 @@ class WorkerPrivilegesTests(PrivsepMixin, TestCase):
         self.assertEqual(int(fields["CapPrm"], 16), 0)
         self.assertEqual(int(fields["CapBnd"], 16), 0)
         self.assertEqual(fields["NoNewPrivs"], "1")
+        # A seccomp filter (mode 2), one: ikedtx.privsep.seccomp's.
+        self.assertEqual((fields["Seccomp"], fields["Seccomp_filters"]), ("2", "1"))
+        self.assertEqual(status(ours.process.pid)["Seccomp"], "0")
         root = os.readlink("/proc/%d/root" % (worker,))
         self.assertEqual(root, os.path.realpath(self.user.pw_dir))
         self.assertEqual(os.listdir(root), [])
@@ -184,7 +188,8 @@ class PrivsepSigningTests(PrivsepMixin, TestCase):
         ours = self.startIkedtx(ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"))
         credentials.installIkedtx(ours)
         ours.start()
-        self.workerOf(ours)
+        worker = self.workerOf(ours)
+        self.assertEqual(status(worker)["Seccomp"], "2")
         ours.initiate("peer")
         sas = [sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]
         self.assertEqual(len(sas), 1)
@@ -204,6 +209,7 @@ class PrivsepOpenIkedTests(PrivsepMixin, OpenIkedMixin, TestCase):
     def assertSeparated(self, ours):
         worker = self.workerOf(ours)
         self.assertEqual(int(status(worker)["CapEff"], 16), 0)
+        self.assertEqual(status(worker)["Seccomp"], "2")
 
     def test_rawKeysInitiator(self):
         ours, iked, mine = OpenIkedAuthTests._initiator(self, "raw")

@@ -110,6 +110,7 @@ class OptionsTests(SynchronousTestCase):
                                            "invalid literal for int() with base 10: 'x'"),
             (["--retransmit-timeout", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
             (["--retransmit-tries", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
+            (["--privsep-seccomp", "audit"], "--privsep-seccomp must be enforce, log or off"),
         ]:
             e = self.assertRaises(usage.UsageError, parse, *argv)
             self.assertEqual(str(e), message, argv)

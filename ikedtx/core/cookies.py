@@ -130,7 +130,7 @@ def fastCookie(core, data, local, remote):
         return None
     if look.cookie is not None and core.cookieValid(look.cookie, look.nonce, remote[0], look.spiI):
         return None
-    if core.policies.lookup(local[0], remote[0]) is None:
+    if not core.policies.accepts(local[0], remote[0]):
         return None
     return cookieResponse(look.spiI, core.cookieFor(look.nonce, remote[0], look.spiI))
 

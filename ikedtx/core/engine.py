@@ -24,7 +24,7 @@ from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger, LogLevel
 
-from ikedtx.addresses import addressOf
+from ikedtx.addresses import addressOf, packedAddress
 from ikedtx.core import cookies, limits, screening
 from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
@@ -998,7 +998,7 @@ class IKECore:
 
     def cookieFor(self, nonceI, remoteHost, spiI, secret=None):
         secret = self._cookieSecret if secret is None else secret
-        digest = hashlib.sha256(nonceI + addressOf(remoteHost).packed + spiI + secret).digest()
+        digest = hashlib.sha256(nonceI + packedAddress(remoteHost) + spiI + secret).digest()
         return _COOKIE_VERSION + digest
 
     def cookieValid(self, cookie, nonceI, remoteHost, spiI):

@@ -119,8 +119,8 @@ class ResponseCache:
 
 def identityRefusal(core, ikeSA):
     """
-    Why C{ikeSA}, whose peer just authenticated as C{ikeSA.peerId}, may not
-    be established (its identity has C{ikeSAsPerIdentity} IKE SAs up
+    Why C{ikeSA}, whose peer just authenticated, may not be established (its
+    identity, L{countedIdentity}, has C{ikeSAsPerIdentity} IKE SAs up
     already), or L{None}. With C{set enforcesingleikesa} there is no
     refusal: the new IKE SA replaces the old ones
     (L{ikedtx.core.singleikesa}). An IKE SA being rekeyed counts once.
@@ -128,11 +128,25 @@ def identityRefusal(core, ikeSA):
     cap = core.settings.ikeSAsPerIdentity
     if not cap or core.config.settings.enforceSingleIkeSa:
         return None
+    identity = countedIdentity(ikeSA)
     up = 0
     for other in core.ikeSAs.values():
         if (other is not ikeSA and other.state == IKEState.VALID and other.rekeyedBy is None
-                and other.peerId == ikeSA.peerId):
+                and countedIdentity(other) == identity):
             up += 1
     if up >= cap:
-        return "peer %s has %d IKE SAs up, the most kept for one identity (--ike-sas-per-id)" % (ikeSA.peerId, up)
+        who = "EAP user %s" % (ikeSA.eapIdentity,) if identity[0] == "eap" else "peer %s" % (ikeSA.peerId,)
+        return "%s has %d IKE SAs up, the most kept for one identity (--ike-sas-per-id)" % (who, up)
     return None
+
+
+def countedIdentity(ikeSA):
+    """
+    The identity C{ikeSAsPerIdentity} counts: the EAP identity of a peer
+    that authenticated with EAP (its IDi is often its address, or a name
+    all clients share), else its IDi.
+    """
+    eapIdentity = getattr(ikeSA, "eapIdentity", None)
+    if eapIdentity:
+        return ("eap", eapIdentity)
+    return ("id", ikeSA.peerId)

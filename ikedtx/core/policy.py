@@ -31,6 +31,8 @@ class PolicyTable:
         self.resolved = dict(resolved or {})
         self._byName = {p.name: p for p in self.policies}
         self._selectors = {}
+        # {(local, family): True} where a policy for any peer matches.
+        self._anyPeer = {}
         # What each policy matches, worked out once: (policy, address
         # family, peer addresses, local addresses, dstid).
         self._matchers = [
@@ -101,6 +103,25 @@ class PolicyTable:
             if policy.quick:
                 break
         return found if found is not None else default
+
+    def accepts(self, local, remote):
+        """
+        Whether L{lookup}C{(local, remote)} finds a policy, quicker where a
+        policy for any peer (or the default) matches C{local}: that answer,
+        the same for every remote address of a family, is remembered, so a
+        flood from ever new addresses costs no lookup each.
+        """
+        family = 6 if (":" in remote if isinstance(remote, str) else remote.version == 6) else 4
+        key = (local, family)
+        if key in self._anyPeer:
+            return True
+        localAddress = addressOf(local)
+        for policy, version, peers, locals_, dstId in self._matchers:
+            if policy.default or (not policy.skip and peers is None and version in (None, family)
+                                  and self._within(localAddress, locals_)):
+                self._anyPeer[key] = True
+                return True
+        return self.lookup(local, remote) is not None
 
     def matching(self, local, remote, peerId):
         """

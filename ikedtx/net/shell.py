@@ -10,6 +10,7 @@ commands such as C{initiate}.
 """
 
 import socket
+import struct
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -18,7 +19,7 @@ from zope.interface import implementer
 from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
-from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER
+from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER, NotifyType
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
 
@@ -48,6 +49,27 @@ class IKEDatagramProtocol:
     def doStop(self):
         pass
 
+    def packetsReceived(self, batch):
+        """
+        The datagrams one read of the port found (C{(data, remote, local)}
+        each): those of peers we know (a known SPI, an IKE_SA_INIT with a
+        COOKIE, ESP) first, then new IKE_SA_INIT requests without a COOKIE,
+        what a flood of spoofed requests is made of, each class in the
+        order it came. The new requests wait for the reactor's next turn
+        (L{CoreRunner.answerLater}): the other ports' datagrams read in the
+        same wakeup (IKE_AUTH on the NAT-T port) go first too.
+        """
+        later = []
+        isNew = isNewInitRequest
+        offset = 4 if self.natt else 0
+        for item in batch:
+            if isNew(item[0], offset):
+                later.append(item)
+            else:
+                self.packetReceived(*item)
+        if later:
+            self.runner.answerLater(self.packetReceived, later)
+
     def packetReceived(self, data, remote, local):
         try:
             if self.natt:
@@ -71,6 +93,26 @@ class IKEDatagramProtocol:
         except Exception:
             # Whatever a peer sends, no exception leaves datagramReceived.
             self._log.failure("error handling a datagram from {remote}", remote=remote)
+
+
+_ZERO_SPI = bytes(8)
+#: The COOKIE Notify's type, as it is on the wire.
+_COOKIE_TYPE = struct.pack("!H", NotifyType.COOKIE)
+
+
+def isNewInitRequest(data, offset=0):
+    """
+    Whether C{data} (past C{offset} bytes: the NAT-T port's non-ESP marker)
+    looks like the first IKE_SA_INIT request of a new peer: exchange
+    IKE_SA_INIT, no responder SPI, and no COOKIE Notify as its first
+    payload. A cheap look at fixed offsets, for ordering only (whatever it
+    says, the datagram is handled in full later).
+    """
+    if len(data) < offset + 36 or data[offset + 18] != 34 or data[offset + 19] & 0x28 != 0x08:
+        return False
+    if data[offset + 8:offset + 16] != _ZERO_SPI:
+        return False
+    return not (data[offset + 16] == 41 and data[offset + 34:offset + 36] == _COOKIE_TYPE)
 
 
 @implementer(IDatapathEvents)
@@ -128,7 +170,28 @@ class CoreRunner:
         # The L{ikedtx.auth.radiuswire.RadiusWiring} of the configuration
         # (L{configureRadius}), or None.
         self.radius = None
+        # New IKE_SA_INIT requests read in this turn of the reactor
+        # (answerLater) and the call that answers them.
+        self._later = []
+        self._laterCall = None
         kernel.setEventReceiver(self)
+
+    def answerLater(self, handler, items):
+        """
+        Call C{handler(*item)} for each of C{items} (new IKE_SA_INIT
+        requests a read found) at the reactor's next turn, after what every
+        port read in this one.
+        """
+        self._later.append((handler, items))
+        if self._laterCall is None and not self.stopped:
+            self._laterCall = self.reactor.callLater(0, self._answerLater)
+
+    def _answerLater(self):
+        self._laterCall = None
+        waiting, self._later = self._later, []
+        for handler, items in waiting:
+            for item in items:
+                handler(*item)
 
     def addPort(self, port, natt):
         family = port.addressFamily
@@ -609,6 +672,10 @@ class CoreRunner:
         Cancel every timer and arm no new one (the service is stopping).
         """
         self.stopped = True
+        if self._laterCall is not None and self._laterCall.active():
+            self._laterCall.cancel()
+        self._laterCall = None
+        self._later = []
         if self.radius is not None:
             self.radius.stop()
         for call in self._timers.values():

@@ -26,6 +26,7 @@ _UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 _SOL_UDP = getattr(socket, "SOL_UDP", 17)
 #: Errors that say UDP GSO cannot be used (as opposed to a lost send).
 _NO_SEGMENTS = (EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, EMSGSIZE)
+_WILDCARDS = ("", "0.0.0.0", "::", None)
 
 
 def _localFromAncillary(family, ancillary):
@@ -70,6 +71,10 @@ class PacketInfoPort(udp.Port):
     # Room for the bursts of a flood while the reactor is busy or not
     # scheduled (SO_RCVBUFFORCE as root, else up to net.core.rmem_max).
     receiveBuffer = 1 << 20
+    # Datagrams read in one wakeup, at most (about what the receive buffer
+    # holds of a flood's IKE_SA_INIT requests).
+    readBatch = 1024
+    readOctets = 4 << 20
 
     def __init__(self, *args, **kwargs):
         udp.Port.__init__(self, *args, **kwargs)
@@ -87,22 +92,61 @@ class PacketInfoPort(udp.Port):
         return skt
 
     def doRead(self):
-        read = 0
-        while read < self.maxThroughput:
+        """
+        Read what the socket holds (at most L{readBatch} datagrams or about
+        L{readOctets} octets, so the reactor's other descriptors get their
+        turn and the batch's memory is bounded), then hand the batch
+        to the protocol: one with C{packetsReceived(batch)} (a list of
+        C{(data, remote, local)}) chooses the order, others get each
+        datagram in turn. One wakeup under a flood reads the whole backlog before
+        anything is answered, so a protocol that puts a legitimate peer's
+        datagram first answers it after one batch of reads, not after the
+        flood's requests queued ahead of it.
+        """
+        batch = []
+        recvmsg = self.socket.recvmsg
+        size = self.maxPacketSize
+        family = self.addressFamily
+        fixed = self._fixedLocal()
+        error = None
+        octets = 0
+        for _ in range(self.readBatch):
             try:
-                data, ancillary, _flags, remote = self.socket.recvmsg(self.maxPacketSize, _CMSG_SPACE)
+                data, ancillary, _flags, remote = recvmsg(size, _CMSG_SPACE)
             except OSError as e:
-                if e.args[0] in _IGNORED_READ_ERRORS:
-                    return
-                raise
-            read += len(data)
-            remote = remote[:2]
-            local = (_localFromAncillary(self.addressFamily, ancillary) or self.interface, self._realPortNumber)
-            try:
-                self.protocol.packetReceived(data, remote, local)
-            except BaseException:
-                # The protocol must not raise; if it does, one datagram is lost, not the port.
-                self._log.failure("unhandled error for a datagram from {remote}", remote=remote)
+                if e.args[0] not in _IGNORED_READ_ERRORS:
+                    error = e
+                break
+            local = fixed or (_localFromAncillary(family, ancillary) or self.interface, self._realPortNumber)
+            batch.append((data, remote[:2], local))
+            octets += len(data)
+            if octets >= self.readOctets:
+                break
+        if batch:
+            many = getattr(self.protocol, "packetsReceived", None)
+            if many is not None:
+                try:
+                    many(batch)
+                except BaseException:
+                    self._log.failure("unhandled error for a batch of {n} datagrams", n=len(batch))
+            else:
+                for data, remote, local in batch:
+                    try:
+                        self.protocol.packetReceived(data, remote, local)
+                    except BaseException:
+                        # The protocol must not raise; if it does, one datagram is lost, not the port.
+                        self._log.failure("unhandled error for a datagram from {remote}", remote=remote)
+        if error is not None:
+            raise error
+
+    def _fixedLocal(self):
+        """
+        The local address of every datagram of a port bound to one address
+        (no ancillary data to look at), or L{None} for a wildcard port.
+        """
+        if self.interface in _WILDCARDS:
+            return None
+        return (self.interface, self._realPortNumber)
 
     def writeFrom(self, datagram, remote, source=None):
         """

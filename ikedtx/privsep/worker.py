@@ -73,6 +73,39 @@ def dropPrivileges(uid, gid, root):
         raise OSError("privileges could not be dropped: setuid(0) worked")
 
 
+def prepareSyscallFilter(mode):
+    """
+    Build the worker's seccomp filter (L{ikedtx.privsep.seccomp}) while
+    libseccomp can still be opened; L{None} for C{off}, or where libseccomp
+    is missing (logged: the worker then runs without one).
+    """
+    from twisted.logger import Logger
+
+    from ikedtx.privsep import seccomp
+
+    try:
+        return seccomp.prepare(mode)
+    except seccomp.SeccompUnavailable as e:
+        Logger(namespace="ikedtx.privsep").error("no system call filter for the worker: {error}", error=e)
+        return None
+
+
+def loadSyscallFilter(syscalls):
+    """
+    Load C{syscalls} (from L{prepareSyscallFilter}), after the drop of the
+    privileges; a filter the kernel refuses ends the worker.
+    """
+    from twisted.logger import Logger
+
+    log = Logger(namespace="ikedtx.privsep")
+    if syscalls is None:
+        log.info("worker: no system call filter")
+        return
+    syscalls.load()
+    log.info("worker: seccomp filter loaded ({mode}: {n} system calls allowed)", mode=syscalls.mode,
+             n=syscalls.allowed)
+
+
 def importEverything():
     """
     Import what the worker may import lazily later, while the file system
@@ -156,7 +189,9 @@ def main():
     from ikedtx.privsep.workerservice import WorkerService
 
     service = WorkerService(config, options, reactor, credentials, layout, resolved, signer)
+    syscalls = prepareSyscallFilter(options.get("privsep-seccomp") or "enforce")
     dropPrivileges(layout["uid"], layout["gid"], layout["chroot"])
+    loadSyscallFilter(syscalls)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()

@@ -58,7 +58,7 @@ from twisted.logger import Logger
 from ikedtx.auth import eap as mschap
 from ikedtx.auth.eapbackend import EAPStep, LocalMSCHAPv2Backend
 from ikedtx.auth.ids import IKEIdentity
-from ikedtx.core import cryptoglue
+from ikedtx.core import cryptoglue, limits
 from ikedtx.core.actions import AbortEAP
 from ikedtx.core.errors import RemoteProtocolError
 from ikedtx.wire.constants import AuthMethod, NotifyType
@@ -144,20 +144,21 @@ def usesEAP(policy):
     return policy is not None and policy.auth.method == "eap"
 
 
-def _fail(core, ikeSA, task, reason):
+def _fail(core, ikeSA, task, reason, counter="ikedtx_eap_failures"):
     """
     Refuse with AUTHENTICATION_FAILED and delete the IKE SA after the
-    response.
+    response; C{counter} counts it.
     """
     state = ikeSA.eap
     if state is not None and state.state != FAILED:
         state.state = FAILED
         state.wipe()
         core.emit(AbortEAP(state.session))
-    core.counters.count("ikedtx_eap_failures")
+    core.counters.count(counter)
     ikeSA.authFailed = True
     task.closeAfterResponse = "EAP authentication failed"
-    _log.warn("{ikeSA}: EAP authentication failed: {reason}", ikeSA=ikeSA, reason=reason)
+    _log.warn("{ikeSA}: {what}: {reason}", ikeSA=ikeSA, reason=reason,
+              what="EAP authentication failed" if counter == "ikedtx_eap_failures" else "refused after EAP")
     raise EAPFailed(reason)
 
 
@@ -214,10 +215,13 @@ def continueR(task, core, ikeSA, payloads):
     expected = cryptoglue.pskAuth(ikeSA, state.msk, octets)
     if not hmac.compare_digest(expected, bytes(auth.data)):
         _fail(core, ikeSA, task, "AUTH from the MSK does not verify")
-    ours = cryptoglue.pskAuth(ikeSA, state.msk, cryptoglue.signedOctets(ikeSA, False, state.idrBody))
-    task.answer = [Authentication(AuthMethod.SHARED_KEY_MIC, ours)]
     ikeSA.peerId = IKEIdentity.fromPayload(state.idi.idType, bytes(state.idi.data))
     ikeSA.eapIdentity = state.identity
+    why = limits.identityRefusal(core, ikeSA)
+    if why is not None:
+        _fail(core, ikeSA, task, why, counter="ikedtx_sa_refused_per_id")
+    ours = cryptoglue.pskAuth(ikeSA, state.msk, cryptoglue.signedOctets(ikeSA, False, state.idrBody))
+    task.answer = [Authentication(AuthMethod.SHARED_KEY_MIC, ours)]
     payloads[:] = [p for p in payloads if not isinstance(p, _HELD)] + state.held
     state.wipe()
     core.counters.count("ikedtx_eap_success")
