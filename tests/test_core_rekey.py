@@ -270,6 +270,33 @@ class ChildRekeyTests(RekeyTestCase):
         # No Child SA ever reached its hard lifetime.
         self.assertEqual(len(self.childInstalls(a)), len(a.eventsOf(RemoveChildSA)) + 1)
 
+    def test_datapathLimitsJittered(self):
+        """
+        C{lifetime 3000 bytes 1M}: every SA handed to the datapath has the
+        hard limits of the policy (3000 s, 1 MiB) and soft ones drawn anew
+        for each Child SA between 85% and 95% of them (RFC 7296 2.8.1's
+        jitter), the same for both SAs of a pair; the byte limits can only
+        be enforced there. Over a few rekeys the soft limits differ.
+        """
+        a, b = self.establish(
+            initiator=initiatorConfig(ids=False, extra=lifetimes(child=3000) + " bytes 1M"),
+            responder=responderConfig(ids=False, extra=lifetimes(child=3000, ids=("b.example", "a.example")) + " bytes 1M"))[:2]
+        for _ in range(4):
+            self.rekeyChild(a)
+            self.network.pump()
+        softs = set()
+        for host in (a, b):
+            installs = self.childInstalls(host)
+            self.assertEqual(len(installs), 5)
+            for install in installs:
+                sas = install.sas
+                self.assertEqual({(sa.lifetimeSeconds, sa.lifetimeBytes) for sa in sas}, {(3000, 1 << 20)})
+                (pair,) = {(sa.softLifetimeSeconds, sa.softLifetimeBytes) for sa in sas}
+                self.assertTrue(0.85 * 3000 <= pair[0] < 0.95 * 3000, pair)
+                self.assertTrue(0.85 * (1 << 20) <= pair[1] < 0.95 * (1 << 20), pair)
+                softs.add(pair)
+        self.assertGreater(len(softs), 5, softs)
+
     def test_datapathSoftExpire(self):
         """
         A soft expire from the datapath (IKECore.expired) starts the rekey,

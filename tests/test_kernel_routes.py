@@ -11,7 +11,7 @@ from ipaddress import ip_address, ip_network
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.kernel import xfrm
-from ikedtx.kernel.interfaces import KernelSelector
+from ikedtx.kernel.interfaces import TRAP_REQID_BASE, KernelSelector
 from ikedtx.kernel.routes import DEFAULT_TABLE, TunnelRoutes
 
 from tests.test_kernel_xfrm import RecordingChannel, flow
@@ -153,6 +153,36 @@ class XfrmRouteTests(SynchronousTestCase):
         self.successResultOf(self.kernel.addFlow(moved))
         self.successResultOf(self.kernel.deleteFlow(flow("out")))
         self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+
+    def test_localMovesUnderTrap(self):
+        """
+        An active policy's trap flow routed the network first (same
+        endpoints as the Child SA's flow); MOBIKE moves this host: the route
+        is made again for the moved flow, which the datapath uses (the
+        trap under it keeps the old endpoints), and once the Child SA goes
+        it is made again for the trap, which goes last with the route.
+        """
+        trap = flow("out", reqid=TRAP_REQID_BASE)
+        moved = flow("out", localAddress=A("198.51.100.1"))
+        for f in (trap, flow("out"), moved):
+            self.successResultOf(self.kernel.addFlow(f))
+        self.successResultOf(self.kernel.deleteFlow(flow("out")))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+        self.successResultOf(self.kernel.deleteFlow(moved))
+        self.assertEqual(self.routes.log[2:], [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
+        self.successResultOf(self.kernel.deleteFlow(trap))
+        self.assertEqual(self.routes.log[3:], [("del", "10.2.0.0/24", "10.1.0.1", "192.0.2.2"), ("rules",)])
+
+    def test_trapAfterChildSA(self):
+        """
+        A trap installed after a moved Child SA's flow (ikectl couple, a
+        reload) does not take the route back to its own endpoints: the
+        datapath keeps the Child SA's flow.
+        """
+        moved = flow("out", localAddress=A("198.51.100.1"))
+        self.successResultOf(self.kernel.addFlow(moved))
+        self.successResultOf(self.kernel.addFlow(flow("out", reqid=TRAP_REQID_BASE)))
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
 
     def test_flush(self):
         self.successResultOf(self.kernel.addFlow(flow("out")))

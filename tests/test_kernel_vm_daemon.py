@@ -12,6 +12,8 @@ test here checks its part.
   the negotiated ESP SAs;
 - ikectl decouple takes SAs, flows, traps, routes and the IPv6 block out,
   ikectl couple puts them back;
+- a crashed daemon (SIGKILL) leaves its SAs, flows, routes, rule and IPv6
+  block; its next start removes them;
 - nothing left after SIGTERM.
 """
 
@@ -37,7 +39,7 @@ def report():
     """
     if "report" not in _cache:
         try:
-            rc, output, seconds = runInVM(["env", "PYTHONPATH=" + ROOT, SCRIPT, sys.executable], timeout=560,
+            rc, output, seconds = runInVM(["env", "PYTHONPATH=" + ROOT, SCRIPT, sys.executable], timeout=1800,
                                           cwd=ROOT, env={"SMP": "2"})
             values = dict(re.findall(r"^(\w+)=(.*)$", output, re.M))
             for name in re.findall(r"^(\w+)_begin$", output, re.M):
@@ -193,13 +195,55 @@ class DaemonDatapathVMTests(SynchronousTestCase):
         # takes a's packets.
         self.assertEqual(self.value("recoupled_ping4"), "3")
 
+    def test_ipv6FlowOverIPv4Peers(self):
+        """
+        The IPv6 flow fd01::/16 <-> fd02::/16 between IPv4 peers: its
+        policies carry IPv4 tunnel templates (192.0.2.11 <-> 192.0.2.12),
+        and its two IPv4 ESP SAs counted the IPv6 pings through it.
+        """
+        self.assertEqual(self.value("blocked_ping6_flow"), "3")
+        policies = self.value("blocked_policies")
+        self.assertRegex(policies, r"src fd01::/16 dst fd02::/16 \n\tdir out priority \d+ ptype main \n"
+                                   r"\ttmpl src 192\.0\.2\.11 dst 192\.0\.2\.12\n\t\tproto esp reqid \d+ mode tunnel")
+        self.assertRegex(policies, r"src fd02::/16 dst fd01::/16 \n\tdir in priority \d+ ptype main \n"
+                                   r"\ttmpl src 192\.0\.2\.12 dst 192\.0\.2\.11\n")
+        states = self.value("blocked_states")
+        sas = re.findall(r"^src 192\.0\.2\.1[12] dst 192\.0\.2\.1[12]\n(?:\t.*\n)+", states, re.M)
+        self.assertEqual(len(sas), 2, states)
+        for sa in sas:
+            self.assertIn("mode tunnel", sa)
+            self.assertGreaterEqual(int(re.search(r"^\t  \d+\(bytes\), (\d+)\(packets\)$", sa, re.M).group(1)), 3, sa)
+
+    def test_crashLeftoversRemovedAtStart(self):
+        """
+        a's daemon killed (SIGKILL, no flush) leaves its Child SAs' SAs and
+        flows, its traps, its table-220 routes and rule and the IPv6 block
+        in the kernel; its next start (the "open" run) removes all of it
+        (by its reqid range, block priorities, route protocol) and says so,
+        so that after that run's SIGTERM a's namespace is empty.
+        """
+        left = self.value("blocked_after_stop_a")
+        self.assertRegex(left, r"proto esp spi 0x[0-9a-f]+ reqid 17616\d+ mode tunnel", left)
+        self.assertIn("tmpl src 192.0.2.1 dst 192.0.2.2", left)
+        self.assertIn("src 10.1.0.0/16 dst 10.6.0.0/16", left)
+        self.assertIn("action block", left)
+        self.assertRegex(left, r"10\.2\.0\.0/16 dev va proto 158 .*src 10\.1\.0\.1")
+        self.assertIn("lookup 220", self.value("blocked_rules_after_stop_a"))
+        removed = self.value("open_removed_a")
+        self.assertRegex(removed, r"removed \d+ SAs and policies left by an earlier ikedtx", removed)
+        self.assertRegex(removed, r"removed \d+ routes an earlier ikedtx left in table 220", removed)
+        self.assertRegex(removed, r"removed \d+ rules an earlier ikedtx left for table 220", removed)
+        self.assertNotIn("action block", self.value("open_policies"))
+
     def test_nothingLeft(self):
         """
         After SIGTERM: no SA, no policy (block included), no route in table
-        220 and no rule for it, in either namespace.
+        220 and no rule for it, in either namespace (in a's after the
+        crashed run, only b's).
         """
-        for run in ("blocked", "open"):
-            after = self.value(run + "_after_stop")
-            self.assertEqual(re.sub(r"Error: ipv[46]: FIB table does not exist.\nDump terminated\n", "", after).strip(),
-                             "", after)
-            self.assertNotIn("lookup 220", self.value(run + "_rules_after_stop"))
+        for run, namespaces in (("blocked", "b"), ("open", "ab")):
+            for n in namespaces:
+                after = self.value("%s_after_stop_%s" % (run, n))
+                self.assertEqual(re.sub(r"Error: ipv[46]: FIB table does not exist.\nDump terminated\n", "",
+                                        after).strip(), "", (run, n, after))
+                self.assertNotIn("lookup 220", self.value("%s_rules_after_stop_%s" % (run, n)))

@@ -57,6 +57,25 @@ class XfrmRekeyVMTests(SynchronousTestCase):
         self.assertIn("reached its soft lifetime; rekeying it", logs)
         self.assertNotIn("hard expire", logs)
 
+    def test_limitsInKernel(self):
+        """
+        The kernel holds the policy's hard limits (C{lifetime 120 bytes
+        24K}: 120 s, 24576 bytes) and a soft limit between 85% and 95% of
+        each (the jitter), the same for both SAs of the pair.
+        """
+        states = rekeyReport()["states_a"]
+        sas = re.findall(r"^src .*\n(?:\t.*\n)+", states, re.M)
+        self.assertEqual(len(sas), 2, states)
+        limits = set()
+        for sa in sas:
+            (softBytes, hardBytes), = re.findall(r"limit: soft (\d+)\(bytes\), hard (\d+)\(bytes\)", sa)
+            (softSeconds, hardSeconds), = re.findall(r"expire add: soft (\d+)\(sec\), hard (\d+)\(sec\)", sa)
+            self.assertEqual((int(hardBytes), int(hardSeconds)), (24576, 120), sa)
+            self.assertTrue(0.85 * 24576 <= int(softBytes) < 0.95 * 24576, sa)
+            self.assertTrue(0.85 * 120 <= int(softSeconds) < 0.95 * 120, sa)
+            limits.add((softBytes, softSeconds))
+        self.assertEqual(len(limits), 1, states)
+
     def test_noPingLost(self):
         """
         Every one of the 400 pings crossing the rekeys is answered: the new

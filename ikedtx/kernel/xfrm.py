@@ -135,6 +135,13 @@ def _describeFlow(flow):
         flow.destination.startAddress, flow.destination.endAddress, flow.reqid)
 
 
+def _endpoints(flow):
+    """
+    The tunnel endpoints of C{flow}, as a route made for it remembers them.
+    """
+    return (ip_address(flow.localAddress), ip_address(flow.peerAddress))
+
+
 def _kernelError(what, error):
     code = getattr(error, "code", None) or getattr(error, "errno", None)
     reason = os.strerror(code) if code else str(error)
@@ -862,10 +869,10 @@ class XfrmKernel:
                     # The peer itself must stay outside the tunnel.
                     continue
                 # One route per network (the kernel keys routes by
-                # destination): the first flow's source and peer stay.
+                # destination): the first flow's source stays.
                 if self._routeUsers[network] == 0:
                     self.routes.addRoute(network, source, peer)
-                    self._routeArgs[network] = (source, peer)
+                    self._routeArgs[network] = (source, _endpoints(flow))
                     self._log.info("xfrm: {network} routed in table {table} (source {source})", network=network,
                                    table=self.routes.table, source=source)
                 self._routeUsers[network] += 1
@@ -875,15 +882,17 @@ class XfrmKernel:
         finally:
             if routes:
                 self._flowRoutes.setdefault(flow, []).extend(routes)
+        for network in routes:
+            self._follow(network)
 
     def _deleteRoutes(self, flow):
         for network in self._flowRoutes.pop(flow, []):
             self._routeUsers[network] -= 1
             if self._routeUsers[network] > 0:
-                self._follow(network, flow)
+                self._follow(network)
                 continue
             del self._routeUsers[network]
-            source, peer = self._routeArgs.pop(network)
+            source, (local, peer) = self._routeArgs.pop(network)
             try:
                 self.routes.deleteRoute(network, source, peer)
             except Exception as e:
@@ -891,28 +900,35 @@ class XfrmKernel:
         if not self._routeUsers and self.routes is not None and self.routes.rules:
             self.routes.removeRules()
 
-    def _follow(self, network, gone):
+    def _follow(self, network):
         """
-        The route to C{network} outlived the flow C{gone}: when the flows
-        left have other tunnel endpoints (MOBIKE moved the tunnel: the flow
-        with the new addresses came before the old one went), the route
-        follows them, through the next hop towards the peer from where
-        the host now is.
+        The route to C{network} follows the tunnel of the flow the datapath
+        uses for it (L{claimPosition}: the newest Child SA's, else the
+        newest trap's): when that flow's tunnel endpoints are not the ones
+        the route was made for (MOBIKE moved this host or its peer; the
+        Child SA under which a trap routed went), the route is made again,
+        through the next hop towards the peer from where the host now is.
+        A move of this host's address may have taken the old route with it
+        (the kernel drops routes through a gateway no longer reachable).
         """
-        source, peer = self._routeArgs[network]
-        remaining = next((f for f, networks in self._flowRoutes.items() if network in networks), None)
-        if remaining is None or (remaining.localAddress, remaining.peerAddress) == (gone.localAddress,
-                                                                                   gone.peerAddress):
+        source, endpoints = self._routeArgs[network]
+        claims = []
+        for f, networks in self._flowRoutes.items():
+            if network in networks:
+                claims.insert(claimPosition(claims, f), f)
+        if not claims or _endpoints(claims[-1]) == endpoints:
             return
-        newPeer = ip_address(remaining.peerAddress)
+        owner = claims[-1]
+        newPeer = ip_address(owner.peerAddress)
         try:
             self.routes.addRoute(network, source, newPeer)
         except Exception as e:
             self._log.warn("xfrm: the route to {network} did not follow the tunnel to {peer}: {error}",
                            network=network, peer=newPeer, error=e)
             return
-        self._routeArgs[network] = (source, newPeer)
-        self._log.info("xfrm: {network} now routed towards {peer}", network=network, peer=newPeer)
+        self._routeArgs[network] = (source, _endpoints(owner))
+        self._log.info("xfrm: {network} now routed towards {peer} (from {local})", network=network, peer=newPeer,
+                       local=owner.localAddress)
 
     # IPv6 leak block
 

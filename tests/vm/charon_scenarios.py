@@ -2,7 +2,9 @@
 """
 Runs INSIDE the ESP-capable VM (ikedtx/testing/vm/vmrun.sh): ikedtx with
 C{--kernel xfrm} in namespace C{a} against strongSwan's charon with
-kernel-netlink (its ordinary kernel mode) in namespace C{b}, with a router
+kernel-netlink (its ordinary kernel mode) in namespace C{b} (or, with
+C{"peer": "ikedtx"} in the plan, against a second ikedtx with C{--kernel
+xfrm} there: L{tests.test_kernel_vm_ikedtx}), with a router
 C{m} between them, every scenario of the plan in one boot, then SIGTERM to
 ikedtx. Prints a JSON report between marker lines for
 L{tests.test_kernel_vm_charon} to check on the host.
@@ -179,12 +181,32 @@ def swanctl(plan, *args, timeout=120):
     return result.stdout + result.stderr
 
 
-def startIkedtx(plan):
-    out = open(plan["ikedtxLog"], "wb")
+def startIkedtx(plan, ns="a", conf=None, socket=None, logPath=None):
+    out = open(logPath or plan["ikedtxLog"], "wb")
     return subprocess.Popen(
-        ["ip", "netns", "exec", "a", sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d",
-         "-f", plan["ikedtxConf"], "--kernel", "xfrm", "-s", plan["ikedtxSocket"], "--etc-dir",
+        ["ip", "netns", "exec", ns, sys.executable, "-c", "from ikedtx.cli import iked; iked()", "-d",
+         "-f", conf or plan["ikedtxConf"], "--kernel", "xfrm", "-s", socket or plan["ikedtxSocket"], "--etc-dir",
          plan["ikedtxEtc"]], stdout=out, stderr=out)
+
+
+def peerIsIkedtx(plan):
+    return plan.get("peer") == "ikedtx"
+
+
+def startPeer(plan):
+    """
+    The peer in namespace b: charon, or a second ikedtx (its active
+    policies initiate once it runs).
+    """
+    if peerIsIkedtx(plan):
+        return startIkedtx(plan, "b", plan["peerConf"], plan["peerSocket"], plan["peerLog"])
+    return startCharon(plan)
+
+
+def peerLog(plan):
+    if peerIsIkedtx(plan):
+        return plan["peerLog"]
+    return os.path.join(plan["charonDir"], "charon.log")
 
 
 def hasFlow(ns, source, destination, direction):
@@ -226,7 +248,7 @@ def main():
         setup(plan)
         report["timings"]["setup"] = round(time.time() - START, 2)
         log("namespaces ready")
-        charon = startCharon(plan)
+        charon = startPeer(plan)
         ours = startIkedtx(plan)
         started = time.time()
         ready = poll(lambda: os.path.exists(plan["ikedtxSocket"]) or ours.poll() is not None, 240, 0.5)
@@ -234,9 +256,18 @@ def main():
         if not ready or ours.poll() is not None:
             raise RuntimeError("ikedtx did not start (exit %s)" % (ours.poll(),))
         log("ikedtx up")
+        if peerIsIkedtx(plan):
+            # Both privilege-separated workers serve peers (the parents
+            # bind the control sockets first); b initiates its own active
+            # policies.
+            for process, path in ((ours, plan["ikedtxLog"]), (charon, plan["peerLog"])):
+                if not poll(lambda: re.search(r"loaded \d+ policies", tail(path, 400)) or process.poll() is not None,
+                            300, 0.5) or process.poll() is not None:
+                    raise RuntimeError("ikedtx (%s) did not start (exit %s)" % (path, process.poll()))
+            log("both ikedtx up")
         # ikedtx initiates its active policies at start; charon the others.
         for s in plan["scenarios"]:
-            if s["initiator"] == "charon":
+            if s["initiator"] == "charon" and not peerIsIkedtx(plan):
                 s["initiate"] = swanctl(plan, "--initiate", "--child", s["name"], "--timeout", "30")[-1500:]
                 log("charon initiated %s" % (s["name"],))
         # One deadline for all: a run where nothing installs fails in
@@ -260,7 +291,7 @@ def main():
             except Exception as e:
                 result["error"] = repr(e)
                 result["traceback"] = traceback.format_exc()
-        report["sas"] = swanctl(plan, "--list-sas")[-6000:]
+        report["sas"] = "" if peerIsIkedtx(plan) else swanctl(plan, "--list-sas")[-6000:]
         report["beforeStop"] = {"state": sh("ip -n a xfrm state"), "policy": sh("ip -n a xfrm policy")}
         peerBefore = {"state": sh("ip -n b xfrm state"), "policy": sh("ip -n b xfrm policy")}
         # SIGTERM: ikedtx removes everything it installed in a.
@@ -275,7 +306,7 @@ def main():
         report["peerBeforeStop"] = peerBefore
         poll(lambda: not sh("ip -n b xfrm state").strip(), 15, 0.5)
         report["peerAfterStop"] = {"state": sh("ip -n b xfrm state"), "policy": sh("ip -n b xfrm policy"),
-                                   "sas": swanctl(plan, "--list-sas")}
+                                   "sas": "" if peerIsIkedtx(plan) else swanctl(plan, "--list-sas")}
         log("ikedtx stopped: %s" % (ours.poll(),))
     except Exception as e:
         report["error"] = repr(e)
@@ -286,7 +317,7 @@ def main():
                 process.kill()
                 process.wait()
         report["ikedtxLog"] = tail(plan["ikedtxLog"], 150)
-        report["charonLog"] = tail(os.path.join(plan["charonDir"], "charon.log"), 150)
+        report["charonLog"] = tail(peerLog(plan), 150)
         report["timings"]["total"] = round(time.time() - START, 2)
         sys.stdout.write("%s\n%s\n%s\n" % (MARK_BEGIN, json.dumps(report), MARK_END))
         sys.stdout.flush()

@@ -16,7 +16,9 @@
 #     the negotiated ESP SAs;
 #   - ikectl decouple takes SAs, flows, traps, routes and the IPv6 block
 #     out of the kernel, ikectl couple puts them back;
-#   - after SIGTERM nothing is left (SAs, policies, routes, rules).
+#   - a's daemon killed (SIGKILL) leaves its SAs, flows, routes, rule and
+#     IPv6 block; its next start removes them; after SIGTERM nothing is
+#     left (SAs, policies, routes, rules).
 # Prints "key=value" lines and NAME_begin/NAME_end sections.  $1: the Python.
 set -u
 PY=${1:-python3}
@@ -83,11 +85,12 @@ start() {  # $1: run name, $2: SAs to wait for in each namespace, then extra ike
         echo $! > $W/$n.pid
     done
     local t0 deadline ok=0
-    t0=$(now); deadline=$((t0 + 240))
+    t0=$(now); deadline=$((t0 + 420))
     while [ "$(now)" -lt $deadline ]; do
         kill -0 "$(cat $W/a.pid)" 2>/dev/null && kill -0 "$(cat $W/b.pid)" 2>/dev/null || break
-        if [ -S $W/a.sock ] && [ -S $W/b.sock ] && [ "$(ip -n a xfrm state | grep -c '^src')" -ge $want ] \
-                && [ "$(ip -n b xfrm state | grep -c '^src')" -ge $want ]; then
+        # (A crashed run left its socket file: the log says when it is live.)
+        if grep -q "loaded [0-9]* policies" $W/a.$run.log && grep -q "loaded [0-9]* policies" $W/b.$run.log \
+                && [ "$(ip -n a xfrm state | grep -c '^src')" -ge $want ] && [ "$(ip -n b xfrm state | grep -c '^src')" -ge $want ]; then
             ok=1; break
         fi
         sleep 0.5
@@ -96,22 +99,30 @@ start() {  # $1: run name, $2: SAs to wait for in each namespace, then extra ike
     echo "${run}_seconds=$(( $(now) - t0 ))"
 }
 
-stop() {  # $1: run name
-    local run=$1
+stop() {  # $1: run name; $2: the signal that ends a's daemon (TERM; KILL: a crash)
+    local run=$1 signal=${2:-TERM} workers
+    workers=$(pgrep -P "$(cat $W/a.pid)" | tr '\n' ' ')
     for n in a b; do
         echo "${run}_alive_$n=$(kill -0 "$(cat $W/$n.pid)" 2>/dev/null && echo 1 || echo 0)"
-        kill -TERM "$(cat $W/$n.pid)"
+        if [ $n = a ]; then kill -$signal "$(cat $W/$n.pid)"; else kill -TERM "$(cat $W/$n.pid)"; fi
     done
     for n in a b; do
         for i in $(seq 150); do kill -0 "$(cat $W/$n.pid)" 2>/dev/null || break; sleep 0.1; done
     done
+    # A killed daemon's worker ends on its own once its parent is gone.
+    for pid in $workers; do
+        for i in $(seq 150); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    done
     echo "${run}_larval_begin"; for n in a b; do ip -n $n xfrm state | grep -A1 '^src' | grep -B1 'spi 0x00000000'; done
     echo "${run}_larval_end"
     sleep 4
-    echo "${run}_after_stop_begin"
-    for n in a b; do ip -n $n xfrm state; ip -n $n xfrm policy; ip -n $n route show table 220; ip -n $n -6 route show table 220; done
-    echo "${run}_after_stop_end"
-    echo "${run}_rules_after_stop_begin"; for n in a b; do ip -n $n rule show; ip -n $n -6 rule show; done; echo "${run}_rules_after_stop_end"
+    for n in a b; do
+        echo "${run}_after_stop_${n}_begin"
+        ip -n $n xfrm state; ip -n $n xfrm policy; ip -n $n route show table 220; ip -n $n -6 route show table 220
+        echo "${run}_after_stop_${n}_end"
+        echo "${run}_rules_after_stop_${n}_begin"; ip -n $n rule show; ip -n $n -6 rule show
+        echo "${run}_rules_after_stop_${n}_end"
+    done
 }
 
 received() {  # ping arguments (in namespace a): how many answers (0 when ping could not even send)
@@ -167,7 +178,10 @@ echo "recoupled_esp=$(espStates)"
 echo "recoupled_policies_begin"; ip -n a xfrm policy; echo "recoupled_policies_end"
 echo "recoupled_table_begin"; ip -n a route show table 220; ip -n a -6 route show table 220; echo "recoupled_table_end"
 echo "recoupled_ping4=$(received 10.2.0.1)"
-stop blocked
+# a's daemon crashes (SIGKILL: nothing flushed): its SAs, flows, traps,
+# routes, rule and IPv6 block stay in the kernel until its next start
+# (the "open" run) removes them.
+stop blocked KILL
 echo "blocked_log_a_begin"; cat $W/a.blocked.log; echo "blocked_log_a_end"
 echo "blocked_log_b_begin"; cat $W/b.blocked.log; echo "blocked_log_b_end"
 
@@ -177,3 +191,4 @@ echo "open_ping6_link=$(received -6 2001:db8::2)"
 echo "open_policies_begin"; ip -n a xfrm policy; echo "open_policies_end"
 stop open
 echo "open_log_a_begin"; tail -n 40 $W/a.open.log; echo "open_log_a_end"
+echo "open_removed_a_begin"; grep -i "left" $W/a.open.log; echo "open_removed_a_end"

@@ -60,8 +60,8 @@ echo "ping_before=$(received)"
 show before
 echo "packets_in_b_before=$(packets 192.0.2.1)"
 # a moves: its way to b over va goes, then its address there (the kernel
-# flushes the table-220 route through va; a's daemon should route it
-# again: it does not yet, see test_initiatorRouteFollows).
+# flushes the table-220 route through va; a's daemon routes it again when
+# its flows move, through wa).
 ip -n a route del 10.9.0.2/32 via 192.0.2.2 dev va
 ip -n a addr del 192.0.2.1/24 dev va
 moved=0
@@ -73,6 +73,8 @@ while [ "$(now)" -lt $deadline ]; do
     sleep 0.2
 done
 echo "moved=$moved"
+# a's route comes with its moved flows (test_initiatorRouteFollows).
+for i in $(seq 100); do ip -n a route show table 220 | grep -q 'dev wa' && break; sleep 0.2; done
 sleep 1
 echo "ping_after=$(received 10)"
 show after
