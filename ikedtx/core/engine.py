@@ -49,6 +49,7 @@ from ikedtx.core import reauth, singleikesa
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.tasks import config as configtask
 from ikedtx.core.tasks import eap as eaptask
+from ikedtx.core.tasks import initialcontact
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -1038,6 +1039,7 @@ class IKECore:
         singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
+        initialcontact.released(self, ikeSA)
 
     def destroy(self, ikeSA, reason, error=None):
         """
@@ -1079,6 +1081,7 @@ class IKECore:
             self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
                                 reason, wasUp, cause))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
+        initialcontact.released(self, ikeSA)
         if self._keptUp(ikeSA):
             self._scheduleReinitiation(ikeSA.policy.name)
 
