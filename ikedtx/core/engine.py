@@ -108,6 +108,9 @@ class IKECore:
         self._reqids = 0
         self._spiTokens = 0
         self._spiRequests = {}
+        # {token: task} of SPI allocations whose IKE SA went before the
+        # answer: the SPI is given back when it comes.
+        self._lateSpis = {}
         self._statusRequests = {}
         self._eapRequests = {}
         #: An IEAPBackend for every EAP policy (tests), or None: then
@@ -620,11 +623,16 @@ class IKECore:
         """
         request = self._spiRequests.pop(token, None)
         if request is None:
-            self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            task = self._lateSpis.pop(token, None)
+            if task is None:
+                self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            else:
+                # Its IKE SA went meanwhile.
+                task.releaseLateSPI(self, token, spi)
             return self._drain()
         ikeSA, task = request
         if ikeSA.state == IKEState.CLOSED:
-            # The datapath releases it with the SAs it never got.
+            task.releaseLateSPI(self, token, spi)
             return self._drain()
         try:
             task.spiAllocated(token, spi)
@@ -705,6 +713,7 @@ class IKECore:
         """
         request = self._spiRequests.pop(token, None)
         if request is None:
+            self._lateSpis.pop(token, None)
             return self._drain()
         ikeSA, task = request
         self._log.warn("{ikeSA}: no SPI from the datapath: {error}", ikeSA=ikeSA, error=error)
@@ -968,6 +977,11 @@ class IKECore:
     def _timer_dpd(self, spi):
         self.dpd.timerExpired(spi)
 
+    def _timer_responder(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            ikeSA.taskManager.abandonResponders()
+
     def _timer_reinitiate(self, policyName):
         policy = self.policies.byName(policyName)
         if policy is None or not policy.active or self.passive or self._heldUp(policyName):
@@ -1060,7 +1074,8 @@ class IKECore:
         for child in list(ikeSA.children):
             self.removeChild(ikeSA, child)
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
-            del self._spiRequests[token]
+            # Given back when it comes (spiAllocated).
+            self._lateSpis[token] = self._spiRequests.pop(token)[1]
         for token in [t for t, (sa, _) in self._eapRequests.items() if sa is ikeSA]:
             del self._eapRequests[token]
         eaptask.forget(self, ikeSA)
