@@ -9,7 +9,7 @@ simulated week on a fake clock, both rekeying on their own jittered timers.
         [--lifetime 43200] [--ikelifetime 64800] [--step 120]
 
 Prints the renewals counted, what each side holds at the end, the memory
-traced (tracemalloc, started on day 1) on each day, with the lines that
+traced (tracemalloc, from before the first IKE SA) on each day, with the lines that
 grew most from day 2 to the last, and the CPU time; exits 1 if an SA was lost, an
 SA or timer was left behind, or memory grew by more than --bound bytes.
 

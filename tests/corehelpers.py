@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.auth.eapbackend import runEAP
 from ikedtx.core.actions import (
-    AbortEAP, AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, RemoveChildSA, RequestDone, RunEAP, SendDatagram,
-    SendNatKeepalive, SetTimer, UpdateChildSA)
+    AbortEAP, AllocateSpi, CancelTimer, InstallChildSA, QuerySAUsage, ReleaseSpi, RemoveChildSA, RequestDone, RunEAP,
+    SendDatagram, SendNatKeepalive, SetTimer, UpdateChildSA)
 from ikedtx.core.engine import IKECore
 from ikedtx.core.settings import CoreSettings
 from ikedtx.kernel.decoupled import DecoupledKernel
@@ -107,6 +107,9 @@ class Host:
                 for old, new in zip(action.oldFlows, action.newFlows):
                     self.kernel.addFlow(new)
                     self.kernel.deleteFlow(old)
+                self.events.append(action)
+            elif isinstance(action, ReleaseSpi):
+                self.kernel.deleteSA(action.kernelSA())
                 self.events.append(action)
             elif isinstance(action, RemoveChildSA):
                 for sa in action.sas:

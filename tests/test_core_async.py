@@ -364,3 +364,63 @@ class InitialContactTests(AsyncTestCase):
         self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID, IKEState.VALID])
         self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID, IKEState.VALID])
         self.assertEqual(sorted(seen), [False, True])
+
+    def test_othersWaitForTheInitialContact(self):
+        """
+        Of three active policies to one peer whose IKE SAs reach IKE_AUTH
+        together, the one that says INITIAL_CONTACT goes first and the
+        others send their IKE_AUTH only once it is established (RFC 7296
+        2.4: a peer that receives INITIAL_CONTACT after another IKE SA of
+        ours is up deletes that one).  Here the peer gets the requests in
+        the reverse order, as charon's threads may take them: every IKE SA
+        survives on both sides.
+        """
+        from tests.corehelpers import Network
+        from tests.test_core_liveness import _policies
+
+        nets = [("10.1.%d.0/24" % n, "10.2.%d.0/24" % n) for n in (1, 2, 3)]
+        self.network = Network()
+        a = SlowHost(self.network, A_ADDR, _policies("a", [("ab%d" % n, o, t) for n, (o, t) in enumerate(nets, 1)]))
+        b = Host(self.network, B_ADDR, _policies("b", [("ba%d" % n, t, o) for n, (o, t) in enumerate(nets, 1)]))
+        a.execute(a.core.startup())
+        self.network.pump()
+        self.assertEqual(len(a.allocations), 3)
+        a.allocateAll()
+        while self.network.inFlight:
+            self.network.inFlight.reverse()
+            self.network.deliverOne()
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID] * 3)
+        self.assertEqual([sa.state for sa in b.ikeSAs], [IKEState.VALID] * 3)
+        self.assertEqual(b.eventsOf(RemoveChildSA), [])
+        self.assertEqual([sa.initialContactSent for sa in a.ikeSAs].count(True), 1)
+
+    def test_othersGoOnWhenTheInitialContactFails(self):
+        """
+        When the IKE SA that said INITIAL_CONTACT fails (the peer never
+        answers its IKE_AUTH, three transmissions here: 14 s, within the
+        peer's half-open timeout), the IKE SA that waited for it goes on,
+        and says INITIAL_CONTACT in its turn.
+        """
+        from ikedtx.core.retransmit import RetransmitSchedule
+        from tests.corehelpers import Network
+        from tests.test_core_liveness import _policies
+
+        nets = [("10.1.%d.0/24" % n, "10.2.%d.0/24" % n) for n in (1, 2)]
+        self.network = Network()
+        a = SlowHost(self.network, A_ADDR, _policies("a", [("ab%d" % n, o, t) for n, (o, t) in enumerate(nets, 1)]),
+                     settings=CoreSettings(retransmit=RetransmitSchedule(tries=3)))
+        b = Host(self.network, B_ADDR, _policies("b", [("ba%d" % n, t, o) for n, (o, t) in enumerate(nets, 1)]))
+        a.execute(a.core.startup())
+        self.network.pump()
+        a.allocateAll()
+        first = next(sa for sa in a.ikeSAs if sa.initialContactSent)
+        # It and every retransmission of it are lost; the other one waits.
+        while first.state != IKEState.CLOSED:
+            self.assertEqual([data[:8] for data, _, _ in self.network.inFlight], [first.spiI] * len(self.network.inFlight))
+            self.network.inFlight = []
+            a.clock.advance(10)
+        self.network.pump()
+        self.assertEqual([sa.state for sa in b.ikeSAs].count(IKEState.VALID), 1)
+        self.assertNotIn(first, a.ikeSAs)
+        self.assertIn(IKEState.VALID, [sa.state for sa in a.ikeSAs])
+        self.assertTrue(all(sa.initialContactSent for sa in a.ikeSAs if sa.state == IKEState.VALID))

@@ -330,6 +330,24 @@ class RunnerTests(SynchronousTestCase):
         self.runner.execute([UpdateChildSA(1, (new,), (old,))])
         self.assertEqual(list(self.kernel.sas.values()), [new])
 
+    def test_releaseSpi(self):
+        """
+        ReleaseSpi gives an allocated SPI back to the datapath (its larval
+        SA deleted), coupled or not: SPIs are allocated either way.
+        """
+        from ikedtx.core.actions import ReleaseSpi
+        from ikedtx.wire.constants import ProtocolId
+
+        spis = [self.successResultOf(self.kernel.allocateSpi(ProtocolId.ESP, "192.0.2.2", "192.0.2.1"))
+                for _ in range(2)]
+        self.runner.execute([ReleaseSpi(ProtocolId.ESP, spis[0], "192.0.2.2", "192.0.2.1")])
+        self.assertEqual(self.kernel._reserved, {(ProtocolId.ESP, spis[1])})
+        self.runner.coupled = False
+        self.runner.execute([ReleaseSpi(ProtocolId.ESP, spis[1], "192.0.2.2", "192.0.2.1")])
+        self.assertEqual(self.kernel._reserved, set())
+        self.assertEqual([(entry[0], entry[1].spi, entry[1].inbound) for entry in self.kernel.log if entry[0] == "deleteSA"],
+                         [("deleteSA", spis[0], True), ("deleteSA", spis[1], True)])
+
     def test_updateChildSAFlows(self):
         """
         UpdateChildSA's flows: the new one goes in before the old one goes

@@ -56,6 +56,31 @@ class AllocateSpi:
 
 
 @dataclass(frozen=True)
+class ReleaseSpi:
+    """
+    Give back the inbound SPI C{spi} of an L{AllocateSpi} (same
+    C{protocol}, C{source}, C{destination}) that no SA was installed with
+    (the exchange failed or was abandoned), and the IPcomp CPI C{cpi}
+    allocated with it, or L{None}: C{IKernel.deleteSA} of the larval SA.
+    """
+
+    protocol: int
+    spi: int
+    source: str
+    destination: str
+    cpi: Optional[int] = None
+
+    def kernelSA(self):
+        """
+        The L{KernelSA} record that names the larval SA (no keys).
+        """
+        from ikedtx.kernel.interfaces import KernelSA
+
+        return KernelSA(self.spi, self.protocol, True, self.source, self.destination, "tunnel", None, b"", None, b"",
+                        ipcompCpi=self.cpi)
+
+
+@dataclass(frozen=True)
 class CheckCertificateStatus:
     """
     Ask the OCSP responder at C{url} (or the one the certificates name,

@@ -49,6 +49,7 @@ from ikedtx.core import reauth, singleikesa
 from ikedtx.core.tasks import childrekey, ikerekey
 from ikedtx.core.tasks import config as configtask
 from ikedtx.core.tasks import eap as eaptask
+from ikedtx.core.tasks import initialcontact
 from ikedtx.core.timers import IKE_SA_KINDS, TimerKey
 from ikedtx.crypto.errors import IntegrityError
 from ikedtx.wire.constants import ExchangeType, HeaderFlag, NotifyType, nameOf
@@ -107,6 +108,9 @@ class IKECore:
         self._reqids = 0
         self._spiTokens = 0
         self._spiRequests = {}
+        # {token: task} of SPI allocations whose IKE SA went before the
+        # answer: the SPI is given back when it comes.
+        self._lateSpis = {}
         self._statusRequests = {}
         self._eapRequests = {}
         #: An IEAPBackend for every EAP policy (tests), or None: then
@@ -619,11 +623,16 @@ class IKECore:
         """
         request = self._spiRequests.pop(token, None)
         if request is None:
-            self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            task = self._lateSpis.pop(token, None)
+            if task is None:
+                self._log.info("SPI allocation {token} answered twice or never asked", token=token)
+            else:
+                # Its IKE SA went meanwhile.
+                task.releaseLateSPI(self, token, spi)
             return self._drain()
         ikeSA, task = request
         if ikeSA.state == IKEState.CLOSED:
-            # The datapath releases it with the SAs it never got.
+            task.releaseLateSPI(self, token, spi)
             return self._drain()
         try:
             task.spiAllocated(token, spi)
@@ -704,6 +713,7 @@ class IKECore:
         """
         request = self._spiRequests.pop(token, None)
         if request is None:
+            self._lateSpis.pop(token, None)
             return self._drain()
         ikeSA, task = request
         self._log.warn("{ikeSA}: no SPI from the datapath: {error}", ikeSA=ikeSA, error=error)
@@ -968,6 +978,11 @@ class IKECore:
     def _timer_dpd(self, spi):
         self.dpd.timerExpired(spi)
 
+    def _timer_responder(self, spi):
+        ikeSA = self.ikeSAs.get(spi)
+        if ikeSA is not None:
+            ikeSA.taskManager.abandonResponders()
+
     def _timer_reinitiate(self, policyName):
         policy = self.policies.byName(policyName)
         if policy is None or not policy.active or self.passive or self._heldUp(policyName):
@@ -1039,6 +1054,7 @@ class IKECore:
         singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
+        initialcontact.released(self, ikeSA)
 
     def destroy(self, ikeSA, reason, error=None):
         """
@@ -1059,7 +1075,8 @@ class IKECore:
         for child in list(ikeSA.children):
             self.removeChild(ikeSA, child)
         for token in [t for t, (sa, _) in self._spiRequests.items() if sa is ikeSA]:
-            del self._spiRequests[token]
+            # Given back when it comes (spiAllocated).
+            self._lateSpis[token] = self._spiRequests.pop(token)[1]
         for token in [t for t, (sa, _) in self._eapRequests.items() if sa is ikeSA]:
             del self._eapRequests[token]
         eaptask.forget(self, ikeSA)
@@ -1080,6 +1097,7 @@ class IKECore:
             self.emit(IKESADown(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name if ikeSA.policy else "", ikeSA.remote,
                                 reason, wasUp, cause))
         self._log.info("{ikeSA}: deleted ({reason})", ikeSA=ikeSA, reason=reason)
+        initialcontact.released(self, ikeSA)
         if self._keptUp(ikeSA):
             self._scheduleReinitiation(ikeSA.policy.name)
 

@@ -399,15 +399,40 @@ class TaskManager:
 
     def failAll(self, error):
         """
-        The IKE SA is going away: every task, active or queued, fails.
+        The IKE SA is going away: every task, active or queued, fails; the
+        responder tasks of the peer's unfinished exchanges are abandoned.
         """
         tasks = self.queuedTasks()
+        responders = self.responding + self._parked
         self.active, self.queue, self.pending = [], [], None
         self.responding, self.answering, self._parked = [], None, []
         self._held = self._heldResponse = None
         self._processing = False
         for task in tasks:
             task.failed(self.core, self.ikeSA, error)
+        for task in responders:
+            task.abandoned(self.core, self.ikeSA)
+
+    def abandonResponders(self):
+        """
+        The peer never sent the next round of an exchange we answered (the
+        C{responder} timer, armed for L{CoreSettings.halfOpenTimeout} when
+        a responder task answered L{MORE}): its tasks free their state (RFC
+        9370 2.2.3 lets the responder forget an IKE_FOLLOWUP_KE exchange
+        after a while), and a late round is answered STATE_NOT_FOUND.
+        """
+        if self.answering is not None:
+            # A round of it arrived and waits for the datapath: not
+            # abandoned; only the exchanges set aside meanwhile are.
+            waiting, self._parked = self._parked, []
+        else:
+            waiting = self.responding + self._parked
+            self.responding, self._parked = [], []
+        if waiting:
+            self._log.info("{ikeSA}: the peer left {n} exchange(s) unfinished; their state is freed",
+                           ikeSA=self.ikeSA, n=len(waiting))
+        for task in waiting:
+            task.abandoned(self.core, self.ikeSA)
 
     # Responder
 
@@ -577,6 +602,11 @@ class TaskManager:
             task.sent(core, ikeSA, datagrams)
         self.responding = [task for task in tasks if task.status == MORE] + self._parked
         self._parked = []
+        if any(task.status == MORE for task in tasks):
+            # Each round of it gets the peer the same time to send the next.
+            core.emit(SetTimer(TimerKey.responder(ikeSA.localSPI), core.settings.halfOpenTimeout))
+        elif not self.responding:
+            core.emit(CancelTimer(TimerKey.responder(ikeSA.localSPI)))
         reason = next((task.closeAfterResponse for task in tasks if task.closeAfterResponse), None)
         if reason:
             core.destroy(ikeSA, reason)

@@ -15,6 +15,9 @@ which dispatches on the key's kind to C{IKECore._timer_<kind>}. The kinds:
   - C{ikerekey} and C{ikelifetime} (IKE SPI): the IKE SA's rekey margin and
     lifetime;
   - C{dpd} (IKE SPI): dead peer detection (an empty INFORMATIONAL);
+  - C{responder} (IKE SPI): a peer's exchange we answered waits for its
+    next round (an IKE_FOLLOWUP_KE, RFC 9370 2.2.3) that never came: its
+    state is freed (L{ikedtx.core.taskmanager.TaskManager.abandonResponders});
   - C{reinitiate} (policy name): initiate an active policy again after its
     IKE SA failed or was deleted, on the L{BackoffPolicy} schedule.
 
@@ -38,8 +41,10 @@ IKEREKEY = "ikerekey"
 IKELIFETIME = "ikelifetime"
 DPD = "dpd"
 REINITIATE = "reinitiate"
+RESPONDER = "responder"
 
-KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, COOKIESECRET, CHILDSOFT, CHILDHARD, IKEREKEY, IKELIFETIME, DPD, REINITIATE)
+KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, COOKIESECRET, CHILDSOFT, CHILDHARD, IKEREKEY, IKELIFETIME, DPD, REINITIATE,
+         RESPONDER)
 
 
 class TimerKey(NamedTuple):
@@ -90,9 +95,13 @@ class TimerKey(NamedTuple):
     def reinitiate(cls, policyName):
         return cls(REINITIATE, policyName)
 
+    @classmethod
+    def responder(cls, spi):
+        return cls(RESPONDER, spi)
+
 
 # The timers of one IKE SA, cancelled when it goes away.
-IKE_SA_KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, IKEREKEY, IKELIFETIME, DPD)
+IKE_SA_KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, IKEREKEY, IKELIFETIME, DPD, RESPONDER)
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,11 @@ class CoreRunner:
                        lambda reason: self.execute(self.core.spiAllocationFailed(token, reason.value)))
         d.addErrback(lambda f: self._log.failure("after allocating an SPI", f))
 
+    def action_ReleaseSpi(self, action):
+        # Allocated from the datapath coupled or not (action_AllocateSpi).
+        self.kernel.deleteSA(action.kernelSA()).addErrback(
+            lambda f: self._log.failure("releasing SPI {spi:08x}", f, spi=action.spi))
+
     def action_CheckCertificateStatus(self, action):
         from ikedtx.pki import ocsp
 

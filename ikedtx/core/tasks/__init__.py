@@ -25,7 +25,8 @@ L{ikedtx.core.tasks.registry}.
 
 from twisted.logger import Logger
 
-from ikedtx.core.actions import RequestDone
+from ikedtx.core.actions import ReleaseSpi, RequestDone
+from ikedtx.wire.constants import ProtocolId
 
 DONE = "done"
 MORE = "more"
@@ -76,6 +77,8 @@ class Task:
         self.spis = {}
         self.spiError = None
         self._spiTokens = {}
+        # {name: (protocol, source, destination)} of each SPI asked for.
+        self._spiTargets = {}
 
     def __repr__(self):
         return "<%s %s>" % (type(self).__name__, "I" if self.initiator else "R")
@@ -106,6 +109,32 @@ class Task:
         """
         token = core.allocateSPI(self, ikeSA, protocol, source, destination)
         self._spiTokens[token] = name
+        self._spiTargets[name] = (protocol, source, destination)
+
+    def releaseSPIs(self, core):
+        """
+        Give the SPIs in L{spis} back to the datapath (no SA was installed
+        with them), the IPcomp CPI with the SPI it came with.
+        """
+        spis, self.spis = self.spis, {}
+        cpi = spis.pop("cpi", None)
+        for name, spi in spis.items():
+            target = self._spiTargets.get(name)
+            if target is None or target[0] == ProtocolId.NONE:
+                continue
+            protocol, source, destination = target
+            core.emit(ReleaseSpi(protocol, spi, source, destination, cpi))
+            cpi = None
+
+    def releaseLateSPI(self, core, token, spi):
+        """
+        The SPI of C{token} came after the exchange was given up: give it
+        back at once.
+        """
+        name = self._spiTokens.pop(token, None)
+        target = self._spiTargets.get(name)
+        if target is not None and target[0] != ProtocolId.NONE:
+            core.emit(ReleaseSpi(target[0], spi, target[1], target[2]))
 
     def spiAllocated(self, token, spi):
         self.spis[self._spiTokens.pop(token)] = spi
@@ -141,6 +170,14 @@ class Task:
 
     def buildR(self, core, ikeSA, payloads):
         return DONE
+
+    def abandoned(self, core, ikeSA):
+        """
+        As responder, the exchange will not go on: the peer never sent its
+        next round (L{ikedtx.core.taskmanager.TaskManager.abandonResponders})
+        or the IKE SA is going away. Free what the task holds (SPIs in the
+        datapath, key material).
+        """
 
     # Both
 

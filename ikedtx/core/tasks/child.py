@@ -183,7 +183,8 @@ class ChildCreateTask(Task):
                 # command waiting still hears of the IKE SA once it is up.
                 followup = ChildCreateTask(True, self.requestId, policy=self.policy)
                 followup.resultIsIKESA = True
-                followup.spis = dict(self.spis)
+                followup.spis, self.spis = self.spis, {}
+                followup._spiTargets = dict(self._spiTargets)
                 self.requestId = None
                 ikeSA.taskManager.queueExchange([followup])
                 return DONE
@@ -299,11 +300,35 @@ class ChildCreateTask(Task):
             self.keyExchange.wipe()
             self.keyExchange = None
 
-    def failed(self, core, ikeSA, error):
+    def _free(self, core):
+        """
+        Wipe the key material of an exchange that ends here, and give back
+        the SPIs unless a Child SA was handed to the datapath with them (it
+        releases them when it goes).
+        """
         self._wipe()
         if self.followup is not None:
             self.followup.wipe()
+        if isinstance(self.shared, bytearray):
+            self.shared[:] = bytes(len(self.shared))
+        self.shared = None
+        if self.child is None or self.child.kernelRecords is None:
+            self.releaseSPIs(core)
+            if self.child is not None:
+                self.child.wipe()
+
+    def failed(self, core, ikeSA, error):
+        self._free(core)
         Task.failed(self, core, ikeSA, error)
+
+    def done(self, core, ikeSA):
+        # Refused, or answered without a Child SA: nothing used the SPIs.
+        if self.child is None or self.child.kernelRecords is None:
+            self._free(core)
+
+    def abandoned(self, core, ikeSA):
+        self._log.info("{ikeSA}: Child SA exchange abandoned by the peer; its state is freed", ikeSA=ikeSA)
+        self._free(core)
 
     # Responder
 

@@ -117,6 +117,8 @@ class EAPResponder:
         return "<EAPResponder %s round %d>" % (self.state, self.rounds)
 
     def wipe(self):
+        if isinstance(self.msk, bytearray):
+            self.msk[:] = bytes(len(self.msk))
         self.msk = None
         self.held = []
 
@@ -264,7 +266,8 @@ def buildR(task, core, ikeSA, payloads):
         _fail(core, ikeSA, task, "the EAP backend's packet is malformed: %s" % (e,))
     if step.outcome is True:
         state.state = SUCCEEDED
-        state.msk = step.msk
+        # Ours to zero when the IKE SA goes (L{EAPResponder.wipe}).
+        state.msk = bytearray(step.msk) if step.msk is not None else None
         state.config = tuple(step.config)
     payloads += task.answer + [eapPayload]
 

@@ -318,6 +318,15 @@ class IKERekeyTask(Task):
             ikeSA.rekeying = None
         Task.failed(self, core, ikeSA, error)
 
+    def abandoned(self, core, ikeSA):
+        self._log.info("{ikeSA}: IKE SA rekey abandoned by the peer; its state is freed", ikeSA=ikeSA)
+        if self.followup is not None:
+            self.followup.wipe()
+            self.followup = None
+        if isinstance(self.shared, bytearray):
+            self.shared[:] = bytes(len(self.shared))
+        self.shared = None
+
     # Responder
 
     def processR(self, core, ikeSA, message, payloads):

@@ -5,6 +5,13 @@ other IKE SA up with the peer says so; a responder that receives it, once
 the peer is authenticated, deletes every other IKE SA between the same two
 identities (with their Child SAs, without a Delete: the peer forgot them,
 it rebooted), before the new Child SA is installed.
+
+Of several IKE SAs of ours that reach IKE_AUTH with the same peer together
+(active policies started together), the first to build its request says
+INITIAL_CONTACT and the others wait (L{InitialContactTask.waiting}) until
+it is established or gone (L{released}): sent alongside, one of them might
+be established at the peer before the INITIAL_CONTACT is read there, and
+be deleted by it (charon answers requests in parallel threads).
 """
 
 from twisted.logger import Logger
@@ -24,17 +31,41 @@ class InitialContactTask(Task):
     exchangeType = ExchangeType.IKE_AUTH
     _log = Logger()
 
+    def __init__(self, *args, **kw):
+        Task.__init__(self, *args, **kw)
+        # As initiator, from prepareI until the request is built: the
+        # IKE SA and its core, to see whether another one goes first.
+        self._pending = None
+
+    @property
+    def waiting(self):
+        """
+        As initiator, before our IKE_AUTH request is built: whether another
+        IKE SA of ours to the same peer is authenticating with
+        INITIAL_CONTACT.
+        """
+        if Task.waiting.fget(self):
+            return True
+        if self._pending is None:
+            return False
+        core, ikeSA = self._pending
+        return _initialContactUnderway(core, ikeSA)
+
+    def prepareI(self, core, ikeSA):
+        self._pending = (core, ikeSA)
+
     def buildI(self, core, ikeSA, payloads):
-        # Not when another IKE SA to the peer is up, or authenticating with
-        # INITIAL_CONTACT already (several policies starting together, their
-        # IKE_AUTH requests built in whatever order their SPIs came): the
-        # peer would delete it.
-        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0]
-                   and (other.state == IKEState.VALID
-                        or (other.state == IKEState.AUTH_REQUEST and other.initialContactSent))
-                   for other in core.ikeSAs.values()):
+        self._pending = None
+        # Not when another IKE SA to the peer is up: the peer would delete
+        # it.
+        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.VALID
+                   for other in core.ikeSAs.values()) and not _initialContactUnderway(core, ikeSA):
             ikeSA.initialContactSent = True
             payloads.append(Notify(NotifyType.INITIAL_CONTACT))
+
+    def failed(self, core, ikeSA, error):
+        self._pending = None
+        Task.failed(self, core, ikeSA, error)
 
     def processR(self, core, ikeSA, message, payloads):
         # After AuthTask: the peer is authenticated when the IKE SA is up.
@@ -47,3 +78,24 @@ class InitialContactTask(Task):
             self._log.info("{ikeSA}: INITIAL_CONTACT from {peer}: deleting its old {other}", ikeSA=ikeSA,
                            peer=ikeSA.peerId, other=other)
             core.destroy(other, "replaced: the peer sent INITIAL_CONTACT")
+
+
+def _initialContactUnderway(core, ikeSA):
+    """
+    Whether another IKE SA of C{core} to the peer of C{ikeSA} sent
+    INITIAL_CONTACT and is not established yet.
+    """
+    return any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.AUTH_REQUEST
+               and other.initialContactSent for other in core.ikeSAs.values())
+
+
+def released(core, ikeSA):
+    """
+    C{ikeSA} was established or is gone: if it said INITIAL_CONTACT, the
+    IKE SAs to the same peer that waited for it go on.
+    """
+    if not ikeSA.initialContactSent or not ikeSA.initiator:
+        return
+    for other in list(core.ikeSAs.values()):
+        if other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.AUTH_REQUEST:
+            other.taskManager.resume()
