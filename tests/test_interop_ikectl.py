@@ -143,6 +143,11 @@ class IkectlCharonTests(CharonMixin, TestCase):
         ok, output = charon.initiate(child="net")
         self.labAssert(ok, output)
         theirs = self.charonOnlySa(charon)
+        # charon is done when its IKE_AUTH is answered; our Child SA is up
+        # (and reported) once the datapath has it, a moment later: the
+        # deletion comes after that.
+        poll(lambda: "child-up" in kinds(monitor.events), 20, interval=0.05,
+             what=lambda: "the child-up event\n%r\n%s" % (monitor.events, ours.report()))
         charon.terminate(ike="peer")
         events = monitor.wait()
         self.assertIsNone(monitor.error)
