@@ -149,10 +149,11 @@ class PeerIdentities:
         if not held:
             del self.byIdentity[ikeSA.peerId]
 
-    def up(self, peerId, besides):
+    def up(self, peerId, besides, enough=None):
         """
         The IKE SAs of C{peerId} up now (VALID, not rekeyed), apart from
-        C{besides}: those entered and the IKE SAs that replaced them.
+        C{besides}: those entered and the IKE SAs that replaced them; no
+        more than C{enough} of them, if given (the count stops there).
         """
         found = set()
         for ikeSA in self.byIdentity.get(peerId, ()):
@@ -160,6 +161,8 @@ class PeerIdentities:
                 ikeSA = ikeSA.rekeyedBy
             if ikeSA is not besides and ikeSA.state == IKEState.VALID and ikeSA.peerId == peerId:
                 found.add(ikeSA)
+                if enough is not None and len(found) >= enough:
+                    break
         return found
 
 
@@ -174,7 +177,7 @@ def identityRefusal(core, ikeSA):
     cap = core.settings.ikeSAsPerIdentity
     if not cap or core.config.settings.enforceSingleIkeSa:
         return None
-    up = len(core.peerIdentities.up(ikeSA.peerId, ikeSA))
+    up = len(core.peerIdentities.up(ikeSA.peerId, ikeSA, cap))
     if up >= cap:
         return "peer %s has %d IKE SAs up, the most kept for one identity (--ike-sas-per-id)" % (ikeSA.peerId, up)
     return None
