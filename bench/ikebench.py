@@ -98,6 +98,9 @@ def parseArgs(argv):
                              "memory grew most per SA")
     parser.add_argument("--charon-set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra charon.KEY = VALUE for strongswan.conf (repeatable); such rows are marked *")
+    parser.add_argument("--ikedtx-set", action="append", default=[], metavar="SETTING",
+                        help="an extra 'set SETTING' line for ikedtx's iked.conf, e.g. 'dpd_check_interval 0' "
+                             "(repeatable; passed to the responder as IKEBENCH_IKEDTX_SET)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (configs, logs)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -107,6 +110,8 @@ def parseArgs(argv):
         if not sep:
             parser.error("--charon-set wants KEY=VALUE, not %r" % (item,))
         args.charonSettings[key.strip()] = value.strip()
+    if args.ikedtx_set:
+        os.environ["IKEBENCH_IKEDTX_SET"] = ";".join(args.ikedtx_set)
     args.counts = sorted(int(n) for n in args.sas.split(",") if n)
     args.suiteList = [s for s in args.suites.split(",") if s]
     args.responderList = [r for r in args.responders.split(",") if r]

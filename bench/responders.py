@@ -61,7 +61,8 @@ class IkedtxResponder:
 
     def start(self, argvPrefix=()):
         conf = os.path.join(self.directory, "iked.conf")
-        writeFile(conf, ikedtxResponderConfig(self.suite), 0o600)
+        settings = [line for line in os.environ.get("IKEBENCH_IKEDTX_SET", "").split(";") if line.strip()]
+        writeFile(conf, ikedtxResponderConfig(self.suite, settings), 0o600)
         etc = ikedTree(os.path.join(self.directory, "etc"),
                        [self.credentials.resp] if self.credentials else None,
                        self.credentials.ca if self.credentials else None)

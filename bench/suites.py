@@ -124,10 +124,14 @@ def generatorConfig(suite, ids):
     return "# ikebench load generator: each initiate makes a new IKE SA\nset decouple\n" + "".join(policies)
 
 
-def ikedtxResponderConfig(suite):
+def ikedtxResponderConfig(suite, settings=()):
+    """
+    @param settings: extra C{set} lines (ikebench --ikedtx-set), e.g.
+        C{"dpd_check_interval 0"}.
+    """
     return (
         "# ikebench responder: accepts every initiator\n"
-        "set decouple\n"
+        "set decouple\n" + "".join("set %s\n" % (line,) for line in settings) +
         "ikev2 \"bench\" passive esp \\\n"
         "\tfrom %s to %s \\\n"
         "\tlocal %s peer any \\\n"

@@ -11,6 +11,7 @@ from ikedtx.core import cookies
 from ikedtx.core.errors import AuthenticationFailed
 from ikedtx.core.sa import IKESA
 from ikedtx.core.settings import CoreSettings
+from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import NotifyType
 from ikedtx.wire.message import Message
 
@@ -82,6 +83,27 @@ class PerIdentityTests(ExchangeTestCase):
         for _ in range(5):
             self.assertSucceeded(a, self._connect(a))
         self.assertEqual(len(b.ikeSAs), 5)
+
+    def test_rekeyedCountsOnce(self):
+        """
+        An IKE SA replaced by a rekey (RFC 7296 1.3.2) still counts once,
+        through the IKE SA that replaced it, as long as that one is up;
+        the identity's count follows it and leaves with it.
+        """
+        a, b = self.makePair(settingsB=CoreSettings(ikeSAsPerIdentity=1))
+        self.assertSucceeded(a, self._connect(a))
+        for rekeyer in (a, b):
+            (ikeSA,) = rekeyer.ikeSAs
+            rekeyer.execute(rekeyer.core.timerExpired(TimerKey.ikeRekey(ikeSA.localSPI)))
+            self.network.pump()
+            (newB,) = b.ikeSAs
+            self.assertIsNot(newB, ikeSA)
+            self.assertEqual(list(b.core.peerIdentities.byIdentity.values()), [{newB}])
+            self.assertFailedWith(a, self._connect(a), AuthenticationFailed)
+        b.execute(b.core.deleteIKESA(newB)[1])
+        self.network.pump()
+        self.assertEqual(b.core.peerIdentities.byIdentity, {})
+        self.assertSucceeded(a, self._connect(a))
 
     def test_otherIdentityNotCounted(self):
         """

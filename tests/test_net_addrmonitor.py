@@ -3,12 +3,14 @@ Tests for L{ikedtx.net.addrmonitor}: rtnetlink address events for MOBIKE.
 """
 
 import os
+import socket
+import struct
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from ikedtx.net.addrmonitor import AddressMonitor, addressEvents
+from ikedtx.net.addrmonitor import RTM_DELADDR, RTM_NEWADDR, AddressMonitor, addressEvents, addressMessages
 
 
 def message(event, **attrs):
@@ -28,6 +30,54 @@ class AddressEventsTests(SynchronousTestCase):
             message("RTM_NEWADDR"),
             message("RTM_DELADDR", IFA_ADDRESS="2001:db8::1"),
         ]), [("192.0.2.3", True), ("10.0.0.1", False), ("2001:db8::1", False)])
+
+
+def netlink(kind, family=socket.AF_INET, attrs=(), cut=0):
+    """
+    One rtnetlink message: an ifaddrmsg with C{attrs} C{(type, value)} as
+    rtattrs (padded to 4 octets), C{cut} octets short of its length.
+    """
+    body = struct.pack("=BBBBI", family, 24, 0, 0, 1)
+    for attrType, value in attrs:
+        attr = struct.pack("=HH", 4 + len(value), attrType) + value
+        body += attr + bytes(-len(attr) % 4)
+    message = struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+    return message[:len(message) - cut] if cut else message
+
+
+class AddressMessagesTests(SynchronousTestCase):
+    def test_parsed(self):
+        """
+        RTM_NEWADDR and RTM_DELADDR of both families become the dicts
+        addressEvents reads, in order; IFA_ADDRESS and IFA_LOCAL are read,
+        other attributes and other messages (RTM_NEWLINK, 16) skipped.
+        """
+        v6 = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+        data = (netlink(RTM_NEWADDR, attrs=[(1, bytes([10, 0, 0, 2])), (2, bytes([10, 0, 0, 1])), (3, b"eth0\0")])
+                + netlink(16, attrs=[(1, bytes([192, 0, 2, 9]))])
+                + netlink(RTM_DELADDR, socket.AF_INET6, attrs=[(1, v6)]))
+        messages = addressMessages(data)
+        self.assertEqual(messages, [
+            {"event": "RTM_NEWADDR", "attrs": [("IFA_ADDRESS", "10.0.0.2"), ("IFA_LOCAL", "10.0.0.1")]},
+            {"event": "RTM_DELADDR", "attrs": [("IFA_ADDRESS", "2001:db8::1")]},
+        ])
+        self.assertEqual(addressEvents(messages), [("10.0.0.1", True), ("2001:db8::1", False)])
+
+    def test_malformed(self):
+        """
+        An address of the wrong size is skipped; a message or attribute
+        whose length runs past the data ends what is read, without an
+        exception.
+        """
+        self.assertEqual(addressMessages(netlink(RTM_NEWADDR, attrs=[(1, b"\x01\x02")])),
+                         [{"event": "RTM_NEWADDR", "attrs": []}])
+        good = netlink(RTM_NEWADDR, attrs=[(1, bytes([192, 0, 2, 1]))])
+        self.assertEqual(addressMessages(good + netlink(RTM_DELADDR, attrs=[(1, bytes(4))], cut=2)),
+                         [{"event": "RTM_NEWADDR", "attrs": [("IFA_ADDRESS", "192.0.2.1")]}])
+        broken = bytearray(netlink(RTM_NEWADDR, attrs=[(1, bytes(4))]))
+        broken[24:26] = struct.pack("=H", 200)
+        self.assertEqual(addressMessages(bytes(broken)), [{"event": "RTM_NEWADDR", "attrs": []}])
+        self.assertEqual(addressMessages(b"\x00" * 10), [])
 
 
 class FakeSocket:

@@ -129,6 +129,7 @@ class IKECore:
         self._limits = cookies.HalfOpenLimits(self.settings)
         self._fragments = limits.FragmentBudget(self.settings)
         self.responseCache = limits.ResponseCache(self.settings)
+        self.peerIdentities = limits.PeerIdentities()
 
     # Services for the tasks and the task managers
 
@@ -1051,6 +1052,7 @@ class IKECore:
         self.dpd.start(ikeSA)
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         lifetimes.armIKE(self, ikeSA)
+        self.peerIdentities.established(ikeSA)
         singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
@@ -1067,6 +1069,7 @@ class IKECore:
         ikeSA.handle(IKEEvent.CLOSE)
         ikeSA.deleteReason = reason
         self.ikeSAs.pop(ikeSA.localSPI, None)
+        self.peerIdentities.destroyed(ikeSA)
         if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
             del self._halfOpen[ikeSA.halfOpenKey]
             self._limits.closed(ikeSA.halfOpenKey)

@@ -117,6 +117,58 @@ class ResponseCache:
         return True
 
 
+class PeerIdentities:
+    """
+    The established IKE SAs of each authenticated peer identity (as
+    L{countedIdentity} names it: the EAP identity after EAP), so that
+    L{identityRefusal} counts one identity's IKE SAs, not every IKE SA the
+    core holds (a scan of all of them for each new one made establishing
+    the 100,000th cost 100,000 comparisons).
+
+    An IKE SA enters when it is established and leaves when it is
+    destroyed; one that was rekeyed leaves its place to the IKE SA that
+    replaced it (which is established without passing here).
+
+    @ivar byIdentity: C{{countedIdentity: {IKESA}}}.
+    """
+
+    def __init__(self):
+        self.byIdentity = {}
+
+    def established(self, ikeSA):
+        if ikeSA.peerId is not None:
+            self.byIdentity.setdefault(countedIdentity(ikeSA), set()).add(ikeSA)
+
+    def destroyed(self, ikeSA):
+        identity = countedIdentity(ikeSA)
+        held = self.byIdentity.get(identity)
+        if held is None or ikeSA not in held:
+            return
+        held.discard(ikeSA)
+        successor = ikeSA.rekeyedBy
+        if successor is not None and successor.state != IKEState.CLOSED and countedIdentity(successor) == identity:
+            held.add(successor)
+        if not held:
+            del self.byIdentity[identity]
+
+    def up(self, identity, besides, enough=None):
+        """
+        The IKE SAs of C{identity} (a L{countedIdentity}) up now (VALID,
+        not rekeyed), apart from C{besides}: those entered and the IKE SAs
+        that replaced them; no more than C{enough} of them, if given (the
+        count stops there).
+        """
+        found = set()
+        for ikeSA in self.byIdentity.get(identity, ()):
+            while ikeSA.rekeyedBy is not None:
+                ikeSA = ikeSA.rekeyedBy
+            if ikeSA is not besides and ikeSA.state == IKEState.VALID and countedIdentity(ikeSA) == identity:
+                found.add(ikeSA)
+                if enough is not None and len(found) >= enough:
+                    break
+        return found
+
+
 def identityRefusal(core, ikeSA):
     """
     Why C{ikeSA}, whose peer just authenticated, may not be established (its
@@ -129,11 +181,7 @@ def identityRefusal(core, ikeSA):
     if not cap or core.config.settings.enforceSingleIkeSa:
         return None
     identity = countedIdentity(ikeSA)
-    up = 0
-    for other in core.ikeSAs.values():
-        if (other is not ikeSA and other.state == IKEState.VALID and other.rekeyedBy is None
-                and countedIdentity(other) == identity):
-            up += 1
+    up = len(core.peerIdentities.up(identity, ikeSA, cap))
     if up >= cap:
         who = "EAP user %s" % (ikeSA.eapIdentity,) if identity[0] == "eap" else "peer %s" % (ikeSA.peerId,)
         return "%s has %d IKE SAs up, the most kept for one identity (--ike-sas-per-id)" % (who, up)

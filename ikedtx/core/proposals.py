@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 from ikedtx.wire.constants import ADDITIONAL_KE_TYPES, DhId, EsnId, IntegId, ProtocolId, TransformType
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Transform:
     """
     One transform: its type, its IANA id and, for ciphers with a variable
@@ -93,7 +93,7 @@ class Offer:
         return Offer(self.protocol, self.transforms, self.number if number is None else number, spi)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chosen:
     """
     The outcome of a negotiation: one transform per type.
@@ -171,7 +171,9 @@ def _match(local, peer, isSupported, isAeadCipher):
         mine = local.ofType(transformType)
         for theirs in peer.ofType(transformType):
             if theirs in mine and isSupported(theirs, peer.protocol):
-                chosen[transformType] = theirs
+                # Our equal Transform, shared by every SA of the policy,
+                # rather than the one decoded from this peer's message.
+                chosen[transformType] = mine[mine.index(theirs)]
                 break
         else:
             return None
@@ -185,7 +187,21 @@ def _match(local, peer, isSupported, isAeadCipher):
         return None
     if not aead and peer.protocol == ProtocolId.IKE and (integ is None or integ.id == IntegId.NONE):
         return None
-    return Chosen(peer.protocol, peer.number, peer.spi, chosen, frozenset(peer.types()))
+    return Chosen(peer.protocol, peer.number, peer.spi, chosen, _sharedTypes(peer.types()))
+
+
+# The sets of transform types proposals had: a few kinds, kept by every SA.
+_typeSets = {}
+
+
+def _sharedTypes(types):
+    types = frozenset(types)
+    shared = _typeSets.get(types)
+    if shared is None:
+        if len(_typeSets) >= 256:
+            _typeSets.clear()
+        shared = _typeSets[types] = types
+    return shared
 
 
 def select(local, peer, isSupported=lambda t, protocol: True, isAeadCipher=lambda encrId: False):

@@ -84,6 +84,19 @@ class IKESA(StateMachine):
         making the old IKE SA's Child SAs on this one, once started.
     """
 
+    # Slots, not an instance dict: one per IKE SA held, and a dict of more
+    # than 30 keys (CPython's limit for key-sharing dicts) costs 1.6 KB.
+    __slots__ = (
+        "initiator", "spiI", "spiR", "state", "policy", "local", "remote", "natLocal", "natRemote", "nattEnabled",
+        "proposal", "nonceI", "nonceR", "keyExchange", "keys", "cipherOut", "cipherIn", "initRequest", "initResponse",
+        "localId", "peerId", "peerCredential", "peerVirtualIPs", "localVirtualIPs", "peerConfig", "addressRefused",
+        "children", "taskManager", "peerFragmentation", "peerSignatureHashes", "peerChildless", "peerMobike",
+        "mobikeInitiator", "certreqAuthorities", "cookie", "halfOpenKey", "keepUp", "created", "established",
+        "lastActivity", "deleteReason", "authFailed", "initialContactSent", "eap", "eapClient", "eapIdentity",
+        "reassembler", "intermediate", "rekeying", "rekeyedBy", "reauthBy", "reauthOf", "recreating",
+        "lastAddressUpdate", "localLost",
+    )
+
     transitions = IKE_TRANSITIONS
 
     def __init__(self, initiator, spiI, spiR, policy, local, remote, now):
@@ -145,6 +158,10 @@ class IKESA(StateMachine):
         self.reauthBy = None
         self.reauthOf = None
         self.recreating = None
+        # MOBIKE (tasks/mobikeupdate.py): the Message ID of the peer's last
+        # UPDATE_SA_ADDRESSES, and whether our address went away.
+        self.lastAddressUpdate = -1
+        self.localLost = False
 
     @property
     def localSPI(self):
@@ -236,6 +253,16 @@ class ChildSA(StateMachine):
         not handed to the datapath until the old Child SA goes, so that we
         send with the new SA only once the initiator has its inbound one.
     """
+
+    # As IKESA's: a dict of 30 keys was 1.6 KB per Child SA.
+    __slots__ = (
+        "protocol", "mode", "spiIn", "spiOut", "reqid", "policy", "proposal", "localTS", "remoteTS", "keyIn",
+        "keyOut", "ipcompIn", "ipcompOut", "pfsGroup", "state", "created", "rekeyOf", "offers", "localOffer",
+        "remoteOffer", "nonces", "keymat", "kernelRecords", "rekeying", "rekeyedBy", "peerRekey", "softLifetime",
+        "softBytes", "deadlines", "heldOutbound",
+        # tasks/dpd.py keeps the packet counts of Child SAs in a WeakKeyDictionary.
+        "__weakref__",
+    )
 
     transitions = CHILD_TRANSITIONS
 

@@ -117,8 +117,10 @@ class StateMachine:
     @cvar transitions: C{{(state, event): newState}}.
     """
 
+    # No instance dict of its own, so that subclasses with __slots__ have none.
+    __slots__ = ()
+
     transitions = {}
-    state = None
 
     def handle(self, event):
         """

@@ -18,7 +18,7 @@ PORT_ANY = (0, 65535)
 _OPAQUE_PORTS = (1, 58)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class TrafficSelector:
     """
     @ivar version: 4 or 6.

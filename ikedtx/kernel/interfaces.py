@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 from zope.interface import Attribute, Interface
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KernelSelector:
     """
     One traffic selector as the datapath matches it: an address range and a
@@ -35,7 +35,7 @@ class KernelSelector:
     endPort: int = 65535
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KernelSA:
     """
     One unidirectional IPsec SA.
@@ -87,7 +87,7 @@ class KernelSA:
     selectors: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KernelFlow:
     """
     A flow: traffic matching C{source}/C{destination} is protected by the

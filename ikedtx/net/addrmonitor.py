@@ -1,10 +1,18 @@
 # -*- test-case-name: tests.test_net_addrmonitor -*-
 """
-Local address events from the kernel (rtnetlink RTM_NEWADDR/RTM_DELADDR
-over pyroute2), for MOBIKE (RFC 4555 3.8): each address added to or
-removed from an interface of this host is passed to a receiver's
+Local address events from the kernel (rtnetlink RTM_NEWADDR/RTM_DELADDR),
+for MOBIKE (RFC 4555 3.8): each address added to or removed from an
+interface of this host is passed to a receiver's
 C{addressChanged(address, added)} (L{ikedtx.net.shell.CoreRunner}'s).
+
+The socket is a plain C{AF_NETLINK} one read by L{addressMessages}, not
+pyroute2's: importing pyroute2 costs about 7 MB of RSS, which a gateway
+whose datapath needs no netlink (C{--kernel decoupled}, user space) need
+not pay.
 """
+
+import socket
+import struct
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -12,11 +20,88 @@ from twisted.logger import Logger
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 
+NETLINK_ROUTE = 0
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+
+_NLMSGHDR = struct.Struct("=IHHII")
+_IFADDRMSG = struct.Struct("=BBBBI")
+_RTATTR = struct.Struct("=HH")
+_ADDRESS_SIZES = {socket.AF_INET: 4, socket.AF_INET6: 16}
+
+
+def _align(n):
+    return (n + 3) & ~3
+
+
+def addressMessages(data):
+    """
+    The RTM_NEWADDR and RTM_DELADDR messages in one read from an rtnetlink
+    socket, as the dicts L{addressEvents} reads (C{event}, C{attrs} with
+    C{IFA_ADDRESS} and C{IFA_LOCAL} as text); other messages are skipped,
+    and a truncated message ends the batch.
+    """
+    messages = []
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
+        if length < _NLMSGHDR.size or offset + length > len(data):
+            break
+        end = offset + length
+        body = offset + _NLMSGHDR.size
+        if kind in (RTM_NEWADDR, RTM_DELADDR) and body + _IFADDRMSG.size <= end:
+            family = _IFADDRMSG.unpack_from(data, body)[0]
+            attrs = []
+            at = body + _IFADDRMSG.size
+            while at + _RTATTR.size <= end:
+                attrLength, attrType = _RTATTR.unpack_from(data, at)
+                if attrLength < _RTATTR.size or at + attrLength > end:
+                    break
+                value = bytes(data[at + _RTATTR.size:at + attrLength])
+                if attrType in (IFA_ADDRESS, IFA_LOCAL) and len(value) == _ADDRESS_SIZES.get(family):
+                    attrs.append(("IFA_LOCAL" if attrType == IFA_LOCAL else "IFA_ADDRESS",
+                                  socket.inet_ntop(family, value)))
+                at += _align(attrLength)
+            messages.append({"event": "RTM_NEWADDR" if kind == RTM_NEWADDR else "RTM_DELADDR", "attrs": attrs})
+        offset += _align(length)
+    return messages
+
+
+class RouteSocket:
+    """
+    A non-blocking rtnetlink socket subscribed to multicast C{groups}, with
+    the C{get()}, C{fileno()} and C{close()} L{AddressMonitor} uses.
+    """
+
+    def __init__(self, groups):
+        self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                     NETLINK_ROUTE)
+        try:
+            self._socket.bind((0, groups))
+        except OSError:
+            self._socket.close()
+            raise
+
+    def fileno(self):
+        return self._socket.fileno()
+
+    def get(self):
+        try:
+            data = self._socket.recv(65536)
+        except BlockingIOError:
+            return []
+        return addressMessages(data)
+
+    def close(self):
+        self._socket.close()
+
 
 def addressEvents(messages):
     """
     C{(address, added)} for each rtnetlink address message in C{messages}
-    (pyroute2 messages or dicts of the same shape): the local address
+    (L{addressMessages}' dicts, or pyroute2 messages): the local address
     (IFA_LOCAL, else IFA_ADDRESS) of RTM_NEWADDR (added) and RTM_DELADDR
     (removed); other messages are skipped.
     """
@@ -49,10 +134,7 @@ class AddressMonitor:
 
     def start(self):
         if self._socketFactory is None:
-            from pyroute2 import IPRoute
-
-            sock = IPRoute()
-            sock.bind(groups=RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+            sock = RouteSocket(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         else:
             sock = self._socketFactory()
         self.socket = sock

@@ -19,6 +19,7 @@ from zope.interface import implementer
 from ikedtx.auth import eapbackend
 from ikedtx.kernel import vips
 from ikedtx.kernel.interfaces import IDatapathEvents, KernelError
+from ikedtx.net.timers import KeyedTimers
 from ikedtx.wire.constants import NAT_KEEPALIVE, NON_ESP_MARKER, NotifyType
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, addNonEspMarker, classifyNattDatagram
@@ -151,7 +152,7 @@ class CoreRunner:
         self.reactor = reactor
         self.ports = {}
         self.nattPorts = set()
-        self._timers = {}
+        self._timers = KeyedTimers(reactor, self._timerExpired)
         self._requests = {}
         self.espHandler = None
         self.stopped = False
@@ -257,7 +258,6 @@ class CoreRunner:
         self.execute(self.core.addressChanged(address, added))
 
     def _timerExpired(self, key):
-        self._timers.pop(key, None)
         self.execute(self.core.timerExpired(key))
 
     # Output
@@ -324,15 +324,10 @@ class CoreRunner:
     def action_SetTimer(self, action):
         if self.stopped:
             return
-        old = self._timers.pop(action.key, None)
-        if old is not None and old.active():
-            old.cancel()
-        self._timers[action.key] = self.reactor.callLater(action.delay, self._timerExpired, action.key)
+        self._timers.set(action.key, action.delay)
 
     def action_CancelTimer(self, action):
-        call = self._timers.pop(action.key, None)
-        if call is not None and call.active():
-            call.cancel()
+        self._timers.cancel(action.key)
 
     def action_AllocateSpi(self, action):
         token = action.token
@@ -683,10 +678,7 @@ class CoreRunner:
         self._later = []
         if self.radius is not None:
             self.radius.stop()
-        for call in self._timers.values():
-            if call.active():
-                call.cancel()
-        self._timers.clear()
+        self._timers.stop()
 
 
 def _selector(selector):

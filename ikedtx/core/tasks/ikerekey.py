@@ -91,7 +91,7 @@ def switch(core, old, new):
     new.taskManager = TaskManager(core, new)
     for name in ("natLocal", "natRemote", "nattEnabled", "localId", "peerId", "peerCredential",
                  "peerFragmentation", "peerSignatureHashes", "peerMobike", "mobikeInitiator", "certreqAuthorities",
-                 "keepUp"):
+                 "keepUp", "eapIdentity"):
         setattr(new, name, getattr(old, name))
     # A MOBIKE update waiting for a way to the peer (mobikeupdate) waits on.
     if getattr(old, "localLost", False):
