@@ -250,6 +250,29 @@ class PerIdentityCapTests(EAPTestCase):
         self.assertEqual(self.b.core.counters["ikedtx_sa_refused_per_id"], 1)
 
 
+    def test_rekeyedKeepsEAPIdentity(self):
+        """
+        An IKE SA rekey hands the EAP identity on to the new IKE SA (for
+        C{ikectl show sa}, RADIUS and the cap): at a cap of 1, alice's
+        rekeyed IKE SA still counts as alice's, and alice again is
+        refused.
+        """
+        from ikedtx.core.settings import CoreSettings
+        from ikedtx.core.timers import TimerKey
+
+        requestId = self.run_(settingsB=CoreSettings(ikeSAsPerIdentity=1), serverUsers=self.users(), serverPeer="any")
+        self.assertSucceeded(self.a, requestId)
+        (old,) = self.b.ikeSAs
+        self.b.execute(self.b.core.timerExpired(TimerKey.ikeRekey(old.localSPI)))
+        self.network.pump()
+        (new,) = [sa for sa in self.b.ikeSAs if sa.isEstablished]
+        self.assertIsNot(new, old)
+        self.assertEqual(new.eapIdentity, "alice")
+        laptop = self.secondClient("alice", "laptop@example.org")
+        self.assertFailedWith(laptop, self.connect(laptop), AuthenticationFailed)
+        self.assertEqual(self.b.core.counters["ikedtx_sa_refused_per_id"], 1)
+
+
 class DelayedBackend:
     def __init__(self, inner):
         self.inner = inner
