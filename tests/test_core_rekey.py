@@ -82,6 +82,8 @@ class RekeyTestCase(ExchangeTestCase):
         for key in self.activeTimers(host):
             if key.kind in ("childsoft", "childhard"):
                 self.assertIn(key.subject, reqids, key)
+            elif key.kind == "childrekeyed":
+                self.assertIn(key.subject, {(c.reqid, c.spiIn) for sa in host.ikeSAs for c in sa.children}, key)
             elif key.kind != "cookiesecret" and key.kind != "reinitiate":
                 self.assertIn(key.subject, spis, key)
 
@@ -178,6 +180,44 @@ class ChildRekeyTests(RekeyTestCase):
         self.assertEqual(old.state, ChildState.DELETED)
         childA, childB = self.assertOneChildPair()
         self.assertIs(childB.rekeyOf, newB)
+
+    def test_peerNeverDeletesOldWithinRetransmissionTime(self):
+        """
+        A rekey initiator that never sends the Delete of the old Child SA:
+        once the time the initiator takes to give up on a request has
+        passed (as for an IKE SA rekey), the responder hands its held
+        outbound SA to the datapath and then deletes the old Child SA itself
+        with a Delete to the peer; nothing is left of it on either side.
+        """
+        from ikedtx.core.tasks.childrekey import ChildRekeyTask
+
+        a, b, ikeSA = self.establishWith(child=300)
+        old = self.rekeyChild(a)
+        (oldB,) = b.ikeSAs[0].children
+        self.patch(ChildRekeyTask, "_deleteChild", lambda task, core, ikeSA, child: None)
+        self.network.pump()
+        newB = b.ikeSAs[0].children[-1]
+        self.assertEqual(len(b.ikeSAs[0].children), 2)
+        self.assertNotIn(newB.spiOut, [spi for (_, spi, _) in b.kernel.sas])
+        wait = b.core.settings.retransmit.total()
+        b.clock.advance(wait - 1)
+        self.assertEqual(self.network.inFlight, [])
+        self.assertEqual(oldB.state, ChildState.INSTALLED)
+        before = len(b.events)
+        self.network.delivered.clear()
+        b.clock.advance(1)
+        self.network.pump()
+        kernel = [(type(e).__name__, [sa.spi for sa in e.sas]) for e in b.events[before:]
+                  if isinstance(e, (InstallChildSA, RemoveChildSA))]
+        self.assertEqual(kernel, [
+            ("InstallChildSA", [newB.spiOut]),
+            ("RemoveChildSA", [oldB.spiIn, oldB.spiOut])])
+        self.assertEqual(self.exchanges(), [(ExchangeType.INFORMATIONAL, False), (ExchangeType.INFORMATIONAL, True)])
+        self.assertEqual((oldB.state, old.state), (ChildState.DELETED, ChildState.DELETED))
+        childA, childB = self.assertOneChildPair()
+        self.assertIs(childB, newB)
+        self.assertTimersOnlyFor(a)
+        self.assertTimersOnlyFor(b)
 
     def exchanges(self):
         return [(Message.decode(d).exchangeType, Message.decode(d).isResponse) for d, _, _ in self.network.delivered]
