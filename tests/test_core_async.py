@@ -324,7 +324,8 @@ class DatapathEventTests(ExchangeTestCase):
 
         a, b = self.makePair()
         for kind in KINDS:
-            subject = (b"\x09" * 8, 1) if kind in ("childsoft", "childhard") else "x" if kind == "reinitiate" else b"\x09" * 8
+            pair = kind in ("childsoft", "childhard", "childrekeyed")
+            subject = (b"\x09" * 8, 1) if pair else "x" if kind == "reinitiate" else b"\x09" * 8
             a.core.timerExpired(TimerKey(kind, subject))
         self.assertEqual(self.flushLoggedErrors(), [])
 

@@ -808,6 +808,8 @@ class IKECore:
         if child.state == ChildState.DELETED:
             return
         childrekey.releaseOutbound(self, ikeSA, child)
+        if child.rekeyedBy is not None or child.peerRekey is not None:
+            self.emit(CancelTimer(TimerKey.childRekeyed(child.reqid, child.spiIn)))
         if child.kernelRecords is not None:
             self.emit(RemoveChildSA(child.reqid, child.kernelRecords[0], child.kernelRecords[1],
                                     (ikeSA.spiI, ikeSA.spiR)))
@@ -953,6 +955,14 @@ class IKECore:
     def _timer_childhard(self, subject):
         ikeSA, child = self._childOf(subject)
         self._childHardExpired(ikeSA, child)
+
+    def _timer_childrekeyed(self, subject):
+        reqid, spiIn = subject
+        entry = self._children.get(reqid)
+        if entry is not None:
+            ikeSA = entry[0]
+            old = next((c for c in ikeSA.children if c.reqid == reqid and c.spiIn == spiIn), None)
+            childrekey.peerNeverDeleted(self, ikeSA, old)
 
     def _childHardExpired(self, ikeSA, child):
         if child is None:

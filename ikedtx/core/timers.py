@@ -12,6 +12,8 @@ which dispatches on the key's kind to C{IKECore._timer_<kind>}. The kinds:
   - C{cookiesecret} (no subject): rotate the COOKIE secret (RFC 7296 2.6);
   - C{childsoft} and C{childhard} (C{(IKE SPI, reqid)}): a Child SA's soft
     lifetime (rekey it) and hard lifetime (delete it);
+  - C{childrekeyed} (C{(reqid, inbound SPI)}): a Child SA the peer rekeyed
+    and never deleted (L{ikedtx.core.tasks.childrekey.peerNeverDeleted});
   - C{ikerekey} and C{ikelifetime} (IKE SPI): the IKE SA's rekey margin and
     lifetime;
   - C{dpd} (IKE SPI): dead peer detection (an empty INFORMATIONAL);
@@ -37,14 +39,15 @@ KEEPALIVE = "keepalive"
 COOKIESECRET = "cookiesecret"
 CHILDSOFT = "childsoft"
 CHILDHARD = "childhard"
+CHILDREKEYED = "childrekeyed"
 IKEREKEY = "ikerekey"
 IKELIFETIME = "ikelifetime"
 DPD = "dpd"
 REINITIATE = "reinitiate"
 RESPONDER = "responder"
 
-KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, COOKIESECRET, CHILDSOFT, CHILDHARD, IKEREKEY, IKELIFETIME, DPD, REINITIATE,
-         RESPONDER)
+KINDS = (RETRANSMIT, HALFOPEN, KEEPALIVE, COOKIESECRET, CHILDSOFT, CHILDHARD, CHILDREKEYED, IKEREKEY, IKELIFETIME, DPD,
+         REINITIATE, RESPONDER)
 
 
 class TimerKey(NamedTuple):
@@ -78,6 +81,10 @@ class TimerKey(NamedTuple):
     @classmethod
     def childHard(cls, spi, reqid):
         return cls(CHILDHARD, (spi, reqid))
+
+    @classmethod
+    def childRekeyed(cls, reqid, spiIn):
+        return cls(CHILDREKEYED, (reqid, spiIn))
 
     @classmethod
     def ikeRekey(cls, spi):

@@ -8,7 +8,9 @@ installed (the datapath confirmed it), the old one is deleted with an
 INFORMATIONAL exchange, so that traffic never finds no SA. As responder,
 L{ChildCreateTask} answers such a request through L{rekeyedChild}: the new
 Child SA is installed next to the old one, which goes when the initiator's
-Delete arrives.
+Delete arrives; if none has come once the initiator would have given up
+retransmitting it, the responder deletes the old one itself
+(L{peerNeverDeleted}), as it does an IKE SA the peer rekeyed.
 
 Collisions (2.8.1): both peers rekey the same Child SA at once. Each one
 answers the other's request, so each ends with two new Child SAs; the one
@@ -26,12 +28,13 @@ import struct
 from twisted.logger import Logger
 
 from ikedtx.core import lifetimes
-from ikedtx.core.actions import ChildSARekeyed
+from ikedtx.core.actions import ChildSARekeyed, SetTimer
 from ikedtx.core.errors import NegotiationFailed, RemoteProtocolError
 from ikedtx.core.states import ChildEvent, ChildState
 from ikedtx.core.tasks.child import ChildCreateTask
 from ikedtx.core.tasks.common import findNotify
 from ikedtx.core.tasks.delete import ChildDeleteTask
+from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import NotifyType, TransformType
 
 _log = Logger()
@@ -72,6 +75,7 @@ def answered(core, ikeSA, old, new):
     settles which one goes).
     """
     _deleteStale(core, ikeSA, old)
+    core.emit(SetTimer(TimerKey.childRekeyed(old.reqid, old.spiIn), core.settings.retransmit.total()))
     pending = ikeSA.taskManager.pending
     if old.rekeying is not None and pending is not None and old.rekeying in pending.tasks:
         # Our own rekey of it is in flight: a collision, settled when our
@@ -121,6 +125,20 @@ def releaseOutbound(core, ikeSA, old):
         sas, flows = new.kernelRecords
         new.kernelRecords = (sas + held, flows)
         core.emit(InstallChildSA(new.reqid, held, ()))
+
+
+def peerNeverDeleted(core, ikeSA, old):
+    """
+    The peer rekeyed C{old} and has not deleted it within the time it
+    retransmits a request: our traffic moves to the Child SA that replaced
+    it, and we delete C{old} ourselves.
+    """
+    if old is None or old.rekeyedBy is None or old.state != ChildState.INSTALLED or not ikeSA.isEstablished:
+        return
+    _log.info("{ikeSA}: the peer never deleted the rekeyed Child SA {old}; deleting it", ikeSA=ikeSA, old=old)
+    releaseOutbound(core, ikeSA, old)
+    old.handle(ChildEvent.DELETE)
+    ikeSA.taskManager.queueExchange([ChildDeleteTask(True, old)])
 
 
 def softExpired(core, ikeSA, child):
