@@ -382,7 +382,7 @@ class AddressCommandTests(ChannelTests):
         keeper.remove(self.VIP, "eth1")
         self.pump.flush()
         self.assertEqual(self.added, set())
-        # Once the SA is there, an address goes at once (ikectl couple).
+        # Once the SA is there, an address goes at once.
         keeper.add(self.VIP, "eth1")
         self.pump.flush()
         self.assertEqual(self.added, {(self.VIP, "eth1")})
