@@ -5,13 +5,16 @@ lent on an interface while the IKE SA lives).
 """
 
 from ipaddress import ip_address
+from types import SimpleNamespace
 
 from twisted.internet import task
+from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikedtx.core.actions import AddVirtualAddress, RemoveVirtualAddress
 from ikedtx.kernel import vips
 from ikedtx.kernel.decoupled import DecoupledKernel
+from ikedtx.kernel.interfaces import KernelFlow
 from ikedtx.net.shell import CoreRunner
 
 from tests.test_net_shell import FakeCore
@@ -131,3 +134,93 @@ class RunnerTests(SynchronousTestCase):
         self.assertTrue(self.runner.coupled)
         self.assertEqual(refusing.added, {(good, "lo")})
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+
+class Recording(vips.RecordedAddresses):
+    """
+    A keeper of virtual addresses that notes each change in C{log}.
+    """
+
+    def __init__(self, log):
+        vips.RecordedAddresses.__init__(self)
+        self.log = log
+
+    def add(self, address, interface):
+        vips.RecordedAddresses.add(self, address, interface)
+        self.log.append(("addAddress", (ip_address(address), interface)))
+
+    def remove(self, address, interface):
+        vips.RecordedAddresses.remove(self, address, interface)
+        self.log.append(("removeAddress", (ip_address(address), interface)))
+
+
+class RoutingKernel(DecoupledKernel):
+    """
+    A datapath that routes an outbound flow as xfrm does, with its local
+    host selector as the route's source: it refuses the flow while that
+    address is on no interface. Virtual addresses are noted in its log
+    with the SAs and flows, in order.
+
+    @ivar addresses: the keeper of virtual addresses (L{Recording}).
+    """
+
+    name = "xfrm"
+
+    def __init__(self):
+        DecoupledKernel.__init__(self)
+        self.addresses = Recording(self.log)
+
+    def addFlow(self, flow):
+        source = flow.source.startAddress
+        if (flow.direction == "out" and source == flow.source.endAddress
+                and not any(address == source for address, _ in self.addresses.added)):
+            self.log.append(("refusedFlow", flow))
+            return fail(vips.KernelError("no route from %s: the address is on no interface" % (source,)))
+        return DecoupledKernel.addFlow(self, flow)
+
+
+class CoupleOrderTests(SynchronousTestCase):
+    """
+    C{ikectl decouple} and C{couple} with a road-warrior client's Child SA
+    on the virtual address it was lent: the address is on its interface
+    whenever a flow whose route takes it as the source is in the datapath.
+    """
+
+    VIP = ip_address("10.88.0.1")
+
+    def setUp(self):
+        from tests.test_privsep_commands import anSA, selector
+
+        self.kernel = RoutingKernel()
+        core = FakeCore()
+        self.runner = CoreRunner(core, self.kernel, task.Clock())
+        self.runner.virtualAddresses = self.kernel.addresses
+        ours, theirs = selector(str(self.VIP)), selector("10.2.0.0", "10.2.0.255")
+        self.sas = [anSA(selectors=((ours, theirs),)),
+                    anSA(spi=0x87654321, inbound=False, source=ip_address("192.0.2.1"),
+                         destination=ip_address("192.0.2.2"), selectors=((ours, theirs),))]
+        self.flows = [KernelFlow(ours, theirs, "out", 3, "tunnel", ip_address("192.0.2.1"), ip_address("192.0.2.2"),
+                                 7),
+                      KernelFlow(theirs, ours, "in", 3, "tunnel", ip_address("192.0.2.2"), ip_address("192.0.2.1"),
+                                 7)]
+        child = SimpleNamespace(kernelRecords=(self.sas, self.flows))
+        core.ikeSAs = {b"spi": SimpleNamespace(children=[child])}
+        self.runner.execute([AddVirtualAddress(self.VIP, "lo")])
+        self.kernel.log.clear()
+
+    def test_decoupleThenCouple(self):
+        """
+        Decoupled, the flows leave before the address; coupled again, the
+        address is back before the SAs' flows, which the datapath takes.
+        """
+        address = ("addAddress", (self.VIP, "lo"))
+        self.successResultOf(self.runner.decouple())
+        self.assertEqual(list(self.kernel.log),
+                         [("detachSA", self.sas[0]), ("detachSA", self.sas[1]), ("deleteFlow", self.flows[0]),
+                          ("deleteFlow", self.flows[1]), ("removeAddress", (self.VIP, "lo"))])
+        self.kernel.log.clear()
+        self.successResultOf(self.runner.couple())
+        self.assertEqual(list(self.kernel.log),
+                         [address, ("addSA", self.sas[0]), ("addSA", self.sas[1]), ("addFlow", self.flows[0]),
+                          ("addFlow", self.flows[1])])
+        self.assertEqual(self.kernel.flows, self.flows)

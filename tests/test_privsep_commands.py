@@ -8,6 +8,7 @@ handed to the worker without the private key, the restart backoff.
 import json
 import struct
 from ipaddress import ip_address
+from types import SimpleNamespace
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -381,9 +382,49 @@ class AddressCommandTests(ChannelTests):
         keeper.remove(self.VIP, "eth1")
         self.pump.flush()
         self.assertEqual(self.added, set())
-        # Once the SA is there, an address goes at once (ikectl couple).
+        # Once the SA is there, an address goes at once.
         keeper.add(self.VIP, "eth1")
         self.pump.flush()
+        self.assertEqual(self.added, {(self.VIP, "eth1")})
+
+    def test_decoupleThenCouple(self):
+        """
+        C{ikectl decouple} and C{couple} in the worker: the parent takes a
+        virtual address off after the flows whose routes have it as their
+        source, and puts it back before them (right after the SA that has
+        it as its local selector).
+        """
+        from twisted.internet import task
+
+        from ikedtx.core.actions import AddVirtualAddress
+        from ikedtx.net.shell import CoreRunner
+        from tests.test_net_shell import FakeCore
+
+        core = FakeCore()
+        runner = CoreRunner(core, self.remote, task.Clock())
+        runner.virtualAddresses = RemoteAddresses(self.remote)
+        ours, theirs = selector(str(self.VIP)), selector("10.2.0.0", "10.2.0.255")
+        sas = [self.vipSA(), self.vipSA(spi=0x87654321, inbound=False, source=ip_address("192.0.2.1"),
+                                        destination=ip_address("192.0.2.2"))]
+        flows = [KernelFlow(ours, theirs, "out", ESP, "tunnel", ip_address("192.0.2.1"), ip_address("192.0.2.2"), 7),
+                 KernelFlow(theirs, ours, "in", ESP, "tunnel", ip_address("192.0.2.2"), ip_address("192.0.2.1"), 7)]
+        core.ikeSAs = {b"spi": SimpleNamespace(children=[SimpleNamespace(kernelRecords=(sas, flows))])}
+        runner.execute([AddVirtualAddress(self.VIP, "eth1")])
+        for sa in sas:
+            self.remote.addSA(sa)
+        for flow in flows:
+            self.remote.addFlow(flow)
+        self.pump.flush()
+        self.assertEqual(self.added, {(self.VIP, "eth1")})
+        log = self.service.kernel.log
+        log.clear()
+        self.successResultOf(self.call(runner.decouple()))
+        self.assertEqual(list(log), [("detachSA", sas[0]), ("detachSA", sas[1]), ("deleteFlow", flows[0]),
+                                     ("deleteFlow", flows[1]), ("removeAddress", (self.VIP, "eth1"))])
+        log.clear()
+        self.successResultOf(self.call(runner.couple()))
+        self.assertEqual(list(log), [("addSA", sas[0]), ("addAddress", (self.VIP, "eth1")), ("addSA", sas[1]),
+                                     ("addFlow", flows[0]), ("addFlow", flows[1])])
         self.assertEqual(self.added, {(self.VIP, "eth1")})
 
     def test_workerGone(self):
@@ -540,3 +581,4 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(describeEnd(ProcessTerminated(signal=9)), "signal KILL")
         self.assertEqual(describeEnd(ProcessTerminated(exitCode=1)), "exit status 1")
         self.assertEqual(describeEnd(ProcessDone(0)), "exit status 0")
+

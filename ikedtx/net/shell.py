@@ -531,13 +531,15 @@ class CoreRunner:
         if self.coupled:
             return gatherResults([])
         self.coupled = True
+        # The addresses first: a flow's route may take one as its source
+        # (decouple takes them out last).
+        for address, interface in self.wantedAddresses:
+            self._addVirtualAddress(address, interface)
         ds = [self.kernel.blockIPv6()] if self.ipv6Blocked else []
         for ikeSA, child in self.installedChildren():
             sas, flows = child.kernelRecords
             ds += [self.kernel.addSA(sa) for sa in sas] + [self.kernel.addFlow(flow) for flow in flows]
         ds += [self.kernel.addFlow(flow) for flow in self.traps]
-        for address, interface in self.wantedAddresses:
-            self._addVirtualAddress(address, interface)
         return gatherResults(ds, consumeErrors=True)
 
     def decouple(self):
