@@ -105,6 +105,20 @@ class PagingTests(SynchronousTestCase):
         requests, sas = self.drive([{"sas": [1, 2], "total": 5}, {"sas": [], "total": 1}])
         self.assertEqual((len(requests), sas), (2, [1, 2]))
 
+    def test_cursor(self):
+        """
+        An answer with a C{cursor} is a walk: each request hands back the
+        cursor and the C{next} position; an answer without C{next} ends
+        the walk (however many SAs came, since SAs come and go).
+        """
+        requests, sas = self.drive([{"sas": [1, 2], "total": 5, "cursor": 7, "next": 2},
+                                    {"sas": [3], "total": 4, "cursor": 7, "next": 5},
+                                    {"sas": [], "total": 4, "cursor": 7, "next": 7},
+                                    {"sas": [6], "total": 9, "cursor": 7}])
+        self.assertEqual(requests, [{"offset": 0, "limit": 2}, {"cursor": 7, "offset": 2, "limit": 2},
+                                    {"cursor": 7, "offset": 5, "limit": 2}, {"cursor": 7, "offset": 7, "limit": 2}])
+        self.assertEqual(sas, [1, 2, 3, 6])
+
     def test_defaultPage(self):
         """
         By default a page is L{commands.SHOW_SA_PAGE} SAs.
@@ -144,3 +158,174 @@ class DeclaredAttributesTests(SynchronousTestCase):
         store.loadErrors = [("ca/x.pem", "not a certificate")]
         self.assertEqual(Operations(service).certstore(),
                          {"root": "/etc/iked", "entries": [], "errors": ["ca/x.pem: not a certificate"]})
+
+
+class CountingTable(dict):
+    """
+    An SA table that counts the SAs looked at: each key or value iterated
+    and each lookup.
+    """
+
+    touched = 0
+
+    def _counted(self, items):
+        for item in items:
+            self.touched += 1
+            yield item
+
+    def __iter__(self):
+        return self._counted(dict.__iter__(self))
+
+    def keys(self):
+        return list(self._counted(dict.keys(self)))
+
+    def values(self):
+        return self._counted(dict.values(self))
+
+    def items(self):
+        return self._counted(dict.items(self))
+
+    def get(self, key, default=None):
+        self.touched += 1
+        return dict.get(self, key, default)
+
+    def __getitem__(self, key):
+        self.touched += 1
+        return dict.__getitem__(self, key)
+
+
+def spiOf(i):
+    return i.to_bytes(8, "big")
+
+
+def addSA(table, i):
+    sa = IKESA(True, spiOf(i), spiOf(i + 1), SimpleNamespace(name="p"), ("192.0.2.1", 500), ("192.0.2.2", 500), 0)
+    sa.state = IKEState.VALID
+    table[sa.localSPI] = sa
+
+
+class ShowSAWalkTests(SynchronousTestCase):
+    """
+    C{show sa} over many IKE SAs: a page costs the daemon the SAs of that
+    page (not a listing of the whole table per page), and the pages hold
+    every SA that lived through the walk exactly once, even as SAs come
+    and go between pages.
+    """
+
+    count = 20000
+
+    def setUp(self):
+        from ikedtx.control import server
+
+        self.service = fakeService(0)
+        self.table = self.service.core.ikeSAs = CountingTable()
+        for i in range(self.count):
+            addSA(self.table, i * 2)
+        self.protocol = ControlFactory(self.service).buildProtocol(None)
+        self.rendered = 0
+        describe = server.describeIkeSA
+
+        def counting(*args):
+            self.rendered += 1
+            return describe(*args)
+
+        self.patch(server, "describeIkeSA", counting)
+
+    def walk(self, betweenPages=lambda page: None):
+        """
+        Drive L{commands.showSAPages} against the responder; every SA and,
+        per page, C{(SAs on it, SAs looked at, SAs rendered)}.
+        """
+        pages = commands.showSAPages()
+        request = next(pages)
+        costs = []
+        self.pageOf = {}
+        while True:
+            touched, rendered = self.table.touched, self.rendered
+            response = self.protocol.showSA(**request)
+            costs.append((len(response["sas"]), self.table.touched - touched, self.rendered - rendered))
+            for sa in response["sas"]:
+                self.pageOf.setdefault(bytes.fromhex(sa["spiI"]), len(costs))
+            betweenPages(len(costs))
+            try:
+                request = pages.send(response)
+            except StopIteration as done:
+                return done.value, costs
+
+    def test_pageCostsItsSAs(self):
+        """
+        After the first page (which notes the table's keys once), a page
+        looks at and renders only its own SAs; the pages hold every SA
+        once.
+        """
+        sas, costs = self.walk()
+        self.assertEqual(sorted(sa["spiI"] for sa in sas), sorted(spi.hex() for spi in self.table))
+        self.assertEqual(len(costs), self.count // commands.SHOW_SA_PAGE)
+        first, rest = costs[0], costs[1:]
+        self.assertEqual(first, (commands.SHOW_SA_PAGE, self.count + commands.SHOW_SA_PAGE, commands.SHOW_SA_PAGE))
+        self.assertEqual(set(rest), {(commands.SHOW_SA_PAGE,) * 3})
+        self.assertEqual(len(self.protocol.walks), 0)
+
+    def test_churn(self):
+        """
+        SAs deleted between pages (ahead of the walk and behind it) and
+        SAs added meanwhile: no SA comes twice, every SA that lived through
+        the walk comes, no SA deleted before its page comes.
+        """
+        deleted = {}
+        lived = set(self.table)
+        step = self.count // 100
+
+        def churn(page):
+            if page % 10:
+                return
+            for i in range(page * 7, self.count, step):
+                spi = spiOf(i * 2)
+                if self.table.pop(spi, None) is not None:
+                    deleted[spi] = page
+            for i in range(3):
+                addSA(self.table, (self.count + page * 3 + i) * 2 + 1)
+
+        sas, costs = self.walk(churn)
+        spis = [bytes.fromhex(sa["spiI"]) for sa in sas]
+        self.assertEqual(len(spis), len(set(spis)))
+        self.assertEqual(lived - set(deleted) - set(spis), set())
+        self.assertEqual(set(spis) - lived, set())
+        # An SA deleted after page N was served comes on page N at the latest.
+        late = {spi: (page, self.pageOf[spi]) for spi, page in deleted.items()
+                if spi in self.pageOf and self.pageOf[spi] > page}
+        self.assertEqual(late, {})
+        # Some SAs were deleted ahead of the walk (and left out), some behind.
+        self.assertTrue(set(deleted) - set(spis))
+        self.assertTrue(set(deleted) & set(spis))
+        # A page skipping deleted SAs still costs no more than its SAs and
+        # those skipped.
+        self.assertLessEqual(max(touched for _, touched, _ in costs[1:]), commands.SHOW_SA_PAGE + len(deleted))
+
+    def test_unknownCursor(self):
+        """
+        A cursor that is no walk in progress (ended, dropped, made up) is
+        a BadArgument that says to list again.
+        """
+        error = self.assertRaises(commands.BadArgument, self.protocol.showSA, cursor=12345, offset=50)
+        self.assertIn("list again", str(error))
+
+    def test_walksBounded(self):
+        """
+        Walks that never finish do not pile up: the socket keeps at most
+        C{maxWalks}, dropping the least recently paged.
+        """
+        cursors = [self.protocol.showSA()["cursor"] for _ in range(self.protocol.walks.maxWalks + 3)]
+        self.assertEqual(len(self.protocol.walks), self.protocol.walks.maxWalks)
+        self.assertRaises(commands.BadArgument, self.protocol.showSA, cursor=cursors[0], offset=50)
+        self.assertEqual(len(self.protocol.showSA(cursor=cursors[-1], offset=50)["sas"]), commands.SHOW_SA_PAGE)
+
+    def test_positional(self):
+        """
+        A request with an offset and no cursor (a client that does not
+        walk) still lists from that position of the table as it is now.
+        """
+        response = self.protocol.showSA(offset=100, limit=10)
+        self.assertEqual([sa["spiI"] for sa in response["sas"]], [spiOf(i * 2).hex() for i in range(100, 110)])
+        self.assertNotIn("cursor", response)
+        self.assertEqual(response["total"], self.count)

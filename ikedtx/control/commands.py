@@ -141,10 +141,17 @@ MAX_OFFSET = 2 ** 31
 def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
     """
     The paging of C{show sa}, for any client: a generator that yields the
-    arguments of each L{ShowSA} request (C{offset} and C{limit}), is sent
-    each response, and returns every SA once the daemon has listed them
-    all (or answers an empty page, should SAs go away meanwhile).  With
-    C{key="entries"} it pages L{ShowCertstore} the same way.
+    arguments of each L{ShowSA} request, is sent each response, and returns
+    every SA once the daemon has listed them all.  With C{key="entries"} it
+    pages L{ShowCertstore} the same way.
+
+    The daemon answers the first page of C{show sa} with a C{cursor} (the
+    listing it keeps for this walk) and where the C{next} page starts in
+    it; each later request hands both back, so that a page costs the
+    daemon only its own SAs and the pages together hold every SA that
+    lived through the walk exactly once.  The walk ends when an answer
+    has no C{next}.  An answer without a C{cursor} (the certificate store)
+    pages by C{offset} and ends after C{total} entries or an empty page.
 
     A client drives it::
 
@@ -158,22 +165,38 @@ def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
                 return done.value
     """
     sas = []
+    response = yield {"offset": 0, "limit": pageSize}
     while True:
-        response = yield {"offset": len(sas), "limit": pageSize}
         sas.extend(response[key])
+        cursor = response.get("cursor")
+        if cursor is not None:
+            if response.get("next") is None:
+                return sas
+            response = yield {"cursor": cursor, "offset": response["next"], "limit": pageSize}
+            continue
         if not response[key] or len(sas) >= response["total"]:
             return sas
+        response = yield {"offset": len(sas), "limit": pageSize}
 
 
 class ShowSA(Command):
     """
     ikectl show sa: the IKE SAs with their Child SAs and flows, C{limit} of
-    them from C{offset} on (in a stable order), and how many there are in
-    all.  Counters come from the datapath.
+    them at a time, and how many there are in all (C{total}).  Counters
+    come from the datapath.
+
+    The first request (no C{cursor}) starts a walk: the daemon notes which
+    SAs there are and answers a C{cursor} for the walk and the C{offset}
+    its C{next} page starts at; the following requests send both back.  SAs
+    deleted meanwhile are left out, SAs added meanwhile wait for the next
+    walk; the last page has no C{next}.  A request with an C{offset} but no
+    C{cursor} lists from that position of the SA table as it is now.
     """
 
-    arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True))]
-    response = [(b"sas", AmpList(_IKESA)), (b"total", Integer())]
+    arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True)),
+                 (b"cursor", Integer(optional=True))]
+    response = [(b"sas", AmpList(_IKESA)), (b"total", Integer()),
+                (b"cursor", Integer(optional=True)), (b"next", Integer(optional=True))]
     errors = _ERRORS
 
 

@@ -12,6 +12,7 @@ with AMP's C{Unknown Error}.
 import os
 import socket
 import struct
+from itertools import islice
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
@@ -21,6 +22,7 @@ from twisted.python.failure import Failure
 
 from ikedtx.control import commands as C
 from ikedtx.control.bounded import BoundedBoxes
+from ikedtx.control.walks import UnknownWalk, Walks
 from ikedtx.core.errors import LocalProtocolError, NegotiationFailed
 
 #: The most bytes one incoming box may hold (keys and values): far more
@@ -222,6 +224,8 @@ class ControlProtocol(BoundedBoxes, amp.AMP):
         its transport's buffer was full.
     @ivar peer: C{(pid, uid, gid)} of the client, or L{None}.
     @ivar readOnly: whether only the commands of L{READ_ONLY} are served.
+    @ivar walks: the L{Walks} of paged C{show sa}, shared by the
+        connections of one socket (its factory sets them).
     """
 
     _log = Logger()
@@ -229,6 +233,7 @@ class ControlProtocol(BoundedBoxes, amp.AMP):
     def __init__(self, service, allowedUids=None, requireCredentials=False, readOnly=False):
         amp.AMP.__init__(self)
         self.service = service
+        self.walks = Walks()
         self.allowedUids = allowedUids
         self.requireCredentials = requireCredentials
         self.readOnly = readOnly
@@ -327,21 +332,36 @@ class ControlProtocol(BoundedBoxes, amp.AMP):
         return min(limit, pageSize)
 
     @C.ShowSA.responder
-    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE):
+    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None):
         limit = self._page(offset, limit, C.SHOW_SA_PAGE)
         service = self.service
         core = service.core
+        table = core.ikeSAs
+        answer = {"total": len(table)}
+        if cursor is None and offset:
+            # By position in the table as it is now (no walk).
+            page = list(islice(table.values(), offset, offset + limit))
+        else:
+            if cursor is None:
+                cursor = self.walks.start(table)
+            try:
+                page, following = self.walks.page(cursor, table, offset, limit)
+            except UnknownWalk:
+                raise C.BadArgument("cursor %d is not a walk in progress (it ended or was dropped):"
+                                    " list again" % (cursor,))
+            answer["cursor"] = cursor
+            if following is not None:
+                answer["next"] = following
         now = core.now() if hasattr(core, "now") else 0.0
         runner = service.runner
         coupled = runner is None or runner.coupled
-        sas = list(core.ikeSAs.values())
-        page = sas[offset:offset + limit]
         described = [describeIkeSA(sa, now, coupled) for sa in page]
+        answer["sas"] = described
         kernel = service.kernel
         if kernel is None:
-            return {"sas": described, "total": len(sas)}
+            return answer
         ds = [addCounters(kernel, sa, entry) for sa, entry in zip(page, described)]
-        return defer.gatherResults(ds).addCallback(lambda _: {"sas": described, "total": len(sas)})
+        return defer.gatherResults(ds).addCallback(lambda _: answer)
 
     @C.ShowStats.responder
     def showStats(self):
@@ -506,10 +526,13 @@ class ControlFactory(Factory):
     @ivar requireCredentials: whether a connection whose peer credentials
         cannot be read is refused.
     @ivar readOnly: whether its connections serve only L{READ_ONLY}.
+    @ivar walks: the L{Walks} of C{show sa} its connections share (a
+        blocking client opens a connection per page).
     """
 
     def __init__(self, service, allowedUids=None, requireCredentials=False, readOnly=False):
         self.service = service
+        self.walks = Walks()
         self.allowedUids = allowedUids
         self.requireCredentials = requireCredentials
         self.readOnly = readOnly
@@ -530,5 +553,7 @@ class ControlFactory(Factory):
         return cls(service, readOnly=True)
 
     def buildProtocol(self, addr):
-        return ControlProtocol(self.service, self.allowedUids, self.requireCredentials, self.readOnly)
+        protocol = ControlProtocol(self.service, self.allowedUids, self.requireCredentials, self.readOnly)
+        protocol.walks = self.walks
+        return protocol
 
