@@ -218,3 +218,108 @@ class TrapRefreshTests(SynchronousTestCase):
         service = SimpleNamespace(core=self.core, runner=self.runner, config=self.core.config, options={})
         Operations(service)._reset_policy(None)
         self.assertEqual(self.kernel.flows, [])
+
+
+class TrapFollowsMobikeTests(SynchronousTestCase):
+    """
+    MOBIKE moves an IKE SA whose policy has a trap (issue 8/9): the trap
+    follows the IKE SA to its new endpoints, and so does its route, so the
+    trap that is back when the Child SA goes has them (the next acquire's
+    negotiation and the route table 220 keeps use them).
+    """
+
+    def setUp(self):
+        from ikedtx.net.shell import CoreRunner
+        from tests.corehelpers import Host, Network
+        from tests.test_core_exchanges import A_ADDR, B_ADDR, initiatorConfig, responderConfig
+        from tests.test_kernel_routes import FakeTunnelRoutes
+
+        self.network = Network()
+        self.a = Host(self.network, A_ADDR, initiatorConfig())
+        self.b = Host(self.network, B_ADDR, responderConfig())
+        self.routes = FakeTunnelRoutes(addresses=("10.1.0.1",))
+        from tests.test_kernel_xfrm import decoded
+
+        replay = m.usersa_info()
+        replay["attrs"] = [("XFRMA_REPLAY_VAL", {"oseq": 1, "seq": 1, "bitmap": 0})]
+        self.channel = RecordingChannel({m.XFRM_MSG_GETSA: [decoded(replay)]})
+        self.kernel = xfrm.XfrmKernel(channel=self.channel, cleanup=False, routes=self.routes)
+        self.runner = CoreRunner(self.a.core, self.kernel, task.Clock())
+        host = self.a
+        ownKinds = ("InstallChildSA", "UpdateChildSA", "RemoveChildSA", "IKESAMoved")
+
+        def execute(actions):
+            # The runner drives the xfrm datapath, the test host the rest.
+            for action in actions:
+                if type(action).__name__ in ownKinds:
+                    CoreRunner.execute(self.runner, [action])
+                else:
+                    Host.execute(host, [action])
+
+        self.a.execute = self.runner.execute = execute
+        self.successResultOf(self.runner.startTraps())
+        self.a.initiate("ab")
+        self.network.pump()
+        (self.ikeSA,) = self.a.ikeSAs
+        self.assertEqual(len(self.ikeSA.children), 1)
+
+    def outboundClaims(self):
+        (claims,) = [c for c in self.kernel.policies.values() if c[-1][0].direction == "out"]
+        return [flow for flow, _ in claims]
+
+    def lastTemplate(self):
+        (msg,) = [msg for t, _, msg in self.channel.requests if t == m.XFRM_MSG_UPDPOLICY
+                  and msg["dir"] == m.XFRM_POLICY_OUT][-1:]
+        (t,) = msg.get_attr("XFRMA_TMPL")["templates"]
+        return (A(bytes(t["saddr"][:4])), A(bytes(t["id_daddr"][:4])), t["reqid"])
+
+    def moveA(self):
+        from tests.test_core_exchanges import A_ADDR
+
+        self.a.address = self.MOVED
+        self.network.hosts[self.MOVED] = self.a
+        self.a.execute(self.a.core.addressChanged(self.MOVED, True))
+        self.a.execute(self.a.core.addressChanged(A_ADDR, False))
+        self.network.pump()
+        self.assertEqual(self.ikeSA.local[0], self.MOVED)
+
+    def deleteChild(self):
+        (child,) = self.ikeSA.children
+        self.a.execute(self.a.core.deleteChildSA(self.ikeSA, child)[1])
+        self.network.pump()
+        self.assertEqual(self.ikeSA.children, [])
+
+    MOVED = "192.0.2.99"
+
+    def test_trapAfterChildSAOfMovedIKESA(self):
+        """
+        The IKE SA moves to a new local address (RFC 4555 3.8), then its
+        Child SA is deleted: the trap back in the kernel has the new local
+        address in its template, and the route stays the one made for the
+        moved tunnel (not made again towards the old endpoints).
+        """
+        self.moveA()
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+        self.deleteChild()
+        self.assertTrapMoved()
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+
+    def test_trapOnlyIKESAMoves(self):
+        """
+        An IKE SA whose Child SA went (only the trap holds the selector)
+        moves: the trap follows it, and the route is made again from where
+        the host now is (the kernel may have dropped it with the old
+        address).
+        """
+        self.deleteChild()
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")])
+        self.moveA()
+        self.assertTrapMoved()
+        self.assertEqual(self.routes.log, [("add", "10.2.0.0/24", "10.1.0.1", "192.0.2.2")] * 2)
+
+    def assertTrapMoved(self):
+        (trap,) = self.outboundClaims()
+        self.assertEqual((trap.reqid, trap.localAddress, trap.peerAddress),
+                         (TRAP_REQID_BASE, A(self.MOVED), A("192.0.2.2")))
+        self.assertEqual(self.lastTemplate(), (A(self.MOVED), A("192.0.2.2"), xfrm.kernelReqid(TRAP_REQID_BASE)))
+        self.assertEqual(self.runner.traps, [trap])

@@ -80,11 +80,26 @@ class XfrmMobikeVMTests(SynchronousTestCase):
     def test_initiatorRouteFollows(self):
         """
         The initiator's route (flushed by the kernel with its address on
-        va) comes back through its new next hop, although its policy's trap
-        flow, under the Child SA's, still has the old endpoints.
+        va) comes back through its new next hop (the Child SA's flows and
+        its policy's trap flow moved).
         """
         self.assertRegex(self.value("before_table_a"), r"10\.2\.0\.0/16 via 192\.0\.2\.2 dev va .*src 10\.1\.0\.1")
         self.assertRegex(self.value("after_table_a"), r"10\.2\.0\.0/16 via 198\.51\.100\.2 dev wa .*src 10\.1\.0\.1")
+
+    def test_trapFollows(self):
+        """
+        Once the moved Child SA is deleted, the trap flow of the active
+        policy is back in the kernel with the new endpoints in its template
+        (an acquire negotiates from there), none with the old address, and
+        the route stays through the new next hop.
+        """
+        tail = mobikeReport()["output"][-6000:]
+        self.assertEqual(self.value("child_deleted"), "0", tail)
+        policies = self.value("trap_policies_a")
+        self.assertRegex(policies, r"src 10\.1\.0\.0/16 dst 10\.2\.0\.0/16\s+dir out[^\n]*\n\s+tmpl src 198\.51\.100\.1 "
+                                   r"dst 10\.9\.0\.2", tail)
+        self.assertNotIn("192.0.2.1", policies)
+        self.assertRegex(self.value("trap_table_a"), r"10\.2\.0\.0/16 via 198\.51\.100\.2 dev wa .*src 10\.1\.0\.1")
 
     def test_pingAfter(self):
         """

@@ -143,6 +143,20 @@ class UpdateChildSA:
 
 
 @dataclass(frozen=True)
+class IKESAMoved:
+    """
+    The IKE SA of the policy named C{policy} moved to the addresses
+    C{local} and C{remote} (MOBIKE, RFC 4555, or a NAT mapping change),
+    after the L{UpdateChildSA}s of its Child SAs: the policy's trap flows
+    (L{ikedtx.core.trap}) follow it to the new tunnel endpoints.
+    """
+
+    policy: str
+    local: str
+    remote: str
+
+
+@dataclass(frozen=True)
 class QuerySAUsage:
     """
     Ask the datapath what it counted for the installed L{KernelSA}s C{sas}

@@ -448,6 +448,32 @@ class CoreRunner:
             self.kernel.addFlow(new).addErrback(self._movingFailed, action.reqid)
             self.kernel.deleteFlow(old).addErrback(self._movingFailed, action.reqid)
 
+    def action_IKESAMoved(self, action):
+        """
+        The policy's trap flows follow its IKE SA to the new endpoints
+        (after its Child SAs' flows moved): each new one goes in before
+        the old one goes, and the route follows the tunnel the datapath
+        uses. A policy with no trap now keeps the one it had.
+        """
+        if not self.trapping:
+            return
+        from ikedtx.core.trap import trapFlows
+
+        moved = trapFlows(self.core, action.policy)
+        if not moved:
+            return
+        reqids = {flow.reqid for flow in moved}
+        old = [flow for flow in self.traps if flow.reqid in reqids]
+        self.traps = [flow for flow in self.traps if flow.reqid not in reqids] + moved
+        if not self.coupled:
+            return
+        for flow in moved:
+            if flow not in old:
+                self._logged(self.kernel.addFlow(flow), "no trap flow", flow)
+        for flow in old:
+            if flow not in moved:
+                self._logged(self.kernel.deleteFlow(flow), "removing the trap flow failed:", flow)
+
     def _movingFailed(self, failure, reqid):
         self._log.error("moving the flows of Child SA {reqid}: {error}", reqid=reqid, error=failure.value)
 

@@ -79,6 +79,15 @@ sleep 1
 echo "ping_after=$(received 10)"
 show after
 echo "packets_in_b_after=$(packets 198.51.100.1)"
+# a deletes its Child SA: the trap flow back under the selector has the
+# moved endpoints in its template (test_trapFollows).
+spi=$(ip -n a xfrm state | awk '/^src 10.9.0.2 dst 198.51.100.1/ { getline; print $4; exit }')
+ip netns exec a "$PY" -c "import sys; from ikedtx.control import sync, commands; sync.callRemote(sys.argv[1], commands.DeleteChildSA, spiIn=sys.argv[2])" \
+    $W/a.sock "$spi" > $W/delete.out 2>&1
+echo "child_deleted=$?"
+for i in $(seq 100); do [ "$(ip -n a xfrm state | grep -c '^src')" -eq 0 ] && break; sleep 0.2; done
+echo "trap_policies_a_begin"; ip -n a xfrm policy; echo "trap_policies_a_end"
+echo "trap_table_a_begin"; ip -n a route show table 220; echo "trap_table_a_end"
 for n in a b; do kill -TERM "$(cat $W/$n.pid)"; done
 for n in a b; do
     for i in $(seq 100); do kill -0 "$(cat $W/$n.pid)" 2>/dev/null || break; sleep 0.1; done

@@ -25,7 +25,7 @@ from ipaddress import ip_address
 
 from twisted.logger import Logger
 
-from ikedtx.core.actions import UpdateChildSA
+from ikedtx.core.actions import IKESAMoved, UpdateChildSA
 from ikedtx.core.errors import RemoteProtocolError
 from ikedtx.core.states import ChildState, IKEState
 from ikedtx.core.tasks import DONE, Task
@@ -40,8 +40,11 @@ def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
     Move C{ikeSA} to the endpoints C{local} and C{remote} (and NAT state,
     when given), and its installed Child SAs with it: an L{UpdateChildSA}
     for each whose kernel SAs change, with its flows (their tunnel
-    endpoints), and the Child SA's kernel records become the new ones.
+    endpoints), and the Child SA's kernel records become the new ones;
+    then an L{IKESAMoved}, when its addresses changed, for the policy's
+    trap flows.
     """
+    moved = (local[0], remote[0]) != (ikeSA.local[0], ikeSA.remote[0])
     children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
     before = [tuple(c.kernelSAs(ikeSA)) for c in children]
     ikeSA.local, ikeSA.remote = local, remote
@@ -65,6 +68,8 @@ def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
             newFlows = flows
         child.kernelRecords = (newSAs, newFlows)
         core.emit(UpdateChildSA(child.reqid, sas, newSAs, flows, newFlows))
+    if moved:
+        core.emit(IKESAMoved(ikeSA.policy.name, local[0], remote[0]))
 
 
 class UpdateAddressesTask(Task):
