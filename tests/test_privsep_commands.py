@@ -6,27 +6,33 @@ handed to the worker without the private key, the restart backoff.
 """
 
 import json
+import os
+import socket
 import struct
 from ipaddress import ip_address
 from types import SimpleNamespace
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from twisted.internet import defer, task
 from twisted.internet.defer import fail, succeed
+from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.protocols import amp
 from twisted.test.iosim import connectedServerAndClient
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from ikedtx.config import parseConfig
 from ikedtx.kernel import vips
 from ikedtx.kernel.decoupled import DecoupledKernel
 from ikedtx.kernel.interfaces import KernelError, KernelFlow, KernelSA, KernelSelector
+from ikedtx.control import commands as CC
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
 from ikedtx.privsep.addresses import AddressGuard, RemoteAddresses
-from ikedtx.privsep.parent import Supervisor, WorkerCommands, describeEnd
+from ikedtx.privsep.gate import ControlGate
+from ikedtx.privsep.parent import Supervisor, WorkerCommands, bindControlSocket, describeEnd
 from ikedtx.privsep.signer import (MAX_FRAME, SigningError, SigningServer, parseRequest, remoteKey, signWith)
 from ikedtx.privsep.state import LocalKeyPlaceholder, dumpState, loadState
 from ikedtx.privsep.workerservice import RemoteKernel
@@ -582,3 +588,149 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(describeEnd(ProcessTerminated(exitCode=1)), "exit status 1")
         self.assertEqual(describeEnd(ProcessDone(0)), "exit status 0")
 
+
+
+class ControlGateTests(TestCase):
+    """
+    The parent's gate of a control socket (real UNIX sockets, the real
+    reactor, a L{task.Clock} for the wait): a command sent while no worker
+    is ready is answered once one is, or refused with a clear error after
+    the bounded wait; it never hangs.
+    """
+
+    def setUp(self):
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.clock = task.Clock()
+        self.path = os.path.join(self.mktemp() + ".d", "c.sock")
+        os.makedirs(os.path.dirname(self.path))
+        self.listening = bindControlSocket(self.path, 0o600)
+        self.addCleanup(self.listening.close)
+        self.gate = ControlGate(reactor, self.listening, self.path, False, clock=self.clock)
+        self.addCleanup(self.gate.stop)
+        self.gate.open("the daemon is starting")
+
+    def connect(self):
+        """
+        An AMP client of the control socket; fires with it.
+        """
+        from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+
+        client = amp.AMP()
+        d = connectProtocol(UNIXClientEndpoint(self.reactor, self.path), client)
+
+        def connected(p):
+            self.addCleanup(lambda: p.transport and p.transport.loseConnection())
+            return p
+
+        return d.addCallback(connected)
+
+    def until(self, condition):
+        d = defer.Deferred()
+
+        def check():
+            if condition():
+                d.callback(None)
+            else:
+                self.reactor.callLater(0.01, check)
+
+        check()
+        return d
+
+    @defer.inlineCallbacks
+    def test_refusedAfterTheWait(self):
+        """
+        No worker within L{ControlGate.wait}: the command gets
+        C{COMMAND_FAILED} "the daemon is starting", which ikectl prints.
+        """
+        client = yield self.connect()
+        answer = client.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held)
+        self.assertNoResult(answer)
+        self.clock.advance(self.gate.wait - 0.1)
+        self.assertNoResult(answer)
+        self.clock.advance(0.1)
+        self.assertEqual(self.gate.held, [])
+        error = yield self.assertFailure(answer, CC.CommandFailed)
+        self.assertIn("the daemon is starting", str(error))
+
+    @defer.inlineCallbacks
+    def test_restartingRefusal(self):
+        """
+        The gate opened again after a worker died says so.
+        """
+        self.gate.handOff(lambda skt, readOnly: defer.succeed(None))
+        self.gate.open("the worker is restarting")
+        client = yield self.connect()
+        answer = client.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held)
+        self.clock.advance(self.gate.wait)
+        error = yield self.assertFailure(answer, CC.CommandFailed)
+        self.assertIn("the worker is restarting", str(error))
+
+    @defer.inlineCallbacks
+    def test_handedToTheReadyWorker(self):
+        """
+        A worker ready within the wait gets the held connection, unread,
+        and answers its command; the gate stops accepting.
+        """
+        served = []
+
+        class Worker(amp.AMP):
+            @CC.ShowStats.responder
+            def showStats(self):
+                served.append(True)
+                return {"counters": [{"name": "ikes_sa_created", "value": 3}], "passive": False, "coupled": True,
+                        "verbose": False}
+
+        def adopt(skt, readOnly):
+            self.reactor.adoptStreamConnection(skt.fileno(), socket.AF_UNIX,
+                                               Factory.forProtocol(Worker))
+            return defer.succeed(None)
+
+        client = yield self.connect()
+        answer = client.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held)
+        self.gate.handOff(adopt)
+        self.assertFalse(self.gate.reading)
+        self.assertEqual(self.gate.held, [])
+        result = yield answer
+        self.assertEqual((result["counters"], served), ([{"name": "ikes_sa_created", "value": 3}], [True]))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    @defer.inlineCallbacks
+    def test_heldAgainWhenTheHandOffFails(self):
+        """
+        A worker that dies before it took a held connection: the connection
+        waits for the next (or its refusal), it is not dropped.
+        """
+        client = yield self.connect()
+        answer = client.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held)
+        self.gate.handOff(lambda skt, readOnly: defer.fail(ValueError("no worker")))
+        self.assertEqual(len(self.gate.held), 1)
+        self.clock.advance(self.gate.wait)
+        yield self.assertFailure(answer, CC.CommandFailed)
+
+    @defer.inlineCallbacks
+    def test_heldConnectionsBounded(self):
+        """
+        Past L{gate.MAX_HELD} held connections, another is refused at once
+        (the parent holds no more descriptors than that), and a refused
+        connection is closed after its answer.
+        """
+        from ikedtx.privsep import gate
+
+        self.patch(gate, "MAX_HELD", 1)
+        first = yield self.connect()
+        waiting = first.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held)
+        second = yield self.connect()
+        error = yield self.assertFailure(second.callRemote(CC.ShowStats), CC.CommandFailed)
+        self.assertIn("the daemon is starting", str(error))
+        yield self.until(lambda: second.transport is None)
+        self.assertEqual(len(self.gate.held), 1)
+        self.assertNoResult(waiting)
+        self.clock.advance(self.gate.wait)
+        yield self.assertFailure(waiting, CC.CommandFailed)

@@ -175,6 +175,46 @@ class WorkerRestartTests(PrivsepMixin, TestCase):
         self.assertEqual(len(ours.showSa()), 1)
 
 
+class ControlBeforeReadyTests(PrivsepMixin, TestCase):
+    def answeredOrRefused(self, ours, why):
+        """
+        C{ikectl show sa} now: the SAs, or the clear refusal C{why}.
+        """
+        from ikedtx.control.sync import ControlError, showSA
+
+        try:
+            return showSA(ours.socketPath, timeout=25.0)
+        except ControlError as e:
+            self.assertIn(why, str(e))
+            self.assertIn("try again in a moment", str(e))
+            return None
+
+    def test_commandsBeforeReadyAndDuringRestart(self):
+        """
+        A command sent as soon as the control socket exists (the worker
+        not ready yet), and one sent right after the worker was killed
+        (the parent restarting it), each get an answer or the clear
+        error, within the parent's bounded wait: never a drop or a hang.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        ours = self.startIkedtx(ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"))
+        ours.start(wait=False)
+        poll(lambda: os.path.exists(ours.socketPath), 20.0, interval=0.01,
+             what=lambda: "the control socket\n" + ours.report())
+        self.assertIn(self.answeredOrRefused(ours, "the daemon is starting"), ([], None))
+        first = self.workerOf(ours)
+        poll(lambda: "worker %d serves peers" % (first,) in ours.log(), 20.0, interval=0.1,
+             what=lambda: "the worker\n" + ours.report())
+        self.assertEqual(ours.showSa(), [])
+        os.kill(first, signal.SIGKILL)
+        self.assertIn(self.answeredOrRefused(ours, "the worker is restarting"), ([], None))
+        second = self.workerOf(ours, other=first)
+        poll(lambda: "worker %d serves peers" % (second,) in ours.log(), 20.0, interval=0.1,
+             what=lambda: "the new worker\n" + ours.report())
+        self.assertEqual(ours.showSa(), [])
+
+
 class PrivsepSigningTests(PrivsepMixin, TestCase):
     def test_certificateSignedInParent(self):
         """

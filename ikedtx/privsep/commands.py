@@ -9,7 +9,7 @@ parent), C{AddAddress} and C{RemoveAddress} (a virtual address a
 configuration payload lent us, on an interface), C{Reload} and
 C{FetchState} (the parent reads the configuration and the iked tree; the
 worker fetches the result in chunks), C{Ready}. Parent to worker: the
-datapath's events (C{Acquire}, C{Expired}).
+datapath's events (C{Acquire}, C{Expired}), C{AdoptControl}.
 
 Every argument is typed and bounded: AMP limits a value to 65,535 bytes, a
 record to L{ikedtx.privsep.records.MAX_RECORD_BYTES}; a record that does
@@ -113,6 +113,17 @@ class Ready(amp.Command):
     """
 
     arguments = [(b"pid", amp.Integer())]
+    response = []
+
+
+class AdoptControl(amp.Command):
+    """
+    Parent to worker: a control connection the parent accepted and held
+    while no worker was ready (L{ikedtx.privsep.gate}), unread; the worker
+    serves it as one of its own (of the read-only socket if C{readOnly}).
+    """
+
+    arguments = [(b"descriptor", amp.Descriptor()), (b"readOnly", amp.Boolean())]
     response = []
 
 

@@ -36,6 +36,7 @@ from ikedtx.control.bounded import BoundedBoxes
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
+from ikedtx.privsep.gate import ControlGate
 from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
 from ikedtx.wire.errors import ShortDatagram
@@ -491,6 +492,7 @@ class PrivsepService(MultiService):
         self._nextToken = 1
         self._sockets = []
         self._control = []
+        self._gates = []
         self._started = None
         self._pending = None
         self.supervisor = Supervisor()
@@ -559,6 +561,10 @@ class PrivsepService(MultiService):
             if options.get("keylog"):
                 self.kernel.startDump(options["keylog"] + ".esp.json")
         self.kernel.setEventReceiver(self)
+        # Until a worker is ready the parent holds the control connections.
+        self._gates = [ControlGate(self.reactor, skt, path, readOnly) for skt, path, readOnly in self._control]
+        for gate in self._gates:
+            gate.open("the daemon is starting")
         MultiService.startService(self)
         self._spawn()
 
@@ -605,6 +611,9 @@ class PrivsepService(MultiService):
         port.writeSegments(buffers, size, remote, host)
 
     def _closeSockets(self):
+        for gate in self._gates:
+            gate.stop()
+        self._gates = []
         for skt, *_rest in self._sockets:
             skt.close()
         for port in self.espPorts.values():
@@ -689,6 +698,16 @@ class PrivsepService(MultiService):
         self.workerPid = pid
         self._log.info("worker {pid} serves peers as uid {uid}", pid=pid, uid=workerUser(self.user)[0])
         self._notify("READY=1")
+        for gate in self._gates:
+            gate.handOff(self._adoptControl)
+
+    def _adoptControl(self, skt, readOnly):
+        """
+        Hand the held control connection C{skt} to the ready worker.
+        """
+        if self._amp is None:
+            return defer.fail(ValueError("no worker"))
+        return self._amp.callRemote(C.AdoptControl, descriptor=skt.fileno(), readOnly=readOnly)
 
     def _notify(self, state):
         # systemd hears the main process only (NotifyAccess=main).
@@ -709,6 +728,8 @@ class PrivsepService(MultiService):
         if not self.running:
             self._log.info("worker {pid} ended: {how}", pid=process.pid, how=describeEnd(error))
             return
+        for gate in self._gates:
+            gate.open("the worker is restarting")
         sas = len(self.installed)
         self.installed = set()
         self.addresses.flush()

@@ -51,6 +51,17 @@ class ParentChannel(amp.AMP):
             receiver.expired(protocol, spi, R._address(destination, "destination"), hard)
         return {}
 
+    #: C{adopt(fd, readOnly)}: the worker service's L{WorkerService.adoptControl}.
+    adopt = None
+
+    @C.AdoptControl.responder
+    def adoptControl(self, descriptor, readOnly):
+        if self.adopt is None:
+            os.close(descriptor)
+            raise ValueError("no control socket")
+        self.adopt(descriptor, readOnly)
+        return {}
+
     def connectionLost(self, reason):
         amp.AMP.connectionLost(self, reason)
         self._log.info("the privileged process is gone: stopping")
@@ -210,6 +221,7 @@ class AdoptedControlService(Service):
     def __init__(self, fd, path, readOnly, reactor):
         self.fd, self.path, self.readOnly, self.reactor = fd, path, readOnly, reactor
         self.listening = None
+        self.factory = None
         self.setName("read-only control socket" if readOnly else "control socket")
 
     def startService(self):
@@ -219,6 +231,7 @@ class AdoptedControlService(Service):
             factory = ControlFactory.forReadOnlySocket(self.parent)
         else:
             factory = ControlFactory.forSocket(self.parent)
+        self.factory = factory
         self.listening = _AdoptedUnixPort._fromListeningDescriptor(self.reactor, self.fd, factory)
         self.listening.startListening()
         os.close(self.fd)
@@ -283,6 +296,7 @@ class WorkerService(IkedService):
     def _makeKernel(self, name):
         kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo")
         self.channel = ParentChannel(kernel, self.reactor)
+        self.channel.adopt = self.adoptControl
         kernel.channel = self.channel
         factory = protocol.Factory.forProtocol(lambda: self.channel)
         self.reactor.adoptStreamConnection(3, socket.AF_UNIX, factory)
@@ -302,6 +316,20 @@ class WorkerService(IkedService):
         if self.kernel.name != "decoupled":
             self.runner.virtualAddresses = RemoteAddresses(self.kernel)
         self.channel.callRemote(C.Ready, pid=os.getpid()).addErrback(lambda f: None)
+
+    def adoptControl(self, fd, readOnly):
+        """
+        Serve the control connection C{fd} the parent held for us (as one
+        of the control socket's, or the read-only one's if C{readOnly}).
+        """
+        try:
+            for service in self.services:
+                if isinstance(service, AdoptedControlService) and service.readOnly == readOnly and service.factory:
+                    self.reactor.adoptStreamConnection(fd, socket.AF_UNIX, service.factory)
+                    return
+            raise ValueError("no such control socket")
+        finally:
+            os.close(fd)
 
     def logLevelChanged(self, verbose):
         self.channel.callRemote(C.SetVerbose, verbose=verbose).addErrback(

@@ -98,10 +98,10 @@ class IkedtxPeer:
 
     # ---- running ----
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=20.0, wait=True):
         """
         Start C{iked -d -f FILE ...} in the namespace and wait until its
-        control socket answers.
+        control socket answers (unless not C{wait}).
         """
         if self.config is None:
             raise LabError("IkedtxPeer.start: no config")
@@ -114,6 +114,8 @@ class IkedtxPeer:
         env = dict(os.environ, PYTHONPATH=self.root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         with open(self.logPath, "wb") as out:
             self.process = self.namespace.popen(argv, stdout=out, stderr=out, env=env, cwd=self.root)
+        if not wait:
+            return self
 
         def ready():
             if self.process.poll() is not None:
