@@ -230,16 +230,7 @@ class IkedtxEAPClientTests(EAPMixin, TestCase):
         """
         self.hosts()
         self.credentials()
-        charon = self.charon(self.b, libipsec=True, plugins=["kernel-libipsec"] + PLUGINS + EAP_PLUGINS)
-        charon.addCA(self.ca.cert)
-        charon.addSecret(Secret(PASSWORD, ids=[USER], kind="eap"))
-        charon.addConnection(Connection(
-            "gw", local_addrs=[B], remote_addrs=[A], proposals=["aes128gcm16-prfsha256-x25519"],
-            local=Auth("pubkey", id="sun.example", certs=[self.certB]),
-            remote=Auth("eap-mschapv2", id="%any", eap_id="%any"),
-            children=[Child("net", local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
-                            esp_proposals=["aes128gcm16"])]))
-        charon.start()
+        charon = self.charonServer()
         config = ('user "%s" "%s"\n'
                   'ikev2 "gw" active esp from %s to %s local %s peer %s '
                   'ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm '
