@@ -160,39 +160,63 @@ def flowPolicies(text):
 _cache = {}
 
 
-def report():
+def runReport(cache, prefix, writePlan, timeout):
     """
-    The VM's report (booted once for the whole module); a failed run fails
-    every test with its output.
+    The report of the VM run of C{SCRIPT} on the plan C{writePlan(directory)}
+    writes, booted once and kept in C{cache}; a failed run fails every test
+    with its output.
     """
-    if "report" not in _cache:
-        directory = tempfile.mkdtemp(prefix="ikedtx-vmcharon-")
+    if "report" not in cache:
+        directory = tempfile.mkdtemp(prefix=prefix)
         try:
             plan = writePlan(directory)
             rc, output, seconds = runInVM(
-                ["env", "PYTHONPATH=" + ROOT, sys.executable, "-u", SCRIPT, plan], timeout=500, cwd=ROOT)
+                ["env", "PYTHONPATH=" + ROOT, sys.executable, "-u", SCRIPT, plan], timeout=timeout, cwd=ROOT)
             if BEGIN not in output or END not in output:
                 raise AssertionError("no report from the VM (exit %d):\n%s" % (rc, output[-4000:]))
             data = json.loads(output.split(BEGIN, 1)[1].split(END, 1)[0])
             data["timings"]["hostSeconds"] = round(seconds, 1)
             data["log"] = "\n".join(line for line in output.splitlines() if line.startswith("["))
-            _cache["report"] = data
+            cache["report"] = data
         except BaseException as e:
-            _cache["report"] = e
+            cache["report"] = e
         finally:
             shutil.rmtree(directory, ignore_errors=True)
-    if isinstance(_cache["report"], BaseException):
-        raise _cache["report"]
-    return _cache["report"]
+    if isinstance(cache["report"], BaseException):
+        raise cache["report"]
+    return cache["report"]
 
 
-class CharonKernelNetlinkVMTests(SynchronousTestCase):
+def report():
+    """
+    The VM's report (booted once for the whole module).
+    """
+    return runReport(_cache, "ikedtx-vmcharon-", writePlan, 500)
+
+
+class ScenarioChecks:
+    """
+    The checks of a scenario of C{tests/vm/charon_scenarios.py}'s report,
+    for a test case whose module has its own C{scenarios} and C{report}.
+
+    @ivar logNames: how the context names a's and b's logs.
+    @ivar checkEncap: whether both sides' SAs of a NAT scenario must say
+        espinudp.
+    """
+
+    logNames = ("ikedtx", "charon")
+    checkEncap = False
+    scenarios = SCENARIOS
+
+    def report(self):
+        return report()
+
     def context(self, data):
-        return "\n---- VM log ----\n%s\n---- ikedtx log ----\n%s\n---- charon log ----\n%s" % (
-            data["log"], data["ikedtxLog"][-6000:], data["charonLog"][-6000:])
+        return "\n---- VM log ----\n%s\n---- %s log ----\n%s\n---- %s log ----\n%s" % (
+            data["log"], self.logNames[0], data["ikedtxLog"][-6000:], self.logNames[1], data["charonLog"][-6000:])
 
     def scenario(self, name):
-        data = report()
+        data = self.report()
         if "error" in data:
             self.fail("the VM run failed: %s\n%s%s" % (data["error"], data["traceback"], self.context(data)))
         result = data["scenarios"].get(name)
@@ -209,7 +233,7 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         the four SAs counted at least the pings; the router forwarded ESP
         (ESP in UDP through the NAT) and not one cleartext ICMP echo.
         """
-        spec = dict((s[0], s) for s in SCENARIOS)[name]
+        spec = dict((s[0], s) for s in self.scenarios)[name]
         data, result = self.scenario(name)
         context = json.dumps(result, indent=1) + self.context(data)
         self.assertTrue(result["installed"], context)
@@ -229,11 +253,17 @@ class CharonKernelNetlinkVMTests(SynchronousTestCase):
         if spec[5]:
             self.assertEqual(wire["esp"], 0, context)
             self.assertGreaterEqual(wire["natt"], 4 * PINGS, context)
+            if self.checkEncap:
+                for ns in ("a", "b"):
+                    for sa in result["states"][ns]:
+                        self.assertEqual((sa["encap"] or [None])[0], "espinudp", context)
         else:
             self.assertGreaterEqual(wire["esp"], 4 * PINGS, context)
             self.assertEqual(wire["natt"], 0, context)
         return result
 
+
+class CharonKernelNetlinkVMTests(ScenarioChecks, SynchronousTestCase):
     def test_gcmTunnelIPv4(self):
         """
         AES-GCM-16 (RFC 4106), tunnel mode, IPv4; ikedtx initiates.
