@@ -91,13 +91,16 @@ class UnitTests(SynchronousTestCase):
                          {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
                           # Privilege separation: the worker becomes _iked in
                           # an empty root, with an empty bounding set.
-                          "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_SETPCAP"})
+                          "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_SETPCAP",
+                          # ... and the parent signals it (SIGHUP passes a
+                          # reload on), though it runs as another user.
+                          "CAP_KILL"})
         self.assertEqual(set(service["RestrictAddressFamilies"].split()),
                          {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"})
         for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                            ("ProtectHome", "read-only"),
                            ("PrivateTmp", "yes"), ("ProtectKernelModules", "yes"), ("DevicePolicy", "closed"),
-                           ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service chroot"),
+                           ("DeviceAllow", "/dev/net/tun rw"), ("SystemCallFilter", "@system-service chroot seccomp"),
                            ("UMask", "0077")):
             self.assertEqual(service[key], value, key)
 
@@ -157,11 +160,17 @@ show() { systemctl show ikedtx -p ActiveState -p SubState -p Result -p ExecMainS
 echo "started: $(show)"
 PYTHONPATH=%(root)s %(ikectl)s -s /run/iked.sock show stats | head -2 | tail -1 | sed 's/^/stats: /'
 stat -c 'socket: %%a %%U' /run/iked.sock
-systemctl reload ikedtx; sleep 1
+systemctl reload ikedtx
+# The privilege-separated worker reloads and logs it; its line reaches
+# the journal through the parent, a moment later (under load, more than
+# a second).
+for i in $(seq 100); do journalctl -u ikedtx --no-pager | grep -q 'SIGHUP: reloading' && break; sleep 0.2; done
 echo "reloaded: $(show)"
 systemctl stop ikedtx
 echo "stopped: $(show)"
 journalctl -u ikedtx --no-pager | grep -c 'SIGHUP: reloading' | sed 's/^/reloads: /'
+journalctl -u ikedtx --no-pager | grep -c 'seccomp filter loaded (enforce' | sed 's/^/filters: /'
+journalctl -u ikedtx --no-pager | grep -c 'Traceback' | sed 's/^/tracebacks: /'
 """
 
 
@@ -220,6 +229,10 @@ class UnderSystemdTests(SynchronousTestCase):
         self.assertEqual(lines.get("socket"), "600 root", report)
         self.assertRunning(lines.get("reloaded", ""), report)
         self.assertEqual(lines.get("reloads"), "1", report)
+        # The unit's own system call filter leaves the worker room for its
+        # narrower one; nothing went wrong loudly.
+        self.assertEqual(lines.get("filters"), "1", report)
+        self.assertEqual(lines.get("tracebacks"), "0", report)
         stopped = lines.get("stopped", "").split()
         for expected in ("ActiveState=inactive", "ExecMainStatus=0", "Result=success"):
             self.assertIn(expected, stopped, report)
