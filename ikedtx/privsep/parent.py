@@ -588,12 +588,9 @@ class PrivsepService(MultiService):
         The user-space datapath's ESP in UDP (RFC 3948: no marker), from
         the parent's NAT-T socket of C{local} (C{(host, port)}).
         """
-        host, number = local
-        port = self.espPorts.get((socket.AF_INET6 if ":" in str(host) else socket.AF_INET, number))
-        if port is None:
-            self._log.debug("no NAT-T socket for {local}; ESP to {remote} dropped", local=local, remote=remote)
-            return
-        port.writeFrom(data, remote, host)
+        port = self._espPort(local, remote)
+        if port is not None:
+            port.writeFrom(data, remote, local[0])
 
     def _sendEspSegments(self, buffers, size, local, remote):
         """
@@ -603,12 +600,20 @@ class PrivsepService(MultiService):
         @raise OSError: the host cannot send them so (the datapath then
             sends them one by one).
         """
+        port = self._espPort(local, remote)
+        if port is not None:
+            port.writeSegments(buffers, size, remote, local[0])
+
+    def _espPort(self, local, remote):
+        """
+        The parent's NAT-T port of C{local} (C{(host, port)}), or L{None}
+        (logged: what was to go to C{remote} is dropped).
+        """
         host, number = local
         port = self.espPorts.get((socket.AF_INET6 if ":" in str(host) else socket.AF_INET, number))
         if port is None:
             self._log.debug("no NAT-T socket for {local}; ESP to {remote} dropped", local=local, remote=remote)
-            return
-        port.writeSegments(buffers, size, remote, host)
+        return port
 
     def _closeSockets(self):
         for gate in self._gates:
