@@ -9,26 +9,12 @@ import os
 import signal
 import sys
 import time
-from types import SimpleNamespace
 
 from twisted.internet import reactor
 
 from ikedtx.control import sync
-from ikedtx.control.events import EventHub
 from ikedtx.control.server import ControlFactory
-from ikedtx.core.sa import IKESA, IKEState
-
-
-def fakeService(count):
-    policy = SimpleNamespace(name="p")
-    sas = {}
-    for i in range(count):
-        sa = IKESA(True, i.to_bytes(8, "big"), (i + 1).to_bytes(8, "big"), policy, ("192.0.2.1", 500),
-                   ("192.0.2.2", 500), 0)
-        sa.state = IKEState.VALID
-        sas[sa.localSPI] = sa
-    return SimpleNamespace(core=SimpleNamespace(ikeSAs=sas), runner=None, kernel=None, events=EventHub(),
-                           credentials=None)
+from tests.test_control import fakeService
 
 
 def main(count):
