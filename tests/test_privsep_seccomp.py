@@ -10,7 +10,6 @@ as root, where it works. The live worker's /proc status is checked in
 L{tests.test_privsep_daemon}.
 """
 
-import errno
 import os
 import pwd
 import signal

@@ -24,7 +24,7 @@ from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger, LogLevel
 
-from ikedtx.addresses import addressOf, packedAddress
+from ikedtx.addresses import packedAddress
 from ikedtx.core import cookies, limits, screening
 from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (

@@ -256,6 +256,7 @@ class CoreRunner:
 
     def addressChanged(self, address, added):
         self.execute(self.core.addressChanged(address, added))
+        self.refreshTraps(keepUnreachable=True)
 
     def _timerExpired(self, key):
         self.execute(self.core.timerExpired(key))
@@ -662,18 +663,25 @@ class CoreRunner:
         _, actions = self.core.deleteIKESA(ikeSA, self.DAE_REASON)
         self.execute(actions)
 
-    def refreshTraps(self):
+    def refreshTraps(self, keepUnreachable=False):
         """
         Bring the trap flows in line with the core's policies: a new
         policy's trap goes in before a removed one's leaves (a policy whose
         selectors changed is never without one). A trap the datapath
         refuses is logged; the Deferred fires when all are done.
+
+        @param keepUnreachable: after a change of the host's addresses, a
+            policy with no local address to reach its peer from now keeps
+            the trap it had (the others follow the host's new address).
         """
         if not self.trapping:
             return gatherResults([])
         from ikedtx.core.trap import trapFlows
 
         old, self.traps = self.traps, trapFlows(self.core)
+        if keepUnreachable:
+            reqids = {flow.reqid for flow in self.traps}
+            self.traps += [flow for flow in old if flow.reqid not in reqids]
         if not self.coupled:
             return gatherResults([])
         ds = [self._logged(self.kernel.addFlow(flow), "no trap flow", flow) for flow in self.traps if flow not in old]

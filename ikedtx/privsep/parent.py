@@ -426,16 +426,31 @@ def bindMetricsSocket(host, port):
 def bindControlSocket(path, mode):
     """
     A listening AF_UNIX socket at C{path} with C{mode} (after
-    L{ikedtx.service.prepareSocketPath}).
+    L{ikedtx.service.prepareSocketPath}). It is bound under a temporary
+    name and renamed to C{path} once it listens: a client that sees the
+    path can connect (never ECONNREFUSED from a socket not listening yet).
     """
     skt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = path + "~"
+    if len(os.fsencode(temporary)) >= 108:
+        # (sun_path's size on Linux: a longest path is bound in place.)
+        temporary = path
     umask = os.umask(0o177)
     try:
-        skt.bind(path)
-        os.chmod(path, mode)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        skt.bind(temporary)
+        os.chmod(temporary, mode)
+        skt.listen(64)
+        if temporary != path:
+            os.rename(temporary, path)
+    except BaseException:
+        skt.close()
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
     finally:
         os.umask(umask)
-    skt.listen(64)
     skt.setblocking(False)
     return skt
 
