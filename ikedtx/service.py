@@ -163,6 +163,12 @@ def checkKernel(name):
         raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
 
 
+#: The daemon's exit status once its reactor stopped: 1 when an error
+#: ended a running daemon (a privilege-separated worker that cannot install
+#: its system call filter), else 0.
+exitStatus = 0
+
+
 class StartupError(Exception):
     """
     The daemon cannot start; the message is one line for the user

@@ -39,6 +39,7 @@ from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.gate import ControlGate
 from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
+from ikedtx.privsep.worker import EXIT_NO_FILTER
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, classifyNattDatagram
 
@@ -506,12 +507,28 @@ class PrivsepService(MultiService):
         return self.template.credentials
 
     def check(self):
+        """
+        Before start-up, beside the checks of L{IkedService.check}: the
+        worker's user exists, and the worker's system call filter can be
+        built in the C{enforce} mode (libseccomp loads and takes every
+        rule; the kernel's refusal shows when the worker loads it).
+
+        @raise StartupError: one of them cannot.
+        """
+        from ikedtx.privsep import seccomp
+        from ikedtx.service import StartupError
+
         self.template.check()
+        mode = self.options.get("privsep-seccomp") or "enforce"
+        if mode == "enforce":
+            try:
+                seccomp.prepare(mode).release()
+            except seccomp.SeccompUnavailable as e:
+                raise StartupError("privilege separation: the worker's system call filter cannot be built: %s "
+                                   "(--privsep-seccomp log or off runs the worker without one)" % (e,))
         try:
             workerUser(self.user)
         except KeyError:
-            from ikedtx.service import StartupError
-
             raise StartupError("privilege separation: no user %s (--privsep-user, or --no-privsep)" % (self.user,))
 
     def startService(self):
@@ -733,6 +750,9 @@ class PrivsepService(MultiService):
         if not self.running:
             self._log.info("worker {pid} ended: {how}", pid=process.pid, how=describeEnd(error))
             return
+        if getattr(error, "exitCode", None) == EXIT_NO_FILTER:
+            self._refuseUnfiltered(process)
+            return
         for gate in self._gates:
             gate.open("the worker is restarting")
         sas = len(self.installed)
@@ -750,6 +770,20 @@ class PrivsepService(MultiService):
                 self._pending = self.reactor.callLater(delay, self._restart)
 
         d.addCallback(restart)
+
+    def _refuseUnfiltered(self, process):
+        """
+        The worker could not install its system call filter in the
+        C{enforce} mode (it said why, before it ended): another worker
+        would fail alike, and one without the filter must not serve; the
+        daemon stops with status 1.
+        """
+        from ikedtx import service
+
+        self._log.critical("worker {pid} could not install its system call filter: the daemon stops "
+                           "(--privsep-seccomp log or off runs the worker without one)", pid=process.pid)
+        service.exitStatus = 1
+        self.reactor.stop()
 
     def _restart(self):
         self._pending = None
