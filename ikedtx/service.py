@@ -462,6 +462,9 @@ class IkedService(MultiService):
         self.runner = None
         self.kernel = None
         self.events = EventHub()
+        # C{radius dae listen} sockets bound by someone else (a privileged
+        # parent): C{{(address, port): fd}}.
+        self.daeSockets = {}
         for address in self._listenAddresses():
             for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
@@ -577,6 +580,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        self.runner.daeSockets = self.daeSockets
         self.runner.configureRadius(self.config)
         self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
         self._wireDatapath()

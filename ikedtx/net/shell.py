@@ -171,6 +171,10 @@ class CoreRunner:
         # The L{ikedtx.auth.radiuswire.RadiusWiring} of the configuration
         # (L{configureRadius}), or None.
         self.radius = None
+        # C{{(address, port): fd}}: the C{radius dae listen} sockets bound
+        # by a privileged parent (L{ikedtx.privsep}), served instead of
+        # binding.
+        self.daeSockets = {}
         # New IKE_SA_INIT requests read in this turn of the reactor
         # (answerLater) and the call that answers them.
         self._later = []
@@ -637,7 +641,8 @@ class CoreRunner:
         if self.radius is None:
             if config.radius.servers or config.radius.accountingServers or config.radius.daeListen:
                 self.radius = radiuswire.RadiusWiring(config.radius, self.reactor,
-                                                      dae=(self._daeSessions, self._daeDisconnect))
+                                                      dae=(self._daeSessions, self._daeDisconnect),
+                                                      daeSockets=self.daeSockets)
         else:
             self.radius = self.radius.replaced(config.radius)
         self.core.radiusBackend = self.radius.backend if self.radius is not None else None

@@ -424,6 +424,21 @@ def bindMetricsSocket(host, port):
     return skt
 
 
+def bindDaeSocket(address, port):
+    """
+    A bound, non-blocking UDP socket for C{radius dae listen on ADDRESS
+    port PORT} (the worker serves it; a port below 1024 needs root).
+    """
+    skt = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        skt.bind((address, port))
+    except OSError:
+        skt.close()
+        raise
+    skt.setblocking(False)
+    return skt
+
+
 def bindControlSocket(path, mode):
     """
     A listening AF_UNIX socket at C{path} with C{mode} (after
@@ -485,6 +500,7 @@ class PrivsepService(MultiService):
         self.addresses = None
         self.espPorts = {}
         self._metrics = None
+        self._dae = {}
         self.worker = None
         self.workerPid = None
         self.installed = set()
@@ -572,6 +588,7 @@ class PrivsepService(MultiService):
                 except OSError as e:
                     self._closeSockets()
                     self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
+        self._bindDae(self.config)
         if kernelName == "userspace":
             self.kernel.sendUdp = self._sendEsp
             self.kernel.sendUdpSegments = self._sendEspSegments
@@ -584,6 +601,33 @@ class PrivsepService(MultiService):
             gate.open("the daemon is starting")
         MultiService.startService(self)
         self._spawn()
+
+    def _bindDae(self, config):
+        """
+        Bind the sockets of C{config}'s C{radius dae listen} lines that are
+        not bound yet (a port below 1024 needs root; the worker serves
+        them). One that cannot be bound is left to the worker, which
+        tries and logs why it cannot.
+
+        @return: the C{(address, port)} of those bound now.
+        """
+        bound = []
+        for address, port in config.radius.daeListen:
+            key = (str(address), port)
+            if key in self._dae:
+                continue
+            try:
+                self._dae[key] = bindDaeSocket(*key)
+            except OSError as e:
+                self._log.debug("radius dae listen on {address} port {port}: {error}", address=address, port=port,
+                                error=e)
+                continue
+            bound.append(key)
+        return bound
+
+    def _notHanded(self, failure, key):
+        self._log.error("radius dae listen on {address} port {port}: the worker did not take the socket: {error}",
+                        address=key[0], port=key[1], error=failure.value)
 
     def _startFailed(self, error):
         from ikedtx.service import IkedService
@@ -644,6 +688,9 @@ class PrivsepService(MultiService):
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+        for skt in self._dae.values():
+            skt.close()
+        self._dae = {}
         for skt, path, _ro in self._control:
             skt.close()
             try:
@@ -699,7 +746,12 @@ class PrivsepService(MultiService):
             childFDs[fd] = self._metrics.fileno()
             metrics = [fd, self._metrics.family]
             fd += 1
-        layout = {"ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
+        dae = []
+        for (address, port), skt in self._dae.items():
+            childFDs[fd] = skt.fileno()
+            dae.append([fd, address, port])
+            fd += 1
+        layout = {"dae": dae, "ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
                   "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel)}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(self, payload)
@@ -817,7 +869,12 @@ class PrivsepService(MultiService):
             stateBytes, _ = self._state(config)
             token, self._nextToken = self._nextToken, self._nextToken + 1
             self.pendingStates = {token: stateBytes}
-            return {"token": token, "size": len(stateBytes)}
+            # New DAE sockets reach the worker before the state that names them.
+            handed = [self._amp.callRemote(C.AdoptDAE, descriptor=self._dae[key].fileno(), address=key[0],
+                                           port=key[1]).addErrback(self._notHanded, key)
+                      for key in self._bindDae(config) if self._amp is not None]
+            answer = {"token": token, "size": len(stateBytes)}
+            return defer.gatherResults(handed, consumeErrors=True).addBoth(lambda _: answer)
 
         def failed(f):
             self._notify("READY=1")
