@@ -359,8 +359,8 @@ def run(args, rate, gen, resp, interface, name, workdir, log):
     responder.stop()
     row = {
         "responder": name, "describe": responder.describe(), "offered": rate, "sent": sent["sent"],
-        "commit": commitOf(args.baseline if name == "ikedtx-baseline" else ROOT) if name.startswith("ikedtx")
-        else "strongSwan",
+        "commit": (args.baseline_commit or commitOf(args.baseline)) if name == "ikedtx-baseline"
+        else commitOf(ROOT) if name == "ikedtx" else "strongSwan",
         "flooders": args.flooders, "loadAverage": [load0, load1],
         "floodSeconds": sent["seconds"], "sentPerSecond": sent["sent"] / sent["seconds"],
         "answers": answers, "answersPerSecond": answers / sent["seconds"],
@@ -432,6 +432,8 @@ def main(argv=None):
     parser.add_argument("--responders", default="ikedtx,charon")
     parser.add_argument("--baseline", help="a checkout of an earlier ikedtx (git archive): the responder "
                         "'ikedtx-baseline' runs its code")
+    parser.add_argument("--baseline-commit", help="the commit --baseline holds, for the table (a git archive "
+                        "has no history to ask)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
     parser.add_argument("--output", help="write the table (Markdown) and the rows (JSON) here")
     parser.add_argument("--flooder", action="store_true", help=argparse.SUPPRESS)
