@@ -75,7 +75,6 @@ class QuietDrops:
                        more=" (and %d more not logged)" % (more,) if more else "")
         return True
 
-
     def dropAll(self, remotes, why):
         """
         L{drop} for each of C{remotes} in turn (a batch handled at one
