@@ -106,9 +106,11 @@ def _daemon(argv, options, runDaemon):
         from twisted.scripts.twistd import run
 
         def runDaemon(args):
+            from ikedtx import service
+
             sys.argv = args
             run()
-            return 0
+            return service.exitStatus
 
     return runDaemon(twistdArgv)
 

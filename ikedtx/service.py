@@ -163,6 +163,12 @@ def checkKernel(name):
         raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
 
 
+#: The daemon's exit status once its reactor stopped: 1 when an error
+#: ended a running daemon (a privilege-separated worker that cannot install
+#: its system call filter), else 0.
+exitStatus = 0
+
+
 class StartupError(Exception):
     """
     The daemon cannot start; the message is one line for the user
@@ -456,6 +462,9 @@ class IkedService(MultiService):
         self.runner = None
         self.kernel = None
         self.events = EventHub()
+        # C{radius dae listen} sockets bound by someone else (a privileged
+        # parent): C{{(address, port): fd}}.
+        self.daeSockets = {}
         for address in self._listenAddresses():
             for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
@@ -571,6 +580,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        self.runner.daeSockets = self.daeSockets
         self.runner.configureRadius(self.config)
         self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
         self._wireDatapath()

@@ -73,11 +73,28 @@ def dropPrivileges(uid, gid, root):
         raise OSError("privileges could not be dropped: setuid(0) worked")
 
 
+#: The worker's exit status when its system call filter cannot be built or
+#: loaded in the C{enforce} mode (EX_CONFIG): the parent then stops the
+#: daemon instead of starting another worker that would fail alike.
+EXIT_NO_FILTER = 78
+
+
+class NoFilter(Exception):
+    """
+    The C{enforce} mode's filter cannot be built or loaded: the worker must
+    not serve (L{EXIT_NO_FILTER}).
+    """
+
+
 def prepareSyscallFilter(mode):
     """
     Build the worker's seccomp filter (L{ikedtx.privsep.seccomp}) while
-    libseccomp can still be opened; L{None} for C{off}, or where libseccomp
-    is missing (logged: the worker then runs without one).
+    libseccomp can still be opened; L{None} for C{off}.
+
+    @raise NoFilter: libseccomp cannot be opened or refused a rule in the
+        C{enforce} mode (the default). In the C{log} mode, which the user
+        chose for debugging, that is logged and the worker runs without a
+        filter.
     """
     from twisted.logger import Logger
 
@@ -86,22 +103,36 @@ def prepareSyscallFilter(mode):
     try:
         return seccomp.prepare(mode)
     except seccomp.SeccompUnavailable as e:
-        Logger(namespace="ikedtx.privsep").error("no system call filter for the worker: {error}", error=e)
+        if mode == "enforce":
+            raise NoFilter(str(e))
+        Logger(namespace="ikedtx.privsep").error("no system call filter for the worker ({mode}): {error}",
+                                                 mode=mode, error=e)
         return None
 
 
 def loadSyscallFilter(syscalls):
     """
     Load C{syscalls} (from L{prepareSyscallFilter}), after the drop of the
-    privileges; a filter the kernel refuses ends the worker.
+    privileges.
+
+    @raise NoFilter: the kernel refused the C{enforce} mode's filter (in
+        the C{log} mode that is logged and the worker runs without one).
     """
     from twisted.logger import Logger
+
+    from ikedtx.privsep import seccomp
 
     log = Logger(namespace="ikedtx.privsep")
     if syscalls is None:
         log.info("worker: no system call filter")
         return
-    syscalls.load()
+    try:
+        syscalls.load()
+    except seccomp.SeccompUnavailable as e:
+        if syscalls.mode == "enforce":
+            raise NoFilter(str(e))
+        log.error("no system call filter for the worker ({mode}): {error}", mode=syscalls.mode, error=e)
+        return
     log.info("worker: seccomp filter loaded ({mode}: {n} system calls allowed)", mode=syscalls.mode,
              n=syscalls.allowed)
 
@@ -189,9 +220,17 @@ def main():
     from ikedtx.privsep.workerservice import WorkerService
 
     service = WorkerService(config, options, reactor, credentials, layout, resolved, signer)
-    syscalls = prepareSyscallFilter(options.get("privsep-seccomp") or "enforce")
-    dropPrivileges(layout["uid"], layout["gid"], layout["chroot"])
-    loadSyscallFilter(syscalls)
+    try:
+        syscalls = prepareSyscallFilter(options.get("privsep-seccomp") or "enforce")
+        dropPrivileges(layout["uid"], layout["gid"], layout["chroot"])
+        loadSyscallFilter(syscalls)
+    except NoFilter as e:
+        # Nothing was served yet; one line for the parent's log.
+        from twisted.logger import Logger
+
+        Logger(namespace="ikedtx.privsep").error(
+            "worker: cannot install the system call filter (--privsep-seccomp enforce): {error}", error=e)
+        sys.exit(EXIT_NO_FILTER)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
