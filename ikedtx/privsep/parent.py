@@ -581,6 +581,10 @@ class PrivsepService(MultiService):
         port.interface = address
         port.startListening()
         skt.close()
+        receive = getattr(self.kernel, "receiveEspOn", None)
+        if receive is not None and receive(port.socket):
+            # The datapath's inbound thread reads it; the port only sends.
+            port.stopReading()
         self.espPorts[(port.addressFamily, port.getHost().port)] = port
 
     def _sendEsp(self, data, local, remote):
@@ -621,6 +625,9 @@ class PrivsepService(MultiService):
         self._gates = []
         for skt, *_rest in self._sockets:
             skt.close()
+        stopReceiving = getattr(self.kernel, "stopReceivingEsp", None)
+        if stopReceiving is not None and self.espPorts:
+            stopReceiving()
         for port in self.espPorts.values():
             port.stopListening()
         self.espPorts = {}
