@@ -354,6 +354,10 @@ def bindPortSocket(address, port, natt, kernelName):
     return skt
 
 
+#: The receive buffer of the parent's ESP sockets (SO_RCVBUFFORCE).
+ESP_RECEIVE_BUFFER = 4 << 20
+
+
 def bindEspSocket(address, port):
     """
     The parent's socket on the NAT-T port C{address}, C{port} of the
@@ -363,7 +367,13 @@ def bindEspSocket(address, port):
     from ikedtx.kernel.xfrm import bypassSocket
     from ikedtx.net.udp import PacketInfoPort
 
+    from ikedtx.net.udp import _setReceiveBuffer
+
     skt = PacketInfoPort(port, None, address).createInternetSocket()
+    # Room for the bursts of a bulk transfer while the inbound thread
+    # writes to the TUN device (it reads one datagram at a time, where
+    # the reactor read up to 4 MB into memory first).
+    _setReceiveBuffer(skt, ESP_RECEIVE_BUFFER)
     skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     skt.bind((address, port))
     try:
