@@ -960,7 +960,9 @@ class InboundThreadTests(TestCase):
     def test_lifetimeInReactorThread(self):
         """
         The byte lifetime reached by what the thread opens expires the SA
-        in the reactor's thread.
+        in the reactor's thread; the packet that reached it is delivered,
+        the one after it is not, even before the reactor's thread has
+        removed the SA.
         """
         import threading
 
@@ -977,13 +979,18 @@ class InboundThreadTests(TestCase):
         self.successResultOf(a.addSA(replace(inA, lifetimeBytes=100)))
         a.receiveEspOn(sock)
         sealer = esp.EspSA.fromKernelSA(outB)
-        peer.sendto(sealer.seal(udp("10.2.0.1", "10.1.0.1", b"y" * 200), esp.NEXT_HEADER_IPV4), sock.getsockname())
+        first = udp("10.2.0.1", "10.1.0.1", b"y" * 200)
+        for packet in (first, udp("10.2.0.1", "10.1.0.1", b"z")):
+            peer.sendto(sealer.seal(packet, esp.NEXT_HEADER_IPV4), sock.getsockname())
 
         def check(_):
             self.assertEqual(threads, [threading.main_thread()])
             self.failureResultOf(a.querySA(inA), KernelError)
+            self.assertEqual(tun.host.recv(65535), first)
+            tun.host.setblocking(False)
+            self.assertRaises(BlockingIOError, tun.host.recv, 65535)
 
-        return self.poll(lambda: threads).addCallback(check)
+        return self.poll(lambda: threads and a.dropCounts()[esp.UNKNOWN_SPI] == 1).addCallback(check)
 
     def test_withoutThread(self):
         """

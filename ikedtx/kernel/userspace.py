@@ -315,7 +315,7 @@ class _InstalledSA:
     """
 
     __slots__ = ("sa", "codec", "bytes", "packets", "installed", "lastUsed", "timers", "softDone", "selectors",
-                 "local", "remote", "allowed", "segments")
+                 "local", "remote", "allowed", "segments", "spent")
 
     def __init__(self, sa, codec, now):
         self.sa = sa
@@ -332,6 +332,9 @@ class _InstalledSA:
         self.allowed = set()
         # Outbound: whether sealed packets may leave in one UDP GSO send.
         self.segments = True
+        # Inbound: the hard byte lifetime was reached in the inbound thread
+        # (nothing more is opened while the reactor's thread removes it).
+        self.spent = False
         self._endpoints()
 
     def _endpoints(self):
@@ -1104,6 +1107,7 @@ class UserspaceKernel:
         entry.lastUsed = self.reactor.seconds()
         sa = entry.sa
         if sa.lifetimeBytes and entry.bytes >= sa.lifetimeBytes:
+            entry.spent = True
             self._inLater(self._expire, entry, True)
         elif sa.softLifetimeBytes and entry.bytes >= sa.softLifetimeBytes and not entry.softDone:
             self._inLater(self._expire, entry, False)
@@ -1287,7 +1291,7 @@ class UserspaceKernel:
             return self._inboundDrop(esp.TRUNCATED, "from %s" % (remote,))
         spi = _SPI.unpack_from(data)[0]
         entry = self._inbound.get(spi)
-        if entry is None:
+        if entry is None or entry.spent:
             return self._inboundDrop(esp.UNKNOWN_SPI, "%08x from %s" % (spi, remote))
         opened = entry.codec.open(data)
         if opened is None:

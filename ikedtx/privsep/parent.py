@@ -365,9 +365,7 @@ def bindEspSocket(address, port):
     the kernel hands it ESP in UDP only.
     """
     from ikedtx.kernel.xfrm import bypassSocket
-    from ikedtx.net.udp import PacketInfoPort
-
-    from ikedtx.net.udp import _setReceiveBuffer
+    from ikedtx.net.udp import PacketInfoPort, _setReceiveBuffer
 
     skt = PacketInfoPort(port, None, address).createInternetSocket()
     # Room for the bursts of a bulk transfer while the inbound thread
