@@ -378,21 +378,32 @@ def _locked(method):
     return locked
 
 
-class _LaterLogger:
+class _InboundLogger:
     """
-    A logger for a thread other than the reactor's: each call is made in
-    the reactor's thread (an exception being handled is captured here).
+    The logger of an inbound SA's codec while the inbound thread runs: in
+    that thread a debug line waits in the provider's batch of lines for
+    the reactor's thread (L{UserspaceKernel._inboundDebug}) and a failure
+    goes there at once (its exception captured here); in the reactor's
+    thread (raw ESP, the IKE port's ESP) lines go out directly.
     """
 
-    def __init__(self, later, log):
-        self._later = later
+    def __init__(self, kernel, log):
+        self._kernel = kernel
         self._log = log
 
-    def debug(self, *args, **kwargs):
-        self._later(self._log.debug, *args, **kwargs)
+    def debug(self, format, **kwargs):
+        kernel = self._kernel
+        if kernel._inThread is not None and threading.current_thread() is kernel._inThread:
+            kernel._inboundDebug(self._log, format, kwargs)
+        else:
+            self._log.debug(format, **kwargs)
 
     def failure(self, format, failure=None, **kwargs):
-        self._later(self._log.failure, format, failure if failure is not None else Failure(), **kwargs)
+        kernel = self._kernel
+        if kernel._inThread is not None and threading.current_thread() is kernel._inThread:
+            kernel._inLater(self._log.failure, format, failure if failure is not None else Failure(), **kwargs)
+        else:
+            self._log.failure(format, failure, **kwargs)
 
 
 @implementer(IKernel)
@@ -491,6 +502,9 @@ class UserspaceKernel:
         self._inStopping = False
         self._inLater = _now
         self._inDrops = Counter()
+        # The inbound thread's debug lines of one batch, for the reactor's
+        # thread to log in one go (one hand-over a batch, not one a drop).
+        self._inLines = []
 
     # Device and sockets
 
@@ -652,8 +666,25 @@ class UserspaceKernel:
                     # As the outbound thread: whatever goes wrong, it goes on.
                     self._inLater(self._log.failure, "userspace: error in the inbound thread", failure=Failure())
 
+    def _inboundDebug(self, log, format, kwargs):
+        # In the inbound thread: a debug line for the end of the batch.
+        self._inLines.append((log, format, kwargs))
+
+    def _emitLines(self, lines):
+        # In the reactor's thread: the debug lines of one inbound batch.
+        for log, format, kwargs in lines:
+            log.debug(format, **kwargs)
+
     def _espReadable(self, sock):
         # Bounded, as the TUN device's reads, so that the SAs can change.
+        try:
+            self._espBatch(sock)
+        finally:
+            if self._inLines:
+                lines, self._inLines = self._inLines, []
+                self._inLater(self._emitLines, lines)
+
+    def _espBatch(self, sock):
         recvfrom = sock.recvfrom
         handle = self._inboundPacket
         with self._inLock:
@@ -664,7 +695,7 @@ class UserspaceKernel:
                     return
                 except OSError as e:
                     # An ICMP error for an earlier send, reported once.
-                    self._inLater(self._log.debug, "userspace: ESP socket: {error}", error=e)
+                    self._inboundDebug(self._log, "userspace: ESP socket: {error}", {"error": e})
                     return
                 if len(data) < 4 or data.startswith(_NON_ESP_MARKER):
                     # Not ESP in UDP (RFC 3948 2.2): the host's kernel steers
@@ -782,7 +813,7 @@ class UserspaceKernel:
             return fail(KernelError("SA %08x: cannot open the TUN device %s: %s" % (sa.spi, self.device.name, e)))
         if sa.inbound and self._wantInThread:
             # Opened in the inbound thread: it logs through the reactor's.
-            codec._log = _LaterLogger(self.reactor.callFromThread, codec._log)
+            codec._log = _InboundLogger(self, codec._log)
         entry = _InstalledSA(sa, codec, self.reactor.seconds())
         self._sas[key] = entry
         if sa.inbound:
@@ -1281,8 +1312,8 @@ class UserspaceKernel:
         # (one writer per Counter), logged in the reactor's.
         if self._inThread is not None and threading.current_thread() is self._inThread:
             self._inDrops[reason] += 1
-            self._inLater(self._log.debug, "userspace: dropped a packet ({reason}) {detail}", reason=reason,
-                          detail=detail)
+            self._inboundDebug(self._log, "userspace: dropped a packet ({reason}) {detail}",
+                               {"reason": reason, "detail": detail})
         else:
             self._dropped(reason, detail)
 
