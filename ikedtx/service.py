@@ -93,7 +93,7 @@ def _xfrm():
 def _userspace():
     from ikedtx.kernel.userspace import UserspaceKernel
 
-    return UserspaceKernel(outboundThread=True)
+    return UserspaceKernel(outboundThread=True, inboundThread=True)
 
 
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.

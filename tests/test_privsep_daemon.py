@@ -533,3 +533,48 @@ class SteeringTests(TestCase):
         poll(drained, 5.0, interval=0.01, what=lambda: "five datagrams: %r" % (got,))
         self.assertEqual(got[worker], [ike, keepalive, ike])
         self.assertEqual(got[parent], esp)
+
+    def test_espReceiveBuffer(self):
+        """
+        The parent's ESP socket has room for a bulk transfer's bursts
+        (SO_RCVBUFFORCE: the kernel reports twice what was set).
+        """
+        import socket
+
+        from ikedtx.privsep.parent import ESP_RECEIVE_BUFFER, bindEspSocket
+
+        parent = bindEspSocket("127.0.0.1", 0)
+        self.addCleanup(parent.close)
+        self.assertGreaterEqual(parent.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), ESP_RECEIVE_BUFFER)
+
+    def test_inboundThreadReads(self):
+        """
+        A datapath that reads the parent's ESP socket in its inbound thread
+        gets the socket, and the reactor stops reading it (the port only
+        sends); one without an inbound thread leaves it to the reactor.
+        """
+        from types import SimpleNamespace
+
+        from twisted.internet import reactor
+
+        from ikedtx.privsep.parent import PrivsepService, bindEspSocket
+
+        class Datapath:
+            def __init__(self, threaded):
+                self.threaded = threaded
+                self.sockets = []
+
+            def receiveEspOn(self, sock):
+                self.sockets.append(sock)
+                return self.threaded
+
+            def espReceived(self, data, remote, local):
+                pass
+
+        for threaded in (True, False):
+            service = SimpleNamespace(reactor=reactor, kernel=Datapath(threaded), espPorts={})
+            PrivsepService._listenEsp(service, bindEspSocket("127.0.0.1", 0), "127.0.0.1")
+            (port,) = service.espPorts.values()
+            self.addCleanup(port.stopListening)
+            self.assertEqual(service.kernel.sockets, [port.socket])
+            self.assertEqual(port in reactor.getReaders(), not threaded)

@@ -355,6 +355,10 @@ def bindPortSocket(address, port, natt, kernelName):
     return skt
 
 
+#: The receive buffer of the parent's ESP sockets (SO_RCVBUFFORCE).
+ESP_RECEIVE_BUFFER = 4 << 20
+
+
 def bindEspSocket(address, port):
     """
     The parent's socket on the NAT-T port C{address}, C{port} of the
@@ -362,9 +366,13 @@ def bindEspSocket(address, port):
     the kernel hands it ESP in UDP only.
     """
     from ikedtx.kernel.xfrm import bypassSocket
-    from ikedtx.net.udp import PacketInfoPort
+    from ikedtx.net.udp import PacketInfoPort, _setReceiveBuffer
 
     skt = PacketInfoPort(port, None, address).createInternetSocket()
+    # Room for the bursts of a bulk transfer while the inbound thread
+    # writes to the TUN device (it reads one datagram at a time, where
+    # the reactor read up to 4 MB into memory first).
+    _setReceiveBuffer(skt, ESP_RECEIVE_BUFFER)
     skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     skt.bind((address, port))
     try:
@@ -657,6 +665,10 @@ class PrivsepService(MultiService):
         port.interface = address
         port.startListening()
         skt.close()
+        receive = getattr(self.kernel, "receiveEspOn", None)
+        if receive is not None and receive(port.socket):
+            # The datapath's inbound thread reads it; the port only sends.
+            port.stopReading()
         self.espPorts[(port.addressFamily, port.getHost().port)] = port
 
     def _sendEsp(self, data, local, remote):
@@ -697,6 +709,9 @@ class PrivsepService(MultiService):
         self._gates = []
         for skt, *_rest in self._sockets:
             skt.close()
+        stopReceiving = getattr(self.kernel, "stopReceivingEsp", None)
+        if stopReceiving is not None and self.espPorts:
+            stopReceiving()
         for port in self.espPorts.values():
             port.stopListening()
         self.espPorts = {}
