@@ -39,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import ROOT  # noqa: E402
 from bench.importrss import PRELUDE  # noqa: E402
-from bench.introspect import TWISTD  # noqa: E402
 from bench.proc import waitIdle  # noqa: E402
 from bench.suites import GEN_ADDRESS, RESP_ADDRESS, SUITES, ikedTree, ikedtxResponderConfig  # noqa: E402
 from ikedtx.testing.lab._util import writeFile  # noqa: E402
@@ -76,14 +75,26 @@ def children(pid):
     return found
 
 
-def argvFor(mode, conf, etc, socketPath, prelude=""):
+def twistdLauncher(tree):
+    """
+    The C{-c} program ikebench runs the responder with in checkout C{tree}
+    (its bench.introspect.TWISTD), so that each checkout is measured as its
+    own benchmark starts it.
+    """
+    namespace = {}
+    with open(os.path.join(tree, "bench", "introspect.py")) as f:
+        exec(compile(f.read(), "introspect.py", "exec"), namespace)
+    return namespace["TWISTD"]
+
+
+def argvFor(mode, tree, conf, etc, socketPath, prelude=""):
     daemon = ["-d", "-f", conf, "--listen", RESP_ADDRESS, "--kernel", "decoupled", "--etc-dir", etc,
               "-s", socketPath]
     if not mode.endswith("privsep"):
         daemon.append("--no-privsep")
     if mode.startswith("iked"):
         return [sys.executable, "-c", prelude + IKED] + daemon
-    return [sys.executable, "-c", prelude + TWISTD, "--pidfile=", "--nodaemon",
+    return [sys.executable, "-c", prelude + twistdLauncher(tree), "--pidfile=", "--nodaemon",
             "--logger=ikedtx.cli.stderrObserver", "iked"] + daemon
 
 
@@ -104,7 +115,7 @@ def startOnce(namespace, tree, mode, directory, importsPath=None):
     env.pop("IKEBENCH_IMPORT_RSS", None)
     if importsPath:
         env["IKEBENCH_IMPORT_RSS"] = importsPath
-    argv = argvFor(mode, conf, etc, socketPath, PRELUDE if importsPath else "")
+    argv = argvFor(mode, tree, conf, etc, socketPath, PRELUDE if importsPath else "")
     with open(logPath, "wb") as log:
         process = subprocess.Popen(namespace.execArgv(argv), stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, cwd=tree)
