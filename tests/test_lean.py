@@ -255,3 +255,117 @@ class LazyModuleTests(SynchronousTestCase):
 
     def test_trimHeap(self):
         self.assertTrue(lean.trimHeap())
+
+
+class _Blocked:
+    """
+    Within C{with}: importing module C{name} (of package C{package}) raises
+    ImportError, as for a module that is not there.
+    """
+
+    def __init__(self, package, child):
+        self.package, self.child = package, child
+        self.name = package.__name__ + "." + child
+
+    def __enter__(self):
+        self.module = sys.modules.get(self.name)
+        self.attribute = self.package.__dict__.get(self.child)
+        sys.modules[self.name] = None
+        self.package.__dict__.pop(self.child, None)
+
+    def __exit__(self, *exc):
+        if self.module is None:
+            del sys.modules[self.name]
+        else:
+            sys.modules[self.name] = self.module
+        if self.attribute is not None:
+            setattr(self.package, self.child, self.attribute)
+
+
+class ShellRadiusTests(SynchronousTestCase):
+    """
+    The shell imports the RADIUS modules only for a configuration that has
+    RADIUS (L{CoreRunner.configureRadius}).
+    """
+
+    def runner(self):
+        from twisted.internet import task
+
+        from ikedtx.kernel.decoupled import DecoupledKernel
+        from ikedtx.net.shell import CoreRunner
+        from tests.test_net_shell import FakeCore
+
+        core = FakeCore()
+        core.radiusBackend = "stale"
+        return CoreRunner(core, DecoupledKernel(), task.Clock())
+
+    def test_withoutRadius(self):
+        import ikedtx.auth
+        from ikedtx.config import parseConfig
+
+        runner = self.runner()
+        with _Blocked(ikedtx.auth, "radiuswire"):
+            runner.configureRadius(parseConfig('ikev2 "p" passive esp from 10.2.0.0/24 to any psk "x"\n'))
+        self.assertIsNone(runner.radius)
+        self.assertIsNone(runner.core.radiusBackend)
+
+    def test_withRadius(self):
+        """
+        A RADIUS server line, or an C{eap "radius"} policy alone, brings
+        the RADIUS modules in.
+        """
+        import ikedtx.auth
+        from ikedtx.config import parseConfig
+
+        from tests.test_auth_radiuswire import POLICIES, RADIUS_LINES
+
+        for text in (RADIUS_LINES + POLICIES, POLICIES):
+            runner = self.runner()
+            with _Blocked(ikedtx.auth, "radiuswire"):
+                self.assertRaises(ImportError, runner.configureRadius, parseConfig(text))
+        runner = self.runner()
+        runner.reactor = FakeUDPReactor()
+        runner.configureRadius(parseConfig(RADIUS_LINES + POLICIES))
+        self.assertIsNotNone(runner.radius)
+        self.assertIs(runner.core.radiusBackend, runner.radius.backend)
+
+
+class FakeUDPReactor:
+    def listenUDP(self, port, protocol, interface=""):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(stopListening=lambda: None, getHost=lambda: SimpleNamespace(port=40000))
+
+
+class WorkerImportTests(SynchronousTestCase):
+    """
+    What the privilege-separated worker imports before it gives up the file
+    system (L{ikedtx.privsep.worker.importEverything}).
+    """
+
+    def test_workerModules(self):
+        """
+        Neither the parent's datapath providers (nor pyroute2 with them),
+        nor ikectl's clients, nor the certificate authority, nor - without
+        C{--metrics} - the metrics modules; everything else of ikedtx, and
+        what its modules import only when used (pyOpenSSL for certificate
+        chains, the sntrup761 binding, pyrad).
+        """
+        facts = runLean("""
+            import json, pkgutil, sys
+            import ikedtx
+            from ikedtx.privsep.worker import NEVER_IN_WORKER, importEverything
+            importEverything(metrics=False)
+            withoutMetrics = sorted(m for m in ("pyroute2", "ikedtx.kernel.xfrm", "ikedtx.kernel.userspace",
+                                                "ikedtx.control.client", "ikedtx.pki.ca", "ikedtx.privsep.parent",
+                                                "ikedtx.metrics", "prometheus_client") if m in sys.modules)
+            missing = sorted(i.name for i in pkgutil.walk_packages(ikedtx.__path__, "ikedtx.")
+                             if not i.name.startswith(NEVER_IN_WORKER) and i.name != "ikedtx.metrics"
+                             and i.name not in sys.modules)
+            importEverything(metrics=True)
+            lazy = sorted(m for m in ("OpenSSL.crypto", "pqcrypto.kem.sntrup_761", "pyrad.packet")
+                          if m not in sys.modules)
+            print(json.dumps({"withoutMetrics": withoutMetrics, "missing": missing, "lazyMissing": lazy,
+                              "metrics": "ikedtx.metrics" in sys.modules and "prometheus_client" in sys.modules}))
+        """)
+        self.assertEqual(facts, {"withoutMetrics": [], "missing": [], "lazyMissing": [], "metrics": True})

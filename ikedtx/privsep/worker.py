@@ -156,7 +156,10 @@ def importEverything(metrics=True):
                  "twisted.python.threadpool", "twisted.internet.unix", "twisted.internet.udp",
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
-                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification") + (
+                 "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
+                 # imported when first used in a process with a file system
+                 # (ikedtx.lean): certificate chains, sntrup761x25519
+                 "OpenSSL.crypto", "pqcrypto.kem.sntrup_761") + (
                  # --metrics (its optional dependency, imported when served)
                  METRICS_MODULES if metrics else ()):
         try:
