@@ -349,7 +349,10 @@ class WorkerImportTests(SynchronousTestCase):
         nor ikectl's clients, nor the certificate authority, nor - without
         C{--metrics} - the metrics modules; everything else of ikedtx, and
         what its modules import only when used (pyOpenSSL for certificate
-        chains, the sntrup761 binding, pyrad).
+        chains, the sntrup761 binding, pyrad, OCSP's HTTP client and what it
+        needs when it sends, down to the charmap codec:
+        tests.test_interop_ocsp failed with "unknown encoding: charmap"
+        while the web modules were left to --metrics).
         """
         facts = runLean("""
             import json, pkgutil, sys
@@ -363,7 +366,8 @@ class WorkerImportTests(SynchronousTestCase):
                              if not i.name.startswith(NEVER_IN_WORKER) and i.name != "ikedtx.metrics"
                              and i.name not in sys.modules)
             importEverything(metrics=True)
-            lazy = sorted(m for m in ("OpenSSL.crypto", "pqcrypto.kem.sntrup_761", "pyrad.packet")
+            lazy = sorted(m for m in ("OpenSSL.crypto", "pqcrypto.kem.sntrup_761", "pyrad.packet",
+                                      "twisted.web.client", "twisted.web.server", "encodings.charmap")
                           if m not in sys.modules)
             print(json.dumps({"withoutMetrics": withoutMetrics, "missing": missing, "lazyMissing": lazy,
                               "metrics": "ikedtx.metrics" in sys.modules and "prometheus_client" in sys.modules}))

@@ -118,9 +118,9 @@ NEVER_IN_WORKER = ("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker", "ik
                    "ikedtx.pki.ca", "ikedtx.pki.command")
 
 #: Imported only with --metrics (a command line option: a reload cannot
-#: add it).
-METRICS_MODULES = ("ikedtx.metrics", "prometheus_client", "prometheus_client.core", "prometheus_client.exposition",
-                   "twisted.web.server", "twisted.web.util", "twisted.web.error")
+#: add it); Twisted's web modules are imported in any case (OCSP's client
+#: needs what they import, down to the charmap codec).
+METRICS_MODULES = ("ikedtx.metrics", "prometheus_client", "prometheus_client.core", "prometheus_client.exposition")
 
 
 def importEverything(metrics=True):
@@ -159,7 +159,8 @@ def importEverything(metrics=True):
                  "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
                  # imported when first used in a process with a file system
                  # (ikedtx.lean): certificate chains, sntrup761x25519
-                 "OpenSSL.crypto", "pqcrypto.kem.sntrup_761") + (
+                 "OpenSSL.crypto", "pqcrypto.kem.sntrup_761",
+                 "twisted.web.server", "twisted.web.util", "twisted.web.error", "encodings.charmap") + (
                  # --metrics (its optional dependency, imported when served)
                  METRICS_MODULES if metrics else ()):
         try:
