@@ -214,7 +214,7 @@ def main(argv=None):
     print("| mode | tree | process | RSS MB (median of %d) | min-max | PSS MB |" % (args.runs,))
     print("|---|---|---|---:|---:|---:|")
     for (tree, mode), results in runs.items():
-        for i in range(len(results[0])):
+        for i in range(len(results[0]) if results else 0):
             rss = [r[i]["rssKb"] / 1024.0 for r in results if len(r) > i]
             pss = [r[i]["pssKb"] / 1024.0 for r in results if len(r) > i]
             print("| %s | %s | %s | %.1f | %.1f-%.1f | %.1f |" % (
