@@ -346,6 +346,7 @@ class WorkerImportTests(SynchronousTestCase):
     def test_workerModules(self):
         """
         Neither the parent's datapath providers (nor pyroute2 with them),
+        nor TLS (OCSP's web client speaks plain HTTP),
         nor ikectl's clients, nor the certificate authority, nor - without
         C{--metrics} - the metrics modules; everything else of ikedtx, and
         what its modules import only when used (pyOpenSSL for certificate
@@ -360,6 +361,7 @@ class WorkerImportTests(SynchronousTestCase):
             from ikedtx.privsep.worker import NEVER_IN_WORKER, importEverything
             importEverything(metrics=False)
             withoutMetrics = sorted(m for m in ("pyroute2", "ikedtx.kernel.xfrm", "ikedtx.kernel.userspace",
+                                                "twisted.internet.ssl", "service_identity",
                                                 "ikedtx.control.client", "ikedtx.pki.ca", "ikedtx.privsep.parent",
                                                 "ikedtx.metrics", "prometheus_client") if m in sys.modules)
             missing = sorted(i.name for i in pkgutil.walk_packages(ikedtx.__path__, "ikedtx.")

@@ -135,7 +135,12 @@ def importEverything(metrics=True):
     import cryptography
 
     import ikedtx
+    from ikedtx import lean
 
+    # OCSP's client speaks plain HTTP only (ikedtx.pki.ocsp): Twisted's web
+    # client and endpoints without TLS, as ikedtx.lean imports the reactor
+    # (about 2 MB: twisted.internet.ssl, service_identity).
+    lean.importWithout(("twisted.internet.endpoints", "twisted.web.client"), "OpenSSL")
     for package in (ikedtx, cryptography):
         prefix = package.__name__ + "."
         for info in pkgutil.walk_packages(package.__path__, prefix):
