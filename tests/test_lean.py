@@ -8,6 +8,7 @@ so these tests run their checks in a fresh Python process that imports
 L{ikedtx.cli} first, as the C{iked} command does.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -226,8 +227,7 @@ class LazyModuleTests(SynchronousTestCase):
         """
         A module imported already, or one that does not exist, is left alone.
         """
-        import leanpkg.heavy  # noqa: F401
-
+        importlib.import_module("leanpkg.heavy")
         self.assertFalse(lean.lazyModule("leanpkg.heavy"))
         self.assertFalse(lean.lazyModule("leanpkg.missing"))
 
@@ -248,8 +248,7 @@ class LazyModuleTests(SynchronousTestCase):
         """
         With the dependency imported already, nothing is done.
         """
-        import leanpkg.optional  # noqa: F401
-
+        importlib.import_module("leanpkg.optional")
         self.assertEqual(lean.importWithout(["leanpkg.user"], "leanpkg.optional"), [])
         self.assertNotIn("leanpkg.user", sys.modules)
 
