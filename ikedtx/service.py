@@ -450,6 +450,10 @@ class IkedService(MultiService):
     #: C{Type=notify}; L{ikedtx.tap.makeService} sets it).
     notifySystemd = False
 
+    #: Whether the C library's free memory goes back to the kernel once
+    #: started (L{ikedtx.lean.trimHeap}; L{ikedtx.tap.makeService} sets it).
+    trimWhenStarted = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -653,6 +657,10 @@ class IkedService(MultiService):
                 self.runner.startTraps()
             self.runner.execute(self.core.startup())
             self._notify("READY=1")
+            if self.trimWhenStarted:
+                from ikedtx.lean import trimHeap
+
+                trimHeap()
 
     def _notify(self, state):
         if self.notifySystemd:

@@ -335,6 +335,7 @@ def makeService(options):
         service = IkedService(config, options)
     service.exitOnStartupError = True
     service.notifySystemd = True
+    service.trimWhenStarted = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()

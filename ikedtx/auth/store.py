@@ -75,7 +75,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import crypto
 from twisted.logger import Logger
 
 from ikedtx.auth import keys, strength
@@ -787,6 +786,9 @@ class CredentialStore:
         cached = getattr(self, "_verification", None)
         if cached is not None and cached[0] == self.certPartialChain:
             return cached[1], cached[2]
+        # pyOpenSSL only once a certificate is verified (ikedtx.lean)
+        from OpenSSL import crypto
+
         store = crypto.X509Store()
         for c in self.trustedCertificates:
             store.add_cert(crypto.X509.from_cryptography(c))
@@ -804,6 +806,8 @@ class CredentialStore:
         return store, local
 
     def _verifyChain(self, leaf, intermediates, now):
+        from OpenSSL import crypto
+
         try:
             store, local = self._verificationStore()
             untrusted = [crypto.X509.from_cryptography(c) for c in intermediates] + local

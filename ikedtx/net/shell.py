@@ -679,8 +679,14 @@ class CoreRunner:
         """
         Make (or keep, if its C{radius} lines did not change) the RADIUS
         clients of C{config}, give the core their EAP backend and log the
-        C{eap "radius"} policies without a server.
+        C{eap "radius"} policies without a server.  The RADIUS modules are
+        imported only for a configuration that has RADIUS.
         """
+        settings = config.radius
+        if self.radius is None and not (settings.servers or settings.accountingServers or settings.daeListen or
+                                        any(p.auth.eapRadius for p in config.policies)):
+            self.core.radiusBackend = None
+            return
         from ikedtx.auth import radiuswire
 
         for problem in radiuswire.configProblems(config):

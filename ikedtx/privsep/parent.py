@@ -509,6 +509,11 @@ class PrivsepService(MultiService):
     exitOnStartupError = False
     notifySystemd = False
 
+    #: Whether the C library's free memory goes back to the kernel once the
+    #: worker is ready (L{ikedtx.lean.trimHeap}; set by
+    #: L{ikedtx.tap.makeService}).
+    trimWhenStarted = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -802,6 +807,10 @@ class PrivsepService(MultiService):
         self.workerPid = pid
         self._log.info("worker {pid} serves peers as uid {uid}", pid=pid, uid=workerUser(self.user)[0])
         self._notify("READY=1")
+        if self.trimWhenStarted:
+            from ikedtx.lean import trimHeap
+
+            trimHeap()
         for gate in self._gates:
             gate.handOff(self._adoptControl)
 

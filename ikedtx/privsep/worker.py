@@ -137,22 +137,45 @@ def loadSyscallFilter(syscalls):
              n=syscalls.allowed)
 
 
-def importEverything():
+#: ikedtx modules the worker never imports: the lab, the demo, the worker's
+#: own module, the parent and its datapath providers (the worker's kernel
+#: is a L{RemoteKernel}, its ports are adopted: the XFRM provider alone
+#: pulls pyroute2, about 7 MB of RSS), and the commands that run in other
+#: processes (C{iked} and C{ikectl}'s clients, the certificate authority of
+#: C{ikectl ca}).
+NEVER_IN_WORKER = ("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker", "ikedtx.privsep.parent", "ikedtx.cli",
+                   "ikedtx.kernel.xfrm", "ikedtx.kernel.userspace", "ikedtx.kernel.esp", "ikedtx.kernel.routes",
+                   "ikedtx.kernel.probe", "ikedtx.control.client", "ikedtx.control.sync", "ikedtx.control.ikectl",
+                   "ikedtx.pki.ca", "ikedtx.pki.command")
+
+#: Imported only with --metrics (a command line option: a reload cannot
+#: add it); Twisted's web modules are imported in any case (OCSP's client
+#: needs what they import, down to the charmap codec).
+METRICS_MODULES = ("ikedtx.metrics", "prometheus_client", "prometheus_client.core", "prometheus_client.exposition")
+
+
+def importEverything(metrics=True):
     """
     Import what the worker may import lazily later, while the file system
-    is still there: every ikedtx module but the lab, and the standard and
-    Twisted modules imported inside functions.
+    is still there: every ikedtx module but L{NEVER_IN_WORKER} (and
+    L{METRICS_MODULES} unless C{metrics}), and the standard and Twisted
+    modules imported inside functions.
     """
     import pkgutil
 
     import cryptography
 
     import ikedtx
+    from ikedtx import lean
 
+    # OCSP's client speaks plain HTTP only (ikedtx.pki.ocsp): Twisted's web
+    # client and endpoints without TLS, as ikedtx.lean imports the reactor
+    # (about 2 MB: twisted.internet.ssl, service_identity).
+    lean.importWithout(("twisted.internet.endpoints", "twisted.web.client"), "OpenSSL")
     for package in (ikedtx, cryptography):
         prefix = package.__name__ + "."
         for info in pkgutil.walk_packages(package.__path__, prefix):
-            if info.name.startswith(("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker")):
+            if info.name.startswith(NEVER_IN_WORKER) or (not metrics and info.name in METRICS_MODULES):
                 continue
             try:
                 __import__(info.name)
@@ -170,9 +193,12 @@ def importEverything():
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
                  "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
+                 # imported when first used in a process with a file system
+                 # (ikedtx.lean): certificate chains, sntrup761x25519
+                 "OpenSSL.crypto", "pqcrypto.kem.sntrup_761",
+                 "twisted.web.server", "twisted.web.util", "twisted.web.error", "encodings.charmap") + (
                  # --metrics (its optional dependency, imported when served)
-                 "prometheus_client", "prometheus_client.core", "prometheus_client.exposition",
-                 "twisted.web.server", "twisted.web.util", "twisted.web.error"):
+                 METRICS_MODULES if metrics else ()):
         try:
             __import__(name)
         except Exception:
@@ -201,6 +227,10 @@ def _logObserver(level):
 
 
 def main():
+    from ikedtx import lean
+
+    # Before Twisted is imported (ikedtx.lean).
+    lean.prepare()
     data = sys.stdin.buffer.read()
     layout, stateBytes, options = pickle.loads(data)
     from twisted.internet import epollreactor
@@ -216,7 +246,7 @@ def main():
 
     signer = RemoteSigner(socket.socket(fileno=SIGN_FD))
     config, resolved, credentials = loadState(stateBytes, signer)
-    importEverything()
+    importEverything(metrics=bool(options.get("metrics")))
     from ikedtx.privsep.workerservice import WorkerService
 
     service = WorkerService(config, options, reactor, credentials, layout, resolved, signer)
@@ -232,6 +262,8 @@ def main():
             "worker: cannot install the system call filter (--privsep-seccomp enforce): {error}", error=e)
         sys.exit(EXIT_NO_FILTER)
     service.startService()
+    # what importing every module left free in the C library's heap
+    lean.trimHeap()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
 
