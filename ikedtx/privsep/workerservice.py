@@ -311,11 +311,42 @@ class WorkerService(IkedService):
         # it there, parent.steerByMarker) and send it.
         pass
 
+    @property
+    def workerIndex(self):
+        """
+        C{(index, count)} of this worker among the parent's (C{--ike-workers}).
+        """
+        index, count = self._layout.get("worker") or (0, 1)
+        return index, count
+
     def startService(self):
         IkedService.startService(self)
+        index, count = self.workerIndex
+        if count > 1:
+            from ikedtx.privsep.steering import ownSpi
+
+            # The parent's reuseport program steers by these SPIs.
+            self.core.spiFilter = lambda spi: ownSpi(spi, index, count)
+            # The first worker initiates the active policies and traps.
+            self.core.initiatesActive = index == 0
         if self.kernel.name != "decoupled":
             self.runner.virtualAddresses = RemoteAddresses(self.kernel)
+        channel = self._layout.get("controlChannel")
+        if channel is not None:
+            # The parent's own control connection (it serves the control
+            # sockets for several workers, ikedtx.privsep.pool).
+            from ikedtx.control.server import ControlFactory
+
+            self.reactor.adoptStreamConnection(channel, socket.AF_UNIX, ControlFactory.forSocket(self))
+            os.close(channel)
         self.channel.callRemote(C.Ready, pid=os.getpid()).addErrback(lambda f: None)
+
+    def _startup(self):
+        if self.workerIndex[0] == 0:
+            return IkedService._startup(self)
+        if self.running:
+            # Not the first of several: no trap flows (the first's).
+            self.runner.execute(self.core.startup())
 
     def adoptControl(self, fd, readOnly):
         """

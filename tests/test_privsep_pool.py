@@ -1,0 +1,161 @@
+"""
+Several IKE workers (C{--ike-workers 2}, L{ikedtx.privsep.pool}) against
+charon in namespaces: IKE SAs spread over both workers by their SPIs, and
+their later messages (rekeys, deletes, our own initiation's answers) reach
+the worker that holds them; the parent's control socket lists and counts
+every worker's SAs.
+"""
+
+import os
+
+from twisted.trial.unittest import TestCase
+
+from ikedtx.testing.lab import Auth, Child, Connection, Secret, poll
+from tests.interop import A, A_INNER, B, B_INNER, PSK, Credentials
+from tests.test_privsep_daemon import PrivsepMixin, childrenOf, status
+
+WORKERS = 2
+PROPOSAL = "aes128gcm16-prfsha256-x25519"
+
+
+def owner(spiR):
+    """
+    The worker whose SPI class C{spiR} (hex, as show sa prints it) is in.
+    """
+    return int(spiR.replace("0x", "")[-2:], 16) % WORKERS
+
+
+class PoolCharonTests(PrivsepMixin, TestCase):
+    def startCharonPeers(self, credentials, count):
+        """
+        charon on b with C{count} connections to ikedtx (each initiate is
+        a new IKE SA with a new random SPI).
+        """
+        charon = self.charon(self.b, libipsec=True)
+        charon.addSecret(Secret(PSK, ids=[]))
+        for i in range(count):
+            children = [Child("net%d" % (i,), local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
+                              esp_proposals=["aes128gcm16"])]
+            charon.addConnection(Connection(
+                "peer%d" % (i,), local_addrs=[B], remote_addrs=[A], proposals=[PROPOSAL],
+                local=Auth("psk", id="peer%d.example" % (i,)), remote=Auth("psk", id=credentials.idA), children=children,
+                unique="never"))
+        charon.start()
+        return charon
+
+    def workers(self, ours):
+        pids = []
+
+        def two():
+            pids[:] = [p for p in childrenOf(ours.process.pid)
+                       if status(p)["Uid"].split()[0] == str(self.user.pw_uid)]
+            return len(pids) == WORKERS and all(
+                "worker %d serves peers" % (p,) in ours.log() for p in pids)
+
+        poll(two, 30.0, interval=0.1, what=lambda: "two workers\n" + ours.report())
+        return pids
+
+    def ourSas(self, ours):
+        return {sa["spiI"]: sa for sa in ours.showSa() if sa["state"] == "VALID"}
+
+    def test_spreadRekeyDelete(self):
+        """
+        charon's IKE SAs land on both workers (the responder SPI of each is
+        in its worker's class); show sa through the parent lists them all;
+        an IKE SA rekey and a Child SA rekey by charon and our own rekey of
+        an IKE SA of each worker are answered (the new SAs stay with the
+        old one's worker); charon's deletes reach the owners; ikedtx's
+        own initiation comes back to its first worker.
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        total = 16
+        charon = self.startCharonPeers(credentials, total)
+        # Any peer identity (charon's duplicate check wants one per
+        # connection).
+        policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
+                  'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
+        ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
+        ours.start(timeout=40.0)
+        pids = self.workers(ours)
+        self.assertEqual(len(set(pids)), WORKERS)
+        up = 0
+        for i in range(total):
+            ok, output = charon.initiate(child="net%d" % (i,), timeout=20)
+            self.assertTrue(ok, output + charon.report() + ours.report())
+            up += 1
+            if i >= 5 and len({owner(sa["spiR"]) for sa in self.ourSas(ours).values()}) == WORKERS:
+                break
+        sas = self.ourSas(ours)
+        self.assertEqual(len(sas), up, ours.report())
+        self.assertEqual({owner(sa["spiR"]) for sa in sas.values()}, set(range(WORKERS)))
+        self.assertTrue(all(sa["children"] for sa in sas.values()))
+        # charon's view agrees: every one of its IKE SAs is one of ours.
+        theirs = {sa["initiator-spi"]: sa for sa in charon.ikeSas()}
+        self.assertEqual({spi.replace("0x", "").lstrip("0") for spi in sas},
+                         {spi.lstrip("0") for spi in theirs}, (sas.keys(), theirs.keys()))
+        # Each worker logged the SAs it established.
+        log = ours.log()
+        for pid in pids:
+            self.assertIn("worker[%d]: " % (pid,), log)
+        byName = {sa["name"]: sa for sa in charon.ikeSas()}
+        names = {}
+        for name, sa in byName.items():
+            mine = sas.get("0x" + sa["initiator-spi"]) or sas.get(sa["initiator-spi"])
+            if mine is not None:
+                names.setdefault(owner(mine["spiR"]), name)
+        self.assertEqual(set(names), set(range(WORKERS)), (byName.keys(), sas.keys()))
+        stats = self.stats(ours)
+        self.assertEqual(stats["ikes_sa_established_current"], up)
+
+        # charon rekeys an IKE SA held by each worker, and a Child SA.
+        for worker, name in names.items():
+            old = byName[name]["initiator-spi"]
+            charon.swanctl("--rekey", "--ike", name)
+
+            def rekeyed(name=name, old=old):
+                sa = [s for s in charon.ikeSas(ike=name)]
+                return sa and sa[0]["initiator-spi"] != old and self.ourSpi(ours, sa[0]["initiator-spi"])
+
+            poll(rekeyed, 20.0, interval=0.1, what=lambda: "the IKE SA rekey\n" + charon.report() + ours.report())
+            sa = charon.ikeSas(ike=name)[0]
+            self.assertEqual(owner(self.ourSpi(ours, sa["initiator-spi"])["spiR"]), worker)
+            child = sa["child-sas"]
+            child = list(child.values())[0] if isinstance(child, dict) else child[0]
+            oldChild = child["spi-in"]
+            charon.swanctl("--rekey", "--child", child["name"])
+
+            def childRekeyed(name=name, oldChild=oldChild):
+                sa = charon.ikeSas(ike=name)[0]
+                children = sa["child-sas"]
+                children = list(children.values()) if isinstance(children, dict) else children
+                return any(c["spi-in"] != oldChild and c["state"] == "INSTALLED" for c in children)
+
+            poll(childRekeyed, 20.0, interval=0.1, what=lambda: "the Child SA rekey\n" + charon.report())
+        self.assertEqual(len(self.ourSas(ours)), up)
+
+        # charon deletes one IKE SA of each worker.
+        for worker, name in names.items():
+            spi = charon.ikeSas(ike=name)[0]["initiator-spi"]
+            charon.terminate(ike=name, timeout=10)
+            poll(lambda spi=spi: not self.ourSpi(ours, spi), 20.0, interval=0.1,
+                 what=lambda: "the delete\n" + ours.report())
+        self.assertEqual(len(self.ourSas(ours)), up - WORKERS)
+        self.assertEqual(self.stats(ours)["ikes_sa_established_current"], up - WORKERS)
+
+        # Our own initiation: the first worker's SPI, its answers steered back.
+        spiI, _spiR = ours.initiate("peer")
+        self.assertEqual(owner(spiI), 0)
+        self.assertEqual(len(self.ourSas(ours)), up - WORKERS + 1)
+
+    def ourSpi(self, ours, initiatorSpi):
+        want = initiatorSpi.replace("0x", "").lstrip("0")
+        for sa in ours.showSa():
+            if sa["spiI"].replace("0x", "").lstrip("0") == want and sa["state"] == "VALID":
+                return sa
+        return None
+
+    def stats(self, ours):
+        from ikedtx.control.commands import ShowStats
+
+        return {c["name"]: c["value"] for c in ours.call(ShowStats)["counters"]}
