@@ -277,7 +277,9 @@ class FanOutControl(ControlProtocol):
         return ask(0)
 
     def fan_ShowSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None):
-        limit = self._page(offset, limit, C.SHOW_SA_PAGE)
+        # (AMP gives an optional argument left out as None.)
+        offset = offset or 0
+        limit = self._page(offset, C.SHOW_SA_PAGE if limit is None else limit, C.SHOW_SA_PAGE)
         if cursor is not None:
             return self._pageOf(cursor, offset, limit)
         ds = [_walk(control) for control in self._controls()]
@@ -317,7 +319,8 @@ class FanOutControl(ControlProtocol):
         return self._all(C.ShowStats).addCallback(merged)
 
     def fan_ShowCertstore(self, offset=0, limit=C.SHOW_CERTSTORE_PAGE):
-        return self._controls()[0].callRemote(C.ShowCertstore, offset=offset, limit=limit)
+        arguments = {k: v for k, v in (("offset", offset), ("limit", limit)) if v is not None}
+        return self._controls()[0].callRemote(C.ShowCertstore, **arguments)
 
     def fan_Reload(self):
         return self._all(C.Reload).addCallback(lambda answers: answers[0])
