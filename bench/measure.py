@@ -14,6 +14,7 @@ from bench.proc import (
     cpuSeconds,
     machineBusySeconds,
     pin,
+    treeCpuByProcess,
     treeCpuSeconds,
     treeRssKilobytes,
     threadCount,
@@ -97,12 +98,14 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             if previous is not None and count <= previous["held"]:
                 continue
             cpuBefore = treeCpuSeconds(pid)
+            splitBefore = treeCpuByProcess(pid)
             genBefore = cpuSeconds(generator.pid)
             busyBefore = machineBusySeconds()
             gcBefore = responder.gcSnapshot() if gcStats else None
             timeout = 60 + 0.1 * (count - (previous["held"] if previous else 0))
             done = generator.run(count, timeout)
             cpuAfter = treeCpuSeconds(pid)
+            splitAfter = treeCpuByProcess(pid)
             genAfter = cpuSeconds(generator.pid)
             gcAfter = responder.gcSnapshot() if gcStats else None
             if tracemalloc and gcAfter and gcBefore and "tracemalloc" in gcAfter:
@@ -159,6 +162,11 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                 "profiled": profile is not None,
                 "gcShare": gcSeconds / cpu if gcStats and cpu else None,
                 "gcCollections": list(gcCounts) if gcStats else None,
+                # privilege separation: the parent's share first, then each worker's (ms per SA of this step)
+                "cpuMsPerSaByProcess": [round(1000.0 * (splitAfter[p] - splitBefore.get(p, 0.0)) /
+                                              max(1, held - (previous["held"] if previous else 0)), 3)
+                                        for p in sorted(splitAfter, key=lambda p: (p != pid, p))]
+                if len(splitAfter) > 1 else None,
             }
             rows.append(row)
             log("  %s %-16s %6d SAs held (responder: %s IKE, %s Child SAs%s) in %.1f s: %.0f SAs/s, %.2f ms CPU/SA, %.1f KB/SA; "
@@ -167,6 +175,9 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                     "" if control is None else "; control socket ShowSA: %s" % (control,), elapsed, row["rate"], row["cpuMsPerSa"] or 0,
                     row["kbPerSa"] or 0, row["genCpuMsPerSa"] or 0, 100 * (row["genUtil"] or 0),
                     "" if done["why"] == "done" else " [%s: %s]" % (done["why"], done.get("errors"))))
+            if row["cpuMsPerSaByProcess"]:
+                log("    CPU ms per SA, parent then workers: %s" % (
+                    " + ".join("%.2f" % (x,) for x in row["cpuMsPerSaByProcess"]),))
             if row["gcShare"] is not None:
                 log("    garbage collector: %.1f%% of the responder's CPU; collections per generation %s" % (
                     100 * row["gcShare"], row["gcCollections"]))

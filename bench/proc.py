@@ -53,6 +53,19 @@ def treeCpuSeconds(pid):
     return total
 
 
+def treeCpuByProcess(pid):
+    """
+    C{{pid: cpuSeconds}} of C{pid} and its live descendants.
+    """
+    found = {}
+    for p in processTree(pid):
+        try:
+            found[p] = cpuSeconds(p)
+        except OSError:
+            pass
+    return found
+
+
 def treeRssKilobytes(pid):
     """
     L{rssKilobytes} of C{pid} and its live descendants (shared pages count

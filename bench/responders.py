@@ -191,8 +191,21 @@ class IkedtxResponder:
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            from bench.proc import processTree
+
+            # The workers too (privilege separation): they would hold the
+            # ports while saying goodbye to every peer.
+            tree = processTree(self.process.pid)
+            for pid in tree:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             self.process.wait(10)
+            for pid in tree[1:]:
+                deadline = time.monotonic() + 10
+                while os.path.exists("/proc/%d" % (pid,)) and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
 
 class CharonResponder:

@@ -26,12 +26,12 @@ def owner(spiR):
 
 
 class PoolCharonTests(PrivsepMixin, TestCase):
-    def startCharonPeers(self, credentials, count):
+    def startCharonPeers(self, credentials, count, unique="never", name=None):
         """
         charon on b with C{count} connections to ikedtx (each initiate is
         a new IKE SA with a new random SPI).
         """
-        charon = self.charon(self.b, libipsec=True)
+        charon = self.charon(self.b, name=name, libipsec=True)
         charon.addSecret(Secret(PSK, ids=[]))
         for i in range(count):
             children = [Child("net%d" % (i,), local_ts=[B_INNER + "/32"], remote_ts=[A_INNER + "/32"],
@@ -39,7 +39,7 @@ class PoolCharonTests(PrivsepMixin, TestCase):
             charon.addConnection(Connection(
                 "peer%d" % (i,), local_addrs=[B], remote_addrs=[A], proposals=[PROPOSAL],
                 local=Auth("psk", id="peer%d.example" % (i,)), remote=Auth("psk", id=credentials.idA), children=children,
-                unique="never"))
+                unique=unique))
         charon.start()
         return charon
 
@@ -147,6 +147,44 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         spiI, _spiR = ours.initiate("peer")
         self.assertEqual(owner(spiI), 0)
         self.assertEqual(len(self.ourSas(ours)), up - WORKERS + 1)
+
+    def test_initialContactAcrossWorkers(self):
+        """
+        charon restarted (its state lost) comes back with INITIAL_CONTACT:
+        when the new IKE SA lands on the other worker than the old one, the
+        old one goes all the same (the parent has the other worker forget
+        it).
+        """
+        self.hosts()
+        credentials = Credentials("psk")
+        policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
+                  'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
+        ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
+        ours.start(timeout=40.0)
+        self.workers(ours)
+        charon = None
+        for attempt in range(16):
+            if charon is not None:
+                # Lost, without a Delete to us.
+                charon.process.kill()
+                charon.process.wait()
+                charon.stop()
+            # A new charon each time: no IKE SA with us, so INITIAL_CONTACT.
+            charon = self.startCharonPeers(credentials, 1, unique="no", name="charon%d" % (attempt,))
+            before = self.ourSas(ours)
+            ok, output = charon.initiate(child="net0", timeout=20)
+            self.assertTrue(ok, output + charon.report() + ours.report())
+            new = charon.ikeSas()[0]["initiator-spi"]
+            poll(lambda: self.ourSpi(ours, new), 10.0, interval=0.1, what=lambda: "the new SA\n" + ours.report())
+            newOwner = owner(self.ourSpi(ours, new)["spiR"])
+            # The old IKE SA is gone, whichever worker held it.
+            poll(lambda: list(self.ourSas(ours)) == [self.ourSpi(ours, new)["spiI"]], 10.0, interval=0.1,
+                 what=lambda: "only the new IKE SA\n" + ours.report())
+            if before and {owner(sa["spiR"]) for sa in before.values()} != {newOwner}:
+                break
+        else:
+            self.fail("16 IKE SAs in a row on the same worker")
+        self.assertIn("reached another worker: deleting this old one", ours.log())
 
     def ourSpi(self, ours, initiatorSpi):
         want = initiatorSpi.replace("0x", "").lstrip("0")

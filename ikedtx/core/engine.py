@@ -136,6 +136,9 @@ class IKECore:
         #: Whether startup() initiates the active policies (one worker of
         #: several does).
         self.initiatesActive = True
+        #: C{f(ikeSA)} after INITIAL_CONTACT on C{ikeSA} deleted what this
+        #: core had of the peer (the other workers forget theirs), or None.
+        self.initialContactHook = None
 
     # Services for the tasks and the task managers
 

@@ -176,6 +176,14 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         self.service.workerReady(pid)
         return {}
 
+    @C.InitialContact.responder
+    def initialContact(self, peerId, localId):
+        # Only several workers have others to tell (ikedtx.privsep.pool).
+        tell = getattr(self.service, "initialContact", None)
+        if tell is not None and len(peerId) <= C.MAX_IDENTITY and len(localId) <= C.MAX_IDENTITY:
+            tell(peerId, localId)
+        return {}
+
     @C.SetVerbose.responder
     def setVerbose(self, verbose):
         from ikedtx import tap

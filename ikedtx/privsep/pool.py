@@ -27,12 +27,16 @@ What differs from one worker:
   worker's C{flush} and its death remove its own SAs and flows only, and a
   datapath expire goes to the worker that installed the SA.
 
+- INITIAL_CONTACT (RFC 7296 2.4) reaches the worker the new IKE SA's
+  IKE_SA_INIT went to (by the peer's random SPI); that worker deletes the
+  peer's old IKE SAs it holds and tells the parent (C{InitialContact}),
+  which has the others forget theirs (C{ForgetPeer}).
+
 Limits (per worker, not per daemon): the half-open limits and the cookie
-threshold, C{--ike-sas-per-id} and INITIAL_CONTACT (a peer identity's old
-SAs are replaced only in the worker the new IKE_SA_INIT reached, which is
-chosen by the peer's random SPI); the response cache budget. A peer that
-reconnects with INITIAL_CONTACT may so leave an old IKE SA in another
-worker until its DPD or lifetime ends it.
+threshold, C{--ike-sas-per-id} (N workers may hold up to N times as many
+IKE SAs of one identity), the response cache budget, the address pools
+(each worker has the configuration's pools: two workers may lend the same
+address; use --ike-workers 1 with C{config address} pools).
 """
 
 import os
@@ -47,6 +51,7 @@ from twisted.protocols import amp
 from ikedtx.control import commands as C
 from ikedtx.control.events import EventHub
 from ikedtx.control.server import _COMMANDS, ControlFactory, ControlProtocol
+from ikedtx.privsep import commands as P
 from ikedtx.privsep import steering
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.parent import (PrivsepService, Supervisor, WorkerCommands, WorkerProcess, bindControlSocket,
@@ -155,6 +160,9 @@ class WorkerSlot:
 
     def prepareReload(self, path):
         return self.pool.prepareReload(path)
+
+    def initialContact(self, peerId, localId):
+        self.pool.initialContact(self, peerId, localId)
 
     def _notify(self, state):
         self.pool._notify(state)
@@ -557,6 +565,17 @@ class WorkerPoolService(PrivsepService):
             self._monitor(slot)
         if all(s.ready for s in self.slots):
             self._notify("READY=1")
+
+    def initialContact(self, origin, peerId, localId):
+        """
+        Worker C{origin} received INITIAL_CONTACT from C{peerId} to
+        C{localId}: the others forget their IKE SAs between the two.
+        """
+        self._log.info("INITIAL_CONTACT from {peer} reached worker {i} of {n}: the others forget its old IKE SAs",
+                       peer=peerId, i=origin.index + 1, n=self.count)
+        for slot in self.slots:
+            if slot is not origin and slot.amp is not None and slot.worker is not None:
+                slot.amp.callRemote(P.ForgetPeer, peerId=peerId, localId=localId)
 
     def monitorWorkers(self):
         for slot in self.slots:
