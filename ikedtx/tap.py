@@ -202,12 +202,13 @@ class Options(usage.Options):
             raise usage.UsageError("--childless must be never, prefer or force")
         if self["privsep-seccomp"] not in ("enforce", "log", "off"):
             raise usage.UsageError("--privsep-seccomp must be enforce, log or off")
+        given = self["ike-workers"]
         try:
-            self["ike-workers"] = int(self["ike-workers"])
+            self["ike-workers"] = int(given)
             if not 1 <= self["ike-workers"] <= 16:
                 raise ValueError()
         except ValueError:
-            raise usage.UsageError("--ike-workers takes a number from 1 to 16, not %r" % (self["ike-workers"],))
+            raise usage.UsageError("--ike-workers takes a number from 1 to 16, not %r" % (given,))
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:
