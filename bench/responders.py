@@ -95,7 +95,9 @@ class IkedtxResponder:
         finally:
             log.close()
         self.namespace._processes.append(self.process)
-        deadline = time.monotonic() + 30
+        # A privsep worker imports every module before its chroot: on a
+        # loaded machine two of them took more than 30 s.
+        deadline = time.monotonic() + (90 if self.privsep else 30)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("ikedtx exited with %s:\n%s" % (self.process.returncode, self.log()[-3000:]))
