@@ -186,6 +186,50 @@ class PoolCharonTests(PrivsepMixin, TestCase):
             self.fail("16 IKE SAs in a row on the same worker")
         self.assertIn("reached another worker: deleting this old one", ours.log())
 
+    def test_killedWorkerAlone(self):
+        """
+        SIGKILL of the second worker: the parent removes the SAs that worker
+        installed and starts another in its place; the first worker's IKE
+        SAs stay (show sa), and new IKE SAs land on the new second worker.
+        """
+        import re
+        import signal
+
+        self.hosts()
+        credentials = Credentials("psk")
+        total = 24
+        charon = self.startCharonPeers(credentials, total)
+        policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
+                  'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
+        ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
+        ours.start(timeout=40.0)
+        self.workers(ours)
+        second = int(re.search(r"worker started: pid (\d+) \(2 of 2\)", ours.log()).group(1))
+        i = 0
+        while i < total // 2 or len({owner(sa["spiR"]) for sa in self.ourSas(ours).values()}) < WORKERS:
+            self.assertLess(i, total // 2 + 4, "no IKE SA on one of the workers\n" + ours.report())
+            ok, output = charon.initiate(child="net%d" % (i,), timeout=20)
+            self.assertTrue(ok, output + ours.report())
+            i += 1
+        before = self.ourSas(ours)
+        firsts = {spi for spi, sa in before.items() if owner(sa["spiR"]) == 0}
+        seconds = len(before) - len(firsts)
+        os.kill(second, signal.SIGKILL)
+        poll(lambda: "worker %d (2 of 2) died (signal KILL); removing the %d SAs it installed" % (
+            second, 2 * seconds) in ours.log(), 20.0, interval=0.1, what=lambda: "the death\n" + ours.report())
+        poll(lambda: len(re.findall(r"serves peers as uid \d+ \(2 of 2\)", ours.log())) == 2, 60.0, interval=0.1,
+             what=lambda: "the new second worker\n" + ours.report())
+        self.assertEqual(set(self.ourSas(ours)), firsts)
+        # New IKE SAs reach the new second worker too.
+        while i < total:
+            ok, output = charon.initiate(child="net%d" % (i,), timeout=20)
+            self.assertTrue(ok, output + ours.report())
+            i += 1
+            if any(owner(sa["spiR"]) == 1 for sa in self.ourSas(ours).values()):
+                break
+        self.assertIn(1, {owner(sa["spiR"]) for sa in self.ourSas(ours).values()})
+        self.assertTrue(firsts <= set(self.ourSas(ours)))
+
     def ourSpi(self, ours, initiatorSpi):
         want = initiatorSpi.replace("0x", "").lstrip("0")
         for sa in ours.showSa():
