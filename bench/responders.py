@@ -63,7 +63,8 @@ class IkedtxResponder:
         self.socketPath = os.path.join(directory, "iked.sock")
 
     def describe(self):
-        return "ikedtx (twistd --nodaemon --logger=ikedtx.cli.stderrObserver iked -d ..., as `iked -d`; --kernel decoupled; %s%s; log to a file)" % (
+        return ("ikedtx (twistd --nodaemon --logger=ikedtx.cli.stderrObserver iked -d ..., as `iked -d`; "
+                "--kernel decoupled; %s%s; log to a file)") % (
             "privilege separation, CPU and RSS of the parent and its workers" if self.privsep else "--no-privsep",
             "".join(" " + a for a in self.extraArgs))
 

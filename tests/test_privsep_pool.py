@@ -38,7 +38,8 @@ class PoolCharonTests(PrivsepMixin, TestCase):
                               esp_proposals=["aes128gcm16"])]
             charon.addConnection(Connection(
                 "peer%d" % (i,), local_addrs=[B], remote_addrs=[A], proposals=[PROPOSAL],
-                local=Auth("psk", id="peer%d.example" % (i,)), remote=Auth("psk", id=credentials.idA), children=children,
+                local=Auth("psk", id="peer%d.example" % (i,)), remote=Auth("psk", id=credentials.idA),
+                children=children,
                 unique=unique))
         charon.start()
         return charon
