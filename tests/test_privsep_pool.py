@@ -242,3 +242,37 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         from ikedtx.control.commands import ShowStats
 
         return {c["name"]: c["value"] for c in ours.call(ShowStats)["counters"]}
+
+
+class PoolUserspaceTests(PrivsepMixin, TestCase):
+    def test_charonPing(self):
+        """
+        The user-space datapath with two workers: the NAT-T port's group has
+        three sockets (two workers, then the parent's ESP socket, which the
+        program names for a non-zero marker). ikedtx (its first worker)
+        negotiates with charon (kernel-libipsec: IKE and ESP share UDP
+        4500), three pings pass each way and the parent's datapath counts
+        them, dropping nothing.
+        """
+        from tests.interop import ikedtxPolicy
+        from tests.test_interop_userspace import espDump, ping
+
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharon(credentials)
+        ours = self.ikedtx(self.a, ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"),
+                           extraArgs=["--kernel", "userspace", "--listen", A, "--ike-workers", "2"])
+        ours.start(timeout=40.0)
+        ours.initiate("peer")
+        self.assertEqual(ping(self.a, A_INNER, B_INNER, 3), 3)
+        self.assertEqual(ping(self.b, B_INNER, A_INNER, 3), 3)
+
+        def counted():
+            dump = espDump(ours)
+            return dump if sum(sa["packets"] for sa in dump["sas"]) >= 12 else None
+
+        dump = poll(counted, 10.0, interval=0.1, what=lambda: "12 packets in %r\n%s" % (espDump(ours), ours.report()))
+        self.assertEqual(sorted(sa["packets"] for sa in dump["sas"]), [6, 6])
+        self.assertTrue(all(sa["encapsulation"] for sa in dump["sas"]), repr(dump))
+        self.assertEqual(dump["drops"], {})
+        self.assertEqual(len([sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]), 1)

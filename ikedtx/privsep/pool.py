@@ -351,9 +351,13 @@ class FanOutControl(ControlProtocol):
         return ControlProtocol.monitor(self)
 
     def fan_Initiate(self, policy):
-        # The first worker is the one that initiates (its SPIs steer the
-        # answers back to it).
-        return self._controls()[0].callRemote(C.Initiate, policy=policy)
+        # The first worker initiates (the active policies are its); while
+        # it is not ready another does as well: the answers come back to
+        # whichever by its SPIs.
+        controls = self._controls()
+        first = self.pool.slots[0]
+        control = first.control if first.ready and first.control is not None else controls[0]
+        return control.callRemote(C.Initiate, policy=policy)
 
     def fan_CreateChildSA(self, spiI):
         return self._owner(C.CreateChildSA, spiI=spiI)
