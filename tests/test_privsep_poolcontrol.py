@@ -217,3 +217,23 @@ class SlotKernelTests(SynchronousTestCase):
         self.assertEqual(kernel.flows, [])
         self.assertFalse(one.owns(0x1001))
         self.assertEqual(kernel.name, one.name)
+
+
+class WorkerOptionsTests(SynchronousTestCase):
+    def test_budgetsShared(self):
+        """
+        Each of N workers gets 1/N (rounded up) of the daemon-wide budgets,
+        given or default; the per-peer and per-identity limits and the rest
+        stay as they are.
+        """
+        from ikedtx.privsep.pool import workerOptions
+
+        given = {"half-open-max": 1000, "cookie-threshold": 0, "half-open-per-peer": 32, "ike-sas-per-id": 100,
+                 "verbose": True}
+        options = workerOptions(given, 3)
+        self.assertEqual((options["half-open-max"], options["cookie-threshold"]), (334, 0))
+        self.assertEqual(options["response-cache-max"], -(-(16 << 20) // 3))
+        self.assertEqual((options["half-open-per-peer"], options["ike-sas-per-id"], options["verbose"]),
+                         (32, 100, True))
+        self.assertEqual(given["half-open-max"], 1000)
+        self.assertEqual(workerOptions({}, 2)["cookie-threshold"], 32)

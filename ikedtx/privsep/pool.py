@@ -32,9 +32,11 @@ What differs from one worker:
   peer's old IKE SAs it holds and tells the parent (C{InitialContact}),
   which has the others forget theirs (C{ForgetPeer}).
 
-Limits (per worker, not per daemon): the half-open limits and the cookie
-threshold, C{--ike-sas-per-id} (N workers may hold up to N times as many
-IKE SAs of one identity), the response cache budget, the address pools
+The daemon-wide budgets are shared out (L{workerOptions}): each worker gets
+1/N of C{--half-open-max}, C{--cookie-threshold} and
+C{--response-cache-max}. Limits per worker, not per daemon:
+C{--half-open-per-peer} and C{--ike-sas-per-id} (N workers may hold up to N
+times as many of one address or identity), the address pools
 (each worker has the configuration's pools: two workers may lend the same
 address; use --ike-workers 1 with C{config address} pools).
 """
@@ -57,6 +59,26 @@ from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.parent import (PrivsepService, Supervisor, WorkerCommands, WorkerProcess, bindControlSocket,
                                    bindEspSocket, bindMetricsSocket, bindPortSocket, describeEnd, workerUser)
 from ikedtx.privsep.signer import SigningServer, socketpair
+
+
+#: The daemon-wide budgets each of N workers gets a share of (the defaults
+#: are ikedtx.tap's, as ikedtx.service._settings reads them).
+SHARED_BUDGETS = {"cookie-threshold": 64, "half-open-max": 4096, "response-cache-max": 16 << 20}
+
+
+def workerOptions(options, count):
+    """
+    C{options} for one of C{count} workers: the half-open maximum, the
+    cookie threshold and the response cache budget divided among them
+    (rounded up), so that the daemon as a whole keeps the limits it was
+    given; the per-peer and per-identity limits stay per worker.
+    """
+    options = dict(options)
+    for name, default in SHARED_BUDGETS.items():
+        value = options.get(name)
+        value = default if value is None else int(value)
+        options[name] = -(-value // count)
+    return options
 
 
 def _saKey(sa):
@@ -519,6 +541,7 @@ class WorkerPoolService(PrivsepService):
         signParent, signChild = socketpair()
         controlParent, controlChild = socketpair()
         stateBytes, options = self._state()
+        options = workerOptions(options, self.count)
         options["kernel"] = self.kernel.name
         uid, gid, home = workerUser(self.user)
         chroot = self.options.get("privsep-chroot") or home
