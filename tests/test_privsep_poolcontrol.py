@@ -133,6 +133,30 @@ class FanOutTests(TestCase):
         yield self.assertFailure(client.protocol.callRemote(C.DeleteIkeSA, spiI="0x0000000000000009"), C.NoSuchSA)
 
     @defer.inlineCallbacks
+    def test_resetAndModeToAll(self):
+        """
+        reset sa reaches every worker (the count is the sum), and so do
+        passive and the log level.
+        """
+        services = [fakeService(2), fakeService(3)]
+        deleted, levels = [], []
+        for service in services:
+            service.core.deleteIKESA = lambda sa, reason=None: deleted.append(sa)
+            service.core.passive = False
+            service.runner = SimpleNamespace(command=lambda f, *a: defer.maybeDeferred(f, *a), coupled=True)
+            service.logLevelChanged = levels.append
+        pool, client = yield self.workers(services)
+        answer = yield client.protocol.callRemote(C.Reset, what="sa")
+        self.assertEqual((answer["count"], len(deleted)), (5, 5))
+        yield client.protocol.callRemote(C.SetMode, mode="passive")
+        self.assertEqual([service.core.passive for service in services], [True, True])
+        from ikedtx import tap
+
+        self.addCleanup(tap.setVerbose, tap.isVerbose())
+        yield client.protocol.callRemote(C.SetLog, level="verbose")
+        self.assertEqual(levels, [True, True])
+
+    @defer.inlineCallbacks
     def test_noWorkerReady(self):
         """
         With no worker ready the parent answers COMMAND_FAILED, try again.
