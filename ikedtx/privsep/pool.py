@@ -30,7 +30,9 @@ What differs from one worker:
 - INITIAL_CONTACT (RFC 7296 2.4) reaches the worker the new IKE SA's
   IKE_SA_INIT went to (by the peer's random SPI); that worker deletes the
   peer's old IKE SAs it holds and tells the parent (C{InitialContact}),
-  which has the others forget theirs (C{ForgetPeer}).
+  which has the others forget theirs (C{ForgetPeer}). (So a worker taken
+  over by an attacker can have the others drop the IKE SAs of an identity:
+  a power one worker did not have over another's SAs before.)
 
 The daemon-wide budgets are shared out (L{workerOptions}): each worker gets
 1/N of C{--half-open-max}, C{--cookie-threshold} and
