@@ -61,7 +61,13 @@ def parseArgs(argv):
     parser = argparse.ArgumentParser(prog="ikebench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sas", default="1000,10000", help="IKE SA counts to hold, in increasing order (1000,10000)")
     parser.add_argument("--suites", default=",".join(SUITES), help="comma list of: " + ", ".join(SUITES))
-    parser.add_argument("--responders", default="ikedtx,charon", help="comma list of: " + ", ".join(RESPONDERS))
+    parser.add_argument("--responders", default="ikedtx,charon",
+                        help="comma list of: " + ", ".join(RESPONDERS) + ", ikedtx-privsep (privilege separation: "
+                             "the figures cover the parent and its worker), ikedtx-wN (privilege separation with N "
+                             "IKE workers, --ike-workers N)")
+    parser.add_argument("--ikedtx-args", default="", metavar="ARGS",
+                        help="more flags for every ikedtx responder, as one shell-quoted string (e.g. "
+                             "'--half-open-max 5000'); the rows say so")
     parser.add_argument("--generators", default="ikedtx",
                         help="comma list of load generators: ikedtx (bench/loadgen.py), charon (bench/charongen.py: "
                              "strongSwan initiating over vici, the neutral one)")
@@ -124,7 +130,18 @@ def parseArgs(argv):
     for s in args.suiteList:
         if s not in SUITES:
             parser.error("unknown suite %r (known: %s)" % (s, ", ".join(SUITES)))
+    import shlex
+
+    from bench.measure import ikedtxVariant
+
+    args.ikedtxArgs = shlex.split(args.ikedtx_args)
     for r in args.responderList:
+        if r.startswith("ikedtx-"):
+            try:
+                ikedtxVariant(r)
+            except ValueError:
+                parser.error("unknown responder %r (ikedtx-privsep or ikedtx-wN)" % (r,))
+            continue
         if r not in RESPONDERS:
             parser.error("unknown responder %r (known: %s)" % (r, ", ".join(RESPONDERS)))
     return args
@@ -170,7 +187,7 @@ def run(args, out=sys.stdout):
                             (gen, resp), workdir, suite, responderName, args.counts, args.window, pinCpus,
                             log, profile if attempt == 0 else None, args.charon_log,
                             args.cert_ids if suite.keyType else args.ids, args.gc_stats, args.tracemalloc,
-                            args.charonSettings, generatorName, args.childless)
+                            args.charonSettings, generatorName, args.childless, args.ikedtxArgs)
                     except Exception as e:
                         log("  %s %s failed: %s" % (responderName, suite.name, e))
                         result = [{"suite": suite.name, "responder": responderName, "generator": generatorName, "held": 0,

@@ -14,7 +14,9 @@ from bench.proc import (
     cpuSeconds,
     machineBusySeconds,
     pin,
-    rssKilobytes,
+    treeCpuByProcess,
+    treeCpuSeconds,
+    treeRssKilobytes,
     threadCount,
     waitIdle,
 )
@@ -22,9 +24,24 @@ from bench.responders import CharonResponder, IkedtxResponder
 from bench.suites import Credentials
 
 
+def ikedtxVariant(name):
+    """
+    C{(privsep, extra flags)} of an ikedtx responder name: C{ikedtx} (one
+    process, --no-privsep), C{ikedtx-privsep} (parent and one worker),
+    C{ikedtx-wN} (parent and N workers, --ike-workers N).
+    """
+    if name == "ikedtx":
+        return False, []
+    if name == "ikedtx-privsep":
+        return True, []
+    if name.startswith("ikedtx-w") and name[8:].isdigit():
+        return True, ["--ike-workers", name[8:]]
+    raise ValueError(name)
+
+
 def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, log, profile=None,
             charonLog=1, ids=100, gcStats=False, tracemalloc=False, charonSettings=None, generatorName="ikedtx",
-            childless=False):
+            childless=False, ikedtxArgs=()):
     """
     Start a fresh responder, establish SAs up to each of C{counts}, and
     return one result dict per count.
@@ -33,12 +50,16 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
         (bench/charongen.py, strongSwan initiating over vici).
     @param childless: IKE SAs without a Child SA (RFC 6023; charon
         generator only).
+    @param ikedtxArgs: more flags for an ikedtx responder (ikebench
+        --ikedtx-args).
     """
     gen, resp = namespaces
     directory = tempfile.mkdtemp(prefix="%s-%s-" % (suite.name, responderName), dir=workdir)
     credentials = Credentials(suite.keyType, ids) if suite.keyType else None
-    if responderName == "ikedtx":
-        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats, tracemalloc=tracemalloc)
+    if responderName == "ikedtx" or responderName.startswith("ikedtx-"):
+        privsep, extra = ikedtxVariant(responderName)
+        responder = IkedtxResponder(resp, directory, suite, credentials, gcStats=gcStats, tracemalloc=tracemalloc,
+                                    privsep=privsep, extraArgs=extra + list(ikedtxArgs), name=responderName)
         gcStats = gcStats or tracemalloc
     elif responderName == "charon":
         responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog,
@@ -48,7 +69,7 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                                     extra=charonSettings)
     else:
         raise ValueError(responderName)
-    if responderName != "ikedtx":
+    if not responderName.startswith("ikedtx"):
         # --gc-stats and --tracemalloc look inside the ikedtx responder only
         gcStats = tracemalloc = False
     generator = None
@@ -60,7 +81,7 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
         if pinCpus is not None:
             pin(pid, {pinCpus[1]})
         waitIdle(pid)
-        baseRss = rssKilobytes(pid)
+        baseRss = treeRssKilobytes(pid)
         if generatorName == "charon":
             generator = CharonGenerator(gen, directory, suite, credentials, window, ids,
                                         cpu=pinCpus[0] if pinCpus is not None else None, childless=childless)
@@ -76,13 +97,15 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
         for count in counts:
             if previous is not None and count <= previous["held"]:
                 continue
-            cpuBefore = cpuSeconds(pid)
+            cpuBefore = treeCpuSeconds(pid)
+            splitBefore = treeCpuByProcess(pid)
             genBefore = cpuSeconds(generator.pid)
             busyBefore = machineBusySeconds()
             gcBefore = responder.gcSnapshot() if gcStats else None
             timeout = 60 + 0.1 * (count - (previous["held"] if previous else 0))
             done = generator.run(count, timeout)
-            cpuAfter = cpuSeconds(pid)
+            cpuAfter = treeCpuSeconds(pid)
+            splitAfter = treeCpuByProcess(pid)
             genAfter = cpuSeconds(generator.pid)
             gcAfter = responder.gcSnapshot() if gcStats else None
             if tracemalloc and gcAfter and gcBefore and "tracemalloc" in gcAfter:
@@ -107,13 +130,13 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             genCpu += genAfter - genBefore
             # all SAs held: let the responder settle, then read its memory
             time.sleep(0.5)
-            rss = rssKilobytes(pid)
+            rss = treeRssKilobytes(pid)
             held = done["established"]
             verified = responder.established()
             # Counting Child SAs through charon's vici (list-sas) or asking
             # ikedtx's control socket makes the responder allocate: only
             # after the last step, whose memory has been read already.
-            verifiedChildren = responder.childCount() if last or responder.name == "ikedtx" else None
+            verifiedChildren = responder.childCount() if last or responder.name.startswith("ikedtx") else None
             control = responder.showSaCount() if last and hasattr(responder, "showSaCount") else None
             row = {
                 "suite": suite.name + ("-childless" if childless else ""), "responder": responderName,
@@ -139,6 +162,11 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                 "profiled": profile is not None,
                 "gcShare": gcSeconds / cpu if gcStats and cpu else None,
                 "gcCollections": list(gcCounts) if gcStats else None,
+                # privilege separation: the parent's share first, then each worker's (ms per SA of this step)
+                "cpuMsPerSaByProcess": [round(1000.0 * (splitAfter[p] - splitBefore.get(p, 0.0)) /
+                                              max(1, held - (previous["held"] if previous else 0)), 3)
+                                        for p in sorted(splitAfter, key=lambda p: (p != pid, p))]
+                if len(splitAfter) > 1 else None,
             }
             rows.append(row)
             log("  %s %-16s %6d SAs held (responder: %s IKE, %s Child SAs%s) in %.1f s: %.0f SAs/s, %.2f ms CPU/SA, %.1f KB/SA; "
@@ -147,6 +175,9 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
                     "" if control is None else "; control socket ShowSA: %s" % (control,), elapsed, row["rate"], row["cpuMsPerSa"] or 0,
                     row["kbPerSa"] or 0, row["genCpuMsPerSa"] or 0, 100 * (row["genUtil"] or 0),
                     "" if done["why"] == "done" else " [%s: %s]" % (done["why"], done.get("errors"))))
+            if row["cpuMsPerSaByProcess"]:
+                log("    CPU ms per SA, parent then workers: %s" % (
+                    " + ".join("%.2f" % (x,) for x in row["cpuMsPerSaByProcess"]),))
             if row["gcShare"] is not None:
                 log("    garbage collector: %.1f%% of the responder's CPU; collections per generation %s" % (
                     100 * row["gcShare"], row["gcCollections"]))

@@ -17,6 +17,70 @@ def cpuSeconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def processTree(pid):
+    """
+    C{pid} and its descendants (a privilege-separated daemon's workers).
+    """
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % (name,)) as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, ()))
+    return tree
+
+
+def treeCpuSeconds(pid):
+    """
+    L{cpuSeconds} of C{pid} and its live descendants.
+    """
+    total = 0.0
+    for p in processTree(pid):
+        try:
+            total += cpuSeconds(p)
+        except OSError:
+            if p == pid:
+                raise
+    return total
+
+
+def treeCpuByProcess(pid):
+    """
+    C{{pid: cpuSeconds}} of C{pid} and its live descendants.
+    """
+    found = {}
+    for p in processTree(pid):
+        try:
+            found[p] = cpuSeconds(p)
+        except OSError:
+            pass
+    return found
+
+
+def treeRssKilobytes(pid):
+    """
+    L{rssKilobytes} of C{pid} and its live descendants (shared pages count
+    once per process, as a sum of VmRSS does).
+    """
+    total = 0
+    for p in processTree(pid):
+        try:
+            total += rssKilobytes(p)
+        except (OSError, RuntimeError):
+            if p == pid:
+                raise
+    return total
+
+
 def rssKilobytes(pid):
     with open("/proc/%d/status" % (pid,)) as f:
         for line in f:
@@ -64,14 +128,19 @@ def threadCount(pid):
 
 def pin(pid, cpus):
     """
-    Set the CPU affinity of every thread of C{pid} (threads made later
-    inherit it from their creator).
+    Set the CPU affinity of every thread of C{pid} and of its descendants
+    (threads and processes made later inherit it from their creator).
     """
-    for tid in os.listdir("/proc/%d/task" % (pid,)):
+    for p in processTree(pid):
         try:
-            os.sched_setaffinity(int(tid), cpus)
+            tids = os.listdir("/proc/%d/task" % (p,))
         except OSError:
-            pass
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
 
 
 def waitIdle(pid, quiet=0.3, timeout=10.0):

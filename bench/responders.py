@@ -42,9 +42,15 @@ class IkedtxResponder:
 
     name = "ikedtx"
 
-    def __init__(self, namespace, directory, suite, credentials, gcStats=False, tracemalloc=False, root=ROOT):
+    def __init__(self, namespace, directory, suite, credentials, gcStats=False, tracemalloc=False, root=ROOT,
+                 privsep=False, extraArgs=(), name="ikedtx"):
         # The checkout whose ikedtx runs (another one: a baseline).
         self.root = root
+        self.name = name
+        # With privilege separation the figures cover the parent and its
+        # workers (bench.proc.treeCpuSeconds, treeRssKilobytes).
+        self.privsep = privsep
+        self.extraArgs = list(extraArgs)
         self.namespace = namespace
         self.gcStats = gcStats or tracemalloc
         self.tracemalloc = tracemalloc
@@ -57,7 +63,10 @@ class IkedtxResponder:
         self.socketPath = os.path.join(directory, "iked.sock")
 
     def describe(self):
-        return "ikedtx (twistd --nodaemon --logger=ikedtx.cli.stderrObserver iked -d ..., as `iked -d`; --kernel decoupled; log to a file)"
+        return ("ikedtx (twistd --nodaemon --logger=ikedtx.cli.stderrObserver iked -d ..., as `iked -d`; "
+                "--kernel decoupled; %s%s; log to a file)") % (
+            "privilege separation, CPU and RSS of the parent and its workers" if self.privsep else "--no-privsep",
+            "".join(" " + a for a in self.extraArgs))
 
     def start(self, argvPrefix=()):
         conf = os.path.join(self.directory, "iked.conf")
@@ -72,11 +81,11 @@ class IkedtxResponder:
             sys.executable, "-c", TWISTD_GC if self.gcStats else TWISTD, "--pidfile=", "--nodaemon",
             "--logger=ikedtx.cli.stderrObserver", "iked",
             "-d", "-f", conf, "--listen", RESP_ADDRESS, "--kernel", "decoupled", "--etc-dir", etc,
-            "-s", self.socketPath,
+            "-s", self.socketPath] + self.extraArgs
+        if not self.privsep:
             # One process, so that its CPU, RSS and the SAs counted in it are
-            # the responder's (privilege separation would put the SAs in a
-            # worker child the figures do not cover yet).
-            "--no-privsep"]
+            # the responder's.
+            argv.append("--no-privsep")
         env = dict(os.environ, PYTHONPATH=self.root, IKEBENCH_GC_STATS=self.gcPath)
         if self.tracemalloc:
             env["IKEBENCH_TRACEMALLOC"] = "1"
@@ -87,14 +96,24 @@ class IkedtxResponder:
         finally:
             log.close()
         self.namespace._processes.append(self.process)
-        deadline = time.monotonic() + 30
+        # A privsep worker imports every module before its chroot: on a
+        # loaded machine two of them took more than 30 s.
+        deadline = time.monotonic() + (90 if self.privsep else 30)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("ikedtx exited with %s:\n%s" % (self.process.returncode, self.log()[-3000:]))
-            if os.path.exists(self.socketPath) and "loaded 1 policies" in self.log():
+            log = self.log()
+            if os.path.exists(self.socketPath) and "loaded 1 policies" in log and (
+                    not self.privsep or log.count(" serves peers as uid ") >= self.workers):
                 return self
             time.sleep(0.05)
         raise RuntimeError("ikedtx did not start:\n%s" % (self.log()[-3000:],))
+
+    @property
+    def workers(self):
+        if "--ike-workers" in self.extraArgs:
+            return int(self.extraArgs[self.extraArgs.index("--ike-workers") + 1])
+        return 1
 
     @property
     def pid(self):
@@ -130,7 +149,8 @@ class IkedtxResponder:
         up = down = 0
         with open(self.logPath, errors="replace") as f:
             for line in f:
-                if "IKECore#info" in line:
+                # The core's line, or a privsep worker's through the parent.
+                if "IKECore#info" in line or "WorkerProcess#info" in line:
                     if ": established, peer " in line:
                         up += 1
                     elif ": deleted (" in line:
@@ -174,8 +194,21 @@ class IkedtxResponder:
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            from bench.proc import processTree
+
+            # The workers too (privilege separation): they would hold the
+            # ports while saying goodbye to every peer.
+            tree = processTree(self.process.pid)
+            for pid in tree:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             self.process.wait(10)
+            for pid in tree[1:]:
+                deadline = time.monotonic() + 10
+                while os.path.exists("/proc/%d" % (pid,)) and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
 
 class CharonResponder:

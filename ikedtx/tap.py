@@ -89,6 +89,8 @@ class Options(usage.Options):
          "allow-list fail with EPERM, exec, ptrace, mount and the like kill it), log (calls outside the list are "
          "allowed and logged by the kernel, to build the list) or off. With enforce a worker that cannot install the "
          "filter does not serve: the daemon refuses to start or stops; log and off run it unfiltered."],
+        ["ike-workers", None, "1", "IKE worker processes under the privileged parent (privilege separation; "
+         "2 to 16 spread the IKE SAs over cores, steered by SPI in the kernel: ikedtx.privsep.pool)."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -201,6 +203,13 @@ class Options(usage.Options):
             raise usage.UsageError("--childless must be never, prefer or force")
         if self["privsep-seccomp"] not in ("enforce", "log", "off"):
             raise usage.UsageError("--privsep-seccomp must be enforce, log or off")
+        given = self["ike-workers"]
+        try:
+            self["ike-workers"] = int(given)
+            if not 1 <= self["ike-workers"] <= 16:
+                raise ValueError()
+        except ValueError:
+            raise usage.UsageError("--ike-workers takes a number from 1 to 16, not %r" % (given,))
         self["ike-port"] = _port(self["ike-port"], "--ike-port")
         self["natt-port"] = _port(self["natt-port"], "--natt-port")
         if self["udpencap-port"] is not None:
@@ -327,10 +336,17 @@ def makeService(options):
 
     # MOBIKE (RFC 4555 3.8) follows the host's address changes.
     options["address-events"] = True
-    if usePrivsep(options, config):
+    if usePrivsep(options, config) and (options.get("ike-workers") or 1) > 1:
+        from ikedtx.privsep.pool import WorkerPoolService
+
+        service = WorkerPoolService(config, options)
+    elif usePrivsep(options, config):
         from ikedtx.privsep.parent import PrivsepService
 
         service = PrivsepService(config, options)
+    elif (options.get("ike-workers") or 1) > 1:
+        _startupError(StartupError("--ike-workers needs privilege separation (started as root, without "
+                                   "--no-privsep)"))
     else:
         service = IkedService(config, options)
     service.exitOnStartupError = True

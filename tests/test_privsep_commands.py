@@ -103,6 +103,24 @@ class RecordTests(SynchronousTestCase):
         self.assertRefused(inverted, R.flowFromPlain, "not an address range")
         self.assertRefused(dict(flow, direction="sideways"), R.flowFromPlain, "flow.direction")
 
+    def test_addressesParsedOnce(self):
+        """
+        An address's text is parsed once and its value kept (bounded): the
+        same value comes back, a bad text is refused every time, and a full
+        table starts again.
+        """
+        self.patch(R, "_parsed", {})
+        self.patch(R, "_PARSED_MAX", 3)
+        first = R._address("192.0.2.7", "x")
+        self.assertIs(R._address("192.0.2.7", "x"), first)
+        self.assertEqual(first, ip_address("192.0.2.7"))
+        for _ in range(2):
+            self.assertRaises(R.RecordError, R._address, "192.0.2.300", "x")
+        self.assertEqual(list(R._parsed), ["192.0.2.7"])
+        for text in ("2001:db8::1", "10.0.0.1", "10.0.0.2"):
+            R._address(text, "x")
+        self.assertEqual(list(R._parsed), ["10.0.0.2"])
+
     def test_bounded(self):
         """
         A record longer than MAX_RECORD_BYTES is refused before it is

@@ -111,6 +111,9 @@ class OptionsTests(SynchronousTestCase):
             (["--retransmit-timeout", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
             (["--retransmit-tries", "0"], "--retransmit-timeout must be in (0, 3600] and --retransmit-tries in [1, 100]"),
             (["--privsep-seccomp", "audit"], "--privsep-seccomp must be enforce, log or off"),
+            (["--ike-workers", "0"], "--ike-workers takes a number from 1 to 16, not '0'"),
+            (["--ike-workers", "17"], "--ike-workers takes a number from 1 to 16, not '17'"),
+            (["--ike-workers", "two"], "--ike-workers takes a number from 1 to 16, not 'two'"),
         ]:
             e = self.assertRaises(usage.UsageError, parse, *argv)
             self.assertEqual(str(e), message, argv)
@@ -214,6 +217,27 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertNotIn("privsepOff", options)
         self.patch(os, "geteuid", lambda: 1000)
         self.assertIsInstance(tap.makeService(parse("-f", self.path)), IkedService)
+
+    def test_ikeWorkers(self):
+        """
+        --ike-workers N above 1 makes the parent of several workers
+        (ikedtx.privsep.pool); 1, the default, the parent of one; without
+        privilege separation it is a start-up error.
+        """
+        from ikedtx.privsep.parent import PrivsepService
+        from ikedtx.privsep.pool import WorkerPoolService
+
+        self.write("set decouple\nikev2 esp from 10.0.0.1 to 10.0.0.2\n")
+        self.patch(os, "geteuid", lambda: 0)
+        service = tap.makeService(parse("-f", self.path, "--ike-workers", "3"))
+        self.assertIsInstance(service, WorkerPoolService)
+        self.assertEqual(service.count, 3)
+        service = tap.makeService(parse("-f", self.path))
+        self.assertIsInstance(service, PrivsepService)
+        self.assertNotIsInstance(service, WorkerPoolService)
+        self.patch(sys, "stderr", self.stderr)
+        self.assertRaises(SystemExit, tap.makeService, parse("-f", self.path, "--no-privsep", "--ike-workers", "2"))
+        self.assertIn("--ike-workers needs privilege separation", self.stderr.getvalue())
 
     def test_daemonService(self):
         """

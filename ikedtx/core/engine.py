@@ -130,12 +130,23 @@ class IKECore:
         self._fragments = limits.FragmentBudget(self.settings)
         self.responseCache = limits.ResponseCache(self.settings)
         self.peerIdentities = limits.PeerIdentities()
+        #: C{f(spi)}: the IKE SPI a worker of several keeps (its residue
+        #: class, L{ikedtx.privsep.steering.ownSpi}), or L{None}.
+        self.spiFilter = None
+        #: Whether startup() initiates the active policies (one worker of
+        #: several does).
+        self.initiatesActive = True
+        #: C{f(ikeSA)} after INITIAL_CONTACT on C{ikeSA} deleted what this
+        #: core had of the peer (the other workers forget theirs), or None.
+        self.initialContactHook = None
 
     # Services for the tasks and the task managers
 
     def newIKESPI(self):
         while True:
             spi = self.randomBytes(8)
+            if self.spiFilter is not None:
+                spi = self.spiFilter(spi)
             if spi != _ZERO_SPI and spi not in self.ikeSAs:
                 return spi
 
@@ -274,7 +285,7 @@ class IKECore:
         starts the rotation of the cookie secret.
         """
         self.emit(SetTimer(TimerKey.cookieSecret(), COOKIE_SECRET_LIFETIME))
-        if not self.passive:
+        if not self.passive and self.initiatesActive:
             for policy in self.policies.active():
                 # Again after ikectl passive/active: not those still up.
                 if not self._heldUp(policy.name):

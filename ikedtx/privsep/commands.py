@@ -176,3 +176,31 @@ class Expired(amp.Command):
                  (b"hard", amp.Boolean())]
     response = []
     requiresAnswer = False
+
+
+#: The longest identity (its text, "FQDN/example.com") in L{InitialContact}
+#: and L{ForgetPeer}.
+MAX_IDENTITY = 1024
+
+
+class InitialContact(amp.Command):
+    """
+    Worker to parent (one of several workers): a peer authenticated as
+    C{peerId} to our C{localId} sent INITIAL_CONTACT (RFC 7296 2.4); the
+    other workers forget their IKE SAs between the two (L{ForgetPeer}).
+    """
+
+    arguments = [(b"peerId", amp.Unicode()), (b"localId", amp.Unicode())]
+    response = []
+    requiresAnswer = False
+
+
+class ForgetPeer(amp.Command):
+    """
+    Parent to worker: another worker received INITIAL_CONTACT from
+    C{peerId} to C{localId}: the IKE SAs between them are stale.
+    """
+
+    arguments = [(b"peerId", amp.Unicode()), (b"localId", amp.Unicode())]
+    response = []
+    requiresAnswer = False

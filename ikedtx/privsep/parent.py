@@ -177,6 +177,14 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         self.service.workerReady(pid)
         return {}
 
+    @C.InitialContact.responder
+    def initialContact(self, peerId, localId):
+        # Only several workers have others to tell (ikedtx.privsep.pool).
+        tell = getattr(self.service, "initialContact", None)
+        if tell is not None and len(peerId) <= C.MAX_IDENTITY and len(localId) <= C.MAX_IDENTITY:
+            tell(peerId, localId)
+        return {}
+
     @C.SetVerbose.responder
     def setVerbose(self, verbose):
         from ikedtx import tap
@@ -323,19 +331,24 @@ def steerByMarker(skt):
     skt.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, program)
 
 
-def bindPortSocket(address, port, natt, kernelName):
+def bindPortSocket(address, port, natt, kernelName, join=None):
     """
     A bound UDP socket for the worker's L{ikedtx.net.udp.PacketInfoPort},
     with what only root may set: the XFRM bypass and, on the NAT-T port of
     the XFRM datapath, ESP in UDP (RFC 3948). On the NAT-T port of the
     user-space datapath, the first socket of a group whose second is the
     parent's (L{bindEspSocket}, L{steerByMarker}).
+
+    @param join: C{join(skt)}, before the bind, puts it in a reuseport group
+        instead (several workers, L{ikedtx.privsep.pool}).
     """
     from ikedtx.net.udp import PacketInfoPort
 
     probe = PacketInfoPort(port, None, address)
     skt = probe.createInternetSocket()
-    if natt and kernelName == "userspace":
+    if join is not None:
+        join(skt)
+    elif natt and kernelName == "userspace":
         steerByMarker(skt)
     skt.bind((address, port))
     if kernelName == "xfrm":
@@ -907,7 +920,7 @@ class PrivsepService(MultiService):
                 self.credentials.privateKey = previous
             stateBytes, _ = self._state(config)
             token, self._nextToken = self._nextToken, self._nextToken + 1
-            self.pendingStates = {token: stateBytes}
+            self._keepState(token, stateBytes)
             # New DAE sockets reach the worker before the state that names them.
             handed = [self._amp.callRemote(C.AdoptDAE, descriptor=self._dae[key].fileno(), address=key[0],
                                            port=key[1]).addErrback(self._notHanded, key)
@@ -921,6 +934,10 @@ class PrivsepService(MultiService):
             raise ValueError(str(f.value))
 
         return d.addCallbacks(loaded, failed)
+
+    def _keepState(self, token, stateBytes):
+        # One worker fetches one state at a time.
+        self.pendingStates = {token: stateBytes}
 
     def reloadOnSignal(self):
         """

@@ -51,6 +51,15 @@ class ParentChannel(amp.AMP):
             receiver.expired(protocol, spi, R._address(destination, "destination"), hard)
         return {}
 
+    #: C{forget(peerId, localId)}: the worker service's L{WorkerService.forgetPeer}.
+    forget = None
+
+    @C.ForgetPeer.responder
+    def forgetPeer(self, peerId, localId):
+        if self.forget is not None:
+            self.forget(peerId, localId)
+        return {}
+
     #: C{adopt(fd, readOnly)}: the worker service's L{WorkerService.adoptControl}.
     adopt = None
 
@@ -326,11 +335,70 @@ class WorkerService(IkedService):
         # it there, parent.steerByMarker) and send it.
         pass
 
+    @property
+    def workerIndex(self):
+        """
+        C{(index, count)} of this worker among the parent's (C{--ike-workers}).
+        """
+        index, count = self._layout.get("worker") or (0, 1)
+        return index, count
+
     def startService(self):
         IkedService.startService(self)
+        index, count = self.workerIndex
+        if count > 1:
+            from ikedtx.privsep.steering import ownSpi
+
+            # The parent's reuseport program steers by these SPIs.
+            self.core.spiFilter = lambda spi: ownSpi(spi, index, count)
+            # The first worker initiates the active policies and traps.
+            self.core.initiatesActive = index == 0
+            # INITIAL_CONTACT reached this worker: the others forget the
+            # peer's old IKE SAs (through the parent).
+            self.core.initialContactHook = self._initialContact
+            self.channel.forget = self.forgetPeer
         if self.kernel.name != "decoupled":
             self.runner.virtualAddresses = RemoteAddresses(self.kernel)
+        channel = self._layout.get("controlChannel")
+        if channel is not None:
+            # The parent's own control connection (it serves the control
+            # sockets for several workers, ikedtx.privsep.pool).
+            from ikedtx.control.server import ControlFactory
+
+            self.reactor.adoptStreamConnection(channel, socket.AF_UNIX, ControlFactory.forSocket(self))
+            os.close(channel)
         self.channel.callRemote(C.Ready, pid=os.getpid()).addErrback(lambda f: None)
+
+    def _startup(self):
+        if self.workerIndex[0] == 0:
+            return IkedService._startup(self)
+        if self.running:
+            # Not the first of several: no trap flows (the first's).
+            self.runner.execute(self.core.startup())
+
+    def _initialContact(self, ikeSA):
+        # Out of the core's processing: the message goes when it is done.
+        self.reactor.callLater(0, self.channel.callRemote, C.InitialContact, peerId=str(ikeSA.peerId),
+                               localId=str(ikeSA.localId))
+
+    def forgetPeer(self, peerId, localId):
+        """
+        Another worker received INITIAL_CONTACT from C{peerId} (to our
+        C{localId}): the IKE SAs between them here are stale (RFC 7296 2.4),
+        deleted without a word to the peer as the core does.
+        """
+        from ikedtx.core.sa import IKEState
+
+        core = self.core
+        stale = [sa for sa in core.ikeSAs.values()
+                 if sa.state != IKEState.CLOSED and sa.peerId is not None and sa.isEstablished
+                 and str(sa.peerId) == peerId and str(sa.localId) == localId]
+        for sa in stale:
+            self._log.info("{ikeSA}: INITIAL_CONTACT from {peer} reached another worker: deleting this old one",
+                           ikeSA=sa, peer=peerId)
+            core.destroy(sa, "replaced: the peer sent INITIAL_CONTACT (to another worker)")
+        if stale:
+            self.runner.execute(core._drain())
 
     def adoptControl(self, fd, readOnly):
         """

@@ -78,6 +78,8 @@ class InitialContactTask(Task):
             self._log.info("{ikeSA}: INITIAL_CONTACT from {peer}: deleting its old {other}", ikeSA=ikeSA,
                            peer=ikeSA.peerId, other=other)
             core.destroy(other, "replaced: the peer sent INITIAL_CONTACT")
+        if core.initialContactHook is not None:
+            core.initialContactHook(ikeSA)
 
 
 def _initialContactUnderway(core, ikeSA):
