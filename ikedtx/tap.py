@@ -364,9 +364,11 @@ def levelFiltered(observer, level):
     C{observer}, given only the events at C{level} or above (until
     L{setVerbose} changes it).
     """
-    from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
+    from twisted.logger import FilteringLogObserver
 
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    from ikedtx.logtext import levelPredicate
+
+    predicate = levelPredicate(level)
     _levelPredicates.append(predicate)
     return FilteringLogObserver(observer, [predicate])
 
@@ -398,7 +400,9 @@ def logObserver():
     or debug with C{-v}, so that debug lines never reach syslog without
     C{-v}.
     """
-    from twisted.logger import LegacyLogObserverWrapper, LogLevel, textFileLogObserver
+    from twisted.logger import LegacyLogObserverWrapper, LogLevel
+
+    from ikedtx.logtext import textObserver
 
     level = _logSettings.get("level", LogLevel.info)
     to = _logSettings.get("to", "stderr")
@@ -416,7 +420,7 @@ def logObserver():
         # stdout with -n), made the way twistd makes it.
         observer = UnixAppLogger(_logSettings["twistdOptions"])._getLogObserver()
     else:
-        observer = textFileLogObserver(sys.stderr)
+        observer = textObserver(sys.stderr)
     return levelFiltered(observer, level)
 
 

@@ -1,0 +1,158 @@
+# -*- test-case-name: tests.test_logtext -*-
+"""
+Log lines as text, as Twisted's L{twisted.logger.textFileLogObserver}
+writes them (C{"2026-12-03T17:15:17+0000 [namespace#info] message"}), for
+less CPU per line: the time stamp is made once per second, and the message
+by C{str.format_map} when that can format it. Every event this fast path
+does not take as it is (a failure, a flattened event, a format with
+Twisted's C{{callable()}} syntax, an error while formatting) is formatted by
+Twisted itself, so the text is the same either way.
+
+An established IKE SA with its Child SA logs two info lines: with Twisted's
+formatting they were about a tenth of a responder's CPU per IKE SA.
+
+L{levelPredicate}: Twisted's L{LogLevelFilterPredicate}, with the level of
+each namespace looked up once (every event is filtered, debug ones
+included).
+"""
+
+import sys
+
+from twisted.logger import (
+    FileLogObserver, LogLevelFilterPredicate, formatEvent, formatEventAsClassicLogText, formatTime)
+from twisted.logger._format import timeFormatRFC3339
+
+_FLAT_KEYS = ("log_failure", "log_flattened")
+
+
+class _Stamp:
+    """
+    L{formatTime} of the time stamps of one second, made once: the text
+    changes only at whole seconds (the format has none smaller, and local
+    time offsets change at whole seconds).
+    """
+
+    def __init__(self, timeFormat):
+        self.timeFormat = timeFormat
+        self.second = None
+        self.text = None
+
+    def __call__(self, when):
+        if when is None:
+            return formatTime(when, self.timeFormat)
+        second = int(when)
+        # Near the end of a second, datetime's rounding to microseconds may
+        # make it the next: those are made in full.
+        if when - second >= 0.999:
+            return formatTime(when, self.timeFormat)
+        if second != self.second:
+            self.text = formatTime(when, self.timeFormat)
+            self.second = second
+        return self.text
+
+
+def messageText(event):
+    """
+    L{twisted.logger.formatEvent}C{(event)}: the same text.
+    """
+    format = event.get("log_format")
+    if format.__class__ is str and "log_flattened" not in event:
+        try:
+            return format.format_map(event)
+        except Exception:
+            pass
+    return formatEvent(event)
+
+
+def classicText(event, stamp=None):
+    """
+    L{formatEventAsClassicLogText}C{(event)}: the same text, or None.
+
+    @param stamp: formats the event's C{log_time}; L{formatTime} with the
+        RFC 3339 format by default.
+    """
+    if stamp is None:
+        stamp = _defaultStamp
+    format = event.get("log_format")
+    when = event.get("log_time")
+    if format.__class__ is not str or when is None or any(key in event for key in _FLAT_KEYS):
+        return formatEventAsClassicLogText(event, formatTime=stamp)
+    try:
+        text = format.format_map(event)
+    except Exception:
+        # Twisted's {callable()} syntax, or an event it reports as
+        # unformattable: its own text.
+        return formatEventAsClassicLogText(event, formatTime=stamp)
+    if not text:
+        return None
+    system = event.get("log_system")
+    if system is None:
+        level = event.get("log_level")
+        system = "%s#%s" % (event.get("log_namespace", "-"), "-" if level is None else level.name)
+    else:
+        try:
+            system = str(system)
+        except Exception:
+            system = "UNFORMATTABLE"
+    line = "%s [%s] %s\n" % (stamp(when), system, text)
+    if "\n" in text:
+        line = line[:-1].replace("\n", "\n\t") + "\n"
+    return line
+
+
+_defaultStamp = _Stamp(timeFormatRFC3339)
+
+
+def textObserver(outFile=None, timeFormat=timeFormatRFC3339):
+    """
+    L{twisted.logger.textFileLogObserver}C{(outFile, timeFormat)}: the same
+    lines, made faster.
+
+    @param outFile: standard error by default (looked up now).
+    """
+    if outFile is None:
+        outFile = sys.stderr
+    stamp = _Stamp(timeFormat) if timeFormat is not None else (lambda when: "-")
+    return FileLogObserver(outFile, lambda event: classicText(event, stamp))
+
+
+class _CachedLevels(LogLevelFilterPredicate):
+    """
+    L{LogLevelFilterPredicate} remembering the level of each namespace
+    until a level is set.
+    """
+
+    def __init__(self, defaultLogLevel):
+        self._cache = {}
+        LogLevelFilterPredicate.__init__(self, defaultLogLevel)
+
+    @property
+    def defaultLogLevel(self):
+        return self._default
+
+    @defaultLogLevel.setter
+    def defaultLogLevel(self, level):
+        self._default = level
+        self._cache.clear()
+
+    def logLevelForNamespace(self, namespace):
+        level = self._cache.get(namespace)
+        if level is None:
+            level = self._cache[namespace] = LogLevelFilterPredicate.logLevelForNamespace(self, namespace)
+        return level
+
+    def setLogLevelForNamespace(self, namespace, level):
+        LogLevelFilterPredicate.setLogLevelForNamespace(self, namespace, level)
+        self._cache.clear()
+
+    def clearLogLevels(self):
+        LogLevelFilterPredicate.clearLogLevels(self)
+        self._cache.clear()
+
+
+def levelPredicate(level):
+    """
+    A L{LogLevelFilterPredicate} with C{level} as its default level, which
+    looks the level of a namespace up once.
+    """
+    return _CachedLevels(level)
