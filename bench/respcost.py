@@ -80,6 +80,7 @@ class Run:
         from twisted.logger import globalLogBeginner, globalLogPublisher
 
         from ikedtx.config import parseConfig
+        from ikedtx.control.events import EventHub
         from ikedtx.core.engine import IKECore
         from ikedtx.core.settings import CoreSettings
         from ikedtx.kernel.decoupled import DecoupledKernel
@@ -100,6 +101,8 @@ class Run:
         self.core = IKECore(parseConfig(ikedtxResponderConfig(suite)), None, CoreSettings(), now=self.clock.seconds,
                             localAddressFor=lambda peer: RESP_ADDRESS)
         self.runner = CoreRunner(self.core, DecoupledKernel(), self.clock)
+        # The service's hub of ikectl's counters and monitor events.
+        self.runner.events = EventHub()
         self.outbox = []
         self.runner.addPort(FakePort(500, self.outbox, False), False)
         self.runner.addPort(FakePort(4500, self.outbox, True), True)
