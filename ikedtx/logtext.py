@@ -14,12 +14,21 @@ formatting they were about a tenth of a responder's CPU per IKE SA.
 L{levelPredicate}: Twisted's L{LogLevelFilterPredicate}, with the level of
 each namespace looked up once (every event is filtered, debug ones
 included).
+
+L{Logger}: Twisted's L{twisted.logger.Logger}, which makes no event that
+every observer of the global publisher would drop for its level (the
+daemon's observers are level-filtered, L{ikedtx.tap.levelFiltered}, and
+without -v a debug line was an event made, published and filtered out for
+nothing). While any other observer listens (a test's, Twisted's buffer
+before logging began), every event is made as before.
 """
 
 import sys
 
 from twisted.logger import (
-    FileLogObserver, LogLevelFilterPredicate, formatEvent, formatEventAsClassicLogText, formatTime)
+    FileLogObserver, LogLevelFilterPredicate, formatEvent, formatEventAsClassicLogText, formatTime,
+    globalLogPublisher)
+from twisted.logger import Logger as _TwistedLogger
 from twisted.logger._format import timeFormatRFC3339
 
 _FLAT_KEYS = ("log_failure", "log_flattened")
@@ -156,3 +165,44 @@ def levelPredicate(level):
     looks the level of a namespace up once.
     """
     return _CachedLevels(level)
+
+
+#: {observer: predicate} of the level-filtered observers (levelFiltered).
+_levelFilters = {}
+
+
+def registerLevelFilter(observer, predicate):
+    """
+    C{observer} passes on only the events C{predicate} (a
+    L{LogLevelFilterPredicate}) does not drop: L{Logger} may leave out
+    the events it would drop.
+    """
+    _levelFilters[observer] = predicate
+
+
+def dropped(level, namespace):
+    """
+    Whether every observer of the global log publisher would drop an event
+    of C{level} in C{namespace} (there is at least one, and each is
+    level-filtered).
+    """
+    observers = globalLogPublisher._observers
+    if not observers:
+        return False
+    for observer in observers:
+        predicate = _levelFilters.get(observer)
+        if predicate is None or level >= predicate.logLevelForNamespace(namespace):
+            return False
+    return True
+
+
+class Logger(_TwistedLogger):
+    """
+    L{twisted.logger.Logger} that makes no event no observer would keep
+    (L{dropped}).
+    """
+
+    def emit(self, level, format=None, **kwargs):
+        if self.observer is globalLogPublisher and dropped(level, self.namespace):
+            return
+        _TwistedLogger.emit(self, level, format, **kwargs)

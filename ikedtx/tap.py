@@ -366,11 +366,13 @@ def levelFiltered(observer, level):
     """
     from twisted.logger import FilteringLogObserver
 
-    from ikedtx.logtext import levelPredicate
+    from ikedtx.logtext import levelPredicate, registerLevelFilter
 
     predicate = levelPredicate(level)
     _levelPredicates.append(predicate)
-    return FilteringLogObserver(observer, [predicate])
+    filtered = FilteringLogObserver(observer, [predicate])
+    registerLevelFilter(filtered, predicate)
+    return filtered
 
 
 def setVerbose(verbose):

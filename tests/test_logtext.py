@@ -141,3 +141,67 @@ class LevelPredicateTests(SynchronousTestCase):
         log.debug("three")
         log.info("four")
         self.assertEqual([e["log_format"] for e in seen], ["two", "four"])
+
+
+class QuietLoggerTests(SynchronousTestCase):
+    def setUp(self):
+        from twisted.logger import LogPublisher
+
+        self.publisher = LogPublisher()
+        self.patch(tap, "_levelPredicates", [])
+        self.kept = []
+        self.filtered = tap.levelFiltered(self.kept.append, LogLevel.info)
+        self.publisher.addObserver(self.filtered)
+        self.patch(logtext, "globalLogPublisher", self.publisher)
+
+    def log(self):
+        logger = logtext.Logger(namespace="ikedtx.core.engine.IKECore", observer=self.publisher)
+        made = []
+        # Twisted's Logger.emit is what makes an event: count its calls.
+        self.patch(logtext._TwistedLogger, "emit", lambda *args, **kw: made.append(args[1]))
+        logger.debug("debug {a}", a=1)
+        logger.info("info")
+        return made
+
+    def test_droppedNotMade(self):
+        """
+        With only level-filtered observers, no event is made for a level
+        all of them drop; the others are.
+        """
+        self.assertEqual(self.log(), [LogLevel.info])
+
+    def test_verbose(self):
+        """
+        After ikectl log verbose the debug events are made.
+        """
+        tap.setVerbose(True)
+        self.assertEqual(self.log(), [LogLevel.debug, LogLevel.info])
+
+    def test_otherObserver(self):
+        """
+        While an observer that is not level-filtered listens (a test's),
+        every event is made; with no observer at all too.
+        """
+        self.publisher.addObserver(lambda event: None)
+        self.assertEqual(self.log(), [LogLevel.debug, LogLevel.info])
+        for observer in list(self.publisher._observers):
+            self.publisher.removeObserver(observer)
+        self.assertEqual(self.log(), [LogLevel.debug, LogLevel.info])
+
+    def test_ownObserver(self):
+        """
+        A logger with an observer of its own (not the global publisher)
+        gives it every event.
+        """
+        seen = []
+        logtext.Logger(namespace="x", observer=seen.append).debug("debug")
+        self.assertEqual([e["log_format"] for e in seen], ["debug"])
+
+    def test_lines(self):
+        """
+        What is kept reaches the observer as before.
+        """
+        logger = logtext.Logger(namespace="ikedtx.core.engine.IKECore", observer=self.publisher)
+        logger.debug("debug")
+        logger.info("info {a}", a=1)
+        self.assertEqual([(e["log_format"], e["a"]) for e in self.kept], [("info {a}", 1)])

@@ -22,7 +22,7 @@ import struct
 import time
 from ipaddress import ip_address, ip_network
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 
 from ikedtx.addresses import addressOf, packedAddress
 from ikedtx.core import cookies, limits, screening
@@ -58,6 +58,7 @@ from ikedtx.core.tasks.mobikeupdate import addressesChanged, moveIkeSA
 from ikedtx.wire.fragments import fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
+from ikedtx.logtext import Logger
 
 _ZERO_SPI = b"\x00" * 8
 _COOKIE_VERSION = b"\x00\x00\x00\x01"
