@@ -749,11 +749,13 @@ class IKECore:
         child.handle(ChildEvent.INSTALL)
         ikeSA.children.append(child)
         lifetimes.plan(self, ikeSA, child)
-        sas = tuple(child.kernelSAs(ikeSA))
+        # The SAs and flows share their (immutable) selectors.
+        selectors = child._selectors()
+        sas = tuple(child.kernelSAs(ikeSA, selectors))
         if holdOutbound:
             child.heldOutbound = [sa for sa in sas if not sa.inbound]
             sas = tuple(sa for sa in sas if sa.inbound)
-        records = (sas, tuple(child.kernelFlows(ikeSA)))
+        records = (sas, tuple(child.kernelFlows(ikeSA, selectors)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
