@@ -24,9 +24,10 @@ before logging began), every event is made as before.
 """
 
 import sys
+from time import time
 
 from twisted.logger import (
-    FileLogObserver, LogLevelFilterPredicate, formatEvent, formatEventAsClassicLogText, formatTime,
+    FileLogObserver, LogLevel, LogLevelFilterPredicate, formatEvent, formatEventAsClassicLogText, formatTime,
     globalLogPublisher)
 from twisted.logger import Logger as _TwistedLogger
 from twisted.logger._format import timeFormatRFC3339
@@ -196,13 +197,24 @@ def dropped(level, namespace):
     return True
 
 
+_LEVELS = frozenset(LogLevel.iterconstants())
+
+
 class Logger(_TwistedLogger):
     """
     L{twisted.logger.Logger} that makes no event no observer would keep
-    (L{dropped}).
+    (L{dropped}), and makes the others as Twisted does, with a cheaper
+    check of the level (Twisted's walked the levels for each event, a third
+    of the cost of an event).
     """
 
     def emit(self, level, format=None, **kwargs):
-        if self.observer is globalLogPublisher and dropped(level, self.namespace):
+        observer = self.observer
+        if observer is globalLogPublisher and dropped(level, self.namespace):
             return
-        _TwistedLogger.emit(self, level, format, **kwargs)
+        if level not in _LEVELS or "log_trace" in kwargs:
+            _TwistedLogger.emit(self, level, format, **kwargs)
+            return
+        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace, log_source=self.source,
+                      log_format=format, log_time=time())
+        observer(kwargs)

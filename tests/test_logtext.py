@@ -147,7 +147,15 @@ class QuietLoggerTests(SynchronousTestCase):
     def setUp(self):
         from twisted.logger import LogPublisher
 
-        self.publisher = LogPublisher()
+        made = self.made = []
+
+        class Counting(LogPublisher):
+            # The events made reach the publisher: count them.
+            def __call__(self, event):
+                made.append(event["log_level"])
+                LogPublisher.__call__(self, event)
+
+        self.publisher = Counting()
         self.patch(tap, "_levelPredicates", [])
         self.kept = []
         self.filtered = tap.levelFiltered(self.kept.append, LogLevel.info)
@@ -156,12 +164,10 @@ class QuietLoggerTests(SynchronousTestCase):
 
     def log(self):
         logger = logtext.Logger(namespace="ikedtx.core.engine.IKECore", observer=self.publisher)
-        made = []
-        # Twisted's Logger.emit is what makes an event: count its calls.
-        self.patch(logtext._TwistedLogger, "emit", lambda *args, **kw: made.append(args[1]))
+        del self.made[:]
         logger.debug("debug {a}", a=1)
         logger.info("info")
-        return made
+        return list(self.made)
 
     def test_droppedNotMade(self):
         """
@@ -205,3 +211,38 @@ class QuietLoggerTests(SynchronousTestCase):
         logger.debug("debug")
         logger.info("info {a}", a=1)
         self.assertEqual([(e["log_format"], e["a"]) for e in self.kept], [("info {a}", 1)])
+
+
+class LoggerEventTests(SynchronousTestCase):
+    def test_sameEvents(self):
+        """
+        L{logtext.Logger} makes the events Twisted's Logger makes (but for
+        their time), failures and a bad level included.
+        """
+        from twisted.logger import Logger
+
+        ours, theirs = [], []
+        for cls, events in ((logtext.Logger, ours), (Logger, theirs)):
+            log = cls(namespace="ikedtx.x", source=self, observer=events.append)
+            log.info("info {a}", a=1)
+            log.debug("debug")
+            log.warn("warn {b!r}", b="x")
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                log.failure("failed {c}", c=2)
+            log.emit("not a level", "bad")
+
+        def comparable(event):
+            event = dict(event)
+            self.assertIsInstance(event.pop("log_time"), float)
+            failure = event.pop("log_failure", None)
+            if failure is not None:
+                event["failure type"] = failure.type
+            logger = event.pop("log_logger")
+            event["logger"] = (type(logger).__mro__[-2], logger.namespace, logger.source)
+            return sorted((k, repr(v)) for k, v in event.items())
+
+        self.assertEqual([comparable(e) for e in ours], [comparable(e) for e in theirs])
+        # info, debug, warn, failure and the report of the bad level.
+        self.assertEqual(len(ours), 5)
