@@ -364,13 +364,11 @@ def levelFiltered(observer, level):
     C{observer}, given only the events at C{level} or above (until
     L{setVerbose} changes it).
     """
-    from twisted.logger import FilteringLogObserver
-
-    from ikedtx.logtext import levelPredicate, registerLevelFilter
+    from ikedtx.logtext import LevelFiltered, levelPredicate, registerLevelFilter
 
     predicate = levelPredicate(level)
     _levelPredicates.append(predicate)
-    filtered = FilteringLogObserver(observer, [predicate])
+    filtered = LevelFiltered(observer, predicate)
     registerLevelFilter(filtered, predicate)
     return filtered
 

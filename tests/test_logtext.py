@@ -246,3 +246,29 @@ class LoggerEventTests(SynchronousTestCase):
         self.assertEqual([comparable(e) for e in ours], [comparable(e) for e in theirs])
         # info, debug, warn, failure and the report of the bad level.
         self.assertEqual(len(ours), 5)
+
+
+class LevelFilteredTests(SynchronousTestCase):
+    def test_sameAsTwisted(self):
+        """
+        L{logtext.LevelFiltered} passes on what Twisted's
+        L{FilteringLogObserver} with the same predicate passes on.
+        """
+        from twisted.logger import FilteringLogObserver
+
+        ours, theirs = [], []
+        predicate = logtext.levelPredicate(LogLevel.info)
+        mine, twisted = logtext.LevelFiltered(ours.append, predicate), FilteringLogObserver(theirs.append, [predicate])
+        events = [dict(log_namespace=namespace, log_level=level, n=i)
+                  for i, (namespace, level) in enumerate(
+                      (namespace, level) for namespace in ("", "ikedtx.core", "x")
+                      for level in list(LogLevel.iterconstants()) + [None])]
+        events.append(dict(n="no keys"))
+        for event in events:
+            mine(dict(event))
+            twisted(dict(event))
+        self.assertEqual([e["n"] for e in ours], [e["n"] for e in theirs])
+        self.assertEqual(len(ours), 8)
+        trace = []
+        mine(dict(log_namespace="x", log_level=LogLevel.warn, log_trace=trace))
+        self.assertEqual(trace, [(mine, ours.append)])
