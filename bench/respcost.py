@@ -185,7 +185,9 @@ def main(argv=None):
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        # CPU time, not wall time: on a shared machine preemption would
+        # land on whichever function was running.
+        profiler = cProfile.Profile(time.process_time)
     for _ in range(args.repeat):
         run = Run(suite, args.childless)
         # As the daemon after start-up (ikedtx.service: gc.freeze()).
