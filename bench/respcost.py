@@ -16,6 +16,10 @@ logging, without the reactor's and the kernel's UDP work. With
 C{--childless} the initiator asks for no Child SA (RFC 6023; a Child SA
 it would make next by CREATE_CHILD_SA is not delivered).
 
+C{--opcodes} counts the Python bytecode instructions the responder
+executes per IKE SA (C{sys.settrace} with opcode events: slow, and blind
+to C work such as the crypto, but the same figure on a loaded machine).
+
 C{--no-gc} keeps the garbage collector off during the runs, which makes
 the figures steadier from run to run (the collector's share, which grows
 with the SAs held, is then left out).
@@ -122,6 +126,26 @@ class Run:
             globalLogPublisher.addObserver(self.observer)
         self.cpu = 0.0
         self.requests = 0
+        self.opcodes = None
+
+    def countOpcodes(self):
+        """
+        Count the Python bytecode instructions the responder executes
+        (L{opcodes}): slow, but the same on a loaded machine as on a quiet
+        one (the C work, crypto included, is not counted).
+        """
+        self.opcodes = 0
+
+        def local(frame, event, arg):
+            if event == "opcode":
+                self.opcodes += 1
+            return local
+
+        def trace(frame, event, arg):
+            frame.f_trace_opcodes = True
+            return local
+
+        self._trace = trace
 
     def close(self):
         from twisted.logger import globalLogPublisher
@@ -150,9 +174,13 @@ class Run:
                     self.requests += 1
                     if profiler is not None:
                         profiler.enable()
+                    if self.opcodes is not None:
+                        sys.settrace(self._trace)
                     start = process()
                     receive(data, remote, local)
                     self.cpu += process() - start
+                    if self.opcodes is not None:
+                        sys.settrace(None)
                     if profiler is not None:
                         profiler.disable()
                 answers = self.outbox[:]
@@ -175,6 +203,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", default=None, help="write a cProfile of the responder's calls here")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--opcodes", action="store_true",
+                        help="also count the Python bytecode instructions the responder executes per IKE SA (slow; "
+                             "load-proof)")
     parser.add_argument("--no-gc", action="store_true",
                         help="collect no garbage during the runs (steadier figures; the collector's share is "
                              "then left out)")
@@ -190,6 +221,8 @@ def main(argv=None):
         profiler = cProfile.Profile(time.process_time)
     for _ in range(args.repeat):
         run = Run(suite, args.childless)
+        if args.opcodes:
+            run.countOpcodes()
         # As the daemon after start-up (ikedtx.service: gc.freeze()).
         gc.collect()
         gc.freeze()
@@ -203,6 +236,8 @@ def main(argv=None):
         if up != args.sas or children != (0 if args.childless else args.sas):
             print("PROBLEM: %d IKE SAs and %d Child SAs up of %d" % (up, children, args.sas))
         results.append(run.cpu)
+        if run.opcodes is not None:
+            print("%d Python bytecode instructions per IKE SA" % (run.opcodes // args.sas,))
         print("%s%s: %d IKE SAs, %d requests answered, responder CPU %.3f s = %.3f ms per IKE SA" % (
             args.suite, " childless" if args.childless else " + Child SA", up, run.requests, run.cpu,
             1000 * run.cpu / args.sas))
