@@ -210,7 +210,9 @@ def dropped(level, namespace):
     of C{level} in C{namespace} (there is at least one, and each is
     level-filtered).
     """
-    observers = globalLogPublisher._observers
+    # A private attribute of Twisted's LogPublisher: without it (another
+    # Twisted), every event is made.
+    observers = getattr(globalLogPublisher, "_observers", None)
     if not observers:
         return False
     for observer in observers:
