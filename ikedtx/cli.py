@@ -81,11 +81,12 @@ def stderrObserver():
     twistd's C{--logger} for C{iked -d}: log to standard error (as iked -d
     does), at info level, or debug with C{-v}.
     """
-    from twisted.logger import LogLevel, textFileLogObserver
+    from twisted.logger import LogLevel
 
+    from ikedtx.logtext import textObserver
     from ikedtx.tap import levelFiltered
 
-    return levelFiltered(textFileLogObserver(sys.stderr), _stderrLevel or LogLevel.info)
+    return levelFiltered(textObserver(sys.stderr), _stderrLevel or LogLevel.info)
 
 
 def pidfileFor(socketPath):

@@ -382,11 +382,13 @@ def levelFiltered(observer, level):
     C{observer}, given only the events at C{level} or above (until
     L{setVerbose} changes it).
     """
-    from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate
+    from ikedtx.logtext import LevelFiltered, levelPredicate, registerLevelFilter
 
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    predicate = levelPredicate(level)
     _levelPredicates.append(predicate)
-    return FilteringLogObserver(observer, [predicate])
+    filtered = LevelFiltered(observer, predicate)
+    registerLevelFilter(filtered, predicate)
+    return filtered
 
 
 def setVerbose(verbose):
@@ -416,7 +418,9 @@ def logObserver():
     or debug with C{-v}, so that debug lines never reach syslog without
     C{-v}.
     """
-    from twisted.logger import LegacyLogObserverWrapper, LogLevel, textFileLogObserver
+    from twisted.logger import LegacyLogObserverWrapper, LogLevel
+
+    from ikedtx.logtext import textObserver
 
     level = _logSettings.get("level", LogLevel.info)
     to = _logSettings.get("to", "stderr")
@@ -434,7 +438,7 @@ def logObserver():
         # stdout with -n), made the way twistd makes it.
         observer = UnixAppLogger(_logSettings["twistdOptions"])._getLogObserver()
     else:
-        observer = textFileLogObserver(sys.stderr)
+        observer = textObserver(sys.stderr)
     return levelFiltered(observer, level)
 
 

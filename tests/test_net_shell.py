@@ -678,6 +678,38 @@ class CoreRunnerPairTests(SynchronousTestCase):
         self.assertEqual((self.a.kernel.sas, self.b.kernel.sas), ({}, {}))
         self.assertEqual(ikeSA.children, [])
 
+    def test_datapathAnswersLater(self):
+        """
+        A datapath that answers its SPI allocations and installs later (as
+        XFRM's netlink does), not at once as the decoupled one: the
+        negotiation waits for it and completes, and a subscribed monitor
+        sees the Child SA up.
+        """
+        from twisted.internet.defer import Deferred
+
+        def later(method):
+            def call(*args):
+                d = Deferred()
+                method(*args).addCallback(lambda result: self.clock.callLater(0.01, d.callback, result))
+                return d
+            return call
+
+        for runner in (self.a, self.b):
+            runner.kernel.allocateSpi = later(runner.kernel.allocateSpi)
+            runner.kernel.addSA = later(runner.kernel.addSA)
+        from ikedtx.control.events import EventHub
+
+        self.b.events = EventHub(clock=self.clock.seconds)
+        seen = []
+        self.b.events.subscribe(seen.append)
+        d = self.a.initiate("ab")
+        self.advance(0.01)
+        self.assertNoResult(d)
+        self.advance(0.2)
+        self.assertTrue(self.successResultOf(d).isEstablished)
+        self.assertEqual((len(self.a.kernel.sas), len(self.b.kernel.sas)), (2, 2))
+        self.assertIn("child-up", [event["kind"] for event in seen])
+
     def test_installFailure(self):
         """
         A kernel that refuses the install: the initiate Deferred fails and

@@ -83,3 +83,21 @@ class NatDetectionHashTests(SynchronousTestCase):
             natDetectionHash(SPI_I, bytes(8), "2001:db8::1", 500),
             hashlib.sha1(SPI_I + bytes(8) + bytes.fromhex("20010db8" + "00" * 11 + "01") + b"\x01\xf4").digest(),
         )
+
+    def test_addressForms(self):
+        """
+        The address as text, as an ipaddress object, or as IPv6 text with
+        a zone (which the hash does not carry) gives the same hash; text
+        that is no address is refused.
+        """
+        import ipaddress
+
+        from ikedtx.wire.natt import natDetectionHash
+
+        for text in ("192.0.2.1", "2001:db8::1", "fe80::1"):
+            self.assertEqual(natDetectionHash(SPI_I, SPI_R, text, 500),
+                             natDetectionHash(SPI_I, SPI_R, ipaddress.ip_address(text), 500))
+        self.assertEqual(natDetectionHash(SPI_I, SPI_R, "fe80::1%eth0", 500),
+                         natDetectionHash(SPI_I, SPI_R, "fe80::1", 500))
+        for bad in ("192.0.2", "host", "01.2.3.4"):
+            self.assertRaises(ValueError, natDetectionHash, SPI_I, SPI_R, bad, 500)

@@ -298,8 +298,13 @@ def parseDN(text):
     return name
 
 
+_PRINTABLE = bytes(range(0x21, 0x7F))
+
+
 def _printable(data):
-    return all(0x21 <= octet <= 0x7E for octet in data)
+    # Nothing left once the octets 0x21-0x7E are taken out (in C: an
+    # octet at a time in Python showed in the responder's profile).
+    return not bytes(data).translate(None, _PRINTABLE)
 
 
 def _decodeName(data):

@@ -9,7 +9,7 @@ L{Counters} holds those numbers under iked's names (struct iked_stats) and
 a few of ikedtx's own; the shell adds them to what it counts itself.
 """
 
-from ikedtx.wire.constants import NotifyType
+from ikedtx.wire.constants import NotifyType, PayloadType
 
 #: The counters the core keeps, in the order C{show stats} prints them.
 CORE_COUNTERS = (
@@ -60,10 +60,13 @@ class Counters:
         A message with C{payloads} went to a peer: count the refusals
         in it.
         """
-        if _hasNotify(payloads, NotifyType.NO_PROPOSAL_CHOSEN):
+        types = _notifyTypes(payloads)
+        if not types:
+            return
+        if NotifyType.NO_PROPOSAL_CHOSEN in types:
             self.count("ikedtx_no_proposal_sent")
             self.count("ikes_sa_proposals_negotiate_failures")
-        if _hasNotify(payloads, NotifyType.COOKIE):
+        if NotifyType.COOKIE in types:
             self.count("ikedtx_cookie_sent")
 
     def notifiesReceived(self, payloads):
@@ -78,3 +81,10 @@ class Counters:
 
 def _hasNotify(payloads, notifyType):
     return any(getattr(p, "notifyType", None) == notifyType for p in payloads)
+
+
+def _notifyTypes(payloads):
+    """
+    The Notify types among C{payloads}, in one pass.
+    """
+    return {p.notifyType for p in payloads if p.payloadType == PayloadType.NOTIFY}

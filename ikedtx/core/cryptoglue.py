@@ -37,11 +37,28 @@ def isAead(encrId):
         return False
 
 
+#: {(type, id, keyLength, protocol): bool}: what L{isSupported} said (the
+#: transform registries are filled at import); bounded, as peers choose
+#: the ids and key lengths asked about.
+_supported = {}
+_SUPPORTED_MAX = 4096
+
+
 def isSupported(transform, protocol=None):
     """
     Whether we implement C{transform} (an L{ikedtx.core.proposals.Transform})
     for IKE (C{protocol} None) or ESP/AH.
     """
+    key = (transform.type, transform.id, transform.keyLength, protocol)
+    answer = _supported.get(key)
+    if answer is None:
+        answer = _isSupported(transform, protocol)
+        if len(_supported) < _SUPPORTED_MAX:
+            _supported[key] = answer
+    return answer
+
+
+def _isSupported(transform, protocol):
     from ikedtx.crypto.transforms import isSupported as supported
     from ikedtx.wire.constants import ProtocolId
 

@@ -22,7 +22,7 @@ import struct
 import time
 from ipaddress import ip_address, ip_network
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 
 from ikedtx.addresses import packedAddress
 from ikedtx.core import cookies, limits, screening
@@ -58,6 +58,7 @@ from ikedtx.core.tasks.mobikeupdate import addressesChanged, moveIkeSA
 from ikedtx.wire.fragments import fragmentMessage, fragmentSizeFor
 from ikedtx.wire.message import Message
 from ikedtx.wire.payloads import Notify, UnknownPayload
+from ikedtx.logtext import Logger
 
 _ZERO_SPI = b"\x00" * 8
 _COOKIE_VERSION = b"\x00\x00\x00\x01"
@@ -786,11 +787,13 @@ class IKECore:
         child.handle(ChildEvent.INSTALL)
         ikeSA.children.append(child)
         lifetimes.plan(self, ikeSA, child)
-        sas = tuple(child.kernelSAs(ikeSA))
+        # The SAs and flows share their (immutable) selectors.
+        selectors = child._selectors()
+        sas = tuple(child.kernelSAs(ikeSA, selectors))
         if holdOutbound:
             child.heldOutbound = [sa for sa in sas if not sa.inbound]
             sas = tuple(sa for sa in sas if sa.inbound)
-        records = (sas, tuple(child.kernelFlows(ikeSA)))
+        records = (sas, tuple(child.kernelFlows(ikeSA, selectors)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))

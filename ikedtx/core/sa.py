@@ -320,9 +320,11 @@ class ChildSA(StateMachine):
             if l.version == r.version
         )
 
-    def kernelSAs(self, ikeSA):
+    def kernelSAs(self, ikeSA, selectors=None):
         """
         The inbound and outbound L{KernelSA} of this Child SA.
+
+        @param selectors: L{_selectors}, if the caller has them already.
         """
         local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         encr = self.proposal.encryption
@@ -344,7 +346,7 @@ class ChildSA(StateMachine):
             lifetimeBytes=lifetimeBytes or None,
             softLifetimeSeconds=self.softLifetime,
             softLifetimeBytes=self.softBytes,
-            selectors=self._selectors(),
+            selectors=self._selectors() if selectors is None else selectors,
         )
         inbound = KernelSA(
             spi=self.spiIn, inbound=True, source=remote, destination=local,
@@ -357,15 +359,17 @@ class ChildSA(StateMachine):
             encapsulation=encap, ipcompCpi=self.ipcompOut if self.ipcomp else None, **common)
         return [inbound, outbound]
 
-    def kernelFlows(self, ikeSA):
+    def kernelFlows(self, ikeSA, selectors=None):
         """
         The L{KernelFlow}s: outbound traffic from our selectors to the peer's,
         and inbound (and forwarded, in tunnel mode) the other way.
+
+        @param selectors: L{_selectors}, if the caller has them already.
         """
         local, remote = addressOf(ikeSA.local[0]), addressOf(ikeSA.remote[0])
         flows = []
         comp = self.ipcomp
-        for ours, theirs in self._selectors():
+        for ours, theirs in self._selectors() if selectors is None else selectors:
             flows.append(KernelFlow(ours, theirs, "out", self.protocol, self.mode, local, remote, self.reqid, comp))
             flows.append(KernelFlow(theirs, ours, "in", self.protocol, self.mode, remote, local, self.reqid, comp))
             if self.mode == "tunnel":

@@ -12,10 +12,10 @@ import struct
 from collections import deque
 
 from twisted.internet.defer import fail, succeed
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ikedtx.kernel.interfaces import IKernel, KernelError, KernelSAUsage
+from ikedtx.logtext import Logger
 
 
 @implementer(IKernel)

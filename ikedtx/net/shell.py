@@ -14,6 +14,7 @@ import struct
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ikedtx.auth import eapbackend
@@ -383,6 +384,14 @@ class CoreRunner:
     def action_AllocateSpi(self, action):
         token = action.token
         d = self.kernel.allocateSpi(action.protocol, action.source, action.destination)
+        if _succeeded(d):
+            # The datapath answered at once (the decoupled and user-space
+            # ones do): the core goes on now, without a Deferred's chain.
+            try:
+                self.execute(self.core.spiAllocated(token, d.result))
+            except Exception:
+                self._log.failure("after allocating an SPI")
+            return
         d.addCallbacks(lambda spi: self.execute(self.core.spiAllocated(token, spi)),
                        lambda reason: self.execute(self.core.spiAllocationFailed(token, reason.value)))
         d.addErrback(lambda f: self._log.failure("after allocating an SPI", f))
@@ -427,12 +436,21 @@ class CoreRunner:
             ds = [self.kernel.addSA(sa) for sa in action.sas] + [self.kernel.addFlow(flow) for flow in action.flows]
         else:
             ds = []
-        d = gatherResults(ds, consumeErrors=True)
 
         def installed(_):
             self._count("ikes_csa_created")
-            self._publish("child-up", **_childFields(action))
+            if self.events is not None and self.events.subscribers:
+                self._publish("child-up", **_childFields(action))
             self.execute(self.core.childInstalled(reqid))
+
+        if all(_succeeded(d) for d in ds):
+            # All done at once (the decoupled and user-space datapaths).
+            try:
+                installed(None)
+            except Exception:
+                self._log.failure("after installing Child SA {reqid}", reqid=reqid)
+            return
+        d = gatherResults(ds, consumeErrors=True)
 
         def failed(reason):
             error = reason.value.subFailure.value if hasattr(reason.value, "subFailure") else reason.value
@@ -779,6 +797,15 @@ def _selector(selector):
     if end is None or end == start:
         return str(start)
     return "%s-%s" % (start, end)
+
+
+def _succeeded(d):
+    """
+    Whether the Deferred C{d} has its result already, and it is not a
+    failure: what a callback added now would be given (C{d.result}; a
+    Deferred that fired and is not paused has run its callbacks).
+    """
+    return d.called and not d.paused and not isinstance(d.result, (Failure, Deferred))
 
 
 def _childFields(action):

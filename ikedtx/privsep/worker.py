@@ -206,12 +206,11 @@ def importEverything(metrics=True):
 
 
 def _logObserver(level):
-    from twisted.logger import formatEvent
-
+    from ikedtx.logtext import messageText
     from ikedtx.tap import levelFiltered
 
     def emit(event):
-        text = formatEvent(event)
+        text = messageText(event)
         failure = event.get("log_failure")
         if failure is not None:
             text += "\n" + failure.getTraceback()

@@ -12,6 +12,7 @@ A datagram on the NAT-T port is one of:
 
 import hashlib
 import ipaddress
+import socket
 import struct
 from enum import Enum
 
@@ -92,7 +93,15 @@ def natDetectionHash(spiI, spiR, address, port):
 
     @param address: an L{ipaddress} address or its text.
     """
-    packed = ipaddress.ip_address(address).packed
+    if isinstance(address, str):
+        # The shell's endpoints are text: inet_pton is C, ipaddress's parser
+        # is Python (four of these per IKE SA).
+        try:
+            packed = socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+        except OSError:
+            packed = ipaddress.ip_address(address).packed
+    else:
+        packed = ipaddress.ip_address(address).packed
     return hashlib.sha1(spiI + spiR + packed + struct.pack("!H", port)).digest()
 
 
