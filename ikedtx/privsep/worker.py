@@ -138,12 +138,13 @@ def loadSyscallFilter(syscalls):
 
 
 #: ikedtx modules the worker never imports: the lab, the demo, the worker's
-#: own module, the parent and its datapath providers (the worker's kernel
-#: is a L{RemoteKernel}, its ports are adopted: the XFRM provider alone
-#: pulls pyroute2, about 7 MB of RSS), and the commands that run in other
+#: own module, the parent (of one worker or of a pool) and its datapath
+#: providers (the worker's kernel is a L{RemoteKernel}, its ports are
+#: adopted: the XFRM provider alone pulls pyroute2, about 7 MB of RSS), and the commands that run in other
 #: processes (C{iked} and C{ikectl}'s clients, the certificate authority of
 #: C{ikectl ca}).
-NEVER_IN_WORKER = ("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker", "ikedtx.privsep.parent", "ikedtx.cli",
+NEVER_IN_WORKER = ("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker", "ikedtx.privsep.parent",
+                   "ikedtx.privsep.pool", "ikedtx.cli",
                    "ikedtx.kernel.xfrm", "ikedtx.kernel.userspace", "ikedtx.kernel.esp", "ikedtx.kernel.routes",
                    "ikedtx.kernel.probe", "ikedtx.control.client", "ikedtx.control.sync", "ikedtx.control.ikectl",
                    "ikedtx.pki.ca", "ikedtx.pki.command")
