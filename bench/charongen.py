@@ -45,7 +45,11 @@ class CharonGenerator:
 
     @ivar childless: whether the IKE SAs come without a Child SA.
     @ivar held: IKE SAs charon reported established so far.
+    @ivar noOutcome: seconds after which a negotiation charon reported
+        nothing of counts as failed (its slot in the window is free again).
     """
+
+    noOutcome = 120
 
     def __init__(self, namespace, directory, suite, credentials, window, ids, cpu=None, childless=False,
                  maxFailures=100):
@@ -121,6 +125,7 @@ class CharonGenerator:
         failed = 0
         why = "done"
         upEvent = "ike-updown" if self.childless else "child-updown"
+        swept = started
         with self.peer.vici() as events, self.peer.vici() as command:
             events.sock.settimeout(1.0)
             for name in ("ike-updown", "child-updown"):
@@ -140,9 +145,23 @@ class CharonGenerator:
                 if failed > self.maxFailures:
                     why = "failures"
                     break
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     why = "timeout"
                     break
+                if now - swept > 1.0:
+                    # charon reports no event for an IKE SA that never
+                    # came up (its IKE_SA_INIT given up after its
+                    # retransmissions, about 48 s here): its slot of the
+                    # window would be lost for good, and the run would
+                    # wait for its deadline with the window empty.
+                    swept = now
+                    for queue in pending.values():
+                        while queue and now - queue[0] > self.noOutcome:
+                            queue.popleft()
+                            inflight -= 1
+                            failed += 1
+                            errors["no outcome in %d s" % (self.noOutcome,)] += 1
                 try:
                     kind, event, body = events._recv()
                 except socket.timeout:
@@ -159,8 +178,9 @@ class CharonGenerator:
                         errors["IKE SA down"] += 1
                     else:
                         continue
-                    inflight -= 1
                     if pending[conn]:
+                        # (Not for the late outcome of one given up above.)
+                        inflight -= 1
                         began = pending[conn].popleft()
                         if up:
                             latencies.append(time.monotonic() - began)

@@ -154,3 +154,34 @@ class SmokeTests(SynchronousTestCase):
         rows = self._charonGenerated(["--childless"], 0)
         self.assertEqual({r["suite"] for r in rows}, {"psk-x25519-childless"})
         self.assertEqual([r["childless"] for r in rows], [24, 24])
+
+
+class InMemoryBenchSmokeTests(SynchronousTestCase):
+    """
+    The in-memory benchmarks of issue 13 at a few SAs, so that they do not
+    rot (no figure is asserted, only that they ran through).
+    """
+
+    def runBench(self, *arguments):
+        result = subprocess.run([sys.executable] + list(arguments), cwd=ROOT, capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def test_gcscale(self):
+        """
+        bench/gcscale.py with the freeze policy: 20 IKE SAs, the
+        collections and the freeze steps counted.
+        """
+        out = self.runBench("bench/gcscale.py", "--sas", "20", "--policy", "freeze")
+        self.assertIn("policy freeze, 20 IKE SAs", out)
+        self.assertIn("freeze steps", out)
+
+    def test_keepalive(self):
+        """
+        bench/keepalive.py: 5 IKE SAs for 10 simulated minutes, checked by
+        DPD and none lost.
+        """
+        out = self.runBench("bench/keepalive.py", "--sas", "5", "--hours", "0.17")
+        self.assertIn("INFORMATIONAL", out)
+        self.assertIn("IKE SAs held at the end: 5 (lost 0)", out)

@@ -189,6 +189,63 @@ class PagingTests(SynchronousTestCase):
         """
         self.assertEqual(next(commands.showSAPages()), {"offset": 0, "limit": commands.SHOW_SA_PAGE})
 
+    def test_packed(self):
+        """
+        C{packed=True}: every request asks for C{packed} pages; the SAs of
+        an answer's C{packed} are taken (with the optional keys they lack
+        as L{None}, as AMP decodes them), and an answer of a daemon that
+        does not know C{packed} (its SAs in C{sas}) is taken too.
+        """
+        pages = commands.showSAPages(1000, packed=True)
+        requests = [next(pages)]
+        requests.append(pages.send({"sas": [], "packed": [{"spiI": "01", "children": [{"spiIn": "02", "flows": [{}]}]}],
+                                    "total": 3, "cursor": 4, "next": 1}))
+        old = {"spiI": "03", "children": []}
+        try:
+            pages.send({"sas": [old], "total": 3, "cursor": 4})
+        except StopIteration as done:
+            sas = done.value
+        self.assertEqual(requests, [{"offset": 0, "limit": 1000, "packed": True},
+                                    {"cursor": 4, "offset": 1, "limit": 1000, "packed": True}])
+        self.assertEqual([sa["spiI"] for sa in sas], ["01", "03"])
+        self.assertIsNone(sas[0]["established"])
+        self.assertIsNone(sas[0]["children"][0]["reqid"])
+        self.assertIsNone(sas[0]["children"][0]["flows"][0]["loaded"])
+        self.assertEqual(set(sas[0]), {name.decode() for name, _ in commands._IKESA})
+
+
+class PackedJSONTests(SynchronousTestCase):
+    """
+    L{commands.PackedJSON}: a JSON value over as many AMP keys as it needs.
+    """
+
+    def roundTrip(self, value):
+        box = commands.ShowSA.makeResponse({"sas": [], "total": 0, "packed": value}, None)
+        return box, commands.ShowSA.parseResponse(box.__class__(box), None)
+
+    def test_manyKeys(self):
+        """
+        A value over 64 KiB is cut into C{packed}, C{packed.1}, ... each
+        within one AMP value, and read back whole.
+        """
+        value = [{"spiI": "%016x" % i, "text": "\u00e9" * 50} for i in range(2000)]
+        box, parsed = self.roundTrip(value)
+        keys = sorted(k for k in box if k.startswith(b"packed"))
+        self.assertGreater(len(keys), 3)
+        self.assertEqual(keys[0], b"packed")
+        self.assertTrue(all(len(box[k]) <= 0xFFFF for k in keys))
+        self.assertEqual(parsed["packed"], value)
+        # The box serializes (AMP refuses values over 64 KiB).
+        box.serialize()
+
+    def test_absent(self):
+        """
+        Optional: no value, no key; read back as L{None}.
+        """
+        box = commands.ShowSA.makeResponse({"sas": [], "total": 0}, None)
+        self.assertEqual([k for k in box if k.startswith(b"packed")], [])
+        self.assertIsNone(commands.ShowSA.parseResponse(box, None)["packed"])
+
 
 class DeclaredAttributesTests(SynchronousTestCase):
     """
@@ -365,6 +422,32 @@ class ShowSAWalkTests(SynchronousTestCase):
         # A page skipping deleted SAs still costs no more than its SAs and
         # those skipped.
         self.assertLessEqual(max(touched for _, touched, _ in costs[1:]), commands.SHOW_SA_PAGE + len(deleted))
+
+    def test_packedPages(self):
+        """
+        A packed walk lists the same SAs, the same way (their C{packed}
+        entries parsed as the clients do), in pages of
+        L{commands.SHOW_SA_PACKED_PAGE}: 20 pages here instead of 400.
+        """
+        classic, costs = self.walk()
+        pages = commands.showSAPages(commands.SHOW_SA_PACKED_PAGE, packed=True)
+        request = next(pages)
+        n = 0
+        while True:
+            response = self.protocol.showSA(**request)
+            self.assertEqual(response["sas"], [])
+            self.assertLessEqual(len(response["packed"]), commands.SHOW_SA_PACKED_PAGE)
+            box = commands.ShowSA.makeResponse(response, None)
+            n += 1
+            try:
+                request = pages.send(commands.ShowSA.parseResponse(box, None))
+            except StopIteration as done:
+                packed = done.value
+                break
+        self.assertEqual(n, self.count // commands.SHOW_SA_PACKED_PAGE)
+        amp = [commands.ShowSA.parseResponse(commands.ShowSA.makeResponse(
+            {"sas": classic[i:i + 50], "total": 0}, None), None)["sas"] for i in range(0, len(classic), 50)]
+        self.assertEqual(packed, [sa for page in amp for sa in page])
 
     def test_unknownCursor(self):
         """

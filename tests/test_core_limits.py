@@ -49,6 +49,26 @@ class PerIdentityTests(ExchangeTestCase):
         self.assertEqual({sa.spiI for sa in b.ikeSAs}, {first.spiI, second.spiI})
         self.assertEqual(b.core.counters["ikedtx_sa_refused_per_id"], 1)
 
+    def test_belowCapNoWalk(self):
+        """
+        While an identity has fewer IKE SAs entered than the cap, a new one
+        is let in without walking them (at 100 a identity, that walk was
+        100 identity comparisons for every new IKE SA): the first C{cap}
+        IKE SAs never call L{limits.PeerIdentities.up}; the next one does
+        and is refused.
+        """
+        from ikedtx.core import limits
+
+        a, b = self.makePair(settingsB=CoreSettings(ikeSAsPerIdentity=3))
+        walks = []
+        up = limits.PeerIdentities.up
+        self.patch(limits.PeerIdentities, "up", lambda *args: walks.append(args) or up(*args))
+        for _ in range(3):
+            self.assertSucceeded(a, self._connect(a))
+        self.assertEqual(len(walks), 0)
+        self.assertFailedWith(a, self._connect(a), AuthenticationFailed)
+        self.assertEqual(len(walks), 1)
+
     def test_roomAgainAfterDelete(self):
         """
         Once one of them is deleted, the identity may have a new one.

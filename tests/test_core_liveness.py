@@ -222,11 +222,59 @@ def _exchanges(network, kind):
 
 class DeadPeerDetectionTests(ExchangeTestCase):
     def establishWithDpd(self, interval=10, settingsA=None):
+        """
+        A with DPD every C{interval} seconds, without the timers' jitter
+        (L{DPDJitterTests}) unless C{settingsA} says otherwise.
+        """
         settings = "set dpd_check_interval %d" % (interval,)
         backoff = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.0)
         return self.establish(initiator=initiatorConfig(settings=settings),
                               responder=responderConfig(settings="set dpd_check_interval 0"),
-                              settingsA=settingsA or CoreSettings(reinitiate=backoff))
+                              settingsA=settingsA or CoreSettings(reinitiate=backoff, dpdJitter=0.0))
+
+    def test_lateAnswerWithinSchedule(self):
+        """
+        RFC 7296 2.4: the peer is dead only when the retransmissions went
+        unanswered. A peer that answers the first transmission of the check
+        late, after three retransmissions of it, keeps its IKE SA: the
+        retransmissions stop and the next check is an interval later.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        a.clock.advance(10)
+        (first,) = list(self.network.inFlight)
+        held = []
+        for _ in range(3):
+            held.append(self.network.drop())
+            a.clock.advance(a.timers[TimerKey.retransmit(ikeSA.localSPI)].getTime() - a.clock.seconds())
+        self.assertEqual(len(self.network.inFlight), 1)
+        self.network.drop()
+        self.assertEqual(held[0], first)
+        # The peer answers the first transmission now.
+        self.network.inFlight.append(first)
+        self.network.pump()
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
+        self.assertNotIn(TimerKey.retransmit(ikeSA.localSPI), a.timers)
+        a.clock.advance(200)
+        self.assertEqual([sa.state for sa in a.ikeSAs], [IKEState.VALID])
+        self.assertEqual(a.eventsOf(IKESADown), [])
+
+    def test_answerAfterScheduleTooLate(self):
+        """
+        The other side of the rule: an answer after the last retransmission
+        timed out comes too late, the IKE SA is already gone.
+        """
+        a, b, ikeSA = self.establishWithDpd()
+        a.clock.advance(10)
+        first = self.network.drop()
+        while a.ikeSAs and a.clock.seconds() < 200:
+            self.network.inFlight.clear()
+            a.clock.advance(0.5)
+        self.assertEqual(a.ikeSAs, [])
+        self.network.inFlight.append(first)
+        self.network.pump()
+        self.assertEqual(a.ikeSAs, [])
+        (down,) = a.eventsOf(IKESADown)
+        self.assertEqual(down.reason, "peer not responding")
 
     def test_peerGone(self):
         """
@@ -392,6 +440,83 @@ class DeadPeerDetectionTests(ExchangeTestCase):
             a.clock.advance(0.5)
         self.assertEqual(len(sent), 2)
         self.assertEqual(a.ikeSAs, [])
+
+
+class DPDJitterTests(ExchangeTestCase):
+    """
+    The DPD timers are jittered (C{CoreSettings.dpdJitter}): IKE SAs
+    established together are checked spread over a part of the interval,
+    never before a full interval without traffic (RFC 7296 2.4).
+    """
+
+    def establishMany(self, n, jitter=0.25):
+        config = parseConfig('set dpd_check_interval 60\nikev2 "ab" passive esp from 10.1.0.0/24 to 10.2.0.0/24 '
+                             'local %s peer %s srcid a.example dstid b.example psk "secret"' % (A_ADDR, B_ADDR))
+        a, b = self.makePair(initiator=config, responder=responderConfig(settings="set dpd_check_interval 0"),
+                             settingsA=CoreSettings(dpdJitter=jitter, ikeSAsPerIdentity=n))
+        for _ in range(n):
+            requestId = a.initiate("ab")
+            self.network.pump()
+            self.assertSucceeded(a, requestId)
+        return a, b
+
+    def deadlines(self, host):
+        return sorted(call.getTime() - host.clock.seconds() for key, call in host.timers.items()
+                      if key.kind == "dpd")
+
+    def test_spread(self):
+        """
+        Forty IKE SAs established in the same second: their checks are due
+        between 60 and 75 seconds later (an interval plus up to a quarter
+        of it), at forty different times spread over that span; none is
+        checked before 60 s.
+        """
+        a, b = self.establishMany(40)
+        deadlines = self.deadlines(a)
+        self.assertEqual(len(deadlines), 40)
+        self.assertEqual(len(set(deadlines)), 40)
+        self.assertGreaterEqual(deadlines[0], 60)
+        self.assertLess(deadlines[-1], 75)
+        # Spread, not bunched: both halves of the span are used.
+        self.assertLess(deadlines[0], 64)
+        self.assertGreater(deadlines[-1], 71)
+        before = len(self.network.delivered)
+        a.clock.advance(59.9)
+        self.assertEqual(self.network.inFlight, [])
+        a.clock.advance(15.2)
+        checks = [m for m in (_decode(d) for d, _, _ in self.network.inFlight)]
+        self.assertEqual(len(checks), 40)
+        self.assertEqual({m.exchangeType for m in checks}, {ExchangeType.INFORMATIONAL})
+        self.network.pump()
+        self.assertEqual(len(self.network.delivered) - before, 80)
+
+    def test_rearmedJittered(self):
+        """
+        After an answered check, the next one is again an interval plus a
+        jitter drawn anew: each IKE SA's second wait differs from its
+        first, so SAs drift apart instead of keeping a common beat.
+        """
+        a, b = self.establishMany(10)
+        start = a.clock.seconds()
+        first = {key: call.getTime() for key, call in a.timers.items() if key.kind == "dpd"}
+        while a.clock.seconds() < start + 76:
+            a.clock.advance(0.125)
+            self.network.pump()
+        second = {key: call.getTime() for key, call in a.timers.items() if key.kind == "dpd"}
+        self.assertEqual(set(second), set(first))
+        waits = [second[key] - first[key] for key in first]
+        # Each check went out (and was answered) within a step of its
+        # deadline, and the next waits an interval plus up to a quarter.
+        self.assertTrue(all(60 <= w < 75 + 0.125 for w in waits), waits)
+        jitters = [first[key] - start - 60 for key in first]
+        self.assertLess(sum(abs(w - j - 60) < 0.2 for w, j in zip(waits, jitters)), 3, (waits, jitters))
+
+    def test_noJitter(self):
+        """
+        C{dpdJitter=0}: every check exactly an interval after establishment.
+        """
+        a, b = self.establishMany(5, jitter=0.0)
+        self.assertEqual(self.deadlines(a), [60.0] * 5)
 
 
 class RetransmitScheduleTests(ExchangeTestCase):

@@ -158,6 +158,20 @@ class ShowTests(DaemonPair):
                          [("fwd", "10.2.0.0/24", "10.1.0.0/24"), ("in", "10.2.0.0/24", "10.1.0.0/24"),
                           ("out", "10.1.0.0/24", "10.2.0.0/24")])
 
+    def test_showSAPacked(self):
+        """
+        The clients ask for packed pages (L{C.PackedJSON}): an IKE SA with
+        its Child SA, flows and counters reads the same as from a page of
+        AMP lists.
+        """
+        self.establish()
+        self.clock.advance(10)
+        packed = self.result(self.client.showSA())
+        classic = self.result(self.client.call(C.ShowSA, offset=0, limit=C.SHOW_SA_PAGE))["sas"]
+        self.assertEqual(packed, classic)
+        self.assertEqual(len(packed[0]["children"][0]["flows"]), 3)
+        self.assertEqual(packed[0]["children"][0]["bytesIn"], 0)
+
     def test_showSAText(self):
         """
         The text layout is iked's: the parser of openiked's C{ikectl show

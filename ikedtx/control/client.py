@@ -52,7 +52,7 @@ class ControlClient:
         Fire with a list of dicts, one per IKE SA (see L{C.ShowSA}), asked
         for a page at a time.
         """
-        pages = C.showSAPages()
+        pages = C.showSAPages(C.SHOW_SA_PACKED_PAGE, packed=True)
         request = next(pages)
         while True:
             response = yield self.call(C.ShowSA, **request)

@@ -13,7 +13,9 @@ answered L{Monitor}, it sends the connection one L{Event} per event until
 the connection closes.
 """
 
-from twisted.protocols.amp import AmpList, Boolean, Command, Float, Integer, ListOf, Unicode
+import json
+
+from twisted.protocols.amp import AmpList, Argument, Boolean, Command, Float, Integer, ListOf, Unicode
 
 
 class CommandFailed(Exception):
@@ -133,12 +135,69 @@ _IKESA = [
 # An AMP value holds at most 65,535 bytes: SAs are listed a page at a time.
 SHOW_SA_PAGE = 50
 
+#: SAs per page of a C{packed} L{ShowSA}: a page's SAs are described while
+#: IKE waits (about 20 microseconds an IKE SA without Child SAs), so a page
+#: is a few tens of milliseconds at most.
+SHOW_SA_PACKED_PAGE = 1000
+
+#: The largest AMP value (its length is two bytes).
+_AMP_VALUE_MAX = 0xFFFF
+
+
+class PackedJSON(Argument):
+    """
+    A JSON value of any size, as UTF-8 over as many AMP keys as it needs:
+    C{name}, C{name.1}, C{name.2}...  Lists of dicts decode much faster
+    from one JSON text than from nested L{AmpList}s, and are not held to
+    one AMP value's 64 KiB.
+    """
+
+    def toBox(self, name, strings, objects, proto):
+        value = self.retrieve(objects, name.decode("ascii"), proto)
+        if value is None:
+            return
+        data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        strings[name] = data[:_AMP_VALUE_MAX]
+        for n, start in enumerate(range(_AMP_VALUE_MAX, len(data), _AMP_VALUE_MAX), 1):
+            strings[b"%s.%d" % (name, n)] = data[start:start + _AMP_VALUE_MAX]
+
+    def fromBox(self, name, strings, objects, proto):
+        first = self.retrieve(strings, name, proto)
+        if first is None:
+            objects[name.decode("ascii")] = None
+            return
+        parts = [first]
+        n = 1
+        while True:
+            part = strings.pop(b"%s.%d" % (name, n), None)
+            if part is None:
+                break
+            parts.append(part)
+            n += 1
+        objects[name.decode("ascii")] = json.loads(b"".join(parts))
+
+
+def _withNones(entry, schema):
+    """
+    An entry decoded from JSON with the optional keys it lacks as L{None}
+    (as AMP decodes them), its nested lists too.
+    """
+    for name, argument in schema:
+        key = name.decode("ascii")
+        value = entry.get(key)
+        if value is None:
+            entry[key] = None
+        elif isinstance(argument, AmpList):
+            for item in value:
+                _withNones(item, argument.subargs)
+    return entry
+
 #: The largest offset a page may start at (more SAs than this would not
 #: fit a daemon's memory anyway).
 MAX_OFFSET = 2 ** 31
 
 
-def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
+def showSAPages(pageSize=SHOW_SA_PAGE, key="sas", packed=False):
     """
     The paging of C{show sa}, for any client: a generator that yields the
     arguments of each L{ShowSA} request, is sent each response, and returns
@@ -153,6 +212,11 @@ def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
     has no C{next}.  An answer without a C{cursor} (the certificate store)
     pages by C{offset} and ends after C{total} entries or an empty page.
 
+    With C{packed}, each request asks for the SAs as one L{PackedJSON}
+    value (C{packed}) in pages of up to C{pageSize}; a daemon that does
+    not know it answers with C{sas} (at most L{SHOW_SA_PAGE} of them) and
+    the loop goes on all the same.
+
     A client drives it::
 
         pages = showSAPages()
@@ -165,18 +229,22 @@ def showSAPages(pageSize=SHOW_SA_PAGE, key="sas"):
                 return done.value
     """
     sas = []
-    response = yield {"offset": 0, "limit": pageSize}
+    extra = {"packed": True} if packed else {}
+    response = yield dict({"offset": 0, "limit": pageSize}, **extra)
     while True:
-        sas.extend(response[key])
+        page = response[key]
+        if response.get("packed") is not None:
+            page = [_withNones(entry, _IKESA) for entry in response["packed"]]
+        sas.extend(page)
         cursor = response.get("cursor")
         if cursor is not None:
             if response.get("next") is None:
                 return sas
-            response = yield {"cursor": cursor, "offset": response["next"], "limit": pageSize}
+            response = yield dict({"cursor": cursor, "offset": response["next"], "limit": pageSize}, **extra)
             continue
-        if not response[key] or len(sas) >= response["total"]:
+        if not page or len(sas) >= response["total"]:
             return sas
-        response = yield {"offset": len(sas), "limit": pageSize}
+        response = yield dict({"offset": len(sas), "limit": pageSize}, **extra)
 
 
 class ShowSA(Command):
@@ -191,12 +259,19 @@ class ShowSA(Command):
     deleted meanwhile are left out, SAs added meanwhile wait for the next
     walk; the last page has no C{next}.  A request with an C{offset} but no
     C{cursor} lists from that position of the SA table as it is now.
+
+    A request with C{packed} true is answered with its SAs in C{packed} (a
+    L{PackedJSON} list of the same dicts, without the keys of optional
+    values it does not have) and an empty C{sas}, up to
+    L{SHOW_SA_PACKED_PAGE} of them a page instead of L{SHOW_SA_PAGE}: 100,000
+    IKE SAs are 100 pages, not 2,000.
     """
 
     arguments = [(b"offset", Integer(optional=True)), (b"limit", Integer(optional=True)),
-                 (b"cursor", Integer(optional=True))]
+                 (b"cursor", Integer(optional=True)), (b"packed", Boolean(optional=True))]
     response = [(b"sas", AmpList(_IKESA)), (b"total", Integer()),
-                (b"cursor", Integer(optional=True)), (b"next", Integer(optional=True))]
+                (b"cursor", Integer(optional=True)), (b"next", Integer(optional=True)),
+                (b"packed", PackedJSON(optional=True))]
     errors = _ERRORS
 
 

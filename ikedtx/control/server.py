@@ -175,6 +175,20 @@ def describeIkeSA(ikesa, now=None, coupled=True):
     return described
 
 
+def _withoutNones(entry):
+    """
+    C{entry} without its L{None} values (AMP leaves optional ones out; the
+    clients put them back as L{None}); its Child SAs too, once the
+    datapath's counters are in.
+    """
+    for key in [key for key, value in entry.items() if value is None]:
+        del entry[key]
+    for child in entry.get("children") or ():
+        for key in [key for key, value in child.items() if value is None]:
+            del child[key]
+    return entry
+
+
 def addCounters(kernel, ikesa, described):
     """
     Fill C{described}'s Child SAs with the datapath's byte and packet
@@ -332,8 +346,8 @@ class ControlProtocol(BoundedBoxes, amp.AMP):
         return min(limit, pageSize)
 
     @C.ShowSA.responder
-    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None):
-        limit = self._page(offset, limit, C.SHOW_SA_PAGE)
+    def showSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None, packed=None):
+        limit = self._page(offset, limit, C.SHOW_SA_PACKED_PAGE if packed else C.SHOW_SA_PAGE)
         service = self.service
         core = service.core
         table = core.ikeSAs
@@ -356,7 +370,11 @@ class ControlProtocol(BoundedBoxes, amp.AMP):
         runner = service.runner
         coupled = runner is None or runner.coupled
         described = [describeIkeSA(sa, now, coupled) for sa in page]
-        answer["sas"] = described
+        if packed:
+            answer["sas"] = []
+            answer["packed"] = [_withoutNones(entry) for entry in described]
+        else:
+            answer["sas"] = described
         kernel = service.kernel
         if kernel is None:
             return answer

@@ -150,7 +150,7 @@ def showSA(path, timeout=30.0):
     """
     Every IKE SA of the daemon at C{path}, asked for a page at a time.
     """
-    pages = C.showSAPages()
+    pages = C.showSAPages(C.SHOW_SA_PACKED_PAGE, packed=True)
     request = next(pages)
     while True:
         response = callRemote(path, C.ShowSA, timeout=timeout, **request)

@@ -181,6 +181,10 @@ def identityRefusal(core, ikeSA):
     if not cap or core.config.settings.enforceSingleIkeSa:
         return None
     identity = countedIdentity(ikeSA)
+    if len(core.peerIdentities.byIdentity.get(identity, ())) < cap:
+        # Those up are found from the ones entered (each counts at most
+        # once): fewer entered than the cap, none to walk.
+        return None
     up = len(core.peerIdentities.up(identity, ikeSA, cap))
     if up >= cap:
         who = "EAP user %s" % (ikeSA.eapIdentity,) if identity[0] == "eap" else "peer %s" % (ikeSA.peerId,)

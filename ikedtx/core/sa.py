@@ -95,6 +95,8 @@ class IKESA(StateMachine):
         "lastActivity", "deleteReason", "authFailed", "initialContactSent", "eap", "eapClient", "eapIdentity",
         "reassembler", "intermediate", "rekeying", "rekeyedBy", "reauthBy", "reauthOf", "recreating",
         "lastAddressUpdate", "localLost",
+        # Its TaskManager refers to it weakly (no cycle to collect).
+        "__weakref__",
     )
 
     transitions = IKE_TRANSITIONS

@@ -62,6 +62,10 @@ class CoreSettings:
         IKE_AUTH when the responder announced CHILDLESS_IKEV2_SUPPORTED, the
         Child SA by CREATE_CHILD_SA next) or C{"force"} (the same, and a
         responder without it is given up). As responder we always take both.
+    @ivar dpdJitter: each DPD timer (C{dpd_check_interval}) runs up to this
+        fraction of the interval longer, drawn per IKE SA and per arming
+        (L{ikedtx.core.tasks.dpd}): IKE SAs established together are not
+        all checked in the same second.
     """
 
     ikePort: int = IKE_PORT
@@ -86,3 +90,4 @@ class CoreSettings:
     reinitiate: BackoffPolicy = field(default_factory=BackoffPolicy)
     vendorId: bytes = b""
     childless: str = "never"
+    dpdJitter: float = 0.25

@@ -31,6 +31,7 @@ is then built when it no longer waits.
 """
 
 import hashlib
+import weakref
 
 from twisted.logger import Logger
 
@@ -133,7 +134,10 @@ class TaskManager:
 
     def __init__(self, core, ikeSA):
         self.core = core
-        self.ikeSA = ikeSA
+        # A weak reference: the IKE SA owns its task manager, and a cycle
+        # between them would outlive the IKE SA until a full collection
+        # (or for ever, once ikedtx.net.gcpolicy froze it).
+        self._ikeSA = weakref.ref(ikeSA)
         self.nextRequestId = 0
         self.pending = None
         self.nextPeerRequestId = 0
@@ -153,6 +157,10 @@ class TaskManager:
         self._heldResponse = None
         # While tasks process a response, what they queue waits for the end.
         self._processing = False
+
+    @property
+    def ikeSA(self):
+        return self._ikeSA()
 
     # Initiator
 
@@ -547,7 +555,9 @@ class TaskManager:
             except RemoteProtocolError as e:
                 self._log.info("{ikeSA}: {exchange} request refused: {error}", ikeSA=ikeSA,
                                exchange=nameOf(ExchangeType, message.exchangeType), error=e)
-                task.refusal = e
+                # Without its traceback: its frames hold the task, which
+                # holds it (a cycle kept until a full collection).
+                task.refusal = e.with_traceback(None)
                 if task.essential:
                     break
             except Exception:

@@ -2,7 +2,14 @@
 """
 Dead peer detection (RFC 7296 1.4, 2.4), as iked's C{dpd_check_interval}.
 
-Every established IKE SA has one C{dpd} timer. When it fires and the peer
+Every established IKE SA has one C{dpd} timer. It runs for
+C{dpd_check_interval} plus a jitter of up to C{CoreSettings.dpdJitter} of
+it, drawn from the IKE SA's SPI and the time (no random bytes used): IKE
+SAs established in the same second (a gateway's restart, a benchmark) are
+spread, not all checked together on every interval - at 100,000 idle IKE
+SAs and the default 60 s, the checks are about 1,500 exchanges per second
+on average, and a burst of them would be a flood to a busy peer. When it
+fires and the peer
 has sent nothing authenticated for C{dpd_check_interval} seconds, the
 datapath is asked what it counted on the IKE SA's inbound Child SAs
 (L{QuerySAUsage}): packets received since the last check are traffic from
@@ -18,6 +25,7 @@ import weakref
 from twisted.logger import Logger
 
 from ikedtx.core.actions import CancelTimer, QuerySAUsage, SetTimer
+from ikedtx.core.retransmit import jitterOf
 from ikedtx.core.states import ChildState
 from ikedtx.core.tasks.liveness import LivenessTask
 from ikedtx.core.timers import TimerKey
@@ -45,11 +53,17 @@ class DeadPeerDetection:
 
     def start(self, ikeSA, delay=None):
         """
-        Arm C{ikeSA}'s timer (for the full interval unless C{delay}); DPD
-        off (an interval of 0) arms nothing.
+        Arm C{ikeSA}'s timer (for the full interval unless C{delay}, plus
+        the jitter); DPD off (an interval of 0) arms nothing.
         """
-        if self.interval > 0:
-            self.core.emit(SetTimer(TimerKey.dpd(ikeSA.localSPI), self.interval if delay is None else delay))
+        interval = self.interval
+        if interval > 0:
+            if delay is None:
+                delay = interval
+            jitter = self.core.settings.dpdJitter
+            if jitter:
+                delay += interval * jitter * jitterOf(ikeSA.localSPI, int(self.core.now()))
+            self.core.emit(SetTimer(TimerKey.dpd(ikeSA.localSPI), delay))
 
     def reloaded(self):
         """
