@@ -74,6 +74,25 @@ class FanOutTests(TestCase):
         self.assertEqual(pool.walks, {})
 
     @defer.inlineCallbacks
+    def test_showSaPackedAndClassic(self):
+        """
+        The parent pages a merged walk as the client asks: packed (one JSON
+        value per page, as ikectl asks since show sa went packed; the
+        parent failed with "unexpected keyword argument 'packed'") or in
+        AMP lists of C{SHOW_SA_PAGE}.
+        """
+        pool, client = yield self.workers([fakeService(70), fakeService(45)])
+        packed = yield client.protocol.callRemote(C.ShowSA, packed=True)
+        self.assertEqual((len(packed["packed"]), packed["sas"], packed["total"]), (115, [], 115))
+        self.assertIsNone(packed.get("next"))
+        classic = yield client.protocol.callRemote(C.ShowSA)
+        self.assertEqual((len(classic["sas"]), classic["next"], classic.get("packed")), (C.SHOW_SA_PAGE, C.SHOW_SA_PAGE,
+                                                                                          None))
+        rest = yield client.protocol.callRemote(C.ShowSA, cursor=classic["cursor"], offset=classic["next"], packed=True)
+        self.assertEqual(len(rest["packed"]), 115 - C.SHOW_SA_PAGE)
+        self.assertEqual(pool.walks, {})
+
+    @defer.inlineCallbacks
     def test_showSaOffsetAndCursor(self):
         """
         A page by offset without a cursor, and an unknown cursor: a clear

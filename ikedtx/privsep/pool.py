@@ -54,7 +54,7 @@ from twisted.protocols import amp
 
 from ikedtx.control import commands as C
 from ikedtx.control.events import EventHub
-from ikedtx.control.server import _COMMANDS, ControlFactory, ControlProtocol
+from ikedtx.control.server import _COMMANDS, ControlFactory, ControlProtocol, _withoutNones
 from ikedtx.privsep import commands as P
 from ikedtx.privsep import steering
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
@@ -245,7 +245,7 @@ def _walk(control):
     """
     Every SA of one worker: a whole C{show sa} walk (L{C.showSAPages}).
     """
-    pages = C.showSAPages()
+    pages = C.showSAPages(C.SHOW_SA_PACKED_PAGE, packed=True)
 
     def step(response):
         try:
@@ -255,6 +255,16 @@ def _walk(control):
         return control.callRemote(C.ShowSA, **request).addCallback(step)
 
     return control.callRemote(C.ShowSA, **next(pages)).addCallback(step)
+
+
+def _packedIf(packed, answer):
+    """
+    A C{show sa} page asked for C{packed}: its SAs in C{packed} (one JSON
+    value, as a worker answers it), C{sas} empty.
+    """
+    if packed:
+        answer["packed"], answer["sas"] = [_withoutNones(entry) for entry in answer["sas"]], []
+    return answer
 
 
 class FanOutControl(ControlProtocol):
@@ -308,24 +318,25 @@ class FanOutControl(ControlProtocol):
 
         return ask(0)
 
-    def fan_ShowSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None):
+    def fan_ShowSA(self, offset=0, limit=C.SHOW_SA_PAGE, cursor=None, packed=None):
         # (AMP gives an optional argument left out as None.)
         offset = offset or 0
-        limit = self._page(offset, C.SHOW_SA_PAGE if limit is None else limit, C.SHOW_SA_PAGE)
+        pageSize = C.SHOW_SA_PACKED_PAGE if packed else C.SHOW_SA_PAGE
+        limit = self._page(offset, pageSize if limit is None else limit, pageSize)
         if cursor is not None:
-            return self._pageOf(cursor, offset, limit)
+            return self._pageOf(cursor, offset, limit, packed)
         ds = [_walk(control) for control in self._controls()]
         d = defer.gatherResults(ds, consumeErrors=True).addErrback(_unwrap)
 
         def merged(lists):
             sas = [sa for sas in lists for sa in sas]
             if offset:
-                return {"sas": sas[offset:offset + limit], "total": len(sas)}
-            return self._pageOf(self.pool.startWalk(sas), 0, limit)
+                return _packedIf(packed, {"sas": sas[offset:offset + limit], "total": len(sas)})
+            return self._pageOf(self.pool.startWalk(sas), 0, limit, packed)
 
         return d.addCallback(merged)
 
-    def _pageOf(self, cursor, offset, limit):
+    def _pageOf(self, cursor, offset, limit, packed=None):
         sas = self.pool.walks.get(cursor)
         if sas is None:
             raise C.BadArgument("cursor %d is not a walk in progress (it ended or was dropped): list again" % (cursor,))
@@ -334,7 +345,7 @@ class FanOutControl(ControlProtocol):
             answer["next"] = offset + limit
         else:
             self.pool.walks.pop(cursor, None)
-        return answer
+        return _packedIf(packed, answer)
 
     def fan_ShowStats(self):
         def merged(answers):
