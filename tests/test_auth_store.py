@@ -649,6 +649,25 @@ class PeerCertificateTests(StoreTestMixin, SynchronousTestCase):
                              payloads=[x509Payload(expired), x509Payload(self.pki.intermediate.certificate)])
         self.assertIn("/CN=x", e.reason)
 
+    def test_validityTimeOfEachVerification(self):
+        """
+        One store checks each verification at its own time: a certificate
+        that verified at start-up fails once expired, and a CRL past its
+        nextUpdate fails, without a reload (OpenSSL keeps the first time
+        set on a shared X509Store).
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads, now=NOW + 400 * pki.DAY)
+        self.assertIn("certificate has expired", e.reason)
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        self.tree.addCRL(self.pki.root.crl(), "root.crl")
+        self.tree.addCRL(self.pki.intermediate.crl(nextUpdate=NOW + pki.DAY), "intermediate.crl")
+        s.reload()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads, now=NOW + 2 * pki.DAY)
+        self.assertIn("CRL has expired", e.reason)
+
     def test_naiveTimeIsUTC(self):
         self.makeStore().verifyPeer(self.peerId, self.payloads, now=NOW.replace(tzinfo=None))
 
