@@ -844,13 +844,12 @@ class CredentialStore:
             # notBefore, notAfter, lastUpdate or nextUpdate of the store's
             # or the peer's certificates and CRLs separates from now: only
             # what depends on the peer's ID is left.
-            leaf, publicKey, subject = verified.leaf, verified.publicKey, verified.subject
+            leaf, publicKey = verified.leaf, verified.publicKey
         else:
             leaf, intermediates = self._parsePeerCertificates(peerId, leafData, others)
-            subject = _describe(leaf)
             problem = strength.certificateKeyProblem(leaf) or strength.usageProblem(leaf)
             if problem is not None:
-                raise AuthenticationFailed("certificate %s of peer %s: %s" % (subject, peerId, problem))
+                raise AuthenticationFailed("certificate %s of peer %s: %s" % (_describe(leaf), peerId, problem))
             publicKey = leaf.public_key()
 
         trusted = self.trustedPublicKey(peerId)
@@ -859,6 +858,7 @@ class CredentialStore:
 
         matches = verified.matches(peerId) if verified is not None else certificateMatchesIdentity(leaf, peerId)
         if not matches:
+            subject = _describe(leaf)
             if peerId.idType == IdType.DER_ASN1_DN:
                 raise AuthenticationFailed("peer ID %s is not the subject of its certificate %s" % (peerId, subject))
             raise AuthenticationFailed(
@@ -870,8 +870,8 @@ class CredentialStore:
                 problem = strength.certificateKeyProblem(issuer)
                 if problem is not None:
                     raise AuthenticationFailed(
-                        "certificate %s: its issuer %s: %s" % (subject, _describe(issuer), problem))
-            verified = verifier.remember(cacheKey, _VerifiedChain(leaf, publicKey, subject, chain), intermediates, now)
+                        "certificate %s: its issuer %s: %s" % (_describe(leaf), _describe(issuer), problem))
+            verified = verifier.remember(cacheKey, _VerifiedChain(leaf, publicKey, chain), intermediates, now)
         return PeerCredential(peerId, publicKey, leaf, verified.chain, "certificate")
 
     def _parsePeerCertificates(self, peerId, leafData, others):
@@ -983,18 +983,16 @@ class _VerifiedChain:
 
     @ivar leaf: the end-entity certificate.
     @ivar publicKey: its key.
-    @ivar subject: its subject, for messages.
     @ivar chain: the verified chain, end entity first.
     @ivar after: the POSIX second after which it holds (exclusive).
     @ivar before: the POSIX second before which it holds (exclusive).
     """
 
-    __slots__ = ("leaf", "publicKey", "subject", "chain", "after", "before", "_identities")
+    __slots__ = ("leaf", "publicKey", "chain", "after", "before", "_identities")
 
-    def __init__(self, leaf, publicKey, subject, chain):
+    def __init__(self, leaf, publicKey, chain):
         self.leaf = leaf
         self.publicKey = publicKey
-        self.subject = subject
         self.chain = chain
         self.after = self.before = None
         self._identities = None
