@@ -55,10 +55,10 @@ class _NoClock:
         return _NoCall()
 
 
-def pair(kind, ids):
+def pair(kind, ids, directory=None):
     ca = pki.Authority.root(kind=kind, keyName="ca-" + kind)
-    treeI = pki.IkedTree(tempfile.mkdtemp(prefix="certcost-"))
-    treeR = pki.IkedTree(tempfile.mkdtemp(prefix="certcost-"))
+    treeI = pki.IkedTree(tempfile.mkdtemp(prefix="certcost-", dir=directory))
+    treeR = pki.IkedTree(tempfile.mkdtemp(prefix="certcost-", dir=directory))
     keyI, keyR = pki.key("i-" + kind, kind), pki.key("r-" + kind, kind)
     for i in range(ids):
         name = "i%d.example" % (i,)
@@ -79,13 +79,13 @@ def pair(kind, ids):
     return network, i, r
 
 
-def run(kind, sas, ids, profilePath=None, counted=50):
+def run(kind, sas, ids, profilePath=None, counted=50, directory=None):
     """
     C{sas} IKE SAs timed, then C{counted} more under cProfile.
 
     @return: (responder CPU ms per IKE SA, function calls per IKE SA).
     """
-    network, initiator, responder = pair(kind, ids)
+    network, initiator, responder = pair(kind, ids, directory)
     spent = [0.0]
     profile = cProfile.Profile()
     profiling = [False]
