@@ -20,7 +20,9 @@ from a to b (the packets/s column: datagrams received per second). The
 figures are iperf3's received bits per second; the CPU seconds used by
 each daemon during the runs come from /proc/PID/stat, and give side a's
 CPU seconds per GB it carried in the one-stream a->b run and its CPU
-microseconds per 64-byte packet received in the UDP flood. Nothing is asserted: the
+microseconds per 64-byte packet received in the UDP flood; each run's JSON
+line also has the segments iperf3's TCP senders retransmitted (a->b, b->a,
+N streams): what the receiving side lost. Nothing is asserted: the
 machine is shared and has two cores, so the figures are indications.
 
 With --repeat N, the pairs run in turn N times (a, b, c, a, b, c, ...)
@@ -102,11 +104,13 @@ def startIkedtx(directory, namespace, name, local, peer, ours, theirs, esp, pass
     return peerObject.start()
 
 
-def iperf(a, b, seconds, reverse=False, streams=1, udp=False):
+def iperf(a, b, seconds, reverse=False, streams=1, udp=False, retransmits=None):
     """
     One iperf3 run from a to b (b to a with C{reverse}): TCP with
     C{streams} parallel streams, received bits per second; or with C{udp}
-    a flood of 64-byte datagrams, received datagrams per second.
+    a flood of 64-byte datagrams, received datagrams per second. For TCP,
+    the sender's retransmitted segments are appended to the list
+    C{retransmits} if one is given.
     """
     server = b.popen(["iperf3", "-s", "-1", "-B", B_INNER], stdout=open(os.devnull, "wb"),
                      stderr=open(os.devnull, "wb"))
@@ -118,7 +122,10 @@ def iperf(a, b, seconds, reverse=False, streams=1, udp=False):
         result = a.run(argv, check=False, timeout=seconds + 30)
         if result.returncode != 0:
             raise RuntimeError("iperf3 failed: %s%s" % (result.stdout[-2000:], result.stderr))
-        return received(json.loads(result.stdout), udp)
+        report = json.loads(result.stdout)
+        if retransmits is not None and not udp:
+            retransmits.append(report["end"].get("sum_sent", {}).get("retransmits"))
+        return received(report, udp)
     finally:
         try:
             server.wait(timeout=5)
@@ -187,10 +194,12 @@ def runOne(pairName, esp, seconds, streams=4, trees=None, profile=None):
         # octet and per packet (which the load of a shared machine moves
         # far less than the throughput).
         perRun = []
+        # TCP segments the senders retransmitted (what the receivers lost).
+        retransmits = []
 
         def measured(**kwargs):
             start = [cpuSeconds(pid) for pid in pids]
-            result = iperf(a, b, seconds, **kwargs)
+            result = iperf(a, b, seconds, retransmits=retransmits, **kwargs)
             perRun.append([y - x for x, y in zip(start, [cpuSeconds(pid) for pid in pids])])
             return result
 
@@ -208,6 +217,7 @@ def runOne(pairName, esp, seconds, streams=4, trees=None, profile=None):
         return {"pair": pairName, "esp": esp, "forward": forward, "reverse": backward,
                 "parallel": parallel, "streams": streams, "pps": pps,
                 "cpu": [round(y - x, 2) for x, y in zip(cpuBefore, cpuAfter)], "seconds": seconds,
+                "retransmits": retransmits,
                 "cpuPerGB": round(perRun[0][0] / (forward * seconds / 8e9), 2),
                 "cpuPerPacket": round(perRun[3][0] / (pps * seconds) * 1e6, 2)}
     finally:

@@ -9,13 +9,16 @@ handed to B as an ESP-in-UDP datagram through the NAT-T protocol
 written to B's TUN device.
 
     python3 bench/espmicro.py [--esp gcm,chacha,cbc] [--size 1400] [--packets 50000] [--repeat 3]
-                              [--profile]
+                              [--profile] [--socket]
 
 Prints the CPU microseconds per packet (process time, the best of --repeat
 runs: the machine is shared) for the outbound half (TUN -> ESP) and the
 inbound half (ESP -> TUN) separately; with --profile, cProfile's top
-functions of each. Nothing is asserted; the figures are indications (the
-machine is shared).
+functions of each. With --socket, the inbound half through a real UDP
+socket instead: the privsep parent's reactor port (as before the inbound
+thread) against the inbound thread's loop, taking turns, medians of
+--repeat rounds of up to 2000 packets (system calls included). Nothing is
+asserted; the figures are indications (the machine is shared).
 """
 
 import argparse
@@ -156,6 +159,66 @@ def measure(kind, size, packets, profile=False):
     return (middle - start) / packets * 1e6, (end - middle) / packets * 1e6
 
 
+def measureSocket(kind, size, packets, rounds=5):
+    """
+    C{(port, thread)}: microseconds per packet to drain C{packets} sealed
+    packets of C{size} octets from a real UDP socket (127.0.0.1) into B,
+    the median of C{rounds}, taking turns: the way the privsep parent's
+    reactor read its ESP socket (C{PacketInfoPort.doRead} with
+    C{EspPortProtocol}), and the inbound thread's loop
+    (C{UserspaceKernel._espReadable}, called here in this thread). The
+    C{recvmsg}/C{recvfrom} system calls are in both figures.
+    """
+    import socket
+    import statistics
+
+    from twisted.internet import reactor
+
+    from ikedtx.net.udp import PacketInfoPort, _setReceiveBuffer
+    from ikedtx.privsep.parent import EspPortProtocol
+
+    a, b, wire = _kernels(kind)
+    inner = _ipv4(ip_address("10.1.0.1"), ip_address("10.2.0.1"),
+                  struct.pack("!HHHH", 1234, 5678, size - 20, 0) + bytes(size - 28))
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port = None
+    try:
+        _setReceiveBuffer(rx, 8 << 20)
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        port = PacketInfoPort._fromListeningDescriptor(reactor, rx.fileno(), socket.AF_INET, EspPortProtocol(b),
+                                                       65535)
+        port.interface = "127.0.0.1"
+        port.startListening()
+        port.stopReading()
+        drain = {"port": port.doRead, "thread": lambda: b._espReadable(rx)}
+        results = {"port": [], "thread": []}
+        for _ in range(rounds):
+            for name in ("port", "thread"):
+                a.device.pending = [inner] * packets
+                while a.device.pending:
+                    a._tunReadable()
+                for data in wire:
+                    tx.sendto(data, rx.getsockname())
+                del wire[:]
+                before = b.device.written
+                start = time.process_time()
+                while b.device.written - before < packets:
+                    written = b.device.written
+                    drain[name]()
+                    if b.device.written == written:
+                        raise RuntimeError("packets lost: %d of %d written, drops %r" % (
+                            b.device.written - before, packets, dict(b.dropCounts())))
+                results[name].append((time.process_time() - start) / packets * 1e6)
+        return statistics.median(results["port"]), statistics.median(results["thread"])
+    finally:
+        if port is not None:
+            port.stopListening()
+        rx.close()
+        tx.close()
+
+
 def _show(profiler, title):
     import pstats
 
@@ -170,7 +233,15 @@ def main(argv=None):
     parser.add_argument("--packets", type=int, default=50000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--socket", action="store_true",
+                        help="inbound through a real UDP socket: the reactor's port against the inbound thread's loop")
     args = parser.parse_args(argv)
+    if args.socket:
+        for kind in args.esp.split(","):
+            port, thread = measureSocket(kind, args.size, min(args.packets, 2000), args.repeat)
+            sys.stdout.write("%-6s %5d octets from a UDP socket: reactor port %.2f us/packet, inbound thread "
+                             "%.2f us/packet\n" % (kind, args.size, port, thread))
+        return 0
     for kind in args.esp.split(","):
         runs = [measure(kind, args.size, args.packets, args.profile) for _ in range(args.repeat)]
         outbound, inbound = min(r[0] for r in runs), min(r[1] for r in runs)

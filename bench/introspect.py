@@ -11,7 +11,18 @@ import subprocess
 import time
 
 
-TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+#: twistd as the iked command runs it (ikedtx.cli.runTwistd: the lean
+#: start-up of ikedtx.lean, iked as twistd's only plugin); plain twistd in
+#: an older checkout (a baseline) without it
+_RUN = """
+try:
+    from ikedtx.cli import runTwistd
+except ImportError:
+    from twisted.scripts.twistd import run as runTwistd
+sys.argv[0] = "twistd"
+runTwistd()
+"""
+TWISTD = "import sys\n" + _RUN
 
 #: the same, with the time spent in Python's garbage collector written to
 #: the file named by IKEBENCH_GC_STATS when SIGUSR2 arrives (--gc-stats)
@@ -43,10 +54,7 @@ def _dump(signum, frame):
         json.dump(stats, f)
     os.rename(os.environ["IKEBENCH_GC_STATS"] + ".tmp", os.environ["IKEBENCH_GC_STATS"])
 signal.signal(signal.SIGUSR2, _dump)
-from twisted.scripts.twistd import run
-sys.argv[0] = "twistd"
-run()
-"""
+""" + _RUN
 
 
 def tracemallocGrowth(before, after):

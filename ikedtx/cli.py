@@ -16,10 +16,15 @@ one line and status 1.
 import os
 import sys
 
-from twisted.python import usage
+from ikedtx import lean
 
-from ikedtx.config import ConfigError, loadConfig, renderConfig
-from ikedtx.tap import Options, versionString
+# Before Twisted is imported: see ikedtx.lean.
+lean.prepare()
+
+from twisted.python import usage  # noqa: E402
+
+from ikedtx.config import ConfigError, loadConfig  # noqa: E402
+from ikedtx.tap import Options, versionString  # noqa: E402
 
 
 def runIked(argv, stdout=None, stderr=None, runDaemon=None):
@@ -60,6 +65,8 @@ def _configtest(options, stderr):
     for warning in config.warnings:
         stderr.write("%s\n" % (warning,))
     if options["verbose"]:
+        from ikedtx.config.printer import renderConfig
+
         stderr.write(renderConfig(config))
     stderr.write("configuration OK\n")
     return 0
@@ -103,14 +110,41 @@ def _daemon(argv, options, runDaemon):
         twistdArgv = ["twistd", "--pidfile=" + pidfileFor(options["socket"]), "--syslog", "--prefix=iked"]
     twistdArgv += ["iked"] + list(argv)
     if runDaemon is None:
-        from twisted.scripts.twistd import run
 
         def runDaemon(args):
+            from ikedtx import service
+
             sys.argv = args
-            run()
-            return 0
+            runTwistd()
+            return service.exitStatus
 
     return runDaemon(twistdArgv)
+
+
+def ikedServiceMaker():
+    """
+    The C{iked} twistd plugin (as twisted/plugins/ikedtx_plugin.py makes it).
+    """
+    from twisted.application.service import ServiceMaker
+
+    return ServiceMaker("ikedtx", "ikedtx.tap", "An IKEv2 daemon (OpenBSD iked on Twisted).", "iked")
+
+
+def runTwistd():
+    """
+    Run twistd with C{sys.argv}, as C{twistd} does, with C{iked} as its
+    only subcommand: twistd's plugin discovery would import every
+    C{twisted.plugins} module installed (trial's pulls C{unittest}) to find
+    the one it runs.
+    """
+    from twisted.application import app
+    from twisted.scripts.twistd import ServerOptions, runApp
+
+    class IkedServerOptions(ServerOptions):
+        # twistd's seam for the plugins it offers (twisted.application.app)
+        _getPlugins = staticmethod(lambda interface: [ikedServiceMaker()])
+
+    app.run(runApp, IkedServerOptions)
 
 
 def iked():

@@ -93,7 +93,7 @@ def _xfrm():
 def _userspace():
     from ikedtx.kernel.userspace import UserspaceKernel
 
-    return UserspaceKernel(outboundThread=True)
+    return UserspaceKernel(outboundThread=True, inboundThread=True)
 
 
 #: The L{IKernel} providers this ikedtx has, by C{--kernel} name.
@@ -161,6 +161,12 @@ def checkKernel(name):
         raise StartupError("the %s kernel provider cannot be used: %s" % (name, e))
     except Exception as e:
         raise StartupError("the %s kernel provider cannot be used: %s" % (name, getattr(e, "strerror", None) or e))
+
+
+#: The daemon's exit status once its reactor stopped: 1 when an error
+#: ended a running daemon (a privilege-separated worker that cannot install
+#: its system call filter), else 0.
+exitStatus = 0
 
 
 class StartupError(Exception):
@@ -444,6 +450,10 @@ class IkedService(MultiService):
     #: C{Type=notify}; L{ikedtx.tap.makeService} sets it).
     notifySystemd = False
 
+    #: Whether the C library's free memory goes back to the kernel once
+    #: started (L{ikedtx.lean.trimHeap}; L{ikedtx.tap.makeService} sets it).
+    trimWhenStarted = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -456,6 +466,9 @@ class IkedService(MultiService):
         self.runner = None
         self.kernel = None
         self.events = EventHub()
+        # C{radius dae listen} sockets bound by someone else (a privileged
+        # parent): C{{(address, port): fd}}.
+        self.daeSockets = {}
         for address in self._listenAddresses():
             for number, natt in self._portNumbers():
                 IKEPortService(address, number, natt, self.reactor).setServiceParent(self)
@@ -571,6 +584,7 @@ class IkedService(MultiService):
             keyLog=self._keyLog())
         self.runner = CoreRunner(self.core, self.kernel, self.reactor)
         self.runner.events = self.events
+        self.runner.daeSockets = self.daeSockets
         self.runner.configureRadius(self.config)
         self.runner.ocspResponders = lambda: getattr(self.credentials, "ocspResponders", ())
         self._wireDatapath()
@@ -643,6 +657,10 @@ class IkedService(MultiService):
                 self.runner.startTraps()
             self.runner.execute(self.core.startup())
             self._notify("READY=1")
+            if self.trimWhenStarted:
+                from ikedtx.lean import trimHeap
+
+                trimHeap()
 
     def _notify(self, state):
         if self.notifySystemd:

@@ -87,7 +87,8 @@ class Options(usage.Options):
          "directory of --privsep-user)."],
         ["privsep-seccomp", None, "enforce", "The worker's system call filter: enforce (calls outside its "
          "allow-list fail with EPERM, exec, ptrace, mount and the like kill it), log (calls outside the list are "
-         "allowed and logged by the kernel, to build the list) or off."],
+         "allowed and logged by the kernel, to build the list) or off. With enforce a worker that cannot install the "
+         "filter does not serve: the daemon refuses to start or stops; log and off run it unfiltered."],
         ["ike-port", None, "500", "UDP port for IKE."],
         ["natt-port", None, "4500", "UDP port for NAT-T (UDP encapsulated IKE and ESP)."],
         ["route-table", None, "220", "Routing table of the routes to remote networks of tunnels (xfrm, as "
@@ -334,6 +335,7 @@ def makeService(options):
         service = IkedService(config, options)
     service.exitOnStartupError = True
     service.notifySystemd = True
+    service.trimWhenStarted = True
     if getattr(options, "checkStartup", True):
         try:
             service.check()

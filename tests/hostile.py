@@ -70,7 +70,8 @@ class LiveDaemon:
     @ivar address: C{("127.0.0.1", ikePort)}.
     """
 
-    def __init__(self, testCase, config=RESPONDER, extraArgs=(), files=None, start=True):
+    def __init__(self, testCase, config=RESPONDER, extraArgs=(), files=None, start=True, env=None):
+        self.env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
         self.dir = tempfile.mkdtemp(prefix="ikx-hostile-")
         testCase.addCleanup(shutil.rmtree, self.dir, True)
         self.configPath = os.path.join(self.dir, "iked.conf")
@@ -102,13 +103,13 @@ class LiveDaemon:
         """
         Run the daemon to its end (for start-up errors): C{(status, log)}.
         """
-        process = subprocess.run(self.argv(), cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+        process = subprocess.run(self.argv(), cwd=ROOT, env=self.env,
                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         return process.returncode, (process.stdout + process.stderr).decode()
 
     def start(self):
         out = open(self.logPath, "wb")
-        self.process = subprocess.Popen(self.argv(), cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+        self.process = subprocess.Popen(self.argv(), cwd=ROOT, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         out.close()
         deadline = time.monotonic() + GUARD

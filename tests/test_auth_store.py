@@ -900,14 +900,16 @@ class VerifiedChainCacheTests(StoreTestMixin, SynchronousTestCase):
         self.leaf = self.pki.intermediate.issue(
             pki.name(CN="peer"), self.peerKey.public_key(), dns=["peer.example.com"])
         self.payloads = [x509Payload(self.leaf), x509Payload(self.pki.intermediate.certificate)]
+        from OpenSSL import crypto
+
         self.contexts = []
-        real = storeModule.crypto.X509StoreContext
+        real = crypto.X509StoreContext
 
         def counting(*args, **kw):
             self.contexts.append(args)
             return real(*args, **kw)
 
-        self.patch(storeModule.crypto, "X509StoreContext", counting)
+        self.patch(crypto, "X509StoreContext", counting)
 
     def test_verifiedOnce(self):
         """

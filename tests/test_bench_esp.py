@@ -83,3 +83,12 @@ class EspBenchTests(SynchronousTestCase):
         for kind in ("gcm", "chacha", "cbc"):
             outbound, inbound = espmicro.measure(kind, 200, 20)
             self.assertGreaterEqual(min(outbound, inbound), 0)
+
+    def test_espmicroSocketSmoke(self):
+        """
+        bench/espmicro.py --socket drains sealed packets from a real UDP
+        socket both ways (it raises if one is lost) and reports two
+        figures.
+        """
+        port, thread = espmicro.measureSocket("gcm", 200, 20, rounds=1)
+        self.assertGreater(min(port, thread), 0)

@@ -72,6 +72,70 @@ class ControlSocketTests(TestCase):
         self.assertRaises(sync.ControlError, sync.callRemote, "/nonexistent/ikedtx.sock", ShowSA)
 
 
+class DroppedCommandTests(SynchronousTestCase):
+    """
+    A daemon that closes the connection without answering (a privsep
+    worker killed after it accepted it; SO_PEERCRED refusing the client):
+    the blocking client sends a read-only command once more, and tells
+    another may not have run (the live case: tests.test_privsep_daemon
+    test_commandOfKilledWorker).
+    """
+
+    def dropping(self):
+        """
+        A control socket whose every connection is closed unanswered once
+        its request arrived; the list of the requests' command names.
+        """
+        import socket
+        import threading
+
+        path = os.path.join(self.mktemp() + ".d", "c.sock")
+        os.makedirs(os.path.dirname(path))
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listening.bind(path)
+        listening.listen(8)
+        listening.settimeout(10.0)
+        seen = []
+
+        def serve():
+            while True:
+                try:
+                    connection, _ = listening.accept()
+                except OSError:
+                    return
+                with connection:
+                    seen.append(sync._readBox(connection)[b"_command"])
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+
+        def stop():
+            listening.shutdown(socket.SHUT_RDWR)
+            listening.close()
+            thread.join(10.0)
+
+        self.addCleanup(stop)
+        return path, seen
+
+    def test_readOnlySentAgain(self):
+        """
+        C{show stats} goes twice, then fails as a dropped connection does.
+        """
+        path, seen = self.dropping()
+        error = self.assertRaises(sync.ControlError, sync.showStats, path, timeout=10.0)
+        self.assertEqual(seen, [b"ShowStats", b"ShowStats"])
+        self.assertIn("closed the connection without answering (it serves only root", str(error))
+
+    def test_changeNotSentAgain(self):
+        """
+        C{reset sa} goes once; the error says it may not have run.
+        """
+        path, seen = self.dropping()
+        error = self.assertRaises(sync.ControlError, sync.reset, path, "sa", timeout=10.0)
+        self.assertEqual(seen, [b"Reset"])
+        self.assertIn("the command may not have run", str(error))
+
+
 class PagingTests(SynchronousTestCase):
     """
     L{commands.showSAPages}: the one paging loop both clients drive.

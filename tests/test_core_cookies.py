@@ -198,6 +198,82 @@ class SameCookieTests(FloodTestCase):
         self.assertIsNone(cookies.quickLook(message.encode()))
 
 
+class BatchTests(FloodTestCase):
+    """
+    L{IKECore.cookieAnswers}: the COOKIE answers of a read's batch of new
+    IKE_SA_INIT requests (issue 11: the fast path's cost per request), the
+    same as L{IKECore.cookieAnswer} gives one by one.
+    """
+
+    def test_sameAsOneByOne(self):
+        """
+        Past the threshold every well-formed request is answered with the
+        COOKIE L{cookies.fastCookie} gives it, byte for byte, to its source
+        and from its local endpoint; what the quick look refuses, a
+        retransmission of a half-open SA's request and a request with a
+        valid COOKIE are left for the full path, in their order.
+        """
+        a, b = self.responder(cookieThreshold=1)
+        self.flood(b, 1)
+        self.assertEqual(b.core.halfOpenCount(), 1)
+        halfOpen = (self.spoofedRequest(1), spoofed(1), B)
+        look = cookies.quickLook(self.spoofedRequest(5))
+        cookie = b.core.cookieFor(look.nonce, spoofed(5)[0], look.spiI)
+        withCookie = Message.decode(self.spoofedRequest(5))
+        withCookie.payloads.insert(0, Notify(NotifyType.COOKIE, data=cookie))
+        valid = (withCookie.encode(), spoofed(5), B)
+        garbage = (b"garbage" * 10, spoofed(6), B)
+        good = [(self.spoofedRequest(n), spoofed(n), B) for n in (2, 3, 4)]
+        items = [good[0], halfOpen, garbage, good[1], valid, good[2]]
+        answers, rest = b.core.cookieAnswers(items)
+        self.assertEqual(rest, [halfOpen, garbage, valid])
+        self.assertEqual(answers, [(cookies.fastCookie(b.core, data, local, remote), remote, local)
+                                   for data, remote, local in good])
+        self.assertEqual(self.notifyTypes([Message.decode(cookie) for cookie, _, _ in answers]),
+                         [[NotifyType.COOKIE]] * 3)
+        self.assertEqual(b.core.counters["ikedtx_cookie_sent"], 3)
+        self.assertEqual(b.core.halfOpenCount(), 1)
+
+    def test_belowThresholdAllFull(self):
+        """
+        Below the threshold (and for a passive core) the batch goes the
+        full way, in order.
+        """
+        a, b = self.responder(cookieThreshold=2)
+        items = [(self.spoofedRequest(n), spoofed(n), B) for n in (1, 2, 3)]
+        self.assertEqual(b.core.cookieAnswers(items), ([], items))
+        b.core.passive = True
+        a, b = self.responder(cookieThreshold=0)
+        b.core.passive = True
+        self.assertEqual(b.core.cookieAnswers(items), ([], items))
+
+    def test_noPolicyFullPath(self):
+        """
+        A request to a local address no policy takes goes the full way
+        (which drops it), as in L{cookies.fastCookie}.
+        """
+        a, b = self.responder(cookieThreshold=0)
+        item = (self.spoofedRequest(1), spoofed(1), ("203.0.113.9", 500))
+        self.assertIsNone(cookies.fastCookie(b.core, item[0], item[2], item[1]))
+        self.assertEqual(b.core.cookieAnswers([item]), ([], [item]))
+
+    def test_logRateLimited(self):
+        """
+        The debug lines of a batch's answers keep to the rate of the one
+        by one path: the rest are counted as suppressed.
+        """
+        a, b = self.responder(cookieThreshold=0)
+        quiet = b.core._cookieLog
+        before = len(self.infoLines())
+        items = [(self.spoofedRequest(n), spoofed(n), B) for n in range(1, quiet.burst + 21)]
+        answers, rest = b.core.cookieAnswers(items)
+        self.assertEqual((len(answers), rest), (len(items), []))
+        self.assertEqual(quiet.suppressed, 20)
+        logged = [e for e in self.events if "answered with a COOKIE" in str(e.get("why"))]
+        self.assertEqual([e["log_level"] for e in logged], [LogLevel.debug] * quiet.burst)
+        self.assertEqual(len(self.infoLines()), before)
+
+
 class LimitTests(FloodTestCase):
     def test_perPeer(self):
         """

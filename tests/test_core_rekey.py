@@ -447,6 +447,122 @@ class ChildRekeyTests(RekeyTestCase):
             self.network.pump()
             self.assertOneChildPair()
 
+    def collide(self, skip):
+        """
+        Both peers rekey their Child SA at once (as in L{test_collision});
+        the Child SA deletes C{skip} names (C{"old"} or C{"new"}, of a
+        L{ChildRekeyTask}) are never sent (all are, for C{None}). Returns the hosts, the winner
+        first: the one whose exchange did not hold the lowest nonce.
+        """
+        from ikedtx.core.tasks.childrekey import ChildRekeyTask
+
+        a, b, ikeSA = self.establishWith(child=300)
+        original = ChildRekeyTask._deleteChild
+        skipped = []
+
+        def deleteChild(task, core, ikeSA, child):
+            if skip is None:
+                # Only noted: the maker of the redundant SA deletes it.
+                if child is task.child:
+                    skipped.append(core)
+            elif (child is task.old) == (skip == "old"):
+                skipped.append(core)
+                return
+            original(task, core, ikeSA, child)
+
+        self.patch(ChildRekeyTask, "_deleteChild", deleteChild)
+        self.made = {a: self.rekeyChild(a).rekeying, b: self.rekeyChild(b).rekeying}
+        self.network.deliverOne()
+        self.network.deliverOne()
+        self.network.pump()
+        (maker,) = skipped
+        loser = a if a.core is maker else b
+        if skip == "old":
+            loser = b if loser is a else a
+        winner = b if loser is a else a
+        return winner, loser
+
+    def holdTime(self, winner, loser):
+        """
+        Let the time a peer retransmits a request pass on both sides, one
+        second short of it first: nothing happens until then.
+        """
+        wait = winner.core.settings.retransmit.total()
+        self.assertEqual(wait, loser.core.settings.retransmit.total())
+        self.network.clock.advance(wait - 1)
+        self.assertEqual(self.network.inFlight, [])
+        self.network.clock.advance(1)
+        self.network.pump()
+
+    def test_collisionLoserKeepsRedundant(self):
+        """
+        RFC 7296 2.8.1: after a rekey collision, the peer that made the
+        redundant Child SA (the exchange with the lowest nonce) never
+        deletes it (as a peer that does not detect collisions does): both
+        sides have two new Child SAs until the time a request is
+        retransmitted has passed; then the winner deletes the redundant
+        one, and one pair is left on both sides, the winner's.
+        """
+        winner, loser = self.collide("new")
+        (ikeW,), (ikeL,) = winner.ikeSAs, loser.ikeSAs
+        self.assertEqual(len(ikeW.children), 2)
+        self.assertEqual(len(ikeL.children), 2)
+        ours = self.made[winner].child
+        self.holdTime(winner, loser)
+        childA, childB = self.assertOneChildPair()
+        self.assertIs(childA if winner is self.a else childB, ours)
+        self.assertRedundantOutboundHeld(winner, loser)
+        self.assertTimersOnlyFor(winner)
+        self.assertTimersOnlyFor(loser)
+
+    def test_collisionRedundantNeverRekeyed(self):
+        """
+        The redundant Child SA the loser never deleted is not rekeyed by
+        the winner at the soft lifetime it shares with the winner's own:
+        until the hard lifetime of the winner's Child SA, one rekey of it,
+        and one pair is left.
+        """
+        winner, loser = self.collide("new")
+        ours = self.made[winner].child
+        _, hardAt = ours.deadlines
+        while self.network.clock.seconds() < hardAt - 10:
+            self.network.clock.advance(10)
+            self.network.pump()
+        childA, childB = self.assertOneChildPair()
+        self.assertIs((childA if winner is self.a else childB).rekeyOf, ours)
+        self.assertTimersOnlyFor(winner)
+        self.assertTimersOnlyFor(loser)
+
+    def test_collisionRedundantOutboundHeld(self):
+        """
+        The winner of a collision never hands the outbound SA of the
+        peer's redundant Child SA (held back since it answered the peer's
+        rekey) to the datapath: its traffic goes from the old SA to its
+        own new one, while the peer deletes the redundant one.
+        """
+        winner, loser = self.collide(None)
+        self.assertEqual(self.made[loser].child.state, ChildState.DELETED)
+        self.assertOneChildPair()
+        self.assertRedundantOutboundHeld(winner, loser)
+
+    def assertRedundantOutboundHeld(self, winner, loser):
+        outbound = [sa.spi for e in winner.eventsOf(InstallChildSA) for sa in e.sas if not sa.inbound]
+        self.assertNotIn(self.made[loser].child.spiIn, outbound)
+        self.assertIn(self.made[winner].child.spiOut, outbound)
+
+    def test_collisionWinnerKeepsOld(self):
+        """
+        After a rekey collision the winner never deletes the old Child SA:
+        the loser deletes it itself once the time a request is retransmitted
+        has passed, and one pair is left.
+        """
+        winner, loser = self.collide("old")
+        self.assertEqual(len(loser.ikeSAs[0].children), 2)
+        self.holdTime(winner, loser)
+        self.assertOneChildPair()
+        self.assertTimersOnlyFor(winner)
+        self.assertTimersOnlyFor(loser)
+
 
 class IKERekeyTests(RekeyTestCase):
     def rekeyIKE(self, host):

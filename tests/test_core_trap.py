@@ -323,3 +323,86 @@ class TrapFollowsMobikeTests(SynchronousTestCase):
                          (TRAP_REQID_BASE, A(self.MOVED), A("192.0.2.2")))
         self.assertEqual(self.lastTemplate(), (A(self.MOVED), A("192.0.2.2"), xfrm.kernelReqid(TRAP_REQID_BASE)))
         self.assertEqual(self.runner.traps, [trap])
+
+
+class TrapFollowsHostAddressTests(SynchronousTestCase):
+    """
+    The host's addresses change (the address monitor's events,
+    L{CoreRunner.addressChanged}) while a policy has no IKE SA: its trap
+    takes the local address the host now reaches the peer from, so that
+    the negotiation its next acquire starts, and the tunnel template, use
+    an address the host has (issue 8).
+    """
+
+    def setUp(self):
+        from ikedtx.kernel.decoupled import DecoupledKernel
+        from ikedtx.net.shell import CoreRunner
+
+        self.source = {"192.0.2.2": "192.0.2.1"}
+        self.core = IKECore(
+            parseConfig('ikev2 "t" passive esp from 10.1.0.0/24 to 10.2.0.0/24 peer 192.0.2.2 psk "x"\n'),
+            now=task.Clock().seconds, randomBytes=DeterministicRandom(b"trap"), localAddressFor=self.sourceFor)
+        self.kernel = DecoupledKernel()
+        self.runner = CoreRunner(self.core, self.kernel, task.Clock())
+        self.successResultOf(self.runner.startTraps())
+        (self.before,) = self.kernel.flows
+
+    def sourceFor(self, peer):
+        if peer not in self.source:
+            raise OSError("network unreachable")
+        return self.source[peer]
+
+    def test_newAddress(self):
+        """
+        The host's address changes (the new one added, the old one removed):
+        the trap is replaced by one from the new address, the new one in
+        place before the old one goes.
+        """
+        self.source["192.0.2.2"] = "192.0.2.99"
+        self.runner.addressChanged(A("192.0.2.99"), True)
+        self.runner.addressChanged(A("192.0.2.1"), False)
+        (trap,) = self.kernel.flows
+        self.assertEqual((trap.reqid, trap.localAddress, trap.peerAddress),
+                         (TRAP_REQID_BASE, A("192.0.2.99"), A("192.0.2.2")))
+        self.assertEqual(self.runner.traps, [trap])
+        operations = [(operation, flow.localAddress) for operation, flow in list(self.kernel.log)
+                      if operation in ("addFlow", "deleteFlow")]
+        self.assertEqual(operations, [("addFlow", A("192.0.2.1")), ("addFlow", A("192.0.2.99")),
+                                      ("deleteFlow", A("192.0.2.1"))])
+
+    def test_acquireAfterMove(self):
+        """
+        The acquire of the moved trap negotiates from the new address.
+        """
+        self.source["192.0.2.2"] = "192.0.2.99"
+        self.runner.addressChanged(A("192.0.2.99"), True)
+        sent = []
+        self.runner.execute = sent.extend
+        self.runner.acquire(TRAP_REQID_BASE, KernelSelector(A("10.1.0.7"), A("10.1.0.7"), 1),
+                            KernelSelector(A("10.2.0.9"), A("10.2.0.9"), 1))
+        (datagram,) = [a for a in sent if isinstance(a, SendDatagram)]
+        self.assertEqual((datagram.local[0], datagram.remote), ("192.0.2.99", ("192.0.2.2", 500)))
+
+    def test_noAddressKeepsTrap(self):
+        """
+        The host loses its last address towards the peer: the trap stays
+        (nothing goes out in clear when a route comes back before the
+        address does), and moves when an address is back.
+        """
+        del self.source["192.0.2.2"]
+        self.runner.addressChanged(A("192.0.2.1"), False)
+        self.assertEqual(self.kernel.flows, [self.before])
+        self.assertEqual(self.runner.traps, [self.before])
+        self.source["192.0.2.2"] = "192.0.2.99"
+        self.runner.addressChanged(A("192.0.2.99"), True)
+        (trap,) = self.kernel.flows
+        self.assertEqual(trap.localAddress, A("192.0.2.99"))
+
+    def test_sameAddress(self):
+        """
+        An address change that leaves the way to the peer as it was touches
+        no trap.
+        """
+        self.runner.addressChanged(A("192.0.2.50"), True)
+        self.assertEqual(self.kernel.flows, [self.before])
+        self.assertEqual([operation for operation, _ in self.kernel.log if operation.endswith("Flow")], ["addFlow"])

@@ -123,6 +123,35 @@ class NewInSevenFourTests(OpenIked74Mixin, OpenIkedMixin, TestCase):
         self.labAssertEqual(("natt" in theirs["flags"], "udpecap" in theirs["flags"]), (True, False),
                             responder.showSaText())
 
+    def test_responderBehindNat(self):
+        """
+        ikedtx answers behind a real NAT (nftables masquerade with ports 500
+        and 4500 forwarded to it), openiked 7.4 initiates from outside to
+        the NAT's address (RFC 7296 2.23): ikedtx finds itself behind the
+        NAT, iked finds its peer behind one; both move to port 4500 and
+        encapsulate their Child SAs.
+        """
+        self.a, nat, self.b = self.network().natted(forward=(500, 4500))
+        outside, natOutside = "198.51.100.2", "198.51.100.254"
+        credentials = Credentials("psk")
+        ours = self.startIkedtx(
+            'ikev2 "peer" passive esp from %s to %s local %s peer %s %s %s srcid %s dstid %s psk "%s"\n' % (
+                A_INNER, B_INNER, A, outside, IKESA["gcm-x25519"], CHILDSA, credentials.idA, credentials.idB, PSK))
+        ours.start()
+        iked = self.openiked(self.b, (
+            'ikev2 "peer" active esp from %s to %s local %s peer %s %s %s srcid %s dstid %s psk "%s"\n' % (
+                B_INNER, A_INNER, outside, natOutside, IKESA["gcm-x25519"], CHILDSA, credentials.idB,
+                credentials.idA, PSK)))
+        iked.start()
+        ours.waitForIkeSa(child=True, timeout=20)
+        iked.waitForIkeSa(child=True)
+        mine, theirs = self.assertSameSAs(ours, iked)
+        self.assertTrue(theirs["initiator"])
+        self.labAssertEqual((mine["local"], mine["remote"], mine["natLocal"], mine["natRemote"]),
+                            (A + ":4500", outside + ":4500", True, False), repr(mine))
+        self.assertNatt(mine, theirs, iked)
+        self.labAssert("4500" in nat.conntrack(), nat.conntrack())
+
     def assertNatt(self, mine, theirs, iked):
         """
         Both sides moved the IKE SA to port 4500 and encapsulate ESP in UDP.

@@ -13,7 +13,7 @@ from ikedtx.testing.lab.charon import Auth, Child, Connection, Secret
 from ikedtx.testing.lab import poll
 
 from tests.interop import A, A_INNER, B, B_INNER, PSK
-from tests.test_interop_userspace import USERSPACE, UserspaceMixin, ping
+from tests.test_interop_userspace import UserspaceMixin, ping
 
 POOL = "10.77.0.0/29"
 DNS = "10.1.0.53"
@@ -71,7 +71,7 @@ class CharonRoadWarriorTests(UserspaceMixin, TestCase):
         each address that was lent pings through the tunnel.
         """
         self.hosts()
-        ours = self.startOurs(self.a, serverPolicy(pool="10.77.0.0/30"), A)
+        self.startOurs(self.a, serverPolicy(pool="10.77.0.0/30"), A)
         charon = self.charon(self.b, libipsec=True)
         names = ["rw%d.example" % (n,) for n in range(4)]
         charon.addSecret(Secret(PSK, ids=[A] + names))

@@ -44,6 +44,9 @@ class FakeCore:
     def cookieAnswer(self, data, local, remote):
         return None
 
+    def cookieAnswers(self, items):
+        return [], items
+
     def datagramReceived(self, data, local, remote):
         self.received.append((data, local, remote))
         if self.fail:
@@ -185,6 +188,54 @@ class BatchTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual([d for d, _, _ in self.core.received], [KNOWN_SA, NEW_INIT_1, NEW_INIT_2])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cookieAnswersSentAtOnce(self):
+        """
+        At the next turn the core's COOKIE answers for the new requests
+        leave at once from the port and address each came to (with the
+        non-ESP marker on the NAT-T port); what the core leaves to the
+        full path reaches it as read (marker and all), in order; the
+        monitor's counters count both.
+        """
+        from ikedtx.control.events import EventHub
+
+        ike, natt = FakePort(500), FakePort(4500)
+        self.runner.addPort(ike, natt=False)
+        self.runner.addPort(natt, natt=True)
+        self.runner.events = EventHub()
+        asked = []
+
+        def cookieAnswers(items):
+            asked.append(items)
+            answers = [(b"cookie:" + data[:1], remote, local) for data, remote, local in items if data == NEW_INIT_1]
+            return answers, [item for item in items if item[0] != NEW_INIT_1]
+
+        self.core.cookieAnswers = cookieAnswers
+        remote = ("198.51.100.1", 500)
+        IKEDatagramProtocol(self.runner, natt=False).packetsReceived(
+            [(NEW_INIT_1, remote, ("192.0.2.1", 500)), (NEW_INIT_2, remote, ("192.0.2.1", 500))])
+        IKEDatagramProtocol(self.runner, natt=True).packetsReceived(
+            [(b"\0" * 4 + NEW_INIT_1, remote, ("192.0.2.1", 4500)),
+             (b"\0" * 4 + NEW_INIT_2, remote, ("192.0.2.1", 4500))])
+        self.assertEqual((ike.sent, natt.sent, self.core.received), ([], [], []))
+        self.clock.advance(0)
+        self.assertEqual([[d for d, _, _ in items] for items in asked], [[NEW_INIT_1, NEW_INIT_2]] * 2)
+        self.assertEqual(ike.sent, [(b"cookie:\x01", remote, "192.0.2.1")])
+        self.assertEqual(natt.sent, [(b"\0" * 4 + b"cookie:\x01", remote, "192.0.2.1")])
+        self.assertEqual(self.core.received, [(NEW_INIT_2, ("192.0.2.1", 500), remote),
+                                              (NEW_INIT_2, ("192.0.2.1", 4500), remote)])
+        stats = dict(self.runner.events.stats.items())
+        self.assertEqual((stats["ikes_msg_rcvd"], stats["ikes_msg_sent"]), (4, 2))
+
+    def test_cookieAnswersNattWithoutMarker(self):
+        """
+        On the NAT-T port a batch with a datagram that does not carry the
+        non-ESP marker goes the one by one way (ESP is never a COOKIE's
+        request).
+        """
+        self.core.cookieAnswers = lambda items: self.fail("asked the core")
+        items = [(b"\x12\x34\x56\x78" + NEW_INIT_1[4:], ("198.51.100.1", 4500), ("192.0.2.1", 4500))]
+        self.assertEqual(self.runner.cookieAnswers(items, natt=True), items)
 
     def test_stopDropsWaiting(self):
         """
@@ -738,6 +789,52 @@ class BatchReadTests(TestCase):
             port.doRead()
         self.assertEqual([[d for d, _, _ in b] for b in protocol.batches],
                          [[b"d0", b"d1", b"d2", b"d3"], [b"d4", b"d5", b"d6", b"d7"], [b"d8", b"d9"]])
+
+    def test_boundPortReadsBytes(self):
+        """
+        A port bound to one address reads each datagram into a buffer it
+        reuses and hands over a copy of its octets (C{bytes}, unchanged by
+        the next read).
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol)
+        port.doRead()
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.sendto(b"x" * 100, ("127.0.0.1", port.getHost().port))
+        port.doRead()
+        first, second = protocol.batches
+        self.assertEqual([type(d) for d, _, _ in first], [bytes] * 10)
+        self.assertEqual(first[0][0], b"d0")
+        self.assertEqual(second[0][0], b"x" * 100)
+
+    def test_boundPortSendsWithoutAncillary(self):
+        """
+        A port bound to one address sends from it without IP_PKTINFO
+        (C{sendto}, the kernel takes the bound address); to choose another
+        source it sends the ancillary data, as a wildcard port does.
+        """
+        protocol = self.batchProtocol()
+        port, source = self.listen(protocol)
+        calls = []
+        real = port.socket
+
+        class Spy:
+            def sendto(self, data, address):
+                calls.append(("sendto", data, address))
+                return real.sendto(data, address)
+
+            def sendmsg(self, buffers, ancillary, flags, address):
+                calls.append(("sendmsg", bytes(buffers[0]), address, len(ancillary)))
+                return real.sendmsg(buffers, ancillary, flags, address)
+
+        port.socket = Spy()
+        self.addCleanup(setattr, port, "socket", real)
+        port.writeFrom(b"a", source, "127.0.0.1")
+        port.writeFrom(b"b", source, None)
+        port.writeFrom(b"c", source, "127.0.0.2")
+        self.assertEqual(calls, [("sendto", b"a", source), ("sendto", b"b", source),
+                                 ("sendmsg", b"c", source, 1)])
 
     def test_octetsBounded(self):
         """

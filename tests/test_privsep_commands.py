@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from twisted.internet import defer, task
 from twisted.internet.defer import fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -699,6 +700,16 @@ class ControlGateTests(TestCase):
         self.assertEqual((result["counters"], served), ([{"name": "ikes_sa_created", "value": 3}], [True]))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def unread(self):
+        """
+        Whether the held connection has its request waiting, unread.
+        """
+        (skt, _), = self.gate.held
+        try:
+            return bool(skt.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return False
+
     @defer.inlineCallbacks
     def test_heldAgainWhenTheHandOffFails(self):
         """
@@ -707,11 +718,31 @@ class ControlGateTests(TestCase):
         """
         client = yield self.connect()
         answer = client.callRemote(CC.ShowStats)
-        yield self.until(lambda: self.gate.held)
+        yield self.until(lambda: self.gate.held and self.unread())
         self.gate.handOff(lambda skt, readOnly: defer.fail(ValueError("no worker")))
         self.assertEqual(len(self.gate.held), 1)
         self.clock.advance(self.gate.wait)
         yield self.assertFailure(answer, CC.CommandFailed)
+
+    @defer.inlineCallbacks
+    def test_closedWhenTheDeadWorkerReadIt(self):
+        """
+        A worker that read the held connection's request and died before it
+        said it took it: the connection is closed at once (the client sees
+        it dropped unanswered), not held for an answer that cannot come.
+        """
+        client = yield self.connect()
+        answer = client.callRemote(CC.ShowStats)
+        yield self.until(lambda: self.gate.held and self.unread())
+
+        def readThenDie(skt, readOnly):
+            skt.recv(65536)
+            return defer.fail(ValueError("worker died"))
+
+        self.gate.handOff(readThenDie)
+        self.assertEqual(self.gate.held, [])
+        yield self.assertFailure(answer, ConnectionDone, ConnectionLost)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     @defer.inlineCallbacks
     def test_heldConnectionsBounded(self):

@@ -214,6 +214,59 @@ class ControlBeforeReadyTests(PrivsepMixin, TestCase):
              what=lambda: "the new worker\n" + ours.report())
         self.assertEqual(ours.showSa(), [])
 
+    def servingWorker(self, ours, other=None):
+        worker = self.workerOf(ours, other=other)
+        poll(lambda: "worker %d serves peers" % (worker,) in ours.log(), 20.0, interval=0.1,
+             what=lambda: "the worker\n" + ours.report())
+        return worker
+
+    def acceptedThenKilled(self, ours, worker):
+        """
+        A control connection the (ready) C{worker} accepted, then the
+        worker killed; the client end, to which no command was sent yet.
+        """
+        import socket
+
+        def sockets():
+            return {f for f in openFiles(worker) if f.startswith("socket:")}
+
+        before = sockets()
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(client.close)
+        client.settimeout(25.0)
+        client.connect(ours.socketPath)
+        poll(lambda: sockets() - before, 20.0, interval=0.01, what=lambda: "the worker's accept\n" + ours.report())
+        os.kill(worker, signal.SIGKILL)
+        return client
+
+    def test_commandOfKilledWorker(self):
+        """
+        A command on a connection the worker accepted just before it was
+        killed: a read-only one (C{ikectl show sa}) is sent again, held by
+        the parent until the next worker serves it, and answered; another
+        (C{ikectl reset sa}) gets a clear error that says it may not have
+        run. Neither hangs nor ends in a traceback.
+        """
+        from ikedtx.control import sync
+
+        self.hosts()
+        ours = self.startIkedtx(ikedtxPolicy(Credentials("psk"), child="childsa enc aes-128-gcm"))
+        ours.start()
+        first = self.servingWorker(ours)
+        connect = sync._connect
+        pending = [self.acceptedThenKilled(ours, first)]
+        self.patch(sync, "_connect", lambda path, timeout: pending.pop() if pending else connect(path, timeout))
+        self.assertEqual(sync.showSA(ours.socketPath, timeout=25.0), [])
+        second = self.servingWorker(ours, other=first)
+        self.assertEqual(pending, [])
+        pending.append(self.acceptedThenKilled(ours, second))
+        error = self.assertRaises(sync.ControlError, sync.reset, ours.socketPath, "sa", timeout=25.0)
+        self.assertIn("the command may not have run", str(error))
+        self.assertEqual(pending, [])
+        self.servingWorker(ours, other=second)
+        self.assertEqual(ours.showSa(), [])
+        self.assertNotIn("Traceback", ours.log())
+
 
 class PrivsepSigningTests(PrivsepMixin, TestCase):
     def test_certificateSignedInParent(self):
@@ -480,3 +533,48 @@ class SteeringTests(TestCase):
         poll(drained, 5.0, interval=0.01, what=lambda: "five datagrams: %r" % (got,))
         self.assertEqual(got[worker], [ike, keepalive, ike])
         self.assertEqual(got[parent], esp)
+
+    def test_espReceiveBuffer(self):
+        """
+        The parent's ESP socket has room for a bulk transfer's bursts
+        (SO_RCVBUFFORCE: the kernel reports twice what was set).
+        """
+        import socket
+
+        from ikedtx.privsep.parent import ESP_RECEIVE_BUFFER, bindEspSocket
+
+        parent = bindEspSocket("127.0.0.1", 0)
+        self.addCleanup(parent.close)
+        self.assertGreaterEqual(parent.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), ESP_RECEIVE_BUFFER)
+
+    def test_inboundThreadReads(self):
+        """
+        A datapath that reads the parent's ESP socket in its inbound thread
+        gets the socket, and the reactor stops reading it (the port only
+        sends); one without an inbound thread leaves it to the reactor.
+        """
+        from types import SimpleNamespace
+
+        from twisted.internet import reactor
+
+        from ikedtx.privsep.parent import PrivsepService, bindEspSocket
+
+        class Datapath:
+            def __init__(self, threaded):
+                self.threaded = threaded
+                self.sockets = []
+
+            def receiveEspOn(self, sock):
+                self.sockets.append(sock)
+                return self.threaded
+
+            def espReceived(self, data, remote, local):
+                pass
+
+        for threaded in (True, False):
+            service = SimpleNamespace(reactor=reactor, kernel=Datapath(threaded), espPorts={})
+            PrivsepService._listenEsp(service, bindEspSocket("127.0.0.1", 0), "127.0.0.1")
+            (port,) = service.espPorts.values()
+            self.addCleanup(port.stopListening)
+            self.assertEqual(service.kernel.sockets, [port.socket])
+            self.assertEqual(port in reactor.getReaders(), not threaded)

@@ -10,7 +10,6 @@ as root, where it works. The live worker's /proc status is checked in
 L{tests.test_privsep_daemon}.
 """
 
-import errno
 import os
 import pwd
 import signal
@@ -183,9 +182,13 @@ class PrepareTests(TestCase):
 
     def test_missingLibrary(self):
         """
-        Without libseccomp the worker goes on without a filter, and says
-        so (L{SeccompUnavailable} from L{seccomp.prepare}).
+        Without libseccomp the default mode (C{enforce}) does not go on
+        without a filter: L{worker.NoFilter}, which ends the worker with
+        L{worker.EXIT_NO_FILTER}. The C{log} mode, chosen for debugging,
+        logs it and runs without one (L{None}).
         """
+        from twisted.logger import LogLevel, globalLogPublisher
+
         from ikedtx.privsep import worker
 
         def missing():
@@ -193,4 +196,122 @@ class PrepareTests(TestCase):
 
         self.patch(seccomp, "_library", missing)
         self.assertRaises(seccomp.SeccompUnavailable, seccomp.prepare, "enforce")
-        self.assertIsNone(worker.prepareSyscallFilter("enforce"))
+        error = self.assertRaises(worker.NoFilter, worker.prepareSyscallFilter, "enforce")
+        self.assertEqual(str(error), "no libseccomp")
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertIsNone(worker.prepareSyscallFilter("log"))
+        self.assertEqual([(e["log_level"], e["error"].args) for e in events if "error" in e],
+                         [(LogLevel.error, ("no libseccomp",))])
+        self.assertIsNone(worker.prepareSyscallFilter("off"))
+
+    def test_release(self):
+        """
+        A filter built and released (the parent's start-up check) can be
+        released again and was never loaded.
+        """
+        requireRoot()
+        syscalls = seccomp.prepare("enforce")
+        syscalls.release()
+        syscalls.release()
+        with open("/proc/self/status") as f:
+            self.assertIn("Seccomp:\t0", f.read())
+
+
+# Loads a filter that makes seccomp(SECCOMP_SET_MODE_FILTER, ...) fail with
+# EFAULT (the answer libseccomp's probe for the filter flags expects, so
+# that it builds a filter) and runs the rest of its arguments with Python:
+# a kernel, or a service manager's filter, that refuses the worker's filter
+# when it is loaded.
+REFUSING = r"""
+import errno, os, sys
+from ikedtx.privsep import seccomp as S
+lib = S._library()
+context = lib.seccomp_init(S.SCMP_ACT_ALLOW)
+S._add(lib, context, S.SCMP_ACT_ERRNO(errno.EFAULT), S._number(lib, "seccomp"), [(0, 1)])
+if lib.seccomp_load(context) != 0:
+    raise SystemExit("cannot load the refusing filter")
+os.execv(sys.executable, [sys.executable] + sys.argv[1:])
+"""
+
+
+class UnfilteredDaemonTests(TestCase):
+    """
+    A privilege-separated daemon whose worker cannot have its system call
+    filter: with the default C{--privsep-seccomp} (C{enforce}) it does not
+    serve, and says so in one line; with C{log} or C{off}, chosen
+    explicitly, it serves without the filter.
+    """
+
+    def setUp(self):
+        requireRoot()
+        from tests import hostile
+
+        self.hostile = hostile
+        # A libseccomp.so.2 that is no library: dlopen fails as for a
+        # missing or broken libseccomp2.
+        self.libdir = os.path.abspath(self.mktemp())
+        os.mkdir(self.libdir)
+        with open(os.path.join(self.libdir, "libseccomp.so.2"), "wb") as f:
+            f.write(b"not a shared object\n")
+        self.brokenLibrary = {"LD_LIBRARY_PATH": self.libdir}
+
+    def test_enforceRefusesToStart(self):
+        """
+        The default mode and no usable libseccomp: the daemon exits with
+        status 1 before it binds anything, one line naming the filter and
+        the options that run without it, no traceback.
+        """
+        daemon = self.hostile.LiveDaemon(self, start=False, env=self.brokenLibrary)
+        code, out = daemon.run()
+        self.assertEqual(code, 1, out)
+        lines = [line for line in out.splitlines() if "system call filter" in line]
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn("privilege separation: the worker's system call filter cannot be built: libseccomp", lines[0])
+        self.assertIn("--privsep-seccomp log or off", lines[0])
+        self.assertNotIn("Traceback", out)
+        self.assertFalse(os.path.exists(daemon.socketPath))
+
+    def test_explicitModesServeUnfiltered(self):
+        """
+        C{--privsep-seccomp log} with no usable libseccomp: the worker logs
+        that it has no filter and serves (a peer establishes an IKE SA);
+        C{off} serves without trying.
+        """
+        for mode, line in (("log", "no system call filter for the worker (log): libseccomp"),
+                           ("off", "worker: no system call filter")):
+            daemon = self.hostile.LiveDaemon(self, extraArgs=["--privsep-seccomp", mode], env=self.brokenLibrary)
+            peer = self.hostile.HostilePeer(self, daemon)
+            ikeSA = peer.establish()
+            self.assertIsNotNone(ikeSA.established)
+            self.assertIn(line, daemon.logWith(line))
+            daemon.assertCleanLog(self)
+            daemon.stop()
+
+    def test_kernelRefusalStopsDaemon(self):
+        """
+        The filter is built (the start-up check passes) but the kernel
+        refuses it when the worker loads it: the worker ends before it
+        serves, the parent does not start another one and stops, status 1,
+        with the reason and one critical line.
+        """
+        wrapper = os.path.abspath(self.mktemp())
+        with open(wrapper, "w") as f:
+            f.write(REFUSING)
+
+        class Refused(self.hostile.LiveDaemon):
+            def argv(self):
+                return [sys.executable, wrapper] + super().argv()[1:]
+
+        daemon = Refused(self, start=False)
+        code, out = daemon.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("worker: cannot install the system call filter (--privsep-seccomp enforce): the kernel "
+                      "refused the seccomp filter", out)
+        critical = [line for line in out.splitlines() if "could not install its system call filter" in line]
+        self.assertEqual(len(critical), 1, out)
+        self.assertIn("the daemon stops (--privsep-seccomp log or off runs the worker without one)", critical[0])
+        self.assertEqual(out.count("worker started: pid"), 1, out)
+        self.assertNotIn("serves peers", out)
+        self.assertNotIn("Traceback", out)

@@ -17,6 +17,7 @@ AUTHENTICATION_FAILED, L{ikedtx.core.tasks.eap.startR}).
 """
 
 import ipaddress
+import socket
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -55,11 +56,16 @@ class RadiusWiring:
         whose Start was sent.
     """
 
-    def __init__(self, settings, reactor, nasIdentifier="ikedtx", dae=None):
+    def __init__(self, settings, reactor, nasIdentifier="ikedtx", dae=None, daeSockets=None):
         """
         @param dae: C{(sessions, disconnect)} for the C{radius dae}
             servers (L{ikedtx.auth.dae.DynamicAuthorizationServer}), or
             L{None}: no DAE.
+        @param daeSockets: C{{(address, port): fd}}, bound UDP sockets of
+            C{radius dae listen} lines (a privilege-separated worker's,
+            bound by the parent: a port below 1024 needs root); each is
+            served through a duplicate (the reactor dups it), the descriptor
+            stays open. The other lines are bound here.
         """
         self.settings = settings
         self.reactor = reactor
@@ -68,6 +74,7 @@ class RadiusWiring:
         self.accounting = None
         self.daeServers = []
         self._dae = dae
+        self._daeSockets = daeSockets if daeSockets is not None else {}
         self.sessions = {}
         # (spiI, spiR) -> Deferreds of the Child SAs' counters still asked.
         self._usage = {}
@@ -98,8 +105,13 @@ class RadiusWiring:
         for address, port in self.settings.daeListen:
             server = dae.DynamicAuthorizationServer(clients, sessions, disconnect, radius.radiusDictionary(),
                                                     self.nasIdentifier)
+            fd = self._daeSockets.get((str(address), port))
             try:
-                self._ports.append(self.reactor.listenUDP(port, server, interface=str(address)))
+                if fd is not None:
+                    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+                    self._ports.append(self.reactor.adoptDatagramPort(fd, family, server))
+                else:
+                    self._ports.append(self.reactor.listenUDP(port, server, interface=str(address)))
             except CannotListenError as e:
                 _log.error("radius dae listen on {address} port {port}: {error}", address=address, port=port,
                            error=e)
@@ -122,7 +134,7 @@ class RadiusWiring:
         # The sockets go first: the new wiring may listen on the same DAE
         # address and port.
         self.stop()
-        new = RadiusWiring(settings, self.reactor, self.nasIdentifier, self._dae)
+        new = RadiusWiring(settings, self.reactor, self.nasIdentifier, self._dae, self._daeSockets)
         new.sessions = self.sessions
         new._usage = self._usage
         return new

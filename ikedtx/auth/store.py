@@ -88,7 +88,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import crypto
 from twisted.logger import Logger
 
 from ikedtx.auth import keys, strength
@@ -906,6 +905,9 @@ class CredentialStore:
         return self._verification
 
     def _verifyChain(self, leaf, leafData, intermediates, now, verifier):
+        # pyOpenSSL only once a certificate is verified (ikedtx.lean)
+        from OpenSSL import crypto
+
         try:
             untrusted = [crypto.load_certificate(crypto.FILETYPE_ASN1, data) for _, data in intermediates]
             untrusted += verifier.local
@@ -1027,6 +1029,9 @@ class _Verifier:
     """
 
     def __init__(self, trusted, certificates, crls, partialChain):
+        # pyOpenSSL only once a certificate is verified (ikedtx.lean)
+        from OpenSSL import crypto
+
         self.partialChain = partialChain
         self._trusted = [crypto.X509.from_cryptography(c) for c in trusted]
         self._crls = list(crls)
@@ -1058,6 +1063,8 @@ class _Verifier:
         """
         second = _seconds(now)
         if self._second != second:
+            from OpenSSL import crypto
+
             store = crypto.X509Store()
             for c in self._trusted:
                 store.add_cert(c)

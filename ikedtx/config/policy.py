@@ -12,7 +12,7 @@ from ikedtx.auth.errors import InvalidDN
 from ikedtx.config import hosts as _hosts
 from ikedtx.config import transforms as xf
 from ikedtx.config.model import Auth, Flow, Identity, Policy, Selector
-from ikedtx.wire.constants import ProtocolId, TransformType
+from ikedtx.wire.constants import ProtocolId
 
 
 ID_SIZE = 1024

@@ -39,6 +39,19 @@ _DROPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 #: What a connection the daemon drops unanswered most likely means.
 _DROPPED = "the daemon closed the connection without answering (it serves only root and its own user)"
 
+#: The same, for a command that changes something: the privilege-separated
+#: daemon's worker may have died while it served it (the parent restarts
+#: it; the connections it held are gone).
+_DROPPED_UNSAFE = ("the daemon closed the connection without answering: the command may not have run (its worker "
+                   "may have restarted: see the daemon's log and ikectl show sa), or it serves only root and its "
+                   "own user")
+
+#: The commands that only read: sent once more on a new connection when
+#: the first is dropped unanswered (a worker that died while it served
+#: it: the parent holds the new connection until the next worker serves
+#: it).
+REPEATABLE = frozenset([C.ShowSA, C.ShowStats, C.ShowCertstore])
+
 
 class _BoxReader:
     """
@@ -111,14 +124,26 @@ def callRemote(path, command, timeout=30.0, **arguments):
     """
     box = _request(command, arguments)
     try:
-        with _connect(path, timeout) as sock:
-            sock.sendall(box.serialize())
-            answer = _readBox(sock)
+        try:
+            answer = _exchange(path, box, timeout)
+        except _DROPS:
+            if command not in REPEATABLE:
+                raise ControlError("control socket %s: %s" % (path, _DROPPED_UNSAFE))
+            answer = _exchange(path, box, timeout)
     except _DROPS:
         raise ControlError("control socket %s: %s" % (path, _DROPPED))
     except OSError as e:
         raise ControlError("control socket %s: %s" % (path, e.strerror or e))
     return _answer(command, answer)
+
+
+def _exchange(path, box, timeout):
+    """
+    Send C{box} on a new connection to C{path}; the answer box.
+    """
+    with _connect(path, timeout) as sock:
+        sock.sendall(box.serialize())
+        return _readBox(sock)
 
 
 def showSA(path, timeout=30.0):

@@ -24,7 +24,7 @@ from ipaddress import ip_address, ip_network
 
 from twisted.logger import Logger, LogLevel
 
-from ikedtx.addresses import addressOf, packedAddress
+from ikedtx.addresses import packedAddress
 from ikedtx.core import cookies, limits, screening
 from ikedtx.core.counters import Counters
 from ikedtx.core.actions import (
@@ -415,6 +415,33 @@ class IKECore:
             self._cookieLog.drop(remote, "IKE_SA_INIT answered with a COOKIE (fast path)")
             self.counters.count("ikedtx_cookie_sent")
         return cookie
+
+    def cookieAnswers(self, items):
+        """
+        L{cookieAnswer} for a batch of datagrams read together, each
+        C{(data, remote, local)}: the flood's new IKE_SA_INIT requests. One
+        look at the half-open count, the secret and the policy of the local
+        address serves the whole batch (answering a COOKIE creates no IKE
+        SA, so the count only grows within it: past the threshold at its
+        start, past it throughout).
+
+        @return: C{(answers, rest)}: C{answers} a list of C{(cookie
+            response, remote, local)} to send at once, C{rest} the items
+            that must go to L{datagramReceived}, in their order (all of
+            them when cookies are not demanded now).
+        """
+        if self.passive or len(self._halfOpen) < self.settings.cookieThreshold:
+            return [], items
+        try:
+            answers, rest = cookies.fastCookies(self, items, self._halfOpen, self._cookieSecret, _COOKIE_VERSION)
+        except Exception:
+            self._log.failure("internal error in the COOKIE fast path for a batch of {n}", n=len(items))
+            return [], items
+        if answers:
+            self._cookieLog.dropAll([remote for _, remote, _ in answers],
+                                    "IKE_SA_INIT answered with a COOKIE (fast path)")
+            self.counters.count("ikedtx_cookie_sent", len(answers))
+        return answers, rest
 
     def _datagramReceived(self, data, local, remote):
         cookie = cookies.fastCookie(self, data, local, remote)

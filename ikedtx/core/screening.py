@@ -75,6 +75,16 @@ class QuietDrops:
                        more=" (and %d more not logged)" % (more,) if more else "")
         return True
 
+    def dropAll(self, remotes, why):
+        """
+        L{drop} for each of C{remotes} in turn (a batch handled at one
+        moment): those past the rate are counted as suppressed at once.
+        """
+        for i, remote in enumerate(remotes):
+            if not self.drop(remote, why):
+                self.suppressed += len(remotes) - i - 1
+                return
+
 
 def initRequestRefusal(message):
     """

@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from ikedtx.core.actions import CancelTimer, SetTimer
 from ikedtx.core.errors import NegotiationFailed, PeerNotResponding, RemoteProtocolError
 from ikedtx.core.retransmit import jitterOf
-from ikedtx.core.tasks import DONE, MORE, PRIORITY_DELETE, PRIORITY_LIVENESS, PRIORITY_OTHER, PRIORITY_REKEY, RETRY  # noqa: F401
+from ikedtx.core.tasks import DONE, MORE, RETRY
 from ikedtx.core.timers import TimerKey
 from ikedtx.wire.constants import ExchangeType, NotifyType, nameOf
 from ikedtx.wire.payloads import Notify

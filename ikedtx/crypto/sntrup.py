@@ -37,6 +37,8 @@ decapsulation rejects implicitly), so nothing more can be checked there.
 """
 
 import hashlib
+import importlib.util
+import sys
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 from zope.interface import implementer
@@ -45,10 +47,36 @@ from ikedtx.crypto._util import defaultRandom, requireRandom, wipe
 from ikedtx.crypto.errors import CryptoError, InvalidKeyExchange
 from ikedtx.crypto.interfaces import IKeyExchange, IKeyExchangeMethod
 
-try:
-    from pqcrypto.kem import sntrup_761 as _sntrup761
-except ImportError:  # pragma: no cover (the test extra installs it)
-    _sntrup761 = None
+
+def _findBinding():
+    """
+    Whether the pqcrypto package is installed, found without importing it
+    (its compiled modules cost about 1 MB of RSS: they are loaded when the
+    method is first used, L{_loadBinding}).
+    """
+    try:
+        return importlib.util.find_spec("pqcrypto") is not None
+    except (ImportError, ValueError):  # pragma: no cover
+        return False
+
+
+def _loadBinding():
+    try:
+        from pqcrypto.kem import sntrup_761
+    except ImportError:  # pragma: no cover (the test extra installs it)
+        return None
+    return sntrup_761
+
+
+def __getattr__(name):
+    # The binding module, C{_sntrup761} (None if it cannot be imported), is
+    # imported when first read.
+    if name == "_sntrup761":
+        binding = _loadBinding()
+        globals()["_sntrup761"] = binding
+        return binding
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 # OpenBSD iked's private-use transform id (iked.h IKEV2_XFORMDH_X_SNTRUP761X25519).
 SNTRUP761X25519 = 1035
@@ -59,7 +87,7 @@ CIPHERTEXT_SIZE = 1039
 KEM_KEY_SIZE = 32
 X25519_SIZE = 32
 
-AVAILABLE = _sntrup761 is not None
+AVAILABLE = _findBinding()
 MISSING_REASON = ("sntrup761x25519 needs the optional compiled sntrup761 binding: "
                   "pip install 'ikedtx[pq]' (the pqcrypto package)")
 
@@ -160,11 +188,18 @@ class SntrupX25519Method:
         @param binding: the sntrup761 module (C{keygen}, C{encaps},
             C{decaps}); the pqcrypto one by default.
         """
-        if binding is None:
-            binding = _sntrup761
+        if binding is None and globals().get("_sntrup761", True) is None:
+            raise CryptoError(MISSING_REASON)
+        self._given = binding
+
+    @property
+    def _binding(self):
+        if self._given is not None:
+            return self._given
+        binding = sys.modules[__name__]._sntrup761
         if binding is None:
             raise CryptoError(MISSING_REASON)
-        self._binding = binding
+        return binding
 
     def _x25519Key(self, random):
         private = x25519.X25519PrivateKey.from_private_bytes(requireRandom(random, X25519_SIZE))

@@ -253,6 +253,7 @@ _IPV4_HEADER = struct.Struct("!B5xHxB2xII")
 _PORTS = struct.Struct("!HH")
 _FRAGMENT = struct.Struct("!H")
 _SPI = struct.Struct("!I")
+_NON_ESP_MARKER = bytes(4)
 
 
 def parsePacket(packet):
@@ -314,7 +315,7 @@ class _InstalledSA:
     """
 
     __slots__ = ("sa", "codec", "bytes", "packets", "installed", "lastUsed", "timers", "softDone", "selectors",
-                 "local", "remote", "allowed", "segments")
+                 "local", "remote", "allowed", "segments", "spent")
 
     def __init__(self, sa, codec, now):
         self.sa = sa
@@ -331,6 +332,9 @@ class _InstalledSA:
         self.allowed = set()
         # Outbound: whether sealed packets may leave in one UDP GSO send.
         self.segments = True
+        # Inbound: the hard byte lifetime was reached in the inbound thread
+        # (nothing more is opened while the reactor's thread removes it).
+        self.spent = False
         self._endpoints()
 
     def _endpoints(self):
@@ -362,15 +366,44 @@ def _now(f, *args, **kwargs):
 
 def _locked(method):
     """
-    Run C{method} holding the provider's lock (see the outbound thread).
+    Run C{method} holding the provider's locks, the outbound one and then
+    the inbound one (see the outbound and inbound threads).
     """
 
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
-        with self._lock:
+        with self._lock, self._inLock:
             return method(self, *args, **kwargs)
 
     return locked
+
+
+class _InboundLogger:
+    """
+    The logger of an inbound SA's codec while the inbound thread runs: in
+    that thread a debug line waits in the provider's batch of lines for
+    the reactor's thread (L{UserspaceKernel._inboundDebug}) and a failure
+    goes there at once (its exception captured here); in the reactor's
+    thread (raw ESP, the IKE port's ESP) lines go out directly.
+    """
+
+    def __init__(self, kernel, log):
+        self._kernel = kernel
+        self._log = log
+
+    def debug(self, format, **kwargs):
+        kernel = self._kernel
+        if kernel._inThread is not None and threading.current_thread() is kernel._inThread:
+            kernel._inboundDebug(self._log, format, kwargs)
+        else:
+            self._log.debug(format, **kwargs)
+
+    def failure(self, format, failure=None, **kwargs):
+        kernel = self._kernel
+        if kernel._inThread is not None and threading.current_thread() is kernel._inThread:
+            kernel._inLater(self._log.failure, format, failure if failure is not None else Failure(), **kwargs)
+        else:
+            self._log.failure(format, failure, **kwargs)
 
 
 @implementer(IKernel)
@@ -398,7 +431,8 @@ class UserspaceKernel:
     _log = Logger()
 
     def __init__(self, sendUdp=None, reactor=None, device=None, routes=None, deviceName="ipsec0",
-                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None, outboundThread=False):
+                 randomBytes=os.urandom, replayWindow=128, rawEsp=True, policyChannel=None, outboundThread=False,
+                 inboundThread=False):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -453,6 +487,24 @@ class UserspaceKernel:
         # Drops counted in the outbound thread (self.drops is the reactor
         # thread's), merged by dropCounts.
         self._threadDrops = Counter()
+        # With inboundThread, the sockets given to receiveEspOn are read by
+        # a thread of its own, which opens the ESP and writes to the device
+        # holding _inLock for each batch (the outbound thread holds _lock,
+        # so the two directions run side by side; what changes the SAs
+        # holds both). The inbound SAs' replay windows and counters belong
+        # to whichever thread opens ESP: the inbound thread, or the
+        # reactor's (raw ESP, the IKE port's ESP) holding _inLock too.
+        self._inLock = threading.RLock()
+        self._wantInThread = inboundThread
+        self._inThread = None
+        self._inWake = None
+        self._inSockets = []
+        self._inStopping = False
+        self._inLater = _now
+        self._inDrops = Counter()
+        # The inbound thread's debug lines of one batch, for the reactor's
+        # thread to log in one go (one hand-over a batch, not one a drop).
+        self._inLines = []
 
     # Device and sockets
 
@@ -537,6 +589,125 @@ class UserspaceKernel:
         self._wake = None
         self._later = _now
 
+    # The inbound thread
+
+    def receiveEspOn(self, sock):
+        """
+        Read ESP in UDP from C{sock}, a bound non-blocking UDP socket the
+        host's kernel hands ESP only (the privilege-separated parent's end
+        of a NAT-T port), in the inbound thread.
+
+        @return: L{True} if the inbound thread reads it now; L{False}
+            without one (the caller reads it and calls L{espReceived}).
+        """
+        if not self._wantInThread:
+            return False
+        self._inSockets.append(sock)
+        if self._inThread is None:
+            self._inWake = os.pipe()
+            self._inStopping = False
+            self._inLater = self.reactor.callFromThread
+            self._inThread = threading.Thread(target=self._inboundLoop, args=(self._inWake[0],),
+                                              name="ikedtx-esp-in", daemon=True)
+            self._inThread.start()
+        else:
+            os.write(self._inWake[1], b"x")
+        return True
+
+    def stopReceivingEsp(self):
+        """
+        Stop the inbound thread (before its sockets are closed).
+        """
+        thread, self._inThread = self._inThread, None
+        self._inSockets = []
+        if thread is None:
+            return
+        self._inStopping = True
+        os.write(self._inWake[1], b"x")
+        thread.join(5)
+        for end in self._inWake:
+            os.close(end)
+        self._inWake = None
+        self._inLater = _now
+
+    def _inboundLoop(self, wake):
+        poller = select.poll()
+        poller.register(wake, select.POLLIN)
+        sockets = {}
+        while not self._inStopping:
+            for sock in self._inSockets:
+                fd = sock.fileno()
+                if fd >= 0 and fd not in sockets:
+                    sockets[fd] = sock
+                    poller.register(fd, select.POLLIN)
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            if self._inStopping:
+                break
+            for fd, event in events:
+                if fd == wake:
+                    os.read(wake, 64)
+                    continue
+                sock = sockets.get(fd)
+                if sock is None:
+                    continue
+                if event & select.POLLNVAL:
+                    # Closed under us: forget it.
+                    poller.unregister(fd)
+                    del sockets[fd]
+                    if sock in self._inSockets:
+                        self._inSockets.remove(sock)
+                    continue
+                try:
+                    self._espReadable(sock)
+                except Exception:
+                    # As the outbound thread: whatever goes wrong, it goes on.
+                    self._inLater(self._log.failure, "userspace: error in the inbound thread", failure=Failure())
+
+    def _inboundDebug(self, log, format, kwargs):
+        # In the inbound thread: a debug line for the end of the batch.
+        self._inLines.append((log, format, kwargs))
+
+    def _emitLines(self, lines):
+        # In the reactor's thread: the debug lines of one inbound batch.
+        for log, format, kwargs in lines:
+            log.debug(format, **kwargs)
+
+    def _espReadable(self, sock):
+        # Bounded, as the TUN device's reads, so that the SAs can change.
+        try:
+            self._espBatch(sock)
+        finally:
+            if self._inLines:
+                lines, self._inLines = self._inLines, []
+                self._inLater(self._emitLines, lines)
+
+    def _espBatch(self, sock):
+        recvfrom = sock.recvfrom
+        handle = self._inboundPacket
+        with self._inLock:
+            for _ in range(256):
+                try:
+                    data, remote = recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as e:
+                    # An ICMP error for an earlier send, reported once.
+                    self._inboundDebug(self._log, "userspace: ESP socket: {error}", {"error": e})
+                    return
+                if len(data) < 4 or data.startswith(_NON_ESP_MARKER):
+                    # Not ESP in UDP (RFC 3948 2.2): the host's kernel steers
+                    # IKE and keepalives to the worker's socket.
+                    continue
+                try:
+                    handle(data, remote)
+                except Exception:
+                    self._inDrops["error"] += 1
+                    self._inLater(self._log.failure, "userspace: error handling ESP from {remote}", failure=Failure(),
+                                  remote=remote)
+
     def close(self):
         """
         Stop reading and close the device and raw sockets.
@@ -544,6 +715,7 @@ class UserspaceKernel:
         if self._dump is not None and self._dump.running:
             self._dump.stop()
         self._stopThread()
+        self.stopReceivingEsp()
         if self._reader is not None:
             self.reactor.removeReader(self._reader)
             self._reader = None
@@ -639,6 +811,9 @@ class UserspaceKernel:
             self._open()
         except OSError as e:
             return fail(KernelError("SA %08x: cannot open the TUN device %s: %s" % (sa.spi, self.device.name, e)))
+        if sa.inbound and self._wantInThread:
+            # Opened in the inbound thread: it logs through the reactor's.
+            codec._log = _InboundLogger(self, codec._log)
         entry = _InstalledSA(sa, codec, self.reactor.seconds())
         self._sas[key] = entry
         if sa.inbound:
@@ -929,6 +1104,7 @@ class UserspaceKernel:
         """
         total = Counter(self.drops)
         total.update(self._threadDrops)
+        total.update(self._inDrops)
         total.update(self._deadCodecs)
         for entry in self._sas.values():
             total.update(entry.codec.drops)
@@ -956,14 +1132,16 @@ class UserspaceKernel:
                 self._log.failure("the expire event of SA {spi:08x} failed", spi=sa.spi)
 
     def _count(self, entry, length):
+        # Inbound; the expire is the reactor's to run.
         entry.bytes += length
         entry.packets += 1
         entry.lastUsed = self.reactor.seconds()
         sa = entry.sa
         if sa.lifetimeBytes and entry.bytes >= sa.lifetimeBytes:
-            self._expire(entry, True)
+            entry.spent = True
+            self._inLater(self._expire, entry, True)
         elif sa.softLifetimeBytes and entry.bytes >= sa.softLifetimeBytes and not entry.softDone:
-            self._expire(entry, False)
+            self._inLater(self._expire, entry, False)
 
     # Outbound: TUN -> ESP
 
@@ -1123,18 +1301,29 @@ class UserspaceKernel:
         raises.
         """
         try:
-            self._inboundPacket(data, remote)
+            with self._inLock:
+                self._inboundPacket(data, remote)
         except Exception:
             self.drops["error"] += 1
             self._log.failure("userspace: error handling ESP from {remote}", remote=remote)
 
+    def _inboundDrop(self, reason, detail):
+        # A drop on the way in: counted where the thread that opens counts
+        # (one writer per Counter), logged in the reactor's.
+        if self._inThread is not None and threading.current_thread() is self._inThread:
+            self._inDrops[reason] += 1
+            self._inboundDebug(self._log, "userspace: dropped a packet ({reason}) {detail}",
+                               {"reason": reason, "detail": detail})
+        else:
+            self._dropped(reason, detail)
+
     def _inboundPacket(self, data, remote):
         if len(data) < 8:
-            return self._dropped(esp.TRUNCATED, "from %s" % (remote,))
+            return self._inboundDrop(esp.TRUNCATED, "from %s" % (remote,))
         spi = _SPI.unpack_from(data)[0]
         entry = self._inbound.get(spi)
-        if entry is None:
-            return self._dropped(esp.UNKNOWN_SPI, "%08x from %s" % (spi, remote))
+        if entry is None or entry.spent:
+            return self._inboundDrop(esp.UNKNOWN_SPI, "%08x from %s" % (spi, remote))
         opened = entry.codec.open(data)
         if opened is None:
             return None
@@ -1144,7 +1333,7 @@ class UserspaceKernel:
             return None
         parsed = parsePacket(inner)
         if parsed is None or nextHeader != (esp.NEXT_HEADER_IPV4 if parsed[0] == 4 else esp.NEXT_HEADER_IPV6):
-            return self._dropped(esp.BAD_INNER, "in SA %08x" % (spi,))
+            return self._inboundDrop(esp.BAD_INNER, "in SA %08x" % (spi,))
         if parsed not in entry.allowed:
             version, source, destination, protocol, sourcePort, destinationPort = parsed
             for ours, theirs in entry.selectors:
@@ -1153,14 +1342,14 @@ class UserspaceKernel:
                     break
             else:
                 # RFC 4301 5.2: a packet that does not match the SA's selectors.
-                return self._dropped(esp.POLICY, "in SA %08x: %s -> %s" % (
+                return self._inboundDrop(esp.POLICY, "in SA %08x: %s -> %s" % (
                     spi, _addressText(version, source), _addressText(version, destination)))
             if len(entry.allowed) >= CACHE_SIZE:
                 entry.allowed.clear()
             entry.allowed.add(parsed)
         self._count(entry, len(inner))
         if not self.device.write(inner):
-            self._dropped(TUN_FULL)
+            self._inboundDrop(TUN_FULL, "")
         return None
 
 

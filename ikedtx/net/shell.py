@@ -69,7 +69,22 @@ class IKEDatagramProtocol:
             else:
                 self.packetReceived(*item)
         if later:
-            self.runner.answerLater(self.packetReceived, later)
+            self.runner.answerLater(self.newRequestsReceived, later)
+
+    def newRequestsReceived(self, items):
+        """
+        The new IKE_SA_INIT requests of a read (L{packetsReceived}), at the
+        reactor's next turn: COOKIEs for those the core answers from its
+        quick look, in one go (L{CoreRunner.cookieAnswers}); the others one
+        by one, in order.
+        """
+        try:
+            rest = self.runner.cookieAnswers(items, self.natt)
+        except Exception:
+            self._log.failure("error answering a batch of {n} IKE_SA_INIT requests", n=len(items))
+            rest = items
+        for item in rest:
+            self.packetReceived(*item)
 
     def packetReceived(self, data, remote, local):
         try:
@@ -171,6 +186,10 @@ class CoreRunner:
         # The L{ikedtx.auth.radiuswire.RadiusWiring} of the configuration
         # (L{configureRadius}), or None.
         self.radius = None
+        # C{{(address, port): fd}}: the C{radius dae listen} sockets bound
+        # by a privileged parent (L{ikedtx.privsep}), served instead of
+        # binding.
+        self.daeSockets = {}
         # New IKE_SA_INIT requests read in this turn of the reactor
         # (answerLater) and the call that answers them.
         self._later = []
@@ -179,9 +198,8 @@ class CoreRunner:
 
     def answerLater(self, handler, items):
         """
-        Call C{handler(*item)} for each of C{items} (new IKE_SA_INIT
-        requests a read found) at the reactor's next turn, after what every
-        port read in this one.
+        Call C{handler(items)} (new IKE_SA_INIT requests a read found) at
+        the reactor's next turn, after what every port read in this one.
         """
         self._later.append((handler, items))
         if self._laterCall is None and not self.stopped:
@@ -191,8 +209,40 @@ class CoreRunner:
         self._laterCall = None
         waiting, self._later = self._later, []
         for handler, items in waiting:
-            for item in items:
-                handler(*item)
+            handler(items)
+
+    def cookieAnswers(self, items, natt):
+        """
+        Send the COOKIE answers the core gives a batch of C{(data, remote,
+        local)} from its quick look (L{IKECore.cookieAnswers}), each from
+        the port and address it came to (past the non-ESP marker on a NAT-T
+        port, with one on the answer).
+
+        @return: the items the core must handle in full, in order.
+        """
+        if natt:
+            # Only IKE (behind the marker) can be a COOKIE's request.
+            marked = [(data[4:], remote, local) for data, remote, local in items if data[:4] == NON_ESP_MARKER]
+            if len(marked) != len(items):
+                return items
+            answers, rest = self.core.cookieAnswers(marked)
+            if rest:
+                # Back to the datagrams as read, for the full path.
+                rest = [(NON_ESP_MARKER + data, remote, local) for data, remote, local in rest]
+        else:
+            answers, rest = self.core.cookieAnswers(items)
+        if answers:
+            self._count("ikes_msg_rcvd", len(answers))
+            sent = 0
+            ports = self.ports
+            for cookie, remote, local in answers:
+                host = local[0]
+                port = ports.get((socket.AF_INET6 if ":" in host else socket.AF_INET, local[1]))
+                if port is not None:
+                    port.writeFrom(addNonEspMarker(cookie) if natt else cookie, remote, host)
+                    sent += 1
+            self._count("ikes_msg_sent", sent)
+        return rest
 
     def addPort(self, port, natt):
         family = port.addressFamily
@@ -256,6 +306,7 @@ class CoreRunner:
 
     def addressChanged(self, address, added):
         self.execute(self.core.addressChanged(address, added))
+        self.refreshTraps(keepUnreachable=True)
 
     def _timerExpired(self, key):
         self.execute(self.core.timerExpired(key))
@@ -528,9 +579,9 @@ class CoreRunner:
 
     # Monitoring (ikectl monitor, show stats)
 
-    def _count(self, name):
+    def _count(self, name, n=1):
         if self.events is not None:
-            self.events.stats.count(name)
+            self.events.stats.count(name, n)
 
     def _publish(self, kind, **fields):
         if self.events is not None:
@@ -628,8 +679,14 @@ class CoreRunner:
         """
         Make (or keep, if its C{radius} lines did not change) the RADIUS
         clients of C{config}, give the core their EAP backend and log the
-        C{eap "radius"} policies without a server.
+        C{eap "radius"} policies without a server.  The RADIUS modules are
+        imported only for a configuration that has RADIUS.
         """
+        settings = config.radius
+        if self.radius is None and not (settings.servers or settings.accountingServers or settings.daeListen or
+                                        any(p.auth.eapRadius for p in config.policies)):
+            self.core.radiusBackend = None
+            return
         from ikedtx.auth import radiuswire
 
         for problem in radiuswire.configProblems(config):
@@ -637,7 +694,8 @@ class CoreRunner:
         if self.radius is None:
             if config.radius.servers or config.radius.accountingServers or config.radius.daeListen:
                 self.radius = radiuswire.RadiusWiring(config.radius, self.reactor,
-                                                      dae=(self._daeSessions, self._daeDisconnect))
+                                                      dae=(self._daeSessions, self._daeDisconnect),
+                                                      daeSockets=self.daeSockets)
         else:
             self.radius = self.radius.replaced(config.radius)
         self.core.radiusBackend = self.radius.backend if self.radius is not None else None
@@ -662,18 +720,25 @@ class CoreRunner:
         _, actions = self.core.deleteIKESA(ikeSA, self.DAE_REASON)
         self.execute(actions)
 
-    def refreshTraps(self):
+    def refreshTraps(self, keepUnreachable=False):
         """
         Bring the trap flows in line with the core's policies: a new
         policy's trap goes in before a removed one's leaves (a policy whose
         selectors changed is never without one). A trap the datapath
         refuses is logged; the Deferred fires when all are done.
+
+        @param keepUnreachable: after a change of the host's addresses, a
+            policy with no local address to reach its peer from now keeps
+            the trap it had (the others follow the host's new address).
         """
         if not self.trapping:
             return gatherResults([])
         from ikedtx.core.trap import trapFlows
 
         old, self.traps = self.traps, trapFlows(self.core)
+        if keepUnreachable:
+            reqids = {flow.reqid for flow in self.traps}
+            self.traps += [flow for flow in old if flow.reqid not in reqids]
         if not self.coupled:
             return gatherResults([])
         ds = [self._logged(self.kernel.addFlow(flow), "no trap flow", flow) for flow in self.traps if flow not in old]

@@ -80,6 +80,8 @@ class PacketInfoPort(udp.Port):
         udp.Port.__init__(self, *args, **kwargs)
         # {source address: ancillary data choosing it}: a daemon has few.
         self._ancillary = {}
+        # The buffer a port bound to one address reads into.
+        self._readBuffer = None
 
     def createInternetSocket(self):
         skt = udp.Port.createInternetSocket(self)
@@ -103,25 +105,11 @@ class PacketInfoPort(udp.Port):
         datagram first answers it after one batch of reads, not after the
         flood's requests queued ahead of it.
         """
-        batch = []
-        recvmsg = self.socket.recvmsg
-        size = self.maxPacketSize
-        family = self.addressFamily
         fixed = self._fixedLocal()
-        error = None
-        octets = 0
-        for _ in range(self.readBatch):
-            try:
-                data, ancillary, _flags, remote = recvmsg(size, _CMSG_SPACE)
-            except OSError as e:
-                if e.args[0] not in _IGNORED_READ_ERRORS:
-                    error = e
-                break
-            local = fixed or (_localFromAncillary(family, ancillary) or self.interface, self._realPortNumber)
-            batch.append((data, remote[:2], local))
-            octets += len(data)
-            if octets >= self.readOctets:
-                break
+        if fixed is not None:
+            batch, error = self._readFixed(fixed)
+        else:
+            batch, error = self._readWildcard()
         if batch:
             many = getattr(self.protocol, "packetsReceived", None)
             if many is not None:
@@ -138,6 +126,63 @@ class PacketInfoPort(udp.Port):
                         self._log.failure("unhandled error for a datagram from {remote}", remote=remote)
         if error is not None:
             raise error
+
+    def _readWildcard(self):
+        """
+        A wildcard port's batch: the local address of each datagram from
+        its IP_PKTINFO.
+        """
+        batch = []
+        recvmsg = self.socket.recvmsg
+        size = self.maxPacketSize
+        family = self.addressFamily
+        error = None
+        octets = 0
+        for _ in range(self.readBatch):
+            try:
+                data, ancillary, _flags, remote = recvmsg(size, _CMSG_SPACE)
+            except OSError as e:
+                if e.args[0] not in _IGNORED_READ_ERRORS:
+                    error = e
+                break
+            local = (_localFromAncillary(family, ancillary) or self.interface, self._realPortNumber)
+            batch.append((data, remote[:2], local))
+            octets += len(data)
+            if octets >= self.readOctets:
+                break
+        return batch, error
+
+    def _readFixed(self, local):
+        """
+        The batch of a port bound to one address (C{local} for every
+        datagram): C{recvfrom_into} one reused buffer, without ancillary
+        data, and one copy of each datagram's octets (a flood's requests
+        are read here one by one: the cheapest read Python has).
+        """
+        batch = []
+        append = batch.append
+        recv = self.socket.recvfrom_into
+        buffer = self._readBuffer
+        if buffer is None or len(buffer) < self.maxPacketSize:
+            buffer = self._readBuffer = bytearray(self.maxPacketSize)
+        view = memoryview(buffer)
+        error = None
+        octets = 0
+        limit = self.readOctets
+        v6 = self.addressFamily == socket.AF_INET6
+        for _ in range(self.readBatch):
+            try:
+                n, remote = recv(buffer)
+            except OSError as e:
+                if e.args[0] not in _IGNORED_READ_ERRORS:
+                    error = e
+                break
+            append((bytes(view[:n]), remote[:2] if v6 else remote, local))
+            octets += n
+            if octets >= limit:
+                break
+        view.release()
+        return batch, error
 
     def _fixedLocal(self):
         """
@@ -159,8 +204,10 @@ class PacketInfoPort(udp.Port):
         address = (host if type(host) is str else str(ip_address(host)), port)
         ancillary = self._ancillary.get(source)
         if ancillary is None:
-            ancillary = self._ancillary[source] = _sourceAncillary(self.addressFamily, source)
+            ancillary = self._ancillary[source] = self._sourceAncillary(source)
         try:
+            if not ancillary:
+                return self.socket.sendto(datagram, address)
             return self.socket.sendmsg([datagram], ancillary, 0, address)
         except OSError as e:
             if e.args[0] == EINTR:
@@ -170,6 +217,20 @@ class PacketInfoPort(udp.Port):
             self._log.warn("sending {size} bytes to {remote} failed: {error}", size=len(datagram), remote=remote, error=e)
             return None
 
+
+    def _sourceAncillary(self, source):
+        """
+        The ancillary data that sends from C{source}: none on a port bound
+        to that address (the kernel takes it from the bind).
+        """
+        if source is not None and self.interface not in _WILDCARDS:
+            try:
+                if socket.inet_pton(self.addressFamily, str(source)) == socket.inet_pton(self.addressFamily,
+                                                                                          self.interface):
+                    return []
+            except OSError:
+                pass
+        return _sourceAncillary(self.addressFamily, source)
 
     def writeSegments(self, buffers, size, remote, source=None):
         """

@@ -9,7 +9,7 @@ parent), C{AddAddress} and C{RemoveAddress} (a virtual address a
 configuration payload lent us, on an interface), C{Reload} and
 C{FetchState} (the parent reads the configuration and the iked tree; the
 worker fetches the result in chunks), C{Ready}. Parent to worker: the
-datapath's events (C{Acquire}, C{Expired}), C{AdoptControl}.
+datapath's events (C{Acquire}, C{Expired}), C{AdoptControl}, C{AdoptDAE}.
 
 Every argument is typed and bounded: AMP limits a value to 65,535 bytes, a
 record to L{ikedtx.privsep.records.MAX_RECORD_BYTES}; a record that does
@@ -124,6 +124,17 @@ class AdoptControl(amp.Command):
     """
 
     arguments = [(b"descriptor", amp.Descriptor()), (b"readOnly", amp.Boolean())]
+    response = []
+
+
+class AdoptDAE(amp.Command):
+    """
+    Parent to worker: a UDP socket the parent bound for a C{radius dae
+    listen on ADDRESS port PORT} line of a reloaded configuration (a port
+    below 1024 needs root), for the worker to serve.
+    """
+
+    arguments = [(b"descriptor", amp.Descriptor()), (b"address", amp.Unicode()), (b"port", amp.Integer())]
     response = []
 
 

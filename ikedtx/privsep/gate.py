@@ -77,7 +77,26 @@ class ControlGate:
             d = adopt(skt, self.readOnly)
             # The worker got it (and has its own descriptor); one that did
             # not (it died) waits for the next.
-            d.addCallbacks(lambda _, skt=skt: skt.close(), lambda f, skt=skt: self._hold(skt))
+            d.addCallbacks(lambda _, skt=skt: skt.close(), lambda f, skt=skt: self._adoptFailed(skt))
+
+    def _adoptFailed(self, skt):
+        """
+        The worker died while it took C{skt}: a connection whose request is
+        still unread waits for the next worker; one the dead worker may
+        have read is closed, so that its client sees it dropped unanswered
+        (ikectl sends a read-only command again and says another may not
+        have run) instead of waiting for an answer that cannot come.
+        """
+        try:
+            unread = skt.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            unread = b""
+        if unread:
+            self._hold(skt)
+            return
+        self._log.info("control socket {path}: the worker died while it took a command: closed unanswered",
+                       path=self.path)
+        skt.close()
 
     def close(self):
         if self.reading:

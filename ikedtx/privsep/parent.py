@@ -39,6 +39,7 @@ from ikedtx.privsep.addresses import AddressGuard, datapathInterface
 from ikedtx.privsep.gate import ControlGate
 from ikedtx.privsep.signer import SigningServer, socketpair
 from ikedtx.privsep.state import dumpState
+from ikedtx.privsep.worker import EXIT_NO_FILTER
 from ikedtx.wire.errors import ShortDatagram
 from ikedtx.wire.natt import NattKind, classifyNattDatagram
 
@@ -354,6 +355,10 @@ def bindPortSocket(address, port, natt, kernelName):
     return skt
 
 
+#: The receive buffer of the parent's ESP sockets (SO_RCVBUFFORCE).
+ESP_RECEIVE_BUFFER = 4 << 20
+
+
 def bindEspSocket(address, port):
     """
     The parent's socket on the NAT-T port C{address}, C{port} of the
@@ -361,9 +366,13 @@ def bindEspSocket(address, port):
     the kernel hands it ESP in UDP only.
     """
     from ikedtx.kernel.xfrm import bypassSocket
-    from ikedtx.net.udp import PacketInfoPort
+    from ikedtx.net.udp import PacketInfoPort, _setReceiveBuffer
 
     skt = PacketInfoPort(port, None, address).createInternetSocket()
+    # Room for the bursts of a bulk transfer while the inbound thread
+    # writes to the TUN device (it reads one datagram at a time, where
+    # the reactor read up to 4 MB into memory first).
+    _setReceiveBuffer(skt, ESP_RECEIVE_BUFFER)
     skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     skt.bind((address, port))
     try:
@@ -423,19 +432,49 @@ def bindMetricsSocket(host, port):
     return skt
 
 
+def bindDaeSocket(address, port):
+    """
+    A bound, non-blocking UDP socket for C{radius dae listen on ADDRESS
+    port PORT} (the worker serves it; a port below 1024 needs root).
+    """
+    skt = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        skt.bind((address, port))
+    except OSError:
+        skt.close()
+        raise
+    skt.setblocking(False)
+    return skt
+
+
 def bindControlSocket(path, mode):
     """
     A listening AF_UNIX socket at C{path} with C{mode} (after
-    L{ikedtx.service.prepareSocketPath}).
+    L{ikedtx.service.prepareSocketPath}). It is bound under a temporary
+    name and renamed to C{path} once it listens: a client that sees the
+    path can connect (never ECONNREFUSED from a socket not listening yet).
     """
     skt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = path + "~"
+    if len(os.fsencode(temporary)) >= 108:
+        # (sun_path's size on Linux: a longest path is bound in place.)
+        temporary = path
     umask = os.umask(0o177)
     try:
-        skt.bind(path)
-        os.chmod(path, mode)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        skt.bind(temporary)
+        os.chmod(temporary, mode)
+        skt.listen(64)
+        if temporary != path:
+            os.rename(temporary, path)
+    except BaseException:
+        skt.close()
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
     finally:
         os.umask(umask)
-    skt.listen(64)
     skt.setblocking(False)
     return skt
 
@@ -470,6 +509,11 @@ class PrivsepService(MultiService):
     exitOnStartupError = False
     notifySystemd = False
 
+    #: Whether the C library's free memory goes back to the kernel once the
+    #: worker is ready (L{ikedtx.lean.trimHeap}; set by
+    #: L{ikedtx.tap.makeService}).
+    trimWhenStarted = False
+
     def __init__(self, config, options, reactor=None, credentials=None):
         MultiService.__init__(self)
         if reactor is None:
@@ -484,6 +528,7 @@ class PrivsepService(MultiService):
         self.addresses = None
         self.espPorts = {}
         self._metrics = None
+        self._dae = {}
         self.worker = None
         self.workerPid = None
         self.installed = set()
@@ -506,12 +551,28 @@ class PrivsepService(MultiService):
         return self.template.credentials
 
     def check(self):
+        """
+        Before start-up, beside the checks of L{IkedService.check}: the
+        worker's user exists, and the worker's system call filter can be
+        built in the C{enforce} mode (libseccomp loads and takes every
+        rule; the kernel's refusal shows when the worker loads it).
+
+        @raise StartupError: one of them cannot.
+        """
+        from ikedtx.privsep import seccomp
+        from ikedtx.service import StartupError
+
         self.template.check()
+        mode = self.options.get("privsep-seccomp") or "enforce"
+        if mode == "enforce":
+            try:
+                seccomp.prepare(mode).release()
+            except seccomp.SeccompUnavailable as e:
+                raise StartupError("privilege separation: the worker's system call filter cannot be built: %s "
+                                   "(--privsep-seccomp log or off runs the worker without one)" % (e,))
         try:
             workerUser(self.user)
         except KeyError:
-            from ikedtx.service import StartupError
-
             raise StartupError("privilege separation: no user %s (--privsep-user, or --no-privsep)" % (self.user,))
 
     def startService(self):
@@ -555,6 +616,7 @@ class PrivsepService(MultiService):
                 except OSError as e:
                     self._closeSockets()
                     self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
+        self._bindDae(self.config)
         if kernelName == "userspace":
             self.kernel.sendUdp = self._sendEsp
             self.kernel.sendUdpSegments = self._sendEspSegments
@@ -567,6 +629,33 @@ class PrivsepService(MultiService):
             gate.open("the daemon is starting")
         MultiService.startService(self)
         self._spawn()
+
+    def _bindDae(self, config):
+        """
+        Bind the sockets of C{config}'s C{radius dae listen} lines that are
+        not bound yet (a port below 1024 needs root; the worker serves
+        them). One that cannot be bound is left to the worker, which
+        tries and logs why it cannot.
+
+        @return: the C{(address, port)} of those bound now.
+        """
+        bound = []
+        for address, port in config.radius.daeListen:
+            key = (str(address), port)
+            if key in self._dae:
+                continue
+            try:
+                self._dae[key] = bindDaeSocket(*key)
+            except OSError as e:
+                self._log.debug("radius dae listen on {address} port {port}: {error}", address=address, port=port,
+                                error=e)
+                continue
+            bound.append(key)
+        return bound
+
+    def _notHanded(self, failure, key):
+        self._log.error("radius dae listen on {address} port {port}: the worker did not take the socket: {error}",
+                        address=key[0], port=key[1], error=failure.value)
 
     def _startFailed(self, error):
         from ikedtx.service import IkedService
@@ -581,6 +670,10 @@ class PrivsepService(MultiService):
         port.interface = address
         port.startListening()
         skt.close()
+        receive = getattr(self.kernel, "receiveEspOn", None)
+        if receive is not None and receive(port.socket):
+            # The datapath's inbound thread reads it; the port only sends.
+            port.stopReading()
         self.espPorts[(port.addressFamily, port.getHost().port)] = port
 
     def _sendEsp(self, data, local, remote):
@@ -621,12 +714,18 @@ class PrivsepService(MultiService):
         self._gates = []
         for skt, *_rest in self._sockets:
             skt.close()
+        stopReceiving = getattr(self.kernel, "stopReceivingEsp", None)
+        if stopReceiving is not None and self.espPorts:
+            stopReceiving()
         for port in self.espPorts.values():
             port.stopListening()
         self.espPorts = {}
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+        for skt in self._dae.values():
+            skt.close()
+        self._dae = {}
         for skt, path, _ro in self._control:
             skt.close()
             try:
@@ -682,7 +781,12 @@ class PrivsepService(MultiService):
             childFDs[fd] = self._metrics.fileno()
             metrics = [fd, self._metrics.family]
             fd += 1
-        layout = {"ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
+        dae = []
+        for (address, port), skt in self._dae.items():
+            childFDs[fd] = skt.fileno()
+            dae.append([fd, address, port])
+            fd += 1
+        layout = {"dae": dae, "ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
                   "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel)}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(self, payload)
@@ -703,6 +807,10 @@ class PrivsepService(MultiService):
         self.workerPid = pid
         self._log.info("worker {pid} serves peers as uid {uid}", pid=pid, uid=workerUser(self.user)[0])
         self._notify("READY=1")
+        if self.trimWhenStarted:
+            from ikedtx.lean import trimHeap
+
+            trimHeap()
         for gate in self._gates:
             gate.handOff(self._adoptControl)
 
@@ -733,6 +841,9 @@ class PrivsepService(MultiService):
         if not self.running:
             self._log.info("worker {pid} ended: {how}", pid=process.pid, how=describeEnd(error))
             return
+        if getattr(error, "exitCode", None) == EXIT_NO_FILTER:
+            self._refuseUnfiltered(process)
+            return
         for gate in self._gates:
             gate.open("the worker is restarting")
         sas = len(self.installed)
@@ -750,6 +861,20 @@ class PrivsepService(MultiService):
                 self._pending = self.reactor.callLater(delay, self._restart)
 
         d.addCallback(restart)
+
+    def _refuseUnfiltered(self, process):
+        """
+        The worker could not install its system call filter in the
+        C{enforce} mode (it said why, before it ended): another worker
+        would fail alike, and one without the filter must not serve; the
+        daemon stops with status 1.
+        """
+        from ikedtx import service
+
+        self._log.critical("worker {pid} could not install its system call filter: the daemon stops "
+                           "(--privsep-seccomp log or off runs the worker without one)", pid=process.pid)
+        service.exitStatus = 1
+        self.reactor.stop()
 
     def _restart(self):
         self._pending = None
@@ -783,7 +908,12 @@ class PrivsepService(MultiService):
             stateBytes, _ = self._state(config)
             token, self._nextToken = self._nextToken, self._nextToken + 1
             self.pendingStates = {token: stateBytes}
-            return {"token": token, "size": len(stateBytes)}
+            # New DAE sockets reach the worker before the state that names them.
+            handed = [self._amp.callRemote(C.AdoptDAE, descriptor=self._dae[key].fileno(), address=key[0],
+                                           port=key[1]).addErrback(self._notHanded, key)
+                      for key in self._bindDae(config) if self._amp is not None]
+            answer = {"token": token, "size": len(stateBytes)}
+            return defer.gatherResults(handed, consumeErrors=True).addBoth(lambda _: answer)
 
         def failed(f):
             self._notify("READY=1")

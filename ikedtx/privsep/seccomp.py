@@ -147,6 +147,14 @@ class Filter:
     def __init__(self, lib, context, mode, allowed):
         self._lib, self._context, self.mode, self.allowed = lib, context, mode, allowed
 
+    def release(self):
+        """
+        Free the filter without loading it (a check that it can be built).
+        """
+        if self._context is not None:
+            self._lib.seccomp_release(self._context)
+            self._context = None
+
     def load(self):
         """
         Load the filter into the kernel for every thread of the process.

@@ -73,11 +73,28 @@ def dropPrivileges(uid, gid, root):
         raise OSError("privileges could not be dropped: setuid(0) worked")
 
 
+#: The worker's exit status when its system call filter cannot be built or
+#: loaded in the C{enforce} mode (EX_CONFIG): the parent then stops the
+#: daemon instead of starting another worker that would fail alike.
+EXIT_NO_FILTER = 78
+
+
+class NoFilter(Exception):
+    """
+    The C{enforce} mode's filter cannot be built or loaded: the worker must
+    not serve (L{EXIT_NO_FILTER}).
+    """
+
+
 def prepareSyscallFilter(mode):
     """
     Build the worker's seccomp filter (L{ikedtx.privsep.seccomp}) while
-    libseccomp can still be opened; L{None} for C{off}, or where libseccomp
-    is missing (logged: the worker then runs without one).
+    libseccomp can still be opened; L{None} for C{off}.
+
+    @raise NoFilter: libseccomp cannot be opened or refused a rule in the
+        C{enforce} mode (the default). In the C{log} mode, which the user
+        chose for debugging, that is logged and the worker runs without a
+        filter.
     """
     from twisted.logger import Logger
 
@@ -86,42 +103,79 @@ def prepareSyscallFilter(mode):
     try:
         return seccomp.prepare(mode)
     except seccomp.SeccompUnavailable as e:
-        Logger(namespace="ikedtx.privsep").error("no system call filter for the worker: {error}", error=e)
+        if mode == "enforce":
+            raise NoFilter(str(e))
+        Logger(namespace="ikedtx.privsep").error("no system call filter for the worker ({mode}): {error}",
+                                                 mode=mode, error=e)
         return None
 
 
 def loadSyscallFilter(syscalls):
     """
     Load C{syscalls} (from L{prepareSyscallFilter}), after the drop of the
-    privileges; a filter the kernel refuses ends the worker.
+    privileges.
+
+    @raise NoFilter: the kernel refused the C{enforce} mode's filter (in
+        the C{log} mode that is logged and the worker runs without one).
     """
     from twisted.logger import Logger
+
+    from ikedtx.privsep import seccomp
 
     log = Logger(namespace="ikedtx.privsep")
     if syscalls is None:
         log.info("worker: no system call filter")
         return
-    syscalls.load()
+    try:
+        syscalls.load()
+    except seccomp.SeccompUnavailable as e:
+        if syscalls.mode == "enforce":
+            raise NoFilter(str(e))
+        log.error("no system call filter for the worker ({mode}): {error}", mode=syscalls.mode, error=e)
+        return
     log.info("worker: seccomp filter loaded ({mode}: {n} system calls allowed)", mode=syscalls.mode,
              n=syscalls.allowed)
 
 
-def importEverything():
+#: ikedtx modules the worker never imports: the lab, the demo, the worker's
+#: own module, the parent and its datapath providers (the worker's kernel
+#: is a L{RemoteKernel}, its ports are adopted: the XFRM provider alone
+#: pulls pyroute2, about 7 MB of RSS), and the commands that run in other
+#: processes (C{iked} and C{ikectl}'s clients, the certificate authority of
+#: C{ikectl ca}).
+NEVER_IN_WORKER = ("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker", "ikedtx.privsep.parent", "ikedtx.cli",
+                   "ikedtx.kernel.xfrm", "ikedtx.kernel.userspace", "ikedtx.kernel.esp", "ikedtx.kernel.routes",
+                   "ikedtx.kernel.probe", "ikedtx.control.client", "ikedtx.control.sync", "ikedtx.control.ikectl",
+                   "ikedtx.pki.ca", "ikedtx.pki.command")
+
+#: Imported only with --metrics (a command line option: a reload cannot
+#: add it); Twisted's web modules are imported in any case (OCSP's client
+#: needs what they import, down to the charmap codec).
+METRICS_MODULES = ("ikedtx.metrics", "prometheus_client", "prometheus_client.core", "prometheus_client.exposition")
+
+
+def importEverything(metrics=True):
     """
     Import what the worker may import lazily later, while the file system
-    is still there: every ikedtx module but the lab, and the standard and
-    Twisted modules imported inside functions.
+    is still there: every ikedtx module but L{NEVER_IN_WORKER} (and
+    L{METRICS_MODULES} unless C{metrics}), and the standard and Twisted
+    modules imported inside functions.
     """
     import pkgutil
 
     import cryptography
 
     import ikedtx
+    from ikedtx import lean
 
+    # OCSP's client speaks plain HTTP only (ikedtx.pki.ocsp): Twisted's web
+    # client and endpoints without TLS, as ikedtx.lean imports the reactor
+    # (about 2 MB: twisted.internet.ssl, service_identity).
+    lean.importWithout(("twisted.internet.endpoints", "twisted.web.client"), "OpenSSL")
     for package in (ikedtx, cryptography):
         prefix = package.__name__ + "."
         for info in pkgutil.walk_packages(package.__path__, prefix):
-            if info.name.startswith(("ikedtx.testing", "ikedtx.demo", "ikedtx.privsep.worker")):
+            if info.name.startswith(NEVER_IN_WORKER) or (not metrics and info.name in METRICS_MODULES):
                 continue
             try:
                 __import__(info.name)
@@ -139,9 +193,12 @@ def importEverything():
                  "twisted.internet._threadedselect", "twisted.names.client", "twisted.python.syslog", "syslog",
                  "json", "hmac", "zlib", "hashlib", "secrets", "uuid", "traceback", "linecache",
                  "cryptography.hazmat.primitives.asymmetric.padding", "cryptography.x509.verification",
+                 # imported when first used in a process with a file system
+                 # (ikedtx.lean): certificate chains, sntrup761x25519
+                 "OpenSSL.crypto", "pqcrypto.kem.sntrup_761",
+                 "twisted.web.server", "twisted.web.util", "twisted.web.error", "encodings.charmap") + (
                  # --metrics (its optional dependency, imported when served)
-                 "prometheus_client", "prometheus_client.core", "prometheus_client.exposition",
-                 "twisted.web.server", "twisted.web.util", "twisted.web.error"):
+                 METRICS_MODULES if metrics else ()):
         try:
             __import__(name)
         except Exception:
@@ -170,6 +227,10 @@ def _logObserver(level):
 
 
 def main():
+    from ikedtx import lean
+
+    # Before Twisted is imported (ikedtx.lean).
+    lean.prepare()
     data = sys.stdin.buffer.read()
     layout, stateBytes, options = pickle.loads(data)
     from twisted.internet import epollreactor
@@ -185,14 +246,24 @@ def main():
 
     signer = RemoteSigner(socket.socket(fileno=SIGN_FD))
     config, resolved, credentials = loadState(stateBytes, signer)
-    importEverything()
+    importEverything(metrics=bool(options.get("metrics")))
     from ikedtx.privsep.workerservice import WorkerService
 
     service = WorkerService(config, options, reactor, credentials, layout, resolved, signer)
-    syscalls = prepareSyscallFilter(options.get("privsep-seccomp") or "enforce")
-    dropPrivileges(layout["uid"], layout["gid"], layout["chroot"])
-    loadSyscallFilter(syscalls)
+    try:
+        syscalls = prepareSyscallFilter(options.get("privsep-seccomp") or "enforce")
+        dropPrivileges(layout["uid"], layout["gid"], layout["chroot"])
+        loadSyscallFilter(syscalls)
+    except NoFilter as e:
+        # Nothing was served yet; one line for the parent's log.
+        from twisted.logger import Logger
+
+        Logger(namespace="ikedtx.privsep").error(
+            "worker: cannot install the system call filter (--privsep-seccomp enforce): {error}", error=e)
+        sys.exit(EXIT_NO_FILTER)
     service.startService()
+    # what importing every module left free in the C library's heap
+    lean.trimHeap()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
 

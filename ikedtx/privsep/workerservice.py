@@ -54,6 +54,17 @@ class ParentChannel(amp.AMP):
     #: C{adopt(fd, readOnly)}: the worker service's L{WorkerService.adoptControl}.
     adopt = None
 
+    #: C{adoptDAE(fd, address, port)}: the worker service's L{WorkerService.adoptDAE}.
+    adoptDAE = None
+
+    @C.AdoptDAE.responder
+    def adoptDAESocket(self, descriptor, address, port):
+        if self.adoptDAE is None:
+            os.close(descriptor)
+            raise ValueError("no DAE")
+        self.adoptDAE(descriptor, address, port)
+        return {}
+
     @C.AdoptControl.responder
     def adoptControl(self, descriptor, readOnly):
         if self.adopt is None:
@@ -271,6 +282,9 @@ class WorkerService(IkedService):
             if service.name:
                 self.namedServices[service.name] = service
         self.services = adopted + self.services
+        # Bound by the parent (a port below 1024 needs root); more come with
+        # a reload (C{AdoptDAE}).
+        self.daeSockets.update({(address, port): fd for fd, address, port in layout.get("dae") or ()})
         metrics = layout.get("metrics")
         if metrics is not None:
             # Bound and listening in the parent (a port below 1024 needs root).
@@ -297,6 +311,7 @@ class WorkerService(IkedService):
         kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo")
         self.channel = ParentChannel(kernel, self.reactor)
         self.channel.adopt = self.adoptControl
+        self.channel.adoptDAE = self.adoptDAE
         kernel.channel = self.channel
         factory = protocol.Factory.forProtocol(lambda: self.channel)
         self.reactor.adoptStreamConnection(3, socket.AF_UNIX, factory)
@@ -330,6 +345,17 @@ class WorkerService(IkedService):
             raise ValueError("no such control socket")
         finally:
             os.close(fd)
+
+    def adoptDAE(self, fd, address, port):
+        """
+        The parent bound the C{radius dae listen} socket C{fd} of C{address}
+        and C{port} for a reloaded configuration: serve it from now on
+        (L{ikedtx.auth.radiuswire.RadiusWiring}), instead of an earlier one.
+        """
+        old = self.daeSockets.get((address, port))
+        self.daeSockets[(address, port)] = fd
+        if old is not None:
+            os.close(old)
 
     def logLevelChanged(self, verbose):
         self.channel.callRemote(C.SetVerbose, verbose=verbose).addErrback(

@@ -26,7 +26,7 @@ from ikedtx.core.tasks import DONE, MORE, PRIORITY_OTHER, PRIORITY_REKEY, Task
 from ikedtx.core.tasks import followup as _followup
 from ikedtx.core.tasks.common import (
     checkNonce, checkResponseNonce, errorNotify, findNotify, first, offersFromConfig, offersFromWire, require,
-    saPayload, supported, trafficSelectors, tsToWire)
+    saPayload, trafficSelectors, tsToWire)
 from ikedtx.core.tasks import config
 from ikedtx.core.tasks.childpolicy import matchChildRequest
 from ikedtx.core.ts import isSubsetOf

@@ -121,6 +121,9 @@ def releaseOutbound(core, ikeSA, old):
     for new in (old.rekeyedBy, old.peerRekey):
         if new is None or not new.heldOutbound or new.state not in (ChildState.INSTALLING, ChildState.INSTALLED):
             continue
+        if new.rekeyedBy is not None:
+            # The peer's redundant SA of a collision we won.
+            continue
         held, new.heldOutbound = tuple(new.heldOutbound), []
         sas, flows = new.kernelRecords
         new.kernelRecords = (sas + held, flows)
@@ -230,6 +233,12 @@ class ChildRekeyTask(ChildCreateTask):
                 self._log.info("{ikeSA}: Child SA rekey collision won; the peer deletes its {other}", ikeSA=ikeSA,
                                other=peerRekey)
                 old.rekeyedBy = child
+                # Superseded by ours: never rekeyed nor given our traffic,
+                # and deleted by us if the peer has not deleted it within
+                # the time it retransmits a request (L{peerNeverDeleted}).
+                peerRekey.rekeyedBy = child
+                core.emit(SetTimer(TimerKey.childRekeyed(peerRekey.reqid, peerRekey.spiIn),
+                                   core.settings.retransmit.total()))
         else:
             old.rekeyedBy = child
         self._log.info("{ikeSA}: Child SA {old} rekeyed as {new}", ikeSA=ikeSA, old=old, new=child)

@@ -197,6 +197,26 @@ class Namespace:
         )
         self.run([nft, "-f", "-"], input=rules)
 
+    def forward(self, inInterface, ports, to):
+        """
+        Forward what arrives on C{inInterface} for the UDP C{ports} (port
+        numbers) to the IPv4 address C{to} (destination NAT, with nft): a
+        responder behind this NAT box is reachable at its outside address.
+        """
+        from .. import support
+
+        nft = support.requireExecutable("nft", "apt-get install nftables")
+        self.enableForwarding()
+        rules = (
+            "table ip ikxforward {\n"
+            "  chain prerouting {\n"
+            "    type nat hook prerouting priority dstnat; policy accept;\n"
+            '    iifname "%s" udp dport { %s } dnat to %s\n'
+            "  }\n"
+            "}\n" % (inInterface, ", ".join(str(port) for port in ports), to)
+        )
+        self.run([nft, "-f", "-"], input=rules)
+
     def conntrack(self):
         """
         The NAT box's connection tracking table, as text (for failure
@@ -483,7 +503,7 @@ class Network:
         b.addLoopbackAddress("10.2.0.1/32")
         return a, b, link
 
-    def natted(self, names=("a", "nat", "b"), ports=None):
+    def natted(self, names=("a", "nat", "b"), ports=None, forward=()):
         """
         C{a} behind a NAT box, C{b} on the outside::
 
@@ -495,6 +515,8 @@ class Network:
         inside. Inner addresses as in L{pair}.
 
         @param ports: see L{Namespace.masquerade}.
+        @param forward: UDP ports the NAT box forwards to C{a}'s 192.0.2.1
+            (L{Namespace.forward}), for C{a} as a responder behind it.
         @return: C{(a, nat, b)}.
         """
         a = self.namespace(names[0])
@@ -507,6 +529,8 @@ class Network:
         a.addLoopbackAddress("10.1.0.1/32")
         b.addLoopbackAddress("10.2.0.1/32")
         nat.masquerade(outside.leftInterface, ports=ports)
+        if forward:
+            nat.forward(outside.leftInterface, forward, "192.0.2.1")
         return a, nat, b
 
     def cleanup(self):

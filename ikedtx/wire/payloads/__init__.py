@@ -115,4 +115,8 @@ __all__ = [
     "decodeChain",
     "decodePayloads",
     "encodePayloads",
+    # Internals that wire.message, wire.fragments and wire.intauth import from here.
+    "_ENCRYPTED",
+    "_Fields",
+    "_GENERIC",
 ]
