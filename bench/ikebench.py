@@ -80,9 +80,11 @@ def parseArgs(argv):
                              "100): charon keeps a list of the IKE SAs of each identity pair, which one identity "
                              "makes O(n) per SA")
     parser.add_argument("--cert-ids", type=int, default=10,
-                        help="the same for certificate suites (default 10): the generator keeps one certificate per "
-                             "identity in its certs/, and ikedtx converts every certificate there to pyOpenSSL for "
-                             "each chain it verifies, which makes the generator's cost grow with the count")
+                        help="the same for certificate suites (default 10): one certificate per identity; "
+                             "ikedtx verifies each chain once and reuses it while it holds (charon caches its issuer "
+                             "signature checks), so a larger count measures more of the verification itself; the ikedtx "
+                             "generator keeps them all in its certs/ (untrusted intermediates of every chain it "
+                             "verifies), which makes its own cost grow with the count")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the responder to CPU 1, the generator to CPU 0")
     parser.add_argument("--output", default=None, help="also write the results as Markdown to this file")
     parser.add_argument("--json", default=None, help="also write the raw results as JSON to this file")

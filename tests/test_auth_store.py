@@ -4,6 +4,7 @@ local credential, verifying peers (chains, validity, CRLs, partial chains,
 ID/certificate matching, raw public keys), CERTREQ data.
 """
 
+import datetime
 import hashlib
 import os
 import subprocess
@@ -529,6 +530,80 @@ class LocalCredentialTests(StoreTestMixin, SynchronousTestCase):
         self.assertNotIn(str(self.local.private_numbers().private_value), text)
 
 
+class LocalChoiceCacheTests(StoreTestMixin, SynchronousTestCase):
+    """
+    The certificates that can stand for a local ID, and their paths to
+    trust, are worked out once per reload (and local key); the choice
+    among them (CERTREQ, validity) is made at each use.
+    """
+
+    def setUp(self):
+        StoreTestMixin.setUp(self)
+        self.local = pki.key("local", "p256")
+        self.tree.setLocalKey(self.local)
+        self.tree.addCA(self.pki.root.certificate, "rootA.crt")
+        self.tree.addCA(self.pki.root2.certificate, "rootB.crt")
+        self.paths = []
+        real = CredentialStore._pathToTrust
+
+        def counting(store, leaf):
+            self.paths.append(leaf)
+            return real(store, leaf)
+
+        self.patch(CredentialStore, "_pathToTrust", counting)
+
+    def test_workedOutOnce(self):
+        """
+        Two uses, with different CERTREQs and times, follow the paths once
+        and still choose by CERTREQ and validity; the CERT payloads are the
+        certificate's DER.
+        """
+        fromA = self.pki.root.issue(pki.name(CN="gw-a"), self.local.public_key(), dns=[HOST],
+                                    notAfter=NOW + 10 * pki.DAY)
+        fromB = self.pki.root2.issue(pki.name(CN="gw-b"), self.local.public_key(), dns=[HOST])
+        self.tree.addCert(fromA, "1.crt")
+        self.tree.addCert(fromB, "2.crt")
+        s = self.makeStore()
+        hashB = storeModule.spkiHash(self.pki.root2.certificate)
+        self.assertEqual(s.localCredential(None, now=NOW).certificate, fromA)
+        self.assertEqual(s.localCredential(None, certreqAuthorities=[hashB], now=NOW).certificate, fromB)
+        credential = s.localCredential(None, now=NOW + 20 * pki.DAY)
+        self.assertEqual(credential.certificate, fromB)
+        self.assertEqual(credential.certificatePayloads(), [x509Payload(fromB)])
+        self.assertEqual(len(self.paths), 2)
+
+    def test_reloadAndKeyChange(self):
+        """
+        A reload brings the new certificates of certs/; a local key put
+        back in place of another (as a failed reload does) is matched
+        again.
+        """
+        s = self.makeStore()
+        self.assertEqual(s.localCredential(None, now=NOW).certificates, [])
+        cert = self.pki.root.issue(pki.name(CN="gw"), self.local.public_key(), dns=[HOST])
+        self.tree.addCert(cert)
+        self.assertEqual(s.localCredential(None, now=NOW).certificates, [])
+        s.reload()
+        self.assertEqual(s.localCredential(None, now=NOW).certificates, [cert])
+        s.privateKey = pki.key("other", "p256")
+        self.assertEqual(s.localCredential(None, now=NOW).certificates, [])
+        s.privateKey = self.local
+        self.assertEqual(s.localCredential(None, now=NOW).certificates, [cert])
+
+    def test_otherKeyLoggedEachTime(self):
+        """
+        A certificate for the ID with another key is logged at each use, as
+        before the choice was kept.
+        """
+        other = self.pki.root.issue(pki.name(CN="gw"), pki.key("other", "p256").public_key(), dns=[HOST])
+        self.tree.addCert(other)
+        s = self.makeStore()
+        s.localCredential(None, now=NOW)
+        s.localCredential(None, now=NOW)
+        self.assertEqual(len([e for e in self.logged(LogLevel.info) if "not the local key" in e]), 2)
+        self.assertEqual(len([e for e in self.logged(LogLevel.info) if "raw ECDSA P-256 public key" in e]), 2)
+
+
 class PeerCertificateTests(StoreTestMixin, SynchronousTestCase):
     """
     verifyPeer with X.509 certificates (iked ca.c ca_validate_cert).
@@ -648,6 +723,25 @@ class PeerCertificateTests(StoreTestMixin, SynchronousTestCase):
         e = self.assertFails("certificate has expired",
                              payloads=[x509Payload(expired), x509Payload(self.pki.intermediate.certificate)])
         self.assertIn("/CN=x", e.reason)
+
+    def test_validityTimeOfEachVerification(self):
+        """
+        One store checks each verification at its own time: a certificate
+        that verified at start-up fails once expired, and a CRL past its
+        nextUpdate fails, without a reload (OpenSSL keeps the first time
+        set on a shared X509Store).
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads, now=NOW + 400 * pki.DAY)
+        self.assertIn("certificate has expired", e.reason)
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        self.tree.addCRL(self.pki.root.crl(), "root.crl")
+        self.tree.addCRL(self.pki.intermediate.crl(nextUpdate=NOW + pki.DAY), "intermediate.crl")
+        s.reload()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads, now=NOW + 2 * pki.DAY)
+        self.assertIn("CRL has expired", e.reason)
 
     def test_naiveTimeIsUTC(self):
         self.makeStore().verifyPeer(self.peerId, self.payloads, now=NOW.replace(tzinfo=None))
@@ -788,6 +882,223 @@ class PeerCertificateTests(StoreTestMixin, SynchronousTestCase):
         other = pki.key("other", "p256")
         stray2 = self.pki.stranger.issue(pki.name(CN="x"), other.public_key(), dns=["peer.example.com"])
         self.assertFails("unable to get local issuer", payloads=[x509Payload(stray2)])
+
+
+class VerifiedChainCacheTests(StoreTestMixin, SynchronousTestCase):
+    """
+    The store keeps the chains it verified (per reload and cert_partial_chain
+    setting) and does not ask OpenSSL again for the same certificates, but
+    only while no certificate or CRL involved begins or ends its validity;
+    every other check (the peer's ID, its pubkeys/ key) is made each time.
+    """
+
+    def setUp(self):
+        StoreTestMixin.setUp(self)
+        self.tree.addCA(self.pki.root.certificate, "rootA.crt")
+        self.peerKey = pki.key("peer", "p256")
+        self.peerId = IKEIdentity.fromFQDN("peer.example.com")
+        self.leaf = self.pki.intermediate.issue(
+            pki.name(CN="peer"), self.peerKey.public_key(), dns=["peer.example.com"])
+        self.payloads = [x509Payload(self.leaf), x509Payload(self.pki.intermediate.certificate)]
+        from OpenSSL import crypto
+
+        self.contexts = []
+        real = crypto.X509StoreContext
+
+        def counting(*args, **kw):
+            self.contexts.append(args)
+            return real(*args, **kw)
+
+        self.patch(crypto, "X509StoreContext", counting)
+
+    def test_verifiedOnce(self):
+        """
+        The same certificates verify once; later verifications give the
+        same chain, shared, and the peer's own credential each time.
+        """
+        s = self.makeStore()
+        first = s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        second = s.verifyPeer(self.peerId, self.payloads, now=NOW + pki.DAY)
+        self.assertEqual(len(self.contexts), 1)
+        self.assertEqual(second.chain, [self.leaf, self.pki.intermediate.certificate, self.pki.root.certificate])
+        self.assertIs(second.chain[2], s.trustedCertificates[0])
+        self.assertEqual(second.chain, first.chain)
+        self.assertEqual((second.source, second.identity), ("certificate", self.peerId))
+
+    def test_identityCheckedEachTime(self):
+        """
+        A verified certificate presented with another ID fails as before
+        (RFC 7296 3.5: the ID must be in the certificate).
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, IKEIdentity.fromFQDN("other.example.com"),
+                              self.payloads, now=NOW)
+        self.assertIn("not in the subjectAltName of its certificate /CN=peer", e.reason)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, IKEIdentity.fromDN("/CN=other"),
+                              self.payloads, now=NOW)
+        self.assertIn("not the subject", e.reason)
+        self.assertEqual(s.verifyPeer(IKEIdentity.fromDN("/CN=peer"), self.payloads, now=NOW).certificate, self.leaf)
+        self.assertEqual(len(self.contexts), 1)
+
+    def test_expiryHonoured(self):
+        """
+        A chain verified before its end entity expires fails after, and one
+        verified before its intermediate expires fails after that.
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads,
+                              now=self.leaf.not_valid_after_utc + datetime.timedelta(seconds=1))
+        self.assertIn("certificate has expired", e.reason)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads,
+                              now=self.leaf.not_valid_before_utc - datetime.timedelta(seconds=1))
+        self.assertIn("certificate is not yet valid", e.reason)
+        short = self.pki.root.intermediate(cn="Short CA", keyName="interA", kind="p256")
+        short.certificate = pki._build(short.subject, self.pki.root.subject, short.key.public_key(), self.pki.root.key,
+                                       NOW - pki.DAY, NOW + 2 * pki.DAY, True,
+                                       issuerKey=self.pki.root.key.public_key())
+        leaf = short.issue(pki.name(CN="peer"), self.peerKey.public_key(), dns=["peer.example.com"])
+        payloads = [x509Payload(leaf), x509Payload(short.certificate)]
+        s.verifyPeer(self.peerId, payloads, now=NOW)
+        s.verifyPeer(self.peerId, payloads, now=NOW + pki.DAY)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, payloads, now=NOW + 3 * pki.DAY)
+        self.assertIn("certificate has expired", e.reason)
+        self.assertIn("(at /C=DE/O=ikedtx test/CN=Short CA)", e.reason)
+
+    def test_crlExpiryHonoured(self):
+        """
+        With CRLs, a chain verified while they are current fails once one
+        has passed its nextUpdate (iked: CRL_CHECK_ALL), or before its
+        lastUpdate.
+        """
+        self.tree.addCRL(self.pki.root.crl(), "root.crl")
+        self.tree.addCRL(self.pki.intermediate.crl(lastUpdate=NOW - pki.DAY, nextUpdate=NOW + pki.DAY),
+                         "intermediate.crl")
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        s.verifyPeer(self.peerId, self.payloads, now=NOW + pki.DAY / 2)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads,
+                              now=NOW + 2 * pki.DAY)
+        self.assertIn("CRL has expired", e.reason)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, self.payloads,
+                              now=NOW - 2 * pki.DAY)
+        self.assertIn("CRL is not yet valid", e.reason)
+        self.assertEqual(len(self.contexts), 3)
+
+    def test_reloadClears(self):
+        """
+        After a reload (ikectl reload) that brings a CRL revoking the
+        certificate, or takes its CA away, it no longer verifies.
+        """
+        intermediate = self.pki.root.intermediate(cn="Revoking CA", keyName="revoker", kind="p256")
+        leaf = intermediate.issue(pki.name(CN="r"), self.peerKey.public_key(), dns=["peer.example.com"])
+        payloads = [x509Payload(leaf), x509Payload(intermediate.certificate)]
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, payloads, now=NOW)
+        intermediate.revoke(leaf)
+        self.tree.addCRL(self.pki.root.crl(), "root.crl")
+        self.tree.addCRL(intermediate.crl(), "intermediate.crl")
+        s.verifyPeer(self.peerId, payloads, now=NOW)
+        s.reload()
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, payloads, now=NOW)
+        self.assertIn("certificate revoked", e.reason)
+        os.unlink(self.tree.path("crls/root.crl"))
+        os.unlink(self.tree.path("crls/intermediate.crl"))
+        s.reload()
+        s.verifyPeer(self.peerId, payloads, now=NOW)
+        os.unlink(self.tree.path("ca/rootA.crt"))
+        s.reload()
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, payloads, now=NOW)
+        self.assertIn("unable to get", e.reason)
+
+    def test_partialChainSetting(self):
+        """
+        Turning cert_partial_chain off drops the chains verified with it.
+        """
+        os.unlink(self.tree.path("ca/rootA.crt"))
+        self.tree.addCA(self.pki.intermediate.certificate, "inter.crt")
+        s = self.makeStore(certPartialChain=True)
+        s.verifyPeer(self.peerId, [x509Payload(self.leaf)], now=NOW)
+        s.certPartialChain = False
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, [x509Payload(self.leaf)], now=NOW)
+        self.assertIn("unable to get issuer certificate", e.reason)
+
+    def test_otherCertificatesVerifiedAgain(self):
+        """
+        The key is every certificate sent: the same end entity with another
+        intermediate list is verified on its own (and fails without its
+        intermediate).
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        e = self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, [x509Payload(self.leaf)], now=NOW)
+        self.assertIn("unable to get local issuer certificate", e.reason)
+        self.assertEqual(len(self.contexts), 2)
+
+    def test_failuresNotKept(self):
+        """
+        A chain that failed is verified again (and fails again).
+        """
+        s = self.makeStore()
+        for _ in range(2):
+            self.assertRaises(AuthenticationFailed, s.verifyPeer, self.peerId, [x509Payload(self.leaf)], now=NOW)
+        self.assertEqual(len(self.contexts), 2)
+
+    def test_trustedPublicKeyFirst(self):
+        """
+        A pubkeys/ key for the peer's ID vouches for the certificate before
+        any chain, cached or not, as without the cache.
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        self.tree.addPubkey("fqdn", "peer.example.com", self.peerKey.public_key())
+        s.reload()
+        credential = s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        self.assertEqual(credential.source, "pubkeys/fqdn/peer.example.com")
+        self.assertEqual(credential.chain, [self.leaf])
+
+    def test_boundarySecondNotKept(self):
+        """
+        A verification at the very second a certificate's validity begins
+        or ends is not kept (OpenSSL's comparison at that second is its
+        own).
+        """
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=self.leaf.not_valid_before_utc)
+        s.verifyPeer(self.peerId, self.payloads, now=self.leaf.not_valid_before_utc)
+        self.assertEqual(len(self.contexts), 2)
+
+    def test_bounded(self):
+        """
+        The store keeps at most MAX_VERIFIED_CHAINS chains, dropping the
+        oldest.
+        """
+        self.patch(storeModule, "MAX_VERIFIED_CHAINS", 2)
+        leaves = [self.pki.intermediate.issue(pki.name(CN="p%d" % i), self.peerKey.public_key(),
+                                              dns=["peer.example.com"]) for i in range(3)]
+        s = self.makeStore()
+        for leaf in leaves + leaves[1:]:
+            s.verifyPeer(self.peerId, [x509Payload(leaf), x509Payload(self.pki.intermediate.certificate)], now=NOW)
+        self.assertEqual(len(self.contexts), 3)
+        s.verifyPeer(self.peerId, [x509Payload(leaves[0]), x509Payload(self.pki.intermediate.certificate)], now=NOW)
+        self.assertEqual(len(self.contexts), 4)
+
+    def test_pickleDropsCaches(self):
+        """
+        The store handed to the privilege-separated worker carries no
+        verified chains nor local choices; the worker makes its own.
+        """
+        from ikedtx.privsep.state import dumpState, loadState
+
+        s = self.makeStore()
+        s.verifyPeer(self.peerId, self.payloads, now=NOW)
+        _, _, copy = loadState(dumpState(None, None, s), signer=None)
+        self.assertIsNone(copy._verification)
+        self.assertEqual(copy._localChains, {})
+        self.assertEqual(copy.verifyPeer(self.peerId, self.payloads, now=NOW).chain[0], self.leaf)
+        self.assertEqual(len(self.contexts), 2)
+        self.assertIsNotNone(s._verification)
 
 
 class PeerRawKeyTests(StoreTestMixin, SynchronousTestCase):

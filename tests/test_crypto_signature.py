@@ -213,6 +213,50 @@ class RFC7427EncodingTests(SynchronousTestCase):
             self.assertRaises(AuthenticationError, signature.parseAlgorithmIdentifier, h(der))
 
 
+class ParsedOnceTests(SynchronousTestCase):
+    """
+    parseAlgorithmIdentifier keeps what it parsed, in a bounded table, and
+    never what it refused.
+    """
+
+    def setUp(self):
+        self.patch(signature, "_PARSED", {})
+
+    def test_sameScheme(self):
+        """
+        The same DER gives the same, read-only, scheme; the DER is parsed
+        once.
+        """
+        calls = []
+        real = signature._parseScheme
+        self.patch(signature, "_parseScheme", lambda der: calls.append(der) or real(der))
+        der = h(RFC7427_ENCODINGS[0][1])
+        first = signature.parseAlgorithmIdentifier(der)
+        self.assertIs(signature.parseAlgorithmIdentifier(bytearray(der)), first)
+        self.assertEqual(calls, [der])
+        self.assertRaises(AttributeError, setattr, first, "hashAlgorithm", HashAlgorithm.SHA1)
+
+    def test_refusedEachTime(self):
+        """
+        Malformed DER is refused each time (RFC 7427 3: the peer's
+        AlgorithmIdentifier is parsed strictly).
+        """
+        for _ in range(2):
+            self.assertRaises(AuthenticationError, signature.parseAlgorithmIdentifier,
+                              h("300d06092a864886f70d01010b050000"))
+        self.assertEqual(signature._PARSED, {})
+
+    def test_bounded(self):
+        """
+        Past _MAX_PARSED schemes the table starts again: a peer varying
+        its PSS parameters cannot grow it.
+        """
+        self.patch(signature, "_MAX_PARSED", 2)
+        for der, _ in PSS_PARSE[:3]:
+            signature.parseAlgorithmIdentifier(h(der))
+        self.assertEqual(len(signature._PARSED), 1)
+
+
 class _DigitalSignatureMixin:
     """
     DIGITAL_SIGNATURE (14) sign/verify for one key type.

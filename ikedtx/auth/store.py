@@ -60,12 +60,25 @@ Peer verification (L{CredentialStore.verifyPeer}):
      IPV6, FQDN and UFQDN only); a raw key sent must equal it.
   Every refusal raises L{AuthenticationFailed} with the reason.
 
+What is worked out once (per reload, which drops it all): the CERTREQ
+authorities; per local ID, the certificates that can stand for it and
+their paths to trust (the choice by CERTREQ and time is made at each use);
+the OpenSSL store of ca/ and crls/ (one per verification second: OpenSSL
+keeps the first time a store is given); and the chains verified, keyed by
+the SHA-256 of the CERT payloads sent (L{MAX_VERIFIED_CHAINS} of them).  A
+verified chain is reused only while no notBefore/notAfter of a certificate
+of ca/, certs/ or the peer's, and no lastUpdate/nextUpdate of a CRL, lies
+between the time it was verified and now: every time check OpenSSL makes
+then comes out the same; the ID and pubkeys/ checks are made each time.
+A change of cert_partial_chain drops the verified chains too.
+
 Not copied from iked 7.2: it trusts a certificate in certs/ that matches
 the peer's ID without validating it, whatever the peer sent; here certs/
 only supplies intermediates and everything the peer presents is verified.
 Use pubkeys/ to pin a peer's key.  HASH_URL CERT payloads are refused.
 """
 
+import bisect
 import datetime
 import hashlib
 import os
@@ -205,8 +218,53 @@ def _utc(now):
     return now.astimezone(datetime.timezone.utc)
 
 
-def _validAt(certificate, now):
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+def _certificatePayloads(certificates):
+    return [(CertEncoding.X509_CERT_SIGNATURE, c.public_bytes(Encoding.DER)) for c in certificates]
+
+
+# Local identities whose certificates L{CredentialStore} keeps worked out;
+# they come from the configuration, this only bounds a surprise.
+_MAX_CACHED_IDENTITIES = 256
+
+
+class _LocalChain:
+    """
+    A local certificate and what choosing and sending it takes.
+
+    @ivar certificates: the certificate, then its intermediates.
+    @ivar authorities: the SHA-1 CERTREQ hashes of its issuers up to the
+        trust anchor, nearest first.
+    @ivar notBefore: the certificate's notBefore (aware).
+    @ivar notAfter: its notAfter.
+    @ivar payloads: the CERT payloads sending it, as (encoding, DER).
+    """
+
+    __slots__ = ("certificates", "authorities", "notBefore", "notAfter", "payloads")
+
+    def __init__(self, certificates, authorities):
+        self.certificates = certificates
+        self.authorities = authorities
+        self.notBefore = certificates[0].not_valid_before_utc
+        self.notAfter = certificates[0].not_valid_after_utc
+        self.payloads = tuple(_certificatePayloads(certificates))
+
+
+class _LocalCandidates:
+    """
+    The local certificates for one identity (L{CredentialStore._localCandidates}).
+
+    @ivar privateKey: the local key they were chosen for.
+    @ivar chains: L{_LocalChain}s, in certs/ order.
+    @ivar otherKey: the subjects of the certificates naming the identity
+        with another key (logged at each use, as before the cache).
+    """
+
+    __slots__ = ("privateKey", "chains", "otherKey")
+
+    def __init__(self, privateKey, chains, otherKey):
+        self.privateKey = privateKey
+        self.chains = chains
+        self.otherKey = otherKey
 
 
 class LocalCredential:
@@ -225,13 +283,18 @@ class LocalCredential:
     @ivar policyMethod: the policy's ikeauth keyword this was made for.
     """
 
-    def __init__(self, identity, privateKey, certificates, policyMethod):
+    def __init__(self, identity, privateKey, certificates, policyMethod, payloads=None):
+        """
+        @param payloads: the certificates' CERT payloads, when the caller
+            has them already (L{_LocalChain}).
+        """
         self.identity = identity
         self.privateKey = privateKey
         self.certificates = list(certificates)
         self.keyDescription = keys.describeKey(privateKey)
         self.authMethod = keys.legacyAuthMethod(privateKey)
         self.policyMethod = policyMethod
+        self._payloads = payloads
 
     @property
     def certificate(self):
@@ -254,7 +317,9 @@ class LocalCredential:
         C{sendRawKey} is false.
         """
         if self.certificates:
-            return [(CertEncoding.X509_CERT_SIGNATURE, c.public_bytes(Encoding.DER)) for c in self.certificates]
+            if self._payloads is not None:
+                return list(self._payloads)
+            return _certificatePayloads(self.certificates)
         if not sendRawKey:
             return []
         return [keys.encodeRawPublicKey(self.privateKey, rawKeyEncoding)]
@@ -352,6 +417,8 @@ class CredentialStore:
         self.trustedPublicKeys = self._loadPublicKeys()
         self.ocspResponders = self._loadOCSPResponders()
         self._verification = None
+        self._authorities = None
+        self._localChains = {}
         self._log.info(
             "{root}: {cas} CA certificate(s), {certs} certificate(s), {crls} CRL(s), "
             "{pubkeys} trusted public key(s), local key {key}",
@@ -561,12 +628,14 @@ class CredentialStore:
         certificate's SubjectPublicKeyInfo, in load order, without
         duplicates.
         """
-        hashes = []
-        for c in self.trustedCertificates:
-            h = spkiHash(c)
-            if h not in hashes:
-                hashes.append(h)
-        return hashes
+        if getattr(self, "_authorities", None) is None:
+            hashes = []
+            for c in self.trustedCertificates:
+                h = spkiHash(c)
+                if h not in hashes:
+                    hashes.append(h)
+            self._authorities = hashes
+        return list(self._authorities)
 
     def certificateRequestData(self):
         """
@@ -623,40 +692,61 @@ class CredentialStore:
         identity = srcId if srcId is not None else defaultLocalIdentity(self.hostname())
         now = _utc(now) or datetime.datetime.now(datetime.timezone.utc)
         chain = self._localChain(identity, list(certreqAuthorities), now)
-        if not chain:
+        if chain is None:
             self._log.info(
                 "no local certificate for {id}: using the raw {kind} public key", id=identity,
                 kind=keys.describeKey(self.privateKey),
             )
-        return LocalCredential(identity, self.privateKey, chain, method)
+            return LocalCredential(identity, self.privateKey, [], method)
+        return LocalCredential(identity, self.privateKey, chain.certificates, method, chain.payloads)
 
     def _localChain(self, identity, requested, now):
-        candidates = []
+        candidates = self._localCandidates(identity)
+        for subject in candidates.otherKey:
+            self._log.info(
+                "certificate {subject} matches {id} but not the local key; ignored",
+                subject=subject,
+                id=identity,
+            )
+        best = None
+        bestRank = None
+        for index, candidate in enumerate(candidates.chains):
+            asked = [requested.index(a) for a in candidate.authorities if a in requested] if requested else ()
+            valid = candidate.notBefore <= now <= candidate.notAfter
+            rank = (min(asked) if asked else len(requested), 0 if valid else 1, index)
+            if bestRank is None or rank < bestRank:
+                best, bestRank = candidate, rank
+        return best
+
+    def _localCandidates(self, identity):
+        """
+        The certificates of certs/ that name C{identity} and hold the local
+        key, each with its path to trust: what L{_localChain} chooses from,
+        worked out once per reload and identity (and per local key, which a
+        failed reload puts back).
+        """
+        cache = self.__dict__.setdefault("_localChains", {})
+        cached = cache.get(identity)
+        if cached is not None and cached.privateKey is self.privateKey:
+            return cached
+        chains = []
+        otherKey = []
         for c in self.certificates:
             if not certificateMatchesIdentity(c, identity):
                 continue
             if not keys.samePublicKey(c.public_key(), self.privateKey):
-                self._log.info(
-                    "certificate {subject} matches {id} but not the local key; ignored",
-                    subject=_describe(c),
-                    id=identity,
-                )
+                otherKey.append(_describe(c))
                 continue
-            candidates.append(c)
-        if not candidates:
-            return []
-        best = None
-        bestRank = None
-        for index, leaf in enumerate(candidates):
-            path, anchor = self._pathToTrust(leaf)
-            authorities = [spkiHash(c) for c in path[1:]]
+            path, anchor = self._pathToTrust(c)
+            authorities = [spkiHash(i) for i in path[1:]]
             if anchor is not None:
                 authorities.append(spkiHash(anchor))
-            asked = [requested.index(a) for a in authorities if a in requested]
-            rank = (min(asked) if asked else len(requested), 0 if _validAt(leaf, now) else 1, index)
-            if bestRank is None or rank < bestRank:
-                best, bestRank = path, rank
-        return best
+            chains.append(_LocalChain(path, authorities))
+        cached = _LocalCandidates(self.privateKey, chains, otherKey)
+        if len(cache) >= _MAX_CACHED_IDENTITIES:
+            cache.clear()
+        cache[identity] = cached
+        return cached
 
     def _pathToTrust(self, leaf):
         """
@@ -736,12 +826,9 @@ class CredentialStore:
         return PeerCredential(peerId, trusted, None, [], source)
 
     def _verifyCertificate(self, peerId, leafData, others, now):
-        try:
-            leaf = self._parseCertificates(leafData)[0]
-        except ValueError as e:
-            raise AuthenticationFailed("peer %s sent a %s" % (peerId, e))
-        intermediates = []
-        for position, (encoding, data) in enumerate(others, 2):
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        verifier = self._verificationStore()
+        for position, (encoding, _) in enumerate(others, 2):
             if encoding != CertEncoding.X509_CERT_SIGNATURE:
                 self._log.debug(
                     "ignoring CERT payload {position} of encoding {encoding} from {peer}",
@@ -749,74 +836,85 @@ class CredentialStore:
                     encoding=_encodingName(encoding),
                     peer=peerId,
                 )
-                continue
-            try:
-                intermediates.append(self._parseCertificates(data)[0])
-            except ValueError as e:
-                raise AuthenticationFailed("peer %s sent a %s in CERT payload %d" % (peerId, e, position))
-        subject = _describe(leaf)
-        problem = strength.certificateKeyProblem(leaf) or strength.usageProblem(leaf)
-        if problem is not None:
-            raise AuthenticationFailed("certificate %s of peer %s: %s" % (subject, peerId, problem))
-        publicKey = leaf.public_key()
+        cacheKey = _chainKey(leafData, others)
+        verified = verifier.lookup(cacheKey, now)
+        if verified is not None:
+            # These certificates passed every check below at a time no
+            # notBefore, notAfter, lastUpdate or nextUpdate of the store's
+            # or the peer's certificates and CRLs separates from now: only
+            # what depends on the peer's ID is left.
+            leaf, publicKey = verified.leaf, verified.publicKey
+        else:
+            leaf, intermediates = self._parsePeerCertificates(peerId, leafData, others)
+            problem = strength.certificateKeyProblem(leaf) or strength.usageProblem(leaf)
+            if problem is not None:
+                raise AuthenticationFailed("certificate %s of peer %s: %s" % (_describe(leaf), peerId, problem))
+            publicKey = leaf.public_key()
 
         trusted = self.trustedPublicKey(peerId)
         if trusted is not None and keys.samePublicKey(trusted, publicKey):
             return PeerCredential(peerId, publicKey, leaf, [leaf], "pubkeys/" + peerId.pubkeyPath)
 
-        if not certificateMatchesIdentity(leaf, peerId):
+        matches = verified.matches(peerId) if verified is not None else certificateMatchesIdentity(leaf, peerId)
+        if not matches:
+            subject = _describe(leaf)
             if peerId.idType == IdType.DER_ASN1_DN:
                 raise AuthenticationFailed("peer ID %s is not the subject of its certificate %s" % (peerId, subject))
             raise AuthenticationFailed(
                 "peer ID %s is not in the subjectAltName of its certificate %s" % (peerId, subject)
             )
-        chain = self._verifyChain(leaf, intermediates, now)
-        for issuer in chain[1:]:
-            problem = strength.certificateKeyProblem(issuer)
-            if problem is not None:
-                raise AuthenticationFailed("certificate %s: its issuer %s: %s" % (subject, _describe(issuer), problem))
-        return PeerCredential(peerId, publicKey, leaf, chain, "certificate")
+        if verified is None:
+            chain = self._verifyChain(leaf, leafData, intermediates, now, verifier)
+            for issuer in chain[1:]:
+                problem = strength.certificateKeyProblem(issuer)
+                if problem is not None:
+                    raise AuthenticationFailed(
+                        "certificate %s: its issuer %s: %s" % (_describe(leaf), _describe(issuer), problem))
+            verified = verifier.remember(cacheKey, _VerifiedChain(leaf, publicKey, chain), intermediates, now)
+        return PeerCredential(peerId, publicKey, leaf, verified.chain, "certificate")
+
+    def _parsePeerCertificates(self, peerId, leafData, others):
+        """
+        The peer's end-entity certificate and the intermediates it sent
+        (CERT payloads of other encodings left out), parsed.
+        """
+        try:
+            leaf = self._parseCertificates(leafData)[0]
+        except ValueError as e:
+            raise AuthenticationFailed("peer %s sent a %s" % (peerId, e))
+        intermediates = []
+        for position, (encoding, data) in enumerate(others, 2):
+            if encoding != CertEncoding.X509_CERT_SIGNATURE:
+                continue
+            try:
+                intermediates.append((self._parseCertificates(data)[0], data))
+            except ValueError as e:
+                raise AuthenticationFailed("peer %s sent a %s in CERT payload %d" % (peerId, e, position))
+        return leaf, intermediates
 
     def _verificationStore(self):
         """
-        The pyOpenSSL store of ca/ and crls/ and the certificates of certs/
-        as pyOpenSSL objects, built once per reload (and per
-        cert_partial_chain setting) rather than per verification.
+        The L{_Verifier} of ca/, crls/ and certs/, built once per reload
+        (and per cert_partial_chain setting) rather than per verification;
+        the chains it verified go with it.
         """
         cached = getattr(self, "_verification", None)
-        if cached is not None and cached[0] == self.certPartialChain:
-            return cached[1], cached[2]
+        if cached is not None and cached.partialChain == self.certPartialChain:
+            return cached
+        self._verification = _Verifier(self.trustedCertificates, self.certificates, self.crls, self.certPartialChain)
+        return self._verification
+
+    def _verifyChain(self, leaf, leafData, intermediates, now, verifier):
         # pyOpenSSL only once a certificate is verified (ikedtx.lean)
         from OpenSSL import crypto
 
-        store = crypto.X509Store()
-        for c in self.trustedCertificates:
-            store.add_cert(crypto.X509.from_cryptography(c))
-        for crl in self.crls:
-            store.add_crl(crl)
-        flags = 0
-        if self.crls:
-            flags |= crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL
-        if self.certPartialChain:
-            flags |= crypto.X509StoreFlags.PARTIAL_CHAIN
-        if flags:
-            store.set_flags(flags)
-        local = [crypto.X509.from_cryptography(c) for c in self.certificates]
-        self._verification = (self.certPartialChain, store, local)
-        return store, local
-
-    def _verifyChain(self, leaf, intermediates, now):
-        from OpenSSL import crypto
-
         try:
-            store, local = self._verificationStore()
-            untrusted = [crypto.X509.from_cryptography(c) for c in intermediates] + local
-            peer = crypto.X509.from_cryptography(leaf)
+            untrusted = [crypto.load_certificate(crypto.FILETYPE_ASN1, data) for _, data in intermediates]
+            untrusted += verifier.local
+            peer = crypto.load_certificate(crypto.FILETYPE_ASN1, leafData)
         except crypto.Error as e:
             raise AuthenticationFailed("certificate %s: cannot be verified (%s)" % (_describe(leaf), e))
-        # The store is shared: every verification sets its own time.
-        store.set_time(now or datetime.datetime.now(datetime.timezone.utc))
-        context = crypto.X509StoreContext(store, peer, untrusted)
+        context = crypto.X509StoreContext(verifier.storeAt(now), peer, untrusted)
         try:
             verified = context.get_verified_chain()
         except crypto.X509StoreContextError as e:
@@ -825,7 +923,203 @@ class CredentialStore:
             if failing.fingerprint(_SHA256) != leaf.fingerprint(_SHA256):
                 where += " (at %s)" % (_describe(failing),)
             raise AuthenticationFailed("certificate %s: %s" % (where, e.args[0]))
-        return [c.to_cryptography() for c in verified]
+        # The chain holds the objects we have already where it can (the
+        # leaf, the peer's intermediates, ca/ and certs/), so that the
+        # IKE SAs verified with one CA share it.
+        sent = {data: certificate for certificate, data in intermediates}
+        sent[leafData] = leaf
+        chain = []
+        for c in verified:
+            der = crypto.dump_certificate(crypto.FILETYPE_ASN1, c)
+            chain.append(sent.get(der) or verifier.known.get(der) or c.to_cryptography())
+        return chain
+
+    def __getstate__(self):
+        # The caches are rebuilt where the store is unpickled (the
+        # privilege-separated worker).
+        state = dict(self.__dict__)
+        state["_verification"] = None
+        state["_localChains"] = {}
+        state["_authorities"] = None
+        return state
+
+
+def _chainKey(leafData, others):
+    """
+    What identifies the certificates a peer sent: the SHA-256 of the first
+    CERT payload's data, then of each other payload's encoding and data,
+    each with its length.
+    """
+    h = hashlib.sha256(len(leafData).to_bytes(4, "big"))
+    h.update(leafData)
+    for encoding, data in others:
+        h.update(encoding.to_bytes(2, "big") + len(data).to_bytes(4, "big"))
+        h.update(data)
+    return h.digest()
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_SECOND = datetime.timedelta(seconds=1)
+
+
+def _seconds(when):
+    """
+    The POSIX time OpenSSL verifies at for C{when} (aware): whole seconds,
+    as pyOpenSSL's X509Store.set_time passes it.
+    """
+    return (when - _EPOCH) // _SECOND
+
+
+def _certificateTimes(certificate):
+    return (_seconds(certificate.not_valid_before_utc), _seconds(certificate.not_valid_after_utc))
+
+
+# Verified chains one store keeps: each an end-entity certificate and its
+# chain (a few KB); past this the oldest go.
+MAX_VERIFIED_CHAINS = 4096
+
+
+class _VerifiedChain:
+    """
+    A peer's certificates that passed every check but the ID's.
+
+    @ivar leaf: the end-entity certificate.
+    @ivar publicKey: its key.
+    @ivar chain: the verified chain, end entity first.
+    @ivar after: the POSIX second after which it holds (exclusive).
+    @ivar before: the POSIX second before which it holds (exclusive).
+    """
+
+    __slots__ = ("leaf", "publicKey", "chain", "after", "before", "_identities")
+
+    def __init__(self, leaf, publicKey, chain):
+        self.leaf = leaf
+        self.publicKey = publicKey
+        self.chain = chain
+        self.after = self.before = None
+        self._identities = None
+
+    def matches(self, identity):
+        """
+        L{certificateMatchesIdentity} for the leaf, with its subjectAltName
+        read once.
+        """
+        if identity.idType == IdType.DER_ASN1_DN or identity.idType not in PUBKEY_DIRECTORIES:
+            return certificateMatchesIdentity(self.leaf, identity)
+        if self._identities is None:
+            try:
+                self._identities = frozenset(subjectAltNameIdentities(self.leaf))
+            except ValueError:
+                self._identities = frozenset()
+        return identity in self._identities
+
+
+class _Verifier:
+    """
+    What verifying peers' chains takes, made once per reload (and
+    cert_partial_chain setting), and the chains verified with it.
+
+    @ivar partialChain: the cert_partial_chain setting it was made for.
+    @ivar local: the certificates of certs/ as pyOpenSSL objects (the
+        untrusted intermediates every chain may use).
+    @ivar known: C{{DER: x509.Certificate}} of ca/ and certs/.
+    @ivar boundaries: the sorted POSIX seconds at which a certificate of
+        ca/ or certs/ or a CRL of crls/ begins or ends its validity.
+    @ivar verified: C{{chain key: L{_VerifiedChain}}}, oldest first.
+    """
+
+    def __init__(self, trusted, certificates, crls, partialChain):
+        # pyOpenSSL only once a certificate is verified (ikedtx.lean)
+        from OpenSSL import crypto
+
+        self.partialChain = partialChain
+        self._trusted = [crypto.X509.from_cryptography(c) for c in trusted]
+        self._crls = list(crls)
+        flags = 0
+        if crls:
+            flags |= crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL
+        if partialChain:
+            flags |= crypto.X509StoreFlags.PARTIAL_CHAIN
+        self._flags = flags
+        self._store = self._second = None
+        self.local = [crypto.X509.from_cryptography(c) for c in certificates]
+        self.known = {c.public_bytes(Encoding.DER): c for c in list(trusted) + list(certificates)}
+        boundaries = set()
+        for c in list(trusted) + list(certificates):
+            boundaries.update(_certificateTimes(c))
+        for crl in crls:
+            boundaries.add(_seconds(crl.last_update_utc))
+            if crl.next_update_utc is not None:
+                boundaries.add(_seconds(crl.next_update_utc))
+        self.boundaries = sorted(boundaries)
+        self.verified = {}
+
+    def storeAt(self, now):
+        """
+        The pyOpenSSL X509Store of ca/ and crls/ that verifies at C{now}:
+        one per second (the time OpenSSL takes), since a store keeps the
+        first time it is given (X509_VERIFY_PARAM_inherit does not
+        overwrite a check time).
+        """
+        second = _seconds(now)
+        if self._second != second:
+            from OpenSSL import crypto
+
+            store = crypto.X509Store()
+            for c in self._trusted:
+                store.add_cert(c)
+            for crl in self._crls:
+                store.add_crl(crl)
+            if self._flags:
+                store.set_flags(self._flags)
+            store.set_time(now)
+            self._store, self._second = store, second
+        return self._store
+
+    def lookup(self, key, now):
+        """
+        The chain verified under C{key} if it holds at C{now}, or L{None}.
+        """
+        verified = self.verified.get(key)
+        if verified is None:
+            return None
+        second = _seconds(now)
+        if verified.after < second < verified.before:
+            return verified
+        del self.verified[key]
+        return None
+
+    def remember(self, key, verified, intermediates, now):
+        """
+        Keep C{verified}, checked at C{now}, for as long as no certificate
+        involved (ca/, certs/, the peer's) and no CRL begins or ends its
+        validity: until then OpenSSL's time checks all come out the same.
+        Nothing is kept when C{now} is itself such a second.
+
+        @return: C{verified}.
+        """
+        second = _seconds(now)
+        boundaries = set(_certificateTimes(verified.leaf))
+        for certificate, _ in intermediates:
+            boundaries.update(_certificateTimes(certificate))
+        if second in boundaries:
+            return verified
+        index = bisect.bisect_left(self.boundaries, second)
+        if index < len(self.boundaries) and self.boundaries[index] == second:
+            return verified
+        after = self.boundaries[index - 1] if index > 0 else None
+        before = self.boundaries[index] if index < len(self.boundaries) else None
+        for b in boundaries:
+            if b < second and (after is None or b > after):
+                after = b
+            elif b > second and (before is None or b < before):
+                before = b
+        verified.after = after if after is not None else -(1 << 62)
+        verified.before = before if before is not None else 1 << 62
+        if len(self.verified) >= MAX_VERIFIED_CHAINS:
+            del self.verified[next(iter(self.verified))]
+        self.verified[key] = verified
+        return verified
 
 
 def _encodingName(encoding):

@@ -166,7 +166,22 @@ def _parseHashIdentifier(der):
     raise AuthenticationError("unknown hash algorithm")
 
 
+_IDENTIFIERS = {}
+
+
 def algorithmIdentifier(keyType, hashAlgorithm, rsaPSS=False):
+    """
+    Return the DER AlgorithmIdentifier for a signature scheme: see
+    L{_algorithmIdentifier}; each is built once.
+    """
+    key = (keyType, hashAlgorithm, bool(rsaPSS))
+    der = _IDENTIFIERS.get(key)
+    if der is None:
+        der = _IDENTIFIERS[key] = _algorithmIdentifier(keyType, hashAlgorithm, rsaPSS)
+    return der
+
+
+def _algorithmIdentifier(keyType, hashAlgorithm, rsaPSS=False):
     """
     Return the DER AlgorithmIdentifier for a signature scheme (RFC 7427
     appendix A): C{keyType} is "rsa", "ecdsa", "ed25519" or "ed448".
@@ -194,13 +209,19 @@ def algorithmIdentifier(keyType, hashAlgorithm, rsaPSS=False):
 
 class _Scheme:
     """
-    A parsed RFC 7427 signature scheme.
+    A parsed RFC 7427 signature scheme (read-only: parsed schemes are
+    shared).
     """
 
+    __slots__ = ("keyType", "hashAlgorithm", "pss")
+
     def __init__(self, keyType, hashAlgorithm, pss=None):
-        self.keyType = keyType
-        self.hashAlgorithm = hashAlgorithm
-        self.pss = pss  # (mgf1 hash, salt length) for RSASSA-PSS
+        object.__setattr__(self, "keyType", keyType)
+        object.__setattr__(self, "hashAlgorithm", hashAlgorithm)
+        object.__setattr__(self, "pss", pss)  # (mgf1 hash, salt length) for RSASSA-PSS
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a parsed signature scheme is read-only")
 
 
 def _parsePSSParameters(params):
@@ -237,14 +258,34 @@ def _parsePSSParameters(params):
     return _Scheme("rsa", hashAlgorithm, (mgfHash, saltLength))
 
 
+# AlgorithmIdentifiers parsed already (DER -> _Scheme): a peer sends the
+# same few; bounded, since the PSS parameters are the peer's to vary.
+_PARSED = {}
+_MAX_PARSED = 64
+
+
 def parseAlgorithmIdentifier(der):
     """
     Parse an RFC 7427 AlgorithmIdentifier: return an object with C{keyType}
     ("rsa", "ecdsa", "ed25519", "ed448"), C{hashAlgorithm} (a
     L{HashAlgorithm}) and C{pss} (None, or (MGF1 hash, salt length)).
     Raise L{AuthenticationError} for anything malformed or unknown.
+
+    The schemes of DER parsed before come from a small table of them (only
+    what parsed is kept, so what is refused is parsed, and refused, again).
     """
-    oid, params = _parseAlgorithmIdentifier(bytes(der))
+    der = bytes(der)
+    scheme = _PARSED.get(der)
+    if scheme is None:
+        scheme = _parseScheme(der)
+        if len(_PARSED) >= _MAX_PARSED:
+            _PARSED.clear()
+        _PARSED[der] = scheme
+    return scheme
+
+
+def _parseScheme(der):
+    oid, params = _parseAlgorithmIdentifier(der)
     if oid == _OID_ED25519 or oid == _OID_ED448:
         if params is not None:
             raise AuthenticationError("EdDSA takes no parameters")
@@ -396,6 +437,8 @@ def verify(publicKey, authMethod, authData, octets, allowedHashes=DEFAULT_ALLOWE
         raise AuthenticationError("signature does not verify")
 
 
+_KNOWN_HASHES = frozenset(HashAlgorithm)
+
 # Our preference among SHA-2 hashes when the curve does not suggest one;
 # SHA2-256 first because iked's "rfc7427" verifies only SHA2-256.
 _RSA_HASH_PREFERENCE = (HashAlgorithm.SHA2_256, HashAlgorithm.SHA2_384,
@@ -415,7 +458,7 @@ def chooseSignatureMethod(key, peerHashes=(), rsaPSS=False):
     Raise L{AuthenticationError} if nothing fits.
     """
     keyType = _keyType(key)
-    peerHashes = [h for h in peerHashes if h in set(HashAlgorithm)]
+    peerHashes = [h for h in peerHashes if h in _KNOWN_HASHES]
     if peerHashes:
         if keyType in ("ed25519", "ed448"):
             if HashAlgorithm.IDENTITY in peerHashes:

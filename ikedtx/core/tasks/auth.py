@@ -7,6 +7,7 @@ cannot verify the responder reports AUTHENTICATION_FAILED in an
 INFORMATIONAL of its own (2.21.2, L{ikedtx.core.tasks.inform}).
 """
 
+import functools
 import hmac
 
 from twisted.logger import Logger
@@ -30,10 +31,24 @@ def idBody(idPayload):
     return bytes([idPayload.idType]) + b"\x00\x00\x00" + bytes(idPayload.data)
 
 
+@functools.lru_cache(maxsize=1024)
+def _configIdentity(idType, value):
+    # IKEIdentity is immutable; a policy's srcid and dstid are read at every
+    # IKE_AUTH.
+    return IKEIdentity.fromConfig(idType, value)
+
+
+def configIdentity(configId):
+    """
+    The L{IKEIdentity} of a policy's srcid or dstid.
+    """
+    return _configIdentity(configId.type, configId.value)
+
+
 def localIdentity(core, ikeSA):
     srcId = ikeSA.policy.srcId
     if srcId is not None:
-        return IKEIdentity.fromConfig(srcId.type, srcId.value)
+        return configIdentity(srcId)
     # iked: without srcid, the local host name as an FQDN, with or without
     # certificates.
     return defaultLocalIdentity()
@@ -68,16 +83,19 @@ def ourAuthPayloads(core, ikeSA, credential, idPayload):
     return certs + [Authentication(method, data)]
 
 
-def verifyPeer(core, ikeSA, idPayload, authPayload, payloads):
+def verifyPeer(core, ikeSA, idPayload, authPayload, payloads, peerId=None):
     """
     Check the peer's identity and AUTH; raise L{AuthenticationFailed}.
+
+    @param peerId: C{idPayload}'s identity, when the caller read it already.
     """
     policy = ikeSA.policy
-    try:
-        peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
-    except ValueError as e:
-        raise AuthenticationFailed("malformed peer ID: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
-    if policy.dstId is not None and not peerId.matches(IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
+    if peerId is None:
+        try:
+            peerId = IKEIdentity.fromPayload(idPayload.idType, bytes(idPayload.data))
+        except ValueError as e:
+            raise AuthenticationFailed("malformed peer ID: %s" % (e,), NotifyType.AUTHENTICATION_FAILED)
+    if policy.dstId is not None and not peerId.matches(configIdentity(policy.dstId)):
         raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
                                    NotifyType.AUTHENTICATION_FAILED)
     octets = cryptoglue.signedOctets(ikeSA, not ikeSA.initiator, idBody(idPayload))
@@ -97,7 +115,7 @@ def verifyPeer(core, ikeSA, idPayload, authPayload, payloads):
         certificates = [(c.encoding, bytes(c.data)) for c in allOf(payloads, Certificate)]
         expected = None
         if policy.dstId is not None:
-            expected = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            expected = configIdentity(policy.dstId)
         try:
             credential = core.credentials.verifyPeer(peerId, certificates, expected, now=core.wallClock())
             cryptoglue.verifyAuth(credential.publicKey, policy.auth.method, authPayload.method, bytes(authPayload.data),
@@ -160,7 +178,7 @@ class AuthTask(Task):
         payloads.append(idPayload)
         payloads += auth[:-1]
         if policy.dstId is not None:
-            dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            dst = configIdentity(policy.dstId)
             payloads.append(IdentificationResponder(dst.idType, dst.data))
         payloads.append(auth[-1])
 
@@ -211,7 +229,7 @@ class AuthTask(Task):
         self.idPayload = IdentificationInitiator(localId.idType, localId.data)
         payloads.append(self.idPayload)
         if policy.dstId is not None:
-            dst = IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)
+            dst = configIdentity(policy.dstId)
             payloads.append(IdentificationResponder(dst.idType, dst.data))
 
     def _processEAP(self, core, ikeSA, payloads, idr):
@@ -275,7 +293,7 @@ class AuthTask(Task):
         if auth is None or eaptask.usesEAP(policy):
             return self._startEAP(core, ikeSA, idi, auth, payloads)
         try:
-            verifyPeer(core, ikeSA, idi, auth, payloads)
+            verifyPeer(core, ikeSA, idi, auth, payloads, peerId)
         except NegotiationFailed as e:
             raise self._refused(ikeSA, e)
         wanted = certificateStatusWanted(core, ikeSA)
@@ -349,7 +367,7 @@ class AuthTask(Task):
             policy = ikeSA.policy
             peerId = IKEIdentity.fromPayload(idi.idType, bytes(idi.data))
             if policy.dstId is not None and not peerId.matches(
-                    IKEIdentity.fromConfig(policy.dstId.type, policy.dstId.value)):
+                    configIdentity(policy.dstId)):
                 raise AuthenticationFailed("peer ID %s is not the policy's dstid %s" % (peerId, policy.dstId.value),
                                            NotifyType.AUTHENTICATION_FAILED)
             credential = localCredential(core, ikeSA)
