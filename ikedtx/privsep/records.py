@@ -103,11 +103,16 @@ def _pair(value, name, decodeFirst, decodeSecond):
     return (decodeFirst(value[0], name), decodeSecond(value[1], name))
 
 
+#: Each record type's field names (dataclasses.fields() walks the class
+#: on every call).
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (KernelSA, KernelFlow, KernelSelector, KernelSAUsage)}
+
+
 def _fieldsOf(obj, cls, name):
     if type(obj) is not dict:
         raise RecordError("%s: not an object" % (name,))
-    expected = {f.name for f in fields(cls)}
-    if set(obj) != expected:
+    expected = _FIELDS[cls]
+    if obj.keys() != expected:
         extra, missing = sorted(set(obj) - expected), sorted(expected - set(obj))
         raise RecordError("%s: fields %s%s" % (name, "unknown %s" % (extra,) if extra else "",
                                                " missing %s" % (missing,) if missing else ""))
