@@ -783,3 +783,160 @@ class ControlGateTests(TestCase):
         self.assertNoResult(waiting)
         self.clock.advance(self.gate.wait)
         yield self.assertFailure(waiting, CC.CommandFailed)
+
+
+class BatchEncodingTests(SynchronousTestCase):
+    """
+    L{R.encodeBatch} and L{R.decodeBatch}: several records in one command,
+    framed strictly.
+    """
+
+    def test_roundTrip(self):
+        operations = [("addSA", R.encode(R.saToPlain(anSA()))), ("addFlow", R.encode(R.flowToPlain(aFlow()))),
+                      ("deleteFlow", b""), ("detachSA", b"x" * 300), ("deleteSA", b"{}")]
+        self.assertEqual(R.decodeBatch(R.encodeBatch(operations)), operations)
+
+    def assertRefused(self, data, reason):
+        with self.assertRaises(R.RecordError) as caught:
+            R.decodeBatch(data)
+        self.assertIn(reason, str(caught.exception))
+
+    def test_malformedRefused(self):
+        """
+        An unknown operation, a truncated header, a record longer than the
+        rest, no operation, too many operations or too many bytes: refused
+        whole, with the reason.
+        """
+        good = R.encodeBatch([("addFlow", b"{}")])
+        self.assertRefused(b"\x09\x00\x00", "operation 0: unknown code 9")
+        self.assertRefused(b"\x00\x00\x00", "unknown code 0")
+        self.assertRefused(good + b"\x04\x00", "operation 1: truncated header")
+        self.assertRefused(good + b"\x04\x00\x05abcd", "operation 1: record of 5 bytes, 4 left")
+        self.assertRefused(b"", "empty batch")
+        self.assertRefused(good * (R.MAX_BATCH_OPS + 1), "more than %d operations" % (R.MAX_BATCH_OPS,))
+        self.assertRefused(b"\x04\x00\x00" * (R.MAX_BATCH_BYTES // 3 + 1), "at most %d" % (R.MAX_BATCH_BYTES,))
+        self.assertEqual(len(R.decodeBatch(good * R.MAX_BATCH_OPS)), R.MAX_BATCH_OPS)
+
+
+class BatchChannelTests(ChannelTests):
+    """
+    The worker's L{RemoteKernel} with a reactor: the SAs and flows of one
+    turn reach the parent in one L{C.Batch}, each with its own outcome.
+    """
+
+    def setUp(self):
+        ChannelTests.setUp(self)
+        self.clock = task.Clock()
+        self.remote = RemoteKernel("decoupled", self.client, reactor=self.clock)
+        self.boxes = []
+        dispatch = self.server.ampBoxReceived
+        self.server.ampBoxReceived = lambda box: (self.boxes.append(box.get(b"_command")), dispatch(box))[1]
+
+    def call(self, d):
+        self.clock.advance(0)
+        return ChannelTests.call(self, d)
+
+    def test_oneBoxPerTurn(self):
+        """
+        An SA and two flows issued in one turn wait for its end and go as
+        one box; the parent's datapath gets them in order.
+        """
+        sa, flow = anSA(), aFlow()
+        other = KernelFlow(aFlow().destination, aFlow().source, "in", ESP, "tunnel", ip_address("192.0.2.1"),
+                           ip_address("192.0.2.2"), 7)
+        outcomes = []
+        for d in (self.remote.addSA(sa), self.remote.addFlow(flow), self.remote.addFlow(other)):
+            d.addBoth(outcomes.append)
+        self.pump.flush()
+        self.assertEqual((self.boxes, outcomes), ([], []))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertEqual(self.boxes, [b"Batch"])
+        self.assertEqual(outcomes, [None, None, None])
+        self.assertEqual([entry[0] for entry in self.service.kernel.log], ["addSA", "addFlow", "addFlow"])
+        self.assertEqual(self.service.kernel.flows, [flow, other])
+        self.assertEqual(self.service.installed, {sa.spi})
+
+    def test_otherCommandSendsBatchFirst(self):
+        """
+        A command that is not batched goes after the operations issued
+        before it.
+        """
+        sa = anSA()
+        self.remote.addSA(sa)
+        d = self.remote.querySA(sa)
+        self.pump.flush()
+        self.assertEqual(self.boxes, [b"Batch", b"QuerySA"])
+        self.assertEqual(self.successResultOf(d).packets, 0)
+
+    def test_errorsPerOperation(self):
+        """
+        A datapath failure fails its own operation as a KernelError; the
+        others of the batch succeed.
+        """
+        self.service.kernel.addFlow = lambda flow: fail(KernelError("no room for flow"))
+        first, second = self.remote.addSA(anSA()), self.remote.addFlow(aFlow())
+        third = self.remote.deleteSA(anSA())
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertIsNone(self.successResultOf(first))
+        self.assertIn("no room for flow", str(self.failureResultOf(second, KernelError).value))
+        self.assertIsNone(self.successResultOf(third))
+        self.assertEqual(self.boxes, [b"Batch"])
+
+    def test_badRecordInBatch(self):
+        """
+        A record of a batch that does not decode is refused alone, with
+        BAD_RECORD and its reason; the datapath does not see it.
+        """
+        ops = R.encodeBatch([("addSA", b'{"spi": 1}'), ("addFlow", R.encode(R.flowToPlain(aFlow())))])
+        answer = self.successResultOf(self.call(self.client.callRemote(C.Batch, ops=ops)))
+        code, _tab, text = answer["errors"][0].partition("\t")
+        self.assertEqual((code, answer["errors"][1]), ("BAD_RECORD", ""))
+        self.assertIn("missing", text)
+        self.assertEqual([entry[0] for entry in self.service.kernel.log], ["addFlow"])
+
+    def test_malformedBatchRefused(self):
+        """
+        A batch that does not frame is refused whole with BAD_RECORD and
+        its reason; nothing reaches the datapath.
+        """
+        good = R.encode(R.flowToPlain(aFlow()))
+        ops = R.encodeBatch([("addFlow", good)]) + b"\x07\x00\x00"
+        failure = self.failureResultOf(self.call(self.client.callRemote(C.Batch, ops=ops)), R.RecordError)
+        self.assertIn("unknown code 7", str(failure.value))
+        self.assertEqual(self.service.kernel.log, type(self.service.kernel.log)())
+
+    def test_manyOperationsSplit(self):
+        """
+        More operations than one batch holds go in several, in order.
+        """
+        flows = [KernelFlow(selector("10.1.0.%d" % (i,)), selector("10.2.0.1"), "out", ESP, "tunnel",
+                            ip_address("192.0.2.1"), ip_address("192.0.2.2"), 7)
+                 for i in range(1, R.MAX_BATCH_OPS + 11)]
+        ds = [self.remote.addFlow(flow) for flow in flows]
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertEqual(self.boxes, [b"Batch", b"Batch"])
+        self.assertEqual([self.successResultOf(d) for d in ds], [None] * len(flows))
+        self.assertEqual(self.service.kernel.flows, flows)
+
+
+class BatchedAddressCommandTests(AddressCommandTests):
+    """
+    L{AddressCommandTests} with the SAs and flows batched: a virtual
+    address still goes after the SA that has it and before its flows, and
+    comes off after the flows.
+    """
+
+    def setUp(self):
+        AddressCommandTests.setUp(self)
+        self.clock = task.Clock()
+        self.remote = RemoteKernel("xfrm", self.client, reactor=self.clock)
+        flush = self.pump.flush
+
+        def endOfTurn(*args, **kwargs):
+            self.clock.advance(0)
+            return flush(*args, **kwargs)
+
+        self.pump.flush = endOfTurn

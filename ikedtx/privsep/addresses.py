@@ -232,6 +232,8 @@ class RemoteAddresses:
                 self._send(C.AddAddress, *key)
 
     def _send(self, command, address, interface):
+        # After the SAs and flows waiting in the kernel's batch.
+        self.kernel.sendBatch()
         d = self.kernel.channel.callRemote(command, address=str(address), interface=interface)
         what = "putting" if command is C.AddAddress else "removing"
         d.addErrback(lambda f: self._log.error("{what} virtual address {address} on {interface}: {error}", what=what,

@@ -5,8 +5,9 @@ worker, over their socketpair.
 
 Worker to parent: the datapath operations of L{ikedtx.kernel.interfaces.
 IKernel} (records as L{ikedtx.privsep.records} JSON, checked by the
-parent), C{AddAddress} and C{RemoveAddress} (a virtual address a
-configuration payload lent us, on an interface), C{Reload} and
+parent; the SAs and flows of one reactor turn in one L{Batch}),
+C{AddAddress} and C{RemoveAddress} (a virtual address a configuration
+payload lent us, on an interface), C{Reload} and
 C{FetchState} (the parent reads the configuration and the iked tree; the
 worker fetches the result in chunks), C{Ready}. Parent to worker: the
 datapath's events (C{Acquire}, C{Expired}), C{AdoptControl}, C{AdoptDAE}.
@@ -71,6 +72,21 @@ class AddFlow(amp.Command):
 
 class DeleteFlow(AddFlow):
     pass
+
+
+class Batch(amp.Command):
+    """
+    Several of L{AddSA}, L{DeleteSA}, L{DetachSA}, L{AddFlow} and
+    L{DeleteFlow} in one box (L{ikedtx.privsep.records.encodeBatch}), done
+    in order; the answer has one entry per operation: empty when it
+    succeeded, else C{CODE<TAB>text} (C{BAD_RECORD}, C{KERNEL_ERROR},
+    C{UNKNOWN}). A batch that does not decode is refused whole with
+    C{BAD_RECORD}, and none of it is done.
+    """
+
+    arguments = [(b"ops", amp.String())]
+    response = [(b"errors", amp.ListOf(amp.Unicode()))]
+    errors = _ERRORS
 
 
 class BlockIPv6(amp.Command):

@@ -33,6 +33,7 @@ from twisted.protocols import amp
 
 from ikedtx.config.hosts import resolvePolicyNames
 from ikedtx.control.bounded import BoundedBoxes
+from ikedtx.kernel.interfaces import KernelError
 from ikedtx.privsep import commands as C
 from ikedtx.privsep import records as R
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
@@ -159,6 +160,31 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     @C.DeleteFlow.responder
     def deleteFlow(self, flow):
         return self._done(self.kernel.deleteFlow(self._record(flow, R.flowFromPlain)))
+
+    @C.Batch.responder
+    def batch(self, ops):
+        try:
+            operations = R.decodeBatch(ops)
+        except R.RecordError as e:
+            self._log.warn("worker sent a bad batch: {error}", error=e)
+            raise
+        results = []
+        for name, record in operations:
+            # name is one of records.BATCH_OPS: a responder above.
+            try:
+                d = getattr(self, name)(record)
+            except Exception:
+                d = defer.fail()
+            results.append(d.addCallbacks(lambda _: "", self._batchError))
+        return defer.gatherResults(results).addCallback(lambda errors: {"errors": errors})
+
+    def _batchError(self, failure):
+        if failure.check(R.RecordError):
+            return "BAD_RECORD\t%s" % (failure.value,)
+        if failure.check(KernelError):
+            return "KERNEL_ERROR\t%s" % (failure.value,)
+        self._log.failure("a batched datapath operation of the worker", failure)
+        return "UNKNOWN\t"
 
     @C.BlockIPv6.responder
     def blockIPv6(self):

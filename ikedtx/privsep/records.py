@@ -103,11 +103,16 @@ def _pair(value, name, decodeFirst, decodeSecond):
     return (decodeFirst(value[0], name), decodeSecond(value[1], name))
 
 
+#: Each record type's field names (dataclasses.fields() walks the class
+#: on every call).
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (KernelSA, KernelFlow, KernelSelector, KernelSAUsage)}
+
+
 def _fieldsOf(obj, cls, name):
     if type(obj) is not dict:
         raise RecordError("%s: not an object" % (name,))
-    expected = {f.name for f in fields(cls)}
-    if set(obj) != expected:
+    expected = _FIELDS[cls]
+    if obj.keys() != expected:
         extra, missing = sorted(set(obj) - expected), sorted(expected - set(obj))
         raise RecordError("%s: fields %s%s" % (name, "unknown %s" % (extra,) if extra else "",
                                                " missing %s" % (missing,) if missing else ""))
@@ -236,3 +241,56 @@ def decode(data, fromPlain):
     except (UnicodeDecodeError, ValueError):
         raise RecordError("record is not JSON")
     return fromPlain(plain)
+
+
+# Several records in one command (L{ikedtx.privsep.commands.Batch})
+
+#: The operations a batch carries, by their octet on the wire.
+BATCH_OPS = {1: "addSA", 2: "deleteSA", 3: "detachSA", 4: "addFlow", 5: "deleteFlow"}
+_BATCH_CODES = {name: code for code, name in BATCH_OPS.items()}
+#: The most operations of one batch.
+MAX_BATCH_OPS = 64
+#: The most bytes of one batch (under AMP's 65,535 per value and the
+#: parent's bound on a box).
+MAX_BATCH_BYTES = 40000
+
+
+def encodeBatch(operations):
+    """
+    The bytes of C{operations}, (name, encoded record) pairs: per
+    operation its code (one octet), the record's length (two octets, big
+    endian) and the record.
+    """
+    return b"".join(bytes((_BATCH_CODES[name], len(record) >> 8, len(record) & 0xFF)) + record
+                    for name, record in operations)
+
+
+def decodeBatch(data):
+    """
+    The (name, record bytes) pairs of a batch, in order; each record is
+    still to be decoded (L{decode}).
+
+    @raise RecordError: C{data} is too long, holds too many operations, an
+        unknown operation or a record longer than what is left.
+    """
+    if len(data) > MAX_BATCH_BYTES:
+        raise RecordError("batch of %d bytes (at most %d)" % (len(data), MAX_BATCH_BYTES))
+    operations, offset, end = [], 0, len(data)
+    while offset < end:
+        if len(operations) == MAX_BATCH_OPS:
+            raise RecordError("batch of more than %d operations" % (MAX_BATCH_OPS,))
+        if end - offset < 3:
+            raise RecordError("batch operation %d: truncated header" % (len(operations),))
+        name = BATCH_OPS.get(data[offset])
+        if name is None:
+            raise RecordError("batch operation %d: unknown code %d" % (len(operations), data[offset]))
+        length = (data[offset + 1] << 8) | data[offset + 2]
+        offset += 3
+        if length > end - offset:
+            raise RecordError("batch operation %d: record of %d bytes, %d left" % (len(operations), length,
+                                                                                  end - offset))
+        operations.append((name, data[offset:offset + length]))
+        offset += length
+    if not operations:
+        raise RecordError("empty batch")
+    return operations

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from zope.interface import implementer
 
-from ikedtx.kernel.interfaces import IKernel
+from ikedtx.kernel.interfaces import IKernel, KernelError
 from ikedtx.net.shell import IKEDatagramProtocol
 from ikedtx.net.udp import PacketInfoPort
 from ikedtx.privsep import commands as C
@@ -101,13 +101,19 @@ class RemoteKernel:
 
     routes = None
 
-    def __init__(self, name, channel=None, addressInterface="lo"):
+    def __init__(self, name, channel=None, addressInterface="lo", reactor=None):
         self.name = name
         self.channel = channel
         self.events = None
         self.addressInterface = addressInterface
         self.localAddresses = Counter()
         self.addressesWaiting = None
+        # With a reactor, the SAs and flows of one turn go in one Batch
+        # (sent at the end of the turn, or before any other command).
+        self.reactor = reactor
+        self._batch = []
+        self._batchBytes = 0
+        self._batchCall = None
 
     def setEventReceiver(self, receiver):
         self.events = receiver
@@ -120,7 +126,57 @@ class RemoteKernel:
         return self.addressInterface
 
     def _call(self, command, **arguments):
+        self.sendBatch()
         return self.channel.callRemote(command, **arguments)
+
+    def _queue(self, command, name, record):
+        """
+        Send C{record} for C{name} (one of L{R.BATCH_OPS}) now as
+        C{command}, or (with a reactor) in the batch of this turn.
+        """
+        if self.reactor is None:
+            return self.channel.callRemote(command, **{command.arguments[0][0].decode("ascii"): record})
+        if (len(self._batch) == R.MAX_BATCH_OPS
+                or self._batchBytes + 3 + len(record) > R.MAX_BATCH_BYTES):
+            self.sendBatch()
+        d = defer.Deferred()
+        self._batch.append((name, record, d))
+        self._batchBytes += 3 + len(record)
+        if self._batchCall is None:
+            self._batchCall = self.reactor.callLater(0, self.sendBatch)
+        return d
+
+    def sendBatch(self):
+        """
+        Send the operations waiting for the end of this turn, if any.
+        """
+        if self._batchCall is not None:
+            if self._batchCall.active():
+                self._batchCall.cancel()
+            self._batchCall = None
+        batch, self._batch, self._batchBytes = self._batch, [], 0
+        if not batch:
+            return
+        waiting = [d for _name, _record, d in batch]
+        sent = self.channel.callRemote(C.Batch, ops=R.encodeBatch([(name, record) for name, record, _d in batch]))
+
+        def answered(answer):
+            errors = answer["errors"]
+            if len(errors) != len(waiting):
+                raise KernelError("the parent answered %d of %d operations" % (len(errors), len(waiting)))
+            for d, error in zip(waiting, errors):
+                if not error:
+                    d.callback(None)
+                    continue
+                code, _tab, text = error.partition("\t")
+                kind = {"BAD_RECORD": R.RecordError, "KERNEL_ERROR": KernelError}.get(code)
+                d.errback(kind(text) if kind is not None else amp.UnknownRemoteError(text or code))
+
+        def failed(reason):
+            for d in waiting:
+                d.errback(reason)
+
+        sent.addCallbacks(answered, failed).addErrback(failed)
 
     def _locals(self, sa):
         return {address for address in (hostSelector(ours) for ours, _theirs in sa.selectors) if address is not None}
@@ -136,7 +192,7 @@ class RemoteKernel:
         return d.addCallback(lambda answer: answer["spi"])
 
     def addSA(self, sa):
-        d = self._call(C.AddSA, sa=R.encode(R.saToPlain(sa)))
+        d = self._queue(C.AddSA, "addSA", R.encode(R.saToPlain(sa)))
         addresses = self._locals(sa)
         self.localAddresses.update(addresses)
         if addresses and self.addressesWaiting is not None:
@@ -151,21 +207,21 @@ class RemoteKernel:
 
     def deleteSA(self, sa):
         self._forget(sa)
-        return self._call(C.DeleteSA, sa=R.encode(R.saToPlain(sa)))
+        return self._queue(C.DeleteSA, "deleteSA", R.encode(R.saToPlain(sa)))
 
     def detachSA(self, sa):
         self._forget(sa)
-        return self._call(C.DetachSA, sa=R.encode(R.saToPlain(sa)))
+        return self._queue(C.DetachSA, "detachSA", R.encode(R.saToPlain(sa)))
 
     def querySA(self, sa):
         d = self._call(C.QuerySA, sa=R.encode(R.saToPlain(sa)))
         return d.addCallback(lambda answer: R.decode(answer["usage"], R.usageFromPlain))
 
     def addFlow(self, flow):
-        return self._call(C.AddFlow, flow=R.encode(R.flowToPlain(flow)))
+        return self._queue(C.AddFlow, "addFlow", R.encode(R.flowToPlain(flow)))
 
     def deleteFlow(self, flow):
-        return self._call(C.DeleteFlow, flow=R.encode(R.flowToPlain(flow)))
+        return self._queue(C.DeleteFlow, "deleteFlow", R.encode(R.flowToPlain(flow)))
 
     def blockIPv6(self):
         return self._call(C.BlockIPv6)
@@ -317,7 +373,8 @@ class WorkerService(IkedService):
         return []
 
     def _makeKernel(self, name):
-        kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo")
+        kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo",
+                              reactor=self.reactor)
         self.channel = ParentChannel(kernel, self.reactor)
         self.channel.adopt = self.adoptControl
         self.channel.adoptDAE = self.adoptDAE
