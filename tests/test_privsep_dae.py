@@ -7,6 +7,7 @@ Disconnect-Requests; the daemon is L{tests.hostile.LiveDaemon} (started as
 root: separated).
 """
 
+import random
 import signal
 import socket
 import subprocess
@@ -26,7 +27,11 @@ def freePrivilegedPorts(n):
     C{n} UDP ports below 1024 that nothing binds on 127.0.0.1 now.
     """
     found = []
-    for port in range(990, 600, -1):
+    # In a random order: two tests run at once (trial -j2) took the same
+    # first free port, and one's radclient then got no reply.
+    candidates = list(range(600, 991))
+    random.shuffle(candidates)
+    for port in candidates:
         skt = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             skt.bind(("127.0.0.1", port))
