@@ -614,8 +614,15 @@ class PrivsepService(MultiService):
         except KeyError:
             raise StartupError("privilege separation: no user %s (--privsep-user, or --no-privsep)" % (self.user,))
 
-    def startService(self):
-        from ikedtx.service import ControlSocketService, IKEPortService, StartupError, makeKernel, prepareSocketPath
+    def _openDatapath(self, workers):
+        """
+        Start-up, before any socket: the datapath provider, its log line
+        (C{workers} says who runs the IKE core), the credentials and the
+        address guard.
+
+        @return: the provider's name.
+        """
+        from ikedtx.service import makeKernel
 
         options = self.options
         kernelName = options.get("kernel") or "decoupled"
@@ -623,11 +630,55 @@ class PrivsepService(MultiService):
         if kernelName == "xfrm" and self.kernel.routes is not None and options.get("route-table") is not None:
             self.kernel.routes.table = int(options["route-table"])
             self.kernel.removeLeftoverRoutes()
-        self._log.info("datapath: {kernel} ({why}); privilege separation: worker as {user}", kernel=kernelName,
-                       why=options.get("kernelReason") or "--kernel %s" % (kernelName,), user=self.user)
+        self._log.info("datapath: {kernel} ({why}); privilege separation: {workers} as {user}", kernel=kernelName,
+                       why=options.get("kernelReason") or "--kernel %s" % (kernelName,), workers=workers,
+                       user=self.user)
         if self.template.credentials is None:
             self.template.credentials = self.template._makeCredentials()
         self.addresses = AddressGuard(self.kernel, self.config)
+        return kernelName
+
+    def _bindService(self, service):
+        """
+        Bind what the parent holds for C{service} of the template besides
+        the IKE ports: a control socket, or the metrics port.
+        """
+        from ikedtx.service import ControlSocketService, StartupError, prepareSocketPath
+
+        if isinstance(service, ControlSocketService):
+            try:
+                prepareSocketPath(service.path)
+                skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
+            except (StartupError, OSError) as e:
+                self._closeSockets()
+                self._startFailed(e if isinstance(e, StartupError) else StartupError(
+                    "control socket %s: %s" % (service.path, e.strerror or e)))
+            self._control.append((skt, service.path, service.readOnly))
+        elif service.name == "metrics":
+            host, port = service.address
+            try:
+                self._metrics = bindMetricsSocket(host, port)
+            except OSError as e:
+                self._closeSockets()
+                self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
+
+    def _connectDatapath(self, kernelName):
+        """
+        Start-up, once the sockets are bound: the user-space datapath sends
+        ESP through the parent's sockets, and the datapath's events come
+        to the parent.
+        """
+        if kernelName == "userspace":
+            self.kernel.sendUdp = self._sendEsp
+            self.kernel.sendUdpSegments = self._sendEspSegments
+            if self.options.get("keylog"):
+                self.kernel.startDump(self.options["keylog"] + ".esp.json")
+        self.kernel.setEventReceiver(self)
+
+    def startService(self):
+        from ikedtx.service import IKEPortService, StartupError
+
+        kernelName = self._openDatapath("worker")
         for service in self.template:
             if isinstance(service, IKEPortService):
                 try:
@@ -639,29 +690,10 @@ class PrivsepService(MultiService):
                     self._startFailed(StartupError("cannot bind %s:%d: %s" % (
                         service.address, service.portNumber, e.strerror or e)))
                 self._sockets.append((skt, service.address, service.portNumber, service.natt))
-            elif isinstance(service, ControlSocketService):
-                try:
-                    prepareSocketPath(service.path)
-                    skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
-                except (StartupError, OSError) as e:
-                    self._closeSockets()
-                    self._startFailed(e if isinstance(e, StartupError) else StartupError(
-                        "control socket %s: %s" % (service.path, e.strerror or e)))
-                self._control.append((skt, service.path, service.readOnly))
-            elif service.name == "metrics":
-                host, port = service.address
-                try:
-                    self._metrics = bindMetricsSocket(host, port)
-                except OSError as e:
-                    self._closeSockets()
-                    self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
+            else:
+                self._bindService(service)
         self._bindDae(self.config)
-        if kernelName == "userspace":
-            self.kernel.sendUdp = self._sendEsp
-            self.kernel.sendUdpSegments = self._sendEspSegments
-            if options.get("keylog"):
-                self.kernel.startDump(options["keylog"] + ".esp.json")
-        self.kernel.setEventReceiver(self)
+        self._connectDatapath(kernelName)
         # Until a worker is ready the parent holds the control connections.
         self._gates = [ControlGate(self.reactor, skt, path, readOnly) for skt, path, readOnly in self._control]
         for gate in self._gates:

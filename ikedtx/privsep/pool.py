@@ -58,8 +58,8 @@ from ikedtx.control.server import _COMMANDS, ControlFactory, ControlProtocol, _w
 from ikedtx.privsep import commands as P
 from ikedtx.privsep import steering
 from ikedtx.privsep.addresses import AddressGuard, datapathInterface
-from ikedtx.privsep.parent import (PrivsepService, Supervisor, WorkerCommands, WorkerProcess, bindControlSocket,
-                                   bindEspSocket, bindMetricsSocket, bindPortSocket, describeEnd, workerUser)
+from ikedtx.privsep.parent import (PrivsepService, Supervisor, WorkerCommands, WorkerProcess, bindEspSocket,
+                                   bindPortSocket, describeEnd, workerUser)
 from ikedtx.privsep.signer import SigningServer, socketpair
 
 
@@ -443,24 +443,13 @@ class WorkerPoolService(PrivsepService):
         return cursor
 
     def startService(self):
-        from ikedtx.service import ControlSocketService, IKEPortService, StartupError, makeKernel, prepareSocketPath
+        from ikedtx.service import IKEPortService, StartupError
 
-        options = self.options
-        kernelName = options.get("kernel") or "decoupled"
-        self.kernel = makeKernel(kernelName)
-        if kernelName == "xfrm" and self.kernel.routes is not None and options.get("route-table") is not None:
-            self.kernel.routes.table = int(options["route-table"])
-            self.kernel.removeLeftoverRoutes()
-        self._log.info("datapath: {kernel} ({why}); privilege separation: {n} IKE workers as {user}",
-                       kernel=kernelName, why=options.get("kernelReason") or "--kernel %s" % (kernelName,),
-                       n=self.count, user=self.user)
         if self.config.radius.daeListen:
             # A Disconnect-Request names a session any worker may hold, and
             # the workers cannot share one DAE socket yet.
             self._startFailed(StartupError("radius dae listen needs --ike-workers 1 (it has %d)" % (self.count,)))
-        if self.template.credentials is None:
-            self.template.credentials = self.template._makeCredentials()
-        self.addresses = AddressGuard(self.kernel, self.config)
+        kernelName = self._openDatapath("%d IKE workers" % (self.count,))
         self.slots = [WorkerSlot(self, i) for i in range(self.count)]
         for service in self.template:
             if isinstance(service, IKEPortService):
@@ -482,28 +471,9 @@ class WorkerPoolService(PrivsepService):
                     self._closeSockets()
                     self._startFailed(StartupError("cannot bind %s:%d: %s" % (
                         service.address, service.portNumber, e.strerror or e)))
-            elif isinstance(service, ControlSocketService):
-                try:
-                    prepareSocketPath(service.path)
-                    skt = bindControlSocket(service.path, 0o666 if service.readOnly else 0o600)
-                except (StartupError, OSError) as e:
-                    self._closeSockets()
-                    self._startFailed(e if isinstance(e, StartupError) else StartupError(
-                        "control socket %s: %s" % (service.path, e.strerror or e)))
-                self._control.append((skt, service.path, service.readOnly))
-            elif service.name == "metrics":
-                host, port = service.address
-                try:
-                    self._metrics = bindMetricsSocket(host, port)
-                except OSError as e:
-                    self._closeSockets()
-                    self._startFailed(StartupError("metrics on %s:%d: %s" % (host or "*", port, e.strerror or e)))
-        if kernelName == "userspace":
-            self.kernel.sendUdp = self._sendEsp
-            self.kernel.sendUdpSegments = self._sendEspSegments
-            if options.get("keylog"):
-                self.kernel.startDump(options["keylog"] + ".esp.json")
-        self.kernel.setEventReceiver(self)
+            else:
+                self._bindService(service)
+        self._connectDatapath(kernelName)
         self._serveControl()
         from twisted.application.service import MultiService
 
