@@ -60,6 +60,25 @@ def espDump(ours):
     return json.loads(readText(path))
 
 
+def pingsBothWays(test, ours, a, b):
+    """
+    Three pings each way between the inner networks through C{ours}'s
+    user-space datapath (namespaces C{a} and C{b}): its one Child SA pair
+    carried them, ESP in UDP, and dropped nothing.
+    """
+    test.assertEqual(ping(a, A_INNER, B_INNER, 3), 3)
+    test.assertEqual(ping(b, B_INNER, A_INNER, 3), 3)
+
+    def counted():
+        dump = espDump(ours)
+        return dump if sum(sa["packets"] for sa in dump["sas"]) >= 12 else None
+
+    dump = poll(counted, 10.0, interval=0.1, what=lambda: "12 packets in %r\n%s" % (espDump(ours), ours.report()))
+    test.assertEqual(sorted(sa["packets"] for sa in dump["sas"]), [6, 6])
+    test.assertTrue(all(sa["encapsulation"] for sa in dump["sas"]), repr(dump))
+    test.assertEqual(dump["drops"], {})
+
+
 def ping(namespace, source, destination, count=3):
     """
     C{ping} in C{namespace}; the number of replies.

@@ -372,24 +372,14 @@ class PrivsepUserspaceTests(PrivsepMixin, TestCase):
         IKE reached it, no ESP the worker), and the worker is unprivileged
         without the TUN device.
         """
-        from tests.test_interop_userspace import espDump, ping
+        from tests.test_interop_userspace import pingsBothWays
 
         self.hosts()
         credentials = Credentials("psk")
         charon = self.startCharon(credentials)
         ours = self.startUserspace(self.a, ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"), A)
         ours.initiate("peer")
-        self.assertEqual(ping(self.a, A_INNER, B_INNER, 3), 3)
-        self.assertEqual(ping(self.b, B_INNER, A_INNER, 3), 3)
-
-        def counted():
-            dump = espDump(ours)
-            return dump if sum(sa["packets"] for sa in dump["sas"]) >= 12 else None
-
-        dump = poll(counted, 10.0, interval=0.1, what=lambda: "12 packets in %r\n%s" % (espDump(ours), ours.report()))
-        self.assertEqual(sorted(sa["packets"] for sa in dump["sas"]), [6, 6])
-        self.assertTrue(all(sa["encapsulation"] for sa in dump["sas"]), repr(dump))
-        self.assertEqual(dump["drops"], {})
+        pingsBothWays(self, ours, self.a, self.b)
         self.assertWorkerUnprivileged(ours)
         sas = [sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]
         self.assertEqual(len(sas), 1)
