@@ -1001,15 +1001,17 @@ class PrivsepService(MultiService):
         """
         SIGHUP: the worker reloads (through the parent's L{prepareReload}).
         """
-        if self.worker is None:
-            return
+        if self.worker is not None:
+            self._passReload(self.worker.pid)
+
+    def _passReload(self, pid):
         try:
-            os.kill(self.worker.pid, signal.SIGHUP)
+            os.kill(pid, signal.SIGHUP)
         except OSError as e:
             # E.g. a service manager's bounding set without CAP_KILL: the
             # worker runs as another user.
             self._log.error("SIGHUP: cannot pass the reload on to worker {pid}: {error}; nothing reloaded",
-                            pid=self.worker.pid, error=e)
+                            pid=pid, error=e)
 
     def stopService(self):
         MultiService.stopService(self)

@@ -44,7 +44,6 @@ address; use --ike-workers 1 with C{config address} pools).
 """
 
 import os
-import signal
 import socket
 import sys
 
@@ -648,13 +647,8 @@ class WorkerPoolService(PrivsepService):
 
     def reloadOnSignal(self):
         for slot in self.slots:
-            if slot.worker is None:
-                continue
-            try:
-                os.kill(slot.worker.pid, signal.SIGHUP)
-            except OSError as e:
-                self._log.error("SIGHUP: cannot pass the reload on to worker {pid}: {error}; nothing reloaded",
-                                pid=slot.worker.pid, error=e)
+            if slot.worker is not None:
+                self._passReload(slot.worker.pid)
 
     def stopService(self):
         from twisted.application.service import MultiService
