@@ -12,6 +12,7 @@ from bench.generator import Generator
 from bench.introspect import startProfiler, stopProfiler, tracemallocGrowth
 from bench.proc import (
     cpuSeconds,
+    tickCpuSeconds,
     machineBusySeconds,
     pin,
     treeCpuByProcess,
@@ -98,6 +99,7 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             if previous is not None and count <= previous["held"]:
                 continue
             cpuBefore = treeCpuSeconds(pid)
+            ticksBefore = treeCpuSeconds(pid, tickCpuSeconds)
             splitBefore = treeCpuByProcess(pid)
             genBefore = cpuSeconds(generator.pid)
             busyBefore = machineBusySeconds()
@@ -105,6 +107,11 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             timeout = 60 + 0.1 * (count - (previous["held"] if previous else 0))
             done = generator.run(count, timeout)
             cpuAfter = treeCpuSeconds(pid)
+            ticks = treeCpuSeconds(pid, tickCpuSeconds) - ticksBefore
+            if ticks > (cpuAfter - cpuBefore) * 1.05 + 0.03:
+                # cpuSeconds counts live threads only
+                log("    warning: %s's threads used %.3f s by /proc/PID/stat but the live ones %.3f s: threads "
+                    "ended, the CPU figure is too low" % (responderName, ticks, cpuAfter - cpuBefore))
             splitAfter = treeCpuByProcess(pid)
             genAfter = cpuSeconds(generator.pid)
             gcAfter = responder.gcSnapshot() if gcStats else None
