@@ -77,7 +77,7 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
                   'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
         ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
-        ours.start(timeout=40.0)
+        ours.start(timeout=90.0)
         pids = self.workers(ours)
         self.assertEqual(len(set(pids)), WORKERS)
         up = 0
@@ -161,7 +161,7 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
                   'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
         ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
-        ours.start(timeout=40.0)
+        ours.start(timeout=90.0)
         self.workers(ours)
         charon = None
         for attempt in range(16):
@@ -203,7 +203,7 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
                   'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
         ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
-        ours.start(timeout=40.0)
+        ours.start(timeout=90.0)
         self.workers(ours)
         second = int(re.search(r"worker started: pid (\d+) \(2 of 2\)", ours.log()).group(1))
         i = 0
@@ -262,7 +262,7 @@ class PoolUserspaceTests(PrivsepMixin, TestCase):
         charon = self.startCharon(credentials)
         ours = self.ikedtx(self.a, ikedtxPolicy(credentials, child="childsa enc aes-128-gcm"),
                            extraArgs=["--kernel", "userspace", "--listen", A, "--ike-workers", "2"])
-        ours.start(timeout=40.0)
+        ours.start(timeout=90.0)
         ours.initiate("peer")
         pingsBothWays(self, ours, self.a, self.b)
         self.assertEqual(len([sa for sa in charon.listSas() if sa["state"] == "ESTABLISHED"]), 1)

@@ -358,7 +358,7 @@ class CharonPeer:
 
     # ---- running ----
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=30.0):
         """
         Write the configuration, start charon, wait for its vici socket and
         load everything with swanctl.

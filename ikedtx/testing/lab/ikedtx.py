@@ -98,7 +98,7 @@ class IkedtxPeer:
 
     # ---- running ----
 
-    def start(self, timeout=20.0, wait=True):
+    def start(self, timeout=60.0, wait=True):
         """
         Start C{iked -d -f FILE ...} in the namespace and wait until its
         control socket answers (unless not C{wait}).

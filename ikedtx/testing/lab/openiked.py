@@ -219,7 +219,7 @@ class OpenIkedPeer:
             raise LabError("iked -n rejected %s:\n%s%s\n%s" % (self.configPath, result.stdout, result.stderr, self.config))
         return result.stdout + result.stderr
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=30.0):
         """
         Check the config, then start C{iked -d -v... -f FILE -s SOCKET} with
         the shim preloaded and wait for the control socket.
