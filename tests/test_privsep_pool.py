@@ -231,6 +231,47 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         self.assertIn(1, {owner(sa["spiR"]) for sa in self.ourSas(ours).values()})
         self.assertTrue(firsts <= set(self.ourSas(ours)))
 
+    def test_sighupReloadsEveryWorker(self):
+        """
+        SIGHUP to the parent of two workers: each worker reads the changed
+        file (a second policy) and says so; the IKE SAs of the policy that
+        stayed are kept on both workers, and a broken file changes nothing
+        (each worker keeps the two policies, the SAs stay).
+        """
+        import re
+        import signal
+
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.startCharonPeers(credentials, 12)
+        policy = ('ikev2 "peer" passive esp from %s to %s local %s peer %s childsa enc aes-128-gcm srcid %s '
+                  'psk "%s"\n' % (A_INNER, B_INNER, A, B, credentials.idA, PSK))
+        ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
+        ours.start(timeout=90.0)
+        workers = self.workers(ours)
+        i = 0
+        while len({owner(sa["spiR"]) for sa in self.ourSas(ours).values()}) < WORKERS:
+            self.assertLess(i, 12, "no IKE SA on one of the workers\n" + ours.report())
+            ok, output = charon.initiate(child="net%d" % (i,), timeout=20)
+            self.assertTrue(ok, output + ours.report())
+            i += 1
+        before = set(self.ourSas(ours))
+
+        def reloaded(n, count):
+            return len(re.findall(r"reloaded \S+: loaded %d policies" % (n,), ours.log())) >= count
+
+        ours.setConfig(policy + policy.replace('"peer"', '"second"').replace(B, "192.0.2.99"))
+        ours.process.send_signal(signal.SIGHUP)
+        poll(lambda: reloaded(2, WORKERS), 30.0, interval=0.1, what=lambda: "both workers reloaded\n" + ours.report())
+        self.assertEqual(set(self.ourSas(ours)), before)
+        self.assertEqual(sorted(childrenOf(ours.process.pid)), sorted(workers))
+        ours.setConfig(policy + "ikev2 broken {\n")
+        ours.process.send_signal(signal.SIGHUP)
+        poll(lambda: ours.log().count("reload failed: keeping the configuration in force") >= WORKERS, 30.0,
+             interval=0.1, what=lambda: "both workers refused the broken file\n" + ours.report())
+        self.assertEqual(set(self.ourSas(ours)), before)
+        self.assertFalse(reloaded(1, 1), ours.report())
+
     def ourSpi(self, ours, initiatorSpi):
         want = initiatorSpi.replace("0x", "").lstrip("0")
         for sa in ours.showSa():
