@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ikedtx.config import parseConfig
 from ikedtx.core.actions import AddVirtualAddress, RemoveVirtualAddress
 from ikedtx.core.errors import NegotiationFailed, TrafficSelectorsUnacceptable
-from ikedtx.core.pools import AddressPool, PoolExhausted
+from ikedtx.core.pools import AddressPool, AddressPools, PoolExhausted
 from ikedtx.core.timers import TimerKey
 from ikedtx.core.ts import TrafficSelector
 from ikedtx.wire.constants import ConfigurationAttribute as CfgAttr
@@ -353,6 +353,62 @@ class AddressPoolTests(SynchronousTestCase):
         pool = AddressPool(ip_network("2001:db8::/64"))
         self.assertEqual([pool.acquire(str(n), n) for n in range(3)],
                          [ip_address("2001:db8::%d" % (n,)) for n in (1, 2, 3)])
+
+
+    def test_shares(self):
+        """
+        The shares of two workers in one /29 (six usable addresses) lend
+        three addresses each, never the same one, and each runs out on its
+        own.
+        """
+        network = ip_network("10.0.0.0/29")
+        first, second = AddressPool(network, (0, 2)), AddressPool(network, (1, 2))
+        self.assertEqual((len(first), len(second)), (3, 3))
+        lent = [[pool.acquire("%d-%d" % (i, n), (i, n)) for n in range(3)] for i, pool in enumerate((first, second))]
+        self.assertEqual(lent, [[ip_address("10.0.0.%d" % (n,)) for n in (1, 3, 5)],
+                                [ip_address("10.0.0.%d" % (n,)) for n in (2, 4, 6)]])
+        self.assertRaises(PoolExhausted, first.acquire, "x", "x")
+        self.assertRaises(PoolExhausted, second.acquire, "y", "y")
+        self.assertEqual(len(AddressPool(ip_network("10.0.0.7/32"), (1, 2))), 0)
+        self.assertRaises(ValueError, AddressPool, network, (2, 2))
+
+    def test_shareRemembers(self):
+        """
+        A returning identity gets its address again within a share; a
+        /64's share is not walked through either.
+        """
+        pool = AddressPool(ip_network("2001:db8::/64"), (2, 3))
+        self.assertEqual(pool.acquire("a", 1), ip_address("2001:db8::3"))
+        self.assertEqual(pool.acquire("b", 2), ip_address("2001:db8::6"))
+        self.assertEqual(pool.release(1), [ip_address("2001:db8::3")])
+        self.assertEqual(pool.acquire("c", 3), ip_address("2001:db8::9"))
+        self.assertEqual(pool.acquire("a", 4), ip_address("2001:db8::3"))
+
+    def test_transferThenRelease(self):
+        """
+        After a rekey the new IKE SA holds the lease: releasing the old one
+        frees nothing, releasing the new one frees the address; a sticky
+        identity's second holder keeps it until it goes too.
+        """
+        pool = AddressPool(ip_network("10.0.0.0/29"))
+        old, new, other = object(), object(), object()
+        address = pool.acquire("a", old, sticky=True)
+        pool.transfer(old, new)
+        self.assertEqual(pool.release(old), [])
+        self.assertEqual(pool.acquire("a", other, sticky=True), address)
+        self.assertEqual(pool.release(new), [])
+        self.assertEqual(pool.release(other), [address])
+        self.assertEqual((pool.leases, pool._byHolder, pool._byIdentity), ({}, {}, {}))
+
+    def test_poolsShare(self):
+        """
+        L{AddressPools.setShare} makes every pool lend one worker's share;
+        refused once an address is lent.
+        """
+        pools = AddressPools()
+        pools.setShare(1, 2)
+        self.assertEqual(pools.pool(ip_network("10.0.0.0/29")).acquire("a", 1), ip_address("10.0.0.2"))
+        self.assertRaises(ValueError, pools.setShare, 0, 2)
 
 
 class DynamicPlaceholderTests(SynchronousTestCase):

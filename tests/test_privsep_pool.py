@@ -272,6 +272,46 @@ class PoolCharonTests(PrivsepMixin, TestCase):
         self.assertEqual(set(self.ourSas(ours)), before)
         self.assertFalse(reloaded(1, 1), ours.report())
 
+    def test_addressPoolShared(self):
+        """
+        Road warriors (charon, each its own identity asking for an IPv4
+        address) on two workers sharing one C{config address} pool: every
+        client gets a different address, the first worker's from the
+        pool's odd offsets (.1, .3, ...), the second's from the even ones.
+        """
+        from ipaddress import ip_address
+
+        self.hosts()
+        credentials = Credentials("psk")
+        charon = self.charon(self.b, libipsec=True)
+        charon.addSecret(Secret(PSK, ids=[]))
+        count = 10
+        for i in range(count):
+            charon.addConnection(Connection(
+                "rw%d" % (i,), local_addrs=[B], remote_addrs=[A], proposals=[PROPOSAL],
+                local=Auth("psk", id="rw%d.example" % (i,)), remote=Auth("psk", id=credentials.idA),
+                vips=["0.0.0.0"], unique="never",
+                children=[Child("rw%d" % (i,), remote_ts=[A_INNER + "/32"], esp_proposals=["aes128gcm16"])]))
+        charon.start()
+        policy = ('ikev2 "rw" passive esp from %s to dynamic local %s peer any childsa enc aes-128-gcm '
+                  'srcid %s psk "%s" config address 10.77.0.0/24\n' % (A_INNER, A, credentials.idA, PSK))
+        ours = self.startIkedtx(policy, extraArgs=["--ike-workers", str(WORKERS)])
+        ours.start(timeout=90.0)
+        self.workers(ours)
+        for i in range(count):
+            ok, output = charon.initiate(child="rw%d" % (i,), timeout=20)
+            self.assertTrue(ok, output + ours.report())
+        lent = {}
+        for sa in charon.ikeSas():
+            (vip,) = sa["local-vips"]
+            lent[vip] = owner(sa["responder-spi"])
+        self.assertEqual(len(lent), count, (lent, charon.ikeSas()))
+        self.assertEqual(set(lent.values()), {0, 1}, lent)
+        for vip, worker in lent.items():
+            offset = int(ip_address(vip)) - int(ip_address("10.77.0.1"))
+            self.assertEqual(offset % WORKERS, worker, lent)
+        self.assertEqual(len(self.ourSas(ours)), count)
+
     def ourSpi(self, ours, initiatorSpi):
         want = initiatorSpi.replace("0x", "").lstrip("0")
         for sa in ours.showSa():

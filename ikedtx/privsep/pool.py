@@ -38,9 +38,11 @@ The daemon-wide budgets are shared out (L{workerOptions}): each worker gets
 1/N of C{--half-open-max}, C{--cookie-threshold} and
 C{--response-cache-max}. Limits per worker, not per daemon:
 C{--half-open-per-peer} and C{--ike-sas-per-id} (N workers may hold up to N
-times as many of one address or identity), the address pools
-(each worker has the configuration's pools: two workers may lend the same
-address; use --ike-workers 1 with C{config address} pools).
+times as many of one address or identity). Each C{config address} pool is
+split: worker k of N lends the addresses at offsets k, k+N, ... of it
+(L{ikedtx.core.pools.AddressPools.setShare}), so no two workers lend the
+same address; an identity finds its last address again only on the worker
+that lent it.
 """
 
 import os

@@ -414,6 +414,8 @@ class WorkerService(IkedService):
             # peer's old IKE SAs (through the parent).
             self.core.initialContactHook = self._initialContact
             self.channel.forget = self.forgetPeer
+            # Each worker lends its own share of each address pool.
+            self.core.pools.setShare(index, count)
         if self.kernel.name != "decoupled":
             self.runner.virtualAddresses = RemoteAddresses(self.kernel)
         channel = self._layout.get("controlChannel")
