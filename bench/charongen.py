@@ -52,7 +52,7 @@ class CharonGenerator:
     noOutcome = 120
 
     def __init__(self, namespace, directory, suite, credentials, window, ids, cpu=None, childless=False,
-                 maxFailures=100):
+                 maxFailures=100, root=None):
         self.namespace = namespace
         self.window = window
         self.ids = ids
@@ -72,7 +72,7 @@ class CharonGenerator:
             "retransmit_tries": 3,
         }
         self.peer = BenchCharon(namespace, os.path.join(directory, "gen-charon"), name="charon-gen", libipsec=True,
-                                plugins=plugins, settings=settings)
+                                plugins=plugins, settings=settings, root=root)
         self.peer.logLevels = {"default": 0}
         if suite.auth == "psk":
             self.peer.addSecret(Secret(PSK, ids=[]))
@@ -89,7 +89,7 @@ class CharonGenerator:
                 Child("net%d" % (i,), local_ts=[GEN_NET], remote_ts=[RESP_NET], esp_proposals=["aes256gcm16"])]
             self.peer.addConnection(Connection(
                 "gen%d" % (i,), local_addrs=[GEN_ADDRESS], remote_addrs=[RESP_ADDRESS],
-                proposals=[suite.charonProposal], local=local, remote=remote, children=children,
+                proposals=[suite.charonProposalFor(root is not None)], local=local, remote=remote, children=children,
                 unique="never", mobike=False, childless="force" if childless else None))
         existing = namespace.ip("-o", "addr", "show", "dev", "lo").stdout
         if GEN_INNER.split("/")[0] not in existing:

@@ -18,7 +18,7 @@ For each suite and responder a fresh responder is started; its RSS is read
 once it is idle (no SA), then the generator establishes SAs up to each count
 of --sas in turn (1,000 then 10,000: the SAs of the first step are kept), and
 at each step, with all SAs held, the benchmark reads the responder's CPU time
-(/proc/PID/stat utime+stime) and RSS (/proc/PID/status VmRSS) and checks the
+(/proc/PID/task/*/schedstat, to the nanosecond) and RSS (/proc/PID/status VmRSS) and checks the
 count of established IKE SAs in the responder (charon: vici "stats"; ikedtx:
 its log). Nothing is asserted about speed: the figures are printed and,
 with --output, written as Markdown.
@@ -26,7 +26,9 @@ with --output, written as Markdown.
 Responders: "ikedtx"; "charon" (strongSwan with kernel-libipsec, so that
 its Child SAs are installed, in user space, and kept: this kernel has no
 ESP); "charon-netlink" (kernel-netlink only: Child SAs fail to install and
-charon keeps the IKE SA; a reference for charon's IKE work alone). The SAs
+charon keeps the IKE SA; a reference for charon's IKE work alone);
+"charon6" (strongSwan 6.1 from the Debian 13 tree that .ci/setup makes,
+chrooted, with kernel-libipsec: the suites with RFC 9370 ML-KEM). The SAs
 are spread over --ids initiator identities (--cert-ids for certificate
 suites). --profile, --gc-stats and --tracemalloc look inside the ikedtx
 responder. bench/results-*.md explains the method, its unfairness and the
@@ -53,7 +55,7 @@ from bench.measure import measure  # noqa: E402
 from bench.proc import waitForQuietMachine  # noqa: E402
 from bench.report import markdown, table  # noqa: E402
 from bench.responders import charonVersion  # noqa: E402
-from bench.suites import GEN_ADDRESS, RESPONDERS, RESP_ADDRESS, SUITES  # noqa: E402
+from bench.suites import GEN_ADDRESS, GENERATORS, RESPONDERS, RESP_ADDRESS, SUITES  # noqa: E402
 from ikedtx.testing.lab.netns import Network  # noqa: E402
 
 
@@ -70,7 +72,8 @@ def parseArgs(argv):
                              "'--half-open-max 5000'); the rows say so")
     parser.add_argument("--generators", default="ikedtx",
                         help="comma list of load generators: ikedtx (bench/loadgen.py), charon (bench/charongen.py: "
-                             "strongSwan initiating over vici, the neutral one)")
+                             "strongSwan 5.9 initiating over vici, the neutral one), charon6 (the same with charon "
+                             "6.1 from the Debian 13 tree, /var/cache/ikedtx-trixie: RFC 9370 ML-KEM)")
     parser.add_argument("--childless", action="store_true",
                         help="IKE SAs without a Child SA (RFC 6023); with the charon generator only")
     parser.add_argument("--window", type=int, default=32,
@@ -125,10 +128,10 @@ def parseArgs(argv):
     args.responderList = [r for r in args.responders.split(",") if r]
     args.generatorList = [g for g in args.generators.split(",") if g]
     for g in args.generatorList:
-        if g not in ("ikedtx", "charon"):
-            parser.error("unknown generator %r (known: ikedtx, charon)" % (g,))
-    if args.childless and args.generatorList != ["charon"]:
-        parser.error("--childless needs --generators charon")
+        if g not in GENERATORS:
+            parser.error("unknown generator %r (known: %s)" % (g, ", ".join(GENERATORS)))
+    if args.childless and not set(args.generatorList) <= {"charon", "charon6"}:
+        parser.error("--childless needs --generators charon or charon6")
     for s in args.suiteList:
         if s not in SUITES:
             parser.error("unknown suite %r (known: %s)" % (s, ", ".join(SUITES)))
@@ -173,6 +176,9 @@ def run(args, out=sys.stdout):
             for responderName, generatorName in [(r, g) for g in args.generatorList for r in args.responderList]:
                 if suite.charonGroup is None and "charon" in (responderName, generatorName):
                     log("%s: charon %s cannot negotiate it, skipped" % (suite.name, charonVersion()))
+                    continue
+                if "charon6" in (responderName, generatorName) and not suite.charonCan(True):
+                    log("%s: charon 6 cannot negotiate it, skipped" % (suite.name,))
                     continue
                 log("%s against %s, generator %s (window %d%s) ..." % (
                     suite.name, responderName, generatorName, args.window, ", pinned" if pinCpus else ""))

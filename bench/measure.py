@@ -23,6 +23,7 @@ from bench.proc import (
 )
 from bench.responders import CharonResponder, IkedtxResponder
 from bench.suites import Credentials
+from ikedtx.testing.lab.chroot import trixieRoot
 
 
 def ikedtxVariant(name):
@@ -47,8 +48,9 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
     Start a fresh responder, establish SAs up to each of C{counts}, and
     return one result dict per count.
 
-    @param generatorName: C{"ikedtx"} (bench/loadgen.py) or C{"charon"}
-        (bench/charongen.py, strongSwan initiating over vici).
+    @param generatorName: C{"ikedtx"} (bench/loadgen.py), C{"charon"} or
+        C{"charon6"} (bench/charongen.py, strongSwan 5.9 or 6 initiating
+        over vici).
     @param childless: IKE SAs without a Child SA (RFC 6023; charon
         generator only).
     @param ikedtxArgs: more flags for an ikedtx responder (ikebench
@@ -68,6 +70,9 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
     elif responderName == "charon-netlink":
         responder = CharonResponder(resp, directory, suite, credentials, libipsec=False, logLevel=charonLog,
                                     extra=charonSettings)
+    elif responderName == "charon6":
+        responder = CharonResponder(resp, directory, suite, credentials, libipsec=True, logLevel=charonLog,
+                                    extra=charonSettings, root=trixieRoot())
     else:
         raise ValueError(responderName)
     if not responderName.startswith("ikedtx"):
@@ -83,9 +88,10 @@ def measure(namespaces, workdir, suite, responderName, counts, window, pinCpus, 
             pin(pid, {pinCpus[1]})
         waitIdle(pid)
         baseRss = treeRssKilobytes(pid)
-        if generatorName == "charon":
+        if generatorName in ("charon", "charon6"):
             generator = CharonGenerator(gen, directory, suite, credentials, window, ids,
-                                        cpu=pinCpus[0] if pinCpus is not None else None, childless=childless)
+                                        cpu=pinCpus[0] if pinCpus is not None else None, childless=childless,
+                                        root=trixieRoot() if generatorName == "charon6" else None)
         else:
             generator = Generator(gen, directory, suite, credentials, window, ids,
                                   cpu=pinCpus[0] if pinCpus is not None else None,

@@ -219,8 +219,15 @@ class CharonResponder:
     fails to install on this kernel (no ESP) and only the IKE SA stays.
     """
 
-    def __init__(self, namespace, directory, suite, credentials, libipsec=True, threads=16, logLevel=1, extra=None):
-        self.name = "charon" if libipsec else "charon-netlink"
+    def __init__(self, namespace, directory, suite, credentials, libipsec=True, threads=16, logLevel=1, extra=None,
+                 root=None):
+        """
+        @param root: a L{ikedtx.testing.lab.chroot.Chroot} whose charon runs
+            (strongSwan 6 from Debian 13's tree: C{charon6}), or L{None}
+            for the host's.
+        """
+        self.name = "charon6" if root is not None else "charon" if libipsec else "charon-netlink"
+        self.root = root
         self.extra = dict(extra or {})
         self.namespace = namespace
         self.suite = suite
@@ -230,13 +237,13 @@ class CharonResponder:
         settings = self.settings()
         settings.update(self.extra)
         self.peer = BenchCharon(namespace, directory, name="charon-bench", libipsec=libipsec, plugins=plugins,
-                                 settings=settings)
+                                 settings=settings, root=root)
         self.peer.logLevels = {"default": logLevel}
         self._configure(credentials)
 
     def describe(self):
         return "charon %s (%d threads, log level %s, %s)%s" % (
-            charonVersion(), self.threads, self.peer.logLevels["default"],
+            charonVersion(self.root), self.threads, self.peer.logLevels["default"],
             "kernel-libipsec: Child SAs in user space" if self.libipsec else
             "kernel-netlink only: Child SAs fail to install, IKE SAs kept",
             "".join("; charon.%s = %s" % item for item in sorted(self.extra.items())))
@@ -270,7 +277,8 @@ class CharonResponder:
             remote = Auth("pubkey", id="%any")
         child = Child("net", local_ts=[RESP_NET], remote_ts=[GEN_NET], esp_proposals=["aes256gcm16"])
         self.peer.addConnection(Connection(
-            "bench", local_addrs=[RESP_ADDRESS], remote_addrs=["%any"], proposals=[suite.charonProposal],
+            "bench", local_addrs=[RESP_ADDRESS], remote_addrs=["%any"],
+            proposals=[suite.charonProposalFor(self.root is not None)],
             local=local, remote=remote, children=[child], unique="never", mobike=False))
 
     def start(self):
@@ -329,8 +337,14 @@ class BenchCharon(CharonPeer):
 _charonVersion = None
 
 
-def charonVersion():
+def charonVersion(root=None):
+    """
+    The version of the host's strongswan-charon package, or of the one in
+    C{root} (a L{ikedtx.testing.lab.chroot.Chroot}).
+    """
     global _charonVersion
+    if root is not None:
+        return root.versions().get("strongswan-charon", "?") + " (%s tree)" % (root.name,)
     if _charonVersion is None:
         try:
             out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "strongswan-charon"], capture_output=True,

@@ -29,13 +29,15 @@ class Suite:
     @ivar group: iked.conf's group keyword; C{charonGroup} strongSwan's.
     """
 
-    def __init__(self, name, description, auth, group, charonGroup, keyType=None):
-        # charonGroup None: charon 5.9 cannot negotiate it (no RFC 9370)
+    def __init__(self, name, description, auth, group, charonGroup, keyType=None, charon6Group=None):
+        # charonGroup None: charon 5.9 cannot negotiate it (no RFC 9370);
+        # charon6Group: strongSwan 6's name where it differs.
         self.name = name
         self.description = description
         self.auth = auth
         self.group = group
         self.charonGroup = charonGroup
+        self.charon6Group = charon6Group or charonGroup
         self.keyType = keyType
 
     @property
@@ -45,6 +47,16 @@ class Suite:
     @property
     def charonProposal(self):
         return "aes256gcm16-prfsha256-%s" % (self.charonGroup,)
+
+    def charonProposalFor(self, charon6):
+        """
+        The IKE proposal of charon 5.9 (the host's) or of charon 6
+        (C{charon6}: Debian 13's, which does RFC 9370 ML-KEM).
+        """
+        return "aes256gcm16-prfsha256-%s" % (self.charon6Group if charon6 else self.charonGroup,)
+
+    def charonCan(self, charon6):
+        return (self.charon6Group if charon6 else self.charonGroup) is not None
 
 
 SUITES = {
@@ -58,11 +70,14 @@ SUITES = {
         Suite("rsa-2048", "RSA-2048 certificates (RFC 7427, SHA-256), ECP-256, AES-256-GCM", "rfc7427",
               "ecp256", "ecp256", "rsa-2048"),
         Suite("psk-x25519-mlkem768", "PSK, X25519 + ML-KEM-768 (RFC 9370 ADDKE), AES-256-GCM", "psk",
-              "curve25519 addke1 mlkem768", None),
+              "curve25519 addke1 mlkem768", None, charon6Group="x25519-ke1_mlkem768"),
     ]
 }
 
-RESPONDERS = ("ikedtx", "charon", "charon-netlink")
+RESPONDERS = ("ikedtx", "charon", "charon-netlink", "charon6")
+#: The generators: ikedtx's (bench/loadgen.py), charon 5.9's and charon
+#: 6's (bench/charongen.py; charon6 from Debian 13's tree, chrooted).
+GENERATORS = ("ikedtx", "charon", "charon6")
 
 
 class Credentials:

@@ -108,6 +108,35 @@ class SmokeTests(SynchronousTestCase):
                          ("done", 20, 20, 20, 20), result.stdout)
         self.assertIn("psk-ecp256", result.stdout)
 
+    def test_charon6GeneratorHybrid(self):
+        """
+        charon 6.1 from the Debian 13 tree (chrooted) as the generator of
+        the hybrid suite (X25519 + ML-KEM-768 in IKE_INTERMEDIATE, RFC
+        9370), against ikedtx and against charon 6.1 itself: both hold all
+        12 IKE SAs and Child SAs (charon proposes only the hybrid: no SA
+        without ML-KEM).
+        """
+        requireRoot()
+        from ikedtx.testing.lab.chroot import trixieRoot
+
+        trixieRoot()
+        output = os.path.abspath(self.mktemp())
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "bench", "ikebench.py"), "--sas", "12", "--suites",
+             "psk-x25519-mlkem768", "--responders", "ikedtx,charon6", "--generators", "charon6", "--window", "4",
+             "--quiet-wait", "0", "--no-pin", "--json", output],
+            capture_output=True, text=True, timeout=240, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(output) as f:
+            rows = json.load(f)
+        self.assertEqual(sorted((r["responder"], r["generator"]) for r in rows),
+                         [("charon6", "charon6"), ("ikedtx", "charon6")], result.stdout)
+        for row in rows:
+            self.assertEqual((row["suite"], row["why"], row["held"], row["verified"], row["verifiedChildren"]),
+                             ("psk-x25519-mlkem768", "done", 12, 12, 12), (row, result.stdout))
+            self.assertGreater(row["cpuMsPerSa"], 0, row)
+        self.assertIn("6.1", [r for r in rows if r["responder"] == "charon6"][0]["responderDescription"])
+
     def _charonGenerated(self, extra, children):
         """
         Run ikebench with strongSwan's charon as the load generator against
