@@ -78,6 +78,44 @@ class _ParametersMixin:
         self.assertFalse(p.checkEncapsulationKey(bytes(body) + bytes(32)))
 
 
+    def test_sameAsReference(self):
+        """
+        The check agrees with FIPS 203's definition (ByteDecode_12 of the
+        whole vector as one integer, every value below q) on keys of
+        random reduced values, with each value in turn set to q - 1, q and
+        4095 at a low or high position of its three bytes, and on random
+        bytes.
+        """
+        import random
+
+        p = self.parameters
+        rng = random.Random(203)
+        size = 384 * p.k
+
+        def reference(ek):
+            value = int.from_bytes(ek[:size], "little")
+            return len(ek) == p.encapsulationKeySize and all(
+                (value >> (12 * i)) & 0xFFF < 3329 for i in range(size * 8 // 12))
+
+        def pack(values):
+            return sum(v << (12 * i) for i, v in enumerate(values)).to_bytes(size, "little") + bytes(32)
+
+        count = size * 8 // 12
+        checked = 0
+        for trial in range(40):
+            values = [rng.randrange(3329) for _ in range(count)]
+            for position in (rng.randrange(count), rng.randrange(count) | 1, rng.randrange(count) & ~1):
+                for value in (3328, 3329, 4095, 0, 3327):
+                    changed = list(values)
+                    changed[position] = value
+                    ek = pack(changed)
+                    self.assertEqual(p.checkEncapsulationKey(ek), reference(ek), (trial, position, value))
+                    checked += 1
+            ek = bytes(rng.randrange(256) for _ in range(p.encapsulationKeySize))
+            self.assertEqual(p.checkEncapsulationKey(ek), reference(ek))
+        self.assertEqual(checked, 40 * 3 * 5)
+
+
 class _KnownAnswerMixin(_ParametersMixin):
     """
     FIPS 203 vectors from C2SP/wycheproof testvectors_v1 (mlkem_N_keygen_seed,

@@ -22,14 +22,36 @@ Q = 3329
 N = 256
 
 
+#: A byte to its low four bits (bytes.translate).
+_LOW_NIBBLE = bytes(b & 0xF for b in range(256))
+
+
 def _coefficients12(data):
     """
     ByteDecode_12 without the reduction mod q (FIPS 203 algorithm 6): the
     12-bit values packed little-endian in C{data} (384 bytes per
-    polynomial of N coefficients).
+    polynomial of N coefficients), two from each three bytes.
     """
-    value = int.from_bytes(data, "little")
-    return ((value >> (12 * i)) & 0xFFF for i in range(len(data) * 8 // 12))
+    for i in range(0, len(data) - 2, 3):
+        low, middle, high = data[i], data[i + 1], data[i + 2]
+        yield low | (middle & 0xF) << 8
+        yield middle >> 4 | high << 4
+
+
+def _allReduced(data):
+    """
+    Whether every 12-bit value packed in C{data} is below q = 3329
+    (0xD01). Of three bytes C{low, middle, high}, the values are C{low +
+    256 (middle & 0xF)} and C{(middle >> 4) + 16 high}: both are at most
+    3327 when every C{high} is below 208 and every C{middle & 0xF} below
+    13, which one look at the bytes in C tells; only a key with a byte at
+    such a bound (about one valid key in nine) is decoded value by value.
+    """
+    highs = data[2::3]
+    nibbles = data[1::3].translate(_LOW_NIBBLE)
+    if max(highs) < 208 and max(nibbles) < 13:
+        return True
+    return all(c < Q for c in _coefficients12(data))
 
 
 class MLKEMParameters:
@@ -65,7 +87,7 @@ class MLKEMParameters:
         ek = bytes(ek)
         if len(ek) != self.encapsulationKeySize:
             return False
-        return all(c < Q for c in _coefficients12(ek[:384 * self.k]))
+        return _allReduced(ek[:384 * self.k])
 
     def __repr__(self):
         return "<MLKEMParameters %s>" % (self.name,)
