@@ -6,7 +6,8 @@ process, with one and with several IKE workers (C{--ike-workers N}).
 
     sudo python3 bench/workersplit.py [--sas 1000] [--responders ikedtx-privsep,ikedtx-w2]
                                       [--tree before=/tmp/main --tree after=.] [--repeat 3]
-                                      [--strace] [--json FILE]
+                                      [--warmup N] [--pin] [--cprofile] [--strace] [--probe]
+                                      [--json FILE]
 
 For each run a fresh responder (of each --tree in turn, the order reversed
 every other repeat: before and after interleaved) answers charon
@@ -18,10 +19,14 @@ the involuntary ones (preempted), per SA; and for the daemon: C{show stats}
 through the control socket (messages received and sent, retransmissions,
 COOKIEs: what the workers did), the namespace's UDP receive errors (a
 datagram a full socket dropped) and the datagrams that reached a worker
-without its IKE SA (L{misrouted}: the worker logs them at debug level; the
-responders here run at info, so this is read from the counters where the
-tree has them). With --strace each process's system calls are counted too
-(strace -c: it slows every call down, so its runs give counts, not times).
+without its IKE SA (C{ikes_msg_rcvd_dropped}, where the tree counts them).
+--cprofile counts each process's Python calls per SA (the same work done
+by one worker or shared by two shows as the same count, whatever the
+machine's load does to the times); --probe runs bench/respcost.py alone
+and two copies at once (what two busy Python processes cost this machine,
+no ikedtx pool involved). With --strace each process's system calls are
+counted too (strace -c: it slows every call down, so its runs give
+counts, not times).
 
 Nothing is asserted: figures are printed and, with --json, written.
 """
@@ -263,7 +268,8 @@ def measureOne(network, namespaces, workdir, tree, treeName, responderName, sas,
                "counters": counters, "udpInErrors": errors, "latencyMs": done["latencies"], "strace": traced,
                "loadavg": open("/proc/loadavg").read().split()[:3]}
         log("  %-7s %-15s %5d SAs %5.0f/s CPU ms/SA %.2f = %s; wake-ups/SA %s; preempted/SA %s; CPU moves/SA %s; msgs rcvd/sent per SA "
-            "%.2f/%.2f; retransmits %d/%d; cookies %d; UDP errors %d; load %s" % (
+            "%.2f/%.2f; retransmits %d/%d; cookies %d; dropped (no such IKE SA: a wrong worker) %d; UDP errors %d; "
+            "load %s" % (
                 treeName, responderName, row["held"], row["rate"], row["cpuMsPerSa"],
                 " + ".join("%.2f" % p["cpuMsPerSa"] for p in processes),
                 " + ".join("%.1f" % p["wakeupsPerSa"] for p in processes),
@@ -271,7 +277,7 @@ def measureOne(network, namespaces, workdir, tree, treeName, responderName, sas,
                 " + ".join("%.2f" % p["migrationsPerSa"] for p in processes),
                 counters.get("ikes_msg_rcvd", 0) / held, counters.get("ikes_msg_sent", 0) / held,
                 counters.get("ikes_retransmit_request", 0), counters.get("ikes_retransmit_response", 0),
-                counters.get("ikedtx_cookie_sent", 0), errors, " ".join(row["loadavg"])))
+                counters.get("ikedtx_cookie_sent", 0), counters.get("ikes_msg_rcvd_dropped", 0), errors, " ".join(row["loadavg"])))
         if profiled:
             log("    Python calls per SA (cProfile): %s" % (" + ".join("%.0f" % p["callsPerSa"] for p in processes),))
         if traced:
@@ -282,6 +288,40 @@ def measureOne(network, namespaces, workdir, tree, treeName, responderName, sas,
         if generator is not None:
             generator.stop()
         responder.stop()
+
+
+def respcostRuns(tree, sas, parallel):
+    """
+    C{parallel} copies of bench/respcost.py (the responder's CPU per IKE SA
+    in memory: no sockets, no other process) of C{tree} at once: the ms
+    per SA of each.
+    """
+    import re
+
+    argv = [sys.executable, os.path.join(tree, "bench", "respcost.py"), "--sas", str(sas)]
+    env = dict(os.environ, PYTHONPATH=tree)
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tree)
+            for _ in range(parallel)]
+    found = []
+    for run in runs:
+        out = run.communicate(timeout=600)[0]
+        match = re.search(r"([0-9.]+) ms per IKE SA", out)
+        found.append(float(match.group(1)) if match else None)
+    return found
+
+
+def probe(tree, sas, log):
+    """
+    What this machine charges for running two Python processes at once:
+    bench/respcost.py alone, then two copies of it at the same time (the
+    same work per process). Nothing of ikedtx's pool is involved.
+    """
+    alone = respcostRuns(tree, sas, 1)
+    both = respcostRuns(tree, sas, 2)
+    row = {"probe": True, "alone": alone, "twoAtOnce": both, "loadavg": open("/proc/loadavg").read().split()[:3]}
+    log("  probe: respcost alone %s ms/SA, two at once %s ms/SA; load %s" % (
+        alone, both, " ".join(row["loadavg"])))
+    return row
 
 
 def main(argv=None):
@@ -302,6 +342,9 @@ def main(argv=None):
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--ids", type=int, default=100)
     parser.add_argument("--strace", action="store_true", help="count system calls (strace -c; slows them down)")
+    parser.add_argument("--probe", action="store_true",
+                        help="before each repeat, run bench/respcost.py (in memory) alone and two copies at once: what "
+                             "two busy Python processes cost on this machine without any ikedtx pool")
     parser.add_argument("--json", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, profiles)")
     args = parser.parse_args(argv)
@@ -323,6 +366,8 @@ def main(argv=None):
         network.link(gen, resp, [GEN_ADDRESS + "/24"], [RESP_ADDRESS + "/24"])
         order = [(tree, responder) for responder in responders for tree in trees]
         for repeat in range(args.repeat):
+            if args.probe:
+                rows.append(probe(trees[-1][1], args.sas, log))
             for (treeName, tree), responderName in (order if repeat % 2 == 0 else order[::-1]):
                 try:
                     rows.append(measureOne(network, (gen, resp), workdir, tree, treeName, responderName, args.sas,
