@@ -51,6 +51,7 @@ class IkedtxResponder:
         # workers (bench.proc.treeCpuSeconds, treeRssKilobytes).
         self.privsep = privsep
         self.extraArgs = list(extraArgs)
+        self.extraEnv = {}
         self.namespace = namespace
         self.gcStats = gcStats or tracemalloc
         self.tracemalloc = tracemalloc
@@ -87,6 +88,8 @@ class IkedtxResponder:
             # the responder's.
             argv.append("--no-privsep")
         env = dict(os.environ, PYTHONPATH=self.root, IKEBENCH_GC_STATS=self.gcPath)
+        # (bench/workersplit.py --cprofile: its hook first on the path.)
+        env.update(self.extraEnv)
         if self.tracemalloc:
             env["IKEBENCH_TRACEMALLOC"] = "1"
         log = open(self.logPath, "wb")

@@ -172,6 +172,34 @@ class SmokeTests(SynchronousTestCase):
         self.assertEqual([r["childless"] for r in rows], [24, 24])
 
 
+class WorkerSplitSmokeTests(SynchronousTestCase):
+    def test_twoWorkers(self):
+        """
+        bench/workersplit.py against ikedtx with two IKE workers, 20 IKE SAs
+        from charon, the Python calls counted: a row for the parent and
+        each worker, each with CPU and calls, every IKE_SA_INIT and IKE_AUTH
+        request received once and none for an IKE SA the worker lacks.
+        """
+        requireRoot()
+        requireExecutable("ip", "apt-get install iproute2")
+        requireExecutable("/usr/lib/ipsec/charon", "apt-get install strongswan-charon strongswan-swanctl")
+        output = os.path.abspath(self.mktemp())
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "bench", "workersplit.py"), "--sas", "20", "--window", "4",
+             "--responders", "ikedtx-w2", "--cprofile", "--json", output],
+            capture_output=True, text=True, timeout=300, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(output) as f:
+            (row,) = json.load(f)
+        self.assertEqual((row["why"], row["held"]), ("done", 20), result.stdout)
+        self.assertEqual(len(row["processes"]), 3, row)
+        for process in row["processes"]:
+            self.assertGreater(process["cpuMsPerSa"], 0, row)
+            self.assertGreater(process["callsPerSa"], 0, row)
+        self.assertEqual(row["counters"].get("ikes_msg_rcvd"), 40, row)
+        self.assertEqual(row["counters"].get("ikes_msg_rcvd_dropped", 0), 0, row)
+
+
 class InMemoryBenchSmokeTests(SynchronousTestCase):
     """
     The in-memory benchmarks of issue 13 at a few SAs, so that they do not

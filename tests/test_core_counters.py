@@ -51,6 +51,23 @@ class CountersTests(ExchangeTestCase):
         self.assertEqual(nonZero(a), {"ikes_sa_created": 1})
         self.assertEqual(nonZero(b), {"ikes_sa_created": 1})
 
+    def test_unknownIkeSA(self):
+        """
+        A message for an IKE SA the core does not hold (gone, never made,
+        or steered to another of several workers) is dropped and counted
+        as dropped (iked's ikes_msg_rcvd_dropped), nothing else.
+        """
+        from ikedtx.wire.constants import ExchangeType, HeaderFlag
+        from ikedtx.wire.message import Message
+        from ikedtx.wire.payloads import Encrypted
+
+        a, b, ikeSA = self.establish()
+        stray = Message(b"\x01" * 8, b"\x02" * 8, ExchangeType.INFORMATIONAL, HeaderFlag.INITIATOR, 2,
+                        payloads=[Encrypted(0, b"x" * 32)]).encode()
+        b.execute(b.core.datagramReceived(stray, (B_ADDR, 500), (A_ADDR, 500)))
+        self.assertEqual(nonZero(b), {"ikes_sa_created": 1, "ikes_msg_rcvd_dropped": 1})
+        self.assertEqual(len(b.ikeSAs), 1)
+
     def test_retransmits(self):
         """
         RFC 7296 2.1: a lost IKE_SA_INIT response makes the initiator

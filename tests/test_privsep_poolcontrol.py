@@ -261,6 +261,41 @@ class SlotKernelTests(SynchronousTestCase):
         self.assertFalse(one.owns(0x1001))
         self.assertEqual(kernel.name, one.name)
 
+    def test_ownsWithoutWalking(self):
+        """
+        L{SlotKernel.owns} (which routes every datapath expire) looks the
+        SPI up instead of walking the worker's SAs, and stays right as SAs
+        come and go: two SAs with one SPI (to two destinations), an
+        update, a delete, a detach, a flush.
+        """
+        from ipaddress import ip_address
+
+        from tests.test_privsep_commands import anSA
+
+        class NoWalk(dict):
+            def __iter__(self):
+                raise AssertionError("owns() walked every SA of the worker")
+
+        kernel = DecoupledKernel()
+        one = SlotKernel(kernel)
+        one.sas = NoWalk()
+        first, second = anSA(spi=0x1001), anSA(spi=0x1001, destination=ip_address("192.0.2.9"))
+        one.addSA(first)
+        one.addSA(second)
+        one.addSA(anSA(spi=0x1003))
+        self.assertTrue(one.owns(0x1001))
+        self.successResultOf(one.deleteSA(first))
+        self.assertTrue(one.owns(0x1001))
+        self.successResultOf(one.detachSA(second))
+        self.assertFalse(one.owns(0x1001))
+        self.successResultOf(one.updateSA(anSA(spi=0x1003), anSA(spi=0x1005)))
+        self.assertEqual((one.owns(0x1003), one.owns(0x1005)), (False, True))
+        # An SA the worker never installed changes nothing.
+        one.deleteSA(anSA(spi=0x1005, destination=ip_address("192.0.2.77"))).addErrback(lambda f: None)
+        self.assertTrue(one.owns(0x1005))
+        self.successResultOf(one.flush())
+        self.assertFalse(one.owns(0x1005))
+
 
 class WorkerOptionsTests(SynchronousTestCase):
     def test_budgetsShared(self):

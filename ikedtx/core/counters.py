@@ -17,6 +17,7 @@ CORE_COUNTERS = (
     "ikes_sa_proposals_negotiate_failures",
     "ikes_sa_rekeyed",
     "ikes_msg_rcvd_busy",
+    "ikes_msg_rcvd_dropped",
     "ikes_retransmit_request",
     "ikes_retransmit_response",
     "ikes_frag_sent",

@@ -482,6 +482,9 @@ class IKECore:
         ours = message.spiR if message.isInitiator else message.spiI
         ikeSA = self.ikeSAs.get(ours)
         if ikeSA is None:
+            # (Under --ike-workers, a message the kernel gave the wrong
+            # worker counts here too.)
+            self.counters.count("ikes_msg_rcvd_dropped")
             self._log.debug("{remote}: message for unknown IKE SA {spi}", remote=remote, spi=ours.hex())
             return
         if message.isInitiator == ikeSA.initiator:

@@ -93,6 +93,12 @@ class SlotKernel:
     The parent's datapath as one worker of several uses it: what the worker
     installs is remembered, so that its L{flush} (and its death) remove its
     own SAs and flows and nothing of the other workers'.
+
+    @ivar sas: C{{(spi, protocol, destination): sa}}, the worker's SAs.
+    @ivar spis: C{{spi: count}}, the SPIs of L{sas}: L{owns}, which routes
+        each datapath expire, looks one up instead of walking every SA of
+        the worker (at 100,000 SAs and hourly rekeys, some 50 expires a
+        second, each a walk of 10 ms).
     """
 
     _log = Logger()
@@ -100,29 +106,44 @@ class SlotKernel:
     def __init__(self, kernel):
         self.kernel = kernel
         self.sas = {}
+        self.spis = {}
         self.flows = set()
 
     def __getattr__(self, name):
         return getattr(self.kernel, name)
 
     def owns(self, spi):
-        return any(key[0] == spi for key in self.sas)
+        return spi in self.spis
+
+    def _remember(self, sa):
+        key = _saKey(sa)
+        if key not in self.sas:
+            self.spis[sa.spi] = self.spis.get(sa.spi, 0) + 1
+        self.sas[key] = sa
+
+    def _forget(self, sa):
+        if self.sas.pop(_saKey(sa), None) is not None:
+            left = self.spis[sa.spi] - 1
+            if left:
+                self.spis[sa.spi] = left
+            else:
+                del self.spis[sa.spi]
 
     def addSA(self, sa):
-        self.sas[_saKey(sa)] = sa
+        self._remember(sa)
         return self.kernel.addSA(sa)
 
     def updateSA(self, old, new):
-        self.sas.pop(_saKey(old), None)
-        self.sas[_saKey(new)] = new
+        self._forget(old)
+        self._remember(new)
         return self.kernel.updateSA(old, new)
 
     def deleteSA(self, sa):
-        self.sas.pop(_saKey(sa), None)
+        self._forget(sa)
         return self.kernel.deleteSA(sa)
 
     def detachSA(self, sa):
-        self.sas.pop(_saKey(sa), None)
+        self._forget(sa)
         return self.kernel.detachSA(sa)
 
     def addFlow(self, flow):
@@ -135,7 +156,7 @@ class SlotKernel:
 
     def flush(self):
         flows, sas = list(self.flows), list(self.sas.values())
-        self.flows, self.sas = set(), {}
+        self.flows, self.sas, self.spis = set(), {}, {}
 
         def gone(f, what):
             self._log.debug("flushing a worker's {what}: {error}", what=what, error=f.value)
