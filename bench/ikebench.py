@@ -177,9 +177,11 @@ def run(args, out=sys.stdout):
                 log("%s against %s, generator %s (window %d%s) ..." % (
                     suite.name, responderName, generatorName, args.window, ", pinned" if pinCpus else ""))
                 profile = None
-                if args.profile and responderName == "ikedtx" and not any(
-                        r["responder"] == "ikedtx" for r in rows):
-                    profile = (args.profile, profileFormat(args.profile))
+                if args.profile and responderName.startswith("ikedtx") and not any(
+                        r["responder"] == responderName for r in rows):
+                    base, ext = os.path.splitext(args.profile)
+                    path = args.profile if responderName == "ikedtx" else "%s-%s%s" % (base, responderName, ext)
+                    profile = (path, profileFormat(path))
                 best = None
                 for attempt in range(args.repeat):
                     if args.quiet_wait > 0:

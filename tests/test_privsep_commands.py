@@ -940,3 +940,142 @@ class BatchedAddressCommandTests(AddressCommandTests):
             return flush(*args, **kwargs)
 
         self.pump.flush = endOfTurn
+
+
+class SpiBlockTests(SynchronousTestCase):
+    """
+    Inbound SPIs lent to the worker in blocks ahead of need (L{C.AllocateSpis})
+    where the parent's datapath allows it: each reserved in the datapath,
+    lent until an inbound SA installs it or the worker gives it back, and
+    released when the worker's channel ends or it flushes.
+    """
+
+    def setUp(self):
+        self.service = _Service()
+        self.client, self.server, self.pump = connectedServerAndClient(
+            lambda: WorkerCommands(self.service), amp.AMP)
+        self.clock = task.Clock()
+        self.remote = RemoteKernel("decoupled", self.client, reactor=self.clock, spiBlocks=True)
+        self.boxes = []
+        dispatch = self.server.ampBoxReceived
+        self.server.ampBoxReceived = lambda box: (self.boxes.append(box.get(b"_command")), dispatch(box))[1]
+
+    def allocate(self, protocol=ESP):
+        d = self.remote.allocateSpi(protocol, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.clock.advance(0)
+        self.pump.flush()
+        return self.successResultOf(d)
+
+    def reserved(self):
+        return {spi for _protocol, spi in self.service.kernel._reserved}
+
+    def test_blockAheadOfNeed(self):
+        """
+        The first SPI costs one AllocateSpis; the next ones are answered at
+        once from the block, each reserved in the parent's datapath and
+        lent, until the stock falls to SPI_LOW and one more block is asked.
+        """
+        from ikedtx.privsep.workerservice import SPI_BLOCK, SPI_LOW
+
+        first = self.allocate()
+        self.assertEqual(self.boxes, [b"AllocateSpis"])
+        self.assertEqual(len(self.server.lent), SPI_BLOCK)
+        self.assertEqual(self.reserved(), {spi for _p, spi in self.server.lent})
+        self.assertIn((ESP, first), self.server.lent)
+        spis = [first]
+        for _ in range(SPI_BLOCK - SPI_LOW - 2):
+            d = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+            spis.append(self.successResultOf(d))
+        self.assertEqual(self.boxes, [b"AllocateSpis"])
+        spis.append(self.allocate())
+        self.assertEqual(self.boxes, [b"AllocateSpis", b"AllocateSpis"])
+        self.assertEqual(len(set(spis)), len(spis))
+        self.assertTrue(all(spi > 255 for spi in spis))
+        self.assertEqual(len(self.server.lent), 2 * SPI_BLOCK)
+
+    def test_installedOrReleasedNoLongerLent(self):
+        """
+        An inbound SA with a lent SPI ends its loan; so does the DeleteSA
+        that gives back an SPI no SA used (ReleaseSpi): the datapath no
+        longer holds it reserved.
+        """
+        used, unused = self.allocate(), self.allocate()
+        self.remote.addSA(anSA(spi=used))
+        self.remote.deleteSA(anSA(spi=unused, encryptionKey=b"", encryption=None, selectors=()))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertNotIn((ESP, used), self.server.lent)
+        self.assertNotIn((ESP, unused), self.server.lent)
+        self.assertNotIn(unused, self.reserved())
+
+    def test_releasedWhenChannelEnds(self):
+        """
+        The SPIs the worker still holds when its channel ends go back to the
+        datapath.
+        """
+        self.allocate()
+        self.assertTrue(self.reserved())
+        self.server.transport.loseConnection()
+        self.pump.flush()
+        self.assertEqual((self.reserved(), self.server.lent), (set(), set()))
+
+    def test_flushTakesBack(self):
+        """
+        A flush takes back what was lent; a block the parent answered
+        before the flush is not used afterwards: the worker asks for a new
+        one.
+        """
+        self.allocate()
+        self.remote._spis[ESP].clear()
+        late = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.remote.flush()
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertEqual(self.boxes, [b"AllocateSpis", b"AllocateSpis", b"Flush", b"AllocateSpis"])
+        spi = self.successResultOf(late)
+        held = set(self.remote._spis[ESP]) | {spi}
+        self.assertEqual({(ESP, s) for s in held}, self.server.lent)
+        self.assertEqual({s for _p, s in self.server.lent}, self.reserved())
+
+    def test_ipcompOneAtATime(self):
+        """
+        An IPcomp CPI (protocol none) is still asked for alone.
+        """
+        self.allocate(0)
+        self.assertEqual(self.boxes, [b"AllocateSpi"])
+
+    def test_refused(self):
+        """
+        The parent refuses a block for a datapath whose SPIs depend on the
+        addresses, for a protocol other than AH or ESP, of a count out of
+        1-64, and beyond MAX_LENT_SPIS held; nothing is reserved.
+        """
+        def ask(protocol=ESP, count=4):
+            # Caught before the pump: AMP drops a connection whose failures
+            # reach the end of the chain.
+            outcome = []
+            self.client.callRemote(C.AllocateSpis, protocol=protocol, count=count).addBoth(outcome.append)
+            self.pump.flush()
+            return fail(outcome[0]) if isinstance(outcome[0], Failure) else succeed(outcome[0])
+
+        for protocol, count, text in ((0, 4, "protocol"), (50, 4, "protocol"), (ESP, 0, "count"),
+                                      (ESP, C.MAX_SPI_BLOCK + 1, "count")):
+            self.assertIn(text, str(self.failureResultOf(ask(protocol, count), R.RecordError).value))
+        self.assertEqual(self.reserved(), set())
+        for _ in range(C.MAX_LENT_SPIS // C.MAX_SPI_BLOCK):
+            self.successResultOf(ask(count=C.MAX_SPI_BLOCK))
+        self.assertIn("at most %d" % (C.MAX_LENT_SPIS,), str(self.failureResultOf(ask(count=1), KernelError).value))
+        self.assertEqual(len(self.reserved()), C.MAX_LENT_SPIS)
+        self.service.kernel.spiBlocks = False
+        self.assertIn("AllocateSpi", str(self.failureResultOf(ask(), R.RecordError).value))
+
+    def test_refusalFailsTheWaiting(self):
+        """
+        When the parent refuses a block, the allocations waiting for it
+        fail with its error.
+        """
+        self.service.kernel.spiBlocks = False
+        d = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.failureResultOf(d, R.RecordError)

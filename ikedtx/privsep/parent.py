@@ -66,6 +66,9 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def __init__(self, service):
         amp.AMP.__init__(self)
         self.service = service
+        # (protocol, spi) lent to the worker by AllocateSpis, neither
+        # installed by an inbound SA nor given back yet.
+        self.lent = set()
 
     # Bounded boxes: a worker that sends more is ended (and replaced).
 
@@ -99,12 +102,49 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         destination = R._address(destination, "destination")
         return self.kernel.allocateSpi(protocol, source, destination).addCallback(lambda spi: {"spi": spi})
 
+    @C.AllocateSpis.responder
+    def allocateSpis(self, protocol, count):
+        if not getattr(self.kernel, "spiBlocks", False):
+            raise R.RecordError("datapath %s allocates an SPI for its addresses: AllocateSpi" % (self.kernel.name,))
+        if protocol not in (2, 3):
+            raise R.RecordError("protocol must be AH (2) or ESP (3)")
+        if not 1 <= count <= C.MAX_SPI_BLOCK:
+            raise R.RecordError("count must be 1 to %d" % (C.MAX_SPI_BLOCK,))
+        if len(self.lent) + count > C.MAX_LENT_SPIS:
+            raise KernelError("the worker holds %d SPIs not installed (at most %d)" % (len(self.lent),
+                                                                                      C.MAX_LENT_SPIS))
+        # Such a datapath answers at once; its SPIs need no addresses.
+        d = defer.gatherResults([self.kernel.allocateSpi(protocol, None, None) for _ in range(count)],
+                                consumeErrors=True)
+
+        def allocated(spis):
+            self.lent.update((protocol, spi) for spi in spis)
+            return {"spis": spis}
+
+        return d.addCallbacks(allocated, lambda f: f.value.subFailure)
+
+    def releaseLent(self):
+        """
+        Give back to the datapath the SPIs lent to the worker that no SA
+        installed (its channel ended, or it flushed).
+        """
+        lent, self.lent = self.lent, set()
+        for protocolId, spi in lent:
+            self.kernel.releaseSpi(protocolId, spi)
+
+    def connectionLost(self, reason):
+        if self.lent and getattr(self.service, "kernel", None) is not None:
+            self.releaseLent()
+        amp.AMP.connectionLost(self, reason)
+
     def _done(self, d):
         return d.addCallback(lambda _: {})
 
     @C.AddSA.responder
     def addSA(self, sa):
         sa = self._record(sa, R.saFromPlain)
+        if sa.inbound:
+            self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.add(sa.spi)
         self.service.addresses.installed(sa)
         return self._done(self.kernel.addSA(sa))
@@ -119,6 +159,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     @C.DeleteSA.responder
     def deleteSA(self, sa):
         sa = self._record(sa, R.saFromPlain)
+        self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.discard(sa.spi)
         self.service.addresses.removed(sa)
         return self._done(self.kernel.deleteSA(sa))
@@ -196,6 +237,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.Flush.responder
     def flush(self):
+        self.releaseLent()
         return self._done(self.kernel.flush())
 
     @C.Ready.responder
@@ -858,7 +900,8 @@ class PrivsepService(MultiService):
             dae.append([fd, address, port])
             fd += 1
         layout = {"dae": dae, "ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
-                  "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel)}
+                  "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel),
+                  "spiBlocks": bool(getattr(self.kernel, "spiBlocks", False))}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(self, payload)
         env = dict(os.environ)
