@@ -1079,3 +1079,65 @@ class SpiBlockTests(SynchronousTestCase):
         self.clock.advance(0)
         self.pump.flush()
         self.failureResultOf(d, R.RecordError)
+
+
+class WorkerLogTests(SynchronousTestCase):
+    """
+    The worker's log lines (ikedtx.privsep.worker._logObserver): the lines
+    of up to LOG_DELAY seconds reach the parent in one write; a warning or
+    worse goes at once, with the lines before it.
+    """
+
+    class Out:
+        def __init__(self):
+            self.written, self.flushed = [], []
+
+        def write(self, data):
+            self.written.append(data)
+
+        def flush(self):
+            self.flushed.append("".join(self.written))
+            self.written = []
+
+    def setUp(self):
+        from twisted.logger import Logger, LogPublisher
+
+        from ikedtx.privsep.worker import _logObserver
+        from twisted.logger import LogLevel
+
+        self.clock = task.Clock()
+        self.clock.running = True
+        self.out = self.Out()
+        publisher = LogPublisher(_logObserver(LogLevel.info, self.clock, self.out))
+        self.log = Logger(namespace="test", observer=publisher)
+
+    def test_oneWritePerDelay(self):
+        """
+        Info lines wait up to LOG_DELAY seconds for the ones after them and
+        go in one write.
+        """
+        from ikedtx.privsep.worker import LOG_DELAY
+
+        self.log.info("IKE SA {n}: established", n=1)
+        self.log.debug("not at info level")
+        self.clock.advance(0)
+        self.log.info("Child SA {n} up", n=1)
+        self.clock.advance(LOG_DELAY / 2)
+        self.assertEqual(self.out.flushed, [])
+        self.clock.advance(LOG_DELAY / 2)
+        self.assertEqual(self.out.flushed, ["info\tIKE SA 1: established\ninfo\tChild SA 1 up\n"])
+        self.log.info("second\nwrite")
+        self.clock.advance(LOG_DELAY)
+        self.assertEqual(self.out.flushed[1:], ["info\tsecond\ninfo\twrite\n"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_warningAtOnce(self):
+        self.log.info("first")
+        self.log.warn("then {what}", what="trouble")
+        self.assertEqual(self.out.flushed, ["info\tfirst\nwarn\tthen trouble\n"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reactorNotRunning(self):
+        self.clock.running = False
+        self.log.info("before the reactor runs")
+        self.assertEqual(self.out.flushed, ["info\tbefore the reactor runs\n"])

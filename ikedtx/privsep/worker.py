@@ -10,7 +10,8 @@ privileges) before it touches a peer's datagram. It runs the core, the
 shell and the control protocol on the sockets the parent bound; the
 datapath is the parent's (L{RemoteKernel}), and so is the private key
 (L{ikedtx.privsep.signer}). Its log goes to standard output, one
-C{LEVEL<TAB>text} line per event, for the parent to log.
+C{LEVEL<TAB>text} line per event, the lines of up to L{LOG_DELAY} seconds
+in one write, for the parent to log.
 
 File descriptors: 0 the state, 1 the log, 2 errors, 3 the AMP socketpair,
 4 the signing socketpair, then the UDP sockets and the control sockets.
@@ -23,6 +24,9 @@ import socket
 import sys
 
 AMP_FD, SIGN_FD = 3, 4
+#: The longest an info or debug line of the worker waits for the lines
+#: after it before they go to the parent in one write (seconds).
+LOG_DELAY = 0.05
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAPBSET_DROP = 24
@@ -206,23 +210,63 @@ def importEverything(metrics=True):
             pass
 
 
-def _logObserver(level):
+def _logObserver(level, reactor=None, out=None):
+    """
+    The worker's log observer: each event as C{LEVEL<TAB>text} lines on
+    standard output (C{out}), for the parent to log.
+
+    With a C{reactor}, the lines of L{LOG_DELAY} seconds go to the parent
+    in one write (it wakes once for them, not once a line: at a hundred
+    IKE SAs a second, two lines each, a write per several SAs); a warning
+    or worse, a line logged off the reactor's thread or while the reactor
+    is not running goes at once, with the lines waiting before it, and so
+    do the lines waiting when the worker exits.
+    """
+    import atexit
+    import threading
+
     from ikedtx.logtext import messageText
     from ikedtx.tap import levelFiltered
+    from twisted.logger import LogLevel
+
+    out = out if out is not None else sys.stdout
+    reactorThread = threading.get_ident()
+    lines, call, lock = [], [], threading.Lock()
+
+    def flush():
+        with lock:
+            data = "".join(lines)
+            if threading.get_ident() == reactorThread:
+                # (Off its thread, the reactor's call finds nothing.)
+                for delayed in call:
+                    if delayed.active():
+                        delayed.cancel()
+                call[:] = []
+            lines[:] = []
+        try:
+            out.write(data)
+            out.flush()
+        except OSError:
+            pass
 
     def emit(event):
         text = messageText(event)
         failure = event.get("log_failure")
         if failure is not None:
             text += "\n" + failure.getTraceback()
-        name = event.get("log_level").name if event.get("log_level") is not None else "info"
-        out = "".join("%s\t%s\n" % (name, line) for line in text.splitlines() or [""])
-        try:
-            sys.stdout.write(out)
-            sys.stdout.flush()
-        except OSError:
-            pass
+        logLevel = event.get("log_level")
+        name = logLevel.name if logLevel is not None else "info"
+        text = "".join("%s\t%s\n" % (name, line) for line in text.splitlines() or [""])
+        with lock:
+            lines.append(text)
+        if (reactor is None or not reactor.running or (logLevel is not None and logLevel >= LogLevel.warn)
+                or threading.get_ident() != reactorThread):
+            flush()
+        elif not call:
+            call.append(reactor.callLater(LOG_DELAY, flush))
 
+    # What the last turn logged, when the worker exits before its end.
+    atexit.register(lambda: lines and flush())
     return levelFiltered(emit, level)
 
 
@@ -239,8 +283,8 @@ def main():
     from twisted.internet import reactor
     from twisted.logger import LogLevel, globalLogBeginner
 
-    globalLogBeginner.beginLoggingTo([_logObserver(LogLevel.debug if options.get("verbose") else LogLevel.info)],
-                                     redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([_logObserver(LogLevel.debug if options.get("verbose") else LogLevel.info,
+                                                   reactor)], redirectStandardIO=False)
     from ikedtx.privsep.signer import RemoteSigner
     from ikedtx.privsep.state import loadState
 
