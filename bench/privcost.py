@@ -241,9 +241,8 @@ class Run:
                 for data, local, remote in answers:
                     self.initiator.receive(data, remote, local)
                 self.initiating = False
-            # A little time between SAs, as respcost.py; the worker's
-            # delayed calls (its log lines) run in it.
-            self._worker(self.clock.advance, 0.01)
+            # A little time between SAs, as respcost.py.
+            self._worker(self.clock.advance, 0.001)
             self._settle()
         return len(self.core.ikeSAs), len(self.core._children)
 

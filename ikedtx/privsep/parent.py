@@ -29,6 +29,7 @@ import sys
 from twisted.application.service import MultiService
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.protocols import amp
 
 from ikedtx.config.hosts import resolvePolicyNames
@@ -140,14 +141,42 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def _done(self, d):
         return d.addCallback(lambda _: {})
 
-    @C.AddSA.responder
-    def addSA(self, sa):
+    # The batched operations: each the datapath's Deferred (L{batch}), or
+    # an answer through _done (its own command).
+
+    def _addSA(self, sa):
         sa = self._record(sa, R.saFromPlain)
         if sa.inbound:
             self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.add(sa.spi)
         self.service.addresses.installed(sa)
-        return self._done(self.kernel.addSA(sa))
+        return self.kernel.addSA(sa)
+
+    def _deleteSA(self, sa):
+        sa = self._record(sa, R.saFromPlain)
+        self.lent.discard((sa.protocol, sa.spi))
+        self.service.installed.discard(sa.spi)
+        self.service.addresses.removed(sa)
+        return self.kernel.deleteSA(sa)
+
+    def _detachSA(self, sa):
+        sa = self._record(sa, R.saFromPlain)
+        self.service.addresses.removed(sa)
+        return self.kernel.detachSA(sa)
+
+    def _addFlow(self, flow):
+        return self.kernel.addFlow(self._record(flow, R.flowFromPlain))
+
+    def _deleteFlow(self, flow):
+        return self.kernel.deleteFlow(self._record(flow, R.flowFromPlain))
+
+    #: records.BATCH_OPS names: the method that does each.
+    _BATCHED = {"addSA": _addSA, "deleteSA": _deleteSA, "detachSA": _detachSA, "addFlow": _addFlow,
+                "deleteFlow": _deleteFlow}
+
+    @C.AddSA.responder
+    def addSA(self, sa):
+        return self._done(self._addSA(sa))
 
     @C.UpdateSA.responder
     def updateSA(self, old, new):
@@ -158,17 +187,11 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.DeleteSA.responder
     def deleteSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
-        self.lent.discard((sa.protocol, sa.spi))
-        self.service.installed.discard(sa.spi)
-        self.service.addresses.removed(sa)
-        return self._done(self.kernel.deleteSA(sa))
+        return self._done(self._deleteSA(sa))
 
     @C.DetachSA.responder
     def detachSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
-        self.service.addresses.removed(sa)
-        return self._done(self.kernel.detachSA(sa))
+        return self._done(self._detachSA(sa))
 
     @C.AddAddress.responder
     def addAddress(self, address, interface):
@@ -196,11 +219,11 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.AddFlow.responder
     def addFlow(self, flow):
-        return self._done(self.kernel.addFlow(self._record(flow, R.flowFromPlain)))
+        return self._done(self._addFlow(flow))
 
     @C.DeleteFlow.responder
     def deleteFlow(self, flow):
-        return self._done(self.kernel.deleteFlow(self._record(flow, R.flowFromPlain)))
+        return self._done(self._deleteFlow(flow))
 
     @C.Batch.responder
     def batch(self, ops):
@@ -209,15 +232,29 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         except R.RecordError as e:
             self._log.warn("worker sent a bad batch: {error}", error=e)
             raise
-        results = []
+        errors, waiting = [], []
         for name, record in operations:
-            # name is one of records.BATCH_OPS: a responder above.
+            # name is one of records.BATCH_OPS.
             try:
-                d = getattr(self, name)(record)
+                d = self._BATCHED[name](self, record)
             except Exception:
                 d = defer.fail()
-            results.append(d.addCallbacks(lambda _: "", self._batchError))
-        return defer.gatherResults(results).addCallback(lambda errors: {"errors": errors})
+            if d.called and not d.paused and not isinstance(d.result, defer.Deferred):
+                # Done at once (the datapaths answer at once): no chain.
+                result = d.result
+                if isinstance(result, Failure):
+                    d.addErrback(lambda _: None)
+                    errors.append(self._batchError(result))
+                else:
+                    errors.append("")
+                continue
+            index = len(errors)
+            errors.append(None)
+            waiting.append(d.addCallbacks(lambda _: "", self._batchError).addCallback(
+                lambda error, index=index: errors.__setitem__(index, error)))
+        if not waiting:
+            return {"errors": errors}
+        return defer.gatherResults(waiting).addCallback(lambda _: {"errors": errors})
 
     def _batchError(self, failure):
         if failure.check(R.RecordError):

@@ -10,8 +10,8 @@ privileges) before it touches a peer's datagram. It runs the core, the
 shell and the control protocol on the sockets the parent bound; the
 datapath is the parent's (L{RemoteKernel}), and so is the private key
 (L{ikedtx.privsep.signer}). Its log goes to standard output, one
-C{LEVEL<TAB>text} line per event, the lines of up to L{LOG_DELAY} seconds
-in one write, for the parent to log.
+C{LEVEL<TAB>text} line per event, the lines of a reactor turn in one write,
+for the parent to log.
 
 File descriptors: 0 the state, 1 the log, 2 errors, 3 the AMP socketpair,
 4 the signing socketpair, then the UDP sockets and the control sockets.
@@ -24,9 +24,6 @@ import socket
 import sys
 
 AMP_FD, SIGN_FD = 3, 4
-#: The longest an info or debug line of the worker waits for the lines
-#: after it before they go to the parent in one write (seconds).
-LOG_DELAY = 0.05
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAPBSET_DROP = 24
@@ -215,12 +212,14 @@ def _logObserver(level, reactor=None, out=None):
     The worker's log observer: each event as C{LEVEL<TAB>text} lines on
     standard output (C{out}), for the parent to log.
 
-    With a C{reactor}, the lines of L{LOG_DELAY} seconds go to the parent
-    in one write (it wakes once for them, not once a line: at a hundred
-    IKE SAs a second, two lines each, a write per several SAs); a warning
-    or worse, a line logged off the reactor's thread or while the reactor
-    is not running goes at once, with the lines waiting before it, and so
-    do the lines waiting when the worker exits.
+    With a C{reactor}, the lines of one reactor turn go to the parent in
+    one write at its end (it wakes once for them, not once a line: under
+    load a turn answers several datagrams); a warning or worse, a line
+    logged off the reactor's thread or while the reactor is not running
+    goes at once, with the lines waiting before it, and so do the lines
+    waiting when the worker exits. (Waiting longer than the turn would
+    save more writes, but the lines would reach the log later than the
+    datagrams they tell of.)
     """
     import atexit
     import threading
@@ -263,7 +262,7 @@ def _logObserver(level, reactor=None, out=None):
                 or threading.get_ident() != reactorThread):
             flush()
         elif not call:
-            call.append(reactor.callLater(LOG_DELAY, flush))
+            call.append(reactor.callLater(0, flush))
 
     # What the last turn logged, when the worker exits before its end.
     atexit.register(lambda: lines and flush())
