@@ -5,8 +5,8 @@ worker, over their socketpair.
 
 Worker to parent: the datapath operations of L{ikedtx.kernel.interfaces.
 IKernel} (inbound SPIs one at a time, or in blocks where the datapath
-allows it: L{AllocateSpis}; records as L{ikedtx.privsep.records} JSON, checked by the
-parent; the SAs and flows of one reactor turn in one L{Batch}),
+allows it: L{AllocateSpis}; SAs and flows as L{ikedtx.privsep.records}
+packed records, checked by the parent; the SAs and flows of one reactor turn in one L{Batch}),
 C{AddAddress} and C{RemoveAddress} (a virtual address a configuration
 payload lent us, on an interface), C{Reload} and
 C{FetchState} (the parent reads the configuration and the iked tree; the

@@ -87,9 +87,9 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def kernel(self):
         return self.service.kernel
 
-    def _record(self, data, fromPlain):
+    def _record(self, data, decode):
         try:
-            return R.decode(data, fromPlain)
+            return decode(data)
         except R.RecordError as e:
             self._log.warn("worker sent a bad record: {error}", error=e)
             raise
@@ -145,7 +145,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     # an answer through _done (its own command).
 
     def _addSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
+        sa = self._record(sa, R.decodeSA)
         if sa.inbound:
             self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.add(sa.spi)
@@ -153,22 +153,22 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         return self.kernel.addSA(sa)
 
     def _deleteSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
+        sa = self._record(sa, R.decodeSA)
         self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.discard(sa.spi)
         self.service.addresses.removed(sa)
         return self.kernel.deleteSA(sa)
 
     def _detachSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
+        sa = self._record(sa, R.decodeSA)
         self.service.addresses.removed(sa)
         return self.kernel.detachSA(sa)
 
     def _addFlow(self, flow):
-        return self.kernel.addFlow(self._record(flow, R.flowFromPlain))
+        return self.kernel.addFlow(self._record(flow, R.decodeFlow))
 
     def _deleteFlow(self, flow):
-        return self.kernel.deleteFlow(self._record(flow, R.flowFromPlain))
+        return self.kernel.deleteFlow(self._record(flow, R.decodeFlow))
 
     #: records.BATCH_OPS names: the method that does each.
     _BATCHED = {"addSA": _addSA, "deleteSA": _deleteSA, "detachSA": _detachSA, "addFlow": _addFlow,
@@ -180,7 +180,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.UpdateSA.responder
     def updateSA(self, old, new):
-        old, new = self._record(old, R.saFromPlain), self._record(new, R.saFromPlain)
+        old, new = self._record(old, R.decodeSA), self._record(new, R.decodeSA)
         self.service.addresses.removed(old)
         self.service.addresses.installed(new)
         return self._done(self.kernel.updateSA(old, new))
@@ -214,7 +214,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.QuerySA.responder
     def querySA(self, sa):
-        d = self.kernel.querySA(self._record(sa, R.saFromPlain))
+        d = self.kernel.querySA(self._record(sa, R.decodeSA))
         return d.addCallback(lambda usage: {"usage": R.encode(R.usageToPlain(usage))})
 
     @C.AddFlow.responder

@@ -249,7 +249,7 @@ class RemoteKernel:
         d.addCallbacks(lent, refused)
 
     def addSA(self, sa):
-        d = self._queue(C.AddSA, "addSA", R.encode(R.saToPlain(sa)))
+        d = self._queue(C.AddSA, "addSA", R.encodeSA(sa))
         addresses = self._locals(sa)
         self.localAddresses.update(addresses)
         if addresses and self.addressesWaiting is not None:
@@ -260,25 +260,25 @@ class RemoteKernel:
     def updateSA(self, old, new):
         self._forget(old)
         self.localAddresses.update(self._locals(new))
-        return self._call(C.UpdateSA, old=R.encode(R.saToPlain(old)), new=R.encode(R.saToPlain(new)))
+        return self._call(C.UpdateSA, old=R.encodeSA(old), new=R.encodeSA(new))
 
     def deleteSA(self, sa):
         self._forget(sa)
-        return self._queue(C.DeleteSA, "deleteSA", R.encode(R.saToPlain(sa)))
+        return self._queue(C.DeleteSA, "deleteSA", R.encodeSA(sa))
 
     def detachSA(self, sa):
         self._forget(sa)
-        return self._queue(C.DetachSA, "detachSA", R.encode(R.saToPlain(sa)))
+        return self._queue(C.DetachSA, "detachSA", R.encodeSA(sa))
 
     def querySA(self, sa):
-        d = self._call(C.QuerySA, sa=R.encode(R.saToPlain(sa)))
+        d = self._call(C.QuerySA, sa=R.encodeSA(sa))
         return d.addCallback(lambda answer: R.decode(answer["usage"], R.usageFromPlain))
 
     def addFlow(self, flow):
-        return self._queue(C.AddFlow, "addFlow", R.encode(R.flowToPlain(flow)))
+        return self._queue(C.AddFlow, "addFlow", R.encodeFlow(flow))
 
     def deleteFlow(self, flow):
-        return self._queue(C.DeleteFlow, "deleteFlow", R.encode(R.flowToPlain(flow)))
+        return self._queue(C.DeleteFlow, "deleteFlow", R.encodeFlow(flow))
 
     def blockIPv6(self):
         return self._call(C.BlockIPv6)
