@@ -90,7 +90,9 @@ def parseArgs(argv):
     parser.add_argument("--json", default=None, help="also write the raw results as JSON to this file")
     parser.add_argument("--profile", default=None,
                         help="record a py-spy profile (pip install py-spy) of the first ikedtx responder to this "
-                             "file: speedscope/raw/flamegraph by extension .json/.txt/.svg")
+                             "file (of ikedtx-privsep to FILE-ikedtx-privsep.EXT, with its worker only when it is not "
+                             "chrooted: py-spy reads the worker's binary through its root; --ikedtx-args="
+                             "'--privsep-chroot /'): speedscope/raw/flamegraph by extension .json/.txt/.svg")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each suite and responder this many times and keep the run that other load on "
                              "the machine disturbed least")
