@@ -93,7 +93,9 @@ def parseArgs(argv):
     parser.add_argument("--json", default=None, help="also write the raw results as JSON to this file")
     parser.add_argument("--profile", default=None,
                         help="record a py-spy profile (pip install py-spy) of the first ikedtx responder to this "
-                             "file: speedscope/raw/flamegraph by extension .json/.txt/.svg")
+                             "file (of ikedtx-privsep to FILE-ikedtx-privsep.EXT, with its worker only when it is not "
+                             "chrooted: py-spy reads the worker's binary through its root; --ikedtx-args="
+                             "'--privsep-chroot /'): speedscope/raw/flamegraph by extension .json/.txt/.svg")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each suite and responder this many times and keep the run that other load on "
                              "the machine disturbed least")
@@ -183,9 +185,11 @@ def run(args, out=sys.stdout):
                 log("%s against %s, generator %s (window %d%s) ..." % (
                     suite.name, responderName, generatorName, args.window, ", pinned" if pinCpus else ""))
                 profile = None
-                if args.profile and responderName == "ikedtx" and not any(
-                        r["responder"] == "ikedtx" for r in rows):
-                    profile = (args.profile, profileFormat(args.profile))
+                if args.profile and responderName.startswith("ikedtx") and not any(
+                        r["responder"] == responderName for r in rows):
+                    base, ext = os.path.splitext(args.profile)
+                    path = args.profile if responderName == "ikedtx" else "%s-%s%s" % (base, responderName, ext)
+                    profile = (path, profileFormat(path))
                 best = None
                 for attempt in range(args.repeat):
                     if args.quiet_wait > 0:

@@ -73,13 +73,14 @@ def profileFormat(path):
 
 def startProfiler(pid, profile):
     """
-    Record a py-spy profile of process C{pid} (--profile).
+    Record a py-spy profile of process C{pid} and its children (a
+    privilege-separated daemon's workers) (--profile).
 
     @param profile: (output path, py-spy format).
     @return: the py-spy process; L{stopProfiler} ends it and writes the file.
     """
     profiler = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", profile[1],
-                                 "--output", profile[0], "--nonblocking"],
+                                 "--output", profile[0], "--nonblocking", "--subprocesses"],
                                 stdout=subprocess.DEVNULL, stderr=open(profile[0] + ".err", "wb"))
     time.sleep(1.0)
     return profiler

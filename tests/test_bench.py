@@ -229,3 +229,16 @@ class InMemoryBenchSmokeTests(SynchronousTestCase):
         out = self.runBench("bench/keepalive.py", "--sas", "5", "--hours", "0.17")
         self.assertIn("INFORMATIONAL", out)
         self.assertIn("IKE SAs held at the end: 5 (lost 0)", out)
+
+    def test_privcost(self):
+        """
+        bench/privcost.py: 10 IKE SAs through a worker's RemoteKernel and
+        the parent's WorkerCommands, all up; with SPI blocks one command
+        per SA and one block, without them two per SA.
+        """
+        out = self.runBench("bench/privcost.py", "--sas", "10", "--repeat", "1")
+        self.assertNotIn("PROBLEM", out)
+        self.assertIn("10 IKE SAs;", out)
+        self.assertIn("per SA 1.10 commands to the parent", out)
+        out = self.runBench("bench/privcost.py", "--sas", "10", "--repeat", "1", "--no-blocks")
+        self.assertIn("per SA 2.00 commands to the parent", out)

@@ -35,6 +35,19 @@ class DecoupledKernelTests(SynchronousTestCase):
         self.assertEqual(len(set(spis)), 500)
         self.assertTrue(all(255 < s < 2 ** 32 for s in spis))
 
+    def test_releaseSpi(self):
+        """
+        An SPI given back with releaseSpi may be allocated again; one still
+        reserved is not.
+        """
+        values = iter([0x1234, 0x1234, 0x5678, 0x1234])
+        kernel = DecoupledKernel(lambda n: next(values).to_bytes(4, "big"))
+        self.assertTrue(kernel.spiBlocks)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x1234)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x5678)
+        kernel.releaseSpi(ProtocolId.ESP, 0x1234)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x1234)
+
     def test_records(self):
         """
         SAs and flows are recorded, removed, and flushed; every call is

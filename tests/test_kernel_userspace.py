@@ -201,6 +201,21 @@ class UserspaceKernelTests(SynchronousTestCase):
         self.assertEqual(len(spis), 300)
         self.assertTrue(all(255 < s < 2 ** 32 for s in spis))
 
+    def test_releaseSpi(self):
+        """
+        An SPI given back with releaseSpi (lent to a privilege-separated
+        worker and not used) may be allocated again; one still reserved is
+        not (spiBlocks: its SPIs need no addresses).
+        """
+        values = iter([0x1234, 0x1234, 0x5678, 0x1234])
+        kernel = UserspaceKernel(reactor=task.Clock(), device=FakeTun(), routes=FakeRoutes(), rawEsp=False,
+                                 randomBytes=lambda n: next(values).to_bytes(4, "big"))
+        self.assertTrue(kernel.spiBlocks)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x1234)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x5678)
+        kernel.releaseSpi(ProtocolId.ESP, 0x1234)
+        self.assertEqual(self.successResultOf(kernel.allocateSpi(ProtocolId.ESP, None, None)), 0x1234)
+
     def test_bothWays(self):
         """
         A packet the host routes into A's device comes out of B's device,

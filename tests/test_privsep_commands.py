@@ -64,44 +64,72 @@ def aFlow():
 class RecordTests(SynchronousTestCase):
     def test_roundTrip(self):
         """
-        An SA and a flow come out of encode/decode equal to what went in.
+        SAs and flows come out of encode/decode equal to what went in: with
+        and without each optional field, IPv6 outer addresses and IPv4
+        selectors, addresses given as text (a released SPI's larval SA).
         """
         sa, flow = anSA(), aFlow()
-        self.assertEqual(R.decode(R.encode(R.saToPlain(sa)), R.saFromPlain), sa)
-        self.assertEqual(R.decode(R.encode(R.flowToPlain(flow)), R.flowFromPlain), flow)
+        self.assertEqual(R.decodeSA(R.encodeSA(sa)), sa)
+        self.assertEqual(R.decodeFlow(R.encodeFlow(flow)), flow)
+        full = anSA(inbound=False, esn=True, encryption=(12, None), integrity=12, integrityKey=b"i" * 32,
+                    encapsulation=None, lifetimeBytes=2 ** 64 - 1, softLifetimeBytes=5, lifetimeSeconds=None,
+                    ipcompCpi=0x4001, mode="transport", source=ip_address("2001:db8::2"),
+                    destination=ip_address("2001:db8::1"), reqid=2 ** 32 - 1, replayWindow=0,
+                    selectors=(((selector("10.1.0.1"), selector("2001:db8:1::", "2001:db8:1::ffff"))),) * 3)
+        self.assertEqual(R.decodeSA(R.encodeSA(full)), full)
+        larval = anSA(source="192.0.2.2", destination="192.0.2.1", encryption=None, encryptionKey=b"",
+                      selectors=())
+        self.assertEqual(R.decodeSA(R.encodeSA(larval)),
+                         anSA(encryption=None, encryptionKey=b"", selectors=()))
+        ipcomp = KernelFlow(selector("10.1.0.1"), selector("10.2.0.1"), "fwd", 2, "transport",
+                            ip_address("2001:db8::1"), ip_address("192.0.2.2"), 9, True)
+        self.assertEqual(R.decodeFlow(R.encodeFlow(ipcomp)), ipcomp)
 
-    def assertRefused(self, plain, fromPlain, words):
+    def assertRefused(self, data, decode, words):
         with self.assertRaises(R.RecordError) as caught:
-            R.decode(json.dumps(plain).encode(), fromPlain)
+            decode(data)
         self.assertIn(words, str(caught.exception))
 
     def test_badFields(self):
         """
-        Each field is checked: an unknown or missing field, a wrong type,
-        an out-of-range number, an address that does not parse, a protocol
-        other than AH or ESP, an inverted range, key material too long.
+        Each field is checked: the version, a protocol other than AH or ESP,
+        a mode, direction or address family out of range, flags unknown,
+        key material too long, an encapsulation port 0, too many
+        selectors, an inverted range, and a record shorter or longer than
+        its fields.
         """
-        good = R.saToPlain(anSA())
-        self.assertRefused(dict(good, extra=1), R.saFromPlain, "unknown ['extra']")
-        missing = dict(good)
-        del missing["spi"]
-        self.assertRefused(missing, R.saFromPlain, "missing ['spi']")
-        self.assertRefused(dict(good, spi=2 ** 32), R.saFromPlain, "sa.spi")
-        self.assertRefused(dict(good, spi="1"), R.saFromPlain, "sa.spi")
-        self.assertRefused(dict(good, inbound=1), R.saFromPlain, "sa.inbound")
-        self.assertRefused(dict(good, source="192.0.2.300"), R.saFromPlain, "sa.source")
-        self.assertRefused(dict(good, destination="2001:db8::1"), R.saFromPlain, "different families")
-        self.assertRefused(dict(good, protocol=50), R.saFromPlain, "not AH (2) or ESP (3)")
-        self.assertRefused(dict(good, mode="beet"), R.saFromPlain, "sa.mode")
-        self.assertRefused(dict(good, encryptionKey="00" * 129), R.saFromPlain, "at most 128 bytes")
-        self.assertRefused(dict(good, encryptionKey="zz"), R.saFromPlain, "not hexadecimal")
-        self.assertRefused(dict(good, encapsulation=[0, 4500]), R.saFromPlain, "sa.encapsulation")
-        self.assertRefused(dict(good, selectors=[good["selectors"][0]] * (R.MAX_SELECTORS + 1)), R.saFromPlain,
-                           "at most 64 pairs")
-        flow = R.flowToPlain(aFlow())
-        inverted = dict(flow, source=dict(flow["source"], startAddress="10.9.9.9"))
-        self.assertRefused(inverted, R.flowFromPlain, "not an address range")
-        self.assertRefused(dict(flow, direction="sideways"), R.flowFromPlain, "flow.direction")
+        good = R.encodeSA(anSA())
+
+        def at(offset, value, data=good):
+            return data[:offset] + bytes((value,)) + data[offset + 1:]
+
+        self.assertRefused(at(0, 2), R.decodeSA, "not a packed record")
+        self.assertRefused(at(5, 50), R.decodeSA, "not AH (2) or ESP (3)")
+        self.assertRefused(at(6, 0x80), R.decodeSA, "flags")
+        self.assertRefused(at(6, R._SA_KEY_LENGTH), R.decodeSA, "flags")
+        self.assertRefused(at(7, 2), R.decodeSA, "sa.mode")
+        self.assertRefused(at(8, 5), R.decodeSA, "address family 5")
+        self.assertRefused(at(9, R.MAX_SELECTORS + 1), R.decodeSA, "at most 64 pairs")
+        self.assertRefused(R.encodeSA(anSA(encryptionKey=b"k" * 129)), R.decodeSA, "at most 128 bytes")
+        self.assertRefused(R.encodeSA(anSA(encapsulation=(0, 4500))), R.decodeSA, "sa.encapsulation")
+        self.assertRefused(R.encodeSA(anSA(selectors=((selector("10.9.9.9", "10.1.0.0"), selector("10.2.0.1")),))),
+                           R.decodeSA, "not an address range")
+        for cut in range(len(good)):
+            self.assertRaises(R.RecordError, R.decodeSA, good[:cut])
+        self.assertRefused(good + b"\0", R.decodeSA, "1 octets after the record")
+        flow = R.encodeFlow(aFlow())
+        self.assertRefused(at(1, 3, flow), R.decodeFlow, "flow.direction")
+        self.assertRefused(at(2, 50, flow), R.decodeFlow, "not AH (2) or ESP (3)")
+        self.assertRefused(at(3, 2, flow), R.decodeFlow, "flow.mode")
+        self.assertRefused(at(4, 2, flow), R.decodeFlow, "flow.ipcomp")
+        self.assertRefused(at(9, 7, flow), R.decodeFlow, "flow.localAddress: address family 7")
+        inverted = KernelFlow(selector("10.9.9.9", "10.1.0.0"), selector("10.2.0.1"), "out", ESP, "tunnel",
+                              ip_address("192.0.2.1"), ip_address("192.0.2.2"), 7)
+        self.assertRefused(R.encodeFlow(inverted), R.decodeFlow, "flow.source: not an address range")
+        for cut in range(len(flow)):
+            self.assertRaises(R.RecordError, R.decodeFlow, flow[:cut])
+        self.assertRefused(flow + b"\0", R.decodeFlow, "1 octets after the record")
+        self.assertRefused(b'{"spi": 1}', R.decodeSA, "not a packed record")
 
     def test_addressesParsedOnce(self):
         """
@@ -124,13 +152,14 @@ class RecordTests(SynchronousTestCase):
     def test_bounded(self):
         """
         A record longer than MAX_RECORD_BYTES is refused before it is
-        parsed; so is what is not JSON.
+        parsed; so is what is not JSON where JSON is expected.
         """
-        with self.assertRaises(R.RecordError) as caught:
-            R.decode(b"[" * (R.MAX_RECORD_BYTES + 1), R.saFromPlain)
-        self.assertIn("at most %d" % (R.MAX_RECORD_BYTES,), str(caught.exception))
-        self.assertRaises(R.RecordError, R.decode, b"\xff{", R.saFromPlain)
-        self.assertRaises(R.RecordError, R.decode, b"[]", R.saFromPlain)
+        for decode in (R.decodeSA, R.decodeFlow, lambda data: R.decode(data, R.usageFromPlain)):
+            with self.assertRaises(R.RecordError) as caught:
+                decode(b"\1" * (R.MAX_RECORD_BYTES + 1))
+            self.assertIn("at most %d" % (R.MAX_RECORD_BYTES,), str(caught.exception))
+        self.assertRaises(R.RecordError, R.decode, b"\xff{", R.usageFromPlain)
+        self.assertRaises(R.RecordError, R.decode, b"[]", R.usageFromPlain)
 
 
 #: A road-warrior client's policies: one puts its address on eth1, the
@@ -231,9 +260,9 @@ class ChannelTests(SynchronousTestCase):
         A record that does not decode is refused with BAD_RECORD and its
         reason; the datapath is not touched.
         """
-        d = self.call(self.client.callRemote(C.AddSA, sa=b'{"spi": 1}'))
+        d = self.call(self.client.callRemote(C.AddSA, sa=R.encodeSA(anSA())[:-1]))
         failure = self.failureResultOf(d, R.RecordError)
-        self.assertIn("missing", str(failure.value))
+        self.assertIn("truncated", str(failure.value))
         self.assertEqual(self.service.kernel.log, type(self.service.kernel.log)())
 
     def test_badProtocolRefused(self):
@@ -792,7 +821,7 @@ class BatchEncodingTests(SynchronousTestCase):
     """
 
     def test_roundTrip(self):
-        operations = [("addSA", R.encode(R.saToPlain(anSA()))), ("addFlow", R.encode(R.flowToPlain(aFlow()))),
+        operations = [("addSA", R.encodeSA(anSA())), ("addFlow", R.encodeFlow(aFlow())),
                       ("deleteFlow", b""), ("detachSA", b"x" * 300), ("deleteSA", b"{}")]
         self.assertEqual(R.decodeBatch(R.encodeBatch(operations)), operations)
 
@@ -884,16 +913,35 @@ class BatchChannelTests(ChannelTests):
         self.assertIsNone(self.successResultOf(third))
         self.assertEqual(self.boxes, [b"Batch"])
 
+    def test_datapathAnswersLater(self):
+        """
+        A batch with an operation the datapath answers later is answered
+        once that operation is done, each outcome in its place.
+        """
+        later = defer.Deferred()
+        self.service.kernel.addFlow = lambda flow: later
+        first, second, third = self.remote.addSA(anSA()), self.remote.addFlow(aFlow()), self.remote.addSA(
+            anSA(spi=0x2345))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertNoResult(second)
+        self.assertNoResult(first)
+        later.errback(KernelError("no room for flow"))
+        self.pump.flush()
+        self.assertIsNone(self.successResultOf(first))
+        self.assertIn("no room for flow", str(self.failureResultOf(second, KernelError).value))
+        self.assertIsNone(self.successResultOf(third))
+
     def test_badRecordInBatch(self):
         """
         A record of a batch that does not decode is refused alone, with
         BAD_RECORD and its reason; the datapath does not see it.
         """
-        ops = R.encodeBatch([("addSA", b'{"spi": 1}'), ("addFlow", R.encode(R.flowToPlain(aFlow())))])
+        ops = R.encodeBatch([("addSA", R.encodeSA(anSA())[:-1]), ("addFlow", R.encodeFlow(aFlow()))])
         answer = self.successResultOf(self.call(self.client.callRemote(C.Batch, ops=ops)))
         code, _tab, text = answer["errors"][0].partition("\t")
         self.assertEqual((code, answer["errors"][1]), ("BAD_RECORD", ""))
-        self.assertIn("missing", text)
+        self.assertIn("truncated", text)
         self.assertEqual([entry[0] for entry in self.service.kernel.log], ["addFlow"])
 
     def test_malformedBatchRefused(self):
@@ -901,7 +949,7 @@ class BatchChannelTests(ChannelTests):
         A batch that does not frame is refused whole with BAD_RECORD and
         its reason; nothing reaches the datapath.
         """
-        good = R.encode(R.flowToPlain(aFlow()))
+        good = R.encodeFlow(aFlow())
         ops = R.encodeBatch([("addFlow", good)]) + b"\x07\x00\x00"
         failure = self.failureResultOf(self.call(self.client.callRemote(C.Batch, ops=ops)), R.RecordError)
         self.assertIn("unknown code 7", str(failure.value))
@@ -940,3 +988,199 @@ class BatchedAddressCommandTests(AddressCommandTests):
             return flush(*args, **kwargs)
 
         self.pump.flush = endOfTurn
+
+
+class SpiBlockTests(SynchronousTestCase):
+    """
+    Inbound SPIs lent to the worker in blocks ahead of need (L{C.AllocateSpis})
+    where the parent's datapath allows it: each reserved in the datapath,
+    lent until an inbound SA installs it or the worker gives it back, and
+    released when the worker's channel ends or it flushes.
+    """
+
+    def setUp(self):
+        self.service = _Service()
+        self.client, self.server, self.pump = connectedServerAndClient(
+            lambda: WorkerCommands(self.service), amp.AMP)
+        self.clock = task.Clock()
+        self.remote = RemoteKernel("decoupled", self.client, reactor=self.clock, spiBlocks=True)
+        self.boxes = []
+        dispatch = self.server.ampBoxReceived
+        self.server.ampBoxReceived = lambda box: (self.boxes.append(box.get(b"_command")), dispatch(box))[1]
+
+    def allocate(self, protocol=ESP):
+        d = self.remote.allocateSpi(protocol, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.clock.advance(0)
+        self.pump.flush()
+        return self.successResultOf(d)
+
+    def reserved(self):
+        return {spi for _protocol, spi in self.service.kernel._reserved}
+
+    def test_blockAheadOfNeed(self):
+        """
+        The first SPI costs one AllocateSpis; the next ones are answered at
+        once from the block, each reserved in the parent's datapath and
+        lent, until the stock falls to SPI_LOW and one more block is asked.
+        """
+        from ikedtx.privsep.workerservice import SPI_BLOCK, SPI_LOW
+
+        first = self.allocate()
+        self.assertEqual(self.boxes, [b"AllocateSpis"])
+        self.assertEqual(len(self.server.lent), SPI_BLOCK)
+        self.assertEqual(self.reserved(), {spi for _p, spi in self.server.lent})
+        self.assertIn((ESP, first), self.server.lent)
+        spis = [first]
+        for _ in range(SPI_BLOCK - SPI_LOW - 2):
+            d = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+            spis.append(self.successResultOf(d))
+        self.assertEqual(self.boxes, [b"AllocateSpis"])
+        spis.append(self.allocate())
+        self.assertEqual(self.boxes, [b"AllocateSpis", b"AllocateSpis"])
+        self.assertEqual(len(set(spis)), len(spis))
+        self.assertTrue(all(spi > 255 for spi in spis))
+        self.assertEqual(len(self.server.lent), 2 * SPI_BLOCK)
+
+    def test_installedOrReleasedNoLongerLent(self):
+        """
+        An inbound SA with a lent SPI ends its loan; so does the DeleteSA
+        that gives back an SPI no SA used (ReleaseSpi): the datapath no
+        longer holds it reserved.
+        """
+        used, unused = self.allocate(), self.allocate()
+        self.remote.addSA(anSA(spi=used))
+        self.remote.deleteSA(anSA(spi=unused, encryptionKey=b"", encryption=None, selectors=()))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertNotIn((ESP, used), self.server.lent)
+        self.assertNotIn((ESP, unused), self.server.lent)
+        self.assertNotIn(unused, self.reserved())
+
+    def test_releasedWhenChannelEnds(self):
+        """
+        The SPIs the worker still holds when its channel ends go back to the
+        datapath.
+        """
+        self.allocate()
+        self.assertTrue(self.reserved())
+        self.server.transport.loseConnection()
+        self.pump.flush()
+        self.assertEqual((self.reserved(), self.server.lent), (set(), set()))
+
+    def test_flushTakesBack(self):
+        """
+        A flush takes back what was lent; a block the parent answered
+        before the flush is not used afterwards: the worker asks for a new
+        one.
+        """
+        self.allocate()
+        self.remote._spis[ESP].clear()
+        late = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.remote.flush()
+        self.clock.advance(0)
+        self.pump.flush()
+        self.assertEqual(self.boxes, [b"AllocateSpis", b"AllocateSpis", b"Flush", b"AllocateSpis"])
+        spi = self.successResultOf(late)
+        held = set(self.remote._spis[ESP]) | {spi}
+        self.assertEqual({(ESP, s) for s in held}, self.server.lent)
+        self.assertEqual({s for _p, s in self.server.lent}, self.reserved())
+
+    def test_ipcompOneAtATime(self):
+        """
+        An IPcomp CPI (protocol none) is still asked for alone.
+        """
+        self.allocate(0)
+        self.assertEqual(self.boxes, [b"AllocateSpi"])
+
+    def test_refused(self):
+        """
+        The parent refuses a block for a datapath whose SPIs depend on the
+        addresses, for a protocol other than AH or ESP, of a count out of
+        1-64, and beyond MAX_LENT_SPIS held; nothing is reserved.
+        """
+        def ask(protocol=ESP, count=4):
+            # Caught before the pump: AMP drops a connection whose failures
+            # reach the end of the chain.
+            outcome = []
+            self.client.callRemote(C.AllocateSpis, protocol=protocol, count=count).addBoth(outcome.append)
+            self.pump.flush()
+            return fail(outcome[0]) if isinstance(outcome[0], Failure) else succeed(outcome[0])
+
+        for protocol, count, text in ((0, 4, "protocol"), (50, 4, "protocol"), (ESP, 0, "count"),
+                                      (ESP, C.MAX_SPI_BLOCK + 1, "count")):
+            self.assertIn(text, str(self.failureResultOf(ask(protocol, count), R.RecordError).value))
+        self.assertEqual(self.reserved(), set())
+        for _ in range(C.MAX_LENT_SPIS // C.MAX_SPI_BLOCK):
+            self.successResultOf(ask(count=C.MAX_SPI_BLOCK))
+        self.assertIn("at most %d" % (C.MAX_LENT_SPIS,), str(self.failureResultOf(ask(count=1), KernelError).value))
+        self.assertEqual(len(self.reserved()), C.MAX_LENT_SPIS)
+        self.service.kernel.spiBlocks = False
+        self.assertIn("AllocateSpi", str(self.failureResultOf(ask(), R.RecordError).value))
+
+    def test_refusalFailsTheWaiting(self):
+        """
+        When the parent refuses a block, the allocations waiting for it
+        fail with its error.
+        """
+        self.service.kernel.spiBlocks = False
+        d = self.remote.allocateSpi(ESP, ip_address("192.0.2.2"), ip_address("192.0.2.1"))
+        self.clock.advance(0)
+        self.pump.flush()
+        self.failureResultOf(d, R.RecordError)
+
+
+class WorkerLogTests(SynchronousTestCase):
+    """
+    The worker's log lines (ikedtx.privsep.worker._logObserver): the lines
+    of one reactor turn reach the parent in one write at its end; a
+    warning or worse goes at once, with the lines before it.
+    """
+
+    class Out:
+        def __init__(self):
+            self.written, self.flushed = [], []
+
+        def write(self, data):
+            self.written.append(data)
+
+        def flush(self):
+            self.flushed.append("".join(self.written))
+            self.written = []
+
+    def setUp(self):
+        from twisted.logger import Logger, LogPublisher
+
+        from ikedtx.privsep.worker import _logObserver
+        from twisted.logger import LogLevel
+
+        self.clock = task.Clock()
+        self.clock.running = True
+        self.out = self.Out()
+        publisher = LogPublisher(_logObserver(LogLevel.info, self.clock, self.out))
+        self.log = Logger(namespace="test", observer=publisher)
+
+    def test_oneWritePerTurn(self):
+        """
+        Info lines of one reactor turn go in one write at its end.
+        """
+        self.log.info("IKE SA {n}: established", n=1)
+        self.log.debug("not at info level")
+        self.log.info("Child SA {n} up", n=1)
+        self.assertEqual(self.out.flushed, [])
+        self.clock.advance(0)
+        self.assertEqual(self.out.flushed, ["info\tIKE SA 1: established\ninfo\tChild SA 1 up\n"])
+        self.log.info("second\nturn")
+        self.clock.advance(0)
+        self.assertEqual(self.out.flushed[1:], ["info\tsecond\ninfo\tturn\n"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_warningAtOnce(self):
+        self.log.info("first")
+        self.log.warn("then {what}", what="trouble")
+        self.assertEqual(self.out.flushed, ["info\tfirst\nwarn\tthen trouble\n"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reactorNotRunning(self):
+        self.clock.running = False
+        self.log.info("before the reactor runs")
+        self.assertEqual(self.out.flushed, ["info\tbefore the reactor runs\n"])

@@ -58,6 +58,17 @@ class DecoupledKernel:
                 self.log.append(("allocateSpi", spi))
                 return succeed(spi)
 
+    #: Its SPIs do not depend on the addresses: a privilege-separated
+    #: parent may lend a worker a block of them (L{ikedtx.privsep.commands.
+    #: AllocateSpis}).
+    spiBlocks = True
+
+    def releaseSpi(self, protocol, spi):
+        """
+        Give back an SPI of L{allocateSpi} that no SA installed.
+        """
+        self._reserved.discard((protocol, spi))
+
     def addSA(self, sa):
         self.sas[(sa.protocol, sa.spi, sa.destination)] = sa
         self.log.append(("addSA", sa))

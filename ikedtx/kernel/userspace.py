@@ -787,6 +787,18 @@ class UserspaceKernel:
                 self._reserved.add(spi)
                 return succeed(spi)
 
+    #: Its SPIs do not depend on the addresses: a privilege-separated
+    #: parent may lend a worker a block of them (L{ikedtx.privsep.commands.
+    #: AllocateSpis}).
+    spiBlocks = True
+
+    @_locked
+    def releaseSpi(self, protocol, spi):
+        """
+        Give back an SPI of L{allocateSpi} that no SA installed.
+        """
+        self._reserved.discard(spi)
+
     @_locked
     def addSA(self, sa):
         if sa.protocol != ProtocolId.ESP:

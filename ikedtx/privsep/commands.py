@@ -4,8 +4,9 @@ The AMP commands between the privileged parent and the unprivileged
 worker, over their socketpair.
 
 Worker to parent: the datapath operations of L{ikedtx.kernel.interfaces.
-IKernel} (records as L{ikedtx.privsep.records} JSON, checked by the
-parent; the SAs and flows of one reactor turn in one L{Batch}),
+IKernel} (inbound SPIs one at a time, or in blocks where the datapath
+allows it: L{AllocateSpis}; SAs and flows as L{ikedtx.privsep.records}
+packed records, checked by the parent; the SAs and flows of one reactor turn in one L{Batch}),
 C{AddAddress} and C{RemoveAddress} (a virtual address a configuration
 payload lent us, on an interface), C{Reload} and
 C{FetchState} (the parent reads the configuration and the iked tree; the
@@ -33,6 +34,29 @@ _ERRORS = {KernelError: b"KERNEL_ERROR", RecordError: b"BAD_RECORD"}
 class AllocateSpi(amp.Command):
     arguments = [(b"protocol", amp.Integer()), (b"source", amp.Unicode()), (b"destination", amp.Unicode())]
     response = [(b"spi", amp.Integer())]
+    errors = _ERRORS
+
+
+#: The most SPIs one L{AllocateSpis} asks for, and the most a worker holds
+#: lent and not yet installed or given back.
+MAX_SPI_BLOCK = 64
+MAX_LENT_SPIS = 256
+
+
+class AllocateSpis(amp.Command):
+    """
+    C{count} inbound SPIs for C{protocol} (AH or ESP) ahead of need, from a
+    datapath whose SPIs do not depend on the addresses (its C{spiBlocks}:
+    the user-space and the decoupled ones; XFRM's ALLOCSPI makes a larval
+    SA for one source and destination, which expires unused, so the worker
+    asks L{AllocateSpi} there). Each is reserved in the datapath as one
+    L{AllocateSpi} would be, and stays lent to the worker until an inbound
+    SA installs it or a C{DeleteSA} gives it back; what a worker still
+    holds when its channel ends is released.
+    """
+
+    arguments = [(b"protocol", amp.Integer()), (b"count", amp.Integer())]
+    response = [(b"spis", amp.ListOf(amp.Integer()))]
     errors = _ERRORS
 
 

@@ -29,6 +29,7 @@ import sys
 from twisted.application.service import MultiService
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.protocols import amp
 
 from ikedtx.config.hosts import resolvePolicyNames
@@ -66,6 +67,9 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def __init__(self, service):
         amp.AMP.__init__(self)
         self.service = service
+        # (protocol, spi) lent to the worker by AllocateSpis, neither
+        # installed by an inbound SA nor given back yet.
+        self.lent = set()
 
     # Bounded boxes: a worker that sends more is ended (and replaced).
 
@@ -83,9 +87,9 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
     def kernel(self):
         return self.service.kernel
 
-    def _record(self, data, fromPlain):
+    def _record(self, data, decode):
         try:
-            return R.decode(data, fromPlain)
+            return decode(data)
         except R.RecordError as e:
             self._log.warn("worker sent a bad record: {error}", error=e)
             raise
@@ -99,35 +103,95 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         destination = R._address(destination, "destination")
         return self.kernel.allocateSpi(protocol, source, destination).addCallback(lambda spi: {"spi": spi})
 
+    @C.AllocateSpis.responder
+    def allocateSpis(self, protocol, count):
+        if not getattr(self.kernel, "spiBlocks", False):
+            raise R.RecordError("datapath %s allocates an SPI for its addresses: AllocateSpi" % (self.kernel.name,))
+        if protocol not in (2, 3):
+            raise R.RecordError("protocol must be AH (2) or ESP (3)")
+        if not 1 <= count <= C.MAX_SPI_BLOCK:
+            raise R.RecordError("count must be 1 to %d" % (C.MAX_SPI_BLOCK,))
+        if len(self.lent) + count > C.MAX_LENT_SPIS:
+            raise KernelError("the worker holds %d SPIs not installed (at most %d)" % (len(self.lent),
+                                                                                      C.MAX_LENT_SPIS))
+        # Such a datapath answers at once; its SPIs need no addresses.
+        d = defer.gatherResults([self.kernel.allocateSpi(protocol, None, None) for _ in range(count)],
+                                consumeErrors=True)
+
+        def allocated(spis):
+            self.lent.update((protocol, spi) for spi in spis)
+            return {"spis": spis}
+
+        return d.addCallbacks(allocated, lambda f: f.value.subFailure)
+
+    def releaseLent(self):
+        """
+        Give back to the datapath the SPIs lent to the worker that no SA
+        installed (its channel ended, or it flushed).
+        """
+        lent, self.lent = self.lent, set()
+        for protocolId, spi in lent:
+            self.kernel.releaseSpi(protocolId, spi)
+
+    def connectionLost(self, reason):
+        if self.lent and getattr(self.service, "kernel", None) is not None:
+            self.releaseLent()
+        amp.AMP.connectionLost(self, reason)
+
     def _done(self, d):
         return d.addCallback(lambda _: {})
 
-    @C.AddSA.responder
-    def addSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
+    # The batched operations: each the datapath's Deferred (L{batch}), or
+    # an answer through _done (its own command).
+
+    def _addSA(self, sa):
+        sa = self._record(sa, R.decodeSA)
+        if sa.inbound:
+            self.lent.discard((sa.protocol, sa.spi))
         self.service.installed.add(sa.spi)
         self.service.addresses.installed(sa)
-        return self._done(self.kernel.addSA(sa))
+        return self.kernel.addSA(sa)
+
+    def _deleteSA(self, sa):
+        sa = self._record(sa, R.decodeSA)
+        self.lent.discard((sa.protocol, sa.spi))
+        self.service.installed.discard(sa.spi)
+        self.service.addresses.removed(sa)
+        return self.kernel.deleteSA(sa)
+
+    def _detachSA(self, sa):
+        sa = self._record(sa, R.decodeSA)
+        self.service.addresses.removed(sa)
+        return self.kernel.detachSA(sa)
+
+    def _addFlow(self, flow):
+        return self.kernel.addFlow(self._record(flow, R.decodeFlow))
+
+    def _deleteFlow(self, flow):
+        return self.kernel.deleteFlow(self._record(flow, R.decodeFlow))
+
+    #: records.BATCH_OPS names: the method that does each.
+    _BATCHED = {"addSA": _addSA, "deleteSA": _deleteSA, "detachSA": _detachSA, "addFlow": _addFlow,
+                "deleteFlow": _deleteFlow}
+
+    @C.AddSA.responder
+    def addSA(self, sa):
+        return self._done(self._addSA(sa))
 
     @C.UpdateSA.responder
     def updateSA(self, old, new):
-        old, new = self._record(old, R.saFromPlain), self._record(new, R.saFromPlain)
+        old, new = self._record(old, R.decodeSA), self._record(new, R.decodeSA)
         self.service.addresses.removed(old)
         self.service.addresses.installed(new)
         return self._done(self.kernel.updateSA(old, new))
 
     @C.DeleteSA.responder
     def deleteSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
-        self.service.installed.discard(sa.spi)
-        self.service.addresses.removed(sa)
-        return self._done(self.kernel.deleteSA(sa))
+        return self._done(self._deleteSA(sa))
 
     @C.DetachSA.responder
     def detachSA(self, sa):
-        sa = self._record(sa, R.saFromPlain)
-        self.service.addresses.removed(sa)
-        return self._done(self.kernel.detachSA(sa))
+        return self._done(self._detachSA(sa))
 
     @C.AddAddress.responder
     def addAddress(self, address, interface):
@@ -150,16 +214,16 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.QuerySA.responder
     def querySA(self, sa):
-        d = self.kernel.querySA(self._record(sa, R.saFromPlain))
+        d = self.kernel.querySA(self._record(sa, R.decodeSA))
         return d.addCallback(lambda usage: {"usage": R.encode(R.usageToPlain(usage))})
 
     @C.AddFlow.responder
     def addFlow(self, flow):
-        return self._done(self.kernel.addFlow(self._record(flow, R.flowFromPlain)))
+        return self._done(self._addFlow(flow))
 
     @C.DeleteFlow.responder
     def deleteFlow(self, flow):
-        return self._done(self.kernel.deleteFlow(self._record(flow, R.flowFromPlain)))
+        return self._done(self._deleteFlow(flow))
 
     @C.Batch.responder
     def batch(self, ops):
@@ -168,15 +232,29 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
         except R.RecordError as e:
             self._log.warn("worker sent a bad batch: {error}", error=e)
             raise
-        results = []
+        errors, waiting = [], []
         for name, record in operations:
-            # name is one of records.BATCH_OPS: a responder above.
+            # name is one of records.BATCH_OPS.
             try:
-                d = getattr(self, name)(record)
+                d = self._BATCHED[name](self, record)
             except Exception:
                 d = defer.fail()
-            results.append(d.addCallbacks(lambda _: "", self._batchError))
-        return defer.gatherResults(results).addCallback(lambda errors: {"errors": errors})
+            if d.called and not d.paused and not isinstance(d.result, defer.Deferred):
+                # Done at once (the datapaths answer at once): no chain.
+                result = d.result
+                if isinstance(result, Failure):
+                    d.addErrback(lambda _: None)
+                    errors.append(self._batchError(result))
+                else:
+                    errors.append("")
+                continue
+            index = len(errors)
+            errors.append(None)
+            waiting.append(d.addCallbacks(lambda _: "", self._batchError).addCallback(
+                lambda error, index=index: errors.__setitem__(index, error)))
+        if not waiting:
+            return {"errors": errors}
+        return defer.gatherResults(waiting).addCallback(lambda _: {"errors": errors})
 
     def _batchError(self, failure):
         if failure.check(R.RecordError):
@@ -196,6 +274,7 @@ class WorkerCommands(BoundedBoxes, amp.AMP):
 
     @C.Flush.responder
     def flush(self):
+        self.releaseLent()
         return self._done(self.kernel.flush())
 
     @C.Ready.responder
@@ -858,7 +937,8 @@ class PrivsepService(MultiService):
             dae.append([fd, address, port])
             fd += 1
         layout = {"dae": dae, "ports": ports, "control": control, "uid": uid, "gid": gid, "chroot": chroot,
-                  "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel)}
+                  "kernel": self.kernel.name, "metrics": metrics, "addressInterface": datapathInterface(self.kernel),
+                  "spiBlocks": bool(getattr(self.kernel, "spiBlocks", False))}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(self, payload)
         env = dict(os.environ)

@@ -571,7 +571,8 @@ class WorkerPoolService(PrivsepService):
             fd += 1
         layout = {"ports": ports, "control": [], "controlChannel": controlChannel, "worker": [slot.index, self.count],
                   "uid": uid, "gid": gid, "chroot": chroot, "kernel": self.kernel.name, "metrics": metrics,
-                  "addressInterface": datapathInterface(self.kernel)}
+                  "addressInterface": datapathInterface(self.kernel),
+                  "spiBlocks": bool(getattr(self.kernel, "spiBlocks", False))}
         payload = pickle.dumps((layout, stateBytes, options), protocol=pickle.HIGHEST_PROTOCOL)
         process = WorkerProcess(slot, payload)
         slot.worker = process

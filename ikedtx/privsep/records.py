@@ -2,15 +2,20 @@
 """
 The datapath records (L{KernelSA}, L{KernelFlow}, L{KernelSelector},
 L{KernelSAUsage}) as the unprivileged worker and the privileged parent pass
-them over their socketpair: JSON objects of plain values.
+them over their socketpair: SAs and flows packed in octets (L{encodeSA},
+L{encodeFlow}: every Child SA installs two SAs and their flows, and JSON
+was a tenth of the parent's CPU per IKE SA); selectors and usage as JSON
+objects of plain values.
 
 The parent decodes what an unprivileged (and possibly compromised) worker
-sent, so decoding is strict: exactly the record's fields, each of its type
-and range, addresses that parse, keys of bounded size. What does not fit
-raises L{RecordError}, which the parent answers as a refused command.
+sent, so decoding is strict: exactly the record's fields (a packed record
+ends where its last field does), each of its type and range, addresses of
+one family that parse, keys of bounded size. What does not fit raises
+L{RecordError}, which the parent answers as a refused command.
 """
 
 import json
+import struct
 from dataclasses import fields
 from ipaddress import ip_address
 
@@ -72,40 +77,19 @@ def _int(value, name, low, high):
     return value
 
 
-def _optionalInt(value, name, low, high):
-    return None if value is None else _int(value, name, low, high)
 
 
-def _bool(value, name):
-    if type(value) is not bool:
-        raise RecordError("%s: not a boolean" % (name,))
-    return value
 
 
-def _choice(value, name, choices):
-    if value not in choices or type(value) is not str:
-        raise RecordError("%s: not one of %s" % (name, ", ".join(choices)))
-    return value
 
 
-def _key(value, name):
-    if type(value) is not str or len(value) > 2 * MAX_KEY_BYTES:
-        raise RecordError("%s: not key material of at most %d bytes" % (name, MAX_KEY_BYTES))
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise RecordError("%s: not hexadecimal" % (name,))
 
 
-def _pair(value, name, decodeFirst, decodeSecond):
-    if type(value) is not list or len(value) != 2:
-        raise RecordError("%s: not a pair" % (name,))
-    return (decodeFirst(value[0], name), decodeSecond(value[1], name))
 
 
 #: Each record type's field names (dataclasses.fields() walks the class
 #: on every call).
-_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (KernelSA, KernelFlow, KernelSelector, KernelSAUsage)}
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (KernelSelector, KernelSAUsage)}
 
 
 def _fieldsOf(obj, cls, name):
@@ -137,80 +121,8 @@ def selectorFromPlain(obj, name="selector"):
     return KernelSelector(start, end, _int(obj["ipProtocol"], name + ".ipProtocol", 0, 255), startPort, endPort)
 
 
-def saToPlain(sa):
-    return {
-        "spi": sa.spi, "protocol": sa.protocol, "inbound": sa.inbound, "source": str(sa.source),
-        "destination": str(sa.destination), "mode": sa.mode,
-        "encryption": list(sa.encryption) if sa.encryption is not None else None,
-        "encryptionKey": bytes(sa.encryptionKey).hex(), "integrity": sa.integrity,
-        "integrityKey": bytes(sa.integrityKey).hex(), "esn": sa.esn,
-        "encapsulation": list(sa.encapsulation) if sa.encapsulation is not None else None,
-        "reqid": sa.reqid, "lifetimeSeconds": sa.lifetimeSeconds, "lifetimeBytes": sa.lifetimeBytes,
-        "softLifetimeSeconds": sa.softLifetimeSeconds, "softLifetimeBytes": sa.softLifetimeBytes,
-        "replayWindow": sa.replayWindow, "ipcompCpi": sa.ipcompCpi,
-        "selectors": [[selectorToPlain(l), selectorToPlain(r)] for l, r in sa.selectors],
-    }
 
 
-_U32 = 2 ** 32 - 1
-_U64 = 2 ** 64 - 1
-
-
-def saFromPlain(obj, name="sa"):
-    obj = _fieldsOf(obj, KernelSA, name)
-    source = _address(obj["source"], name + ".source")
-    destination = _address(obj["destination"], name + ".destination")
-    if source.version != destination.version:
-        raise RecordError("%s: source and destination of different families" % (name,))
-    encryption = obj["encryption"]
-    if encryption is not None:
-        encryption = _pair(encryption, name + ".encryption", lambda v, n: _int(v, n, 0, 65535),
-                           lambda v, n: _optionalInt(v, n, 0, 65535))
-    encapsulation = obj["encapsulation"]
-    if encapsulation is not None:
-        port = lambda v, n: _int(v, n, 1, 65535)  # noqa: E731
-        encapsulation = _pair(encapsulation, name + ".encapsulation", port, port)
-    selectors = obj["selectors"]
-    if type(selectors) is not list or len(selectors) > MAX_SELECTORS:
-        raise RecordError("%s.selectors: not a list of at most %d pairs" % (name, MAX_SELECTORS))
-    selectors = tuple(_pair(p, name + ".selectors", selectorFromPlain, selectorFromPlain) for p in selectors)
-    return KernelSA(
-        spi=_int(obj["spi"], name + ".spi", 0, _U32), protocol=_protocol(obj["protocol"], name), inbound=_bool(obj["inbound"], name + ".inbound"),
-        source=source, destination=destination, mode=_choice(obj["mode"], name + ".mode", _MODES),
-        encryption=encryption, encryptionKey=_key(obj["encryptionKey"], name + ".encryptionKey"),
-        integrity=_optionalInt(obj["integrity"], name + ".integrity", 0, 65535),
-        integrityKey=_key(obj["integrityKey"], name + ".integrityKey"), esn=_bool(obj["esn"], name + ".esn"),
-        encapsulation=encapsulation, reqid=_int(obj["reqid"], name + ".reqid", 0, _U32),
-        lifetimeSeconds=_optionalInt(obj["lifetimeSeconds"], name + ".lifetimeSeconds", 0, _U64),
-        lifetimeBytes=_optionalInt(obj["lifetimeBytes"], name + ".lifetimeBytes", 0, _U64),
-        softLifetimeSeconds=_optionalInt(obj["softLifetimeSeconds"], name + ".softLifetimeSeconds", 0, _U64),
-        softLifetimeBytes=_optionalInt(obj["softLifetimeBytes"], name + ".softLifetimeBytes", 0, _U64),
-        replayWindow=_int(obj["replayWindow"], name + ".replayWindow", 0, _U32),
-        ipcompCpi=_optionalInt(obj["ipcompCpi"], name + ".ipcompCpi", 0, 65535),
-        selectors=selectors)
-
-
-def _protocol(value, name):
-    if type(value) is not int or value not in _PROTOCOLS:
-        raise RecordError("%s.protocol: not AH (2) or ESP (3)" % (name,))
-    return value
-
-
-def flowToPlain(flow):
-    return {"source": selectorToPlain(flow.source), "destination": selectorToPlain(flow.destination),
-            "direction": flow.direction, "protocol": flow.protocol, "mode": flow.mode,
-            "localAddress": str(flow.localAddress), "peerAddress": str(flow.peerAddress), "reqid": flow.reqid,
-            "ipcomp": flow.ipcomp}
-
-
-def flowFromPlain(obj, name="flow"):
-    obj = _fieldsOf(obj, KernelFlow, name)
-    return KernelFlow(
-        selectorFromPlain(obj["source"], name + ".source"), selectorFromPlain(obj["destination"], name + ".destination"),
-        _choice(obj["direction"], name + ".direction", _DIRECTIONS), _protocol(obj["protocol"], name),
-        _choice(obj["mode"], name + ".mode", _MODES), _address(obj["localAddress"], name + ".localAddress"),
-        _address(obj["peerAddress"], name + ".peerAddress"), _int(obj["reqid"], name + ".reqid", 0, _U32),
-        _bool(obj["ipcomp"], name + ".ipcomp"))
 
 
 def usageToPlain(usage):
@@ -241,6 +153,292 @@ def decode(data, fromPlain):
     except (UnicodeDecodeError, ValueError):
         raise RecordError("record is not JSON")
     return fromPlain(plain)
+
+
+# SAs and flows in octets. An SA: version, SPI, protocol, flags (inbound,
+# ESN, and which optional fields follow), mode, family of its addresses,
+# number of selector pairs (struct _SA_HEAD); source and destination; the
+# encryption transform and key length; the key (a length octet first); the
+# integrity transform; its key; the UDP encapsulation ports; reqid and
+# replay window; an octet telling which lifetimes follow, and they; the
+# IPcomp CPI; the selectors (each: family, first and last address,
+# protocol, ports). A flow: version, direction, protocol, mode, IPcomp,
+# reqid (_FLOW_HEAD); its local and peer address (each: family, address);
+# its source and destination selectors.
+
+#: The first octet of a packed record.
+PACKED_VERSION = 1
+_FAMILIES = {4: 4, 6: 16}
+_PACKED_FAMILY = {4: 4, 16: 6}
+_SA_HEAD = struct.Struct("!BIBBBBB")
+_FLOW_HEAD = struct.Struct("!BBBBBI")
+_SELECTOR_TAIL = struct.Struct("!BHH")
+_H = struct.Struct("!H")
+_U16PAIR = struct.Struct("!HH")
+_U32PAIR = struct.Struct("!II")
+_Q = struct.Struct("!Q")
+_SA_INBOUND, _SA_ESN, _SA_ENCRYPTION, _SA_KEY_LENGTH, _SA_INTEGRITY, _SA_ENCAPSULATION, _SA_IPCOMP = (
+    1, 2, 4, 8, 16, 32, 64)
+_SA_FLAGS = 127
+_LIFETIMES = ("lifetimeSeconds", "lifetimeBytes", "softLifetimeSeconds", "softLifetimeBytes")
+_MODE_CODES = {mode: i for i, mode in enumerate(_MODES)}
+_DIRECTION_CODES = {direction: i for i, direction in enumerate(_DIRECTIONS)}
+#: Addresses packed before, by their text or their octets (both ways).
+_packedText = {}
+_fromPacked = {}
+
+
+def _pack(address):
+    packed = getattr(address, "packed", None)
+    if packed is None:
+        packed = _packedText.get(address)
+        if packed is None:
+            packed = ip_address(address).packed
+            if len(_packedText) >= _PARSED_MAX:
+                _packedText.clear()
+            _packedText[address] = packed
+    return packed
+
+
+def _packedAddress(packed):
+    address = _fromPacked.get(packed)
+    if address is None:
+        address = ip_address(packed)
+        if len(_fromPacked) >= _PARSED_MAX:
+            _fromPacked.clear()
+        _fromPacked[packed] = address
+    return address
+
+
+def _packSelector(s, out):
+    start, end = _pack(s.startAddress), _pack(s.endAddress)
+    if len(start) != len(end):
+        raise ValueError("selector of two families")
+    out += bytes((_PACKED_FAMILY[len(start)],))
+    out += start
+    out += end
+    out += _SELECTOR_TAIL.pack(s.ipProtocol, s.startPort, s.endPort)
+
+
+def encodeSA(sa):
+    """
+    The octets of the L{KernelSA} C{sa} (L{decodeSA}).
+    """
+    source, destination = _pack(sa.source), _pack(sa.destination)
+    flags = (sa.inbound and _SA_INBOUND) | (sa.esn and _SA_ESN)
+    if sa.encryption is not None:
+        flags |= _SA_ENCRYPTION | (_SA_KEY_LENGTH if sa.encryption[1] is not None else 0)
+    if sa.integrity is not None:
+        flags |= _SA_INTEGRITY
+    if sa.encapsulation is not None:
+        flags |= _SA_ENCAPSULATION
+    if sa.ipcompCpi is not None:
+        flags |= _SA_IPCOMP
+    out = bytearray(_SA_HEAD.pack(PACKED_VERSION, sa.spi, sa.protocol, flags, _MODE_CODES[sa.mode],
+                                  _PACKED_FAMILY[len(source)], len(sa.selectors)))
+    out += source
+    out += destination
+    if sa.encryption is not None:
+        out += _H.pack(sa.encryption[0])
+        if sa.encryption[1] is not None:
+            out += _H.pack(sa.encryption[1])
+    key = bytes(sa.encryptionKey)
+    out += bytes((len(key),))
+    out += key
+    if sa.integrity is not None:
+        out += _H.pack(sa.integrity)
+    key = bytes(sa.integrityKey)
+    out += bytes((len(key),))
+    out += key
+    if sa.encapsulation is not None:
+        out += _U16PAIR.pack(*sa.encapsulation)
+    out += _U32PAIR.pack(sa.reqid, sa.replayWindow)
+    lifetimes = [getattr(sa, name) for name in _LIFETIMES]
+    out += bytes((sum(1 << i for i, value in enumerate(lifetimes) if value is not None),))
+    for value in lifetimes:
+        if value is not None:
+            out += _Q.pack(value)
+    if sa.ipcompCpi is not None:
+        out += _H.pack(sa.ipcompCpi)
+    for ours, theirs in sa.selectors:
+        _packSelector(ours, out)
+        _packSelector(theirs, out)
+    return bytes(out)
+
+
+def _unpackAddress(data, offset, length, name):
+    packed = data[offset:offset + length]
+    if len(packed) != length:
+        raise RecordError("%s: truncated" % (name,))
+    return _packedAddress(packed), offset + length
+
+
+def _unpackSelector(data, offset, name):
+    if offset >= len(data):
+        raise RecordError("%s: truncated" % (name,))
+    length = _FAMILIES.get(data[offset])
+    if length is None:
+        raise RecordError("%s: address family %d" % (name, data[offset]))
+    start, offset = _unpackAddress(data, offset + 1, length, name)
+    end, offset = _unpackAddress(data, offset, length, name)
+    if start > end:
+        raise RecordError("%s: not an address range" % (name,))
+    protocol, startPort, endPort = _SELECTOR_TAIL.unpack_from(data, offset)
+    return KernelSelector(start, end, protocol, startPort, endPort), offset + _SELECTOR_TAIL.size
+
+
+def _unpackKey(data, offset, name):
+    if offset >= len(data):
+        raise RecordError("%s: truncated" % (name,))
+    length = data[offset]
+    if length > MAX_KEY_BYTES:
+        raise RecordError("%s: not key material of at most %d bytes" % (name, MAX_KEY_BYTES))
+    key = data[offset + 1:offset + 1 + length]
+    if len(key) != length:
+        raise RecordError("%s: truncated" % (name,))
+    return key, offset + 1 + length
+
+
+def _checkEnd(data, offset, name):
+    if offset != len(data):
+        raise RecordError("%s: %d octets after the record" % (name, len(data) - offset))
+
+
+def decodeSA(data, name="sa"):
+    """
+    The L{KernelSA} of the octets C{data} (L{encodeSA}).
+
+    @raise RecordError: C{data} is too long, truncated, longer than the
+        record, or a field does not fit.
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError("record of %d bytes (at most %d)" % (len(data), MAX_RECORD_BYTES))
+    try:
+        version, spi, protocol, flags, mode, family, count = _SA_HEAD.unpack_from(data, 0)
+        if version != PACKED_VERSION:
+            raise RecordError("%s: not a packed record (version %d)" % (name, version))
+        if protocol not in _PROTOCOLS:
+            raise RecordError("%s.protocol: not AH (2) or ESP (3)" % (name,))
+        if flags & ~_SA_FLAGS or (flags & _SA_KEY_LENGTH and not flags & _SA_ENCRYPTION):
+            raise RecordError("%s: flags %#x" % (name, flags))
+        if mode >= len(_MODES):
+            raise RecordError("%s.mode: not one of %s" % (name, ", ".join(_MODES)))
+        length = _FAMILIES.get(family)
+        if length is None:
+            raise RecordError("%s: address family %d" % (name, family))
+        if count > MAX_SELECTORS:
+            raise RecordError("%s.selectors: not a list of at most %d pairs" % (name, MAX_SELECTORS))
+        source, offset = _unpackAddress(data, _SA_HEAD.size, length, name + ".source")
+        destination, offset = _unpackAddress(data, offset, length, name + ".destination")
+        encryption = None
+        if flags & _SA_ENCRYPTION:
+            (transform,) = _H.unpack_from(data, offset)
+            offset += 2
+            keyLength = None
+            if flags & _SA_KEY_LENGTH:
+                (keyLength,) = _H.unpack_from(data, offset)
+                offset += 2
+            encryption = (transform, keyLength)
+        encryptionKey, offset = _unpackKey(data, offset, name + ".encryptionKey")
+        integrity = None
+        if flags & _SA_INTEGRITY:
+            (integrity,) = _H.unpack_from(data, offset)
+            offset += 2
+        integrityKey, offset = _unpackKey(data, offset, name + ".integrityKey")
+        encapsulation = None
+        if flags & _SA_ENCAPSULATION:
+            encapsulation = _U16PAIR.unpack_from(data, offset)
+            offset += 4
+            if not encapsulation[0] or not encapsulation[1]:
+                raise RecordError("%s.encapsulation: not an integer in [1, 65535]" % (name,))
+        reqid, replayWindow = _U32PAIR.unpack_from(data, offset)
+        offset += 8
+        if offset >= len(data):
+            raise RecordError("%s: truncated" % (name,))
+        present = data[offset]
+        offset += 1
+        if present > 15:
+            raise RecordError("%s: lifetimes %#x" % (name, present))
+        lifetimes = []
+        for i in range(4):
+            if present & (1 << i):
+                lifetimes.append(_Q.unpack_from(data, offset)[0])
+                offset += 8
+            else:
+                lifetimes.append(None)
+        ipcompCpi = None
+        if flags & _SA_IPCOMP:
+            (ipcompCpi,) = _H.unpack_from(data, offset)
+            offset += 2
+        selectors = []
+        for _ in range(count):
+            ours, offset = _unpackSelector(data, offset, name + ".selectors")
+            theirs, offset = _unpackSelector(data, offset, name + ".selectors")
+            selectors.append((ours, theirs))
+    except struct.error:
+        raise RecordError("%s: truncated" % (name,))
+    _checkEnd(data, offset, name)
+    return KernelSA(
+        spi=spi, protocol=protocol, inbound=bool(flags & _SA_INBOUND), source=source, destination=destination,
+        mode=_MODES[mode], encryption=encryption, encryptionKey=encryptionKey, integrity=integrity,
+        integrityKey=integrityKey, esn=bool(flags & _SA_ESN), encapsulation=encapsulation, reqid=reqid,
+        lifetimeSeconds=lifetimes[0], lifetimeBytes=lifetimes[1], softLifetimeSeconds=lifetimes[2],
+        softLifetimeBytes=lifetimes[3], replayWindow=replayWindow, ipcompCpi=ipcompCpi, selectors=tuple(selectors))
+
+
+def encodeFlow(flow):
+    """
+    The octets of the L{KernelFlow} C{flow} (L{decodeFlow}).
+    """
+    local, peer = _pack(flow.localAddress), _pack(flow.peerAddress)
+    out = bytearray(_FLOW_HEAD.pack(PACKED_VERSION, _DIRECTION_CODES[flow.direction], flow.protocol,
+                                    _MODE_CODES[flow.mode], 1 if flow.ipcomp else 0, flow.reqid))
+    out += bytes((_PACKED_FAMILY[len(local)],))
+    out += local
+    out += bytes((_PACKED_FAMILY[len(peer)],))
+    out += peer
+    _packSelector(flow.source, out)
+    _packSelector(flow.destination, out)
+    return bytes(out)
+
+
+def decodeFlow(data, name="flow"):
+    """
+    The L{KernelFlow} of the octets C{data} (L{encodeFlow}).
+
+    @raise RecordError: as L{decodeSA}.
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError("record of %d bytes (at most %d)" % (len(data), MAX_RECORD_BYTES))
+    try:
+        version, direction, protocol, mode, ipcomp, reqid = _FLOW_HEAD.unpack_from(data, 0)
+        if version != PACKED_VERSION:
+            raise RecordError("%s: not a packed record (version %d)" % (name, version))
+        if direction >= len(_DIRECTIONS):
+            raise RecordError("%s.direction: not one of %s" % (name, ", ".join(_DIRECTIONS)))
+        if protocol not in _PROTOCOLS:
+            raise RecordError("%s.protocol: not AH (2) or ESP (3)" % (name,))
+        if mode >= len(_MODES):
+            raise RecordError("%s.mode: not one of %s" % (name, ", ".join(_MODES)))
+        if ipcomp > 1:
+            raise RecordError("%s.ipcomp: not a boolean" % (name,))
+        offset = _FLOW_HEAD.size
+        addresses = []
+        for field in ("localAddress", "peerAddress"):
+            if offset >= len(data):
+                raise RecordError("%s.%s: truncated" % (name, field))
+            length = _FAMILIES.get(data[offset])
+            if length is None:
+                raise RecordError("%s.%s: address family %d" % (name, field, data[offset]))
+            address, offset = _unpackAddress(data, offset + 1, length, name + "." + field)
+            addresses.append(address)
+        source, offset = _unpackSelector(data, offset, name + ".source")
+        destination, offset = _unpackSelector(data, offset, name + ".destination")
+    except struct.error:
+        raise RecordError("%s: truncated" % (name,))
+    _checkEnd(data, offset, name)
+    return KernelFlow(source, destination, _DIRECTIONS[direction], protocol, _MODES[mode], addresses[0],
+                      addresses[1], reqid, bool(ipcomp))
 
 
 # Several records in one command (L{ikedtx.privsep.commands.Batch})

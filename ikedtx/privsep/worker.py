@@ -10,7 +10,8 @@ privileges) before it touches a peer's datagram. It runs the core, the
 shell and the control protocol on the sockets the parent bound; the
 datapath is the parent's (L{RemoteKernel}), and so is the private key
 (L{ikedtx.privsep.signer}). Its log goes to standard output, one
-C{LEVEL<TAB>text} line per event, for the parent to log.
+C{LEVEL<TAB>text} line per event, the lines of a reactor turn in one write,
+for the parent to log.
 
 File descriptors: 0 the state, 1 the log, 2 errors, 3 the AMP socketpair,
 4 the signing socketpair, then the UDP sockets and the control sockets.
@@ -206,23 +207,65 @@ def importEverything(metrics=True):
             pass
 
 
-def _logObserver(level):
+def _logObserver(level, reactor=None, out=None):
+    """
+    The worker's log observer: each event as C{LEVEL<TAB>text} lines on
+    standard output (C{out}), for the parent to log.
+
+    With a C{reactor}, the lines of one reactor turn go to the parent in
+    one write at its end (it wakes once for them, not once a line: under
+    load a turn answers several datagrams); a warning or worse, a line
+    logged off the reactor's thread or while the reactor is not running
+    goes at once, with the lines waiting before it, and so do the lines
+    waiting when the worker exits. (Waiting longer than the turn would
+    save more writes, but the lines would reach the log later than the
+    datagrams they tell of.)
+    """
+    import atexit
+    import threading
+
     from ikedtx.logtext import messageText
     from ikedtx.tap import levelFiltered
+    from twisted.logger import LogLevel
+
+    out = out if out is not None else sys.stdout
+    reactorThread = threading.get_ident()
+    lines, call, lock = [], [], threading.Lock()
+
+    def flush():
+        with lock:
+            data = "".join(lines)
+            if threading.get_ident() == reactorThread:
+                # (Off its thread, the reactor's call finds nothing.)
+                for delayed in call:
+                    if delayed.active():
+                        delayed.cancel()
+                call[:] = []
+            lines[:] = []
+        try:
+            out.write(data)
+            out.flush()
+        except OSError:
+            pass
 
     def emit(event):
         text = messageText(event)
         failure = event.get("log_failure")
         if failure is not None:
             text += "\n" + failure.getTraceback()
-        name = event.get("log_level").name if event.get("log_level") is not None else "info"
-        out = "".join("%s\t%s\n" % (name, line) for line in text.splitlines() or [""])
-        try:
-            sys.stdout.write(out)
-            sys.stdout.flush()
-        except OSError:
-            pass
+        logLevel = event.get("log_level")
+        name = logLevel.name if logLevel is not None else "info"
+        text = "".join("%s\t%s\n" % (name, line) for line in text.splitlines() or [""])
+        with lock:
+            lines.append(text)
+        if (reactor is None or not reactor.running or (logLevel is not None and logLevel >= LogLevel.warn)
+                or threading.get_ident() != reactorThread):
+            flush()
+        elif not call:
+            call.append(reactor.callLater(0, flush))
 
+    # What the last turn logged, when the worker exits before its end.
+    atexit.register(lambda: lines and flush())
     return levelFiltered(emit, level)
 
 
@@ -239,8 +282,8 @@ def main():
     from twisted.internet import reactor
     from twisted.logger import LogLevel, globalLogBeginner
 
-    globalLogBeginner.beginLoggingTo([_logObserver(LogLevel.debug if options.get("verbose") else LogLevel.info)],
-                                     redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([_logObserver(LogLevel.debug if options.get("verbose") else LogLevel.info,
+                                                   reactor)], redirectStandardIO=False)
     from ikedtx.privsep.signer import RemoteSigner
     from ikedtx.privsep.state import loadState
 

@@ -89,6 +89,13 @@ class ParentChannel(amp.AMP):
             self.reactor.stop()
 
 
+#: Where the parent's datapath allows it (C{spiBlocks}), the worker holds
+#: inbound SPIs lent ahead of need (L{C.AllocateSpis}): it asks for
+#: SPI_BLOCK more when its stock of a protocol falls to SPI_LOW.
+SPI_BLOCK = 32
+SPI_LOW = 8
+
+
 @implementer(IKernel)
 class RemoteKernel:
     """
@@ -101,7 +108,7 @@ class RemoteKernel:
 
     routes = None
 
-    def __init__(self, name, channel=None, addressInterface="lo", reactor=None):
+    def __init__(self, name, channel=None, addressInterface="lo", reactor=None, spiBlocks=False):
         self.name = name
         self.channel = channel
         self.events = None
@@ -114,6 +121,13 @@ class RemoteKernel:
         self._batch = []
         self._batchBytes = 0
         self._batchCall = None
+        # Inbound SPIs lent by the parent, by protocol (AH, ESP); the
+        # allocations waiting for the next block; the protocols asked for.
+        self.spiBlocks = spiBlocks
+        self._spis = {}
+        self._spisWaiting = {}
+        self._refilling = set()
+        self._spiEpoch = 0
 
     def setEventReceiver(self, receiver):
         self.events = receiver
@@ -188,11 +202,54 @@ class RemoteKernel:
                 del self.localAddresses[address]
 
     def allocateSpi(self, protocol, source, destination):
+        if self.spiBlocks and protocol in (2, 3):
+            stock = self._spis.setdefault(protocol, [])
+            if stock:
+                spi = stock.pop()
+                if len(stock) <= SPI_LOW:
+                    self._refill(protocol)
+                return defer.succeed(spi)
+            d = defer.Deferred()
+            self._spisWaiting.setdefault(protocol, []).append(d)
+            self._refill(protocol)
+            return d
         d = self._call(C.AllocateSpi, protocol=protocol, source=str(source), destination=str(destination))
         return d.addCallback(lambda answer: answer["spi"])
 
+    def _refill(self, protocol):
+        """
+        Ask the parent for a block of SPIs of C{protocol}, unless a request
+        is under way.
+        """
+        if protocol in self._refilling:
+            return
+        self._refilling.add(protocol)
+        epoch = self._spiEpoch
+
+        def lent(answer):
+            self._refilling.discard(protocol)
+            stock = self._spis.setdefault(protocol, [])
+            if epoch == self._spiEpoch:
+                # Else a flush came between: the parent took them back.
+                stock.extend(answer["spis"])
+            waiting = self._spisWaiting.pop(protocol, [])
+            while waiting and stock:
+                waiting.pop(0).callback(stock.pop())
+            if waiting:
+                self._spisWaiting[protocol] = waiting
+            if len(stock) <= SPI_LOW:
+                self._refill(protocol)
+
+        def refused(reason):
+            self._refilling.discard(protocol)
+            for d in self._spisWaiting.pop(protocol, []):
+                d.errback(reason)
+
+        d = self._call(C.AllocateSpis, protocol=protocol, count=SPI_BLOCK)
+        d.addCallbacks(lent, refused)
+
     def addSA(self, sa):
-        d = self._queue(C.AddSA, "addSA", R.encode(R.saToPlain(sa)))
+        d = self._queue(C.AddSA, "addSA", R.encodeSA(sa))
         addresses = self._locals(sa)
         self.localAddresses.update(addresses)
         if addresses and self.addressesWaiting is not None:
@@ -203,25 +260,25 @@ class RemoteKernel:
     def updateSA(self, old, new):
         self._forget(old)
         self.localAddresses.update(self._locals(new))
-        return self._call(C.UpdateSA, old=R.encode(R.saToPlain(old)), new=R.encode(R.saToPlain(new)))
+        return self._call(C.UpdateSA, old=R.encodeSA(old), new=R.encodeSA(new))
 
     def deleteSA(self, sa):
         self._forget(sa)
-        return self._queue(C.DeleteSA, "deleteSA", R.encode(R.saToPlain(sa)))
+        return self._queue(C.DeleteSA, "deleteSA", R.encodeSA(sa))
 
     def detachSA(self, sa):
         self._forget(sa)
-        return self._queue(C.DetachSA, "detachSA", R.encode(R.saToPlain(sa)))
+        return self._queue(C.DetachSA, "detachSA", R.encodeSA(sa))
 
     def querySA(self, sa):
-        d = self._call(C.QuerySA, sa=R.encode(R.saToPlain(sa)))
+        d = self._call(C.QuerySA, sa=R.encodeSA(sa))
         return d.addCallback(lambda answer: R.decode(answer["usage"], R.usageFromPlain))
 
     def addFlow(self, flow):
-        return self._queue(C.AddFlow, "addFlow", R.encode(R.flowToPlain(flow)))
+        return self._queue(C.AddFlow, "addFlow", R.encodeFlow(flow))
 
     def deleteFlow(self, flow):
-        return self._queue(C.DeleteFlow, "deleteFlow", R.encode(R.flowToPlain(flow)))
+        return self._queue(C.DeleteFlow, "deleteFlow", R.encodeFlow(flow))
 
     def blockIPv6(self):
         return self._call(C.BlockIPv6)
@@ -231,6 +288,9 @@ class RemoteKernel:
 
     def flush(self):
         self.localAddresses.clear()
+        # The parent gives back what it lent (WorkerCommands.flush).
+        self._spis.clear()
+        self._spiEpoch += 1
         return self._call(C.Flush)
 
 
@@ -374,7 +434,7 @@ class WorkerService(IkedService):
 
     def _makeKernel(self, name):
         kernel = RemoteKernel(name, addressInterface=self._layout.get("addressInterface") or "lo",
-                              reactor=self.reactor)
+                              reactor=self.reactor, spiBlocks=self._layout.get("spiBlocks", False))
         self.channel = ParentChannel(kernel, self.reactor)
         self.channel.adopt = self.adoptControl
         self.channel.adoptDAE = self.adoptDAE
