@@ -45,11 +45,21 @@ class Attribute(_Fields):
         return isinstance(self.value, int)
 
     def encode(self):
-        _check(self.attributeType, 15, "attribute type")
+        attributeType, value = self.attributeType, self.value
+        if 0 <= attributeType < 0x8000:
+            # The common case without a call per field: struct refuses
+            # what does not fit, and the checks below then say why.
+            try:
+                if isinstance(value, int):
+                    return _HH.pack(_ATTRIBUTE_TV | attributeType, value)
+                return _HH.pack(attributeType, len(value)) + value
+            except struct.error:
+                pass
+        _check(attributeType, 15, "attribute type")
         if self.isTV:
-            return _HH.pack(_ATTRIBUTE_TV | self.attributeType, _check(self.value, 16, "TV value"))
-        _check(len(self.value), 16, "TLV length")
-        return _HH.pack(self.attributeType, len(self.value)) + self.value
+            return _HH.pack(_ATTRIBUTE_TV | attributeType, _check(value, 16, "TV value"))
+        _check(len(value), 16, "TLV length")
+        return _HH.pack(attributeType, len(value)) + value
 
 
 class Transform(_Fields):
@@ -84,7 +94,13 @@ class Transform(_Fields):
         return None
 
     def encode(self, last):
-        attributes = b"".join(a.encode() for a in self.attributes)
+        attributes = b"".join([a.encode() for a in self.attributes]) if self.attributes else b""
+        try:
+            return _TRANSFORM.pack(
+                _LAST if last else _MORE_TRANSFORMS, 8 + len(attributes), self.transformType, self.transformId
+            ) + attributes
+        except struct.error:
+            pass
         length = _check(8 + len(attributes), 16, "transform length")
         return (
             _TRANSFORM.pack(
@@ -173,9 +189,14 @@ class Proposal(_Fields):
 
     def encode(self, last):
         n = len(self.transforms)
-        transforms = b"".join(
-            t.encode(i == n - 1) for i, t in enumerate(self.transforms)
-        )
+        transforms = b"".join([t.encode(i == n - 1) for i, t in enumerate(self.transforms)])
+        try:
+            return _PROPOSAL.pack(
+                _LAST if last else _MORE_PROPOSALS, 8 + len(self.spi) + len(transforms), self.number,
+                self.protocolId, len(self.spi), n,
+            ) + self.spi + transforms
+        except struct.error:
+            pass
         length = _check(8 + len(self.spi) + len(transforms), 16, "proposal length")
         return (
             _PROPOSAL.pack(
