@@ -67,13 +67,15 @@ def decodeChain(data, firstType, start, end, allowEncrypted):
     payloads = []
     nextType = firstType
     offset = start
-    while nextType != PayloadType.NONE:
+    unpack = _GENERIC.unpack_from
+    classOf = _payloadClasses.get
+    while nextType:  # PayloadType.NONE is 0
         if end - offset < 4:
             raise InvalidSyntax(
                 "%s payload header truncated at offset %d"
                 % (nameOf(PayloadType, nextType), offset)
             )
-        following, flags, length = _GENERIC.unpack_from(view, offset)
+        following, flags, length = unpack(view, offset)
         if length < 4:
             raise InvalidSyntax(
                 "%s payload length %d at offset %d"
@@ -84,8 +86,17 @@ def decodeChain(data, firstType, start, end, allowEncrypted):
                 "%s payload of %d octets at offset %d overruns its parent (%d left)"
                 % (nameOf(PayloadType, nextType), length, offset, end - offset)
             )
+        cls = classOf(nextType)
+        if cls is not None and nextType not in _ENCRYPTED and length - 4 >= cls.minimumBodyLength:
+            # The common case: a known payload type in the middle of a chain.
+            payload = cls.decodeBody(view[offset + 4 : offset + length])
+            if flags & CRITICAL_FLAG:
+                payload.critical = True
+            payloads.append(payload)
+            offset += length
+            nextType = following
+            continue
         critical = bool(flags & CRITICAL_FLAG)
-        cls = _payloadClasses.get(nextType)
         if cls is None:
             if critical:
                 raise UnsupportedCriticalPayload(
