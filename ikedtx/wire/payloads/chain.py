@@ -29,24 +29,24 @@ def encodePayloads(payloads, followingType=PayloadType.NONE):
     @raise WireEncodeError: a payload does not fit its fields.
     """
     parts = []
-    n = len(payloads)
+    append = parts.append
+    pack = _GENERIC.pack
+    last = len(payloads) - 1
     for i, payload in enumerate(payloads):
         if payload.payloadType in _ENCRYPTED:
-            if i != n - 1:
+            if i != last:
                 raise WireEncodeError("an SK/SKF payload must be the last payload")
             following = payload.innerType
         else:
-            following = payloads[i + 1].payloadType if i + 1 < n else followingType
+            following = payloads[i + 1].payloadType if i < last else followingType
         body = payload.encodeBody()
         length = 4 + len(body)
         if length > 0xFFFF:
             raise WireEncodeError(
                 "%s payload of %d octets" % (type(payload).__name__, length)
             )
-        parts.append(
-            _GENERIC.pack(following, CRITICAL_FLAG if payload.critical else 0, length)
-        )
-        parts.append(body)
+        append(pack(following, CRITICAL_FLAG if payload.critical else 0, length))
+        append(body)
     return (payloads[0].payloadType if payloads else followingType), b"".join(parts)
 
 
