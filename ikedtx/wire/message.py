@@ -35,6 +35,8 @@ _MAX_LENGTH = 0xFFFFFFFF
 
 
 def _spi(value, name):
+    if value.__class__ is bytes and len(value) == 8:
+        return value
     if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != 8:
         raise WireEncodeError("%s must be 8 octets, not %r" % (name, value))
     return bytes(value)

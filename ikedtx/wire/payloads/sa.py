@@ -137,15 +137,17 @@ def _decodeAttributes(view, start, end):
 def _decodeTransforms(view, start, end, count):
     transforms = []
     offset = start
+    unpack = _TRANSFORM.unpack_from
     while offset < end:
         if end - offset < 8:
             raise InvalidSyntax("transform substructure truncated")
-        last, length, transformType, transformId = _TRANSFORM.unpack_from(view, offset)
+        last, length, transformType, transformId = unpack(view, offset)
         if length < 8:
             raise InvalidSyntax("transform length %d below 8" % (length,))
         if length > end - offset:
             raise InvalidSyntax("transform of %d octets overruns its proposal" % (length,))
-        isLast = offset + length == end
+        following = offset + length
+        isLast = following == end
         if last not in (_LAST, _MORE_TRANSFORMS) or (last == _LAST) != isLast:
             raise InvalidSyntax(
                 "transform Last Substruc %d where %s" % (last, "last" if isLast else "more follow")
@@ -154,10 +156,10 @@ def _decodeTransforms(view, start, end, count):
             Transform(
                 transformType,
                 transformId,
-                _decodeAttributes(view, offset + 8, offset + length),
+                _decodeAttributes(view, offset + 8, following) if length > 8 else (),
             )
         )
-        offset += length
+        offset = following
     if len(transforms) != count:
         raise InvalidSyntax(
             "proposal announces %d transforms, carries %d" % (count, len(transforms))
