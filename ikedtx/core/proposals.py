@@ -29,6 +29,25 @@ class Transform:
     keyLength: Optional[int] = None
 
 
+_interned = {}
+
+
+def internTransform(transformType, transformId, keyLength=None):
+    """
+    The one L{Transform} with these fields: the configuration's and the
+    peers' proposals share them, so that matching finds its equal by
+    identity before any field is compared (a few dozen kinds are in use;
+    the table is emptied when a peer's odd ids have grown it).
+    """
+    key = (transformType, transformId, keyLength)
+    transform = _interned.get(key)
+    if transform is None:
+        if len(_interned) > 4096:
+            _interned.clear()
+        transform = _interned[key] = Transform(transformType, transformId, keyLength)
+    return transform
+
+
 # Types that, when a proposal does not list them, mean "none" (RFC 7296
 # 3.3.3: INTEG and DH are optional; an ESP proposal without ESN means no ESN).
 _ABSENT_MEANS = {

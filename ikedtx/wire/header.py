@@ -26,6 +26,9 @@ from ikedtx.wire.constants import IKE_HEADER_LENGTH, HeaderFlag
 from ikedtx.wire.errors import InvalidMajorVersion, ShortDatagram
 
 _HEADER = struct.Struct("!8s8sBBBBII")
+# Plain ints: an int & an IntFlag member runs enum's Python __rand__.
+_INITIATOR = int(HeaderFlag.INITIATOR)
+_RESPONSE = int(HeaderFlag.RESPONSE)
 
 
 class Header(NamedTuple):
@@ -46,11 +49,11 @@ class Header(NamedTuple):
 
     @property
     def isInitiator(self):
-        return bool(self.flags & HeaderFlag.INITIATOR)
+        return bool(self.flags & _INITIATOR)
 
     @property
     def isResponse(self):
-        return bool(self.flags & HeaderFlag.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
     @classmethod
     def decode(cls, data):

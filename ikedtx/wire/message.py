@@ -19,9 +19,9 @@ final: the IKE header, any unencrypted payloads, and the SK generic header
 and the ciphertext, RFC 7296 3.14).
 """
 
-from ikedtx.wire.constants import IKE_HEADER_LENGTH, HeaderFlag, PayloadType
+from ikedtx.wire.constants import IKE_HEADER_LENGTH, PayloadType
 from ikedtx.wire.errors import LengthMismatch, MalformedMessage, WireEncodeError
-from ikedtx.wire.header import Header, packHeader
+from ikedtx.wire.header import _INITIATOR, _RESPONSE, Header, packHeader
 from ikedtx.wire.payloads import (
     _ENCRYPTED,
     _GENERIC,
@@ -35,6 +35,8 @@ _MAX_LENGTH = 0xFFFFFFFF
 
 
 def _spi(value, name):
+    if value.__class__ is bytes and len(value) == 8:
+        return value
     if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != 8:
         raise WireEncodeError("%s must be 8 octets, not %r" % (name, value))
     return bytes(value)
@@ -111,14 +113,14 @@ class Message(_Fields):
         """
         The I flag: sent by the original initiator of the IKE SA.
         """
-        return bool(self.flags & HeaderFlag.INITIATOR)
+        return bool(self.flags & _INITIATOR)
 
     @property
     def isResponse(self):
         """
         The R flag.
         """
-        return bool(self.flags & HeaderFlag.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
     @property
     def sealedPayload(self):

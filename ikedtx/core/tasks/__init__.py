@@ -63,19 +63,23 @@ class Task:
     priority = PRIORITY_OTHER
     _log = Logger()
 
+    # The starting values of the instance variables that are not
+    # containers (a dozen tasks are made per IKE SA: class attributes
+    # cost nothing until a task sets its own).
+    status = None
+    prepared = False
+    essential = True
+    refusal = None
+    # An initiator task that held the exchange (L{holding}) and, on
+    # what it waited for, fails it: the NegotiationFailed.
+    holdFailure = None
+    closeAfterResponse = None
+    spiError = None
+
     def __init__(self, initiator, requestId=None):
         self.initiator = initiator
         self.requestId = requestId
-        self.status = None
-        self.prepared = False
-        self.essential = True
-        self.refusal = None
-        # An initiator task that held the exchange (L{holding}) and, on
-        # what it waited for, fails it: the NegotiationFailed.
-        self.holdFailure = None
-        self.closeAfterResponse = None
         self.spis = {}
-        self.spiError = None
         self._spiTokens = {}
         # {name: (protocol, source, destination)} of each SPI asked for.
         self._spiTargets = {}

@@ -9,7 +9,6 @@ announced and learnt in both roles.
 """
 
 from ikedtx.core.tasks import DONE, Task
-from ikedtx.core.tasks.common import findNotify
 from ikedtx.wire.constants import ExchangeType, HashAlgorithm, NotifyType
 from ikedtx.wire.payloads import Notify, VendorID
 
@@ -32,13 +31,25 @@ def capabilityPayloads(core, ikeSA):
 
 
 def learnCapabilities(ikeSA, payloads):
-    if findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) is not None:
-        ikeSA.peerFragmentation = True
-    if findNotify(payloads, NotifyType.CHILDLESS_IKEV2_SUPPORTED) is not None:
-        ikeSA.peerChildless = True
-    hashes = findNotify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS)
+    # One pass over the payloads for the three Notify types (the first
+    # SIGNATURE_HASH_ALGORITHMS counts).
+    hashes = None
+    for p in payloads:
+        if isinstance(p, Notify):
+            notifyType = p.notifyType
+            if notifyType == _FRAGMENTATION:
+                ikeSA.peerFragmentation = True
+            elif notifyType == _CHILDLESS:
+                ikeSA.peerChildless = True
+            elif notifyType == _HASHES and hashes is None:
+                hashes = p
     if hashes is not None:
         ikeSA.peerSignatureHashes = tuple(hashes.hashAlgorithms)
+
+
+_FRAGMENTATION = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED
+_CHILDLESS = NotifyType.CHILDLESS_IKEV2_SUPPORTED
+_HASHES = NotifyType.SIGNATURE_HASH_ALGORITHMS
 
 
 class CapabilitiesTask(Task):

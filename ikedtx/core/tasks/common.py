@@ -6,7 +6,7 @@ selectors between the configuration, the wire and the core.
 
 from ikedtx.core import cryptoglue
 from ikedtx.core.errors import NegotiationFailed, RemoteProtocolError
-from ikedtx.core.proposals import Offer, Transform
+from ikedtx.core.proposals import Offer, internTransform
 from ikedtx.core.ts import TrafficSelector
 from ikedtx.wire.constants import NotifyType, isErrorNotify
 from ikedtx.wire.payloads import (
@@ -90,7 +90,7 @@ def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
         _offerCache.clear()
     offers = []
     for number, proposal in enumerate(proposals, 1):
-        transforms = tuple(Transform(t.type, t.id, t.keyLength) for t in proposal.transforms)
+        transforms = tuple(internTransform(t.type, t.id, t.keyLength) for t in proposal.transforms)
         offer = Offer(proposal.protocol, transforms, number, spi)
         offers.append(offer if withKeyExchange else offer.withoutKeyExchange())
     # Offers with an SPI (every Child SA and IKE SA rekey has its own) are
@@ -103,7 +103,8 @@ def offersFromConfig(proposals, spi=b"", withKeyExchange=True):
 
 def offersFromWire(sa):
     return [
-        Offer(p.protocolId, tuple(Transform(t.transformType, t.transformId, t.keyLength) for t in p.transforms), p.number,
+        Offer(p.protocolId, tuple(internTransform(t.transformType, t.transformId, t.keyLength) for t in p.transforms),
+              p.number,
               bytes(p.spi))
         for p in sa.proposals
     ]

@@ -38,6 +38,8 @@ def payloadClass(payloadType):
 
 
 def _bytes(value, what):
+    if value.__class__ is bytes:
+        return value
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError("%s must be bytes, not %r" % (what, type(value).__name__))
     return bytes(value)

@@ -29,24 +29,24 @@ def encodePayloads(payloads, followingType=PayloadType.NONE):
     @raise WireEncodeError: a payload does not fit its fields.
     """
     parts = []
-    n = len(payloads)
+    append = parts.append
+    pack = _GENERIC.pack
+    last = len(payloads) - 1
     for i, payload in enumerate(payloads):
         if payload.payloadType in _ENCRYPTED:
-            if i != n - 1:
+            if i != last:
                 raise WireEncodeError("an SK/SKF payload must be the last payload")
             following = payload.innerType
         else:
-            following = payloads[i + 1].payloadType if i + 1 < n else followingType
+            following = payloads[i + 1].payloadType if i < last else followingType
         body = payload.encodeBody()
         length = 4 + len(body)
         if length > 0xFFFF:
             raise WireEncodeError(
                 "%s payload of %d octets" % (type(payload).__name__, length)
             )
-        parts.append(
-            _GENERIC.pack(following, CRITICAL_FLAG if payload.critical else 0, length)
-        )
-        parts.append(body)
+        append(pack(following, CRITICAL_FLAG if payload.critical else 0, length))
+        append(body)
     return (payloads[0].payloadType if payloads else followingType), b"".join(parts)
 
 
@@ -67,13 +67,15 @@ def decodeChain(data, firstType, start, end, allowEncrypted):
     payloads = []
     nextType = firstType
     offset = start
-    while nextType != PayloadType.NONE:
+    unpack = _GENERIC.unpack_from
+    classOf = _payloadClasses.get
+    while nextType:  # PayloadType.NONE is 0
         if end - offset < 4:
             raise InvalidSyntax(
                 "%s payload header truncated at offset %d"
                 % (nameOf(PayloadType, nextType), offset)
             )
-        following, flags, length = _GENERIC.unpack_from(view, offset)
+        following, flags, length = unpack(view, offset)
         if length < 4:
             raise InvalidSyntax(
                 "%s payload length %d at offset %d"
@@ -84,8 +86,17 @@ def decodeChain(data, firstType, start, end, allowEncrypted):
                 "%s payload of %d octets at offset %d overruns its parent (%d left)"
                 % (nameOf(PayloadType, nextType), length, offset, end - offset)
             )
+        cls = classOf(nextType)
+        if cls is not None and nextType not in _ENCRYPTED and length - 4 >= cls.minimumBodyLength:
+            # The common case: a known payload type in the middle of a chain.
+            payload = cls.decodeBody(view[offset + 4 : offset + length])
+            if flags & CRITICAL_FLAG:
+                payload.critical = True
+            payloads.append(payload)
+            offset += length
+            nextType = following
+            continue
         critical = bool(flags & CRITICAL_FLAG)
-        cls = _payloadClasses.get(nextType)
         if cls is None:
             if critical:
                 raise UnsupportedCriticalPayload(

@@ -100,6 +100,11 @@ class Notify(Payload):
         return isErrorNotify(self.notifyType)
 
     def encodeBody(self):
+        try:
+            return _BBH.pack(self.protocolId, len(self.spi), self.notifyType) + self.spi + self.data
+        except struct.error:
+            # Say which field does not fit.
+            pass
         return (
             _BBH.pack(
                 _check(self.protocolId, 8, "protocol id"),

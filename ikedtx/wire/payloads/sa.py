@@ -45,11 +45,21 @@ class Attribute(_Fields):
         return isinstance(self.value, int)
 
     def encode(self):
-        _check(self.attributeType, 15, "attribute type")
+        attributeType, value = self.attributeType, self.value
+        if 0 <= attributeType < 0x8000:
+            # The common case without a call per field: struct refuses
+            # what does not fit, and the checks below then say why.
+            try:
+                if isinstance(value, int):
+                    return _HH.pack(_ATTRIBUTE_TV | attributeType, value)
+                return _HH.pack(attributeType, len(value)) + value
+            except struct.error:
+                pass
+        _check(attributeType, 15, "attribute type")
         if self.isTV:
-            return _HH.pack(_ATTRIBUTE_TV | self.attributeType, _check(self.value, 16, "TV value"))
-        _check(len(self.value), 16, "TLV length")
-        return _HH.pack(self.attributeType, len(self.value)) + self.value
+            return _HH.pack(_ATTRIBUTE_TV | attributeType, _check(value, 16, "TV value"))
+        _check(len(value), 16, "TLV length")
+        return _HH.pack(attributeType, len(value)) + value
 
 
 class Transform(_Fields):
@@ -84,7 +94,13 @@ class Transform(_Fields):
         return None
 
     def encode(self, last):
-        attributes = b"".join(a.encode() for a in self.attributes)
+        attributes = b"".join([a.encode() for a in self.attributes]) if self.attributes else b""
+        try:
+            return _TRANSFORM.pack(
+                _LAST if last else _MORE_TRANSFORMS, 8 + len(attributes), self.transformType, self.transformId
+            ) + attributes
+        except struct.error:
+            pass
         length = _check(8 + len(attributes), 16, "transform length")
         return (
             _TRANSFORM.pack(
@@ -121,15 +137,17 @@ def _decodeAttributes(view, start, end):
 def _decodeTransforms(view, start, end, count):
     transforms = []
     offset = start
+    unpack = _TRANSFORM.unpack_from
     while offset < end:
         if end - offset < 8:
             raise InvalidSyntax("transform substructure truncated")
-        last, length, transformType, transformId = _TRANSFORM.unpack_from(view, offset)
+        last, length, transformType, transformId = unpack(view, offset)
         if length < 8:
             raise InvalidSyntax("transform length %d below 8" % (length,))
         if length > end - offset:
             raise InvalidSyntax("transform of %d octets overruns its proposal" % (length,))
-        isLast = offset + length == end
+        following = offset + length
+        isLast = following == end
         if last not in (_LAST, _MORE_TRANSFORMS) or (last == _LAST) != isLast:
             raise InvalidSyntax(
                 "transform Last Substruc %d where %s" % (last, "last" if isLast else "more follow")
@@ -138,10 +156,10 @@ def _decodeTransforms(view, start, end, count):
             Transform(
                 transformType,
                 transformId,
-                _decodeAttributes(view, offset + 8, offset + length),
+                _decodeAttributes(view, offset + 8, following) if length > 8 else (),
             )
         )
-        offset += length
+        offset = following
     if len(transforms) != count:
         raise InvalidSyntax(
             "proposal announces %d transforms, carries %d" % (count, len(transforms))
@@ -173,9 +191,14 @@ class Proposal(_Fields):
 
     def encode(self, last):
         n = len(self.transforms)
-        transforms = b"".join(
-            t.encode(i == n - 1) for i, t in enumerate(self.transforms)
-        )
+        transforms = b"".join([t.encode(i == n - 1) for i, t in enumerate(self.transforms)])
+        try:
+            return _PROPOSAL.pack(
+                _LAST if last else _MORE_PROPOSALS, 8 + len(self.spi) + len(transforms), self.number,
+                self.protocolId, len(self.spi), n,
+            ) + self.spi + transforms
+        except struct.error:
+            pass
         length = _check(8 + len(self.spi) + len(transforms), 16, "proposal length")
         return (
             _PROPOSAL.pack(
