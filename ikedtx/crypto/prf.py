@@ -14,11 +14,9 @@ The AES PRFs take keys of any length (RFC 4434 and RFC 4615 section 3):
 the PSK, the nonces and SK_d reach them with other lengths than 16.
 """
 
-try:
-    # What hmac.digest calls after its Python checks of its arguments.
-    from _hashlib import hmac_digest as _hmacDigest
-except ImportError:  # a Python without OpenSSL's hashlib
-    from hmac import digest as _hmacDigest
+# The standard library's one-shot HMAC (OpenSSL's HMAC() in one C call
+# behind one Python frame; the public name, not _hashlib's private one).
+from hmac import digest as _hmacDigest
 
 from cryptography.hazmat.primitives import cmac, hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
