@@ -69,6 +69,7 @@ from bench.suites import GEN_ADDRESS, RESP_ADDRESS, SUITES, generatorConfig  # n
 SPOOF_NET = "198.18.0.0/15"
 TEMPLATES = 65536
 SUITE = SUITES["psk-ecp256"]
+EXCHANGES = {34: "IKE_SA_INIT", 35: "IKE_AUTH", 36: "CREATE_CHILD_SA", 37: "INFORMATIONAL"}
 
 
 def genuineRequest():
@@ -232,6 +233,8 @@ def peer(args):
             if isinstance(action, SendDatagram):
                 port = action.local[1]
                 socks[port].sendto((marker if port == 4500 else b"") + action.data, tuple(action.remote))
+                # the exchange type (octet 18 of the IKE header) and when
+                sends.append((round(time.monotonic() - start, 3), EXCHANGES.get(action.data[18], action.data[18])))
             elif isinstance(action, SetTimer):
                 timers[action.key] = time.monotonic() + action.delay
             elif isinstance(action, CancelTimer):
@@ -243,9 +246,11 @@ def peer(args):
             elif isinstance(action, RequestDone):
                 results[action.requestId] = action
 
-    times, failures = [], []
+    times, failures, sendLog = [], [], []
     for _ in range(args.connects):
         start = time.monotonic()
+        sends = []
+        sendLog.append(sends)
         requestId, actions = core.initiate("bench0")
         execute(actions)
         while requestId not in results:
@@ -276,7 +281,55 @@ def peer(args):
         for ikeSA in list(core.ikeSAs.values()):
             core.destroy(ikeSA, "next round")
         timers.clear()
-    print(json.dumps({"times": times, "failures": failures}))
+    print(json.dumps({"times": times, "failures": failures, "sends": sendLog}))
+
+
+class QueueSampler:
+    """
+    Samples the receive queue of the responder's UDP socket on port 500
+    (rx_queue of /proc/PID/net/udp: the octets waiting unread) every
+    C{interval} seconds in a thread, to tell a buffer full all the time
+    from one full in bursts.
+    """
+
+    def __init__(self, pid, interval=0.002):
+        import threading
+        self.path = "/proc/%d/net/udp" % (pid,)
+        self.interval = interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        with open(self.path) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1].endswith(":01F4"):
+                    return int(fields[4].split(":")[1], 16)
+        return None
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                queued = self._read()
+            except OSError:
+                return
+            if queued is not None:
+                self.samples.append(queued)
+
+    def stop(self):
+        """
+        Stop; return C{{"samples", "medianOctets", "p90Octets", "maxOctets"}}.
+        """
+        self._stop.set()
+        self._thread.join()
+        ordered = sorted(self.samples)
+        if not ordered:
+            return {"samples": 0, "medianOctets": None, "p90Octets": None, "maxOctets": None}
+        return {"samples": len(ordered), "medianOctets": ordered[len(ordered) // 2],
+                "p90Octets": ordered[int(len(ordered) * 0.9)], "maxOctets": ordered[-1]}
 
 
 def rxPackets(namespace, interface):
@@ -341,6 +394,7 @@ def run(args, rate, gen, resp, interface, name, workdir, log):
     floods = [gen.popen(python + ["--flooder", "--target", RESP_ADDRESS, "--rate", str(rate // args.flooders),
                                   "--duration", str(args.duration), "--share", str(k)],
                         stdout=subprocess.PIPE, env=env) for k in range(args.flooders)]
+    sampler = QueueSampler(responder.pid)
     time.sleep(args.settle)
     peerRun = gen.run(python + ["--peer", "--connects", str(args.connects), "--peer-timeout", str(args.peer_timeout)],
                       env=env, timeout=args.connects * args.peer_timeout + 30)
@@ -348,6 +402,7 @@ def run(args, rate, gen, resp, interface, name, workdir, log):
     sents = [json.loads(flood.communicate(timeout=args.duration + 60)[0].decode().strip().splitlines()[-1])
              for flood in floods]
     elapsed = time.monotonic() - t0
+    queue = sampler.stop()
     cpu = cpuSeconds(responder.pid) - cpu0
     load1 = os.getloadavg()[0]
     # The answers still on their way once the flooder stopped.
@@ -368,15 +423,24 @@ def run(args, rate, gen, resp, interface, name, workdir, log):
         "rcvbufDrops": drops, "filterDrops": filtered, "cpuSeconds": cpu, "cpuShare": cpu / elapsed,
         "cpuPerAnswerMicroseconds": 1e6 * cpu / max(answers, 1),
         "connectTimes": peerResult["times"], "connectFailures": peerResult["failures"],
+        "peerSends": peerResult.get("sends"), "receiveQueue": queue,
         "rssBeforeKiB": rssBefore, "rssAfterKiB": rssAfter,
     }
     log("  %s at %d/s: sent %d (%.0f/s), answered %d (%.0f/s, %.0f%%), kernel dropped %d unread and %d by filter, "
         "CPU %.0f%% of a core (%.1f us an answer), load average %.1f-%.1f, "
-        "connects %s, failures %s" % (
+        "connects %s (requests sent %s), failures %s, receive queue (KiB median/p90/max) %s" % (
         name, rate, row["sent"], row["sentPerSecond"], answers, row["answersPerSecond"], 100 * row["answeredShare"],
         drops, filtered, 100 * row["cpuShare"], row["cpuPerAnswerMicroseconds"], load0, load1,
-        ["%.2f" % t for t in row["connectTimes"]], row["connectFailures"]))
+        ["%.2f" % t for t in row["connectTimes"]], [s for s in row["peerSends"] or ()], row["connectFailures"],
+        _queue(row)))
     return row
+
+
+def _queue(row):
+    queue = row.get("receiveQueue") or {}
+    if not queue.get("samples"):
+        return "-"
+    return "%d / %d / %d" % (queue["medianOctets"] // 1024, queue["p90Octets"] // 1024, queue["maxOctets"] // 1024)
 
 
 def _connects(row, connects):
@@ -410,6 +474,9 @@ def table(rows, rate, args):
         ("responder CPU (share of one core)", lambda r: "%.0f%%" % (100 * r["cpuShare"])),
         ("responder CPU per answer", lambda r: "%.1f us" % r["cpuPerAnswerMicroseconds"]),
         ("legitimate peer connects in", lambda r: _connects(r, args.connects)),
+        ("peer requests sent, of 3 without loss (each connect)",
+         lambda r: ", ".join(str(len(s)) for s in r.get("peerSends") or ())),
+        ("port 500 receive queue, KiB unread (median / 90th pct / max of 2 ms samples)", _queue),
         ("responder RSS before / after (MiB)", lambda r: "%.1f / %.1f" % (r["rssBeforeKiB"] / 1024,
                                                                         r["rssAfterKiB"] / 1024)),
         ("load average (1 min) at start / end", lambda r: "%.1f / %.1f" % tuple(r["loadAverage"])),
