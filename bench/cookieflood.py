@@ -474,7 +474,7 @@ def table(rows, rate, args):
         ("responder CPU (share of one core)", lambda r: "%.0f%%" % (100 * r["cpuShare"])),
         ("responder CPU per answer", lambda r: "%.1f us" % r["cpuPerAnswerMicroseconds"]),
         ("legitimate peer connects in", lambda r: _connects(r, args.connects)),
-        ("peer requests sent, of 3 without loss (each connect)",
+        ("peer requests sent, 4 without a loss: INIT, INIT with COOKIE, AUTH, Delete (each connect)",
          lambda r: ", ".join(str(len(s)) for s in r.get("peerSends") or ())),
         ("port 500 receive queue, KiB unread (median / 90th pct / max of 2 ms samples)", _queue),
         ("responder RSS before / after (MiB)", lambda r: "%.1f / %.1f" % (r["rssBeforeKiB"] / 1024,
