@@ -639,9 +639,12 @@ class IKECore:
         """
         if local[1] == self.settings.nattPort and ikeSA.local[1] != local[1]:
             ikeSA.local = local
-            ikeSA.remote = remote
+            if remote[0] != ikeSA.remote[0]:
+                ikeSA.remote = remote
+                self.saIndex.moved(ikeSA)
+            else:
+                ikeSA.remote = remote
             ikeSA.nattEnabled = True
-            self.saIndex.moved(ikeSA)
         if ikeSA.natRemote and remote != ikeSA.remote:
             self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
             # Its Child SAs' ESP follows too (an UpdateChildSA).
@@ -819,8 +822,9 @@ class IKECore:
         records = (sas, tuple(child.kernelFlows(ikeSA, selectors)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
-        for spi in {child.spiIn, child.spiOut}:
-            self._childSpis.setdefault(spi, {})[child] = None
+        spis = self._childSpis
+        spis.setdefault(child.spiIn, {})[child] = None
+        spis.setdefault(child.spiOut, {})[child] = None
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
         # One info line per Child SA, when it is up (logging is about a tenth
         # of a responder's CPU per SA: bench/results-2026-12-03-neutral.md).

@@ -17,6 +17,9 @@ and reloads).
 
 from ikedtx.core.states import IKEState
 
+#: Not under any key.
+_ABSENT = object()
+
 
 class Groups:
     """
@@ -45,20 +48,22 @@ class Groups:
         """
         Put C{ikeSA} under C{key} (out of the key it was under).
         """
-        old = self._keyOf.get(ikeSA, self)
-        if old == key and old is not self:
-            return
-        if old is not self:
+        keyOf = self._keyOf
+        old = keyOf.get(ikeSA, _ABSENT)
+        if old is not _ABSENT:
+            if old == key:
+                return
             self._leave(old, ikeSA)
-        self._keyOf[ikeSA] = key
+        keyOf[ikeSA] = key
         members = self._members.get(key)
         if members is None:
-            members = self._members[key] = {}
-        members[ikeSA] = None
+            self._members[key] = {ikeSA: None}
+        else:
+            members[ikeSA] = None
 
     def remove(self, ikeSA):
-        key = self._keyOf.pop(ikeSA, self)
-        if key is not self:
+        key = self._keyOf.pop(ikeSA, _ABSENT)
+        if key is not _ABSENT:
             self._leave(key, ikeSA)
 
     def _leave(self, key, ikeSA):
@@ -135,8 +140,13 @@ class IKESAIndex:
                 groups.add(host, ikeSA)
 
     def destroyed(self, ikeSA):
-        for groups in (self.byHost, self.byPeer, self.byPolicy, self.contacting, self.holding):
-            groups.remove(ikeSA)
+        self.byHost.remove(ikeSA)
+        self.byPeer.remove(ikeSA)
+        self.byPolicy.remove(ikeSA)
+        if self.contacting._keyOf:
+            self.contacting.remove(ikeSA)
+        if self.holding._keyOf:
+            self.holding.remove(ikeSA)
 
     def check(self, core):
         """
