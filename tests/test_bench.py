@@ -221,6 +221,18 @@ class InMemoryBenchSmokeTests(SynchronousTestCase):
         self.assertIn("policy freeze, 20 IKE SAs", out)
         self.assertIn("freeze steps", out)
 
+    def test_scalecost(self):
+        """
+        bench/scalecost.py in two steps of 20 and 40 IKE SAs: a row each,
+        every IKE SA and Child SA up (no PROBLEM), opcodes counted.
+        """
+        out = self.runBench("bench/scalecost.py", "--steps", "20,40", "--window", "10", "--opcodes", "5", "--ids", "4")
+        rows = [line.split("|") for line in out.splitlines() if line.startswith("| 20 ") or line.startswith("| 40 ")]
+        self.assertEqual([int(r[1]) for r in rows], [20, 40])
+        self.assertNotIn("PROBLEM", out)
+        self.assertTrue(all(int(r[4]) > 0 and int(r[5]) > 0 for r in rows), out)
+        self.assertIn("freeze steps", out)
+
     def test_keepalive(self):
         """
         bench/keepalive.py: 5 IKE SAs for 10 simulated minutes, checked by

@@ -35,6 +35,7 @@ from ikedtx.core.errors import (
 from ikedtx.core.pools import AddressPools
 from ikedtx.core.policy import PolicyTable, peerAddressOf
 from ikedtx.core.sa import IKESA
+from ikedtx.core.saindex import IKESAIndex
 from ikedtx.core.settings import NATT_ONLY, CoreSettings
 from ikedtx.core.states import ChildEvent, ChildState, IKEEvent, IKEState
 from ikedtx.core.taskmanager import TaskManager, requestHash
@@ -121,6 +122,9 @@ class IKECore:
         #: set by the shell), or None without a radius server.
         self.radiusBackend = None
         self._children = {}
+        #: C{{spi: {ChildSA: None}}}: the Child SAs handed to the datapath,
+        #: by their inbound and outbound SPIs (a kernel's expire names one).
+        self._childSpis = {}
         self._reinitiateAttempts = {}
         self._cookieSecret = randomBytes(32)
         self._previousCookieSecret = None
@@ -131,6 +135,8 @@ class IKECore:
         self._fragments = limits.FragmentBudget(self.settings)
         self.responseCache = limits.ResponseCache(self.settings)
         self.peerIdentities = limits.PeerIdentities()
+        #: The IKE SAs by peer address, identity and policy (no walk of all).
+        self.saIndex = IKESAIndex()
         #: C{f(spi)}: the IKE SPI a worker of several keeps (its residue
         #: class, L{ikedtx.privsep.steering.ownSpi}), or L{None}.
         self.spiFilter = None
@@ -260,6 +266,7 @@ class IKECore:
         ikeSA.nattEnabled = nattOnly
         ikeSA.keepUp = keepUp
         self.ikeSAs[ikeSA.localSPI] = ikeSA
+        self.saIndex.registered(ikeSA)
         self._log.info("{policy}: initiating IKE SA to {peer}", policy=policy.name, peer=peer)
         ikeSA.taskManager.queueExchange(registry.establishTasks(requestId))
         return ikeSA
@@ -384,7 +391,22 @@ class IKECore:
         self._reinitiateAttempts.clear()
         return self._drain()
 
+    def _childBySpi(self, spi, match):
+        """
+        The IKE SA and Child SA with the SPI C{spi} for which C{match(child)}
+        is true, from the index of installed Child SAs; L{None} when it has
+        none (the caller then walks all: a Child SA it never saw).
+        """
+        for child in self._childSpis.get(spi, ()):
+            entry = self._children.get(child.reqid)
+            if entry is not None and child in entry[0].children and match(child):
+                return entry[0], child
+        return None
+
     def findChild(self, spiIn):
+        found = self._childBySpi(spiIn, lambda child: child.spiIn == spiIn)
+        if found is not None:
+            return found
         for ikeSA in self.ikeSAs.values():
             for child in ikeSA.children:
                 if child.spiIn == spiIn:
@@ -620,7 +642,11 @@ class IKECore:
         """
         if local[1] == self.settings.nattPort and ikeSA.local[1] != local[1]:
             ikeSA.local = local
-            ikeSA.remote = remote
+            if remote[0] != ikeSA.remote[0]:
+                ikeSA.remote = remote
+                self.saIndex.moved(ikeSA)
+            else:
+                ikeSA.remote = remote
             ikeSA.nattEnabled = True
         if ikeSA.natRemote and remote != ikeSA.remote:
             self._log.info("{ikeSA}: peer moved to {remote}", ikeSA=ikeSA, remote=remote)
@@ -799,6 +825,9 @@ class IKECore:
         records = (sas, tuple(child.kernelFlows(ikeSA, selectors)))
         child.kernelRecords = records
         self._children[child.reqid] = (ikeSA, child, task)
+        spis = self._childSpis
+        spis.setdefault(child.spiIn, {})[child] = None
+        spis.setdefault(child.spiOut, {})[child] = None
         self.emit(InstallChildSA(child.reqid, records[0], records[1]))
         # One info line per Child SA, when it is up (logging is about a tenth
         # of a responder's CPU per SA: bench/results-2026-12-03-neutral.md).
@@ -849,6 +878,10 @@ class IKECore:
         """
         if child in ikeSA.children:
             ikeSA.children.remove(child)
+        for spi in {child.spiIn, child.spiOut}:
+            held = self._childSpis.get(spi)
+            if held is not None and held.pop(child, 0) is None and not held:
+                del self._childSpis[spi]
         if child.state == ChildState.DELETED:
             return
         childrekey.releaseOutbound(self, ikeSA, child)
@@ -910,7 +943,7 @@ class IKECore:
         return None
 
     def _ikeSAOf(self, policyName):
-        for ikeSA in self.ikeSAs.values():
+        for ikeSA in self.saIndex.byPolicy.get(policyName):
             if ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED):
                 return ikeSA
         return None
@@ -919,17 +952,19 @@ class IKECore:
         """
         The datapath reports a Child SA's SA at its soft or hard lifetime.
         """
-        for ikeSA in list(self.ikeSAs.values()):
-            for child in ikeSA.children:
-                if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
-                    try:
-                        if hard:
-                            self._childHardExpired(ikeSA, child)
-                        else:
-                            childrekey.softExpired(self, ikeSA, child)
-                    except Exception:
-                        self._log.failure("internal error after the expire of {spi:08x}", spi=spi)
-                    return self._drain()
+        found = self._childBySpi(spi, lambda child: child.protocol == protocol)
+        candidates = [found] if found is not None else (
+            (ikeSA, child) for ikeSA in list(self.ikeSAs.values()) for child in ikeSA.children)
+        for ikeSA, child in candidates:
+            if child.protocol == protocol and spi in (child.spiIn, child.spiOut):
+                try:
+                    if hard:
+                        self._childHardExpired(ikeSA, child)
+                    else:
+                        childrekey.softExpired(self, ikeSA, child)
+                except Exception:
+                    self._log.failure("internal error after the expire of {spi:08x}", spi=spi)
+                return self._drain()
         self._log.debug("expire of unknown SA {spi:08x}", spi=spi)
         return self._drain()
 
@@ -1081,6 +1116,7 @@ class IKECore:
 
     def _registerResponderSA(self, ikeSA, halfOpenKey):
         self.ikeSAs[ikeSA.localSPI] = ikeSA
+        self.saIndex.registered(ikeSA)
         self._halfOpen[halfOpenKey] = ikeSA
         self._limits.opened(halfOpenKey)
         ikeSA.halfOpenKey = halfOpenKey
@@ -1107,6 +1143,7 @@ class IKECore:
         self.emit(IKESAUp(ikeSA.spiI, ikeSA.spiR, ikeSA.policy.name, ikeSA.local, ikeSA.remote, str(ikeSA.peerId)))
         lifetimes.armIKE(self, ikeSA)
         self.peerIdentities.established(ikeSA)
+        self.saIndex.established(ikeSA)
         singleikesa.enforce(self, ikeSA)
         self._log.info("{ikeSA}: established, peer {peer} ({auth})", ikeSA=ikeSA, peer=ikeSA.peerId,
                        auth=ikeSA.policy.name)
@@ -1124,6 +1161,7 @@ class IKECore:
         ikeSA.deleteReason = reason
         self.ikeSAs.pop(ikeSA.localSPI, None)
         self.peerIdentities.destroyed(ikeSA)
+        self.saIndex.destroyed(ikeSA)
         if ikeSA.halfOpenKey is not None and self._halfOpen.get(ikeSA.halfOpenKey) is ikeSA:
             del self._halfOpen[ikeSA.halfOpenKey]
             self._limits.closed(ikeSA.halfOpenKey)
@@ -1181,7 +1219,7 @@ class IKECore:
         never authenticate, and its end would not initiate the policy).
         """
         return any(ikeSA.policy.name == policyName and ikeSA.state not in (IKEState.CLOSING, IKEState.CLOSED)
-                   and (ikeSA.initiator or ikeSA.isEstablished) for ikeSA in self.ikeSAs.values())
+                   and (ikeSA.initiator or ikeSA.isEstablished) for ikeSA in self.saIndex.byPolicy.get(policyName))
 
     def reload(self, config, resolved=None):
         """

@@ -21,7 +21,7 @@ def enforce(core, ikeSA):
     """
     if not core.config.settings.enforceSingleIkeSa or ikeSA.peerId is None:
         return
-    for other in list(core.ikeSAs.values()):
+    for other in list(core.saIndex.byPeer.get(ikeSA.peerId)):
         if other is ikeSA or other.state != IKEState.VALID or other.peerId != ikeSA.peerId:
             continue
         if other.rekeyedBy is not None:

@@ -124,6 +124,7 @@ def verifyPeer(core, ikeSA, idPayload, authPayload, payloads, peerId=None):
             raise AuthenticationFailed("peer %s: %s" % (peerId, e), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.peerCredential = credential
     ikeSA.peerId = peerId
+    core.saIndex.identified(ikeSA)
 
 
 class AuthTask(Task):
@@ -290,6 +291,7 @@ class AuthTask(Task):
             ikeSA.authFailed = True
             raise RemoteProtocolError("no policy for peer %s" % (peerId,), NotifyType.AUTHENTICATION_FAILED)
         ikeSA.policy = policy
+        core.saIndex.byPolicy.add(policy.name, ikeSA)
         if auth is None or eaptask.usesEAP(policy):
             return self._startEAP(core, ikeSA, idi, auth, payloads)
         try:

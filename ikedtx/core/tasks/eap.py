@@ -218,6 +218,7 @@ def continueR(task, core, ikeSA, payloads):
     if not hmac.compare_digest(expected, bytes(auth.data)):
         _fail(core, ikeSA, task, "AUTH from the MSK does not verify")
     ikeSA.peerId = IKEIdentity.fromPayload(state.idi.idType, bytes(state.idi.data))
+    core.saIndex.identified(ikeSA)
     ikeSA.eapIdentity = state.identity
     why = limits.identityRefusal(core, ikeSA)
     if why is not None:

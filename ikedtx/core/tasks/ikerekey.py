@@ -103,6 +103,7 @@ def switch(core, old, new):
     old.rekeyedBy = new
     old.rekeying = None
     core.ikeSAs[new.localSPI] = new
+    core.saIndex.registered(new)
     new.children, old.children = old.children, []
     new.peerVirtualIPs, new.localVirtualIPs, new.peerConfig = old.peerVirtualIPs, old.localVirtualIPs, old.peerConfig
     old.peerVirtualIPs, old.localVirtualIPs, old.peerConfig = [], [], []
@@ -287,6 +288,7 @@ class IKERekeyTask(Task):
                 new.taskManager = _bareManager(core, new)
                 new.handle(IKEEvent.REKEYED)
                 core.ikeSAs[new.localSPI] = new
+                core.saIndex.registered(new)
                 new.taskManager.queueExchange([IKEDeleteTask(True, None, "redundant after a rekey collision")])
                 return DONE
             self._log.info("{ikeSA}: IKE SA rekey collision won", ikeSA=ikeSA)

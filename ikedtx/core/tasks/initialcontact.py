@@ -53,25 +53,30 @@ class InitialContactTask(Task):
 
     def prepareI(self, core, ikeSA):
         self._pending = (core, ikeSA)
+        core.saIndex.holding.add(ikeSA.remote[0], ikeSA)
 
     def buildI(self, core, ikeSA, payloads):
         self._pending = None
+        core.saIndex.holding.remove(ikeSA)
         # Not when another IKE SA to the peer is up: the peer would delete
         # it.
-        if not any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.VALID
-                   for other in core.ikeSAs.values()) and not _initialContactUnderway(core, ikeSA):
+        host = ikeSA.remote[0]
+        if not any(other is not ikeSA and other.remote[0] == host and other.state == IKEState.VALID
+                   for other in core.saIndex.byHost.get(host)) and not _initialContactUnderway(core, ikeSA):
             ikeSA.initialContactSent = True
+            core.saIndex.contacting.add(host, ikeSA)
             payloads.append(Notify(NotifyType.INITIAL_CONTACT))
 
     def failed(self, core, ikeSA, error):
         self._pending = None
+        core.saIndex.holding.remove(ikeSA)
         Task.failed(self, core, ikeSA, error)
 
     def processR(self, core, ikeSA, message, payloads):
         # After AuthTask: the peer is authenticated when the IKE SA is up.
         if findNotify(payloads, NotifyType.INITIAL_CONTACT) is None or not ikeSA.isEstablished:
             return
-        stale = [other for other in core.ikeSAs.values()
+        stale = [other for other in core.saIndex.byPeer.get(ikeSA.peerId)
                  if other is not ikeSA and other.peerId is not None and other.peerId == ikeSA.peerId
                  and other.localId == ikeSA.localId]
         for other in stale:
@@ -87,8 +92,9 @@ def _initialContactUnderway(core, ikeSA):
     Whether another IKE SA of C{core} to the peer of C{ikeSA} sent
     INITIAL_CONTACT and is not established yet.
     """
-    return any(other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.AUTH_REQUEST
-               and other.initialContactSent for other in core.ikeSAs.values())
+    host = ikeSA.remote[0]
+    return any(other is not ikeSA and other.remote[0] == host and other.state == IKEState.AUTH_REQUEST
+               and other.initialContactSent for other in core.saIndex.contacting.get(host))
 
 
 def released(core, ikeSA):
@@ -98,6 +104,11 @@ def released(core, ikeSA):
     """
     if not ikeSA.initialContactSent or not ikeSA.initiator:
         return
-    for other in list(core.ikeSAs.values()):
+    host = core.saIndex.contacting.keyOf(ikeSA)
+    core.saIndex.contacting.remove(ikeSA)
+    if host is None:
+        host = ikeSA.remote[0]
+    # Those waiting are between prepareI and buildI (holding).
+    for other in list(core.saIndex.holding.get(host)):
         if other is not ikeSA and other.remote[0] == ikeSA.remote[0] and other.state == IKEState.AUTH_REQUEST:
             other.taskManager.resume()

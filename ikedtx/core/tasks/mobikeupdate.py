@@ -48,6 +48,8 @@ def moveIkeSA(core, ikeSA, local, remote, natLocal=None, natRemote=None):
     children = [c for c in ikeSA.children if c.state == ChildState.INSTALLED]
     before = [tuple(c.kernelSAs(ikeSA)) for c in children]
     ikeSA.local, ikeSA.remote = local, remote
+    if moved:
+        core.saIndex.moved(ikeSA)
     if natLocal is not None:
         ikeSA.natLocal, ikeSA.natRemote = natLocal, natRemote
     for child, old in zip(children, before):
