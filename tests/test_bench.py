@@ -86,6 +86,23 @@ class TableTests(SynchronousTestCase):
         self.assertIn("group curve25519", text)
 
 
+class NullKernelTests(SynchronousTestCase):
+    def test_wholeInterface(self):
+        """
+        The load generator's datapath offers all of L{IKernel} (a missing
+        querySA made every DPD check of a generator holding SAs log an
+        AttributeError): a usage query answers an idle SA.
+        """
+        from zope.interface.verify import verifyObject
+
+        from bench.loadgen import NullKernel
+        from ikedtx.kernel.interfaces import IKernel, KernelSAUsage
+
+        kernel = NullKernel()
+        self.assertTrue(verifyObject(IKernel, kernel))
+        self.assertEqual(self.successResultOf(kernel.querySA(None)), KernelSAUsage())
+
+
 class SmokeTests(SynchronousTestCase):
     def test_ikedtxResponder(self):
         """
