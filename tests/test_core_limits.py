@@ -249,11 +249,14 @@ class MemoryReturnsTests(FloodTestCase):
         # when emptied; bounded by halfOpenMax), nothing per IKE SA: fewer
         # blocks than IKE SAs (a leak of anything per IKE SA leaves at least
         # one each; 314 left over were seen once in a full run, where other
-        # tests had run before in the same process).
+        # tests had run before in the same process). In octets: the
+        # capacity of the tables that held the 600 (ikeSAs, the half-open
+        # table, the per-peer limits, the IKE SA index's byPolicy: 18 KiB
+        # each, some 75 KiB in all), far below the IKE SAs' own.
         self.assertGreater(during - before, 600 * 1000)
         self.assertGreater(blocksDuring - blocksBefore, 600 * 20)
         self.assertLess(blocksAfter - blocksBefore, 600)
-        self.assertLess(after - before, 600 * 128)
+        self.assertLess(after - before, 600 * 160)
 
 
 class MalformedSACookieTests(FloodTestCase):
