@@ -36,7 +36,7 @@ After --settle seconds of flood, a legitimate peer (this script with
 retransmission schedule, 2 s doubling) connects --connects times in turn
 (IKE_SA_INIT, with the COOKIE it is asked for, then IKE_AUTH with a Child
 SA); each time is measured from initiate to the IKE SA up. The responder's
-CPU is utime+stime over the flood (and per answer); the load average and
+CPU is its threads' CPU time (schedstat) over the flood (and per answer); the load average and
 the commit of each run are in its table. Nothing is asserted: the figures are
 printed and, with --output, written as Markdown. The machine has other
 jobs: the figures say what one run saw.

@@ -112,7 +112,7 @@ def markdown(args, rows, started):
         "- command: `python3 bench/ikebench.py %s`" % (" ".join(args.argv),),
         "- window: %d negotiations in flight; %d initiator identities (%d for certificate suites); %s" % (
             args.window, args.ids, args.cert_ids, "responder pinned to CPU 1, generator to CPU 0" if not args.no_pin else "not pinned"),
-        "- CPU is each process's own CPU time (/proc/PID/stat utime+stime), not wall clock: the machine's 2 cores "
+        "- CPU is each process's own CPU time (the threads' /proc/PID/task/*/schedstat, to the nanosecond), not wall clock: the machine's 2 cores "
         "were shared with other jobs (column \"other\")",
         "",
     ]

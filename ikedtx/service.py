@@ -541,7 +541,7 @@ class IkedService(MultiService):
             cookieThreshold=_option(o, "cookie-threshold", 64), halfOpenPerPeer=_option(o, "half-open-per-peer", 32),
             halfOpenMax=_option(o, "half-open-max", 4096),
             ikeSAsPerIdentity=_option(o, "ike-sas-per-id", 100),
-            responseCacheBytesMax=_option(o, "response-cache-max", 16 << 20),
+            responseCacheBytesMax=_option(o, "response-cache-max", 256 << 20),
             passive=bool(o.get("passive")) or self.config.settings.passive,
             vendorId=b"ikedtx" if self.config.settings.vendorId else b"")
 

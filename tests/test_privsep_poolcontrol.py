@@ -310,7 +310,7 @@ class WorkerOptionsTests(SynchronousTestCase):
                  "verbose": True}
         options = workerOptions(given, 3)
         self.assertEqual((options["half-open-max"], options["cookie-threshold"]), (334, 0))
-        self.assertEqual(options["response-cache-max"], -(-(16 << 20) // 3))
+        self.assertEqual(options["response-cache-max"], -(-(256 << 20) // 3))
         self.assertEqual((options["half-open-per-peer"], options["ike-sas-per-id"], options["verbose"]),
                          (32, 100, True))
         self.assertEqual(given["half-open-max"], 1000)

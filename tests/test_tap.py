@@ -75,7 +75,7 @@ class OptionsTests(SynchronousTestCase):
         for the first) and have defaults.
         """
         o = parse()
-        self.assertEqual((o["ike-sas-per-id"], o["response-cache-max"]), (100, 16 << 20))
+        self.assertEqual((o["ike-sas-per-id"], o["response-cache-max"]), (100, 256 << 20))
         o = parse("--ike-sas-per-id", "0", "--response-cache-max", "1048576")
         self.assertEqual((o["ike-sas-per-id"], o["response-cache-max"]), (0, 1 << 20))
         e = self.assertRaises(usage.UsageError, parse, "--response-cache-max", "10")

@@ -66,7 +66,7 @@ from ikedtx.privsep.signer import SigningServer, socketpair
 
 #: The daemon-wide budgets each of N workers gets a share of (the defaults
 #: are ikedtx.tap's, as ikedtx.service._settings reads them).
-SHARED_BUDGETS = {"cookie-threshold": 64, "half-open-max": 4096, "response-cache-max": 16 << 20}
+SHARED_BUDGETS = {"cookie-threshold": 64, "half-open-max": 4096, "response-cache-max": 256 << 20}
 
 
 def workerOptions(options, count):
