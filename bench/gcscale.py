@@ -19,32 +19,8 @@ import time
 
 from twisted.logger import globalLogBeginner
 
+from bench.inmemory import StepReactor
 from tests.soak import Soak
-
-
-class _Reactor:
-    """
-    Just what FreezePolicy asks of a reactor: its steps run when the
-    harness says (between two IKE SAs, as the reactor would).
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def seconds(self):
-        return time.monotonic()
-
-    def callLater(self, delay, f, *args):
-        self.calls.append((f, args))
-        return self
-
-    def active(self):
-        return False
-
-    def run(self):
-        calls, self.calls = self.calls, []
-        for f, args in calls:
-            f(*args)
 
 
 def main(argv=None):
@@ -75,7 +51,7 @@ def main(argv=None):
         stats["longest"][g] = max(stats["longest"][g], spent)
 
     gc.callbacks.append(timed)
-    reactor = _Reactor()
+    reactor = StepReactor()
     policy = None
     if options.policy == "freeze":
         from ikedtx.net.gcpolicy import FreezePolicy

@@ -42,6 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from bench.inmemory import Opcodes  # noqa: E402
 from bench.suites import GEN_ADDRESS, RESP_ADDRESS, SUITES, generatorConfig, ikedtxResponderConfig  # noqa: E402
 
 IDS = 20
@@ -127,25 +128,16 @@ class Run:
         self.cpu = 0.0
         self.requests = 0
         self.opcodes = None
+        self._opcodes = None
 
     def countOpcodes(self):
         """
         Count the Python bytecode instructions the responder executes
-        (L{opcodes}): slow, but the same on a loaded machine as on a quiet
-        one (the C work, crypto included, is not counted).
+        (L{opcodes}, after L{establish}): slow, but the same on a loaded
+        machine as on a quiet one (the C work, crypto included, is not
+        counted).
         """
-        self.opcodes = 0
-
-        def local(frame, event, arg):
-            if event == "opcode":
-                self.opcodes += 1
-            return local
-
-        def trace(frame, event, arg):
-            frame.f_trace_opcodes = True
-            return local
-
-        self._trace = trace
+        self._opcodes = Opcodes()
 
     def close(self):
         from twisted.logger import globalLogPublisher
@@ -174,13 +166,13 @@ class Run:
                     self.requests += 1
                     if profiler is not None:
                         profiler.enable()
-                    if self.opcodes is not None:
-                        sys.settrace(self._trace)
+                    if self._opcodes is not None:
+                        self._opcodes.start()
                     start = process()
                     receive(data, remote, local)
                     self.cpu += process() - start
-                    if self.opcodes is not None:
-                        sys.settrace(None)
+                    if self._opcodes is not None:
+                        self._opcodes.stop()
                     if profiler is not None:
                         profiler.disable()
                 answers = self.outbox[:]
@@ -192,6 +184,8 @@ class Run:
         del clock, SendDatagram
         up = len(self.core.ikeSAs)
         children = len(self.core._children)
+        if self._opcodes is not None:
+            self.opcodes = self._opcodes.count
         return up, children
 
 

@@ -44,62 +44,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from bench.inmemory import Opcodes, StepReactor  # noqa: E402
 from bench.respcost import FakePort  # noqa: E402
 from bench.suites import GEN_ADDRESS, RESP_ADDRESS, SUITES, generatorConfig, ikedtxResponderConfig  # noqa: E402
 
 #: Virtual seconds between two IKE SAs: 10 s for 100,000, before any timer.
 SPACING = 0.0001
-
-
-class _Reactor:
-    """
-    Just what FreezePolicy asks of a reactor (as bench/gcscale.py): its
-    steps run between two IKE SAs.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def seconds(self):
-        return time.monotonic()
-
-    def callLater(self, delay, f, *args):
-        self.calls.append((f, args))
-        return self
-
-    def active(self):
-        return False
-
-    def run(self):
-        calls, self.calls = self.calls, []
-        for f, args in calls:
-            f(*args)
-
-
-class Opcodes:
-    """
-    Counts the bytecode instructions run between L{start} and L{stop}.
-    """
-
-    def __init__(self):
-        self.count = 0
-
-        def local(frame, event, arg):
-            if event == "opcode":
-                self.count += 1
-            return local
-
-        def trace(frame, event, arg):
-            frame.f_trace_opcodes = True
-            return local
-
-        self._trace = trace
-
-    def start(self):
-        sys.settrace(self._trace)
-
-    def stop(self):
-        sys.settrace(None)
 
 
 class Scale:
@@ -214,7 +164,7 @@ def main(argv=None):
 
     gc.collect()
     gc.freeze()
-    reactor = _Reactor()
+    reactor = StepReactor()
     policy = FreezePolicy(reactor, thawInterval=0)
     policy.start()
     print("%s %s%s, load average %s" % (args.label, args.suite, " childless" if args.childless else " + Child SA",
